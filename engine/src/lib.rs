@@ -1,0 +1,20 @@
+//! ringkeeper's engine: everything that decides what a ZooKeeper server answers, with no I/O.
+//!
+//! Pure and deterministic: no glommio, no sockets, no threads, no wall clock. The server crate
+//! hands in decoded bytes, the current time and ticks, and carries out what comes back.
+//!
+//! - [`proto`]: ZooKeeper's wire records and their jute codec (mirrors `zookeeper.jute`).
+//! - [`tree`]: the data tree of znodes with exact `Stat` bookkeeping.
+//! - [`txn`]: the replicated transaction record every write produces, and its one apply path.
+//! - [`acl`]: ACL checks, digest/ip/world/auth schemes.
+//! - [`session`]: the session table and its tick-driven expiry.
+//! - [`watch`]: one-shot, persistent and persistent-recursive watch tables.
+//! - [`request`]: turns a client request into a txn (validation) and a txn result into a reply.
+
+pub mod acl;
+pub mod proto;
+pub mod request;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod watch;

@@ -1,0 +1,2 @@
+//! `ringkeeper` binary entry point.
+fn main() {}

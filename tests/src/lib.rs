@@ -1,0 +1,216 @@
+//! Test harness: starts a real `ringkeeper` process (or, for differential runs, Apache
+//! ZooKeeper's own server) on 127.0.0.1 and hands its address to the tests.
+//!
+//! Set `RINGKEEPER_TEST_TARGET=apache` to run the same tests against Apache ZooKeeper 3.8 from
+//! the Debian package; by default they run against the `ringkeeper` binary of this workspace,
+//! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
+//! Every server is killed when its [`TestServer`] drops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Which server implementation a test run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Ringkeeper,
+    Apache,
+}
+
+impl Target {
+    pub fn from_env() -> Target {
+        match std::env::var("RINGKEEPER_TEST_TARGET").as_deref() {
+            Ok("apache") => Target::Apache,
+            _ => Target::Ringkeeper,
+        }
+    }
+}
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Path of the `ringkeeper` binary, built on first use in this process.
+pub fn ringkeeper_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(workspace_root())
+                .args(["build", "-q", "-p", "ringkeeper-server", "--bin", "ringkeeper"])
+                .status()
+                .expect("run cargo build for the ringkeeper binary");
+            assert!(status.success(), "building ringkeeper failed");
+            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
+            target_dir.join("debug").join("ringkeeper")
+        })
+        .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process under test, with its own data directory.
+pub struct TestServer {
+    pub target: Target,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    extra_config: String,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    /// Starts the target from `RINGKEEPER_TEST_TARGET` with a default standalone config.
+    pub fn start() -> TestServer {
+        Self::start_with("")
+    }
+
+    /// Starts with extra `zoo.cfg` lines appended (e.g. `"4lw.commands.whitelist=*"`).
+    pub fn start_with(extra_config: &str) -> TestServer {
+        let target = Target::from_env();
+        let mut server = TestServer {
+            target,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            extra_config: extra_config.to_string(),
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// The zoo.cfg this server runs with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("zoo.cfg")
+    }
+
+    fn write_config(&self) {
+        let data = self.dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let cfg = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n{}\n",
+            data.display(),
+            self.port,
+            self.extra_config
+        );
+        std::fs::write(self.config_path(), cfg).unwrap();
+    }
+
+    fn launch(&mut self) {
+        self.write_config();
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let mut command = match self.target {
+            Target::Ringkeeper => {
+                let mut c = Command::new(ringkeeper_binary());
+                c.arg(self.config_path());
+                c
+            }
+            Target::Apache => apache_command(&self.config_path(), self.dir.path()),
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn server");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited during start-up ({status}); log:\n{}", self.log());
+            }
+            if self.four_letter("srvr").contains("Mode:") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up within 60 s; log:\n{}", self.log());
+    }
+
+    /// `host:port` for a ZooKeeper connect string.
+    pub fn connect_string(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Sends a four-letter word and returns everything the server wrote before closing.
+    /// Empty on connection failure.
+    pub fn four_letter(&self, word: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2)) else {
+            return String::new();
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        if stream.write_all(word.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    }
+
+    /// The server's combined stdout/stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `kill -9` the server process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills (if running) and starts again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The command that runs Apache ZooKeeper's standalone server from the Debian package.
+fn apache_command(config: &Path, dir: &Path) -> Command {
+    let jars: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.ends_with(".jar"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut c = Command::new("java");
+    c.arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+        .arg("-cp")
+        .arg(jars.join(":"))
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(config);
+    c
+}
