@@ -1,0 +1,1533 @@
+//! `zoo.cfg`: the daemon's configuration, read once at start-up on the main thread.
+//!
+//! In: the text of an Apache ZooKeeper `zoo.cfg` (a Java properties file), plus
+//! ringkeeper's own keys under `ringkeeper.`. Out: a validated [`Config`] and a list of
+//! human-readable warnings for the caller to log. Nothing here touches a socket or a core;
+//! only [`Config::load`] reads files (the config itself and `<dataDir>/myid`).
+//!
+//! Invariant: a `Config` that comes out of [`Config::parse`] is internally consistent
+//! (ports in range, `minSessionTimeout <= maxSessionTimeout`, unique server ids and
+//! addresses, ...). Every rejected value produces a [`ConfigError`] whose text names the
+//! key, the value and what would have been accepted.
+//!
+//! Compatibility with Apache ZooKeeper 3.8 (`QuorumPeerConfig`):
+//! - Properties syntax as `java.util.Properties`: `key=value`, `key: value`, `key value`,
+//!   `#`/`!` comments, backslash escapes and line continuation. Keys and values are trimmed.
+//! - A key given twice: the last value wins (as in Apache); ringkeeper warns about it.
+//! - Apache hands every key it does not parse itself to a JVM system property named
+//!   `zookeeper.<key>` (that is how `snapCount`, `forceSync`, `4lw.commands.whitelist`,
+//!   `DigestAuthenticationProvider.superDigest`, ... work). For those keys ringkeeper accepts
+//!   both the short form and the `zookeeper.`-prefixed form.
+//! - Keys Apache knows but ringkeeper does not implement (yet) are accepted without a warning
+//!   and listed in [`Config::ignored_keys`], so the daemon can log them once at info level.
+//!   Keys whose silent omission would change behaviour the user relies on (TLS ports,
+//!   hierarchical quorums, SASL) produce a warning; `dynamicConfigFile` is an error, because
+//!   ignoring it would start a standalone server where an ensemble was meant.
+//! - Unknown keys produce a warning that names the key.
+//!
+//! Deliberate differences: `clientPort=0` means "listen on any free port" (Apache: "no client
+//! port"); `tickTime` defaults to 3000 as in Apache when a file is given, while the embedded
+//! default (no file) uses 2000; server ids must be in 1..=255 (1..=254 with
+//! `extendedTypesEnabled`), which Apache documents but does not check.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::four_letter::Whitelist;
+
+/// Apache's default `tickTime` when a file does not set it (`ZooKeeperServer.DEFAULT_TICK_TIME`).
+pub const APACHE_DEFAULT_TICK_TIME_MS: u32 = 3000;
+/// Default `jute.maxbuffer`: the largest packet (request or znode data) accepted, in bytes.
+pub const DEFAULT_JUTE_MAX_BUFFER: u32 = 0xfffff;
+/// Apache's floor for `autopurge.snapRetainCount`.
+pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
+
+/// A server's role in the ensemble (`server.N=...:participant|observer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// Votes in elections and counts towards the write quorum.
+    Participant,
+    /// Receives the committed stream but never votes.
+    Observer,
+}
+
+impl fmt::Display for PeerRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerRole::Participant => "participant",
+            PeerRole::Observer => "observer",
+        })
+    }
+}
+
+/// One `server.N=host:peerPort:electionPort[:role][;[clientAddr:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// `N`: the server id (`myid`), 1..=255.
+    pub id: u64,
+    /// Host name or IP literal (IPv6 without the brackets) for peer and election traffic.
+    pub host: String,
+    /// Port followers use to connect to the leader (quorum port, e.g. 2888).
+    pub peer_port: u16,
+    /// Port used by leader election (e.g. 3888).
+    pub election_port: u16,
+    /// Participant (default) or observer.
+    pub role: PeerRole,
+    /// Client listen address from the `;clientAddr:clientPort` part, if given.
+    pub client_address: Option<String>,
+    /// Client port from the `;...clientPort` part, if given.
+    pub client_port: Option<u16>,
+}
+
+/// The validated configuration. Units are in the field names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `tickTime`: the basic time unit (heartbeats, session timeouts), ms.
+    pub tick_time_ms: u32,
+    /// `clientPort`. `None` when the file does not set it (use the own `server.N` client port,
+    /// else 2181, see [`Config::effective_client_port`]). `Some(0)`: ringkeeper extension,
+    /// bind any free port (the daemon reports the one it got).
+    pub client_port: Option<u16>,
+    /// `clientPortAddress`: host or IP to bind the client port to; `None` = all interfaces.
+    pub client_port_address: Option<String>,
+    /// `dataDir`: snapshots (and the log when `dataLogDir` is unset). Kept as written.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`: transaction log directory, if separate.
+    pub data_log_dir: Option<PathBuf>,
+    /// `maxClientCnxns`: connections per client IP, 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `minSessionTimeout` (default 2 * tickTime), ms.
+    pub min_session_timeout_ms: u32,
+    /// `maxSessionTimeout` (default 20 * tickTime), ms.
+    pub max_session_timeout_ms: u32,
+    /// `4lw.commands.whitelist`: which four-letter words answer (`srvr` always does).
+    pub four_letter_whitelist: Whitelist,
+    /// `extendedTypesEnabled`: TTL nodes etc. (limits server ids to 1..=254).
+    pub extended_types_enabled: bool,
+    /// `jute.maxbuffer`: largest accepted packet, bytes.
+    pub jute_max_buffer: u32,
+    /// `server.N` lines, sorted by id.
+    pub servers: Vec<ServerEntry>,
+    /// `standaloneEnabled` (default true): one participant means standalone mode.
+    pub standalone_enabled: bool,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    /// `initLimit`, ticks (0 = not set; required in an ensemble).
+    pub init_limit: u32,
+    /// `syncLimit`, ticks (0 = not set; required in an ensemble).
+    pub sync_limit: u32,
+    /// `snapCount`: transactions between snapshots.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3).
+    pub autopurge_snap_retain_count: u32,
+    /// `autopurge.purgeInterval`, hours (0 = never purge).
+    pub autopurge_purge_interval_hours: u32,
+    /// `forceSync` (`yes`/`no`, default yes): fdatasync before acknowledging.
+    pub force_sync: bool,
+    /// `globalOutstandingLimit`: requests in flight before throttling clients.
+    pub global_outstanding_limit: u32,
+    /// `ringkeeper.network.cores`: cores running client network executors (`0,1`, `0-3`).
+    /// Empty when not configured: the daemon chooses (the tuning tool writes this key).
+    pub network_cores: Vec<usize>,
+    /// `ringkeeper.data.core`: core of the ZAB / data-tree executor.
+    pub data_core: Option<usize>,
+    /// `ringkeeper.log.core`: core of the log (fsync) executor.
+    pub log_core: Option<usize>,
+    /// `ringkeeper.pin` (default false): pin executors to their cores; false lets them float.
+    pub pin: bool,
+    /// `ringkeeper.log.batchBytesMax`: flush a group commit at this many bytes.
+    pub log_batch_bytes_max: u64,
+    /// `ringkeeper.log.batchCountMax`: flush a group commit at this many records.
+    pub log_batch_count_max: u32,
+    /// `ringkeeper.log.batchDelayMicros`: longest wait for more records before a flush, µs.
+    pub log_batch_delay_micros: u64,
+    /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
+    pub queue_depth: usize,
+    /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
+    pub my_id: Option<u64>,
+    /// Every `key=value` of the file in file order, duplicates included (for `conf`).
+    pub raw: Vec<(String, String)>,
+    /// Apache keys accepted but not used by ringkeeper; worth one info line at start-up.
+    pub ignored_keys: Vec<String>,
+}
+
+/// Default `ringkeeper.log.batchBytesMax`.
+pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
+/// Default `ringkeeper.log.batchCountMax`.
+pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
+/// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
+pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
+/// Default `ringkeeper.queue.depth`.
+pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
+
+/// Why a configuration was rejected. Each message names the key and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file (or `myid`) could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A value that does not parse or is out of range.
+    #[error("{key}: \"{value}\" {reason}")]
+    BadValue {
+        /// The key as written in the file.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What is wrong and what is allowed, e.g. `is not a port (expected ...)`.
+        reason: String,
+    },
+    /// A required key is missing (Apache's wording: `dataDir is not set`).
+    #[error("{key} is not set{hint}")]
+    Missing {
+        /// The key that must be set.
+        key: String,
+        /// Extra context, starting with a separator (may be empty).
+        hint: String,
+    },
+    /// Values that are fine alone but not together.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// An Apache feature ringkeeper refuses rather than silently ignores.
+    #[error("{key}: not supported by ringkeeper: {reason}")]
+    Unsupported {
+        /// The key.
+        key: String,
+        /// Why and what to do instead.
+        reason: String,
+    },
+}
+
+fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Embedded default when no file is given: single node, 127.0.0.1:2181, data under
+    /// `./ringkeeper-data`, tickTime 2000.
+    pub fn embedded_default() -> Config {
+        Config::defaults(
+            2000,
+            PathBuf::from("./ringkeeper-data"),
+            Some(2181),
+            Some("127.0.0.1".into()),
+        )
+    }
+
+    fn defaults(
+        tick_time_ms: u32,
+        data_dir: PathBuf,
+        client_port: Option<u16>,
+        addr: Option<String>,
+    ) -> Config {
+        Config {
+            tick_time_ms,
+            client_port,
+            client_port_address: addr,
+            data_dir,
+            data_log_dir: None,
+            max_client_cnxns: 60,
+            min_session_timeout_ms: tick_time_ms * 2,
+            max_session_timeout_ms: tick_time_ms * 20,
+            four_letter_whitelist: Whitelist::default(),
+            extended_types_enabled: false,
+            jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
+            servers: Vec::new(),
+            standalone_enabled: true,
+            super_digest: None,
+            init_limit: 0,
+            sync_limit: 0,
+            snap_count: 100_000,
+            autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
+            autopurge_purge_interval_hours: 0,
+            force_sync: true,
+            global_outstanding_limit: 1000,
+            network_cores: Vec::new(),
+            data_core: None,
+            log_core: None,
+            pin: false,
+            log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
+            log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
+            log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
+            queue_depth: DEFAULT_QUEUE_DEPTH,
+            my_id: None,
+            raw: Vec::new(),
+            ignored_keys: Vec::new(),
+        }
+    }
+
+    /// Parse `zoo.cfg` text. Returns the config and warnings (unknown keys, duplicates, values
+    /// adjusted as Apache adjusts them). Relative paths are kept as written, as Apache does.
+    pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let entries = parse_properties(text);
+        let mut warnings = Vec::new();
+
+        // Last value wins, as with java.util.Properties; remember where each key was first seen.
+        let mut effective: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        for e in &entries {
+            if let Some((prev_line, _)) =
+                effective.insert(e.key.as_str(), (e.line, e.value.as_str()))
+            {
+                warnings.push(format!(
+                    "{} is set more than once (lines {} and {}); the last value wins",
+                    e.key, prev_line, e.line
+                ));
+            }
+        }
+        // Walk keys in file order of their last occurrence so messages follow the file.
+        let mut ordered: Vec<(&str, usize, &str)> = effective
+            .iter()
+            .map(|(k, (line, v))| (*k, *line, *v))
+            .collect();
+        ordered.sort_by_key(|(_, line, _)| *line);
+
+        let mut cfg = Config::defaults(APACHE_DEFAULT_TICK_TIME_MS, PathBuf::new(), None, None);
+        cfg.raw = entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect();
+        let mut data_dir: Option<PathBuf> = None;
+        let mut min_session: Option<(String, i64)> = None;
+        let mut max_session: Option<(String, i64)> = None;
+        let mut whitelist_warnings = Vec::new();
+        let mut server_lines: Vec<(String, String)> = Vec::new();
+
+        for (key, line, value) in ordered {
+            let short = canonical_key(key);
+            match short {
+                "dataDir" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a directory path)"));
+                    }
+                    data_dir = Some(PathBuf::from(value));
+                }
+                "dataLogDir" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a directory path)"));
+                    }
+                    cfg.data_log_dir = Some(PathBuf::from(value));
+                }
+                "clientPort" => {
+                    cfg.client_port = Some(parse_port(key, value, true)?);
+                }
+                "clientPortAddress" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a host name or IP address)"));
+                    }
+                    cfg.client_port_address = Some(value.to_owned());
+                }
+                "tickTime" => {
+                    cfg.tick_time_ms = parse_int(key, value, 1, i32::MAX as i64, "a positive integer (milliseconds)")? as u32;
+                }
+                "maxClientCnxns" => {
+                    cfg.max_client_cnxns = parse_int(key, value, 0, i32::MAX as i64, "an integer >= 0 (0 = unlimited)")? as u32;
+                }
+                "minSessionTimeout" => {
+                    let v = parse_int(key, value, -1, i32::MAX as i64, "an integer >= 0 in milliseconds, or -1 for 2 * tickTime")?;
+                    min_session = Some((key.to_owned(), v));
+                }
+                "maxSessionTimeout" => {
+                    let v = parse_int(key, value, -1, i32::MAX as i64, "an integer >= 0 in milliseconds, or -1 for 20 * tickTime")?;
+                    max_session = Some((key.to_owned(), v));
+                }
+                "initLimit" => {
+                    cfg.init_limit = parse_int(key, value, 0, i32::MAX as i64, "an integer >= 1 (ticks)")? as u32;
+                }
+                "syncLimit" => {
+                    cfg.sync_limit = parse_int(key, value, 0, i32::MAX as i64, "an integer >= 1 (ticks)")? as u32;
+                }
+                "standaloneEnabled" => cfg.standalone_enabled = parse_bool(key, value)?,
+                "4lw.commands.whitelist" => {
+                    let (list, unknown) = Whitelist::parse(value);
+                    cfg.four_letter_whitelist = list;
+                    for word in unknown {
+                        whitelist_warnings.push(format!(
+                            "{key}: \"{word}\" is not a four-letter word ringkeeper knows; ignored"
+                        ));
+                    }
+                }
+                "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
+                "jute.maxbuffer" => {
+                    cfg.jute_max_buffer = parse_java_int_decode(key, value)?;
+                }
+                "DigestAuthenticationProvider.superDigest" => {
+                    match value.split_once(':') {
+                        Some((user, hash)) if !user.is_empty() && !hash.is_empty() => {
+                            cfg.super_digest = Some(value.to_owned());
+                        }
+                        _ => {
+                            return Err(bad(key, value, "is not a digest (expected user:base64-sha1, e.g. super:D/InIHSb7yEEbrWz8b9l71RjZJU=)"))
+                        }
+                    }
+                }
+                "snapCount" => {
+                    cfg.snap_count = parse_int(key, value, 2, i64::MAX, "an integer >= 2 (transactions)")? as u64;
+                }
+                "autopurge.snapRetainCount" => {
+                    let v = parse_int(key, value, i32::MIN as i64, i32::MAX as i64, "an integer (snapshots to keep, at least 3)")?;
+                    if v < MIN_SNAP_RETAIN_COUNT as i64 {
+                        warnings.push(format!(
+                            "{key}: {v} is below the minimum; using {MIN_SNAP_RETAIN_COUNT} (as Apache does)"
+                        ));
+                        cfg.autopurge_snap_retain_count = MIN_SNAP_RETAIN_COUNT;
+                    } else {
+                        cfg.autopurge_snap_retain_count = v as u32;
+                    }
+                }
+                "autopurge.purgeInterval" => {
+                    cfg.autopurge_purge_interval_hours =
+                        parse_int(key, value, 0, i32::MAX as i64, "an integer >= 0 (hours, 0 = never)")? as u32;
+                }
+                "forceSync" => {
+                    cfg.force_sync = match value.to_ascii_lowercase().as_str() {
+                        "yes" | "true" => true,
+                        "no" | "false" => false,
+                        _ => return Err(bad(key, value, "is not a switch (expected yes or no)")),
+                    };
+                }
+                "globalOutstandingLimit" => {
+                    cfg.global_outstanding_limit =
+                        parse_int(key, value, 1, i32::MAX as i64, "a positive integer (requests)")? as u32;
+                }
+                "electionAlg" => {
+                    if value.trim() != "3" {
+                        return Err(bad(key, value, "is not supported (only 3, fast leader election, exists)"));
+                    }
+                    cfg.ignored_keys.push(key.to_owned());
+                }
+                "peerType" => {
+                    parse_role(key, value)?;
+                    cfg.ignored_keys.push(key.to_owned());
+                }
+                "dynamicConfigFile" => {
+                    return Err(ConfigError::Unsupported {
+                        key: key.to_owned(),
+                        reason: "list the server.N lines in zoo.cfg itself".into(),
+                    });
+                }
+                "ringkeeper.network.cores" => cfg.network_cores = parse_core_list(key, value)?,
+                "ringkeeper.data.core" => cfg.data_core = Some(parse_core(key, value)?),
+                "ringkeeper.log.core" => cfg.log_core = Some(parse_core(key, value)?),
+                "ringkeeper.pin" => cfg.pin = parse_bool(key, value)?,
+                "ringkeeper.log.batchBytesMax" => {
+                    cfg.log_batch_bytes_max = parse_int(key, value, 1, i64::MAX, "a positive integer (bytes)")? as u64;
+                }
+                "ringkeeper.log.batchCountMax" => {
+                    cfg.log_batch_count_max = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (records)")? as u32;
+                }
+                "ringkeeper.log.batchDelayMicros" => {
+                    cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
+                }
+                "ringkeeper.queue.depth" => {
+                    cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
+                }
+                _ if key.starts_with("server.") => server_lines.push((key.to_owned(), value.to_owned())),
+                _ => match classify_other(key, short, value) {
+                    Other::Ignored => cfg.ignored_keys.push(key.to_owned()),
+                    Other::IgnoredWithWarning(w) => {
+                        cfg.ignored_keys.push(key.to_owned());
+                        warnings.push(w);
+                    }
+                    Other::Unknown => warnings.push(format!(
+                        "unknown key {key} (line {line}); ignored"
+                    )),
+                },
+            }
+        }
+        warnings.extend(whitelist_warnings);
+
+        cfg.data_dir = data_dir.ok_or_else(|| ConfigError::Missing {
+            key: "dataDir".into(),
+            hint: String::new(),
+        })?;
+        if cfg.client_port.is_none() && cfg.client_port_address.is_some() {
+            return Err(ConfigError::Inconsistent(
+                "clientPortAddress is set but clientPort is not set".into(),
+            ));
+        }
+
+        // Session timeouts: -1 (or unset) means the tickTime-derived default.
+        cfg.min_session_timeout_ms = match min_session {
+            Some((_, v)) if v >= 0 => v as u32,
+            _ => cfg.tick_time_ms.saturating_mul(2),
+        };
+        cfg.max_session_timeout_ms = match max_session {
+            Some((_, v)) if v >= 0 => v as u32,
+            _ => cfg.tick_time_ms.saturating_mul(20),
+        };
+        if cfg.min_session_timeout_ms > cfg.max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent(format!(
+                "minSessionTimeout must not be larger than maxSessionTimeout (minSessionTimeout={}, maxSessionTimeout={})",
+                cfg.min_session_timeout_ms, cfg.max_session_timeout_ms
+            )));
+        }
+
+        cfg.servers = parse_servers(&server_lines, cfg.extended_types_enabled)?;
+        let participants = cfg
+            .servers
+            .iter()
+            .filter(|s| s.role == PeerRole::Participant)
+            .count();
+        let observers = cfg.servers.len() - participants;
+        if participants == 0 {
+            if !cfg.standalone_enabled {
+                return Err(ConfigError::Inconsistent(
+                    "standaloneEnabled = false then number of participants should be >0".into(),
+                ));
+            }
+            if observers > 0 {
+                return Err(ConfigError::Inconsistent(
+                    "Observers w/o participants is an invalid configuration".into(),
+                ));
+            }
+        } else if participants == 1 && cfg.standalone_enabled {
+            if observers > 0 {
+                return Err(ConfigError::Inconsistent(
+                    "Observers w/o quorum is an invalid configuration".into(),
+                ));
+            }
+            warnings.push(
+                "only one server is listed and standaloneEnabled=true: running standalone (the server.N line is ignored)".into(),
+            );
+        } else {
+            if participants <= 2 {
+                warnings.push(
+                    "No server failure will be tolerated. You need at least 3 servers.".into(),
+                );
+            } else if participants % 2 == 0 {
+                warnings
+                    .push("Non-optimal configuration, consider an odd number of servers.".into());
+            }
+            if cfg.init_limit == 0 {
+                return Err(ConfigError::Missing {
+                    key: "initLimit".into(),
+                    hint: " (required with more than one server)".into(),
+                });
+            }
+            if cfg.sync_limit == 0 {
+                return Err(ConfigError::Missing {
+                    key: "syncLimit".into(),
+                    hint: " (required with more than one server)".into(),
+                });
+            }
+        }
+
+        Ok((cfg, warnings))
+    }
+
+    /// Read and parse `path`; then read `<dataDir>/myid` if it exists (as Apache does) and
+    /// check it against the server list. An I/O error names the file.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (mut cfg, warnings) = Config::parse(&text)?;
+        let myid_path = cfg.data_dir.join("myid");
+        if myid_path.is_file() {
+            let text = std::fs::read_to_string(&myid_path).map_err(|source| ConfigError::Io {
+                path: myid_path.clone(),
+                source,
+            })?;
+            let first = text.lines().next().unwrap_or("").trim();
+            let id = first.parse::<u64>().map_err(|_| {
+                bad(
+                    &myid_path.display().to_string(),
+                    first,
+                    "is not a server id (expected an integer 1..=255)",
+                )
+            })?;
+            cfg.my_id = Some(id);
+        }
+        cfg.check_my_id()?;
+        Ok((cfg, warnings))
+    }
+
+    /// In an ensemble, `my_id` must be set and listed; called by [`Config::load`].
+    pub fn check_my_id(&self) -> Result<(), ConfigError> {
+        if !self.is_distributed() {
+            return Ok(());
+        }
+        match self.my_id {
+            None => Err(ConfigError::Inconsistent(format!(
+                "myid file is missing (expected {} containing this server's id)",
+                self.data_dir.join("myid").display()
+            ))),
+            Some(id) if !self.servers.iter().any(|s| s.id == id) => {
+                Err(ConfigError::Inconsistent(format!(
+                    "myid {id} is not one of the configured servers ({})",
+                    self.servers
+                        .iter()
+                        .map(|s| format!("server.{}", s.id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// True when this config describes an ensemble rather than a standalone server
+    /// (Apache: more than one participant, or any participant with standaloneEnabled=false).
+    pub fn is_distributed(&self) -> bool {
+        let participants = self
+            .servers
+            .iter()
+            .filter(|s| s.role == PeerRole::Participant)
+            .count();
+        participants > 1 || (participants == 1 && !self.standalone_enabled)
+    }
+
+    /// The directory the transaction log goes to (`dataLogDir`, else `dataDir`).
+    pub fn log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    /// The client port to listen on: `clientPort`, else this server's `server.N` client
+    /// port, else 2181.
+    pub fn effective_client_port(&self) -> u16 {
+        if let Some(p) = self.client_port {
+            return p;
+        }
+        self.my_id
+            .and_then(|id| self.servers.iter().find(|s| s.id == id))
+            .and_then(|s| s.client_port)
+            .unwrap_or(2181)
+    }
+}
+
+/// Strip the `zookeeper.` prefix Apache adds when it turns a key into a system property.
+fn canonical_key(key: &str) -> &str {
+    match key.strip_prefix("zookeeper.") {
+        Some(rest) if PASSTHROUGH_KEYS.contains(&rest) => rest,
+        _ => key,
+    }
+}
+
+/// Keys Apache reads as `zookeeper.<key>` system properties (so both spellings work).
+const PASSTHROUGH_KEYS: &[&str] = &[
+    "4lw.commands.whitelist",
+    "extendedTypesEnabled",
+    "jute.maxbuffer",
+    "DigestAuthenticationProvider.superDigest",
+    "snapCount",
+    "forceSync",
+    "globalOutstandingLimit",
+    "preAllocSize",
+    "skipACL",
+    "maxCnxns",
+    "serverCnxnFactory",
+    "traceFile",
+    "fsync.warningthresholdms",
+    "cnxTimeout",
+    "snapSizeLimitInKb",
+    "commitLogCount",
+    "txnLogSizeLimitInKb",
+    "digest.enabled",
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "admin.idleTimeout",
+    "admin.commandURL",
+    "watchManagerName",
+    "maxResponseCacheSize",
+    "maxGetChildrenResponseCacheSize",
+    "leaderServes",
+    "electionPortBindRetry",
+    "tcpKeepAlive",
+    "clientTcpKeepAlive",
+    "snapshot.trust.empty",
+    "audit.enable",
+    "request.throttle.maxRequests",
+];
+
+enum Other {
+    Ignored,
+    IgnoredWithWarning(String),
+    Unknown,
+}
+
+/// Keys Apache parses itself that ringkeeper accepts but does not act on.
+const IGNORED_KEYS: &[&str] = &[
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "observerMasterPort",
+    "clientPortListenBacklog",
+    "connectToLearnerMasterLimit",
+    "quorumListenOnAllIPs",
+    "syncEnabled",
+    "reconfigEnabled",
+    "quorum.cnxn.threads.size",
+    "jvm.pause.info-threshold.ms",
+    "jvm.pause.warn-threshold.ms",
+    "jvm.pause.sleep.time.ms",
+    "jvm.pause.monitor",
+    "oraclePath",
+    "readonlymode.enabled",
+    "sslQuorumReloadCertFiles",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal",
+];
+
+fn classify_other(key: &str, short: &str, value: &str) -> Other {
+    let on = value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("yes");
+    if PASSTHROUGH_KEYS.contains(&short) || IGNORED_KEYS.contains(&short) {
+        return Other::Ignored;
+    }
+    match short {
+        "secureClientPort" | "secureClientPortAddress" => Other::IgnoredWithWarning(format!(
+            "{key}: TLS client connections are not supported yet; only clientPort is served"
+        )),
+        "sslQuorum" | "portUnification" | "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl"
+        | "quorum.auth.learnerRequireSasl" => {
+            if on {
+                Other::IgnoredWithWarning(format!("{key}={value}: not supported yet; peers connect without it"))
+            } else {
+                Other::Ignored
+            }
+        }
+        _ if key.starts_with("group.") || key.starts_with("weight.") => Other::IgnoredWithWarning(format!(
+            "{key}: hierarchical quorums are not supported; every participant has one vote (majority quorum)"
+        )),
+        _ if key.starts_with("metricsProvider.")
+            || key.starts_with("multiAddress.")
+            || key.starts_with("admin.")
+            || key.starts_with("ssl.")
+            || key.starts_with("authProvider.")
+            || key.starts_with("zookeeper.") =>
+        {
+            Other::Ignored
+        }
+        _ => Other::Unknown,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Value parsers
+
+fn parse_int(
+    key: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+    expected: &str,
+) -> Result<i64, ConfigError> {
+    let v: i64 = value
+        .strip_prefix('+')
+        .unwrap_or(value)
+        .parse()
+        .map_err(|_| {
+            bad(
+                key,
+                value,
+                format!("is not an integer (expected {expected})"),
+            )
+        })?;
+    if v < min || v > max {
+        return Err(bad(
+            key,
+            value,
+            format!("is out of range (expected {expected})"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Java's `Integer.decode` subset Apache uses for `jute.maxbuffer`: decimal or `0x` hex.
+fn parse_java_int_decode(key: &str, value: &str) -> Result<u32, ConfigError> {
+    const EXPECTED: &str = "(expected a positive integer number of bytes, decimal or 0x hex)";
+    let parsed = if let Some(hex) = value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        i64::from_str_radix(hex, 16).ok()
+    } else {
+        value.parse::<i64>().ok()
+    };
+    match parsed {
+        Some(v) if v > 0 && v <= i32::MAX as i64 => Ok(v as u32),
+        Some(_) => Err(bad(key, value, format!("is out of range {EXPECTED}"))),
+        None => Err(bad(key, value, format!("is not an integer {EXPECTED}"))),
+    }
+}
+
+fn parse_port(key: &str, value: &str, zero_ok: bool) -> Result<u16, ConfigError> {
+    let expected = if zero_ok {
+        "expected an integer 1..=65535, or 0 for any free port"
+    } else {
+        "expected an integer 1..=65535"
+    };
+    let v: i64 = value
+        .parse()
+        .map_err(|_| bad(key, value, format!("is not a port ({expected})")))?;
+    let min = if zero_ok { 0 } else { 1 };
+    if v < min || v > 65535 {
+        return Err(bad(key, value, format!("is not a port ({expected})")));
+    }
+    Ok(v as u16)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    if value.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(bad(key, value, "is not a boolean (expected true or false)"))
+    }
+}
+
+fn parse_role(key: &str, value: &str) -> Result<PeerRole, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "participant" => Ok(PeerRole::Participant),
+        "observer" => Ok(PeerRole::Observer),
+        _ => Err(bad(
+            key,
+            value,
+            "is not a peer type (expected participant or observer)",
+        )),
+    }
+}
+
+const MAX_CORE_ID: usize = 4095;
+
+fn parse_core(key: &str, value: &str) -> Result<usize, ConfigError> {
+    let expected = format!("expected a core id 0..={MAX_CORE_ID}");
+    let v: usize = value
+        .parse()
+        .map_err(|_| bad(key, value, format!("is not a core id ({expected})")))?;
+    if v > MAX_CORE_ID {
+        return Err(bad(key, value, format!("is not a core id ({expected})")));
+    }
+    Ok(v)
+}
+
+/// `0,1`, `0-3`, `0-1,4`: ascending order of first appearance is kept; duplicates rejected.
+fn parse_core_list(key: &str, value: &str) -> Result<Vec<usize>, ConfigError> {
+    const EXPECTED: &str = "expected core ids like 0,1 or 0-3";
+    let mut cores = Vec::new();
+    let mut seen = BTreeSet::new();
+    for part in value.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(bad(key, value, format!("has an empty entry ({EXPECTED})")));
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (parse_core(key, a.trim())?, parse_core(key, b.trim())?),
+            None => {
+                let c = parse_core(key, part)?;
+                (c, c)
+            }
+        };
+        if lo > hi {
+            return Err(bad(
+                key,
+                value,
+                format!("has a descending range {part} ({EXPECTED})"),
+            ));
+        }
+        for c in lo..=hi {
+            if !seen.insert(c) {
+                return Err(bad(
+                    key,
+                    value,
+                    format!("names core {c} twice ({EXPECTED})"),
+                ));
+            }
+            cores.push(c);
+        }
+    }
+    Ok(cores)
+}
+
+const SERVER_FORMAT: &str =
+    "expected host:peerPort:electionPort[:participant|observer][;[clientAddress:]clientPort]";
+
+/// Split `host:rest` where host may be a bracketed IPv6 literal; returns (host, rest parts).
+fn split_host(key: &str, whole: &str, s: &str) -> Result<(String, Vec<String>), ConfigError> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let Some(end) = inner.find("]:") else {
+            return Err(bad(
+                key,
+                whole,
+                format!(
+                    "starts an IPv6 address with '[' but has no matching ']:' ({SERVER_FORMAT})"
+                ),
+            ));
+        };
+        let host = inner[..end].to_owned();
+        let rest = inner[end + 2..].split(':').map(str::to_owned).collect();
+        Ok((host, rest))
+    } else {
+        let mut parts = s.split(':');
+        let host = parts.next().unwrap_or("").to_owned();
+        Ok((host, parts.map(str::to_owned).collect()))
+    }
+}
+
+fn parse_server(key: &str, value: &str, extended_types: bool) -> Result<ServerEntry, ConfigError> {
+    let max_id: u64 = if extended_types { 254 } else { 255 };
+    let id_text = &key["server.".len()..];
+    let id: u64 = id_text.parse().map_err(|_| {
+        bad(
+            key,
+            id_text,
+            format!("is not a server id (expected server.N with N in 1..={max_id})"),
+        )
+    })?;
+    if id == 0 || id > max_id {
+        let why = if extended_types {
+            " because extendedTypesEnabled=true"
+        } else {
+            ""
+        };
+        return Err(bad(
+            key,
+            id_text,
+            format!("is out of range (expected a server id in 1..={max_id}{why})"),
+        ));
+    }
+    if value.contains('|') {
+        return Err(ConfigError::Unsupported {
+            key: key.to_owned(),
+            reason: "several addresses per server (a|b) are not supported yet; give one host"
+                .into(),
+        });
+    }
+    let (server_part, client_part) = match value.split(';').collect::<Vec<_>>().as_slice() {
+        [s] => (*s, None),
+        [s, c] => (*s, Some(*c)),
+        _ => {
+            return Err(bad(
+                key,
+                value,
+                format!("has more than one ';' ({SERVER_FORMAT})"),
+            ))
+        }
+    };
+    let (host, rest) = split_host(key, value, server_part.trim())?;
+    if host.is_empty() || !(2..=3).contains(&rest.len()) {
+        return Err(bad(
+            key,
+            value,
+            format!("is not a server address ({SERVER_FORMAT})"),
+        ));
+    }
+    let port_of = |what: &str, p: &str| -> Result<u16, ConfigError> {
+        let v: i64 = p.trim().parse().map_err(|_| {
+            bad(
+                key,
+                value,
+                format!("has {what} \"{p}\" which is not a port (expected an integer 1..=65535)"),
+            )
+        })?;
+        if !(1..=65535).contains(&v) {
+            return Err(bad(
+                key,
+                value,
+                format!("has {what} {v} which is not a port (expected an integer 1..=65535)"),
+            ));
+        }
+        Ok(v as u16)
+    };
+    let peer_port = port_of("peer port", &rest[0])?;
+    let election_port = port_of("election port", &rest[1])?;
+    if peer_port == election_port {
+        return Err(bad(
+            key,
+            value,
+            format!("uses port {peer_port} for both peer and election traffic (they must differ)"),
+        ));
+    }
+    let role = match rest.get(2) {
+        None => PeerRole::Participant,
+        Some(r) => match r.trim().to_ascii_lowercase().as_str() {
+            "participant" => PeerRole::Participant,
+            "observer" => PeerRole::Observer,
+            _ => {
+                return Err(bad(
+                    key,
+                    value,
+                    format!("has peer type \"{r}\" (expected participant or observer)"),
+                ))
+            }
+        },
+    };
+    let (client_address, client_port) = match client_part.map(str::trim) {
+        None => (None, None),
+        Some("") => {
+            return Err(bad(
+                key,
+                value,
+                format!("has an empty client part after ';' ({SERVER_FORMAT})"),
+            ))
+        }
+        Some(c) => {
+            if c.starts_with('[') || c.contains(':') {
+                let (h, rest) = split_host(key, value, c)?;
+                if h.is_empty() || rest.len() != 1 {
+                    return Err(bad(
+                        key,
+                        value,
+                        format!("has a bad client address \"{c}\" ({SERVER_FORMAT})"),
+                    ));
+                }
+                (Some(h), Some(port_of("client port", &rest[0])?))
+            } else {
+                (None, Some(port_of("client port", c)?))
+            }
+        }
+    };
+    Ok(ServerEntry {
+        id,
+        host,
+        peer_port,
+        election_port,
+        role,
+        client_address,
+        client_port,
+    })
+}
+
+fn parse_servers(
+    lines: &[(String, String)],
+    extended_types: bool,
+) -> Result<Vec<ServerEntry>, ConfigError> {
+    let mut servers: Vec<ServerEntry> = Vec::with_capacity(lines.len());
+    for (key, value) in lines {
+        let entry = parse_server(key, value, extended_types)?;
+        if let Some(other) = servers.iter().find(|s| s.id == entry.id) {
+            return Err(ConfigError::Inconsistent(format!(
+                "server id {} is listed twice ({} and {})",
+                entry.id,
+                describe(other),
+                key
+            )));
+        }
+        for other in &servers {
+            for (a, what_a) in [(entry.peer_port, "peer"), (entry.election_port, "election")] {
+                for (b, what_b) in [(other.peer_port, "peer"), (other.election_port, "election")] {
+                    if a == b && other.host.eq_ignore_ascii_case(&entry.host) {
+                        return Err(ConfigError::Inconsistent(format!(
+                            "{key} {what_a} address {}:{a} is already used as the {what_b} address of server.{}",
+                            entry.host, other.id
+                        )));
+                    }
+                }
+            }
+        }
+        servers.push(entry);
+    }
+    servers.sort_by_key(|s| s.id);
+    Ok(servers)
+}
+
+fn describe(s: &ServerEntry) -> String {
+    format!("server.{}", s.id)
+}
+
+// ---------------------------------------------------------------------------------------
+// java.util.Properties syntax
+
+struct Entry {
+    key: String,
+    value: String,
+    /// 1-based line where the logical line starts.
+    line: usize,
+}
+
+/// Split text into `key`/`value` entries following `java.util.Properties.load` rules, then trim
+/// both (as `QuorumPeerConfig` does).
+fn parse_properties(text: &str) -> Vec<Entry> {
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let start_line = i + 1;
+        let first = lines[i].trim_start_matches([' ', '\t', '\x0c']);
+        i += 1;
+        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
+            continue;
+        }
+        // Join continuation lines: an odd number of trailing backslashes continues the line.
+        let mut logical = String::from(first);
+        while ends_with_odd_backslashes(&logical) && i < lines.len() {
+            logical.pop();
+            logical.push_str(lines[i].trim_start_matches([' ', '\t', '\x0c']));
+            i += 1;
+        }
+        if ends_with_odd_backslashes(&logical) {
+            logical.pop();
+        }
+        let (raw_key, raw_value) = split_key_value(&logical);
+        out.push(Entry {
+            key: unescape(raw_key).trim().to_owned(),
+            value: unescape(raw_value).trim().to_owned(),
+            line: start_line,
+        });
+    }
+    out
+}
+
+fn ends_with_odd_backslashes(s: &str) -> bool {
+    s.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
+}
+
+/// The key ends at the first unescaped `=`, `:` or whitespace; then whitespace and at most
+/// one `=`/`:` separate it from the value.
+fn split_key_value(line: &str) -> (&str, &str) {
+    let bytes = line.as_bytes();
+    let mut k = 0;
+    let mut escaped = false;
+    while k < bytes.len() {
+        let c = bytes[k];
+        if escaped {
+            escaped = false;
+        } else if c == b'\\' {
+            escaped = true;
+        } else if c == b'=' || c == b':' || c == b' ' || c == b'\t' || c == b'\x0c' {
+            break;
+        }
+        k += 1;
+    }
+    let key = &line[..k];
+    let mut v = k;
+    while v < bytes.len() && matches!(bytes[v], b' ' | b'\t' | b'\x0c') {
+        v += 1;
+    }
+    if v < bytes.len() && (bytes[v] == b'=' || bytes[v] == b':') {
+        v += 1;
+        while v < bytes.len() && matches!(bytes[v], b' ' | b'\t' | b'\x0c') {
+            v += 1;
+        }
+    }
+    (key, &line[v..])
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = chars.clone().take(4).collect();
+                match u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)
+                    .and_then(char::from_u32)
+                {
+                    Some(ch) => {
+                        out.push(ch);
+                        for _ in 0..4 {
+                            chars.next();
+                        }
+                    }
+                    None => out.push('u'),
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text).expect("config parses").0
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text)
+            .expect_err("config must be rejected")
+            .to_string()
+    }
+
+    const MINIMAL: &str = "dataDir=/var/lib/zk\n";
+
+    #[test]
+    fn realistic_ensemble_zoo_cfg() {
+        let text = "\
+# The number of milliseconds of each tick
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=/var/lib/zookeeper
+dataLogDir = /fast/zk-log
+clientPort=2181
+clientPortAddress: 0.0.0.0
+maxClientCnxns=100
+! another comment style
+autopurge.snapRetainCount=5
+autopurge.purgeInterval=24
+4lw.commands.whitelist=stat, ruok, conf, isro, mntr
+admin.enableServer=false
+metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+metricsProvider.httpPort=7000
+forceSync=no
+snapCount=50000
+zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=
+server.1=zk1.example.com:2888:3888
+server.2=zk2.example.com:2888:3888:participant;2181
+server.3=[fe80::1]:2888:3888;0.0.0.0:2182
+server.4=zk4.example.com:2888:3888:observer
+ringkeeper.network.cores=0-1,3
+ringkeeper.data.core=2
+ringkeeper.log.core=2
+ringkeeper.pin=true
+ringkeeper.log.batchBytesMax=262144
+ringkeeper.log.batchCountMax=256
+ringkeeper.log.batchDelayMicros=200
+ringkeeper.queue.depth=4096
+";
+        let (cfg, warnings) = Config::parse(text).unwrap();
+        assert_eq!(cfg.tick_time_ms, 2000);
+        assert_eq!((cfg.init_limit, cfg.sync_limit), (10, 5));
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(cfg.log_dir(), Path::new("/fast/zk-log"));
+        assert_eq!(cfg.client_port, Some(2181));
+        assert_eq!(cfg.client_port_address.as_deref(), Some("0.0.0.0"));
+        assert_eq!(cfg.max_client_cnxns, 100);
+        assert_eq!(
+            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+            (4000, 40000)
+        );
+        assert_eq!(cfg.autopurge_snap_retain_count, 5);
+        assert_eq!(cfg.autopurge_purge_interval_hours, 24);
+        assert!(cfg.four_letter_whitelist.allows("mntr"));
+        assert!(
+            cfg.four_letter_whitelist.allows("srvr"),
+            "srvr is always allowed"
+        );
+        assert!(!cfg.four_letter_whitelist.allows("dump"));
+        assert!(!cfg.force_sync);
+        assert_eq!(cfg.snap_count, 50000);
+        assert_eq!(
+            cfg.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        assert_eq!(cfg.servers.len(), 4);
+        assert_eq!(
+            cfg.servers[1],
+            ServerEntry {
+                id: 2,
+                host: "zk2.example.com".into(),
+                peer_port: 2888,
+                election_port: 3888,
+                role: PeerRole::Participant,
+                client_address: None,
+                client_port: Some(2181),
+            }
+        );
+        assert_eq!(cfg.servers[2].host, "fe80::1");
+        assert_eq!(cfg.servers[2].client_address.as_deref(), Some("0.0.0.0"));
+        assert_eq!(cfg.servers[2].client_port, Some(2182));
+        assert_eq!(cfg.servers[3].role, PeerRole::Observer);
+        assert!(cfg.is_distributed());
+        assert_eq!(cfg.network_cores, vec![0, 1, 3]);
+        assert_eq!((cfg.data_core, cfg.log_core), (Some(2), Some(2)));
+        assert!(cfg.pin);
+        assert_eq!(cfg.log_batch_bytes_max, 262144);
+        assert_eq!(cfg.log_batch_count_max, 256);
+        assert_eq!(cfg.log_batch_delay_micros, 200);
+        assert_eq!(cfg.queue_depth, 4096);
+        assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
+        assert_eq!(cfg.raw.len(), 29);
+        assert!(cfg.ignored_keys.contains(&"admin.enableServer".to_owned()));
+        assert!(cfg
+            .ignored_keys
+            .contains(&"metricsProvider.httpPort".to_owned()));
+        // 3 participants + an observer: no warnings at all.
+        assert_eq!(warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn defaults_match_apache() {
+        let cfg = parse(MINIMAL);
+        assert_eq!(cfg.tick_time_ms, 3000);
+        assert_eq!(cfg.client_port, None);
+        assert_eq!(cfg.effective_client_port(), 2181);
+        assert_eq!(cfg.max_client_cnxns, 60);
+        assert_eq!(
+            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+            (6000, 60000)
+        );
+        assert_eq!(cfg.jute_max_buffer, 0xfffff);
+        assert_eq!(cfg.snap_count, 100_000);
+        assert_eq!(cfg.autopurge_snap_retain_count, 3);
+        assert_eq!(cfg.autopurge_purge_interval_hours, 0);
+        assert!(
+            cfg.force_sync && cfg.standalone_enabled && !cfg.extended_types_enabled && !cfg.pin
+        );
+        assert_eq!(cfg.global_outstanding_limit, 1000);
+        assert_eq!(cfg.queue_depth, 1024);
+        assert_eq!(cfg.four_letter_whitelist, Whitelist::default());
+        assert!(cfg.four_letter_whitelist.allows("srvr"));
+        assert!(!cfg.four_letter_whitelist.allows("ruok"));
+        assert!(!cfg.is_distributed());
+    }
+
+    #[test]
+    fn embedded_default() {
+        let cfg = Config::embedded_default();
+        assert_eq!(cfg.tick_time_ms, 2000);
+        assert_eq!(cfg.client_port, Some(2181));
+        assert_eq!(cfg.client_port_address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(cfg.data_dir, PathBuf::from("./ringkeeper-data"));
+        assert_eq!(
+            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
+            (4000, 40000)
+        );
+        assert!(cfg.servers.is_empty());
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let text = "  dataDir   /a/b\\\n    /c\nkey\\:with\\=escapes = v\\tx\\u0041\nclientPort : 2181  \n\r\n#x=y\n";
+        let (cfg, warnings) = Config::parse(text).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/a/b/c"));
+        assert_eq!(cfg.client_port, Some(2181));
+        assert_eq!(
+            cfg.raw[1],
+            ("key:with=escapes".to_owned(), "v\txA".to_owned())
+        );
+        assert_eq!(
+            warnings,
+            vec!["unknown key key:with=escapes (line 3); ignored".to_owned()]
+        );
+    }
+
+    #[test]
+    fn duplicate_key_last_wins_with_warning() {
+        let (cfg, warnings) = Config::parse("dataDir=/a\nclientPort=1\nclientPort=2\n").unwrap();
+        assert_eq!(cfg.client_port, Some(2));
+        assert_eq!(
+            warnings,
+            vec![
+                "clientPort is set more than once (lines 2 and 3); the last value wins".to_owned()
+            ]
+        );
+        assert_eq!(cfg.raw.len(), 3);
+    }
+
+    #[test]
+    fn unknown_and_ignored_keys() {
+        let text = "dataDir=/a\nfooBar=1\nzookeeper.something=2\nsecureClientPort=2281\ngroup.1=1:2:3\nskipACL=yes\nsnapshot.trust.empty=true\n";
+        let (cfg, warnings) = Config::parse(text).unwrap();
+        assert_eq!(
+            warnings,
+            vec![
+                "unknown key fooBar (line 2); ignored".to_owned(),
+                "secureClientPort: TLS client connections are not supported yet; only clientPort is served".to_owned(),
+                "group.1: hierarchical quorums are not supported; every participant has one vote (majority quorum)".to_owned(),
+            ]
+        );
+        assert_eq!(
+            cfg.ignored_keys,
+            [
+                "zookeeper.something",
+                "secureClientPort",
+                "group.1",
+                "skipACL",
+                "snapshot.trust.empty"
+            ]
+        );
+    }
+
+    #[test]
+    fn zookeeper_prefixed_passthrough_keys() {
+        let cfg = parse("dataDir=/a\nzookeeper.snapCount=7\nzookeeper.jute.maxbuffer=0x200000\nzookeeper.4lw.commands.whitelist=*\nzookeeper.extendedTypesEnabled=true\n");
+        assert_eq!(cfg.snap_count, 7);
+        assert_eq!(cfg.jute_max_buffer, 0x200000);
+        assert_eq!(cfg.four_letter_whitelist, Whitelist::All);
+        assert!(cfg.extended_types_enabled);
+        assert_eq!(
+            parse("dataDir=/a\njute.maxbuffer=4194304\n").jute_max_buffer,
+            4194304
+        );
+    }
+
+    #[test]
+    fn whitelist_unknown_word_warns() {
+        let (cfg, warnings) =
+            Config::parse("dataDir=/a\n4lw.commands.whitelist=ruok,, bogus ,stat\n").unwrap();
+        assert!(
+            cfg.four_letter_whitelist.allows("ruok") && cfg.four_letter_whitelist.allows("stat")
+        );
+        assert_eq!(
+            warnings,
+            vec!["4lw.commands.whitelist: \"bogus\" is not a four-letter word ringkeeper knows; ignored".to_owned()]
+        );
+    }
+
+    #[test]
+    fn client_port_zero_means_any() {
+        assert_eq!(parse("dataDir=/a\nclientPort=0\n").client_port, Some(0));
+    }
+
+    #[test]
+    fn error_messages() {
+        let cases: &[(&str, &str)] = &[
+            ("clientPort=2181\n", "dataDir is not set"),
+            ("dataDir=/a\nclientPort=abc\n", "clientPort: \"abc\" is not a port (expected an integer 1..=65535, or 0 for any free port)"),
+            ("dataDir=/a\nclientPort=70000\n", "clientPort: \"70000\" is not a port (expected an integer 1..=65535, or 0 for any free port)"),
+            ("dataDir=/a\ntickTime=0\n", "tickTime: \"0\" is out of range (expected a positive integer (milliseconds))"),
+            ("dataDir=/a\ntickTime=fast\n", "tickTime: \"fast\" is not an integer (expected a positive integer (milliseconds))"),
+            ("dataDir=/a\nminSessionTimeout=5000\nmaxSessionTimeout=4000\n",
+             "minSessionTimeout must not be larger than maxSessionTimeout (minSessionTimeout=5000, maxSessionTimeout=4000)"),
+            ("dataDir=/a\ntickTime=1000\nminSessionTimeout=30000\n",
+             "minSessionTimeout must not be larger than maxSessionTimeout (minSessionTimeout=30000, maxSessionTimeout=20000)"),
+            ("dataDir=/a\nmaxClientCnxns=-3\n", "maxClientCnxns: \"-3\" is out of range (expected an integer >= 0 (0 = unlimited))"),
+            ("dataDir=/a\nstandaloneEnabled=maybe\n", "standaloneEnabled: \"maybe\" is not a boolean (expected true or false)"),
+            ("dataDir=/a\nforceSync=sometimes\n", "forceSync: \"sometimes\" is not a switch (expected yes or no)"),
+            ("dataDir=/a\nclientPortAddress=127.0.0.1\n", "clientPortAddress is set but clientPort is not set"),
+            ("dataDir=/a\nelectionAlg=1\n", "electionAlg: \"1\" is not supported (only 3, fast leader election, exists)"),
+            ("dataDir=/a\npeerType=voter\n", "peerType: \"voter\" is not a peer type (expected participant or observer)"),
+            ("dataDir=/a\ndynamicConfigFile=/etc/zk/zoo.cfg.dynamic\n",
+             "dynamicConfigFile: not supported by ringkeeper: list the server.N lines in zoo.cfg itself"),
+            ("dataDir=/a\njute.maxbuffer=big\n",
+             "jute.maxbuffer: \"big\" is not an integer (expected a positive integer number of bytes, decimal or 0x hex)"),
+            ("dataDir=/a\nDigestAuthenticationProvider.superDigest=nocolon\n",
+             "DigestAuthenticationProvider.superDigest: \"nocolon\" is not a digest (expected user:base64-sha1, e.g. super:D/InIHSb7yEEbrWz8b9l71RjZJU=)"),
+            ("dataDir=/a\nringkeeper.network.cores=3-1\n", "ringkeeper.network.cores: \"3-1\" has a descending range 3-1 (expected core ids like 0,1 or 0-3)"),
+            ("dataDir=/a\nringkeeper.network.cores=0,0\n", "ringkeeper.network.cores: \"0,0\" names core 0 twice (expected core ids like 0,1 or 0-3)"),
+            ("dataDir=/a\nringkeeper.network.cores=x\n", "ringkeeper.network.cores: \"x\" is not a core id (expected a core id 0..=4095)"),
+            ("dataDir=/a\nringkeeper.data.core=-1\n", "ringkeeper.data.core: \"-1\" is not a core id (expected a core id 0..=4095)"),
+            ("dataDir=/a\nringkeeper.pin=1\n", "ringkeeper.pin: \"1\" is not a boolean (expected true or false)"),
+            ("dataDir=/a\nringkeeper.queue.depth=0\n", "ringkeeper.queue.depth: \"0\" is out of range (expected a positive integer (queue slots))"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(&err(text), expected, "for config {text:?}");
+        }
+    }
+
+    #[test]
+    fn server_line_errors() {
+        let ens = "dataDir=/a\ninitLimit=5\nsyncLimit=2\n";
+        let cases: &[(&str, &str)] = &[
+            ("server.0=a:2888:3888\n", "server.0: \"0\" is out of range (expected a server id in 1..=255)"),
+            ("server.256=a:2888:3888\n", "server.256: \"256\" is out of range (expected a server id in 1..=255)"),
+            ("extendedTypesEnabled=true\nserver.255=a:2888:3888\n",
+             "server.255: \"255\" is out of range (expected a server id in 1..=254 because extendedTypesEnabled=true)"),
+            ("server.x=a:2888:3888\n", "server.x: \"x\" is not a server id (expected server.N with N in 1..=255)"),
+            ("server.1=a:2888\n",
+             "server.1: \"a:2888\" is not a server address (expected host:peerPort:electionPort[:participant|observer][;[clientAddress:]clientPort])"),
+            ("server.1=a:2888:3888:voter\n", "server.1: \"a:2888:3888:voter\" has peer type \"voter\" (expected participant or observer)"),
+            ("server.1=a:28x8:3888\n", "server.1: \"a:28x8:3888\" has peer port \"28x8\" which is not a port (expected an integer 1..=65535)"),
+            ("server.1=a:2888:0\n", "server.1: \"a:2888:0\" has election port 0 which is not a port (expected an integer 1..=65535)"),
+            ("server.1=a:2888:2888\n", "server.1: \"a:2888:2888\" uses port 2888 for both peer and election traffic (they must differ)"),
+            ("server.1=a:2888:3888;b:c:2181\n",
+             "server.1: \"a:2888:3888;b:c:2181\" has a bad client address \"b:c:2181\" (expected host:peerPort:electionPort[:participant|observer][;[clientAddress:]clientPort])"),
+            ("server.1=a:2888:3888;2181;x\n",
+             "server.1: \"a:2888:3888;2181;x\" has more than one ';' (expected host:peerPort:electionPort[:participant|observer][;[clientAddress:]clientPort])"),
+            ("server.1=[::1:2888:3888\n",
+             "server.1: \"[::1:2888:3888\" starts an IPv6 address with '[' but has no matching ']:' (expected host:peerPort:electionPort[:participant|observer][;[clientAddress:]clientPort])"),
+            ("server.1=a|b:2888:3888\n", "server.1: not supported by ringkeeper: several addresses per server (a|b) are not supported yet; give one host"),
+            ("server.1=a:2888:3888\nserver.01=b:2888:3888\n", "server id 1 is listed twice (server.1 and server.01)"),
+            ("server.1=a:2888:3888\nserver.2=a:3888:4888\n",
+             "server.2 peer address a:3888 is already used as the election address of server.1"),
+            ("server.1=a:2888:3888:observer\n", "Observers w/o participants is an invalid configuration"),
+            ("server.1=a:2888:3888\nserver.2=b:2888:3888:observer\n", "Observers w/o quorum is an invalid configuration"),
+        ];
+        for (lines, expected) in cases {
+            let text = format!("{ens}{lines}");
+            assert_eq!(&err(&text), expected, "for config {text:?}");
+        }
+        assert_eq!(
+            err("dataDir=/a\nsyncLimit=2\nserver.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n"),
+            "initLimit is not set (required with more than one server)"
+        );
+        assert_eq!(
+            err("dataDir=/a\ninitLimit=2\nserver.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n"),
+            "syncLimit is not set (required with more than one server)"
+        );
+        assert_eq!(
+            err("dataDir=/a\nstandaloneEnabled=false\n"),
+            "standaloneEnabled = false then number of participants should be >0"
+        );
+    }
+
+    #[test]
+    fn single_server_line_runs_standalone_with_warning() {
+        let (cfg, warnings) = Config::parse("dataDir=/a\nserver.1=a:2888:3888\n").unwrap();
+        assert!(!cfg.is_distributed());
+        assert_eq!(warnings.len(), 1);
+        let (cfg, warnings) = Config::parse(
+            "dataDir=/a\nstandaloneEnabled=false\ninitLimit=5\nsyncLimit=2\nserver.1=a:2888:3888\n",
+        )
+        .unwrap();
+        assert!(cfg.is_distributed());
+        assert_eq!(
+            warnings,
+            vec!["No server failure will be tolerated. You need at least 3 servers.".to_owned()]
+        );
+    }
+
+    #[test]
+    fn snap_retain_count_clamped_like_apache() {
+        let (cfg, warnings) = Config::parse("dataDir=/a\nautopurge.snapRetainCount=1\n").unwrap();
+        assert_eq!(cfg.autopurge_snap_retain_count, 3);
+        assert_eq!(
+            warnings,
+            vec![
+                "autopurge.snapRetainCount: 1 is below the minimum; using 3 (as Apache does)"
+                    .to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn load_names_the_file_and_reads_myid() {
+        let missing = Path::new("/nonexistent/ringkeeper/zoo.cfg");
+        let e = Config::load(missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cannot read /nonexistent/ringkeeper/zoo.cfg: "),
+            "{e}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("rk-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg_path = dir.join("zoo.cfg");
+        let body = format!(
+            "dataDir={}\ninitLimit=5\nsyncLimit=2\nserver.1=a:2888:3888;2191\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n",
+            dir.display()
+        );
+        std::fs::write(&cfg_path, &body).unwrap();
+        let e = Config::load(&cfg_path).unwrap_err().to_string();
+        assert!(e.starts_with("myid file is missing"), "{e}");
+        std::fs::write(dir.join("myid"), "4\n").unwrap();
+        let e = Config::load(&cfg_path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "myid 4 is not one of the configured servers (server.1, server.2, server.3)"
+        );
+        std::fs::write(dir.join("myid"), "1\n").unwrap();
+        let (cfg, _) = Config::load(&cfg_path).unwrap();
+        assert_eq!(cfg.my_id, Some(1));
+        assert_eq!(cfg.effective_client_port(), 2191);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

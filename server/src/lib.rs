@@ -1,4 +1,25 @@
-//! The ringkeeper daemon (see DESIGN.md in ../shared for the role diagram).
+//! The ringkeeper daemon: adapts the sans-IO engine to glommio executors, sockets and files.
+//!
+//! Each role is a glommio `LocalExecutor` on its own thread, placed on the cores the config
+//! names (`ringkeeper.network.cores`, `ringkeeper.data.core`; pinned only when
+//! `ringkeeper.pin=true`, so several servers can share a 2-core machine). Roles talk only
+//! through bounded cross-core channels (glommio `shared_channel`).
+//!
+//! ```text
+//!  clients ─TCP─▶ [network role × N]  frames, jute connect decode, 4lw, per-connection writers
+//!                      │ ToData (bounded)                          ▲ Vec<ToNet> (bounded)
+//!                      ▼                                           │ replies, watch events,
+//!                 [data role]  engine::request::Processor: sessions, validation, txn encode,
+//!                              apply to the DataTree, watches, expiry and container reaper
+//! ```
+//! Later roles (log with group commit, ZAB) plug in between validation and apply: the
+//! processor already emits every txn as its encoded bytes (`Output::Log`) and tags every
+//! reply with the zxid that must be durable before it leaves.
 
 pub mod config;
+pub mod data_role;
 pub mod four_letter;
+pub mod messages;
+pub mod network;
+pub mod runtime;
+pub mod status;

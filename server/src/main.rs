@@ -1,2 +1,27 @@
-//! `ringkeeper` binary entry point.
-fn main() {}
+//! `ringkeeper` binary: `ringkeeper` serves a single node with the embedded default
+//! (127.0.0.1:2181, data under ./ringkeeper-data); `ringkeeper path/to/zoo.cfg` reads an
+//! ordinary ZooKeeper config.
+
+use anyhow::Context;
+use ringkeeper_server::config::Config;
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match args.as_slice() {
+        [] => Config::embedded_default(),
+        [flag] if flag == "--help" || flag == "-h" => {
+            println!("usage: ringkeeper [path/to/zoo.cfg]\n\nWith no argument, serves a single node on 127.0.0.1:2181 with data under ./ringkeeper-data.");
+            return Ok(());
+        }
+        [path] => {
+            let (config, warnings) = Config::load(std::path::Path::new(path)).with_context(|| format!("reading {path}"))?;
+            for warning in warnings {
+                log::warn!("{path}: {warning}");
+            }
+            config
+        }
+        _ => anyhow::bail!("usage: ringkeeper [path/to/zoo.cfg]"),
+    };
+    ringkeeper_server::runtime::run(config)
+}

@@ -195,22 +195,34 @@ impl Drop for TestServer {
     }
 }
 
+/// Jars for Apache ZooKeeper's standalone server from the Debian package. `zookeeper.jar`
+/// names its own dependencies (netty, commons-*, jute, slf4j-api, ...) in its manifest
+/// `Class-Path`; only an slf4j binding is added (slf4j-simple: logs go to stderr, which the
+/// harness captures in `server.log`). Putting every jar of `/usr/share/java` on the class path
+/// instead makes slf4j pick an arbitrary binding and slows start-up.
+const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+
+/// `zoo.cfg` keys that Apache reads only as JVM system properties (under exactly this name;
+/// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
+/// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
+const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
+    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs"];
+
 /// The command that runs Apache ZooKeeper's standalone server from the Debian package.
+/// JVM flags favour a quick start on a small shared machine (serial GC, C1 only, small heap).
 fn apache_command(config: &Path, dir: &Path) -> Command {
-    let jars: Vec<String> = std::fs::read_dir("/usr/share/java")
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().display().to_string())
-                .filter(|p| p.ends_with(".jar"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let cfg = std::fs::read_to_string(config).unwrap_or_default();
     let mut c = Command::new("java");
-    c.arg(format!("-Dzookeeper.log.dir={}", dir.display()))
-        .arg("-cp")
-        .arg(jars.join(":"))
-        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-        .arg(config);
+    c.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m"])
+        .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+        .arg("-Dorg.slf4j.simpleLogger.showDateTime=true");
+    for line in cfg.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            if APACHE_SYSTEM_PROPERTY_KEYS.contains(&key.trim()) {
+                c.arg(format!("-D{}={}", key.trim(), value.trim()));
+            }
+        }
+    }
+    c.arg("-cp").arg(APACHE_CLASSPATH).arg("org.apache.zookeeper.server.ZooKeeperServerMain").arg(config);
     c
 }

@@ -48,6 +48,13 @@ impl<'a> JuteReader<'a> {
         self.offset
     }
 
+    /// Everything not read yet (consumes it).
+    pub fn rest(&mut self) -> &'a [u8] {
+        let rest = &self.bytes[self.offset..];
+        self.offset = self.bytes.len();
+        rest
+    }
+
     fn take(&mut self, count: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < count {
             return Err(DecodeError::Truncated { what, offset: self.offset });
@@ -246,7 +253,7 @@ impl JuteField for Vec<String> {
 macro_rules! jute_record {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
 
         impl $crate::proto::Jute for $name {

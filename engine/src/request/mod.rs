@@ -1,1 +1,650 @@
-//! placeholder
+//! The request processor: what a ZooKeeper server does with each client packet.
+//!
+//! Owned by the data role. In: connection events and request frames (payload after the
+//! length prefix), each with `now_ms` from outside. Out: [`Output`]s — reply and
+//! notification frames for connections, connections to close, and the encoded txn of every
+//! write for the log. Writes are validated ([`prep`]), become one [`Txn`], are encoded once and
+//! applied through [`txn::apply`]; replies are built from what apply returned ([`reply`]).
+//! Invariant: outputs for one connection are emitted in the order the client must see them
+//! (a watch event before the reply of the request whose change fired it), and every output
+//! carries the zxid it depends on so the server can hold it until that zxid is durable.
+
+pub mod prep;
+pub mod reply;
+
+use std::collections::HashMap;
+
+use crate::acl;
+use crate::proto::*;
+use crate::session::SessionTable;
+use crate::tree::{self, owner_kind, DataTree, OwnerKind, TreeChange};
+use crate::txn::{self, Txn, TxnBody, TxnBytes, TxnOp};
+use crate::watch::{WatchManager, WatcherId};
+use prep::{PendingView, Requester, WriteOp};
+
+/// A client connection, named by the network role (core in the high bits).
+pub type ConnId = u64;
+
+/// What the processor asks the server to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a whole frame (length prefix included) once `zxid` is durable.
+    Send { conn: ConnId, frame: Vec<u8>, zxid: i64 },
+    /// Close the connection after everything sent before it.
+    Close { conn: ConnId, zxid: i64 },
+    /// Append this txn to the log.
+    Log { zxid: i64, bytes: TxnBytes },
+}
+
+/// Settings the processor needs (from zoo.cfg).
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub tick_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub extended_types_enabled: bool,
+    pub super_digest: Option<String>,
+    pub server_id: i64,
+    /// Container/TTL reaper period (`znode.container.checkIntervalMs`).
+    pub container_check_interval_ms: i64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            tick_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            extended_types_enabled: false,
+            super_digest: None,
+            server_id: 0,
+            container_check_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub session_id: i64,
+    pub ids: Vec<Id>,
+    pub client_ip: String,
+    pub remote: String,
+    pub read_only_byte: bool,
+    pub received: u64,
+    pub sent: u64,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_op: &'static str,
+    pub connected_at_ms: i64,
+}
+
+/// Counters for the four-letter words.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessorStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+}
+
+/// The ZooKeeper request processor for one replica.
+pub struct Processor {
+    pub tree: DataTree,
+    pub sessions: SessionTable,
+    pub watches: WatchManager,
+    pub config: ProcessorConfig,
+    pub stats: ProcessorStats,
+    conns: HashMap<ConnId, Connection>,
+    session_conn: HashMap<i64, ConnId>,
+    /// Last zxid handed to a txn.
+    last_zxid: i64,
+    next_reap_ms: i64,
+}
+
+/// A decoded client request.
+enum Request {
+    Write(WriteOp),
+    Multi(Vec<WriteOp>),
+    /// An op code Apache accepts inside a multi only as reads (multiRead).
+    MultiRead(Vec<(OpCode, String)>),
+    Read(OpCode, Vec<u8>),
+}
+
+fn frame_of(header: &ReplyHeader, body: Option<&dyn Fn(&mut JuteWriter<'_>)>) -> Vec<u8> {
+    let mut out = vec![0u8; 4];
+    let mut w = JuteWriter::new(&mut out);
+    header.encode(&mut w);
+    if let Some(body) = body {
+        body(&mut w);
+    }
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// A frame holding a reply header and an optional jute body.
+pub fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Jute2>) -> Vec<u8> {
+    let header = ReplyHeader { xid, zxid, err: err.code() };
+    match body {
+        Some(b) => frame_of(&header, Some(&|w: &mut JuteWriter<'_>| b.encode_into(w))),
+        None => frame_of(&header, None),
+    }
+}
+
+/// Object-safe encoding of a jute record.
+pub trait Jute2 {
+    fn encode_into(&self, w: &mut JuteWriter<'_>);
+}
+
+impl<T: Jute> Jute2 for T {
+    fn encode_into(&self, w: &mut JuteWriter<'_>) {
+        self.encode(w)
+    }
+}
+
+/// A length-prefixed frame of one jute record (connect responses).
+pub fn record_frame(record: &dyn Jute2) -> Vec<u8> {
+    let mut out = vec![0u8; 4];
+    record.encode_into(&mut JuteWriter::new(&mut out));
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+fn op_name(op: OpCode) -> &'static str {
+    use OpCode::*;
+    match op {
+        Create | Create2 | CreateContainer | CreateTtl => "CREA",
+        Delete | DeleteContainer => "DELE",
+        Exists => "EXIS",
+        GetData => "GETD",
+        SetData => "SETD",
+        GetAcl => "GETA",
+        SetAcl => "SETA",
+        GetChildren | GetChildren2 => "GETC",
+        Sync => "SYNC",
+        Ping => "PING",
+        Multi | MultiRead => "MULT",
+        CloseSession => "CLOS",
+        _ => "OTHR",
+    }
+}
+
+impl Processor {
+    pub fn new(config: ProcessorConfig, now_ms: i64, secret: u64) -> Self {
+        Processor {
+            tree: DataTree::new(),
+            sessions: SessionTable::new(config.server_id, now_ms, secret, config.tick_ms),
+            watches: WatchManager::new(),
+            next_reap_ms: now_ms + config.container_check_interval_ms,
+            config,
+            stats: ProcessorStats::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            last_zxid: 0,
+        }
+    }
+
+    /// zxid of the last txn.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn connections(&self) -> impl Iterator<Item = (&ConnId, &Connection)> {
+        self.conns.iter()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn next_zxid(&mut self) -> i64 {
+        self.last_zxid += 1;
+        self.last_zxid
+    }
+
+    fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>, zxid: i64) {
+        self.stats.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
+        }
+        out.push(Output::Send { conn, frame, zxid });
+    }
+
+    /// Encodes and applies one txn, emitting the log record and the watch notifications.
+    fn commit(&mut self, txn: &Txn, now_ms: i64, out: &mut Vec<Output>) -> txn::Applied {
+        let bytes = txn::encode(txn);
+        let applied = txn::apply(&mut self.tree, txn::access_trusted(&bytes));
+        match &txn.body {
+            TxnBody::CreateSession { timeout_ms } => self.sessions.add(txn.session_id, *timeout_ms, now_ms),
+            TxnBody::CloseSession { .. } => {
+                self.sessions.remove(txn.session_id);
+            }
+            _ => {}
+        }
+        out.push(Output::Log { zxid: txn.zxid, bytes });
+        self.notify(&applied.changes, txn.zxid, out);
+        applied
+    }
+
+    fn notify(&mut self, changes: &[TreeChange], zxid: i64, out: &mut Vec<Output>) {
+        for change in changes {
+            let notes = match change {
+                TreeChange::Created { path } => self.watches.node_created(path, tree::path::parent(path)),
+                TreeChange::Deleted { path } => self.watches.node_deleted(path, tree::path::parent(path)),
+                TreeChange::DataChanged { path } => self.watches.data_changed(path),
+            };
+            for n in notes {
+                self.send_event(out, n.watcher.0, n.event_type, &n.path, zxid);
+            }
+        }
+    }
+
+    fn send_event(&mut self, out: &mut Vec<Output>, conn: ConnId, event_type: EventType, path: &str, zxid: i64) {
+        let event = WatcherEvent { event_type: event_type as i32, state: KeeperState::SyncConnected as i32, path: path.to_string() };
+        let frame = reply_frame(xid::NOTIFICATION, -1, ErrorCode::Ok, Some(&event));
+        self.send(out, conn, frame, zxid);
+    }
+
+    /// A new connection's ConnectRequest (`processConnectRequest`).
+    pub fn connect(&mut self, conn: ConnId, client_ip: &str, remote: &str, req: &ConnectRequest, now_ms: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.stats.packets_received += 1;
+        if req.last_zxid_seen > self.tree.last_processed_zxid {
+            // The client has seen a newer state than ours: refuse (it will try another server).
+            out.push(Output::Close { conn, zxid: 0 });
+            return out;
+        }
+        let timeout_ms = req.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
+        let read_only_byte = req.read_only.is_some();
+        self.conns.insert(
+            conn,
+            Connection {
+                session_id: 0,
+                ids: acl::connection_ids(client_ip),
+                client_ip: client_ip.to_string(),
+                remote: remote.to_string(),
+                read_only_byte,
+                received: 1,
+                sent: 0,
+                last_cxid: 0,
+                last_zxid: 0,
+                last_op: "NA",
+                connected_at_ms: now_ms,
+            },
+        );
+        let read_only = read_only_byte.then_some(false);
+        if req.session_id == 0 {
+            let session_id = self.sessions.allocate_id();
+            let zxid = self.next_zxid();
+            let txn = Txn { session_id, cxid: 0, zxid, time_ms: now_ms, body: TxnBody::CreateSession { timeout_ms } };
+            self.commit(&txn, now_ms, &mut out);
+            self.bind(conn, session_id, &mut out);
+            let resp = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: self.sessions.password_for(session_id).to_vec(), read_only };
+            self.send(&mut out, conn, record_frame(&resp), zxid);
+            return out;
+        }
+        let valid = self.sessions.get(req.session_id).is_some_and(|s| s.passwd[..] == req.passwd[..])
+            && self.sessions.touch(req.session_id, now_ms);
+        if valid {
+            let session = self.sessions.get(req.session_id).expect("checked");
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: session.timeout_ms,
+                session_id: req.session_id,
+                passwd: session.passwd.to_vec(),
+                read_only,
+            };
+            self.bind(conn, req.session_id, &mut out);
+            let zxid = self.last_zxid;
+            self.send(&mut out, conn, record_frame(&resp), zxid);
+        } else {
+            let resp = ConnectResponse { protocol_version: 0, timeout_ms: 0, session_id: 0, passwd: vec![0; 16], read_only };
+            let zxid = self.last_zxid;
+            self.send(&mut out, conn, record_frame(&resp), zxid);
+            self.close_conn(conn, &mut out);
+        }
+        out
+    }
+
+    /// Makes `conn` the owner of `session_id`, closing a previous owner connection.
+    fn bind(&mut self, conn: ConnId, session_id: i64, out: &mut Vec<Output>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session_id = session_id;
+        }
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                self.close_conn(old, out);
+            }
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+        self.forget_conn(conn);
+        out.push(Output::Close { conn, zxid: self.last_zxid });
+    }
+
+    fn forget_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.session_conn.get(&c.session_id) == Some(&conn) {
+                self.session_conn.remove(&c.session_id);
+            }
+        }
+        self.watches.remove_watcher(WatcherId(conn));
+    }
+
+    /// The network role saw the connection close (or closed it).
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.forget_conn(conn);
+    }
+
+    /// Periodic work: session expiry and the container/TTL reaper.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for session_id in self.sessions.expired(now_ms) {
+            self.close_session(session_id, 0, now_ms, &mut out);
+            if let Some(conn) = self.session_conn.get(&session_id).copied() {
+                self.close_conn(conn, &mut out);
+            }
+        }
+        if now_ms >= self.next_reap_ms {
+            self.next_reap_ms = now_ms + self.config.container_check_interval_ms;
+            self.reap(now_ms, &mut out);
+        }
+        out
+    }
+
+    /// Deletes empty containers that once had children, and expired empty TTL nodes
+    /// (Apache's `ContainerManager`).
+    fn reap(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let mut doomed: Vec<String> = Vec::new();
+        for p in self.tree.container_paths().chain(self.tree.ttl_paths()) {
+            let Some(node) = self.tree.get(p) else { continue };
+            if !node.children.is_empty() {
+                continue;
+            }
+            let due = match owner_kind(node.stat.ephemeral_owner) {
+                OwnerKind::Container => node.stat.cversion > 0,
+                OwnerKind::Ttl(ttl) => now_ms - node.stat.mtime > ttl,
+                _ => false,
+            };
+            if due {
+                doomed.push(p.to_string());
+            }
+        }
+        for p in doomed {
+            let zxid = self.next_zxid();
+            let txn = Txn { session_id: 0, cxid: 0, zxid, time_ms: now_ms, body: TxnBody::Op(TxnOp::Delete { path: p }) };
+            self.commit(&txn, now_ms, out);
+        }
+    }
+
+    /// Closes a session: one CloseSession txn deleting its ephemerals.
+    fn close_session(&mut self, session_id: i64, cxid: i32, now_ms: i64, out: &mut Vec<Output>) -> i64 {
+        self.sessions.mark_closing(session_id);
+        let zxid = self.next_zxid();
+        let ephemerals = self.tree.ephemerals_of(session_id);
+        let txn = Txn { session_id, cxid, zxid, time_ms: now_ms, body: TxnBody::CloseSession { ephemerals } };
+        self.commit(&txn, now_ms, out);
+        zxid
+    }
+
+    /// One request frame (payload after the length prefix) from an established connection.
+    pub fn request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) -> Result<Vec<Output>, DecodeError> {
+        let mut out = Vec::new();
+        let mut r = JuteReader::new(frame);
+        let header = RequestHeader::decode(&mut r)?;
+        self.stats.packets_received += 1;
+        let Some(c) = self.conns.get_mut(&conn) else { return Ok(out) };
+        c.received += 1;
+        let session_id = c.session_id;
+        let Some(op) = OpCode::from_i32(header.op) else {
+            // Apache's UnimplementedRequestProcessor: answer Unimplemented, then close.
+            let frame = reply_frame(header.xid, self.last_zxid, ErrorCode::Unimplemented, None);
+            let zxid = self.last_zxid;
+            self.send(&mut out, conn, frame, zxid);
+            self.close_conn(conn, &mut out);
+            return Ok(out);
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_op = op_name(op);
+            c.last_cxid = header.xid;
+        }
+        if !self.sessions.touch(session_id, now_ms) {
+            let frame = reply_frame(header.xid, self.last_zxid, ErrorCode::SessionExpired, None);
+            let zxid = self.last_zxid;
+            self.send(&mut out, conn, frame, zxid);
+            self.close_conn(conn, &mut out);
+            return Ok(out);
+        }
+        match op {
+            OpCode::Ping => {
+                let zxid = self.last_zxid;
+                let frame = reply_frame(header.xid, self.tree.last_processed_zxid, ErrorCode::Ok, None);
+                self.send(&mut out, conn, frame, zxid);
+            }
+            OpCode::Auth => self.auth(conn, &header, &mut r, &mut out)?,
+            OpCode::Sasl => {
+                let frame = reply_frame(header.xid, 0, ErrorCode::AuthFailed, None);
+                let zxid = self.last_zxid;
+                self.send(&mut out, conn, frame, zxid);
+                self.close_conn(conn, &mut out);
+            }
+            OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, op, &header, &mut r, &mut out)?,
+            OpCode::CloseSession => {
+                let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
+                let frame = reply_frame(header.xid, zxid, ErrorCode::Ok, None);
+                self.send(&mut out, conn, frame, zxid);
+                self.close_conn(conn, &mut out);
+            }
+            OpCode::Reconfig => {
+                let zxid = self.next_zxid();
+                let txn = Txn { session_id, cxid: header.xid, zxid, time_ms: now_ms, body: TxnBody::Op(TxnOp::Error { code: ErrorCode::ReconfigDisabled.code() }) };
+                self.commit(&txn, now_ms, &mut out);
+                let frame = reply_frame(header.xid, zxid, ErrorCode::ReconfigDisabled, None);
+                self.send(&mut out, conn, frame, zxid);
+            }
+            _ => match decode_request(op, &mut r)? {
+                Request::Write(w) => self.write(conn, session_id, header.xid, op, vec![w], false, now_ms, &mut out),
+                Request::Multi(ops) => self.write(conn, session_id, header.xid, op, ops, true, now_ms, &mut out),
+                Request::MultiRead(ops) => self.multi_read(conn, header.xid, &ops, &mut out),
+                Request::Read(op, body) => self.read(conn, header.xid, op, &body, &mut out)?,
+            },
+        }
+        Ok(out)
+    }
+
+    fn auth(&mut self, conn: ConnId, header: &RequestHeader, r: &mut JuteReader<'_>, out: &mut Vec<Output>) -> Result<(), DecodeError> {
+        let packet = AuthPacket::decode(r)?;
+        let c = self.conns.get(&conn).expect("connection exists");
+        let zxid = self.last_zxid;
+        match acl::authenticate(&packet.scheme, &packet.auth, &c.client_ip, self.config.super_digest.as_deref()) {
+            Ok(ids) => {
+                let c = self.conns.get_mut(&conn).expect("connection exists");
+                for id in ids {
+                    if !c.ids.contains(&id) {
+                        c.ids.push(id);
+                    }
+                }
+                let frame = reply_frame(header.xid, 0, ErrorCode::Ok, None);
+                self.send(out, conn, frame, zxid);
+            }
+            Err(_) => {
+                let frame = reply_frame(header.xid, 0, ErrorCode::AuthFailed, None);
+                self.send(out, conn, frame, zxid);
+                self.close_conn(conn, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-registers watches after a reconnect, firing what changed since `relative_zxid`
+    /// (`DataTree.setWatches`).
+    fn set_watches(&mut self, conn: ConnId, op: OpCode, header: &RequestHeader, r: &mut JuteReader<'_>, out: &mut Vec<Output>) -> Result<(), DecodeError> {
+        let sw = if op == OpCode::SetWatches2 {
+            SetWatches2::decode(r)?
+        } else {
+            let s = SetWatches::decode(r)?;
+            SetWatches2 { relative_zxid: s.relative_zxid, data_watches: s.data_watches, exist_watches: s.exist_watches, child_watches: s.child_watches, ..Default::default() }
+        };
+        let w = WatcherId(conn);
+        let zxid = self.last_zxid;
+        let rel = sw.relative_zxid;
+        for p in &sw.data_watches {
+            match self.tree.get(p).map(|n| n.stat.mzxid) {
+                None => self.send_event(out, conn, EventType::NodeDeleted, p, zxid),
+                Some(m) if m > rel => self.send_event(out, conn, EventType::NodeDataChanged, p, zxid),
+                Some(_) => self.watches.add_data_watch(p, w),
+            }
+        }
+        for p in &sw.exist_watches {
+            if self.tree.contains(p) {
+                self.send_event(out, conn, EventType::NodeCreated, p, zxid);
+            } else {
+                self.watches.add_data_watch(p, w);
+            }
+        }
+        for p in &sw.child_watches {
+            match self.tree.get(p).map(|n| n.stat.pzxid) {
+                None => self.send_event(out, conn, EventType::NodeDeleted, p, zxid),
+                Some(m) if m > rel => self.send_event(out, conn, EventType::NodeChildrenChanged, p, zxid),
+                Some(_) => self.watches.add_child_watch(p, w),
+            }
+        }
+        for p in &sw.persistent_watches {
+            self.watches.add_persistent_watch(p, w, false);
+        }
+        for p in &sw.persistent_recursive_watches {
+            self.watches.add_persistent_watch(p, w, true);
+        }
+        let frame = reply_frame(header.xid, self.tree.last_processed_zxid, ErrorCode::Ok, None);
+        self.send(out, conn, frame, zxid);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(&mut self, conn: ConnId, session_id: i64, xid: i32, op: OpCode, ops: Vec<WriteOp>, is_multi: bool, now_ms: i64, out: &mut Vec<Output>) {
+        let zxid = self.next_zxid();
+        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
+        let who = Requester { session_id, ids: &ids, extended_types_enabled: self.config.extended_types_enabled };
+        let mut view = PendingView::new(&self.tree);
+        let mut txn_ops = Vec::with_capacity(ops.len());
+        let mut failure = None;
+        for (i, w) in ops.iter().enumerate() {
+            match prep::prepare(&mut view, w, &who, zxid, now_ms) {
+                Ok(t) => txn_ops.push(t),
+                Err(code) => {
+                    failure = Some((i, code));
+                    break;
+                }
+            }
+        }
+        drop(view);
+        let body = match (is_multi, failure) {
+            (false, None) => TxnBody::Op(txn_ops.pop().expect("one op")),
+            (false, Some((_, code))) => TxnBody::Op(TxnOp::Error { code: code.code() }),
+            (true, None) => TxnBody::Multi(txn_ops),
+            (true, Some((i, code))) => txn::multi_failure(ops.len(), i, code),
+        };
+        let txn = Txn { session_id, cxid: xid, zxid, time_ms: now_ms, body };
+        let applied = self.commit(&txn, now_ms, out);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_zxid = zxid;
+        }
+        let frame = reply::write_reply(xid, zxid, op, &ops, &applied.results, is_multi);
+        self.send(out, conn, frame, zxid);
+    }
+
+    fn read(&mut self, conn: ConnId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) -> Result<(), DecodeError> {
+        let zxid = self.tree.last_processed_zxid;
+        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
+        let session_id = self.conns.get(&conn).map(|c| c.session_id).unwrap_or(0);
+        let ctx = reply::ReadContext { tree: &self.tree, ids: &ids, session_id, watcher: WatcherId(conn) };
+        let (frame, watch) = reply::read_reply(&ctx, xid, zxid, op, body, &mut self.watches)?;
+        let _ = watch;
+        let last = self.last_zxid;
+        self.send(out, conn, frame, last);
+        Ok(())
+    }
+
+    fn multi_read(&mut self, conn: ConnId, xid: i32, ops: &[(OpCode, String)], out: &mut Vec<Output>) {
+        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
+        let frame = reply::multi_read_reply(&self.tree, &ids, xid, self.tree.last_processed_zxid, ops);
+        let last = self.last_zxid;
+        self.send(out, conn, frame, last);
+    }
+}
+
+fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeError> {
+    if op == OpCode::CreateTtl {
+        let c = CreateTtlRequest::decode(r)?;
+        Ok(WriteOp::Create { op, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl_ms: c.ttl })
+    } else {
+        let c = CreateRequest::decode(r)?;
+        Ok(WriteOp::Create { op, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl_ms: -1 })
+    }
+}
+
+fn decode_write(op: OpCode, r: &mut JuteReader<'_>) -> Result<Option<WriteOp>, DecodeError> {
+    Ok(Some(match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => decode_create(op, r)?,
+        OpCode::Delete | OpCode::DeleteContainer => {
+            let d = DeleteRequest::decode(r)?;
+            WriteOp::Delete { path: d.path, version: d.version }
+        }
+        OpCode::SetData => {
+            let s = SetDataRequest::decode(r)?;
+            WriteOp::SetData { path: s.path, data: s.data, version: s.version }
+        }
+        OpCode::SetAcl => {
+            let s = SetAclRequest::decode(r)?;
+            WriteOp::SetAcl { path: s.path, acl: s.acl, version: s.version }
+        }
+        OpCode::Check => {
+            let c = CheckVersionRequest::decode(r)?;
+            WriteOp::Check { path: c.path, version: c.version }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn decode_request(op: OpCode, r: &mut JuteReader<'_>) -> Result<Request, DecodeError> {
+    match op {
+        OpCode::Multi => {
+            let mut ops = Vec::new();
+            loop {
+                let h = MultiHeader::decode(r)?;
+                if h.done {
+                    break;
+                }
+                let sub = OpCode::from_i32(h.op).ok_or(DecodeError::UnknownOpcode(h.op))?;
+                match decode_write(sub, r)? {
+                    Some(w) if sub != OpCode::SetAcl => ops.push(w),
+                    _ => return Err(DecodeError::UnknownOpcode(h.op)),
+                }
+            }
+            Ok(Request::Multi(ops))
+        }
+        OpCode::MultiRead => {
+            let mut ops = Vec::new();
+            loop {
+                let h = MultiHeader::decode(r)?;
+                if h.done {
+                    break;
+                }
+                let sub = OpCode::from_i32(h.op).ok_or(DecodeError::UnknownOpcode(h.op))?;
+                match sub {
+                    OpCode::GetChildren | OpCode::GetData => {
+                        let p = PathWatchRequest::decode(r)?;
+                        ops.push((sub, p.path));
+                    }
+                    _ => return Err(DecodeError::UnknownOpcode(h.op)),
+                }
+            }
+            Ok(Request::MultiRead(ops))
+        }
+        _ => match decode_write(op, r)? {
+            Some(w) => Ok(Request::Write(w)),
+            None => Ok(Request::Read(op, r.rest().to_vec())),
+        },
+    }
+}

@@ -1,1 +1,179 @@
-//! placeholder
+//! The session table: ids, passwords, negotiated timeouts, and expiry driven by time handed in.
+//!
+//! Owned by the data role. In: session creation/touch/close from applied requests, and `now`
+//! from the caller's clock on every call. Out: the sessions whose deadline passed
+//! ([`SessionTable::expired`]), which the caller closes with a CloseSession txn.
+//! Invariant: `deadlines` holds exactly one entry per live, not-closing session, equal to its
+//! `expires_at_ms`; deadlines are rounded up to the tick, as Apache's `ExpiryQueue`.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// Length of a session password, as Apache's.
+pub const PASSWORD_LEN: usize = 16;
+
+/// One client session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: i64,
+    pub timeout_ms: i32,
+    pub passwd: [u8; PASSWORD_LEN],
+    pub expires_at_ms: i64,
+    /// A CloseSession txn for it has been issued; requests now get SessionExpired.
+    pub closing: bool,
+}
+
+/// All live sessions.
+#[derive(Debug)]
+pub struct SessionTable {
+    sessions: HashMap<i64, Session>,
+    deadlines: BTreeSet<(i64, i64)>,
+    next_id: i64,
+    secret: u64,
+    tick_ms: i64,
+}
+
+/// splitmix64: a small deterministic mixer for passwords (seeded by a secret from outside).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl SessionTable {
+    /// `now_ms` and `server_id` seed the id sequence as Apache's `initializeNextSessionId`;
+    /// `secret` seeds passwords (random per process, handed in).
+    pub fn new(server_id: i64, now_ms: i64, secret: u64, tick_ms: i64) -> Self {
+        let base = ((now_ms as u64) << 24 >> 8) as i64 | (server_id << 56);
+        SessionTable { sessions: HashMap::new(), deadlines: BTreeSet::new(), next_id: base, secret, tick_ms: tick_ms.max(1) }
+    }
+
+    /// The next session id to hand out (used when a CreateSession txn is made).
+    pub fn allocate_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The password of a session id.
+    pub fn password_for(&self, id: i64) -> [u8; PASSWORD_LEN] {
+        let a = mix(id as u64 ^ self.secret);
+        let b = mix(a);
+        let mut out = [0u8; PASSWORD_LEN];
+        out[..8].copy_from_slice(&a.to_be_bytes());
+        out[8..].copy_from_slice(&b.to_be_bytes());
+        out
+    }
+
+    fn deadline(&self, now_ms: i64, timeout_ms: i32) -> i64 {
+        let t = now_ms + timeout_ms as i64;
+        (t / self.tick_ms + 1) * self.tick_ms
+    }
+
+    /// Registers a session (applying CreateSession, or restoring one).
+    pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
+        let expires_at_ms = self.deadline(now_ms, timeout_ms);
+        if let Some(old) = self.sessions.insert(id, Session { id, timeout_ms, passwd: self.password_for(id), expires_at_ms, closing: false }) {
+            self.deadlines.remove(&(old.expires_at_ms, id));
+        }
+        self.deadlines.insert((expires_at_ms, id));
+        if id >= self.next_id && (id >> 56) == (self.next_id >> 56) {
+            self.next_id = id + 1;
+        }
+    }
+
+    pub fn get(&self, id: i64) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// Whether the session exists and is not being closed.
+    pub fn is_live(&self, id: i64) -> bool {
+        self.sessions.get(&id).is_some_and(|s| !s.closing)
+    }
+
+    /// Pushes the deadline out (any request or ping). False if the session is gone or closing.
+    pub fn touch(&mut self, id: i64, now_ms: i64) -> bool {
+        let tick = self.tick_ms;
+        let Some(s) = self.sessions.get_mut(&id) else { return false };
+        if s.closing {
+            return false;
+        }
+        let new = ((now_ms + s.timeout_ms as i64) / tick + 1) * tick;
+        if new > s.expires_at_ms {
+            self.deadlines.remove(&(s.expires_at_ms, id));
+            s.expires_at_ms = new;
+            self.deadlines.insert((new, id));
+        }
+        true
+    }
+
+    /// Marks a session as closing (its CloseSession txn is on the way).
+    pub fn mark_closing(&mut self, id: i64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            if !s.closing {
+                s.closing = true;
+                self.deadlines.remove(&(s.expires_at_ms, id));
+            }
+        }
+    }
+
+    /// Removes a session (applying CloseSession).
+    pub fn remove(&mut self, id: i64) -> Option<Session> {
+        let s = self.sessions.remove(&id)?;
+        self.deadlines.remove(&(s.expires_at_ms, id));
+        Some(s)
+    }
+
+    /// Sessions whose deadline is at or before `now_ms`, oldest first; each is marked closing.
+    pub fn expired(&mut self, now_ms: i64) -> Vec<i64> {
+        let due: Vec<(i64, i64)> = self.deadlines.range(..=(now_ms, i64::MAX)).copied().collect();
+        for &(_, id) in &due {
+            self.mark_closing(id);
+        }
+        due.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// All sessions, sorted by id (for `dump`, `cons` and snapshots).
+    pub fn all(&self) -> Vec<&Session> {
+        let mut v: Vec<&Session> = self.sessions.values().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_touches_rounded_to_the_tick() {
+        let mut t = SessionTable::new(0, 1_000_000, 7, 2000);
+        let id = t.allocate_id();
+        t.add(id, 4000, 0);
+        assert_eq!(t.get(id).unwrap().expires_at_ms, 6000);
+        assert!(t.expired(5999).is_empty());
+        assert!(t.touch(id, 3000));
+        assert!(t.expired(7999).is_empty());
+        assert_eq!(t.expired(8000), vec![id]);
+        assert!(!t.is_live(id));
+        assert!(!t.touch(id, 8001));
+        assert!(t.expired(100_000).is_empty(), "a closing session expires once");
+    }
+
+    #[test]
+    fn passwords_depend_on_id_and_secret() {
+        let t = SessionTable::new(0, 0, 1, 2000);
+        let u = SessionTable::new(0, 0, 2, 2000);
+        assert_ne!(t.password_for(5), t.password_for(6));
+        assert_ne!(t.password_for(5), u.password_for(5));
+        assert_eq!(t.password_for(5), t.password_for(5));
+    }
+}

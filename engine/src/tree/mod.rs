@@ -1,1 +1,392 @@
-//! placeholder
+//! The data tree: every znode with its data, interned ACL, and exact `Stat` bookkeeping.
+//!
+//! Owned by the data role (one core); nothing else touches it. In: applied txns through the
+//! mutation methods below (called only from [`crate::txn::apply`]), reads by path.
+//! Out: node views and the list of [`TreeChange`]s each mutation made, which the caller turns
+//! into watch notifications. Invariants: every node but `/` has its parent in the map and is
+//! named in the parent's `children`; `ephemerals`, `containers` and `ttls` index exactly the
+//! nodes whose `ephemeral_owner` says so; ACL reference counts equal the nodes using them.
+
+pub mod acl_cache;
+pub mod path;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::proto::{Acl, Stat};
+pub use acl_cache::{AclCache, AclId};
+
+/// `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+/// High byte marking an extended `ephemeralOwner` (TTL nodes), as `EphemeralType`.
+pub const EXTENDED_OWNER_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+/// Largest TTL Apache accepts (`EphemeralType.TTL` max: 0x00ff_ffff_ffff).
+pub const MAX_TTL_MS: i64 = 0x00ff_ffff_ffff;
+
+/// What kind of node an `ephemeralOwner` value denotes (`EphemeralType.get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    Persistent,
+    Ephemeral(i64),
+    Container,
+    Ttl(i64),
+}
+
+pub fn owner_kind(ephemeral_owner: i64) -> OwnerKind {
+    if ephemeral_owner == 0 {
+        OwnerKind::Persistent
+    } else if ephemeral_owner == CONTAINER_EPHEMERAL_OWNER {
+        OwnerKind::Container
+    } else if ephemeral_owner & EXTENDED_OWNER_MASK == EXTENDED_OWNER_MASK {
+        OwnerKind::Ttl(ephemeral_owner & MAX_TTL_MS)
+    } else {
+        OwnerKind::Ephemeral(ephemeral_owner)
+    }
+}
+
+/// `ephemeralOwner` for a TTL node.
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    EXTENDED_OWNER_MASK | (ttl_ms & MAX_TTL_MS)
+}
+
+/// The persisted part of a Stat; `dataLength` and `numChildren` are derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+}
+
+/// One znode.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub stat: NodeStat,
+    pub data: Box<[u8]>,
+    pub acl: AclId,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    /// The wire Stat of this node.
+    pub fn stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// A change a mutation made, in the order watches must fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeChange {
+    Created { path: String },
+    Deleted { path: String },
+    DataChanged { path: String },
+}
+
+/// Why a mutation could not be applied (replaying a txn over a fuzzy state may hit these;
+/// they are never client errors, which validation catches first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    #[error("no node {0}")]
+    NoNode(String),
+    #[error("node {0} exists")]
+    NodeExists(String),
+}
+
+/// The znode tree.
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<Box<str>, Node>,
+    acls: AclCache,
+    ephemerals: BTreeMap<i64, BTreeSet<Box<str>>>,
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
+    /// Sum of path and data lengths (Apache's `approximateDataSize`).
+    approximate_data_size: i64,
+    /// zxid of the last applied txn.
+    pub last_processed_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
+    pub fn new() -> Self {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            approximate_data_size: 0,
+            last_processed_zxid: 0,
+        };
+        let open = tree.acls.intern(&crate::acl::open_acl_unsafe());
+        tree.nodes.insert("/".into(), Node { acl: open, ..Default::default() });
+        let read_only = crate::acl::read_acl_unsafe();
+        for path in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            let acl = if path == "/zookeeper/config" { read_only.clone() } else { crate::acl::open_acl_unsafe() };
+            let _ = tree.create_node(path, &[], &acl, 0, -1, 0, 0);
+        }
+        tree
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.nodes.contains_key(path)
+    }
+
+    /// The ACL list of a node.
+    pub fn acl_of(&self, node: &Node) -> &[Acl] {
+        self.acls.get(node.acl)
+    }
+
+    /// Node count as Apache reports it (its map holds the root twice, as "" and "/").
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    pub fn approximate_data_size(&self) -> i64 {
+        self.approximate_data_size
+    }
+
+    /// Paths of the ephemerals a session owns, sorted.
+    pub fn ephemerals_of(&self, session_id: i64) -> Vec<String> {
+        self.ephemerals.get(&session_id).map(|s| s.iter().map(|p| p.to_string()).collect()).unwrap_or_default()
+    }
+
+    /// Every session that owns ephemerals, with its paths (for `dump`).
+    pub fn all_ephemerals(&self) -> impl Iterator<Item = (i64, &BTreeSet<Box<str>>)> {
+        self.ephemerals.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn container_paths(&self) -> impl Iterator<Item = &str> {
+        self.containers.iter().map(|p| &**p)
+    }
+
+    pub fn ttl_paths(&self) -> impl Iterator<Item = &str> {
+        self.ttls.iter().map(|p| &**p)
+    }
+
+    /// Number of descendants of `path` (getAllChildrenNumber).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let Some(node) = self.nodes.get(path) else { return 0 };
+        let mut count = 0;
+        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        count
+    }
+
+    /// Adds a node. `parent_cversion` is the cversion the parent takes (-1: its current + 1);
+    /// applied only if larger than the parent's, so replay over a fuzzy snapshot is idempotent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_node(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time_ms: i64,
+    ) -> Result<(Stat, Vec<TreeChange>), TreeError> {
+        let (parent_path, child_name) = path::split(path);
+        if self.nodes.contains_key(path) {
+            return Err(TreeError::NodeExists(path.to_string()));
+        }
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return Err(TreeError::NoNode(parent_path.to_string()));
+        };
+        let parent_cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(child_name.into());
+        let acl = self.acls.intern(acl);
+        let node = Node {
+            stat: NodeStat {
+                czxid: zxid,
+                mzxid: zxid,
+                pzxid: zxid,
+                ctime: time_ms,
+                mtime: time_ms,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner,
+            },
+            data: data.into(),
+            acl,
+            children: BTreeSet::new(),
+        };
+        let stat = node.stat();
+        let key: Box<str> = path.into();
+        match owner_kind(ephemeral_owner) {
+            OwnerKind::Persistent => {}
+            OwnerKind::Container => {
+                self.containers.insert(key.clone());
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.insert(key.clone());
+            }
+            OwnerKind::Ephemeral(owner) => {
+                self.ephemerals.entry(owner).or_default().insert(key.clone());
+            }
+        }
+        self.approximate_data_size += (path.len() + data.len()) as i64;
+        self.nodes.insert(key, node);
+        Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
+    }
+
+    /// Removes a leaf node; the parent's pzxid moves forward (never back).
+    pub fn delete_node(&mut self, path: &str, zxid: i64) -> Result<Vec<TreeChange>, TreeError> {
+        let (parent_path, child_name) = path::split(path);
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return Err(TreeError::NoNode(parent_path.to_string()));
+        };
+        parent.children.remove(child_name);
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
+        }
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(TreeError::NoNode(path.to_string()));
+        };
+        self.acls.release(node.acl);
+        self.approximate_data_size -= (path.len() + node.data.len()) as i64;
+        match owner_kind(node.stat.ephemeral_owner) {
+            OwnerKind::Persistent => {}
+            OwnerKind::Container => {
+                self.containers.remove(path);
+            }
+            OwnerKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            OwnerKind::Ephemeral(owner) => {
+                if let Some(set) = self.ephemerals.get_mut(&owner) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&owner);
+                    }
+                }
+            }
+        }
+        Ok(vec![TreeChange::Deleted { path: path.to_string() }])
+    }
+
+    /// Replaces a node's data; `version` is the new version the txn carries.
+    pub fn set_data(&mut self, path: &str, data: &[u8], version: i32, zxid: i64, time_ms: i64) -> Result<(Stat, Vec<TreeChange>), TreeError> {
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(TreeError::NoNode(path.to_string()));
+        };
+        self.approximate_data_size += data.len() as i64 - node.data.len() as i64;
+        node.data = data.into();
+        node.stat.mtime = time_ms;
+        node.stat.mzxid = zxid;
+        node.stat.version = version;
+        Ok((node.stat(), vec![TreeChange::DataChanged { path: path.to_string() }]))
+    }
+
+    /// Replaces a node's ACL; `version` is the new aversion the txn carries.
+    pub fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, TreeError> {
+        let new_acl = self.acls.intern(acl);
+        let Some(node) = self.nodes.get_mut(path) else {
+            self.acls.release(new_acl);
+            return Err(TreeError::NoNode(path.to_string()));
+        };
+        let old = std::mem::replace(&mut node.acl, new_acl);
+        node.stat.aversion = version;
+        let stat = node.stat();
+        self.acls.release(old);
+        Ok(stat)
+    }
+
+    /// Number of distinct ACL lists in use.
+    pub fn acl_list_count(&self) -> usize {
+        self.acls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::open_acl_unsafe;
+
+    #[test]
+    fn fresh_tree_has_the_zookeeper_system_nodes() {
+        let tree = DataTree::new();
+        assert!(tree.contains("/zookeeper/quota"));
+        assert!(tree.contains("/zookeeper/config"));
+        assert_eq!(tree.node_count(), 5);
+        assert_eq!(tree.get("/").unwrap().stat().num_children, 1);
+    }
+
+    #[test]
+    fn create_and_delete_keep_parent_stat_and_indexes() {
+        let mut tree = DataTree::new();
+        let (stat, _) = tree.create_node("/a", b"x", &open_acl_unsafe(), 0, -1, 7, 100).unwrap();
+        assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.data_length), (7, 7, 7, 1));
+        tree.create_node("/a/e", b"", &open_acl_unsafe(), 42, -1, 8, 101).unwrap();
+        let a = tree.get("/a").unwrap().stat();
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 8, 1));
+        assert_eq!(tree.ephemerals_of(42), vec!["/a/e".to_string()]);
+        tree.delete_node("/a/e", 9).unwrap();
+        let a = tree.get("/a").unwrap().stat();
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 9, 0));
+        assert!(tree.ephemerals_of(42).is_empty());
+        assert_eq!(tree.create_node("/a", b"", &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(), TreeError::NodeExists("/a".into()));
+    }
+
+    #[test]
+    fn replayed_create_does_not_move_parent_cversion_back() {
+        let mut tree = DataTree::new();
+        tree.create_node("/p", b"", &open_acl_unsafe(), 0, -1, 1, 0).unwrap();
+        tree.create_node("/p/a", b"", &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
+        tree.create_node("/p/b", b"", &open_acl_unsafe(), 0, 2, 3, 0).unwrap();
+        tree.delete_node("/p/a", 4).unwrap();
+        // Replay of the first create over this state (fuzzy snapshot).
+        tree.create_node("/p/a", b"", &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
+        let p = tree.get("/p").unwrap().stat();
+        assert_eq!((p.cversion, p.pzxid), (2, 4));
+    }
+
+    #[test]
+    fn owner_kinds_round_trip() {
+        assert_eq!(owner_kind(0), OwnerKind::Persistent);
+        assert_eq!(owner_kind(CONTAINER_EPHEMERAL_OWNER), OwnerKind::Container);
+        assert_eq!(owner_kind(ttl_owner(5000)), OwnerKind::Ttl(5000));
+        assert_eq!(owner_kind(0x1234), OwnerKind::Ephemeral(0x1234));
+    }
+}

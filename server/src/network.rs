@@ -1,0 +1,256 @@
+//! Network role: owns client sockets on one core.
+//!
+//! In: TCP connections (one listener per network core, SO_REUSEPORT), and `Vec<ToNet>` batches
+//! from the data role. Out: `ToData` messages. Each connection has a reader task (framing,
+//! size limit, connect decode, four-letter words) and a writer task that coalesces every
+//! queued frame into one socket write. Invariants: a frame longer than `jute.maxbuffer` or
+//! one that cannot be decoded closes only its own connection; bytes for a connection are
+//! written in the order the data role emitted them; `maxClientCnxns` per client IP holds
+//! across all network cores.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::proto::{ConnectRequest, Jute};
+
+use crate::four_letter::FOUR_LETTER_WORDS;
+use crate::messages::{conn_id, ToData, ToNet};
+
+/// Limits a network role enforces.
+#[derive(Debug, Clone)]
+pub struct NetworkLimits {
+    pub jute_max_buffer: usize,
+    /// 0 = unlimited.
+    pub max_client_cnxns: u32,
+}
+
+/// Open connections per client IP, shared by all network cores.
+pub type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
+
+/// What a connection's writer has to do.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    close: bool,
+    waker: Option<Waker>,
+    /// The writer finished (closed by the data role, or the socket failed).
+    done: bool,
+    done_waker: Option<Waker>,
+}
+
+type SharedOutbox = Rc<RefCell<Outbox>>;
+
+struct NetworkCore {
+    index: usize,
+    to_data: ConnectedSender<ToData>,
+    outboxes: RefCell<HashMap<u64, SharedOutbox>>,
+    limits: NetworkLimits,
+    counts: ConnectionCounts,
+}
+
+/// Runs the network role on the current executor until the process ends.
+pub async fn run(
+    index: usize,
+    listener: TcpListener,
+    to_data: glommio::channels::shared_channel::SharedSender<ToData>,
+    from_data: glommio::channels::shared_channel::SharedReceiver<Vec<ToNet>>,
+    limits: NetworkLimits,
+    counts: ConnectionCounts,
+) {
+    let core = Rc::new(NetworkCore { index, to_data: to_data.connect().await, outboxes: RefCell::new(HashMap::new()), limits, counts });
+    let from_data = from_data.connect().await;
+    glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
+    let mut next_local: u64 = 1;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else { continue };
+        if !core.admit(peer.ip()) {
+            log::warn!("too many connections from {} - max is {}", peer.ip(), core.limits.max_client_cnxns);
+            drop(stream);
+            continue;
+        }
+        let conn = conn_id(core.index, next_local);
+        next_local += 1;
+        let _ = stream.set_nodelay(true);
+        glommio::spawn_local(serve(core.clone(), stream, conn, peer)).detach();
+    }
+}
+
+impl NetworkCore {
+    fn admit(&self, ip: IpAddr) -> bool {
+        let mut counts = self.counts.lock().expect("connection counts lock");
+        let count = counts.entry(ip).or_insert(0);
+        if self.limits.max_client_cnxns != 0 && *count >= self.limits.max_client_cnxns {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts.lock().expect("connection counts lock");
+        if let Some(count) = counts.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+
+    fn outbox_push(&self, conn: u64, bytes: Option<Vec<u8>>) {
+        let outbox = self.outboxes.borrow().get(&conn).cloned();
+        if let Some(outbox) = outbox {
+            let mut o = outbox.borrow_mut();
+            match bytes {
+                Some(b) => o.bytes.extend_from_slice(&b),
+                None => o.close = true,
+            }
+            if let Some(w) = o.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Routes data-role output to connection writers, in arrival order.
+async fn dispatch(core: Rc<NetworkCore>, from_data: ConnectedReceiver<Vec<ToNet>>) {
+    while let Some(batch) = from_data.recv().await {
+        for item in batch {
+            match item {
+                ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes)),
+                ToNet::Close { conn } => core.outbox_push(conn, None),
+            }
+        }
+    }
+}
+
+/// Writes everything queued for one connection, coalescing frames into single writes.
+async fn write_loop(outbox: SharedOutbox, mut writer: futures_lite::io::WriteHalf<TcpStream>) {
+    loop {
+        let (bytes, close) = poll_fn(|cx| {
+            let mut o = outbox.borrow_mut();
+            if o.bytes.is_empty() && !o.close {
+                o.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready((std::mem::take(&mut o.bytes), o.close))
+        })
+        .await;
+        if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
+            break;
+        }
+        if close {
+            let _ = writer.flush().await;
+            break;
+        }
+    }
+    let _ = writer.close().await;
+    let mut o = outbox.borrow_mut();
+    o.done = true;
+    if let Some(w) = o.done_waker.take() {
+        w.wake();
+    }
+}
+
+/// Resolves once the connection's writer has finished.
+async fn writer_finished(outbox: SharedOutbox) -> Result<(), String> {
+    poll_fn(|cx| {
+        let mut o = outbox.borrow_mut();
+        if o.done {
+            Poll::Ready(Ok(()))
+        } else {
+            o.done_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Whether the first four bytes of a connection are a four-letter word.
+fn four_letter_word(first: &[u8; 4]) -> bool {
+    FOUR_LETTER_WORDS.iter().any(|w| w.as_bytes() == first)
+}
+
+async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: SocketAddr) {
+    let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
+    core.outboxes.borrow_mut().insert(conn, outbox.clone());
+    let (reader, writer) = futures_lite::io::split(stream);
+    let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
+    let reason = futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
+    if let Err(reason) = reason {
+        log::info!("closing connection {conn:#x} from {peer}: {reason}");
+    }
+    // Stop reading; let the writer drain what is queued, then close.
+    {
+        let mut o = outbox.borrow_mut();
+        o.close = true;
+        if let Some(w) = o.waker.take() {
+            w.wake();
+        }
+    }
+    writer_task.await;
+    core.outboxes.borrow_mut().remove(&conn);
+    core.release(peer.ip());
+    let _ = core.to_data.send(ToData::Disconnected { conn }).await;
+}
+
+async fn read_exact_or_eof(reader: &mut futures_lite::io::ReadHalf<TcpStream>, buf: &mut [u8]) -> Result<bool, String> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err("connection closed mid-frame".into()),
+            Ok(n) => filled += n,
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads frames until EOF or a protocol violation. Err names the violation.
+async fn read_loop(core: &NetworkCore, mut reader: futures_lite::io::ReadHalf<TcpStream>, conn: u64, peer: SocketAddr) -> Result<(), String> {
+    let mut first = true;
+    let mut length = [0u8; 4];
+    loop {
+        if !read_exact_or_eof(&mut reader, &mut length).await? {
+            return Ok(());
+        }
+        if first && four_letter_word(&length) {
+            let _ = core.to_data.send(ToData::FourLetter { conn, word: length }).await;
+            return Ok(());
+        }
+        let len = i32::from_be_bytes(length);
+        if len < 0 || len as usize > core.limits.jute_max_buffer {
+            return Err(format!("packet length {len} is out of range (jute.maxbuffer {})", core.limits.jute_max_buffer));
+        }
+        let mut frame = vec![0u8; len as usize];
+        if !read_exact_or_eof(&mut reader, &mut frame).await? && len > 0 {
+            return Err("connection closed mid-frame".into());
+        }
+        let message = if first {
+            first = false;
+            let request = ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
+            ToData::Connect { conn, client_ip: peer.ip().to_string(), remote: peer.to_string(), request }
+        } else {
+            ToData::Request { conn, frame }
+        };
+        if core.to_data.send(message).await.is_err() {
+            return Err("data role is gone".into());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Four-letter-word answers for the data role: fills a [`ServerStatus`] from the engine's
+//! processor and hands it to [`crate::four_letter::respond`] for Apache's exact layout.
+//! Runs on the data role's core (it reads the processor directly).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ringkeeper_engine::request::Processor;
+
+
+use crate::config::Config;
+use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerStatus, Whitelist};
+
+/// What the data role keeps to answer four-letter words.
+pub struct StatusSource {
+    whitelist: Whitelist,
+    conf: ConfStatus,
+    env: Vec<(String, String)>,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    started: Instant,
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+fn fd_counts() -> (Option<u64>, Option<u64>) {
+    let open = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    let max = (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur);
+    (open, max)
+}
+
+impl StatusSource {
+    pub fn new(config: &Config) -> StatusSource {
+        let mut env = four_letter::host_environment();
+        env.insert(0, ("zookeeper.version".into(), four_letter::full_version()));
+        env.push(("ringkeeper.version".into(), four_letter::RINGKEEPER_VERSION.into()));
+        StatusSource {
+            whitelist: config.four_letter_whitelist.clone(),
+            conf: ConfStatus::from_config(config, config.client_port.unwrap_or(2181)),
+            env,
+            data_dir: config.data_dir.clone(),
+            log_dir: config.log_dir().to_path_buf(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The reply to a four-letter word, or None when it is not one.
+    pub fn respond(&self, processor: &mut Processor, word: &[u8; 4]) -> Option<String> {
+        let status = self.snapshot(processor);
+        four_letter::respond(word, &self.whitelist, &status)
+    }
+
+    fn snapshot(&self, p: &Processor) -> ServerStatus {
+        let mut s = ServerStatus::new(self.conf.clone());
+        s.env = self.env.clone();
+        s.packets_received = p.stats.packets_received;
+        s.packets_sent = p.stats.packets_sent;
+        s.last_zxid = p.tree.last_processed_zxid;
+        s.node_count = p.tree.node_count() as u64;
+        s.approximate_data_size = p.tree.approximate_data_size().max(0) as u64;
+        s.uptime_ms = self.started.elapsed().as_millis() as u64;
+        let mut conns: Vec<_> = p.connections().collect();
+        conns.sort_by_key(|(id, _)| **id);
+        s.num_alive_connections = conns.len() as u64;
+        s.connections = conns
+            .iter()
+            .map(|(_, c)| ConnectionStatus {
+                remote: c.remote.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                interest_ops: 1,
+                outstanding: 0,
+                received: c.received,
+                sent: c.sent,
+                session_id: c.session_id,
+                last_op: c.last_op.to_string(),
+                established_unix_ms: c.connected_at_ms,
+                session_timeout_ms: p.sessions.get(c.session_id).map(|x| x.timeout_ms as u32).unwrap_or(0),
+                last_cxid: c.last_cxid as i64,
+                last_zxid: c.last_zxid,
+                last_response_ms: 0,
+                last_latency_ms: 0,
+                latency: Default::default(),
+            })
+            .collect();
+        let session_of = |w: u64| p.connections().find(|(id, _)| **id == w).map(|(_, c)| c.session_id).unwrap_or(0);
+        s.watches_by_session = p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
+        s.watches_by_path = p.watches.by_path().into_iter().map(|(path, ws)| (path, ws.into_iter().map(|w| session_of(w.0)).collect())).collect();
+        s.watch_count = p.watches.watch_count() as u64;
+        s.watch_total = s.watch_count;
+        s.watched_paths = p.watches.path_count() as u64;
+        s.watching_connections = p.watches.watcher_count() as u64;
+        s.ephemerals_by_session = p.tree.all_ephemerals().map(|(id, paths)| (id, paths.iter().map(|x| x.to_string()).collect())).collect();
+        s.ephemerals_count = p.tree.ephemeral_count() as u64;
+        s.global_sessions = p.sessions.len() as u64;
+        s.data_dir_size = dir_size(&self.data_dir);
+        s.log_dir_size = dir_size(&self.log_dir);
+        let (open, max) = fd_counts();
+        s.open_file_descriptor_count = open;
+        s.max_file_descriptor_count = max;
+        s
+    }
+}

@@ -1,0 +1,170 @@
+//! Watches of every kind: one-shot data, exists (on a missing node) and child watches,
+//! persistent and persistent-recursive watches (addWatch), their event types and paths,
+//! one-shot semantics, the ordering guarantee (an event reaches the client before the reply
+//! of a later read that observes the change), and checkWatches/removeWatches.
+
+mod common;
+
+use common::*;
+use ringkeeper_engine::proto::codes::{watcher_type, ErrorCode, EventType as Ev, OpCode};
+use ringkeeper_engine::proto::records::{GetDataResponse, PathWatchRequest, WatchTypeRequest};
+use ringkeeper_tests::TestServer;
+use zookeeper_client::{AddWatchMode, CreateMode, EventType};
+
+fn watch_on(path: &str) -> PathWatchRequest {
+    PathWatchRequest { path: path.into(), watch: true }
+}
+
+fn watch_type(path: &str, watcher_type: i32) -> WatchTypeRequest {
+    WatchTypeRequest { path: path.into(), watcher_type }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_exists_and_child_watches_report_type_and_path() {
+    let server = TestServer::start();
+    let watcher = connect(&server).await;
+    let writer = connect(&server).await;
+
+    // exists on a missing node fires NodeCreated.
+    let (stat, created) = within("exists", watcher.check_and_watch_stat("/n")).await.unwrap();
+    assert_eq!(stat, None);
+    mk(&writer, "/n", b"").await;
+    assert_event(&next_oneshot(created).await, EventType::NodeCreated, "/n");
+
+    // getData watch fires NodeDataChanged; a child create does not touch it.
+    let (_, _, data) = within("get", watcher.get_and_watch_data("/n")).await.unwrap();
+    let (_, _, data_again) = within("get", watcher.get_and_watch_data("/n")).await.unwrap();
+    let (_, children) = within("ls", watcher.list_and_watch_children("/n")).await.unwrap();
+    mk(&writer, "/n/c", b"").await;
+    assert_event(&next_oneshot(children).await, EventType::NodeChildrenChanged, "/n");
+    within("set", writer.set_data("/n", b"x", None)).await.unwrap();
+    assert_event(&next_oneshot(data).await, EventType::NodeDataChanged, "/n");
+    // The client crate shares one server watch between both data watchers: the second also
+    // saw the change.
+    assert_event(&next_oneshot(data_again).await, EventType::NodeDataChanged, "/n");
+
+    // Deleting a node fires NodeDeleted on its data, exists and child watches.
+    let (_, _, data) = within("get", watcher.get_and_watch_data("/n/c")).await.unwrap();
+    let (_, exists) = within("exists", watcher.check_and_watch_stat("/n/c")).await.unwrap();
+    let (_, children) = within("ls", watcher.list_and_watch_children("/n/c")).await.unwrap();
+    let (_, parent_children) = within("ls", watcher.list_and_watch_children("/n")).await.unwrap();
+    within("delete", writer.delete("/n/c", None)).await.unwrap();
+    assert_event(&next_oneshot(data).await, EventType::NodeDeleted, "/n/c");
+    assert_event(&next_oneshot(exists).await, EventType::NodeDeleted, "/n/c");
+    assert_event(&next_oneshot(children).await, EventType::NodeDeleted, "/n/c");
+    assert_event(&next_oneshot(parent_children).await, EventType::NodeChildrenChanged, "/n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_watch_fires_exactly_once() {
+    let server = TestServer::start();
+    let writer = connect(&server).await;
+    mk(&writer, "/once", b"").await;
+    let mut raw = RawSession::connect(&server, 10_000);
+    assert_eq!(raw.code(OpCode::GetData, &watch_on("/once")), 0);
+    within("set 1", writer.set_data("/once", b"1", None)).await.unwrap();
+    within("set 2", writer.set_data("/once", b"2", None)).await.unwrap();
+    let event = raw.next_event();
+    assert_eq!((event.event_type, event.path.as_str()), (Ev::NodeDataChanged as i32, "/once"));
+    assert_eq!(event.state, 3, "SyncConnected");
+    raw.ping();
+    assert!(raw.events.is_empty(), "second change must not fire again: {:?}", raw.events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_arrives_before_the_reply_of_a_read_that_sees_the_change() {
+    let server = TestServer::start();
+    let writer = connect(&server).await;
+    mk(&writer, "/ord", b"old").await;
+    let mut raw = RawSession::connect(&server, 10_000);
+    assert_eq!(raw.code(OpCode::GetData, &watch_on("/ord")), 0);
+    within("set", writer.set_data("/ord", b"new", None)).await.unwrap();
+    let reply = raw.call(OpCode::GetData, &PathWatchRequest { path: "/ord".into(), watch: false });
+    assert_eq!(reply.decode::<GetDataResponse>().data, b"new");
+    assert_eq!(raw.events.len(), 1, "the notification precedes the reply on the wire");
+    assert_eq!(raw.events[0].path, "/ord");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_watch_sees_node_and_child_list_changes_and_stays() {
+    let server = TestServer::start();
+    let watcher = connect(&server).await;
+    let writer = connect(&server).await;
+    let mut events = within("addWatch", watcher.watch("/w", AddWatchMode::Persistent)).await.unwrap();
+    mk(&writer, "/w", b"").await;
+    within("set", writer.set_data("/w", b"1", None)).await.unwrap();
+    within("set", writer.set_data("/w", b"2", None)).await.unwrap();
+    mk(&writer, "/w/c", b"").await;
+    within("set child", writer.set_data("/w/c", b"x", None)).await.unwrap(); // not watched
+    within("delete child", writer.delete("/w/c", None)).await.unwrap();
+    within("delete", writer.delete("/w", None)).await.unwrap();
+    let expected = [
+        (EventType::NodeCreated, "/w"),
+        (EventType::NodeDataChanged, "/w"),
+        (EventType::NodeDataChanged, "/w"),
+        (EventType::NodeChildrenChanged, "/w"),
+        (EventType::NodeChildrenChanged, "/w"),
+        (EventType::NodeDeleted, "/w"),
+    ];
+    for (event_type, path) in expected {
+        assert_event(&next_event(&mut events).await, event_type, path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recursive_watch_sees_descendants_without_child_events() {
+    let server = TestServer::start();
+    let watcher = connect(&server).await;
+    let writer = connect(&server).await;
+    mk(&writer, "/r", b"").await;
+    let mut events =
+        within("addWatch", watcher.watch("/r", AddWatchMode::PersistentRecursive)).await.unwrap();
+    mk(&writer, "/r/a", b"").await;
+    mk(&writer, "/r/a/b", b"").await;
+    within("set", writer.set_data("/r/a/b", b"x", None)).await.unwrap();
+    let (_, seq) = create(&writer, "/r/a/s-", b"", CreateMode::EphemeralSequential).await;
+    mk(&writer, "/rx", b"").await; // a sibling with a common prefix is not below /r
+    within("delete", writer.delete("/r/a/b", None)).await.unwrap();
+    within("set", writer.set_data("/r", b"top", None)).await.unwrap();
+    let expected = [
+        (EventType::NodeCreated, "/r/a"),
+        (EventType::NodeCreated, "/r/a/b"),
+        (EventType::NodeDataChanged, "/r/a/b"),
+        (EventType::NodeCreated, seq.as_str()),
+        (EventType::NodeDeleted, "/r/a/b"),
+        (EventType::NodeDataChanged, "/r"),
+    ];
+    for (event_type, path) in expected {
+        assert_event(&next_event(&mut events).await, event_type, path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_remove_watches_then_no_event() {
+    let server = TestServer::start();
+    let writer = connect(&server).await;
+    mk(&writer, "/rm", b"").await;
+    let mut raw = RawSession::connect(&server, 10_000);
+    let no_watcher = ErrorCode::NoWatcher.code();
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::DATA)), no_watcher);
+
+    assert_eq!(raw.code(OpCode::GetData, &watch_on("/rm")), 0);
+    assert_eq!(raw.code(OpCode::GetChildren, &watch_on("/rm")), 0);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::DATA)), 0);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::CHILDREN)), 0);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::ANY)), 0);
+
+    assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/rm", watcher_type::DATA)), 0);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::DATA)), no_watcher);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::CHILDREN)), 0);
+    assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/rm", watcher_type::DATA)), no_watcher);
+    assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/rm", watcher_type::ANY)), 0);
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::ANY)), no_watcher);
+
+    within("set", writer.set_data("/rm", b"x", None)).await.unwrap();
+    mk(&writer, "/rm/c", b"").await;
+    raw.ping();
+    assert!(raw.events.is_empty(), "removed watches fired: {:?}", raw.events);
+    // Apache: removeWatches sends no DataWatchRemoved/ChildWatchRemoved event over the wire;
+    // those are synthesised by the Java client.
+}

@@ -1,0 +1,337 @@
+//! Shared helpers for the `client_*` integration tests.
+//!
+//! Two ways to talk to the server under test (started by [`ringkeeper_tests::TestServer`]):
+//! - the independent `zookeeper-client` crate (tokio), through [`connect`] and the small
+//!   wrappers here, every await bounded by [`within`];
+//! - a raw blocking socket, [`RawSession`], for what that crate does not expose or validates
+//!   away on the client side (session password, checkWatches/removeWatches, whoAmI, unknown
+//!   opcodes, bad paths, malformed frames). Frames are a 4-byte big-endian length and a jute
+//!   payload built from `ringkeeper_engine::proto` records; every read has a socket timeout.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::{
+    Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, ReplyHeader, RequestHeader,
+    WatcherEvent,
+};
+use ringkeeper_engine::proto::{Jute, JuteReader};
+use ringkeeper_tests::TestServer;
+use zookeeper_client as zk;
+
+/// Upper bound for any single step of a test (one request, one awaited event).
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Awaits `fut` for at most [`STEP`]; panics naming `what` when it takes longer.
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+/// Like [`within`] with an explicit bound, for steps that wait on server timers.
+pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+/// Asserts that `fut` does NOT complete within `wait` (e.g. a watch that must not fire).
+pub async fn never<F: Future>(what: &str, wait: Duration, fut: F)
+where
+    F::Output: std::fmt::Debug,
+{
+    if let Ok(out) = tokio::time::timeout(wait, fut).await {
+        panic!("expected nothing within {wait:?} for {what}, got {out:?}");
+    }
+}
+
+/// Polls `check` every 100 ms until it returns true, for at most `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if within(what, check()).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("condition not met within {limit:?}: {what}");
+}
+
+/// A connected `zookeeper-client` session to `server` (session timeout 6 s, the crate default).
+pub async fn connect(server: &TestServer) -> zk::Client {
+    connect_via(server, zk::Client::connector()).await
+}
+
+/// Connects with a caller-configured [`zk::Connector`] (auth, session timeout, ...).
+pub async fn connect_via(server: &TestServer, connector: zk::Connector) -> zk::Client {
+    within("connect", connector.with_connection_timeout(STEP).connect(&server.connect_string()))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", server.connect_string()))
+}
+
+/// World-readable-and-writable options for `mode`.
+pub fn open(mode: zk::CreateMode) -> zk::CreateOptions<'static> {
+    mode.with_acls(zk::Acls::anyone_all())
+}
+
+/// Creates `path` with `data` in `mode` (open ACL); returns the Stat and the created path
+/// (which differs from `path` for sequential modes).
+pub async fn create(
+    client: &zk::Client,
+    path: &str,
+    data: &[u8],
+    mode: zk::CreateMode,
+) -> (zk::Stat, String) {
+    let (stat, seq) = within(path, client.create(path, data, &open(mode)))
+        .await
+        .unwrap_or_else(|e| panic!("create {path} ({mode:?}): {e}"));
+    let created = if seq.into_i64() >= 0 { format!("{path}{seq}") } else { path.to_string() };
+    (stat, created)
+}
+
+/// Creates a persistent node with open ACL; returns its Stat.
+pub async fn mk(client: &zk::Client, path: &str, data: &[u8]) -> zk::Stat {
+    create(client, path, data, zk::CreateMode::Persistent).await.0
+}
+
+/// The Stat of `path`, `None` when it does not exist.
+pub async fn stat_of(client: &zk::Client, path: &str) -> Option<zk::Stat> {
+    within(path, client.check_stat(path)).await.unwrap_or_else(|e| panic!("exists {path}: {e}"))
+}
+
+/// The error a create of `path` fails with (panics when it succeeds).
+pub async fn create_err(client: &zk::Client, path: &str, options: &zk::CreateOptions<'_>) -> zk::Error {
+    match within(path, client.create(path, b"", options)).await {
+        Ok(_) => panic!("create {path} unexpectedly succeeded"),
+        Err(e) => e,
+    }
+}
+
+/// Awaits the next event of a one-shot watcher, bounded.
+pub async fn next_oneshot(watcher: zk::OneshotWatcher) -> zk::WatchedEvent {
+    within("one-shot watch event", watcher.changed()).await
+}
+
+/// Awaits the next event of a persistent watcher, bounded.
+pub async fn next_event(watcher: &mut zk::PersistentWatcher) -> zk::WatchedEvent {
+    within("persistent watch event", watcher.changed()).await
+}
+
+/// Asserts an event's type and path.
+pub fn assert_event(event: &zk::WatchedEvent, event_type: zk::EventType, path: &str) {
+    assert_eq!((event.event_type, event.path.as_str()), (event_type, path), "event {event:?}");
+}
+
+/// Sorted copy, to compare child lists as sets (Apache does not sort children).
+pub fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}
+
+/// `world:anyone` with all permissions, as a wire record.
+pub fn open_acl() -> Vec<Acl> {
+    vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+}
+
+/// A raw CreateRequest for `path` with `flags` (0 persistent, 1 ephemeral, 2 sequential, ...).
+pub fn create_request(path: &str, flags: i32) -> CreateRequest {
+    CreateRequest { path: path.into(), data: Vec::new(), acl: open_acl(), flags }
+}
+
+/// What a raw read observed.
+#[derive(Debug)]
+pub enum Frame {
+    /// A complete frame payload.
+    Data(Vec<u8>),
+    /// The server closed (EOF or reset).
+    Closed,
+}
+
+/// A reply split into header and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub header: ReplyHeader,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// Decodes the body as `T`.
+    pub fn decode<T: Jute>(&self) -> T {
+        T::from_bytes(&self.body).unwrap_or_else(|e| panic!("decode reply body: {e:?}"))
+    }
+}
+
+/// A raw protocol session over a blocking socket with read/write timeouts of [`STEP`].
+/// Never sends pings on its own: a test that stops calling it lets the session expire.
+pub struct RawSession {
+    pub stream: TcpStream,
+    pub response: ConnectResponse,
+    next_xid: i32,
+    /// Watch notifications read while waiting for a reply, oldest first.
+    pub events: Vec<WatcherEvent>,
+}
+
+/// A ConnectRequest for a new session with `timeout_ms`, as 3.5+ clients send it.
+pub fn new_session_request(timeout_ms: i32) -> ConnectRequest {
+    ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() }
+}
+
+/// Opens a TCP connection to `server` with [`STEP`] timeouts.
+pub fn raw_stream(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&server.addr(), STEP).expect("tcp connect");
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    stream.set_write_timeout(Some(STEP)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Writes one frame: big-endian length, then `payload`.
+pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let mut buf = (payload.len() as u32).to_be_bytes().to_vec();
+    buf.extend_from_slice(payload);
+    stream.write_all(&buf)
+}
+
+/// Reads one frame, or [`Frame::Closed`] on EOF/reset; panics on timeout.
+pub fn read_frame(stream: &mut TcpStream) -> Frame {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("no frame from server within {STEP:?}")
+        }
+        Err(_) => return Frame::Closed,
+    }
+    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+    match stream.read_exact(&mut payload) {
+        Ok(()) => Frame::Data(payload),
+        Err(_) => Frame::Closed,
+    }
+}
+
+/// Whether the server closes `stream` within [`STEP`] (discarding any frames before that).
+pub fn closes(stream: &mut TcpStream) -> bool {
+    let deadline = Instant::now() + STEP;
+    let mut sink = [0u8; 4096];
+    while Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Sends a ConnectRequest on a fresh connection; returns the stream and the server's answer.
+pub fn raw_handshake(server: &TestServer, request: &ConnectRequest) -> (TcpStream, Frame) {
+    let mut stream = raw_stream(server);
+    write_frame(&mut stream, &request.to_bytes()).expect("send ConnectRequest");
+    let answer = read_frame(&mut stream);
+    (stream, answer)
+}
+
+impl RawSession {
+    /// A new session with `timeout_ms`.
+    pub fn connect(server: &TestServer, timeout_ms: i32) -> RawSession {
+        Self::connect_with(server, &new_session_request(timeout_ms))
+    }
+
+    /// A session from an explicit ConnectRequest (e.g. resuming an id with its password).
+    pub fn connect_with(server: &TestServer, request: &ConnectRequest) -> RawSession {
+        let (stream, answer) = raw_handshake(server, request);
+        let Frame::Data(bytes) = answer else { panic!("server closed during handshake") };
+        let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
+        assert!(response.timeout_ms > 0, "session refused: {response:?}");
+        RawSession { stream, response, next_xid: 1, events: Vec::new() }
+    }
+
+    pub fn session_id(&self) -> i64 {
+        self.response.session_id
+    }
+
+    /// The ConnectRequest that resumes this session on a new connection.
+    pub fn resume_request(&self) -> ConnectRequest {
+        ConnectRequest {
+            timeout_ms: self.response.timeout_ms,
+            session_id: self.response.session_id,
+            passwd: self.response.passwd.clone(),
+            read_only: Some(false),
+            ..Default::default()
+        }
+    }
+
+    /// Sends a request with the next xid; returns that xid.
+    pub fn send(&mut self, op: OpCode, body: &impl Jute) -> i32 {
+        self.send_raw_op(op as i32, &body.to_bytes())
+    }
+
+    /// Sends a request with an arbitrary opcode number and body bytes.
+    pub fn send_raw_op(&mut self, op: i32, body: &[u8]) -> i32 {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut payload = RequestHeader { xid, op }.to_bytes();
+        payload.extend_from_slice(body);
+        write_frame(&mut self.stream, &payload).expect("send request");
+        xid
+    }
+
+    /// Reads frames until the reply to `xid`, collecting watch events on the way; `None` if
+    /// the server closed the connection instead.
+    pub fn reply_to(&mut self, xid: i32) -> Option<Reply> {
+        loop {
+            let Frame::Data(bytes) = read_frame(&mut self.stream) else { return None };
+            let mut reader = JuteReader::new(&bytes);
+            let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
+            let body = bytes[reader.offset()..].to_vec();
+            if header.xid == -1 {
+                self.events.push(WatcherEvent::from_bytes(&body).expect("decode WatcherEvent"));
+                continue;
+            }
+            assert_eq!(header.xid, xid, "reply out of order: {header:?}");
+            return Some(Reply { header, body });
+        }
+    }
+
+    /// Sends `op` and waits for its reply (panics if the server closes instead).
+    pub fn call(&mut self, op: OpCode, body: &impl Jute) -> Reply {
+        let xid = self.send(op, body);
+        self.reply_to(xid).unwrap_or_else(|| panic!("connection closed awaiting {op:?}"))
+    }
+
+    /// Sends `op` and returns only the reply's error code.
+    pub fn code(&mut self, op: OpCode, body: &impl Jute) -> i32 {
+        self.call(op, body).header.err
+    }
+
+    /// A ping (xid -2) and its reply: keeps the session alive and proves the link works.
+    pub fn ping(&mut self) {
+        let payload = RequestHeader { xid: -2, op: OpCode::Ping as i32 }.to_bytes();
+        write_frame(&mut self.stream, &payload).expect("send ping");
+        assert!(self.reply_to(-2).is_some(), "connection closed awaiting ping reply");
+    }
+
+    /// Reads until a watch event arrives (or returns one already collected).
+    pub fn next_event(&mut self) -> WatcherEvent {
+        if !self.events.is_empty() {
+            return self.events.remove(0);
+        }
+        let Frame::Data(bytes) = read_frame(&mut self.stream) else { panic!("closed awaiting event") };
+        let mut reader = JuteReader::new(&bytes);
+        let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
+        assert_eq!(header.xid, -1, "expected a notification, got {header:?}");
+        WatcherEvent::from_bytes(&bytes[reader.offset()..]).expect("decode WatcherEvent")
+    }
+}
