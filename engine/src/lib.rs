@@ -9,9 +9,11 @@
 //! - [`acl`]: ACL checks, digest/ip/world/auth schemes.
 //! - [`session`]: the session table and its tick-driven expiry.
 //! - [`watch`]: one-shot, persistent and persistent-recursive watch tables.
+//! - [`log`]: the transaction log's on-disk record format and segment scanner (no I/O).
 //! - [`request`]: turns a client request into a txn (validation) and a txn result into a reply.
 
 pub mod acl;
+pub mod log;
 pub mod proto;
 pub mod request;
 pub mod session;

@@ -10,16 +10,22 @@
 //!                      │ ToData (bounded)                          ▲ Vec<ToNet> (bounded)
 //!                      ▼                                           │ replies, watch events,
 //!                 [data role]  engine::request::Processor: sessions, validation, txn encode,
-//!                              apply to the DataTree, watches, expiry and container reaper
+//!                      │       apply to the DataTree, watches, expiry and container reaper;
+//!                      │       holds every output until its zxid is durable
+//!                      │ LogRecord (txn bytes, bounded)        ▲ "durable up to zxid Z" (bounded)
+//!                      ▼                                       │
+//!                 [log role]   segment files, O_DIRECT writes, ONE fdatasync per batch
 //! ```
-//! Later roles (log with group commit, ZAB) plug in between validation and apply: the
-//! processor already emits every txn as its encoded bytes (`Output::Log`) and tags every
-//! reply with the zxid that must be durable before it leaves.
+//! Start-up replays the log ([`recovery`]) before any executor runs. ZAB will plug in
+//! between validation and apply: the processor emits every txn as its encoded bytes
+//! (`Output::Log`) and tags every reply with the zxid that must be durable before it leaves.
 
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
+pub mod log_role;
 pub mod messages;
 pub mod network;
+pub mod recovery;
 pub mod runtime;
 pub mod status;

@@ -1,9 +1,12 @@
 //! `ringkeeper` binary: `ringkeeper` serves a single node with the embedded default
 //! (127.0.0.1:2181, data under ./ringkeeper-data); `ringkeeper path/to/zoo.cfg` reads an
-//! ordinary ZooKeeper config.
+//! ordinary ZooKeeper config. Log tools: `ringkeeper log-dump SEGMENT` prints every record of a
+//! segment readably; `ringkeeper log-verify SEGMENT|DIR` checks a segment or a whole log
+//! directory without changing it (exit status non-zero when it cannot be trusted).
 
 use anyhow::Context;
 use ringkeeper_server::config::Config;
+use ringkeeper_server::recovery;
 
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -11,7 +14,16 @@ fn main() -> anyhow::Result<()> {
     let config = match args.as_slice() {
         [] => Config::embedded_default(),
         [flag] if flag == "--help" || flag == "-h" => {
-            println!("usage: ringkeeper [path/to/zoo.cfg]\n\nWith no argument, serves a single node on 127.0.0.1:2181 with data under ./ringkeeper-data.");
+            println!("usage: ringkeeper [path/to/zoo.cfg]\n       ringkeeper log-dump SEGMENT\n       ringkeeper log-verify SEGMENT|LOGDIR\n\nWith no argument, serves a single node on 127.0.0.1:2181 with data under ./ringkeeper-data.");
+            return Ok(());
+        }
+        [tool, path] if tool == "log-dump" => {
+            return Ok(recovery::dump_segment(std::path::Path::new(path), &mut std::io::stdout().lock())?);
+        }
+        [tool, path] if tool == "log-verify" => {
+            for line in recovery::verify_log(std::path::Path::new(path))? {
+                println!("{line}");
+            }
             return Ok(());
         }
         [path] => {

@@ -231,8 +231,9 @@ async fn read_loop(core: &NetworkCore, mut reader: futures_lite::io::ReadHalf<Tc
             return Ok(());
         }
         if first && four_letter_word(&length) {
+            // The data role answers and closes; the writer finishing ends this connection.
             let _ = core.to_data.send(ToData::FourLetter { conn, word: length }).await;
-            return Ok(());
+            return std::future::pending().await;
         }
         let len = i32::from_be_bytes(length);
         if len < 0 || len as usize > core.limits.jute_max_buffer {

@@ -1,9 +1,11 @@
 //! Start-up: turns a [`Config`] into running role executors.
 //!
-//! Creates the bounded channels between roles, starts one glommio executor per network core
-//! and one for the data role, each on its own thread, placed by `ringkeeper.*.core` keys
-//! (`Placement::Fixed` when `ringkeeper.pin=true`, floating otherwise so that several servers
-//! can share cores), and blocks until they end.
+//! Recovers the processor from the transaction log first (on this thread, before any
+//! executor exists; a corrupt log stops start-up with the file and offset), then creates the
+//! bounded channels between roles and starts one glommio executor per network core, one for
+//! the data role and one for the log role, each on its own thread, placed by
+//! `ringkeeper.*.core` keys (`Placement::Fixed` when `ringkeeper.pin=true`, floating otherwise
+//! so that several servers can share cores), and blocks until they end.
 
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
@@ -14,12 +16,17 @@ use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
 use crate::config::Config;
+use crate::data_role::LogLink;
+use crate::log_role::{LogRecord, LogSettings};
 use crate::messages::{ToData, ToNet};
 use crate::network::{self, NetworkLimits};
 use crate::status::StatusSource;
 
-/// io_uring registered-buffer memory per executor; small, since we do no DMA file I/O here.
+/// io_uring registered-buffer memory per executor without file I/O.
 const EXECUTOR_IO_MEMORY_BYTES: usize = 1 << 20;
+/// Bounds of the log executor's registered DMA buffer memory (larger writes use the heap).
+const LOG_IO_MEMORY_BYTES_MIN: usize = 1 << 20;
+const LOG_IO_MEMORY_BYTES_MAX: usize = 64 << 20;
 
 fn placement(config: &Config, core: Option<usize>) -> Placement {
     match core {
@@ -48,13 +55,23 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
     }
 }
 
-fn random_secret() -> u64 {
-    let mut bytes = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
+/// The secret session passwords derive from, kept in `dataDir/session.secret` so that a
+/// session recovered from the log can be resumed with the password its client holds.
+fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
+    let path = data_dir.join("session.secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return u64::from_str_radix(text.trim(), 16).map_err(|_| anyhow!("{}: not a hex session secret", path.display()));
     }
-    u64::from_ne_bytes(bytes) ^ (crate::data_role::now_ms() as u64)
+    let mut bytes = [0u8; 8];
+    {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom")?;
+    }
+    let secret = u64::from_ne_bytes(bytes);
+    let tmp = data_dir.join("session.secret.tmp");
+    std::fs::write(&tmp, format!("{secret:016x}\n")).and_then(|_| std::fs::File::open(&tmp)?.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
 }
 
 /// Runs the server until a role fails. Prints `ringkeeper listening on ADDR` once clients can connect.
@@ -82,13 +99,40 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let counts = Arc::new(Mutex::new(Default::default()));
 
     let now = crate::data_role::now_ms();
-    let processor = Processor::new(processor_config(&config), now, random_secret());
+    let mut processor = Processor::new(processor_config(&config), now, session_secret(&config.data_dir)?);
+    let mut log_settings = LogSettings::from_config(&config);
+    std::fs::create_dir_all(&log_settings.dir).with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
+    // glommio opens files with openat(-1, ...): paths must be absolute.
+    log_settings.dir = std::fs::canonicalize(&log_settings.dir).with_context(|| format!("resolving dataLogDir {}", log_settings.dir.display()))?;
+    let started = std::time::Instant::now();
+    let recovered = crate::recovery::recover(&log_settings.dir, &mut processor, now)
+        .map_err(|e| anyhow!("refusing to start: the transaction log cannot be trusted: {e}"))?;
+    log::info!(
+        "recovered {} txns from {} log segment(s) in {} in {:?}; last zxid {:#x}",
+        recovered.records,
+        recovered.segments,
+        log_settings.dir.display(),
+        started.elapsed(),
+        recovered.last_zxid
+    );
+
+    let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
+    let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
+    let log_io_memory = (2 * log_settings.batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX);
+    let (tail, last_zxid) = (recovered.tail, recovered.last_zxid);
+    let log_handle = LocalExecutorBuilder::new(placement(&config, config.log_core))
+        .name("rk-log")
+        .io_memory(log_io_memory)
+        .spawn(move || crate::log_role::run(log_settings, tail, last_zxid, from_data, to_data_durable))
+        .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
+
     let status = StatusSource::new(&config);
+    let log_link = LogLink { to_log, from_log, durable_zxid: last_zxid, in_flight_max: 2 * queue_depth, held_max: 16 * queue_depth };
     let data_placement = placement(&config, config.data_core);
     let data_handle = LocalExecutorBuilder::new(data_placement)
         .name("rk-data")
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-        .spawn(move || crate::data_role::run(processor, status, to_data_receivers, to_net_senders))
+        .spawn(move || crate::data_role::run(processor, status, to_data_receivers, to_net_senders, log_link))
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
     let mut handles = Vec::new();
@@ -123,5 +167,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         handle.join().map_err(|e| anyhow!("network role failed: {e}"))?;
     }
     data_handle.join().map_err(|e| anyhow!("data role failed: {e}"))?;
+    log_handle.join().map_err(|e| anyhow!("log role failed: {e}"))?;
     Ok(())
 }

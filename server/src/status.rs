@@ -38,12 +38,10 @@ fn fd_counts() -> (Option<u64>, Option<u64>) {
 
 impl StatusSource {
     pub fn new(config: &Config) -> StatusSource {
-        let mut env = four_letter::host_environment();
-        env.insert(0, ("zookeeper.version".into(), four_letter::full_version()));
-        env.push(("ringkeeper.version".into(), four_letter::RINGKEEPER_VERSION.into()));
+        let env = four_letter::host_environment();
         StatusSource {
             whitelist: config.four_letter_whitelist.clone(),
-            conf: ConfStatus::from_config(config, config.client_port.unwrap_or(2181)),
+            conf: ConfStatus::from_config(config, config.effective_client_port()),
             env,
             data_dir: config.data_dir.clone(),
             log_dir: config.log_dir().to_path_buf(),
@@ -92,7 +90,8 @@ impl StatusSource {
         s.watches_by_session = p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
         s.watches_by_path = p.watches.by_path().into_iter().map(|(path, ws)| (path, ws.into_iter().map(|w| session_of(w.0)).collect())).collect();
         s.watch_count = p.watches.watch_count() as u64;
-        s.watch_total = s.watch_count;
+        // wchs counts data watches only, as Apache.
+        s.watch_total = p.watches.data_table().watch_count() as u64;
         s.watched_paths = p.watches.path_count() as u64;
         s.watching_connections = p.watches.watcher_count() as u64;
         s.ephemerals_by_session = p.tree.all_ephemerals().map(|(id, paths)| (id, paths.iter().map(|x| x.to_string()).collect())).collect();

@@ -6,7 +6,7 @@
 # cli_mt reads commands from stdin and runs each asynchronously; if stdin ends it quits
 # before replies arrive. So commands go through a FIFO one at a time: `send` writes one
 # command, then `wait_for` polls the output (cli_mt prints everything on stderr) for the
-# reply, at most WAIT_S seconds each, and `expect` checks more lines of that reply. Covers
+# reply, at most wait_s (10) seconds each, and `expect` checks more lines of that reply. Covers
 # create (plain, +e, +s, existing), set, get, ls, ls2, exists (prints only errors),
 # wexists + the CREATED watch event, sync, delete (non-empty, missing, ok), and, from a
 # second session, that the first session's ephemeral node went away with it. Error

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """kazoo (Python client) against a ZooKeeper-compatible server: the plain API.
 
 Usage: kazoo_basic.py HOST:PORT [envi-whitelisted|envi-blocked]
@@ -8,7 +9,8 @@ results of a failing transaction, one-shot watches, DataWatch/ChildrenWatch even
 digest ACLs (NoAuthError without credentials), `server_version()` (which sends the `envi`
 four-letter word on a separate socket and parses `zookeeper.version=`), and session expiry
 seen through a state listener. The second argument says whether the server was started with
-`envi` in `4lw.commands.whitelist`; when it is not, `server_version()` must fail.
+`envi` in `4lw.commands.whitelist`; when it is not (envi-blocked), only the
+`server_version()` check runs, and it must fail with KazooException.
 """
 
 import threading
@@ -31,6 +33,7 @@ from kazoo.security import make_acl, make_digest_acl, make_digest_acl_credential
 
 from compat_common import (
     CALL_TIMEOUT_S,
+    SESSION_TIMEOUT_S,
     check,
     check_eq,
     connect,
@@ -459,7 +462,7 @@ def session_expiry(hosts):
         # session on the server; the first connection then hears SessionExpired.
         session_id, password = zk.client_id
         twin = KazooClient(hosts=hosts, client_id=(session_id, password),
-                           timeout=zk._session_timeout / 1000.0)
+                           timeout=SESSION_TIMEOUT_S)
         twin.start(timeout=CALL_TIMEOUT_S)
         check_eq(twin.client_id[0], session_id, "reattached to the same session id")
         twin.stop()
@@ -490,6 +493,10 @@ def main(hosts, envi_mode="envi-whitelisted"):
     check(zk.connected, "connected")
     check(zk.client_id[0] != 0, "non-zero session id")
     try:
+        if envi_mode == "envi-blocked":
+            # The server runs the default whitelist: only the server_version() check.
+            server_version(zk, envi_mode)
+            return
         crud(zk)
         ephemeral_and_sequence(hosts, zk)
         transactions(zk)

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """kazoo's recipes against a ZooKeeper-compatible server, each with two real sessions.
 
 Usage: kazoo_recipes.py HOST:PORT

@@ -6,8 +6,10 @@
 mod common;
 
 use common::*;
-use ringkeeper_engine::proto::codes::{watcher_type, ErrorCode, EventType as Ev, OpCode};
-use ringkeeper_engine::proto::records::{GetDataResponse, PathWatchRequest, WatchTypeRequest};
+use ringkeeper_engine::proto::codes::{add_watch_mode, watcher_type, ErrorCode, EventType as Ev, OpCode};
+use ringkeeper_engine::proto::records::{
+    AddWatchRequest, GetDataResponse, PathWatchRequest, WatchTypeRequest,
+};
 use ringkeeper_tests::TestServer;
 use zookeeper_client::{AddWatchMode, CreateMode, EventType};
 
@@ -167,4 +169,39 @@ async fn check_and_remove_watches_then_no_event() {
     assert!(raw.events.is_empty(), "removed watches fired: {:?}", raw.events);
     // Apache: removeWatches sends no DataWatchRemoved/ChildWatchRemoved event over the wire;
     // those are synthesised by the Java client.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_watches_on_the_wire_and_their_removal() {
+    let server = TestServer::start();
+    let writer = connect(&server).await;
+    mk(&writer, "/pw", b"").await;
+    let mut raw = RawSession::connect(&server, 10_000);
+    let add = |mode| AddWatchRequest { path: "/pw".into(), mode };
+    assert_eq!(raw.code(OpCode::AddWatch, &add(add_watch_mode::PERSISTENT)), 0);
+    assert_eq!(raw.code(OpCode::AddWatch, &add(add_watch_mode::PERSISTENT_RECURSIVE)), 0);
+    // Apache keeps one mode per (connection, path): the recursive watch replaced the plain
+    // persistent one, so a child create yields NodeCreated for the child and no
+    // NodeChildrenChanged for /pw.
+    mk(&writer, "/pw/c", b"").await;
+    raw.ping();
+    let events: Vec<_> = raw.events.drain(..).map(|e| (e.event_type, e.path)).collect();
+    assert_eq!(events, [(Ev::NodeCreated as i32, "/pw/c".to_string())]);
+
+    // checkWatches sees a persistent watch under every classic type; the 3.8 WatcherType
+    // enum has no 4/5 (persistent kinds), which Apache answers with MarshallingError.
+    for kind in [watcher_type::CHILDREN, watcher_type::DATA, watcher_type::ANY] {
+        assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/pw", kind)), 0, "type {kind}");
+    }
+    for kind in [4, 5] {
+        let code = raw.code(OpCode::CheckWatches, &watch_type("/pw", kind));
+        assert_eq!(code, ErrorCode::MarshallingError.code(), "type {kind}");
+    }
+    assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/pw", watcher_type::ANY)), 0);
+    let no_watcher = ErrorCode::NoWatcher.code();
+    assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/pw", watcher_type::ANY)), no_watcher);
+    within("set", writer.set_data("/pw/c", b"x", None)).await.unwrap();
+    within("set", writer.set_data("/pw", b"x", None)).await.unwrap();
+    raw.ping();
+    assert!(raw.events.is_empty(), "removed persistent watch fired: {:?}", raw.events);
 }

@@ -1,9 +1,130 @@
-//! probe
-use ringkeeper_tests::TestServer;
+//! Compatibility with real third-party ZooKeeper clients: each test starts a fresh
+//! [`TestServer`] (ringkeeper, or Apache with `RINGKEEPER_TEST_TARGET=apache`) and runs one
+//! script from `tests/compat/` against its `connect_string()`:
+//!
+//! - `kazoo_basic.py`   kazoo (Python): CRUD + Stat, ephemeral/sequential, multi, watches,
+//!   digest ACLs, `server_version()` (the `envi` four-letter word), session expiry;
+//! - `kazoo_recipes.py` kazoo's Lock, Election, Counter, Queue and Barrier, two sessions each;
+//! - `zkcli.sh`         Apache's `zkCli.sh` (Java) fed command batches on stdin;
+//! - `cli_mt.sh`        the C client's `cli_mt`, driven one command at a time through a FIFO.
+//!
+//! The scripts check values (Stat fields, data, error codes, event counts), not only that
+//! calls return, and exit non-zero on the first mismatch. Each runs in its own process
+//! group under a wall-clock limit; on failure or timeout the test panics with the script's
+//! output and the server log. Requirements (installed by `.ci/run`): `python3` with
+//! `tests/compat/requirements.txt`, Debian's `zookeeper` (zkCli.sh, Java) and
+//! `zookeeper-bin` (cli_mt).
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringkeeper_tests::{workspace_root, TestServer};
+
+/// Whole-script limit; every script also bounds each client call on its own.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn compat_dir() -> PathBuf {
+    workspace_root().join("tests").join("compat")
+}
+
+/// Runs `program script args...` against `server`, with `tests/compat` as working
+/// directory; panics (showing script output and server log) unless it exits 0 in time.
+fn run_script(server: &TestServer, program: &str, script: &str, args: &[&str]) -> String {
+    let out_path = server.dir.path().join(format!("{script}.out"));
+    let out = std::fs::File::create(&out_path).expect("create script output file");
+    let mut child = Command::new(program)
+        .arg(compat_dir().join(script))
+        .arg(server.connect_string())
+        .args(args)
+        .current_dir(compat_dir())
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        // Own process group, so a timeout also kills the JVMs/cli_mt the script started.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} {script}: {e} (see .ci/run)"));
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for script") {
+            break Some(status);
+        }
+        if started.elapsed() > SCRIPT_TIMEOUT {
+            kill_group(child.id());
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    match status {
+        Some(s) if s.success() => output,
+        other => {
+            let why = match other {
+                Some(s) => format!("exited with {s}"),
+                None => format!("timed out after {SCRIPT_TIMEOUT:?}"),
+            };
+            panic!(
+                "{script} against {:?} at {} {why} after {:.1?}\n\
+                 ===== script output =====\n{output}\n\
+                 ===== server log =====\n{}",
+                server.target,
+                server.connect_string(),
+                started.elapsed(),
+                server.log()
+            );
+        }
+    }
+}
+
+/// SIGKILL to every process in the group led by `pid` (bash's builtin `kill`, so no
+/// dependency on procps).
+fn kill_group(pid: u32) {
+    let _ = Command::new("bash")
+        .args(["-c", &format!("kill -KILL -- -{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 #[test]
-fn probe() {
-    let s = TestServer::start_with("4lw.commands.whitelist=*");
-    println!("{}", s.connect_string());
-    println!("{}", s.four_letter("envi"));
-    std::thread::sleep(std::time::Duration::from_secs(600));
+fn kazoo_basic_api() {
+    // kazoo's server_version() sends `envi`, which only whitelisted servers answer.
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    let out = run_script(&server, "python3", "kazoo_basic.py", &["envi-whitelisted"]);
+    assert!(out.trim_end().ends_with("OK"), "kazoo_basic.py did not finish:\n{out}");
+}
+
+#[test]
+fn kazoo_server_version_needs_envi_whitelisted() {
+    // Default whitelist (srvr only): server_version() must fail rather than invent a version.
+    let server = TestServer::start();
+    let out = run_script(&server, "python3", "kazoo_basic.py", &["envi-blocked"]);
+    assert!(out.contains("server_version() failed as expected"), "{out}");
+}
+
+#[test]
+fn kazoo_recipes() {
+    let server = TestServer::start();
+    let out = run_script(&server, "python3", "kazoo_recipes.py", &[]);
+    assert!(out.trim_end().ends_with("OK"), "kazoo_recipes.py did not finish:\n{out}");
+}
+
+#[test]
+fn zkcli_batch_sessions() {
+    let server = TestServer::start();
+    let out = run_script(&server, "bash", "zkcli.sh", &[]);
+    assert!(out.trim_end().ends_with("OK"), "zkcli.sh did not finish:\n{out}");
+}
+
+#[test]
+fn cli_mt_interactive_session() {
+    let server = TestServer::start();
+    let out = run_script(&server, "bash", "cli_mt.sh", &[]);
+    assert!(out.trim_end().ends_with("OK"), "cli_mt.sh did not finish:\n{out}");
 }

@@ -18,7 +18,7 @@ use crate::acl;
 use crate::proto::*;
 use crate::session::SessionTable;
 use crate::tree::{self, owner_kind, DataTree, OwnerKind, TreeChange};
-use crate::txn::{self, Txn, TxnBody, TxnBytes, TxnOp};
+use crate::txn::{self, ArchivedTxn, ArchivedTxnBody, Txn, TxnBody, TxnBytes, TxnOp};
 use crate::watch::{WatchManager, WatcherId};
 use prep::{PendingView, Requester, WriteOp};
 
@@ -213,17 +213,33 @@ impl Processor {
     /// Encodes and applies one txn, emitting the log record and the watch notifications.
     fn commit(&mut self, txn: &Txn, now_ms: i64, out: &mut Vec<Output>) -> txn::Applied {
         let bytes = txn::encode(txn);
-        let applied = txn::apply(&mut self.tree, txn::access_trusted(&bytes));
-        match &txn.body {
-            TxnBody::CreateSession { timeout_ms } => self.sessions.add(txn.session_id, *timeout_ms, now_ms),
-            TxnBody::CloseSession { .. } => {
-                self.sessions.remove(txn.session_id);
-            }
-            _ => {}
-        }
+        let applied = self.apply_archived(txn::access_trusted(&bytes), now_ms);
         out.push(Output::Log { zxid: txn.zxid, bytes });
         self.notify(&applied.changes, txn.zxid, out);
         applied
+    }
+
+    /// Applies one txn to the tree and the session table: the state change shared by
+    /// [`Self::commit`] (new writes) and [`Self::replay`] (recovery).
+    fn apply_archived(&mut self, txn: &ArchivedTxn, now_ms: i64) -> txn::Applied {
+        let applied = txn::apply(&mut self.tree, txn);
+        let session_id = txn.session_id.to_native();
+        match &txn.body {
+            ArchivedTxnBody::CreateSession { timeout_ms } => self.sessions.add(session_id, timeout_ms.to_native(), now_ms),
+            ArchivedTxnBody::CloseSession { .. } => {
+                self.sessions.remove(session_id);
+            }
+            _ => {}
+        }
+        self.last_zxid = self.last_zxid.max(txn.zxid.to_native());
+        applied
+    }
+
+    /// Applies a txn read back from the log at start-up: the tree through [`txn::apply`], a
+    /// CreateSession adds its session with a fresh deadline from `now_ms`, a CloseSession
+    /// removes it, and new zxids continue after this one. Emits nothing (no client waits).
+    pub fn replay(&mut self, txn: &ArchivedTxn, now_ms: i64) {
+        self.apply_archived(txn, now_ms);
     }
 
     fn notify(&mut self, changes: &[TreeChange], zxid: i64, out: &mut Vec<Output>) {
@@ -443,12 +459,32 @@ impl Processor {
                 let frame = reply_frame(header.xid, zxid, ErrorCode::ReconfigDisabled, None);
                 self.send(&mut out, conn, frame, zxid);
             }
-            _ => match decode_request(op, &mut r)? {
-                Request::Write(w) => self.write(conn, session_id, header.xid, op, vec![w], false, now_ms, &mut out),
-                Request::Multi(ops) => self.write(conn, session_id, header.xid, op, ops, true, now_ms, &mut out),
-                Request::MultiRead(ops) => self.multi_read(conn, header.xid, &ops, &mut out),
-                Request::Read(op, body) => self.read(conn, header.xid, op, &body, &mut out)?,
-            },
+            _ => {
+                let decoded = decode_request(op, &mut r);
+                let result = match decoded {
+                    Ok(Request::Write(w)) => {
+                        self.write(conn, session_id, header.xid, op, vec![w], false, now_ms, &mut out);
+                        Ok(())
+                    }
+                    Ok(Request::Multi(ops)) => {
+                        self.write(conn, session_id, header.xid, op, ops, true, now_ms, &mut out);
+                        Ok(())
+                    }
+                    Ok(Request::MultiRead(ops)) => {
+                        self.multi_read(conn, header.xid, &ops, &mut out);
+                        Ok(())
+                    }
+                    Ok(Request::Read(op, body)) => self.read(conn, header.xid, op, &body, &mut out),
+                    Err(e) => Err(e),
+                };
+                if result.is_err() {
+                    // A body that does not decode: Apache answers MarshallingError and keeps
+                    // the connection.
+                    let zxid = self.last_zxid;
+                    let frame = reply_frame(header.xid, zxid, ErrorCode::MarshallingError, None);
+                    self.send(&mut out, conn, frame, zxid);
+                }
+            }
         }
         Ok(out)
     }
@@ -550,7 +586,7 @@ impl Processor {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
-        let frame = reply::write_reply(xid, zxid, op, &ops, &applied.results, is_multi);
+        let frame = reply::write_reply(xid, zxid, op, &applied.results, is_multi);
         self.send(out, conn, frame, zxid);
     }
 

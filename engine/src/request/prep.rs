@@ -93,14 +93,15 @@ pub fn prepare(view: &mut PendingView<'_>, op: &WriteOp, who: &Requester<'_>, zx
     match op {
         WriteOp::Create { op, path, data, acl, flags, ttl_ms } => prepare_create(view, *op, path, data, acl, *flags, *ttl_ms, who, zxid, time_ms),
         WriteOp::Delete { path, version } => {
-            valid_path(path)?;
-            if is_special_path(path) {
+            // Apache's delete does not validate the path: it only refuses one without a
+            // slash, with a NUL, or a system node, then looks up parent (and its ACL) first.
+            if !path.contains('/') || path.contains('\0') || is_special_path(path) {
                 return Err(ErrorCode::BadArguments);
             }
             let parent_path = path::parent(path);
             let mut parent = view.get(parent_path).ok_or(ErrorCode::NoNode)?;
-            let node = view.get(path).ok_or(ErrorCode::NoNode)?;
             check_acl(&parent.acl, perms::DELETE, who)?;
+            let node = view.get(path).ok_or(ErrorCode::NoNode)?;
             next_version(node.stat.version, *version)?;
             if node.num_children > 0 {
                 return Err(ErrorCode::NotEmpty);
@@ -178,7 +179,8 @@ fn prepare_create(
         return Err(ErrorCode::BadArguments);
     }
     let fixed = acl::fixup_acl(acl, who.ids).map_err(|_| ErrorCode::InvalidAcl)?;
-    let parent_path = if path.starts_with('/') { path::parent(path) } else { "" };
+    // Apache's parent is everything before the last slash, looked up before the path is validated.
+    let parent_path = path::parent(path);
     let mut parent = view.get(parent_path).ok_or(ErrorCode::NoNode)?;
     check_acl(&parent.acl, perms::CREATE, who)?;
     let full_path = if mode.is_sequential() { format!("{path}{:010}", parent.stat.cversion) } else { path.to_string() };

@@ -10,7 +10,6 @@ use crate::proto::*;
 use crate::tree::DataTree;
 use crate::txn::OpResult;
 use crate::watch::{WatchManager, WatcherId};
-use super::prep::WriteOp;
 
 /// Who is reading, for ACL checks and watch registration.
 pub struct ReadContext<'a> {
@@ -53,6 +52,9 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
     Ok(match op {
         OpCode::Exists => {
             let req = PathWatchRequest::decode(&mut r)?;
+            if req.path.contains('\0') {
+                return Ok(error_frame(xid, zxid, ErrorCode::BadArguments));
+            }
             match tree.get(&req.path) {
                 None => {
                     if req.watch {
@@ -161,7 +163,9 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
             }
         }
         OpCode::WhoAmI => {
-            let client_info = ctx.ids.iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: id.id.clone() }).collect();
+            // Apache names a digest identity by its user only (`getUserName`).
+            let user = |id: &Id| if id.scheme == "digest" { id.id.split(':').next().unwrap_or("").to_string() } else { id.id.clone() };
+            let client_info = ctx.ids.iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: user(id) }).collect();
             (ok_frame(xid, zxid, &WhoAmIResponse { client_info }), false)
         }
         _ => error_frame(xid, zxid, ErrorCode::Unimplemented),
@@ -205,7 +209,7 @@ fn raw_body_frame(xid: i32, zxid: i64, err: ErrorCode, body: &[u8]) -> Vec<u8> {
 }
 
 /// The reply to a write, from the request's ops and the apply results.
-pub fn write_reply(xid: i32, zxid: i64, op: OpCode, ops: &[WriteOp], results: &[OpResult], is_multi: bool) -> Vec<u8> {
+pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_multi: bool) -> Vec<u8> {
     if !is_multi {
         let result = results.first().cloned().unwrap_or(OpResult::Error { code: ErrorCode::SystemError.code() });
         return match result {
@@ -223,24 +227,17 @@ pub fn write_reply(xid: i32, zxid: i64, op: OpCode, ops: &[WriteOp], results: &[
     }
     let mut body = Vec::new();
     let mut w = JuteWriter::new(&mut body);
-    for (i, result) in results.iter().enumerate() {
-        let sub_op = match ops.get(i) {
-            Some(WriteOp::Create { op, .. }) => *op,
-            _ => OpCode::Error,
-        };
+    for result in results {
         match result {
             OpResult::Error { code } => {
                 MultiHeader { op: OpCode::Error as i32, done: false, err: *code }.encode(&mut w);
                 ErrorResponse { err: *code }.encode(&mut w);
             }
-            OpResult::Created { path, stat } => {
-                if sub_op == OpCode::Create {
-                    MultiHeader { op: OpCode::Create as i32, done: false, err: 0 }.encode(&mut w);
-                    CreateResponse { path: path.clone() }.encode(&mut w);
-                } else {
-                    MultiHeader { op: OpCode::Create2 as i32, done: false, err: 0 }.encode(&mut w);
-                    Create2Response { path: path.clone(), stat: stat.clone() }.encode(&mut w);
-                }
+            OpResult::Created { path, .. } => {
+                // Apache 3.8 answers every create inside a multi with a plain create result
+                // (path only, ZOOKEEPER-4026), whatever create opcode was sent.
+                MultiHeader { op: OpCode::Create as i32, done: false, err: 0 }.encode(&mut w);
+                CreateResponse { path: path.clone() }.encode(&mut w);
             }
             OpResult::Deleted => MultiHeader { op: OpCode::Delete as i32, done: false, err: 0 }.encode(&mut w),
             OpResult::DataSet { stat } => {

@@ -72,20 +72,26 @@ pub struct Node {
 }
 
 impl Node {
-    /// The wire Stat of this node.
+    /// The wire Stat of this node, as Apache's `DataNode.copyStat`: the stored cversion counts
+    /// child creations, the reported one creations plus deletions (`2 * created - children`);
+    /// containers and TTL nodes report ephemeralOwner 0.
     pub fn stat(&self) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            ephemeral_owner: match owner_kind(s.ephemeral_owner) {
+                OwnerKind::Ephemeral(owner) => owner,
+                _ => 0,
+            },
             data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -151,8 +157,9 @@ impl DataTree {
         tree
     }
 
+    /// The node at `path`; "" names the root, as in Apache's map.
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(if path.is_empty() { "/" } else { path })
     }
 
     pub fn contains(&self, path: &str) -> bool {
@@ -364,7 +371,7 @@ mod tests {
         assert_eq!(tree.ephemerals_of(42), vec!["/a/e".to_string()]);
         tree.delete_node("/a/e", 9).unwrap();
         let a = tree.get("/a").unwrap().stat();
-        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 9, 0));
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 9, 0), "reported cversion counts the delete");
         assert!(tree.ephemerals_of(42).is_empty());
         assert_eq!(tree.create_node("/a", b"", &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(), TreeError::NodeExists("/a".into()));
     }

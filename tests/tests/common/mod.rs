@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::{
-    Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, ReplyHeader, RequestHeader,
-    WatcherEvent,
+    Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, ReplyHeader, RequestHeader, WatcherEvent,
 };
 use ringkeeper_engine::proto::{Jute, JuteReader};
 use ringkeeper_tests::TestServer;

@@ -1,0 +1,180 @@
+//! Framing (4-byte big-endian length + payload), the session handshake, and [`Session`]: a
+//! small pipelined client used to set up and clean up before and after the load.
+//!
+//! In: a `host:port`. Out: a connected session whose read and write halves the load
+//! generator takes over ([`Session::into_parts`]). Requests and replies are encoded with the
+//! engine's jute records (`ringkeeper_engine::proto`); replies come back in request order,
+//! except pings (xid -2) and watch notifications (xid -1), which are skipped here.
+
+use std::time::Duration;
+
+use ringkeeper_engine::proto::{
+    self, ConnectRequest, ConnectResponse, Jute, JuteReader, JuteWriter, OpCode, ReplyHeader, RequestHeader,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use crate::BenchError;
+
+/// Largest reply frame accepted: the default `jute.maxbuffer` plus room for headers.
+pub const FRAME_BYTES_MAX: usize = proto::JUTE_MAX_BUFFER_DEFAULT + 1024;
+/// How long connecting and the handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one setup request may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests a setup [`Session::pipeline`] keeps in flight at once.
+const PIPELINE_DEPTH_MAX: usize = 256;
+
+/// Appends one request frame: length, `RequestHeader`, then the encoded body.
+pub fn push_request(out: &mut Vec<u8>, xid: i32, op: i32, body: &[u8]) {
+    let length = (RequestHeader::default().to_bytes().len() + body.len()) as u32;
+    out.extend_from_slice(&length.to_be_bytes());
+    RequestHeader { xid, op }.encode(&mut JuteWriter::new(out));
+    out.extend_from_slice(body);
+}
+
+/// Reads one frame's payload into `buf` (replacing its contents).
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> Result<(), BenchError> {
+    let mut length = [0u8; 4];
+    reader.read_exact(&mut length).await?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > FRAME_BYTES_MAX {
+        return Err(BenchError::Protocol(format!("reply frame of {length} bytes exceeds {FRAME_BYTES_MAX}")));
+    }
+    buf.resize(length, 0);
+    reader.read_exact(buf).await?;
+    Ok(())
+}
+
+/// Splits a reply payload into its header and body.
+pub fn split_reply(frame: &[u8]) -> Result<(ReplyHeader, &[u8]), BenchError> {
+    let mut reader = JuteReader::new(frame);
+    let header = ReplyHeader::decode(&mut reader).map_err(|e| BenchError::Protocol(format!("reply header: {e}")))?;
+    Ok((header, reader.rest()))
+}
+
+/// Whether a reply xid belongs to no request of ours (ping reply or watch notification).
+pub fn is_unsolicited(xid: i32) -> bool {
+    xid == proto::xid::PING || xid == proto::xid::NOTIFICATION
+}
+
+/// The next client xid after `xid` (positive, wrapping past `i32::MAX` back to 1).
+pub fn next_xid(xid: i32) -> i32 {
+    if xid == i32::MAX {
+        1
+    } else {
+        xid + 1
+    }
+}
+
+/// A connected ZooKeeper session.
+pub struct Session {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    next_xid: i32,
+    frame: Vec<u8>,
+}
+
+impl Session {
+    /// Connects to `host` and opens a new session asking for `timeout_ms`.
+    pub async fn connect(host: &str, timeout_ms: i32) -> Result<Session, BenchError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(host, timeout_ms))
+            .await
+            .map_err(|_| BenchError::Timeout(format!("connecting to {host}")))?
+    }
+
+    async fn connect_inner(host: &str, timeout_ms: i32) -> Result<Session, BenchError> {
+        let stream = TcpStream::connect(host).await.map_err(BenchError::io_at(format!("connecting to {host}")))?;
+        stream.set_nodelay(true)?;
+        let (read_half, mut writer) = stream.into_split();
+        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+        let request = ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        let body = request.to_bytes();
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        writer.write_all(&frame).await?;
+        read_frame(&mut reader, &mut frame).await?;
+        let response =
+            ConnectResponse::from_bytes(&frame).map_err(|e| BenchError::Protocol(format!("connect response: {e}")))?;
+        if response.session_id == 0 {
+            return Err(BenchError::Server(format!("{host} refused the session")));
+        }
+        Ok(Session {
+            reader,
+            writer,
+            session_id: response.session_id,
+            timeout_ms: response.timeout_ms,
+            next_xid: 1,
+            frame,
+        })
+    }
+
+    /// Sends `requests` (opcode, encoded body) pipelined, at most [`PIPELINE_DEPTH_MAX`] in
+    /// flight, and returns each reply's error code and body in request order.
+    pub async fn pipeline(&mut self, requests: &[(OpCode, Vec<u8>)]) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
+        tokio::time::timeout(CALL_TIMEOUT, self.pipeline_inner(requests))
+            .await
+            .map_err(|_| BenchError::Timeout(format!("{} setup requests", requests.len())))?
+    }
+
+    async fn pipeline_inner(&mut self, requests: &[(OpCode, Vec<u8>)]) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut out = Vec::new();
+        for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
+            out.clear();
+            let first_xid = self.next_xid;
+            for (op, body) in chunk {
+                push_request(&mut out, self.next_xid, *op as i32, body);
+                self.next_xid = next_xid(self.next_xid);
+            }
+            self.writer.write_all(&out).await?;
+            let mut expected = first_xid;
+            while replies.len() < requests.len() && expected != self.next_xid {
+                read_frame(&mut self.reader, &mut self.frame).await?;
+                let (header, body) = split_reply(&self.frame)?;
+                if is_unsolicited(header.xid) {
+                    continue;
+                }
+                if header.xid != expected {
+                    return Err(BenchError::Protocol(format!("reply xid {} where {expected} was due", header.xid)));
+                }
+                replies.push((header.err, body.to_vec()));
+                expected = next_xid(expected);
+            }
+        }
+        Ok(replies)
+    }
+
+    /// One request, one reply: (error code, body).
+    pub async fn call(&mut self, op: OpCode, body: Vec<u8>) -> Result<(i32, Vec<u8>), BenchError> {
+        let mut replies = self.pipeline(&[(op, body)]).await?;
+        Ok(replies.remove(0))
+    }
+
+    /// Closes the session (its ephemerals go with it) and waits for the server's answer.
+    pub async fn close(mut self) -> Result<(), BenchError> {
+        self.call(OpCode::CloseSession, Vec::new()).await.map(|_| ())
+    }
+
+    /// Hands the connection to the load generator: read half, write half, next xid.
+    pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf, i32) {
+        (self.reader, self.writer, self.next_xid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_frame_is_length_header_body() {
+        let mut out = Vec::new();
+        push_request(&mut out, 7, OpCode::Ping as i32, &[1, 2]);
+        assert_eq!(out, [0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 11, 1, 2]);
+        assert_eq!(next_xid(i32::MAX), 1);
+    }
+}

@@ -1,0 +1,357 @@
+//! Log role: appends txn records to preallocated segment files with group commit.
+//!
+//! Runs on its own glommio executor (`ringkeeper.log.core`, pinned only when
+//! `ringkeeper.pin=true`). In: [`LogRecord`]s (the txn bytes the processor encoded once) over
+//! a bounded shared channel from the data role, in zxid order. Out: "durable up to zxid Z"
+//! over a bounded shared channel back to the data role, which holds every reply until then.
+//!
+//! Group commit: take every record queued since the last flush (at most
+//! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
+//! `batchDelayMicros` for more), write them with one DMA write per segment touched, issue ONE
+//! fdatasync, then report the batch's last zxid. Segments are `log.<first zxid hex>` in
+//! `dataLogDir`, preallocated ([`SEGMENT_BYTES`]), written with O_DIRECT from 4 KiB aligned
+//! buffers; the partial last block is kept in memory and rewritten with the next batch.
+//! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
+//! are on disk; a failed write or fsync is fatal (log naming the file, `exit`), never retried.
+//! `forceSync=no` skips the fdatasync and says so loudly at start-up.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver, SharedSender};
+use glommio::io::{BufferedFile, DmaFile, Directory, OpenOptions};
+use ringkeeper_engine::log::{self as txlog, SegmentHeader};
+use ringkeeper_engine::txn::TxnBytes;
+
+use crate::config::Config;
+use crate::recovery::LogTail;
+
+/// Preallocated size of a segment file (a record larger than this gets a segment of its own).
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Alignment of DMA write offsets and lengths (a multiple of any logical block size ≤ 4 KiB).
+const WRITE_ALIGN: u64 = 4096;
+/// Process exit status after a failed log write or fsync.
+const EXIT_LOG_FAILURE: i32 = 70;
+
+/// One txn for the log: its zxid and the rkyv bytes the processor encoded.
+#[derive(Debug)]
+pub struct LogRecord {
+    pub zxid: i64,
+    pub bytes: TxnBytes,
+}
+
+/// The settings the log role runs with (from zoo.cfg).
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub dir: PathBuf,
+    pub force_sync: bool,
+    pub batch_bytes_max: usize,
+    pub batch_count_max: usize,
+    pub batch_delay: Duration,
+    pub segment_bytes: u64,
+}
+
+impl LogSettings {
+    pub fn from_config(config: &Config) -> LogSettings {
+        LogSettings {
+            dir: config.log_dir().to_path_buf(),
+            force_sync: config.force_sync,
+            batch_bytes_max: config.log_batch_bytes_max.min(usize::MAX as u64) as usize,
+            batch_count_max: (config.log_batch_count_max as usize).max(1),
+            batch_delay: Duration::from_micros(config.log_batch_delay_micros),
+            segment_bytes: SEGMENT_BYTES,
+        }
+    }
+}
+
+fn fatal(path: &Path, what: &str, error: impl Display) -> ! {
+    log::error!(
+        "FATAL: {what} {} failed: {error}. Stopping: a replica that cannot make its log durable must not acknowledge writes (no retry).",
+        path.display()
+    );
+    std::process::exit(EXIT_LOG_FAILURE)
+}
+
+const fn align_down(n: u64) -> u64 {
+    n & !(WRITE_ALIGN - 1)
+}
+
+const fn align_up(n: u64) -> u64 {
+    align_down(n + WRITE_ALIGN - 1)
+}
+
+/// A segment file opened for O_DIRECT, or buffered where the filesystem refuses O_DIRECT.
+enum SegmentFile {
+    Dma(DmaFile),
+    Buffered(BufferedFile),
+}
+
+impl SegmentFile {
+    /// Opens (or creates, failing if it exists) `path` for reading and writing.
+    async fn open(path: &Path, create: bool, use_dma: &mut bool) -> glommio::Result<SegmentFile, ()> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(create);
+        if *use_dma {
+            match options.dma_open(path).await {
+                Ok(f) => return Ok(SegmentFile::Dma(f)),
+                Err(e) => {
+                    log::error!(
+                        "{}: cannot open with O_DIRECT ({e}); falling back to BUFFERED writes for the whole log. \
+                         fdatasync still makes batches durable, but writes go through the page cache.",
+                        path.display()
+                    );
+                    *use_dma = false;
+                    // A failed O_CREAT|O_EXCL open may still have created the file.
+                    if create {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+        }
+        options.buffered_open(path).await.map(SegmentFile::Buffered)
+    }
+
+    /// Writes `len` bytes at `pos` (both 4 KiB aligned) from a buffer `fill` initialises.
+    async fn write_at(&self, pos: u64, len: usize, fill: impl FnOnce(&mut [u8])) -> glommio::Result<usize, ()> {
+        match self {
+            SegmentFile::Dma(f) => {
+                let mut buf = f.alloc_dma_buffer(len);
+                fill(buf.as_bytes_mut());
+                f.write_at(buf, pos).await
+            }
+            SegmentFile::Buffered(f) => {
+                let mut buf = vec![0u8; len];
+                fill(&mut buf);
+                f.write_at(buf, pos).await
+            }
+        }
+    }
+
+    async fn read_at(&self, pos: u64, len: usize) -> glommio::Result<Vec<u8>, ()> {
+        let read = match self {
+            SegmentFile::Dma(f) => f.read_at(pos, len).await?,
+            SegmentFile::Buffered(f) => f.read_at(pos, len).await?,
+        };
+        Ok(read.to_vec())
+    }
+
+    async fn fdatasync(&self) -> glommio::Result<(), ()> {
+        match self {
+            SegmentFile::Dma(f) => f.fdatasync().await,
+            SegmentFile::Buffered(f) => f.fdatasync().await,
+        }
+    }
+
+    async fn pre_allocate(&self, size: u64) -> glommio::Result<(), ()> {
+        match self {
+            SegmentFile::Dma(f) => f.pre_allocate(size, false).await,
+            SegmentFile::Buffered(f) => f.pre_allocate(size, false).await,
+        }
+    }
+}
+
+/// The segment being appended to.
+struct Segment {
+    path: PathBuf,
+    file: SegmentFile,
+    /// Preallocated size; records never cross it.
+    capacity: u64,
+    /// Where the next record goes.
+    cursor: u64,
+    /// The bytes of `[align_down(cursor), cursor)`: rewritten in front of the next write.
+    tail: Vec<u8>,
+    /// Written since the last fdatasync.
+    dirty: bool,
+}
+
+impl Segment {
+    /// Appends `records` (which fit) with one write from the last aligned block.
+    async fn write(&mut self, records: &[LogRecord]) {
+        let write_pos = align_down(self.cursor);
+        let head = self.tail.len();
+        debug_assert_eq!(write_pos + head as u64, self.cursor);
+        let total = head + records.iter().map(|r| txlog::record_len(r.bytes.len())).sum::<usize>();
+        let len = align_up(total as u64) as usize;
+        assert!(write_pos + len as u64 <= self.capacity, "records must fit the segment");
+        let mut new_tail = Vec::new();
+        let written = self
+            .file
+            .write_at(write_pos, len, |buf| {
+                buf[..head].copy_from_slice(&self.tail);
+                let mut at = head;
+                for r in records {
+                    at += txlog::encode_record(&mut buf[at..], r.zxid, &r.bytes);
+                }
+                buf[at..].fill(0);
+                new_tail.extend_from_slice(&buf[align_down(total as u64) as usize..total]);
+            })
+            .await
+            .unwrap_or_else(|e| fatal(&self.path, "write to", e));
+        if written != len {
+            fatal(&self.path, "write to", format!("short write: {written} of {len} bytes at offset {write_pos}"));
+        }
+        self.cursor = write_pos + total as u64;
+        self.tail = new_tail;
+        self.dirty = true;
+    }
+
+    async fn sync(&mut self, force_sync: bool) {
+        if self.dirty && force_sync {
+            self.file.fdatasync().await.unwrap_or_else(|e| fatal(&self.path, "fdatasync of", e));
+        }
+        self.dirty = false;
+    }
+}
+
+/// Appends batches across segments.
+struct LogWriter {
+    settings: LogSettings,
+    dir: Directory,
+    segment: Option<Segment>,
+    /// zxid of the last record appended (the next segment's `prev_zxid`).
+    last_zxid: i64,
+    use_dma: bool,
+}
+
+impl LogWriter {
+    /// Opens the log directory and, if recovery found one, the last segment to continue it.
+    async fn open(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64) -> LogWriter {
+        let dir = Directory::open(&settings.dir).await.unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
+        let mut writer = LogWriter { settings, dir, segment: None, last_zxid, use_dma: true };
+        if let Some(tail) = tail {
+            let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma).await.unwrap_or_else(|e| fatal(&tail.path, "opening", e));
+            let block = align_down(tail.end_offset);
+            let head = file.read_at(block, (tail.end_offset - block) as usize).await.unwrap_or_else(|e| fatal(&tail.path, "reading the tail of", e));
+            let capacity = align_up(tail.end_offset).max(writer.settings.segment_bytes);
+            // Restores the preallocation if the file was cut short (a repaired torn tail).
+            file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&tail.path, "preallocating", e));
+            writer.segment = Some(Segment { path: tail.path, file, capacity, cursor: tail.end_offset, tail: head, dirty: false });
+        }
+        writer
+    }
+
+    /// Ends the current segment (durably) and starts `log.<first_zxid>` with room for `need` bytes.
+    async fn roll(&mut self, first_zxid: i64, need: u64) {
+        if let Some(mut old) = self.segment.take() {
+            old.sync(self.settings.force_sync).await;
+        }
+        let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
+        let file = SegmentFile::open(&path, true, &mut self.use_dma).await.unwrap_or_else(|e| fatal(&path, "creating", e));
+        let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
+        file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&path, "preallocating", e));
+        // The new name must be durable before anything in it is reported durable.
+        file.fdatasync().await.unwrap_or_else(|e| fatal(&path, "fdatasync of", e));
+        self.dir.sync().await.unwrap_or_else(|e| fatal(&self.settings.dir, "fsync of the directory", e));
+        let header = txlog::encode_segment_header(&SegmentHeader { first_zxid, prev_zxid: self.last_zxid });
+        log::info!("log segment {} started (follows zxid {:#x})", path.display(), self.last_zxid);
+        self.segment = Some(Segment { path, file, capacity, cursor: header.len() as u64, tail: header.to_vec(), dirty: false });
+    }
+
+    /// Appends a batch and makes it durable (one fdatasync per segment touched).
+    async fn append(&mut self, batch: &[LogRecord]) {
+        let mut start = 0;
+        while start < batch.len() {
+            let need = txlog::record_len(batch[start].bytes.len()) as u64;
+            if self.segment.as_ref().is_none_or(|s| s.cursor + need > s.capacity) {
+                self.roll(batch[start].zxid, need).await;
+            }
+            let segment = self.segment.as_mut().expect("a segment after roll");
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < batch.len() {
+                let len = txlog::record_len(batch[end].bytes.len()) as u64;
+                if segment.cursor + bytes + len > segment.capacity {
+                    break;
+                }
+                bytes += len;
+                end += 1;
+            }
+            segment.write(&batch[start..end]).await;
+            self.last_zxid = batch[end - 1].zxid;
+            start = end;
+        }
+        if let Some(segment) = self.segment.as_mut() {
+            segment.sync(self.settings.force_sync).await;
+        }
+    }
+}
+
+/// Limits of one group commit.
+struct Batch {
+    records: Vec<LogRecord>,
+    bytes: usize,
+    count_max: usize,
+    bytes_max: usize,
+}
+
+impl Batch {
+    fn push(&mut self, record: LogRecord) {
+        self.bytes += txlog::record_len(record.bytes.len());
+        self.records.push(record);
+    }
+
+    fn is_full(&self) -> bool {
+        self.records.len() >= self.count_max || self.bytes >= self.bytes_max
+    }
+
+    /// Takes what is already queued, without waiting.
+    async fn take_queued(&mut self, from_data: &ConnectedReceiver<LogRecord>) {
+        while !self.is_full() {
+            match future::poll_once(from_data.recv()).await {
+                Some(Some(record)) => self.push(record),
+                _ => return,
+            }
+        }
+    }
+
+    /// Waits up to `delay` for more records (batchDelayMicros).
+    async fn wait_for_more(&mut self, from_data: &ConnectedReceiver<LogRecord>, delay: Duration) {
+        let deadline = Instant::now() + delay;
+        while !self.is_full() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return;
+            }
+            let next = future::or(async { from_data.recv().await }, async {
+                glommio::timer::sleep(remaining).await;
+                None
+            })
+            .await;
+            match next {
+                Some(record) => self.push(record),
+                None => return,
+            }
+        }
+    }
+}
+
+/// Runs the log role until the data role hangs up.
+pub async fn run(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64, from_data: SharedReceiver<LogRecord>, to_data: SharedSender<i64>) {
+    if !settings.force_sync {
+        log::warn!(
+            "forceSync=no: the log is NOT fsynced. Acknowledged writes can be LOST on power failure or kernel crash \
+             (they survive a process crash). Do not run production data this way."
+        );
+    }
+    let from_data = from_data.connect().await;
+    let to_data = to_data.connect().await;
+    let delay = settings.batch_delay;
+    let mut batch = Batch { records: Vec::new(), bytes: 0, count_max: settings.batch_count_max, bytes_max: settings.batch_bytes_max };
+    let mut writer = LogWriter::open(settings, tail, last_zxid).await;
+    while let Some(first) = from_data.recv().await {
+        batch.push(first);
+        batch.take_queued(&from_data).await;
+        if !delay.is_zero() {
+            batch.wait_for_more(&from_data, delay).await;
+        }
+        writer.append(&batch.records).await;
+        let durable = writer.last_zxid;
+        batch.records.clear();
+        batch.bytes = 0;
+        if to_data.send(durable).await.is_err() {
+            break;
+        }
+    }
+}

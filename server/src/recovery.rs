@@ -1,0 +1,236 @@
+//! Start-up recovery: rebuilds the processor's state from the transaction log segments.
+//!
+//! Runs once on the main thread before any executor starts (plain blocking `std::fs`; nothing
+//! else runs yet). In: the segment files `log.<first zxid hex>` in `dataLogDir`. Out: the
+//! replayed [`Processor`] (tree, sessions, last zxid) and the [`LogTail`] the log role appends
+//! after. Invariant: the server never serves a tree missing an acknowledged write. Only a
+//! torn tail of the LAST segment is repaired (zeroed and reported, since its records were
+//! never acknowledged); corruption anywhere else, a missing segment or an invalid payload is
+//! a [`RecoveryError`] naming the file and offset, and the server refuses to start.
+//! The same scan backs `ringkeeper log-verify` ([`verify_segment`]).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use ringkeeper_engine::log::{self as txlog, LogError, Record, SegmentEnd, SegmentHeader, SegmentScanner};
+use ringkeeper_engine::request::Processor;
+use ringkeeper_engine::txn::TxnBytes as AlignedVec;
+
+/// Where the log role continues appending.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    /// The last segment file.
+    pub path: PathBuf,
+    /// Offset just after its last valid record.
+    pub end_offset: u64,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// zxid of the last replayed record (0 for an empty log).
+    pub last_zxid: i64,
+    /// Records replayed.
+    pub records: u64,
+    /// Segments read.
+    pub segments: usize,
+    /// `None` when there is no segment yet.
+    pub tail: Option<LogTail>,
+}
+
+/// Why the log cannot be trusted (or read). Always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    // Fields are not named `source`: the message already carries the cause, once.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Corrupt { path: PathBuf, error: LogError },
+    #[error("{path}: offset {offset}: {detail}")]
+    Inconsistent { path: PathBuf, offset: u64, detail: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
+    move |error| RecoveryError::Io { path: path.to_path_buf(), error }
+}
+
+/// The segment files in `dir`, in zxid order (a missing directory holds none).
+pub fn segment_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir)(e)),
+    };
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        match txlog::parse_segment_file_name(name) {
+            Some(zxid) => segments.push((zxid, entry.path())),
+            None if name.starts_with(txlog::SEGMENT_PREFIX) => log::warn!("{}: ignoring a file that is not named like a log segment", entry.path().display()),
+            None => {}
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Reads a whole file into a 16-byte aligned buffer (payloads are then aligned archives).
+pub fn read_aligned(path: &Path) -> Result<AlignedVec, RecoveryError> {
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    let len = file.metadata().map_err(io_error(path))?.len() as usize;
+    let mut bytes = AlignedVec::with_capacity(len);
+    bytes.resize(len, 0);
+    file.read_exact(&mut bytes).map_err(io_error(path))?;
+    Ok(bytes)
+}
+
+/// What scanning one segment found.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned {
+    pub header: SegmentHeader,
+    pub end: SegmentEnd,
+    pub records: u64,
+    pub first_zxid: Option<i64>,
+    pub last_zxid: Option<i64>,
+}
+
+/// Scans one segment, handing each validated record to `on_record`.
+pub fn scan_segment(path: &Path, bytes: &[u8], mut on_record: impl FnMut(&Record<'_>)) -> Result<Scanned, RecoveryError> {
+    let corrupt = |error| RecoveryError::Corrupt { path: path.to_path_buf(), error };
+    let mut scanner = SegmentScanner::new(bytes).map_err(corrupt)?;
+    let (mut records, mut first_zxid, mut last_zxid) = (0, None, None);
+    for record in &mut scanner {
+        let record = record.map_err(corrupt)?;
+        records += 1;
+        first_zxid.get_or_insert(record.zxid);
+        last_zxid = Some(record.zxid);
+        on_record(&record);
+    }
+    let end = scanner.end().expect("scan finished without error");
+    Ok(Scanned { header: scanner.header(), end, records, first_zxid, last_zxid })
+}
+
+/// Reads and scans one segment file.
+pub fn verify_segment(path: &Path, on_record: impl FnMut(&Record<'_>)) -> Result<Scanned, RecoveryError> {
+    scan_segment(path, &read_aligned(path)?, on_record)
+}
+
+/// Zeroes `[from, to)` of `path` and makes it durable: cuts a torn tail off a preallocated
+/// segment, so later appends are not followed by stale bytes.
+fn zero_range(path: &Path, from: u64, to: u64) -> Result<(), RecoveryError> {
+    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    let zeros = vec![0u8; (to - from) as usize];
+    file.write_all_at(&zeros, from).map_err(io_error(path))?;
+    file.sync_data().map_err(io_error(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), RecoveryError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+/// Checks how a scanned segment fits the log before it (which ends at `log_last_zxid`): name,
+/// header chain, first record, and that only the last segment may end torn or be empty.
+fn check_link(path: &Path, name_zxid: i64, scanned: &Scanned, log_last_zxid: i64, is_last: bool) -> Result<(), RecoveryError> {
+    let inconsistent = |offset: u64, detail: String| Err(RecoveryError::Inconsistent { path: path.to_path_buf(), offset, detail });
+    let header = scanned.header;
+    if header.first_zxid != name_zxid {
+        return inconsistent(0, format!("header says first zxid {:#x}, the file name says {name_zxid:#x}", header.first_zxid));
+    }
+    if header.prev_zxid != log_last_zxid {
+        return inconsistent(0, format!("segment follows zxid {:#x} but the log before it ends at {log_last_zxid:#x}: a segment is missing", header.prev_zxid));
+    }
+    if let Some(first) = scanned.first_zxid.filter(|z| *z != header.first_zxid) {
+        return inconsistent(txlog::SEGMENT_HEADER_BYTES as u64, format!("first record has zxid {first:#x}, expected {:#x}", header.first_zxid));
+    }
+    if let (SegmentEnd::TornTail { offset, fault, .. }, false) = (scanned.end, is_last) {
+        return inconsistent(offset, format!("{fault} in a segment that is not the last one"));
+    }
+    if scanned.records == 0 && !is_last {
+        return inconsistent(txlog::SEGMENT_HEADER_BYTES as u64, "segment holds no record but is not the last one".into());
+    }
+    Ok(())
+}
+
+/// Checks a log directory (or one segment file) without changing it, for
+/// `ringkeeper log-verify`: every segment, the chain between them, and how the log ends.
+/// Returns one summary line per segment.
+pub fn verify_log(path: &Path) -> Result<Vec<String>, RecoveryError> {
+    let segments = if path.is_dir() { segment_paths(path)? } else { vec![(segment_zxid_of(path)?, path.to_path_buf())] };
+    let single = !path.is_dir();
+    let mut lines = Vec::new();
+    let mut last_zxid = 0;
+    let count = segments.len();
+    for (index, (name_zxid, segment)) in segments.into_iter().enumerate() {
+        let scanned = verify_segment(&segment, |_| {})?;
+        // A lone file is checked against its own header, not against a previous segment.
+        let log_last = if single { scanned.header.prev_zxid } else { last_zxid };
+        check_link(&segment, name_zxid, &scanned, log_last, index + 1 == count)?;
+        last_zxid = scanned.last_zxid.unwrap_or(log_last);
+        lines.push(format!(
+            "{}: ok, {} records, first zxid {:#x}, last zxid {last_zxid:#x}, follows {:#x}, {:?}",
+            segment.display(),
+            scanned.records,
+            scanned.header.first_zxid,
+            scanned.header.prev_zxid,
+            scanned.end
+        ));
+    }
+    Ok(lines)
+}
+
+fn segment_zxid_of(path: &Path) -> Result<i64, RecoveryError> {
+    path.file_name().and_then(|n| n.to_str()).and_then(txlog::parse_segment_file_name).ok_or_else(|| RecoveryError::Inconsistent {
+        path: path.to_path_buf(),
+        offset: 0,
+        detail: "not named like a log segment (log.<16 hex digits>)".into(),
+    })
+}
+
+/// Replays every segment in `dir` into `processor`, repairing a torn tail of the last one.
+pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Recovered, RecoveryError> {
+    let segments = segment_paths(dir)?;
+    let mut recovered = Recovered::default();
+    let count = segments.len();
+    for (index, (name_zxid, path)) in segments.into_iter().enumerate() {
+        let is_last = index + 1 == count;
+        let bytes = read_aligned(&path)?;
+        if is_last && txlog::decode_segment_header(&bytes).is_err() && bytes.iter().all(|&b| b == 0) {
+            // Created but never written (crash during creation): nothing in it was acknowledged.
+            log::warn!("{}: removing an empty log segment left by a crash (no header written)", path.display());
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            sync_dir(dir)?;
+            continue;
+        }
+        let scanned = scan_segment(&path, &bytes, |record| processor.replay(record.txn, now_ms))?;
+        check_link(&path, name_zxid, &scanned, recovered.last_zxid, is_last)?;
+        if let SegmentEnd::TornTail { offset, fault, garbage_end } = scanned.end {
+            log::warn!("{}: torn record at offset {offset} ({fault}); cutting the log there (bytes {offset}..{garbage_end} were never acknowledged)", path.display());
+            zero_range(&path, offset, garbage_end)?;
+        }
+        let Some(last_zxid) = scanned.last_zxid else {
+            log::warn!("{}: removing the last log segment: it holds no complete record", path.display());
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            sync_dir(dir)?;
+            continue;
+        };
+        recovered.last_zxid = last_zxid;
+        recovered.records += scanned.records;
+        recovered.segments += 1;
+        recovered.tail = Some(LogTail { path: path.clone(), end_offset: scanned.end.append_offset() });
+    }
+    Ok(recovered)
+}
+
+/// Prints a segment readably (for `ringkeeper log-dump`), then its end or the error.
+pub fn dump_segment(path: &Path, out: &mut impl Write) -> Result<(), RecoveryError> {
+    let result = verify_segment(path, |r| {
+        let t = r.to_txn();
+        let _ = writeln!(out, "offset {:>10}  zxid {:#018x}  session {:#x}  cxid {}  time {}  {:?}", r.offset, r.zxid, t.session_id, t.cxid, t.time_ms, t.body);
+    });
+    let scanned = result?;
+    let _ = writeln!(out, "{}: first zxid {:#x}, follows {:#x}, {} records, {:?}", path.display(), scanned.header.first_zxid, scanned.header.prev_zxid, scanned.records, scanned.end);
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Protocol limits and hostile input over raw sockets: frames longer than `jute.maxbuffer`,
+//! frames too short for a header and unknown opcodes each end only the offending connection
+//! (other sessions keep working); a truncated request body is a MarshallingError reply on a
+//! connection that stays open; large but legal data is accepted; and the four-letter words
+//! (`srvr`, a word outside the whitelist, and the whitelist opened up).
+
+mod common;
+
+use common::*;
+use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
+use ringkeeper_engine::proto::records::{PathWatchRequest, RequestHeader, SetDataRequest};
+use ringkeeper_engine::proto::Jute;
+use ringkeeper_tests::TestServer;
+
+/// Apache's default `jute.maxbuffer`: 1 MiB - 1.
+const MAX_BUFFER: u32 = 0xfffff;
+
+/// Two sessions on one server: the victim misbehaves, the bystander must not notice.
+fn victim_and_bystander(server: &TestServer) -> (RawSession, RawSession) {
+    let mut bystander = RawSession::connect(server, 10_000);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/keep", 1)), 0);
+    (RawSession::connect(server, 10_000), bystander)
+}
+
+/// The bystander's session still answers, and its ephemeral is intact.
+fn assert_unharmed(bystander: &mut RawSession) {
+    bystander.ping();
+    let exists = PathWatchRequest { path: "/keep".into(), watch: false };
+    assert_eq!(bystander.code(OpCode::Exists, &exists), 0);
+}
+
+#[test]
+fn frame_longer_than_max_buffer_closes_only_that_connection() {
+    let server = TestServer::start();
+    let (mut victim, mut bystander) = victim_and_bystander(&server);
+    let mut prefix = (MAX_BUFFER + 1).to_be_bytes().to_vec();
+    prefix.extend_from_slice(&RequestHeader { xid: 1, op: OpCode::SetData as i32 }.to_bytes());
+    victim.stream.write_all_ignoring_reset(&prefix);
+    assert!(closes(&mut victim.stream), "oversized length prefix must close the connection");
+    assert_unharmed(&mut bystander);
+    // Only the connection is gone: the session itself can be resumed.
+    RawSession::connect_with(&server, &victim.resume_request()).ping();
+}
+
+#[test]
+fn large_but_legal_request_is_accepted() {
+    let server = TestServer::start();
+    let mut raw = RawSession::connect(&server, 10_000);
+    assert_eq!(raw.code(OpCode::Create, &create_request("/big", 0)), 0);
+    let data = vec![7u8; 1_000_000];
+    let set = SetDataRequest { path: "/big".into(), data, version: -1 };
+    assert_eq!(raw.code(OpCode::SetData, &set), 0);
+    raw.ping();
+}
+
+#[test]
+fn frame_too_short_for_a_request_header_closes_only_that_connection() {
+    let server = TestServer::start();
+    let (mut victim, mut bystander) = victim_and_bystander(&server);
+    victim.stream.write_all_ignoring_reset(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]);
+    assert!(closes(&mut victim.stream));
+    assert_unharmed(&mut bystander);
+}
+
+#[test]
+fn truncated_request_body_is_a_marshalling_error() {
+    let server = TestServer::start();
+    let (mut victim, mut bystander) = victim_and_bystander(&server);
+    // A create whose path length claims 1000 bytes but the frame ends after 4.
+    let mut body = 1000i32.to_be_bytes().to_vec();
+    body.extend_from_slice(b"/abc");
+    let xid = victim.send_raw_op(OpCode::Create as i32, &body);
+    // Apache: the request reaches the processors, which answer MarshallingError ...
+    let reply = victim.reply_to(xid).expect("a MarshallingError reply");
+    assert_eq!(reply.header.err, ErrorCode::MarshallingError.code());
+    // ... and keeps the connection open: the victim's session still works.
+    victim.ping();
+    assert_unharmed(&mut bystander);
+}
+
+#[test]
+fn unknown_opcode_is_unimplemented_then_closed() {
+    let server = TestServer::start();
+    let (mut victim, mut bystander) = victim_and_bystander(&server);
+    let xid = victim.send_raw_op(999, &[]);
+    let reply = victim.reply_to(xid).expect("a reply before the close");
+    assert_eq!(reply.header.err, ErrorCode::Unimplemented.code());
+    assert!(closes(&mut victim.stream), "Apache closes the session's connection after it");
+    assert_unharmed(&mut bystander);
+}
+
+#[test]
+fn srvr_reports_standalone_mode_and_other_words_are_refused() {
+    let server = TestServer::start();
+    let srvr = server.four_letter("srvr");
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+    assert!(srvr.contains("Zookeeper version: "), "{srvr}");
+    assert!(srvr.contains("Node count: "), "{srvr}");
+    assert_eq!(server.four_letter("ruok"), "ruok is not executed because it is not in the whitelist.\n");
+}
+
+#[test]
+fn whitelisted_words_answer() {
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    assert_eq!(server.four_letter("ruok"), "imok");
+    assert!(server.four_letter("stat").contains("Mode: standalone"));
+}
+
+/// Writing to a socket the server may already have reset is part of these tests.
+trait WriteAllIgnoringReset {
+    fn write_all_ignoring_reset(&mut self, bytes: &[u8]);
+}
+
+impl WriteAllIgnoringReset for std::net::TcpStream {
+    fn write_all_ignoring_reset(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = self.write_all(bytes);
+    }
+}
