@@ -120,6 +120,10 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
         }
         OpCode::CheckWatches | OpCode::RemoveWatches => {
             let req = WatchTypeRequest::decode(&mut r)?;
+            if !(watcher_type::CHILDREN..=watcher_type::ANY).contains(&req.watcher_type) {
+                // 3.8's WatcherType has no persistent kinds: Apache fails to decode them.
+                return Ok(error_frame(xid, zxid, ErrorCode::MarshallingError));
+            }
             let found = if op == OpCode::CheckWatches {
                 watches.contains_watch(&req.path, req.watcher_type, ctx.watcher)
             } else {

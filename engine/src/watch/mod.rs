@@ -328,8 +328,18 @@ impl WatchManager {
         } else {
             WatchMode::Persistent
         };
-        self.data.add(path, w, mode);
-        self.child.add(path, w, mode);
+        // Apache 3.8 keeps one persistent mode per (watcher, path): the newer one replaces.
+        for table in [&mut self.data, &mut self.child] {
+            let other = if recursive { WatchMode::Persistent } else { WatchMode::PersistentRecursive };
+            let modes = table.modes(path, w);
+            if modes.contains(&other) {
+                table.remove(path, w);
+                for kept in modes.into_iter().filter(|m| *m != other) {
+                    table.add(path, w, kept);
+                }
+            }
+            table.add(path, w, mode);
+        }
     }
 
     /// addWatch with a raw `add_watch_mode` value; false (nothing added) for unknown modes.
