@@ -525,13 +525,7 @@ impl Processor {
         let w = WatcherId(conn);
         let zxid = self.last_zxid;
         let rel = sw.relative_zxid;
-        for p in &sw.data_watches {
-            match self.tree.get(p).map(|n| n.stat.mzxid) {
-                None => self.send_event(out, conn, EventType::NodeDeleted, p, zxid),
-                Some(m) if m > rel => self.send_event(out, conn, EventType::NodeDataChanged, p, zxid),
-                Some(_) => self.watches.add_data_watch(p, w),
-            }
-        }
+        self.rearm(out, conn, &sw.data_watches, rel, false);
         for p in &sw.exist_watches {
             if self.tree.contains(p) {
                 self.send_event(out, conn, EventType::NodeCreated, p, zxid);
@@ -539,13 +533,7 @@ impl Processor {
                 self.watches.add_data_watch(p, w);
             }
         }
-        for p in &sw.child_watches {
-            match self.tree.get(p).map(|n| n.stat.pzxid) {
-                None => self.send_event(out, conn, EventType::NodeDeleted, p, zxid),
-                Some(m) if m > rel => self.send_event(out, conn, EventType::NodeChildrenChanged, p, zxid),
-                Some(_) => self.watches.add_child_watch(p, w),
-            }
-        }
+        self.rearm(out, conn, &sw.child_watches, rel, true);
         for p in &sw.persistent_watches {
             self.watches.add_persistent_watch(p, w, false);
         }
@@ -555,6 +543,21 @@ impl Processor {
         let frame = reply_frame(header.xid, self.tree.last_processed_zxid, ErrorCode::Ok, None);
         self.send(out, conn, frame, zxid);
         Ok(())
+    }
+
+    /// Re-sets data (or child) watches: NodeDeleted if the node is gone, a changed event if its
+    /// mzxid (pzxid) passed `relative_zxid`, otherwise the watch is armed again.
+    fn rearm(&mut self, out: &mut Vec<Output>, conn: ConnId, paths: &[String], relative_zxid: i64, child: bool) {
+        let zxid = self.last_zxid;
+        let changed = if child { EventType::NodeChildrenChanged } else { EventType::NodeDataChanged };
+        for p in paths {
+            match self.tree.get(p).map(|n| if child { n.stat.pzxid } else { n.stat.mzxid }) {
+                None => self.send_event(out, conn, EventType::NodeDeleted, p, zxid),
+                Some(stamp) if stamp > relative_zxid => self.send_event(out, conn, changed, p, zxid),
+                Some(_) if child => self.watches.add_child_watch(p, WatcherId(conn)),
+                Some(_) => self.watches.add_data_watch(p, WatcherId(conn)),
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
