@@ -95,11 +95,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let address = config.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
     let port = config.client_port.unwrap_or(2181);
     let mut bind_addr: SocketAddr = format!("{address}:{port}").parse().or_else(|_| format!("[{address}]:{port}").parse()).map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
-    if bind_addr.port() != 0 {
-        // glommio listeners use SO_REUSEPORT (one per network core); a plain bind first makes a
-        // port already held by another server an error instead of a silently shared port.
-        std::net::TcpListener::bind(bind_addr).map_err(|e| anyhow!("clientPort: cannot listen on {bind_addr}: {e}"))?;
-    }
     let limits = NetworkLimits { jute_max_buffer: config.jute_max_buffer as usize, max_client_cnxns: config.max_client_cnxns };
     let counts = Arc::new(Mutex::new(Default::default()));
 
