@@ -15,7 +15,19 @@ fn set_data_request() -> SetDataRequest {
 }
 
 fn stat() -> Stat {
-    Stat { czxid: 1, mzxid: 2, ctime: 3, mtime: 4, version: 5, cversion: 6, aversion: 7, ephemeral_owner: 0, data_length: 100, num_children: 0, pzxid: 1 }
+    Stat {
+        czxid: 1,
+        mzxid: 2,
+        ctime: 3,
+        mtime: 4,
+        version: 5,
+        cversion: 6,
+        aversion: 7,
+        ephemeral_owner: 0,
+        data_length: 100,
+        num_children: 0,
+        pzxid: 1,
+    }
 }
 
 fn txn_of(zxid: i64, op: TxnOp) -> Txn {

@@ -33,7 +33,9 @@ pub struct Case {
 impl FromStr for Case {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("case {s:?} is not WORKLOAD:CLIENTSxINFLIGHT (e.g. write:16x16, read:1x1, mixed90:16x16)");
+        let bad = || {
+            format!("case {s:?} is not WORKLOAD:CLIENTSxINFLIGHT (e.g. write:16x16, read:1x1, mixed90:16x16)")
+        };
         let (workload, shape) = s.split_once(':').ok_or_else(bad)?;
         let (clients, inflight) = shape.split_once('x').ok_or_else(bad)?;
         let mix = match workload {
@@ -128,7 +130,11 @@ impl CompareReport {
             "{} server(s), {} B values, {} run(s) each, {:.0} s measured after {:.0} s warm-up; median (min–max)\n",
             self.servers, self.size_bytes, self.repeat, self.measure_s, self.warmup_s
         );
-        let _ = writeln!(out, "{:<14} {:<12} {:>26} {:>22} {:>22} {:>7}", "case", "server", "ops/s", "p50 us", "p99 us", "errors");
+        let _ = writeln!(
+            out,
+            "{:<14} {:<12} {:>26} {:>22} {:>22} {:>7}",
+            "case", "server", "ops/s", "p50 us", "p99 us", "errors"
+        );
         for c in &self.cases {
             for (name, side) in [("ringkeeper", &c.ringkeeper), ("apache", &c.apache)] {
                 let _ = writeln!(
@@ -143,7 +149,11 @@ impl CompareReport {
                 );
             }
             let r = &c.ratio_ringkeeper_to_apache;
-            let _ = writeln!(out, "{:<14} {:<12} {:>26.2} {:>22.2} {:>22.2}", c.case, "rk/apache", r.ops_per_s, r.p50, r.p99);
+            let _ = writeln!(
+                out,
+                "{:<14} {:<12} {:>26.2} {:>22.2} {:>22.2}",
+                c.case, "rk/apache", r.ops_per_s, r.p50, r.p99
+            );
         }
         out
     }
@@ -166,7 +176,11 @@ impl CompareReport {
                 );
             }
             let r = &c.ratio_ringkeeper_to_apache;
-            let _ = writeln!(out, "| {} | ratio rk/Apache | {:.2} | {:.2} | {:.2} | |", c.case, r.ops_per_s, r.p50, r.p99);
+            let _ = writeln!(
+                out,
+                "| {} | ratio rk/Apache | {:.2} | {:.2} | {:.2} | |",
+                c.case, r.ops_per_s, r.p50, r.p99
+            );
         }
         out
     }
@@ -181,7 +195,10 @@ fn ratio(ours: f64, theirs: f64) -> f64 {
 }
 
 /// Runs the comparison; `on_run` sees every finished run (for printing as it goes).
-pub fn run_compare(config: &CompareConfig, mut on_run: impl FnMut(&str, &LoadReport)) -> Result<CompareReport, BenchError> {
+pub fn run_compare(
+    config: &CompareConfig,
+    mut on_run: impl FnMut(&str, &LoadReport),
+) -> Result<CompareReport, BenchError> {
     if config.cases.is_empty() || config.repeat == 0 {
         return Err(BenchError::Config("compare needs at least one case and --repeat >= 1".into()));
     }
@@ -196,7 +213,11 @@ pub fn run_compare(config: &CompareConfig, mut on_run: impl FnMut(&str, &LoadRep
             for side in order {
                 let server = if side == 0 { &mut ringkeeper } else { &mut apache };
                 if !server.is_running() {
-                    return Err(BenchError::Server(format!("{} died; log:\n{}", server.kind.name(), server.log_tail())));
+                    return Err(BenchError::Server(format!(
+                        "{} died; log:\n{}",
+                        server.kind.name(),
+                        server.log_tail()
+                    )));
                 }
                 let load = LoadConfig {
                     hosts: server.connect_string(),
@@ -206,7 +227,10 @@ pub fn run_compare(config: &CompareConfig, mut on_run: impl FnMut(&str, &LoadRep
                     shape: config.shape.clone(),
                 };
                 let report = run_load(&load)?;
-                on_run(&format!("{} {} run {}/{}", case.name, server.kind.name(), repeat + 1, config.repeat), &report);
+                on_run(
+                    &format!("{} {} run {}/{}", case.name, server.kind.name(), repeat + 1, config.repeat),
+                    &report,
+                );
                 runs[case_index][side].push(report);
             }
         }

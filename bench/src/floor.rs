@@ -50,10 +50,16 @@ pub struct FloorReport {
 
 impl FloorReport {
     pub fn table(&self) -> String {
-        let mut out = format!("{:<44} {:>8} {:>9} {:>9} {:>9} {:>9}\n", "floor", "samples", "p50 us", "p99 us", "max us", "mean us");
+        let mut out = format!(
+            "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+            "floor", "samples", "p50 us", "p99 us", "max us", "mean us"
+        );
         for f in [&self.fdatasync_preallocated, &self.fdatasync_append, &self.loopback_round_trip] {
             let l = &f.latency;
-            out += &format!("{:<44} {:>8} {:>9} {:>9} {:>9} {:>9.1}\n", f.what, f.samples, l.p50_us, l.p99_us, l.max_us, l.mean_us);
+            out += &format!(
+                "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9.1}\n",
+                f.what, f.samples, l.p50_us, l.p99_us, l.max_us, l.mean_us
+            );
         }
         out
     }
@@ -107,7 +113,11 @@ fn fdatasync(config: &FloorConfig, preallocate: bool) -> Result<FloorFigure, Ben
         file.sync_data()?;
         histogram.saturating_record(micros(started));
     }
-    let what = if preallocate { "write 4 KiB + fdatasync (preallocated)" } else { "write 4 KiB + fdatasync (append)" };
+    let what = if preallocate {
+        "write 4 KiB + fdatasync (preallocated)"
+    } else {
+        "write 4 KiB + fdatasync (append)"
+    };
     Ok(figure(what.to_string(), &histogram))
 }
 

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringkeeper_engine::proto::{DeleteRequest, ErrorCode, GetChildrenResponse, Jute, OpCode, PathWatchRequest};
+use ringkeeper_engine::proto::{
+    DeleteRequest, ErrorCode, GetChildrenResponse, Jute, OpCode, PathWatchRequest,
+};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
@@ -93,7 +95,10 @@ impl LoadConfig {
         check((1..=INFLIGHT_MAX).contains(&self.inflight), format!("--inflight must be 1..={INFLIGHT_MAX}"))?;
         check((1..=KEYS_MAX).contains(&s.keys), format!("--keys must be 1..={KEYS_MAX}"))?;
         check(s.size_bytes <= SIZE_BYTES_MAX, format!("--size must be at most {SIZE_BYTES_MAX}"))?;
-        check(s.measure > Duration::ZERO && s.measure <= PHASE_MAX, "--seconds must be > 0 and at most a day".into())?;
+        check(
+            s.measure > Duration::ZERO && s.measure <= PHASE_MAX,
+            "--seconds must be > 0 and at most a day".into(),
+        )?;
         check(s.warmup <= PHASE_MAX, "--warmup must be at most a day".into())?;
         check((1..=64).contains(&s.threads), "--threads must be 1..=64".into())?;
         check(s.rate_ops_per_s.is_none_or(|r| r.is_finite() && r > 0.0), "--rate must be > 0".into())?;
@@ -107,7 +112,10 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let runtime = if config.shape.threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(config.shape.threads).enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.shape.threads)
+            .enable_all()
+            .build()?
     };
     runtime.block_on(run_async(config))
 }
@@ -167,7 +175,8 @@ impl RunContext {
 
     fn take_interval(&self) -> Interval {
         let mut interval = self.interval.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = Interval { histogram: interval.histogram.clone(), ops: interval.ops, errors: interval.errors };
+        let taken =
+            Interval { histogram: interval.histogram.clone(), ops: interval.ops, errors: interval.errors };
         interval.histogram.reset();
         interval.ops = 0;
         interval.errors = 0;
@@ -204,7 +213,10 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let run_id = format!(
         "r{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0)
     );
     let root = format!("{}/rk-bench", hosts.chroot);
     let templates = Templates::new(&format!("{root}/{run_id}"), shape.keys, shape.size_bytes, config.mix);
@@ -214,7 +226,9 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     for index in 0..config.clients {
         sessions.push(Session::connect(hosts.host_for(index), shape.session_timeout_ms).await?);
     }
-    let ping_every = Duration::from_millis(sessions.iter().map(|s| s.timeout_ms).min().unwrap_or(30_000).max(300) as u64 / 3);
+    let ping_every = Duration::from_millis(
+        sessions.iter().map(|s| s.timeout_ms).min().unwrap_or(30_000).max(300) as u64 / 3,
+    );
     let start = Instant::now();
     let measure_start = start + shape.warmup;
     let end = measure_start + shape.measure;
@@ -240,7 +254,9 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let mut notes = Vec::new();
     for task in tasks {
         let result = task.await.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))?;
-        histogram.add(&result.histogram).map_err(|e| BenchError::Protocol(format!("merging histograms: {e}")))?;
+        histogram
+            .add(&result.histogram)
+            .map_err(|e| BenchError::Protocol(format!("merging histograms: {e}")))?;
         ops += result.ops;
         for (kind, count) in result.errors {
             *errors_by_kind.entry(kind).or_insert(0) += count;
@@ -275,9 +291,15 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
 }
 
 /// Creates `<root>`, the run's base, its create directory and the keys.
-async fn setup(hosts: &ConnectString, root: &str, templates: &Templates, timeout_ms: i32) -> Result<(), BenchError> {
+async fn setup(
+    hosts: &ConnectString,
+    root: &str,
+    templates: &Templates,
+    timeout_ms: i32,
+) -> Result<(), BenchError> {
     let mut session = Session::connect(hosts.host_for(0), timeout_ms).await?;
-    let create = |path: &str, data: Vec<u8>| (OpCode::Create, Templates::create_body(path.to_string(), data, 0));
+    let create =
+        |path: &str, data: Vec<u8>| (OpCode::Create, Templates::create_body(path.to_string(), data, 0));
     for path in [root, &templates.base, &templates.create_dir] {
         let (op, body) = create(path, Vec::new());
         let (code, _) = session.call(op, body).await?;
@@ -297,9 +319,8 @@ async fn setup(hosts: &ConnectString, root: &str, templates: &Templates, timeout
 /// Deletes what the run created (children of the create directory, keys, base).
 async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) -> Result<(), BenchError> {
     let mut session = Session::connect(hosts.host_for(0), timeout_ms).await?;
-    let delete = |path: &str| {
-        (OpCode::Delete, DeleteRequest { path: path.to_string(), version: -1 }.to_bytes())
-    };
+    let delete =
+        |path: &str| (OpCode::Delete, DeleteRequest { path: path.to_string(), version: -1 }.to_bytes());
     let list = PathWatchRequest { path: templates.create_dir.clone(), watch: false }.to_bytes();
     let (code, body) = session.call(OpCode::GetChildren, list).await?;
     let children = if code == 0 {
@@ -309,14 +330,18 @@ async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) 
     } else {
         Vec::new()
     };
-    let mut requests: Vec<_> = children.iter().map(|c| delete(&format!("{}/{c}", templates.create_dir))).collect();
+    let mut requests: Vec<_> =
+        children.iter().map(|c| delete(&format!("{}/{c}", templates.create_dir))).collect();
     requests.extend(templates.key_paths.iter().map(|p| delete(p)));
     requests.push(delete(&templates.create_dir));
     requests.push(delete(&templates.base));
-    let codes: Vec<i32> = session.pipeline(&requests).await?.into_iter().map(|(code, _)| code).filter(|c| *c != 0).collect();
+    let codes: Vec<i32> =
+        session.pipeline(&requests).await?.into_iter().map(|(code, _)| code).filter(|c| *c != 0).collect();
     session.close().await?;
     match codes.first() {
-        Some(&code) => Err(BenchError::Setup { what: format!("{} of {} deletes", codes.len(), requests.len()), code }),
+        Some(&code) => {
+            Err(BenchError::Setup { what: format!("{} of {} deletes", codes.len(), requests.len()), code })
+        }
         None => Ok(()),
     }
 }
@@ -324,7 +349,8 @@ async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) 
 /// Prints a line per second and keeps the timeline; ends when aborted or past the drain.
 async fn progress_loop(context: Arc<RunContext>, print: bool) -> Vec<Second> {
     let clock = &context.clock;
-    let mut ticker = tokio::time::interval_at((clock.start + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let mut ticker =
+        tokio::time::interval_at((clock.start + Duration::from_secs(1)).into(), Duration::from_secs(1));
     let mut timeline = Vec::new();
     loop {
         let now = Instant::from(ticker.tick().await);
@@ -343,7 +369,13 @@ async fn progress_loop(context: Arc<RunContext>, print: bool) -> Vec<Second> {
             max_us: interval.histogram.max(),
         };
         if print {
-            let phase = if now <= clock.measure_start { "warmup " } else if now <= clock.end { "measure" } else { "drain  " };
+            let phase = if now <= clock.measure_start {
+                "warmup "
+            } else if now <= clock.end {
+                "measure"
+            } else {
+                "drain  "
+            };
             eprintln!(
                 "[{:>4}s] {phase} {:>9} ops/s  p50 {:>8} us  p99 {:>8} us  max {:>8} us  errors {}",
                 second.t_s, second.ops, second.p50_us, second.p99_us, second.max_us, second.errors
@@ -368,18 +400,26 @@ async fn run_session(context: Arc<RunContext>, index: usize, session: Session) -
     let mut result = read_loop(&context, reader, rx).await;
     match write_task.await {
         Ok((_, Ok(()))) => {}
-        Ok((_, Err(e))) => result.note = result.note.or(Some(format!("session {index}: writer stopped: {e}"))),
+        Ok((_, Err(e))) => {
+            result.note = result.note.or(Some(format!("session {index}: writer stopped: {e}")))
+        }
         Err(e) => result.note = result.note.or(Some(format!("session {index}: writer failed: {e}"))),
     }
     result
 }
 
-async fn read_loop(context: &RunContext, mut reader: BufReader<OwnedReadHalf>, mut rx: mpsc::Receiver<Pending>) -> SessionResult {
+async fn read_loop(
+    context: &RunContext,
+    mut reader: BufReader<OwnedReadHalf>,
+    mut rx: mpsc::Receiver<Pending>,
+) -> SessionResult {
     let clock = &context.clock;
-    let mut result = SessionResult { histogram: new_histogram(), ops: 0, errors: BTreeMap::new(), note: None };
+    let mut result =
+        SessionResult { histogram: new_histogram(), ops: 0, errors: BTreeMap::new(), note: None };
     let mut frame = Vec::new();
     let lost = loop {
-        let failure = match timeout_at(clock.drain_deadline.into(), read_frame(&mut reader, &mut frame)).await {
+        let failure = match timeout_at(clock.drain_deadline.into(), read_frame(&mut reader, &mut frame)).await
+        {
             Err(_) => Some(("timeout".to_string(), "no reply before the drain deadline".to_string())),
             Ok(Err(e)) => Some(("connection".to_string(), e.to_string())),
             Ok(Ok(())) => None,
@@ -402,7 +442,10 @@ async fn read_loop(context: &RunContext, mut reader: BufReader<OwnedReadHalf>, m
         let pending = match rx.try_recv() {
             Ok(p) if p.xid == header.xid => p,
             other => {
-                result.note = Some(format!("reply xid {} does not match the request in flight ({other:?})", header.xid));
+                result.note = Some(format!(
+                    "reply xid {} does not match the request in flight ({other:?})",
+                    header.xid
+                ));
                 break Some("protocol".to_string());
             }
         };
@@ -446,7 +489,8 @@ async fn write_loop(
     let mut xid = first_xid;
     let mut serial = 0u64;
     // Open loop: sessions' schedules are offset so their sends interleave evenly.
-    let mut next_due = clock.start + context.pace.map(|p| p * index as u32 / context.clients as u32).unwrap_or_default();
+    let mut next_due =
+        clock.start + context.pace.map(|p| p * index as u32 / context.clients as u32).unwrap_or_default();
     let mut last_write = Instant::now();
     loop {
         if context.pace.is_some() {

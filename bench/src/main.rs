@@ -12,12 +12,16 @@ use clap::{Args, Parser, Subcommand};
 use ringkeeper_bench::compare::STANDARD_CASES;
 use ringkeeper_bench::servers::default_ringkeeper_binary;
 use ringkeeper_bench::{
-    run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig, OpMix,
-    Shape, WriteOp,
+    run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig,
+    OpMix, Shape, WriteOp,
 };
 
 #[derive(Parser)]
-#[command(name = "ringkeeper-bench", version, about = "Benchmarks any ZooKeeper-compatible server (ringkeeper or Apache ZooKeeper).")]
+#[command(
+    name = "ringkeeper-bench",
+    version,
+    about = "Benchmarks any ZooKeeper-compatible server (ringkeeper or Apache ZooKeeper)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,7 +99,8 @@ struct ShapeArgs {
 impl ShapeArgs {
     fn shape(&self) -> anyhow::Result<Shape> {
         let seconds = |v: f64, name: &str| {
-            Duration::try_from_secs_f64(v).with_context(|| format!("--{name} {v} is not a duration in seconds"))
+            Duration::try_from_secs_f64(v)
+                .with_context(|| format!("--{name} {v} is not a duration in seconds"))
         };
         Ok(Shape {
             warmup: seconds(self.warmup, "warmup")?,
@@ -216,15 +221,23 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Write { load: args, create } => load(&args, OpMix { read_percent: 0, write: create.write_op() }),
+        Command::Write { load: args, create } => {
+            load(&args, OpMix { read_percent: 0, write: create.write_op() })
+        }
         Command::Read { load: args } => load(&args, OpMix { read_percent: 100, write: WriteOp::SetData }),
-        Command::Mixed { load: args, create, read_percent } => load(&args, OpMix { read_percent, write: create.write_op() }),
+        Command::Mixed { load: args, create, read_percent } => {
+            load(&args, OpMix { read_percent, write: create.write_op() })
+        }
         Command::Election { hosts } => {
             bail!("election against {hosts}: needs an ensemble (issue 4: ZAB); ringkeeper serves a single node for now")
         }
         Command::Compare(args) => {
             let cases = if args.cases.is_empty() {
-                STANDARD_CASES.iter().map(|c| c.parse()).collect::<Result<Vec<Case>, String>>().map_err(anyhow::Error::msg)?
+                STANDARD_CASES
+                    .iter()
+                    .map(|c| c.parse())
+                    .collect::<Result<Vec<Case>, String>>()
+                    .map_err(anyhow::Error::msg)?
             } else {
                 args.cases.clone()
             };

@@ -95,9 +95,20 @@ impl LoadReport {
         let _ = writeln!(
             out,
             "{} {} B on {} — {} sessions x {} in flight, {}, {:.0} s measured after {:.0} s warm-up",
-            self.workload, self.size_bytes, self.hosts, self.clients, self.inflight, loop_kind, self.measure_s, self.warmup_s
+            self.workload,
+            self.size_bytes,
+            self.hosts,
+            self.clients,
+            self.inflight,
+            loop_kind,
+            self.measure_s,
+            self.warmup_s
         );
-        let _ = writeln!(out, "{:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "ops", "errors");
+        let _ = writeln!(
+            out,
+            "{:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "ops", "errors"
+        );
         let _ = writeln!(
             out,
             "{:>12.0} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",

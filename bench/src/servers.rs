@@ -101,7 +101,8 @@ impl ServerProcess {
                 )));
             }
         }
-        std::fs::create_dir_all(data_root).map_err(BenchError::io_at(format!("creating {}", data_root.display())))?;
+        std::fs::create_dir_all(data_root)
+            .map_err(BenchError::io_at(format!("creating {}", data_root.display())))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("rk-bench-{}-", kind.name()))
             .tempdir_in(data_root)

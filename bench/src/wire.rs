@@ -50,7 +50,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>)
 /// Splits a reply payload into its header and body.
 pub fn split_reply(frame: &[u8]) -> Result<(ReplyHeader, &[u8]), BenchError> {
     let mut reader = JuteReader::new(frame);
-    let header = ReplyHeader::decode(&mut reader).map_err(|e| BenchError::Protocol(format!("reply header: {e}")))?;
+    let header =
+        ReplyHeader::decode(&mut reader).map_err(|e| BenchError::Protocol(format!("reply header: {e}")))?;
     Ok((header, reader.rest()))
 }
 
@@ -87,19 +88,21 @@ impl Session {
     }
 
     async fn connect_inner(host: &str, timeout_ms: i32) -> Result<Session, BenchError> {
-        let stream = TcpStream::connect(host).await.map_err(BenchError::io_at(format!("connecting to {host}")))?;
+        let stream =
+            TcpStream::connect(host).await.map_err(BenchError::io_at(format!("connecting to {host}")))?;
         stream.set_nodelay(true)?;
         let (read_half, mut writer) = stream.into_split();
         let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-        let request = ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        let request =
+            ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
         let body = request.to_bytes();
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
         frame.extend_from_slice(&body);
         writer.write_all(&frame).await?;
         read_frame(&mut reader, &mut frame).await?;
-        let response =
-            ConnectResponse::from_bytes(&frame).map_err(|e| BenchError::Protocol(format!("connect response: {e}")))?;
+        let response = ConnectResponse::from_bytes(&frame)
+            .map_err(|e| BenchError::Protocol(format!("connect response: {e}")))?;
         if response.session_id == 0 {
             return Err(BenchError::Server(format!("{host} refused the session")));
         }
@@ -115,13 +118,19 @@ impl Session {
 
     /// Sends `requests` (opcode, encoded body) pipelined, at most [`PIPELINE_DEPTH_MAX`] in
     /// flight, and returns each reply's error code and body in request order.
-    pub async fn pipeline(&mut self, requests: &[(OpCode, Vec<u8>)]) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
+    pub async fn pipeline(
+        &mut self,
+        requests: &[(OpCode, Vec<u8>)],
+    ) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
         tokio::time::timeout(CALL_TIMEOUT, self.pipeline_inner(requests))
             .await
             .map_err(|_| BenchError::Timeout(format!("{} setup requests", requests.len())))?
     }
 
-    async fn pipeline_inner(&mut self, requests: &[(OpCode, Vec<u8>)]) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
+    async fn pipeline_inner(
+        &mut self,
+        requests: &[(OpCode, Vec<u8>)],
+    ) -> Result<Vec<(i32, Vec<u8>)>, BenchError> {
         let mut replies = Vec::with_capacity(requests.len());
         let mut out = Vec::new();
         for chunk in requests.chunks(PIPELINE_DEPTH_MAX) {
@@ -140,7 +149,10 @@ impl Session {
                     continue;
                 }
                 if header.xid != expected {
-                    return Err(BenchError::Protocol(format!("reply xid {} where {expected} was due", header.xid)));
+                    return Err(BenchError::Protocol(format!(
+                        "reply xid {} where {expected} was due",
+                        header.xid
+                    )));
                 }
                 replies.push((header.err, body.to_vec()));
                 expected = next_xid(expected);

@@ -123,8 +123,10 @@ impl Templates {
     pub fn new(base: &str, keys: usize, size_bytes: usize, mix: OpMix) -> Templates {
         let data: Vec<u8> = (0..size_bytes).map(|i| b'a' + (i % 26) as u8).collect();
         let key_paths: Vec<String> = (0..keys).map(|i| format!("{base}/k{i}")).collect();
-        let get_bodies =
-            key_paths.iter().map(|path| PathWatchRequest { path: path.clone(), watch: false }.to_bytes()).collect();
+        let get_bodies = key_paths
+            .iter()
+            .map(|path| PathWatchRequest { path: path.clone(), watch: false }.to_bytes())
+            .collect();
         let set_bodies = key_paths
             .iter()
             .map(|path| SetDataRequest { path: path.clone(), data: data.clone(), version: -1 }.to_bytes())
@@ -152,15 +154,26 @@ impl Templates {
 
     /// Draws the next op of a session.
     pub fn pick(&self, rng: &mut SplitMix64) -> (OpKind, usize) {
-        let kind = if rng.below(100) < u64::from(self.mix.read_percent) { OpKind::Read } else { OpKind::Write };
+        let kind =
+            if rng.below(100) < u64::from(self.mix.read_percent) { OpKind::Read } else { OpKind::Write };
         (kind, rng.below(self.key_paths.len() as u64) as usize)
     }
 
     /// Appends the frame of one op. `session` and `serial` name a non-sequential create.
-    pub fn push_op(&self, out: &mut Vec<u8>, xid: i32, kind: OpKind, key: usize, session: usize, serial: u64) {
+    pub fn push_op(
+        &self,
+        out: &mut Vec<u8>,
+        xid: i32,
+        kind: OpKind,
+        key: usize,
+        session: usize,
+        serial: u64,
+    ) {
         match (kind, self.mix.write) {
             (OpKind::Read, _) => push_request(out, xid, OpCode::GetData as i32, &self.get_bodies[key]),
-            (OpKind::Write, WriteOp::SetData) => push_request(out, xid, OpCode::SetData as i32, &self.set_bodies[key]),
+            (OpKind::Write, WriteOp::SetData) => {
+                push_request(out, xid, OpCode::SetData as i32, &self.set_bodies[key])
+            }
             (OpKind::Write, WriteOp::Create(create)) => {
                 let path = if create.is_sequential() {
                     format!("{}/s{session}-", self.create_dir)

@@ -15,7 +15,13 @@ fn write_runs_against_a_real_server_without_errors() {
         clients: 2,
         inflight: 4,
         mix: OpMix { read_percent: 0, write: WriteOp::SetData },
-        shape: Shape { warmup: Duration::ZERO, measure: Duration::from_secs(1), keys: 10, progress: false, ..Shape::default() },
+        shape: Shape {
+            warmup: Duration::ZERO,
+            measure: Duration::from_secs(1),
+            keys: 10,
+            progress: false,
+            ..Shape::default()
+        },
     };
     let report = run_load(&config).expect("load run");
     assert!(report.ops > 0, "no op completed:\n{}", report.table());

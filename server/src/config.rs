@@ -204,23 +204,14 @@ pub enum ConfigError {
 }
 
 fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::BadValue {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
+    ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), reason: reason.into() }
 }
 
 impl Config {
     /// Embedded default when no file is given: single node, 127.0.0.1:2181, data under
     /// `./ringkeeper-data`, tickTime 2000.
     pub fn embedded_default() -> Config {
-        Config::defaults(
-            2000,
-            PathBuf::from("./ringkeeper-data"),
-            Some(2181),
-            Some("127.0.0.1".into()),
-        )
+        Config::defaults(2000, PathBuf::from("./ringkeeper-data"), Some(2181), Some("127.0.0.1".into()))
     }
 
     fn defaults(
@@ -274,9 +265,7 @@ impl Config {
         // Last value wins, as with java.util.Properties; remember where each key was first seen.
         let mut effective: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
         for e in &entries {
-            if let Some((prev_line, _)) =
-                effective.insert(e.key.as_str(), (e.line, e.value.as_str()))
-            {
+            if let Some((prev_line, _)) = effective.insert(e.key.as_str(), (e.line, e.value.as_str())) {
                 warnings.push(format!(
                     "{} is set more than once (lines {} and {}); the last value wins",
                     e.key, prev_line, e.line
@@ -284,17 +273,12 @@ impl Config {
             }
         }
         // Walk keys in file order of their last occurrence so messages follow the file.
-        let mut ordered: Vec<(&str, usize, &str)> = effective
-            .iter()
-            .map(|(k, (line, v))| (*k, *line, *v))
-            .collect();
+        let mut ordered: Vec<(&str, usize, &str)> =
+            effective.iter().map(|(k, (line, v))| (*k, *line, *v)).collect();
         ordered.sort_by_key(|(_, line, _)| *line);
 
         let mut cfg = Config::defaults(APACHE_DEFAULT_TICK_TIME_MS, PathBuf::new(), None, None);
-        cfg.raw = entries
-            .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
-            .collect();
+        cfg.raw = entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let mut data_dir: Option<PathBuf> = None;
         let mut min_session: Option<(String, i64)> = None;
         let mut max_session: Option<(String, i64)> = None;
@@ -445,10 +429,8 @@ impl Config {
         }
         warnings.extend(whitelist_warnings);
 
-        cfg.data_dir = data_dir.ok_or_else(|| ConfigError::Missing {
-            key: "dataDir".into(),
-            hint: String::new(),
-        })?;
+        cfg.data_dir =
+            data_dir.ok_or_else(|| ConfigError::Missing { key: "dataDir".into(), hint: String::new() })?;
         if cfg.client_port.is_none() && cfg.client_port_address.is_some() {
             return Err(ConfigError::Inconsistent(
                 "clientPortAddress is set but clientPort is not set".into(),
@@ -472,11 +454,7 @@ impl Config {
         }
 
         cfg.servers = parse_servers(&server_lines, cfg.extended_types_enabled)?;
-        let participants = cfg
-            .servers
-            .iter()
-            .filter(|s| s.role == PeerRole::Participant)
-            .count();
+        let participants = cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
         let observers = cfg.servers.len() - participants;
         if participants == 0 {
             if !cfg.standalone_enabled {
@@ -500,12 +478,9 @@ impl Config {
             );
         } else {
             if participants <= 2 {
-                warnings.push(
-                    "No server failure will be tolerated. You need at least 3 servers.".into(),
-                );
+                warnings.push("No server failure will be tolerated. You need at least 3 servers.".into());
             } else if participants % 2 == 0 {
-                warnings
-                    .push("Non-optimal configuration, consider an odd number of servers.".into());
+                warnings.push("Non-optimal configuration, consider an odd number of servers.".into());
             }
             if cfg.init_limit == 0 {
                 return Err(ConfigError::Missing {
@@ -527,17 +502,13 @@ impl Config {
     /// Read and parse `path`; then read `<dataDir>/myid` if it exists (as Apache does) and
     /// check it against the server list. An I/O error names the file.
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         let (mut cfg, warnings) = Config::parse(&text)?;
         let myid_path = cfg.data_dir.join("myid");
         if myid_path.is_file() {
-            let text = std::fs::read_to_string(&myid_path).map_err(|source| ConfigError::Io {
-                path: myid_path.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&myid_path)
+                .map_err(|source| ConfigError::Io { path: myid_path.clone(), source })?;
             let first = text.lines().next().unwrap_or("").trim();
             let id = first.parse::<u64>().map_err(|_| {
                 bad(
@@ -562,16 +533,10 @@ impl Config {
                 "myid file is missing (expected {} containing this server's id)",
                 self.data_dir.join("myid").display()
             ))),
-            Some(id) if !self.servers.iter().any(|s| s.id == id) => {
-                Err(ConfigError::Inconsistent(format!(
-                    "myid {id} is not one of the configured servers ({})",
-                    self.servers
-                        .iter()
-                        .map(|s| format!("server.{}", s.id))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
-            }
+            Some(id) if !self.servers.iter().any(|s| s.id == id) => Err(ConfigError::Inconsistent(format!(
+                "myid {id} is not one of the configured servers ({})",
+                self.servers.iter().map(|s| format!("server.{}", s.id)).collect::<Vec<_>>().join(", ")
+            ))),
             Some(_) => Ok(()),
         }
     }
@@ -579,11 +544,7 @@ impl Config {
     /// True when this config describes an ensemble rather than a standalone server
     /// (Apache: more than one participant, or any participant with standaloneEnabled=false).
     pub fn is_distributed(&self) -> bool {
-        let participants = self
-            .servers
-            .iter()
-            .filter(|s| s.role == PeerRole::Participant)
-            .count();
+        let participants = self.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
         participants > 1 || (participants == 1 && !self.standalone_enabled)
     }
 
@@ -688,10 +649,15 @@ fn classify_other(key: &str, short: &str, value: &str) -> Other {
         "secureClientPort" | "secureClientPortAddress" => Other::IgnoredWithWarning(format!(
             "{key}: TLS client connections are not supported yet; only clientPort is served"
         )),
-        "sslQuorum" | "portUnification" | "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl"
+        "sslQuorum"
+        | "portUnification"
+        | "quorum.auth.enableSasl"
+        | "quorum.auth.serverRequireSasl"
         | "quorum.auth.learnerRequireSasl" => {
             if on {
-                Other::IgnoredWithWarning(format!("{key}={value}: not supported yet; peers connect without it"))
+                Other::IgnoredWithWarning(format!(
+                    "{key}={value}: not supported yet; peers connect without it"
+                ))
             } else {
                 Other::Ignored
             }
@@ -715,30 +681,14 @@ fn classify_other(key: &str, short: &str, value: &str) -> Other {
 // ---------------------------------------------------------------------------------------
 // Value parsers
 
-fn parse_int(
-    key: &str,
-    value: &str,
-    min: i64,
-    max: i64,
-    expected: &str,
-) -> Result<i64, ConfigError> {
+fn parse_int(key: &str, value: &str, min: i64, max: i64, expected: &str) -> Result<i64, ConfigError> {
     let v: i64 = value
         .strip_prefix('+')
         .unwrap_or(value)
         .parse()
-        .map_err(|_| {
-            bad(
-                key,
-                value,
-                format!("is not an integer (expected {expected})"),
-            )
-        })?;
+        .map_err(|_| bad(key, value, format!("is not an integer (expected {expected})")))?;
     if v < min || v > max {
-        return Err(bad(
-            key,
-            value,
-            format!("is out of range (expected {expected})"),
-        ));
+        return Err(bad(key, value, format!("is out of range (expected {expected})")));
     }
     Ok(v)
 }
@@ -746,10 +696,7 @@ fn parse_int(
 /// Java's `Integer.decode` subset Apache uses for `jute.maxbuffer`: decimal or `0x` hex.
 fn parse_java_int_decode(key: &str, value: &str) -> Result<u32, ConfigError> {
     const EXPECTED: &str = "(expected a positive integer number of bytes, decimal or 0x hex)";
-    let parsed = if let Some(hex) = value
-        .strip_prefix("0x")
-        .or_else(|| value.strip_prefix("0X"))
-    {
+    let parsed = if let Some(hex) = value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
         i64::from_str_radix(hex, 16).ok()
     } else {
         value.parse::<i64>().ok()
@@ -767,9 +714,7 @@ fn parse_port(key: &str, value: &str, zero_ok: bool) -> Result<u16, ConfigError>
     } else {
         "expected an integer 1..=65535"
     };
-    let v: i64 = value
-        .parse()
-        .map_err(|_| bad(key, value, format!("is not a port ({expected})")))?;
+    let v: i64 = value.parse().map_err(|_| bad(key, value, format!("is not a port ({expected})")))?;
     let min = if zero_ok { 0 } else { 1 };
     if v < min || v > 65535 {
         return Err(bad(key, value, format!("is not a port ({expected})")));
@@ -791,11 +736,7 @@ fn parse_role(key: &str, value: &str) -> Result<PeerRole, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "participant" => Ok(PeerRole::Participant),
         "observer" => Ok(PeerRole::Observer),
-        _ => Err(bad(
-            key,
-            value,
-            "is not a peer type (expected participant or observer)",
-        )),
+        _ => Err(bad(key, value, "is not a peer type (expected participant or observer)")),
     }
 }
 
@@ -803,9 +744,7 @@ const MAX_CORE_ID: usize = 4095;
 
 fn parse_core(key: &str, value: &str) -> Result<usize, ConfigError> {
     let expected = format!("expected a core id 0..={MAX_CORE_ID}");
-    let v: usize = value
-        .parse()
-        .map_err(|_| bad(key, value, format!("is not a core id ({expected})")))?;
+    let v: usize = value.parse().map_err(|_| bad(key, value, format!("is not a core id ({expected})")))?;
     if v > MAX_CORE_ID {
         return Err(bad(key, value, format!("is not a core id ({expected})")));
     }
@@ -829,19 +768,11 @@ fn parse_core_list(key: &str, value: &str) -> Result<Vec<usize>, ConfigError> {
             }
         };
         if lo > hi {
-            return Err(bad(
-                key,
-                value,
-                format!("has a descending range {part} ({EXPECTED})"),
-            ));
+            return Err(bad(key, value, format!("has a descending range {part} ({EXPECTED})")));
         }
         for c in lo..=hi {
             if !seen.insert(c) {
-                return Err(bad(
-                    key,
-                    value,
-                    format!("names core {c} twice ({EXPECTED})"),
-                ));
+                return Err(bad(key, value, format!("names core {c} twice ({EXPECTED})")));
             }
             cores.push(c);
         }
@@ -859,9 +790,7 @@ fn split_host(key: &str, whole: &str, s: &str) -> Result<(String, Vec<String>), 
             return Err(bad(
                 key,
                 whole,
-                format!(
-                    "starts an IPv6 address with '[' but has no matching ']:' ({SERVER_FORMAT})"
-                ),
+                format!("starts an IPv6 address with '[' but has no matching ']:' ({SERVER_FORMAT})"),
             ));
         };
         let host = inner[..end].to_owned();
@@ -878,18 +807,10 @@ fn parse_server(key: &str, value: &str, extended_types: bool) -> Result<ServerEn
     let max_id: u64 = if extended_types { 254 } else { 255 };
     let id_text = &key["server.".len()..];
     let id: u64 = id_text.parse().map_err(|_| {
-        bad(
-            key,
-            id_text,
-            format!("is not a server id (expected server.N with N in 1..={max_id})"),
-        )
+        bad(key, id_text, format!("is not a server id (expected server.N with N in 1..={max_id})"))
     })?;
     if id == 0 || id > max_id {
-        let why = if extended_types {
-            " because extendedTypesEnabled=true"
-        } else {
-            ""
-        };
+        let why = if extended_types { " because extendedTypesEnabled=true" } else { "" };
         return Err(bad(
             key,
             id_text,
@@ -899,36 +820,21 @@ fn parse_server(key: &str, value: &str, extended_types: bool) -> Result<ServerEn
     if value.contains('|') {
         return Err(ConfigError::Unsupported {
             key: key.to_owned(),
-            reason: "several addresses per server (a|b) are not supported yet; give one host"
-                .into(),
+            reason: "several addresses per server (a|b) are not supported yet; give one host".into(),
         });
     }
     let (server_part, client_part) = match value.split(';').collect::<Vec<_>>().as_slice() {
         [s] => (*s, None),
         [s, c] => (*s, Some(*c)),
-        _ => {
-            return Err(bad(
-                key,
-                value,
-                format!("has more than one ';' ({SERVER_FORMAT})"),
-            ))
-        }
+        _ => return Err(bad(key, value, format!("has more than one ';' ({SERVER_FORMAT})"))),
     };
     let (host, rest) = split_host(key, value, server_part.trim())?;
     if host.is_empty() || !(2..=3).contains(&rest.len()) {
-        return Err(bad(
-            key,
-            value,
-            format!("is not a server address ({SERVER_FORMAT})"),
-        ));
+        return Err(bad(key, value, format!("is not a server address ({SERVER_FORMAT})")));
     }
     let port_of = |what: &str, p: &str| -> Result<u16, ConfigError> {
         let v: i64 = p.trim().parse().map_err(|_| {
-            bad(
-                key,
-                value,
-                format!("has {what} \"{p}\" which is not a port (expected an integer 1..=65535)"),
-            )
+            bad(key, value, format!("has {what} \"{p}\" which is not a port (expected an integer 1..=65535)"))
         })?;
         if !(1..=65535).contains(&v) {
             return Err(bad(
@@ -965,11 +871,7 @@ fn parse_server(key: &str, value: &str, extended_types: bool) -> Result<ServerEn
     let (client_address, client_port) = match client_part.map(str::trim) {
         None => (None, None),
         Some("") => {
-            return Err(bad(
-                key,
-                value,
-                format!("has an empty client part after ';' ({SERVER_FORMAT})"),
-            ))
+            return Err(bad(key, value, format!("has an empty client part after ';' ({SERVER_FORMAT})")))
         }
         Some(c) => {
             if c.starts_with('[') || c.contains(':') {
@@ -987,21 +889,10 @@ fn parse_server(key: &str, value: &str, extended_types: bool) -> Result<ServerEn
             }
         }
     };
-    Ok(ServerEntry {
-        id,
-        host,
-        peer_port,
-        election_port,
-        role,
-        client_address,
-        client_port,
-    })
+    Ok(ServerEntry { id, host, peer_port, election_port, role, client_address, client_port })
 }
 
-fn parse_servers(
-    lines: &[(String, String)],
-    extended_types: bool,
-) -> Result<Vec<ServerEntry>, ConfigError> {
+fn parse_servers(lines: &[(String, String)], extended_types: bool) -> Result<Vec<ServerEntry>, ConfigError> {
     let mut servers: Vec<ServerEntry> = Vec::with_capacity(lines.len());
     for (key, value) in lines {
         let entry = parse_server(key, value, extended_types)?;
@@ -1048,10 +939,7 @@ struct Entry {
 /// Split text into `key`/`value` entries following `java.util.Properties.load` rules, then trim
 /// both (as `QuorumPeerConfig` does).
 fn parse_properties(text: &str) -> Vec<Entry> {
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -1131,11 +1019,7 @@ fn unescape(s: &str) -> String {
             Some('f') => out.push('\x0c'),
             Some('u') => {
                 let hex: String = chars.clone().take(4).collect();
-                match u32::from_str_radix(&hex, 16)
-                    .ok()
-                    .filter(|_| hex.len() == 4)
-                    .and_then(char::from_u32)
-                {
+                match u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() == 4).and_then(char::from_u32) {
                     Some(ch) => {
                         out.push(ch);
                         for _ in 0..4 {
@@ -1161,9 +1045,7 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        Config::parse(text)
-            .expect_err("config must be rejected")
-            .to_string()
+        Config::parse(text).expect_err("config must be rejected").to_string()
     }
 
     const MINIMAL: &str = "dataDir=/var/lib/zk\n";
@@ -1211,24 +1093,15 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.client_port, Some(2181));
         assert_eq!(cfg.client_port_address.as_deref(), Some("0.0.0.0"));
         assert_eq!(cfg.max_client_cnxns, 100);
-        assert_eq!(
-            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
-            (4000, 40000)
-        );
+        assert_eq!((cfg.min_session_timeout_ms, cfg.max_session_timeout_ms), (4000, 40000));
         assert_eq!(cfg.autopurge_snap_retain_count, 5);
         assert_eq!(cfg.autopurge_purge_interval_hours, 24);
         assert!(cfg.four_letter_whitelist.allows("mntr"));
-        assert!(
-            cfg.four_letter_whitelist.allows("srvr"),
-            "srvr is always allowed"
-        );
+        assert!(cfg.four_letter_whitelist.allows("srvr"), "srvr is always allowed");
         assert!(!cfg.four_letter_whitelist.allows("dump"));
         assert!(!cfg.force_sync);
         assert_eq!(cfg.snap_count, 50000);
-        assert_eq!(
-            cfg.super_digest.as_deref(),
-            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-        );
+        assert_eq!(cfg.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
         assert_eq!(cfg.servers.len(), 4);
         assert_eq!(
             cfg.servers[1],
@@ -1257,9 +1130,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
         assert_eq!(cfg.raw.len(), 29);
         assert!(cfg.ignored_keys.contains(&"admin.enableServer".to_owned()));
-        assert!(cfg
-            .ignored_keys
-            .contains(&"metricsProvider.httpPort".to_owned()));
+        assert!(cfg.ignored_keys.contains(&"metricsProvider.httpPort".to_owned()));
         // 3 participants + an observer: no warnings at all.
         assert_eq!(warnings, Vec::<String>::new());
     }
@@ -1271,17 +1142,12 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.client_port, None);
         assert_eq!(cfg.effective_client_port(), 2181);
         assert_eq!(cfg.max_client_cnxns, 60);
-        assert_eq!(
-            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
-            (6000, 60000)
-        );
+        assert_eq!((cfg.min_session_timeout_ms, cfg.max_session_timeout_ms), (6000, 60000));
         assert_eq!(cfg.jute_max_buffer, 0xfffff);
         assert_eq!(cfg.snap_count, 100_000);
         assert_eq!(cfg.autopurge_snap_retain_count, 3);
         assert_eq!(cfg.autopurge_purge_interval_hours, 0);
-        assert!(
-            cfg.force_sync && cfg.standalone_enabled && !cfg.extended_types_enabled && !cfg.pin
-        );
+        assert!(cfg.force_sync && cfg.standalone_enabled && !cfg.extended_types_enabled && !cfg.pin);
         assert_eq!(cfg.global_outstanding_limit, 1000);
         assert_eq!(cfg.queue_depth, 1024);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::default());
@@ -1297,10 +1163,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.client_port, Some(2181));
         assert_eq!(cfg.client_port_address.as_deref(), Some("127.0.0.1"));
         assert_eq!(cfg.data_dir, PathBuf::from("./ringkeeper-data"));
-        assert_eq!(
-            (cfg.min_session_timeout_ms, cfg.max_session_timeout_ms),
-            (4000, 40000)
-        );
+        assert_eq!((cfg.min_session_timeout_ms, cfg.max_session_timeout_ms), (4000, 40000));
         assert!(cfg.servers.is_empty());
     }
 
@@ -1310,14 +1173,8 @@ ringkeeper.queue.depth=4096
         let (cfg, warnings) = Config::parse(text).unwrap();
         assert_eq!(cfg.data_dir, PathBuf::from("/a/b/c"));
         assert_eq!(cfg.client_port, Some(2181));
-        assert_eq!(
-            cfg.raw[1],
-            ("key:with=escapes".to_owned(), "v\txA".to_owned())
-        );
-        assert_eq!(
-            warnings,
-            vec!["unknown key key:with=escapes (line 3); ignored".to_owned()]
-        );
+        assert_eq!(cfg.raw[1], ("key:with=escapes".to_owned(), "v\txA".to_owned()));
+        assert_eq!(warnings, vec!["unknown key key:with=escapes (line 3); ignored".to_owned()]);
     }
 
     #[test]
@@ -1326,9 +1183,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.client_port, Some(2));
         assert_eq!(
             warnings,
-            vec![
-                "clientPort is set more than once (lines 2 and 3); the last value wins".to_owned()
-            ]
+            vec!["clientPort is set more than once (lines 2 and 3); the last value wins".to_owned()]
         );
         assert_eq!(cfg.raw.len(), 3);
     }
@@ -1347,13 +1202,7 @@ ringkeeper.queue.depth=4096
         );
         assert_eq!(
             cfg.ignored_keys,
-            [
-                "zookeeper.something",
-                "secureClientPort",
-                "group.1",
-                "skipACL",
-                "snapshot.trust.empty"
-            ]
+            ["zookeeper.something", "secureClientPort", "group.1", "skipACL", "snapshot.trust.empty"]
         );
     }
 
@@ -1364,22 +1213,18 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.jute_max_buffer, 0x200000);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::All);
         assert!(cfg.extended_types_enabled);
-        assert_eq!(
-            parse("dataDir=/a\njute.maxbuffer=4194304\n").jute_max_buffer,
-            4194304
-        );
+        assert_eq!(parse("dataDir=/a\njute.maxbuffer=4194304\n").jute_max_buffer, 4194304);
     }
 
     #[test]
     fn whitelist_unknown_word_warns() {
         let (cfg, warnings) =
             Config::parse("dataDir=/a\n4lw.commands.whitelist=ruok,, bogus ,stat\n").unwrap();
-        assert!(
-            cfg.four_letter_whitelist.allows("ruok") && cfg.four_letter_whitelist.allows("stat")
-        );
+        assert!(cfg.four_letter_whitelist.allows("ruok") && cfg.four_letter_whitelist.allows("stat"));
         assert_eq!(
             warnings,
-            vec!["4lw.commands.whitelist: \"bogus\" is not a four-letter word ringkeeper knows; ignored".to_owned()]
+            vec!["4lw.commands.whitelist: \"bogus\" is not a four-letter word ringkeeper knows; ignored"
+                .to_owned()]
         );
     }
 
@@ -1492,10 +1337,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.autopurge_snap_retain_count, 3);
         assert_eq!(
             warnings,
-            vec![
-                "autopurge.snapRetainCount: 1 is below the minimum; using 3 (as Apache does)"
-                    .to_owned()
-            ]
+            vec!["autopurge.snapRetainCount: 1 is below the minimum; using 3 (as Apache does)".to_owned()]
         );
     }
 
@@ -1503,10 +1345,7 @@ ringkeeper.queue.depth=4096
     fn load_names_the_file_and_reads_myid() {
         let missing = Path::new("/nonexistent/ringkeeper/zoo.cfg");
         let e = Config::load(missing).unwrap_err().to_string();
-        assert!(
-            e.starts_with("cannot read /nonexistent/ringkeeper/zoo.cfg: "),
-            "{e}"
-        );
+        assert!(e.starts_with("cannot read /nonexistent/ringkeeper/zoo.cfg: "), "{e}");
 
         let dir = std::env::temp_dir().join(format!("rk-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -1520,10 +1359,7 @@ ringkeeper.queue.depth=4096
         assert!(e.starts_with("myid file is missing"), "{e}");
         std::fs::write(dir.join("myid"), "4\n").unwrap();
         let e = Config::load(&cfg_path).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "myid 4 is not one of the configured servers (server.1, server.2, server.3)"
-        );
+        assert_eq!(e, "myid 4 is not one of the configured servers (server.1, server.2, server.3)");
         std::fs::write(dir.join("myid"), "1\n").unwrap();
         let (cfg, _) = Config::load(&cfg_path).unwrap();
         assert_eq!(cfg.my_id, Some(1));

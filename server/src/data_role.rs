@@ -82,7 +82,9 @@ impl DataRole {
                         let _ = self.to_log.try_send(LogRecord { zxid, bytes });
                         continue;
                     }
-                    Output::Send { conn, frame, zxid } => (core_of(conn), zxid, ToNet::Send { conn, bytes: frame }),
+                    Output::Send { conn, frame, zxid } => {
+                        (core_of(conn), zxid, ToNet::Send { conn, bytes: frame })
+                    }
                     Output::Close { conn, zxid } => (core_of(conn), zxid, ToNet::Close { conn }),
                 };
                 held.per_core[core].push_back((zxid, item));
@@ -194,7 +196,13 @@ fn spawn_forwarder<T: Send + 'static>(shared: SharedSender<T>) -> LocalSender<T>
 }
 
 /// Runs the data role on the current executor until the process ends.
-pub async fn run(processor: Processor, status: StatusSource, from_cores: Vec<SharedReceiver<ToData>>, to_cores: Vec<SharedSender<Vec<ToNet>>>, log: LogLink) {
+pub async fn run(
+    processor: Processor,
+    status: StatusSource,
+    from_cores: Vec<SharedReceiver<ToData>>,
+    to_cores: Vec<SharedSender<Vec<ToNet>>>,
+    log: LogLink,
+) {
     let core_count = to_cores.len();
     let held = Held {
         durable_zxid: log.durable_zxid,

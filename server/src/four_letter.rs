@@ -40,8 +40,8 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 
 /// Every four-letter word [`respond`] understands.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat", "wchc",
+    "wchp", "wchs",
 ];
 
 /// The full version string, as `Version.getFullVersion()` formats it:
@@ -143,11 +143,7 @@ pub struct Latency {
 impl Latency {
     /// Add one sample.
     pub fn record(&mut self, ms: u64) {
-        self.min_ms = if self.count == 0 {
-            ms
-        } else {
-            self.min_ms.min(ms)
-        };
+        self.min_ms = if self.count == 0 { ms } else { self.min_ms.min(ms) };
         self.max_ms = self.max_ms.max(ms);
         self.total_ms += ms;
         self.count += 1;
@@ -188,11 +184,7 @@ fn java_double(v: f64) -> String {
     }
     let s = format!("{v:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let mantissa = if mantissa.contains('.') {
-        mantissa.to_owned()
-    } else {
-        format!("{mantissa}.0")
-    };
+    let mantissa = if mantissa.contains('.') { mantissa.to_owned() } else { format!("{mantissa}.0") };
     format!("{mantissa}E{exp}")
 }
 
@@ -456,18 +448,12 @@ pub fn respond(word: &[u8; 4], whitelist: &Whitelist, status: &ServerStatus) -> 
         return None;
     }
     if !whitelist.allows(word) {
-        return Some(format!(
-            "{word} is not executed because it is not in the whitelist.\n"
-        ));
+        return Some(format!("{word} is not executed because it is not in the whitelist.\n"));
     }
     let mut out = String::new();
     match word {
         "ruok" => out.push_str("imok"),
-        "isro" => out.push_str(if status.mode == ServerMode::ReadOnly {
-            "ro"
-        } else {
-            "rw"
-        }),
+        "isro" => out.push_str(if status.mode == ServerMode::ReadOnly { "ro" } else { "rw" }),
         "envi" => envi(&mut out, status),
         _ if !status.serving => {
             out.push_str(NOT_SERVING);
@@ -577,11 +563,7 @@ fn java_socket_addr(addr: &SocketAddr) -> String {
 
 /// `ServerCnxn.dumpConnectionInfo`, without the trailing newline.
 fn connection(out: &mut String, c: &ConnectionStatus, brief: bool) {
-    let ops = if c.interest_ops == 0 {
-        "0".to_owned()
-    } else {
-        format!("{:x}", c.interest_ops)
-    };
+    let ops = if c.interest_ops == 0 { "0".to_owned() } else { format!("{:x}", c.interest_ops) };
     let _ = write!(
         out,
         " {}[{}](queued={},recved={},sent={}",
@@ -666,11 +648,7 @@ fn conf(out: &mut String, c: &ConfStatus, s: &ServerStatus) {
     let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
     let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms);
     let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
-    let _ = writeln!(
-        out,
-        "clientPortListenBacklog={}",
-        c.client_port_listen_backlog
-    );
+    let _ = writeln!(out, "clientPortListenBacklog={}", c.client_port_listen_backlog);
     let _ = writeln!(out, "serverId={}", c.server_id);
     for (k, v) in &c.extra {
         let _ = writeln!(out, "{k}={v}");
@@ -694,11 +672,7 @@ fn dump(out: &mut String, s: &ServerStatus) {
         let _ = writeln!(out, "\t0x{:x}", id);
     });
     out.push_str("ephemeral nodes dump:\n");
-    let _ = writeln!(
-        out,
-        "Sessions with Ephemerals ({}):",
-        s.ephemerals_by_session.len()
-    );
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", s.ephemerals_by_session.len());
     for (session, paths) in sorted_by_key(&s.ephemerals_by_session) {
         let _ = writeln!(out, "0x{:x}:", session);
         for p in sorted(paths) {
@@ -707,33 +681,18 @@ fn dump(out: &mut String, s: &ServerStatus) {
     }
     out.push_str("Connections dump:\n");
     expiry(out, "Connections ", &s.connection_expiry, |out, c| {
-        let _ = writeln!(
-            out,
-            "\tip: {} sessionId: 0x{:x}",
-            java_socket_addr(&c.remote),
-            c.session_id
-        );
+        let _ = writeln!(out, "\tip: {} sessionId: 0x{:x}", java_socket_addr(&c.remote), c.session_id);
     });
 }
 
 /// `ExpiryQueue.dump`: `Sets (buckets)/(items):` then each bucket, oldest first.
-fn expiry<T>(
-    out: &mut String,
-    prefix: &str,
-    buckets: &[ExpiryBucket<T>],
-    item: impl Fn(&mut String, &T),
-) {
+fn expiry<T>(out: &mut String, prefix: &str, buckets: &[ExpiryBucket<T>], item: impl Fn(&mut String, &T)) {
     let total: usize = buckets.iter().map(|b| b.items.len()).sum();
     let _ = writeln!(out, "{prefix}Sets ({})/({total}):", buckets.len());
     let mut order: Vec<&ExpiryBucket<T>> = buckets.iter().collect();
     order.sort_by_key(|b| b.expire_at_unix_ms);
     for b in order {
-        let _ = writeln!(
-            out,
-            "{} expire at {}:",
-            b.items.len(),
-            java_date_utc(b.expire_at_unix_ms)
-        );
+        let _ = writeln!(out, "{} expire at {}:", b.items.len(), java_date_utc(b.expire_at_unix_ms));
         for i in &b.items {
             item(out, i);
         }
@@ -743,9 +702,8 @@ fn expiry<T>(
 /// Java's `Date.toString` in UTC: `Sun Nov 22 15:28:13 UTC 2026`.
 fn java_date_utc(unix_ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = unix_ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
@@ -782,9 +740,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// call once at start-up. Missing facts are reported as `<NA>`, as Apache does.
 pub fn host_environment() -> Vec<(String, String)> {
     fn proc_file(path: &str) -> String {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "<NA>".into())
+        std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_else(|_| "<NA>".into())
     }
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "<NA>".into());
     let arch = match std::env::consts::ARCH {
@@ -798,16 +754,12 @@ pub fn host_environment() -> Vec<(String, String)> {
         ("os.version".into(), proc_file("/proc/sys/kernel/osrelease")),
         (
             "user.name".into(),
-            std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "<NA>".into()),
+            std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "<NA>".into()),
         ),
         ("user.home".into(), env("HOME")),
         (
             "user.dir".into(),
-            std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "<NA>".into()),
+            std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "<NA>".into()),
         ),
     ]
 }
@@ -842,12 +794,7 @@ mod tests {
     fn sample() -> ServerStatus {
         let mut s = ServerStatus::new(conf_status());
         s.version = "3.8.0-${mvngit.commit.id}, built on 2024-12-29 17:54 UTC".into();
-        s.latency = Latency {
-            min_ms: 1,
-            max_ms: 11,
-            total_ms: 31,
-            count: 7,
-        };
+        s.latency = Latency { min_ms: 1, max_ms: 11, total_ms: 31, count: 7 };
         s.packets_received = 10;
         s.packets_sent = 14;
         s.num_alive_connections = 2;
@@ -868,12 +815,7 @@ mod tests {
                 last_zxid: 4,
                 last_response_ms: 436080,
                 last_latency_ms: 2,
-                latency: Latency {
-                    min_ms: 0,
-                    max_ms: 11,
-                    total_ms: 31,
-                    count: 7,
-                },
+                latency: Latency { min_ms: 0, max_ms: 11, total_ms: 31, count: 7 },
             },
             ConnectionStatus {
                 remote: addr("127.0.0.1:47612"),
@@ -897,37 +839,22 @@ mod tests {
         s.watch_total = 2;
         s.watch_count = 3;
         s.watches_by_session = vec![(0x10000066ec00000, vec!["/zookeeper".into(), "/app".into()])];
-        s.watches_by_path = vec![
-            ("/zookeeper".into(), vec![0x10000066ec00000]),
-            ("/app".into(), vec![0x10000066ec00000]),
-        ];
-        s.ephemerals_by_session = vec![(
-            0x10000066ec00000,
-            vec!["/app/seq0000000001".into(), "/app/eph".into()],
-        )];
+        s.watches_by_path =
+            vec![("/zookeeper".into(), vec![0x10000066ec00000]), ("/app".into(), vec![0x10000066ec00000])];
+        s.ephemerals_by_session =
+            vec![(0x10000066ec00000, vec!["/app/seq0000000001".into(), "/app/eph".into()])];
         s.ephemerals_count = 2;
-        s.session_expiry = vec![ExpiryBucket {
-            expire_at_unix_ms: 1795361293000,
-            items: vec![0x10000066ec00000],
-        }];
+        s.session_expiry =
+            vec![ExpiryBucket { expire_at_unix_ms: 1795361293000, items: vec![0x10000066ec00000] }];
         s.connection_expiry = vec![
             ExpiryBucket {
                 expire_at_unix_ms: 1795361295000,
-                items: vec![ConnectionRef {
-                    remote: addr("127.0.0.1:47604"),
-                    session_id: 0x10000066ec00000,
-                }],
+                items: vec![ConnectionRef { remote: addr("127.0.0.1:47604"), session_id: 0x10000066ec00000 }],
             },
-            ExpiryBucket {
-                expire_at_unix_ms: 1795361275000,
-                items: vec![],
-            },
+            ExpiryBucket { expire_at_unix_ms: 1795361275000, items: vec![] },
             ExpiryBucket {
                 expire_at_unix_ms: 1795361285000,
-                items: vec![ConnectionRef {
-                    remote: addr("127.0.0.1:47652"),
-                    session_id: 0,
-                }],
+                items: vec![ConnectionRef { remote: addr("127.0.0.1:47652"), session_id: 0 }],
             },
         ];
         s.data_dir_size = 457;
@@ -961,10 +888,7 @@ mod tests {
     fn srvr_idle_and_own_version() {
         let s = ServerStatus::new(conf_status());
         let text = all("srvr", &s);
-        assert!(
-            text.starts_with("Zookeeper version: 3.8.4-ringkeeper-"),
-            "{text}"
-        );
+        assert!(text.starts_with("Zookeeper version: 3.8.4-ringkeeper-"), "{text}");
         assert!(text.contains("\nLatency min/avg/max: 0/0.0/0\n"), "{text}");
         let version = full_version();
         assert_eq!(version.split('-').next(), Some("3.8.4"));
@@ -1005,14 +929,8 @@ mod tests {
         c.last_cxid = -1;
         c.last_zxid = -1;
         let text = all("cons", &s);
-        assert!(
-            text.starts_with(" /[0:0:0:0:0:0:0:1]:5000[5](queued=0,"),
-            "{text}"
-        );
-        assert!(
-            text.contains(",to=30000,lzxid=0xffffffffffffffff,lresp="),
-            "{text}"
-        );
+        assert!(text.starts_with(" /[0:0:0:0:0:0:0:1]:5000[5](queued=0,"), "{text}");
+        assert!(text.contains(",to=30000,lzxid=0xffffffffffffffff,lresp="), "{text}");
     }
 
     #[test]
@@ -1050,38 +968,22 @@ mod tests {
 
     #[test]
     fn conf_from_config() {
-        let (cfg, _) =
-            crate::config::Config::parse("dataDir=/d\ndataLogDir=/l\ntickTime=1000\n").unwrap();
+        let (cfg, _) = crate::config::Config::parse("dataDir=/d\ndataLogDir=/l\ntickTime=1000\n").unwrap();
         let c = ConfStatus::from_config(&cfg, 2181);
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.data_log_dir, PathBuf::from("/l"));
-        assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
-            (2000, 20000)
-        );
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (2000, 20000));
         assert_eq!(c.client_port, 2181);
     }
 
     #[test]
     fn watches_match_apache() {
         let s = sample();
-        assert_eq!(
-            all("wchs", &s),
-            "1 connections watching 2 paths\nTotal watches:2\n"
-        );
-        assert_eq!(
-            all("wchc", &s),
-            "0x10000066ec00000\n\t/app\n\t/zookeeper\n\n"
-        );
-        assert_eq!(
-            all("wchp", &s),
-            "/app\n\t0x10000066ec00000\n/zookeeper\n\t0x10000066ec00000\n\n"
-        );
+        assert_eq!(all("wchs", &s), "1 connections watching 2 paths\nTotal watches:2\n");
+        assert_eq!(all("wchc", &s), "0x10000066ec00000\n\t/app\n\t/zookeeper\n\n");
+        assert_eq!(all("wchp", &s), "/app\n\t0x10000066ec00000\n/zookeeper\n\t0x10000066ec00000\n\n");
         let empty = ServerStatus::new(conf_status());
-        assert_eq!(
-            all("wchs", &empty),
-            "0 connections watching 0 paths\nTotal watches:0\n"
-        );
+        assert_eq!(all("wchs", &empty), "0 connections watching 0 paths\nTotal watches:0\n");
         assert_eq!(all("wchc", &empty), "\n");
         assert_eq!(all("wchp", &empty), "\n");
     }
@@ -1116,19 +1018,14 @@ mod tests {
         let mut ro = sample();
         ro.mode = ServerMode::ReadOnly;
         assert_eq!(all("isro", &ro), "ro");
-        assert!(
-            all("srvr", &ro).contains("\nREAD-ONLY mode; serving only read-only clients\nLatency")
-        );
+        assert!(all("srvr", &ro).contains("\nREAD-ONLY mode; serving only read-only clients\nLatency"));
         assert!(all("srvr", &ro).contains("\nMode: read-only\n"));
     }
 
     #[test]
     fn envi_reports_both_versions() {
         let mut s = ServerStatus::new(conf_status());
-        s.env = vec![
-            ("host.name".into(), "localhost".into()),
-            ("os.name".into(), "Linux".into()),
-        ];
+        s.env = vec![("host.name".into(), "localhost".into()), ("os.name".into(), "Linux".into())];
         assert_eq!(
             all("envi", &s),
             format!(
@@ -1146,10 +1043,9 @@ mod tests {
     fn not_serving() {
         let mut s = sample();
         s.serving = false;
-        for w in [
-            "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "dirs", "wchs", "wchc", "wchp",
-            "dump",
-        ] {
+        for w in
+            ["srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "dirs", "wchs", "wchc", "wchp", "dump"]
+        {
             assert_eq!(all(w, &s), format!("{NOT_SERVING}\n"), "{w}");
         }
         assert_eq!(all("ruok", &s), "imok");
@@ -1165,9 +1061,7 @@ mod tests {
             respond(b"stat", &default, &s).as_deref(),
             Some("stat is not executed because it is not in the whitelist.\n")
         );
-        assert!(respond(b"srvr", &default, &s)
-            .unwrap()
-            .starts_with("Zookeeper version: "));
+        assert!(respond(b"srvr", &default, &s).unwrap().starts_with("Zookeeper version: "));
         let (list, unknown) = Whitelist::parse(" ruok , mntr,,gtmk, nope");
         assert_eq!(unknown, vec!["nope".to_owned()]);
         assert_eq!(respond(b"ruok", &list, &s).as_deref(), Some("imok"));
@@ -1178,10 +1072,7 @@ mod tests {
         assert_eq!(Whitelist::parse("ruok, *").0, Whitelist::All);
         assert_eq!(Whitelist::parse("").0, Whitelist::default());
         for w in FOUR_LETTER_WORDS {
-            assert!(
-                respond(w.as_bytes().try_into().unwrap(), &Whitelist::All, &s).is_some(),
-                "{w}"
-            );
+            assert!(respond(w.as_bytes().try_into().unwrap(), &Whitelist::All, &s).is_some(), "{w}");
         }
     }
 
@@ -1190,23 +1081,12 @@ mod tests {
         let s = sample();
         assert_eq!(respond(&[0, 0, 0, 44], &Whitelist::All, &s), None);
         assert_eq!(respond(b"gtmk", &Whitelist::All, &s), None);
-        assert_eq!(
-            respond(&[0xff, 0xf4, 0xff, 0xfd], &Whitelist::All, &s),
-            None
-        );
+        assert_eq!(respond(&[0xff, 0xf4, 0xff, 0xfd], &Whitelist::All, &s), None);
     }
 
     #[test]
     fn java_number_and_date_formats() {
-        let avg = |total, count| {
-            Latency {
-                min_ms: 0,
-                max_ms: 0,
-                total_ms: total,
-                count,
-            }
-            .avg_java()
-        };
+        let avg = |total, count| Latency { min_ms: 0, max_ms: 0, total_ms: total, count }.avg_java();
         assert_eq!(avg(31, 7), "4.4286");
         assert_eq!(avg(165, 2), "82.5");
         assert_eq!(avg(37, 3), "12.3333");
@@ -1216,18 +1096,12 @@ mod tests {
         assert_eq!(java_double(12_345_678.5), "1.23456785E7");
         assert_eq!(java_date_utc(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date_utc(1795361261943), "Sun Nov 22 15:27:41 UTC 2026");
-        assert_eq!(
-            java_date_utc(951_782_400_000),
-            "Tue Feb 29 00:00:00 UTC 2000"
-        );
+        assert_eq!(java_date_utc(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
         let mut l = Latency::default();
         for ms in [5, 1, 9] {
             l.record(ms);
         }
-        assert_eq!(
-            (l.min(), l.max_ms, l.avg_int(), l.avg_java()),
-            (1, 9, 5, "5.0".to_owned())
-        );
+        assert_eq!((l.min(), l.max_ms, l.avg_int(), l.avg_java()), (1, 9, 5, "5.0".to_owned()));
         assert_eq!(last_op_name(3), "EXIS");
         assert_eq!(last_op_name(999), "NA");
     }

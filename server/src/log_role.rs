@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver, SharedSender};
-use glommio::io::{BufferedFile, DmaFile, Directory, OpenOptions};
+use glommio::io::{BufferedFile, Directory, DmaFile, OpenOptions};
 use ringkeeper_engine::log::{self as txlog, SegmentHeader};
 use ringkeeper_engine::txn::TxnBytes;
 
@@ -114,7 +114,12 @@ impl SegmentFile {
     }
 
     /// Writes `len` bytes at `pos` (both 4 KiB aligned) from a buffer `fill` initialises.
-    async fn write_at(&self, pos: u64, len: usize, fill: impl FnOnce(&mut [u8])) -> glommio::Result<usize, ()> {
+    async fn write_at(
+        &self,
+        pos: u64,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> glommio::Result<usize, ()> {
         match self {
             SegmentFile::Dma(f) => {
                 let mut buf = f.alloc_dma_buffer(len);
@@ -190,7 +195,11 @@ impl Segment {
             .await
             .unwrap_or_else(|e| fatal(&self.path, "write to", e));
         if written != len {
-            fatal(&self.path, "write to", format!("short write: {written} of {len} bytes at offset {write_pos}"));
+            fatal(
+                &self.path,
+                "write to",
+                format!("short write: {written} of {len} bytes at offset {write_pos}"),
+            );
         }
         self.cursor = write_pos + total as u64;
         self.tail = new_tail;
@@ -218,16 +227,30 @@ struct LogWriter {
 impl LogWriter {
     /// Opens the log directory and, if recovery found one, the last segment to continue it.
     async fn open(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64) -> LogWriter {
-        let dir = Directory::open(&settings.dir).await.unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
+        let dir = Directory::open(&settings.dir)
+            .await
+            .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
         let mut writer = LogWriter { settings, dir, segment: None, last_zxid, use_dma: true };
         if let Some(tail) = tail {
-            let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma).await.unwrap_or_else(|e| fatal(&tail.path, "opening", e));
+            let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
+                .await
+                .unwrap_or_else(|e| fatal(&tail.path, "opening", e));
             let block = align_down(tail.end_offset);
-            let head = file.read_at(block, (tail.end_offset - block) as usize).await.unwrap_or_else(|e| fatal(&tail.path, "reading the tail of", e));
+            let head = file
+                .read_at(block, (tail.end_offset - block) as usize)
+                .await
+                .unwrap_or_else(|e| fatal(&tail.path, "reading the tail of", e));
             let capacity = align_up(tail.end_offset).max(writer.settings.segment_bytes);
             // Restores the preallocation if the file was cut short (a repaired torn tail).
             file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&tail.path, "preallocating", e));
-            writer.segment = Some(Segment { path: tail.path, file, capacity, cursor: tail.end_offset, tail: head, dirty: false });
+            writer.segment = Some(Segment {
+                path: tail.path,
+                file,
+                capacity,
+                cursor: tail.end_offset,
+                tail: head,
+                dirty: false,
+            });
         }
         writer
     }
@@ -238,7 +261,9 @@ impl LogWriter {
             old.sync(self.settings.force_sync).await;
         }
         let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
-        let file = SegmentFile::open(&path, true, &mut self.use_dma).await.unwrap_or_else(|e| fatal(&path, "creating", e));
+        let file = SegmentFile::open(&path, true, &mut self.use_dma)
+            .await
+            .unwrap_or_else(|e| fatal(&path, "creating", e));
         let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
         file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&path, "preallocating", e));
         // The new name must be durable before anything in it is reported durable.
@@ -246,7 +271,14 @@ impl LogWriter {
         self.dir.sync().await.unwrap_or_else(|e| fatal(&self.settings.dir, "fsync of the directory", e));
         let header = txlog::encode_segment_header(&SegmentHeader { first_zxid, prev_zxid: self.last_zxid });
         log::info!("log segment {} started (follows zxid {:#x})", path.display(), self.last_zxid);
-        self.segment = Some(Segment { path, file, capacity, cursor: header.len() as u64, tail: header.to_vec(), dirty: false });
+        self.segment = Some(Segment {
+            path,
+            file,
+            capacity,
+            cursor: header.len() as u64,
+            tail: header.to_vec(),
+            dirty: false,
+        });
     }
 
     /// Appends a batch and makes it durable (one fdatasync per segment touched).
@@ -328,7 +360,13 @@ impl Batch {
 }
 
 /// Runs the log role until the data role hangs up.
-pub async fn run(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64, from_data: SharedReceiver<LogRecord>, to_data: SharedSender<i64>) {
+pub async fn run(
+    settings: LogSettings,
+    tail: Option<LogTail>,
+    last_zxid: i64,
+    from_data: SharedReceiver<LogRecord>,
+    to_data: SharedSender<i64>,
+) {
     if !settings.force_sync {
         log::warn!(
             "forceSync=no: the log is NOT fsynced. Acknowledged writes can be LOST on power failure or kernel crash \
@@ -338,7 +376,12 @@ pub async fn run(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64, f
     let from_data = from_data.connect().await;
     let to_data = to_data.connect().await;
     let delay = settings.batch_delay;
-    let mut batch = Batch { records: Vec::new(), bytes: 0, count_max: settings.batch_count_max, bytes_max: settings.batch_bytes_max };
+    let mut batch = Batch {
+        records: Vec::new(),
+        bytes: 0,
+        count_max: settings.batch_count_max,
+        bytes_max: settings.batch_bytes_max,
+    };
     let mut writer = LogWriter::open(settings, tail, last_zxid).await;
     while let Some(first) = from_data.recv().await {
         batch.push(first);

@@ -27,7 +27,8 @@ fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         [path] => {
-            let (config, warnings) = Config::load(std::path::Path::new(path)).with_context(|| format!("reading {path}"))?;
+            let (config, warnings) =
+                Config::load(std::path::Path::new(path)).with_context(|| format!("reading {path}"))?;
             for warning in warnings {
                 log::warn!("{path}: {warning}");
             }

@@ -65,7 +65,13 @@ pub async fn run(
     limits: NetworkLimits,
     counts: ConnectionCounts,
 ) {
-    let core = Rc::new(NetworkCore { index, to_data: to_data.connect().await, outboxes: RefCell::new(HashMap::new()), limits, counts });
+    let core = Rc::new(NetworkCore {
+        index,
+        to_data: to_data.connect().await,
+        outboxes: RefCell::new(HashMap::new()),
+        limits,
+        counts,
+    });
     let from_data = from_data.connect().await;
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
     let mut next_local: u64 = 1;
@@ -191,7 +197,8 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
-    let reason = futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
+    let reason =
+        futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
     if let Err(reason) = reason {
         log::info!("closing connection {conn:#x} from {peer}: {reason}");
     }
@@ -209,7 +216,10 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     let _ = core.to_data.send(ToData::Disconnected { conn }).await;
 }
 
-async fn read_exact_or_eof(reader: &mut futures_lite::io::ReadHalf<TcpStream>, buf: &mut [u8]) -> Result<bool, String> {
+async fn read_exact_or_eof(
+    reader: &mut futures_lite::io::ReadHalf<TcpStream>,
+    buf: &mut [u8],
+) -> Result<bool, String> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]).await {
@@ -223,7 +233,12 @@ async fn read_exact_or_eof(reader: &mut futures_lite::io::ReadHalf<TcpStream>, b
 }
 
 /// Reads frames until EOF or a protocol violation. Err names the violation.
-async fn read_loop(core: &NetworkCore, mut reader: futures_lite::io::ReadHalf<TcpStream>, conn: u64, peer: SocketAddr) -> Result<(), String> {
+async fn read_loop(
+    core: &NetworkCore,
+    mut reader: futures_lite::io::ReadHalf<TcpStream>,
+    conn: u64,
+    peer: SocketAddr,
+) -> Result<(), String> {
     let mut first = true;
     let mut length = [0u8; 4];
     loop {
@@ -237,7 +252,10 @@ async fn read_loop(core: &NetworkCore, mut reader: futures_lite::io::ReadHalf<Tc
         }
         let len = i32::from_be_bytes(length);
         if len < 0 || len as usize > core.limits.jute_max_buffer {
-            return Err(format!("packet length {len} is out of range (jute.maxbuffer {})", core.limits.jute_max_buffer));
+            return Err(format!(
+                "packet length {len} is out of range (jute.maxbuffer {})",
+                core.limits.jute_max_buffer
+            ));
         }
         let mut frame = vec![0u8; len as usize];
         if !read_exact_or_eof(&mut reader, &mut frame).await? && len > 0 {
@@ -245,7 +263,8 @@ async fn read_loop(core: &NetworkCore, mut reader: futures_lite::io::ReadHalf<Tc
         }
         let message = if first {
             first = false;
-            let request = ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
+            let request =
+                ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
             ToData::Connect { conn, client_ip: peer.ip().to_string(), remote: peer.to_string(), request }
         } else {
             ToData::Request { conn, frame }

@@ -69,7 +69,9 @@ pub fn segment_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
         let Some(name) = name.to_str() else { continue };
         match txlog::parse_segment_file_name(name) {
             Some(zxid) => segments.push((zxid, entry.path())),
-            None if name.starts_with(txlog::SEGMENT_PREFIX) => log::warn!("{}: ignoring a file that is not named like a log segment", entry.path().display()),
+            None if name.starts_with(txlog::SEGMENT_PREFIX) => {
+                log::warn!("{}: ignoring a file that is not named like a log segment", entry.path().display())
+            }
             None => {}
         }
     }
@@ -98,7 +100,11 @@ pub struct Scanned {
 }
 
 /// Scans one segment, handing each validated record to `on_record`.
-pub fn scan_segment(path: &Path, bytes: &[u8], mut on_record: impl FnMut(&Record<'_>)) -> Result<Scanned, RecoveryError> {
+pub fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    mut on_record: impl FnMut(&Record<'_>),
+) -> Result<Scanned, RecoveryError> {
     let corrupt = |error| RecoveryError::Corrupt { path: path.to_path_buf(), error };
     let mut scanner = SegmentScanner::new(bytes).map_err(corrupt)?;
     let (mut records, mut first_zxid, mut last_zxid) = (0, None, None);
@@ -133,23 +139,40 @@ fn sync_dir(dir: &Path) -> Result<(), RecoveryError> {
 
 /// Checks how a scanned segment fits the log before it (which ends at `log_last_zxid`): name,
 /// header chain, first record, and that only the last segment may end torn or be empty.
-fn check_link(path: &Path, name_zxid: i64, scanned: &Scanned, log_last_zxid: i64, is_last: bool) -> Result<(), RecoveryError> {
-    let inconsistent = |offset: u64, detail: String| Err(RecoveryError::Inconsistent { path: path.to_path_buf(), offset, detail });
+fn check_link(
+    path: &Path,
+    name_zxid: i64,
+    scanned: &Scanned,
+    log_last_zxid: i64,
+    is_last: bool,
+) -> Result<(), RecoveryError> {
+    let inconsistent = |offset: u64, detail: String| {
+        Err(RecoveryError::Inconsistent { path: path.to_path_buf(), offset, detail })
+    };
     let header = scanned.header;
     if header.first_zxid != name_zxid {
-        return inconsistent(0, format!("header says first zxid {:#x}, the file name says {name_zxid:#x}", header.first_zxid));
+        return inconsistent(
+            0,
+            format!("header says first zxid {:#x}, the file name says {name_zxid:#x}", header.first_zxid),
+        );
     }
     if header.prev_zxid != log_last_zxid {
         return inconsistent(0, format!("segment follows zxid {:#x} but the log before it ends at {log_last_zxid:#x}: a segment is missing", header.prev_zxid));
     }
     if let Some(first) = scanned.first_zxid.filter(|z| *z != header.first_zxid) {
-        return inconsistent(txlog::SEGMENT_HEADER_BYTES as u64, format!("first record has zxid {first:#x}, expected {:#x}", header.first_zxid));
+        return inconsistent(
+            txlog::SEGMENT_HEADER_BYTES as u64,
+            format!("first record has zxid {first:#x}, expected {:#x}", header.first_zxid),
+        );
     }
     if let (SegmentEnd::TornTail { offset, fault, .. }, false) = (scanned.end, is_last) {
         return inconsistent(offset, format!("{fault} in a segment that is not the last one"));
     }
     if scanned.records == 0 && !is_last {
-        return inconsistent(txlog::SEGMENT_HEADER_BYTES as u64, "segment holds no record but is not the last one".into());
+        return inconsistent(
+            txlog::SEGMENT_HEADER_BYTES as u64,
+            "segment holds no record but is not the last one".into(),
+        );
     }
     Ok(())
 }
@@ -158,7 +181,8 @@ fn check_link(path: &Path, name_zxid: i64, scanned: &Scanned, log_last_zxid: i64
 /// `ringkeeper log-verify`: every segment, the chain between them, and how the log ends.
 /// Returns one summary line per segment.
 pub fn verify_log(path: &Path) -> Result<Vec<String>, RecoveryError> {
-    let segments = if path.is_dir() { segment_paths(path)? } else { vec![(segment_zxid_of(path)?, path.to_path_buf())] };
+    let segments =
+        if path.is_dir() { segment_paths(path)? } else { vec![(segment_zxid_of(path)?, path.to_path_buf())] };
     let single = !path.is_dir();
     let mut lines = Vec::new();
     let mut last_zxid = 0;
@@ -182,10 +206,12 @@ pub fn verify_log(path: &Path) -> Result<Vec<String>, RecoveryError> {
 }
 
 fn segment_zxid_of(path: &Path) -> Result<i64, RecoveryError> {
-    path.file_name().and_then(|n| n.to_str()).and_then(txlog::parse_segment_file_name).ok_or_else(|| RecoveryError::Inconsistent {
-        path: path.to_path_buf(),
-        offset: 0,
-        detail: "not named like a log segment (log.<16 hex digits>)".into(),
+    path.file_name().and_then(|n| n.to_str()).and_then(txlog::parse_segment_file_name).ok_or_else(|| {
+        RecoveryError::Inconsistent {
+            path: path.to_path_buf(),
+            offset: 0,
+            detail: "not named like a log segment (log.<16 hex digits>)".into(),
+        }
     })
 }
 
@@ -199,7 +225,10 @@ pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Rec
         let bytes = read_aligned(&path)?;
         if is_last && txlog::decode_segment_header(&bytes).is_err() && bytes.iter().all(|&b| b == 0) {
             // Created but never written (crash during creation): nothing in it was acknowledged.
-            log::warn!("{}: removing an empty log segment left by a crash (no header written)", path.display());
+            log::warn!(
+                "{}: removing an empty log segment left by a crash (no header written)",
+                path.display()
+            );
             std::fs::remove_file(&path).map_err(io_error(&path))?;
             sync_dir(dir)?;
             continue;
@@ -228,9 +257,21 @@ pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Rec
 pub fn dump_segment(path: &Path, out: &mut impl Write) -> Result<(), RecoveryError> {
     let result = verify_segment(path, |r| {
         let t = r.to_txn();
-        let _ = writeln!(out, "offset {:>10}  zxid {:#018x}  session {:#x}  cxid {}  time {}  {:?}", r.offset, r.zxid, t.session_id, t.cxid, t.time_ms, t.body);
+        let _ = writeln!(
+            out,
+            "offset {:>10}  zxid {:#018x}  session {:#x}  cxid {}  time {}  {:?}",
+            r.offset, r.zxid, t.session_id, t.cxid, t.time_ms, t.body
+        );
     });
     let scanned = result?;
-    let _ = writeln!(out, "{}: first zxid {:#x}, follows {:#x}, {} records, {:?}", path.display(), scanned.header.first_zxid, scanned.header.prev_zxid, scanned.records, scanned.end);
+    let _ = writeln!(
+        out,
+        "{}: first zxid {:#x}, follows {:#x}, {} records, {:?}",
+        path.display(),
+        scanned.header.first_zxid,
+        scanned.header.prev_zxid,
+        scanned.records,
+        scanned.end
+    );
     Ok(())
 }

@@ -41,7 +41,9 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         .raw
         .iter()
         .rev()
-        .find(|(k, _)| k == "znode.container.checkIntervalMs" || k == "zookeeper.znode.container.checkIntervalMs")
+        .find(|(k, _)| {
+            k == "znode.container.checkIntervalMs" || k == "zookeeper.znode.container.checkIntervalMs"
+        })
         .and_then(|(_, v)| v.trim().parse::<i64>().ok())
         .unwrap_or(60_000);
     ProcessorConfig {
@@ -60,24 +62,34 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
 fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
     let path = data_dir.join("session.secret");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return u64::from_str_radix(text.trim(), 16).map_err(|_| anyhow!("{}: not a hex session secret", path.display()));
+        return u64::from_str_radix(text.trim(), 16)
+            .map_err(|_| anyhow!("{}: not a hex session secret", path.display()));
     }
     let mut bytes = [0u8; 8];
     {
         use std::io::Read;
-        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom")?;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .context("reading /dev/urandom")?;
     }
     let secret = u64::from_ne_bytes(bytes);
     let tmp = data_dir.join("session.secret.tmp");
-    std::fs::write(&tmp, format!("{secret:016x}\n")).and_then(|_| std::fs::File::open(&tmp)?.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, format!("{secret:016x}\n"))
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }
 
 /// Runs the server until a role fails. Prints `ringkeeper listening on ADDR` once clients can connect.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
-    let network_cores: Vec<Option<usize>> = if config.network_cores.is_empty() { vec![None] } else { config.network_cores.iter().map(|c| Some(*c)).collect() };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
+    let network_cores: Vec<Option<usize>> = if config.network_cores.is_empty() {
+        vec![None]
+    } else {
+        config.network_cores.iter().map(|c| Some(*c)).collect()
+    };
     let queue_depth = config.queue_depth.max(1);
     let mut to_data_senders = Vec::new();
     let mut to_data_receivers = Vec::new();
@@ -94,16 +106,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let address = config.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
     let port = config.client_port.unwrap_or(2181);
-    let mut bind_addr: SocketAddr = format!("{address}:{port}").parse().or_else(|_| format!("[{address}]:{port}").parse()).map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
-    let limits = NetworkLimits { jute_max_buffer: config.jute_max_buffer as usize, max_client_cnxns: config.max_client_cnxns };
+    let mut bind_addr: SocketAddr = format!("{address}:{port}")
+        .parse()
+        .or_else(|_| format!("[{address}]:{port}").parse())
+        .map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
+    let limits = NetworkLimits {
+        jute_max_buffer: config.jute_max_buffer as usize,
+        max_client_cnxns: config.max_client_cnxns,
+    };
     let counts = Arc::new(Mutex::new(Default::default()));
 
     let now = crate::data_role::now_ms();
     let mut processor = Processor::new(processor_config(&config), now, session_secret(&config.data_dir)?);
     let mut log_settings = LogSettings::from_config(&config);
-    std::fs::create_dir_all(&log_settings.dir).with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
+    std::fs::create_dir_all(&log_settings.dir)
+        .with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
     // glommio opens files with openat(-1, ...): paths must be absolute.
-    log_settings.dir = std::fs::canonicalize(&log_settings.dir).with_context(|| format!("resolving dataLogDir {}", log_settings.dir.display()))?;
+    log_settings.dir = std::fs::canonicalize(&log_settings.dir)
+        .with_context(|| format!("resolving dataLogDir {}", log_settings.dir.display()))?;
     let started = std::time::Instant::now();
     let recovered = crate::recovery::recover(&log_settings.dir, &mut processor, now)
         .map_err(|e| anyhow!("refusing to start: the transaction log cannot be trusted: {e}"))?;
@@ -118,7 +138,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
-    let log_io_memory = (2 * log_settings.batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX);
+    let log_io_memory =
+        (2 * log_settings.batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX);
     let (tail, last_zxid) = (recovered.tail, recovered.last_zxid);
     let log_handle = LocalExecutorBuilder::new(placement(&config, config.log_core))
         .name("rk-log")
@@ -127,7 +148,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
 
     let status = StatusSource::new(&config);
-    let log_link = LogLink { to_log, from_log, durable_zxid: last_zxid, in_flight_max: 2 * queue_depth, held_max: 16 * queue_depth };
+    let log_link = LogLink {
+        to_log,
+        from_log,
+        durable_zxid: last_zxid,
+        in_flight_max: 2 * queue_depth,
+        held_max: 16 * queue_depth,
+    };
     let data_placement = placement(&config, config.data_core);
     let data_handle = LocalExecutorBuilder::new(data_placement)
         .name("rk-data")
@@ -136,7 +163,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
     let mut handles = Vec::new();
-    for (index, ((core, to_data), from_data)) in network_cores.into_iter().zip(to_data_senders).zip(to_net_receivers).enumerate() {
+    for (index, ((core, to_data), from_data)) in
+        network_cores.into_iter().zip(to_data_senders).zip(to_net_receivers).enumerate()
+    {
         let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let limits = limits.clone();
         let counts = counts.clone();
@@ -156,7 +185,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 network::run(index, listener, to_data, from_data, limits, counts).await;
             })
             .map_err(|e| anyhow!("starting network executor {index}: {e}"))?;
-        let bound = bound_rx.recv().map_err(|_| anyhow!("network executor {index} died during start-up"))?.map_err(|e| anyhow!(e))?;
+        let bound = bound_rx
+            .recv()
+            .map_err(|_| anyhow!("network executor {index} died during start-up"))?
+            .map_err(|e| anyhow!(e))?;
         if index == 0 {
             bind_addr = bound;
             println!("ringkeeper listening on {bound}");

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use ringkeeper_engine::request::Processor;
 
-
 use crate::config::Config;
 use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerStatus, Whitelist};
 
@@ -24,7 +23,14 @@ pub struct StatusSource {
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -86,15 +92,26 @@ impl StatusSource {
                 latency: Default::default(),
             })
             .collect();
-        let session_of = |w: u64| p.connections().find(|(id, _)| **id == w).map(|(_, c)| c.session_id).unwrap_or(0);
-        s.watches_by_session = p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
-        s.watches_by_path = p.watches.by_path().into_iter().map(|(path, ws)| (path, ws.into_iter().map(|w| session_of(w.0)).collect())).collect();
+        let session_of =
+            |w: u64| p.connections().find(|(id, _)| **id == w).map(|(_, c)| c.session_id).unwrap_or(0);
+        s.watches_by_session =
+            p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
+        s.watches_by_path = p
+            .watches
+            .by_path()
+            .into_iter()
+            .map(|(path, ws)| (path, ws.into_iter().map(|w| session_of(w.0)).collect()))
+            .collect();
         s.watch_count = p.watches.watch_count() as u64;
         // wchs counts data watches only, as Apache.
         s.watch_total = p.watches.data_table().watch_count() as u64;
         s.watched_paths = p.watches.path_count() as u64;
         s.watching_connections = p.watches.watcher_count() as u64;
-        s.ephemerals_by_session = p.tree.all_ephemerals().map(|(id, paths)| (id, paths.iter().map(|x| x.to_string()).collect())).collect();
+        s.ephemerals_by_session = p
+            .tree
+            .all_ephemerals()
+            .map(|(id, paths)| (id, paths.iter().map(|x| x.to_string()).collect()))
+            .collect();
         s.ephemerals_count = p.tree.ephemeral_count() as u64;
         s.global_sessions = p.sessions.len() as u64;
         s.data_dir_size = dir_size(&self.data_dir);

@@ -40,37 +40,22 @@ pub struct InvalidAcl;
 
 /// `world:anyone`.
 pub fn anyone_id() -> Id {
-    Id {
-        scheme: SCHEME_WORLD.to_owned(),
-        id: ANYONE.to_owned(),
-    }
+    Id { scheme: SCHEME_WORLD.to_owned(), id: ANYONE.to_owned() }
 }
 
 /// `ZooDefs.Ids.OPEN_ACL_UNSAFE`: world:anyone may do everything.
 pub fn open_acl_unsafe() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: anyone_id(),
-    }]
+    vec![Acl { perms: perms::ALL, id: anyone_id() }]
 }
 
 /// `ZooDefs.Ids.READ_ACL_UNSAFE`: world:anyone may read.
 pub fn read_acl_unsafe() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::READ,
-        id: anyone_id(),
-    }]
+    vec![Acl { perms: perms::READ, id: anyone_id() }]
 }
 
 /// `ZooDefs.Ids.CREATOR_ALL_ACL`: everything for the creator's authenticated ids (`auth:`).
 pub fn creator_all_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id {
-            scheme: SCHEME_AUTH.to_owned(),
-            id: String::new(),
-        },
-    }]
+    vec![Acl { perms: perms::ALL, id: Id { scheme: SCHEME_AUTH.to_owned(), id: String::new() } }]
 }
 
 /// `DigestAuthenticationProvider.generateDigest`: `"user:password"` ->
@@ -107,15 +92,9 @@ pub fn authenticate(
             let digest = digest_of(&String::from_utf8_lossy(auth));
             let mut ids = Vec::with_capacity(2);
             if super_digest == Some(digest.as_str()) {
-                ids.push(Id {
-                    scheme: SCHEME_SUPER.to_owned(),
-                    id: String::new(),
-                });
+                ids.push(Id { scheme: SCHEME_SUPER.to_owned(), id: String::new() });
             }
-            ids.push(Id {
-                scheme: SCHEME_DIGEST.to_owned(),
-                id: digest,
-            });
+            ids.push(Id { scheme: SCHEME_DIGEST.to_owned(), id: digest });
             Ok(ids)
         }
         SCHEME_IP => Ok(connection_ids(client_ip)),
@@ -125,10 +104,7 @@ pub fn authenticate(
 
 /// Ids a fresh connection from `client_ip` starts with: `ip:<client_ip>`.
 pub fn connection_ids(client_ip: &str) -> Vec<Id> {
-    vec![Id {
-        scheme: SCHEME_IP.to_owned(),
-        id: client_ip.to_owned(),
-    }]
+    vec![Id { scheme: SCHEME_IP.to_owned(), id: client_ip.to_owned() }]
 }
 
 /// Does any entry of `acl` grant `perm` (one of `perms::READ..=ADMIN`) to a session holding
@@ -139,16 +115,12 @@ pub fn check_perm(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
     if acl.is_empty() || ids.iter().any(|i| i.scheme == SCHEME_SUPER) {
         return true;
     }
-    acl.iter()
-        .filter(|a| a.perms & perm != 0)
-        .any(|a| match a.id.scheme.as_str() {
-            // No provider for `world`: only `anyone` means anything.
-            SCHEME_WORLD => a.id.id == ANYONE,
-            SCHEME_IP => ids
-                .iter()
-                .any(|i| i.scheme == SCHEME_IP && ip_matches(&i.id, &a.id.id)),
-            scheme => ids.iter().any(|i| i.scheme == scheme && i.id == a.id.id),
-        })
+    acl.iter().filter(|a| a.perms & perm != 0).any(|a| match a.id.scheme.as_str() {
+        // No provider for `world`: only `anyone` means anything.
+        SCHEME_WORLD => a.id.id == ANYONE,
+        SCHEME_IP => ids.iter().any(|i| i.scheme == SCHEME_IP && ip_matches(&i.id, &a.id.id)),
+        scheme => ids.iter().any(|i| i.scheme == scheme && i.id == a.id.id),
+    })
 }
 
 /// `PrepRequestProcessor.fixupACL`: validate the ACL list of a create/setACL request and
@@ -180,10 +152,7 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Result<Vec<Acl>, InvalidAcl
                     session_ids
                         .iter()
                         .filter(|i| is_authenticated_scheme(&i.scheme))
-                        .map(|i| Acl {
-                            perms: a.perms,
-                            id: i.clone(),
-                        }),
+                        .map(|i| Acl { perms: a.perms, id: i.clone() }),
                 );
                 if out.len() == before {
                     return Err(InvalidAcl);
@@ -245,9 +214,7 @@ fn parse_ip_expr(expr: &str) -> Option<(IpBytes, u32)> {
     let max = (addr.len * 8) as u32;
     let bits = match bits {
         None => max,
-        Some(b) => u32::try_from(parse_java_int(b)?)
-            .ok()
-            .filter(|b| *b <= max)?,
+        Some(b) => u32::try_from(parse_java_int(b)?).ok().filter(|b| *b <= max)?,
     };
     Some((addr, bits))
 }
@@ -308,27 +275,18 @@ mod tests {
     use super::*;
 
     fn id(scheme: &str, id: &str) -> Id {
-        Id {
-            scheme: scheme.to_owned(),
-            id: id.to_owned(),
-        }
+        Id { scheme: scheme.to_owned(), id: id.to_owned() }
     }
 
     fn acl(perms: i32, scheme: &str, i: &str) -> Acl {
-        Acl {
-            perms,
-            id: id(scheme, i),
-        }
+        Acl { perms, id: id(scheme, i) }
     }
 
     #[test]
     fn digest_matches_apache() {
         // Cross-checked with the installed Apache 3.8.0 jar:
         // `java -cp zookeeper.jar:slf4j-api.jar ...DigestAuthenticationProvider super:test u: :`
-        assert_eq!(
-            digest_of("super:test"),
-            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
-        );
+        assert_eq!(digest_of("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
         assert_eq!(digest_of("user:pa:ss"), "user:eGYxmOtrfaj/35Fq9lW7ol9psVU=");
         assert_eq!(digest_of("u:"), "u:IX23jg4I7W2/R//KoV8VL1UfuBM=");
         assert_eq!(digest_of(":"), ":BaefBs8/Z/cm2uaNGKIpD2yaUMk=");
@@ -346,22 +304,10 @@ mod tests {
             authenticate("digest", b"bob:pw", "1.2.3.4", Some(sup)).unwrap(),
             vec![id("digest", &digest_of("bob:pw"))]
         );
-        assert_eq!(
-            authenticate("digest", b"super:test", "1.2.3.4", None).unwrap(),
-            vec![id("digest", sup)]
-        );
-        assert_eq!(
-            authenticate("ip", b"ignored", "10.1.2.3", None).unwrap(),
-            vec![id("ip", "10.1.2.3")]
-        );
-        assert_eq!(
-            authenticate("world", b"anyone", "10.1.2.3", None),
-            Err(AuthFailed)
-        );
-        assert_eq!(
-            authenticate("kerberos", b"x", "10.1.2.3", None),
-            Err(AuthFailed)
-        );
+        assert_eq!(authenticate("digest", b"super:test", "1.2.3.4", None).unwrap(), vec![id("digest", sup)]);
+        assert_eq!(authenticate("ip", b"ignored", "10.1.2.3", None).unwrap(), vec![id("ip", "10.1.2.3")]);
+        assert_eq!(authenticate("world", b"anyone", "10.1.2.3", None), Err(AuthFailed));
+        assert_eq!(authenticate("kerberos", b"x", "10.1.2.3", None), Err(AuthFailed));
         assert_eq!(connection_ids("127.0.0.1"), vec![id("ip", "127.0.0.1")]);
     }
 
@@ -398,10 +344,8 @@ mod tests {
         assert!(!check_perm(&read_acl_unsafe(), perms::WRITE, &ip_ids));
 
         let digest = digest_of("bob:pw");
-        let node = vec![
-            acl(perms::READ | perms::WRITE, "digest", &digest),
-            acl(perms::READ, "ip", "10.0.0.0/8"),
-        ];
+        let node =
+            vec![acl(perms::READ | perms::WRITE, "digest", &digest), acl(perms::READ, "ip", "10.0.0.0/8")];
         assert!(check_perm(&node, perms::READ, &ip_ids));
         assert!(!check_perm(&node, perms::WRITE, &ip_ids));
         let mut bob = ip_ids.clone();
@@ -411,11 +355,7 @@ mod tests {
         // Same id string in another scheme does not match.
         assert!(!check_perm(&node, perms::WRITE, &[id("sasl", &digest)]));
         // world with another id never matches.
-        assert!(!check_perm(
-            &[acl(perms::ALL, "world", "bob")],
-            perms::READ,
-            &[id("world", "bob")]
-        ));
+        assert!(!check_perm(&[acl(perms::ALL, "world", "bob")], perms::READ, &[id("world", "bob")]));
         // super bypasses everything.
         let no_one = vec![acl(perms::READ, "digest", &digest_of("alice:x"))];
         assert!(!check_perm(&no_one, perms::ADMIN, &bob));
@@ -429,22 +369,10 @@ mod tests {
         let ip_only = vec![id("ip", "10.0.0.5")];
 
         assert_eq!(fixup_acl(&[], &session), Err(InvalidAcl));
-        assert_eq!(
-            fixup_acl(&open_acl_unsafe(), &ip_only).unwrap(),
-            open_acl_unsafe()
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "world", "bob")], &session),
-            Err(InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "nope", "x")], &session),
-            Err(InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::ALL, "super", "")], &session),
-            Err(InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&open_acl_unsafe(), &ip_only).unwrap(), open_acl_unsafe());
+        assert_eq!(fixup_acl(&[acl(perms::ALL, "world", "bob")], &session), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::ALL, "nope", "x")], &session), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::ALL, "super", "")], &session), Err(InvalidAcl));
 
         // auth expands to digest ids only; ip and super are not authenticated providers.
         assert_eq!(
@@ -452,38 +380,20 @@ mod tests {
             vec![acl(perms::ALL, "digest", &digest)]
         );
         assert_eq!(fixup_acl(&creator_all_acl(), &ip_only), Err(InvalidAcl));
-        assert_eq!(
-            fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")]),
-            Err(InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")]), Err(InvalidAcl));
 
         // digest validity follows Java's split(":").length == 2.
         assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc")], &[]).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc:")], &[]).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "digest", ":abc")], &[]).is_ok());
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "digest", "u")], &[]),
-            Err(InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "digest", "u:")], &[]),
-            Err(InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[]),
-            Err(InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u")], &[]), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u:")], &[]), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[]), Err(InvalidAcl));
 
         assert!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/8")], &[]).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "ip", "127.0.0.1")], &[]).is_ok());
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[]),
-            Err(InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[]),
-            Err(InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[]), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[]), Err(InvalidAcl));
 
         // Duplicates collapse before expansion, order kept; perms are not validated.
         let dup = vec![
@@ -491,18 +401,12 @@ mod tests {
             acl(0x7f, "world", "anyone"),
             acl(perms::READ, "ip", "1.2.3.4"),
         ];
-        assert_eq!(
-            fixup_acl(&dup, &[]).unwrap(),
-            vec![dup[0].clone(), dup[1].clone()]
-        );
+        assert_eq!(fixup_acl(&dup, &[]).unwrap(), vec![dup[0].clone(), dup[1].clone()]);
         // ...but duplicates produced by expansion stay (checked against Apache 3.8.0's fixupACL).
         let two_auth = vec![acl(perms::ALL, "auth", "x"), acl(perms::ALL, "auth", "")];
         assert_eq!(
             fixup_acl(&two_auth, &session).unwrap(),
-            vec![
-                acl(perms::ALL, "digest", &digest),
-                acl(perms::ALL, "digest", &digest)
-            ]
+            vec![acl(perms::ALL, "digest", &digest), acl(perms::ALL, "digest", &digest)]
         );
     }
 }

@@ -66,9 +66,13 @@ impl fmt::Display for RecordFault {
         match self {
             RecordFault::ShortHeader => write!(f, "record header cut short by the end of the file"),
             RecordFault::BadVersion(v) => write!(f, "unknown record format version {v}"),
-            RecordFault::NonZeroReserved => write!(f, "non-zero flags or reserved bytes in the record header"),
+            RecordFault::NonZeroReserved => {
+                write!(f, "non-zero flags or reserved bytes in the record header")
+            }
             RecordFault::HeaderChecksum => write!(f, "record header checksum mismatch"),
-            RecordFault::PayloadBeyondEnd(len) => write!(f, "payload length {len} runs past the end of the segment"),
+            RecordFault::PayloadBeyondEnd(len) => {
+                write!(f, "payload length {len} runs past the end of the segment")
+            }
             RecordFault::PayloadChecksum => write!(f, "payload checksum (crc32c) mismatch"),
             RecordFault::DataAfterEnd => write!(f, "non-zero bytes after the end-of-log marker"),
         }
@@ -84,7 +88,9 @@ pub enum LogError {
     Corrupt { offset: u64, fault: RecordFault, next_valid: u64 },
     #[error("offset {offset}: record zxid {zxid:#x} passes its checksum but is not a valid txn: {detail}")]
     InvalidPayload { offset: u64, zxid: i64, detail: String },
-    #[error("offset {offset}: record header zxid {header_zxid:#x} differs from its txn's zxid {txn_zxid:#x}")]
+    #[error(
+        "offset {offset}: record header zxid {header_zxid:#x} differs from its txn's zxid {txn_zxid:#x}"
+    )]
     ZxidMismatch { offset: u64, header_zxid: i64, txn_zxid: i64 },
     #[error("offset {offset}: zxid {zxid:#x} does not follow the previous record's {prev:#x}")]
     ZxidOrder { offset: u64, zxid: i64, prev: i64 },
@@ -106,14 +112,19 @@ pub struct Record<'a> {
 
 impl fmt::Debug for Record<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record").field("offset", &self.offset).field("zxid", &self.zxid).field("payload_len", &self.payload.len()).finish()
+        f.debug_struct("Record")
+            .field("offset", &self.offset)
+            .field("zxid", &self.zxid)
+            .field("payload_len", &self.payload.len())
+            .finish()
     }
 }
 
 impl Record<'_> {
     /// An owned copy of the txn (for tools that print it).
     pub fn to_txn(&self) -> txn::Txn {
-        rkyv::deserialize::<txn::Txn, rkyv::rancor::Error>(self.txn).expect("a validated archive deserializes")
+        rkyv::deserialize::<txn::Txn, rkyv::rancor::Error>(self.txn)
+            .expect("a validated archive deserializes")
     }
 }
 
@@ -209,7 +220,11 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, LogError> {
 /// a [`RECORD_ALIGN`]-aligned offset of the segment.
 pub fn encode_record(out: &mut [u8], zxid: i64, payload: &[u8]) -> usize {
     let len = record_len(payload.len());
-    assert!(payload.len() <= RECORD_PAYLOAD_MAX_BYTES, "txn of {} bytes exceeds the record limit", payload.len());
+    assert!(
+        payload.len() <= RECORD_PAYLOAD_MAX_BYTES,
+        "txn of {} bytes exceeds the record limit",
+        payload.len()
+    );
     let out = &mut out[..len];
     out[0..2].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     out[2..4].fill(0);
@@ -221,7 +236,10 @@ pub fn encode_record(out: &mut [u8], zxid: i64, payload: &[u8]) -> usize {
     out[24..RECORD_HEADER_BYTES].fill(0);
     out[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + payload.len()].copy_from_slice(payload);
     out[RECORD_HEADER_BYTES + payload.len()..].fill(0);
-    debug_assert!(matches!(frame_at(out, 0), Ok(Some((z, p))) if z == zxid && p.len() == payload.len()), "record must read back as written");
+    debug_assert!(
+        matches!(frame_at(out, 0), Ok(Some((z, p))) if z == zxid && p.len() == payload.len()),
+        "record must read back as written"
+    );
     len
 }
 
@@ -289,7 +307,14 @@ impl<'a> SegmentScanner<'a> {
             return Err(LogError::MisalignedBuffer);
         }
         let header = decode_segment_header(bytes)?;
-        Ok(SegmentScanner { bytes, header, offset: SEGMENT_HEADER_BYTES, prev_zxid: None, end: None, failed: false })
+        Ok(SegmentScanner {
+            bytes,
+            header,
+            offset: SEGMENT_HEADER_BYTES,
+            prev_zxid: None,
+            end: None,
+            failed: false,
+        })
     }
 
     pub fn header(&self) -> SegmentHeader {
@@ -339,7 +364,11 @@ impl<'a> SegmentScanner<'a> {
                         return Err(LogError::ZxidOrder { offset: at, zxid, prev });
                     }
                 }
-                let txn = txn::access(payload).map_err(|e| LogError::InvalidPayload { offset: at, zxid, detail: e.to_string() })?;
+                let txn = txn::access(payload).map_err(|e| LogError::InvalidPayload {
+                    offset: at,
+                    zxid,
+                    detail: e.to_string(),
+                })?;
                 let txn_zxid = txn.zxid.to_native();
                 if txn_zxid != zxid {
                     return Err(LogError::ZxidMismatch { offset: at, header_zxid: zxid, txn_zxid });
@@ -382,7 +411,11 @@ mod tests {
             cxid: 1,
             zxid,
             time_ms: 1000,
-            body: TxnBody::Op(TxnOp::SetData { path: format!("/n{zxid}"), data: vec![b'x'; data_len], version: 1 }),
+            body: TxnBody::Op(TxnOp::SetData {
+                path: format!("/n{zxid}"),
+                data: vec![b'x'; data_len],
+                version: 1,
+            }),
         }
     }
 
@@ -463,7 +496,9 @@ mod tests {
         let cut = offsets[2] as usize + 20;
         let (zxids, end) = scan(&bytes[..cut]);
         assert_eq!(zxids, vec![1, 2]);
-        assert!(matches!(end, Ok(SegmentEnd::TornTail { offset, fault: RecordFault::ShortHeader, .. }) if offset == offsets[2]));
+        assert!(
+            matches!(end, Ok(SegmentEnd::TornTail { offset, fault: RecordFault::ShortHeader, .. }) if offset == offsets[2])
+        );
     }
 
     #[test]
@@ -472,7 +507,14 @@ mod tests {
         bytes[offsets[1] as usize + RECORD_HEADER_BYTES + 3] ^= 0x40;
         let (zxids, end) = scan(&bytes);
         assert_eq!(zxids, vec![1]);
-        assert_eq!(end, Err(LogError::Corrupt { offset: offsets[1], fault: RecordFault::PayloadChecksum, next_valid: offsets[2] }));
+        assert_eq!(
+            end,
+            Err(LogError::Corrupt {
+                offset: offsets[1],
+                fault: RecordFault::PayloadChecksum,
+                next_valid: offsets[2]
+            })
+        );
         let message = end.unwrap_err().to_string();
         assert!(message.contains(&format!("offset {}", offsets[1])), "{message}");
     }
@@ -482,7 +524,9 @@ mod tests {
         let (mut bytes, offsets) = segment(&[1, 2, 3], 4096);
         bytes[offsets[1] as usize + 9] ^= 1; // zxid byte: header checksum fails
         let (_, end) = scan(&bytes);
-        assert!(matches!(end, Err(LogError::Corrupt { offset, fault: RecordFault::HeaderChecksum, .. }) if offset == offsets[1]));
+        assert!(
+            matches!(end, Err(LogError::Corrupt { offset, fault: RecordFault::HeaderChecksum, .. }) if offset == offsets[1])
+        );
     }
 
     #[test]
@@ -494,7 +538,9 @@ mod tests {
         bytes[end_offset + 100] = 0xee;
         let (zxids, end) = scan(&bytes);
         assert_eq!(zxids, vec![1, 2]);
-        assert!(matches!(end, Ok(SegmentEnd::TornTail { offset, fault: RecordFault::DataAfterEnd, garbage_end }) if offset as usize == end_offset && garbage_end as usize == end_offset + 101));
+        assert!(
+            matches!(end, Ok(SegmentEnd::TornTail { offset, fault: RecordFault::DataAfterEnd, garbage_end }) if offset as usize == end_offset && garbage_end as usize == end_offset + 101)
+        );
         // A zeroed record with a valid one after it: corruption (a lost write in the middle).
         let (mut bytes, offsets) = segment(&[1, 2, 3], 4096);
         let second = offsets[1] as usize;
@@ -502,7 +548,9 @@ mod tests {
             *b = 0;
         }
         let (_, end) = scan(&bytes);
-        assert!(matches!(end, Err(LogError::Corrupt { offset, next_valid, .. }) if offset as usize == second && next_valid == offsets[2]));
+        assert!(
+            matches!(end, Err(LogError::Corrupt { offset, next_valid, .. }) if offset as usize == second && next_valid == offsets[2])
+        );
     }
 
     #[test]

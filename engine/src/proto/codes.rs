@@ -87,8 +87,19 @@ impl OpCode {
         use OpCode::*;
         matches!(
             self,
-            Create | Create2 | CreateContainer | CreateTtl | Delete | DeleteContainer | SetData
-                | SetAcl | Check | Multi | CreateSession | CloseSession | Reconfig
+            Create
+                | Create2
+                | CreateContainer
+                | CreateTtl
+                | Delete
+                | DeleteContainer
+                | SetData
+                | SetAcl
+                | Check
+                | Multi
+                | CreateSession
+                | CloseSession
+                | Reconfig
         )
     }
 }

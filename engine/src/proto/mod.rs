@@ -107,9 +107,7 @@ impl<'a> JuteReader<'a> {
             None => Ok(String::new()),
             Some(n) => {
                 let bytes = self.take(n, "ustring")?;
-                std::str::from_utf8(bytes)
-                    .map(str::to_owned)
-                    .map_err(|_| DecodeError::BadUtf8 { offset })
+                std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| DecodeError::BadUtf8 { offset })
             }
         }
     }
@@ -293,7 +291,19 @@ mod tests {
 
     #[test]
     fn stat_round_trips_in_field_order() {
-        let stat = Stat { czxid: 1, mzxid: 2, ctime: 3, mtime: 4, version: 5, cversion: 6, aversion: 7, ephemeral_owner: 8, data_length: 9, num_children: 10, pzxid: 11 };
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
         let bytes = stat.to_bytes();
         assert_eq!(bytes.len(), 68);
         assert_eq!(&bytes[0..8], &1i64.to_be_bytes());

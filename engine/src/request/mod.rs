@@ -225,7 +225,9 @@ impl Processor {
         let applied = txn::apply(&mut self.tree, txn);
         let session_id = txn.session_id.to_native();
         match &txn.body {
-            ArchivedTxnBody::CreateSession { timeout_ms } => self.sessions.add(session_id, timeout_ms.to_native(), now_ms),
+            ArchivedTxnBody::CreateSession { timeout_ms } => {
+                self.sessions.add(session_id, timeout_ms.to_native(), now_ms)
+            }
             ArchivedTxnBody::CloseSession { .. } => {
                 self.sessions.remove(session_id);
             }
@@ -255,14 +257,32 @@ impl Processor {
         }
     }
 
-    fn send_event(&mut self, out: &mut Vec<Output>, conn: ConnId, event_type: EventType, path: &str, zxid: i64) {
-        let event = WatcherEvent { event_type: event_type as i32, state: KeeperState::SyncConnected as i32, path: path.to_string() };
+    fn send_event(
+        &mut self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        event_type: EventType,
+        path: &str,
+        zxid: i64,
+    ) {
+        let event = WatcherEvent {
+            event_type: event_type as i32,
+            state: KeeperState::SyncConnected as i32,
+            path: path.to_string(),
+        };
         let frame = reply_frame(xid::NOTIFICATION, -1, ErrorCode::Ok, Some(&event));
         self.send(out, conn, frame, zxid);
     }
 
     /// A new connection's ConnectRequest (`processConnectRequest`).
-    pub fn connect(&mut self, conn: ConnId, client_ip: &str, remote: &str, req: &ConnectRequest, now_ms: i64) -> Vec<Output> {
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        client_ip: &str,
+        remote: &str,
+        req: &ConnectRequest,
+        now_ms: i64,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         self.stats.packets_received += 1;
         if req.last_zxid_seen > self.tree.last_processed_zxid {
@@ -270,7 +290,8 @@ impl Processor {
             out.push(Output::Close { conn, zxid: 0 });
             return out;
         }
-        let timeout_ms = req.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
+        let timeout_ms =
+            req.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
         let read_only_byte = req.read_only.is_some();
         self.conns.insert(
             conn,
@@ -292,10 +313,22 @@ impl Processor {
         if req.session_id == 0 {
             let session_id = self.sessions.allocate_id();
             let zxid = self.next_zxid();
-            let txn = Txn { session_id, cxid: 0, zxid, time_ms: now_ms, body: TxnBody::CreateSession { timeout_ms } };
+            let txn = Txn {
+                session_id,
+                cxid: 0,
+                zxid,
+                time_ms: now_ms,
+                body: TxnBody::CreateSession { timeout_ms },
+            };
             self.commit(&txn, now_ms, &mut out);
             self.bind(conn, session_id, &mut out);
-            let resp = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: self.sessions.password_for(session_id).to_vec(), read_only };
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms,
+                session_id,
+                passwd: self.sessions.password_for(session_id).to_vec(),
+                read_only,
+            };
             self.send(&mut out, conn, record_frame(&resp), zxid);
             return out;
         }
@@ -314,7 +347,13 @@ impl Processor {
             let zxid = self.last_zxid;
             self.send(&mut out, conn, record_frame(&resp), zxid);
         } else {
-            let resp = ConnectResponse { protocol_version: 0, timeout_ms: 0, session_id: 0, passwd: vec![0; 16], read_only };
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only,
+            };
             let zxid = self.last_zxid;
             self.send(&mut out, conn, record_frame(&resp), zxid);
             self.close_conn(conn, &mut out);
@@ -389,7 +428,13 @@ impl Processor {
         }
         for p in doomed {
             let zxid = self.next_zxid();
-            let txn = Txn { session_id: 0, cxid: 0, zxid, time_ms: now_ms, body: TxnBody::Op(TxnOp::Delete { path: p }) };
+            let txn = Txn {
+                session_id: 0,
+                cxid: 0,
+                zxid,
+                time_ms: now_ms,
+                body: TxnBody::Op(TxnOp::Delete { path: p }),
+            };
             self.commit(&txn, now_ms, out);
         }
     }
@@ -445,7 +490,9 @@ impl Processor {
                 self.send(&mut out, conn, frame, zxid);
                 self.close_conn(conn, &mut out);
             }
-            OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, op, &header, &mut r, &mut out)?,
+            OpCode::SetWatches | OpCode::SetWatches2 => {
+                self.set_watches(conn, op, &header, &mut r, &mut out)?
+            }
             OpCode::CloseSession => {
                 let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
                 let frame = reply_frame(header.xid, zxid, ErrorCode::Ok, None);
@@ -454,7 +501,13 @@ impl Processor {
             }
             OpCode::Reconfig => {
                 let zxid = self.next_zxid();
-                let txn = Txn { session_id, cxid: header.xid, zxid, time_ms: now_ms, body: TxnBody::Op(TxnOp::Error { code: ErrorCode::ReconfigDisabled.code() }) };
+                let txn = Txn {
+                    session_id,
+                    cxid: header.xid,
+                    zxid,
+                    time_ms: now_ms,
+                    body: TxnBody::Op(TxnOp::Error { code: ErrorCode::ReconfigDisabled.code() }),
+                };
                 self.commit(&txn, now_ms, &mut out);
                 let frame = reply_frame(header.xid, zxid, ErrorCode::ReconfigDisabled, None);
                 self.send(&mut out, conn, frame, zxid);
@@ -489,11 +542,22 @@ impl Processor {
         Ok(out)
     }
 
-    fn auth(&mut self, conn: ConnId, header: &RequestHeader, r: &mut JuteReader<'_>, out: &mut Vec<Output>) -> Result<(), DecodeError> {
+    fn auth(
+        &mut self,
+        conn: ConnId,
+        header: &RequestHeader,
+        r: &mut JuteReader<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DecodeError> {
         let packet = AuthPacket::decode(r)?;
         let c = self.conns.get(&conn).expect("connection exists");
         let zxid = self.last_zxid;
-        match acl::authenticate(&packet.scheme, &packet.auth, &c.client_ip, self.config.super_digest.as_deref()) {
+        match acl::authenticate(
+            &packet.scheme,
+            &packet.auth,
+            &c.client_ip,
+            self.config.super_digest.as_deref(),
+        ) {
             Ok(ids) => {
                 let c = self.conns.get_mut(&conn).expect("connection exists");
                 for id in ids {
@@ -515,12 +579,25 @@ impl Processor {
 
     /// Re-registers watches after a reconnect, firing what changed since `relative_zxid`
     /// (`DataTree.setWatches`).
-    fn set_watches(&mut self, conn: ConnId, op: OpCode, header: &RequestHeader, r: &mut JuteReader<'_>, out: &mut Vec<Output>) -> Result<(), DecodeError> {
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        op: OpCode,
+        header: &RequestHeader,
+        r: &mut JuteReader<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DecodeError> {
         let sw = if op == OpCode::SetWatches2 {
             SetWatches2::decode(r)?
         } else {
             let s = SetWatches::decode(r)?;
-            SetWatches2 { relative_zxid: s.relative_zxid, data_watches: s.data_watches, exist_watches: s.exist_watches, child_watches: s.child_watches, ..Default::default() }
+            SetWatches2 {
+                relative_zxid: s.relative_zxid,
+                data_watches: s.data_watches,
+                exist_watches: s.exist_watches,
+                child_watches: s.child_watches,
+                ..Default::default()
+            }
         };
         let w = WatcherId(conn);
         let zxid = self.last_zxid;
@@ -547,7 +624,14 @@ impl Processor {
 
     /// Re-sets data (or child) watches: NodeDeleted if the node is gone, a changed event if its
     /// mzxid (pzxid) passed `relative_zxid`, otherwise the watch is armed again.
-    fn rearm(&mut self, out: &mut Vec<Output>, conn: ConnId, paths: &[String], relative_zxid: i64, child: bool) {
+    fn rearm(
+        &mut self,
+        out: &mut Vec<Output>,
+        conn: ConnId,
+        paths: &[String],
+        relative_zxid: i64,
+        child: bool,
+    ) {
         let zxid = self.last_zxid;
         let changed = if child { EventType::NodeChildrenChanged } else { EventType::NodeDataChanged };
         for p in paths {
@@ -561,10 +645,21 @@ impl Processor {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn write(&mut self, conn: ConnId, session_id: i64, xid: i32, op: OpCode, ops: Vec<WriteOp>, is_multi: bool, now_ms: i64, out: &mut Vec<Output>) {
+    fn write(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        op: OpCode,
+        ops: Vec<WriteOp>,
+        is_multi: bool,
+        now_ms: i64,
+        out: &mut Vec<Output>,
+    ) {
         let zxid = self.next_zxid();
         let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
-        let who = Requester { session_id, ids: &ids, extended_types_enabled: self.config.extended_types_enabled };
+        let who =
+            Requester { session_id, ids: &ids, extended_types_enabled: self.config.extended_types_enabled };
         let mut view = PendingView::new(&self.tree);
         let mut txn_ops = Vec::with_capacity(ops.len());
         let mut failure = None;
@@ -593,7 +688,14 @@ impl Processor {
         self.send(out, conn, frame, zxid);
     }
 
-    fn read(&mut self, conn: ConnId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) -> Result<(), DecodeError> {
+    fn read(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        body: &[u8],
+        out: &mut Vec<Output>,
+    ) -> Result<(), DecodeError> {
         let zxid = self.tree.last_processed_zxid;
         let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
         let session_id = self.conns.get(&conn).map(|c| c.session_id).unwrap_or(0);
@@ -625,7 +727,9 @@ fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeEr
 
 fn decode_write(op: OpCode, r: &mut JuteReader<'_>) -> Result<Option<WriteOp>, DecodeError> {
     Ok(Some(match op {
-        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => decode_create(op, r)?,
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            decode_create(op, r)?
+        }
         OpCode::Delete | OpCode::DeleteContainer => {
             let d = DeleteRequest::decode(r)?;
             WriteOp::Delete { path: d.path, version: d.version }

@@ -34,7 +34,11 @@ impl<'t> PendingView<'t> {
             return change.clone();
         }
         let node = self.tree.get(path)?;
-        Some(Record { stat: node.stat, num_children: node.children.len() as i32, acl: Cow::Borrowed(self.tree.acl_of(node)) })
+        Some(Record {
+            stat: node.stat,
+            num_children: node.children.len() as i32,
+            acl: Cow::Borrowed(self.tree.acl_of(node)),
+        })
     }
 
     fn put(&mut self, path: &str, record: Option<Record<'t>>) {
@@ -89,9 +93,17 @@ fn to_txn_acl(acl: &[Acl]) -> Vec<TxnAcl> {
 }
 
 /// Validates one op against `view`, records its effect there, and returns its txn op.
-pub fn prepare(view: &mut PendingView<'_>, op: &WriteOp, who: &Requester<'_>, zxid: i64, time_ms: i64) -> Result<TxnOp, ErrorCode> {
+pub fn prepare(
+    view: &mut PendingView<'_>,
+    op: &WriteOp,
+    who: &Requester<'_>,
+    zxid: i64,
+    time_ms: i64,
+) -> Result<TxnOp, ErrorCode> {
     match op {
-        WriteOp::Create { op, path, data, acl, flags, ttl_ms } => prepare_create(view, *op, path, data, acl, *flags, *ttl_ms, who, zxid, time_ms),
+        WriteOp::Create { op, path, data, acl, flags, ttl_ms } => {
+            prepare_create(view, *op, path, data, acl, *flags, *ttl_ms, who, zxid, time_ms)
+        }
         WriteOp::Delete { path, version } => {
             // Apache's delete does not validate the path: it only refuses one without a
             // slash, with a NUL, or a system node, then looks up parent (and its ACL) first.
@@ -183,7 +195,8 @@ fn prepare_create(
     let parent_path = path::parent(path);
     let mut parent = view.get(parent_path).ok_or(ErrorCode::NoNode)?;
     check_acl(&parent.acl, perms::CREATE, who)?;
-    let full_path = if mode.is_sequential() { format!("{path}{:010}", parent.stat.cversion) } else { path.to_string() };
+    let full_path =
+        if mode.is_sequential() { format!("{path}{:010}", parent.stat.cversion) } else { path.to_string() };
     valid_path(&full_path)?;
     if view.get(&full_path).is_some() {
         return Err(ErrorCode::NodeExists);
@@ -205,7 +218,21 @@ fn prepare_create(
     parent.stat.pzxid = zxid;
     parent.num_children += 1;
     view.put(parent_path, Some(parent));
-    let stat = NodeStat { czxid: zxid, mzxid: zxid, pzxid: zxid, ctime: time_ms, mtime: time_ms, ephemeral_owner, ..Default::default() };
+    let stat = NodeStat {
+        czxid: zxid,
+        mzxid: zxid,
+        pzxid: zxid,
+        ctime: time_ms,
+        mtime: time_ms,
+        ephemeral_owner,
+        ..Default::default()
+    };
     view.put(&full_path, Some(Record { stat, num_children: 0, acl: Cow::Owned(fixed.clone()) }));
-    Ok(TxnOp::Create { path: full_path, data: data.to_vec(), acl: to_txn_acl(&fixed), ephemeral_owner, parent_cversion: new_cversion })
+    Ok(TxnOp::Create {
+        path: full_path,
+        data: data.to_vec(),
+        acl: to_txn_acl(&fixed),
+        ephemeral_owner,
+        parent_cversion: new_cversion,
+    })
 }

@@ -45,7 +45,14 @@ fn masked_acl(acl: &[Acl]) -> Vec<Acl> {
 }
 
 /// Answers one read request.
-pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: &[u8], watches: &mut WatchManager) -> Result<ReadOutcome, DecodeError> {
+pub fn read_reply(
+    ctx: &ReadContext<'_>,
+    xid: i32,
+    zxid: i64,
+    op: OpCode,
+    body: &[u8],
+    watches: &mut WatchManager,
+) -> Result<ReadOutcome, DecodeError> {
     let mut r = JuteReader::new(body);
     let tree = ctx.tree;
     let readable = |node: &crate::tree::Node, perm: i32| acl::check_perm(tree.acl_of(node), perm, ctx.ids);
@@ -79,7 +86,10 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
                     if req.watch {
                         watches.add_data_watch(&req.path, ctx.watcher);
                     }
-                    (ok_frame(xid, zxid, &GetDataResponse { data: node.data.to_vec(), stat: node.stat() }), req.watch)
+                    (
+                        ok_frame(xid, zxid, &GetDataResponse { data: node.data.to_vec(), stat: node.stat() }),
+                        req.watch,
+                    )
                 }
             }
         }
@@ -106,7 +116,9 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
             let req = PathRequest::decode(&mut r)?;
             match tree.get(&req.path) {
                 None => error_frame(xid, zxid, ErrorCode::NoNode),
-                Some(node) if !readable(node, perms::READ | perms::ADMIN) => error_frame(xid, zxid, ErrorCode::NoAuth),
+                Some(node) if !readable(node, perms::READ | perms::ADMIN) => {
+                    error_frame(xid, zxid, ErrorCode::NoAuth)
+                }
                 Some(node) => {
                     let acl = tree.acl_of(node);
                     let acl = if readable(node, perms::ADMIN) { acl.to_vec() } else { masked_acl(acl) };
@@ -168,8 +180,18 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
         }
         OpCode::WhoAmI => {
             // Apache names a digest identity by its user only (`getUserName`).
-            let user = |id: &Id| if id.scheme == "digest" { id.id.split(':').next().unwrap_or("").to_string() } else { id.id.clone() };
-            let client_info = ctx.ids.iter().map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: user(id) }).collect();
+            let user = |id: &Id| {
+                if id.scheme == "digest" {
+                    id.id.split(':').next().unwrap_or("").to_string()
+                } else {
+                    id.id.clone()
+                }
+            };
+            let client_info = ctx
+                .ids
+                .iter()
+                .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: user(id) })
+                .collect();
             (ok_frame(xid, zxid, &WhoAmIResponse { client_info }), false)
         }
         _ => error_frame(xid, zxid, ErrorCode::Unimplemented),
@@ -177,13 +199,21 @@ pub fn read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, op: OpCode, body: 
 }
 
 /// Answers a multiRead: each op succeeds or fails on its own.
-pub fn multi_read_reply(tree: &DataTree, ids: &[Id], xid: i32, zxid: i64, ops: &[(OpCode, String)]) -> Vec<u8> {
+pub fn multi_read_reply(
+    tree: &DataTree,
+    ids: &[Id],
+    xid: i32,
+    zxid: i64,
+    ops: &[(OpCode, String)],
+) -> Vec<u8> {
     let mut body = Vec::new();
     let mut w = JuteWriter::new(&mut body);
     for (op, path) in ops {
         match tree.get(path) {
             None => error_result(&mut w, ErrorCode::NoNode),
-            Some(node) if !acl::check_perm(tree.acl_of(node), perms::READ, ids) => error_result(&mut w, ErrorCode::NoAuth),
+            Some(node) if !acl::check_perm(tree.acl_of(node), perms::READ, ids) => {
+                error_result(&mut w, ErrorCode::NoAuth)
+            }
             Some(node) => {
                 MultiHeader { op: *op as i32, done: false, err: 0 }.encode(&mut w);
                 if *op == OpCode::GetData {
@@ -215,9 +245,12 @@ fn raw_body_frame(xid: i32, zxid: i64, err: ErrorCode, body: &[u8]) -> Vec<u8> {
 /// The reply to a write, from the request's ops and the apply results.
 pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_multi: bool) -> Vec<u8> {
     if !is_multi {
-        let result = results.first().cloned().unwrap_or(OpResult::Error { code: ErrorCode::SystemError.code() });
+        let result =
+            results.first().cloned().unwrap_or(OpResult::Error { code: ErrorCode::SystemError.code() });
         return match result {
-            OpResult::Error { code } => reply_frame(xid, zxid, ErrorCode::from_i32(code).unwrap_or(ErrorCode::SystemError), None),
+            OpResult::Error { code } => {
+                reply_frame(xid, zxid, ErrorCode::from_i32(code).unwrap_or(ErrorCode::SystemError), None)
+            }
             OpResult::Created { path, stat } => {
                 if op == OpCode::Create {
                     ok_frame(xid, zxid, &CreateResponse { path })
@@ -225,7 +258,9 @@ pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_mul
                     ok_frame(xid, zxid, &Create2Response { path, stat })
                 }
             }
-            OpResult::DataSet { stat } | OpResult::AclSet { stat } => ok_frame(xid, zxid, &StatResponse { stat }),
+            OpResult::DataSet { stat } | OpResult::AclSet { stat } => {
+                ok_frame(xid, zxid, &StatResponse { stat })
+            }
             _ => reply_frame(xid, zxid, ErrorCode::Ok, None),
         };
     }
@@ -243,7 +278,9 @@ pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_mul
                 MultiHeader { op: OpCode::Create as i32, done: false, err: 0 }.encode(&mut w);
                 CreateResponse { path: path.clone() }.encode(&mut w);
             }
-            OpResult::Deleted => MultiHeader { op: OpCode::Delete as i32, done: false, err: 0 }.encode(&mut w),
+            OpResult::Deleted => {
+                MultiHeader { op: OpCode::Delete as i32, done: false, err: 0 }.encode(&mut w)
+            }
             OpResult::DataSet { stat } => {
                 MultiHeader { op: OpCode::SetData as i32, done: false, err: 0 }.encode(&mut w);
                 StatResponse { stat: stat.clone() }.encode(&mut w);

@@ -45,7 +45,13 @@ impl SessionTable {
     /// `secret` seeds passwords (random per process, handed in).
     pub fn new(server_id: i64, now_ms: i64, secret: u64, tick_ms: i64) -> Self {
         let base = ((now_ms as u64) << 24 >> 8) as i64 | (server_id << 56);
-        SessionTable { sessions: HashMap::new(), deadlines: BTreeSet::new(), next_id: base, secret, tick_ms: tick_ms.max(1) }
+        SessionTable {
+            sessions: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_id: base,
+            secret,
+            tick_ms: tick_ms.max(1),
+        }
     }
 
     /// The next session id to hand out (used when a CreateSession txn is made).
@@ -73,7 +79,10 @@ impl SessionTable {
     /// Registers a session (applying CreateSession, or restoring one).
     pub fn add(&mut self, id: i64, timeout_ms: i32, now_ms: i64) {
         let expires_at_ms = self.deadline(now_ms, timeout_ms);
-        if let Some(old) = self.sessions.insert(id, Session { id, timeout_ms, passwd: self.password_for(id), expires_at_ms, closing: false }) {
+        if let Some(old) = self.sessions.insert(
+            id,
+            Session { id, timeout_ms, passwd: self.password_for(id), expires_at_ms, closing: false },
+        ) {
             self.deadlines.remove(&(old.expires_at_ms, id));
         }
         self.deadlines.insert((expires_at_ms, id));

@@ -151,7 +151,8 @@ impl DataTree {
         tree.nodes.insert("/".into(), Node { acl: open, ..Default::default() });
         let read_only = crate::acl::read_acl_unsafe();
         for path in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            let acl = if path == "/zookeeper/config" { read_only.clone() } else { crate::acl::open_acl_unsafe() };
+            let acl =
+                if path == "/zookeeper/config" { read_only.clone() } else { crate::acl::open_acl_unsafe() };
             let _ = tree.create_node(path, &[], &acl, 0, -1, 0, 0);
         }
         tree
@@ -182,7 +183,10 @@ impl DataTree {
 
     /// Paths of the ephemerals a session owns, sorted.
     pub fn ephemerals_of(&self, session_id: i64) -> Vec<String> {
-        self.ephemerals.get(&session_id).map(|s| s.iter().map(|p| p.to_string()).collect()).unwrap_or_default()
+        self.ephemerals
+            .get(&session_id)
+            .map(|s| s.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// Every session that owns ephemerals, with its paths (for `dump`).
@@ -314,7 +318,14 @@ impl DataTree {
     }
 
     /// Replaces a node's data; `version` is the new version the txn carries.
-    pub fn set_data(&mut self, path: &str, data: &[u8], version: i32, zxid: i64, time_ms: i64) -> Result<(Stat, Vec<TreeChange>), TreeError> {
+    pub fn set_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        zxid: i64,
+        time_ms: i64,
+    ) -> Result<(Stat, Vec<TreeChange>), TreeError> {
         let Some(node) = self.nodes.get_mut(path) else {
             return Err(TreeError::NoNode(path.to_string()));
         };
@@ -373,7 +384,10 @@ mod tests {
         let a = tree.get("/a").unwrap().stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 9, 0), "reported cversion counts the delete");
         assert!(tree.ephemerals_of(42).is_empty());
-        assert_eq!(tree.create_node("/a", b"", &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(), TreeError::NodeExists("/a".into()));
+        assert_eq!(
+            tree.create_node("/a", b"", &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(),
+            TreeError::NodeExists("/a".into())
+        );
     }
 
     #[test]

@@ -51,9 +51,13 @@ pub enum TxnOp {
 /// What a txn does.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum TxnBody {
-    CreateSession { timeout_ms: i32 },
+    CreateSession {
+        timeout_ms: i32,
+    },
     /// Closes the session; its ephemerals are deleted in this order.
-    CloseSession { ephemerals: Vec<String> },
+    CloseSession {
+        ephemerals: Vec<String>,
+    },
     Op(TxnOp),
     /// All-or-nothing ops; a failed multi holds only `Error` ops (see [`multi_failure`]).
     Multi(Vec<TxnOp>),
@@ -158,11 +162,25 @@ pub fn apply(tree: &mut DataTree, txn: &ArchivedTxn) -> Applied {
     applied
 }
 
-fn apply_op(tree: &mut DataTree, op: &ArchivedTxnOp, zxid: i64, time_ms: i64, changes: &mut Vec<TreeChange>) -> OpResult {
+fn apply_op(
+    tree: &mut DataTree,
+    op: &ArchivedTxnOp,
+    zxid: i64,
+    time_ms: i64,
+    changes: &mut Vec<TreeChange>,
+) -> OpResult {
     match op {
         ArchivedTxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
             let acl: Vec<Acl> = acl.iter().map(Acl::from).collect();
-            match tree.create_node(path.as_str(), data.as_slice(), &acl, ephemeral_owner.to_native(), parent_cversion.to_native(), zxid, time_ms) {
+            match tree.create_node(
+                path.as_str(),
+                data.as_slice(),
+                &acl,
+                ephemeral_owner.to_native(),
+                parent_cversion.to_native(),
+                zxid,
+                time_ms,
+            ) {
                 Ok((stat, c)) => {
                     changes.extend(c);
                     OpResult::Created { path: path.to_string(), stat }
@@ -224,7 +242,9 @@ mod tests {
         let bytes = encode(&create("/a", 5));
         let archived = access(&bytes).expect("valid archive");
         let applied = apply(&mut tree, archived);
-        assert!(matches!(&applied.results[0], OpResult::Created { path, stat } if path == "/a" && stat.czxid == 5));
+        assert!(
+            matches!(&applied.results[0], OpResult::Created { path, stat } if path == "/a" && stat.czxid == 5)
+        );
         assert_eq!(tree.last_processed_zxid, 5);
         assert_eq!(applied.changes, vec![TreeChange::Created { path: "/a".into() }]);
     }
@@ -241,6 +261,9 @@ mod tests {
     #[test]
     fn failed_multi_layout() {
         let TxnBody::Multi(ops) = multi_failure(3, 1, ErrorCode::NoNode) else { panic!() };
-        assert_eq!(ops, vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -101 }, TxnOp::Error { code: -2 }]);
+        assert_eq!(
+            ops,
+            vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -101 }, TxnOp::Error { code: -2 }]
+        );
     }
 }

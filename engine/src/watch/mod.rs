@@ -149,9 +149,7 @@ impl WatchTable {
 
     /// Does `w` hold a registration (any mode) on exactly `path`?
     pub fn contains(&self, path: &str, w: WatcherId) -> bool {
-        self.by_path
-            .get(path)
-            .is_some_and(|l| l.binary_search_by_key(&w, |e| e.0).is_ok())
+        self.by_path.get(path).is_some_and(|l| l.binary_search_by_key(&w, |e| e.0).is_ok())
     }
 
     /// The modes `w` holds on exactly `path`.
@@ -161,14 +159,10 @@ impl WatchTable {
             .get(path)
             .and_then(|l| l.binary_search_by_key(&w, |e| e.0).ok().map(|i| l[i].1))
             .unwrap_or(0);
-        [
-            WatchMode::Standard,
-            WatchMode::Persistent,
-            WatchMode::PersistentRecursive,
-        ]
-        .into_iter()
-        .filter(|m| bits & m.bit() != 0)
-        .collect()
+        [WatchMode::Standard, WatchMode::Persistent, WatchMode::PersistentRecursive]
+            .into_iter()
+            .filter(|m| bits & m.bit() != 0)
+            .collect()
     }
 
     /// `WatchManager.triggerWatch`: append to `out` the watchers `event` on `path` fires
@@ -323,11 +317,7 @@ impl WatchManager {
     /// addWatch: a persistent (optionally recursive) watch, registered in both tables as
     /// Apache 3.8's `DataTree.addWatch` does.
     pub fn add_persistent_watch(&mut self, path: &str, w: WatcherId, recursive: bool) {
-        let mode = if recursive {
-            WatchMode::PersistentRecursive
-        } else {
-            WatchMode::Persistent
-        };
+        let mode = if recursive { WatchMode::PersistentRecursive } else { WatchMode::Persistent };
         // Apache 3.8 keeps one persistent mode per (watcher, path): the newer one replaces.
         for table in [&mut self.data, &mut self.child] {
             let other = if recursive { WatchMode::Persistent } else { WatchMode::PersistentRecursive };
@@ -392,13 +382,7 @@ impl WatchManager {
         }));
     }
 
-    fn fire_child(
-        &mut self,
-        path: &str,
-        event: EventType,
-        suppress: bool,
-        out: &mut Vec<Notification>,
-    ) {
+    fn fire_child(&mut self, path: &str, event: EventType, suppress: bool, out: &mut Vec<Notification>) {
         self.scratch.clear();
         self.child.trigger(path, event, &mut self.scratch);
         let fired = &self.fired;
@@ -406,11 +390,7 @@ impl WatchManager {
             self.scratch
                 .iter()
                 .filter(|w| !suppress || fired.binary_search(w).is_err())
-                .map(|&watcher| Notification {
-                    watcher,
-                    event_type: event,
-                    path: path.to_owned(),
-                }),
+                .map(|&watcher| Notification { watcher, event_type: event, path: path.to_owned() }),
         );
     }
 
@@ -494,11 +474,7 @@ mod tests {
     const C: WatcherId = WatcherId(3);
 
     fn n(w: WatcherId, t: EventType, p: &str) -> Notification {
-        Notification {
-            watcher: w,
-            event_type: t,
-            path: p.to_owned(),
-        }
+        Notification { watcher: w, event_type: t, path: p.to_owned() }
     }
 
     /// Forward and reverse indexes agree and counters match.
@@ -534,10 +510,7 @@ mod tests {
         m.add_data_watch("/a", B);
         m.add_data_watch("/a", A);
         assert_eq!(m.watch_count(), 2);
-        assert_eq!(
-            m.data_changed("/a"),
-            vec![n(A, NodeDataChanged, "/a"), n(B, NodeDataChanged, "/a")]
-        );
+        assert_eq!(m.data_changed("/a"), vec![n(A, NodeDataChanged, "/a"), n(B, NodeDataChanged, "/a")]);
         assert!(m.data_changed("/a").is_empty());
         assert_eq!(m.watch_count(), 0);
         assert_eq!(m.path_count(), 0);
@@ -550,10 +523,7 @@ mod tests {
         let mut m = WatchManager::new();
         m.add_data_watch("/x", A);
         m.add_child_watch("/", B);
-        assert_eq!(
-            m.node_created("/x", "/"),
-            vec![n(A, NodeCreated, "/x"), n(B, NodeChildrenChanged, "/")]
-        );
+        assert_eq!(m.node_created("/x", "/"), vec![n(A, NodeCreated, "/x"), n(B, NodeChildrenChanged, "/")]);
         assert!(m.node_created("/x", "/").is_empty());
         check(&m);
     }
@@ -568,11 +538,7 @@ mod tests {
         m.add_data_watch("/p", C);
         assert_eq!(
             m.node_deleted("/p/c", "/p"),
-            vec![
-                n(A, NodeDeleted, "/p/c"),
-                n(B, NodeDeleted, "/p/c"),
-                n(A, NodeChildrenChanged, "/p")
-            ]
+            vec![n(A, NodeDeleted, "/p/c"), n(B, NodeDeleted, "/p/c"), n(A, NodeChildrenChanged, "/p")]
         );
         // A's child watch on /p/c was consumed although suppressed; C's data watch on /p stays.
         assert_eq!(m.watch_count(), 1);
@@ -587,14 +553,8 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(m.data_changed("/a"), vec![n(A, NodeDataChanged, "/a")]);
         }
-        assert_eq!(
-            m.node_created("/a/b", "/a"),
-            vec![n(A, NodeChildrenChanged, "/a")]
-        );
-        assert_eq!(
-            m.node_deleted("/a/b", "/a"),
-            vec![n(A, NodeChildrenChanged, "/a")]
-        );
+        assert_eq!(m.node_created("/a/b", "/a"), vec![n(A, NodeChildrenChanged, "/a")]);
+        assert_eq!(m.node_deleted("/a/b", "/a"), vec![n(A, NodeChildrenChanged, "/a")]);
         assert_eq!(m.node_deleted("/a", "/"), vec![n(A, NodeDeleted, "/a")]);
         assert_eq!(m.node_created("/a", "/"), vec![n(A, NodeCreated, "/a")]);
         // Not on grandchildren.
@@ -622,36 +582,17 @@ mod tests {
         m.add_child_watch("/a", C);
         assert_eq!(
             m.node_created("/a/b", "/a"),
-            vec![
-                n(A, NodeCreated, "/a/b"),
-                n(B, NodeCreated, "/a/b"),
-                n(C, NodeChildrenChanged, "/a")
-            ]
+            vec![n(A, NodeCreated, "/a/b"), n(B, NodeCreated, "/a/b"), n(C, NodeChildrenChanged, "/a")]
         );
         assert_eq!(
             m.data_changed("/a/b/c/d"),
-            vec![
-                n(A, NodeDataChanged, "/a/b/c/d"),
-                n(B, NodeDataChanged, "/a/b/c/d")
-            ]
+            vec![n(A, NodeDataChanged, "/a/b/c/d"), n(B, NodeDataChanged, "/a/b/c/d")]
         );
-        assert_eq!(
-            m.data_changed("/a"),
-            vec![n(A, NodeDataChanged, "/a"), n(B, NodeDataChanged, "/a")]
-        );
-        assert_eq!(
-            m.data_changed("/other"),
-            vec![n(A, NodeDataChanged, "/other")]
-        );
-        assert_eq!(
-            m.node_deleted("/a/b", "/a"),
-            vec![n(A, NodeDeleted, "/a/b"), n(B, NodeDeleted, "/a/b")]
-        );
+        assert_eq!(m.data_changed("/a"), vec![n(A, NodeDataChanged, "/a"), n(B, NodeDataChanged, "/a")]);
+        assert_eq!(m.data_changed("/other"), vec![n(A, NodeDataChanged, "/other")]);
+        assert_eq!(m.node_deleted("/a/b", "/a"), vec![n(A, NodeDeleted, "/a/b"), n(B, NodeDeleted, "/a/b")]);
         // "/a" changes its children again; recursive watchers do not hear NodeChildrenChanged.
-        assert!(m
-            .node_created("/a/z", "/a")
-            .iter()
-            .all(|x| x.event_type != NodeChildrenChanged));
+        assert!(m.node_created("/a/z", "/a").iter().all(|x| x.event_type != NodeChildrenChanged));
         assert_eq!(m.data_table().recursive_count(), 2);
         m.remove_watcher(A);
         m.remove_watcher(B);
@@ -673,26 +614,16 @@ mod tests {
         check(&m);
         assert_eq!(m.watch_count(), 3);
         assert_eq!(m.child_table().watch_count(), 0);
-        assert_eq!(
-            m.by_watcher(),
-            vec![(B, vec!["/a".to_owned(), "/b".to_owned(), "/c".to_owned()])]
-        );
+        assert_eq!(m.by_watcher(), vec![(B, vec!["/a".to_owned(), "/b".to_owned(), "/c".to_owned()])]);
         assert_eq!(
             m.by_path(),
-            vec![
-                ("/a".to_owned(), vec![B]),
-                ("/b".to_owned(), vec![B]),
-                ("/c".to_owned(), vec![B])
-            ]
+            vec![("/a".to_owned(), vec![B]), ("/b".to_owned(), vec![B]), ("/c".to_owned(), vec![B])]
         );
         assert_eq!(m.data_changed("/a"), vec![n(B, NodeDataChanged, "/a")]);
         assert!(m.node_created("/d/e", "/d").is_empty());
         m.remove_watcher(B);
         m.remove_watcher(B);
-        assert_eq!(
-            (m.watch_count(), m.path_count(), m.watcher_count()),
-            (0, 0, 0)
-        );
+        assert_eq!((m.watch_count(), m.path_count(), m.watcher_count()), (0, 0, 0));
         check(&m);
     }
 
@@ -726,10 +657,7 @@ mod tests {
         assert!(m.contains_watch("/p", watcher_type::CHILDREN, C));
         assert!(m.remove_watches("/p", watcher_type::ANY, C));
         assert!(!m.contains_watch("/p", watcher_type::ANY, C));
-        assert_eq!(
-            m.child_table().recursive_count() + m.data_table().recursive_count(),
-            0
-        );
+        assert_eq!(m.child_table().recursive_count() + m.data_table().recursive_count(), 0);
         check(&m);
     }
 
@@ -738,10 +666,7 @@ mod tests {
         let mut m = WatchManager::new();
         assert!(m.add_watch_mode("/a", A, crate::proto::add_watch_mode::PERSISTENT_RECURSIVE));
         assert!(!m.add_watch_mode("/a", A, 9));
-        assert_eq!(
-            m.data_table().modes("/a", A),
-            vec![WatchMode::PersistentRecursive]
-        );
+        assert_eq!(m.data_table().modes("/a", A), vec![WatchMode::PersistentRecursive]);
         assert_eq!(m.data_changed("/a/b"), vec![n(A, NodeDataChanged, "/a/b")]);
     }
 
