@@ -82,7 +82,7 @@ impl StatusSource {
                 received: c.received,
                 sent: c.sent,
                 session_id: c.session_id,
-                last_op: c.last_op.to_string(),
+                last_op: c.last_op.map_or("NA", |op| four_letter::last_op_name(op as i32)).to_string(),
                 established_unix_ms: c.connected_at_ms,
                 session_timeout_ms: p.sessions.get(c.session_id).map(|x| x.timeout_ms as u32).unwrap_or(0),
                 last_cxid: c.last_cxid as i64,

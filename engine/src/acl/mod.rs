@@ -58,11 +58,17 @@ pub fn creator_all_acl() -> Vec<Acl> {
     vec![Acl { perms: perms::ALL, id: Id { scheme: SCHEME_AUTH.to_owned(), id: String::new() } }]
 }
 
+/// The user part of a digest id or credential: the text before the first `:` (Apache's
+/// `DigestAuthenticationProvider.getUserName`).
+pub fn digest_user(id: &str) -> &str {
+    id.split(':').next().unwrap_or("")
+}
+
 /// `DigestAuthenticationProvider.generateDigest`: `"user:password"` ->
 /// `"user:" + base64(sha1("user:password"))`. The user is the text before the first `:`
 /// (the whole input when there is none); the hash covers the whole input.
 pub fn digest_of(user_colon_password: &str) -> String {
-    let user = user_colon_password.split(':').next().unwrap_or("");
+    let user = digest_user(user_colon_password);
     let hash = Sha1::digest(user_colon_password.as_bytes());
     let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
     let mut out = String::with_capacity(user.len() + 1 + b64.len());

@@ -70,12 +70,12 @@ pub struct Connection {
     pub ids: Vec<Id>,
     pub client_ip: String,
     pub remote: String,
-    pub read_only_byte: bool,
     pub received: u64,
     pub sent: u64,
     pub last_cxid: i32,
     pub last_zxid: i64,
-    pub last_op: &'static str,
+    /// The last request's opcode (`cons` prints it as `lop=`).
+    pub last_op: Option<OpCode>,
     pub connected_at_ms: i64,
 }
 
@@ -95,27 +95,23 @@ pub struct Processor {
     pub stats: ProcessorStats,
     conns: HashMap<ConnId, Connection>,
     session_conn: HashMap<i64, ConnId>,
-    /// Last zxid handed to a txn.
-    last_zxid: i64,
     next_reap_ms: i64,
 }
 
 /// A decoded client request.
 enum Request {
-    Write(WriteOp),
-    Multi(Vec<WriteOp>),
-    /// An op code Apache accepts inside a multi only as reads (multiRead).
+    /// One write op, or the ops of a multi (`is_multi`).
+    Write { ops: Vec<WriteOp>, is_multi: bool },
+    /// The reads of a multiRead (getData and getChildren only).
     MultiRead(Vec<(OpCode, String)>),
-    Read(OpCode, Vec<u8>),
+    /// A single read; its body is decoded when answered.
+    Read,
 }
 
-fn frame_of(header: &ReplyHeader, body: Option<&dyn Fn(&mut JuteWriter<'_>)>) -> Vec<u8> {
+/// A length-prefixed frame whose payload `write` appends.
+pub fn framed(write: impl FnOnce(&mut JuteWriter<'_>)) -> Vec<u8> {
     let mut out = vec![0u8; 4];
-    let mut w = JuteWriter::new(&mut out);
-    header.encode(&mut w);
-    if let Some(body) = body {
-        body(&mut w);
-    }
+    write(&mut JuteWriter::new(&mut out));
     let len = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&len.to_be_bytes());
     out
@@ -123,11 +119,12 @@ fn frame_of(header: &ReplyHeader, body: Option<&dyn Fn(&mut JuteWriter<'_>)>) ->
 
 /// A frame holding a reply header and an optional jute body.
 pub fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: Option<&dyn Jute2>) -> Vec<u8> {
-    let header = ReplyHeader { xid, zxid, err: err.code() };
-    match body {
-        Some(b) => frame_of(&header, Some(&|w: &mut JuteWriter<'_>| b.encode_into(w))),
-        None => frame_of(&header, None),
-    }
+    framed(|w| {
+        ReplyHeader { xid, zxid, err: err.code() }.encode(w);
+        if let Some(body) = body {
+            body.encode_into(w);
+        }
+    })
 }
 
 /// Object-safe encoding of a jute record.
@@ -143,30 +140,7 @@ impl<T: Jute> Jute2 for T {
 
 /// A length-prefixed frame of one jute record (connect responses).
 pub fn record_frame(record: &dyn Jute2) -> Vec<u8> {
-    let mut out = vec![0u8; 4];
-    record.encode_into(&mut JuteWriter::new(&mut out));
-    let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    out
-}
-
-fn op_name(op: OpCode) -> &'static str {
-    use OpCode::*;
-    match op {
-        Create | Create2 | CreateContainer | CreateTtl => "CREA",
-        Delete | DeleteContainer => "DELE",
-        Exists => "EXIS",
-        GetData => "GETD",
-        SetData => "SETD",
-        GetAcl => "GETA",
-        SetAcl => "SETA",
-        GetChildren | GetChildren2 => "GETC",
-        Sync => "SYNC",
-        Ping => "PING",
-        Multi | MultiRead => "MULT",
-        CloseSession => "CLOS",
-        _ => "OTHR",
-    }
+    framed(|w| record.encode_into(w))
 }
 
 impl Processor {
@@ -180,26 +154,21 @@ impl Processor {
             stats: ProcessorStats::default(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
-            last_zxid: 0,
         }
     }
 
-    /// zxid of the last txn.
+    /// zxid of the last txn (every txn is applied as soon as it is made).
     pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
+        self.tree.last_processed_zxid
     }
 
     pub fn connections(&self) -> impl Iterator<Item = (&ConnId, &Connection)> {
         self.conns.iter()
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    fn next_zxid(&mut self) -> i64 {
-        self.last_zxid += 1;
-        self.last_zxid
+    /// The zxid of the next txn; it becomes the last one when that txn is committed.
+    fn next_zxid(&self) -> i64 {
+        self.tree.last_processed_zxid + 1
     }
 
     fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>, zxid: i64) {
@@ -233,7 +202,6 @@ impl Processor {
             }
             _ => {}
         }
-        self.last_zxid = self.last_zxid.max(txn.zxid.to_native());
         applied
     }
 
@@ -292,7 +260,6 @@ impl Processor {
         }
         let timeout_ms =
             req.timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms);
-        let read_only_byte = req.read_only.is_some();
         self.conns.insert(
             conn,
             Connection {
@@ -300,16 +267,16 @@ impl Processor {
                 ids: acl::connection_ids(client_ip),
                 client_ip: client_ip.to_string(),
                 remote: remote.to_string(),
-                read_only_byte,
                 received: 1,
                 sent: 0,
                 last_cxid: 0,
                 last_zxid: 0,
-                last_op: "NA",
+                last_op: None,
                 connected_at_ms: now_ms,
             },
         );
-        let read_only = read_only_byte.then_some(false);
+        // The readOnly byte goes back only to clients that sent one.
+        let read_only = req.read_only.map(|_| false);
         if req.session_id == 0 {
             let session_id = self.sessions.allocate_id();
             let zxid = self.next_zxid();
@@ -344,7 +311,7 @@ impl Processor {
                 read_only,
             };
             self.bind(conn, req.session_id, &mut out);
-            let zxid = self.last_zxid;
+            let zxid = self.last_zxid();
             self.send(&mut out, conn, record_frame(&resp), zxid);
         } else {
             let resp = ConnectResponse {
@@ -354,7 +321,7 @@ impl Processor {
                 passwd: vec![0; 16],
                 read_only,
             };
-            let zxid = self.last_zxid;
+            let zxid = self.last_zxid();
             self.send(&mut out, conn, record_frame(&resp), zxid);
             self.close_conn(conn, &mut out);
         }
@@ -375,7 +342,7 @@ impl Processor {
 
     fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         self.forget_conn(conn);
-        out.push(Output::Close { conn, zxid: self.last_zxid });
+        out.push(Output::Close { conn, zxid: self.last_zxid() });
     }
 
     fn forget_conn(&mut self, conn: ConnId) {
@@ -450,6 +417,7 @@ impl Processor {
     }
 
     /// One request frame (payload after the length prefix) from an established connection.
+    /// `Err` when even the request header does not decode (the caller closes the connection).
     pub fn request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) -> Result<Vec<Output>, DecodeError> {
         let mut out = Vec::new();
         let mut r = JuteReader::new(frame);
@@ -460,86 +428,68 @@ impl Processor {
         let session_id = c.session_id;
         let Some(op) = OpCode::from_i32(header.op) else {
             // Apache's UnimplementedRequestProcessor: answer Unimplemented, then close.
-            let frame = reply_frame(header.xid, self.last_zxid, ErrorCode::Unimplemented, None);
-            let zxid = self.last_zxid;
-            self.send(&mut out, conn, frame, zxid);
-            self.close_conn(conn, &mut out);
+            self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::Unimplemented);
             return Ok(out);
         };
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.last_op = op_name(op);
-            c.last_cxid = header.xid;
-        }
+        c.last_op = Some(op);
+        c.last_cxid = header.xid;
         if !self.sessions.touch(session_id, now_ms) {
-            let frame = reply_frame(header.xid, self.last_zxid, ErrorCode::SessionExpired, None);
-            let zxid = self.last_zxid;
-            self.send(&mut out, conn, frame, zxid);
-            self.close_conn(conn, &mut out);
+            self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::SessionExpired);
             return Ok(out);
         }
         match op {
-            OpCode::Ping => {
-                let zxid = self.last_zxid;
-                let frame = reply_frame(header.xid, self.tree.last_processed_zxid, ErrorCode::Ok, None);
-                self.send(&mut out, conn, frame, zxid);
-            }
+            OpCode::Ping => self.answer(&mut out, conn, header.xid, ErrorCode::Ok),
             OpCode::Auth => self.auth(conn, &header, &mut r, &mut out)?,
-            OpCode::Sasl => {
-                let frame = reply_frame(header.xid, 0, ErrorCode::AuthFailed, None);
-                let zxid = self.last_zxid;
-                self.send(&mut out, conn, frame, zxid);
-                self.close_conn(conn, &mut out);
-            }
+            OpCode::Sasl => self.refuse(&mut out, conn, header.xid, 0, ErrorCode::AuthFailed),
             OpCode::SetWatches | OpCode::SetWatches2 => {
                 self.set_watches(conn, op, &header, &mut r, &mut out)?
             }
             OpCode::CloseSession => {
                 let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
-                let frame = reply_frame(header.xid, zxid, ErrorCode::Ok, None);
-                self.send(&mut out, conn, frame, zxid);
-                self.close_conn(conn, &mut out);
+                self.refuse(&mut out, conn, header.xid, zxid, ErrorCode::Ok);
             }
             OpCode::Reconfig => {
                 let zxid = self.next_zxid();
-                let txn = Txn {
-                    session_id,
-                    cxid: header.xid,
-                    zxid,
-                    time_ms: now_ms,
-                    body: TxnBody::Op(TxnOp::Error { code: ErrorCode::ReconfigDisabled.code() }),
-                };
+                let code = ErrorCode::ReconfigDisabled;
+                let body = TxnBody::Op(TxnOp::Error { code: code.code() });
+                let txn = Txn { session_id, cxid: header.xid, zxid, time_ms: now_ms, body };
                 self.commit(&txn, now_ms, &mut out);
-                let frame = reply_frame(header.xid, zxid, ErrorCode::ReconfigDisabled, None);
-                self.send(&mut out, conn, frame, zxid);
+                self.answer(&mut out, conn, header.xid, code);
             }
             _ => {
-                let decoded = decode_request(op, &mut r);
-                let result = match decoded {
-                    Ok(Request::Write(w)) => {
-                        self.write(conn, session_id, header.xid, op, vec![w], false, now_ms, &mut out);
-                        Ok(())
-                    }
-                    Ok(Request::Multi(ops)) => {
-                        self.write(conn, session_id, header.xid, op, ops, true, now_ms, &mut out);
+                let answered = match decode_request(op, &mut r) {
+                    Ok(Request::Write { ops, is_multi }) => {
+                        self.write(conn, session_id, header.xid, op, ops, is_multi, now_ms, &mut out);
                         Ok(())
                     }
                     Ok(Request::MultiRead(ops)) => {
                         self.multi_read(conn, header.xid, &ops, &mut out);
                         Ok(())
                     }
-                    Ok(Request::Read(op, body)) => self.read(conn, header.xid, op, &body, &mut out),
+                    Ok(Request::Read) => self.read(conn, header.xid, op, r.rest(), &mut out),
                     Err(e) => Err(e),
                 };
-                if result.is_err() {
+                if answered.is_err() {
                     // A body that does not decode: Apache answers MarshallingError and keeps
                     // the connection.
-                    let zxid = self.last_zxid;
-                    let frame = reply_frame(header.xid, zxid, ErrorCode::MarshallingError, None);
-                    self.send(&mut out, conn, frame, zxid);
+                    self.answer(&mut out, conn, header.xid, ErrorCode::MarshallingError);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A reply with no body, stamped with the last zxid.
+    fn answer(&mut self, out: &mut Vec<Output>, conn: ConnId, xid: i32, code: ErrorCode) {
+        let zxid = self.last_zxid();
+        self.send(out, conn, reply_frame(xid, zxid, code, None), zxid);
+    }
+
+    /// A reply with no body (header zxid `header_zxid`), then the connection is closed.
+    fn refuse(&mut self, out: &mut Vec<Output>, conn: ConnId, xid: i32, header_zxid: i64, code: ErrorCode) {
+        let zxid = self.last_zxid();
+        self.send(out, conn, reply_frame(xid, header_zxid, code, None), zxid);
+        self.close_conn(conn, out);
     }
 
     fn auth(
@@ -551,7 +501,7 @@ impl Processor {
     ) -> Result<(), DecodeError> {
         let packet = AuthPacket::decode(r)?;
         let c = self.conns.get(&conn).expect("connection exists");
-        let zxid = self.last_zxid;
+        let zxid = self.last_zxid();
         match acl::authenticate(
             &packet.scheme,
             &packet.auth,
@@ -565,14 +515,9 @@ impl Processor {
                         c.ids.push(id);
                     }
                 }
-                let frame = reply_frame(header.xid, 0, ErrorCode::Ok, None);
-                self.send(out, conn, frame, zxid);
+                self.send(out, conn, reply_frame(header.xid, 0, ErrorCode::Ok, None), zxid);
             }
-            Err(_) => {
-                let frame = reply_frame(header.xid, 0, ErrorCode::AuthFailed, None);
-                self.send(out, conn, frame, zxid);
-                self.close_conn(conn, out);
-            }
+            Err(_) => self.refuse(out, conn, header.xid, 0, ErrorCode::AuthFailed),
         }
         Ok(())
     }
@@ -600,7 +545,7 @@ impl Processor {
             }
         };
         let w = WatcherId(conn);
-        let zxid = self.last_zxid;
+        let zxid = self.last_zxid();
         let rel = sw.relative_zxid;
         self.rearm(out, conn, &sw.data_watches, rel, false);
         for p in &sw.exist_watches {
@@ -632,7 +577,7 @@ impl Processor {
         relative_zxid: i64,
         child: bool,
     ) {
-        let zxid = self.last_zxid;
+        let zxid = self.last_zxid();
         let changed = if child { EventType::NodeChildrenChanged } else { EventType::NodeDataChanged };
         for p in paths {
             match self.tree.get(p).map(|n| if child { n.stat.pzxid } else { n.stat.mzxid }) {
@@ -657,9 +602,8 @@ impl Processor {
         out: &mut Vec<Output>,
     ) {
         let zxid = self.next_zxid();
-        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
-        let who =
-            Requester { session_id, ids: &ids, extended_types_enabled: self.config.extended_types_enabled };
+        let ids = self.conns.get(&conn).map_or(&[][..], |c| &c.ids);
+        let who = Requester { session_id, ids, extended_types_enabled: self.config.extended_types_enabled };
         let mut view = PendingView::new(&self.tree);
         let mut txn_ops = Vec::with_capacity(ops.len());
         let mut failure = None;
@@ -672,7 +616,6 @@ impl Processor {
                 }
             }
         }
-        drop(view);
         let body = match (is_multi, failure) {
             (false, None) => TxnBody::Op(txn_ops.pop().expect("one op")),
             (false, Some((_, code))) => TxnBody::Op(TxnOp::Error { code: code.code() }),
@@ -696,22 +639,24 @@ impl Processor {
         body: &[u8],
         out: &mut Vec<Output>,
     ) -> Result<(), DecodeError> {
-        let zxid = self.tree.last_processed_zxid;
-        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
-        let session_id = self.conns.get(&conn).map(|c| c.session_id).unwrap_or(0);
-        let ctx = reply::ReadContext { tree: &self.tree, ids: &ids, session_id, watcher: WatcherId(conn) };
-        let (frame, watch) = reply::read_reply(&ctx, xid, zxid, op, body, &mut self.watches)?;
-        let _ = watch;
-        let last = self.last_zxid;
-        self.send(out, conn, frame, last);
+        let zxid = self.last_zxid();
+        let Some(c) = self.conns.get(&conn) else { return Ok(()) };
+        let ctx = reply::ReadContext {
+            tree: &self.tree,
+            ids: &c.ids,
+            session_id: c.session_id,
+            watcher: WatcherId(conn),
+        };
+        let frame = reply::read_reply(&ctx, xid, zxid, op, body, &mut self.watches)?;
+        self.send(out, conn, frame, zxid);
         Ok(())
     }
 
     fn multi_read(&mut self, conn: ConnId, xid: i32, ops: &[(OpCode, String)], out: &mut Vec<Output>) {
-        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
-        let frame = reply::multi_read_reply(&self.tree, &ids, xid, self.tree.last_processed_zxid, ops);
-        let last = self.last_zxid;
-        self.send(out, conn, frame, last);
+        let zxid = self.last_zxid();
+        let ids = self.conns.get(&conn).map_or(&[][..], |c| &c.ids);
+        let frame = reply::multi_read_reply(&self.tree, ids, xid, zxid, ops);
+        self.send(out, conn, frame, zxid);
     }
 }
 
@@ -750,44 +695,42 @@ fn decode_write(op: OpCode, r: &mut JuteReader<'_>) -> Result<Option<WriteOp>, D
     }))
 }
 
+/// Decodes the ops of a multi or multiRead: each `MultiHeader` names an op whose body
+/// `decode_op` reads (None: an op not allowed there), until the header marked done.
+fn decode_ops<T>(
+    r: &mut JuteReader<'_>,
+    mut decode_op: impl FnMut(OpCode, &mut JuteReader<'_>) -> Result<Option<T>, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut ops = Vec::new();
+    loop {
+        let h = MultiHeader::decode(r)?;
+        if h.done {
+            return Ok(ops);
+        }
+        let op = OpCode::from_i32(h.op).ok_or(DecodeError::UnknownOpcode(h.op))?;
+        ops.push(decode_op(op, r)?.ok_or(DecodeError::UnknownOpcode(h.op))?);
+    }
+}
+
 fn decode_request(op: OpCode, r: &mut JuteReader<'_>) -> Result<Request, DecodeError> {
     match op {
         OpCode::Multi => {
-            let mut ops = Vec::new();
-            loop {
-                let h = MultiHeader::decode(r)?;
-                if h.done {
-                    break;
-                }
-                let sub = OpCode::from_i32(h.op).ok_or(DecodeError::UnknownOpcode(h.op))?;
-                match decode_write(sub, r)? {
-                    Some(w) if sub != OpCode::SetAcl => ops.push(w),
-                    _ => return Err(DecodeError::UnknownOpcode(h.op)),
-                }
-            }
-            Ok(Request::Multi(ops))
+            let ops = decode_ops(r, |sub, r| match sub {
+                OpCode::SetAcl => Ok(None),
+                _ => decode_write(sub, r),
+            })?;
+            Ok(Request::Write { ops, is_multi: true })
         }
         OpCode::MultiRead => {
-            let mut ops = Vec::new();
-            loop {
-                let h = MultiHeader::decode(r)?;
-                if h.done {
-                    break;
-                }
-                let sub = OpCode::from_i32(h.op).ok_or(DecodeError::UnknownOpcode(h.op))?;
-                match sub {
-                    OpCode::GetChildren | OpCode::GetData => {
-                        let p = PathWatchRequest::decode(r)?;
-                        ops.push((sub, p.path));
-                    }
-                    _ => return Err(DecodeError::UnknownOpcode(h.op)),
-                }
-            }
+            let ops = decode_ops(r, |sub, r| match sub {
+                OpCode::GetChildren | OpCode::GetData => Ok(Some((sub, PathWatchRequest::decode(r)?.path))),
+                _ => Ok(None),
+            })?;
             Ok(Request::MultiRead(ops))
         }
-        _ => match decode_write(op, r)? {
-            Some(w) => Ok(Request::Write(w)),
-            None => Ok(Request::Read(op, r.rest().to_vec())),
-        },
+        _ => Ok(match decode_write(op, r)? {
+            Some(w) => Request::Write { ops: vec![w], is_multi: false },
+            None => Request::Read,
+        }),
     }
 }

@@ -4,10 +4,10 @@
 //! `MultiHeader` and body per result, closed by `{-1, done, -1}`; the header error of a multi
 //! is always Ok (the per-op results carry the failure).
 
-use super::{reply_frame, Jute2};
+use super::{framed, reply_frame, Jute2};
 use crate::acl;
 use crate::proto::*;
-use crate::tree::DataTree;
+use crate::tree::{DataTree, Node};
 use crate::txn::OpResult;
 use crate::watch::{WatchManager, WatcherId};
 
@@ -19,15 +19,36 @@ pub struct ReadContext<'a> {
     pub watcher: WatcherId,
 }
 
-/// A read's outcome: a frame, and whether it left a watch.
-pub type ReadOutcome = (Vec<u8>, bool);
-
-fn error_frame(xid: i32, zxid: i64, code: ErrorCode) -> ReadOutcome {
-    (reply_frame(xid, zxid, code, None), false)
+/// Why a read is not answered with data: its body did not decode, or it gets an error reply.
+enum ReadError {
+    Decode(DecodeError),
+    Reply(ErrorCode),
 }
 
-fn ok_frame(xid: i32, zxid: i64, body: &dyn Jute2) -> Vec<u8> {
-    reply_frame(xid, zxid, ErrorCode::Ok, Some(body))
+impl From<DecodeError> for ReadError {
+    fn from(e: DecodeError) -> Self {
+        ReadError::Decode(e)
+    }
+}
+
+impl From<ErrorCode> for ReadError {
+    fn from(code: ErrorCode) -> Self {
+        ReadError::Reply(code)
+    }
+}
+
+/// The node at `path` if `ids` hold `perm` on it (any of the bits): NoNode or NoAuth otherwise.
+fn readable_node<'t>(tree: &'t DataTree, ids: &[Id], path: &str, perm: i32) -> Result<&'t Node, ErrorCode> {
+    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    if acl::check_perm(tree.acl_of(node), perm, ids) {
+        Ok(node)
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+fn child_names(node: &Node) -> Vec<String> {
+    node.children.iter().map(|c| c.to_string()).collect()
 }
 
 /// Masks digest hashes for readers without ADMIN (`FinalRequestProcessor` getACL).
@@ -35,8 +56,8 @@ fn masked_acl(acl: &[Acl]) -> Vec<Acl> {
     acl.iter()
         .map(|a| {
             if a.id.scheme == "digest" {
-                let user = a.id.id.split(':').next().unwrap_or("");
-                Acl { perms: a.perms, id: Id { scheme: a.id.scheme.clone(), id: format!("{user}:x") } }
+                let id = Id { scheme: a.id.scheme.clone(), id: format!("{}:x", acl::digest_user(&a.id.id)) };
+                Acl { perms: a.perms, id }
             } else {
                 a.clone()
             }
@@ -44,7 +65,7 @@ fn masked_acl(acl: &[Acl]) -> Vec<Acl> {
         .collect()
 }
 
-/// Answers one read request.
+/// Answers one read request; `Err` only when its body does not decode.
 pub fn read_reply(
     ctx: &ReadContext<'_>,
     xid: i32,
@@ -52,149 +73,139 @@ pub fn read_reply(
     op: OpCode,
     body: &[u8],
     watches: &mut WatchManager,
-) -> Result<ReadOutcome, DecodeError> {
-    let mut r = JuteReader::new(body);
+) -> Result<Vec<u8>, DecodeError> {
+    match answer_read(ctx, xid, zxid, op, &mut JuteReader::new(body), watches) {
+        Ok(frame) => Ok(frame),
+        Err(ReadError::Reply(code)) => Ok(reply_frame(xid, zxid, code, None)),
+        Err(ReadError::Decode(e)) => Err(e),
+    }
+}
+
+fn answer_read(
+    ctx: &ReadContext<'_>,
+    xid: i32,
+    zxid: i64,
+    op: OpCode,
+    r: &mut JuteReader<'_>,
+    watches: &mut WatchManager,
+) -> Result<Vec<u8>, ReadError> {
     let tree = ctx.tree;
-    let readable = |node: &crate::tree::Node, perm: i32| acl::check_perm(tree.acl_of(node), perm, ctx.ids);
+    let ok = |body: &dyn Jute2| reply_frame(xid, zxid, ErrorCode::Ok, Some(body));
     Ok(match op {
         OpCode::Exists => {
-            let req = PathWatchRequest::decode(&mut r)?;
+            let req = PathWatchRequest::decode(r)?;
             if req.path.contains('\0') {
-                return Ok(error_frame(xid, zxid, ErrorCode::BadArguments));
+                return Err(ErrorCode::BadArguments.into());
             }
-            match tree.get(&req.path) {
-                None => {
-                    if req.watch {
-                        watches.add_data_watch(&req.path, ctx.watcher);
-                    }
-                    error_frame(xid, zxid, ErrorCode::NoNode)
-                }
-                Some(node) => {
-                    if req.watch {
-                        watches.add_data_watch(&req.path, ctx.watcher);
-                    }
-                    (ok_frame(xid, zxid, &StatResponse { stat: node.stat() }), req.watch)
-                }
+            // An exists watch is left whether or not the node is there.
+            if req.watch {
+                watches.add_data_watch(&req.path, ctx.watcher);
             }
+            let node = tree.get(&req.path).ok_or(ErrorCode::NoNode)?;
+            ok(&StatResponse { stat: node.stat() })
         }
         OpCode::GetData => {
-            let req = PathWatchRequest::decode(&mut r)?;
-            match tree.get(&req.path) {
-                None => error_frame(xid, zxid, ErrorCode::NoNode),
-                Some(node) if !readable(node, perms::READ) => error_frame(xid, zxid, ErrorCode::NoAuth),
-                Some(node) => {
-                    if req.watch {
-                        watches.add_data_watch(&req.path, ctx.watcher);
-                    }
-                    (
-                        ok_frame(xid, zxid, &GetDataResponse { data: node.data.to_vec(), stat: node.stat() }),
-                        req.watch,
-                    )
-                }
+            let req = PathWatchRequest::decode(r)?;
+            let node = readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            if req.watch {
+                watches.add_data_watch(&req.path, ctx.watcher);
             }
+            ok(&GetDataResponse { data: node.data.to_vec(), stat: node.stat() })
         }
         OpCode::GetChildren | OpCode::GetChildren2 => {
-            let req = PathWatchRequest::decode(&mut r)?;
-            match tree.get(&req.path) {
-                None => error_frame(xid, zxid, ErrorCode::NoNode),
-                Some(node) if !readable(node, perms::READ) => error_frame(xid, zxid, ErrorCode::NoAuth),
-                Some(node) => {
-                    if req.watch {
-                        watches.add_child_watch(&req.path, ctx.watcher);
-                    }
-                    let children: Vec<String> = node.children.iter().map(|c| c.to_string()).collect();
-                    let frame = if op == OpCode::GetChildren {
-                        ok_frame(xid, zxid, &GetChildrenResponse { children })
-                    } else {
-                        ok_frame(xid, zxid, &GetChildren2Response { children, stat: node.stat() })
-                    };
-                    (frame, req.watch)
-                }
+            let req = PathWatchRequest::decode(r)?;
+            let node = readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            if req.watch {
+                watches.add_child_watch(&req.path, ctx.watcher);
+            }
+            let children = child_names(node);
+            if op == OpCode::GetChildren {
+                ok(&GetChildrenResponse { children })
+            } else {
+                ok(&GetChildren2Response { children, stat: node.stat() })
             }
         }
         OpCode::GetAcl => {
-            let req = PathRequest::decode(&mut r)?;
-            match tree.get(&req.path) {
-                None => error_frame(xid, zxid, ErrorCode::NoNode),
-                Some(node) if !readable(node, perms::READ | perms::ADMIN) => {
-                    error_frame(xid, zxid, ErrorCode::NoAuth)
-                }
-                Some(node) => {
-                    let acl = tree.acl_of(node);
-                    let acl = if readable(node, perms::ADMIN) { acl.to_vec() } else { masked_acl(acl) };
-                    (ok_frame(xid, zxid, &GetAclResponse { acl, stat: node.stat() }), false)
-                }
-            }
+            let req = PathRequest::decode(r)?;
+            let node = readable_node(tree, ctx.ids, &req.path, perms::READ | perms::ADMIN)?;
+            let acl = tree.acl_of(node);
+            let acl =
+                if acl::check_perm(acl, perms::ADMIN, ctx.ids) { acl.to_vec() } else { masked_acl(acl) };
+            ok(&GetAclResponse { acl, stat: node.stat() })
         }
         OpCode::Sync => {
-            let req = PathRequest::decode(&mut r)?;
-            (ok_frame(xid, zxid, &PathRequest { path: req.path }), false)
+            let req = PathRequest::decode(r)?;
+            ok(&req)
         }
         OpCode::CheckWatches | OpCode::RemoveWatches => {
-            let req = WatchTypeRequest::decode(&mut r)?;
+            let req = WatchTypeRequest::decode(r)?;
             if !(watcher_type::CHILDREN..=watcher_type::ANY).contains(&req.watcher_type) {
                 // 3.8's WatcherType has no persistent kinds: Apache fails to decode them.
-                return Ok(error_frame(xid, zxid, ErrorCode::MarshallingError));
+                return Err(ErrorCode::MarshallingError.into());
             }
             let found = if op == OpCode::CheckWatches {
                 watches.contains_watch(&req.path, req.watcher_type, ctx.watcher)
             } else {
                 watches.remove_watches(&req.path, req.watcher_type, ctx.watcher)
             };
-            if found {
-                (reply_frame(xid, zxid, ErrorCode::Ok, None), false)
-            } else {
-                error_frame(xid, zxid, ErrorCode::NoWatcher)
+            if !found {
+                return Err(ErrorCode::NoWatcher.into());
             }
+            reply_frame(xid, zxid, ErrorCode::Ok, None)
         }
         OpCode::AddWatch => {
-            let req = AddWatchRequest::decode(&mut r)?;
+            let req = AddWatchRequest::decode(r)?;
             let recursive = match req.mode {
                 add_watch_mode::PERSISTENT => false,
                 add_watch_mode::PERSISTENT_RECURSIVE => true,
-                _ => return Ok(error_frame(xid, zxid, ErrorCode::BadArguments)),
+                _ => return Err(ErrorCode::BadArguments.into()),
             };
             watches.add_persistent_watch(&req.path, ctx.watcher, recursive);
-            (ok_frame(xid, zxid, &ErrorResponse { err: 0 }), true)
+            ok(&ErrorResponse { err: 0 })
         }
         OpCode::GetEphemerals => {
-            let req = PathRequest::decode(&mut r)?;
+            let req = PathRequest::decode(r)?;
             let prefix = req.path.trim();
             let ephemerals = tree
                 .ephemerals_of(ctx.session_id)
                 .into_iter()
                 .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix))
                 .collect();
-            (ok_frame(xid, zxid, &GetEphemeralsResponse { ephemerals }), false)
+            ok(&GetEphemeralsResponse { ephemerals })
         }
         OpCode::GetAllChildrenNumber => {
-            let req = PathRequest::decode(&mut r)?;
-            match tree.get(&req.path) {
-                None => error_frame(xid, zxid, ErrorCode::NoNode),
-                Some(node) if !readable(node, perms::READ) => error_frame(xid, zxid, ErrorCode::NoAuth),
-                Some(_) => {
-                    let total_number = tree.descendant_count(&req.path) as i32;
-                    (ok_frame(xid, zxid, &GetAllChildrenNumberResponse { total_number }), false)
-                }
-            }
+            let req = PathRequest::decode(r)?;
+            readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            ok(&GetAllChildrenNumberResponse { total_number: tree.descendant_count(&req.path) as i32 })
         }
         OpCode::WhoAmI => {
             // Apache names a digest identity by its user only (`getUserName`).
-            let user = |id: &Id| {
-                if id.scheme == "digest" {
-                    id.id.split(':').next().unwrap_or("").to_string()
-                } else {
-                    id.id.clone()
-                }
-            };
             let client_info = ctx
                 .ids
                 .iter()
-                .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: user(id) })
+                .map(|id| {
+                    let user = if id.scheme == "digest" { acl::digest_user(&id.id) } else { &id.id };
+                    ClientInfo { auth_scheme: id.scheme.clone(), user: user.to_string() }
+                })
                 .collect();
-            (ok_frame(xid, zxid, &WhoAmIResponse { client_info }), false)
+            ok(&WhoAmIResponse { client_info })
         }
-        _ => error_frame(xid, zxid, ErrorCode::Unimplemented),
+        _ => return Err(ErrorCode::Unimplemented.into()),
+    })
+}
+
+/// One failed op in a multi reply.
+fn error_result(w: &mut JuteWriter<'_>, code: i32) {
+    MultiHeader { op: OpCode::Error as i32, done: false, err: code }.encode(w);
+    ErrorResponse { err: code }.encode(w);
+}
+
+/// A multi reply: Ok header, one result per op written by `results`, then the done marker.
+fn multi_frame(xid: i32, zxid: i64, results: impl FnOnce(&mut JuteWriter<'_>)) -> Vec<u8> {
+    framed(|w| {
+        ReplyHeader { xid, zxid, err: ErrorCode::Ok.code() }.encode(w);
+        results(w);
+        MultiHeader { op: -1, done: true, err: -1 }.encode(w);
     })
 }
 
@@ -206,89 +217,65 @@ pub fn multi_read_reply(
     zxid: i64,
     ops: &[(OpCode, String)],
 ) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut w = JuteWriter::new(&mut body);
-    for (op, path) in ops {
-        match tree.get(path) {
-            None => error_result(&mut w, ErrorCode::NoNode),
-            Some(node) if !acl::check_perm(tree.acl_of(node), perms::READ, ids) => {
-                error_result(&mut w, ErrorCode::NoAuth)
-            }
-            Some(node) => {
-                MultiHeader { op: *op as i32, done: false, err: 0 }.encode(&mut w);
-                if *op == OpCode::GetData {
-                    GetDataResponse { data: node.data.to_vec(), stat: node.stat() }.encode(&mut w);
-                } else {
-                    let children: Vec<String> = node.children.iter().map(|c| c.to_string()).collect();
-                    GetChildrenResponse { children }.encode(&mut w);
+    multi_frame(xid, zxid, |w| {
+        for (op, path) in ops {
+            match readable_node(tree, ids, path, perms::READ) {
+                Err(code) => error_result(w, code.code()),
+                Ok(node) => {
+                    MultiHeader { op: *op as i32, done: false, err: 0 }.encode(w);
+                    if *op == OpCode::GetData {
+                        GetDataResponse { data: node.data.to_vec(), stat: node.stat() }.encode(w);
+                    } else {
+                        GetChildrenResponse { children: child_names(node) }.encode(w);
+                    }
                 }
             }
         }
-    }
-    MultiHeader { op: -1, done: true, err: -1 }.encode(&mut w);
-    raw_body_frame(xid, zxid, ErrorCode::Ok, &body)
+    })
 }
 
-fn error_result(w: &mut JuteWriter<'_>, code: ErrorCode) {
-    MultiHeader { op: OpCode::Error as i32, done: false, err: code.code() }.encode(w);
-    ErrorResponse { err: code.code() }.encode(w);
-}
-
-fn raw_body_frame(xid: i32, zxid: i64, err: ErrorCode, body: &[u8]) -> Vec<u8> {
-    let mut frame = reply_frame(xid, zxid, err, None);
-    frame.extend_from_slice(body);
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    frame
-}
-
-/// The reply to a write, from the request's ops and the apply results.
+/// The reply to a write, from the request's opcode and the apply results.
 pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_multi: bool) -> Vec<u8> {
-    if !is_multi {
-        let result =
-            results.first().cloned().unwrap_or(OpResult::Error { code: ErrorCode::SystemError.code() });
-        return match result {
-            OpResult::Error { code } => {
-                reply_frame(xid, zxid, ErrorCode::from_i32(code).unwrap_or(ErrorCode::SystemError), None)
-            }
-            OpResult::Created { path, stat } => {
-                if op == OpCode::Create {
-                    ok_frame(xid, zxid, &CreateResponse { path })
-                } else {
-                    ok_frame(xid, zxid, &Create2Response { path, stat })
-                }
-            }
-            OpResult::DataSet { stat } | OpResult::AclSet { stat } => {
-                ok_frame(xid, zxid, &StatResponse { stat })
-            }
-            _ => reply_frame(xid, zxid, ErrorCode::Ok, None),
-        };
+    if is_multi {
+        return multi_frame(xid, zxid, |w| results.iter().for_each(|result| multi_result(w, result)));
     }
-    let mut body = Vec::new();
-    let mut w = JuteWriter::new(&mut body);
-    for result in results {
-        match result {
-            OpResult::Error { code } => {
-                MultiHeader { op: OpCode::Error as i32, done: false, err: *code }.encode(&mut w);
-                ErrorResponse { err: *code }.encode(&mut w);
-            }
-            OpResult::Created { path, .. } => {
-                // Apache 3.8 answers every create inside a multi with a plain create result
-                // (path only, ZOOKEEPER-4026), whatever create opcode was sent.
-                MultiHeader { op: OpCode::Create as i32, done: false, err: 0 }.encode(&mut w);
-                CreateResponse { path: path.clone() }.encode(&mut w);
-            }
-            OpResult::Deleted => {
-                MultiHeader { op: OpCode::Delete as i32, done: false, err: 0 }.encode(&mut w)
-            }
-            OpResult::DataSet { stat } => {
-                MultiHeader { op: OpCode::SetData as i32, done: false, err: 0 }.encode(&mut w);
-                StatResponse { stat: stat.clone() }.encode(&mut w);
-            }
-            OpResult::Checked => MultiHeader { op: OpCode::Check as i32, done: false, err: 0 }.encode(&mut w),
-            OpResult::AclSet { .. } | OpResult::SessionCreated | OpResult::SessionClosed => {}
+    let ok = |body: &dyn Jute2| reply_frame(xid, zxid, ErrorCode::Ok, Some(body));
+    match results.first() {
+        None => reply_frame(xid, zxid, ErrorCode::SystemError, None),
+        Some(OpResult::Error { code }) => {
+            reply_frame(xid, zxid, ErrorCode::from_i32(*code).unwrap_or(ErrorCode::SystemError), None)
         }
+        Some(OpResult::Created { path, .. }) if op == OpCode::Create => {
+            ok(&CreateResponse { path: path.clone() })
+        }
+        Some(OpResult::Created { path, stat }) => {
+            ok(&Create2Response { path: path.clone(), stat: stat.clone() })
+        }
+        Some(OpResult::DataSet { stat } | OpResult::AclSet { stat }) => {
+            ok(&StatResponse { stat: stat.clone() })
+        }
+        Some(_) => reply_frame(xid, zxid, ErrorCode::Ok, None),
     }
-    MultiHeader { op: -1, done: true, err: -1 }.encode(&mut w);
-    raw_body_frame(xid, zxid, ErrorCode::Ok, &body)
+}
+
+/// One op's result inside a multi reply.
+fn multi_result(w: &mut JuteWriter<'_>, result: &OpResult) {
+    let header =
+        |w: &mut JuteWriter<'_>, op: OpCode| MultiHeader { op: op as i32, done: false, err: 0 }.encode(w);
+    match result {
+        OpResult::Error { code } => error_result(w, *code),
+        OpResult::Created { path, .. } => {
+            // Apache 3.8 answers every create inside a multi with a plain create result
+            // (path only, ZOOKEEPER-4026), whatever create opcode was sent.
+            header(w, OpCode::Create);
+            CreateResponse { path: path.clone() }.encode(w);
+        }
+        OpResult::Deleted => header(w, OpCode::Delete),
+        OpResult::DataSet { stat } => {
+            header(w, OpCode::SetData);
+            StatResponse { stat: stat.clone() }.encode(w);
+        }
+        OpResult::Checked => header(w, OpCode::Check),
+        OpResult::AclSet { .. } | OpResult::SessionCreated | OpResult::SessionClosed => {}
+    }
 }
