@@ -119,6 +119,8 @@ pub struct Config {
     pub sync_limit: u32,
     /// `snapCount`: transactions between snapshots.
     pub snap_count: u64,
+    /// Container/TTL reaper period (`znode.container.checkIntervalMs`, default 60000).
+    pub container_check_interval_ms: u64,
     /// `autopurge.snapRetainCount` (at least 3).
     pub autopurge_snap_retain_count: u32,
     /// `autopurge.purgeInterval`, hours (0 = never purge).
@@ -238,6 +240,7 @@ impl Config {
             init_limit: 0,
             sync_limit: 0,
             snap_count: 100_000,
+            container_check_interval_ms: 60_000,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
             force_sync: true,
@@ -352,6 +355,10 @@ impl Config {
                             return Err(bad(key, value, "is not a digest (expected user:base64-sha1, e.g. super:D/InIHSb7yEEbrWz8b9l71RjZJU=)"))
                         }
                     }
+                }
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval_ms =
+                        parse_int(key, value, 1, i64::MAX, "an integer >= 1 (milliseconds)")? as u64;
                 }
                 "snapCount" => {
                     cfg.snap_count = parse_int(key, value, 2, i64::MAX, "an integer >= 2 (transactions)")? as u64;
@@ -581,6 +588,7 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "jute.maxbuffer",
     "DigestAuthenticationProvider.superDigest",
     "snapCount",
+    "znode.container.checkIntervalMs",
     "forceSync",
     "globalOutstandingLimit",
     "preAllocSize",

@@ -167,7 +167,7 @@ impl DataRole {
                 Vec::new()
             }
             ToData::FourLetter { conn, word } => {
-                let text = self.status.respond(&mut self.processor.borrow_mut(), &word);
+                let text = self.status.respond(&self.processor.borrow(), &word);
                 let mut outputs = Vec::new();
                 if let Some(text) = text {
                     outputs.push(Output::Send { conn, frame: text.into_bytes(), zxid: 0 });

@@ -123,6 +123,8 @@ impl NetworkCore {
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             match bytes {
+                // An idle writer takes the frame as it is; a busy one gets it appended.
+                Some(b) if o.bytes.is_empty() => o.bytes = b,
                 Some(b) => o.bytes.extend_from_slice(&b),
                 None => o.close = true,
             }

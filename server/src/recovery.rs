@@ -133,7 +133,9 @@ fn zero_range(path: &Path, from: u64, to: u64) -> Result<(), RecoveryError> {
     file.sync_data().map_err(io_error(path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), RecoveryError> {
+/// Deletes a segment that holds nothing acknowledged, durably (the directory is synced).
+fn remove_segment(dir: &Path, path: &Path) -> Result<(), RecoveryError> {
+    std::fs::remove_file(path).map_err(io_error(path))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
 }
 
@@ -229,8 +231,7 @@ pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Rec
                 "{}: removing an empty log segment left by a crash (no header written)",
                 path.display()
             );
-            std::fs::remove_file(&path).map_err(io_error(&path))?;
-            sync_dir(dir)?;
+            remove_segment(dir, &path)?;
             continue;
         }
         let scanned = scan_segment(&path, &bytes, |record| processor.replay(record.txn, now_ms))?;
@@ -241,8 +242,7 @@ pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Rec
         }
         let Some(last_zxid) = scanned.last_zxid else {
             log::warn!("{}: removing the last log segment: it holds no complete record", path.display());
-            std::fs::remove_file(&path).map_err(io_error(&path))?;
-            sync_dir(dir)?;
+            remove_segment(dir, &path)?;
             continue;
         };
         recovered.last_zxid = last_zxid;

@@ -37,15 +37,6 @@ fn placement(config: &Config, core: Option<usize>) -> Placement {
 
 /// The processor settings a config implies.
 pub fn processor_config(config: &Config) -> ProcessorConfig {
-    let container_check_interval_ms = config
-        .raw
-        .iter()
-        .rev()
-        .find(|(k, _)| {
-            k == "znode.container.checkIntervalMs" || k == "zookeeper.znode.container.checkIntervalMs"
-        })
-        .and_then(|(_, v)| v.trim().parse::<i64>().ok())
-        .unwrap_or(60_000);
     ProcessorConfig {
         tick_ms: config.tick_time_ms as i64,
         min_session_timeout_ms: config.min_session_timeout_ms as i32,
@@ -53,7 +44,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         extended_types_enabled: config.extended_types_enabled,
         super_digest: config.super_digest.clone(),
         server_id: 0,
-        container_check_interval_ms,
+        container_check_interval_ms: config.container_check_interval_ms as i64,
     }
 }
 

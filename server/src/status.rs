@@ -56,7 +56,7 @@ impl StatusSource {
     }
 
     /// The reply to a four-letter word, or None when it is not one.
-    pub fn respond(&self, processor: &mut Processor, word: &[u8; 4]) -> Option<String> {
+    pub fn respond(&self, processor: &Processor, word: &[u8; 4]) -> Option<String> {
         let status = self.snapshot(processor);
         four_letter::respond(word, &self.whitelist, &status)
     }
@@ -92,8 +92,7 @@ impl StatusSource {
                 latency: Default::default(),
             })
             .collect();
-        let session_of =
-            |w: u64| p.connections().find(|(id, _)| **id == w).map(|(_, c)| c.session_id).unwrap_or(0);
+        let session_of = |w: u64| p.connection(w).map_or(0, |c| c.session_id);
         s.watches_by_session =
             p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
         s.watches_by_path = p

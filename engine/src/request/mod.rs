@@ -166,6 +166,10 @@ impl Processor {
         self.conns.iter()
     }
 
+    pub fn connection(&self, conn: ConnId) -> Option<&Connection> {
+        self.conns.get(&conn)
+    }
+
     /// The zxid of the next txn; it becomes the last one when that txn is committed.
     fn next_zxid(&self) -> i64 {
         self.tree.last_processed_zxid + 1
