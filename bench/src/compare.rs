@@ -204,14 +204,16 @@ pub fn run_compare(
     }
     let ringkeeper_kind = ServerKind::Ringkeeper { binary: config.ringkeeper_binary.clone() };
     let apache_kind = ServerKind::Apache { java: config.java.clone() };
-    let mut ringkeeper = ServerProcess::start(&ringkeeper_kind, config.servers, &config.data_root)?;
-    let mut apache = ServerProcess::start(&apache_kind, config.servers, &config.data_root)?;
+    let ringkeeper = ServerProcess::start(&ringkeeper_kind, config.servers, &config.data_root)?;
+    let apache = ServerProcess::start(&apache_kind, config.servers, &config.data_root)?;
+    // Side 0 is ringkeeper, side 1 Apache, here and in `runs`.
+    let mut servers = [ringkeeper, apache];
     let mut runs: Vec<[Vec<LoadReport>; 2]> = vec![[Vec::new(), Vec::new()]; config.cases.len()];
     for repeat in 0..config.repeat {
         for (case_index, case) in config.cases.iter().enumerate() {
             let order = if repeat % 2 == 0 { [0, 1] } else { [1, 0] };
             for side in order {
-                let server = if side == 0 { &mut ringkeeper } else { &mut apache };
+                let server = &mut servers[side];
                 if !server.is_running() {
                     return Err(BenchError::Server(format!(
                         "{} died; log:\n{}",
@@ -235,8 +237,7 @@ pub fn run_compare(
             }
         }
     }
-    drop(ringkeeper);
-    drop(apache);
+    drop(servers);
     let cases = config
         .cases
         .iter()

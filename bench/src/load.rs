@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ringkeeper_engine::proto::{
-    DeleteRequest, ErrorCode, GetChildrenResponse, Jute, OpCode, PathWatchRequest,
+    self, DeleteRequest, ErrorCode, GetChildrenResponse, Jute, OpCode, PathWatchRequest,
 };
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -150,6 +150,12 @@ struct Interval {
     errors: u64,
 }
 
+impl Interval {
+    fn new() -> Interval {
+        Interval { histogram: new_histogram(), ops: 0, errors: 0 }
+    }
+}
+
 /// Everything sessions of one run share.
 struct RunContext {
     clock: Clock,
@@ -175,12 +181,7 @@ impl RunContext {
 
     fn take_interval(&self) -> Interval {
         let mut interval = self.interval.lock().unwrap_or_else(|e| e.into_inner());
-        let taken =
-            Interval { histogram: interval.histogram.clone(), ops: interval.ops, errors: interval.errors };
-        interval.histogram.reset();
-        interval.ops = 0;
-        interval.errors = 0;
-        taken
+        std::mem::replace(&mut *interval, Interval::new())
     }
 }
 
@@ -240,7 +241,7 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         pace: shape.rate_ops_per_s.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
         ping_every,
         seed: shape.seed,
-        interval: Mutex::new(Interval { histogram: new_histogram(), ops: 0, errors: 0 }),
+        interval: Mutex::new(Interval::new()),
     });
     let progress = tokio::spawn(progress_loop(context.clone(), shape.progress));
     let tasks: Vec<_> = sessions
@@ -418,22 +419,23 @@ async fn read_loop(
         SessionResult { histogram: new_histogram(), ops: 0, errors: BTreeMap::new(), note: None };
     let mut frame = Vec::new();
     let lost = loop {
-        let failure = match timeout_at(clock.drain_deadline.into(), read_frame(&mut reader, &mut frame)).await
-        {
-            Err(_) => Some(("timeout".to_string(), "no reply before the drain deadline".to_string())),
-            Ok(Err(e)) => Some(("connection".to_string(), e.to_string())),
-            Ok(Ok(())) => None,
-        };
-        if let Some((kind, why)) = failure {
-            result.note = Some(why);
-            break Some(kind);
+        match timeout_at(clock.drain_deadline.into(), read_frame(&mut reader, &mut frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                result.note = Some(e.to_string());
+                break Some("connection");
+            }
+            Err(_) => {
+                result.note = Some("no reply before the drain deadline".to_string());
+                break Some("timeout");
+            }
         }
         let now = Instant::now();
         let header = match split_reply(&frame) {
             Ok((header, _)) => header,
             Err(e) => {
                 result.note = Some(e.to_string());
-                break Some("protocol".to_string());
+                break Some("protocol");
             }
         };
         if is_unsolicited(header.xid) {
@@ -446,7 +448,7 @@ async fn read_loop(
                     "reply xid {} does not match the request in flight ({other:?})",
                     header.xid
                 ));
-                break Some("protocol".to_string());
+                break Some("protocol");
             }
         };
         if pending.kind.is_none() {
@@ -470,7 +472,7 @@ async fn read_loop(
         while let Ok(p) = rx.try_recv() {
             count += u64::from(p.kind.is_some() && clock.measured(p.intended));
         }
-        result.error(kind.clone(), count.max(1));
+        result.error(kind.to_string(), count.max(1));
     }
     result
 }
@@ -497,16 +499,7 @@ async fn write_loop(
             if next_due >= clock.end {
                 break;
             }
-            while Instant::now() < next_due {
-                let ping_due = last_write + context.ping_every;
-                tokio::time::sleep_until(next_due.min(ping_due).into()).await;
-                if Instant::now() >= ping_due {
-                    buf.clear();
-                    push_request(&mut buf, ringkeeper_engine::proto::xid::PING, OpCode::Ping as i32, &[]);
-                    writer.write_all(&buf).await?;
-                    last_write = Instant::now();
-                }
-            }
+            wait_until_due(context, writer, next_due, &mut last_write).await?;
         } else if Instant::now() >= clock.end {
             break;
         }
@@ -552,8 +545,29 @@ async fn write_loop(
         Err(_) => return Err(BenchError::Timeout("requests still in flight at the drain deadline".into())),
     };
     buf.clear();
-    push_request(&mut buf, xid, OpCode::CloseSession as i32, &[]);
+    push_request(&mut buf, xid, OpCode::CloseSession, &[]);
     permit.send(Pending { xid, intended: Instant::now(), kind: None });
     writer.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Open loop: sleeps until `due`, pinging whenever the connection has been quiet for
+/// `ping_every`, so a slow schedule cannot let the session expire.
+async fn wait_until_due(
+    context: &RunContext,
+    writer: &mut OwnedWriteHalf,
+    due: Instant,
+    last_write: &mut Instant,
+) -> Result<(), BenchError> {
+    while Instant::now() < due {
+        let ping_due = *last_write + context.ping_every;
+        tokio::time::sleep_until(due.min(ping_due).into()).await;
+        if Instant::now() >= ping_due {
+            let mut ping = Vec::new();
+            push_request(&mut ping, proto::xid::PING, OpCode::Ping, &[]);
+            writer.write_all(&ping).await?;
+            *last_write = Instant::now();
+        }
+    }
     Ok(())
 }

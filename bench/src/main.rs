@@ -239,15 +239,15 @@ fn main() -> anyhow::Result<()> {
                     .collect::<Result<Vec<Case>, String>>()
                     .map_err(anyhow::Error::msg)?
             } else {
-                args.cases.clone()
+                args.cases
             };
             let config = CompareConfig {
                 cases,
                 repeat: args.repeat,
                 servers: args.servers,
-                ringkeeper_binary: args.ringkeeper_bin.clone().unwrap_or_else(default_ringkeeper_binary),
-                java: args.java.clone(),
-                data_root: args.data_root.clone().unwrap_or_else(std::env::temp_dir),
+                ringkeeper_binary: args.ringkeeper_bin.unwrap_or_else(default_ringkeeper_binary),
+                java: args.java,
+                data_root: args.data_root.unwrap_or_else(std::env::temp_dir),
                 shape: args.shape.shape()?,
             };
             let report = run_compare(&config, |what, run| eprint!("== {what}\n{}", run.table()))?;
@@ -262,7 +262,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Floor(args) => {
             let config = FloorConfig {
-                dir: args.dir.clone().unwrap_or_else(std::env::temp_dir),
+                dir: args.dir.unwrap_or_else(std::env::temp_dir),
                 fsyncs: args.fsyncs,
                 round_trips: args.round_trips,
                 time_limit: Duration::from_secs(args.time_limit_s),

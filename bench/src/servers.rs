@@ -6,8 +6,7 @@
 //! A [`ServerProcess`] is killed when dropped, so an error or a panic never leaves one behind.
 //! Invariant: both kinds get the same zoo.cfg lines apart from paths and ports.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,21 +160,6 @@ impl ServerProcess {
     /// `127.0.0.1:port`.
     pub fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The answer to a four-letter word; empty if the server does not answer.
-    pub fn four_letter(&self, word: &str) -> String {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return String::new();
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        if stream.write_all(word.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
     }
 
     /// The last 4 KiB of the server's log.

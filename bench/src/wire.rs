@@ -11,6 +11,7 @@ use std::time::Duration;
 use ringkeeper_engine::proto::{
     self, ConnectRequest, ConnectResponse, Jute, JuteReader, JuteWriter, OpCode, ReplyHeader, RequestHeader,
 };
+use ringkeeper_engine::request::record_frame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -27,11 +28,25 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const PIPELINE_DEPTH_MAX: usize = 256;
 
 /// Appends one request frame: length, `RequestHeader`, then the encoded body.
-pub fn push_request(out: &mut Vec<u8>, xid: i32, op: i32, body: &[u8]) {
-    let length = (RequestHeader::default().to_bytes().len() + body.len()) as u32;
-    out.extend_from_slice(&length.to_be_bytes());
-    RequestHeader { xid, op }.encode(&mut JuteWriter::new(out));
-    out.extend_from_slice(body);
+pub fn push_request(out: &mut Vec<u8>, xid: i32, op: OpCode, body: &[u8]) {
+    push_request_with(out, xid, op, |w| w.out.extend_from_slice(body));
+}
+
+/// Appends one request frame whose body `encode_body` writes in place (no intermediate
+/// buffer); the length is filled in afterwards.
+pub fn push_request_with(
+    out: &mut Vec<u8>,
+    xid: i32,
+    op: OpCode,
+    encode_body: impl FnOnce(&mut JuteWriter<'_>),
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut writer = JuteWriter::new(out);
+    RequestHeader { xid, op: op as i32 }.encode(&mut writer);
+    encode_body(&mut writer);
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_be_bytes());
 }
 
 /// Reads one frame's payload into `buf` (replacing its contents).
@@ -95,11 +110,8 @@ impl Session {
         let mut reader = BufReader::with_capacity(64 * 1024, read_half);
         let request =
             ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
-        let body = request.to_bytes();
-        let mut frame = Vec::with_capacity(body.len() + 4);
-        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&body);
-        writer.write_all(&frame).await?;
+        writer.write_all(&record_frame(&request)).await?;
+        let mut frame = Vec::new();
         read_frame(&mut reader, &mut frame).await?;
         let response = ConnectResponse::from_bytes(&frame)
             .map_err(|e| BenchError::Protocol(format!("connect response: {e}")))?;
@@ -137,12 +149,12 @@ impl Session {
             out.clear();
             let first_xid = self.next_xid;
             for (op, body) in chunk {
-                push_request(&mut out, self.next_xid, *op as i32, body);
+                push_request(&mut out, self.next_xid, *op, body);
                 self.next_xid = next_xid(self.next_xid);
             }
             self.writer.write_all(&out).await?;
             let mut expected = first_xid;
-            while replies.len() < requests.len() && expected != self.next_xid {
+            while expected != self.next_xid {
                 read_frame(&mut self.reader, &mut self.frame).await?;
                 let (header, body) = split_reply(&self.frame)?;
                 if is_unsolicited(header.xid) {
@@ -185,7 +197,7 @@ mod tests {
     #[test]
     fn request_frame_is_length_header_body() {
         let mut out = Vec::new();
-        push_request(&mut out, 7, OpCode::Ping as i32, &[1, 2]);
+        push_request(&mut out, 7, OpCode::Ping, &[1, 2]);
         assert_eq!(out, [0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 11, 1, 2]);
         assert_eq!(next_xid(i32::MAX), 1);
     }

@@ -4,13 +4,14 @@
 //! with its own seeded [`SplitMix64`], so a run is reproducible from `--seed`. Keys are the
 //! znodes `<base>/k<i>` created before the load; creates go under `<base>/c`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use ringkeeper_engine::acl::open_acl_unsafe;
 use ringkeeper_engine::proto::{CreateRequest, Jute, OpCode, PathWatchRequest, SetDataRequest};
 
-use crate::wire::push_request;
+use crate::wire::push_request_with;
 use crate::BenchError;
 
 /// The kind of znode a create workload makes.
@@ -108,37 +109,51 @@ pub enum OpKind {
 }
 
 /// Paths and request bodies of one run, encoded once with the engine's jute records.
+///
+/// Every body the load sends is its path followed by fields that are the same for every op
+/// of the run; those are encoded once here (`*_after_path`), so an op costs two copies and
+/// no encoding, and the value is held once rather than once per key.
 pub struct Templates {
     pub base: String,
     pub key_paths: Vec<String>,
     pub create_dir: String,
     mix: OpMix,
     data: Vec<u8>,
-    get_bodies: Vec<Vec<u8>>,
-    set_bodies: Vec<Vec<u8>>,
+    /// getData's body after the path: `watch = false`.
+    get_after_path: Vec<u8>,
+    /// The write op's body after the path: setData's data and version, or create's data,
+    /// ACL and flags.
+    write_after_path: Vec<u8>,
+}
+
+/// The encoding of `record` without its path, which must be its first field and empty.
+fn after_path(record: impl Jute) -> Vec<u8> {
+    let mut bytes = record.to_bytes();
+    debug_assert_eq!(bytes[..4], [0; 4], "an empty path is a zero length");
+    bytes.split_off(4)
 }
 
 impl Templates {
     /// Keys `<base>/k0..k<keys>`, values of `size_bytes` bytes.
     pub fn new(base: &str, keys: usize, size_bytes: usize, mix: OpMix) -> Templates {
         let data: Vec<u8> = (0..size_bytes).map(|i| b'a' + (i % 26) as u8).collect();
-        let key_paths: Vec<String> = (0..keys).map(|i| format!("{base}/k{i}")).collect();
-        let get_bodies = key_paths
-            .iter()
-            .map(|path| PathWatchRequest { path: path.clone(), watch: false }.to_bytes())
-            .collect();
-        let set_bodies = key_paths
-            .iter()
-            .map(|path| SetDataRequest { path: path.clone(), data: data.clone(), version: -1 }.to_bytes())
-            .collect();
+        let get_after_path = after_path(PathWatchRequest { path: String::new(), watch: false });
+        let write_after_path = match mix.write {
+            WriteOp::SetData => {
+                after_path(SetDataRequest { path: String::new(), data: data.clone(), version: -1 })
+            }
+            WriteOp::Create(kind) => {
+                after_path(Self::create_request(String::new(), data.clone(), kind.flag()))
+            }
+        };
         Templates {
             base: base.to_string(),
+            key_paths: (0..keys).map(|i| format!("{base}/k{i}")).collect(),
             create_dir: format!("{base}/c"),
-            key_paths,
             mix,
             data,
-            get_bodies,
-            set_bodies,
+            get_after_path,
+            write_after_path,
         }
     }
 
@@ -149,7 +164,11 @@ impl Templates {
 
     /// The body of a create of `path` holding `data` with the `CreateMode` flag, open ACL.
     pub fn create_body(path: String, data: Vec<u8>, flags: i32) -> Vec<u8> {
-        CreateRequest { path, data, acl: open_acl_unsafe(), flags }.to_bytes()
+        Self::create_request(path, data, flags).to_bytes()
+    }
+
+    fn create_request(path: String, data: Vec<u8>, flags: i32) -> CreateRequest {
+        CreateRequest { path, data, acl: open_acl_unsafe(), flags }
     }
 
     /// Draws the next op of a session.
@@ -169,10 +188,11 @@ impl Templates {
         session: usize,
         serial: u64,
     ) {
-        match (kind, self.mix.write) {
-            (OpKind::Read, _) => push_request(out, xid, OpCode::GetData as i32, &self.get_bodies[key]),
+        let key_path = self.key_paths[key].as_str();
+        let (op, path, after_path) = match (kind, self.mix.write) {
+            (OpKind::Read, _) => (OpCode::GetData, Cow::Borrowed(key_path), &self.get_after_path),
             (OpKind::Write, WriteOp::SetData) => {
-                push_request(out, xid, OpCode::SetData as i32, &self.set_bodies[key])
+                (OpCode::SetData, Cow::Borrowed(key_path), &self.write_after_path)
             }
             (OpKind::Write, WriteOp::Create(create)) => {
                 let path = if create.is_sequential() {
@@ -180,10 +200,13 @@ impl Templates {
                 } else {
                     format!("{}/s{session}-{serial}", self.create_dir)
                 };
-                let body = Self::create_body(path, self.data.clone(), create.flag());
-                push_request(out, xid, OpCode::Create as i32, &body);
+                (OpCode::Create, Cow::Owned(path), &self.write_after_path)
             }
-        }
+        };
+        push_request_with(out, xid, op, |w| {
+            w.write_string(&path);
+            w.out.extend_from_slice(after_path);
+        });
     }
 }
 
@@ -221,6 +244,32 @@ mod tests {
             assert_eq!(kind.to_string(), name);
         }
         assert!("sometimes".parse::<CreateKind>().is_err());
+    }
+
+    #[test]
+    fn ops_encode_as_the_engine_records() {
+        let frame = |op: OpCode, body: Vec<u8>| {
+            let mut out = Vec::new();
+            crate::wire::push_request(&mut out, 9, op, &body);
+            out
+        };
+        let op_frame = |t: &Templates, kind, key, serial| {
+            let mut out = Vec::new();
+            t.push_op(&mut out, 9, kind, key, 3, serial);
+            out
+        };
+        let set = Templates::new("/b", 3, 5, OpMix { read_percent: 50, write: WriteOp::SetData });
+        let get_body = PathWatchRequest { path: "/b/k1".into(), watch: false }.to_bytes();
+        assert_eq!(op_frame(&set, OpKind::Read, 1, 0), frame(OpCode::GetData, get_body));
+        let set_body = SetDataRequest { path: "/b/k2".into(), data: set.data().to_vec(), version: -1 };
+        assert_eq!(op_frame(&set, OpKind::Write, 2, 0), frame(OpCode::SetData, set_body.to_bytes()));
+        for (kind, name) in
+            [(CreateKind::Persistent, "/b/c/s3-7"), (CreateKind::EphemeralSequential, "/b/c/s3-")]
+        {
+            let t = Templates::new("/b", 3, 5, OpMix { read_percent: 0, write: WriteOp::Create(kind) });
+            let body = Templates::create_body(name.into(), t.data().to_vec(), kind.flag());
+            assert_eq!(op_frame(&t, OpKind::Write, 0, 7), frame(OpCode::Create, body));
+        }
     }
 
     #[test]
