@@ -98,8 +98,8 @@ expect_not() {
 }
 
 start_session one
+# The hex digits after "0x" (the last grep cannot match across the "x").
 session_hex=$(grep -Eo '^Got a new session id: 0x[0-9a-f]+$' "$log" | grep -Eo '[0-9a-f]+$')
-session_hex=${session_hex#0x}
 echo "session id: $session_hex"
 
 send "create /cm"

@@ -44,6 +44,15 @@ def check_eq(actual, expected, what):
         raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
 
 
+def check_raises(exc_type, call, what):
+    """Asserts that `call()` raises `exc_type`; `what` names the call that must not succeed."""
+    try:
+        call()
+    except exc_type:
+        return
+    raise AssertionError(f"{what} succeeded")
+
+
 def wait_until(pred, timeout_s, what):
     """Polls `pred` every 20 ms until it is true; fails after `timeout_s` seconds."""
     deadline = time.monotonic() + timeout_s
@@ -73,11 +82,56 @@ def connect(hosts, **kwargs):
     return client
 
 
+def close(*clients):
+    """Stops and closes each KazooClient, in order."""
+    for client in clients:
+        client.stop()
+        client.close()
+
+
 def start_thread(target, *args):
     """A daemon thread (so a stuck recipe never keeps the process alive past the deadline)."""
     t = threading.Thread(target=target, args=args, daemon=True)
     t.start()
     return t
+
+
+def in_background(call):
+    """Runs `call()` in a daemon thread; returns a threading.Event set once it returned and
+    a list that then holds its result."""
+    done = threading.Event()
+    result = []
+
+    def target():
+        result.append(call())
+        done.set()
+
+    start_thread(target)
+    return done, result
+
+
+class Recorder:
+    """A callback for kazoo's event threads that records what it is called with; the main
+    thread waits for the n-th call with `reached` or `wait`."""
+
+    def __init__(self):
+        self.calls = []
+        self._cv = threading.Condition()
+
+    def __call__(self, item):
+        with self._cv:
+            self.calls.append(item)
+            self._cv.notify_all()
+
+    def reached(self, n, timeout_s=CALL_TIMEOUT_S):
+        """Whether at least `n` calls were recorded within `timeout_s`."""
+        with self._cv:
+            return self._cv.wait_for(lambda: len(self.calls) >= n, timeout_s)
+
+    def wait(self, n, timeout_s, what):
+        """Waits for the `n`-th call; fails after `timeout_s` seconds."""
+        if not self.reached(n, timeout_s):
+            raise AssertionError(f"timed out after {timeout_s}s waiting for: {what}")
 
 
 def run(main, total_deadline_s):

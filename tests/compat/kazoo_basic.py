@@ -34,8 +34,11 @@ from kazoo.security import make_acl, make_digest_acl, make_digest_acl_credential
 from compat_common import (
     CALL_TIMEOUT_S,
     SESSION_TIMEOUT_S,
+    Recorder,
     check,
     check_eq,
+    check_raises,
+    close,
     connect,
     run,
     step,
@@ -62,21 +65,10 @@ def crud(zk):
     check(abs(st.ctime / 1000.0 - time.time()) < 120, f"ctime is wall-clock ms, got {st.ctime}")
     check_eq(zk.exists("/kb"), st, "exists() returns the same Stat as get()")
     check_eq(zk.exists("/kb-missing"), None, "exists() of a missing node")
-    try:
-        zk.create("/kb", b"again")
-        raise AssertionError("second create of /kb succeeded")
-    except NodeExistsError:
-        pass
-    try:
-        zk.get("/kb-missing")
-        raise AssertionError("get of a missing node succeeded")
-    except NoNodeError:
-        pass
-    try:
-        zk.create("/kb-missing/child", b"")
-        raise AssertionError("create under a missing parent succeeded")
-    except NoNodeError:
-        pass
+    check_raises(NodeExistsError, lambda: zk.create("/kb", b"again"), "second create of /kb")
+    check_raises(NoNodeError, lambda: zk.get("/kb-missing"), "get of a missing node")
+    check_raises(NoNodeError, lambda: zk.create("/kb-missing/child", b""),
+                 "create under a missing parent")
     check_eq(zk.get("/")[0], b"", "data of /")
     check("zookeeper" in zk.get_children("/"), "/zookeeper is listed under /")
 
@@ -88,11 +80,8 @@ def crud(zk):
     check_eq(st1.dataLength, 7, "dataLength after set")
     st2 = zk.set("/kb", b"value-2", version=1)
     check_eq(st2.version, 2, "version after a conditional set")
-    try:
-        zk.set("/kb", b"stale", version=1)
-        raise AssertionError("set with a stale version succeeded")
-    except BadVersionError:
-        pass
+    check_raises(BadVersionError, lambda: zk.set("/kb", b"stale", version=1),
+                 "set with a stale version")
     check_eq(zk.get("/kb")[0], b"value-2", "data unchanged by the failed set")
     st_empty = zk.set("/kb", b"")
     check_eq(st_empty.dataLength, 0, "dataLength of empty data")
@@ -114,26 +103,15 @@ def crud(zk):
     c_st = zk.exists("/kb/c")
     check_eq(pst.pzxid, c_st.czxid, "parent pzxid == czxid of the newest child")
     check_eq(pst.version, 4, "parent data version not changed by child creates")
-    try:
-        zk.delete("/kb")
-        raise AssertionError("delete of a node with children succeeded")
-    except NotEmptyError:
-        pass
-    try:
-        zk.delete("/kb/a", version=7)
-        raise AssertionError("delete with a wrong version succeeded")
-    except BadVersionError:
-        pass
+    check_raises(NotEmptyError, lambda: zk.delete("/kb"), "delete of a node with children")
+    check_raises(BadVersionError, lambda: zk.delete("/kb/a", version=7),
+                 "delete with a wrong version")
     zk.delete("/kb/a", version=0)
     pst2 = zk.exists("/kb")
     check_eq(pst2.numChildren, 2, "numChildren after a delete")
     check_eq(pst2.cversion, 4, "cversion counts deletes too")
     check(pst2.pzxid > pst.pzxid, "pzxid moves on child delete")
-    try:
-        zk.delete("/kb/a")
-        raise AssertionError("delete of a deleted node succeeded")
-    except NoNodeError:
-        pass
+    check_raises(NoNodeError, lambda: zk.delete("/kb/a"), "delete of a deleted node")
     zk.delete("/kb", recursive=True)
     check_eq(zk.exists("/kb"), None, "recursive delete removed /kb")
     zk.ensure_path("/kb/deep/er/path")
@@ -151,14 +129,10 @@ def ephemeral_and_sequence(hosts, zk):
         st = zk.exists("/ke/eph")
         check(st is not None, "ephemeral visible to another session")
         check_eq(st.ephemeralOwner, other.client_id[0], "ephemeralOwner is the creator's session")
-        try:
-            other.create("/ke/eph/child", b"")
-            raise AssertionError("child of an ephemeral was created")
-        except NoChildrenForEphemeralsError:
-            pass
+        check_raises(NoChildrenForEphemeralsError, lambda: other.create("/ke/eph/child", b""),
+                     "create of a child of an ephemeral")
     finally:
-        other.stop()
-        other.close()
+        close(other)
     wait_until(lambda: zk.exists("/ke/eph") is None, CALL_TIMEOUT_S,
                "ephemeral gone after its session closed")
 
@@ -241,104 +215,71 @@ def transactions(zk):
 def watches(zk):
     step("one-shot watches")
     zk.create("/kw", b"0")
-    fired = []
-    got = threading.Event()
-
-    def on_data(event):
-        fired.append(event)
-        got.set()
-
-    zk.get("/kw", watch=on_data)
+    fired = Recorder()
+    zk.get("/kw", watch=fired)
     zk.set("/kw", b"1")
-    wait_event(got, CALL_TIMEOUT_S, "data watch on set")
+    fired.wait(1, CALL_TIMEOUT_S, "data watch on set")
     zk.set("/kw", b"2")
     time.sleep(0.3)
-    check_eq(len(fired), 1, "a get watch fires once")
-    check_eq(fired[0].type, EventType.CHANGED, "event type of a set")
-    check_eq(fired[0].path, "/kw", "event path")
+    check_eq(len(fired.calls), 1, "a get watch fires once")
+    check_eq(fired.calls[0].type, EventType.CHANGED, "event type of a set")
+    check_eq(fired.calls[0].path, "/kw", "event path")
 
-    created = threading.Event()
-    events = []
-
-    def on_exists(event):
-        events.append(event)
-        created.set()
-
-    check_eq(zk.exists("/kw/new", watch=on_exists), None, "exists with watch on a missing node")
+    created = Recorder()
+    check_eq(zk.exists("/kw/new", watch=created), None, "exists with watch on a missing node")
     zk.create("/kw/new", b"")
-    wait_event(created, CALL_TIMEOUT_S, "exists watch on create")
-    check_eq(events[0].type, EventType.CREATED, "exists watch sees CREATED")
+    created.wait(1, CALL_TIMEOUT_S, "exists watch on create")
+    check_eq(created.calls[0].type, EventType.CREATED, "exists watch sees CREATED")
 
-    kids = threading.Event()
-    kid_events = []
-
-    def on_children(event):
-        kid_events.append(event)
-        kids.set()
-
-    zk.get_children("/kw", watch=on_children)
+    kids = Recorder()
+    zk.get_children("/kw", watch=kids)
     zk.set("/kw", b"3")  # data change must not fire a child watch
     zk.delete("/kw/new")
-    wait_event(kids, CALL_TIMEOUT_S, "child watch on delete of a child")
-    check_eq([e.type for e in kid_events], [EventType.CHILD], "child watch sees CHILD once")
+    kids.wait(1, CALL_TIMEOUT_S, "child watch on delete of a child")
+    check_eq([e.type for e in kids.calls], [EventType.CHILD], "child watch sees CHILD once")
 
     step("DataWatch")
-    seen = []
-    cv = threading.Condition()
+    seen = Recorder()
 
     @zk.DataWatch("/kw")
     def data_watch(data, stat, event):
-        with cv:
-            seen.append((data, stat.version if stat else None,
-                         event.type if event else None))
-            cv.notify_all()
+        seen((data, stat.version if stat else None, event.type if event else None))
 
-    def seen_count(n):
-        with cv:
-            return cv.wait_for(lambda: len(seen) >= n, CALL_TIMEOUT_S)
-
-    check(seen_count(1), "DataWatch initial call")
-    check_eq(seen[0][0], b"3", "DataWatch initial data")
+    check(seen.reached(1), "DataWatch initial call")
+    check_eq(seen.calls[0][0], b"3", "DataWatch initial data")
     # Let each change be seen before the next one: DataWatch re-reads on each event.
     zk.set("/kw", b"4")
-    check(seen_count(2), "DataWatch call after first set")
+    check(seen.reached(2), "DataWatch call after first set")
     zk.set("/kw", b"5")
-    check(seen_count(3), "DataWatch call after second set")
-    check_eq([s[0] for s in seen], [b"3", b"4", b"5"], "DataWatch data sequence")
-    check_eq([s[2] for s in seen], [None, EventType.CHANGED, EventType.CHANGED],
+    check(seen.reached(3), "DataWatch call after second set")
+    check_eq([s[0] for s in seen.calls], [b"3", b"4", b"5"], "DataWatch data sequence")
+    check_eq([s[2] for s in seen.calls], [None, EventType.CHANGED, EventType.CHANGED],
              "DataWatch event types")
 
     step("ChildrenWatch")
-    calls = []
-    ccv = threading.Condition()
+    listed = Recorder()
 
     @zk.ChildrenWatch("/kw")
     def children_watch(children):
-        with ccv:
-            calls.append(sorted(children))
-            ccv.notify_all()
+        listed(sorted(children))
 
-    def calls_count(n):
-        with ccv:
-            return ccv.wait_for(lambda: len(calls) >= n, CALL_TIMEOUT_S)
-
-    check(calls_count(1), "ChildrenWatch initial call")
-    check_eq(calls[0], [], "ChildrenWatch initial children")
+    check(listed.reached(1), "ChildrenWatch initial call")
+    check_eq(listed.calls[0], [], "ChildrenWatch initial children")
     zk.create("/kw/x", b"")
-    check(calls_count(2), "ChildrenWatch after create x")
+    check(listed.reached(2), "ChildrenWatch after create x")
     zk.create("/kw/y", b"")
-    check(calls_count(3), "ChildrenWatch after create y")
+    check(listed.reached(3), "ChildrenWatch after create y")
     zk.set("/kw/x", b"data")  # must not trigger the children watch
     zk.delete("/kw/x")
-    check(calls_count(4), "ChildrenWatch after delete x")
+    check(listed.reached(4), "ChildrenWatch after delete x")
     time.sleep(0.3)
-    check_eq(calls, [[], ["x"], ["x", "y"], ["y"]], "ChildrenWatch calls")
+    check_eq(listed.calls, [[], ["x"], ["x", "y"], ["y"]], "ChildrenWatch calls")
 
     step("DataWatch sees delete")
     zk.delete("/kw", recursive=True)
-    check(seen_count(4), "DataWatch call after delete")
-    check_eq(seen[3][:2], (None, None), "DataWatch after delete: no data, no stat")
-    check_eq(seen[3][2], EventType.DELETED, "DataWatch event after delete")
+    check(seen.reached(4), "DataWatch call after delete")
+    check_eq(seen.calls[3][:2], (None, None), "DataWatch after delete: no data, no stat")
+    check_eq(seen.calls[3][2], EventType.DELETED, "DataWatch event after delete")
 
 
 def acls(hosts, zk):
@@ -367,54 +308,33 @@ def acls(hosts, zk):
             ("create child", lambda: stranger.create("/ka/child", b"")),
             ("set on read-only", lambda: stranger.set("/ka-read", b"x")),
         ]:
-            try:
-                call()
-                raise AssertionError(f"{what} without credentials succeeded")
-            except NoAuthError:
-                pass
+            check_raises(NoAuthError, call, f"{what} without credentials")
         check_eq(stranger.get("/ka-read")[0], b"public", "world:anyone read allowed")
         check_eq(stranger.exists("/ka") is not None, True, "exists needs no permission")
 
         step("add_auth")
         stranger.add_auth("digest", "alice:wrong")
-        try:
-            stranger.get("/ka")
-            raise AssertionError("get with a wrong password succeeded")
-        except NoAuthError:
-            pass
+        check_raises(NoAuthError, lambda: stranger.get("/ka"), "get with a wrong password")
         stranger.add_auth("digest", "alice:secret")
         check_eq(stranger.get("/ka")[0], b"secret-data", "get after add_auth")
         stranger.set("/ka", b"by-stranger")
         check_eq(owner.get("/ka")[0], b"by-stranger", "set after add_auth")
 
         step("set_acls")
-        try:
-            owner.set_acls("/ka", [world_read], version=5)
-            raise AssertionError("set_acls with a wrong aversion succeeded")
-        except BadVersionError:
-            pass
+        check_raises(BadVersionError, lambda: owner.set_acls("/ka", [world_read], version=5),
+                     "set_acls with a wrong aversion")
         st = owner.set_acls("/ka", [world_read], version=0)
         check_eq(st.aversion, 1, "aversion after set_acls")
         check_eq(st.version, 1, "data version untouched by set_acls")
-        try:
-            owner.set_acls("/ka", [acl])
-            raise AssertionError("set_acls without ADMIN permission succeeded")
-        except NoAuthError:
-            pass
-        try:
-            owner.set("/ka", b"no-write")
-            raise AssertionError("set on a read-only node succeeded")
-        except NoAuthError:
-            pass
+        check_raises(NoAuthError, lambda: owner.set_acls("/ka", [acl]),
+                     "set_acls without ADMIN permission")
+        check_raises(NoAuthError, lambda: owner.set("/ka", b"no-write"), "set on a read-only node")
         check_eq(owner.get_acls("/ka")[0][0].perms, 1, "READ perm only")
         # Deleting a child needs DELETE on the parent (world:anyone ALL on /), so this works.
         owner.delete("/ka")
         owner.delete("/ka-read")
     finally:
-        owner.stop()
-        owner.close()
-        stranger.stop()
-        stranger.close()
+        close(owner, stranger)
 
 
 def server_version(zk, envi_mode):
@@ -465,8 +385,7 @@ def session_expiry(hosts):
                            timeout=SESSION_TIMEOUT_S)
         twin.start(timeout=CALL_TIMEOUT_S)
         check_eq(twin.client_id[0], session_id, "reattached to the same session id")
-        twin.stop()
-        twin.close()
+        close(twin)
         wait_event(lost, 2 * CALL_TIMEOUT_S, "state listener sees LOST")
         wait_event(reconnected, 2 * CALL_TIMEOUT_S, "kazoo reconnects with a new session")
         check(zk.client_id[0] != old_id, "new session id after expiry")
@@ -482,8 +401,7 @@ def session_expiry(hosts):
         check_eq(states[lost_at + 1:], [KazooState.CONNECTED], "states after LOST")
     finally:
         zk.remove_listener(listener)
-        zk.stop()
-        zk.close()
+        close(zk)
 
 
 def main(hosts, envi_mode="envi-whitelisted"):
@@ -504,8 +422,7 @@ def main(hosts, envi_mode="envi-whitelisted"):
         acls(hosts, zk)
         server_version(zk, envi_mode)
     finally:
-        zk.stop()
-        zk.close()
+        close(zk)
     session_expiry(hosts)
 
 

@@ -19,7 +19,9 @@ from compat_common import (
     CALL_TIMEOUT_S,
     check,
     check_eq,
+    close,
     connect,
+    in_background,
     run,
     start_thread,
     step,
@@ -34,14 +36,7 @@ def lock(zk1, zk2):
     check(first.acquire(timeout=CALL_TIMEOUT_S), "first client takes the free lock")
     check_eq(second.acquire(blocking=False), False, "non-blocking acquire of a held lock")
 
-    acquired = threading.Event()
-    outcome = []
-
-    def contend():
-        outcome.append(second.acquire(timeout=3 * CALL_TIMEOUT_S))
-        acquired.set()
-
-    start_thread(contend)
+    acquired, outcome = in_background(lambda: second.acquire(timeout=3 * CALL_TIMEOUT_S))
     time.sleep(0.5)
     check(not acquired.is_set(), "second client must wait while the first holds the lock")
     check_eq(sorted(first.contenders()), ["first", "second"], "both contenders listed")
@@ -144,14 +139,7 @@ def barrier(zk1, zk2):
     holder.create()
     check(zk2.exists("/rb") is not None, "barrier node exists")
     check_eq(waiter.wait(timeout=0.3), False, "wait times out while the barrier stands")
-    released = threading.Event()
-    result = []
-
-    def wait_for_it():
-        result.append(waiter.wait(timeout=3 * CALL_TIMEOUT_S))
-        released.set()
-
-    start_thread(wait_for_it)
+    released, result = in_background(lambda: waiter.wait(timeout=3 * CALL_TIMEOUT_S))
     time.sleep(0.5)
     check(not released.is_set(), "waiter blocks while the barrier stands")
     check(holder.remove(), "remove() reports it removed the barrier")
@@ -172,9 +160,7 @@ def main(hosts):
         queue(zk1, zk2)
         barrier(zk1, zk2)
     finally:
-        for zk in (zk1, zk2):
-            zk.stop()
-            zk.close()
+        close(zk1, zk2)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,21 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Polls `child` until it exits, for at most `limit`; `None` if it is still running then
+/// (the caller decides how to stop it).
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child process") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A server process under test, with its own data directory.
 pub struct TestServer {
     pub target: Target,
@@ -93,8 +108,13 @@ impl TestServer {
         self.dir.path().join("zoo.cfg")
     }
 
+    /// The data directory (`dataDir` of the config: where snapshots and log segments live).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     fn write_config(&self) {
-        let data = self.dir.path().join("data");
+        let data = self.data_dir();
         std::fs::create_dir_all(&data).unwrap();
         let cfg = format!(
             "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n{}\n",

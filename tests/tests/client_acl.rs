@@ -7,7 +7,7 @@ mod common;
 use base64::Engine as _;
 use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
-use ringkeeper_engine::proto::records::{AuthPacket, PathRequest, RequestHeader, WhoAmIResponse};
+use ringkeeper_engine::proto::records::{AuthPacket, PathRequest, WhoAmIResponse};
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::TestServer;
 use sha1::Digest as _;
@@ -89,7 +89,7 @@ async fn world_read_only_node_refuses_every_write() {
     let set_acl = within("setACL", client.set_acl("/ro", &Acls::anyone_all(), None)).await;
     assert_eq!(set_acl.unwrap_err(), zk::Error::NoAuth, "setACL needs ADMIN");
     // Deleting needs DELETE on the parent (the root is open), not on the node itself.
-    within("delete", client.delete("/ro", None)).await.unwrap();
+    delete(&client, "/ro").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,10 +150,8 @@ fn unknown_auth_scheme_fails_and_closes_the_connection() {
     let mut raw = RawSession::connect(&server, 10_000);
     let who = raw.call(OpCode::WhoAmI, &PathRequest { path: String::new() });
     assert_eq!(who.header.err, 0);
-    let mut payload = RequestHeader { xid: -4, op: OpCode::Auth as i32 }.to_bytes();
-    payload
-        .extend(AuthPacket { auth_type: 0, scheme: "nosuchscheme".into(), auth: b"x".to_vec() }.to_bytes());
-    write_frame(&mut raw.stream, &payload).unwrap();
+    let auth = AuthPacket { auth_type: 0, scheme: "nosuchscheme".into(), auth: b"x".to_vec() };
+    raw.send_with_xid(-4, OpCode::Auth as i32, &auth.to_bytes());
     let reply = raw.reply_to(-4).expect("an AuthFailed reply before the close");
     assert_eq!(reply.header.err, ErrorCode::AuthFailed.code());
     assert!(closes(&mut raw.stream));

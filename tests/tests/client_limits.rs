@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
-use ringkeeper_engine::proto::records::{PathWatchRequest, RequestHeader, SetDataRequest};
+use ringkeeper_engine::proto::records::{RequestHeader, SetDataRequest};
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::TestServer;
 
@@ -25,8 +25,7 @@ fn victim_and_bystander(server: &TestServer) -> (RawSession, RawSession) {
 /// The bystander's session still answers, and its ephemeral is intact.
 fn assert_unharmed(bystander: &mut RawSession) {
     bystander.ping();
-    let exists = PathWatchRequest { path: "/keep".into(), watch: false };
-    assert_eq!(bystander.code(OpCode::Exists, &exists), 0);
+    assert_eq!(bystander.code(OpCode::Exists, &no_watch("/keep")), 0);
 }
 
 #[test]

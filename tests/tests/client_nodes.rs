@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
-use ringkeeper_engine::proto::records::{DeleteRequest, GetChildrenResponse, PathWatchRequest};
+use ringkeeper_engine::proto::records::{DeleteRequest, GetChildrenResponse};
 use ringkeeper_tests::TestServer;
 use zookeeper_client::{self as zk, CreateMode};
 
@@ -66,7 +66,7 @@ async fn sequence_suffix_comes_from_parent_cversion() {
     // Apache 3.8 surprise: after a delete the parent's Stat shows cversion 3, yet the next
     // sequence suffixes are 2 and 3: the suffix is taken from the request pipeline's view of
     // the parent's cversion, where deletes do not count, while the Stat counts both.
-    within("delete", client.delete("/p/a", None)).await.unwrap();
+    delete(&client, "/p/a").await;
     assert_eq!(stat_of(&client, "/p").await.unwrap().cversion, 3, "the delete did bump cversion");
     let (_, second) = create(&client, "/p/s-", b"", CreateMode::EphemeralSequential).await;
     assert_eq!(suffix(&second), "0000000002");
@@ -226,7 +226,7 @@ async fn container_is_deleted_after_its_last_child_goes() {
     mk(&client, "/used/child", b"").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(stat_of(&client, "/used").await.is_some(), "a container with children stays");
-    within("delete", client.delete("/used/child", None)).await.unwrap();
+    delete(&client, "/used/child").await;
     eventually("empty container reaped", Duration::from_secs(20), || async {
         stat_of(&client, "/used").await.is_none()
     })
@@ -292,7 +292,7 @@ fn malformed_paths_get_apaches_error_codes() {
     assert_eq!(raw.code(OpCode::Create, &create_request("/a", 0)), 0);
     for case in PATH_CASES {
         let path = case.path;
-        let exists = PathWatchRequest { path: path.into(), watch: false };
+        let exists = no_watch(path);
         let delete = DeleteRequest { path: path.into(), version: -1 };
         let got = [
             raw.code(OpCode::Create, &create_request(path, 0)),
@@ -303,8 +303,7 @@ fn malformed_paths_get_apaches_error_codes() {
         let want = [case.create, case.create_sequential, case.exists, case.delete];
         assert_eq!(got, want, "create/sequential/exists/delete of {path:?}");
     }
-    let children = PathWatchRequest { path: "/a".into(), watch: false };
-    let listed = raw.call(OpCode::GetChildren, &children).decode::<GetChildrenResponse>();
+    let listed = raw.call(OpCode::GetChildren, &no_watch("/a")).decode::<GetChildrenResponse>();
     assert_eq!(sorted(listed.children), [".0000000001", "0000000000"]);
     // The root cannot be created or deleted.
     let root = raw.code(OpCode::Create, &create_request("/", 0));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use ringkeeper_engine::proto::codes::OpCode;
-use ringkeeper_engine::proto::records::{ConnectRequest, ConnectResponse, PathWatchRequest};
+use ringkeeper_engine::proto::records::{ConnectRequest, ConnectResponse};
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::TestServer;
 use zookeeper_client::EventType;
@@ -119,8 +119,7 @@ async fn session_resumes_on_a_new_connection_with_its_password() {
     let stat = stat_of(&observer, "/mine").await.expect("ephemeral survives the reconnect");
     assert_eq!(stat.ephemeral_owner, resume.session_id);
     // The resumed connection works and still owns the session's ephemerals.
-    let watch = PathWatchRequest { path: "/mine".into(), watch: false };
-    assert_eq!(again.code(OpCode::Exists, &watch), 0);
+    assert_eq!(again.code(OpCode::Exists, &no_watch("/mine")), 0);
     assert_eq!(again.code(OpCode::Create, &create_request("/mine/child", 0)), -108);
 }
 

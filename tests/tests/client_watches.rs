@@ -7,15 +7,9 @@ mod common;
 
 use common::*;
 use ringkeeper_engine::proto::codes::{add_watch_mode, watcher_type, ErrorCode, EventType as Ev, OpCode};
-use ringkeeper_engine::proto::records::{
-    AddWatchRequest, GetDataResponse, PathWatchRequest, WatchTypeRequest,
-};
+use ringkeeper_engine::proto::records::{AddWatchRequest, GetDataResponse, WatchTypeRequest};
 use ringkeeper_tests::TestServer;
 use zookeeper_client::{AddWatchMode, CreateMode, EventType};
-
-fn watch_on(path: &str) -> PathWatchRequest {
-    PathWatchRequest { path: path.into(), watch: true }
-}
 
 fn watch_type(path: &str, watcher_type: i32) -> WatchTypeRequest {
     WatchTypeRequest { path: path.into(), watcher_type }
@@ -39,7 +33,7 @@ async fn data_exists_and_child_watches_report_type_and_path() {
     let (_, children) = within("ls", watcher.list_and_watch_children("/n")).await.unwrap();
     mk(&writer, "/n/c", b"").await;
     assert_event(&next_oneshot(children).await, EventType::NodeChildrenChanged, "/n");
-    within("set", writer.set_data("/n", b"x", None)).await.unwrap();
+    set_data(&writer, "/n", b"x").await;
     assert_event(&next_oneshot(data).await, EventType::NodeDataChanged, "/n");
     // The client crate shares one server watch between both data watchers: the second also
     // saw the change.
@@ -50,7 +44,7 @@ async fn data_exists_and_child_watches_report_type_and_path() {
     let (_, exists) = within("exists", watcher.check_and_watch_stat("/n/c")).await.unwrap();
     let (_, children) = within("ls", watcher.list_and_watch_children("/n/c")).await.unwrap();
     let (_, parent_children) = within("ls", watcher.list_and_watch_children("/n")).await.unwrap();
-    within("delete", writer.delete("/n/c", None)).await.unwrap();
+    delete(&writer, "/n/c").await;
     assert_event(&next_oneshot(data).await, EventType::NodeDeleted, "/n/c");
     assert_event(&next_oneshot(exists).await, EventType::NodeDeleted, "/n/c");
     assert_event(&next_oneshot(children).await, EventType::NodeDeleted, "/n/c");
@@ -64,8 +58,8 @@ async fn one_shot_watch_fires_exactly_once() {
     mk(&writer, "/once", b"").await;
     let mut raw = RawSession::connect(&server, 10_000);
     assert_eq!(raw.code(OpCode::GetData, &watch_on("/once")), 0);
-    within("set 1", writer.set_data("/once", b"1", None)).await.unwrap();
-    within("set 2", writer.set_data("/once", b"2", None)).await.unwrap();
+    set_data(&writer, "/once", b"1").await;
+    set_data(&writer, "/once", b"2").await;
     let event = raw.next_event();
     assert_eq!((event.event_type, event.path.as_str()), (Ev::NodeDataChanged as i32, "/once"));
     assert_eq!(event.state, 3, "SyncConnected");
@@ -80,8 +74,8 @@ async fn event_arrives_before_the_reply_of_a_read_that_sees_the_change() {
     mk(&writer, "/ord", b"old").await;
     let mut raw = RawSession::connect(&server, 10_000);
     assert_eq!(raw.code(OpCode::GetData, &watch_on("/ord")), 0);
-    within("set", writer.set_data("/ord", b"new", None)).await.unwrap();
-    let reply = raw.call(OpCode::GetData, &PathWatchRequest { path: "/ord".into(), watch: false });
+    set_data(&writer, "/ord", b"new").await;
+    let reply = raw.call(OpCode::GetData, &no_watch("/ord"));
     assert_eq!(reply.decode::<GetDataResponse>().data, b"new");
     assert_eq!(raw.events.len(), 1, "the notification precedes the reply on the wire");
     assert_eq!(raw.events[0].path, "/ord");
@@ -94,12 +88,12 @@ async fn persistent_watch_sees_node_and_child_list_changes_and_stays() {
     let writer = connect(&server).await;
     let mut events = within("addWatch", watcher.watch("/w", AddWatchMode::Persistent)).await.unwrap();
     mk(&writer, "/w", b"").await;
-    within("set", writer.set_data("/w", b"1", None)).await.unwrap();
-    within("set", writer.set_data("/w", b"2", None)).await.unwrap();
+    set_data(&writer, "/w", b"1").await;
+    set_data(&writer, "/w", b"2").await;
     mk(&writer, "/w/c", b"").await;
-    within("set child", writer.set_data("/w/c", b"x", None)).await.unwrap(); // not watched
-    within("delete child", writer.delete("/w/c", None)).await.unwrap();
-    within("delete", writer.delete("/w", None)).await.unwrap();
+    set_data(&writer, "/w/c", b"x").await; // not watched
+    delete(&writer, "/w/c").await;
+    delete(&writer, "/w").await;
     let expected = [
         (EventType::NodeCreated, "/w"),
         (EventType::NodeDataChanged, "/w"),
@@ -108,9 +102,7 @@ async fn persistent_watch_sees_node_and_child_list_changes_and_stays() {
         (EventType::NodeChildrenChanged, "/w"),
         (EventType::NodeDeleted, "/w"),
     ];
-    for (event_type, path) in expected {
-        assert_event(&next_event(&mut events).await, event_type, path);
-    }
+    assert_events(&mut events, &expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,11 +115,11 @@ async fn recursive_watch_sees_descendants_without_child_events() {
         within("addWatch", watcher.watch("/r", AddWatchMode::PersistentRecursive)).await.unwrap();
     mk(&writer, "/r/a", b"").await;
     mk(&writer, "/r/a/b", b"").await;
-    within("set", writer.set_data("/r/a/b", b"x", None)).await.unwrap();
+    set_data(&writer, "/r/a/b", b"x").await;
     let (_, seq) = create(&writer, "/r/a/s-", b"", CreateMode::EphemeralSequential).await;
     mk(&writer, "/rx", b"").await; // a sibling with a common prefix is not below /r
-    within("delete", writer.delete("/r/a/b", None)).await.unwrap();
-    within("set", writer.set_data("/r", b"top", None)).await.unwrap();
+    delete(&writer, "/r/a/b").await;
+    set_data(&writer, "/r", b"top").await;
     let expected = [
         (EventType::NodeCreated, "/r/a"),
         (EventType::NodeCreated, "/r/a/b"),
@@ -136,9 +128,7 @@ async fn recursive_watch_sees_descendants_without_child_events() {
         (EventType::NodeDeleted, "/r/a/b"),
         (EventType::NodeDataChanged, "/r"),
     ];
-    for (event_type, path) in expected {
-        assert_event(&next_event(&mut events).await, event_type, path);
-    }
+    assert_events(&mut events, &expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +153,7 @@ async fn check_and_remove_watches_then_no_event() {
     assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/rm", watcher_type::ANY)), 0);
     assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/rm", watcher_type::ANY)), no_watcher);
 
-    within("set", writer.set_data("/rm", b"x", None)).await.unwrap();
+    set_data(&writer, "/rm", b"x").await;
     mk(&writer, "/rm/c", b"").await;
     raw.ping();
     assert!(raw.events.is_empty(), "removed watches fired: {:?}", raw.events);
@@ -200,8 +190,8 @@ async fn persistent_watches_on_the_wire_and_their_removal() {
     assert_eq!(raw.code(OpCode::RemoveWatches, &watch_type("/pw", watcher_type::ANY)), 0);
     let no_watcher = ErrorCode::NoWatcher.code();
     assert_eq!(raw.code(OpCode::CheckWatches, &watch_type("/pw", watcher_type::ANY)), no_watcher);
-    within("set", writer.set_data("/pw/c", b"x", None)).await.unwrap();
-    within("set", writer.set_data("/pw", b"x", None)).await.unwrap();
+    set_data(&writer, "/pw/c", b"x").await;
+    set_data(&writer, "/pw", b"x").await;
     raw.ping();
     assert!(raw.events.is_empty(), "removed persistent watch fired: {:?}", raw.events);
 }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringkeeper_tests::{workspace_root, TestServer};
+use ringkeeper_tests::{wait_exit, workspace_root, TestServer};
 
 /// Whole-script limit; every script also bounds each client call on its own.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -50,17 +50,11 @@ fn run_script(server: &TestServer, program: &str, script: &str, args: &[&str]) -
         .unwrap_or_else(|e| panic!("cannot run {program} {script}: {e} (see .ci/run)"));
 
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for script") {
-            break Some(status);
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            kill_group(child.id());
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut child, SCRIPT_TIMEOUT);
+    if status.is_none() {
+        kill_group(child.id());
+        let _ = child.wait();
+    }
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     match status {
         Some(s) if s.success() => output,

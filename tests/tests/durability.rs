@@ -23,10 +23,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::*;
 use ringkeeper_engine::log::{self as txlog, SegmentScanner};
 use ringkeeper_engine::proto::codes::OpCode;
-use ringkeeper_engine::proto::records::{PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest, Stat};
-use ringkeeper_engine::proto::{Jute, JuteReader};
+use ringkeeper_engine::proto::records::{SetDataRequest, Stat};
+use ringkeeper_engine::proto::Jute;
 use ringkeeper_engine::txn::TxnBytes;
-use ringkeeper_tests::{ringkeeper_binary, Target, TestServer};
+use ringkeeper_tests::{ringkeeper_binary, wait_exit, Target, TestServer};
 
 /// Kill/restart rounds in one run.
 const ROUNDS: usize = 10;
@@ -60,21 +60,12 @@ impl Rng {
     }
 }
 
-/// One request frame payload: header and body.
-fn request(xid: i32, op: OpCode, body: &impl Jute) -> Vec<u8> {
-    let mut payload = RequestHeader { xid, op: op as i32 }.to_bytes();
-    payload.extend_from_slice(&body.to_bytes());
-    payload
-}
-
 /// Reads one reply (skipping notifications); `None` once the server is gone.
-fn read_reply(stream: &mut TcpStream) -> Option<(ReplyHeader, Vec<u8>)> {
+fn read_reply(stream: &mut TcpStream) -> Option<Reply> {
     loop {
-        let Frame::Data(bytes) = read_frame(stream) else { return None };
-        let mut reader = JuteReader::new(&bytes);
-        let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
-        if header.xid != -1 {
-            return Some((header, bytes[reader.offset()..].to_vec()));
+        let reply = read_reply_frame(stream)?;
+        if reply.header.xid != -1 {
+            return Some(reply);
         }
     }
 }
@@ -98,13 +89,12 @@ fn is_create(i: usize) -> bool {
 fn write_request(round_path: &str, i: usize) -> Vec<u8> {
     let xid = i as i32 + 1;
     if is_create(i) {
-        request(xid, OpCode::Create, &create_request(&format!("{round_path}/c{i:06}"), 0))
+        let create = create_request(&format!("{round_path}/c{i:06}"), 0);
+        request_payload(xid, OpCode::Create as i32, &create.to_bytes())
     } else {
-        request(
-            xid,
-            OpCode::SetData,
-            &SetDataRequest { path: round_path.into(), data: (i as u64).to_be_bytes().to_vec(), version: -1 },
-        )
+        let set =
+            SetDataRequest { path: round_path.into(), data: (i as u64).to_be_bytes().to_vec(), version: -1 };
+        request_payload(xid, OpCode::SetData as i32, &set.to_bytes())
     }
 }
 
@@ -125,7 +115,7 @@ fn pipeline_until_killed(server: &mut TestServer, round_path: &str, kill_after: 
     let path = round_path.to_string();
     let reader = std::thread::spawn(move || {
         let mut acked = Acked::default();
-        while let Some((header, body)) = read_reply(&mut reader) {
+        while let Some(Reply { header, body }) = read_reply(&mut reader) {
             let i = (header.xid - 1) as usize;
             assert_eq!(header.err, 0, "write {i} failed: {header:?}");
             acked.max_zxid = acked.max_zxid.max(header.zxid);
@@ -150,14 +140,13 @@ fn stats_of(session: &mut RawSession, paths: &[&str]) -> Vec<Option<Stat>> {
     let mut stats = Vec::with_capacity(paths.len());
     for window in paths.chunks(VERIFY_WINDOW) {
         for path in window {
-            let xid =
-                session.send(OpCode::Exists, &PathWatchRequest { path: path.to_string(), watch: false });
+            let xid = session.send(OpCode::Exists, &no_watch(path));
             assert!(xid > 0);
         }
         for path in window {
-            let (header, body) = read_reply(&mut session.stream).expect("server closed during verification");
-            stats.push(match header.err {
-                0 => Some(Stat::from_bytes(&body).expect("decode Stat")),
+            let reply = read_reply(&mut session.stream).expect("server closed during verification");
+            stats.push(match reply.header.err {
+                0 => Some(reply.decode::<Stat>()),
                 -101 => None,
                 e => panic!("exists {path}: error {e}"),
             });
@@ -206,8 +195,7 @@ fn acknowledged_writes_survive_kill_9() {
         assert_durable(&mut session, &round_path, &acked);
         // New zxids continue after everything acknowledged (and everything recovered).
         let node = stats_of(&mut session, &[&round_path]).pop().unwrap().unwrap();
-        let xid = session.send(OpCode::Create, &create_request(&format!("{round_path}/after"), 0));
-        let reply = session.reply_to(xid).expect("create after restart");
+        let reply = session.call(OpCode::Create, &create_request(&format!("{round_path}/after"), 0));
         assert_eq!(reply.header.err, 0);
         let floor = acked.max_zxid.max(node.mzxid).max(node.pzxid);
         assert!(
@@ -223,11 +211,6 @@ fn acknowledged_writes_survive_kill_9() {
     for (round_path, acked) in &history {
         assert_durable(&mut session, round_path, acked);
     }
-}
-
-/// The data directory of a test server (where the log segments live).
-fn data_dir(server: &TestServer) -> PathBuf {
-    server.dir.path().join("data")
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -256,7 +239,7 @@ fn killed_server_with_nodes(count: usize) -> (TestServer, PathBuf) {
         assert_eq!(session.code(OpCode::Create, &create_request(&format!("/n{i}"), 0)), 0);
     }
     server.kill();
-    let segments = segments(&data_dir(&server));
+    let segments = segments(&server.data_dir());
     assert_eq!(segments.len(), 1, "one segment: {segments:?}");
     let segment = segments[0].clone();
     (server, segment)
@@ -283,8 +266,7 @@ fn torn_tail_is_cut_and_reported() {
     let mut session = RawSession::connect(&server, 30_000);
     assert!(exists(&mut session, "/n8"), "records before the torn one are kept");
     assert!(!exists(&mut session, "/n9"), "the torn record is cut off");
-    let xid = session.send(OpCode::Create, &create_request("/after_torn", 0));
-    let reply = session.reply_to(xid).unwrap();
+    let reply = session.call(OpCode::Create, &create_request("/after_torn", 0));
     assert_eq!(reply.header.err, 0);
     assert!(reply.header.zxid >= last_zxid, "zxids continue after the last kept record");
     // Appending after the repaired tail leaves a clean log.
@@ -313,16 +295,9 @@ fn corrupt_middle_refuses_to_start() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + STEP;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("server with a corrupt log did not stop within {STEP:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_exit(&mut child, STEP) else {
+        let _ = child.kill();
+        panic!("server with a corrupt log did not stop within {STEP:?}");
     };
     let output = child.wait_with_output().unwrap();
     let text =

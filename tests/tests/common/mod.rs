@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::{
-    Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, ReplyHeader, RequestHeader, WatcherEvent,
+    Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, PathWatchRequest, ReplyHeader, RequestHeader,
+    WatcherEvent,
 };
 use ringkeeper_engine::proto::{Jute, JuteReader};
 use ringkeeper_tests::TestServer;
@@ -117,6 +118,16 @@ pub async fn create_err(client: &zk::Client, path: &str, options: &zk::CreateOpt
     }
 }
 
+/// Sets the data of `path` (any version); returns the new Stat.
+pub async fn set_data(client: &zk::Client, path: &str, data: &[u8]) -> zk::Stat {
+    within(path, client.set_data(path, data, None)).await.unwrap_or_else(|e| panic!("set {path}: {e}"))
+}
+
+/// Deletes `path` (any version).
+pub async fn delete(client: &zk::Client, path: &str) {
+    within(path, client.delete(path, None)).await.unwrap_or_else(|e| panic!("delete {path}: {e}"))
+}
+
 /// Awaits the next event of a one-shot watcher, bounded.
 pub async fn next_oneshot(watcher: zk::OneshotWatcher) -> zk::WatchedEvent {
     within("one-shot watch event", watcher.changed()).await
@@ -130,6 +141,13 @@ pub async fn next_event(watcher: &mut zk::PersistentWatcher) -> zk::WatchedEvent
 /// Asserts an event's type and path.
 pub fn assert_event(event: &zk::WatchedEvent, event_type: zk::EventType, path: &str) {
     assert_eq!((event.event_type, event.path.as_str()), (event_type, path), "event {event:?}");
+}
+
+/// Asserts that the next events of a persistent watcher are `expected` (type and path), in order.
+pub async fn assert_events(watcher: &mut zk::PersistentWatcher, expected: &[(zk::EventType, &str)]) {
+    for &(event_type, path) in expected {
+        assert_event(&next_event(watcher).await, event_type, path);
+    }
 }
 
 /// Sorted copy, to compare child lists as sets (Apache does not sort children).
@@ -146,6 +164,16 @@ pub fn open_acl() -> Vec<Acl> {
 /// A raw CreateRequest for `path` with `flags` (0 persistent, 1 ephemeral, 2 sequential, ...).
 pub fn create_request(path: &str, flags: i32) -> CreateRequest {
     CreateRequest { path: path.into(), data: Vec::new(), acl: open_acl(), flags }
+}
+
+/// A raw getData/exists/getChildren request for `path` that sets a watch.
+pub fn watch_on(path: &str) -> PathWatchRequest {
+    PathWatchRequest { path: path.into(), watch: true }
+}
+
+/// A raw getData/exists/getChildren request for `path` without a watch.
+pub fn no_watch(path: &str) -> PathWatchRequest {
+    PathWatchRequest { path: path.into(), watch: false }
 }
 
 /// What a raw read observed.
@@ -195,6 +223,13 @@ pub fn raw_stream(server: &TestServer) -> TcpStream {
     stream
 }
 
+/// One request frame's payload: the RequestHeader, then the encoded `body`.
+pub fn request_payload(xid: i32, op: i32, body: &[u8]) -> Vec<u8> {
+    let mut payload = RequestHeader { xid, op }.to_bytes();
+    payload.extend_from_slice(body);
+    payload
+}
+
 /// Writes one frame: big-endian length, then `payload`.
 pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
     let mut buf = (payload.len() as u32).to_be_bytes().to_vec();
@@ -217,6 +252,15 @@ pub fn read_frame(stream: &mut TcpStream) -> Frame {
         Ok(()) => Frame::Data(payload),
         Err(_) => Frame::Closed,
     }
+}
+
+/// Reads one frame and splits it into ReplyHeader and body (a notification has xid -1);
+/// `None` once the server closed.
+pub fn read_reply_frame(stream: &mut TcpStream) -> Option<Reply> {
+    let Frame::Data(bytes) = read_frame(stream) else { return None };
+    let mut reader = JuteReader::new(&bytes);
+    let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
+    Some(Reply { header, body: reader.rest().to_vec() })
 }
 
 /// Whether the server closes `stream` within [`STEP`] (discarding any frames before that).
@@ -281,26 +325,26 @@ impl RawSession {
     pub fn send_raw_op(&mut self, op: i32, body: &[u8]) -> i32 {
         let xid = self.next_xid;
         self.next_xid += 1;
-        let mut payload = RequestHeader { xid, op }.to_bytes();
-        payload.extend_from_slice(body);
-        write_frame(&mut self.stream, &payload).expect("send request");
+        self.send_with_xid(xid, op, body);
         xid
+    }
+
+    /// Sends a request under a fixed xid (the special ones: -2 ping, -4 auth, ...).
+    pub fn send_with_xid(&mut self, xid: i32, op: i32, body: &[u8]) {
+        write_frame(&mut self.stream, &request_payload(xid, op, body)).expect("send request");
     }
 
     /// Reads frames until the reply to `xid`, collecting watch events on the way; `None` if
     /// the server closed the connection instead.
     pub fn reply_to(&mut self, xid: i32) -> Option<Reply> {
         loop {
-            let Frame::Data(bytes) = read_frame(&mut self.stream) else { return None };
-            let mut reader = JuteReader::new(&bytes);
-            let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
-            let body = bytes[reader.offset()..].to_vec();
-            if header.xid == -1 {
-                self.events.push(WatcherEvent::from_bytes(&body).expect("decode WatcherEvent"));
+            let reply = read_reply_frame(&mut self.stream)?;
+            if reply.header.xid == -1 {
+                self.events.push(WatcherEvent::from_bytes(&reply.body).expect("decode WatcherEvent"));
                 continue;
             }
-            assert_eq!(header.xid, xid, "reply out of order: {header:?}");
-            return Some(Reply { header, body });
+            assert_eq!(reply.header.xid, xid, "reply out of order: {:?}", reply.header);
+            return Some(reply);
         }
     }
 
@@ -317,8 +361,7 @@ impl RawSession {
 
     /// A ping (xid -2) and its reply: keeps the session alive and proves the link works.
     pub fn ping(&mut self) {
-        let payload = RequestHeader { xid: -2, op: OpCode::Ping as i32 }.to_bytes();
-        write_frame(&mut self.stream, &payload).expect("send ping");
+        self.send_with_xid(-2, OpCode::Ping as i32, &[]);
         assert!(self.reply_to(-2).is_some(), "connection closed awaiting ping reply");
     }
 
@@ -327,10 +370,8 @@ impl RawSession {
         if !self.events.is_empty() {
             return self.events.remove(0);
         }
-        let Frame::Data(bytes) = read_frame(&mut self.stream) else { panic!("closed awaiting event") };
-        let mut reader = JuteReader::new(&bytes);
-        let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
-        assert_eq!(header.xid, -1, "expected a notification, got {header:?}");
-        WatcherEvent::from_bytes(&bytes[reader.offset()..]).expect("decode WatcherEvent")
+        let Some(reply) = read_reply_frame(&mut self.stream) else { panic!("closed awaiting event") };
+        assert_eq!(reply.header.xid, -1, "expected a notification, got {:?}", reply.header);
+        WatcherEvent::from_bytes(&reply.body).expect("decode WatcherEvent")
     }
 }
