@@ -57,11 +57,14 @@ impl StatusSource {
 
     /// The reply to a four-letter word, or None when it is not one.
     pub fn respond(&self, processor: &Processor, word: &[u8; 4]) -> Option<String> {
-        let status = self.snapshot(processor);
+        let status = self.snapshot(processor, word);
         four_letter::respond(word, &self.whitelist, &status)
     }
 
-    fn snapshot(&self, p: &Processor) -> ServerStatus {
+    /// Everything `word` prints. The filesystem reads (directory sizes, open descriptors) are
+    /// done only for the words that print them: this runs on the data role's core, and tools
+    /// poll `srvr` and `ruok` often.
+    fn snapshot(&self, p: &Processor, word: &[u8; 4]) -> ServerStatus {
         let mut s = ServerStatus::new(self.conf.clone());
         s.env = self.env.clone();
         s.packets_received = p.stats.packets_received;
@@ -113,11 +116,13 @@ impl StatusSource {
             .collect();
         s.ephemerals_count = p.tree.ephemeral_count() as u64;
         s.global_sessions = p.sessions.len() as u64;
-        s.data_dir_size = dir_size(&self.data_dir);
-        s.log_dir_size = dir_size(&self.log_dir);
-        let (open, max) = fd_counts();
-        s.open_file_descriptor_count = open;
-        s.max_file_descriptor_count = max;
+        if matches!(word, b"dirs" | b"conf") {
+            s.data_dir_size = dir_size(&self.data_dir);
+            s.log_dir_size = dir_size(&self.log_dir);
+        }
+        if word == b"mntr" {
+            (s.open_file_descriptor_count, s.max_file_descriptor_count) = fd_counts();
+        }
         s
     }
 }
