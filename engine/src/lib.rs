@@ -11,6 +11,7 @@
 //! - [`watch`]: one-shot, persistent and persistent-recursive watch tables.
 //! - [`log`]: the transaction log's on-disk record format and segment scanner (no I/O).
 //! - [`request`]: turns a client request into a txn (validation) and a txn result into a reply.
+//! - [`zab`]: leader election and ZAB replication as state machines (step(event) -> actions).
 
 pub mod acl;
 pub mod log;
@@ -20,3 +21,4 @@ pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod zab;

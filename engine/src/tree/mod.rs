@@ -8,6 +8,7 @@
 //! nodes whose `ephemeral_owner` says so; ACL reference counts equal the nodes using them.
 
 pub mod acl_cache;
+mod digest;
 pub mod path;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,0 +1,1162 @@
+//! One server's replica of leader election and ZAB ([`Peer`]).
+//!
+//! In: [`Event`]s with the current time. Out: [`Action`]s, to be carried out in order.
+//!
+//! Phases, as in Apache's QuorumPeer / Leader / Learner and the Zab paper:
+//! - **Looking** (FastLeaderElection): notifications carry `(round, state, vote)`; a server
+//!   adopts any better vote, and decides once a quorum of its round agrees. Unlike Apache's
+//!   fixed 200 ms finalize wait, it decides at once when every reachable voter agrees, and
+//!   waits `finalize_wait_ms` only while some reachable voter has not voted yet. A server
+//!   that hears a quorum following an established leader joins it.
+//! - **Discovery**: learners send their accepted epoch; with a quorum the leader picks
+//!   `max + 1`, each learner accepts it and answers with its history summary.
+//! - **Synchronisation**: from the learner's per-epoch last zxids the leader finds the longest
+//!   common prefix and sends DIFF (proposals after it, from its in-memory history), TRUNC
+//!   first when the learner holds txns past it, or SNAP (a state image) when its history does
+//!   not reach back that far. NEWLEADER closes the sync; the learner acks it once durable.
+//! - **Broadcast**: established once a quorum (the leader's own durable log included) acked
+//!   NEWLEADER; then many proposals in flight, cumulative acks, commit at the quorum's
+//!   durable point, cumulative commits delivered in zxid order.
+//! Failure detection runs on its own timers: pings every `heartbeat_ms`, and a link silent
+//! for `peer_timeout_ms` (or reported down) counts as lost: a learner then looks for a new
+//! leader, and a leader without a live quorum steps down.
+//!
+//! Invariants kept here (and checked by the simulator): a learner's log is a prefix of its
+//! leader's history once synced (proposals must follow the previous zxid, else it resyncs);
+//! a leader commits only what a quorum has durably; messages of another epoch are dropped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::msg::{Msg, ServerState, Vote};
+use super::{counter_of, epoch_of, make_zxid, quorum_size, ServerId, SharedTxn};
+
+/// Timing and membership (zoo.cfg `server.N` lines and ringkeeper's election keys).
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub my_id: ServerId,
+    /// Voting members (participants), this server included if it votes.
+    pub voters: Vec<ServerId>,
+    /// Non-voting members.
+    pub observers: Vec<ServerId>,
+    /// Leader ping period.
+    pub heartbeat_ms: i64,
+    /// A link silent this long is lost.
+    pub peer_timeout_ms: i64,
+    /// Wait for missing votes once a quorum agrees but not every reachable voter.
+    pub finalize_wait_ms: i64,
+    /// Resend notifications this often while undecided.
+    pub election_retry_ms: i64,
+    /// Discovery plus synchronisation must finish within this.
+    pub sync_timeout_ms: i64,
+    /// Recent txns kept in memory for DIFF.
+    pub history_max: usize,
+    /// Highest zxid counter a leader uses before forcing a new epoch.
+    pub counter_limit: u32,
+}
+
+impl PeerConfig {
+    /// Defaults for a config with these members.
+    pub fn new(my_id: ServerId, voters: Vec<ServerId>, observers: Vec<ServerId>) -> Self {
+        PeerConfig {
+            my_id,
+            voters,
+            observers,
+            heartbeat_ms: 50,
+            peer_timeout_ms: 250,
+            finalize_wait_ms: 30,
+            election_retry_ms: 100,
+            sync_timeout_ms: 5_000,
+            history_max: 100_000,
+            counter_limit: u32::MAX - 1,
+        }
+    }
+
+    fn is_voter(&self, id: ServerId) -> bool {
+        self.voters.contains(&id)
+    }
+}
+
+/// What a server recovered from disk at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    pub accepted_epoch: u32,
+    pub current_epoch: u32,
+    /// zxid the recent history starts after (the snapshot's zxid, or 0).
+    pub history_base: i64,
+    /// The most recent txns in zxid order (the whole log after `history_base`, or its tail).
+    pub history: Vec<(i64, SharedTxn)>,
+    /// Per epoch held, the last zxid held in it (see [`Msg::AckEpoch`]).
+    pub epoch_ends: Vec<i64>,
+}
+
+/// Something that happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Time passed (call at least every few milliseconds).
+    Tick,
+    /// A message arrived from a peer.
+    Message { from: ServerId, msg: Msg },
+    /// The transport lost its link to a peer (connection reset or closed).
+    LinkDown { peer: ServerId },
+    /// The local log (or an installed snapshot) is durable up to this zxid.
+    Durable { zxid: i64 },
+    /// Leader only: the server made, applied and queued for its log this txn.
+    Proposed { zxid: i64, txn: SharedTxn },
+}
+
+/// How the server currently serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleView {
+    pub state: ServerState,
+    /// The leader followed or being, once known.
+    pub leader: Option<ServerId>,
+    pub epoch: u32,
+    /// True once the server may serve clients (leader established / learner up to date).
+    pub serving: bool,
+}
+
+/// Something the server must do, in order.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Send {
+        to: ServerId,
+        msg: Msg,
+    },
+    /// Learner: append this txn to the local log (report `Durable` when flushed).
+    Append {
+        zxid: i64,
+        txn: SharedTxn,
+    },
+    /// Learner: apply this committed txn to the tree (in zxid order).
+    Apply {
+        zxid: i64,
+        txn: SharedTxn,
+    },
+    /// Everything up to `zxid` is committed: release held replies.
+    Committed {
+        zxid: i64,
+    },
+    /// Learner: drop every logged txn after `zxid` and rebuild state from what remains.
+    Truncate {
+        zxid: i64,
+    },
+    /// Learner: replace log and state with this image of the leader at `zxid`; report
+    /// `Durable { zxid }` once it is on disk.
+    InstallSnapshot {
+        zxid: i64,
+        image: Arc<Vec<u8>>,
+    },
+    /// Leader: send `to` a [`Msg::Snapshot`] of the state right now (at `zxid`), carrying
+    /// these epoch ends.
+    SendSnapshot {
+        to: ServerId,
+        epoch: u32,
+        zxid: i64,
+        epoch_ends: Vec<i64>,
+    },
+    /// Persist these epochs before carrying out later actions (Apache's acceptedEpoch and
+    /// currentEpoch files).
+    PersistEpochs {
+        accepted: u32,
+        current: u32,
+    },
+    /// The role changed.
+    Role(RoleView),
+}
+
+struct Election {
+    vote: Vote,
+    /// Looking voters' votes in this round.
+    votes: HashMap<ServerId, Vote>,
+    /// Votes of voters that are following or leading (any round).
+    settled: HashMap<ServerId, (ServerState, Vote)>,
+    decide_at: Option<i64>,
+    next_send_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerStage {
+    /// Sent FOLLOWERINFO; waiting for the epoch.
+    Info,
+    /// Synced and NEWLEADER sent; waiting for its ack.
+    Syncing,
+    /// Acked NEWLEADER; receives proposals and counts for commits.
+    Synced,
+}
+
+struct LearnerLink {
+    observer: bool,
+    stage: LearnerStage,
+    acked: i64,
+    last_heard: i64,
+}
+
+struct Leadership {
+    /// 0 until a quorum reported its accepted epoch.
+    epoch: u32,
+    established: bool,
+    started_at: i64,
+    /// Accepted epochs reported in discovery (voters).
+    infos: HashMap<ServerId, u32>,
+    learners: HashMap<ServerId, LearnerLink>,
+    /// zxid of the history the epoch starts from.
+    start_zxid: i64,
+    next_ping_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowStage {
+    AwaitEpoch,
+    Syncing,
+    UpToDate,
+}
+
+struct Followership {
+    leader: ServerId,
+    epoch: u32,
+    stage: FollowStage,
+    started_at: i64,
+    last_heard: i64,
+    /// NEWLEADER received for this zxid and not yet acked (waiting for durability).
+    new_leader: Option<i64>,
+}
+
+enum Phase {
+    Looking(Election),
+    Leading(Leadership),
+    Following(Followership),
+}
+
+/// One server's replica of the protocol.
+pub struct Peer {
+    cfg: PeerConfig,
+    now: i64,
+    phase: Phase,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    /// Election round (FastLeaderElection's logical clock).
+    round: u64,
+    /// Last txn logged (maybe not yet durable), durable point, commit point, applied point.
+    last_logged: i64,
+    durable: i64,
+    committed: i64,
+    applied: i64,
+    history_base: i64,
+    history: VecDeque<(i64, SharedTxn)>,
+    /// Learner: logged, not yet applied.
+    pending: VecDeque<(i64, SharedTxn)>,
+    epoch_ends: BTreeMap<u32, i64>,
+    /// Last time each peer was heard from (absent: link reported down).
+    heard: HashMap<ServerId, i64>,
+}
+
+impl Peer {
+    /// A server starting from what it recovered; it begins looking for a leader (call
+    /// [`Peer::start`] to get the first actions).
+    pub fn new(cfg: PeerConfig, recovered: Recovered, now: i64) -> Self {
+        let last_logged = recovered.history.last().map(|(z, _)| *z).unwrap_or(recovered.history_base);
+        // Every peer is presumed reachable until its link is reported down or falls silent.
+        let heard = cfg.voters.iter().chain(&cfg.observers).map(|&id| (id, now)).collect();
+        let mut epoch_ends = BTreeMap::new();
+        for z in recovered.epoch_ends {
+            epoch_ends.insert(epoch_of(z), z);
+        }
+        Peer {
+            phase: Phase::Looking(Election {
+                vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: recovered.current_epoch },
+                votes: HashMap::new(),
+                settled: HashMap::new(),
+                decide_at: None,
+                next_send_at: now,
+            }),
+            cfg,
+            now,
+            accepted_epoch: recovered.accepted_epoch,
+            current_epoch: recovered.current_epoch,
+            round: 0,
+            last_logged,
+            durable: last_logged,
+            committed: 0,
+            applied: last_logged,
+            history_base: recovered.history_base,
+            history: recovered.history.into(),
+            pending: VecDeque::new(),
+            epoch_ends,
+            heard,
+        }
+    }
+
+    /// The first actions: announce the start of an election.
+    pub fn start(&mut self, out: &mut Vec<Action>) {
+        self.look(out);
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+
+    pub fn role(&self) -> RoleView {
+        match &self.phase {
+            Phase::Looking(_) => RoleView {
+                state: ServerState::Looking,
+                leader: None,
+                epoch: self.current_epoch,
+                serving: false,
+            },
+            Phase::Leading(l) => RoleView {
+                state: ServerState::Leading,
+                leader: Some(self.cfg.my_id),
+                epoch: l.epoch,
+                serving: l.established,
+            },
+            Phase::Following(f) => RoleView {
+                state: if self.cfg.is_voter(self.cfg.my_id) {
+                    ServerState::Following
+                } else {
+                    ServerState::Observing
+                },
+                leader: Some(f.leader),
+                epoch: f.epoch,
+                serving: f.stage == FollowStage::UpToDate,
+            },
+        }
+    }
+
+    /// Last zxid logged (maybe not yet durable).
+    pub fn last_logged(&self) -> i64 {
+        self.last_logged
+    }
+
+    pub fn committed(&self) -> i64 {
+        self.committed
+    }
+
+    pub fn applied(&self) -> i64 {
+        self.applied
+    }
+
+    pub fn current_epoch(&self) -> u32 {
+        self.current_epoch
+    }
+
+    /// Leader only: the zxid the next proposal must carry, or `None` when this server may not
+    /// propose (not an established leader, or the epoch's counter is exhausted).
+    pub fn next_zxid(&self) -> Option<i64> {
+        match &self.phase {
+            Phase::Leading(l) if l.established && counter_of(self.last_logged) < self.cfg.counter_limit => {
+                Some(if epoch_of(self.last_logged) == l.epoch {
+                    self.last_logged + 1
+                } else {
+                    make_zxid(l.epoch, 1)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The history held in memory, in zxid order.
+    pub fn history(&self) -> impl Iterator<Item = &(i64, SharedTxn)> {
+        self.history.iter()
+    }
+
+    /// Handles one event at time `now`, appending the actions to carry out to `out`.
+    pub fn step(&mut self, now: i64, event: Event, out: &mut Vec<Action>) {
+        self.now = now.max(self.now);
+        match event {
+            Event::Tick => self.tick(out),
+            Event::Message { from, msg } => {
+                self.heard.insert(from, self.now);
+                self.message(from, msg, out);
+            }
+            Event::LinkDown { peer } => {
+                self.heard.remove(&peer);
+                self.link_down(peer, out);
+            }
+            Event::Durable { zxid } => self.durable_to(zxid, out),
+            Event::Proposed { zxid, txn } => self.proposed(zxid, txn, out),
+        }
+    }
+
+    // ---------------------------------------------------------------- election
+
+    fn own_vote(&self) -> Vote {
+        Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: self.current_epoch }
+    }
+
+    fn state_name(&self) -> ServerState {
+        self.role().state
+    }
+
+    /// Starts a new election round.
+    fn look(&mut self, out: &mut Vec<Action>) {
+        self.round += 1;
+        let vote = self.own_vote();
+        // An observer never proposes itself; its "vote" only asks others who leads.
+        self.phase = Phase::Looking(Election {
+            vote,
+            votes: HashMap::new(),
+            settled: HashMap::new(),
+            decide_at: None,
+            next_send_at: self.now + self.cfg.election_retry_ms,
+        });
+        out.push(Action::Role(self.role()));
+        self.broadcast_vote(out);
+        self.check_decision(out);
+    }
+
+    fn notification(&self) -> Msg {
+        let vote = match &self.phase {
+            Phase::Looking(e) => e.vote,
+            Phase::Leading(_) => {
+                Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: self.current_epoch }
+            }
+            Phase::Following(f) => Vote { leader: f.leader, zxid: self.last_logged, epoch: f.epoch },
+        };
+        Msg::Notification { round: self.round, state: self.state_name(), vote }
+    }
+
+    fn broadcast_vote(&mut self, out: &mut Vec<Action>) {
+        let msg = self.notification();
+        for to in self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.my_id) {
+            out.push(Action::Send { to, msg: msg.clone() });
+        }
+    }
+
+    fn on_notification(
+        &mut self,
+        from: ServerId,
+        round: u64,
+        state: ServerState,
+        vote: Vote,
+        out: &mut Vec<Action>,
+    ) {
+        let from_voter = self.cfg.is_voter(from);
+        let i_vote = self.cfg.is_voter(self.cfg.my_id);
+        let Phase::Looking(_) = &self.phase else {
+            // Settled: tell a looking server who leads.
+            if state == ServerState::Looking {
+                out.push(Action::Send { to: from, msg: self.notification() });
+            }
+            return;
+        };
+        if !from_voter {
+            // A looking observer asks who leads; a looking voter has no answer yet beyond its vote.
+            out.push(Action::Send { to: from, msg: self.notification() });
+            return;
+        }
+        if state == ServerState::Looking {
+            if !i_vote {
+                return;
+            }
+            if round > self.round {
+                self.round = round;
+                let own = self.own_vote();
+                let e = self.election_mut();
+                e.votes.clear();
+                e.decide_at = None;
+                e.vote = if vote.beats(&own) { vote } else { own };
+                self.broadcast_vote(out);
+            } else if round < self.round {
+                out.push(Action::Send { to: from, msg: self.notification() });
+                return;
+            } else if vote.beats(&self.election().vote) {
+                let e = self.election_mut();
+                e.vote = vote;
+                e.decide_at = None;
+                self.broadcast_vote(out);
+            }
+            self.election_mut().votes.insert(from, vote);
+            self.check_decision(out);
+        } else {
+            self.election_mut().settled.insert(from, (state, vote));
+            self.check_settled(out);
+        }
+    }
+
+    fn election(&self) -> &Election {
+        match &self.phase {
+            Phase::Looking(e) => e,
+            _ => unreachable!("only called while looking"),
+        }
+    }
+
+    fn election_mut(&mut self) -> &mut Election {
+        match &mut self.phase {
+            Phase::Looking(e) => e,
+            _ => unreachable!("only called while looking"),
+        }
+    }
+
+    fn reachable_voters(&self) -> usize {
+        let timeout = self.cfg.peer_timeout_ms;
+        self.cfg
+            .voters
+            .iter()
+            .filter(|&&v| {
+                v == self.cfg.my_id || self.heard.get(&v).is_some_and(|&at| self.now - at <= timeout)
+            })
+            .count()
+    }
+
+    /// Decide when a quorum of this round agrees with our vote: at once when every reachable
+    /// voter does, else after the finalize wait (unless the vote changes meanwhile).
+    fn check_decision(&mut self, out: &mut Vec<Action>) {
+        if !self.cfg.is_voter(self.cfg.my_id) {
+            return;
+        }
+        let quorum = quorum_size(self.cfg.voters.len());
+        let reachable = self.reachable_voters();
+        let now = self.now;
+        let finalize = self.cfg.finalize_wait_ms;
+        let e = self.election_mut();
+        let agreeing = 1 + e.votes.values().filter(|v| **v == e.vote).count();
+        if agreeing < quorum {
+            e.decide_at = None;
+            return;
+        }
+        let decide_at = *e.decide_at.get_or_insert(now + finalize);
+        if agreeing >= reachable || now >= decide_at {
+            let leader = e.vote.leader;
+            self.decided(leader, out);
+        }
+    }
+
+    /// Join an established leader that a quorum of settled voters follows.
+    fn check_settled(&mut self, out: &mut Vec<Action>) {
+        let quorum = quorum_size(self.cfg.voters.len());
+        let e = self.election();
+        let mut counts: HashMap<(ServerId, u32), usize> = HashMap::new();
+        for (state, vote) in e.settled.values() {
+            if matches!(state, ServerState::Following | ServerState::Leading) {
+                *counts.entry((vote.leader, vote.epoch)).or_default() += 1;
+            }
+        }
+        let found = counts.into_iter().find(|&((leader, epoch), n)| {
+            n >= quorum
+                && e.settled.get(&leader).is_some_and(|(s, v)| *s == ServerState::Leading && v.epoch == epoch)
+        });
+        if let Some(((leader, _), _)) = found {
+            self.decided(leader, out);
+        }
+    }
+
+    fn decided(&mut self, leader: ServerId, out: &mut Vec<Action>) {
+        if leader == self.cfg.my_id {
+            self.phase = Phase::Leading(Leadership {
+                epoch: 0,
+                established: false,
+                started_at: self.now,
+                infos: HashMap::from([(self.cfg.my_id, self.accepted_epoch)]),
+                learners: HashMap::new(),
+                start_zxid: self.last_logged,
+                next_ping_at: self.now,
+            });
+            out.push(Action::Role(self.role()));
+            self.maybe_pick_epoch(out);
+        } else {
+            self.phase = Phase::Following(Followership {
+                leader,
+                epoch: 0,
+                stage: FollowStage::AwaitEpoch,
+                started_at: self.now,
+                last_heard: self.now,
+                new_leader: None,
+            });
+            out.push(Action::Role(self.role()));
+            let observer = !self.cfg.is_voter(self.cfg.my_id);
+            out.push(Action::Send {
+                to: leader,
+                msg: Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer },
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- events
+
+    fn tick(&mut self, out: &mut Vec<Action>) {
+        let now = self.now;
+        let timeout = self.cfg.peer_timeout_ms;
+        match &mut self.phase {
+            Phase::Looking(e) => {
+                if now >= e.next_send_at {
+                    e.next_send_at = now + self.cfg.election_retry_ms;
+                    self.broadcast_vote(out);
+                }
+                self.check_decision(out);
+            }
+            Phase::Following(f) => {
+                let stalled =
+                    f.stage != FollowStage::UpToDate && now - f.started_at > self.cfg.sync_timeout_ms;
+                if now - f.last_heard > timeout || stalled {
+                    self.look(out);
+                }
+            }
+            Phase::Leading(l) => {
+                l.learners.retain(|_, link| now - link.last_heard <= timeout);
+                if !l.established && now - l.started_at > self.cfg.sync_timeout_ms {
+                    self.look(out);
+                    return;
+                }
+                if now >= l.next_ping_at {
+                    l.next_ping_at = now + self.cfg.heartbeat_ms;
+                    let msg = Msg::Ping { epoch: l.epoch, committed: self.committed };
+                    for (&to, link) in &l.learners {
+                        if link.stage != LearnerStage::Info {
+                            out.push(Action::Send { to, msg: msg.clone() });
+                        }
+                    }
+                }
+                self.check_leader_quorum(out);
+            }
+        }
+    }
+
+    fn link_down(&mut self, peer: ServerId, out: &mut Vec<Action>) {
+        match &mut self.phase {
+            Phase::Following(f) if f.leader == peer => self.look(out),
+            Phase::Leading(l) => {
+                l.learners.remove(&peer);
+                self.check_leader_quorum(out);
+            }
+            _ => {}
+        }
+    }
+
+    /// An established leader without a live quorum of synced voters steps down.
+    fn check_leader_quorum(&mut self, out: &mut Vec<Action>) {
+        let Phase::Leading(l) = &self.phase else { return };
+        if !l.established {
+            return;
+        }
+        let live = 1 + l
+            .learners
+            .iter()
+            .filter(|(id, link)| {
+                !link.observer && link.stage == LearnerStage::Synced && self.cfg.is_voter(**id)
+            })
+            .count();
+        if live < quorum_size(self.cfg.voters.len()) {
+            self.look(out);
+        }
+    }
+
+    fn message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Action>) {
+        match msg {
+            Msg::Notification { round, state, vote } => self.on_notification(from, round, state, vote, out),
+            Msg::FollowerInfo { accepted_epoch, observer } => {
+                self.on_follower_info(from, accepted_epoch, observer, out)
+            }
+            Msg::AckEpoch { epoch, current_epoch, last_zxid, epoch_ends } => {
+                self.on_ack_epoch(from, epoch, current_epoch, last_zxid, &epoch_ends, out)
+            }
+            Msg::AckNewLeader { epoch, zxid } => self.on_ack_new_leader(from, epoch, zxid, out),
+            Msg::Ack { epoch, zxid } => self.on_ack(from, epoch, zxid, out),
+            leader_msg => self.on_leader_message(from, leader_msg, out),
+        }
+    }
+
+    // ---------------------------------------------------------------- leader
+
+    fn leadership(&mut self) -> Option<&mut Leadership> {
+        match &mut self.phase {
+            Phase::Leading(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn on_follower_info(
+        &mut self,
+        from: ServerId,
+        accepted_epoch: u32,
+        observer: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let now = self.now;
+        let is_voter = self.cfg.is_voter(from);
+        let Some(l) = self.leadership() else { return };
+        l.learners.insert(
+            from,
+            LearnerLink {
+                observer: observer || !is_voter,
+                stage: LearnerStage::Info,
+                acked: 0,
+                last_heard: now,
+            },
+        );
+        if l.epoch == 0 {
+            if is_voter && !observer {
+                l.infos.insert(from, accepted_epoch);
+            }
+            self.maybe_pick_epoch(out);
+        } else {
+            let epoch = l.epoch;
+            out.push(Action::Send { to: from, msg: Msg::LeaderInfo { epoch } });
+        }
+    }
+
+    /// With a quorum of accepted epochs, the new epoch is one past the highest.
+    fn maybe_pick_epoch(&mut self, out: &mut Vec<Action>) {
+        let quorum = quorum_size(self.cfg.voters.len());
+        let Some(l) = self.leadership() else { return };
+        if l.epoch != 0 || l.infos.len() < quorum {
+            return;
+        }
+        let epoch = l.infos.values().copied().max().unwrap_or(0) + 1;
+        l.epoch = epoch;
+        let learners: Vec<ServerId> = l.learners.keys().copied().collect();
+        self.accepted_epoch = epoch;
+        out.push(Action::PersistEpochs { accepted: epoch, current: self.current_epoch });
+        for to in learners {
+            out.push(Action::Send { to, msg: Msg::LeaderInfo { epoch } });
+        }
+        out.push(Action::Role(self.role()));
+        // A one-voter ensemble is established at once.
+        self.maybe_establish(out);
+    }
+
+    fn on_ack_epoch(
+        &mut self,
+        from: ServerId,
+        epoch: u32,
+        current_epoch: u32,
+        last_zxid: i64,
+        ends: &[i64],
+        out: &mut Vec<Action>,
+    ) {
+        let mine = (self.current_epoch, self.last_logged);
+        let is_voter = self.cfg.is_voter(from);
+        let Some(l) = self.leadership() else { return };
+        if epoch != l.epoch || !l.learners.contains_key(&from) {
+            return;
+        }
+        if is_voter && (current_epoch, last_zxid) > mine {
+            // A voter knows more than the leader: the election went wrong; start over (as
+            // Apache's "Follower is ahead of the leader").
+            self.look(out);
+            return;
+        }
+        self.sync_learner(from, last_zxid, ends, out);
+    }
+
+    /// Sends `to` what makes its log equal to the leader's history, then NEWLEADER.
+    fn sync_learner(&mut self, to: ServerId, learner_last: i64, learner_ends: &[i64], out: &mut Vec<Action>) {
+        let epoch = self.leadership().map(|l| l.epoch).unwrap_or(0);
+        let common = common_prefix(&self.epoch_ends, learner_ends);
+        if common < self.history_base {
+            let ends: Vec<i64> = self.epoch_ends.values().copied().collect();
+            out.push(Action::SendSnapshot { to, epoch, zxid: self.last_logged, epoch_ends: ends });
+        } else {
+            if learner_last > common {
+                out.push(Action::Send { to, msg: Msg::Trunc { epoch, zxid: common } });
+            }
+            let mut prev = common;
+            for (zxid, txn) in self.history.iter().filter(|(z, _)| *z > common) {
+                out.push(Action::Send {
+                    to,
+                    msg: Msg::Proposal { epoch, prev_zxid: prev, zxid: *zxid, txn: txn.clone() },
+                });
+                prev = *zxid;
+            }
+        }
+        let zxid = self.last_logged;
+        out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid } });
+        if let Some(link) = self.leadership().and_then(|l| l.learners.get_mut(&to)) {
+            link.stage = LearnerStage::Syncing;
+        }
+    }
+
+    fn on_ack_new_leader(&mut self, from: ServerId, epoch: u32, zxid: i64, out: &mut Vec<Action>) {
+        let committed = self.committed;
+        let Some(l) = self.leadership() else { return };
+        if epoch != l.epoch {
+            return;
+        }
+        let established = l.established;
+        let Some(link) = l.learners.get_mut(&from) else { return };
+        if link.stage != LearnerStage::Syncing {
+            return;
+        }
+        link.stage = LearnerStage::Synced;
+        link.acked = link.acked.max(zxid);
+        if established {
+            out.push(Action::Send { to: from, msg: Msg::UpToDate { epoch, committed } });
+            self.advance_commit(out);
+        } else {
+            self.maybe_establish(out);
+        }
+    }
+
+    /// Established once a quorum, the leader's durable log included, holds the history.
+    fn maybe_establish(&mut self, out: &mut Vec<Action>) {
+        let quorum = quorum_size(self.cfg.voters.len());
+        let durable = self.durable;
+        let last = self.last_logged;
+        let Some(l) = self.leadership() else { return };
+        if l.established || l.epoch == 0 || durable < last {
+            return;
+        }
+        let synced = l.learners.values().filter(|k| !k.observer && k.stage == LearnerStage::Synced).count();
+        if 1 + synced < quorum {
+            return;
+        }
+        l.established = true;
+        l.start_zxid = last;
+        let epoch = l.epoch;
+        let to: Vec<ServerId> =
+            l.learners.iter().filter(|(_, k)| k.stage == LearnerStage::Synced).map(|(id, _)| *id).collect();
+        self.current_epoch = epoch;
+        out.push(Action::PersistEpochs { accepted: self.accepted_epoch, current: epoch });
+        self.committed = self.committed.max(last);
+        for id in to {
+            out.push(Action::Send { to: id, msg: Msg::UpToDate { epoch, committed: self.committed } });
+        }
+        out.push(Action::Committed { zxid: self.committed });
+        self.applied = self.applied.max(self.committed);
+        out.push(Action::Role(self.role()));
+    }
+
+    fn on_ack(&mut self, from: ServerId, epoch: u32, zxid: i64, out: &mut Vec<Action>) {
+        let now = self.now;
+        match &mut self.phase {
+            Phase::Leading(l) if l.epoch == epoch => {
+                if let Some(link) = l.learners.get_mut(&from) {
+                    link.last_heard = now;
+                    if link.stage == LearnerStage::Synced {
+                        link.acked = link.acked.max(zxid);
+                    }
+                }
+                self.advance_commit(out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Commits the highest zxid a quorum of voters holds durably.
+    fn advance_commit(&mut self, out: &mut Vec<Action>) {
+        let quorum = quorum_size(self.cfg.voters.len());
+        let Phase::Leading(l) = &self.phase else { return };
+        if !l.established {
+            return;
+        }
+        let mut points: Vec<i64> = l
+            .learners
+            .values()
+            .filter(|k| !k.observer && k.stage == LearnerStage::Synced)
+            .map(|k| k.acked)
+            .collect();
+        points.push(self.durable.min(self.last_logged));
+        if points.len() < quorum {
+            return;
+        }
+        points.sort_unstable_by(|a, b| b.cmp(a));
+        let point = points[quorum - 1];
+        if point <= self.committed {
+            return;
+        }
+        let epoch = l.epoch;
+        for (&to, _) in l.learners.iter().filter(|(_, k)| k.stage != LearnerStage::Info) {
+            out.push(Action::Send { to, msg: Msg::Commit { epoch, zxid: point } });
+        }
+        self.committed = point;
+        self.applied = point;
+        out.push(Action::Committed { zxid: point });
+    }
+
+    fn proposed(&mut self, zxid: i64, txn: SharedTxn, out: &mut Vec<Action>) {
+        let Some(expected) = self.next_zxid() else {
+            panic!("proposal {zxid:#x} while not an established leader");
+        };
+        assert_eq!(zxid, expected, "proposals must use Peer::next_zxid");
+        let prev = self.last_logged;
+        self.record(zxid, txn.clone());
+        let Some(l) = self.leadership() else { return };
+        let epoch = l.epoch;
+        for (&to, link) in &l.learners {
+            if link.stage != LearnerStage::Info {
+                let msg = Msg::Proposal { epoch, prev_zxid: prev, zxid, txn: txn.clone() };
+                out.push(Action::Send { to, msg });
+            }
+        }
+        if counter_of(zxid) >= self.cfg.counter_limit {
+            // The counter is exhausted: a new election gives a new epoch (as Apache).
+            self.look(out);
+        }
+    }
+
+    /// Adds a logged txn to the history and the epoch ends.
+    fn record(&mut self, zxid: i64, txn: SharedTxn) {
+        self.last_logged = zxid;
+        self.epoch_ends.insert(epoch_of(zxid), zxid);
+        self.history.push_back((zxid, txn));
+        while self.history.len() > self.cfg.history_max {
+            if let Some((z, _)) = self.history.pop_front() {
+                self.history_base = z;
+            }
+        }
+    }
+
+    fn durable_to(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        if zxid <= self.durable {
+            return;
+        }
+        self.durable = zxid;
+        match &mut self.phase {
+            Phase::Leading(_) => {
+                self.maybe_establish(out);
+                self.advance_commit(out);
+            }
+            Phase::Following(f) => {
+                let (leader, epoch) = (f.leader, f.epoch);
+                if let Some(target) = f.new_leader {
+                    if zxid >= target {
+                        f.new_leader = None;
+                        self.current_epoch = epoch;
+                        out.push(Action::PersistEpochs { accepted: self.accepted_epoch, current: epoch });
+                        out.push(Action::Send { to: leader, msg: Msg::AckNewLeader { epoch, zxid: target } });
+                        return;
+                    }
+                }
+                if f.stage != FollowStage::AwaitEpoch && f.new_leader.is_none() {
+                    out.push(Action::Send { to: leader, msg: Msg::Ack { epoch, zxid: self.durable } });
+                }
+            }
+            Phase::Looking(_) => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- learner
+
+    fn on_leader_message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Action>) {
+        let now = self.now;
+        let Phase::Following(f) = &mut self.phase else { return };
+        if from != f.leader {
+            return;
+        }
+        f.last_heard = now;
+        if let Msg::LeaderInfo { epoch } = msg {
+            if f.stage != FollowStage::AwaitEpoch {
+                return;
+            }
+            if epoch < self.accepted_epoch {
+                // A leader of an older epoch: look for the current one.
+                self.look(out);
+                return;
+            }
+            f.epoch = epoch;
+            f.stage = FollowStage::Syncing;
+            if epoch > self.accepted_epoch {
+                self.accepted_epoch = epoch;
+                out.push(Action::PersistEpochs { accepted: epoch, current: self.current_epoch });
+            }
+            let msg = Msg::AckEpoch {
+                epoch,
+                current_epoch: self.current_epoch,
+                last_zxid: self.last_logged,
+                epoch_ends: self.epoch_ends.values().copied().collect(),
+            };
+            out.push(Action::Send { to: from, msg });
+            return;
+        }
+        let epoch = f.epoch;
+        if f.stage == FollowStage::AwaitEpoch || message_epoch(&msg) != Some(epoch) {
+            return;
+        }
+        match msg {
+            Msg::Trunc { zxid, .. } => self.truncate(zxid, out),
+            Msg::Snapshot { zxid, epoch_ends, image, .. } => {
+                self.history.clear();
+                self.pending.clear();
+                self.history_base = zxid;
+                self.last_logged = zxid;
+                self.applied = zxid;
+                self.committed = self.committed.min(zxid);
+                self.durable = i64::MIN;
+                self.epoch_ends =
+                    epoch_ends.into_iter().filter(|z| *z <= zxid).map(|z| (epoch_of(z), z)).collect();
+                self.epoch_ends.insert(epoch_of(zxid), zxid);
+                out.push(Action::InstallSnapshot { zxid, image });
+            }
+            Msg::Proposal { prev_zxid, zxid, txn, .. } => {
+                if zxid <= self.last_logged {
+                    return; // a duplicate
+                }
+                if prev_zxid != self.last_logged {
+                    // A gap (a lost message): resynchronise.
+                    self.look(out);
+                    return;
+                }
+                self.record(zxid, txn.clone());
+                self.pending.push_back((zxid, txn.clone()));
+                out.push(Action::Append { zxid, txn });
+            }
+            Msg::NewLeader { zxid, .. } => {
+                if zxid != self.last_logged {
+                    self.look(out);
+                    return;
+                }
+                if let Phase::Following(f) = &mut self.phase {
+                    f.new_leader = Some(zxid);
+                }
+                // Acks at once if already durable.
+                let durable = std::mem::replace(&mut self.durable, i64::MIN);
+                self.durable_to(durable, out);
+            }
+            Msg::UpToDate { committed, .. } => {
+                if let Phase::Following(f) = &mut self.phase {
+                    if f.stage == FollowStage::UpToDate || f.new_leader.is_some() {
+                        return;
+                    }
+                    f.stage = FollowStage::UpToDate;
+                }
+                self.commit_to(committed, out);
+                out.push(Action::Role(self.role()));
+            }
+            Msg::Commit { zxid, .. } => self.commit_to(zxid, out),
+            Msg::Ping { committed, .. } => {
+                self.commit_to(committed, out);
+                if self.durable > i64::MIN {
+                    out.push(Action::Send { to: from, msg: Msg::Ack { epoch, zxid: self.durable } });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn truncate(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        while self.history.back().is_some_and(|(z, _)| *z > zxid) {
+            self.history.pop_back();
+        }
+        self.pending.clear();
+        self.last_logged = zxid;
+        self.applied = zxid;
+        self.durable = self.durable.min(zxid);
+        self.committed = self.committed.min(zxid);
+        self.epoch_ends.retain(|e, _| *e <= epoch_of(zxid));
+        if let Some(end) = self.epoch_ends.get_mut(&epoch_of(zxid)) {
+            *end = zxid;
+        }
+        if zxid < self.history_base {
+            self.history_base = zxid;
+        }
+        out.push(Action::Truncate { zxid });
+    }
+
+    /// Applies logged txns up to the leader's commit point, in order.
+    fn commit_to(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        if zxid <= self.committed {
+            return;
+        }
+        self.committed = zxid;
+        let mut applied_any = false;
+        while self.pending.front().is_some_and(|(z, _)| *z <= zxid) {
+            let (z, txn) = self.pending.pop_front().expect("checked");
+            self.applied = z;
+            applied_any = true;
+            out.push(Action::Apply { zxid: z, txn });
+        }
+        if applied_any {
+            out.push(Action::Committed { zxid: self.applied });
+        }
+    }
+}
+
+/// The epoch a leader-to-learner message belongs to.
+fn message_epoch(msg: &Msg) -> Option<u32> {
+    match msg {
+        Msg::Trunc { epoch, .. }
+        | Msg::Snapshot { epoch, .. }
+        | Msg::Proposal { epoch, .. }
+        | Msg::NewLeader { epoch, .. }
+        | Msg::UpToDate { epoch, .. }
+        | Msg::Commit { epoch, .. }
+        | Msg::Ping { epoch, .. } => Some(*epoch),
+        _ => None,
+    }
+}
+
+/// The last zxid two histories share, from their per-epoch last zxids: an epoch's txns on
+/// every server are a prefix of that epoch's leader sequence, so equal ends mean equal
+/// txns; the first epoch where they differ (or one side lacks) ends the common prefix.
+/// Epochs below what either side lists are unknown: the answer is then 0 (send a snapshot).
+pub fn common_prefix(leader_ends: &BTreeMap<u32, i64>, learner_ends: &[i64]) -> i64 {
+    let learner: BTreeMap<u32, i64> = learner_ends.iter().map(|&z| (epoch_of(z), z)).collect();
+    let mut epochs: Vec<u32> = leader_ends.keys().chain(learner.keys()).copied().collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    let mut common = 0;
+    for e in epochs {
+        match (leader_ends.get(&e), learner.get(&e)) {
+            (Some(&a), Some(&b)) if a == b => common = a,
+            (Some(&a), Some(&b)) => return a.min(b),
+            _ => return common,
+        }
+    }
+    common
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(list: &[i64]) -> BTreeMap<u32, i64> {
+        list.iter().map(|&z| (epoch_of(z), z)).collect()
+    }
+
+    #[test]
+    fn common_prefix_follows_epoch_ends() {
+        let z = make_zxid;
+        // Same history.
+        assert_eq!(common_prefix(&ends(&[z(1, 5), z(2, 3)]), &[z(1, 5), z(2, 3)]), z(2, 3));
+        // Learner behind within an epoch.
+        assert_eq!(common_prefix(&ends(&[z(1, 5), z(2, 3)]), &[z(1, 5), z(2, 1)]), z(2, 1));
+        // Learner holds a deposed leader's epoch 2 that the leader never saw.
+        assert_eq!(common_prefix(&ends(&[z(1, 7), z(3, 2)]), &[z(1, 5), z(2, 4)]), z(1, 5));
+        assert_eq!(common_prefix(&ends(&[z(1, 5), z(3, 2)]), &[z(1, 5), z(2, 4)]), z(1, 5));
+        // Empty learner.
+        assert_eq!(common_prefix(&ends(&[z(1, 5)]), &[]), 0);
+        // Learner only knows a later epoch (its snapshot hides the earlier ones).
+        assert_eq!(common_prefix(&ends(&[z(1, 5), z(2, 3)]), &[z(2, 3)]), 0);
+    }
+
+    fn three(id: ServerId) -> Peer {
+        Peer::new(PeerConfig::new(id, vec![1, 2, 3], vec![]), Recovered::default(), 0)
+    }
+
+    /// Delivers every Send among `peers` until quiet; returns the other actions per peer.
+    fn run(peers: &mut [Peer], mut queue: Vec<(ServerId, Action)>, now: i64) -> Vec<(ServerId, Action)> {
+        let mut rest = Vec::new();
+        let mut steps = 0;
+        while let Some((from, action)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            steps += 1;
+            assert!(steps < 10_000, "no quiescence");
+            match action {
+                Action::Send { to, msg } => {
+                    let peer = &mut peers[(to - 1) as usize];
+                    let mut out = Vec::new();
+                    peer.step(now, Event::Message { from, msg }, &mut out);
+                    queue.extend(out.into_iter().map(|a| (to, a)));
+                }
+                other => rest.push((from, other)),
+            }
+        }
+        rest
+    }
+
+    #[test]
+    fn three_fresh_servers_elect_the_highest_id_and_establish() {
+        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
+        let mut queue = Vec::new();
+        for p in peers.iter_mut() {
+            let mut out = Vec::new();
+            p.start(&mut out);
+            let id = p.config().my_id;
+            queue.extend(out.into_iter().map(|a| (id, a)));
+        }
+        run(&mut peers, queue, 1);
+        assert_eq!(peers[2].role().state, ServerState::Leading);
+        assert!(peers[2].role().serving, "empty logs are durable: established at once");
+        assert_eq!(peers[0].role().leader, Some(3));
+        assert_eq!(peers[2].next_zxid(), Some(make_zxid(1, 1)));
+    }
+}
