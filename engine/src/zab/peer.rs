@@ -17,6 +17,7 @@
 //! - **Broadcast**: established once a quorum (the leader's own durable log included) acked
 //!   NEWLEADER; then many proposals in flight, cumulative acks, commit at the quorum's
 //!   durable point, cumulative commits delivered in zxid order.
+//!
 //! Failure detection runs on its own timers: pings every `heartbeat_ms`, and a link silent
 //! for `peer_timeout_ms` (or reported down) counts as lost: a learner then looks for a new
 //! leader, and a leader without a live quorum steps down.
