@@ -6,6 +6,8 @@
 //! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
 //! Every server is killed when its [`TestServer`] drops.
 
+pub mod sim;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

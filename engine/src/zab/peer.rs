@@ -22,11 +22,13 @@
 //! for `peer_timeout_ms` (or reported down) counts as lost: a learner then looks for a new
 //! leader, and a leader without a live quorum steps down.
 //!
+//! Deterministic: ordered maps only, so a seed replays the same run in the simulator.
+//!
 //! Invariants kept here (and checked by the simulator): a learner's log is a prefix of its
 //! leader's history once synced (proposals must follow the previous zxid, else it resyncs);
 //! a leader commits only what a quorum has durably; messages of another epoch are dropped.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::msg::{Msg, ServerState, Vote};
@@ -169,9 +171,9 @@ pub enum Action {
 struct Election {
     vote: Vote,
     /// Looking voters' votes in this round.
-    votes: HashMap<ServerId, Vote>,
+    votes: BTreeMap<ServerId, Vote>,
     /// Votes of voters that are following or leading (any round).
-    settled: HashMap<ServerId, (ServerState, Vote)>,
+    settled: BTreeMap<ServerId, (ServerState, Vote)>,
     decide_at: Option<i64>,
     next_send_at: i64,
 }
@@ -199,8 +201,8 @@ struct Leadership {
     established: bool,
     started_at: i64,
     /// Accepted epochs reported in discovery (voters).
-    infos: HashMap<ServerId, u32>,
-    learners: HashMap<ServerId, LearnerLink>,
+    infos: BTreeMap<ServerId, u32>,
+    learners: BTreeMap<ServerId, LearnerLink>,
     /// zxid of the history the epoch starts from.
     start_zxid: i64,
     next_ping_at: i64,
@@ -249,7 +251,7 @@ pub struct Peer {
     pending: VecDeque<(i64, SharedTxn)>,
     epoch_ends: BTreeMap<u32, i64>,
     /// Last time each peer was heard from (absent: link reported down).
-    heard: HashMap<ServerId, i64>,
+    heard: BTreeMap<ServerId, i64>,
 }
 
 impl Peer {
@@ -266,8 +268,8 @@ impl Peer {
         Peer {
             phase: Phase::Looking(Election {
                 vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: recovered.current_epoch },
-                votes: HashMap::new(),
-                settled: HashMap::new(),
+                votes: BTreeMap::new(),
+                settled: BTreeMap::new(),
                 decide_at: None,
                 next_send_at: now,
             }),
@@ -396,8 +398,8 @@ impl Peer {
         // An observer never proposes itself; its "vote" only asks others who leads.
         self.phase = Phase::Looking(Election {
             vote,
-            votes: HashMap::new(),
-            settled: HashMap::new(),
+            votes: BTreeMap::new(),
+            settled: BTreeMap::new(),
             decide_at: None,
             next_send_at: self.now + self.cfg.election_retry_ms,
         });
@@ -409,9 +411,7 @@ impl Peer {
     fn notification(&self) -> Msg {
         let vote = match &self.phase {
             Phase::Looking(e) => e.vote,
-            Phase::Leading(_) => {
-                Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: self.current_epoch }
-            }
+            Phase::Leading(l) => Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: l.epoch },
             Phase::Following(f) => Vote { leader: f.leader, zxid: self.last_logged, epoch: f.epoch },
         };
         Msg::Notification { round: self.round, state: self.state_name(), vote }
@@ -523,21 +523,20 @@ impl Peer {
         }
     }
 
-    /// Join an established leader that a quorum of settled voters follows.
+    /// Join a leader that a quorum of settled voters follows and that says it leads.
     fn check_settled(&mut self, out: &mut Vec<Action>) {
         let quorum = quorum_size(self.cfg.voters.len());
         let e = self.election();
-        let mut counts: HashMap<(ServerId, u32), usize> = HashMap::new();
+        let mut counts: BTreeMap<ServerId, usize> = BTreeMap::new();
         for (state, vote) in e.settled.values() {
             if matches!(state, ServerState::Following | ServerState::Leading) {
-                *counts.entry((vote.leader, vote.epoch)).or_default() += 1;
+                *counts.entry(vote.leader).or_default() += 1;
             }
         }
-        let found = counts.into_iter().find(|&((leader, epoch), n)| {
-            n >= quorum
-                && e.settled.get(&leader).is_some_and(|(s, v)| *s == ServerState::Leading && v.epoch == epoch)
+        let found = counts.into_iter().find(|&(leader, n)| {
+            n >= quorum && e.settled.get(&leader).is_some_and(|(s, _)| *s == ServerState::Leading)
         });
-        if let Some(((leader, _), _)) = found {
+        if let Some((leader, _)) = found {
             self.decided(leader, out);
         }
     }
@@ -548,8 +547,8 @@ impl Peer {
                 epoch: 0,
                 established: false,
                 started_at: self.now,
-                infos: HashMap::from([(self.cfg.my_id, self.accepted_epoch)]),
-                learners: HashMap::new(),
+                infos: BTreeMap::from([(self.cfg.my_id, self.accepted_epoch)]),
+                learners: BTreeMap::new(),
                 start_zxid: self.last_logged,
                 next_ping_at: self.now,
             });
@@ -813,6 +812,10 @@ impl Peer {
             out.push(Action::Send { to: id, msg: Msg::UpToDate { epoch, committed: self.committed } });
         }
         out.push(Action::Committed { zxid: self.committed });
+        // Txns this server logged as a learner and never applied are committed now.
+        for (zxid, txn) in self.pending.drain(..) {
+            out.push(Action::Apply { zxid, txn });
+        }
         self.applied = self.applied.max(self.committed);
         out.push(Action::Role(self.role()));
     }
