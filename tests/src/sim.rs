@@ -49,6 +49,9 @@ pub struct SimOptions {
     pub counter_limit: u32,
     /// History kept for DIFF (small values force SNAP).
     pub history_max: usize,
+    /// A disk that acknowledges fsyncs it never did: a crash loses the whole log. Only for
+    /// proving the checker catches lost commits; never a valid run.
+    pub lying_disk: bool,
 }
 
 impl Default for SimOptions {
@@ -56,11 +59,12 @@ impl Default for SimOptions {
         SimOptions {
             voters: 3,
             observers: 0,
-            faulty_ms: 3_000,
-            calm_ms: 3_000,
+            faulty_ms: 2_500,
+            calm_ms: 1_500,
             clients: 4,
             counter_limit: u32::MAX - 1,
             history_max: 100_000,
+            lying_disk: false,
         }
     }
 }
@@ -199,6 +203,8 @@ struct PendingWrite {
     value: u64,
     leader: ServerId,
     incarnation: u32,
+    /// The leader's epoch when it proposed: only that leadership acknowledges the write.
+    epoch: u32,
 }
 
 struct World {
@@ -513,12 +519,18 @@ impl World {
         self.stats.crashes += 1;
         self.note(format!("crash {id}"));
         let reset = self.rng.chance(0.7);
+        let lying = self.opts.lying_disk;
         let n = self.node(id);
         n.alive = false;
         n.incarnation += 1;
         n.unsynced.clear();
         n.pending_install = None;
         n.fsync_scheduled = false;
+        if lying {
+            n.durable_log.clear();
+            n.accepted_epoch = 0;
+            n.current_epoch = 0;
+        }
         n.role = ServerState::Looking;
         n.serving = false;
         if reset {
@@ -666,6 +678,7 @@ impl World {
                 }
                 Action::Committed { zxid } => self.committed_by(id, zxid)?,
                 Action::Truncate { zxid } => {
+                    self.note(format!("{id}: truncate after {zxid:#x}"));
                     self.stats.truncations += 1;
                     let n = self.node(id);
                     n.durable_log.retain(|(z, _)| *z <= zxid);
@@ -674,6 +687,8 @@ impl World {
                 }
                 Action::InstallSnapshot { zxid, image } => {
                     let entries = decode_image(&image);
+                    let zs: Vec<String> = entries.iter().map(|(z, _)| format!("{z:x}")).collect();
+                    self.note(format!("{id}: install snapshot {zxid:#x}: {}", zs.join(",")));
                     if entries.last().map(|(z, _)| *z).unwrap_or(0) != zxid {
                         return Err(format!("server {id}: snapshot image does not end at {zxid:#x}"));
                     }
@@ -759,9 +774,10 @@ impl World {
         }
         // Acknowledge client writes this leader proposed.
         let inc = self.node(id).incarnation;
+        let epoch = self.node(id).peer.role().epoch;
         for c in &mut self.clients {
             if let Some(p) = &c.pending {
-                if p.leader == id && p.incarnation == inc && p.zxid <= zxid {
+                if p.leader == id && p.incarnation == inc && p.epoch == epoch && p.zxid <= zxid {
                     c.allowed = vec![Some(p.value)];
                     c.last_seen = c.last_seen.max(p.zxid);
                     c.pending = None;
@@ -786,7 +802,12 @@ impl World {
         for i in 0..self.clients.len() {
             if let Some(p) = &self.clients[i].pending {
                 let n = &self.nodes[(p.leader - 1) as usize];
-                if !n.alive || n.incarnation != p.incarnation || n.role != ServerState::Leading {
+                let role = n.peer.role();
+                if !n.alive
+                    || n.incarnation != p.incarnation
+                    || role.state != ServerState::Leading
+                    || role.epoch != p.epoch
+                {
                     let value = p.value;
                     self.clients[i].allowed.push(Some(value));
                     self.clients[i].pending = None;
@@ -823,10 +844,11 @@ impl World {
         };
         let shared: SharedTxn = Arc::new(txn::encode(&t));
         let inc = n.incarnation;
+        let epoch = n.peer.role().epoch;
         n.unsynced.push((zxid, shared.clone()));
         self.apply(leader, zxid, &shared)?;
         self.schedule_fsync(leader);
-        self.clients[ci].pending = Some(PendingWrite { zxid, value, leader, incarnation: inc });
+        self.clients[ci].pending = Some(PendingWrite { zxid, value, leader, incarnation: inc, epoch });
         self.note(format!("client {ci} writes {value} as {zxid:#x} via {leader}"));
         self.step(leader, Event::Proposed { zxid, txn: shared })
     }
@@ -852,13 +874,15 @@ impl World {
         let n = &self.nodes[(id - 1) as usize];
         let value =
             n.tree.get(&key).map(|node| u64::from_le_bytes(node.data[..8].try_into().expect("8 bytes")));
+        let mzxid = n.tree.get(&key).map(|node| node.stat.mzxid).unwrap_or(0);
         let applied = n.applied;
         let c = &mut self.clients[ci];
         let pending = c.pending.as_ref().map(|p| Some(p.value));
         if !c.allowed.contains(&value) && pending != Some(value) {
             return Err(format!(
-                "client {ci} read {value:?} from server {id}, expected one of {:?} (pending {pending:?}): its write went back",
-                c.allowed
+                "client {ci} read {value:?} (mzxid {mzxid:#x}) from server {id} at {applied:#x}, expected one of {:?} \
+                 (pending {pending:?}, last seen {:#x}): its write went back",
+                c.allowed, c.last_seen
             ));
         }
         c.last_seen = c.last_seen.max(applied);

@@ -42,7 +42,7 @@ fn run_seeds(name: &str, opts: SimOptions, default_count: u64) -> SimStats {
 
 #[test]
 fn three_voters_survive_crashes_partitions_and_lossy_links() {
-    let total = run_seeds("3 voters", SimOptions::default(), 300);
+    let total = run_seeds("3 voters", SimOptions::default(), 1000);
     assert!(
         total.acked_writes > 0 && total.crashes > 0 && total.partitions > 0,
         "the runs exercised nothing"
@@ -52,19 +52,27 @@ fn three_voters_survive_crashes_partitions_and_lossy_links() {
 #[test]
 fn five_voters_and_an_observer() {
     let opts = SimOptions { voters: 5, observers: 1, ..SimOptions::default() };
-    let total = run_seeds("5 voters + 1 observer", opts, 150);
+    let total = run_seeds("5 voters + 1 observer", opts, 300);
     assert!(total.acked_writes > 0);
 }
 
 #[test]
 fn short_history_forces_snapshots_and_a_small_counter_forces_new_epochs() {
     let opts = SimOptions { history_max: 8, counter_limit: 40, ..SimOptions::default() };
-    let total = run_seeds("snap + epoch roll-over", opts, 300);
+    let total = run_seeds("snap + epoch roll-over", opts, 800);
     assert!(total.snapshots_sent > 0, "no SNAP sync happened: {total:?}");
 }
 
 #[test]
 fn seven_voters() {
     let opts = SimOptions { voters: 7, ..SimOptions::default() };
-    run_seeds("7 voters", opts, 40);
+    run_seeds("7 voters", opts, 100);
+}
+
+#[test]
+fn the_checker_catches_lost_commits_on_a_lying_disk() {
+    let opts = SimOptions { lying_disk: true, ..SimOptions::default() };
+    let caught = (0..50).find_map(|seed| sim::run(seed, &opts).err());
+    let failure = caught.expect("a disk that forgets acknowledged writes must break an invariant");
+    eprintln!("caught as expected: {}", failure.what);
 }

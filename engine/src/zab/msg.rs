@@ -67,8 +67,9 @@ pub enum Msg {
     Commit { epoch: u32, zxid: i64 },
     /// Learner -> leader: durable up to `zxid` (cumulative ACK; also the answer to a ping).
     Ack { epoch: u32, zxid: i64 },
-    /// Leader -> learner heartbeat, carrying the commit point.
-    Ping { epoch: u32, committed: i64 },
+    /// Leader -> learner heartbeat, carrying the commit point and the last zxid proposed (a
+    /// synced learner behind it lost a message and resynchronises).
+    Ping { epoch: u32, committed: i64, last_zxid: i64 },
 }
 
 /// Messages are equal when their encodings are (txn bytes compared by content).
@@ -232,8 +233,8 @@ impl Msg {
             Msg::Ack { epoch, zxid } => {
                 w.u8(TAG_ACK).u32(*epoch).i64(*zxid);
             }
-            Msg::Ping { epoch, committed } => {
-                w.u8(TAG_PING).u32(*epoch).i64(*committed);
+            Msg::Ping { epoch, committed, last_zxid } => {
+                w.u8(TAG_PING).u32(*epoch).i64(*committed).i64(*last_zxid);
             }
         }
     }
@@ -282,7 +283,7 @@ impl Msg {
             TAG_UP_TO_DATE => Msg::UpToDate { epoch: r.u32()?, committed: r.i64()? },
             TAG_COMMIT => Msg::Commit { epoch: r.u32()?, zxid: r.i64()? },
             TAG_ACK => Msg::Ack { epoch: r.u32()?, zxid: r.i64()? },
-            TAG_PING => Msg::Ping { epoch: r.u32()?, committed: r.i64()? },
+            TAG_PING => Msg::Ping { epoch: r.u32()?, committed: r.i64()?, last_zxid: r.i64()? },
             other => return Err(MsgError::UnknownTag(other)),
         };
         match buf.len() - r.at {
@@ -324,7 +325,7 @@ mod tests {
             Msg::UpToDate { epoch: 5, committed: 12 },
             Msg::Commit { epoch: 5, zxid: 13 },
             Msg::Ack { epoch: 5, zxid: 13 },
-            Msg::Ping { epoch: 5, committed: 13 },
+            Msg::Ping { epoch: 5, committed: 13, last_zxid: 14 },
         ];
         for m in all {
             let mut buf = Vec::new();

@@ -223,6 +223,11 @@ struct Followership {
     last_heard: i64,
     /// NEWLEADER received for this zxid and not yet acked (waiting for durability).
     new_leader: Option<i64>,
+    /// When to resend FOLLOWERINFO while waiting for the epoch.
+    next_info_at: i64,
+    /// NEWLEADER matched our log: it is now a prefix of the leader's history, so the
+    /// leader's commit points apply to it (never before: it may hold a deposed leader's txns).
+    synced: bool,
 }
 
 enum Phase {
@@ -347,12 +352,14 @@ impl Peer {
     /// propose (not an established leader, or the epoch's counter is exhausted).
     pub fn next_zxid(&self) -> Option<i64> {
         match &self.phase {
-            Phase::Leading(l) if l.established && counter_of(self.last_logged) < self.cfg.counter_limit => {
-                Some(if epoch_of(self.last_logged) == l.epoch {
-                    self.last_logged + 1
+            Phase::Leading(l) if l.established => {
+                if epoch_of(self.last_logged) != l.epoch {
+                    Some(make_zxid(l.epoch, 1))
+                } else if counter_of(self.last_logged) < self.cfg.counter_limit {
+                    Some(self.last_logged + 1)
                 } else {
-                    make_zxid(l.epoch, 1)
-                })
+                    None
+                }
             }
             _ => None,
         }
@@ -562,6 +569,8 @@ impl Peer {
                 started_at: self.now,
                 last_heard: self.now,
                 new_leader: None,
+                next_info_at: self.now + self.cfg.heartbeat_ms,
+                synced: false,
             });
             out.push(Action::Role(self.role()));
             let observer = !self.cfg.is_voter(self.cfg.my_id);
@@ -590,6 +599,12 @@ impl Peer {
                     f.stage != FollowStage::UpToDate && now - f.started_at > self.cfg.sync_timeout_ms;
                 if now - f.last_heard > timeout || stalled {
                     self.look(out);
+                } else if f.stage == FollowStage::AwaitEpoch && now >= f.next_info_at {
+                    // The leader may have decided after our first FOLLOWERINFO reached it.
+                    f.next_info_at = now + self.cfg.heartbeat_ms;
+                    let (to, observer) = (f.leader, !self.cfg.is_voter(self.cfg.my_id));
+                    let msg = Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer };
+                    out.push(Action::Send { to, msg });
                 }
             }
             Phase::Leading(l) => {
@@ -600,11 +615,11 @@ impl Peer {
                 }
                 if now >= l.next_ping_at {
                     l.next_ping_at = now + self.cfg.heartbeat_ms;
-                    let msg = Msg::Ping { epoch: l.epoch, committed: self.committed };
-                    for (&to, link) in &l.learners {
-                        if link.stage != LearnerStage::Info {
-                            out.push(Action::Send { to, msg: msg.clone() });
-                        }
+                    let msg =
+                        Msg::Ping { epoch: l.epoch, committed: self.committed, last_zxid: self.last_logged };
+                    // Learners still waiting for the epoch get pings too: the leader lives.
+                    for &to in l.learners.keys() {
+                        out.push(Action::Send { to, msg: msg.clone() });
                     }
                 }
                 self.check_leader_quorum(out);
@@ -939,9 +954,15 @@ impl Peer {
         }
         f.last_heard = now;
         if let Msg::LeaderInfo { epoch } = msg {
-            if f.stage != FollowStage::AwaitEpoch {
+            // Again for the same epoch: the leader lost our state (a duplicated or resent
+            // FOLLOWERINFO reached it); synchronise again.
+            let resync = f.stage != FollowStage::AwaitEpoch && epoch == f.epoch;
+            if f.stage != FollowStage::AwaitEpoch && !resync {
                 return;
             }
+            let was_serving = f.stage == FollowStage::UpToDate;
+            f.new_leader = None;
+            f.synced = false;
             if epoch < self.accepted_epoch {
                 // A leader of an older epoch: look for the current one.
                 self.look(out);
@@ -960,9 +981,12 @@ impl Peer {
                 epoch_ends: self.epoch_ends.values().copied().collect(),
             };
             out.push(Action::Send { to: from, msg });
+            if was_serving {
+                out.push(Action::Role(self.role()));
+            }
             return;
         }
-        let epoch = f.epoch;
+        let (epoch, synced) = (f.epoch, f.synced);
         if f.stage == FollowStage::AwaitEpoch || message_epoch(&msg) != Some(epoch) {
             return;
         }
@@ -1001,6 +1025,7 @@ impl Peer {
                 }
                 if let Phase::Following(f) = &mut self.phase {
                     f.new_leader = Some(zxid);
+                    f.synced = true;
                 }
                 // Acks at once if already durable.
                 let durable = std::mem::replace(&mut self.durable, i64::MIN);
@@ -1016,9 +1041,16 @@ impl Peer {
                 self.commit_to(committed, out);
                 out.push(Action::Role(self.role()));
             }
-            Msg::Commit { zxid, .. } => self.commit_to(zxid, out),
-            Msg::Ping { committed, .. } => {
-                self.commit_to(committed, out);
+            Msg::Commit { zxid, .. } if synced => self.commit_to(zxid, out),
+            Msg::Ping { committed, last_zxid, .. } => {
+                if synced && last_zxid > self.last_logged {
+                    // A proposal never arrived (links are FIFO, so it was lost): resync.
+                    self.look(out);
+                    return;
+                }
+                if synced {
+                    self.commit_to(committed, out);
+                }
                 if self.durable > i64::MIN {
                     out.push(Action::Send { to: from, msg: Msg::Ack { epoch, zxid: self.durable } });
                 }
