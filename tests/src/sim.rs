@@ -484,19 +484,17 @@ impl World {
                     self.at(back, What::Restart(id));
                 }
             }
-            1 => {
-                if self.partition.is_none() {
-                    let groups: Vec<u8> = (0..n).map(|_| self.rng.below(2) as u8).collect();
-                    self.stats.partitions += 1;
-                    self.note(format!("partition {groups:?}"));
-                    let reset = self.rng.chance(0.5);
-                    self.partition = Some(groups);
-                    if reset {
-                        self.reset_cut_links();
-                    }
-                    let heal = self.rng.range(100, 900);
-                    self.at(heal, What::Heal);
+            1 if self.partition.is_none() => {
+                let groups: Vec<u8> = (0..n).map(|_| self.rng.below(2) as u8).collect();
+                self.stats.partitions += 1;
+                self.note(format!("partition {groups:?}"));
+                let reset = self.rng.chance(0.5);
+                self.partition = Some(groups);
+                if reset {
+                    self.reset_cut_links();
                 }
+                let heal = self.rng.range(100, 900);
+                self.at(heal, What::Heal);
             }
             _ => {} // a quiet period
         }
