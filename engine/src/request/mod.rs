@@ -10,6 +10,7 @@
 //! carries the zxid it depends on so the server can hold it until that zxid is durable.
 
 pub mod prep;
+pub mod replica;
 pub mod reply;
 
 use std::collections::HashMap;
@@ -93,9 +94,11 @@ pub struct Processor {
     pub watches: WatchManager,
     pub config: ProcessorConfig,
     pub stats: ProcessorStats,
-    conns: HashMap<ConnId, Connection>,
-    session_conn: HashMap<i64, ConnId>,
+    pub(crate) conns: HashMap<ConnId, Connection>,
+    pub(crate) session_conn: HashMap<i64, ConnId>,
     next_reap_ms: i64,
+    /// Only the leader (or a standalone server) expires sessions and reaps containers.
+    pub(crate) owns_expiry: bool,
 }
 
 /// A decoded client request.
@@ -154,6 +157,7 @@ impl Processor {
             stats: ProcessorStats::default(),
             conns: HashMap::new(),
             session_conn: HashMap::new(),
+            owns_expiry: true,
         }
     }
 
@@ -194,7 +198,7 @@ impl Processor {
 
     /// Applies one txn to the tree and the session table: the state change shared by
     /// [`Self::commit`] (new writes) and [`Self::replay`] (recovery).
-    fn apply_archived(&mut self, txn: &ArchivedTxn, now_ms: i64) -> txn::Applied {
+    pub(crate) fn apply_archived(&mut self, txn: &ArchivedTxn, now_ms: i64) -> txn::Applied {
         let applied = txn::apply(&mut self.tree, txn);
         let session_id = txn.session_id.to_native();
         match &txn.body {
@@ -216,7 +220,7 @@ impl Processor {
         self.apply_archived(txn, now_ms);
     }
 
-    fn notify(&mut self, changes: &[TreeChange], zxid: i64, out: &mut Vec<Output>) {
+    pub(crate) fn notify(&mut self, changes: &[TreeChange], zxid: i64, out: &mut Vec<Output>) {
         for change in changes {
             let notes = match change {
                 TreeChange::Created { path } => self.watches.node_created(path, tree::path::parent(path)),
@@ -344,7 +348,7 @@ impl Processor {
         }
     }
 
-    fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+    pub(crate) fn close_conn(&mut self, conn: ConnId, out: &mut Vec<Output>) {
         self.forget_conn(conn);
         out.push(Output::Close { conn, zxid: self.last_zxid() });
     }
@@ -366,6 +370,9 @@ impl Processor {
     /// Periodic work: session expiry and the container/TTL reaper.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        if !self.owns_expiry {
+            return out;
+        }
         for session_id in self.sessions.expired(now_ms) {
             self.close_session(session_id, 0, now_ms, &mut out);
             if let Some(conn) = self.session_conn.get(&session_id).copied() {

@@ -116,6 +116,15 @@ impl SessionTable {
         true
     }
 
+    /// Renews every live session's deadline from `now_ms` (a new leader takes over expiry and
+    /// has not seen the touches its predecessor got, as Apache's fresh SessionTracker).
+    pub fn touch_all(&mut self, now_ms: i64) {
+        let ids: Vec<i64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.touch(id, now_ms);
+        }
+    }
+
     /// Marks a session as closing (its CloseSession txn is on the way).
     pub fn mark_closing(&mut self, id: i64) {
         if let Some(s) = self.sessions.get_mut(&id) {

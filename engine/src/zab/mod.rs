@@ -9,6 +9,7 @@
 //!
 //! - [`msg`]: the peer messages and their byte encoding.
 //! - [`peer`]: one server's replica of the protocol ([`Peer`]).
+//! - [`relay`]: client requests a learner forwards to its leader, and the answers.
 //!
 //! Zxids are `epoch << 32 | counter`. Within one epoch only its leader proposes, so two logs
 //! holding the same zxid hold the same txn there, and every server's txns of an epoch are a
@@ -16,9 +17,11 @@
 
 pub mod msg;
 pub mod peer;
+pub mod relay;
 
 pub use msg::{Msg, ServerState, Vote};
 pub use peer::{Action, Event, Peer, PeerConfig, Recovered, RoleView};
+pub use relay::Relay;
 
 use std::sync::Arc;
 

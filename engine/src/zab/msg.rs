@@ -111,30 +111,31 @@ const TAG_COMMIT: u8 = 11;
 const TAG_ACK: u8 = 12;
 const TAG_PING: u8 = 13;
 
-struct Writer<'a>(&'a mut Vec<u8>);
+/// Little-endian field writer shared by the peer codecs.
+pub(super) struct Writer<'a>(pub(super) &'a mut Vec<u8>);
 
 impl Writer<'_> {
-    fn u8(&mut self, v: u8) -> &mut Self {
+    pub(super) fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self
     }
-    fn u32(&mut self, v: u32) -> &mut Self {
+    pub(super) fn u32(&mut self, v: u32) -> &mut Self {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
-    fn u64(&mut self, v: u64) -> &mut Self {
+    pub(super) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
-    fn i64(&mut self, v: i64) -> &mut Self {
+    pub(super) fn i64(&mut self, v: i64) -> &mut Self {
         self.u64(v as u64)
     }
-    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+    pub(super) fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
         self
     }
-    fn zxids(&mut self, list: &[i64]) -> &mut Self {
+    pub(super) fn zxids(&mut self, list: &[i64]) -> &mut Self {
         self.u32(list.len() as u32);
         for z in list {
             self.i64(*z);
@@ -143,36 +144,37 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
+/// Bounds-checked field reader shared by the peer codecs.
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MsgError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], MsgError> {
         let end =
             self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(MsgError::Truncated(self.at))?;
         let s = &self.buf[self.at..end];
         self.at = end;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, MsgError> {
+    pub(super) fn u8(&mut self) -> Result<u8, MsgError> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, MsgError> {
+    pub(super) fn u32(&mut self) -> Result<u32, MsgError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
-    fn u64(&mut self) -> Result<u64, MsgError> {
+    pub(super) fn u64(&mut self) -> Result<u64, MsgError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
-    fn i64(&mut self) -> Result<i64, MsgError> {
+    pub(super) fn i64(&mut self) -> Result<i64, MsgError> {
         Ok(self.u64()? as i64)
     }
-    fn bytes(&mut self) -> Result<&'a [u8], MsgError> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], MsgError> {
         let n = self.u32()? as usize;
         self.take(n)
     }
-    fn zxids(&mut self) -> Result<Vec<i64>, MsgError> {
+    pub(super) fn zxids(&mut self) -> Result<Vec<i64>, MsgError> {
         let n = self.u32()? as usize;
         // Each entry is 8 bytes: a count larger than the rest is a truncated message.
         if n > (self.buf.len() - self.at) / 8 {
@@ -180,7 +182,7 @@ impl<'a> Reader<'a> {
         }
         (0..n).map(|_| self.i64()).collect()
     }
-    fn state(&mut self) -> Result<ServerState, MsgError> {
+    pub(super) fn state(&mut self) -> Result<ServerState, MsgError> {
         Ok(match self.u8()? {
             0 => ServerState::Looking,
             1 => ServerState::Following,

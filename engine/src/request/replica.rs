@@ -1,0 +1,121 @@
+//! What the request processor does as one replica of an ensemble (beside [`super`]'s
+//! standalone path, which the leader keeps using for its own and forwarded requests).
+//!
+//! In: committed txns from the leader (learners), sessions that exist ensemble-wide, epoch
+//! changes. Out: the same [`Output`]s as the standalone path (watch events, closes).
+//! - A learner applies each committed txn with [`Processor::apply_committed`]: tree and session
+//!   table change exactly as on the leader, watches of its own clients fire, and clients of a
+//!   session the leader closed are disconnected.
+//! - Writes, session creation/closing and `sync` are forwarded to the leader
+//!   ([`is_forwarded`]); the leader runs them for a stand-in connection made with
+//!   [`Processor::attach`], and a learner attaches its client's connection the same way once
+//!   the leader created its session.
+//! - Only the leader expires sessions and reaps containers ([`Processor::set_owns_expiry`]);
+//!   learners relay their clients' activity to it.
+//!
+//! Invariant: a learner's tree only ever holds committed txns, applied in zxid order.
+
+use super::{ConnId, Connection, Output, Processor};
+use crate::acl;
+use crate::proto::{Id, OpCode};
+use crate::txn::{ArchivedTxn, ArchivedTxnBody};
+use crate::zab::make_zxid;
+
+/// Requests a learner sends to its leader: every op that becomes a txn, and `sync` (answered
+/// once the learner has applied what the leader had when it saw the sync).
+pub fn is_forwarded(op: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        op,
+        Create
+            | Create2
+            | CreateContainer
+            | CreateTtl
+            | Delete
+            | DeleteContainer
+            | SetData
+            | SetAcl
+            | Check
+            | Multi
+            | Reconfig
+            | CloseSession
+            | Sync
+    )
+}
+
+impl Processor {
+    /// Registers `conn` as a connection of an existing session (a leader's stand-in for a
+    /// learner's client, or a learner's client once the leader created its session), with the
+    /// ACL ids it authenticated as.
+    pub fn attach(&mut self, conn: ConnId, session_id: i64, ids: Vec<Id>, client_ip: &str, now_ms: i64) {
+        let ids = if ids.is_empty() { acl::connection_ids(client_ip) } else { ids };
+        match self.conns.get_mut(&conn) {
+            Some(c) => {
+                c.ids = ids;
+                c.session_id = session_id;
+            }
+            None => {
+                self.conns.insert(
+                    conn,
+                    Connection {
+                        session_id,
+                        ids,
+                        client_ip: client_ip.to_string(),
+                        remote: client_ip.to_string(),
+                        received: 0,
+                        sent: 0,
+                        last_cxid: 0,
+                        last_zxid: 0,
+                        last_op: None,
+                        connected_at_ms: now_ms,
+                    },
+                );
+            }
+        }
+        self.session_conn.insert(session_id, conn);
+    }
+
+    /// Applies a txn the leader committed (learners, in zxid order): watch events for this
+    /// server's clients, and closes of connections whose session the txn closed.
+    pub fn apply_committed(&mut self, txn: &ArchivedTxn, now_ms: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        let zxid = txn.zxid.to_native();
+        let applied = self.apply_archived(txn, now_ms);
+        self.notify(&applied.changes, zxid, &mut out);
+        if let ArchivedTxnBody::CloseSession { .. } = &txn.body {
+            if let Some(conn) = self.session_conn.get(&txn.session_id.to_native()).copied() {
+                self.close_conn(conn, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Enters `epoch` (leader established, or learner up to date): the last zxid becomes
+    /// `epoch << 32` unless already past it, so the leader's next txn is `epoch << 32 | 1`
+    /// and every client's last seen zxid stays at or below any serving replica's.
+    pub fn begin_epoch(&mut self, epoch: u32) {
+        let start = make_zxid(epoch, 0);
+        if self.tree.last_processed_zxid < start {
+            self.tree.last_processed_zxid = start;
+        }
+    }
+
+    /// Whether this replica expires sessions and reaps containers (the leader does; a new
+    /// leader renews every session's deadline first).
+    pub fn set_owns_expiry(&mut self, owns: bool, now_ms: i64) {
+        if owns && !self.owns_expiry {
+            self.sessions.touch_all(now_ms);
+        }
+        self.owns_expiry = owns;
+    }
+
+    /// The session a connection belongs to (0 while it has none).
+    pub fn session_of(&self, conn: ConnId) -> i64 {
+        self.conns.get(&conn).map(|c| c.session_id).unwrap_or(0)
+    }
+
+    /// The ACL ids a connection authenticated as.
+    pub fn ids_of(&self, conn: ConnId) -> Vec<Id> {
+        self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
+    }
+}
