@@ -146,6 +146,15 @@ pub struct Config {
     pub log_batch_delay_micros: u64,
     /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
     pub queue_depth: usize,
+    /// `ringkeeper.zab.heartbeatMs`: leader ping period.
+    pub zab_heartbeat_ms: u32,
+    /// `ringkeeper.zab.peerTimeoutMs`: a peer link silent this long is lost (failure
+    /// detection of a leader whose host vanished without a TCP reset).
+    pub zab_peer_timeout_ms: u32,
+    /// `ringkeeper.zab.finalizeWaitMs`: election wait for missing votes once a quorum agrees.
+    pub zab_finalize_wait_ms: u32,
+    /// `ringkeeper.zab.electionRetryMs`: resend period of election notifications.
+    pub zab_election_retry_ms: u32,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
     pub my_id: Option<u64>,
     /// Every `key=value` of the file in file order, duplicates included (for `conf`).
@@ -253,6 +262,10 @@ impl Config {
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
             queue_depth: DEFAULT_QUEUE_DEPTH,
+            zab_heartbeat_ms: 50,
+            zab_peer_timeout_ms: 800,
+            zab_finalize_wait_ms: 30,
+            zab_election_retry_ms: 100,
             my_id: None,
             raw: Vec::new(),
             ignored_keys: Vec::new(),
@@ -418,6 +431,10 @@ impl Config {
                 "ringkeeper.log.batchDelayMicros" => {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
                 }
+                "ringkeeper.zab.heartbeatMs" => cfg.zab_heartbeat_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.peerTimeoutMs" => cfg.zab_peer_timeout_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.finalizeWaitMs" => cfg.zab_finalize_wait_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.electionRetryMs" => cfg.zab_election_retry_ms = parse_millis(key, value)?,
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
                 }
@@ -760,6 +777,11 @@ fn parse_core(key: &str, value: &str) -> Result<usize, ConfigError> {
 }
 
 /// `0,1`, `0-3`, `0-1,4`: ascending order of first appearance is kept; duplicates rejected.
+/// A positive duration in milliseconds (the `ringkeeper.zab.*` timers).
+fn parse_millis(key: &str, value: &str) -> Result<u32, ConfigError> {
+    Ok(parse_int(key, value, 1, 3_600_000, "a positive integer (milliseconds)")? as u32)
+}
+
 fn parse_core_list(key: &str, value: &str) -> Result<Vec<usize>, ConfigError> {
     const EXPECTED: &str = "expected core ids like 0,1 or 0-3";
     let mut cores = Vec::new();

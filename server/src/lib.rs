@@ -26,6 +26,8 @@ pub mod four_letter;
 pub mod log_role;
 pub mod messages;
 pub mod network;
+pub mod peer_net;
 pub mod recovery;
+pub mod replica;
 pub mod runtime;
 pub mod status;

@@ -23,7 +23,7 @@ use futures_lite::future;
 use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::io::{BufferedFile, Directory, DmaFile, OpenOptions};
 use ringkeeper_engine::log::{self as txlog, SegmentHeader};
-use ringkeeper_engine::txn::TxnBytes;
+use ringkeeper_engine::zab::SharedTxn;
 
 use crate::config::Config;
 use crate::recovery::LogTail;
@@ -35,11 +35,12 @@ const WRITE_ALIGN: u64 = 4096;
 /// Process exit status after a failed log write or fsync.
 const EXIT_LOG_FAILURE: i32 = 70;
 
-/// One txn for the log: its zxid and the rkyv bytes the processor encoded.
+/// One txn for the log: its zxid and the rkyv bytes the processor (or, on a learner, the
+/// leader) encoded, shared with the ZAB history and the followers' queues without a copy.
 #[derive(Debug)]
 pub struct LogRecord {
     pub zxid: i64,
-    pub bytes: TxnBytes,
+    pub bytes: SharedTxn,
 }
 
 /// The settings the log role runs with (from zoo.cfg).

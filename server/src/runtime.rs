@@ -108,7 +108,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let counts = Arc::new(Mutex::new(Default::default()));
 
     let now = crate::data_role::now_ms();
-    let mut processor = Processor::new(processor_config(&config), now, session_secret(&config.data_dir)?);
+    // An ensemble member first carries out a pending TRUNC, then learns its peers.
+    let replica = crate::replica::prepare(&config)?;
+    let secret = match &replica {
+        Some(_) => crate::replica::shared_session_secret(&config),
+        None => session_secret(&config.data_dir)?,
+    };
+    let mut processor_cfg = processor_config(&config);
+    processor_cfg.server_id = config.my_id.unwrap_or(0) as i64;
+    let mut processor = Processor::new(processor_cfg, now, secret);
     let mut log_settings = LogSettings::from_config(&config);
     std::fs::create_dir_all(&log_settings.dir)
         .with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
@@ -150,7 +158,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let data_handle = LocalExecutorBuilder::new(data_placement)
         .name("rk-data")
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-        .spawn(move || crate::data_role::run(processor, status, to_data_receivers, to_net_senders, log_link))
+        .spawn(move || {
+            crate::data_role::run(processor, status, to_data_receivers, to_net_senders, log_link, replica)
+        })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
     let mut handles = Vec::new();

@@ -2,6 +2,7 @@
 //! processor and hands it to [`crate::four_letter::respond`] for Apache's exact layout.
 //! Runs on the data role's core (it reads the processor directly).
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use ringkeeper_engine::request::Processor;
 
 use crate::config::Config;
-use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerStatus, Whitelist};
+use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerMode, ServerStatus, Whitelist};
 
 /// What the data role keeps to answer four-letter words.
 pub struct StatusSource {
@@ -19,6 +20,8 @@ pub struct StatusSource {
     data_dir: PathBuf,
     log_dir: PathBuf,
     started: Instant,
+    /// Ensemble role and whether clients are served (standalone: always serving).
+    role: Cell<(ServerMode, bool)>,
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -52,7 +55,13 @@ impl StatusSource {
             data_dir: config.data_dir.clone(),
             log_dir: config.log_dir().to_path_buf(),
             started: Instant::now(),
+            role: Cell::new((ServerMode::Standalone, true)),
         }
+    }
+
+    /// The ensemble role changed (`Mode:` in srvr/stat, `zk_server_state` in mntr).
+    pub fn set_role(&self, mode: ServerMode, serving: bool) {
+        self.role.set((mode, serving));
     }
 
     /// The reply to a four-letter word, or None when it is not one.
@@ -66,6 +75,7 @@ impl StatusSource {
     /// poll `srvr` and `ruok` often.
     fn snapshot(&self, p: &Processor, word: &[u8; 4]) -> ServerStatus {
         let mut s = ServerStatus::new(self.conf.clone());
+        (s.mode, s.serving) = self.role.get();
         s.env = self.env.clone();
         s.packets_received = p.stats.packets_received;
         s.packets_sent = p.stats.packets_sent;

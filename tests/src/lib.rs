@@ -6,6 +6,7 @@
 //! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
 //! Every server is killed when its [`TestServer`] drops.
 
+pub mod ensemble;
 pub mod sim;
 
 use std::io::{Read, Write};
@@ -231,8 +232,13 @@ const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
     &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs"];
 
 /// The command that runs Apache ZooKeeper's standalone server from the Debian package.
-/// JVM flags favour a quick start on a small shared machine (serial GC, C1 only, small heap).
 fn apache_command(config: &Path, dir: &Path) -> Command {
+    apache_command_with("org.apache.zookeeper.server.ZooKeeperServerMain", config, dir)
+}
+
+/// The command that runs `main_class` of Apache ZooKeeper (standalone or QuorumPeerMain).
+/// JVM flags favour a quick start on a small shared machine (serial GC, C1 only, small heap).
+pub(crate) fn apache_command_with(main_class: &str, config: &Path, dir: &Path) -> Command {
     let cfg = std::fs::read_to_string(config).unwrap_or_default();
     let mut c = Command::new("java");
     c.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m"])
@@ -245,6 +251,6 @@ fn apache_command(config: &Path, dir: &Path) -> Command {
             }
         }
     }
-    c.arg("-cp").arg(APACHE_CLASSPATH).arg("org.apache.zookeeper.server.ZooKeeperServerMain").arg(config);
+    c.arg("-cp").arg(APACHE_CLASSPATH).arg(main_class).arg(config);
     c
 }

@@ -1,0 +1,201 @@
+//! Peer transport of an ensemble: TCP links between servers on the data role's executor.
+//!
+//! In: frames to send to a peer (`send`), TCP connections from peers on this server's
+//! peerPort. Out: [`PeerInput`]s handed to a callback — each frame received, and "link down"
+//! when a peer's connection fails or closes.
+//!
+//! Every server dials every other server's peerPort (`server.N=host:peerPort:...`) and only
+//! writes on the connection it dialled; it only reads on connections it accepted. So each
+//! direction of a pair has its own connection and no tie-breaking is needed. A connection
+//! starts with a handshake (magic, sender id); frames are `u32` little-endian length, one kind
+//! byte ([`FrameKind`]), payload. The election port of the `server.N` line is not used: ZAB
+//! and election share the link.
+//!
+//! Invariants: frames to one peer are written in `send` order (one writer task per peer);
+//! frames sent while a link is down are dropped (the protocol resends what matters: votes
+//! on a timer, syncs from scratch); a malformed or oversized frame closes that link only.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+/// First bytes of every peer connection ("RKZB").
+const HANDSHAKE_MAGIC: u32 = 0x524b_5a42;
+/// Largest frame accepted from a peer (a state image of a large tree is the biggest).
+const FRAME_BYTES_MAX: usize = 1 << 30;
+/// Wait between connection attempts to a peer that is down.
+const REDIAL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// An election or ZAB message (`zab::Msg`).
+    Zab = 0,
+    /// Relayed client traffic (`zab::Relay`).
+    Relay = 1,
+}
+
+/// Something a peer link delivered.
+#[derive(Debug)]
+pub enum PeerInput {
+    Frame { from: u64, kind: FrameKind, payload: Vec<u8> },
+    LinkDown { peer: u64 },
+}
+
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    connected: bool,
+    waker: Option<Waker>,
+}
+
+/// The links of one server to its peers.
+pub struct PeerNet {
+    outboxes: HashMap<u64, Rc<RefCell<Outbox>>>,
+}
+
+type Deliver = Rc<dyn Fn(PeerInput)>;
+
+impl PeerNet {
+    /// Listens on `listen`, dials every `(id, address)` of `peers`, and hands everything
+    /// received to `deliver`. Runs for the life of the executor.
+    pub fn start(
+        my_id: u64,
+        listener: TcpListener,
+        peers: Vec<(u64, SocketAddr)>,
+        connect_timeout: Duration,
+        deliver: Deliver,
+    ) -> PeerNet {
+        let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
+        let mut outboxes = HashMap::new();
+        for (id, addr) in peers {
+            let outbox = Rc::new(RefCell::new(Outbox::default()));
+            outboxes.insert(id, outbox.clone());
+            glommio::spawn_local(dial_loop(my_id, id, addr, connect_timeout, outbox, deliver.clone())).detach();
+        }
+        glommio::spawn_local(accept_loop(listener, known, deliver)).detach();
+        PeerNet { outboxes }
+    }
+
+    /// Queues one frame to `to` (dropped while the link is down).
+    pub fn send(&self, to: u64, kind: FrameKind, payload_writer: impl FnOnce(&mut Vec<u8>)) {
+        let Some(outbox) = self.outboxes.get(&to) else { return };
+        let mut o = outbox.borrow_mut();
+        if !o.connected {
+            return;
+        }
+        let start = o.bytes.len();
+        o.bytes.extend_from_slice(&[0; 4]);
+        o.bytes.push(kind as u8);
+        payload_writer(&mut o.bytes);
+        let len = (o.bytes.len() - start - 4) as u32;
+        o.bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        if let Some(w) = o.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Keeps a connection to one peer open and writes its outbox to it.
+async fn dial_loop(
+    my_id: u64,
+    peer: u64,
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    outbox: Rc<RefCell<Outbox>>,
+    deliver: Deliver,
+) {
+    loop {
+        let stream = glommio::timer::timeout(connect_timeout, TcpStream::connect(addr)).await;
+        let Ok(mut stream) = stream else {
+            glommio::timer::sleep(REDIAL_INTERVAL).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut hello = Vec::with_capacity(12);
+        hello.extend_from_slice(&HANDSHAKE_MAGIC.to_le_bytes());
+        hello.extend_from_slice(&my_id.to_le_bytes());
+        if stream.write_all(&hello).await.is_err() {
+            glommio::timer::sleep(REDIAL_INTERVAL).await;
+            continue;
+        }
+        outbox.borrow_mut().connected = true;
+        log::debug!("peer link to server {peer} at {addr} up");
+        loop {
+            let bytes = poll_fn(|cx| {
+                let mut o = outbox.borrow_mut();
+                if o.bytes.is_empty() {
+                    o.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(std::mem::take(&mut o.bytes))
+                }
+            })
+            .await;
+            if stream.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        {
+            let mut o = outbox.borrow_mut();
+            o.connected = false;
+            o.bytes.clear();
+        }
+        log::info!("peer link to server {peer} at {addr} lost");
+        deliver(PeerInput::LinkDown { peer });
+        glommio::timer::sleep(REDIAL_INTERVAL).await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, known: Vec<u64>, deliver: Deliver) {
+    loop {
+        let Ok(stream) = listener.accept().await else { continue };
+        glommio::spawn_local(read_loop(stream, known.clone(), deliver.clone())).detach();
+    }
+}
+
+/// Reads frames from one accepted connection until it fails.
+async fn read_loop(mut stream: TcpStream, known: Vec<u64>, deliver: Deliver) {
+    let mut hello = [0u8; 12];
+    if stream.read_exact(&mut hello).await.is_err() {
+        return;
+    }
+    let magic = u32::from_le_bytes(hello[..4].try_into().expect("4 bytes"));
+    let from = u64::from_le_bytes(hello[4..].try_into().expect("8 bytes"));
+    if magic != HANDSHAKE_MAGIC || !known.contains(&from) {
+        log::warn!("closing a peer connection: bad handshake (magic {magic:#x}, server id {from})");
+        return;
+    }
+    loop {
+        let mut head = [0u8; 5];
+        if stream.read_exact(&mut head).await.is_err() {
+            break;
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let kind = match head[4] {
+            0 => FrameKind::Zab,
+            1 => FrameKind::Relay,
+            other => {
+                log::warn!("closing the link from server {from}: unknown frame kind {other}");
+                break;
+            }
+        };
+        if len == 0 || len > FRAME_BYTES_MAX {
+            log::warn!("closing the link from server {from}: frame of {len} bytes");
+            break;
+        }
+        let mut payload = vec![0u8; len - 1];
+        if stream.read_exact(&mut payload).await.is_err() {
+            break;
+        }
+        deliver(PeerInput::Frame { from, kind, payload });
+    }
+    deliver(PeerInput::LinkDown { peer: from });
+}

@@ -1,0 +1,271 @@
+//! The ensemble side of the data role: the engine's ZAB [`Peer`] next to the processor, on
+//! the same core (the "ZAB core" of DESIGN.md), with the peer links of [`crate::peer_net`].
+//!
+//! In: peer frames and link losses, "durable up to Z" from the log role, txns the leader's
+//! processor makes, client requests a learner must forward. Out: peer frames, log appends,
+//! committed txns applied to the processor, replies released to clients.
+//!
+//! - Start-up ([`prepare`]): reads `acceptedEpoch`/`currentEpoch` (Apache's files in dataDir),
+//!   carries out a truncation left pending by a TRUNC (`truncate.after`), and gives the peer
+//!   its recent history from the log.
+//! - Leader: its processor answers every request as standalone; each txn goes to the log and
+//!   to [`Peer`] as a proposal; replies are held until the txn is committed (quorum durable).
+//!   Requests relayed by learners run on stand-in connections (ids with the top bit set) whose
+//!   replies go back over the peer link with the zxid to wait for.
+//! - Learner (follower/observer): reads run locally on the committed tree; writes, `sync` and
+//!   session creation are relayed to the leader; per connection a FIFO keeps later reads
+//!   behind an earlier relayed write until its reply is released (after the learner applied
+//!   the txn), so a session sees its own writes in order.
+//! - A TRUNC (the log holds txns the new leader never had) is carried out by recording the
+//!   zxid in `truncate.after`, then restarting this process from disk (`exec` of itself), as
+//!   Apache reloads its database after a sync that rewinds it.
+//!
+//! Invariants: no client sees a write before a quorum has it durably; a learner applies only
+//! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
+//! client connections.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use ringkeeper_engine::log::record_len;
+use ringkeeper_engine::request::ConnId;
+use ringkeeper_engine::txn::TxnBytes;
+use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
+
+use crate::config::{Config, PeerRole};
+use crate::recovery::{read_aligned, scan_segment, segment_paths};
+
+/// File holding the zxid after which the log must be cut at the next start (a TRUNC).
+const TRUNCATE_MARKER: &str = "truncate.after";
+/// Txns kept in memory for DIFF to learners.
+pub const HISTORY_MAX: usize = 100_000;
+/// Stand-in connections for relayed clients have this bit set (local ids never do).
+const RELAYED_BIT: u64 = 1 << 63;
+/// Bits of a learner's connection id kept in a stand-in id (network core < 16).
+const TOKEN_BITS: u32 = 52;
+
+/// The stand-in connection id on the leader for `token` of learner `learner`.
+pub fn stand_in(learner: ServerId, token: u64) -> ConnId {
+    RELAYED_BIT | (learner << TOKEN_BITS) | (token & ((1 << TOKEN_BITS) - 1))
+}
+
+/// The learner and token behind a stand-in connection id, or None for a local connection.
+pub fn relayed(conn: ConnId) -> Option<(ServerId, u64)> {
+    (conn & RELAYED_BIT != 0).then(|| ((conn & !RELAYED_BIT) >> TOKEN_BITS, conn & ((1 << TOKEN_BITS) - 1)))
+}
+
+/// Everything the data role needs to run as an ensemble member.
+pub struct ReplicaSetup {
+    pub peer_config: PeerConfig,
+    pub recovered: Recovered,
+    pub listen: SocketAddr,
+    pub peers: Vec<(ServerId, SocketAddr)>,
+    pub data_dir: PathBuf,
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host}:{port} resolves to no address"))
+}
+
+fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| anyhow!("{}: not an epoch number: {text:?}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Writes `acceptedEpoch` and `currentEpoch` durably (temp file, fsync, rename, dir fsync).
+pub fn persist_epochs(dir: &Path, accepted: u32, current: u32) -> std::io::Result<()> {
+    for (name, value) in [("acceptedEpoch", accepted), ("currentEpoch", current)] {
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, format!("{value}\n"))?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Records a TRUNC to carry out at the next start.
+pub fn record_truncation(dir: &Path, zxid: i64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{TRUNCATE_MARKER}.tmp"));
+    std::fs::write(&tmp, format!("{zxid:#x}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(TRUNCATE_MARKER))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Cuts every log record after `zxid` in `log_dir` (whole later segments removed, the rest
+/// of the segment holding `zxid` zeroed), then removes the marker.
+fn carry_out_truncation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
+    let marker = data_dir.join(TRUNCATE_MARKER);
+    let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(()) };
+    let zxid = i64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+        .map_err(|_| anyhow!("{}: not a zxid: {text:?}", marker.display()))?;
+    log::warn!("cutting the transaction log after zxid {zxid:#x} (the leader never had the txns after it)");
+    for (first, path) in segment_paths(log_dir)? {
+        if first > zxid {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            continue;
+        }
+        let bytes = read_aligned(&path)?;
+        let mut cut = None;
+        let scanned = scan_segment(&path, &bytes, |record| {
+            if record.zxid == zxid {
+                cut = Some(record.offset + record_len(record.payload.len()) as u64);
+            }
+        })?;
+        if let (Some(from), true) = (cut, scanned.last_zxid.is_some_and(|last| last > zxid)) {
+            let end = scanned.end.append_offset();
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&vec![0u8; (end - from) as usize], from)?;
+            file.sync_all()?;
+        }
+    }
+    std::fs::File::open(log_dir)?.sync_all()?;
+    std::fs::remove_file(&marker)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Per epoch, the last zxid of the log, and its most recent txns (for DIFF).
+fn read_history(log_dir: &Path) -> anyhow::Result<(Vec<(i64, SharedTxn)>, i64, Vec<i64>)> {
+    let mut history: VecDeque<(i64, SharedTxn)> = VecDeque::new();
+    let mut base = 0;
+    let mut ends: Vec<i64> = Vec::new();
+    for (_, path) in segment_paths(log_dir)? {
+        let bytes = read_aligned(&path)?;
+        scan_segment(&path, &bytes, |record| {
+            match ends.last_mut() {
+                Some(last) if epoch_of(*last) == epoch_of(record.zxid) => *last = record.zxid,
+                _ => ends.push(record.zxid),
+            }
+            let mut txn = TxnBytes::new();
+            txn.extend_from_slice(record.payload);
+            history.push_back((record.zxid, Arc::new(txn)));
+            if history.len() > HISTORY_MAX {
+                base = history.pop_front().map(|(z, _)| z).unwrap_or(base);
+            }
+        })?;
+    }
+    Ok((history.into(), base, ends))
+}
+
+/// The ensemble setup for `config`, or None for a standalone server. Carries out a pending
+/// truncation first (before the log is replayed).
+pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
+    if config.servers.len() < 2 {
+        return Ok(None);
+    }
+    let my_id = config.my_id.ok_or_else(|| anyhow!("an ensemble member needs dataDir/myid"))?;
+    carry_out_truncation(&config.data_dir, config.log_dir())?;
+    let me = config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
+    let listen = resolve(&me.host, me.peer_port)?;
+    let mut peers = Vec::new();
+    for s in config.servers.iter().filter(|s| s.id != my_id) {
+        peers.push((s.id, resolve(&s.host, s.peer_port)?));
+    }
+    let voters = config.servers.iter().filter(|s| s.role == PeerRole::Participant).map(|s| s.id).collect();
+    let observers = config.servers.iter().filter(|s| s.role == PeerRole::Observer).map(|s| s.id).collect();
+    let mut peer_config = PeerConfig::new(my_id, voters, observers);
+    peer_config.heartbeat_ms = config.zab_heartbeat_ms as i64;
+    peer_config.peer_timeout_ms = config.zab_peer_timeout_ms as i64;
+    peer_config.finalize_wait_ms = config.zab_finalize_wait_ms as i64;
+    peer_config.election_retry_ms = config.zab_election_retry_ms as i64;
+    peer_config.sync_timeout_ms = config.init_limit as i64 * config.tick_time_ms as i64;
+    peer_config.history_max = HISTORY_MAX;
+    let (history, history_base, epoch_ends) = read_history(config.log_dir())?;
+    let recovered = Recovered {
+        accepted_epoch: read_epoch(&config.data_dir, "acceptedEpoch")?,
+        current_epoch: read_epoch(&config.data_dir, "currentEpoch")?,
+        history_base,
+        history,
+        epoch_ends,
+    };
+    Ok(Some(ReplicaSetup { peer_config, recovered, listen, peers, data_dir: config.data_dir.clone() }))
+}
+
+/// The session-password secret every member of an ensemble shares (a session created
+/// through one server is resumed on another): derived from the member list, as Apache's
+/// fixed constant it is no secret from whoever can read zoo.cfg.
+pub fn shared_session_secret(config: &Config) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    for s in &config.servers {
+        (s.id, &s.host, s.peer_port).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Restarts this process from disk (same program, same arguments): used after recording a
+/// TRUNC. Never returns.
+pub fn restart_from_disk(why: &str) -> ! {
+    use std::os::unix::process::CommandExt;
+    log::warn!("restarting from disk: {why}");
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
+    log::error!("FATAL: could not restart ({err}); exiting");
+    std::process::exit(71)
+}
+
+/// One queued item of a learner's client connection (kept in request order).
+#[derive(Debug)]
+pub enum Queued {
+    /// A relayed request whose reply has not come back yet.
+    Awaiting,
+    /// A reply from the leader, released once the learner applied `zxid`; `connect` marks a
+    /// session creation (the connection is attached to the session on release).
+    Reply { zxid: i64, frame: Vec<u8>, connect: bool },
+    /// A local read that arrived behind a relayed write.
+    Read(Vec<u8>),
+    /// Close the connection (the leader closed the session).
+    Close,
+}
+
+/// A learner's per-connection FIFOs and the sessions to touch on the leader.
+#[derive(Default)]
+pub struct Relaying {
+    pub queues: HashMap<ConnId, VecDeque<Queued>>,
+    /// Client IP of connections waiting for a new session.
+    pub connecting: HashMap<ConnId, String>,
+    pub touched: HashSet<i64>,
+}
+
+impl Relaying {
+    /// Fills the oldest awaiting slot of `conn` with a reply.
+    pub fn reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>) {
+        let connect = self.connecting.contains_key(&conn);
+        if let Some(q) = self.queues.get_mut(&conn) {
+            if let Some(slot) = q.iter_mut().find(|i| matches!(i, Queued::Awaiting)) {
+                *slot = Queued::Reply { zxid, frame, connect };
+            }
+        }
+    }
+
+    pub fn forget(&mut self, conn: ConnId) {
+        self.queues.remove(&conn);
+        self.connecting.remove(&conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_ids_round_trip_and_never_collide_with_local_ones() {
+        let local = crate::messages::conn_id(3, 12345);
+        assert_eq!(relayed(local), None);
+        let s = stand_in(7, local);
+        assert_eq!(relayed(s), Some((7, local)));
+    }
+}

@@ -1,0 +1,207 @@
+//! Harness for ensembles of real server processes on 127.0.0.1: N voters (+ observers) from
+//! one `zoo.cfg` (`server.N=127.0.0.1:peerPort:electionPort[:observer];clientPort`), each with
+//! its own dataDir and `myid`, exactly as an Apache ensemble is laid out. The target is
+//! ringkeeper, or Apache ZooKeeper's QuorumPeerMain with `RINGKEEPER_TEST_TARGET=apache`.
+//!
+//! Every process is killed when the [`Ensemble`] drops. Waits are bounded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{apache_command_with, free_port, ringkeeper_binary, Target};
+
+/// One member of an ensemble.
+pub struct Member {
+    pub id: u64,
+    pub client_port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running ensemble.
+pub struct Ensemble {
+    pub target: Target,
+    pub members: Vec<Member>,
+    _root: tempfile::TempDir,
+}
+
+/// What `srvr` says about a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Leader,
+    Follower,
+    Observer,
+    /// Not serving (electing, syncing) or not answering.
+    Down,
+}
+
+impl Ensemble {
+    /// Starts `voters` participants and `observers` observers; `extra` lines go to every
+    /// zoo.cfg. Returns once every member serves.
+    pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
+        let target = Target::from_env();
+        let root = tempfile::tempdir().unwrap();
+        let total = voters + observers;
+        let ports: Vec<(u16, u16, u16)> = (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
+        let mut servers = String::new();
+        for (i, (client, peer, election)) in ports.iter().enumerate() {
+            let role = if i >= voters { ":observer" } else { "" };
+            servers.push_str(&format!("server.{}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}\n", i + 1));
+        }
+        let mut members = Vec::new();
+        for (i, (client, _, _)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let dir = root.path().join(format!("s{id}"));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data").join("myid"), format!("{id}\n")).unwrap();
+            let observer = if i >= voters { "peerType=observer\n" } else { "" };
+            let cfg = format!(
+                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n4lw.commands.whitelist=*\n{observer}{servers}{extra}\n",
+                dir.join("data").display()
+            );
+            std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+            members.push(Member { id, client_port: *client, dir, child: None });
+        }
+        let mut ensemble = Ensemble { target, members, _root: root };
+        for i in 0..total {
+            ensemble.launch(i);
+        }
+        for i in 0..total {
+            ensemble.wait_serving(i, Duration::from_secs(60));
+        }
+        ensemble
+    }
+
+    fn launch(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
+        let config = m.dir.join("zoo.cfg");
+        let mut command = match self.target {
+            Target::Ringkeeper => {
+                let mut c = Command::new(ringkeeper_binary());
+                c.arg(&config);
+                c
+            }
+            Target::Apache => {
+                apache_command_with("org.apache.zookeeper.server.quorum.QuorumPeerMain", &config, &m.dir)
+            }
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn server");
+        m.child = Some(child);
+    }
+
+    /// Client connect string naming every member.
+    pub fn connect_string(&self) -> String {
+        self.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Connect string of one member.
+    pub fn address(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// A four-letter word's answer from member `i` (empty if it does not answer).
+    pub fn four_letter(&self, i: usize, word: &str) -> String {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+            return String::new();
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        if stream.write_all(word.as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    }
+
+    pub fn mode(&self, i: usize) -> Mode {
+        let srvr = self.four_letter(i, "srvr");
+        match srvr.lines().find_map(|l| l.strip_prefix("Mode: ")) {
+            Some("leader") => Mode::Leader,
+            Some("follower") => Mode::Follower,
+            Some("observer") => Mode::Observer,
+            _ => Mode::Down,
+        }
+    }
+
+    /// The zxid member `i` reports in `srvr` (None when not serving).
+    pub fn zxid(&self, i: usize) -> Option<i64> {
+        let srvr = self.four_letter(i, "srvr");
+        let hex = srvr.lines().find_map(|l| l.strip_prefix("Zxid: 0x"))?;
+        i64::from_str_radix(hex.trim(), 16).ok()
+    }
+
+    /// Waits until member `i` serves (leader, follower or observer).
+    pub fn wait_serving(&mut self, i: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.members[i].child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("server {} exited ({status}); log:\n{}", i + 1, self.log(i));
+            }
+            if self.mode(i) != Mode::Down {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server {} not serving within {limit:?}; log:\n{}", i + 1, self.log(i));
+    }
+
+    /// The index of the member that reports `Mode: leader`, waiting up to `limit`.
+    pub fn wait_leader(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(i) = (0..self.members.len()).find(|&i| self.is_running_quick(i) && self.mode(i) == Mode::Leader) {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no leader within {limit:?}");
+    }
+
+    fn is_running_quick(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `kill -9` member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again (same config and dataDir) and waits until it serves.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.launch(i);
+        self.wait_serving(i, Duration::from_secs(60));
+    }
+
+    /// Starts member `i` again without waiting (for restarting several at once).
+    pub fn relaunch(&mut self, i: usize) {
+        self.kill(i);
+        self.launch(i);
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
