@@ -17,15 +17,15 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
-use ringkeeper_engine::proto::{ConnectResponse, Id, Jute, OpCode, ConnectRequest};
+use ringkeeper_engine::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
 use ringkeeper_engine::request::replica::is_forwarded;
 use ringkeeper_engine::request::{ConnId, Output, Processor};
 use ringkeeper_engine::txn;
@@ -239,7 +239,9 @@ impl DataRole {
                 }
                 self.processor.borrow_mut().connect(conn, &client_ip, &remote, &request, now)
             }
-            ToData::Request { conn, frame } if self.replica.as_ref().is_some_and(|r| r.learner_of().is_some()) => {
+            ToData::Request { conn, frame }
+                if self.replica.as_ref().is_some_and(|r| r.learner_of().is_some()) =>
+            {
                 self.learner_request(conn, frame);
                 return;
             }
@@ -307,7 +309,8 @@ impl DataRole {
                 }
                 Action::Apply { txn, .. } => {
                     // Validated when the proposal was decoded from the wire (or made here).
-                    let outputs = self.processor.borrow_mut().apply_committed(txn::access_trusted(&txn), now_ms());
+                    let outputs =
+                        self.processor.borrow_mut().apply_committed(txn::access_trusted(&txn), now_ms());
                     // Watch events, then the replies this txn releases (a closeSession's
                     // reply among them), then the closes of sessions it ended.
                     let (closes, events): (Vec<Output>, Vec<Output>) =
@@ -329,7 +332,9 @@ impl DataRole {
                         log::error!("FATAL: recording a log truncation in {}: {e}", r.data_dir.display());
                         std::process::exit(71);
                     }
-                    replica::restart_from_disk(&format!("the leader's history ends at {zxid:#x}; txns after it are cut"));
+                    replica::restart_from_disk(&format!(
+                        "the leader's history ends at {zxid:#x}; txns after it are cut"
+                    ));
                 }
                 Action::InstallSnapshot { zxid, .. } | Action::SendSnapshot { zxid, .. } => {
                     // SNAP sync needs the snapshot format of the storage work; until then a
@@ -472,7 +477,14 @@ impl DataRole {
     }
 
     /// A learner asks its leader for a new session on behalf of `conn`.
-    fn relay_new_session(&self, r: &Replica, leader: ServerId, conn: ConnId, client_ip: String, request: &ConnectRequest) {
+    fn relay_new_session(
+        &self,
+        r: &Replica,
+        leader: ServerId,
+        conn: ConnId,
+        client_ip: String,
+        request: &ConnectRequest,
+    ) {
         if request.last_zxid_seen > self.processor.borrow().last_zxid() {
             // The client saw newer state than this learner has: it tries another server.
             self.route(vec![Output::Close { conn, zxid: 0 }]);

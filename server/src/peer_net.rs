@@ -78,7 +78,8 @@ impl PeerNet {
         for (id, addr) in peers {
             let outbox = Rc::new(RefCell::new(Outbox::default()));
             outboxes.insert(id, outbox.clone());
-            glommio::spawn_local(dial_loop(my_id, id, addr, connect_timeout, outbox, deliver.clone())).detach();
+            glommio::spawn_local(dial_loop(my_id, id, addr, connect_timeout, outbox, deliver.clone()))
+                .detach();
         }
         glommio::spawn_local(accept_loop(listener, known, deliver)).detach();
         PeerNet { outboxes }

@@ -77,7 +77,9 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
 fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().map_err(|_| anyhow!("{}: not an epoch number: {text:?}", path.display())),
+        Ok(text) => {
+            text.trim().parse().map_err(|_| anyhow!("{}: not an epoch number: {text:?}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
     }
@@ -168,7 +170,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     }
     let my_id = config.my_id.ok_or_else(|| anyhow!("an ensemble member needs dataDir/myid"))?;
     carry_out_truncation(&config.data_dir, config.log_dir())?;
-    let me = config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
+    let me =
+        config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
     let listen = resolve(&me.host, me.peer_port)?;
     let mut peers = Vec::new();
     for s in config.servers.iter().filter(|s| s.id != my_id) {

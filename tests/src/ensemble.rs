@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proxy::Proxy;
 use crate::{apache_command_with, free_port, ringkeeper_binary, Target};
 
 /// One member of an ensemble.
@@ -25,6 +26,8 @@ pub struct Member {
 pub struct Ensemble {
     pub target: Target,
     pub members: Vec<Member>,
+    /// With [`Ensemble::start_partitionable`]: `proxies[i][j]` carries i's peer traffic to j.
+    proxies: Vec<Vec<Option<Proxy>>>,
     _root: tempfile::TempDir,
 }
 
@@ -42,17 +45,48 @@ impl Ensemble {
     /// Starts `voters` participants and `observers` observers; `extra` lines go to every
     /// zoo.cfg. Returns once every member serves.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
+        Self::start_inner(voters, observers, extra, false)
+    }
+
+    /// Like [`Ensemble::start`], but every member reaches every other through a proxy the
+    /// test controls (each member's zoo.cfg names the proxies as its peers' addresses), so
+    /// [`Ensemble::isolate`] can cut a member off. ringkeeper only: Apache's election
+    /// connections announce their own address and bypass the proxies.
+    pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
+        Self::start_inner(voters, 0, extra, true)
+    }
+
+    fn start_inner(voters: usize, observers: usize, extra: &str, proxied: bool) -> Ensemble {
         let target = Target::from_env();
         let root = tempfile::tempdir().unwrap();
         let total = voters + observers;
-        let ports: Vec<(u16, u16, u16)> = (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
-        let mut servers = String::new();
-        for (i, (client, peer, election)) in ports.iter().enumerate() {
-            let role = if i >= voters { ":observer" } else { "" };
-            servers.push_str(&format!("server.{}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}\n", i + 1));
-        }
+        let ports: Vec<(u16, u16, u16)> =
+            (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
+        let proxies: Vec<Vec<Option<Proxy>>> = (0..total)
+            .map(|i| {
+                (0..total)
+                    .map(|j| {
+                        (proxied && i != j)
+                            .then(|| Proxy::start(SocketAddr::from(([127, 0, 0, 1], ports[j].1))))
+                    })
+                    .collect()
+            })
+            .collect();
+        let servers_seen_by = |me: usize| {
+            let mut servers = String::new();
+            for (j, (client, peer, election)) in ports.iter().enumerate() {
+                let role = if j >= voters { ":observer" } else { "" };
+                let peer = proxies[me][j].as_ref().map_or(*peer, |p| p.port);
+                servers.push_str(&format!(
+                    "server.{}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}\n",
+                    j + 1
+                ));
+            }
+            servers
+        };
         let mut members = Vec::new();
         for (i, (client, _, _)) in ports.iter().enumerate() {
+            let servers = servers_seen_by(i);
             let id = i as u64 + 1;
             let dir = root.path().join(format!("s{id}"));
             std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -66,7 +100,7 @@ impl Ensemble {
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
             members.push(Member { id, client_port: *client, dir, child: None });
         }
-        let mut ensemble = Ensemble { target, members, _root: root };
+        let mut ensemble = Ensemble { target, members, proxies, _root: root };
         for i in 0..total {
             ensemble.launch(i);
         }
@@ -78,7 +112,8 @@ impl Ensemble {
 
     fn launch(&mut self, i: usize) {
         let m = &mut self.members[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
         let config = m.dir.join("zoo.cfg");
         let mut command = match self.target {
             Target::Ringkeeper => {
@@ -160,7 +195,9 @@ impl Ensemble {
     pub fn wait_leader(&self, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(i) = (0..self.members.len()).find(|&i| self.is_running_quick(i) && self.mode(i) == Mode::Leader) {
+            if let Some(i) =
+                (0..self.members.len()).find(|&i| self.is_running_quick(i) && self.mode(i) == Mode::Leader)
+            {
                 return i;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -174,6 +211,26 @@ impl Ensemble {
 
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Cuts member `i` off from every other member (silently: no connection reset).
+    pub fn isolate(&self, i: usize) {
+        self.set_cut(i, true);
+    }
+
+    /// Undoes [`Ensemble::isolate`].
+    pub fn heal(&self, i: usize) {
+        self.set_cut(i, false);
+    }
+
+    fn set_cut(&self, i: usize, blocked: bool) {
+        for j in 0..self.members.len() {
+            for (a, b) in [(i, j), (j, i)] {
+                if let Some(p) = &self.proxies[a][b] {
+                    p.set_blocked(blocked);
+                }
+            }
+        }
     }
 
     /// `kill -9` member `i`.

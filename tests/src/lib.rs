@@ -7,6 +7,7 @@
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod ensemble;
+pub mod proxy;
 pub mod sim;
 
 use std::io::{Read, Write};

@@ -21,12 +21,9 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
 }
 
 async fn connect(hosts: &str) -> zk::Client {
-    within(
-        "connect",
-        zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(hosts),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("connect to {hosts}: {e}"))
+    within("connect", zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(hosts))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {hosts}: {e}"))
 }
 
 fn open() -> zk::CreateOptions<'static> {
@@ -48,7 +45,13 @@ async fn assert_all_present(ensemble: &Ensemble, i: usize, paths: &BTreeSet<Stri
             missing.push(p.clone());
         }
     }
-    assert!(missing.is_empty(), "server {} lacks {} acknowledged writes: {:?}", i + 1, missing.len(), missing);
+    assert!(
+        missing.is_empty(),
+        "server {} lacks {} acknowledged writes: {:?}",
+        i + 1,
+        missing.len(),
+        missing
+    );
 }
 
 /// Waits until every member reports the same zxid (replication caught up).
@@ -96,10 +99,12 @@ async fn three_servers_serve_clients_on_every_member() {
     let owner = connect(&ensemble.address(follower)).await;
     let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
     within("create", owner.create("/app/e", b"", &ephemeral)).await.expect("ephemeral");
-    assert!(within("exists", watcher_client.check_stat("/app/e")).await.unwrap().is_some() || {
-        within("sync", watcher_client.sync("/app")).await.unwrap();
-        within("exists", watcher_client.check_stat("/app/e")).await.unwrap().is_some()
-    });
+    assert!(
+        within("exists", watcher_client.check_stat("/app/e")).await.unwrap().is_some() || {
+            within("sync", watcher_client.sync("/app")).await.unwrap();
+            within("exists", watcher_client.check_stat("/app/e")).await.unwrap().is_some()
+        }
+    );
     drop(owner);
     let deadline = Instant::now() + STEP;
     loop {
@@ -253,5 +258,69 @@ async fn five_servers_lose_two_and_an_observer_serves_without_voting() {
         let c = connect(&ensemble.address(i)).await;
         within("sync", c.sync("/o")).await.expect("sync");
         assert_eq!(within("get", c.get_data("/o")).await.expect("get").0, b"2", "server {}", i + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_stops_acknowledging_and_the_majority_moves_on() {
+    if ringkeeper_tests::Target::from_env() == ringkeeper_tests::Target::Apache {
+        eprintln!("skipped for Apache: its election connections bypass the test's proxies");
+        return;
+    }
+    let mut ensemble = blocking(|| Ensemble::start_partitionable(3, ""));
+    let leader = ensemble.wait_leader(STEP);
+    let on_old_leader = connect(&ensemble.address(leader)).await;
+    within("create", on_old_leader.create("/before", b"", &open())).await.expect("create before the cut");
+
+    let old_epoch = ensemble.zxid(leader).expect("leader serving") >> 32;
+    let cut_at = Instant::now();
+    ensemble.isolate(leader);
+    let new_leader = blocking(|| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(i) = (0..3).find(|&i| i != leader && ensemble.mode(i) == Mode::Leader) {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "the majority elected no leader");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    eprintln!("isolated leader {}: server {} leads after {:?}", leader + 1, new_leader + 1, cut_at.elapsed());
+    let majority = connect(&ensemble.address(new_leader)).await;
+    within("create", majority.create("/during", b"", &open())).await.expect("write through the majority");
+
+    // The cut-off leader cannot reach a quorum: it never acknowledges this write. (The client
+    // library may queue it and send it again once it reconnects after the heal; then a later
+    // leader commits it, which the check below tells apart by the epoch of its czxid.)
+    let stale =
+        tokio::time::timeout(Duration::from_secs(3), on_old_leader.create("/lost", b"", &open())).await;
+    assert!(!matches!(stale, Ok(Ok(_))), "an isolated leader acknowledged a write: {stale:?}");
+    drop(on_old_leader);
+
+    ensemble.heal(leader);
+    blocking(|| {
+        for i in 0..3 {
+            ensemble.wait_serving(i, Duration::from_secs(60));
+        }
+        wait_same_zxid(&ensemble, Duration::from_secs(30));
+    });
+    for i in 0..3 {
+        let c = connect(&ensemble.address(i)).await;
+        within("sync", c.sync("/")).await.expect("sync");
+        for path in ["/before", "/during"] {
+            assert!(
+                within("exists", c.check_stat(path)).await.expect("exists").is_some(),
+                "server {}: {path}",
+                i + 1
+            );
+        }
+        if let Some(stat) = within("exists", c.check_stat("/lost")).await.expect("exists") {
+            assert!(
+                stat.czxid >> 32 > old_epoch,
+                "server {}: /lost was committed in the isolated leader's epoch {old_epoch} (czxid {:#x})",
+                i + 1,
+                stat.czxid
+            );
+        }
     }
 }
