@@ -193,6 +193,9 @@ struct LearnerLink {
     stage: LearnerStage,
     acked: i64,
     last_heard: i64,
+    /// The zxid NEWLEADER named; only an ack of exactly it counts (a late ack of an earlier
+    /// sync of the same learner proves nothing about this one).
+    sync_zxid: i64,
 }
 
 struct Leadership {
@@ -595,8 +598,13 @@ impl Peer {
                 self.check_decision(out);
             }
             Phase::Following(f) => {
-                let stalled =
-                    f.stage != FollowStage::UpToDate && now - f.started_at > self.cfg.sync_timeout_ms;
+                // Discovery (the epoch) needs only a quorum of live voters, so it gets a couple of
+                // link timeouts; the sync itself (maybe a large snapshot) gets initLimit.
+                let stalled = match f.stage {
+                    FollowStage::AwaitEpoch => now - f.started_at > 2 * timeout,
+                    FollowStage::Syncing => now - f.started_at > self.cfg.sync_timeout_ms,
+                    FollowStage::UpToDate => false,
+                };
                 if now - f.last_heard > timeout || stalled {
                     self.look(out);
                 } else if f.stage == FollowStage::AwaitEpoch && now >= f.next_info_at {
@@ -609,7 +617,9 @@ impl Peer {
             }
             Phase::Leading(l) => {
                 l.learners.retain(|_, link| now - link.last_heard <= timeout);
-                if !l.established && now - l.started_at > self.cfg.sync_timeout_ms {
+                let discovery_stalled = l.epoch == 0 && now - l.started_at > 2 * timeout;
+                if !l.established && (discovery_stalled || now - l.started_at > self.cfg.sync_timeout_ms) {
+                    // No quorum came to this leader (the votes split): elect again.
                     self.look(out);
                     return;
                 }
@@ -697,6 +707,7 @@ impl Peer {
                 stage: LearnerStage::Info,
                 acked: 0,
                 last_heard: now,
+                sync_zxid: i64::MIN,
             },
         );
         if l.epoch == 0 {
@@ -778,6 +789,7 @@ impl Peer {
         out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid } });
         if let Some(link) = self.leadership().and_then(|l| l.learners.get_mut(&to)) {
             link.stage = LearnerStage::Syncing;
+            link.sync_zxid = zxid;
         }
     }
 
@@ -789,7 +801,7 @@ impl Peer {
         }
         let established = l.established;
         let Some(link) = l.learners.get_mut(&from) else { return };
-        if link.stage != LearnerStage::Syncing {
+        if link.stage != LearnerStage::Syncing || zxid != link.sync_zxid {
             return;
         }
         link.stage = LearnerStage::Synced;
@@ -990,7 +1002,12 @@ impl Peer {
         if f.stage == FollowStage::AwaitEpoch || message_epoch(&msg) != Some(epoch) {
             return;
         }
+        // TRUNC and SNAP belong before NEWLEADER of the current sync: one arriving later is a
+        // leftover of an earlier sync with this leader (a new connection can overtake an old).
+        let syncing =
+            matches!(&self.phase, Phase::Following(f) if f.stage == FollowStage::Syncing) && !synced;
         match msg {
+            Msg::Trunc { .. } | Msg::Snapshot { .. } if !syncing => {}
             Msg::Trunc { zxid, .. } => self.truncate(zxid, out),
             Msg::Snapshot { zxid, epoch_ends, image, .. } => {
                 self.history.clear();
