@@ -144,6 +144,9 @@ pub struct Config {
     pub log_batch_count_max: u32,
     /// `ringkeeper.log.batchDelayMicros`: longest wait for more records before a flush, µs.
     pub log_batch_delay_micros: u64,
+    /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
+    /// at least [`LOG_SEGMENT_BYTES_MIN`]).
+    pub log_segment_bytes: u64,
     /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
     pub queue_depth: usize,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
@@ -160,6 +163,10 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
+/// Default `ringkeeper.log.segmentBytes`: 64 MiB, as Apache's `zookeeper.preAllocSize`.
+pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
+/// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
+pub const LOG_SEGMENT_BYTES_MIN: u64 = 64 << 10;
 /// Default `ringkeeper.queue.depth`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
 
@@ -252,6 +259,7 @@ impl Config {
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
+            log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             my_id: None,
             raw: Vec::new(),
@@ -417,6 +425,14 @@ impl Config {
                 }
                 "ringkeeper.log.batchDelayMicros" => {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
+                }
+                "ringkeeper.log.segmentBytes" => {
+                    let what = "a multiple of 4096 of at least 65536 (bytes)";
+                    let bytes = parse_int(key, value, LOG_SEGMENT_BYTES_MIN as i64, 1 << 40, what)? as u64;
+                    if !bytes.is_multiple_of(4096) {
+                        return Err(bad(key, value, format!("is not a multiple of 4096 (expected {what})")));
+                    }
+                    cfg.log_segment_bytes = bytes;
                 }
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;

@@ -3,6 +3,7 @@
 //!
 //! In: `ToData` from every network core (one bounded channel each), "durable up to zxid Z"
 //! from the log role, and a timer for session expiry and the container reaper.
+//! Snapshots are captured here in bounded slices by a task of their own ([`crate::snapshotter`]).
 //! Out: the encoded txn of every write to the log role (bounded channel, zxid order), and
 //! `Vec<ToNet>` batches to each network core, in the exact order the processor emitted them
 //! (one ordered hold queue per core, released front-first once durable ≥ the output's zxid,
@@ -26,6 +27,7 @@ use ringkeeper_engine::request::{Output, Processor};
 
 use crate::log_role::LogRecord;
 use crate::messages::{core_of, ToData, ToNet};
+use crate::snapshotter::Snapshotter;
 use crate::status::StatusSource;
 
 /// Wall-clock milliseconds (ctime/mtime and session deadlines).
@@ -46,6 +48,8 @@ pub struct LogLink {
     pub in_flight_max: usize,
     /// Most outputs held for durability before requests stop being taken.
     pub held_max: usize,
+    /// When and how snapshots are taken ([`crate::snapshotter`]).
+    pub snapshots: Snapshotter,
 }
 
 /// Outputs waiting for durability, per network core, in emission order.
@@ -67,6 +71,7 @@ struct DataRole {
     in_flight_max: usize,
     held_max: usize,
     status: StatusSource,
+    snapshots: RefCell<Snapshotter>,
 }
 
 impl DataRole {
@@ -78,6 +83,7 @@ impl DataRole {
                 let (core, zxid, item) = match output {
                     Output::Log { zxid, bytes } => {
                         held.in_flight.push_back(zxid);
+                        self.snapshots.borrow_mut().txn_logged();
                         // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
                         let _ = self.to_log.try_send(LogRecord { zxid, bytes });
                         continue;
@@ -124,6 +130,7 @@ impl DataRole {
                 held.in_flight.pop_front();
             }
         }
+        self.snapshots.borrow_mut().durable(zxid);
         self.release();
     }
 
@@ -168,6 +175,9 @@ impl DataRole {
             }
             ToData::FourLetter { conn, word } => {
                 let text = self.status.respond(&self.processor.borrow(), &word);
+                if text.as_deref() == Some(crate::four_letter::SNAPSHOT_REQUESTED) {
+                    self.snapshots.borrow_mut().request();
+                }
                 let mut outputs = Vec::new();
                 if let Some(text) = text {
                     outputs.push(Output::Send { conn, frame: text.into_bytes(), zxid: 0 });
@@ -219,7 +229,13 @@ pub async fn run(
         in_flight_max: log.in_flight_max.max(1),
         held_max: log.held_max.max(1),
         status,
+        snapshots: RefCell::new(log.snapshots),
     });
+    {
+        let role = role.clone();
+        glommio::spawn_local(async move { crate::snapshotter::run(&role.snapshots, &role.processor).await })
+            .detach();
+    }
     {
         let role = role.clone();
         glommio::spawn_local(async move {

@@ -9,7 +9,8 @@
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
 //! `batchDelayMicros` for more), write them with one DMA write per segment touched, issue ONE
 //! fdatasync, then report the batch's last zxid. Segments are `log.<first zxid hex>` in
-//! `dataLogDir`, preallocated ([`SEGMENT_BYTES`]), written with O_DIRECT from 4 KiB aligned
+//! `dataLogDir`, preallocated (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that
+//! gets a segment of its own), written with O_DIRECT from 4 KiB aligned
 //! buffers; the partial last block is kept in memory and rewritten with the next batch.
 //! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
 //! are on disk; a failed write or fsync is fatal (log naming the file, `exit`), never retried.
@@ -28,8 +29,6 @@ use ringkeeper_engine::txn::TxnBytes;
 use crate::config::Config;
 use crate::recovery::LogTail;
 
-/// Preallocated size of a segment file (a record larger than this gets a segment of its own).
-pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Alignment of DMA write offsets and lengths (a multiple of any logical block size ≤ 4 KiB).
 const WRITE_ALIGN: u64 = 4096;
 /// Process exit status after a failed log write or fsync.
@@ -61,7 +60,7 @@ impl LogSettings {
             batch_bytes_max: config.log_batch_bytes_max.min(usize::MAX as u64) as usize,
             batch_count_max: (config.log_batch_count_max as usize).max(1),
             batch_delay: Duration::from_micros(config.log_batch_delay_micros),
-            segment_bytes: SEGMENT_BYTES,
+            segment_bytes: config.log_segment_bytes,
         }
     }
 }

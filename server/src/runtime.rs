@@ -1,6 +1,6 @@
 //! Start-up: turns a [`Config`] into running role executors.
 //!
-//! Recovers the processor from the transaction log first (on this thread, before any
+//! Recovers the processor from the newest snapshot and the transaction log first (on this thread, before any
 //! executor exists; a corrupt log stops start-up with the file and offset), then creates the
 //! bounded channels between roles and starts one glommio executor per network core, one for
 //! the data role and one for the log role, each on its own thread, placed by
@@ -20,6 +20,7 @@ use crate::data_role::LogLink;
 use crate::log_role::{LogRecord, LogSettings};
 use crate::messages::{ToData, ToNet};
 use crate::network::{self, NetworkLimits};
+use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
 /// io_uring registered-buffer memory per executor without file I/O.
@@ -116,16 +117,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     log_settings.dir = std::fs::canonicalize(&log_settings.dir)
         .with_context(|| format!("resolving dataLogDir {}", log_settings.dir.display()))?;
     let started = std::time::Instant::now();
-    let recovered = crate::recovery::recover(&log_settings.dir, &mut processor, now)
-        .map_err(|e| anyhow!("refusing to start: the transaction log cannot be trusted: {e}"))?;
+    let recovered = crate::recovery::recover(&config.data_dir, &log_settings.dir, &mut processor, now)
+        .map_err(|e| anyhow!("refusing to start: the snapshot or transaction log cannot be trusted: {e}"))?;
     log::info!(
-        "recovered {} txns from {} log segment(s) in {} in {:?}; last zxid {:#x}",
+        "recovered from {} and {} txns in {} log segment(s) in {} in {:?}; last zxid {:#x}, {} znodes",
+        recovered.snapshot.as_ref().map_or("no snapshot".to_string(), |p| p.display().to_string()),
         recovered.records,
         recovered.segments,
         log_settings.dir.display(),
         started.elapsed(),
-        recovered.last_zxid
+        recovered.last_zxid,
+        processor.tree.node_count()
     );
+    let snapshot_settings = SnapshotSettings::from_config(&config, log_settings.dir.clone());
+    let mut snapshots = Snapshotter::new(snapshot_settings, recovered.last_zxid, now as u64)
+        .context("starting the snapshot writer thread")?;
+    if recovered.records > 0 {
+        // As Apache after loading its database: the next start need not replay these again.
+        snapshots.request();
+    }
 
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
@@ -145,6 +155,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         durable_zxid: last_zxid,
         in_flight_max: 2 * queue_depth,
         held_max: 16 * queue_depth,
+        snapshots,
     };
     let data_placement = placement(&config, config.data_core);
     let data_handle = LocalExecutorBuilder::new(data_placement)

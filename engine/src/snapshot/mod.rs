@@ -210,6 +210,16 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &ArchivedSnapshotImage), 
     Ok((header, archived))
 }
 
+/// The archived image of a whole snapshot file image that [`decode`] already validated.
+///
+/// # Safety
+/// `bytes` must be exactly bytes that [`decode`] accepted, unchanged since, at the same address
+/// alignment (a read-only memory map that is never written, for example).
+pub unsafe fn access_validated(bytes: &[u8]) -> &ArchivedSnapshotImage {
+    // SAFETY: the caller guarantees `decode` validated this payload with `rkyv::access`.
+    unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(&bytes[SNAPSHOT_HEADER_BYTES..]) }
+}
+
 fn node_stat(s: &ArchivedNodeStat) -> NodeStat {
     NodeStat {
         czxid: s.czxid.to_native(),
