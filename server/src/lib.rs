@@ -26,6 +26,7 @@ pub mod config;
 pub mod data_role;
 pub mod four_letter;
 pub mod log_role;
+pub mod log_sync;
 pub mod messages;
 pub mod network;
 pub mod recovery;

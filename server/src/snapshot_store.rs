@@ -101,18 +101,21 @@ pub fn corrupt(path: &Path, error: snapshot::SnapshotError) -> RecoveryError {
     RecoveryError::Inconsistent { path: path.to_path_buf(), offset, detail }
 }
 
-/// Whether a snapshot's header checks and the file has the length it declares (cheap: no
-/// payload checksum), for retention.
-fn header_checks(path: &Path) -> bool {
-    let read = || -> std::io::Result<bool> {
-        let mut file = std::fs::File::open(path)?;
-        let mut head = [0u8; snapshot::SNAPSHOT_HEADER_BYTES];
-        std::io::Read::read_exact(&mut file, &mut head)?;
-        let len = file.metadata()?.len();
-        Ok(snapshot::decode_header(&head)
-            .is_ok_and(|h| h.payload_len + snapshot::SNAPSHOT_HEADER_BYTES as u64 == len))
-    };
-    read().unwrap_or(false)
+/// A snapshot's header, if it checks and the file has the length it declares (cheap: the
+/// payload is not read), for retention and truncation.
+fn checked_header(path: &Path) -> Option<SnapshotHeader> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut head = [0u8; snapshot::SNAPSHOT_HEADER_BYTES];
+    std::io::Read::read_exact(&mut file, &mut head).ok()?;
+    let len = file.metadata().ok()?.len();
+    snapshot::decode_header(&head)
+        .ok()
+        .filter(|h| h.payload_len + snapshot::SNAPSHOT_HEADER_BYTES as u64 == len)
+}
+
+/// The last zxid a snapshot may hold (its fuzzy end), if its header checks.
+pub fn fuzzy_end_zxid(path: &Path) -> Option<i64> {
+    checked_header(path).map(|h| h.fuzzy_end_zxid)
 }
 
 /// What a purge removed.
@@ -132,7 +135,7 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<Purged, R
     let mut kept = 0;
     let mut oldest_kept = None;
     for (index, (zxid, path)) in snapshots.iter().enumerate().rev() {
-        if header_checks(path) {
+        if checked_header(path).is_some() {
             kept += 1;
             if kept == retain {
                 oldest_kept = Some((index, *zxid));
