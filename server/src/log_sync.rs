@@ -11,7 +11,7 @@
 //! and removes the snapshots that may hold a txn after it.
 
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ringkeeper_engine::log::{self as txlog, SegmentEnd};
 use ringkeeper_engine::txn::TxnBytes;
@@ -129,6 +129,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use ringkeeper_engine::txn::{self, Txn, TxnBody, TxnOp};
 
