@@ -12,11 +12,15 @@
 //! `dataLogDir`, preallocated (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that
 //! gets a segment of its own), written with O_DIRECT from 4 KiB aligned
 //! buffers; the partial last block is kept in memory and rewritten with the next batch.
+//! The next segment is zero-filled in the background (`segment.spare`) and renamed into place
+//! at the roll, so appends land on written blocks and fdatasync commits no extent metadata.
 //! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
 //! are on disk; a failed write or fsync is fatal (log naming the file, `exit`), never retried.
 //! `forceSync=no` skips the fdatasync and says so loudly at start-up.
 
+use std::cell::Cell;
 use std::fmt::Display;
+use std::rc::Rc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,11 @@ use ringkeeper_engine::txn::TxnBytes;
 use crate::config::Config;
 use crate::recovery::LogTail;
 
+/// The next segment, zero-filled in the background while the current one is written (not a
+/// `log.` name, so recovery never reads it; a leftover is refilled at start-up).
+const SPARE_SEGMENT_NAME: &str = "segment.spare";
+/// Bytes per zero-filling write of the spare segment.
+const SPARE_FILL_CHUNK_BYTES: usize = 1 << 20;
 /// Alignment of DMA write offsets and lengths (a multiple of any logical block size ≤ 4 KiB).
 const WRITE_ALIGN: u64 = 4096;
 /// Process exit status after a failed log write or fsync.
@@ -213,6 +222,14 @@ impl Segment {
     }
 }
 
+/// State of the spare segment being zero-filled by a background task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    Filling,
+    Ready,
+    Failed,
+}
+
 /// Appends batches across segments.
 struct LogWriter {
     settings: LogSettings,
@@ -221,6 +238,8 @@ struct LogWriter {
     /// zxid of the last record appended (the next segment's `prev_zxid`).
     last_zxid: i64,
     use_dma: bool,
+    /// The zero-filled next segment ([`SPARE_SEGMENT_NAME`]), shared with its filling task.
+    spare: Rc<Cell<Spare>>,
 }
 
 impl LogWriter {
@@ -229,7 +248,8 @@ impl LogWriter {
         let dir = Directory::open(&settings.dir)
             .await
             .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
-        let mut writer = LogWriter { settings, dir, segment: None, last_zxid, use_dma: true };
+        let mut writer =
+            LogWriter { settings, dir, segment: None, last_zxid, use_dma: true, spare: Rc::new(Cell::new(Spare::Failed)) };
         if let Some(tail) = tail {
             let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
                 .await
@@ -251,7 +271,65 @@ impl LogWriter {
                 dirty: false,
             });
         }
+        writer.fill_spare();
         writer
+    }
+
+    /// Starts zero-filling a fresh spare segment in a background task on this executor.
+    /// Writing real zeros (not just `fallocate`, which leaves unwritten extents) means a later
+    /// fdatasync of records in it flushes data only, not extent conversions (as Apache pads
+    /// its log with zeros). A failure only costs that optimisation: rolling then falls back
+    /// to a preallocated file.
+    fn fill_spare(&mut self) {
+        let spare = Rc::new(Cell::new(Spare::Filling));
+        self.spare = spare.clone();
+        let path = self.settings.dir.join(SPARE_SEGMENT_NAME);
+        let size = self.settings.segment_bytes;
+        let mut use_dma = self.use_dma;
+        glommio::spawn_local(async move {
+            let _ = std::fs::remove_file(&path);
+            let filled = async {
+                let file = SegmentFile::open(&path, true, &mut use_dma).await?;
+                let mut pos = 0;
+                while pos < size {
+                    let len = (size - pos).min(SPARE_FILL_CHUNK_BYTES as u64) as usize;
+                    let written = file.write_at(pos, len, |buf| buf.fill(0)).await?;
+                    pos += written as u64;
+                }
+                file.fdatasync().await
+            };
+            match filled.await {
+                Ok(()) => spare.set(Spare::Ready),
+                Err(e) => {
+                    log::warn!("zero-filling the spare log segment {} failed: {e}", path.display());
+                    let _ = std::fs::remove_file(&path);
+                    spare.set(Spare::Failed);
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// The file for a new segment at `path`: the zero-filled spare renamed into place when it
+    /// is ready and large enough (true), else a new preallocated file (false).
+    async fn new_segment_file(&mut self, path: &Path, capacity: u64) -> (SegmentFile, bool) {
+        if self.spare.get() == Spare::Ready && capacity == self.settings.segment_bytes {
+            let spare = self.settings.dir.join(SPARE_SEGMENT_NAME);
+            self.spare.set(Spare::Failed);
+            match std::fs::rename(&spare, path) {
+                Ok(()) => {
+                    let file = SegmentFile::open(path, false, &mut self.use_dma)
+                        .await
+                        .unwrap_or_else(|e| fatal(path, "opening", e));
+                    return (file, true);
+                }
+                Err(e) => log::warn!("renaming the spare log segment to {} failed: {e}", path.display()),
+            }
+        }
+        let file =
+            SegmentFile::open(path, true, &mut self.use_dma).await.unwrap_or_else(|e| fatal(path, "creating", e));
+        file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(path, "preallocating", e));
+        (file, false)
     }
 
     /// Ends the current segment (durably) and starts `log.<first_zxid>` with room for `need` bytes.
@@ -260,16 +338,21 @@ impl LogWriter {
             old.sync(self.settings.force_sync).await;
         }
         let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
-        let file = SegmentFile::open(&path, true, &mut self.use_dma)
-            .await
-            .unwrap_or_else(|e| fatal(&path, "creating", e));
         let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
-        file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&path, "preallocating", e));
+        let (file, zero_filled) = self.new_segment_file(&path, capacity).await;
+        if self.spare.get() != Spare::Filling {
+            self.fill_spare();
+        }
         // The new name must be durable before anything in it is reported durable.
         file.fdatasync().await.unwrap_or_else(|e| fatal(&path, "fdatasync of", e));
         self.dir.sync().await.unwrap_or_else(|e| fatal(&self.settings.dir, "fsync of the directory", e));
         let header = txlog::encode_segment_header(&SegmentHeader { first_zxid, prev_zxid: self.last_zxid });
-        log::info!("log segment {} started (follows zxid {:#x})", path.display(), self.last_zxid);
+        log::info!(
+            "log segment {} started (follows zxid {:#x}; {})",
+            path.display(),
+            self.last_zxid,
+            if zero_filled { "zero-filled in advance" } else { "preallocated now" }
+        );
         self.segment = Some(Segment {
             path,
             file,
