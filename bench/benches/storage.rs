@@ -65,7 +65,11 @@ fn txn_encode_append(c: &mut Criterion) {
                 cxid: 1,
                 zxid,
                 time_ms: 1000,
-                body: TxnBody::Op(TxnOp::SetData { path: "/t/1/1".into(), data: vec![b'y'; 100], version: 1 }),
+                body: TxnBody::Op(TxnOp::SetData {
+                    path: "/t/1/1".into(),
+                    data: vec![b'y'; 100],
+                    version: 1,
+                }),
             };
             let bytes = txn::encode(&txn);
             if log.len() > (60 << 20) {

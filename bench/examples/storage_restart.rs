@@ -42,7 +42,12 @@ fn connect(addr: &str) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+    let request = ConnectRequest {
+        timeout_ms: 30_000,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+        ..Default::default()
+    };
     stream.write_all(&frame(&request.to_bytes()))?;
     read_frame(&mut stream)?;
     Ok(stream)

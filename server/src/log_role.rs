@@ -20,8 +20,8 @@
 
 use std::cell::Cell;
 use std::fmt::Display;
-use std::rc::Rc;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -248,8 +248,14 @@ impl LogWriter {
         let dir = Directory::open(&settings.dir)
             .await
             .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
-        let mut writer =
-            LogWriter { settings, dir, segment: None, last_zxid, use_dma: true, spare: Rc::new(Cell::new(Spare::Failed)) };
+        let mut writer = LogWriter {
+            settings,
+            dir,
+            segment: None,
+            last_zxid,
+            use_dma: true,
+            spare: Rc::new(Cell::new(Spare::Failed)),
+        };
         if let Some(tail) = tail {
             let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
                 .await
@@ -326,8 +332,9 @@ impl LogWriter {
                 Err(e) => log::warn!("renaming the spare log segment to {} failed: {e}", path.display()),
             }
         }
-        let file =
-            SegmentFile::open(path, true, &mut self.use_dma).await.unwrap_or_else(|e| fatal(path, "creating", e));
+        let file = SegmentFile::open(path, true, &mut self.use_dma)
+            .await
+            .unwrap_or_else(|e| fatal(path, "creating", e));
         file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(path, "preallocating", e));
         (file, false)
     }
