@@ -3,7 +3,8 @@
 //! - `populate HOST:PORT COUNT VALUE_BYTES`: creates `/t/<i/1000>/<i%1000>` for `i < COUNT`
 //!   (1000 parents of up to 1000 children) with values of VALUE_BYTES, pipelined 1000 deep.
 //! - `first-read HOST:PORT PATH -- COMMAND ARGS...`: starts COMMAND, then connects and sends
-//!   getData(PATH) in a loop until it succeeds; prints the time from spawn to that first
+//!   getData(PATH) in a loop until it succeeds (each probe on a new connection, given 250 ms
+//!   to answer); prints the time from spawn to that first
 //!   successful read and the process's resident set size (VmRSS) at that moment, then kills
 //!   the process (SIGKILL) and waits for it. Bounded: gives up after 600 s.
 //!
@@ -23,6 +24,9 @@ const OP_CREATE: i32 = 1;
 const OP_GET_DATA: i32 = 4;
 const PIPELINE_DEPTH: usize = 1000;
 const FIRST_READ_LIMIT: Duration = Duration::from_secs(600);
+/// How long one start-up probe waits for an answer before trying again on a new connection
+/// (a server may accept a connection while still loading and never answer it).
+const ATTEMPT_READ_TIMEOUT: Duration = Duration::from_millis(250);
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u32).to_be_bytes().to_vec();
@@ -38,10 +42,10 @@ fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(payload)
 }
 
-fn connect(addr: &str) -> std::io::Result<TcpStream> {
+fn connect(addr: &str, read_timeout: Duration) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(read_timeout))?;
     let request = ConnectRequest {
         timeout_ms: 30_000,
         passwd: vec![0; 16],
@@ -64,7 +68,7 @@ fn reply_err(payload: &[u8]) -> i32 {
 }
 
 fn populate(addr: &str, count: usize, value_bytes: usize) -> anyhow::Result<()> {
-    let mut stream = connect(addr)?;
+    let mut stream = connect(addr, Duration::from_secs(30))?;
     let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
     let create = |path: String, data: Vec<u8>| CreateRequest { path, data, acl: acl.clone(), flags: 0 };
     let mut paths: Vec<(String, usize)> = vec![("/t".into(), 0)];
@@ -95,7 +99,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn try_read(addr: &str, path: &str) -> bool {
-    let Ok(mut stream) = connect(addr) else { return false };
+    let Ok(mut stream) = connect(addr, ATTEMPT_READ_TIMEOUT) else { return false };
     let get = request(1, OP_GET_DATA, &PathWatchRequest { path: path.into(), watch: false });
     stream.write_all(&get).is_ok() && read_frame(&mut stream).is_ok_and(|r| reply_err(&r) == 0)
 }
