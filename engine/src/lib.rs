@@ -10,6 +10,7 @@
 //! - [`session`]: the session table and its tick-driven expiry.
 //! - [`watch`]: one-shot, persistent and persistent-recursive watch tables.
 //! - [`log`]: the transaction log's on-disk record format and segment scanner (no I/O).
+//! - [`snapshot`]: the snapshot file format, fuzzy capture from a live tree, and restore.
 //! - [`request`]: turns a client request into a txn (validation) and a txn result into a reply.
 //! - [`zab`]: leader election and ZAB replication as state machines (step(event) -> actions).
 
@@ -18,6 +19,7 @@ pub mod log;
 pub mod proto;
 pub mod request;
 pub mod session;
+pub mod snapshot;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -144,6 +144,9 @@ pub struct Config {
     pub log_batch_count_max: u32,
     /// `ringkeeper.log.batchDelayMicros`: longest wait for more records before a flush, µs.
     pub log_batch_delay_micros: u64,
+    /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
+    /// at least [`LOG_SEGMENT_BYTES_MIN`]).
+    pub log_segment_bytes: u64,
     /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
     pub queue_depth: usize,
     /// `ringkeeper.zab.heartbeatMs`: leader ping period.
@@ -155,6 +158,9 @@ pub struct Config {
     pub zab_finalize_wait_ms: u32,
     /// `ringkeeper.zab.electionRetryMs`: resend period of election notifications.
     pub zab_election_retry_ms: u32,
+    /// `ringkeeper.zab.historyMax`: txns a leader keeps in memory to bring a learner up to date
+    /// with DIFF; a learner further behind gets a snapshot (SNAP).
+    pub zab_history_max: usize,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
     pub my_id: Option<u64>,
     /// Every `key=value` of the file in file order, duplicates included (for `conf`).
@@ -169,6 +175,10 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
+/// Default `ringkeeper.log.segmentBytes`: 64 MiB, as Apache's `zookeeper.preAllocSize`.
+pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
+/// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
+pub const LOG_SEGMENT_BYTES_MIN: u64 = 64 << 10;
 /// Default `ringkeeper.queue.depth`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
 
@@ -261,11 +271,13 @@ impl Config {
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
+            log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             zab_heartbeat_ms: 50,
             zab_peer_timeout_ms: 800,
             zab_finalize_wait_ms: 30,
             zab_election_retry_ms: 100,
+            zab_history_max: 100_000,
             my_id: None,
             raw: Vec::new(),
             ignored_keys: Vec::new(),
@@ -435,6 +447,17 @@ impl Config {
                 "ringkeeper.zab.peerTimeoutMs" => cfg.zab_peer_timeout_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.finalizeWaitMs" => cfg.zab_finalize_wait_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.electionRetryMs" => cfg.zab_election_retry_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.historyMax" => {
+                    cfg.zab_history_max = parse_int(key, value, 1, 100_000_000, "a positive integer (txns)")? as usize;
+                }
+                "ringkeeper.log.segmentBytes" => {
+                    let what = "a multiple of 4096 of at least 65536 (bytes)";
+                    let bytes = parse_int(key, value, LOG_SEGMENT_BYTES_MIN as i64, 1 << 40, what)? as u64;
+                    if !bytes.is_multiple_of(4096) {
+                        return Err(bad(key, value, format!("is not a multiple of 4096 (expected {what})")));
+                    }
+                    cfg.log_segment_bytes = bytes;
+                }
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
                 }

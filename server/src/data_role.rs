@@ -3,6 +3,7 @@
 //!
 //! In: `ToData` from every network core (one bounded channel each), "durable up to zxid Z"
 //! from the log role, and a timer for session expiry and the container reaper.
+//! Snapshots are captured here in bounded slices by a task of their own ([`crate::snapshotter`]).
 //! Out: the encoded txn of every write to the log role (bounded channel, zxid order), and
 //! `Vec<ToNet>` batches to each network core, in the exact order the processor emitted them
 //! (one ordered hold queue per core, released front-first once durable ≥ the output's zxid,
@@ -36,6 +37,7 @@ use crate::log_role::LogRecord;
 use crate::messages::{core_of, ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerInput, PeerNet};
 use crate::replica::{self, Queued, Relaying, ReplicaSetup};
+use crate::snapshotter::Snapshotter;
 use crate::status::StatusSource;
 
 /// Wall-clock milliseconds (ctime/mtime and session deadlines).
@@ -58,6 +60,8 @@ pub struct LogLink {
     pub in_flight_max: usize,
     /// Most outputs held for durability before requests stop being taken.
     pub held_max: usize,
+    /// When and how snapshots are taken ([`crate::snapshotter`]).
+    pub snapshots: Snapshotter,
 }
 
 /// Outputs waiting for durability (or commit), per network core, in emission order.
@@ -80,6 +84,7 @@ struct DataRole {
     in_flight_max: usize,
     held_max: usize,
     status: StatusSource,
+    snapshots: RefCell<Snapshotter>,
     replica: Option<Replica>,
 }
 
@@ -120,6 +125,7 @@ impl DataRole {
                 let (core, zxid, item) = match output {
                     Output::Log { zxid, bytes } => {
                         held.in_flight.push_back(zxid);
+                        self.snapshots.borrow_mut().txn_logged();
                         let bytes = Arc::new(bytes);
                         // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
                         let _ = self.to_log.try_send(LogRecord { zxid, bytes: bytes.clone() });
@@ -187,6 +193,7 @@ impl DataRole {
                 held.in_flight.pop_front();
             }
         }
+        self.snapshots.borrow_mut().durable(zxid);
         if self.replica.is_some() {
             self.step_peer(Event::Durable { zxid });
             self.release();
@@ -268,6 +275,9 @@ impl DataRole {
             }
             ToData::FourLetter { conn, word } => {
                 let text = self.status.respond(&self.processor.borrow(), &word);
+                if text.as_deref() == Some(crate::four_letter::SNAPSHOT_REQUESTED) {
+                    self.snapshots.borrow_mut().request();
+                }
                 let mut outputs = Vec::new();
                 if let Some(text) = text {
                     outputs.push(Output::Send { conn, frame: text.into_bytes(), zxid: 0 });
@@ -336,10 +346,37 @@ impl DataRole {
                         "the leader's history ends at {zxid:#x}; txns after it are cut"
                     ));
                 }
-                Action::InstallSnapshot { zxid, .. } | Action::SendSnapshot { zxid, .. } => {
-                    // SNAP sync needs the snapshot format of the storage work; until then a
-                    // learner too far behind for DIFF keeps retrying and says why.
-                    log::error!("SNAP sync at zxid {zxid:#x} is not available yet: this learner cannot be synchronised by DIFF");
+                Action::SendSnapshot { to, epoch, zxid, epoch_ends } => {
+                    // A consistent image of the state right now (the leader's tree holds
+                    // exactly its log); built on this core: a stall proportional to the tree,
+                    // paid only when a learner is too far behind for DIFF.
+                    let image = {
+                        let p = self.processor.borrow();
+                        ringkeeper_engine::snapshot::encode(&ringkeeper_engine::snapshot::capture(
+                            &p.tree,
+                            &p.sessions,
+                        ))
+                    };
+                    let mut bytes = Vec::with_capacity(image.header.len() + image.payload.len());
+                    bytes.extend_from_slice(&image.header);
+                    bytes.extend_from_slice(&image.payload);
+                    log::info!("sending server {to} a snapshot at {zxid:#x} ({} bytes)", bytes.len());
+                    let msg = Msg::Snapshot { epoch, zxid, epoch_ends, image: Arc::new(bytes) };
+                    if let Some(net) = r.net.get() {
+                        net.send(to, FrameKind::Zab, |b| msg.encode(b));
+                    }
+                }
+                Action::InstallSnapshot { zxid, image } => {
+                    let ends: Vec<i64> = r.peer.borrow().epoch_ends();
+                    match replica::record_installation(&r.data_dir, &image, &ends) {
+                        Ok(_) => replica::restart_from_disk(&format!(
+                            "installing the leader's snapshot at {zxid:#x}"
+                        )),
+                        Err(e) => {
+                            log::error!("FATAL: installing the leader's snapshot at {zxid:#x}: {e}");
+                            std::process::exit(71);
+                        }
+                    }
                 }
                 Action::PersistEpochs { accepted, current } => {
                     if let Err(e) = replica::persist_epochs(&r.data_dir, accepted, current) {
@@ -657,9 +694,15 @@ pub async fn run(
             role: Cell::new(RoleView { state: ServerState::Looking, leader: None, epoch: 0, serving: false }),
             data_dir: setup.data_dir.clone(),
         }),
+        snapshots: RefCell::new(log.snapshots),
     });
     if let Some(setup) = replica {
         start_replica(&role, setup).await;
+    }
+    {
+        let role = role.clone();
+        glommio::spawn_local(async move { crate::snapshotter::run(&role.snapshots, &role.processor).await })
+            .detach();
     }
     {
         let role = role.clone();

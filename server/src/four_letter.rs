@@ -40,9 +40,13 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 
 /// Every four-letter word [`respond`] understands.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat", "wchc",
-    "wchp", "wchs",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "snap", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs",
 ];
+
+/// The answer to `snap` (ringkeeper's own word: take a snapshot now, like the `snapshot`
+/// command of Apache 3.9's admin server); the data role starts the snapshot when it sees it.
+pub const SNAPSHOT_REQUESTED: &str = "Snapshot requested\n";
 
 /// The full version string, as `Version.getFullVersion()` formats it:
 /// `3.8.4-ringkeeper-0.1.0, built on 1970-01-01 00:00 UTC`. Tools that split on `-` get
@@ -453,6 +457,7 @@ pub fn respond(word: &[u8; 4], whitelist: &Whitelist, status: &ServerStatus) -> 
     let mut out = String::new();
     match word {
         "ruok" => out.push_str("imok"),
+        "snap" => out.push_str(SNAPSHOT_REQUESTED),
         "isro" => out.push_str(if status.mode == ServerMode::ReadOnly { "ro" } else { "rw" }),
         "envi" => envi(&mut out, status),
         _ if !status.serving => {

@@ -16,7 +16,9 @@
 //!                      ▼                                       │
 //!                 [log role]   segment files, O_DIRECT writes, ONE fdatasync per batch
 //! ```
-//! Start-up replays the log ([`recovery`]) before any executor runs. ZAB will plug in
+//! Start-up loads the newest snapshot and replays the log after it ([`recovery`]) before any
+//! executor runs; snapshots are captured on the data core in bounded slices and written by a
+//! helper thread ([`snapshotter`], [`snapshot_store`]). ZAB will plug in
 //! between validation and apply: the processor emits every txn as its encoded bytes
 //! (`Output::Log`) and tags every reply with the zxid that must be durable before it leaves.
 
@@ -24,10 +26,13 @@ pub mod config;
 pub mod data_role;
 pub mod four_letter;
 pub mod log_role;
+pub mod log_sync;
 pub mod messages;
 pub mod network;
 pub mod peer_net;
 pub mod recovery;
 pub mod replica;
 pub mod runtime;
+pub mod snapshot_store;
+pub mod snapshotter;
 pub mod status;

@@ -9,14 +9,19 @@
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
 //! `batchDelayMicros` for more), write them with one DMA write per segment touched, issue ONE
 //! fdatasync, then report the batch's last zxid. Segments are `log.<first zxid hex>` in
-//! `dataLogDir`, preallocated ([`SEGMENT_BYTES`]), written with O_DIRECT from 4 KiB aligned
+//! `dataLogDir`, preallocated (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that
+//! gets a segment of its own), written with O_DIRECT from 4 KiB aligned
 //! buffers; the partial last block is kept in memory and rewritten with the next batch.
+//! The next segment is zero-filled in the background (`segment.spare`) and renamed into place
+//! at the roll, so appends land on written blocks and fdatasync commits no extent metadata.
 //! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
 //! are on disk; a failed write or fsync is fatal (log naming the file, `exit`), never retried.
 //! `forceSync=no` skips the fdatasync and says so loudly at start-up.
 
+use std::cell::Cell;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -28,8 +33,11 @@ use ringkeeper_engine::zab::SharedTxn;
 use crate::config::Config;
 use crate::recovery::LogTail;
 
-/// Preallocated size of a segment file (a record larger than this gets a segment of its own).
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// The next segment, zero-filled in the background while the current one is written (not a
+/// `log.` name, so recovery never reads it; a leftover is refilled at start-up).
+const SPARE_SEGMENT_NAME: &str = "segment.spare";
+/// Bytes per zero-filling write of the spare segment.
+const SPARE_FILL_CHUNK_BYTES: usize = 1 << 20;
 /// Alignment of DMA write offsets and lengths (a multiple of any logical block size ≤ 4 KiB).
 const WRITE_ALIGN: u64 = 4096;
 /// Process exit status after a failed log write or fsync.
@@ -62,7 +70,7 @@ impl LogSettings {
             batch_bytes_max: config.log_batch_bytes_max.min(usize::MAX as u64) as usize,
             batch_count_max: (config.log_batch_count_max as usize).max(1),
             batch_delay: Duration::from_micros(config.log_batch_delay_micros),
-            segment_bytes: SEGMENT_BYTES,
+            segment_bytes: config.log_segment_bytes,
         }
     }
 }
@@ -215,6 +223,14 @@ impl Segment {
     }
 }
 
+/// State of the spare segment being zero-filled by a background task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spare {
+    Filling,
+    Ready,
+    Failed,
+}
+
 /// Appends batches across segments.
 struct LogWriter {
     settings: LogSettings,
@@ -223,6 +239,8 @@ struct LogWriter {
     /// zxid of the last record appended (the next segment's `prev_zxid`).
     last_zxid: i64,
     use_dma: bool,
+    /// The zero-filled next segment ([`SPARE_SEGMENT_NAME`]), shared with its filling task.
+    spare: Rc<Cell<Spare>>,
 }
 
 impl LogWriter {
@@ -231,7 +249,14 @@ impl LogWriter {
         let dir = Directory::open(&settings.dir)
             .await
             .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
-        let mut writer = LogWriter { settings, dir, segment: None, last_zxid, use_dma: true };
+        let mut writer = LogWriter {
+            settings,
+            dir,
+            segment: None,
+            last_zxid,
+            use_dma: true,
+            spare: Rc::new(Cell::new(Spare::Failed)),
+        };
         if let Some(tail) = tail {
             let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
                 .await
@@ -253,7 +278,66 @@ impl LogWriter {
                 dirty: false,
             });
         }
+        writer.fill_spare();
         writer
+    }
+
+    /// Starts zero-filling a fresh spare segment in a background task on this executor.
+    /// Writing real zeros (not just `fallocate`, which leaves unwritten extents) means a later
+    /// fdatasync of records in it flushes data only, not extent conversions (as Apache pads
+    /// its log with zeros). A failure only costs that optimisation: rolling then falls back
+    /// to a preallocated file.
+    fn fill_spare(&mut self) {
+        let spare = Rc::new(Cell::new(Spare::Filling));
+        self.spare = spare.clone();
+        let path = self.settings.dir.join(SPARE_SEGMENT_NAME);
+        let size = self.settings.segment_bytes;
+        let mut use_dma = self.use_dma;
+        glommio::spawn_local(async move {
+            let _ = std::fs::remove_file(&path);
+            let filled = async {
+                let file = SegmentFile::open(&path, true, &mut use_dma).await?;
+                let mut pos = 0;
+                while pos < size {
+                    let len = (size - pos).min(SPARE_FILL_CHUNK_BYTES as u64) as usize;
+                    let written = file.write_at(pos, len, |buf| buf.fill(0)).await?;
+                    pos += written as u64;
+                }
+                file.fdatasync().await
+            };
+            match filled.await {
+                Ok(()) => spare.set(Spare::Ready),
+                Err(e) => {
+                    log::warn!("zero-filling the spare log segment {} failed: {e}", path.display());
+                    let _ = std::fs::remove_file(&path);
+                    spare.set(Spare::Failed);
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// The file for a new segment at `path`: the zero-filled spare renamed into place when it
+    /// is ready and large enough (true), else a new preallocated file (false).
+    async fn new_segment_file(&mut self, path: &Path, capacity: u64) -> (SegmentFile, bool) {
+        if self.spare.get() == Spare::Ready && capacity == self.settings.segment_bytes {
+            let spare = self.settings.dir.join(SPARE_SEGMENT_NAME);
+            self.spare.set(Spare::Failed);
+            match std::fs::rename(&spare, path) {
+                Ok(()) => {
+                    let file = SegmentFile::open(path, false, &mut self.use_dma)
+                        .await
+                        .unwrap_or_else(|e| fatal(path, "opening", e));
+                    return (file, true);
+                }
+                Err(e) => log::warn!("renaming the spare log segment to {} failed: {e}", path.display()),
+            }
+        }
+        let file = SegmentFile::open(path, true, &mut self.use_dma)
+            .await
+            .unwrap_or_else(|e| fatal(path, "creating", e));
+        file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(path, "preallocating", e));
+        (file, false)
     }
 
     /// Ends the current segment (durably) and starts `log.<first_zxid>` with room for `need` bytes.
@@ -262,16 +346,21 @@ impl LogWriter {
             old.sync(self.settings.force_sync).await;
         }
         let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
-        let file = SegmentFile::open(&path, true, &mut self.use_dma)
-            .await
-            .unwrap_or_else(|e| fatal(&path, "creating", e));
         let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
-        file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&path, "preallocating", e));
+        let (file, zero_filled) = self.new_segment_file(&path, capacity).await;
+        if self.spare.get() != Spare::Filling {
+            self.fill_spare();
+        }
         // The new name must be durable before anything in it is reported durable.
         file.fdatasync().await.unwrap_or_else(|e| fatal(&path, "fdatasync of", e));
         self.dir.sync().await.unwrap_or_else(|e| fatal(&self.settings.dir, "fsync of the directory", e));
         let header = txlog::encode_segment_header(&SegmentHeader { first_zxid, prev_zxid: self.last_zxid });
-        log::info!("log segment {} started (follows zxid {:#x})", path.display(), self.last_zxid);
+        log::info!(
+            "log segment {} started (follows zxid {:#x}; {})",
+            path.display(),
+            self.last_zxid,
+            if zero_filled { "zero-filled in advance" } else { "preallocated now" }
+        );
         self.segment = Some(Segment {
             path,
             file,

@@ -1,7 +1,10 @@
-//! Start-up recovery: rebuilds the processor's state from the transaction log segments.
+//! Start-up recovery: rebuilds the processor's state from the newest valid snapshot and the
+//! transaction log segments after it.
 //!
 //! Runs once on the main thread before any executor starts (plain blocking `std::fs`; nothing
-//! else runs yet). In: the segment files `log.<first zxid hex>` in `dataLogDir`. Out: the
+//! else runs yet). In: `snapshot.<zxid hex>` files in `dataDir` (memory-mapped, validated
+//! once, rebuilt from the archived form) and the segment files `log.<first zxid hex>` in
+//! `dataLogDir`, replayed from the first record after the snapshot. Out: the
 //! replayed [`Processor`] (tree, sessions, last zxid) and the [`LogTail`] the log role appends
 //! after. Invariant: the server never serves a tree missing an acknowledged write. Only a
 //! torn tail of the LAST segment is repaired (zeroed and reported, since its records were
@@ -17,6 +20,8 @@ use ringkeeper_engine::log::{self as txlog, LogError, Record, SegmentEnd, Segmen
 use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::txn::TxnBytes as AlignedVec;
 
+use crate::snapshot_store::{self, MappedSnapshot};
+
 /// Where the log role continues appending.
 #[derive(Debug, Clone)]
 pub struct LogTail {
@@ -29,14 +34,16 @@ pub struct LogTail {
 /// What recovery found.
 #[derive(Debug, Clone, Default)]
 pub struct Recovered {
-    /// zxid of the last replayed record (0 for an empty log).
+    /// zxid of the last txn in the recovered state (snapshot or log; 0 when both are empty).
     pub last_zxid: i64,
-    /// Records replayed.
+    /// Records replayed (after the snapshot).
     pub records: u64,
     /// Segments read.
     pub segments: usize,
     /// `None` when there is no segment yet.
     pub tail: Option<LogTail>,
+    /// The snapshot the tree was rebuilt from (`None`: replayed from an empty tree).
+    pub snapshot: Option<PathBuf>,
 }
 
 /// Why the log cannot be trusted (or read). Always names the file.
@@ -55,28 +62,39 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
     move |error| RecoveryError::Io { path: path.to_path_buf(), error }
 }
 
-/// The segment files in `dir`, in zxid order (a missing directory holds none).
-pub fn segment_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
+/// The files in `dir` named `<prefix><16 hex digits>` (parsed by `parse`), in zxid order; a
+/// missing directory holds none. Other files starting with `prefix` are ignored with a warning
+/// (a `.tmp` file silently: an unfinished write).
+pub fn numbered_files(
+    dir: &Path,
+    prefix: &str,
+    parse: fn(&str) -> Option<i64>,
+) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_error(dir)(e)),
     };
-    let mut segments = Vec::new();
+    let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(io_error(dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        match txlog::parse_segment_file_name(name) {
-            Some(zxid) => segments.push((zxid, entry.path())),
-            None if name.starts_with(txlog::SEGMENT_PREFIX) => {
-                log::warn!("{}: ignoring a file that is not named like a log segment", entry.path().display())
+        match parse(name) {
+            Some(zxid) => files.push((zxid, entry.path())),
+            None if name.starts_with(prefix) && !name.ends_with(".tmp") => {
+                log::warn!("{}: ignoring a file not named {prefix}<16 hex digits>", entry.path().display())
             }
             None => {}
         }
     }
-    segments.sort();
-    Ok(segments)
+    files.sort();
+    Ok(files)
+}
+
+/// The segment files in `dir`, in zxid order (a missing directory holds none).
+pub fn segment_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
+    numbered_files(dir, txlog::SEGMENT_PREFIX, txlog::parse_segment_file_name)
 }
 
 /// Reads a whole file into a 16-byte aligned buffer (payloads are then aligned archives).
@@ -139,13 +157,23 @@ fn remove_segment(dir: &Path, path: &Path) -> Result<(), RecoveryError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
 }
 
-/// Checks how a scanned segment fits the log before it (which ends at `log_last_zxid`): name,
-/// header chain, first record, and that only the last segment may end torn or be empty.
+/// What the segment header's `prev_zxid` must say for a segment to fit the log before it.
+#[derive(Debug, Clone, Copy)]
+pub enum Follows {
+    /// The previous segment ended at this zxid.
+    Exactly(i64),
+    /// The first segment replayed after a snapshot at this zxid: nothing between the snapshot
+    /// and the segment may be missing (a log whose older segments were purged starts here).
+    AtMost(i64),
+}
+
+/// Checks how a scanned segment fits the log before it: name, header chain, first record, and
+/// that only the last segment may end torn or be empty.
 fn check_link(
     path: &Path,
     name_zxid: i64,
     scanned: &Scanned,
-    log_last_zxid: i64,
+    follows: Follows,
     is_last: bool,
 ) -> Result<(), RecoveryError> {
     let inconsistent = |offset: u64, detail: String| {
@@ -158,8 +186,14 @@ fn check_link(
             format!("header says first zxid {:#x}, the file name says {name_zxid:#x}", header.first_zxid),
         );
     }
-    if header.prev_zxid != log_last_zxid {
-        return inconsistent(0, format!("segment follows zxid {:#x} but the log before it ends at {log_last_zxid:#x}: a segment is missing", header.prev_zxid));
+    match follows {
+        Follows::Exactly(log_last_zxid) if header.prev_zxid != log_last_zxid => {
+            return inconsistent(0, format!("segment follows zxid {:#x} but the log before it ends at {log_last_zxid:#x}: a segment is missing", header.prev_zxid));
+        }
+        Follows::AtMost(snapshot_zxid) if header.prev_zxid > snapshot_zxid => {
+            return inconsistent(0, format!("segment follows zxid {:#x} but the snapshot ends at {snapshot_zxid:#x}: the segments between them are missing", header.prev_zxid));
+        }
+        _ => {}
     }
     if let Some(first) = scanned.first_zxid.filter(|z| *z != header.first_zxid) {
         return inconsistent(
@@ -185,16 +219,18 @@ fn check_link(
 pub fn verify_log(path: &Path) -> Result<Vec<String>, RecoveryError> {
     let segments =
         if path.is_dir() { segment_paths(path)? } else { vec![(segment_zxid_of(path)?, path.to_path_buf())] };
-    let single = !path.is_dir();
     let mut lines = Vec::new();
-    let mut last_zxid = 0;
+    let mut last_zxid = None;
     let count = segments.len();
     for (index, (name_zxid, segment)) in segments.into_iter().enumerate() {
         let scanned = verify_segment(&segment, |_| {})?;
-        // A lone file is checked against its own header, not against a previous segment.
-        let log_last = if single { scanned.header.prev_zxid } else { last_zxid };
-        check_link(&segment, name_zxid, &scanned, log_last, index + 1 == count)?;
-        last_zxid = scanned.last_zxid.unwrap_or(log_last);
+        // The first (or a lone) file is checked against its own header: retention may have
+        // removed the segments before it.
+        let follows = last_zxid.map_or(Follows::AtMost(i64::MAX), Follows::Exactly);
+        check_link(&segment, name_zxid, &scanned, follows, index + 1 == count)?;
+        let last = scanned.last_zxid.unwrap_or(last_zxid.unwrap_or(scanned.header.prev_zxid));
+        last_zxid = Some(last);
+        let last_zxid = last;
         lines.push(format!(
             "{}: ok, {} records, first zxid {:#x}, last zxid {last_zxid:#x}, follows {:#x}, {:?}",
             segment.display(),
@@ -217,12 +253,103 @@ fn segment_zxid_of(path: &Path) -> Result<i64, RecoveryError> {
     })
 }
 
-/// Replays every segment in `dir` into `processor`, repairing a torn tail of the last one.
-pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Recovered, RecoveryError> {
-    let segments = segment_paths(dir)?;
+/// Snapshots that failed validation: the zxid in the name and why, newest first.
+type SkippedSnapshots = Vec<(i64, RecoveryError)>;
+
+/// The newest snapshot that validates, and the newer ones that did not.
+fn newest_valid_snapshot(
+    data_dir: &Path,
+) -> Result<(Option<MappedSnapshot>, SkippedSnapshots), RecoveryError> {
+    snapshot_store::remove_temp_files(data_dir)?;
+    let mut skipped = Vec::new();
+    for (zxid, path) in snapshot_store::snapshot_paths(data_dir)?.into_iter().rev() {
+        match MappedSnapshot::open(&path) {
+            Ok(snapshot) => return Ok((Some(snapshot), skipped)),
+            Err(error) => {
+                log::warn!("skipping snapshot {error}; trying an older one");
+                skipped.push((zxid, error));
+            }
+        }
+    }
+    Ok((None, skipped))
+}
+
+/// Rebuilds `processor` from the newest valid snapshot in `data_dir` and the log segments in
+/// `log_dir` after it (every segment from the beginning when there is no snapshot),
+/// repairing a torn tail of the last segment. See `engine/src/snapshot/FORMAT.md` for how a
+/// damaged snapshot is handled.
+pub fn recover(
+    data_dir: &Path,
+    log_dir: &Path,
+    processor: &mut Processor,
+    now_ms: i64,
+) -> Result<Recovered, RecoveryError> {
+    let (snapshot, skipped) = newest_valid_snapshot(data_dir)?;
     let mut recovered = Recovered::default();
+    if let Some(snapshot) = &snapshot {
+        let restored =
+            ringkeeper_engine::snapshot::restore(snapshot.image(), &mut processor.sessions, now_ms)
+                .map_err(|e| snapshot_store::corrupt(&snapshot.path, e))?;
+        processor.tree = restored;
+        recovered.snapshot = Some(snapshot.path.clone());
+        recovered.last_zxid = snapshot.header.zxid;
+    }
+    replay_log(log_dir, processor, now_ms, &mut recovered).map_err(|log_error| match skipped.first() {
+        // The damaged snapshot is the cause: name it, with why the log cannot replace it.
+        Some((_, snapshot_error)) => {
+            let (path, offset, detail) = snapshot_error.located();
+            let detail = format!("{detail}; the log cannot stand in for it: {log_error}");
+            RecoveryError::Inconsistent { path, offset, detail }
+        }
+        None => log_error,
+    })?;
+    if let Some(snapshot) = &snapshot {
+        if recovered.last_zxid < snapshot.header.fuzzy_end_zxid {
+            return Err(RecoveryError::Inconsistent {
+                path: snapshot.path.clone(),
+                offset: 24,
+                detail: format!(
+                    "the snapshot holds txns up to {:#x} but the log ends at {:#x}: log segments are missing",
+                    snapshot.header.fuzzy_end_zxid, recovered.last_zxid
+                ),
+            });
+        }
+    }
+    // A damaged newer snapshot proves writes up to its zxid happened: the log must hold them.
+    if let Some((_, error)) = skipped.into_iter().find(|(zxid, _)| *zxid > recovered.last_zxid) {
+        return Err(error);
+    }
+    remove_orphan_ephemerals(processor);
+    Ok(recovered)
+}
+
+impl RecoveryError {
+    /// The file, byte offset (0 when the error has none) and reason.
+    fn located(&self) -> (PathBuf, u64, String) {
+        match self {
+            RecoveryError::Io { path, error } => (path.clone(), 0, error.to_string()),
+            RecoveryError::Corrupt { path, error } => (path.clone(), 0, error.to_string()),
+            RecoveryError::Inconsistent { path, offset, detail } => (path.clone(), *offset, detail.clone()),
+        }
+    }
+}
+
+/// Replays the segments after `recovered.last_zxid` (the snapshot's zxid, 0 without one).
+fn replay_log(
+    log_dir: &Path,
+    processor: &mut Processor,
+    now_ms: i64,
+    recovered: &mut Recovered,
+) -> Result<(), RecoveryError> {
+    let snapshot_zxid = recovered.last_zxid;
+    let segments = segment_paths(log_dir)?;
+    // The segment holding the first record after the snapshot: the last one starting at or
+    // before snapshot + 1 (every later record is in it or after it).
+    let start =
+        segments.iter().rposition(|(first, _)| *first <= snapshot_zxid.saturating_add(1)).unwrap_or(0);
     let count = segments.len();
-    for (index, (name_zxid, path)) in segments.into_iter().enumerate() {
+    let mut log_last = None;
+    for (index, (name_zxid, path)) in segments.into_iter().enumerate().skip(start) {
         let is_last = index + 1 == count;
         let bytes = read_aligned(&path)?;
         if is_last && txlog::decode_segment_header(&bytes).is_err() && bytes.iter().all(|&b| b == 0) {
@@ -231,26 +358,55 @@ pub fn recover(dir: &Path, processor: &mut Processor, now_ms: i64) -> Result<Rec
                 "{}: removing an empty log segment left by a crash (no header written)",
                 path.display()
             );
-            remove_segment(dir, &path)?;
+            remove_segment(log_dir, &path)?;
             continue;
         }
-        let scanned = scan_segment(&path, &bytes, |record| processor.replay(record.txn, now_ms))?;
-        check_link(&path, name_zxid, &scanned, recovered.last_zxid, is_last)?;
+        let mut replayed = 0;
+        let scanned = scan_segment(&path, &bytes, |record| {
+            if record.zxid > snapshot_zxid {
+                processor.replay(record.txn, now_ms);
+                replayed += 1;
+            }
+        })?;
+        let follows = log_last.map_or(Follows::AtMost(snapshot_zxid), Follows::Exactly);
+        check_link(&path, name_zxid, &scanned, follows, is_last)?;
         if let SegmentEnd::TornTail { offset, fault, garbage_end } = scanned.end {
             log::warn!("{}: torn record at offset {offset} ({fault}); cutting the log there (bytes {offset}..{garbage_end} were never acknowledged)", path.display());
             zero_range(&path, offset, garbage_end)?;
         }
         let Some(last_zxid) = scanned.last_zxid else {
             log::warn!("{}: removing the last log segment: it holds no complete record", path.display());
-            remove_segment(dir, &path)?;
+            remove_segment(log_dir, &path)?;
             continue;
         };
-        recovered.last_zxid = last_zxid;
-        recovered.records += scanned.records;
+        log_last = Some(last_zxid);
+        recovered.last_zxid = recovered.last_zxid.max(last_zxid);
+        recovered.records += replayed;
         recovered.segments += 1;
         recovered.tail = Some(LogTail { path: path.clone(), end_offset: scanned.end.append_offset() });
     }
-    Ok(recovered)
+    Ok(())
+}
+
+/// Deletes ephemerals whose session is not in the recovered table (Apache's start-up cleanup
+/// of dead sessions, `ZooKeeperServer.loadData`); a consistent snapshot + log leaves none.
+fn remove_orphan_ephemerals(processor: &mut Processor) {
+    let orphans: Vec<(i64, Vec<String>)> = processor
+        .tree
+        .all_ephemerals()
+        .filter(|(owner, _)| processor.sessions.get(*owner).is_none())
+        .map(|(owner, paths)| (owner, paths.iter().map(|p| p.to_string()).collect()))
+        .collect();
+    let zxid = processor.tree.last_processed_zxid;
+    for (owner, paths) in orphans {
+        log::warn!(
+            "removing {} ephemeral node(s) of session {owner:#x}, which no longer exists",
+            paths.len()
+        );
+        for path in paths {
+            let _ = processor.tree.delete_node(&path, zxid);
+        }
+    }
 }
 
 /// Prints a segment readably (for `ringkeeper log-dump`), then its end or the error.

@@ -18,7 +18,10 @@
 //!   the txn), so a session sees its own writes in order.
 //! - A TRUNC (the log holds txns the new leader never had) is carried out by recording the
 //!   zxid in `truncate.after`, then restarting this process from disk (`exec` of itself), as
-//!   Apache reloads its database after a sync that rewinds it.
+//!   Apache reloads its database after a sync that rewinds it. A SNAP likewise: the marker
+//!   `install.after-restart` first, then the leader's image as `snapshot.<zxid>` (with its epoch
+//!   ends beside it), restart; the start-up then drops every other snapshot and the whole log
+//!   (a crash before the image is complete leaves the old state intact).
 //!
 //! Invariants: no client sees a write before a quorum has it durably; a learner applies only
 //! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
@@ -30,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use ringkeeper_engine::log::record_len;
 use ringkeeper_engine::request::ConnId;
 use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
@@ -40,8 +42,13 @@ use crate::recovery::{read_aligned, scan_segment, segment_paths};
 
 /// File holding the zxid after which the log must be cut at the next start (a TRUNC).
 const TRUNCATE_MARKER: &str = "truncate.after";
-/// Txns kept in memory for DIFF to learners.
-pub const HISTORY_MAX: usize = 100_000;
+/// File naming a snapshot received from the leader (a SNAP) that replaces every other
+/// snapshot and the whole log at the next start.
+const INSTALL_MARKER: &str = "install.after-restart";
+/// Prefix of the file beside an installed snapshot (`epochs.<snapshot name>`): the leader's
+/// per-epoch last zxids up to it (the DIFF/TRUNC plan needs them; the log that told them is
+/// gone).
+const ENDS_PREFIX: &str = "epochs.";
 /// Stand-in connections for relayed clients have this bit set (local ids never do).
 const RELAYED_BIT: u64 = 1 << 63;
 /// Bits of a learner's connection id kept in a stand-in id (network core < 16).
@@ -105,48 +112,100 @@ pub fn record_truncation(dir: &Path, zxid: i64) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Cuts every log record after `zxid` in `log_dir` (whole later segments removed, the rest
-/// of the segment holding `zxid` zeroed), then removes the marker.
+/// Carries out a TRUNC recorded by [`record_truncation`]: every log record after the zxid is
+/// cut (and snapshots that may hold them removed), then the marker goes.
 fn carry_out_truncation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
     let marker = data_dir.join(TRUNCATE_MARKER);
     let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(()) };
     let zxid = i64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
         .map_err(|_| anyhow!("{}: not a zxid: {text:?}", marker.display()))?;
     log::warn!("cutting the transaction log after zxid {zxid:#x} (the leader never had the txns after it)");
-    for (first, path) in segment_paths(log_dir)? {
-        if first > zxid {
-            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            continue;
-        }
-        let bytes = read_aligned(&path)?;
-        let mut cut = None;
-        let scanned = scan_segment(&path, &bytes, |record| {
-            if record.zxid == zxid {
-                cut = Some(record.offset + record_len(record.payload.len()) as u64);
-            }
-        })?;
-        if let (Some(from), true) = (cut, scanned.last_zxid.is_some_and(|last| last > zxid)) {
-            let end = scanned.end.append_offset();
-            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&vec![0u8; (end - from) as usize], from)?;
-            file.sync_all()?;
-        }
-    }
-    std::fs::File::open(log_dir)?.sync_all()?;
+    crate::log_sync::truncate_after(data_dir, log_dir, zxid)?;
     std::fs::remove_file(&marker)?;
     std::fs::File::open(data_dir)?.sync_all()?;
     Ok(())
 }
 
+/// Writes `bytes` to `dir/name` durably (temp file, fsync, rename, directory fsync).
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Records a SNAP from the leader (validated image of the whole state at its zxid) to be
+/// installed at the next start.
+pub fn record_installation(dir: &Path, image: &[u8], epoch_ends: &[i64]) -> anyhow::Result<i64> {
+    let mut aligned = TxnBytes::with_capacity(image.len());
+    aligned.extend_from_slice(image);
+    let (header, _) =
+        ringkeeper_engine::snapshot::decode(&aligned).map_err(|e| anyhow!("the leader's snapshot: {e}"))?;
+    let name = ringkeeper_engine::snapshot::snapshot_file_name(header.zxid);
+    write_durably(dir, INSTALL_MARKER, format!("{name}\n").as_bytes())?;
+    let ends: String = epoch_ends.iter().map(|z| format!("{z:#x}\n")).collect();
+    write_durably(dir, &format!("{ENDS_PREFIX}{name}"), ends.as_bytes())?;
+    write_durably(dir, &name, image)?;
+    Ok(header.zxid)
+}
+
+/// Carries out a recorded SNAP: keeps only the installed snapshot, removes every log segment.
+fn carry_out_installation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
+    let marker = data_dir.join(INSTALL_MARKER);
+    let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(()) };
+    let name = text.trim().to_string();
+    let installed = data_dir.join(&name);
+    if crate::snapshot_store::MappedSnapshot::open(&installed).is_ok() {
+        log::warn!("installing {name} from the leader: other snapshots and the whole log go");
+        for (_, path) in crate::snapshot_store::snapshot_paths(data_dir)? {
+            if path != installed {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        for (_, path) in segment_paths(log_dir)? {
+            std::fs::remove_file(&path)?;
+        }
+        std::fs::File::open(log_dir)?.sync_all()?;
+    } else {
+        log::warn!(
+            "{}: the snapshot it names is incomplete (crash while receiving it); keeping the old state",
+            marker.display()
+        );
+    }
+    std::fs::remove_file(&marker)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The epoch ends stored beside the newest snapshot, if it was installed from a leader.
+fn snapshot_epoch_ends(data_dir: &Path) -> anyhow::Result<(i64, Vec<i64>)> {
+    let Some((zxid, path)) = crate::snapshot_store::snapshot_paths(data_dir)?.into_iter().last() else {
+        return Ok((0, Vec::new()));
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ends_path = data_dir.join(format!("{ENDS_PREFIX}{name}"));
+    let ends = std::fs::read_to_string(&ends_path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| i64::from_str_radix(l.trim().trim_start_matches("0x"), 16).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((zxid, ends))
+}
+
 /// Per epoch, the last zxid of the log, and its most recent txns (for DIFF).
-fn read_history(log_dir: &Path) -> anyhow::Result<(Vec<(i64, SharedTxn)>, i64, Vec<i64>)> {
+fn read_history(
+    log_dir: &Path,
+    history_max: usize,
+) -> anyhow::Result<(Vec<(i64, SharedTxn)>, i64, Vec<i64>)> {
     let mut history: VecDeque<(i64, SharedTxn)> = VecDeque::new();
     let mut base = 0;
     let mut ends: Vec<i64> = Vec::new();
-    for (_, path) in segment_paths(log_dir)? {
+    for (index, (_, path)) in segment_paths(log_dir)?.into_iter().enumerate() {
         let bytes = read_aligned(&path)?;
-        scan_segment(&path, &bytes, |record| {
+        let scanned = scan_segment(&path, &bytes, |record| {
             match ends.last_mut() {
                 Some(last) if epoch_of(*last) == epoch_of(record.zxid) => *last = record.zxid,
                 _ => ends.push(record.zxid),
@@ -154,10 +213,15 @@ fn read_history(log_dir: &Path) -> anyhow::Result<(Vec<(i64, SharedTxn)>, i64, V
             let mut txn = TxnBytes::new();
             txn.extend_from_slice(record.payload);
             history.push_back((record.zxid, Arc::new(txn)));
-            if history.len() > HISTORY_MAX {
+            if history.len() > history_max {
                 base = history.pop_front().map(|(z, _)| z).unwrap_or(base);
             }
         })?;
+        if index == 0 && history.len() as u64 == scanned.records {
+            // Older segments were purged (a snapshot covers them): the history starts after
+            // the last zxid of the segment before this one, not at 0.
+            base = scanned.header.prev_zxid;
+        }
     }
     Ok((history.into(), base, ends))
 }
@@ -170,6 +234,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     }
     let my_id = config.my_id.ok_or_else(|| anyhow!("an ensemble member needs dataDir/myid"))?;
     carry_out_truncation(&config.data_dir, config.log_dir())?;
+    carry_out_installation(&config.data_dir, config.log_dir())?;
     let me =
         config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
     let listen = resolve(&me.host, me.peer_port)?;
@@ -185,8 +250,25 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     peer_config.finalize_wait_ms = config.zab_finalize_wait_ms as i64;
     peer_config.election_retry_ms = config.zab_election_retry_ms as i64;
     peer_config.sync_timeout_ms = config.init_limit as i64 * config.tick_time_ms as i64;
-    peer_config.history_max = HISTORY_MAX;
-    let (history, history_base, epoch_ends) = read_history(config.log_dir())?;
+    peer_config.history_max = config.zab_history_max;
+    let (history, mut history_base, mut epoch_ends) = read_history(config.log_dir(), config.zab_history_max)?;
+    let (snapshot_zxid, snapshot_ends) = snapshot_epoch_ends(&config.data_dir)?;
+    if history.is_empty() {
+        // Only a snapshot: the state starts there.
+        history_base = history_base.max(snapshot_zxid);
+    }
+    if !snapshot_ends.is_empty() {
+        // An installed snapshot knows the epochs before its log; the log's own ends follow.
+        let first_logged = epoch_ends.first().copied().unwrap_or(i64::MAX);
+        let mut ends: Vec<i64> = snapshot_ends
+            .into_iter()
+            .filter(|z| *z <= snapshot_zxid && epoch_of(*z) < epoch_of(first_logged))
+            .collect();
+        ends.append(&mut epoch_ends);
+        epoch_ends = ends;
+    } else if history.is_empty() && snapshot_zxid > 0 {
+        epoch_ends = vec![snapshot_zxid];
+    }
     let recovered = Recovered {
         accepted_epoch: read_epoch(&config.data_dir, "acceptedEpoch")?,
         current_epoch: read_epoch(&config.data_dir, "currentEpoch")?,
@@ -214,6 +296,15 @@ pub fn shared_session_secret(config: &Config) -> u64 {
 pub fn restart_from_disk(why: &str) -> ! {
     use std::os::unix::process::CommandExt;
     log::warn!("restarting from disk: {why}");
+    // Nothing of this incarnation may survive the exec: an inherited listener would keep
+    // taking connections (and peer traffic) that nobody reads.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        for fd in fds.into_iter().filter(|fd| *fd > 2) {
+            // SAFETY: fcntl on a descriptor number only changes its close-on-exec flag.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
     log::error!("FATAL: could not restart ({err}); exiting");

@@ -1,6 +1,6 @@
 //! Start-up: turns a [`Config`] into running role executors.
 //!
-//! Recovers the processor from the transaction log first (on this thread, before any
+//! Recovers the processor from the newest snapshot and the transaction log first (on this thread, before any
 //! executor exists; a corrupt log stops start-up with the file and offset), then creates the
 //! bounded channels between roles and starts one glommio executor per network core, one for
 //! the data role and one for the log role, each on its own thread, placed by
@@ -20,6 +20,7 @@ use crate::data_role::LogLink;
 use crate::log_role::{LogRecord, LogSettings};
 use crate::messages::{ToData, ToNet};
 use crate::network::{self, NetworkLimits};
+use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
 /// io_uring registered-buffer memory per executor without file I/O.
@@ -72,6 +73,55 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
     Ok(secret)
 }
 
+/// How long a listener of someone else on the client port may take to go away (a server
+/// killed a moment ago).
+const PORT_FREE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Refuses to share the client port. The network executors bind with SO_REUSEPORT (one
+/// listener per core), which the kernel would let any other process doing the same share
+/// silently (clients then land on two different servers). A plain test bind cannot tell a
+/// live listener from the TIME_WAIT connections a killed server leaves (they also refuse a
+/// bind for a minute), so this looks for a socket in LISTEN state on the same address and
+/// port in `/proc/net/tcp{,6}`.
+fn ensure_port_free(addr: SocketAddr) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    while let Some(holder) = listener_on(addr) {
+        if started.elapsed() >= PORT_FREE_WAIT {
+            return Err(anyhow!("clientPort: {addr} is already taken by another listener ({holder}); is another server running?"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A listening socket that would share `addr` (same port; same address or a wildcard).
+fn listener_on(addr: SocketAddr) -> Option<String> {
+    const LISTEN: &str = "0A";
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { continue };
+            let Some((ip_hex, port_hex)) = local.split_once(':') else { continue };
+            if *state != LISTEN || u16::from_str_radix(port_hex, 16).ok() != Some(addr.port()) {
+                continue;
+            }
+            let wildcard = ip_hex.chars().all(|c| c == '0');
+            let same = match addr.ip() {
+                std::net::IpAddr::V4(v4) => {
+                    ip_hex.len() == 8
+                        && u32::from_str_radix(ip_hex, 16).ok() == Some(u32::from_ne_bytes(v4.octets()))
+                }
+                std::net::IpAddr::V6(_) => false,
+            };
+            if wildcard || same || addr.ip().is_unspecified() {
+                return Some(format!("{table}: {local}"));
+            }
+        }
+    }
+    None
+}
+
 /// Runs the server until a role fails. Prints `ringkeeper listening on ADDR` once clients can connect.
 pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
@@ -101,6 +151,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .parse()
         .or_else(|_| format!("[{address}]:{port}").parse())
         .map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
+    ensure_port_free(bind_addr)?;
     let limits = NetworkLimits {
         jute_max_buffer: config.jute_max_buffer as usize,
         max_client_cnxns: config.max_client_cnxns,
@@ -124,16 +175,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     log_settings.dir = std::fs::canonicalize(&log_settings.dir)
         .with_context(|| format!("resolving dataLogDir {}", log_settings.dir.display()))?;
     let started = std::time::Instant::now();
-    let recovered = crate::recovery::recover(&log_settings.dir, &mut processor, now)
-        .map_err(|e| anyhow!("refusing to start: the transaction log cannot be trusted: {e}"))?;
+    let recovered = crate::recovery::recover(&config.data_dir, &log_settings.dir, &mut processor, now)
+        .map_err(|e| anyhow!("refusing to start: the snapshot or transaction log cannot be trusted: {e}"))?;
     log::info!(
-        "recovered {} txns from {} log segment(s) in {} in {:?}; last zxid {:#x}",
+        "recovered from {} and {} txns in {} log segment(s) in {} in {:?}; last zxid {:#x}, {} znodes",
+        recovered.snapshot.as_ref().map_or("no snapshot".to_string(), |p| p.display().to_string()),
         recovered.records,
         recovered.segments,
         log_settings.dir.display(),
         started.elapsed(),
-        recovered.last_zxid
+        recovered.last_zxid,
+        processor.tree.node_count()
     );
+    let snapshot_settings = SnapshotSettings::from_config(&config, log_settings.dir.clone());
+    let mut snapshots = Snapshotter::new(snapshot_settings, recovered.last_zxid, now as u64)
+        .context("starting the snapshot writer thread")?;
+    if recovered.records > 0 {
+        // As Apache after loading its database: the next start need not replay these again.
+        snapshots.request();
+    }
 
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
@@ -153,6 +213,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         durable_zxid: last_zxid,
         in_flight_max: 2 * queue_depth,
         held_max: 16 * queue_depth,
+        snapshots,
     };
     let data_placement = placement(&config, config.data_core);
     let data_handle = LocalExecutorBuilder::new(data_placement)

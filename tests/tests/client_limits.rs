@@ -116,3 +116,38 @@ impl WriteAllIgnoringReset for std::net::TcpStream {
         let _ = self.write_all(bytes);
     }
 }
+
+#[test]
+fn a_second_server_on_the_same_client_port_refuses_to_start() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n",
+            dir.path().join("d").display(),
+            server.port
+        ),
+    )
+    .unwrap();
+    let command = match server.target {
+        ringkeeper_tests::Target::Ringkeeper => ringkeeper_tests::ringkeeper_binary(),
+        // Apache's own bind failure is a Java stack trace; the ringkeeper wording is what is checked.
+        ringkeeper_tests::Target::Apache => return,
+    };
+    let mut child = std::process::Command::new(command)
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = ringkeeper_tests::wait_exit(&mut child, std::time::Duration::from_secs(30))
+        .expect("second server still running");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains(&format!("127.0.0.1:{} is already taken", server.port)), "{err}");
+    // The first server still answers.
+    assert!(server.four_letter("srvr").contains("Mode:"));
+}

@@ -6,6 +6,8 @@
 //!   with its czxid, the node's setData history is at least the acknowledged one (exact Stat
 //!   when nothing later survived), and new zxids continue after every acknowledged one. Many
 //!   rounds on one data directory; the seed is printed (`RINGKEEPER_TEST_SEED` replays it).
+//! - `acknowledged_writes_survive_kill_9_with_snapshots_and_segment_rollover`: the same with a
+//!   small `snapCount` (fuzzy snapshots under load), retention on, and 64 KiB segments.
 //! - `torn_tail_is_cut_and_reported`: the last segment cut mid-record starts with a warning
 //!   naming the file and offset, keeps every earlier record, and appends cleanly after it.
 //! - `corrupt_middle_refuses_to_start`: a flipped byte in an early record stops start-up with a
@@ -17,7 +19,6 @@ mod common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -26,7 +27,7 @@ use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::{SetDataRequest, Stat};
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_engine::txn::TxnBytes;
-use ringkeeper_tests::{ringkeeper_binary, wait_exit, Target, TestServer};
+use ringkeeper_tests::{Target, TestServer};
 
 /// Kill/restart rounds in one run.
 const ROUNDS: usize = 10;
@@ -181,9 +182,32 @@ fn assert_durable(session: &mut RawSession, round_path: &str, acked: &Acked) {
 
 #[test]
 fn acknowledged_writes_survive_kill_9() {
+    drop(kill_9_rounds(""));
+}
+
+/// The same with snapshots taken all the time (fuzzy, under load), retention removing old
+/// snapshots and segments, and 64 KiB segments rolling over many times per round.
+#[test]
+fn acknowledged_writes_survive_kill_9_with_snapshots_and_segment_rollover() {
+    if Target::from_env() == Target::Apache {
+        return;
+    }
+    let server = kill_9_rounds(
+        "snapCount=400\nautopurge.snapRetainCount=3\nautopurge.purgeInterval=1\nringkeeper.log.segmentBytes=65536",
+    );
+    let log = server.log();
+    assert!(
+        log.contains("recovered from ") && log.contains("/snapshot."),
+        "the last start used a snapshot:\n{log}"
+    );
+}
+
+/// [`ROUNDS`] kill -9 rounds on one data directory, the server configured with `extra_config`;
+/// returns the server as the last round left it.
+fn kill_9_rounds(extra_config: &str) -> TestServer {
     let started = Instant::now();
     let mut rng = Rng::from_env_or_clock();
-    let mut server = TestServer::start();
+    let mut server = TestServer::start_with(extra_config);
     let mut history: Vec<(String, Acked)> = Vec::new();
     for round in 0..ROUNDS {
         let round_path = format!("/round{round}");
@@ -211,6 +235,7 @@ fn acknowledged_writes_survive_kill_9() {
     for (round_path, acked) in &history {
         assert_durable(&mut session, round_path, acked);
     }
+    server
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -288,22 +313,7 @@ fn corrupt_middle_refuses_to_start() {
     bytes[offset as usize + txlog::RECORD_HEADER_BYTES + 5] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let mut child = Command::new(ringkeeper_binary())
-        .arg(server.config_path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let Some(status) = wait_exit(&mut child, STEP) else {
-        let _ = child.kill();
-        panic!("server with a corrupt log did not stop within {STEP:?}");
-    };
-    let output = child.wait_with_output().unwrap();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!status.success(), "must exit non-zero; output:\n{text}");
-    assert!(!text.contains("listening on"), "must not serve:\n{text}");
+    let text = refused_start(&server);
     let expected = format!("{}: offset {offset}", segment.display());
     assert!(text.contains(&expected), "expected {expected:?} in:\n{text}");
 }

@@ -49,8 +49,9 @@ pub fn ttl_owner(ttl_ms: i64) -> i64 {
     EXTENDED_OWNER_MASK | (ttl_ms & MAX_TTL_MS)
 }
 
-/// The persisted part of a Stat; `dataLength` and `numChildren` are derived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The persisted part of a Stat; `dataLength` and `numChildren` are derived. Archived as is
+/// in snapshots (`crate::snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct NodeStat {
     pub czxid: i64,
     pub mzxid: i64,
@@ -241,11 +242,7 @@ impl DataTree {
         let Some(parent) = self.nodes.get_mut(parent_path) else {
             return Err(TreeError::NoNode(parent_path.to_string()));
         };
-        let parent_cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
-        if parent_cversion > parent.stat.cversion {
-            parent.stat.cversion = parent_cversion;
-            parent.stat.pzxid = zxid;
-        }
+        raise_cversion(&mut parent.stat, parent_cversion, zxid);
         parent.children.insert(child_name.into());
         let acl = self.acls.intern(acl);
         let node = Node {
@@ -265,8 +262,14 @@ impl DataTree {
             children: BTreeSet::new(),
         };
         let stat = node.stat();
+        self.insert_indexed(path, node);
+        Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
+    }
+
+    /// Inserts a node already linked under its parent, indexing it by owner kind.
+    fn insert_indexed(&mut self, path: &str, node: Node) {
         let key: Box<str> = path.into();
-        match owner_kind(ephemeral_owner) {
+        match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
                 self.containers.insert(key.clone());
@@ -278,9 +281,51 @@ impl DataTree {
                 self.ephemerals.entry(owner).or_default().insert(key.clone());
             }
         }
-        self.approximate_data_size += (path.len() + data.len()) as i64;
+        self.approximate_data_size += (path.len() + node.data.len()) as i64;
         self.nodes.insert(key, node);
-        Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
+    }
+
+    /// A replayed create whose node already exists still moves its parent's cversion and
+    /// pzxid as the txn says (Apache's `setCversionPzxid` on NODEEXISTS during replay).
+    pub fn replay_parent_cversion(&mut self, path: &str, parent_cversion: i32, zxid: i64) {
+        let (parent_path, _) = path::split(path);
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            raise_cversion(&mut parent.stat, parent_cversion, zxid);
+        }
+    }
+
+    /// Every node with its path, in no particular order (snapshot digests, dumps).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(path, node)| (&**path, node))
+    }
+
+    /// Puts a node read from a snapshot in place: a new node is linked under its parent (which
+    /// must exist: snapshots list parents first) and indexed by its owner kind; an existing
+    /// one (the system nodes of [`DataTree::new`]) takes the snapshot's stat, data and ACL.
+    pub fn restore_node(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        stat: NodeStat,
+    ) -> Result<(), TreeError> {
+        let acl = self.acls.intern(acl);
+        if let Some(node) = self.nodes.get_mut(path) {
+            self.approximate_data_size += data.len() as i64 - node.data.len() as i64;
+            let old_acl = std::mem::replace(&mut node.acl, acl);
+            node.data = data.into();
+            node.stat = stat;
+            self.acls.release(old_acl);
+            return Ok(());
+        }
+        let (parent_path, child_name) = path::split(path);
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            self.acls.release(acl);
+            return Err(TreeError::NoNode(parent_path.to_string()));
+        };
+        parent.children.insert(child_name.into());
+        self.insert_indexed(path, Node { stat, data: data.into(), acl, children: BTreeSet::new() });
+        Ok(())
     }
 
     /// Removes a leaf node; the parent's pzxid moves forward (never back).
@@ -355,6 +400,16 @@ impl DataTree {
     /// Number of distinct ACL lists in use.
     pub fn acl_list_count(&self) -> usize {
         self.acls.len()
+    }
+}
+
+/// Sets a parent's cversion to `new_cversion` (-1: its current + 1) and its pzxid to `zxid`,
+/// only when that moves the cversion forward, so a replayed txn never moves it back.
+fn raise_cversion(parent: &mut NodeStat, new_cversion: i32, zxid: i64) {
+    let new_cversion = if new_cversion == -1 { parent.cversion + 1 } else { new_cversion };
+    if new_cversion > parent.cversion {
+        parent.cversion = new_cversion;
+        parent.pzxid = zxid;
     }
 }
 

@@ -4,12 +4,16 @@
 //! ([`encode`]), and those bytes are what the log stores and a leader sends; every replica
 //! applies the archived form with [`apply`], the only function that mutates the tree.
 //! Invariant: applying the same txn twice (replay over a fuzzy snapshot) leaves the same tree.
+//! Replay is idempotent as Apache's `DataTree.processTxn`: a create of an existing node only
+//! moves the parent's cversion/pzxid forward to the txn's values, a delete of a missing node
+//! and a set on a missing node change nothing, a set carries its own resulting version, and
+//! parent cversion/pzxid never move back (`crate::snapshot` tests this over random txns).
 //! Like Apache, a write that fails validation still becomes a txn (`Error`) with its own zxid.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::proto::{Acl, ErrorCode, Id, Stat};
-use crate::tree::{DataTree, TreeChange};
+use crate::tree::{DataTree, TreeChange, TreeError};
 
 /// One ACL entry in a txn.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -185,7 +189,13 @@ fn apply_op(
                     changes.extend(c);
                     OpResult::Created { path: path.to_string(), stat }
                 }
-                Err(_) => OpResult::Error { code: ErrorCode::NodeExists.code() },
+                Err(TreeError::NodeExists(_)) => {
+                    // Replay over a fuzzy snapshot: the node is there already, but the parent's
+                    // cversion/pzxid still move as this txn says (Apache's DataTree.processTxn).
+                    tree.replay_parent_cversion(path.as_str(), parent_cversion.to_native(), zxid);
+                    OpResult::Error { code: ErrorCode::NodeExists.code() }
+                }
+                Err(TreeError::NoNode(_)) => OpResult::Error { code: ErrorCode::NoNode.code() },
             }
         }
         ArchivedTxnOp::Delete { path } => match tree.delete_node(path.as_str(), zxid) {

@@ -368,6 +368,11 @@ impl Peer {
         }
     }
 
+    /// Per epoch held, the last zxid held in it.
+    pub fn epoch_ends(&self) -> Vec<i64> {
+        self.epoch_ends.values().copied().collect()
+    }
+
     /// The history held in memory, in zxid order.
     pub fn history(&self) -> impl Iterator<Item = &(i64, SharedTxn)> {
         self.history.iter()

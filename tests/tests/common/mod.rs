@@ -375,3 +375,25 @@ impl RawSession {
         WatcherEvent::from_bytes(&reply.body).expect("decode WatcherEvent")
     }
 }
+
+/// Starts ringkeeper on `server`'s config (its data as it is) and expects it to refuse to
+/// start: a non-zero exit within [`STEP`] without ever listening. Returns its output.
+pub fn refused_start(server: &TestServer) -> String {
+    let mut child = std::process::Command::new(ringkeeper_tests::ringkeeper_binary())
+        .arg(server.config_path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let Some(status) = ringkeeper_tests::wait_exit(&mut child, STEP) else {
+        let _ = child.kill();
+        panic!("a server that should refuse to start did not stop within {STEP:?}");
+    };
+    let output = child.wait_with_output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!status.success(), "must exit non-zero; output:\n{text}");
+    assert!(!text.contains("listening on"), "must not serve:\n{text}");
+    text
+}
