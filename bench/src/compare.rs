@@ -22,12 +22,13 @@ use crate::floor::{run_floor, FloorConfig, FloorReport};
 use crate::load::{run_load, LoadConfig, Shape};
 use crate::report::{LoadReport, Spread};
 use crate::servers::{Ensemble, EnsembleSpec, ServerKind};
-use crate::workload::{CreateKind, OpMix, WriteOp};
+use crate::workload::{Op, OpMix};
 use crate::BenchError;
 
-/// One workload at one concurrency: `WORKLOAD:CLIENTSxINFLIGHT`, where WORKLOAD is `write`,
-/// `create`, `read` or `mixedNN` (NN% getData, the rest setData).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One workload at one concurrency: `WORKLOAD:CLIENTSxINFLIGHT`, where WORKLOAD is `write`
+/// (setData), `read` (getData), an op name (`exists`, `create`, `multi`, ...; creates are
+/// ephemeral-sequential, multis 4 setData) or `mixedNN` (NN% getData, the rest setData).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub name: String,
     pub mix: OpMix,
@@ -44,12 +45,14 @@ impl FromStr for Case {
         let (workload, shape) = s.split_once(':').ok_or_else(bad)?;
         let (clients, inflight) = shape.split_once('x').ok_or_else(bad)?;
         let mix = match workload {
-            "write" => OpMix { read_percent: 0, write: WriteOp::SetData },
-            "create" => OpMix { read_percent: 0, write: WriteOp::Create(CreateKind::EphemeralSequential) },
-            "read" => OpMix { read_percent: 100, write: WriteOp::SetData },
-            other => match other.strip_prefix("mixed").and_then(|p| p.parse().ok()) {
-                Some(read_percent) => OpMix { read_percent, write: WriteOp::SetData },
-                None => return Err(bad()),
+            "write" => OpMix::only(Op::SetData),
+            "read" => OpMix::only(Op::GetData),
+            other => match (other.parse::<Op>(), other.strip_prefix("mixed").and_then(|p| p.parse().ok())) {
+                (Ok(op), _) => OpMix::only(op),
+                (_, Some(read_percent)) if read_percent <= 100 => {
+                    OpMix::read_write(read_percent, Op::SetData)
+                }
+                _ => return Err(bad()),
             },
         };
         Ok(Case {
@@ -318,7 +321,7 @@ pub fn run_compare(
         .iter()
         .zip(runs)
         .map(|(case, [ours, theirs])| {
-            let floor_us = if case.mix.read_percent < 100 { rtt_us + fsync_us } else { rtt_us };
+            let floor_us = if case.mix.writes() { rtt_us + fsync_us } else { rtt_us };
             let ap = SideSummary::of(&theirs, floor_us);
             let rk = (!ours.is_empty()).then(|| SideSummary::of(&ours, floor_us));
             CaseReport {
@@ -355,8 +358,10 @@ mod tests {
     #[test]
     fn cases_parse() {
         let c: Case = "mixed90:16x4".parse().unwrap();
-        assert_eq!((c.mix.read_percent, c.clients, c.inflight), (90, 16, 4));
-        assert_eq!("read:1x1".parse::<Case>().unwrap().mix.read_percent, 100);
+        assert_eq!((c.mix, c.clients, c.inflight), (OpMix::read_write(90, Op::SetData), 16, 4));
+        assert_eq!("read:1x1".parse::<Case>().unwrap().mix, OpMix::only(Op::GetData));
+        assert_eq!("multi:1x1".parse::<Case>().unwrap().mix, OpMix::only(Op::Multi));
+        assert!("mixed101:1x1".parse::<Case>().is_err());
         assert!("write:16".parse::<Case>().is_err());
         assert!("nap:1x1".parse::<Case>().is_err());
         for s in STANDARD_CASES {

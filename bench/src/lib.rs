@@ -40,7 +40,7 @@ pub use compare::{run_compare, Case, CompareConfig, CompareReport};
 pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use load::{run_load, LoadConfig, Shape};
 pub use report::LoadReport;
-pub use workload::{CreateKind, OpMix, WriteOp};
+pub use workload::{CreateKind, Op, OpMix};
 
 /// Everything that can stop a benchmark. Server error codes in replies are not errors here:
 /// they are counted in the report.

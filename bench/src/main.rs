@@ -16,7 +16,7 @@ use ringkeeper_bench::hosts::ConnectString;
 use ringkeeper_bench::servers::{default_ringkeeper_binary, EnsembleSpec, ServerKind};
 use ringkeeper_bench::{
     run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig,
-    OpMix, Shape, WriteOp,
+    Op, OpMix, Shape,
 };
 
 #[derive(Parser)]
@@ -32,27 +32,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// setData of --size bytes on --keys pre-created znodes (or creates, with --create).
+    /// setData of --size bytes on --keys pre-created znodes, or --op create / multi.
     Write {
         #[command(flatten)]
         load: LoadArgs,
-        #[command(flatten)]
-        create: CreateArgs,
+        /// setData, create or multi.
+        #[arg(long, default_value = "setData")]
+        op: Op,
+        /// Same as --op create.
+        #[arg(long)]
+        create: bool,
     },
-    /// getData on --keys pre-created znodes of --size bytes.
+    /// getData on --keys pre-created znodes of --size bytes, or --op exists / getChildren.
     Read {
         #[command(flatten)]
         load: LoadArgs,
+        /// getData, exists or getChildren (of the keys' parent).
+        #[arg(long, default_value = "getData")]
+        op: Op,
     },
-    /// getData with probability --read-percent, else the write op.
+    /// A mix: --mix OP=PERCENT,... over all ops, or getData with --read-percent and --op.
     Mixed {
         #[command(flatten)]
         load: LoadArgs,
-        #[command(flatten)]
-        create: CreateArgs,
-        /// Percentage of getData requests.
-        #[arg(long, default_value_t = 90)]
+        /// Percent per op, e.g. getData=60,exists=10,getChildren=5,setData=15,create=5,multi=5.
+        #[arg(long, conflicts_with_all = ["read_percent", "op"])]
+        mix: Option<String>,
+        /// Percentage of getData requests (without --mix).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
         read_percent: u32,
+        /// The write op of --read-percent: setData, create or multi.
+        #[arg(long, default_value = "setData")]
+        op: Op,
     },
     /// Leader failure: time to a new leader and to the first acknowledged write, N trials.
     Election(ElectionArgs),
@@ -128,35 +139,51 @@ struct LoadArgs {
     inflight: usize,
     #[command(flatten)]
     shape: ShapeArgs,
+    #[command(flatten)]
+    ops: OpArgs,
     /// Write the full result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
+/// Parameters of the ops a mix uses.
 #[derive(Args)]
-struct CreateArgs {
-    /// Write by creating znodes instead of setData.
-    #[arg(long)]
-    create: bool,
-    /// Kind of znode --create makes: persistent, ephemeral, persistent-sequential,
+struct OpArgs {
+    /// Kind of znode a create makes: persistent, ephemeral, persistent-sequential,
     /// ephemeral-sequential.
     #[arg(long, default_value = "ephemeral-sequential")]
     create_mode: CreateKind,
+    /// setData ops in each multi.
+    #[arg(long, default_value_t = 4)]
+    multi_ops: usize,
+    /// Probability (0..1) that a getData/exists/getChildren sets a watch; events are counted.
+    #[arg(long, default_value_t = 0.0)]
+    watch_prob: f64,
 }
 
-impl CreateArgs {
-    fn write_op(&self) -> WriteOp {
-        if self.create {
-            WriteOp::Create(self.create_mode)
-        } else {
-            WriteOp::SetData
+impl OpArgs {
+    fn mix(&self, percents: [u32; 6]) -> OpMix {
+        OpMix {
+            percents,
+            create_kind: self.create_mode,
+            multi_ops: self.multi_ops,
+            watch_probability: self.watch_prob,
         }
     }
 }
 
+/// Fails unless `op` reads (`reads`) or writes (`!reads`).
+fn check_op(op: Op, reads: bool) -> anyhow::Result<Op> {
+    if op.is_read() != reads {
+        bail!("--op {}: expected a {} op", op.name(), if reads { "read" } else { "write" });
+    }
+    Ok(op)
+}
+
 #[derive(Args)]
 struct CompareArgs {
-    /// WORKLOAD:CLIENTSxINFLIGHT, repeatable; WORKLOAD is write, create, read or mixedNN.
+    /// WORKLOAD:CLIENTSxINFLIGHT, repeatable; WORKLOAD is write, read, an op name (exists,
+    /// getChildren, create, multi) or mixedNN.
     /// Default: write:16x16, write:1x1, read:16x16.
     #[arg(long = "case")]
     cases: Vec<Case>,
@@ -354,12 +381,19 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Write { load: args, create } => {
-            load(&args, OpMix { read_percent: 0, write: create.write_op() })
+        Command::Write { load: args, op, create } => {
+            let op = if create { Op::Create } else { check_op(op, false)? };
+            load(&args, args.ops.mix(OpMix::only(op).percents))
         }
-        Command::Read { load: args } => load(&args, OpMix { read_percent: 100, write: WriteOp::SetData }),
-        Command::Mixed { load: args, create, read_percent } => {
-            load(&args, OpMix { read_percent, write: create.write_op() })
+        Command::Read { load: args, op } => {
+            load(&args, args.ops.mix(OpMix::only(check_op(op, true)?).percents))
+        }
+        Command::Mixed { load: args, mix, read_percent, op } => {
+            let percents = match mix {
+                Some(text) => OpMix::parse_percents(&text).map_err(anyhow::Error::msg)?,
+                None => OpMix::read_write(read_percent, check_op(op, false)?).percents,
+            };
+            load(&args, args.ops.mix(percents))
         }
         Command::Election(args) => {
             let report = run_election(&args.config()?)?;
