@@ -546,3 +546,30 @@ async fn write_loop(
     }
     log
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_write_counts_only_writes_sent_after_the_fault_and_gap_spans_writers() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let fault_at = at(1000);
+        let logs = [
+            // Sent before the fault, acknowledged after it: not the first write after the fault.
+            WriterLog { acks: vec![(at(100), at(150)), (at(990), at(1100))], errors: 0 },
+            WriterLog {
+                acks: vec![(at(900), at(950)), (at(1200), at(1500)), (at(1500), at(1510))],
+                errors: 3,
+            },
+        ];
+        let addresses = ["a:1".to_string(), "b:2".to_string()];
+        let trial = summarise(&logs, fault_at, start, &addresses, 0, Some((1, Duration::from_millis(420))));
+        assert_eq!(trial.first_write_ms, Some(500.0));
+        assert_eq!(trial.longest_gap_ms, 800.0, "acks at 150, 950, 1100, 1500, 1510 ms");
+        assert_eq!((trial.writes_acked, trial.write_errors), (5, 3));
+        assert_eq!((trial.old_leader.as_str(), trial.new_leader.as_deref()), ("a:1", Some("b:2")));
+        assert_eq!(trial.new_leader_ms, Some(420.0));
+    }
+}

@@ -16,6 +16,7 @@
 //! - [`workload`]: what each session sends (op mix, keys, pre-encoded request bodies).
 //! - [`load`]: the load generator itself.
 //! - [`report`]: results, percentiles, the plain table and medians.
+//! - [`plot`]: the SVG of a run (latency per second, latency CDF).
 //! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
 //! - [`four_letter`]: `srvr` and the `Mode:` it reports.
 //! - [`election`]: time to a new leader and to the first write after the leader fails.
@@ -31,6 +32,7 @@ pub mod floor;
 pub mod four_letter;
 pub mod hosts;
 pub mod load;
+pub mod plot;
 pub mod report;
 pub mod servers;
 pub mod wire;

@@ -259,7 +259,8 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         seed: shape.seed,
         intervals: (0..config.clients).map(|_| Mutex::new(Interval::new())).collect(),
     });
-    let progress = tokio::spawn(progress_loop(context.clone(), shape.progress));
+    let (stop_progress, progress_stopped) = tokio::sync::oneshot::channel();
+    let progress = tokio::spawn(progress_loop(context.clone(), shape.progress, progress_stopped));
     let tasks: Vec<_> = sessions
         .into_iter()
         .enumerate()
@@ -286,7 +287,8 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         }
         notes.extend(result.note);
     }
-    progress.abort();
+    // Stopped, not aborted: an aborted task's timeline would be lost.
+    let _ = stop_progress.send(());
     let timeline = progress.await.unwrap_or_default();
 
     if let Err(e) = cleanup(&hosts, &context.templates, shape.session_timeout_ms).await {
@@ -372,14 +374,22 @@ async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) 
     }
 }
 
-/// Prints a line per second and keeps the timeline; ends when aborted or past the drain.
-async fn progress_loop(context: Arc<RunContext>, print: bool) -> Vec<Second> {
+/// Prints a line per second and keeps the timeline; ends when told to stop (every session
+/// has finished) or past the drain, and returns the timeline.
+async fn progress_loop(
+    context: Arc<RunContext>,
+    print: bool,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Vec<Second> {
     let clock = &context.clock;
     let mut ticker =
         tokio::time::interval_at((clock.start + Duration::from_secs(1)).into(), Duration::from_secs(1));
     let mut timeline = Vec::new();
     loop {
-        let now = Instant::from(ticker.tick().await);
+        let now = tokio::select! {
+            tick = ticker.tick() => Instant::from(tick),
+            _ = &mut stop => return timeline,
+        };
         if now > clock.drain_deadline + Duration::from_secs(1) {
             return timeline;
         }

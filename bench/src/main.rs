@@ -14,6 +14,7 @@ use ringkeeper_bench::compare::STANDARD_CASES;
 use ringkeeper_bench::election::{run_election, ElectionConfig, Fault, Target};
 use ringkeeper_bench::hosts::ConnectString;
 use ringkeeper_bench::servers::{default_ringkeeper_binary, EnsembleSpec, ServerKind};
+use ringkeeper_bench::{plot, servers};
 use ringkeeper_bench::{
     run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig,
     Op, OpMix, Shape,
@@ -144,6 +145,9 @@ struct LoadArgs {
     /// Write the full result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write an SVG here: p50/p99 per second and the latency CDF.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Parameters of the ops a mix uses.
@@ -373,13 +377,29 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, plot::svg(&report)).with_context(|| format!("writing {}", path.display()))?;
+    }
     if report.ops == 0 {
         bail!("no operation succeeded");
     }
     Ok(())
 }
 
+/// On ctrl-c: kill the servers this process started, remove their directories, exit 130.
+fn clean_up_on_ctrl_c() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("interrupted: stopping the servers started here");
+            servers::clean_up_after_interrupt();
+            std::process::exit(130);
+        }
+    });
+}
+
 fn main() -> anyhow::Result<()> {
+    clean_up_on_ctrl_c();
     match Cli::parse().command {
         Command::Write { load: args, op, create } => {
             let op = if create { Op::Create } else { check_op(op, false)? };

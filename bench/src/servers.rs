@@ -13,11 +13,14 @@
 //! `Mode: leader` and only followers beside it. A member that answers `Mode: standalone` to
 //! an ensemble config makes start fail with [`BenchError::NotSupported`] (never faked).
 //! An [`Ensemble`] kills its processes and removes its directories when dropped, so an
-//! error or a panic leaves nothing behind.
+//! error or a panic leaves nothing behind; on ctrl-c, [`clean_up_after_interrupt`] does the
+//! same for every live ensemble.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::four_letter::{modes_of, settled_leader, Mode};
@@ -36,6 +39,30 @@ const DEFAULT_COMMON_CONFIG: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\na
      forceSync=yes\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n";
 /// Keys a member's own zoo.cfg sets itself; taken out of the shared lines.
 const PER_MEMBER_KEYS: [&str; 3] = ["dataDir", "clientPort", "clientPortAddress"];
+
+/// Processes and directories of every live [`Ensemble`], for [`clean_up_after_interrupt`].
+static LIVE_PIDS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+static LIVE_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn live<T: Ord>(set: &Mutex<BTreeSet<T>>, item: T, alive: bool) {
+    let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+    if alive {
+        set.insert(item);
+    } else {
+        set.remove(&item);
+    }
+}
+
+/// Kills (-9) every server process an [`Ensemble`] of this process started and removes
+/// their directories: for a ctrl-c handler, where no destructor runs.
+pub fn clean_up_after_interrupt() {
+    for pid in std::mem::take(&mut *LIVE_PIDS.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    for dir in std::mem::take(&mut *LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
 
 /// Which server to start.
 #[derive(Debug, Clone)]
@@ -264,7 +291,7 @@ pub struct Ensemble {
     pub kind: ServerKind,
     pub members: Vec<Member>,
     spec: EnsembleSpec,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Ensemble {
@@ -286,7 +313,8 @@ impl Ensemble {
             std::fs::write(member_dir.join("zoo.cfg"), spec.member_config(member, &data))?;
             members.push(Member { spec: *member, dir: member_dir, child: None });
         }
-        let mut ensemble = Ensemble { kind: spec.kind.clone(), members, spec, _dir: dir };
+        live(&LIVE_DIRS, dir.path().to_path_buf(), true);
+        let mut ensemble = Ensemble { kind: spec.kind.clone(), members, spec, dir };
         for index in 0..ensemble.members.len() {
             ensemble.launch(index)?;
         }
@@ -306,6 +334,7 @@ impl Ensemble {
             .stderr(log)
             .spawn()
             .map_err(BenchError::io_at(format!("starting {}", self.kind.name())))?;
+        live(&LIVE_PIDS, child.id(), true);
         member.child = Some(child);
         Ok(())
     }
@@ -325,6 +354,7 @@ impl Ensemble {
         if let Some(mut child) = self.members[index].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            live(&LIVE_PIDS, child.id(), false);
         }
     }
 
@@ -414,6 +444,7 @@ impl Drop for Ensemble {
             // A frozen (SIGSTOP) process dies of SIGKILL as well.
             self.kill(index);
         }
+        live(&LIVE_DIRS, self.dir.path().to_path_buf(), false);
     }
 }
 

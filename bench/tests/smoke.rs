@@ -1,6 +1,6 @@
 //! Smoke test: the load generator against a real `ringkeeper` process on 127.0.0.1
 //! (started by `ringkeeper_tests::TestServer`). Each op alone, then a mix of all of them with
-//! watches, runs for a fraction of a second from 2 sessions with 4 requests in flight each:
+//! watches, runs for 1.2 s (so the per-second timeline has a point) from 2 sessions with 4 requests in flight each:
 //! every run must complete operations of exactly the ops it was given, see no error, and the
 //! watch run must receive watch events. Nothing here measures speed.
 
@@ -17,7 +17,7 @@ fn run(server: &TestServer, mix: OpMix) -> LoadReport {
         mix,
         shape: Shape {
             warmup: Duration::ZERO,
-            measure: Duration::from_millis(400),
+            measure: Duration::from_millis(1200),
             keys: 10,
             progress: false,
             ..Shape::default()
@@ -30,6 +30,7 @@ fn run(server: &TestServer, mix: OpMix) -> LoadReport {
     assert!(report.notes.is_empty(), "notes: {context}");
     assert!(report.latency.p50_us > 0 && report.latency.p50_us <= report.latency.max_us, "{context}");
     assert_eq!(report.cdf.last().map(|p| p.latency_us), Some(report.latency.max_us), "{context}");
+    assert!(report.timeline.first().is_some_and(|s| s.ops > 0), "timeline: {context}");
     report
 }
 
