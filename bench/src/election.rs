@@ -11,8 +11,9 @@
 //! 3. after `before`, fail the leader: SIGKILL ([`Fault::Kill`]), SIGSTOP ([`Fault::Freeze`]:
 //!    the peers see silence, as in a partition; the frozen leader cannot step down itself),
 //!    or the user's kill command;
-//! 4. poll `srvr` on the other members every `poll_every` until one says `Mode: leader`, and
-//!    wait for the first acknowledged write that was *sent* after the fault; then `after`
+//! 4. from the moment the fault is in effect (signal delivered, command finished), poll
+//!    `srvr` on the other members every `poll_every` until one says `Mode: leader`, and
+//!    wait for the first acknowledged write that was *sent* after that; then `after`
 //!    more of writing; then restore the member (restart, SIGCONT or the restart command).
 //!
 //! Out: per trial the time to the new leader, to the first acknowledged write, the longest
@@ -81,10 +82,13 @@ pub struct ElectionConfig {
     pub session_timeout_ms: i32,
 }
 
-/// One trial. Times are milliseconds after the fault.
+/// One trial. Times are milliseconds after the fault took effect.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
     pub old_leader: String,
+    /// How long failing the leader took (signal and reap, or the user's command); the other
+    /// times count from its end.
+    pub fault_ms: f64,
     pub new_leader: Option<String>,
     /// First `srvr` answer `Mode: leader` from another member.
     pub new_leader_ms: Option<f64>,
@@ -124,9 +128,10 @@ impl ElectionReport {
             self.target, self.servers, self.fault, self.writers, self.size_bytes, self.poll_every_ms
         );
         out += &format!(
-            "{:>5} {:>18} {:>18} {:>14} {:>15} {:>15} {:>9} {:>7}\n",
+            "{:>5} {:>18} {:>8} {:>18} {:>14} {:>15} {:>15} {:>9} {:>7}\n",
             "trial",
             "old leader",
+            "fault ms",
             "new leader",
             "leader ms",
             "first write ms",
@@ -136,9 +141,10 @@ impl ElectionReport {
         );
         for (i, t) in self.trials.iter().enumerate() {
             out += &format!(
-                "{:>5} {:>18} {:>18} {:>14} {:>15} {:>15.0} {:>9} {:>7}\n",
+                "{:>5} {:>18} {:>8.1} {:>18} {:>14} {:>15} {:>15.0} {:>9} {:>7}\n",
                 i + 1,
                 t.old_leader,
+                t.fault_ms,
                 t.new_leader.as_deref().unwrap_or("-"),
                 ms(t.new_leader_ms),
                 ms(t.first_write_ms),
@@ -148,8 +154,9 @@ impl ElectionReport {
             );
         }
         out += &format!(
-            "{:>5} {:>18} {:>18} {:>14} {:>15} {:>15}   median (min–max) of {} trials, {} not recovered\n",
+            "{:>5} {:>18} {:>8} {:>18} {:>14} {:>15} {:>15}   median (min–max) of {} trials, {} not recovered\n",
             "all",
+            "",
             "",
             "",
             self.new_leader_ms.show(),
@@ -426,9 +433,12 @@ fn run_trial(
             config.before
         )));
     }
+    let fault_started = Instant::now();
+    cluster.fail(leader, config.fault)?;
+    // Times count from when the fault is in effect (the signal delivered, the command done):
+    // a write sent before then may still have been answered by the old leader.
     let fault_at = Instant::now();
     let _ = state.fault_at.set(fault_at);
-    cluster.fail(leader, config.fault)?;
     let recovery_deadline = fault_at + config.recovery_timeout;
     let mut new_leader = None;
     while new_leader.is_none() && Instant::now() < recovery_deadline {
@@ -448,7 +458,14 @@ fn run_trial(
     }
     let logs = stop_writers(&state)?;
     cluster.restore(leader, config.fault)?;
-    Ok(summarise(&logs, fault_at, start, addresses, leader, new_leader))
+    let mut trial = summarise(&logs, fault_at, start, addresses, leader, new_leader);
+    trial.fault_ms = millis(fault_at - fault_started);
+    Ok(trial)
+}
+
+/// Milliseconds with one decimal.
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 fn summarise(
@@ -459,7 +476,6 @@ fn summarise(
     leader: usize,
     new_leader: Option<(usize, Duration)>,
 ) -> Trial {
-    let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
     let mut acked: Vec<Instant> = logs.iter().flat_map(|l| l.acks.iter().map(|(_, a)| *a)).collect();
     acked.sort();
     let longest_gap = std::iter::once(start)
@@ -477,9 +493,10 @@ fn summarise(
     Trial {
         old_leader: addresses[leader].clone(),
         new_leader: new_leader.map(|(i, _)| addresses[i].clone()),
-        new_leader_ms: new_leader.map(|(_, d)| ms(d)),
-        first_write_ms: first_write.map(ms),
-        longest_gap_ms: ms(longest_gap),
+        fault_ms: 0.0,
+        new_leader_ms: new_leader.map(|(_, d)| millis(d)),
+        first_write_ms: first_write.map(millis),
+        longest_gap_ms: millis(longest_gap),
         writes_acked: acked.len() as u64,
         write_errors: logs.iter().map(|l| l.errors).sum(),
     }
