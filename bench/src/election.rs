@@ -9,12 +9,13 @@
 //!    over the members; a writer whose connection fails or whose write times out opens a new
 //!    session on the next member;
 //! 3. after `before`, fail the leader: SIGKILL ([`Fault::Kill`]), SIGSTOP ([`Fault::Freeze`]:
-//!    the peers see silence, as in a partition; the frozen leader cannot step down itself),
-//!    or the user's kill command;
+//!    the peers see silence; the frozen leader cannot step down itself), a partition
+//!    ([`Fault::Partition`]: its peer and election links cut at the harness's proxies, see
+//!    [`crate::partition`]; clients still reach it), or the user's kill command;
 //! 4. from the moment the fault is in effect (signal delivered, command finished), poll
 //!    `srvr` on the other members every `poll_every` until one says `Mode: leader`, and
 //!    wait for the first acknowledged write that was *sent* after that; then `after`
-//!    more of writing; then restore the member (restart, SIGCONT or the restart command).
+//!    more of writing; then restore the member (restart, SIGCONT, heal or the restart command).
 //!
 //! Out: per trial the time to the new leader, to the first acknowledged write, the longest
 //! gap between consecutive acknowledgements (all writers merged), and medians over trials.
@@ -29,6 +30,7 @@ use ringkeeper_engine::proto::{DeleteRequest, Jute, OpCode, SetDataRequest};
 use serde::Serialize;
 
 use crate::four_letter::{modes_of, settled_leader, srvr_mode, Mode};
+use crate::partition::Partitioner;
 use crate::report::Spread;
 use crate::servers::{Ensemble, EnsembleSpec};
 use crate::wire::Session;
@@ -50,6 +52,9 @@ pub enum Fault {
     Kill,
     /// `kill -STOP`; `kill -CONT` after the trial.
     Freeze,
+    /// Every peer and election link to and from the leader cut (a black hole, through the
+    /// harness's proxies); healed after the trial. Clients still reach the old leader.
+    Partition,
 }
 
 /// What the trials run against.
@@ -86,8 +91,8 @@ pub struct ElectionConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
     pub old_leader: String,
-    /// How long failing the leader took (signal and reap, or the user's command); the other
-    /// times count from its end.
+    /// How long failing the leader took (sending SIGKILL, running `kill -STOP`, cutting the
+    /// links, or the user's command); the other times count from its end.
     pub fault_ms: f64,
     pub new_leader: Option<String>,
     /// First `srvr` answer `Mode: leader` from another member.
@@ -171,21 +176,26 @@ impl ElectionReport {
 
 /// The ensemble under test.
 enum Cluster {
-    Started(Ensemble),
-    Running { addresses: Vec<String>, kill_command: String, restart_command: Option<String> },
+    /// With the proxies between its members for a partition trial.
+    Started(Ensemble, Option<Partitioner>),
+    Running {
+        addresses: Vec<String>,
+        kill_command: String,
+        restart_command: Option<String>,
+    },
 }
 
 impl Cluster {
     fn addresses(&self) -> Vec<String> {
         match self {
-            Cluster::Started(ensemble) => ensemble.client_addresses(),
+            Cluster::Started(ensemble, _) => ensemble.client_addresses(),
             Cluster::Running { addresses, .. } => addresses.clone(),
         }
     }
 
     fn name(&self) -> String {
         match self {
-            Cluster::Started(ensemble) => format!("{} started here", ensemble.kind.name()),
+            Cluster::Started(ensemble, _) => format!("{} started here", ensemble.kind.name()),
             Cluster::Running { addresses, .. } => addresses.join(","),
         }
     }
@@ -193,7 +203,7 @@ impl Cluster {
     /// Waits until one member leads and the rest follow; returns the leader's index.
     fn wait_settled(&mut self, timeout: Duration, poll_every: Duration) -> Result<usize, BenchError> {
         match self {
-            Cluster::Started(ensemble) => ensemble.wait_ready(timeout),
+            Cluster::Started(ensemble, _) => ensemble.wait_ready(timeout),
             Cluster::Running { addresses, .. } => {
                 let deadline = Instant::now() + timeout;
                 loop {
@@ -212,11 +222,15 @@ impl Cluster {
 
     fn fail(&mut self, index: usize, fault: Fault) -> Result<(), BenchError> {
         match (self, fault) {
-            (Cluster::Started(ensemble), Fault::Kill) => {
-                ensemble.kill(index);
+            (Cluster::Started(ensemble, _), Fault::Kill) => {
+                ensemble.send_kill(index);
                 Ok(())
             }
-            (Cluster::Started(ensemble), Fault::Freeze) => ensemble.signal(index, "STOP"),
+            (Cluster::Started(ensemble, _), Fault::Freeze) => ensemble.signal(index, "STOP"),
+            (Cluster::Started(_, partitioner), Fault::Partition) => {
+                partitioner.as_ref().ok_or_else(no_proxies)?.isolate(index);
+                Ok(())
+            }
             (Cluster::Running { addresses, kill_command, .. }, _) => {
                 run_member_command(kill_command, &addresses[index], index)
             }
@@ -225,14 +239,22 @@ impl Cluster {
 
     fn restore(&mut self, index: usize, fault: Fault) -> Result<(), BenchError> {
         match (self, fault) {
-            (Cluster::Started(ensemble), Fault::Kill) => ensemble.restart(index),
-            (Cluster::Started(ensemble), Fault::Freeze) => ensemble.signal(index, "CONT"),
+            (Cluster::Started(ensemble, _), Fault::Kill) => ensemble.restart(index),
+            (Cluster::Started(ensemble, _), Fault::Freeze) => ensemble.signal(index, "CONT"),
+            (Cluster::Started(_, partitioner), Fault::Partition) => {
+                partitioner.as_ref().ok_or_else(no_proxies)?.heal();
+                Ok(())
+            }
             (Cluster::Running { addresses, restart_command: Some(command), .. }, _) => {
                 run_member_command(command, &addresses[index], index)
             }
             (Cluster::Running { .. }, _) => Ok(()),
         }
     }
+}
+
+fn no_proxies() -> BenchError {
+    BenchError::Config("a partition trial needs an ensemble started with proxies".into())
 }
 
 /// Runs a user's command through `sh -c` with the member's placeholders filled in.
@@ -266,8 +288,19 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
     if config.trials == 0 || config.writers == 0 {
         return Err(BenchError::Config("--trials and --writers must be >= 1".into()));
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (mut cluster, servers) = match &config.target {
-        Target::Start(spec) => (Cluster::Started(Ensemble::start(spec.clone())?), spec.members.len()),
+        Target::Start(spec) => {
+            let mut spec = spec.clone();
+            let partitioner = if config.fault == Fault::Partition {
+                let (partitioner, routes) = Partitioner::start(&runtime, &spec.members)?;
+                spec.routes = Some(routes);
+                Some(partitioner)
+            } else {
+                None
+            };
+            (Cluster::Started(Ensemble::start(spec.clone())?, partitioner), spec.members.len())
+        }
         Target::Running { addresses, kill_command, restart_command } => {
             if config.trials > 1 && restart_command.is_none() {
                 return Err(BenchError::Config("more than one trial needs --restart-command".into()));
@@ -283,7 +316,6 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
     if servers < 3 {
         return Err(BenchError::Config(format!("an election needs an ensemble of 3 or more, not {servers}")));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let addresses = cluster.addresses();
     let leader = cluster.wait_settled(config.settle_timeout, config.poll_every)?;
     let keys = runtime.block_on(create_keys(&addresses[leader], config))?;
@@ -320,6 +352,9 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
             (Target::Running { kill_command, .. }, _) => format!("command `{kill_command}`"),
             (Target::Start(_), Fault::Kill) => "kill -9 of the leader".into(),
             (Target::Start(_), Fault::Freeze) => "kill -STOP of the leader (peers see silence)".into(),
+            (Target::Start(_), Fault::Partition) => {
+                "leader cut off from its peers (proxied black hole)".into()
+            }
         },
         writers: config.writers,
         size_bytes: config.size_bytes,
@@ -456,9 +491,10 @@ fn run_trial(
     if state.acked_after_fault.load(Ordering::Relaxed) {
         std::thread::sleep(config.after);
     }
+    let end = Instant::now();
     let logs = stop_writers(&state)?;
     cluster.restore(leader, config.fault)?;
-    let mut trial = summarise(&logs, fault_at, start, addresses, leader, new_leader);
+    let mut trial = summarise(&logs, fault_at, (start, end), addresses, leader, new_leader);
     trial.fault_ms = millis(fault_at - fault_started);
     Ok(trial)
 }
@@ -471,19 +507,18 @@ fn millis(d: Duration) -> f64 {
 fn summarise(
     logs: &[WriterLog],
     fault_at: Instant,
-    start: Instant,
+    (start, end): (Instant, Instant),
     addresses: &[String],
     leader: usize,
     new_leader: Option<(usize, Duration)>,
 ) -> Trial {
     let mut acked: Vec<Instant> = logs.iter().flat_map(|l| l.acks.iter().map(|(_, a)| *a)).collect();
     acked.sort();
-    let longest_gap = std::iter::once(start)
-        .chain(acked.iter().copied())
-        .zip(acked.iter().copied())
-        .map(|(a, b)| b - a)
-        .max()
-        .unwrap_or_default();
+    // From the writers' start through every acknowledgement to when they were told to stop,
+    // so a trial that never recovers shows the whole silence.
+    let points: Vec<Instant> =
+        std::iter::once(start).chain(acked.iter().copied().filter(|a| *a <= end)).chain([end]).collect();
+    let longest_gap = points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     let first_write = logs
         .iter()
         .flat_map(|l| l.acks.iter())
@@ -582,11 +617,15 @@ mod tests {
             },
         ];
         let addresses = ["a:1".to_string(), "b:2".to_string()];
-        let trial = summarise(&logs, fault_at, start, &addresses, 0, Some((1, Duration::from_millis(420))));
+        let window = (start, at(1600));
+        let trial = summarise(&logs, fault_at, window, &addresses, 0, Some((1, Duration::from_millis(420))));
         assert_eq!(trial.first_write_ms, Some(500.0));
         assert_eq!(trial.longest_gap_ms, 800.0, "acks at 150, 950, 1100, 1500, 1510 ms");
         assert_eq!((trial.writes_acked, trial.write_errors), (5, 3));
         assert_eq!((trial.old_leader.as_str(), trial.new_leader.as_deref()), ("a:1", Some("b:2")));
         assert_eq!(trial.new_leader_ms, Some(420.0));
+        let silent = summarise(&logs[..1], fault_at, (start, at(4000)), &addresses, 0, None);
+        assert_eq!(silent.longest_gap_ms, 2900.0, "the silence after the last ack runs to the end");
+        assert_eq!((silent.first_write_ms, silent.new_leader_ms), (None, None));
     }
 }

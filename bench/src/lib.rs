@@ -20,6 +20,7 @@
 //! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
 //! - [`four_letter`]: `srvr` and the `Mode:` it reports.
 //! - [`election`]: time to a new leader and to the first write after the leader fails.
+//! - [`partition`]: TCP proxies between members, to isolate one (a black hole).
 //! - [`compare`]: the same workloads on both, alternating, with medians, spreads and ratios.
 //! - [`floor`]: the physical floor of the machine.
 //!
@@ -32,6 +33,7 @@ pub mod floor;
 pub mod four_letter;
 pub mod hosts;
 pub mod load;
+pub mod partition;
 pub mod plot;
 pub mod report;
 pub mod servers;

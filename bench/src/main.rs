@@ -228,8 +228,11 @@ struct ElectionArgs {
     #[arg(long, default_value_t = 3)]
     servers: usize,
     /// With --start: freeze the leader (kill -STOP) instead of killing it (kill -9).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "partition")]
     freeze: bool,
+    /// With --start: cut the leader off from its peers (proxied black hole) instead.
+    #[arg(long)]
+    partition: bool,
     /// A running ensemble's connect string (needs --kill-command).
     #[arg(long, requires = "kill_command")]
     hosts: Option<String>,
@@ -333,7 +336,11 @@ impl ElectionArgs {
         };
         Ok(ElectionConfig {
             target: self.target()?,
-            fault: if self.freeze { Fault::Freeze } else { Fault::Kill },
+            fault: match (self.freeze, self.partition) {
+                (true, _) => Fault::Freeze,
+                (_, true) => Fault::Partition,
+                _ => Fault::Kill,
+            },
             trials: self.trials,
             writers: self.writers,
             size_bytes: self.size,

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::four_letter::{modes_of, settled_leader, Mode};
+use crate::partition::Routes;
 use crate::wire::Session;
 use crate::BenchError;
 
@@ -146,6 +147,9 @@ pub struct EnsembleSpec {
     pub common_config: String,
     /// Members' directories go under here.
     pub root: PathBuf,
+    /// When set, the peer and election ports each member's zoo.cfg names for the others
+    /// (proxies of a [`crate::partition::Partitioner`]); else every member's own ports.
+    pub routes: Option<Routes>,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -172,7 +176,13 @@ impl EnsembleSpec {
                 })
             })
             .collect::<Result<_, BenchError>>()?;
-        Ok(EnsembleSpec { kind, members, common_config: DEFAULT_COMMON_CONFIG.into(), root: root.into() })
+        Ok(EnsembleSpec {
+            kind,
+            members,
+            common_config: DEFAULT_COMMON_CONFIG.into(),
+            root: root.into(),
+            routes: None,
+        })
     }
 
     /// From a zoo.cfg: `server.N=127.0.0.1:peer:election;clientPort` lines name the members
@@ -206,7 +216,7 @@ impl EnsembleSpec {
             members.push(MemberSpec { id: 1, client_port, peer_port: 0, election_port: 0 });
         }
         members.sort_by_key(|m| m.id);
-        Ok(EnsembleSpec { kind, members, common_config: common, root: root.into() })
+        Ok(EnsembleSpec { kind, members, common_config: common, root: root.into(), routes: None })
     }
 
     fn is_ensemble(&self) -> bool {
@@ -222,10 +232,15 @@ impl EnsembleSpec {
             member.client_port
         );
         if self.is_ensemble() {
-            for m in &self.members {
+            let from = self.members.iter().position(|m| m == member).unwrap_or(0);
+            for (to, m) in self.members.iter().enumerate() {
+                let (peer_port, election_port) = match &self.routes {
+                    Some(routes) => routes.ports[from][to],
+                    None => (m.peer_port, m.election_port),
+                };
                 cfg += &format!(
                     "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
-                    m.id, m.peer_port, m.election_port, m.client_port
+                    m.id, peer_port, election_port, m.client_port
                 );
             }
         }
@@ -355,6 +370,15 @@ impl Ensemble {
             let _ = child.kill();
             let _ = child.wait();
             live(&LIVE_PIDS, child.id(), false);
+        }
+    }
+
+    /// SIGKILL to member `index` without waiting for it to be reaped (a large JVM takes
+    /// tens of milliseconds to be torn down after it has stopped running); [`Ensemble::restart`]
+    /// and drop reap it.
+    pub fn send_kill(&mut self, index: usize) {
+        if let Some(child) = self.members[index].child.as_mut() {
+            let _ = child.kill();
         }
     }
 
