@@ -13,7 +13,7 @@ const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 420.0;
 const PANEL_WIDTH: f64 = 400.0;
 const PANEL_HEIGHT: f64 = 300.0;
-const TOP: f64 = 60.0;
+const TOP: f64 = 64.0;
 const LEFT_PANEL_X: f64 = 80.0;
 const RIGHT_PANEL_X: f64 = 570.0;
 const P50_COLOUR: &str = "#1f77b4";
@@ -102,9 +102,9 @@ pub fn svg(report: &LoadReport) -> String {
 <rect width="100%" height="100%" fill="white"/>
 "#
     );
-    let title = format!(
-        "{} — {} B, {} sessions x {} in flight on {}: {:.0} ops/s, p50 {} µs, p99 {} µs, errors {}",
-        report.workload,
+    text(&mut out, WIDTH / 2.0, 16.0, "middle", &report.workload);
+    let figures = format!(
+        "{} B, {} sessions x {} in flight on {}: {:.0} ops/s, p50 {} µs, p99 {} µs, errors {}",
         report.size_bytes,
         report.clients,
         report.inflight,
@@ -114,7 +114,7 @@ pub fn svg(report: &LoadReport) -> String {
         report.latency.p99_us,
         report.errors
     );
-    text(&mut out, WIDTH / 2.0, 22.0, "middle", &title);
+    text(&mut out, WIDTH / 2.0, 32.0, "middle", &figures);
     let axis = LogAxis::covering(
         report.timeline.iter().map(|s| s.p99_us).chain(report.cdf.iter().map(|p| p.latency_us)),
     );
