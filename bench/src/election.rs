@@ -288,8 +288,15 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
     if config.trials == 0 || config.writers == 0 {
         return Err(BenchError::Config("--trials and --writers must be >= 1".into()));
     }
+    let servers = match &config.target {
+        Target::Start(spec) => spec.members.len(),
+        Target::Running { addresses, .. } => addresses.len(),
+    };
+    if servers < 3 {
+        return Err(BenchError::Config(format!("an election needs an ensemble of 3 or more, not {servers}")));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (mut cluster, servers) = match &config.target {
+    let mut cluster = match &config.target {
         Target::Start(spec) => {
             let mut spec = spec.clone();
             let partitioner = if config.fault == Fault::Partition {
@@ -299,23 +306,19 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
             } else {
                 None
             };
-            (Cluster::Started(Ensemble::start(spec.clone())?, partitioner), spec.members.len())
+            Cluster::Started(Ensemble::start(spec)?, partitioner)
         }
         Target::Running { addresses, kill_command, restart_command } => {
             if config.trials > 1 && restart_command.is_none() {
                 return Err(BenchError::Config("more than one trial needs --restart-command".into()));
             }
-            let cluster = Cluster::Running {
+            Cluster::Running {
                 addresses: addresses.clone(),
                 kill_command: kill_command.clone(),
                 restart_command: restart_command.clone(),
-            };
-            (cluster, addresses.len())
+            }
         }
     };
-    if servers < 3 {
-        return Err(BenchError::Config(format!("an election needs an ensemble of 3 or more, not {servers}")));
-    }
     let addresses = cluster.addresses();
     let leader = cluster.wait_settled(config.settle_timeout, config.poll_every)?;
     let keys = runtime.block_on(create_keys(&addresses[leader], config))?;
