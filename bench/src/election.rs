@@ -517,10 +517,12 @@ fn summarise(
 ) -> Trial {
     let mut acked: Vec<Instant> = logs.iter().flat_map(|l| l.acks.iter().map(|(_, a)| *a)).collect();
     acked.sort();
-    // From the writers' start through every acknowledgement to when they were told to stop,
-    // so a trial that never recovers shows the whole silence.
+    // From the first acknowledgement (the writers' start when there is none: sessions take a
+    // while to open, which is not a gap) through every one to when the writers were told to
+    // stop, so a trial that never recovers shows the whole silence.
+    let first = acked.first().copied().unwrap_or(start);
     let points: Vec<Instant> =
-        std::iter::once(start).chain(acked.iter().copied().filter(|a| *a <= end)).chain([end]).collect();
+        std::iter::once(first).chain(acked.iter().copied().filter(|a| *a <= end)).chain([end]).collect();
     let longest_gap = points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     let first_write = logs
         .iter()
