@@ -101,6 +101,8 @@ pub struct Trial {
     pub first_write_ms: Option<f64>,
     /// Longest time between consecutive acknowledged writes (all writers) in the trial.
     pub longest_gap_ms: f64,
+    /// When that gap began, relative to the fault (negative: before it).
+    pub longest_gap_start_ms: f64,
     pub writes_acked: u64,
     /// Failed or timed-out writes and failed connection attempts.
     pub write_errors: u64,
@@ -133,7 +135,7 @@ impl ElectionReport {
             self.target, self.servers, self.fault, self.writers, self.size_bytes, self.poll_every_ms
         );
         out += &format!(
-            "{:>5} {:>18} {:>8} {:>18} {:>14} {:>15} {:>15} {:>9} {:>7}\n",
+            "{:>5} {:>18} {:>8} {:>18} {:>14} {:>15} {:>15} {:>11} {:>9} {:>7}\n",
             "trial",
             "old leader",
             "fault ms",
@@ -141,12 +143,13 @@ impl ElectionReport {
             "leader ms",
             "first write ms",
             "longest gap ms",
+            "gap from ms",
             "acked",
             "errors"
         );
         for (i, t) in self.trials.iter().enumerate() {
             out += &format!(
-                "{:>5} {:>18} {:>8.1} {:>18} {:>14} {:>15} {:>15.0} {:>9} {:>7}\n",
+                "{:>5} {:>18} {:>8.1} {:>18} {:>14} {:>15} {:>15.0} {:>11.0} {:>9} {:>7}\n",
                 i + 1,
                 t.old_leader,
                 t.fault_ms,
@@ -154,6 +157,7 @@ impl ElectionReport {
                 ms(t.new_leader_ms),
                 ms(t.first_write_ms),
                 t.longest_gap_ms,
+                t.longest_gap_start_ms,
                 t.writes_acked,
                 t.write_errors
             );
@@ -523,7 +527,14 @@ fn summarise(
     let first = acked.first().copied().unwrap_or(start);
     let points: Vec<Instant> =
         std::iter::once(first).chain(acked.iter().copied().filter(|a| *a <= end)).chain([end]).collect();
-    let longest_gap = points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let (gap_start, longest_gap) = points
+        .windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .max_by_key(|(_, gap)| *gap)
+        .unwrap_or((first, Duration::ZERO));
+    // Negative when the gap began before the fault.
+    let gap_start_ms =
+        if gap_start >= fault_at { millis(gap_start - fault_at) } else { -millis(fault_at - gap_start) };
     let first_write = logs
         .iter()
         .flat_map(|l| l.acks.iter())
@@ -537,6 +548,7 @@ fn summarise(
         new_leader_ms: new_leader.map(|(_, d)| millis(d)),
         first_write_ms: first_write.map(millis),
         longest_gap_ms: millis(longest_gap),
+        longest_gap_start_ms: gap_start_ms,
         writes_acked: acked.len() as u64,
         write_errors: logs.iter().map(|l| l.errors).sum(),
     }
@@ -626,11 +638,13 @@ mod tests {
         let trial = summarise(&logs, fault_at, window, &addresses, 0, Some((1, Duration::from_millis(420))));
         assert_eq!(trial.first_write_ms, Some(500.0));
         assert_eq!(trial.longest_gap_ms, 800.0, "acks at 150, 950, 1100, 1500, 1510 ms");
+        assert_eq!(trial.longest_gap_start_ms, -850.0);
         assert_eq!((trial.writes_acked, trial.write_errors), (5, 3));
         assert_eq!((trial.old_leader.as_str(), trial.new_leader.as_deref()), ("a:1", Some("b:2")));
         assert_eq!(trial.new_leader_ms, Some(420.0));
         let silent = summarise(&logs[..1], fault_at, (start, at(4000)), &addresses, 0, None);
         assert_eq!(silent.longest_gap_ms, 2900.0, "the silence after the last ack runs to the end");
+        assert_eq!(silent.longest_gap_start_ms, 100.0);
         assert_eq!((silent.first_write_ms, silent.new_leader_ms), (None, None));
     }
 }
