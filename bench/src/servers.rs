@@ -421,6 +421,7 @@ impl Ensemble {
         let deadline = Instant::now() + timeout;
         let addresses = self.client_addresses();
         let mut last = String::from("no answer yet");
+        let mut suspect = 0;
         while Instant::now() < deadline {
             self.check_running()?;
             if !self.spec.is_ensemble() {
@@ -443,13 +444,16 @@ impl Ensemble {
                     }
                 }
                 last = format!("modes {modes:?}");
+                // The log worth showing is that of a member with no role.
+                suspect = modes.iter().position(Option::is_none).unwrap_or(0);
             }
             std::thread::sleep(PROBE_EVERY);
         }
         Err(BenchError::Server(format!(
-            "{} not ready within {timeout:?} ({last}); log of server 1:\n{}",
+            "{} not ready within {timeout:?} ({last}); log of server {}:\n{}",
             self.kind.name(),
-            self.log_tail(0)
+            self.members[suspect].spec.id,
+            self.log_tail(suspect)
         )))
     }
 
