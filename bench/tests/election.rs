@@ -22,7 +22,7 @@ fn election_on_a_ringkeeper_ensemble_recovers_or_is_reported_not_supported() {
         trials: 1,
         writers: 3,
         size_bytes: 10,
-        before: Duration::from_millis(500),
+        before: Duration::from_secs(2),
         after: Duration::from_millis(200),
         recovery_timeout: Duration::from_secs(30),
         settle_timeout: Duration::from_secs(60),
