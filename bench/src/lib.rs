@@ -7,7 +7,8 @@
 //!                      │                       │ replies: latency from the *intended* send
 //!                      ▼                       ▼
 //!                 report::LoadReport ◀── hdrhistogram per session + per-second timeline
-//!  compare::run_compare: servers::ServerProcess (ringkeeper, Apache) × cases × repeats
+//!  compare::run_compare: floor, then servers::Ensemble (ringkeeper, Apache; 1 or N) × cases × repeats
+//!  election::run_election: writers on an ensemble, its leader killed or frozen, N trials
 //!  floor::run_floor: fdatasync latency of the data disk, loopback TCP round trip
 //! ```
 //! - [`hosts`]: the ZooKeeper connect string.
@@ -15,7 +16,11 @@
 //! - [`workload`]: what each session sends (op mix, keys, pre-encoded request bodies).
 //! - [`load`]: the load generator itself.
 //! - [`report`]: results, percentiles, the plain table and medians.
-//! - [`servers`]: starting ringkeeper and Apache ZooKeeper on 127.0.0.1 from a zoo.cfg.
+//! - [`plot`]: the SVG of a run (latency per second, latency CDF).
+//! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
+//! - [`four_letter`]: `srvr` and the `Mode:` it reports.
+//! - [`election`]: time to a new leader and to the first write after the leader fails.
+//! - [`partition`]: TCP proxies between members, to isolate one (a black hole).
 //! - [`compare`]: the same workloads on both, alternating, with medians, spreads and ratios.
 //! - [`floor`]: the physical floor of the machine.
 //!
@@ -23,9 +28,13 @@
 //! every queue in count (`inflight` per session).
 
 pub mod compare;
+pub mod election;
 pub mod floor;
+pub mod four_letter;
 pub mod hosts;
 pub mod load;
+pub mod partition;
+pub mod plot;
 pub mod report;
 pub mod servers;
 pub mod wire;
@@ -35,7 +44,7 @@ pub use compare::{run_compare, Case, CompareConfig, CompareReport};
 pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use load::{run_load, LoadConfig, Shape};
 pub use report::LoadReport;
-pub use workload::{CreateKind, OpMix, WriteOp};
+pub use workload::{CreateKind, Op, OpMix};
 
 /// Everything that can stop a benchmark. Server error codes in replies are not errors here:
 /// they are counted in the report.
@@ -55,6 +64,8 @@ pub enum BenchError {
     Setup { what: String, code: i32 },
     #[error("server: {0}")]
     Server(String),
+    #[error("not supported: {0}")]
+    NotSupported(String),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -25,9 +25,9 @@ use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
 use crate::hosts::ConnectString;
-use crate::report::{new_histogram, LatencySummary, LoadReport, Second};
+use crate::report::{cdf_of, new_histogram, LatencySummary, LoadReport, Second};
 use crate::wire::{is_unsolicited, next_xid, push_request, read_frame, split_reply, Session};
-use crate::workload::{OpKind, OpMix, SplitMix64, Templates};
+use crate::workload::{Op, OpMix, SplitMix64, Templates};
 use crate::BenchError;
 
 /// How long sessions may take after the measure window to answer what is still in flight.
@@ -126,7 +126,7 @@ struct Pending {
     xid: i32,
     intended: Instant,
     /// `None` marks the closeSession that ends the stream.
-    kind: Option<OpKind>,
+    op: Option<Op>,
 }
 
 /// The clock of a run, shared by every session.
@@ -165,12 +165,15 @@ struct RunContext {
     pace: Option<Duration>,
     ping_every: Duration,
     seed: u64,
-    interval: Mutex<Interval>,
+    /// The current second's figures, one per session: a session locks only its own (the
+    /// progress loop takes them once a second), so sessions on different threads never
+    /// contend.
+    intervals: Vec<Mutex<Interval>>,
 }
 
 impl RunContext {
-    fn record_interval(&self, latency_us: u64, ok: bool) {
-        let mut interval = self.interval.lock().unwrap_or_else(|e| e.into_inner());
+    fn record_interval(&self, session: usize, latency_us: u64, ok: bool) {
+        let mut interval = self.intervals[session].lock().unwrap_or_else(|e| e.into_inner());
         if ok {
             interval.ops += 1;
             interval.histogram.saturating_record(latency_us);
@@ -179,9 +182,18 @@ impl RunContext {
         }
     }
 
+    /// Takes every session's figures of the second that ended and merges them.
     fn take_interval(&self) -> Interval {
-        let mut interval = self.interval.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *interval, Interval::new())
+        let mut merged = Interval::new();
+        for interval in &self.intervals {
+            let taken =
+                std::mem::replace(&mut *interval.lock().unwrap_or_else(|e| e.into_inner()), Interval::new());
+            merged.ops += taken.ops;
+            merged.errors += taken.errors;
+            // Both histograms share bounds, so adding cannot fail.
+            let _ = merged.histogram.add(&taken.histogram);
+        }
+        merged
     }
 }
 
@@ -189,6 +201,10 @@ impl RunContext {
 struct SessionResult {
     histogram: Histogram<u64>,
     ops: u64,
+    /// Successful measured ops by op name.
+    ops_by_op: BTreeMap<Op, u64>,
+    /// Watch notifications received during the whole run.
+    watch_events: u64,
     errors: BTreeMap<String, u64>,
     note: Option<String>,
 }
@@ -241,9 +257,10 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         pace: shape.rate_ops_per_s.map(|rate| Duration::from_secs_f64(config.clients as f64 / rate)),
         ping_every,
         seed: shape.seed,
-        interval: Mutex::new(Interval::new()),
+        intervals: (0..config.clients).map(|_| Mutex::new(Interval::new())).collect(),
     });
-    let progress = tokio::spawn(progress_loop(context.clone(), shape.progress));
+    let (stop_progress, progress_stopped) = tokio::sync::oneshot::channel();
+    let progress = tokio::spawn(progress_loop(context.clone(), shape.progress, progress_stopped));
     let tasks: Vec<_> = sessions
         .into_iter()
         .enumerate()
@@ -252,6 +269,8 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let mut histogram = new_histogram();
     let mut ops = 0;
     let mut errors_by_kind = BTreeMap::new();
+    let mut ops_by_op = BTreeMap::new();
+    let mut watch_events = 0;
     let mut notes = Vec::new();
     for task in tasks {
         let result = task.await.map_err(|e| BenchError::Protocol(format!("session task failed: {e}")))?;
@@ -259,12 +278,17 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
             .add(&result.histogram)
             .map_err(|e| BenchError::Protocol(format!("merging histograms: {e}")))?;
         ops += result.ops;
+        watch_events += result.watch_events;
+        for (op, count) in result.ops_by_op {
+            *ops_by_op.entry(op.name().to_string()).or_insert(0) += count;
+        }
         for (kind, count) in result.errors {
             *errors_by_kind.entry(kind).or_insert(0) += count;
         }
         notes.extend(result.note);
     }
-    progress.abort();
+    // Stopped, not aborted: an aborted task's timeline would be lost.
+    let _ = stop_progress.send(());
     let timeline = progress.await.unwrap_or_default();
 
     if let Err(e) = cleanup(&hosts, &context.templates, shape.session_timeout_ms).await {
@@ -285,7 +309,10 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         ops_per_s: ops as f64 / measure_s,
         errors: errors_by_kind.values().sum(),
         errors_by_kind,
+        ops_by_op,
+        watch_events,
         latency: LatencySummary::of(&histogram),
+        cdf: cdf_of(&histogram),
         timeline,
         notes,
     })
@@ -347,14 +374,22 @@ async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) 
     }
 }
 
-/// Prints a line per second and keeps the timeline; ends when aborted or past the drain.
-async fn progress_loop(context: Arc<RunContext>, print: bool) -> Vec<Second> {
+/// Prints a line per second and keeps the timeline; ends when told to stop (every session
+/// has finished) or past the drain, and returns the timeline.
+async fn progress_loop(
+    context: Arc<RunContext>,
+    print: bool,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Vec<Second> {
     let clock = &context.clock;
     let mut ticker =
         tokio::time::interval_at((clock.start + Duration::from_secs(1)).into(), Duration::from_secs(1));
     let mut timeline = Vec::new();
     loop {
-        let now = Instant::from(ticker.tick().await);
+        let now = tokio::select! {
+            tick = ticker.tick() => Instant::from(tick),
+            _ = &mut stop => return timeline,
+        };
         if now > clock.drain_deadline + Duration::from_secs(1) {
             return timeline;
         }
@@ -398,7 +433,7 @@ async fn run_session(context: Arc<RunContext>, index: usize, session: Session) -
         // side, and a server may then skip the closeSession reply the reader waits for.
         (writer, outcome)
     });
-    let mut result = read_loop(&context, reader, rx).await;
+    let mut result = read_loop(&context, index, reader, rx).await;
     match write_task.await {
         Ok((_, Ok(()))) => {}
         Ok((_, Err(e))) => {
@@ -411,12 +446,19 @@ async fn run_session(context: Arc<RunContext>, index: usize, session: Session) -
 
 async fn read_loop(
     context: &RunContext,
+    session: usize,
     mut reader: BufReader<OwnedReadHalf>,
     mut rx: mpsc::Receiver<Pending>,
 ) -> SessionResult {
     let clock = &context.clock;
-    let mut result =
-        SessionResult { histogram: new_histogram(), ops: 0, errors: BTreeMap::new(), note: None };
+    let mut result = SessionResult {
+        histogram: new_histogram(),
+        ops: 0,
+        ops_by_op: BTreeMap::new(),
+        watch_events: 0,
+        errors: BTreeMap::new(),
+        note: None,
+    };
     let mut frame = Vec::new();
     let lost = loop {
         match timeout_at(clock.drain_deadline.into(), read_frame(&mut reader, &mut frame)).await {
@@ -439,6 +481,7 @@ async fn read_loop(
             }
         };
         if is_unsolicited(header.xid) {
+            result.watch_events += u64::from(header.xid == proto::xid::NOTIFICATION);
             continue;
         }
         let pending = match rx.try_recv() {
@@ -451,15 +494,16 @@ async fn read_loop(
                 break Some("protocol");
             }
         };
-        if pending.kind.is_none() {
+        let Some(op) = pending.op else {
             break None;
-        }
+        };
         let latency_us = now.saturating_duration_since(pending.intended).as_micros() as u64;
         let ok = header.err == 0;
-        context.record_interval(latency_us, ok);
+        context.record_interval(session, latency_us, ok);
         if clock.measured(pending.intended) {
             if ok {
                 result.ops += 1;
+                *result.ops_by_op.entry(op).or_insert(0) += 1;
                 result.histogram.saturating_record(latency_us);
             } else {
                 result.error(error_name(header.err), 1);
@@ -470,7 +514,7 @@ async fn read_loop(
         rx.close();
         let mut count = 0;
         while let Ok(p) = rx.try_recv() {
-            count += u64::from(p.kind.is_some() && clock.measured(p.intended));
+            count += u64::from(p.op.is_some() && clock.measured(p.intended));
         }
         result.error(kind.to_string(), count.max(1));
     }
@@ -520,9 +564,8 @@ async fn write_loop(
                 }
                 None => now,
             };
-            let (kind, key) = templates.pick(&mut rng);
-            templates.push_op(&mut buf, xid, kind, key, index, serial);
-            permit.send(Pending { xid, intended, kind: Some(kind) });
+            let op = templates.push_next(&mut buf, xid, &mut rng, index, serial);
+            permit.send(Pending { xid, intended, op: Some(op) });
             xid = next_xid(xid);
             serial += 1;
             batch += 1;
@@ -546,7 +589,7 @@ async fn write_loop(
     };
     buf.clear();
     push_request(&mut buf, xid, OpCode::CloseSession, &[]);
-    permit.send(Pending { xid, intended: Instant::now(), kind: None });
+    permit.send(Pending { xid, intended: Instant::now(), op: None });
     writer.write_all(&buf).await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `ringkeeper-bench`: the command line over the `ringkeeper_bench` library.
 //!
 //! `write`, `read`, `mixed` drive a running server (`--hosts`); `compare` starts ringkeeper
-//! and Apache ZooKeeper itself; `floor` measures the machine; `election` waits for ensembles.
+//! and Apache ZooKeeper itself (1 or 3 servers each); `floor` measures the machine;
+//! `election` fails the leader of an ensemble (started here or running) and times recovery.
 //! Results: a live line per second on stderr, a plain table on stdout, JSON with `--json`.
 
 use std::path::PathBuf;
@@ -10,10 +11,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use ringkeeper_bench::compare::STANDARD_CASES;
-use ringkeeper_bench::servers::default_ringkeeper_binary;
+use ringkeeper_bench::election::{run_election, ElectionConfig, Fault, Target};
+use ringkeeper_bench::hosts::ConnectString;
+use ringkeeper_bench::servers::{default_ringkeeper_binary, EnsembleSpec, ServerKind};
+use ringkeeper_bench::{plot, servers};
 use ringkeeper_bench::{
     run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig,
-    OpMix, Shape, WriteOp,
+    Op, OpMix, Shape,
 };
 
 #[derive(Parser)]
@@ -29,34 +33,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// setData of --size bytes on --keys pre-created znodes (or creates, with --create).
+    /// setData of --size bytes on --keys pre-created znodes, or --op create / multi.
     Write {
         #[command(flatten)]
         load: LoadArgs,
-        #[command(flatten)]
-        create: CreateArgs,
+        /// setData, create or multi.
+        #[arg(long, default_value = "setData")]
+        op: Op,
+        /// Same as --op create.
+        #[arg(long)]
+        create: bool,
     },
-    /// getData on --keys pre-created znodes of --size bytes.
+    /// getData on --keys pre-created znodes of --size bytes, or --op exists / getChildren.
     Read {
         #[command(flatten)]
         load: LoadArgs,
+        /// getData, exists or getChildren (of the keys' parent).
+        #[arg(long, default_value = "getData")]
+        op: Op,
     },
-    /// getData with probability --read-percent, else the write op.
+    /// A mix: --mix OP=PERCENT,... over all ops, or getData with --read-percent and --op.
     Mixed {
         #[command(flatten)]
         load: LoadArgs,
-        #[command(flatten)]
-        create: CreateArgs,
-        /// Percentage of getData requests.
-        #[arg(long, default_value_t = 90)]
+        /// Percent per op, e.g. getData=60,exists=10,getChildren=5,setData=15,create=5,multi=5.
+        #[arg(long, conflicts_with_all = ["read_percent", "op"])]
+        mix: Option<String>,
+        /// Percentage of getData requests (without --mix).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
         read_percent: u32,
+        /// The write op of --read-percent: setData, create or multi.
+        #[arg(long, default_value = "setData")]
+        op: Op,
     },
-    /// Leader election time (needs an ensemble: not available yet).
-    Election {
-        /// ZooKeeper connect string of the ensemble.
-        #[arg(long, default_value = "127.0.0.1:2181")]
-        hosts: String,
-    },
+    /// Leader failure: time to a new leader and to the first acknowledged write, N trials.
+    Election(ElectionArgs),
     /// Starts ringkeeper and Apache ZooKeeper and runs the same cases on both, alternating.
     Compare(CompareArgs),
     /// fdatasync latency of the data disk and loopback TCP round trip.
@@ -129,52 +140,72 @@ struct LoadArgs {
     inflight: usize,
     #[command(flatten)]
     shape: ShapeArgs,
+    #[command(flatten)]
+    ops: OpArgs,
     /// Write the full result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write an SVG here: p50/p99 per second and the latency CDF.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
+/// Parameters of the ops a mix uses.
 #[derive(Args)]
-struct CreateArgs {
-    /// Write by creating znodes instead of setData.
-    #[arg(long)]
-    create: bool,
-    /// Kind of znode --create makes: persistent, ephemeral, persistent-sequential,
+struct OpArgs {
+    /// Kind of znode a create makes: persistent, ephemeral, persistent-sequential,
     /// ephemeral-sequential.
     #[arg(long, default_value = "ephemeral-sequential")]
     create_mode: CreateKind,
+    /// setData ops in each multi.
+    #[arg(long, default_value_t = 4)]
+    multi_ops: usize,
+    /// Probability (0..1) that a getData/exists/getChildren sets a watch; events are counted.
+    #[arg(long, default_value_t = 0.0)]
+    watch_prob: f64,
 }
 
-impl CreateArgs {
-    fn write_op(&self) -> WriteOp {
-        if self.create {
-            WriteOp::Create(self.create_mode)
-        } else {
-            WriteOp::SetData
+impl OpArgs {
+    fn mix(&self, percents: [u32; 6]) -> OpMix {
+        OpMix {
+            percents,
+            create_kind: self.create_mode,
+            multi_ops: self.multi_ops,
+            watch_probability: self.watch_prob,
         }
     }
 }
 
+/// Fails unless `op` reads (`reads`) or writes (`!reads`).
+fn check_op(op: Op, reads: bool) -> anyhow::Result<Op> {
+    if op.is_read() != reads {
+        bail!("--op {}: expected a {} op", op.name(), if reads { "read" } else { "write" });
+    }
+    Ok(op)
+}
+
 #[derive(Args)]
 struct CompareArgs {
-    /// WORKLOAD:CLIENTSxINFLIGHT, repeatable; WORKLOAD is write, create, read or mixedNN.
+    /// WORKLOAD:CLIENTSxINFLIGHT, repeatable; WORKLOAD is write, read, an op name (exists,
+    /// getChildren, create, multi) or mixedNN.
     /// Default: write:16x16, write:1x1, read:16x16.
     #[arg(long = "case")]
     cases: Vec<Case>,
     /// Runs per case and server, alternating which server goes first.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Servers per side (only 1 until ringkeeper has an ensemble).
+    /// Servers per side: 1, or an ensemble of 3 (a side that cannot run it is reported as
+    /// not supported).
     #[arg(long, default_value_t = 1)]
     servers: usize,
-    /// The ringkeeper binary (default: target/release/ringkeeper of this workspace).
-    #[arg(long)]
-    ringkeeper_bin: Option<PathBuf>,
-    #[arg(long, default_value = "java")]
-    java: PathBuf,
-    /// Directory both servers keep their data under (default: the temp directory).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
+    /// fdatasyncs of the floor measured before the cases.
+    #[arg(long, default_value_t = 300)]
+    floor_fsyncs: usize,
+    /// Loopback round trips of the floor.
+    #[arg(long, default_value_t = 10_000)]
+    floor_round_trips: usize,
+    #[command(flatten)]
+    servers_at: ServerArgs,
     #[command(flatten)]
     shape: ShapeArgs,
     /// Also print the summary as a Markdown table.
@@ -182,6 +213,146 @@ struct CompareArgs {
     markdown: bool,
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ElectionArgs {
+    /// Start this ensemble: ringkeeper or apache.
+    #[arg(long, conflicts_with = "hosts")]
+    start: Option<String>,
+    /// With --start: the zoo.cfg (server.N=127.0.0.1:peer:election;clientPort lines; each
+    /// member gets its own dataDir and myid). Default: --servers members on free ports.
+    #[arg(long, requires = "start")]
+    zoo_cfg: Option<PathBuf>,
+    /// With --start and no --zoo-cfg: ensemble size.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// With --start: freeze the leader (kill -STOP) instead of killing it (kill -9).
+    #[arg(long, conflicts_with = "partition")]
+    freeze: bool,
+    /// With --start: cut the leader off from its peers (proxied black hole) instead.
+    #[arg(long)]
+    partition: bool,
+    /// A running ensemble's connect string (needs --kill-command).
+    #[arg(long, requires = "kill_command")]
+    hosts: Option<String>,
+    /// Shell command that kills a member of --hosts; {host} {port} {index} name the leader.
+    #[arg(long)]
+    kill_command: Option<String>,
+    /// Shell command that restarts it (needed for more than one trial).
+    #[arg(long)]
+    restart_command: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    trials: usize,
+    /// Writer sessions (1 setData in flight each), spread over the members.
+    #[arg(long, default_value_t = 6)]
+    writers: usize,
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Seconds of writing before the fault.
+    #[arg(long, default_value_t = 2.0)]
+    before: f64,
+    /// Seconds of writing after the first write acknowledged after the fault.
+    #[arg(long, default_value_t = 1.0)]
+    after: f64,
+    /// Longest wait, in seconds, for a new leader and a write after the fault.
+    #[arg(long, default_value_t = 60.0)]
+    recovery_timeout: f64,
+    /// `srvr` poll interval in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// A write not answered in this many milliseconds counts as failed (new session).
+    #[arg(long, default_value_t = 2000)]
+    write_timeout_ms: u64,
+    #[arg(long, default_value_t = 4000)]
+    session_timeout_ms: i32,
+    #[command(flatten)]
+    servers_at: ServerArgs,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Which binaries the harness starts servers from, and where their data goes.
+#[derive(Args)]
+struct ServerArgs {
+    /// The ringkeeper binary (default: target/release/ringkeeper of this workspace).
+    #[arg(long)]
+    ringkeeper_bin: Option<PathBuf>,
+    #[arg(long, default_value = "java")]
+    java: PathBuf,
+    /// Directory the servers keep their data under (default: the temp directory).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn ringkeeper(&self) -> ServerKind {
+        ServerKind::Ringkeeper {
+            binary: self.ringkeeper_bin.clone().unwrap_or_else(default_ringkeeper_binary),
+        }
+    }
+
+    fn apache(&self) -> ServerKind {
+        ServerKind::Apache { java: self.java.clone() }
+    }
+
+    fn data_root(&self) -> PathBuf {
+        self.data_root.clone().unwrap_or_else(std::env::temp_dir)
+    }
+}
+
+impl ElectionArgs {
+    fn target(&self) -> anyhow::Result<Target> {
+        if let Some(hosts) = &self.hosts {
+            let parsed = ConnectString::parse(hosts)?;
+            return Ok(Target::Running {
+                addresses: parsed.hosts,
+                kill_command: self.kill_command.clone().context("--hosts needs --kill-command")?,
+                restart_command: self.restart_command.clone(),
+            });
+        }
+        let kind = match self.start.as_deref() {
+            Some("ringkeeper") => self.servers_at.ringkeeper(),
+            Some("apache") => self.servers_at.apache(),
+            Some(other) => bail!("--start {other}: expected ringkeeper or apache"),
+            None => bail!("election needs --start ringkeeper|apache or --hosts with --kill-command"),
+        };
+        let root = self.servers_at.data_root();
+        let spec = match &self.zoo_cfg {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                EnsembleSpec::from_zoo_cfg(kind, &text, &root)?
+            }
+            None => EnsembleSpec::with_free_ports(kind, self.servers, &root)?,
+        };
+        Ok(Target::Start(spec))
+    }
+
+    fn config(&self) -> anyhow::Result<ElectionConfig> {
+        let seconds = |v: f64, name: &str| {
+            Duration::try_from_secs_f64(v)
+                .with_context(|| format!("--{name} {v} is not a duration in seconds"))
+        };
+        Ok(ElectionConfig {
+            target: self.target()?,
+            fault: match (self.freeze, self.partition) {
+                (true, _) => Fault::Freeze,
+                (_, true) => Fault::Partition,
+                _ => Fault::Kill,
+            },
+            trials: self.trials,
+            writers: self.writers,
+            size_bytes: self.size,
+            before: seconds(self.before, "before")?,
+            after: seconds(self.after, "after")?,
+            recovery_timeout: seconds(self.recovery_timeout, "recovery-timeout")?,
+            settle_timeout: Duration::from_secs(120),
+            poll_every: Duration::from_millis(self.poll_ms.max(1)),
+            write_timeout: Duration::from_millis(self.write_timeout_ms.max(1)),
+            session_timeout_ms: self.session_timeout_ms,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -213,23 +384,51 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         write_json(path, &report)?;
     }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, plot::svg(&report)).with_context(|| format!("writing {}", path.display()))?;
+    }
     if report.ops == 0 {
         bail!("no operation succeeded");
     }
     Ok(())
 }
 
+/// On ctrl-c: kill the servers this process started, remove their directories, exit 130.
+fn clean_up_on_ctrl_c() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_io().build() else { return };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("interrupted: stopping the servers started here");
+            servers::clean_up_after_interrupt();
+            std::process::exit(130);
+        }
+    });
+}
+
 fn main() -> anyhow::Result<()> {
+    clean_up_on_ctrl_c();
     match Cli::parse().command {
-        Command::Write { load: args, create } => {
-            load(&args, OpMix { read_percent: 0, write: create.write_op() })
+        Command::Write { load: args, op, create } => {
+            let op = if create { Op::Create } else { check_op(op, false)? };
+            load(&args, args.ops.mix(OpMix::only(op).percents))
         }
-        Command::Read { load: args } => load(&args, OpMix { read_percent: 100, write: WriteOp::SetData }),
-        Command::Mixed { load: args, create, read_percent } => {
-            load(&args, OpMix { read_percent, write: create.write_op() })
+        Command::Read { load: args, op } => {
+            load(&args, args.ops.mix(OpMix::only(check_op(op, true)?).percents))
         }
-        Command::Election { hosts } => {
-            bail!("election against {hosts}: needs an ensemble (issue 4: ZAB); ringkeeper serves a single node for now")
+        Command::Mixed { load: args, mix, read_percent, op } => {
+            let percents = match mix {
+                Some(text) => OpMix::parse_percents(&text).map_err(anyhow::Error::msg)?,
+                None => OpMix::read_write(read_percent, check_op(op, false)?).percents,
+            };
+            load(&args, args.ops.mix(percents))
+        }
+        Command::Election(args) => {
+            let report = run_election(&args.config()?)?;
+            print!("{}", report.table());
+            if let Some(path) = &args.json {
+                write_json(path, &report)?;
+            }
+            Ok(())
         }
         Command::Compare(args) => {
             let cases = if args.cases.is_empty() {
@@ -245,10 +444,12 @@ fn main() -> anyhow::Result<()> {
                 cases,
                 repeat: args.repeat,
                 servers: args.servers,
-                ringkeeper_binary: args.ringkeeper_bin.unwrap_or_else(default_ringkeeper_binary),
-                java: args.java,
-                data_root: args.data_root.unwrap_or_else(std::env::temp_dir),
+                ringkeeper: args.servers_at.ringkeeper(),
+                apache: args.servers_at.apache(),
+                data_root: args.servers_at.data_root(),
                 shape: args.shape.shape()?,
+                floor_fsyncs: args.floor_fsyncs,
+                floor_round_trips: args.floor_round_trips,
             };
             let report = run_compare(&config, |what, run| eprint!("== {what}\n{}", run.table()))?;
             print!("{}", report.table());

@@ -45,6 +45,25 @@ impl LatencySummary {
     }
 }
 
+/// One point of a latency CDF: `quantile` of the ops took at most `latency_us`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct CdfPoint {
+    pub quantile: f64,
+    pub latency_us: u64,
+}
+
+/// Quantiles 0.00..0.99 in steps of 0.01, then 0.995, 0.999, 0.9995, 0.9999 and 1 (max).
+pub fn cdf_of(h: &Histogram<u64>) -> Vec<CdfPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    (0..100)
+        .map(|i| f64::from(i) / 100.0)
+        .chain([0.995, 0.999, 0.9995, 0.9999, 1.0])
+        .map(|quantile| CdfPoint { quantile, latency_us: h.value_at_quantile(quantile) })
+        .collect()
+}
+
 /// One second of a run, as the live progress line showed it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Second {
@@ -77,7 +96,13 @@ pub struct LoadReport {
     /// Error replies, plus requests lost to a broken connection or the drain time-out.
     pub errors: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Successful measured ops by op name (a multi counts once).
+    pub ops_by_op: BTreeMap<String, u64>,
+    /// Watch notifications received during the whole run (warm-up and drain included).
+    pub watch_events: u64,
     pub latency: LatencySummary,
+    /// The latency distribution of the measured ops: (quantile, µs) points for a CDF plot.
+    pub cdf: Vec<CdfPoint>,
     pub timeline: Vec<Second>,
     /// Anything the run could not do cleanly (cleanup left behind, sessions lost).
     pub notes: Vec<String>,
@@ -94,7 +119,7 @@ impl LoadReport {
         };
         let _ = writeln!(
             out,
-            "{} {} B on {} — {} sessions x {} in flight, {}, {:.0} s measured after {:.0} s warm-up",
+            "{} {} B on {} — {} sessions x {} in flight, {}, {} s measured after {} s warm-up",
             self.workload,
             self.size_bytes,
             self.hosts,
@@ -114,6 +139,13 @@ impl LoadReport {
             "{:>12.0} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
             self.ops_per_s, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, self.ops, self.errors
         );
+        if self.ops_by_op.len() > 1 {
+            let counts: Vec<String> = self.ops_by_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
+            let _ = writeln!(out, "  ops: {}", counts.join(", "));
+        }
+        if self.watch_events > 0 {
+            let _ = writeln!(out, "  watch events received: {}", self.watch_events);
+        }
         for (kind, count) in &self.errors_by_kind {
             let _ = writeln!(out, "  error {kind}: {count}");
         }

@@ -1,30 +1,58 @@
 //! Smoke test: the load generator against a real `ringkeeper` process on 127.0.0.1
-//! (started by `ringkeeper_tests::TestServer`): one second of setData from 2 sessions with
-//! 4 requests in flight each must complete operations and see no error.
+//! (started by `ringkeeper_tests::TestServer`). Each op alone, then a mix of all of them with
+//! watches, runs for 1.2 s (so the per-second timeline has a point) from 2 sessions with 4 requests in flight each:
+//! every run must complete operations of exactly the ops it was given, see no error, and the
+//! watch run must receive watch events. Nothing here measures speed.
 
 use std::time::Duration;
 
-use ringkeeper_bench::{run_load, LoadConfig, OpMix, Shape, WriteOp};
+use ringkeeper_bench::{run_load, CreateKind, LoadConfig, LoadReport, Op, OpMix, Shape};
 use ringkeeper_tests::TestServer;
 
-#[test]
-fn write_runs_against_a_real_server_without_errors() {
-    let server = TestServer::start();
+fn run(server: &TestServer, mix: OpMix) -> LoadReport {
     let config = LoadConfig {
         hosts: server.connect_string(),
         clients: 2,
         inflight: 4,
-        mix: OpMix { read_percent: 0, write: WriteOp::SetData },
+        mix,
         shape: Shape {
             warmup: Duration::ZERO,
-            measure: Duration::from_secs(1),
+            measure: Duration::from_millis(1200),
             keys: 10,
             progress: false,
             ..Shape::default()
         },
     };
     let report = run_load(&config).expect("load run");
-    assert!(report.ops > 0, "no op completed:\n{}", report.table());
-    assert_eq!(report.errors, 0, "errors:\n{}\nserver log:\n{}", report.table(), server.log());
-    assert!(report.latency.p50_us > 0 && report.latency.p50_us <= report.latency.max_us);
+    let context = format!("{}\nserver log:\n{}", report.table(), server.log());
+    assert!(report.ops > 0, "no op completed: {context}");
+    assert_eq!(report.errors, 0, "errors: {context}");
+    assert!(report.notes.is_empty(), "notes: {context}");
+    assert!(report.latency.p50_us > 0 && report.latency.p50_us <= report.latency.max_us, "{context}");
+    assert_eq!(report.cdf.last().map(|p| p.latency_us), Some(report.latency.max_us), "{context}");
+    assert!(report.timeline.first().is_some_and(|s| s.ops > 0), "timeline: {context}");
+    report
+}
+
+#[test]
+fn each_op_and_a_mix_with_watches_run_against_a_real_server_without_errors() {
+    let server = TestServer::start();
+    for (_, op) in Op::ALL {
+        let report = run(&server, OpMix::only(op));
+        let ops: Vec<&String> = report.ops_by_op.keys().collect();
+        assert_eq!(ops, [op.name()], "{}", report.table());
+        assert_eq!(report.ops_by_op[op.name()], report.ops);
+    }
+    for kind in [CreateKind::Persistent, CreateKind::PersistentSequential, CreateKind::Ephemeral] {
+        run(&server, OpMix { create_kind: kind, ..OpMix::only(Op::Create) });
+    }
+    let mix = OpMix {
+        percents: OpMix::parse_percents("getData=30,exists=20,getChildren=10,setData=30,create=5,multi=5")
+            .unwrap(),
+        watch_probability: 1.0,
+        ..OpMix::only(Op::SetData)
+    };
+    let report = run(&server, mix);
+    assert_eq!(report.ops_by_op.len(), Op::ALL.len(), "{}", report.table());
+    assert!(report.watch_events > 0, "setData on watched keys fired no watch:\n{}", report.table());
 }
