@@ -1,0 +1,469 @@
+//! From a probe to the `ringkeeper.*` zoo.cfg lines: core layout, group-commit limits and
+//! queue depth, each with the reason it was chosen. Pure: no I/O, same probe → same lines.
+//!
+//! Core layout (the roles: network ×N, data/ZAB ×1, log ×1, see server/src/lib.rs):
+//! - NUMA: roles stay on the node of the busiest NIC, else of the log disk, else of CPU 0
+//!   (if that node has fewer than 3 CPUs, the whole host is used).
+//! - Isolated CPUs (isolcpus=) on that node are used when there are at least 2 (they run only
+//!   pinned threads, so `pin=true`); otherwise they are left out.
+//! - 1 CPU: every role on it. 2 physical cores or fewer: network on the first, data and log
+//!   share the second (the log role mostly waits on the disk). 3-4 physical cores: network
+//!   gets the core the NIC interrupts land on, data and log one core each. 5 or more: the
+//!   NIC-interrupt core(s) (one per 16 physical cores) go to the OS, data and log get whole
+//!   physical cores (their SMT siblings stay idle, so the two never share a core's pipeline),
+//!   the closest pair (same package, then same node) for data and log, which talk on every
+//!   write; network gets one thread per remaining physical core, then siblings, at most
+//!   [`NETWORK_CORES_MAX`].
+//! - `pin=true` only when every role has a CPU of its own and one server runs on the host;
+//!   several servers on one host (or roles sharing CPUs) float, so the scheduler can spread them.
+//!
+//! Batching, from the measured log disk: `batchBytesMax` is the largest measured batch whose
+//! write + fdatasync stays within [`LATENCY_STRETCH_MAX`] of the 4 KiB floor, so a full batch
+//! still answers near the floor (the reason states the throughput it carries); `batchCountMax` is that many small records; `batchDelayMicros` is 0 unless a flush
+//! is slow (p50 ≥ [`SLOW_FLUSH_US`]), then a tenth of a flush; `queue.depth` holds a full batch.
+
+use std::collections::BTreeSet;
+
+use ringkeeper_server::config::{
+    DEFAULT_LOG_BATCH_BYTES_MAX, DEFAULT_LOG_BATCH_COUNT_MAX, DEFAULT_LOG_BATCH_DELAY_MICROS,
+    DEFAULT_QUEUE_DEPTH,
+};
+use serde::Serialize;
+
+use crate::measure::cores::CoreRelation;
+use crate::probe::topology::{format_cpu_list, CpuTopology};
+use crate::probe::Probe;
+
+/// Most network cores worth giving: one data core orders every request, so past this the
+/// extra network executors only add queues for it to poll.
+pub const NETWORK_CORES_MAX: usize = 8;
+/// Physical cores from which one (per 16) is left to the OS and NIC interrupts.
+pub const OS_RESERVE_FROM_PHYSICAL_CORES: usize = 5;
+/// Physical cores per core left to the OS on large hosts.
+pub const PHYSICAL_CORES_PER_OS_CORE: usize = 16;
+/// How much longer than the smallest batch's flush (p50) a full batch's flush may take.
+pub const LATENCY_STRETCH_MAX: f64 = 1.5;
+/// A flush at least this slow (p50, µs) makes a batching delay worthwhile.
+pub const SLOW_FLUSH_US: f64 = 1000.0;
+/// Bounds of the batching delay on slow disks, µs.
+pub const BATCH_DELAY_MICROS_MIN: u64 = 50;
+pub const BATCH_DELAY_MICROS_MAX: u64 = 1000;
+/// Size of a small write's log record (header + a short setData/create txn), bytes.
+pub const SMALL_RECORD_BYTES: u64 = 128;
+/// Bounds of `batchCountMax` and `queue.depth`.
+pub const BATCH_COUNT_MIN: u64 = 64;
+pub const BATCH_COUNT_MAX: u64 = 65536;
+pub const QUEUE_DEPTH_MAX: usize = 65536;
+
+/// What the caller knows that a probe cannot: how many servers share this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecommendOptions {
+    pub servers_per_host: usize,
+}
+
+impl Default for RecommendOptions {
+    fn default() -> Self {
+        RecommendOptions { servers_per_host: 1 }
+    }
+}
+
+/// Which CPU runs what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub network_cores: Vec<usize>,
+    pub data_core: usize,
+    pub log_core: usize,
+    pub pin: bool,
+    /// CPUs given no role: left to the OS, interrupts and other processes.
+    pub os_cores: Vec<usize>,
+}
+
+impl Layout {
+    /// Every CPU the layout names.
+    pub fn cores_named(&self) -> BTreeSet<usize> {
+        self.network_cores.iter().copied().chain([self.data_core, self.log_core]).collect()
+    }
+}
+
+/// One zoo.cfg line and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    pub key: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The lines `apply` writes, in order, plus what the layout leaves out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// `hostname, probe taken at <unix s>`: where the numbers come from.
+    pub source: String,
+    pub layout: Layout,
+    pub settings: Vec<Setting>,
+    /// Remarks that are no zoo.cfg line (CPUs left to the OS, skipped measurements).
+    pub notes: Vec<String>,
+}
+
+/// Every key `recommend` writes (and `apply` therefore owns in a zoo.cfg).
+pub const OWNED_KEYS: &[&str] = &[
+    "ringkeeper.network.cores",
+    "ringkeeper.data.core",
+    "ringkeeper.log.core",
+    "ringkeeper.pin",
+    "ringkeeper.log.batchBytesMax",
+    "ringkeeper.log.batchCountMax",
+    "ringkeeper.log.batchDelayMicros",
+    "ringkeeper.queue.depth",
+];
+
+impl Recommendation {
+    /// The zoo.cfg lines: a `# reason` comment line above each `key=value` (a properties file
+    /// has no trailing comments).
+    pub fn zoo_cfg_lines(&self) -> Vec<String> {
+        self.settings
+            .iter()
+            .flat_map(|s| [format!("# {}", s.reason), format!("{}={}", s.key, s.value)])
+            .collect()
+    }
+
+    /// The value recommended for `key`.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.settings.iter().find(|s| s.key == key).map(|s| s.value.as_str())
+    }
+}
+
+/// The NUMA node roles should stay on, and why.
+fn preferred_node(probe: &Probe) -> (usize, String) {
+    if probe.cpu.nodes.len() <= 1 {
+        let node = probe.cpu.cpus[0].node;
+        return (node, format!("one NUMA node ({node})"));
+    }
+    let busiest_nic = probe.nics.iter().filter(|n| n.numa_node.is_some()).max_by_key(|n| {
+        (n.busiest_cpus().iter().map(|(_, c)| *c).sum::<u64>(), std::cmp::Reverse(n.name.clone()))
+    });
+    if let Some(nic) = busiest_nic {
+        let node = nic.numa_node.expect("filtered");
+        return (node, format!("NUMA node {node} holds NIC {}", nic.name));
+    }
+    if let Some((disk, node)) = probe.log_disk_info().and_then(|d| Some((d, d.numa_node?))) {
+        let name = disk.device.clone().unwrap_or_else(|| disk.dev.clone());
+        return (node, format!("NUMA node {node} holds the log disk {name}"));
+    }
+    let node = probe.cpu.cpus[0].node;
+    (node, format!("no NIC or disk reports a NUMA node; node {node} of the first CPU"))
+}
+
+/// Physical cores of `cpus` (threads grouped by package and core id), in order of first CPU.
+fn physical_cores(topology: &CpuTopology, cpus: &[usize]) -> Vec<Vec<usize>> {
+    let mut cores: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+    for &id in cpus {
+        let cpu = topology.cpu(id).expect("candidate CPUs come from the topology");
+        let key = (cpu.package_id, cpu.core_id);
+        match cores.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, threads)) => threads.push(id),
+            None => cores.push((key, vec![id])),
+        }
+    }
+    cores.into_iter().map(|(_, threads)| threads).collect()
+}
+
+/// NIC interrupts handled by each CPU, summed over every NIC.
+fn nic_interrupts_by_cpu(probe: &Probe) -> std::collections::BTreeMap<usize, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for nic in &probe.nics {
+        for (cpu, count) in nic.busiest_cpus() {
+            *totals.entry(cpu).or_insert(0) += count;
+        }
+    }
+    totals
+}
+
+/// Measured round trip (p50, µs) between CPUs of this relation, if the probe has one.
+fn measured_round_trip_us(probe: &Probe, relation: CoreRelation) -> Option<f64> {
+    probe.core_latency.iter().find(|p| p.relation == relation).map(|p| p.round_trip.p50_us)
+}
+
+fn relation_cost(probe: &Probe, relation: CoreRelation) -> String {
+    match measured_round_trip_us(probe, relation) {
+        Some(us) => format!("{relation:?} round trip measured {us} µs p50"),
+        None => format!("{relation:?}, not measured"),
+    }
+}
+
+struct LayoutPlan {
+    layout: Layout,
+    reasons: LayoutReasons,
+    notes: Vec<String>,
+}
+
+struct LayoutReasons {
+    network: String,
+    data: String,
+    log: String,
+    pin: String,
+}
+
+fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
+    let topology = &probe.cpu;
+    let mut notes = Vec::new();
+    let (node, node_reason) = preferred_node(probe);
+    let on_node: Vec<usize> = topology.cpus.iter().filter(|c| c.node == node).map(|c| c.id).collect();
+    let mut candidates = if on_node.len() >= 3 || on_node.len() == topology.cpus.len() {
+        on_node
+    } else {
+        notes.push(format!("{node_reason}, but it has only {} CPU(s): using every node", on_node.len()));
+        topology.cpu_ids()
+    };
+    let isolated: Vec<usize> = candidates.iter().copied().filter(|c| topology.isolated.contains(c)).collect();
+    let use_isolated = isolated.len() >= 2 && options.servers_per_host == 1;
+    if use_isolated {
+        candidates = isolated;
+    } else if !topology.isolated.is_empty() {
+        candidates.retain(|c| !topology.isolated.contains(c));
+        notes.push(format!(
+            "isolated CPUs {} left out (fewer than 2 on the node, or several servers per host): unpinned threads never run there",
+            format_cpu_list(&topology.isolated)
+        ));
+    }
+    if candidates.is_empty() {
+        candidates = topology.cpu_ids();
+    }
+
+    let irq_by_cpu = nic_interrupts_by_cpu(probe);
+    let irq_count =
+        |core: &Vec<usize>| core.iter().map(|c| irq_by_cpu.get(c).copied().unwrap_or(0)).sum::<u64>();
+    let mut cores = physical_cores(topology, &candidates);
+    // The physical core handling most NIC interrupts first (stable: ties keep CPU order).
+    cores.sort_by_key(|core| std::cmp::Reverse(irq_count(core)));
+    let irq_note = if irq_by_cpu.is_empty() {
+        "no NIC interrupt counts".to_owned()
+    } else {
+        format!("NIC interrupts land mostly on CPU {}", format_cpu_list(&cores[0]))
+    };
+    let where_ = if use_isolated { format!("{node_reason}; isolated CPUs") } else { node_reason.clone() };
+
+    let mut os_cores: Vec<usize> =
+        topology.cpu_ids().into_iter().filter(|c| !candidates.contains(c)).collect();
+    let (network_cores, data_core, log_core, reasons);
+    if candidates.len() == 1 {
+        let only = candidates[0];
+        (network_cores, data_core, log_core) = (vec![only], only, only);
+        reasons = LayoutReasons {
+            network: format!("one CPU ({where_}): every role shares CPU {only}"),
+            data: "data/ZAB role shares the only CPU".into(),
+            log: "log role shares the only CPU (it mostly waits on the disk)".into(),
+            pin: String::new(),
+        };
+    } else if cores.len() <= 2 {
+        // Network on the first physical core (where NIC interrupts land), data + log together.
+        let (network_threads, shared) = if cores.len() == 1 {
+            (vec![cores[0][0]], cores[0][1])
+        } else {
+            os_cores.extend(cores[1].iter().skip(1));
+            (cores[0].clone(), cores[1][0])
+        };
+        (network_cores, data_core, log_core) = (network_threads, shared, shared);
+        reasons = LayoutReasons {
+            network: format!(
+                "{} CPUs ({where_}; {irq_note}): network on CPU {}, next to the interrupts it serves",
+                candidates.len(),
+                format_cpu_list(&network_cores)
+            ),
+            data: format!("data/ZAB role on CPU {shared}, apart from the network role that feeds it"),
+            log: format!(
+                "log role shares CPU {shared} with the data role: it mostly waits on fdatasync, and the two talk on every write ({})",
+                relation_cost(probe, CoreRelation::SameCpu)
+            ),
+            pin: String::new(),
+        };
+    } else {
+        let reserve = if cores.len() >= OS_RESERVE_FROM_PHYSICAL_CORES {
+            (cores.len() / PHYSICAL_CORES_PER_OS_CORE).max(1)
+        } else {
+            0
+        };
+        let reserved: Vec<Vec<usize>> = cores.drain(..reserve).collect();
+        os_cores.extend(reserved.iter().flatten());
+        // Remaining cores in CPU order: data on the first, log on the closest other core.
+        cores.sort_by_key(|core| core[0]);
+        let data = cores.remove(0);
+        let closest = (0..cores.len())
+            .min_by_key(|&i| (CoreRelation::of(topology, data[0], cores[i][0]), cores[i][0]))
+            .expect("at least two physical cores remain");
+        let log = cores.remove(closest);
+        let relation = CoreRelation::of(topology, data[0], log[0]);
+        os_cores.extend(data.iter().skip(1).chain(log.iter().skip(1)));
+        // One thread per physical core first, then siblings, up to the cap.
+        let mut network: Vec<usize> = cores.iter().map(|c| c[0]).collect();
+        network.extend(cores.iter().flat_map(|c| c.iter().skip(1)));
+        if network.len() > NETWORK_CORES_MAX {
+            os_cores.extend(network.drain(NETWORK_CORES_MAX..));
+            notes.push(format!(
+                "network limited to {NETWORK_CORES_MAX} CPUs: one data core orders every request, more network executors only add queues for it"
+            ));
+        }
+        network.sort_unstable();
+        (network_cores, data_core, log_core) = (network, data[0], log[0]);
+        let smt = if topology.has_smt() {
+            "; its SMT sibling stays idle so the role has the whole core"
+        } else {
+            ""
+        };
+        let reserve_reason = if reserve > 0 {
+            format!(
+                "; CPU {} left to the OS and NIC interrupts ({irq_note})",
+                format_cpu_list(&reserved.concat())
+            )
+        } else {
+            format!("; {irq_note}")
+        };
+        reasons = LayoutReasons {
+            network: format!(
+                "{} physical cores ({where_}{reserve_reason}): network on the remaining cores, one thread per physical core first",
+                reserve + 2 + cores.len(),
+            ),
+            data: format!("data/ZAB role alone on CPU {}{smt}", data[0]),
+            log: format!(
+                "log role on CPU {}, the closest core to the data role, which it answers on every write ({}){smt}",
+                log[0],
+                relation_cost(probe, relation)
+            ),
+            pin: String::new(),
+        };
+    }
+    let mut reasons = reasons;
+    let shared =
+        network_cores.contains(&data_core) || network_cores.contains(&log_core) || data_core == log_core;
+    let pin = use_isolated || (!shared && options.servers_per_host == 1);
+    reasons.pin = if use_isolated {
+        "roles run on isolated CPUs, which only pinned threads use".into()
+    } else if options.servers_per_host > 1 {
+        format!(
+            "{} servers share this host: unpinned roles let the scheduler spread them",
+            options.servers_per_host
+        )
+    } else if shared {
+        "roles share CPUs: unpinned, the scheduler can move one off a CPU the other keeps busy".into()
+    } else {
+        "every role has its own CPU and one server runs here: pinning keeps caches warm".into()
+    };
+    os_cores.sort_unstable();
+    os_cores.dedup();
+    if !os_cores.is_empty() {
+        notes.push(format!(
+            "CPUs left to the OS, interrupts and other processes: {}",
+            format_cpu_list(&os_cores)
+        ));
+    }
+    LayoutPlan { layout: Layout { network_cores, data_core, log_core, pin, os_cores }, reasons, notes }
+}
+
+/// Group-commit limits and queue depth with reasons.
+struct Batching {
+    bytes_max: u64,
+    count_max: u64,
+    delay_micros: u64,
+    queue_depth: usize,
+    reasons: [String; 4],
+}
+
+fn plan_batching(probe: &Probe) -> Batching {
+    let defaults = |why: &str| Batching {
+        bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
+        count_max: DEFAULT_LOG_BATCH_COUNT_MAX as u64,
+        delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
+        queue_depth: DEFAULT_QUEUE_DEPTH,
+        reasons: [why, why, why, why].map(|w| format!("{w}: server default kept")),
+    };
+    let Some(disk) = &probe.log_disk else { return defaults("no disk measurement in the probe") };
+    let curve = &disk.batch_curve;
+    let Some(best) = curve.iter().map(|p| p.throughput_bytes_per_s).reduce(f64::max) else {
+        return defaults("no batch curve in the probe");
+    };
+    let floor = &curve[0];
+    let limit_us = LATENCY_STRETCH_MAX * floor.latency.p50_us;
+    let chosen = curve.iter().rev().find(|p| p.latency.p50_us <= limit_us).unwrap_or(floor);
+    let kib = |b: usize| b / 1024;
+    let mb_s = |b: f64| (b / 1e5).round() / 10.0;
+    let bytes_max = chosen.batch_bytes as u64;
+    let bytes_reason = format!(
+        "{} KiB is the largest measured batch whose write + fdatasync stays within {LATENCY_STRETCH_MAX}x the {} KiB floor (p50 {} vs {} µs); it still carries {} MB/s, {} small records/s (best measured {} MB/s)",
+        kib(chosen.batch_bytes),
+        kib(floor.batch_bytes),
+        chosen.latency.p50_us,
+        floor.latency.p50_us,
+        mb_s(chosen.throughput_bytes_per_s),
+        (chosen.throughput_bytes_per_s / SMALL_RECORD_BYTES as f64).round(),
+        mb_s(best),
+    );
+    let count_max = (bytes_max / SMALL_RECORD_BYTES).clamp(BATCH_COUNT_MIN, BATCH_COUNT_MAX);
+    let count_reason = format!(
+        "{count_max} small records (~{SMALL_RECORD_BYTES} B each) fill batchBytesMax, so the byte limit decides"
+    );
+    let flush = &disk.fdatasync;
+    let rotational = match probe.log_disk_info().and_then(|d| d.rotational) {
+        Some(true) => ", disk reports rotational",
+        Some(false) => ", disk reports non-rotational",
+        None => "",
+    };
+    let (delay_micros, delay_reason) = if flush.p50_us >= SLOW_FLUSH_US {
+        let delay =
+            ((flush.p50_us / 10.0).round() as u64).clamp(BATCH_DELAY_MICROS_MIN, BATCH_DELAY_MICROS_MAX);
+        (
+            delay,
+            format!(
+                "fdatasync is slow (p50 {} µs, p99 {} µs{rotational}): waiting a tenth of a flush lets more writes share each one",
+                flush.p50_us, flush.p99_us
+            ),
+        )
+    } else {
+        (
+            0,
+            format!(
+                "fdatasync is fast (p50 {} µs, p99 {} µs{rotational}): the next batch gathers while one syncs, a wait would only add latency",
+                flush.p50_us, flush.p99_us
+            ),
+        )
+    };
+    let queue_depth = (count_max as usize).next_power_of_two().clamp(DEFAULT_QUEUE_DEPTH, QUEUE_DEPTH_MAX);
+    let queue_reason = format!(
+        "each cross-core queue holds a full batch ({count_max} records), so the log queue never cuts a batch short"
+    );
+    Batching {
+        bytes_max,
+        count_max,
+        delay_micros,
+        queue_depth,
+        reasons: [bytes_reason, count_reason, delay_reason, queue_reason],
+    }
+}
+
+/// The recommendation for `probe`.
+pub fn recommend(probe: &Probe, options: RecommendOptions) -> Recommendation {
+    let LayoutPlan { layout, reasons, mut notes } = plan_layout(probe, options);
+    let batching = plan_batching(probe);
+    if probe.core_latency.is_empty() {
+        notes.push(
+            "no cross-core measurement in the probe: core distances come from the topology alone".into(),
+        );
+    }
+    let [bytes_reason, count_reason, delay_reason, queue_reason] = batching.reasons;
+    let setting = |key: &'static str, value: String, reason: String| Setting { key, value, reason };
+    let settings = vec![
+        setting("ringkeeper.network.cores", format_cpu_list(&layout.network_cores), reasons.network),
+        setting("ringkeeper.data.core", layout.data_core.to_string(), reasons.data),
+        setting("ringkeeper.log.core", layout.log_core.to_string(), reasons.log),
+        setting("ringkeeper.pin", layout.pin.to_string(), reasons.pin),
+        setting("ringkeeper.log.batchBytesMax", batching.bytes_max.to_string(), bytes_reason),
+        setting("ringkeeper.log.batchCountMax", batching.count_max.to_string(), count_reason),
+        setting("ringkeeper.log.batchDelayMicros", batching.delay_micros.to_string(), delay_reason),
+        setting("ringkeeper.queue.depth", batching.queue_depth.to_string(), queue_reason),
+    ];
+    debug_assert_eq!(settings.iter().map(|s| s.key).collect::<Vec<_>>(), OWNED_KEYS);
+    Recommendation {
+        source: format!("{}, probe taken at {} (unix s)", probe.hostname, probe.taken_at_unix_s),
+        layout,
+        settings,
+        notes,
+    }
+}
