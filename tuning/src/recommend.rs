@@ -237,6 +237,8 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
     cores.sort_by_key(|core| std::cmp::Reverse(irq_count(core)));
     let irq_note = if irq_by_cpu.is_empty() {
         "no NIC interrupt counts".to_owned()
+    } else if irq_count(&cores[0]) == 0 {
+        "NIC interrupts land on other CPUs".to_owned()
     } else {
         format!("NIC interrupts land mostly on CPU {}", format_cpu_list(&cores[0]))
     };
@@ -277,13 +279,16 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
             pin: String::new(),
         };
     } else {
-        let reserve = if cores.len() >= OS_RESERVE_FROM_PHYSICAL_CORES {
+        // Isolated CPUs get no OS work anyway: nothing to reserve among them.
+        let reserve = if !use_isolated && cores.len() >= OS_RESERVE_FROM_PHYSICAL_CORES {
             (cores.len() / PHYSICAL_CORES_PER_OS_CORE).max(1)
         } else {
             0
         };
         let reserved: Vec<Vec<usize>> = cores.drain(..reserve).collect();
         os_cores.extend(reserved.iter().flatten());
+        // On 3-4 cores the NIC-interrupt core is kept for the network role.
+        let interrupt_core = (reserve == 0 && irq_count(&cores[0]) > 0).then(|| cores.remove(0));
         // Remaining cores in CPU order: data on the first, log on the closest other core.
         cores.sort_by_key(|core| core[0]);
         let data = cores.remove(0);
@@ -294,6 +299,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
         let relation = CoreRelation::of(topology, data[0], log[0]);
         os_cores.extend(data.iter().skip(1).chain(log.iter().skip(1)));
         // One thread per physical core first, then siblings, up to the cap.
+        cores.splice(0..0, interrupt_core);
         let mut network: Vec<usize> = cores.iter().map(|c| c[0]).collect();
         network.extend(cores.iter().flat_map(|c| c.iter().skip(1)));
         if network.len() > NETWORK_CORES_MAX {

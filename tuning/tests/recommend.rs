@@ -1,0 +1,174 @@
+//! Recommendation logic on probe files of hosts of other shapes (tests/fixtures/): the exact
+//! layout and batching each shape gets, and the invariants every recommendation keeps.
+
+mod common;
+
+use common::{all_fixtures, fixture};
+use ringkeeper_tune::measure::cores::CoreRelation;
+use ringkeeper_tune::recommend::{recommend, RecommendOptions, OWNED_KEYS};
+
+fn one_server() -> RecommendOptions {
+    RecommendOptions { servers_per_host: 1 }
+}
+
+/// (network.cores, data.core, log.core, pin, batchBytesMax, batchCountMax, batchDelayMicros, queue.depth)
+fn values(name: &str, options: RecommendOptions) -> Vec<String> {
+    let rec = recommend(&fixture(name), options);
+    OWNED_KEYS.iter().map(|k| rec.value(k).unwrap().to_owned()).collect()
+}
+
+#[test]
+fn one_cpu_hdd_shares_the_cpu_and_waits_for_slow_flushes() {
+    assert_eq!(
+        values("1cpu-hdd.json", one_server()),
+        ["0", "0", "0", "false", "262144", "2048", "800", "2048"]
+    );
+    let rec = recommend(&fixture("1cpu-hdd.json"), one_server());
+    let delay = rec.settings.iter().find(|s| s.key == "ringkeeper.log.batchDelayMicros").unwrap();
+    assert!(delay.reason.contains("fdatasync is slow (p50 8000 µs"), "{}", delay.reason);
+}
+
+#[test]
+fn two_cpu_vm_puts_network_on_the_interrupt_cpu_and_data_with_log() {
+    // Recorded on the development VM: NIC interrupts mostly on CPU 1, flush p50 ~100 µs.
+    let v = values("2cpu-vm-virtio.json", one_server());
+    assert_eq!(&v[..4], ["1", "0", "0", "false"]);
+    assert_eq!(&v[4..], ["65536", "512", "0", "1024"]);
+    let rec = recommend(&fixture("2cpu-vm-virtio.json"), one_server());
+    assert_eq!(rec.layout.os_cores, Vec::<usize>::new());
+}
+
+#[test]
+fn servers_sharing_a_host_float() {
+    let shared = RecommendOptions { servers_per_host: 3 };
+    let rec = recommend(&fixture("8cpu-nvme.json"), shared);
+    assert!(!rec.layout.pin);
+    let pin = rec.settings.iter().find(|s| s.key == "ringkeeper.pin").unwrap();
+    assert!(pin.reason.starts_with("3 servers share this host"), "{}", pin.reason);
+    // The same cores as for one server: only pinning changes.
+    assert_eq!(values("8cpu-nvme.json", shared)[..3], values("8cpu-nvme.json", one_server())[..3]);
+    assert_eq!(values("2cpu-vm-virtio.json", RecommendOptions { servers_per_host: 2 })[3], "false");
+}
+
+#[test]
+fn eight_cpus_nvme_leave_the_interrupt_cpu_to_the_os() {
+    // NIC interrupts land on CPU 3: it goes to the OS; data and log on neighbouring cores.
+    assert_eq!(
+        values("8cpu-nvme.json", one_server()),
+        ["2,4-7", "0", "1", "true", "65536", "512", "0", "1024"]
+    );
+    let rec = recommend(&fixture("8cpu-nvme.json"), one_server());
+    assert_eq!(rec.layout.os_cores, vec![3]);
+}
+
+#[test]
+fn smt_keeps_data_and_log_off_each_others_siblings() {
+    // 4 physical cores x 2 threads (siblings i, i+4), interrupts on CPU 0, HDD.
+    assert_eq!(
+        values("8cpu-smt-hdd.json", one_server()),
+        ["0,3,4,7", "1", "2", "true", "262144", "2048", "600", "2048"]
+    );
+    let probe = fixture("8cpu-smt-hdd.json");
+    let rec = recommend(&probe, one_server());
+    // The siblings of the data and log CPUs run nothing.
+    assert_eq!(rec.layout.os_cores, vec![5, 6]);
+    assert!(!probe.cpu.are_siblings(rec.layout.data_core, rec.layout.log_core));
+}
+
+#[test]
+fn numa_host_keeps_roles_on_the_nic_node() {
+    // 2 sockets x 16 cores x 2 threads; NIC and log NVMe on node 1 (CPUs 16-31, 48-63).
+    let probe = fixture("64cpu-smt-numa-nvme.json");
+    let rec = recommend(&probe, one_server());
+    assert_eq!(
+        values("64cpu-smt-numa-nvme.json", one_server()),
+        ["19-26", "17", "18", "true", "65536", "512", "0", "1024"]
+    );
+    for cpu in rec.layout.cores_named() {
+        assert_eq!(probe.cpu.cpu(cpu).unwrap().node, 1, "CPU {cpu} is off the NIC's node");
+    }
+    // The interrupt core (16 and its sibling 48) and the siblings of data and log stay free.
+    for cpu in [16, 48, 49, 50] {
+        assert!(rec.layout.os_cores.contains(&cpu), "CPU {cpu} should be left to the OS");
+    }
+    let net = rec.settings.iter().find(|s| s.key == "ringkeeper.network.cores").unwrap();
+    assert!(net.reason.contains("NUMA node 1 holds NIC eth0"), "{}", net.reason);
+    assert!(rec.notes.iter().any(|n| n.contains("network limited to 8")), "{:?}", rec.notes);
+}
+
+#[test]
+fn numa_node_of_the_log_disk_when_the_nic_does_not_say() {
+    let mut probe = fixture("64cpu-smt-numa-nvme.json");
+    probe.nics[0].numa_node = None;
+    probe.disks[1].numa_node = Some(0);
+    let rec = recommend(&probe, one_server());
+    for cpu in rec.layout.cores_named() {
+        assert_eq!(probe.cpu.cpu(cpu).unwrap().node, 0, "CPU {cpu} is off the log disk's node");
+    }
+    let data = rec.settings.iter().find(|s| s.key == "ringkeeper.network.cores").unwrap();
+    assert!(data.reason.contains("NUMA node 0 holds the log disk nvme1n1"), "{}", data.reason);
+}
+
+#[test]
+fn isolated_cpus_are_used_pinned() {
+    // isolcpus=4-15: roles run there, pinned; nothing of them is reserved for the OS.
+    assert_eq!(values("16cpu-isolated-nvme.json", one_server())[..4], ["6-13", "4", "5", "true"]);
+    // Several servers: isolated CPUs would need pinning, so they are left out and roles float.
+    let shared = recommend(&fixture("16cpu-isolated-nvme.json"), RecommendOptions { servers_per_host: 2 });
+    assert!(!shared.layout.pin);
+    assert!(shared.layout.cores_named().iter().all(|c| *c < 4), "{:?}", shared.layout);
+}
+
+#[test]
+fn hdd_and_nvme_differ_in_delay_and_batch_bytes() {
+    let hdd = recommend(&fixture("8cpu-smt-hdd.json"), one_server());
+    let nvme = recommend(&fixture("8cpu-nvme.json"), one_server());
+    assert_eq!(hdd.value("ringkeeper.log.batchDelayMicros"), Some("600"));
+    assert_eq!(nvme.value("ringkeeper.log.batchDelayMicros"), Some("0"));
+    // A 256 KiB flush costs 1.27x a 4 KiB one on the HDD but 3.1x on the NVMe.
+    assert_eq!(hdd.value("ringkeeper.log.batchBytesMax"), Some("262144"));
+    assert_eq!(nvme.value("ringkeeper.log.batchBytesMax"), Some("65536"));
+}
+
+#[test]
+fn without_measurements_the_server_defaults_stay() {
+    let mut probe = fixture("8cpu-nvme.json");
+    probe.log_disk = None;
+    probe.core_latency.clear();
+    let rec = recommend(&probe, one_server());
+    assert_eq!(rec.value("ringkeeper.log.batchBytesMax"), Some("1048576"));
+    assert_eq!(rec.value("ringkeeper.log.batchCountMax"), Some("1024"));
+    assert_eq!(rec.value("ringkeeper.log.batchDelayMicros"), Some("0"));
+    assert!(rec.notes.iter().any(|n| n.contains("no cross-core measurement")));
+}
+
+#[test]
+fn every_fixture_gives_a_layout_the_host_can_run_and_the_server_parses() {
+    for name in all_fixtures() {
+        let probe = fixture(&name);
+        for servers in [1, 2] {
+            let rec = recommend(&probe, RecommendOptions { servers_per_host: servers });
+            let host = probe.cpu.cpu_ids();
+            assert!(rec.layout.cores_named().iter().all(|c| host.contains(c)), "{name}: {:?}", rec.layout);
+            assert!(!probe.cpu.are_siblings(rec.layout.data_core, rec.layout.log_core), "{name}");
+            assert_eq!(rec.settings.iter().map(|s| s.key).collect::<Vec<_>>(), OWNED_KEYS, "{name}");
+            assert!(rec.settings.iter().all(|s| !s.reason.is_empty() && !s.reason.contains('\n')), "{name}");
+            let lines = rec.zoo_cfg_lines().join("\n");
+            let (cfg, warnings) = ringkeeper_server::config::Config::parse(&format!("dataDir=/x\n{lines}\n"))
+                .expect("server parses");
+            assert!(warnings.is_empty(), "{name}: {warnings:?}");
+            assert_eq!(cfg.data_core, Some(rec.layout.data_core), "{name}");
+            assert_eq!(cfg.network_cores, rec.layout.network_cores, "{name}");
+        }
+    }
+}
+
+#[test]
+fn log_core_is_the_closest_to_the_data_core() {
+    for name in ["8cpu-nvme.json", "8cpu-smt-hdd.json", "64cpu-smt-numa-nvme.json"] {
+        let probe = fixture(&name);
+        let rec = recommend(&probe, one_server());
+        let relation = CoreRelation::of(&probe.cpu, rec.layout.data_core, rec.layout.log_core);
+        assert_eq!(relation, CoreRelation::SamePackage, "{name}");
+    }
+}
