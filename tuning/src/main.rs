@@ -203,7 +203,7 @@ fn probe_command(args: ProbeArgs) -> anyhow::Result<()> {
     let options = ProbeOptions {
         data_dir: config.data_dir.clone(),
         data_log_dir: config.data_log_dir.clone(),
-        disk: (!args.no_measure).then(|| DiskBounds {
+        disk: (!args.no_measure).then_some(DiskBounds {
             fsyncs_max: args.fsyncs,
             batch_sizes,
             writes_per_size_max: args.writes_per_size,

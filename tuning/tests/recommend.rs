@@ -166,7 +166,7 @@ fn every_fixture_gives_a_layout_the_host_can_run_and_the_server_parses() {
 #[test]
 fn log_core_is_the_closest_to_the_data_core() {
     for name in ["8cpu-nvme.json", "8cpu-smt-hdd.json", "64cpu-smt-numa-nvme.json"] {
-        let probe = fixture(&name);
+        let probe = fixture(name);
         let rec = recommend(&probe, one_server());
         let relation = CoreRelation::of(&probe.cpu, rec.layout.data_core, rec.layout.log_core);
         assert_eq!(relation, CoreRelation::SamePackage, "{name}");
