@@ -14,8 +14,8 @@
 //!   the closest pair (same package, then same node) for data and log, which talk on every
 //!   write; network gets one thread per remaining physical core, then siblings, at most
 //!   [`NETWORK_CORES_MAX`].
-//! - `pin=true` only when every role has a CPU of its own and one server runs on the host;
-//!   several servers on one host (or roles sharing CPUs) float, so the scheduler can spread them.
+//! - `pin=true` when one server runs on the host (and it has more than one CPU); several
+//!   servers on one host float (`pin=false`), so the scheduler can spread them.
 //!
 //! Batching, from the measured log disk: `batchBytesMax` is the largest measured batch whose
 //! write + fdatasync stays within [`LATENCY_STRETCH_MAX`] of the 4 KiB floor, so a full batch
@@ -340,7 +340,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
     let mut reasons = reasons;
     let shared =
         network_cores.contains(&data_core) || network_cores.contains(&log_core) || data_core == log_core;
-    let pin = use_isolated || (!shared && options.servers_per_host == 1);
+    let pin = use_isolated || (candidates.len() > 1 && options.servers_per_host == 1);
     reasons.pin = if use_isolated {
         "roles run on isolated CPUs, which only pinned threads use".into()
     } else if options.servers_per_host > 1 {
@@ -348,8 +348,10 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
             "{} servers share this host: unpinned roles let the scheduler spread them",
             options.servers_per_host
         )
+    } else if candidates.len() == 1 {
+        "one CPU: there is nowhere else to run, pinning changes nothing".into()
     } else if shared {
-        "roles share CPUs: unpinned, the scheduler can move one off a CPU the other keeps busy".into()
+        "one server on this host: pinned, each role stays where placed (data and log share a CPU by design); give --servers-per-host when several servers share the host".into()
     } else {
         "every role has its own CPU and one server runs here: pinning keeps caches warm".into()
     };

@@ -32,7 +32,7 @@ fn one_cpu_hdd_shares_the_cpu_and_waits_for_slow_flushes() {
 fn two_cpu_vm_puts_network_on_the_interrupt_cpu_and_data_with_log() {
     // Recorded on the development VM: NIC interrupts mostly on CPU 1, flush p50 ~100 µs.
     let v = values("2cpu-vm-virtio.json", one_server());
-    assert_eq!(&v[..4], ["1", "0", "0", "false"]);
+    assert_eq!(&v[..4], ["1", "0", "0", "true"]);
     assert_eq!(&v[4..], ["65536", "512", "0", "1024"]);
     let rec = recommend(&fixture("2cpu-vm-virtio.json"), one_server());
     assert_eq!(rec.layout.os_cores, Vec::<usize>::new());
