@@ -18,7 +18,7 @@
 //!   servers on one host float (`pin=false`), so the scheduler can spread them.
 //!
 //! Batching, from the measured log disk: `batchBytesMax` is the largest measured batch whose
-//! write + fdatasync stays within [`LATENCY_STRETCH_MAX`] of the 4 KiB floor, so a full batch
+//! write + fdatasync stays within [`LATENCY_STRETCH_MAX`] of the fastest one (p50), so a full batch
 //! still answers near the floor (the reason states the throughput it carries); `batchCountMax` is that many small records; `batchDelayMicros` is 0 unless a flush
 //! is slow (p50 ≥ [`SLOW_FLUSH_US`]), then a tenth of a flush; `queue.depth` holds a full batch.
 
@@ -388,14 +388,16 @@ fn plan_batching(probe: &Probe) -> Batching {
     let Some(best) = curve.iter().map(|p| p.throughput_bytes_per_s).reduce(f64::max) else {
         return defaults("no batch curve in the probe");
     };
-    let floor = &curve[0];
+    // The fastest flush measured: a larger batch cannot really flush faster than a smaller
+    // one, so a slower small batch only shows noise (other I/O on the disk).
+    let floor = curve.iter().min_by(|a, b| a.latency.p50_us.total_cmp(&b.latency.p50_us)).expect("non-empty");
     let limit_us = LATENCY_STRETCH_MAX * floor.latency.p50_us;
     let chosen = curve.iter().rev().find(|p| p.latency.p50_us <= limit_us).unwrap_or(floor);
     let kib = |b: usize| b / 1024;
     let mb_s = |b: f64| (b / 1e5).round() / 10.0;
     let bytes_max = chosen.batch_bytes as u64;
     let bytes_reason = format!(
-        "{} KiB is the largest measured batch whose write + fdatasync stays within {LATENCY_STRETCH_MAX}x the {} KiB floor (p50 {} vs {} µs); it still carries {} MB/s, {} small records/s (best measured {} MB/s)",
+        "{} KiB is the largest measured batch whose write + fdatasync stays within {LATENCY_STRETCH_MAX}x the fastest measured flush ({} KiB; p50 {} vs {} µs); it still carries {} MB/s, {} small records/s (best measured {} MB/s)",
         kib(chosen.batch_bytes),
         kib(floor.batch_bytes),
         chosen.latency.p50_us,

@@ -168,31 +168,48 @@ fn y_grid(s: &mut String, max: f64) {
     }
 }
 
-/// Write + fdatasync latency (p50 and p99) against batch size, batch sizes evenly spaced.
+/// Decades `10^low..=10^high` (µs) that hold every value of `values`.
+fn decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
+    let (min, max) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v.max(0.1)), hi.max(v)));
+    let low = min.log10().floor() as i32;
+    (low, (max.log10().ceil() as i32).max(low + 1))
+}
+
+/// Write + fdatasync latency (p50 and p99, log scale) against batch size, sizes evenly spaced.
 pub fn batch_curve_svg(probe: &Probe) -> Option<String> {
     let m = probe.log_disk.as_ref()?;
     let curve = &m.batch_curve;
     if curve.is_empty() {
         return None;
     }
-    let max = curve.iter().map(|p| p.latency.p99_us).fold(1.0, f64::max) * 1.1;
+    let (low, high) = decades(curve.iter().flat_map(|p| [p.latency.p50_us, p.latency.p99_us]));
+    let span = (high - low) as f64;
+    // Log scale: the plot's height covers the decades low..high.
+    let y_log = |us: f64| y_of(us.max(0.1).log10() - low as f64, span);
     let mut s = svg_open(
         &format!("write + fdatasync latency vs batch size ({}, {})", probe.hostname, m.dir.display()),
         "batch size (KiB)",
-        "latency (µs)",
+        "latency (µs, log scale)",
     );
-    y_grid(&mut s, max);
+    for decade in low..=high {
+        let y = y_log(10f64.powi(decade));
+        let _ = writeln!(
+            s,
+            "<line x1=\"{MARGIN_LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            WIDTH - MARGIN_RIGHT,
+            MARGIN_LEFT - 6.0,
+            y + 4.0,
+            10f64.powi(decade)
+        );
+    }
     let plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
     let x_of = |i: usize| MARGIN_LEFT + plot_width * (i as f64 + 0.5) / curve.len() as f64;
     for (series, color, pick) in [
         ("p50", "#1f77b4", (|p: &crate::measure::disk::BatchPoint| p.latency.p50_us) as fn(&_) -> f64),
         ("p99", "#d62728", |p| p.latency.p99_us),
     ] {
-        let points: Vec<String> = curve
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x_of(i), y_of(pick(p), max)))
-            .collect();
+        let points: Vec<String> =
+            curve.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x_of(i), y_log(pick(p)))).collect();
         let _ = writeln!(
             s,
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
@@ -203,7 +220,7 @@ pub fn batch_curve_svg(probe: &Probe) -> Option<String> {
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>{series} {} µs at {} KiB</title></circle>",
                 x_of(i),
-                y_of(pick(p), max),
+                y_log(pick(p)),
                 pick(p),
                 p.batch_bytes / 1024
             );
