@@ -242,7 +242,8 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
     } else {
         format!("NIC interrupts land mostly on CPU {}", format_cpu_list(&cores[0]))
     };
-    let where_ = if use_isolated { format!("{node_reason}; isolated CPUs") } else { node_reason.clone() };
+    let placement_reason =
+        if use_isolated { format!("{node_reason}; isolated CPUs") } else { node_reason.clone() };
 
     let mut os_cores: Vec<usize> =
         topology.cpu_ids().into_iter().filter(|c| !candidates.contains(c)).collect();
@@ -251,7 +252,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
         let only = candidates[0];
         (network_cores, data_core, log_core) = (vec![only], only, only);
         reasons = LayoutReasons {
-            network: format!("one CPU ({where_}): every role shares CPU {only}"),
+            network: format!("one CPU ({placement_reason}): every role shares CPU {only}"),
             data: "data/ZAB role shares the only CPU".into(),
             log: "log role shares the only CPU (it mostly waits on the disk)".into(),
             pin: String::new(),
@@ -267,7 +268,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
         (network_cores, data_core, log_core) = (network_threads, shared, shared);
         reasons = LayoutReasons {
             network: format!(
-                "{} CPUs ({where_}; {irq_note}): network on CPU {}, next to the interrupts it serves",
+                "{} CPUs ({placement_reason}; {irq_note}): network on CPU {}, next to the interrupts it serves",
                 candidates.len(),
                 format_cpu_list(&network_cores)
             ),
@@ -299,6 +300,12 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
         let relation = CoreRelation::of(topology, data[0], log[0]);
         os_cores.extend(data.iter().skip(1).chain(log.iter().skip(1)));
         // One thread per physical core first, then siblings, up to the cap.
+        let network_where = match &interrupt_core {
+            Some(core) => {
+                format!("network on CPU {} (where NIC interrupts land) and the remaining cores", core[0])
+            }
+            None => "network on the remaining cores".to_owned(),
+        };
         cores.splice(0..0, interrupt_core);
         let mut network: Vec<usize> = cores.iter().map(|c| c[0]).collect();
         network.extend(cores.iter().flat_map(|c| c.iter().skip(1)));
@@ -325,7 +332,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
         };
         reasons = LayoutReasons {
             network: format!(
-                "{} physical cores ({where_}{reserve_reason}): network on the remaining cores, one thread per physical core first",
+                "{} physical cores ({placement_reason}{reserve_reason}): {network_where}, one thread per physical core first",
                 reserve + 2 + cores.len(),
             ),
             data: format!("data/ZAB role alone on CPU {}{smt}", data[0]),

@@ -70,9 +70,8 @@ impl DiskInfo {
     }
 }
 
-/// One mountinfo line: mount point, major:minor, type and source.
+/// One mountinfo line: mount point, type and source.
 struct Mount {
-    dev: String,
     point: PathBuf,
     fs_type: String,
     source: String,
@@ -105,7 +104,6 @@ fn parse_mountinfo(text: &str) -> Vec<Mount> {
             let left: Vec<&str> = left.split_whitespace().collect();
             let right: Vec<&str> = right.split_whitespace().collect();
             Some(Mount {
-                dev: left.get(2)?.to_string(),
                 point: PathBuf::from(unescape_mount_path(left.get(4)?)),
                 fs_type: right.first()?.to_string(),
                 source: right.get(1).map(|s| unescape_mount_path(s)).unwrap_or_default(),
@@ -153,12 +151,6 @@ pub fn read_disk(role: &str, dir: &Path) -> Result<DiskInfo, TuneError> {
         free_bytes,
         total_bytes,
     };
-    if mount.is_some_and(|m| m.dev != dev) {
-        log_note(&format!(
-            "{}: st_dev {dev} differs from its mount's; block facts follow st_dev",
-            path.display()
-        ));
-    }
     let Ok(mut block) = std::fs::canonicalize(format!("/sys/dev/block/{dev}")) else { return Ok(info) };
     if block.join("partition").exists() {
         block = block.parent().map(Path::to_path_buf).unwrap_or(block);
@@ -172,10 +164,6 @@ pub fn read_disk(role: &str, dir: &Path) -> Result<DiskInfo, TuneError> {
         .and_then(|s| s.parse::<i64>().ok())
         .and_then(|n| usize::try_from(n).ok());
     Ok(info)
-}
-
-fn log_note(text: &str) {
-    eprintln!("ringkeeper-tune: note: {text}");
 }
 
 /// Free (for unprivileged users) and total bytes of the filesystem holding `path`.
@@ -204,7 +192,7 @@ mod tests {
                     40 22 0:35 / /mnt/my\\040disk rw - tmpfs tmpfs rw,size=10k\n";
         let mounts = parse_mountinfo(text);
         assert_eq!(mounts.len(), 2);
-        assert_eq!((mounts[0].dev.as_str(), mounts[0].fs_type.as_str()), ("254:0", "ext4"));
+        assert_eq!((mounts[0].point.to_str(), mounts[0].fs_type.as_str()), (Some("/"), "ext4"));
         assert_eq!(mounts[1].point, PathBuf::from("/mnt/my disk"));
         assert_eq!(mounts[1].source, "tmpfs");
     }
