@@ -45,27 +45,31 @@ for c in default tuned tuned-float; do
 done
 "$work/ringkeeper-tune" check --config "$work/tuned.cfg" --probe "$out/probe.json" > "$out/check.txt" || true
 
+mkdir -p "$out/logs"
 start_server() {
+    local log="$out/logs/server-$1-$2.log"
     rm -rf "$work/data" && mkdir -p "$work/data"
-    "$work/ringkeeper" "$work/$1.cfg" > "$work/server-$1.log" 2>&1 &
+    "$work/ringkeeper" "$work/$1.cfg" > "$log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 200); do
-        if grep -q "listening on" "$work/server-$1.log"; then return 0; fi
+        if grep -q "listening on" "$log"; then return 0; fi
         sleep 0.05
     done
-    echo "server $1 did not start:"; cat "$work/server-$1.log"; exit 1
+    echo "server $1 did not start:"; cat "$log"; exit 1
 }
 stop_server() {
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 run_config() {
     local config=$1 round=$2
-    start_server "$config"
+    start_server "$config" "$round"
     for shape in 16x16 1x1; do
         local clients=${shape%x*} inflight=${shape#*x}
         echo "round $round $config $shape: $(uptime)" | tee -a "$out/uptime.txt"
         "$work/ringkeeper-bench" write --hosts "127.0.0.1:$port" --clients "$clients" --inflight "$inflight" \
-            --seconds "$seconds" --warmup "$warmup" --quiet --json "$out/$config-$shape-$round.json" > /dev/null
+            --seconds "$seconds" --warmup "$warmup" --quiet --json "$out/$config-$shape-$round.json" > /dev/null \
+            || { echo "bench failed; server alive: $(kill -0 "$server_pid" 2>/dev/null && echo yes || echo no)"; \
+                 tail -20 "$out/logs/server-$config-$round.log"; exit 1; }
     done
     stop_server
 }

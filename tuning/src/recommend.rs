@@ -17,9 +17,10 @@
 //! - `pin=true` when one server runs on the host (and it has more than one CPU); several
 //!   servers on one host float (`pin=false`), so the scheduler can spread them.
 //!
-//! Batching, from the measured log disk: `batchBytesMax` is the largest measured batch whose
-//! write + fdatasync stays within [`LATENCY_STRETCH_MAX`] of the fastest one (p50), so a full batch
-//! still answers near the floor (the reason states the throughput it carries); `batchCountMax` is that many small records; `batchDelayMicros` is 0 unless a flush
+//! Batching, from the measured log disk: a least-squares fit of the batch curve gives the fixed
+//! cost of a flush and its cost per byte ([`FlushCostFit`]); `batchBytesMax` is the batch whose
+//! transfer adds half the fixed cost (flush within [`LATENCY_STRETCH_MAX`]x the floor), as a
+//! power of two within [`BATCH_BYTES_MIN`]..[`BATCH_BYTES_MAX`]; `batchCountMax` is that many small records; `batchDelayMicros` is 0 unless a flush
 //! is slow (p50 ≥ [`SLOW_FLUSH_US`]), then a tenth of a flush; `queue.depth` holds a full batch.
 
 use std::collections::BTreeSet;
@@ -31,6 +32,7 @@ use ringkeeper_server::config::{
 use serde::Serialize;
 
 use crate::measure::cores::CoreRelation;
+use crate::measure::disk::BatchPoint;
 use crate::probe::topology::{format_cpu_list, CpuTopology};
 use crate::probe::Probe;
 
@@ -41,8 +43,13 @@ pub const NETWORK_CORES_MAX: usize = 8;
 pub const OS_RESERVE_FROM_PHYSICAL_CORES: usize = 5;
 /// Physical cores per core left to the OS on large hosts.
 pub const PHYSICAL_CORES_PER_OS_CORE: usize = 16;
-/// How much longer than the smallest batch's flush (p50) a full batch's flush may take.
+/// How much longer than the fixed cost of a flush a full batch's flush may take.
 pub const LATENCY_STRETCH_MAX: f64 = 1.5;
+/// Bounds of `batchBytesMax`. The floor keeps a few hundred small writes in flight in one
+/// flush (a cap below the in-flight bytes cuts every batch under load and multiplies flushes);
+/// the ceiling bounds one DMA write and the log executor's buffer memory.
+pub const BATCH_BYTES_MIN: u64 = 64 << 10;
+pub const BATCH_BYTES_MAX: u64 = 4 << 20;
 /// A flush at least this slow (p50, µs) makes a batching delay worthwhile.
 pub const SLOW_FLUSH_US: f64 = 1000.0;
 /// Bounds of the batching delay on slow disks, µs.
@@ -382,6 +389,46 @@ struct Batching {
     reasons: [String; 4],
 }
 
+/// `latency = fixed_us + per_byte_us * bytes`, fitted by least squares to the p50s of a
+/// batch curve: the fixed cost of a flush and what each byte adds to it. A fit over every
+/// size is steadier than any single point on a disk other processes share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlushCostFit {
+    pub fixed_us: f64,
+    pub per_byte_us: f64,
+}
+
+impl FlushCostFit {
+    /// Fits `curve` (non-empty). A negative intercept (noise) becomes the fastest p50.
+    pub fn of(curve: &[BatchPoint]) -> FlushCostFit {
+        let n = curve.len() as f64;
+        let mean_x = curve.iter().map(|p| p.batch_bytes as f64).sum::<f64>() / n;
+        let mean_y = curve.iter().map(|p| p.latency.p50_us).sum::<f64>() / n;
+        let sxx: f64 = curve.iter().map(|p| (p.batch_bytes as f64 - mean_x).powi(2)).sum();
+        let sxy: f64 =
+            curve.iter().map(|p| (p.batch_bytes as f64 - mean_x) * (p.latency.p50_us - mean_y)).sum();
+        let per_byte_us = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let fastest = curve.iter().map(|p| p.latency.p50_us).fold(f64::MAX, f64::min);
+        let intercept = mean_y - per_byte_us * mean_x;
+        FlushCostFit { fixed_us: if intercept > 0.0 { intercept } else { fastest }, per_byte_us }
+    }
+
+    /// The batch size whose transfer adds `fraction` of the fixed cost; `None` when bytes
+    /// cost nothing measurable (flat or falling curve).
+    pub fn bytes_per_extra_fixed_cost(&self, fraction: f64) -> Option<f64> {
+        (self.per_byte_us > 0.0).then(|| fraction * self.fixed_us / self.per_byte_us)
+    }
+}
+
+/// The largest power of two ≤ `n` (at least 1).
+fn round_down_to_power_of_two(n: u64) -> u64 {
+    if n <= 1 {
+        1
+    } else {
+        1 << (63 - n.leading_zeros())
+    }
+}
+
 fn plan_batching(probe: &Probe) -> Batching {
     let defaults = |why: &str| Batching {
         bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
@@ -395,24 +442,35 @@ fn plan_batching(probe: &Probe) -> Batching {
     let Some(best) = curve.iter().map(|p| p.throughput_bytes_per_s).reduce(f64::max) else {
         return defaults("no batch curve in the probe");
     };
-    // The fastest flush measured: a larger batch cannot really flush faster than a smaller
-    // one, so a slower small batch only shows noise (other I/O on the disk).
-    let floor = curve.iter().min_by(|a, b| a.latency.p50_us.total_cmp(&b.latency.p50_us)).expect("non-empty");
-    let limit_us = LATENCY_STRETCH_MAX * floor.latency.p50_us;
-    let chosen = curve.iter().rev().find(|p| p.latency.p50_us <= limit_us).unwrap_or(floor);
-    let kib = |b: usize| b / 1024;
-    let mb_s = |b: f64| (b / 1e5).round() / 10.0;
-    let bytes_max = chosen.batch_bytes as u64;
-    let bytes_reason = format!(
-        "{} KiB is the largest measured batch whose write + fdatasync stays within {LATENCY_STRETCH_MAX}x the fastest measured flush ({} KiB; p50 {} vs {} µs); it still carries {} MB/s, {} small records/s (best measured {} MB/s)",
-        kib(chosen.batch_bytes),
-        kib(floor.batch_bytes),
-        chosen.latency.p50_us,
-        floor.latency.p50_us,
-        mb_s(chosen.throughput_bytes_per_s),
-        (chosen.throughput_bytes_per_s / SMALL_RECORD_BYTES as f64).round(),
-        mb_s(best),
-    );
+    let fit = FlushCostFit::of(curve);
+    let kib = |b: u64| b / 1024;
+    let largest = curve.iter().map(|p| p.batch_bytes as u64).max().expect("non-empty");
+    let (bytes_max, bytes_reason) = match fit.bytes_per_extra_fixed_cost(LATENCY_STRETCH_MAX - 1.0) {
+        Some(bytes) => {
+            // Never beyond what was measured: the fit says nothing past the curve's end.
+            let ceiling = largest.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
+            let chosen = round_down_to_power_of_two(bytes as u64).clamp(BATCH_BYTES_MIN, ceiling);
+            let reason = format!(
+                "least-squares fit of the batch curve (p50): a flush costs {:.0} µs plus {:.0} µs per MiB, so batches up to {} KiB stay within {LATENCY_STRETCH_MAX}x the fixed cost (kept within {}..{} KiB, the largest measured; best measured throughput {:.1} MB/s)",
+                fit.fixed_us,
+                fit.per_byte_us * (1u64 << 20) as f64,
+                kib(chosen),
+                kib(BATCH_BYTES_MIN),
+                kib(ceiling),
+                best / 1e6
+            );
+            (chosen, reason)
+        }
+        None => {
+            let chosen = largest.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
+            let reason = format!(
+                "flush time does not grow measurably with batch size up to {} KiB (fitted fixed cost {:.0} µs): the largest measured batch",
+                kib(largest),
+                fit.fixed_us
+            );
+            (chosen, reason)
+        }
+    };
     let count_max = (bytes_max / SMALL_RECORD_BYTES).clamp(BATCH_COUNT_MIN, BATCH_COUNT_MAX);
     let count_reason = format!(
         "{count_max} small records (~{SMALL_RECORD_BYTES} B each) fill batchBytesMax, so the byte limit decides"

@@ -33,7 +33,7 @@ fn two_cpu_vm_puts_network_on_the_interrupt_cpu_and_data_with_log() {
     // Recorded on the development VM: NIC interrupts mostly on CPU 1, flush p50 ~100 µs.
     let v = values("2cpu-vm-virtio.json", one_server());
     assert_eq!(&v[..4], ["1", "0", "0", "true"]);
-    assert_eq!(&v[4..], ["65536", "512", "0", "1024"]);
+    assert_eq!(&v[4..], ["262144", "2048", "0", "2048"]);
     let rec = recommend(&fixture("2cpu-vm-virtio.json"), one_server());
     assert_eq!(rec.layout.os_cores, Vec::<usize>::new());
 }
@@ -125,7 +125,7 @@ fn hdd_and_nvme_differ_in_delay_and_batch_bytes() {
     let nvme = recommend(&fixture("8cpu-nvme.json"), one_server());
     assert_eq!(hdd.value("ringkeeper.log.batchDelayMicros"), Some("600"));
     assert_eq!(nvme.value("ringkeeper.log.batchDelayMicros"), Some("0"));
-    // A 256 KiB flush costs 1.27x a 4 KiB one on the HDD but 3.1x on the NVMe.
+    // Fitted: HDD 8202 µs fixed + 8325 µs/MiB -> 256 KiB; NVMe 44 µs + 376 µs/MiB -> 64 KiB.
     assert_eq!(hdd.value("ringkeeper.log.batchBytesMax"), Some("262144"));
     assert_eq!(nvme.value("ringkeeper.log.batchBytesMax"), Some("65536"));
 }
@@ -171,4 +171,50 @@ fn log_core_is_the_closest_to_the_data_core() {
         let relation = CoreRelation::of(&probe.cpu, rec.layout.data_core, rec.layout.log_core);
         assert_eq!(relation, CoreRelation::SamePackage, "{name}");
     }
+}
+
+fn point(batch_bytes: usize, p50_us: f64) -> ringkeeper_tune::measure::disk::BatchPoint {
+    let mut probe = fixture("8cpu-nvme.json");
+    let mut p = probe.log_disk.take().unwrap().batch_curve.remove(0);
+    p.batch_bytes = batch_bytes;
+    p.latency.p50_us = p50_us;
+    p
+}
+
+#[test]
+fn flush_cost_fit_recovers_a_line_and_survives_noise() {
+    use ringkeeper_tune::recommend::FlushCostFit;
+    // 100 µs fixed + 1 µs per KiB, exactly.
+    let exact: Vec<_> =
+        [4usize, 16, 64, 256, 1024].iter().map(|k| point(k << 10, 100.0 + *k as f64)).collect();
+    let fit = FlushCostFit::of(&exact);
+    assert!((fit.fixed_us - 100.0).abs() < 1e-6 && (fit.per_byte_us * 1024.0 - 1.0).abs() < 1e-9, "{fit:?}");
+    // Half the fixed cost is spent moving 50 KiB.
+    assert_eq!(fit.bytes_per_extra_fixed_cost(0.5).map(|b| b.round()), Some(50.0 * 1024.0));
+    // A flat curve: bytes cost nothing measurable, so no size follows from it.
+    let flat: Vec<_> = [4usize, 64, 1024].iter().map(|k| point(k << 10, 300.0)).collect();
+    assert_eq!(FlushCostFit::of(&flat).bytes_per_extra_fixed_cost(0.5), None);
+}
+
+#[test]
+fn batch_bytes_stay_within_the_measured_range() {
+    // One noisy small point, flat elsewhere (a shared virtio disk): the cap never exceeds
+    // the largest measured batch nor falls below 64 KiB.
+    let mut probe = fixture("2cpu-vm-virtio.json");
+    let curve = &mut probe.log_disk.as_mut().unwrap().batch_curve;
+    *curve = vec![
+        point(4096, 960.0),
+        point(16384, 265.0),
+        point(65536, 7000.0),
+        point(262144, 780.0),
+        point(1 << 20, 2640.0),
+    ];
+    let rec = recommend(&probe, one_server());
+    assert_eq!(rec.value("ringkeeper.log.batchBytesMax"), Some("1048576"));
+    curve_truncate(&mut probe, 2);
+    assert_eq!(recommend(&probe, one_server()).value("ringkeeper.log.batchBytesMax"), Some("65536"));
+}
+
+fn curve_truncate(probe: &mut ringkeeper_tune::probe::Probe, len: usize) {
+    probe.log_disk.as_mut().unwrap().batch_curve.truncate(len);
 }
