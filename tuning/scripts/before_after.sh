@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Before/after of ringkeeper-tune on this host: one ringkeeper server with the default config
 # ("default"), with the config `ringkeeper-tune apply` wrote ("tuned": one server per host, so
-# pinned) and with `apply --servers-per-host 2` ("tuned-float": same settings, unpinned);
-# `ringkeeper-bench write` 16x16 and 1x1 against each, ROUNDS rounds (the order of the three
+# pinned), with `apply --servers-per-host 2` ("tuned-float": same settings, unpinned) and with
+# only the layout lines of "tuned" ("layout-only": pinned cores, default batching);
+# `ringkeeper-bench write` 16x16 and 1x1 against each, ROUNDS rounds (the order of the four
 # rotates every round), a fresh data directory per run. Results (JSON per run, uptime lines,
 # the probe, its SVGs, the recommendation and the applied configs) go to OUT.
 #
@@ -40,7 +41,8 @@ echo "probe: $(uptime)" | tee "$out/uptime.txt"
 "$work/ringkeeper-tune" recommend --probe "$out/probe.json" > "$out/recommend.txt"
 "$work/ringkeeper-tune" apply --probe "$out/probe.json" "$work/tuned.cfg"
 "$work/ringkeeper-tune" apply --servers-per-host 2 --probe "$out/probe.json" "$work/tuned-float.cfg"
-for c in default tuned tuned-float; do
+grep -v "^ringkeeper.log.batch\|^ringkeeper.queue.depth" "$work/tuned.cfg" > "$work/layout-only.cfg"
+for c in default tuned tuned-float layout-only; do
     sed "s|$work|/var/tmp/rk-tune-bench|g" "$work/$c.cfg" > "$out/$c.cfg"
 done
 "$work/ringkeeper-tune" check --config "$work/tuned.cfg" --probe "$out/probe.json" > "$out/check.txt" || true
@@ -73,8 +75,8 @@ run_config() {
     done
     stop_server
 }
-configs=(default tuned tuned-float)
+configs=(default tuned tuned-float layout-only)
 for round in $(seq 1 "$rounds"); do
-    for i in 0 1 2; do run_config "${configs[$(( (i + round - 1) % 3 ))]}" "$round"; done
+    for i in 0 1 2 3; do run_config "${configs[$(( (i + round - 1) % 4 ))]}" "$round"; done
 done
 echo "done: $(uptime)" | tee -a "$out/uptime.txt"

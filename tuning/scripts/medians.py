@@ -24,7 +24,7 @@ print("| case | config | runs | ops/s median (min–max) | p50 µs | p99 µs | e
 print("|---|---|---|---|---|---|---|")
 medians = {}
 for shape in ["16x16", "1x1"]:
-    for config in ["default", "tuned", "tuned-float"]:
+    for config in ["default", "tuned", "tuned-float", "layout-only"]:
         rs = runs.get((shape, config), [])
         if not rs:
             continue
@@ -39,7 +39,7 @@ print("| case | config / default | ops/s | p50 | p99 |")
 print("|---|---|---|---|---|")
 for shape in ["16x16", "1x1"]:
     base = medians.get((shape, "default"))
-    for config in ["tuned", "tuned-float"]:
+    for config in ["tuned", "tuned-float", "layout-only"]:
         m = medians.get((shape, config))
         if base and m:
             print(f"| write:{shape} | {config} | {m[0] / base[0]:.2f} | {m[1] / base[1]:.2f} | {m[2] / base[2]:.2f} |")
