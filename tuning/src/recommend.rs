@@ -18,10 +18,13 @@
 //!   servers on one host float (`pin=false`), so the scheduler can spread them.
 //!
 //! Batching, from the measured log disk: a least-squares fit of the batch curve gives the fixed
-//! cost of a flush and its cost per byte ([`FlushCostFit`]); `batchBytesMax` is the batch whose
-//! transfer adds half the fixed cost (flush within [`LATENCY_STRETCH_MAX`]x the floor), as a
-//! power of two within [`BATCH_BYTES_MIN`]..[`BATCH_BYTES_MAX`]; `batchCountMax` is that many small records; `batchDelayMicros` is 0 unless a flush
-//! is slow (p50 ≥ [`SLOW_FLUSH_US`]), then a tenth of a flush; `queue.depth` holds a full batch.
+//! cost of a flush and its cost per byte ([`FlushCostFit`]). `batchBytesMax` holds the larger of
+//! a full in-flight window (the data role keeps at most 2 x `queue.depth` records in flight to
+//! the log; a cap below that splits every full batch into a full and a tiny flush, which halved
+//! write throughput on the development VM) and the batch that still flushes within
+//! [`LATENCY_STRETCH_MAX`]x the fixed cost; `batchCountMax` is the window; `queue.depth` stays
+//! the server default (the reason gives the window's flush time); `batchDelayMicros` is 0
+//! unless a flush is slow (p50 >= [`SLOW_FLUSH_US`]), then a tenth of a flush.
 
 use std::collections::BTreeSet;
 
@@ -45,22 +48,22 @@ pub const OS_RESERVE_FROM_PHYSICAL_CORES: usize = 5;
 pub const PHYSICAL_CORES_PER_OS_CORE: usize = 16;
 /// How much longer than the fixed cost of a flush a full batch's flush may take.
 pub const LATENCY_STRETCH_MAX: f64 = 1.5;
-/// Bounds of `batchBytesMax`. The floor keeps a few hundred small writes in flight in one
-/// flush (a cap below the in-flight bytes cuts every batch under load and multiplies flushes);
-/// the ceiling bounds one DMA write and the log executor's buffer memory.
-pub const BATCH_BYTES_MIN: u64 = 64 << 10;
+/// Ceiling of `batchBytesMax`: bounds one DMA write and the log executor's buffer memory.
 pub const BATCH_BYTES_MAX: u64 = 4 << 20;
 /// A flush at least this slow (p50, µs) makes a batching delay worthwhile.
 pub const SLOW_FLUSH_US: f64 = 1000.0;
 /// Bounds of the batching delay on slow disks, µs.
 pub const BATCH_DELAY_MICROS_MIN: u64 = 50;
 pub const BATCH_DELAY_MICROS_MAX: u64 = 1000;
-/// Size of a small write's log record (header + a short setData/create txn), bytes.
-pub const SMALL_RECORD_BYTES: u64 = 128;
+/// Size of a small write's log record, bytes (a 100-byte setData measured 228 B: header,
+/// path, txn encoding).
+pub const RECORD_BYTES: u64 = 256;
+/// Records the data role keeps in flight to the log per `queue.depth` slot (server/src/runtime.rs:
+/// `in_flight_max: 2 * queue_depth`).
+pub const IN_FLIGHT_PER_QUEUE_SLOT: usize = 2;
 /// Bounds of `batchCountMax` and `queue.depth`.
 pub const BATCH_COUNT_MIN: u64 = 64;
 pub const BATCH_COUNT_MAX: u64 = 65536;
-pub const QUEUE_DEPTH_MAX: usize = 65536;
 
 /// What the caller knows that a probe cannot: how many servers share this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,15 +423,6 @@ impl FlushCostFit {
     }
 }
 
-/// The largest power of two ≤ `n` (at least 1).
-fn round_down_to_power_of_two(n: u64) -> u64 {
-    if n <= 1 {
-        1
-    } else {
-        1 << (63 - n.leading_zeros())
-    }
-}
-
 fn plan_batching(probe: &Probe) -> Batching {
     let defaults = |why: &str| Batching {
         bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
@@ -439,41 +433,40 @@ fn plan_batching(probe: &Probe) -> Batching {
     };
     let Some(disk) = &probe.log_disk else { return defaults("no disk measurement in the probe") };
     let curve = &disk.batch_curve;
-    let Some(best) = curve.iter().map(|p| p.throughput_bytes_per_s).reduce(f64::max) else {
+    if curve.is_empty() {
         return defaults("no batch curve in the probe");
-    };
+    }
     let fit = FlushCostFit::of(curve);
     let kib = |b: u64| b / 1024;
     let largest = curve.iter().map(|p| p.batch_bytes as u64).max().expect("non-empty");
-    let (bytes_max, bytes_reason) = match fit.bytes_per_extra_fixed_cost(LATENCY_STRETCH_MAX - 1.0) {
-        Some(bytes) => {
-            // Never beyond what was measured: the fit says nothing past the curve's end.
-            let ceiling = largest.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
-            let chosen = round_down_to_power_of_two(bytes as u64).clamp(BATCH_BYTES_MIN, ceiling);
-            let reason = format!(
-                "least-squares fit of the batch curve (p50): a flush costs {:.0} µs plus {:.0} µs per MiB, so batches up to {} KiB stay within {LATENCY_STRETCH_MAX}x the fixed cost (kept within {}..{} KiB, the largest measured; best measured throughput {:.1} MB/s)",
-                fit.fixed_us,
-                fit.per_byte_us * (1u64 << 20) as f64,
-                kib(chosen),
-                kib(BATCH_BYTES_MIN),
-                kib(ceiling),
-                best / 1e6
-            );
-            (chosen, reason)
-        }
-        None => {
-            let chosen = largest.clamp(BATCH_BYTES_MIN, BATCH_BYTES_MAX);
-            let reason = format!(
-                "flush time does not grow measurably with batch size up to {} KiB (fitted fixed cost {:.0} µs): the largest measured batch",
-                kib(largest),
-                fit.fixed_us
-            );
-            (chosen, reason)
-        }
-    };
-    let count_max = (bytes_max / SMALL_RECORD_BYTES).clamp(BATCH_COUNT_MIN, BATCH_COUNT_MAX);
+    // The data role keeps at most IN_FLIGHT_PER_QUEUE_SLOT x queue.depth records in flight to
+    // the log: a batch can never be larger, and a cap below it cuts full batches.
+    let queue_depth = DEFAULT_QUEUE_DEPTH;
+    let window_records = (IN_FLIGHT_PER_QUEUE_SLOT * queue_depth) as u64;
+    let window_bytes = window_records * RECORD_BYTES;
+    let flush_us = |bytes: u64| fit.fixed_us + fit.per_byte_us * bytes as f64;
+    // The batch whose flush stays within LATENCY_STRETCH_MAX of the fixed cost, as far as measured.
+    let near_floor_bytes = fit
+        .bytes_per_extra_fixed_cost(LATENCY_STRETCH_MAX - 1.0)
+        .map_or(largest, |b| (b as u64).min(largest));
+    let bytes_max = window_bytes.max(near_floor_bytes).next_power_of_two().min(BATCH_BYTES_MAX);
+    let bytes_reason = format!(
+        "one batch holds a full in-flight window ({window_records} records of ~{RECORD_BYTES} B = {} KiB; a cap below it splits each full batch into a full and a tiny flush) and the {} KiB that flush within {LATENCY_STRETCH_MAX}x the fixed cost; fitted flush cost {:.0} µs + {:.0} µs per MiB, so a full batch flushes in ~{:.0} µs",
+        kib(window_bytes),
+        kib(near_floor_bytes),
+        fit.fixed_us,
+        fit.per_byte_us * (1u64 << 20) as f64,
+        flush_us(bytes_max),
+    );
+    let count_max = window_records.clamp(BATCH_COUNT_MIN, BATCH_COUNT_MAX);
     let count_reason = format!(
-        "{count_max} small records (~{SMALL_RECORD_BYTES} B each) fill batchBytesMax, so the byte limit decides"
+        "the data role keeps at most {IN_FLIGHT_PER_QUEUE_SLOT} x queue.depth = {count_max} records in flight to the log: all of them may share one flush"
+    );
+    let queue_reason = format!(
+        "server default kept: its in-flight window ({window_records} records, ~{} KiB) flushes in ~{:.0} µs on this disk, {:.1}x the fixed flush cost",
+        kib(window_bytes),
+        flush_us(window_bytes),
+        flush_us(window_bytes) / fit.fixed_us
     );
     let flush = &disk.fdatasync;
     let rotational = match probe.log_disk_info().and_then(|d| d.rotational) {
@@ -500,10 +493,6 @@ fn plan_batching(probe: &Probe) -> Batching {
             ),
         )
     };
-    let queue_depth = (count_max as usize).next_power_of_two().clamp(DEFAULT_QUEUE_DEPTH, QUEUE_DEPTH_MAX);
-    let queue_reason = format!(
-        "each cross-core queue holds a full batch ({count_max} records), so the log queue never cuts a batch short"
-    );
     Batching {
         bytes_max,
         count_max,
