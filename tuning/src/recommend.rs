@@ -406,7 +406,8 @@ pub struct FlushCostFit {
 }
 
 impl FlushCostFit {
-    /// Fits `curve` (non-empty). A negative intercept (noise) becomes the fastest p50.
+    /// Fits `curve` (non-empty). A falling curve (noise) fits as a flat one at the mean p50; a
+    /// negative intercept becomes the fastest p50.
     pub fn of(curve: &[BatchPoint]) -> FlushCostFit {
         let n = curve.len() as f64;
         let mean_x = curve.iter().map(|p| p.batch_bytes as f64).sum::<f64>() / n;
@@ -414,10 +415,14 @@ impl FlushCostFit {
         let sxx: f64 = curve.iter().map(|p| (p.batch_bytes as f64 - mean_x).powi(2)).sum();
         let sxy: f64 =
             curve.iter().map(|p| (p.batch_bytes as f64 - mean_x) * (p.latency.p50_us - mean_y)).sum();
-        let per_byte_us = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        if slope <= 0.0 {
+            // Larger batches did not take longer (noise from other I/O): no per-byte cost seen.
+            return FlushCostFit { fixed_us: mean_y, per_byte_us: 0.0 };
+        }
         let fastest = curve.iter().map(|p| p.latency.p50_us).fold(f64::MAX, f64::min);
-        let intercept = mean_y - per_byte_us * mean_x;
-        FlushCostFit { fixed_us: if intercept > 0.0 { intercept } else { fastest }, per_byte_us }
+        let intercept = mean_y - slope * mean_x;
+        FlushCostFit { fixed_us: if intercept > 0.0 { intercept } else { fastest }, per_byte_us: slope }
     }
 
     /// The batch size whose transfer adds `fraction` of the fixed cost; `None` when bytes

@@ -209,6 +209,11 @@ fn flush_cost_fit_recovers_a_line_and_survives_noise() {
     // A flat curve: bytes cost nothing measurable, so no size follows from it.
     let flat: Vec<_> = [4usize, 64, 1024].iter().map(|k| point(k << 10, 300.0)).collect();
     assert_eq!(FlushCostFit::of(&flat).bytes_per_extra_fixed_cost(0.5), None);
+    // A falling curve (noise) is flat at its mean, never a negative cost per byte.
+    let falling: Vec<_> =
+        [(4usize, 4000.0), (64, 200.0), (1024, 1200.0)].iter().map(|(k, us)| point(k << 10, *us)).collect();
+    let fit = FlushCostFit::of(&falling);
+    assert_eq!((fit.per_byte_us, fit.fixed_us.round()), (0.0, 1800.0));
 }
 
 #[test]
