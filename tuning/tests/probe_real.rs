@@ -60,7 +60,11 @@ fn tiny_probe_of_this_machine_is_bounded_and_cleans_up() {
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
 
     let first = &probe.core_latency[0];
-    assert_eq!((first.relation, first.cpu_a, first.cpu_b), (CoreRelation::SameCpu, 0, 0));
+    let first_allowed = ringkeeper_tune::measure::cores::allowed_cpus()[0];
+    assert_eq!(
+        (first.relation, first.cpu_a, first.cpu_b),
+        (CoreRelation::SameCpu, first_allowed, first_allowed)
+    );
     assert!(probe.core_latency.len() <= 3);
     assert!(probe.core_latency.iter().all(|p| (1..=300).contains(&p.round_trip.samples)));
 
@@ -103,4 +107,20 @@ fn bad_probe_files_are_named() {
     let missing = dir.path().join("none.json");
     let message = Probe::load(&missing).unwrap_err().to_string();
     assert!(message.starts_with(&format!("{}: reading the probe file: ", missing.display())), "{message}");
+}
+
+#[test]
+fn ping_pong_pairs_cover_each_relation_within_the_affinity_mask() {
+    use ringkeeper_tune::measure::cores::pairs_to_measure;
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/64cpu-smt-numa-nvme.json");
+    let topology = Probe::load(&path).unwrap().cpu;
+    let all: Vec<usize> = (0..64).collect();
+    // Same CPU, same package, the other node, the SMT sibling (CPU 0's is 32).
+    assert_eq!(pairs_to_measure(&topology, &all, 8), [(0, 0), (0, 1), (0, 16), (0, 32)]);
+    assert_eq!(pairs_to_measure(&topology, &all, 2), [(0, 0), (0, 1)]);
+    // A cpuset of node 1 only: pairs start from its first CPU and never leave the set.
+    let node1: Vec<usize> = (16..32).chain(48..64).collect();
+    assert_eq!(pairs_to_measure(&topology, &node1, 8), [(16, 16), (16, 17), (16, 48)]);
+    assert!(pairs_to_measure(&topology, &[], 8).is_empty());
 }

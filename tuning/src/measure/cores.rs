@@ -4,8 +4,9 @@
 //! In: the topology and [`CoreBounds`]. Out: one [`CorePairLatency`] per measured pair,
 //! labelled by how the CPUs relate (same CPU, SMT siblings, same package, same NUMA node,
 //! other node), so `recommend` can say what placing two roles on such CPUs costs.
-//! Which pairs: from the first CPU to itself (roles sharing a CPU), to its SMT sibling, to a
-//! CPU of the same package, of the same node, and of each other node, at most `pairs_max`.
+//! Which pairs: from the first CPU the process may use to itself (roles sharing a CPU), to its
+//! SMT sibling, to a CPU of the same package, of the same node, and of each other node, at
+//! most `pairs_max`.
 
 use std::time::{Duration, Instant};
 
@@ -64,13 +65,15 @@ pub struct CorePairLatency {
     pub round_trip: LatencySummary,
 }
 
-/// The pairs worth measuring: one per relation class (and per other node), from the first CPU.
-pub fn pairs_to_measure(topology: &CpuTopology, pairs_max: usize) -> Vec<(usize, usize)> {
-    let Some(first) = topology.cpus.first() else { return Vec::new() };
+/// The pairs worth measuring: one per relation class (and per other node), from the first
+/// CPU this process may run on, among the CPUs in `allowed` (its affinity mask).
+pub fn pairs_to_measure(topology: &CpuTopology, allowed: &[usize], pairs_max: usize) -> Vec<(usize, usize)> {
+    let cpus: Vec<_> = topology.cpus.iter().filter(|c| allowed.contains(&c.id)).collect();
+    let Some(first) = cpus.first() else { return Vec::new() };
     let mut pairs = vec![(first.id, first.id)];
     let mut seen_relations = vec![CoreRelation::SameCpu];
     let mut seen_nodes = vec![first.node];
-    for cpu in &topology.cpus[1..] {
+    for cpu in &cpus[1..] {
         let relation = CoreRelation::of(topology, first.id, cpu.id);
         let new_node = relation == CoreRelation::OtherNode && !seen_nodes.contains(&cpu.node);
         if new_node || (relation != CoreRelation::OtherNode && !seen_relations.contains(&relation)) {
@@ -81,6 +84,19 @@ pub fn pairs_to_measure(topology: &CpuTopology, pairs_max: usize) -> Vec<(usize,
     }
     pairs.truncate(pairs_max.max(1));
     pairs
+}
+
+/// CPUs this process may run on (`sched_getaffinity`; a container's cpuset may hide some).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; `set` is valid and writable for size_of::<cpu_set_t>() bytes.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: CPU_ISSET only reads the initialised set, for ids below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
 }
 
 fn pin(cpu: usize) -> Result<(), TuneError> {
@@ -144,7 +160,7 @@ fn ping_pong(a: usize, b: usize, bounds: &CoreBounds) -> Result<Vec<u64>, TuneEr
 /// Measures the pairs [`pairs_to_measure`] picks.
 pub fn measure_cores(topology: &CpuTopology, bounds: &CoreBounds) -> Result<Vec<CorePairLatency>, TuneError> {
     let mut out = Vec::new();
-    for (a, b) in pairs_to_measure(topology, bounds.pairs_max) {
+    for (a, b) in pairs_to_measure(topology, &allowed_cpus(), bounds.pairs_max) {
         let relation = CoreRelation::of(topology, a, b);
         if !bounds.quiet {
             eprintln!("ringkeeper-tune: ping-pong CPU {a} <-> CPU {b} ({relation:?})");
