@@ -6,14 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
     /// A file or directory could not be read or written.
-    #[error("{}: {what}: {source}", path.display())]
+    #[error("{}: {what}: {cause}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was being done (`reading`, `creating the measurement file`, ...).
         what: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not chained as a source too).
+        cause: std::io::Error,
     },
     /// A probe file that does not parse or lacks what is needed.
     #[error("probe file {}: {reason}", path.display())]
@@ -39,6 +39,6 @@ pub enum TuneError {
 impl TuneError {
     /// An [`TuneError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, what: impl Into<String>, source: std::io::Error) -> TuneError {
-        TuneError::Io { path: path.into(), what: what.into(), source }
+        TuneError::Io { path: path.into(), what: what.into(), cause: source }
     }
 }
