@@ -1395,6 +1395,16 @@ ringkeeper.queue.depth=4096
     }
 
     #[test]
+    fn log_segment_bytes_has_a_floor_and_a_4k_granule() {
+        assert_eq!(parse(MINIMAL).log_segment_bytes, 64 << 20);
+        assert_eq!(parse(&format!("{MINIMAL}ringkeeper.log.segmentBytes=65536\n")).log_segment_bytes, 65536);
+        let e = err(&format!("{MINIMAL}ringkeeper.log.segmentBytes=4096\n"));
+        assert!(e.starts_with("ringkeeper.log.segmentBytes: \"4096\" is out of range"), "{e}");
+        let e = err(&format!("{MINIMAL}ringkeeper.log.segmentBytes=100000\n"));
+        assert!(e.contains("is not a multiple of 4096"), "{e}");
+    }
+
+    #[test]
     fn load_names_the_file_and_reads_myid() {
         let missing = Path::new("/nonexistent/ringkeeper/zoo.cfg");
         let e = Config::load(missing).unwrap_err().to_string();

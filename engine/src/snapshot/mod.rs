@@ -244,6 +244,7 @@ pub fn restore(
 ) -> Result<DataTree, SnapshotError> {
     let acls: Vec<Vec<Acl>> = image.acls.iter().map(|list| list.iter().map(Acl::from).collect()).collect();
     let mut tree = DataTree::new();
+    tree.reserve(image.nodes.len());
     for (index, node) in image.nodes.iter().enumerate() {
         let Some(acl) = acls.get(node.acl.to_native() as usize) else {
             return invalid(

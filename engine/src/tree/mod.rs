@@ -299,6 +299,11 @@ impl DataTree {
         self.nodes.iter().map(|(path, node)| (&**path, node))
     }
 
+    /// Makes room for `additional` more nodes (a snapshot restore knows its node count).
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
+    }
+
     /// Puts a node read from a snapshot in place: a new node is linked under its parent (which
     /// must exist: snapshots list parents first) and indexed by its owner kind; an existing
     /// one (the system nodes of [`DataTree::new`]) takes the snapshot's stat, data and ACL.
