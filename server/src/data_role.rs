@@ -315,6 +315,7 @@ impl DataRole {
                 }
                 Action::Append { zxid, txn } => {
                     self.held.borrow_mut().in_flight.push_back(zxid);
+                    self.snapshots.borrow_mut().txn_logged();
                     let _ = self.to_log.try_send(LogRecord { zxid, bytes: txn });
                 }
                 Action::Apply { txn, .. } => {
