@@ -95,6 +95,8 @@ struct Replica {
     relaying: RefCell<Relaying>,
     role: Cell<RoleView>,
     data_dir: std::path::PathBuf,
+    /// The epochs on disk (accepted, current).
+    epochs: Cell<(u32, u32)>,
 }
 
 impl Replica {
@@ -380,7 +382,11 @@ impl DataRole {
                     }
                 }
                 Action::PersistEpochs { accepted, current } => {
-                    if let Err(e) = replica::persist_epochs(&r.data_dir, accepted, current) {
+                    let before = r.epochs.replace((accepted, current));
+                    if before == (accepted, current) {
+                        continue;
+                    }
+                    if let Err(e) = replica::persist_epochs(&r.data_dir, before, accepted, current) {
                         log::error!("FATAL: writing epochs in {}: {e}", r.data_dir.display());
                         std::process::exit(71);
                     }
@@ -694,6 +700,7 @@ pub async fn run(
             relaying: RefCell::new(Relaying::default()),
             role: Cell::new(RoleView { state: ServerState::Looking, leader: None, epoch: 0, serving: false }),
             data_dir: setup.data_dir.clone(),
+            epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
         }),
         snapshots: RefCell::new(log.snapshots),
     });

@@ -92,9 +92,11 @@ fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
     }
 }
 
-/// Writes `acceptedEpoch` and `currentEpoch` durably (temp file, fsync, rename, dir fsync).
-pub fn persist_epochs(dir: &Path, accepted: u32, current: u32) -> std::io::Result<()> {
-    for (name, value) in [("acceptedEpoch", accepted), ("currentEpoch", current)] {
+/// Writes `acceptedEpoch` and/or `currentEpoch` durably (temp file, fsync, rename, dir
+/// fsync), only the ones that differ from `before` (each fsync is on the election's path).
+pub fn persist_epochs(dir: &Path, before: (u32, u32), accepted: u32, current: u32) -> std::io::Result<()> {
+    let changed = [("acceptedEpoch", before.0, accepted), ("currentEpoch", before.1, current)];
+    for (name, _, value) in changed.iter().filter(|(_, old, new)| old != new) {
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, format!("{value}\n"))?;
         std::fs::File::open(&tmp)?.sync_all()?;
