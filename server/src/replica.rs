@@ -61,7 +61,7 @@ pub fn stand_in(learner: ServerId, token: u64) -> ConnId {
 
 /// The learner and token behind a stand-in connection id, or None for a local connection.
 pub fn relayed(conn: ConnId) -> Option<(ServerId, u64)> {
-    (conn & RELAYED_BIT != 0).then(|| ((conn & !RELAYED_BIT) >> TOKEN_BITS, conn & ((1 << TOKEN_BITS) - 1)))
+    (conn & RELAYED_BIT != 0).then_some(((conn & !RELAYED_BIT) >> TOKEN_BITS, conn & ((1 << TOKEN_BITS) - 1)))
 }
 
 /// Everything the data role needs to run as an ensemble member.
@@ -197,11 +197,16 @@ fn snapshot_epoch_ends(data_dir: &Path) -> anyhow::Result<(i64, Vec<i64>)> {
     Ok((zxid, ends))
 }
 
+/// What the log tells the peer: its most recent txns, the zxid they follow, and per epoch
+/// the last zxid.
+struct LoggedHistory {
+    txns: Vec<(i64, SharedTxn)>,
+    base: i64,
+    epoch_ends: Vec<i64>,
+}
+
 /// Per epoch, the last zxid of the log, and its most recent txns (for DIFF).
-fn read_history(
-    log_dir: &Path,
-    history_max: usize,
-) -> anyhow::Result<(Vec<(i64, SharedTxn)>, i64, Vec<i64>)> {
+fn read_history(log_dir: &Path, history_max: usize) -> anyhow::Result<LoggedHistory> {
     let mut history: VecDeque<(i64, SharedTxn)> = VecDeque::new();
     let mut base = 0;
     let mut ends: Vec<i64> = Vec::new();
@@ -225,7 +230,7 @@ fn read_history(
             base = scanned.header.prev_zxid;
         }
     }
-    Ok((history.into(), base, ends))
+    Ok(LoggedHistory { txns: history.into(), base, epoch_ends: ends })
 }
 
 /// The ensemble setup for `config`, or None for a standalone server. Carries out a pending
@@ -253,7 +258,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     peer_config.election_retry_ms = config.zab_election_retry_ms as i64;
     peer_config.sync_timeout_ms = config.init_limit as i64 * config.tick_time_ms as i64;
     peer_config.history_max = config.zab_history_max;
-    let (history, mut history_base, mut epoch_ends) = read_history(config.log_dir(), config.zab_history_max)?;
+    let LoggedHistory { txns: history, base: mut history_base, mut epoch_ends } =
+        read_history(config.log_dir(), config.zab_history_max)?;
     let (snapshot_zxid, snapshot_ends) = snapshot_epoch_ends(&config.data_dir)?;
     if history.is_empty() {
         // Only a snapshot: the state starts there.

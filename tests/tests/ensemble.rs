@@ -10,11 +10,18 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_tests::ensemble::{Ensemble, Mode};
 use zookeeper_client as zk;
 
+mod common;
+
 /// Bound on every single client step.
 const STEP: Duration = Duration::from_secs(20);
+
+fn member_addr(ensemble: &Ensemble, i: usize) -> std::net::SocketAddr {
+    ensemble.address(i).parse().unwrap()
+}
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(STEP, fut).await.unwrap_or_else(|_| panic!("timed out: {what}"))
@@ -356,4 +363,39 @@ async fn a_follower_too_far_behind_for_diff_is_sent_a_snapshot() {
     written.insert("/s/after".to_string());
     assert_all_present(&ensemble, follower, &written).await;
     blocking(|| wait_same_zxid(&ensemble, STEP));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_leader_failover_a_dead_sessions_ephemeral_goes_and_its_watch_fires_once() {
+    let mut ensemble = blocking(|| Ensemble::start(3, 0, ""));
+    let leader = ensemble.wait_leader(STEP);
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    // A session that will die silently (its socket just goes away; no closeSession), with an
+    // ephemeral, made through one follower.
+    let mut doomed = blocking(|| common::RawSession::connect_to(member_addr(&ensemble, f2), 4_000));
+    let created = blocking(|| doomed.code(OpCode::Create, &common::create_request("/doomed", 1)));
+    assert_eq!(created, 0, "create the ephemeral");
+    // A live session on the other follower watches it.
+    let watcher = connect(&ensemble.address(f1)).await;
+    within("sync", watcher.sync("/")).await.expect("sync");
+    let (stat, watch) = within("watch", watcher.check_and_watch_stat("/doomed")).await.expect("watch");
+    assert!(stat.is_some(), "the ephemeral is visible on the other follower");
+
+    // The leader dies; the expiry of the dead session is now the new leader's job.
+    blocking(|| ensemble.kill(leader));
+    let new_leader = blocking(|| ensemble.wait_leader(Duration::from_secs(30)));
+    drop(doomed);
+    let event = within("deleted event", watch.changed()).await;
+    assert_eq!((event.event_type, event.path.as_str()), (zk::EventType::NodeDeleted, "/doomed"));
+    within("sync", watcher.sync("/")).await.expect("sync");
+    assert!(within("exists", watcher.check_stat("/doomed")).await.unwrap().is_none());
+    eprintln!("dead session expired by the new leader (server {})", new_leader + 1);
+    blocking(|| ensemble.restart(leader));
+    blocking(|| wait_same_zxid(&ensemble, STEP));
+    // Every member agrees the ephemeral is gone.
+    for i in 0..3 {
+        let c = connect(&ensemble.address(i)).await;
+        within("sync", c.sync("/")).await.expect("sync");
+        assert!(within("exists", c.check_stat("/doomed")).await.unwrap().is_none(), "server {}", i + 1);
+    }
 }

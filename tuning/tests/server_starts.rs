@@ -68,7 +68,7 @@ async fn server_starts_with_the_applied_config_and_serves_writes() {
     let server = TestServer::start_with(block);
     let log = server.log();
     // The log is captured at info level (start-up lines are there), and no key was refused.
-    assert!(log.contains("recovered 0 txns"), "server log not captured:\n{log}");
+    assert!(log.contains("recovered from no snapshot and 0 txns"), "server log not captured:\n{log}");
     assert!(!log.contains("unknown key") && !log.contains("WARN"), "server warned:\n{log}");
     let cfg = std::fs::read_to_string(server.config_path()).unwrap();
     assert!(cfg.contains(block), "the server's zoo.cfg carries the applied block");

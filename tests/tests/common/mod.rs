@@ -1,4 +1,4 @@
-//! Shared helpers for the `client_*` integration tests.
+//! Shared helpers for the `client_*` and ensemble integration tests.
 //!
 //! Two ways to talk to the server under test (started by [`ringkeeper_tests::TestServer`]):
 //! - the independent `zookeeper-client` crate (tokio), through [`connect`] and the small
@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
@@ -216,7 +216,12 @@ pub fn new_session_request(timeout_ms: i32) -> ConnectRequest {
 
 /// Opens a TCP connection to `server` with [`STEP`] timeouts.
 pub fn raw_stream(server: &TestServer) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&server.addr(), STEP).expect("tcp connect");
+    raw_stream_to(server.addr())
+}
+
+/// Opens a TCP connection to `addr` (any member of an ensemble) with [`STEP`] timeouts.
+pub fn raw_stream_to(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, STEP).expect("tcp connect");
     stream.set_read_timeout(Some(STEP)).unwrap();
     stream.set_write_timeout(Some(STEP)).unwrap();
     stream.set_nodelay(true).unwrap();
@@ -280,7 +285,12 @@ pub fn closes(stream: &mut TcpStream) -> bool {
 
 /// Sends a ConnectRequest on a fresh connection; returns the stream and the server's answer.
 pub fn raw_handshake(server: &TestServer, request: &ConnectRequest) -> (TcpStream, Frame) {
-    let mut stream = raw_stream(server);
+    raw_handshake_to(server.addr(), request)
+}
+
+/// [`raw_handshake`] with a server given by address.
+pub fn raw_handshake_to(addr: SocketAddr, request: &ConnectRequest) -> (TcpStream, Frame) {
+    let mut stream = raw_stream_to(addr);
     write_frame(&mut stream, &request.to_bytes()).expect("send ConnectRequest");
     let answer = read_frame(&mut stream);
     (stream, answer)
@@ -294,7 +304,16 @@ impl RawSession {
 
     /// A session from an explicit ConnectRequest (e.g. resuming an id with its password).
     pub fn connect_with(server: &TestServer, request: &ConnectRequest) -> RawSession {
-        let (stream, answer) = raw_handshake(server, request);
+        Self::connect_with_to(server.addr(), request)
+    }
+
+    /// A new session with `timeout_ms` on the server at `addr` (any ensemble member).
+    pub fn connect_to(addr: SocketAddr, timeout_ms: i32) -> RawSession {
+        Self::connect_with_to(addr, &new_session_request(timeout_ms))
+    }
+
+    fn connect_with_to(addr: SocketAddr, request: &ConnectRequest) -> RawSession {
+        let (stream, answer) = raw_handshake_to(addr, request);
         let Frame::Data(bytes) = answer else { panic!("server closed during handshake") };
         let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
         assert!(response.timeout_ms > 0, "session refused: {response:?}");
