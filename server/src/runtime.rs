@@ -24,10 +24,18 @@ use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
 /// io_uring registered-buffer memory per executor without file I/O.
-const EXECUTOR_IO_MEMORY_BYTES: usize = 1 << 20;
+pub const EXECUTOR_IO_MEMORY_BYTES: usize = 1 << 20;
 /// Bounds of the log executor's registered DMA buffer memory (larger writes use the heap).
 const LOG_IO_MEMORY_BYTES_MIN: usize = 1 << 20;
 const LOG_IO_MEMORY_BYTES_MAX: usize = 64 << 20;
+/// Records the data role keeps in flight to the log per `ringkeeper.queue.depth` slot.
+pub const IN_FLIGHT_PER_QUEUE_SLOT: usize = 2;
+
+/// The log executor's registered io_uring memory for a batch limit (twice a batch, bounded):
+/// the memlock the log role needs beside [`EXECUTOR_IO_MEMORY_BYTES`] per other executor.
+pub fn log_io_memory_bytes(batch_bytes_max: usize) -> usize {
+    (2 * batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX)
+}
 
 fn placement(config: &Config, core: Option<usize>) -> Placement {
     match core {
@@ -197,8 +205,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
-    let log_io_memory =
-        (2 * log_settings.batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX);
+    let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
     let (tail, last_zxid) = (recovered.tail, recovered.last_zxid);
     let log_handle = LocalExecutorBuilder::new(placement(&config, config.log_core))
         .name("rk-log")
@@ -211,7 +218,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         to_log,
         from_log,
         durable_zxid: last_zxid,
-        in_flight_max: 2 * queue_depth,
+        in_flight_max: IN_FLIGHT_PER_QUEUE_SLOT * queue_depth,
         held_max: 16 * queue_depth,
         snapshots,
     };

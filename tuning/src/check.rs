@@ -53,11 +53,6 @@ pub const OPEN_FILES_RECOMMENDED: u64 = 65536;
 pub const PROBE_AGE_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Swappiness at or below which swap is left for emergencies.
 pub const SWAPPINESS_MAX: u32 = 10;
-/// io_uring memory of an executor without file I/O (as in the server's runtime).
-const EXECUTOR_IO_MEMORY_BYTES: u64 = 1 << 20;
-/// Bounds of the log executor's io_uring memory (as in the server's runtime).
-const LOG_IO_MEMORY_BYTES_MIN: u64 = 1 << 20;
-const LOG_IO_MEMORY_BYTES_MAX: u64 = 64 << 20;
 /// `CAP_IPC_LOCK`: pinned memory is not limited by RLIMIT_MEMLOCK.
 const CAP_IPC_LOCK_BIT: u32 = 14;
 
@@ -138,9 +133,10 @@ pub fn check_governor(governor: Option<&str>) -> CheckItem {
 
 /// io_uring memory the server will register with this config (log executor + the others).
 pub fn io_uring_memory_needed(config: &Config) -> u64 {
-    let log = (2 * config.log_batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX);
+    use ringkeeper_server::runtime::{log_io_memory_bytes, EXECUTOR_IO_MEMORY_BYTES};
+    let log = log_io_memory_bytes(config.log_batch_bytes_max.min(usize::MAX as u64) as usize) as u64;
     let others = config.network_cores.len().max(1) as u64 + 1;
-    log + others * EXECUTOR_IO_MEMORY_BYTES
+    log + others * EXECUTOR_IO_MEMORY_BYTES as u64
 }
 
 /// RLIMIT_MEMLOCK against the io_uring memory needed (`None` limit = unlimited).

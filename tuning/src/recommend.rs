@@ -62,9 +62,8 @@ pub const BATCH_DELAY_MICROS_MAX: u64 = 1000;
 /// Size of a small write's log record, bytes (a 100-byte setData measured 228 B: header,
 /// path, txn encoding).
 pub const RECORD_BYTES: u64 = 256;
-/// Records the data role keeps in flight to the log per `queue.depth` slot (server/src/runtime.rs:
-/// `in_flight_max: 2 * queue_depth`).
-pub const IN_FLIGHT_PER_QUEUE_SLOT: usize = 2;
+/// Records the data role keeps in flight to the log per `queue.depth` slot (the server's).
+pub use ringkeeper_server::runtime::IN_FLIGHT_PER_QUEUE_SLOT;
 /// Bounds of `batchCountMax` and `queue.depth`.
 pub const BATCH_COUNT_MIN: u64 = 64;
 pub const BATCH_COUNT_MAX: u64 = 65536;
