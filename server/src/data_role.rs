@@ -424,6 +424,14 @@ impl DataRole {
                 }
             }
             *r.relaying.borrow_mut() = Relaying::default();
+            // Replies still waiting for a commit belong to connections being closed: drop
+            // them, or the closes would queue behind zxids this server may never commit.
+            {
+                let mut held = self.held.borrow_mut();
+                held.per_core.iter_mut().for_each(VecDeque::clear);
+                held.held_count = 0;
+                held.room_wakers.drain(..).for_each(Waker::wake);
+            }
             self.route(outputs);
         }
         if view.serving {
