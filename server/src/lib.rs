@@ -11,16 +11,18 @@
 //!                      ▼                                           │ replies, watch events,
 //!                 [data role]  engine::request::Processor: sessions, validation, txn encode,
 //!                      │       apply to the DataTree, watches, expiry and container reaper;
-//!                      │       holds every output until its zxid is durable
+//!                      │       holds every output until its zxid is durable (standalone) or
+//!                      │       committed (ensemble: engine::zab::Peer on this core, peers ◀─TCP─▶
+//!                      │       through [`peer_net`], learner relaying in [`replica`])
 //!                      │ LogRecord (txn bytes, bounded)        ▲ "durable up to zxid Z" (bounded)
 //!                      ▼                                       │
 //!                 [log role]   segment files, O_DIRECT writes, ONE fdatasync per batch
 //! ```
 //! Start-up loads the newest snapshot and replays the log after it ([`recovery`]) before any
 //! executor runs; snapshots are captured on the data core in bounded slices and written by a
-//! helper thread ([`snapshotter`], [`snapshot_store`]). ZAB will plug in
-//! between validation and apply: the processor emits every txn as its encoded bytes
-//! (`Output::Log`) and tags every reply with the zxid that must be durable before it leaves.
+//! helper thread ([`snapshotter`], [`snapshot_store`]). In an ensemble the txn bytes the
+//! processor encoded once (`Output::Log`) are the bytes logged, proposed to followers and
+//! applied by them; TRUNC and SNAP restart the process from disk ([`replica`], [`log_sync`]).
 
 pub mod config;
 pub mod data_role;
