@@ -1,4 +1,4 @@
-//! The ensemble side of the data role: the engine's ZAB [`Peer`] next to the processor, on
+//! The ensemble side of the data role: the engine's ZAB [`ringkeeper_engine::zab::Peer`] next to the processor, on
 //! the same core (the "ZAB core" of DESIGN.md), with the peer links of [`crate::peer_net`].
 //!
 //! In: peer frames and link losses, "durable up to Z" from the log role, txns the leader's
@@ -9,7 +9,7 @@
 //!   carries out a truncation left pending by a TRUNC (`truncate.after`), and gives the peer
 //!   its recent history from the log.
 //! - Leader: its processor answers every request as standalone; each txn goes to the log and
-//!   to [`Peer`] as a proposal; replies are held until the txn is committed (quorum durable).
+//!   to [`ringkeeper_engine::zab::Peer`] as a proposal; replies are held until the txn is committed (quorum durable).
 //!   Requests relayed by learners run on stand-in connections (ids with the top bit set) whose
 //!   replies go back over the peer link with the zxid to wait for.
 //! - Learner (follower/observer): reads run locally on the committed tree; writes, `sync` and
