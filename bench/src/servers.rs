@@ -17,7 +17,6 @@
 //! same for every live ensemble.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -153,7 +152,7 @@ pub struct EnsembleSpec {
 }
 
 fn free_port() -> Result<u16, BenchError> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(ringkeeper_tests::free_port())
 }
 
 impl EnsembleSpec {

@@ -58,9 +58,35 @@ pub fn ringkeeper_binary() -> PathBuf {
         .clone()
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough on a test machine).
+/// Ports handed out by [`free_port`]: below the kernel's ephemeral range (32768+), so no
+/// `bind(port 0)` of a proxy, client or other test process can take one between the check
+/// and the server's own bind (a server refuses a port another socket listens on).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on 127.0.0.1 for a server to listen on: each call tries the next port of
+/// [`TEST_PORTS`] (from a per-process random start, so parallel test processes rarely meet)
+/// and returns the first one that binds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = (TEST_PORTS.end - TEST_PORTS.start) as u32;
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            (nanos ^ std::process::id().wrapping_mul(7919)) % span,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+    for _ in 0..span {
+        let port = TEST_PORTS.start + (NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// Polls `child` until it exits, for at most `limit`; `None` if it is still running then
