@@ -97,21 +97,14 @@ fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
 pub fn persist_epochs(dir: &Path, before: (u32, u32), accepted: u32, current: u32) -> std::io::Result<()> {
     let changed = [("acceptedEpoch", before.0, accepted), ("currentEpoch", before.1, current)];
     for (name, _, value) in changed.iter().filter(|(_, old, new)| old != new) {
-        let tmp = dir.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, format!("{value}\n"))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))?;
+        write_durably(dir, name, format!("{value}\n").as_bytes())?;
     }
-    std::fs::File::open(dir)?.sync_all()
+    Ok(())
 }
 
 /// Records a TRUNC to carry out at the next start.
 pub fn record_truncation(dir: &Path, zxid: i64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{TRUNCATE_MARKER}.tmp"));
-    std::fs::write(&tmp, format!("{zxid:#x}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(TRUNCATE_MARKER))?;
-    std::fs::File::open(dir)?.sync_all()
+    write_durably(dir, TRUNCATE_MARKER, format!("{zxid:#x}\n").as_bytes())
 }
 
 /// Carries out a TRUNC recorded by [`record_truncation`]: every log record after the zxid is

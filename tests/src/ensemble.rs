@@ -5,14 +5,13 @@
 //!
 //! Every process is killed when the [`Ensemble`] drops. Waits are bounded.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::proxy::Proxy;
-use crate::{apache_command_with, free_port, ringkeeper_binary, Target};
+use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target};
 
 /// One member of an ensemble.
 pub struct Member {
@@ -146,17 +145,7 @@ impl Ensemble {
 
     /// A four-letter word's answer from member `i` (empty if it does not answer).
     pub fn four_letter(&self, i: usize, word: &str) -> String {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return String::new();
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        if stream.write_all(word.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
+        four_letter_at(SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port)), word)
     }
 
     pub fn mode(&self, i: usize) -> Mode {

@@ -89,6 +89,21 @@ pub fn free_port() -> u16 {
     panic!("no free port in {TEST_PORTS:?}");
 }
 
+/// Sends a four-letter word to the server at `addr` and returns everything it wrote before
+/// closing. Empty on connection failure.
+pub fn four_letter_at(addr: SocketAddr, word: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return String::new();
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    if stream.write_all(word.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
 /// Polls `child` until it exits, for at most `limit`; `None` if it is still running then
 /// (the caller decides how to stop it).
 pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -202,16 +217,7 @@ impl TestServer {
     /// Sends a four-letter word and returns everything the server wrote before closing.
     /// Empty on connection failure.
     pub fn four_letter(&self, word: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(2)) else {
-            return String::new();
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        if stream.write_all(word.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
+        four_letter_at(self.addr(), word)
     }
 
     /// The server's combined stdout/stderr so far.

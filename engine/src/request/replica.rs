@@ -21,26 +21,11 @@ use crate::proto::{Id, OpCode};
 use crate::txn::{ArchivedTxn, ArchivedTxnBody};
 use crate::zab::make_zxid;
 
-/// Requests a learner sends to its leader: every op that becomes a txn, and `sync` (answered
-/// once the learner has applied what the leader had when it saw the sync).
+/// Requests a learner sends to its leader: every op that becomes a txn
+/// ([`OpCode::is_write`]), and `sync` (answered once the learner has applied what the leader
+/// had when it saw the sync).
 pub fn is_forwarded(op: OpCode) -> bool {
-    use OpCode::*;
-    matches!(
-        op,
-        Create
-            | Create2
-            | CreateContainer
-            | CreateTtl
-            | Delete
-            | DeleteContainer
-            | SetData
-            | SetAcl
-            | Check
-            | Multi
-            | Reconfig
-            | CloseSession
-            | Sync
-    )
+    op.is_write() || op == OpCode::Sync
 }
 
 impl Processor {
