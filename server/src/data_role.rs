@@ -136,20 +136,20 @@ impl DataRole {
                         }
                         continue;
                     }
-                    Output::Send { conn, frame, zxid } if replica::relayed(conn).is_some() => {
-                        let (learner, token) = replica::relayed(conn).expect("checked");
-                        relays.push((learner, Relay::Reply { token, zxid, frame }));
-                        continue;
-                    }
-                    Output::Close { conn, .. } if replica::relayed(conn).is_some() => {
-                        let (learner, token) = replica::relayed(conn).expect("checked");
-                        relays.push((learner, Relay::Close { token }));
-                        continue;
-                    }
-                    Output::Send { conn, frame, zxid } => {
-                        (core_of(conn), zxid, ToNet::Send { conn, bytes: frame })
-                    }
-                    Output::Close { conn, zxid } => (core_of(conn), zxid, ToNet::Close { conn }),
+                    Output::Send { conn, frame, zxid } => match replica::relayed(conn) {
+                        Some((learner, token)) => {
+                            relays.push((learner, Relay::Reply { token, zxid, frame }));
+                            continue;
+                        }
+                        None => (core_of(conn), zxid, ToNet::Send { conn, bytes: frame }),
+                    },
+                    Output::Close { conn, zxid } => match replica::relayed(conn) {
+                        Some((learner, token)) => {
+                            relays.push((learner, Relay::Close { token }));
+                            continue;
+                        }
+                        None => (core_of(conn), zxid, ToNet::Close { conn }),
+                    },
                 };
                 held.per_core[core].push_back((zxid, item));
                 held.held_count += 1;
