@@ -61,6 +61,43 @@ impl fmt::Display for PeerRole {
     }
 }
 
+/// How the roles of a server are laid out on glommio executors (`ringkeeper.executors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executors {
+    /// Decided at start-up from the host and the other keys ([`Executors::resolve`]).
+    Auto,
+    /// Every role a task on one executor (one thread): role links are local channels, no
+    /// cross-thread wake-up per message. Cheapest per request; one core's worth of work.
+    One,
+    /// Network, data and log roles each on an executor (thread) of its own, linked by shared
+    /// channels: more cores for one server at the price of a thread hop per stage.
+    PerRole,
+}
+
+impl Executors {
+    /// The layout to run with on a host of `cpus` CPUs: `auto` means per-role only when the
+    /// roles are pinned to cores of their own (`ringkeeper.pin=true`) on a host with more than
+    /// two CPUs; otherwise (floating roles, or a small host where several servers or the
+    /// clients share the cores) one executor.
+    pub fn resolve(self, pin: bool, cpus: usize) -> Executors {
+        match self {
+            Executors::Auto if pin && cpus > 2 => Executors::PerRole,
+            Executors::Auto => Executors::One,
+            chosen => chosen,
+        }
+    }
+}
+
+impl fmt::Display for Executors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Executors::Auto => "auto",
+            Executors::One => "one",
+            Executors::PerRole => "per-role",
+        })
+    }
+}
+
 /// One `server.N=host:peerPort:electionPort[:role][;[clientAddr:]clientPort]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerEntry {
@@ -138,6 +175,9 @@ pub struct Config {
     pub log_core: Option<usize>,
     /// `ringkeeper.pin` (default false): pin executors to their cores; false lets them float.
     pub pin: bool,
+    /// `ringkeeper.executors` (`auto`, `one`, `per-role`; default auto): roles on one
+    /// executor or one executor each.
+    pub executors: Executors,
     /// `ringkeeper.log.batchBytesMax`: flush a group commit at this many bytes.
     pub log_batch_bytes_max: u64,
     /// `ringkeeper.log.batchCountMax`: flush a group commit at this many records.
@@ -268,6 +308,7 @@ impl Config {
             data_core: None,
             log_core: None,
             pin: false,
+            executors: Executors::Auto,
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
@@ -434,6 +475,7 @@ impl Config {
                 "ringkeeper.data.core" => cfg.data_core = Some(parse_core(key, value)?),
                 "ringkeeper.log.core" => cfg.log_core = Some(parse_core(key, value)?),
                 "ringkeeper.pin" => cfg.pin = parse_bool(key, value)?,
+                "ringkeeper.executors" => cfg.executors = parse_executors(key, value)?,
                 "ringkeeper.log.batchBytesMax" => {
                     cfg.log_batch_bytes_max = parse_int(key, value, 1, i64::MAX, "a positive integer (bytes)")? as u64;
                 }
@@ -777,6 +819,15 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
         Ok(false)
     } else {
         Err(bad(key, value, "is not a boolean (expected true or false)"))
+    }
+}
+
+fn parse_executors(key: &str, value: &str) -> Result<Executors, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Executors::Auto),
+        "one" => Ok(Executors::One),
+        "per-role" => Ok(Executors::PerRole),
+        _ => Err(bad(key, value, "is not an executor layout (expected auto, one or per-role)")),
     }
 }
 
@@ -1133,6 +1184,7 @@ ringkeeper.network.cores=0-1,3
 ringkeeper.data.core=2
 ringkeeper.log.core=2
 ringkeeper.pin=true
+ringkeeper.executors=per-role
 ringkeeper.log.batchBytesMax=262144
 ringkeeper.log.batchCountMax=256
 ringkeeper.log.batchDelayMicros=200
@@ -1176,6 +1228,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.network_cores, vec![0, 1, 3]);
         assert_eq!((cfg.data_core, cfg.log_core), (Some(2), Some(2)));
         assert!(cfg.pin);
+        assert_eq!(cfg.executors, Executors::PerRole);
         assert_eq!(cfg.log_batch_bytes_max, 262144);
         assert_eq!(cfg.log_batch_count_max, 256);
         assert_eq!(cfg.log_batch_delay_micros, 200);
@@ -1202,6 +1255,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.autopurge_purge_interval_hours, 0);
         assert!(cfg.force_sync && cfg.standalone_enabled && !cfg.extended_types_enabled && !cfg.pin);
         assert_eq!(cfg.global_outstanding_limit, 1000);
+        assert_eq!(cfg.executors, Executors::Auto);
         assert_eq!(cfg.queue_depth, 1024);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::default());
         assert!(cfg.four_letter_whitelist.allows("srvr"));
@@ -1315,6 +1369,7 @@ ringkeeper.queue.depth=4096
             ("dataDir=/a\nringkeeper.network.cores=x\n", "ringkeeper.network.cores: \"x\" is not a core id (expected a core id 0..=4095)"),
             ("dataDir=/a\nringkeeper.data.core=-1\n", "ringkeeper.data.core: \"-1\" is not a core id (expected a core id 0..=4095)"),
             ("dataDir=/a\nringkeeper.pin=1\n", "ringkeeper.pin: \"1\" is not a boolean (expected true or false)"),
+            ("dataDir=/a\nringkeeper.executors=two\n", "ringkeeper.executors: \"two\" is not an executor layout (expected auto, one or per-role)"),
             ("dataDir=/a\nringkeeper.queue.depth=0\n", "ringkeeper.queue.depth: \"0\" is out of range (expected a positive integer (queue slots))"),
         ];
         for (text, expected) in cases {
@@ -1428,5 +1483,15 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.my_id, Some(1));
         assert_eq!(cfg.effective_client_port(), 2191);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn auto_executors_split_roles_only_when_pinned_on_a_larger_host() {
+        assert_eq!(Executors::Auto.resolve(false, 2), Executors::One);
+        assert_eq!(Executors::Auto.resolve(false, 16), Executors::One);
+        assert_eq!(Executors::Auto.resolve(true, 2), Executors::One);
+        assert_eq!(Executors::Auto.resolve(true, 4), Executors::PerRole);
+        assert_eq!(Executors::PerRole.resolve(false, 2), Executors::PerRole);
+        assert_eq!(Executors::One.resolve(true, 16), Executors::One);
     }
 }

@@ -24,8 +24,6 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use glommio::channels::local_channel::{self, LocalSender};
-use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use ringkeeper_engine::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
 use ringkeeper_engine::request::replica::is_forwarded;
 use ringkeeper_engine::request::{ConnId, Output, Processor};
@@ -33,6 +31,7 @@ use ringkeeper_engine::txn;
 use ringkeeper_engine::zab::{make_zxid, Action, Event, Msg, Peer, Relay, RoleView, ServerId, ServerState};
 
 use crate::four_letter::ServerMode;
+use crate::link;
 use crate::log_role::LogRecord;
 use crate::messages::{core_of, ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerInput, PeerNet};
@@ -47,13 +46,28 @@ pub fn now_ms() -> i64 {
 
 /// How often expiry and reaping are checked.
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
-/// How often the ZAB peer's timers run.
-const PEER_TICK_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the ZAB peer's timers run while it elects or syncs (finalize wait, vote
+/// resends, discovery), where a few ms decide how soon the ensemble serves again.
+const PEER_TICK_ELECTING: Duration = Duration::from_millis(5);
+/// Longest wait between the peer's timer runs while serving.
+const PEER_TICK_SERVING_MAX: Duration = Duration::from_millis(25);
 
-/// Channels between the data role and the log role.
+/// The wait before the peer's next timer run. Serving, its timers are the ping period and the
+/// link timeout: a quarter of a heartbeat keeps pings at most a quarter period late and the
+/// detection of a silent peer within that of its timeout, while an idle server wakes a few
+/// dozen times a second instead of 200.
+fn peer_tick_interval(view: RoleView, heartbeat: Duration) -> Duration {
+    if view.serving {
+        (heartbeat / 4).clamp(PEER_TICK_ELECTING, PEER_TICK_SERVING_MAX)
+    } else {
+        PEER_TICK_ELECTING
+    }
+}
+
+/// Links between the data role and the log role.
 pub struct LogLink {
-    pub to_log: SharedSender<LogRecord>,
-    pub from_log: SharedReceiver<i64>,
+    pub to_log: link::Sender<LogRecord>,
+    pub from_log: link::Receiver<i64>,
     /// The last zxid recovered from the log: durable already.
     pub durable_zxid: i64,
     /// Most txns sent to the log and not yet durable before requests stop being taken.
@@ -78,8 +92,10 @@ struct Held {
 
 struct DataRole {
     processor: RefCell<Processor>,
-    to_cores: Vec<LocalSender<Vec<ToNet>>>,
-    to_log: LocalSender<LogRecord>,
+    /// Never full (see [`never_waiting`]).
+    to_cores: Vec<link::Sender<Vec<ToNet>>>,
+    /// Never full (see [`never_waiting`]).
+    to_log: link::Sender<LogRecord>,
     held: RefCell<Held>,
     in_flight_max: usize,
     held_max: usize,
@@ -662,13 +678,18 @@ impl DataRole {
     }
 }
 
-/// Forwards a local queue into a bounded shared channel, in order, until either side closes.
-fn spawn_forwarder<T: Send + 'static>(shared: SharedSender<T>) -> LocalSender<T> {
-    let (local_tx, local_rx) = local_channel::new_unbounded::<T>();
+/// A sender the data role can `try_send` to without ever finding it full: a local link as
+/// the runtime made it (unbounded), or a local queue forwarded in order into a bounded shared
+/// link by a task of its own. What the data role has in flight is bounded by `in_flight_max`
+/// and `held_max` instead.
+fn never_waiting<T: Send + 'static>(sender: link::Sender<T>) -> link::Sender<T> {
+    if let link::Sender::Local(_) = sender {
+        return sender;
+    }
+    let (local_tx, local_rx) = link::local_unbounded::<T>();
     glommio::spawn_local(async move {
-        let shared = shared.connect().await;
         while let Some(item) = local_rx.recv().await {
-            if shared.send(item).await.is_err() {
+            if sender.send(item).await.is_err() {
                 break;
             }
         }
@@ -681,8 +702,8 @@ fn spawn_forwarder<T: Send + 'static>(shared: SharedSender<T>) -> LocalSender<T>
 pub async fn run(
     processor: Processor,
     status: StatusSource,
-    from_cores: Vec<SharedReceiver<ToData>>,
-    to_cores: Vec<SharedSender<Vec<ToNet>>>,
+    from_cores: Vec<link::Receiver<ToData>>,
+    to_cores: Vec<link::Sender<Vec<ToNet>>>,
     log: LogLink,
     replica: Option<ReplicaSetup>,
 ) {
@@ -696,8 +717,8 @@ pub async fn run(
     };
     let role = Rc::new(DataRole {
         processor: RefCell::new(processor),
-        to_cores: to_cores.into_iter().map(spawn_forwarder).collect(),
-        to_log: spawn_forwarder(log.to_log),
+        to_cores: to_cores.into_iter().map(never_waiting).collect(),
+        to_log: never_waiting(log.to_log),
         held: RefCell::new(held),
         in_flight_max: log.in_flight_max.max(1),
         held_max: log.held_max.max(1),
@@ -723,8 +744,12 @@ pub async fn run(
     {
         let role = role.clone();
         glommio::spawn_local(async move {
-            let from_log = log.from_log.connect().await;
-            while let Some(zxid) = from_log.recv().await {
+            let from_log = log.from_log;
+            while let Some(mut zxid) = from_log.recv().await {
+                // Durable zxids only grow: the newest of those already queued covers the rest.
+                while let Some(newer) = from_log.recv_ready().await {
+                    zxid = newer;
+                }
                 role.durable(zxid);
             }
         })
@@ -733,7 +758,6 @@ pub async fn run(
     for receiver in from_cores {
         let role = role.clone();
         glommio::spawn_local(async move {
-            let receiver = receiver.connect().await;
             loop {
                 role.wait_for_room().await;
                 let Some(message) = receiver.recv().await else { break };
@@ -772,6 +796,7 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         }
     };
     let deliver_to = role.clone();
+    let heartbeat = Duration::from_millis(setup.peer_config.heartbeat_ms.max(1) as u64);
     let connect_timeout = Duration::from_millis(setup.peer_config.peer_timeout_ms.max(1) as u64);
     let net = PeerNet::start(
         setup.peer_config.my_id,
@@ -788,7 +813,7 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     let ticking = role.clone();
     glommio::spawn_local(async move {
         loop {
-            glommio::timer::sleep(PEER_TICK_INTERVAL).await;
+            glommio::timer::sleep(peer_tick_interval(ticking.replica().role.get(), heartbeat)).await;
             ticking.step_peer(Event::Tick);
         }
     })

@@ -1,9 +1,11 @@
 //! The ringkeeper daemon: adapts the sans-IO engine to glommio executors, sockets and files.
 //!
-//! Each role is a glommio `LocalExecutor` on its own thread, placed on the cores the config
-//! names (`ringkeeper.network.cores`, `ringkeeper.data.core`; pinned only when
-//! `ringkeeper.pin=true`, so several servers can share a 2-core machine). Roles talk only
-//! through bounded cross-core channels (glommio `shared_channel`).
+//! The roles run either as tasks of one glommio `LocalExecutor` (`ringkeeper.executors=one`,
+//! the default unless roles are pinned on a larger host) or each on an executor (thread) of
+//! its own, placed on the cores the config names (`ringkeeper.network.cores`,
+//! `ringkeeper.data.core`; pinned only when `ringkeeper.pin=true`, so several servers can
+//! share a 2-core machine). Roles talk only through bounded [`link`]s: local channels on one
+//! executor, cross-core glommio `shared_channel`s between executors.
 //!
 //! ```text
 //!  clients ─TCP─▶ [network role × N]  frames, jute connect decode, 4lw, per-connection writers
@@ -27,6 +29,7 @@
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
+pub mod link;
 pub mod log_role;
 pub mod log_sync;
 pub mod messages;

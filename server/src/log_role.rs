@@ -1,9 +1,11 @@
 //! Log role: appends txn records to preallocated segment files with group commit.
 //!
 //! Runs on its own glommio executor (`ringkeeper.log.core`, pinned only when
-//! `ringkeeper.pin=true`). In: [`LogRecord`]s (the txn bytes the processor encoded once) over
-//! a bounded shared channel from the data role, in zxid order. Out: "durable up to zxid Z"
-//! over a bounded shared channel back to the data role, which holds every reply until then.
+//! `ringkeeper.pin=true`), or as a task beside the other roles (`ringkeeper.executors=one`).
+//! In: [`LogRecord`]s (the txn bytes the processor encoded once) over a bounded
+//! [`link`] from the data role, in zxid order. Out: "durable up to zxid Z" over a bounded
+//! link back to the data role, which holds every reply until then. The fdatasync is an
+//! io_uring request, so on a shared executor the other roles keep running while it waits.
 //!
 //! Group commit: take every record queued since the last flush (at most
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
@@ -25,12 +27,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver, SharedSender};
 use glommio::io::{BufferedFile, Directory, DmaFile, OpenOptions};
 use ringkeeper_engine::log::{self as txlog, SegmentHeader};
 use ringkeeper_engine::zab::SharedTxn;
 
 use crate::config::Config;
+use crate::link;
 use crate::recovery::LogTail;
 
 /// The next segment, zero-filled in the background while the current one is written (not a
@@ -419,17 +421,17 @@ impl Batch {
     }
 
     /// Takes what is already queued, without waiting.
-    async fn take_queued(&mut self, from_data: &ConnectedReceiver<LogRecord>) {
+    async fn take_queued(&mut self, from_data: &link::Receiver<LogRecord>) {
         while !self.is_full() {
-            match future::poll_once(from_data.recv()).await {
-                Some(Some(record)) => self.push(record),
-                _ => return,
+            match from_data.recv_ready().await {
+                Some(record) => self.push(record),
+                None => return,
             }
         }
     }
 
     /// Waits up to `delay` for more records (batchDelayMicros).
-    async fn wait_for_more(&mut self, from_data: &ConnectedReceiver<LogRecord>, delay: Duration) {
+    async fn wait_for_more(&mut self, from_data: &link::Receiver<LogRecord>, delay: Duration) {
         let deadline = Instant::now() + delay;
         while !self.is_full() {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -454,8 +456,8 @@ pub async fn run(
     settings: LogSettings,
     tail: Option<LogTail>,
     last_zxid: i64,
-    from_data: SharedReceiver<LogRecord>,
-    to_data: SharedSender<i64>,
+    from_data: link::Receiver<LogRecord>,
+    to_data: link::Sender<i64>,
 ) {
     if !settings.force_sync {
         log::warn!(
@@ -463,8 +465,6 @@ pub async fn run(
              (they survive a process crash). Do not run production data this way."
         );
     }
-    let from_data = from_data.connect().await;
-    let to_data = to_data.connect().await;
     let delay = settings.batch_delay;
     let mut batch = Batch {
         records: Vec::new(),

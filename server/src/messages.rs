@@ -1,4 +1,4 @@
-//! Messages crossing between the network and data roles (over bounded shared channels).
+//! Messages crossing between the network and data roles (over bounded [`crate::link`]s).
 //! A connection id carries its network core in the top 16 bits, so the data role can route
 //! every output back to the core that owns the socket.
 

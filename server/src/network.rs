@@ -1,8 +1,8 @@
 //! Network role: owns client sockets on one core.
 //!
 //! In: TCP connections (one listener per network core, SO_REUSEPORT), and `Vec<ToNet>` batches
-//! from the data role. Out: `ToData` messages. Each connection has a reader task (framing,
-//! size limit, connect decode, four-letter words) and a writer task that coalesces every
+//! from the data role. Out: `ToData` messages. Each connection has a reader task (framing
+//! through a read buffer, size limit, connect decode, four-letter words) and a writer task that coalesces every
 //! queued frame into one socket write. Invariants: a frame longer than `jute.maxbuffer` or
 //! one that cannot be decoded closes only its own connection; bytes for a connection are
 //! written in the order the data role emitted them; `maxClientCnxns` per client IP holds
@@ -17,12 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::proto::{ConnectRequest, Jute};
 
 use crate::four_letter::FOUR_LETTER_WORDS;
+use crate::link;
 use crate::messages::{conn_id, ToData, ToNet};
+
+/// Read buffer of a client connection: the frames a pipelining client sent together (and
+/// each frame's length prefix with its body) come out of one socket read.
+const CLIENT_READ_BUFFER_BYTES: usize = 8 << 10;
 
 /// Limits a network role enforces.
 #[derive(Debug, Clone)]
@@ -50,7 +54,7 @@ type SharedOutbox = Rc<RefCell<Outbox>>;
 
 struct NetworkCore {
     index: usize,
-    to_data: ConnectedSender<ToData>,
+    to_data: link::Sender<ToData>,
     outboxes: RefCell<HashMap<u64, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
@@ -60,19 +64,13 @@ struct NetworkCore {
 pub async fn run(
     index: usize,
     listener: TcpListener,
-    to_data: glommio::channels::shared_channel::SharedSender<ToData>,
-    from_data: glommio::channels::shared_channel::SharedReceiver<Vec<ToNet>>,
+    to_data: link::Sender<ToData>,
+    from_data: link::Receiver<Vec<ToNet>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
 ) {
-    let core = Rc::new(NetworkCore {
-        index,
-        to_data: to_data.connect().await,
-        outboxes: RefCell::new(HashMap::new()),
-        limits,
-        counts,
-    });
-    let from_data = from_data.connect().await;
+    let core =
+        Rc::new(NetworkCore { index, to_data, outboxes: RefCell::new(HashMap::new()), limits, counts });
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
     let mut next_local: u64 = 1;
     loop {
@@ -136,7 +134,7 @@ impl NetworkCore {
 }
 
 /// Routes data-role output to connection writers, in arrival order.
-async fn dispatch(core: Rc<NetworkCore>, from_data: ConnectedReceiver<Vec<ToNet>>) {
+async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) {
     while let Some(batch) = from_data.recv().await {
         for item in batch {
             match item {
@@ -198,6 +196,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
+    let reader = futures_lite::io::BufReader::with_capacity(CLIENT_READ_BUFFER_BYTES, reader);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
     let reason =
         futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
@@ -218,10 +217,9 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     let _ = core.to_data.send(ToData::Disconnected { conn }).await;
 }
 
-async fn read_exact_or_eof(
-    reader: &mut futures_lite::io::ReadHalf<TcpStream>,
-    buf: &mut [u8],
-) -> Result<bool, String> {
+type ClientReader = futures_lite::io::BufReader<futures_lite::io::ReadHalf<TcpStream>>;
+
+async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<bool, String> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]).await {
@@ -237,7 +235,7 @@ async fn read_exact_or_eof(
 /// Reads frames until EOF or a protocol violation. Err names the violation.
 async fn read_loop(
     core: &NetworkCore,
-    mut reader: futures_lite::io::ReadHalf<TcpStream>,
+    mut reader: ClientReader,
     conn: u64,
     peer: SocketAddr,
 ) -> Result<(), String> {

@@ -1,11 +1,17 @@
-//! Start-up: turns a [`Config`] into running role executors.
+//! Start-up: turns a [`Config`] into running roles.
 //!
 //! Recovers the processor from the newest snapshot and the transaction log first (on this thread, before any
-//! executor exists; a corrupt log stops start-up with the file and offset), then creates the
-//! bounded channels between roles and starts one glommio executor per network core, one for
-//! the data role and one for the log role, each on its own thread, placed by
-//! `ringkeeper.*.core` keys (`Placement::Fixed` when `ringkeeper.pin=true`, floating otherwise
-//! so that several servers can share cores), and blocks until they end.
+//! executor exists; a corrupt log stops start-up with the file and offset), then lays the
+//! roles out on glommio executors as `ringkeeper.executors` says ([`Executors::resolve`]):
+//! - `one`: the network, data and log roles are tasks of ONE executor (one thread), linked by
+//!   local channels: a request costs no cross-thread wake-up on its way through the roles.
+//! - `per-role`: one executor per network core, one for the data role and one for the log
+//!   role, each on its own thread, linked by bounded shared channels (an eventfd wake-up
+//!   whenever the receiving thread sleeps).
+//!
+//! Executors are placed by the `ringkeeper.*.core` keys (`Placement::Fixed` when
+//! `ringkeeper.pin=true`, floating otherwise so that several servers can share cores). Blocks
+//! until the roles end.
 
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc, Mutex};
@@ -15,11 +21,14 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
-use crate::config::Config;
+use crate::config::{Config, Executors};
 use crate::data_role::LogLink;
+use crate::link;
 use crate::log_role::{LogRecord, LogSettings};
 use crate::messages::{ToData, ToNet};
-use crate::network::{self, NetworkLimits};
+use crate::network::{self, ConnectionCounts, NetworkLimits};
+use crate::recovery::LogTail;
+use crate::replica::ReplicaSetup;
 use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
@@ -134,37 +143,13 @@ fn listener_on(addr: SocketAddr) -> Option<String> {
 pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
-    let network_cores: Vec<Option<usize>> = if config.network_cores.is_empty() {
-        vec![None]
-    } else {
-        config.network_cores.iter().map(|c| Some(*c)).collect()
-    };
-    let queue_depth = config.queue_depth.max(1);
-    let mut to_data_senders = Vec::new();
-    let mut to_data_receivers = Vec::new();
-    let mut to_net_senders = Vec::new();
-    let mut to_net_receivers = Vec::new();
-    for _ in &network_cores {
-        let (tx, rx) = shared_channel::new_bounded::<ToData>(queue_depth);
-        to_data_senders.push(tx);
-        to_data_receivers.push(rx);
-        let (tx, rx) = shared_channel::new_bounded::<Vec<ToNet>>(queue_depth);
-        to_net_senders.push(tx);
-        to_net_receivers.push(rx);
-    }
-
     let address = config.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
     let port = config.client_port.unwrap_or(2181);
-    let mut bind_addr: SocketAddr = format!("{address}:{port}")
+    let bind_addr: SocketAddr = format!("{address}:{port}")
         .parse()
         .or_else(|_| format!("[{address}]:{port}").parse())
         .map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
     ensure_port_free(bind_addr)?;
-    let limits = NetworkLimits {
-        jute_max_buffer: config.jute_max_buffer as usize,
-        max_client_cnxns: config.max_client_cnxns,
-    };
-    let counts = Arc::new(Mutex::new(Default::default()));
 
     let now = crate::data_role::now_ms();
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
@@ -202,32 +187,205 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         // As Apache after loading its database: the next start need not replay these again.
         snapshots.request();
     }
+    let queue_depth = config.queue_depth.max(1);
+    let roles = Roles {
+        processor,
+        status: StatusSource::new(&config),
+        snapshots,
+        replica,
+        log_settings,
+        log_tail: recovered.tail,
+        last_zxid: recovered.last_zxid,
+        queue_depth,
+        clients: ClientListener {
+            addr: bind_addr,
+            limits: NetworkLimits {
+                jute_max_buffer: config.jute_max_buffer as usize,
+                max_client_cnxns: config.max_client_cnxns,
+            },
+            counts: Arc::new(Mutex::new(Default::default())),
+        },
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = config.executors.resolve(config.pin, cpus);
+    log::info!("executor layout: {layout} (ringkeeper.executors={}, {cpus} CPUs)", config.executors);
+    match layout {
+        Executors::PerRole | Executors::Auto => run_per_role(&config, roles),
+        Executors::One => run_on_one_executor(&config, roles),
+    }
+}
 
-    let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
-    let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
-    let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
-    let (tail, last_zxid) = (recovered.tail, recovered.last_zxid);
-    let log_handle = LocalExecutorBuilder::new(placement(&config, config.log_core))
-        .name("rk-log")
-        .io_memory(log_io_memory)
-        .spawn(move || crate::log_role::run(log_settings, tail, last_zxid, from_data, to_data_durable))
-        .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
+/// Everything the roles start from, recovered on the main thread.
+struct Roles {
+    processor: Processor,
+    status: StatusSource,
+    snapshots: Snapshotter,
+    replica: Option<ReplicaSetup>,
+    log_settings: LogSettings,
+    log_tail: Option<LogTail>,
+    last_zxid: i64,
+    queue_depth: usize,
+    clients: ClientListener,
+}
 
-    let status = StatusSource::new(&config);
-    let log_link = LogLink {
+/// The data role's links to the log role, with the bounds a queue depth implies.
+fn log_link(
+    to_log: link::Sender<LogRecord>,
+    from_log: link::Receiver<i64>,
+    queue_depth: usize,
+    durable_zxid: i64,
+    snapshots: Snapshotter,
+) -> LogLink {
+    LogLink {
         to_log,
         from_log,
-        durable_zxid: last_zxid,
+        durable_zxid,
         in_flight_max: IN_FLIGHT_PER_QUEUE_SLOT * queue_depth,
         held_max: 16 * queue_depth,
         snapshots,
+    }
+}
+
+/// The client port and what every network role shares.
+#[derive(Clone)]
+struct ClientListener {
+    addr: SocketAddr,
+    limits: NetworkLimits,
+    counts: ConnectionCounts,
+}
+
+impl ClientListener {
+    /// Binds the client port on this executor, reports the bound address (or why not) on
+    /// `bound`, then serves clients as network role `index`.
+    async fn serve(
+        self,
+        index: usize,
+        bound: mpsc::Sender<Result<SocketAddr, String>>,
+        to_data: link::Sender<ToData>,
+        from_data: link::Receiver<Vec<ToNet>>,
+    ) {
+        let addr = self.addr;
+        let listener = match glommio::net::TcpListener::bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound.send(Err(format!("cannot listen on {addr}: {e}")));
+                return;
+            }
+        };
+        let _ = bound.send(listener.local_addr().map_err(|e| e.to_string()));
+        network::run(index, listener, to_data, from_data, self.limits, self.counts).await;
+    }
+}
+
+/// Waits for network role `index` to listen; the first one announces the address.
+fn await_listening(index: usize, bound: &mpsc::Receiver<Result<SocketAddr, String>>) -> anyhow::Result<()> {
+    let addr = bound
+        .recv()
+        .map_err(|_| anyhow!("network executor {index} died during start-up"))?
+        .map_err(|e| anyhow!(e))?;
+    if index == 0 {
+        println!("ringkeeper listening on {addr}");
+    }
+    Ok(())
+}
+
+/// `ringkeeper.executors=one`: the network, data and log roles as tasks of one executor on
+/// one thread, linked by local channels (placed on `ringkeeper.data.core` when pinned).
+fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
+    if config.network_cores.len() > 1 {
+        log::info!("ringkeeper.executors=one: one network role serves every client (ringkeeper.network.cores lists more)");
+    }
+    let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
+    let io_memory = EXECUTOR_IO_MEMORY_BYTES + log_io_memory_bytes(roles.log_settings.batch_bytes_max);
+    let core = config.data_core.or(config.network_cores.first().copied());
+    let handle = LocalExecutorBuilder::new(placement(config, core))
+        .name("rk-server")
+        .io_memory(io_memory)
+        .spawn(move || async move {
+            let depth = roles.queue_depth;
+            let (to_data, from_network) = link::local_bounded::<ToData>(depth);
+            let (to_network, from_data) = link::local_unbounded::<Vec<ToNet>>();
+            let (to_log, from_data_to_log) = link::local_unbounded::<LogRecord>();
+            let (to_data_durable, from_log) = link::local_bounded::<i64>(depth);
+            let log_link = log_link(to_log, from_log, depth, roles.last_zxid, roles.snapshots);
+            glommio::spawn_local(crate::log_role::run(
+                roles.log_settings,
+                roles.log_tail,
+                roles.last_zxid,
+                from_data_to_log,
+                to_data_durable,
+            ))
+            .detach();
+            glommio::spawn_local(roles.clients.serve(0, bound_tx, to_data, from_data)).detach();
+            crate::data_role::run(
+                roles.processor,
+                roles.status,
+                vec![from_network],
+                vec![to_network],
+                log_link,
+                roles.replica,
+            )
+            .await
+        })
+        .map_err(|e| anyhow!("starting the server executor: {e}"))?;
+    await_listening(0, &bound_rx)?;
+    handle.join().map_err(|e| anyhow!("server executor failed: {e}"))?;
+    Ok(())
+}
+
+/// `ringkeeper.executors=per-role`: one executor per network core, one for the data role and
+/// one for the log role, each on its own thread, linked by shared channels.
+fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
+    let network_cores: Vec<Option<usize>> = if config.network_cores.is_empty() {
+        vec![None]
+    } else {
+        config.network_cores.iter().map(|c| Some(*c)).collect()
     };
-    let data_placement = placement(&config, config.data_core);
-    let data_handle = LocalExecutorBuilder::new(data_placement)
+    let queue_depth = roles.queue_depth;
+    let mut to_data_senders = Vec::new();
+    let mut to_data_receivers = Vec::new();
+    let mut to_net_senders = Vec::new();
+    let mut to_net_receivers = Vec::new();
+    for _ in &network_cores {
+        let (tx, rx) = shared_channel::new_bounded::<ToData>(queue_depth);
+        to_data_senders.push(tx);
+        to_data_receivers.push(rx);
+        let (tx, rx) = shared_channel::new_bounded::<Vec<ToNet>>(queue_depth);
+        to_net_senders.push(tx);
+        to_net_receivers.push(rx);
+    }
+
+    let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
+    let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
+    let Roles { processor, status, snapshots, replica, log_settings, log_tail, last_zxid, clients, .. } =
+        roles;
+    let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
+    let log_handle = LocalExecutorBuilder::new(placement(config, config.log_core))
+        .name("rk-log")
+        .io_memory(log_io_memory)
+        .spawn(move || async move {
+            let from_data = link::connect_receiver(from_data).await;
+            let to_data = link::connect_sender(to_data_durable).await;
+            crate::log_role::run(log_settings, log_tail, last_zxid, from_data, to_data).await
+        })
+        .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
+
+    let data_handle = LocalExecutorBuilder::new(placement(config, config.data_core))
         .name("rk-data")
         .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-        .spawn(move || {
-            crate::data_role::run(processor, status, to_data_receivers, to_net_senders, log_link, replica)
+        .spawn(move || async move {
+            let to_log = link::connect_sender(to_log).await;
+            let from_log = link::connect_receiver(from_log).await;
+            let log_link = log_link(to_log, from_log, queue_depth, last_zxid, snapshots);
+            let mut from_cores = Vec::new();
+            for receiver in to_data_receivers {
+                from_cores.push(link::connect_receiver(receiver).await);
+            }
+            let mut to_cores = Vec::new();
+            for sender in to_net_senders {
+                to_cores.push(link::connect_sender(sender).await);
+            }
+            crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica).await
         })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
@@ -236,32 +394,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         network_cores.into_iter().zip(to_data_senders).zip(to_net_receivers).enumerate()
     {
         let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
-        let limits = limits.clone();
-        let counts = counts.clone();
-        let addr = bind_addr;
-        let handle = LocalExecutorBuilder::new(placement(&config, core))
+        let clients = clients.clone();
+        let handle = LocalExecutorBuilder::new(placement(config, core))
             .name(&format!("rk-net-{index}"))
             .io_memory(EXECUTOR_IO_MEMORY_BYTES)
             .spawn(move || async move {
-                let listener = match glommio::net::TcpListener::bind(addr) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = bound_tx.send(Err(format!("cannot listen on {addr}: {e}")));
-                        return;
-                    }
-                };
-                let _ = bound_tx.send(listener.local_addr().map_err(|e| e.to_string()));
-                network::run(index, listener, to_data, from_data, limits, counts).await;
+                let to_data = link::connect_sender(to_data).await;
+                let from_data = link::connect_receiver(from_data).await;
+                clients.serve(index, bound_tx, to_data, from_data).await
             })
             .map_err(|e| anyhow!("starting network executor {index}: {e}"))?;
-        let bound = bound_rx
-            .recv()
-            .map_err(|_| anyhow!("network executor {index} died during start-up"))?
-            .map_err(|e| anyhow!(e))?;
-        if index == 0 {
-            bind_addr = bound;
-            println!("ringkeeper listening on {bound}");
-        }
+        await_listening(index, &bound_rx)?;
         handles.push(handle);
     }
     for handle in handles {
