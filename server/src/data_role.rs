@@ -1,8 +1,10 @@
 //! Data role: owns the engine's [`Processor`] (tree, sessions, watches) on one core, and
 //! holds every output until the log says the zxid it depends on is durable.
 //!
-//! In: `ToData` from every network core (one bounded channel each), "durable up to zxid Z"
-//! from the log role, and a timer for session expiry and the container reaper.
+//! In: `ToData` from every network core (one bounded [`link`] each), "durable up to zxid Z"
+//! from the log role (drained per wake-up: the newest covers the rest), and one timer task
+//! for session expiry, the container reaper and the ZAB peer, sleeping until the next of
+//! them is due (an idle serving member wakes about once per heartbeat).
 //! Snapshots are captured here in bounded slices by a task of their own ([`crate::snapshotter`]).
 //! Out: the encoded txn of every write to the log role (bounded channel, zxid order), and
 //! `Vec<ToNet>` batches to each network core, in the exact order the processor emitted them
@@ -22,7 +24,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ringkeeper_engine::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
 use ringkeeper_engine::request::replica::is_forwarded;
@@ -47,20 +49,49 @@ pub fn now_ms() -> i64 {
 /// How often expiry and reaping are checked.
 const TICK_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the ZAB peer's timers run while it elects or syncs (finalize wait, vote
-/// resends, discovery), where a few ms decide how soon the ensemble serves again.
+/// resends, discovery), where a few ms decide how soon the ensemble serves again. Serving,
+/// the peer names its next timer ([`Peer::next_timer_at`]) and the data role sleeps until then.
 const PEER_TICK_ELECTING: Duration = Duration::from_millis(5);
-/// Longest wait between the peer's timer runs while serving.
-const PEER_TICK_SERVING_MAX: Duration = Duration::from_millis(25);
+/// How late the processor's tick may run on a leader so that it shares a wake-up with the
+/// next ping (an idle server then wakes about once per heartbeat, not twice).
+const PROCESSOR_TICK_SLACK: Duration = Duration::from_millis(25);
 
-/// The wait before the peer's next timer run. Serving, its timers are the ping period and the
-/// link timeout: a quarter of a heartbeat keeps pings at most a quarter period late and the
-/// detection of a silent peer within that of its timeout, while an idle server wakes a few
-/// dozen times a second instead of 200.
-fn peer_tick_interval(view: RoleView, heartbeat: Duration) -> Duration {
-    if view.serving {
-        (heartbeat / 4).clamp(PEER_TICK_ELECTING, PEER_TICK_SERVING_MAX)
-    } else {
-        PEER_TICK_ELECTING
+/// The ensemble role as the data role last saw it. A change wakes the timer task, whose
+/// sleep depends on the role (an electing peer ticks often, a serving one sleeps long).
+struct RoleCell {
+    view: Cell<RoleView>,
+    changed: Cell<Option<Waker>>,
+}
+
+impl RoleCell {
+    fn new(view: RoleView) -> RoleCell {
+        RoleCell { view: Cell::new(view), changed: Cell::new(None) }
+    }
+
+    fn get(&self) -> RoleView {
+        self.view.get()
+    }
+
+    /// Sets the role, returns the previous one, and wakes the task awaiting [`Self::changed`].
+    fn replace(&self, view: RoleView) -> RoleView {
+        if let Some(waker) = self.changed.take() {
+            waker.wake();
+        }
+        self.view.replace(view)
+    }
+
+    /// Resolves after the next [`Self::replace`] (or a spurious wake-up: callers re-check).
+    async fn changed(&self) {
+        let mut waiting = false;
+        poll_fn(|cx| {
+            if waiting {
+                return Poll::Ready(());
+            }
+            waiting = true;
+            self.changed.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -109,7 +140,7 @@ struct Replica {
     peer: RefCell<Peer>,
     net: OnceCell<PeerNet>,
     relaying: RefCell<Relaying>,
-    role: Cell<RoleView>,
+    role: RoleCell,
     data_dir: std::path::PathBuf,
     /// The epochs on disk (accepted, current).
     epochs: Cell<(u32, u32)>,
@@ -727,7 +758,12 @@ pub async fn run(
             peer: RefCell::new(Peer::new(setup.peer_config.clone(), setup.recovered.clone(), now_ms())),
             net: OnceCell::new(),
             relaying: RefCell::new(Relaying::default()),
-            role: Cell::new(RoleView { state: ServerState::Looking, leader: None, epoch: 0, serving: false }),
+            role: RoleCell::new(RoleView {
+                state: ServerState::Looking,
+                leader: None,
+                epoch: 0,
+                serving: false,
+            }),
             data_dir: setup.data_dir.clone(),
             epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
         }),
@@ -766,17 +802,57 @@ pub async fn run(
         })
         .detach();
     }
+    run_timers(&role).await
+}
+
+/// The data role's timers (ZAB peer, session expiry and reaping, a learner's session
+/// touches) on one task that sleeps until the next of them is due, or the ensemble role
+/// changes: an idle serving member wakes about once per heartbeat, plus the pings it hears.
+async fn run_timers(role: &DataRole) -> ! {
+    // A learner's tick only reports its clients' sessions to the leader (which owns expiry):
+    // as often as an Apache learner does, twice per tickTime.
+    let learner_interval =
+        TICK_INTERVAL.max(Duration::from_millis(role.processor.borrow().config.tick_ms.max(0) as u64 / 2));
+    let mut processor_tick_at = Instant::now() + TICK_INTERVAL;
     loop {
-        glommio::timer::sleep(TICK_INTERVAL).await;
-        let outputs = role.processor.borrow_mut().tick(now_ms());
-        role.route(outputs);
-        if role.replica.is_some() {
-            role.relay_touches();
+        let now = Instant::now();
+        let until_processor_tick = processor_tick_at.saturating_duration_since(now);
+        match &role.replica {
+            Some(r) => {
+                let view = r.role.get();
+                let leading = view.state == ServerState::Leading && view.serving;
+                let until_peer_timer = match r.peer.borrow().next_timer_at() {
+                    // At least 1 ms: the wall clock in whole ms may lag the timer a little.
+                    Some(at) => Duration::from_millis((at - now_ms()).max(1) as u64),
+                    None => PEER_TICK_ELECTING,
+                };
+                // A leader's tick may wait a little for the next ping's wake-up.
+                let until_processor_tick =
+                    if leading { until_processor_tick + PROCESSOR_TICK_SLACK } else { until_processor_tick };
+                let wait = until_peer_timer.min(until_processor_tick);
+                futures_lite::future::or(glommio::timer::sleep(wait), r.role.changed()).await;
+                if r.peer.borrow().next_timer_at().is_none_or(|at| now_ms() >= at) {
+                    role.step_peer(Event::Tick);
+                }
+            }
+            None => {
+                glommio::timer::sleep(until_processor_tick).await;
+            }
+        }
+        let now = Instant::now();
+        if now >= processor_tick_at {
+            let learner = role.replica.as_ref().is_some_and(|r| r.learner_of().is_some());
+            processor_tick_at = now + if learner { learner_interval } else { TICK_INTERVAL };
+            let outputs = role.processor.borrow_mut().tick(now_ms());
+            role.route(outputs);
+            if role.replica.is_some() {
+                role.relay_touches();
+            }
         }
     }
 }
 
-/// Opens the peer links, starts the election and the peer's timers.
+/// Opens the peer links and starts the election (the peer's timers run in [`run`]'s loop).
 async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     // A previous incarnation of this server (restarted from disk) may still hold the port
     // for a moment: retry the bind for a while before giving up.
@@ -796,7 +872,6 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         }
     };
     let deliver_to = role.clone();
-    let heartbeat = Duration::from_millis(setup.peer_config.heartbeat_ms.max(1) as u64);
     let connect_timeout = Duration::from_millis(setup.peer_config.peer_timeout_ms.max(1) as u64);
     let net = PeerNet::start(
         setup.peer_config.my_id,
@@ -810,12 +885,4 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     let mut actions = Vec::new();
     r.peer.borrow_mut().start(&mut actions);
     role.carry_out(actions);
-    let ticking = role.clone();
-    glommio::spawn_local(async move {
-        loop {
-            glommio::timer::sleep(peer_tick_interval(ticking.replica().role.get(), heartbeat)).await;
-            ticking.step_peer(Event::Tick);
-        }
-    })
-    .detach();
 }

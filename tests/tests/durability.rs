@@ -6,6 +6,8 @@
 //!   with its czxid, the node's setData history is at least the acknowledged one (exact Stat
 //!   when nothing later survived), and new zxids continue after every acknowledged one. Many
 //!   rounds on one data directory; the seed is printed (`RINGKEEPER_TEST_SEED` replays it).
+//! - `acknowledged_writes_survive_kill_9_with_an_executor_per_role`: the same with
+//!   `ringkeeper.executors=per-role` (roles on threads of their own, shared channels).
 //! - `acknowledged_writes_survive_kill_9_with_snapshots_and_segment_rollover`: the same with a
 //!   small `snapCount` (fuzzy snapshots under load), retention on, and 64 KiB segments.
 //! - `torn_tail_is_cut_and_reported`: the last segment cut mid-record starts with a warning
@@ -183,6 +185,17 @@ fn assert_durable(session: &mut RawSession, round_path: &str, acked: &Acked) {
 #[test]
 fn acknowledged_writes_survive_kill_9() {
     drop(kill_9_rounds(""));
+}
+
+/// The same with the network, data and log roles each on an executor (thread) of its own,
+/// linked by shared channels (the default runs them on one executor here).
+#[test]
+fn acknowledged_writes_survive_kill_9_with_an_executor_per_role() {
+    if Target::from_env() == Target::Apache {
+        return;
+    }
+    let server = kill_9_rounds("ringkeeper.executors=per-role");
+    assert!(server.log().contains("executor layout: per-role"), "{}", server.log());
 }
 
 /// The same with snapshots taken all the time (fuzzy, under load), retention removing old

@@ -1,7 +1,8 @@
 //! Ensembles of real server processes on 127.0.0.1 driven by a real client
 //! (`zookeeper-client`): every member serves, writes go through any member, kill -9 of the
 //! leader during pipelined writes loses no acknowledged write, a follower or a minority can
-//! die, the whole ensemble can restart, observers serve without voting.
+//! die, the whole ensemble can restart (with an executor per role: `per-role`), observers
+//! serve without voting.
 //!
 //! `RINGKEEPER_TEST_TARGET=apache` runs the same tests against Apache ZooKeeper 3.8's
 //! QuorumPeerMain. Failover times are printed, not asserted (figures live in bench/results).
@@ -200,7 +201,8 @@ async fn killing_the_leader_during_pipelined_writes_loses_no_acknowledged_write(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_dies_then_the_whole_ensemble_restarts_with_every_write() {
-    let mut ensemble = blocking(|| Ensemble::start(3, 0, ""));
+    // Members with an executor (thread) per role; the other tests run the default layout.
+    let mut ensemble = blocking(|| Ensemble::start(3, 0, "ringkeeper.executors=per-role\n"));
     let leader = ensemble.wait_leader(STEP);
     let follower = (leader + 1) % 3;
     // Connected to the leader: killing a follower does not cut this client off.

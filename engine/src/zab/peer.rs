@@ -334,6 +334,23 @@ impl Peer {
         }
     }
 
+    /// The earliest time (the clock [`Peer::step`] is given, ms) at which an [`Event::Tick`]
+    /// can change anything, while serving: the next ping of a leader, or the moment a silent
+    /// learner or leader would count as lost. A driver may sleep until then (or until the
+    /// next event) instead of ticking on a fixed period. `None` while electing, discovering or
+    /// syncing: several short timers interact there, tick often.
+    pub fn next_timer_at(&self) -> Option<i64> {
+        let timeout = self.cfg.peer_timeout_ms;
+        match &self.phase {
+            Phase::Following(f) if f.stage == FollowStage::UpToDate => Some(f.last_heard + timeout + 1),
+            Phase::Leading(l) if l.established => {
+                let first_silent = l.learners.values().map(|link| link.last_heard + timeout + 1).min();
+                Some(first_silent.map_or(l.next_ping_at, |at| at.min(l.next_ping_at)))
+            }
+            _ => None,
+        }
+    }
+
     /// Last zxid logged (maybe not yet durable).
     pub fn last_logged(&self) -> i64 {
         self.last_logged
@@ -1216,5 +1233,38 @@ mod tests {
         assert!(peers[2].role().serving, "empty logs are durable: established at once");
         assert_eq!(peers[0].role().leader, Some(3));
         assert_eq!(peers[2].next_zxid(), Some(make_zxid(1, 1)));
+    }
+
+    #[test]
+    fn serving_peers_name_their_next_timer_and_ticks_before_it_change_nothing() {
+        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
+        let mut queue = Vec::new();
+        for p in peers.iter_mut() {
+            let mut out = Vec::new();
+            p.start(&mut out);
+            let id = p.config().my_id;
+            queue.extend(out.into_iter().map(|a| (id, a)));
+        }
+        run(&mut peers, queue, 1);
+        let (heartbeat, timeout) = (peers[0].config().heartbeat_ms, peers[0].config().peer_timeout_ms);
+        let is_ping = |a: &Action| matches!(a, Action::Send { msg: Msg::Ping { .. }, .. });
+
+        let leader_at = peers[2].next_timer_at().expect("an established leader has timers");
+        assert!(leader_at <= 1 + heartbeat, "the next ping is due within a heartbeat");
+        let mut out = Vec::new();
+        peers[2].step(leader_at - 1, Event::Tick, &mut out);
+        assert!(!out.iter().any(is_ping), "no ping before its time: {out:?}");
+        peers[2].step(leader_at, Event::Tick, &mut out);
+        assert!(out.iter().any(is_ping), "the ping goes out at its time");
+        assert_eq!(peers[2].next_timer_at(), Some(leader_at + heartbeat));
+
+        let follower_at = peers[0].next_timer_at().expect("a synced follower has a timer");
+        assert_eq!(follower_at, 1 + timeout + 1, "the leader was last heard at 1");
+        let mut out = Vec::new();
+        peers[0].step(follower_at - 1, Event::Tick, &mut out);
+        assert_eq!(peers[0].role().state, ServerState::Following);
+        peers[0].step(follower_at, Event::Tick, &mut out);
+        assert_eq!(peers[0].role().state, ServerState::Looking, "a silent leader is lost at the deadline");
+        assert_eq!(peers[0].next_timer_at(), None, "electing: tick often");
     }
 }
