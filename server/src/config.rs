@@ -1234,7 +1234,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.log_batch_delay_micros, 200);
         assert_eq!(cfg.queue_depth, 4096);
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
-        assert_eq!(cfg.raw.len(), 29);
+        assert_eq!(cfg.raw.len(), 30);
         assert!(cfg.ignored_keys.contains(&"admin.enableServer".to_owned()));
         assert!(cfg.ignored_keys.contains(&"metricsProvider.httpPort".to_owned()));
         // 3 participants + an observer: no warnings at all.
