@@ -236,6 +236,28 @@ pub fn check_history(ops: &[Op], options: &Options) -> Result<(), Violation> {
     inconclusive.map_or(Ok(()), Err)
 }
 
+/// A copy of `ops` with one more op on `key` by `session` after every reply: a synced read
+/// returning the data the key's highest acknowledged write replaced, under the version it
+/// replaced. The checker must reject it; tests use it to prove a run's verdict can fail.
+/// `None` when no acknowledged write replaced an acknowledged value.
+pub fn with_stale_read(ops: &[Op], key: &str, session: u64) -> Option<Vec<Op>> {
+    let acked_version = |op: &Op| match op.result() {
+        Some(Return::Written { version }) => Some(*version),
+        Some(Return::Created) => Some(0),
+        _ => None,
+    };
+    let on_key = || ops.iter().filter(|op| op.key == key);
+    let latest = on_key().filter_map(acked_version).max()?;
+    let replaced = on_key().find(|op| acked_version(op) == Some(latest - 1))?.call.written_data()?;
+    let end = ops.iter().map(|op| op.completion.as_ref().map_or(op.invoked, |c| c.at)).max()?;
+    let mut stale = ops.to_vec();
+    stale.push(
+        Op::invoke(session, key, end + 1, Call::synced_read())
+            .returned(end + 2, Return::value(replaced, latest - 1)),
+    );
+    Some(stale)
+}
+
 /// Whether `op` takes part in the linearizability search: writes of every outcome, and
 /// completed reads that must be linearizable. Plain reads and unanswered reads do not.
 fn in_linearizability_search(op: &Op, synced_reads: ReadGuarantee) -> bool {

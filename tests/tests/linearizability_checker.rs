@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use ringkeeper_tests::linearizability::{
-    check_history, check_linearizable, Call, Op, Options, ReadGuarantee, Return, Violation,
+    check_history, check_linearizable, with_stale_read, Call, Op, Options, ReadGuarantee, Return, Violation,
 };
 use ringkeeper_tests::sim::Rng;
 
@@ -212,14 +212,6 @@ fn the_report_is_the_shortest_failing_prefix_printed_one_op_a_line() {
     assert_eq!(shown.lines().count(), 4, "{shown}");
 }
 
-/// The data `call` writes, if it writes.
-fn written_data(call: &Call) -> Option<Vec<u8>> {
-    match call {
-        Call::Read { .. } => None,
-        Call::Write { data } | Call::CompareAndSet { data, .. } | Call::Create { data } => Some(data.clone()),
-    }
-}
-
 /// A history of `ops` ops by `sessions` sessions on one key, made by a real register: each
 /// op takes effect at a random instant inside its [invoked, completed] interval; one in
 /// `lost_one_in` gets no reply (applied or not at random).
@@ -301,29 +293,7 @@ fn a_generated_history_with_one_stale_synced_read_is_rejected() {
     let started = Instant::now();
     let mut rejected = 0;
     for seed in 0..20 {
-        let mut history = generated_history(seed, 4, 300, 20);
-        // The last acknowledged write, then a synced read after it of the value it replaced.
-        let Some(last_write) = history
-            .iter()
-            .filter(|op| matches!(op.completion.as_ref().map(|c| &c.result), Some(Return::Written { version }) if *version >= 1))
-            .max_by_key(|op| op.completion.as_ref().unwrap().at)
-            .cloned()
-        else {
-            continue;
-        };
-        let Some(Return::Written { version }) = last_write.completion.as_ref().map(|c| c.result.clone())
-        else {
-            unreachable!()
-        };
-        let Some(previous) = history.iter().find_map(|op| match op.completion.as_ref().map(|c| &c.result) {
-            Some(Return::Written { version: v }) if *v == version - 1 => written_data(&op.call),
-            Some(Return::Created) if version == 1 => written_data(&op.call),
-            _ => None,
-        }) else {
-            continue;
-        };
-        let end = history.iter().filter_map(|op| op.completion.as_ref().map(|c| c.at)).max().unwrap();
-        history.push(op(99, end + 1, end + 2, Call::synced_read(), Return::value(&previous, version - 1)));
+        let Some(history) = with_stale_read(&generated_history(seed, 4, 300, 20), K, 99) else { continue };
         assert!(
             matches!(check_linearizable(&history), Err(Violation::NotLinearizable { .. })),
             "seed {seed}: stale synced read accepted: {:?}",
