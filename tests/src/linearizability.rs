@@ -1,5 +1,5 @@
-//! History checker for client operations on ZooKeeper znodes, shared by the seeded simulator
-//! and the real-process fault tests. Pure code: no I/O, no clock.
+//! History checker for client operations on ZooKeeper znodes, for the real-process fault
+//! tests (`tests/tests/jepsen.rs`) and the seeded simulator alike. Pure code: no I/O, no clock.
 //!
 //! # Model
 //! Every key (znode path) is an independent register holding either nothing or
@@ -34,7 +34,8 @@
 //! prints the offending history: for a non-linearizable key, the shortest failing prefix of
 //! its history, one op per line. The search is bounded ([`Options::max_ops_per_key`],
 //! [`Options::max_steps_per_key`]); past the bound the answer is [`Violation::Inconclusive`],
-//! reported only when no key gave a definite violation.
+//! reported only when no key gave a definite violation. [`with_stale_read`] adds one stale
+//! synced read to a history, for tests to prove that a verdict on it can fail.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -6,6 +6,11 @@
 //! `ringkeeper_tests::linearizability`: writes and synced reads linearizable, plain reads
 //! sequentially consistent. Bounded in time (about 10 s of load) and op count.
 //!
+//! Longer: `RINGKEEPER_JEPSEN_ROUNDS=<n>` repeats the fault round (load, kill -9, load,
+//! restart), killing the leader in even rounds and a follower in odd ones;
+//! `RINGKEEPER_JEPSEN_SEED=<n>` fixes the clients' op choices (the processes' timing is not
+//! replayable).
+//!
 //! `RINGKEEPER_TEST_TARGET=apache` runs it against Apache ZooKeeper 3.8, judged by its
 //! documented model (synced reads only sequentially consistent, ZOOKEEPER-1675).
 
@@ -24,8 +29,8 @@ use zookeeper_client as zk;
 const KEYS: [&str; 3] = ["/j0", "/j1", "/j2"];
 /// Client sessions in flight at once (spread over the members).
 const WORKERS: usize = 5;
-/// Ops one worker issues at most.
-const OPS_PER_WORKER: usize = 600;
+/// Ops one worker issues at most, per fault round.
+const OPS_PER_ROUND: usize = 600;
 /// A worker's n-th op starts no earlier than n * PACE after the load starts, so the load
 /// spans the whole fault schedule (about 10 s) instead of finishing before the first fault.
 const PACE: Duration = Duration::from_millis(15);
@@ -48,6 +53,11 @@ impl Recorder {
     fn record(&self, op: Op) {
         self.ops.lock().unwrap().push(op);
     }
+}
+
+/// A number from the environment, `default` when unset.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
 }
 
 /// The checker's view of a reply: a result, or `None` when the outcome is unknown.
@@ -116,12 +126,19 @@ async fn run_op(
 
 /// One worker: a session on the member at `addr`, random ops until `stop` or its op budget; after
 /// an unknown outcome the session is dropped and a new one opened (a new history session).
-async fn worker(addr: String, worker_id: u64, recorder: Arc<Recorder>, stop: Arc<AtomicBool>) {
-    let mut rng = Rng(worker_id);
+async fn worker(
+    addr: String,
+    worker_id: u64,
+    seed: u64,
+    op_budget: usize,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng = Rng(seed ^ worker_id);
     let started = Instant::now();
     let mut issued = 0;
     let mut incarnation = 0u64;
-    while issued < OPS_PER_WORKER && !stop.load(Ordering::Relaxed) {
+    while issued < op_budget && !stop.load(Ordering::Relaxed) {
         let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(6));
         let Ok(Ok(client)) =
             tokio::time::timeout(OP_TIMEOUT, connector.with_connection_timeout(OP_TIMEOUT).connect(&addr))
@@ -133,7 +150,7 @@ async fn worker(addr: String, worker_id: u64, recorder: Arc<Recorder>, stop: Arc
         incarnation += 1;
         let session = worker_id * 1000 + incarnation;
         let mut last_version = [0i32; KEYS.len()];
-        while issued < OPS_PER_WORKER && !stop.load(Ordering::Relaxed) {
+        while issued < op_budget && !stop.load(Ordering::Relaxed) {
             tokio::time::sleep_until((started + PACE * issued as u32).into()).await;
             issued += 1;
             let k = rng.below(KEYS.len() as u64) as usize;
@@ -171,27 +188,48 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
     }
     drop(setup);
 
+    let rounds = env_number("RINGKEEPER_JEPSEN_ROUNDS", 1);
+    let seed = env_number(
+        "RINGKEEPER_JEPSEN_SEED",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into(),
+    );
+    eprintln!("jepsen: {rounds} fault rounds, op seed {seed} (RINGKEEPER_JEPSEN_SEED to reuse)");
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..WORKERS)
-        .map(|w| tokio::spawn(worker(ensemble.address(w % 3), w as u64 + 1, recorder.clone(), stop.clone())))
+        .map(|w| {
+            let budget = OPS_PER_ROUND * rounds as usize;
+            tokio::spawn(worker(
+                ensemble.address(w % 3),
+                w as u64 + 1,
+                seed,
+                budget,
+                recorder.clone(),
+                stop.clone(),
+            ))
+        })
         .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let leader = tokio::task::block_in_place(|| {
-        let leader = ensemble.wait_leader(Duration::from_secs(10));
-        ensemble.kill(leader);
-        leader
-    });
-    let killed_at = Instant::now();
-    let killed_at_ns = recorder.now();
-    let new_leader = tokio::task::block_in_place(|| ensemble.wait_leader(Duration::from_secs(30)));
-    eprintln!(
-        "killed leader {} ; server {} leads after {:?}",
-        leader + 1,
-        new_leader + 1,
-        killed_at.elapsed()
-    );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    tokio::task::block_in_place(|| ensemble.restart(leader));
+    let mut killed_at_ns = u64::MAX;
+    for round in 0..rounds {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Even rounds kill the leader, odd rounds a follower.
+        let (victim, role) = tokio::task::block_in_place(|| {
+            let leader = ensemble.wait_leader(Duration::from_secs(30));
+            let victim = if round % 2 == 0 { leader } else { (leader + 1) % 3 };
+            ensemble.kill(victim);
+            (victim, if victim == leader { "leader" } else { "follower" })
+        });
+        let killed_at = Instant::now();
+        killed_at_ns = killed_at_ns.min(recorder.now());
+        let leader = tokio::task::block_in_place(|| ensemble.wait_leader(Duration::from_secs(30)));
+        eprintln!(
+            "round {round}: killed {role} {}; server {} leads {:?} later",
+            victim + 1,
+            leader + 1,
+            killed_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::task::block_in_place(|| ensemble.restart(victim));
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -229,6 +267,7 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
             Target::Ringkeeper => ReadGuarantee::Linearizable,
             Target::Apache => ReadGuarantee::Sequential,
         },
+        max_ops_per_key: Options::default().max_ops_per_key.max(1_500 * rounds as usize),
         ..Options::default()
     };
     let started = Instant::now();
