@@ -165,7 +165,7 @@ impl Default for Options {
         Options {
             synced_reads: ReadGuarantee::Linearizable,
             max_ops_per_key: 5_000,
-            max_steps_per_key: 2_000_000,
+            max_steps_per_key: 20_000_000,
         }
     }
 }
@@ -386,6 +386,17 @@ enum InternedReturn {
 }
 
 impl SearchOp {
+    /// Whether an unanswered op can no longer change the register from `state` on (versions
+    /// only grow and nothing is deleted): a compare-and-set on a version already passed, a
+    /// create of a node that exists.
+    fn is_dead_at(&self, state: Register) -> bool {
+        match (self.call, state) {
+            (InternedCall::CompareAndSet(_, expected), Some((_, version))) => version > expected,
+            (InternedCall::Create(_), Some(_)) => true,
+            _ => false,
+        }
+    }
+
     /// The register after this op at `state`, `None` if the op cannot happen there with its
     /// result. Unknown results take the effect the call would have.
     fn step(&self, state: Register) -> Option<Register> {
@@ -599,10 +610,31 @@ fn search_key(ops: &[Op], options: &Options) -> Search {
     let mut list = EntryList::new(ops);
     let mut answered_left = ops.iter().filter(|op| op.completion.is_some()).count();
     let mut linearized = OpSet::new(ops.len());
+    // Unanswered compare-and-sets and creates: once the register is past them they can only
+    // be no-ops, so the memo counts them as linearized (whether they are or not).
+    let mortal: Vec<usize> = (0..ops.len())
+        .filter(|&i| {
+            search_ops[i].result.is_none()
+                && matches!(search_ops[i].call, InternedCall::CompareAndSet(..) | InternedCall::Create(_))
+        })
+        .collect();
+    let memo_key = |linearized: &OpSet, state: Register| {
+        let mut key = linearized.clone();
+        for &op in &mortal {
+            if search_ops[op].is_dead_at(state) {
+                key.insert(op);
+            }
+        }
+        (key, state)
+    };
     let mut visited: HashSet<(OpSet, Register)> = HashSet::new();
     let mut stack: Vec<(usize, Register)> = Vec::new();
     let mut state: Register = None;
+    // Each scan of the candidates (calls before the first return) tries answered ops first,
+    // then (`trying_unanswered`) the unanswered ones, which are never required: a valid
+    // history is then found without guessing at ops nobody saw.
     let mut entry = list.next[HEAD];
+    let mut trying_unanswered = false;
     let mut steps = 0u64;
     while answered_left > 0 {
         steps += 1;
@@ -612,33 +644,38 @@ fn search_key(ops: &[Op], options: &Options) -> Search {
         let is_call = entry != NIL && list.entry_op[entry].1;
         if is_call {
             let op = list.entry_op[entry].0;
-            let twin_waiting = search_ops[op].earlier_twin.is_some_and(|twin| !linearized.contains(twin));
-            if twin_waiting {
-                entry = list.next[entry];
-                continue;
-            }
-            if let Some(next_state) = search_ops[op].step(state) {
-                linearized.insert(op);
-                if visited.insert((linearized.clone(), next_state)) {
-                    stack.push((op, state));
-                    state = next_state;
-                    list.lift(op);
-                    if search_ops[op].result.is_some() {
-                        answered_left -= 1;
+            let search_op = &search_ops[op];
+            let skipped = search_op.result.is_none() != trying_unanswered
+                || search_op.earlier_twin.is_some_and(|twin| !linearized.contains(twin));
+            if !skipped {
+                if let Some(next_state) = search_op.step(state) {
+                    linearized.insert(op);
+                    if visited.insert(memo_key(&linearized, next_state)) {
+                        stack.push((op, state));
+                        state = next_state;
+                        list.lift(op);
+                        if search_op.result.is_some() {
+                            answered_left -= 1;
+                        }
+                        entry = list.next[HEAD];
+                        trying_unanswered = false;
+                        continue;
                     }
-                    entry = list.next[HEAD];
-                    continue;
+                    linearized.remove(op);
                 }
-                linearized.remove(op);
             }
             entry = list.next[entry];
+        } else if !trying_unanswered {
+            entry = list.next[HEAD];
+            trying_unanswered = true;
         } else {
             // A return (or the end): some op called before it must be linearized first.
             let Some((op, previous)) = stack.pop() else { return Search::NotLinearizable };
             linearized.remove(op);
             state = previous;
             list.unlift(op);
-            if search_ops[op].result.is_some() {
+            trying_unanswered = search_ops[op].result.is_none();
+            if !trying_unanswered {
                 answered_left += 1;
             }
             entry = list.next[list.call_entry[op]];
