@@ -417,12 +417,12 @@ fn agrees_with_brute_force_on_thousands_of_tiny_random_histories() {
     for case in 0..20_000 {
         let mut history = Vec::new();
         let mut free_at = [0u64; 3];
-        for n in 0..(3 + rng.below(4)) {
+        for n in 0..(3 + rng.below(5)) {
             let s = rng.below(3) as usize;
             let invoked = free_at[s] + rng.below(4);
             let completed = invoked + 1 + rng.below(6);
             free_at[s] = completed + 1;
-            let data = [b'a' + rng.below(3) as u8];
+            let data = [b'a' + rng.below(5) as u8]; // d and e are never read back
             let call = match rng.below(4) {
                 0 => Call::synced_read(),
                 1 => Call::write(&data),
