@@ -1,11 +1,13 @@
 //! CPU time spent by the servers and by the bench itself over a measured window, so every
 //! run can say what an op cost in CPU and whether the client was the bottleneck.
 //!
-//! Source: `/proc/<pid>/stat` `utime + stime` (all threads of the process, live and exited),
-//! in clock ticks (`sysconf(_SC_CLK_TCK)`, 10 ms on Linux). The same reader serves both
-//! isolations and both server kinds, and the bench's own process (`/proc/self/stat`). At the
-//! tick's resolution a window of a few seconds and a few thousand ops is precise to a few µs
-//! per op. A [`CpuWatch`] takes a [`CpuSample`] at the start and the end of a window;
+//! Source: the scheduler's on-CPU time of every thread of the process, in ns
+//! (`/proc/<pid>/task/*/schedstat`, first field), summed; a thread that exits inside a window
+//! loses its share of it (server threads live as long as the server). Where schedstat cannot
+//! be read, `/proc/<pid>/stat` `utime + stime` in clock ticks (`sysconf(_SC_CLK_TCK)`, 10 ms
+//! on Linux: too coarse for a cheap client over a short window). The same reader serves both
+//! isolations, both server kinds and the bench's own process (`/proc/self`).
+//! A [`CpuWatch`] takes a [`CpuSample`] at the start and the end of a window;
 //! [`CpuReport::between`] turns two samples and the op count into µs per op and % of a core.
 
 use std::sync::OnceLock;
@@ -43,12 +45,25 @@ fn stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// On-CPU time of every live thread of the process at `/proc/<process>`, in ns.
+fn threads_on_cpu_ns(process: &str) -> Option<u64> {
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{process}/task")).ok()?.flatten() {
+        // A thread that exited since the listing is skipped.
+        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else { continue };
+        let on_cpu: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        total = Some(total.unwrap_or(0) + on_cpu);
+    }
+    total
+}
+
 /// CPU time (user + system) a process has used so far, in µs; `pid` `None` is this process.
 pub fn process_cpu_us(pid: Option<u32>) -> Result<u64, BenchError> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_string(),
-    };
+    let process = pid.map_or("self".to_string(), |pid| pid.to_string());
+    if let Some(ns) = threads_on_cpu_ns(&process) {
+        return Ok(ns / 1000);
+    }
+    let path = format!("/proc/{process}/stat");
     let text = std::fs::read_to_string(&path).map_err(BenchError::io_at(format!("reading {path}")))?;
     let ticks = stat_ticks(&text).ok_or_else(|| BenchError::Protocol(format!("{path}: no utime/stime")))?;
     Ok(ticks * 1_000_000 / ticks_per_second())
@@ -185,7 +200,7 @@ mod tests {
     fn this_process_uses_cpu_and_the_report_divides_by_ops_and_wall_time() {
         let watch = CpuWatch::new(vec![ServerProcess { name: "self".into(), pid: std::process::id() }]);
         let start = watch.sample();
-        // Spin until at least 3 clock ticks of CPU have been charged (bounded in time).
+        // Spin until 30 ms of CPU have been charged (bounded in time).
         let give_up = Instant::now() + std::time::Duration::from_secs(10);
         let before = process_cpu_us(None).unwrap();
         let mut x = 0u64;
