@@ -12,14 +12,17 @@
 # bench/results/latest/, with commands.txt naming the exact command of every file.
 #
 #   bench/results/regenerate.sh [--quick]     # --quick: 1 run per case, 2 failover trials
+#   RATE=6000 bench/results/regenerate.sh     # another fixed rate, if 8000/s is not sustained
+#                                             # by both sides (rows marked BELOW RATE)
+#   OUT=/tmp/check bench/results/regenerate.sh --quick   # elsewhere than latest/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-repeat=3 trials=5 seconds=5 idle=10
+repeat=3 trials=5 seconds=5 idle=10 rate=${RATE:-8000}
 if [[ ${1:-} == --quick ]]; then repeat=1 trials=2 seconds=2 idle=3; fi
 
 cargo build --release -p ringkeeper-server -p ringkeeper-bench
-out=bench/results/latest
+out=${OUT:-bench/results/latest}
 rm -rf "$out"
 mkdir -p "$out"
 # Copies of the binaries, so a build elsewhere cannot replace them mid-run.
@@ -46,7 +49,7 @@ run() {
 
 run floor "$B" floor --fsyncs 300 --round-trips 10000 --json "$out/floor.json"
 
-cases=(--case write:16x16 --case write:1x1 --case read:16x16 --case write:16x16@8000)
+cases=(--case write:16x16 --case write:1x1 --case read:16x16 --case "write:16x16@$rate")
 for setup in "1 shared" "3 equal" "3 shared"; do
     read -r servers isolation <<<"$setup"
     idle_arg=()

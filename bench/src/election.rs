@@ -199,7 +199,11 @@ impl Cluster {
 
     fn name(&self) -> String {
         match self {
-            Cluster::Started(ensemble, _) => format!("{} started here", ensemble.kind.name()),
+            Cluster::Started(ensemble, _) => format!(
+                "{} started here, isolation {}",
+                ensemble.kind.name(),
+                ensemble.isolation().describe()
+            ),
             Cluster::Running { addresses, .. } => addresses.join(","),
         }
     }
