@@ -10,6 +10,7 @@
 //! A [`CpuWatch`] takes a [`CpuSample`] at the start and the end of a window;
 //! [`CpuReport::between`] turns two samples and the op count into µs per op and % of a core.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -22,6 +23,18 @@ use crate::BenchError;
 pub struct ServerProcess {
     pub name: String,
     pub pid: u32,
+    /// The `cpu.stat` of its own cgroup under equal isolation: how long the quota held it.
+    pub quota_stat: Option<PathBuf>,
+}
+
+/// Time a cgroup's processes were held back by its CPU quota, in µs, from the text of its
+/// `cpu.stat` (v1 `throttled_time` in ns, v2 `throttled_usec`).
+fn throttled_us(cpu_stat: &str) -> Option<u64> {
+    cpu_stat.lines().find_map(|line| match line.split_once(' ')? {
+        ("throttled_time", ns) => ns.trim().parse::<u64>().ok().map(|ns| ns / 1000),
+        ("throttled_usec", us) => us.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat`.
@@ -76,6 +89,7 @@ pub struct CpuSample {
     at: Instant,
     client_us: u64,
     servers_us: Vec<Option<u64>>,
+    servers_throttled_us: Vec<Option<u64>>,
 }
 
 /// Takes [`CpuSample`]s of the bench and a fixed list of server processes.
@@ -94,6 +108,11 @@ impl CpuWatch {
             at: Instant::now(),
             client_us: process_cpu_us(None).unwrap_or(0),
             servers_us: self.servers.iter().map(|s| process_cpu_us(Some(s.pid)).ok()).collect(),
+            servers_throttled_us: self
+                .servers
+                .iter()
+                .map(|s| throttled_us(&std::fs::read_to_string(s.quota_stat.as_ref()?).ok()?))
+                .collect(),
         }
     }
 }
@@ -108,6 +127,9 @@ pub struct CpuUse {
     pub us_per_op: f64,
     /// CPU time over wall time, in % of one core.
     pub core_percent: f64,
+    /// Equal isolation: time the CPU quota held the process back in the window, in % of the
+    /// window (`None` without a quota).
+    pub throttled_percent: Option<f64>,
 }
 
 impl CpuUse {
@@ -118,6 +140,7 @@ impl CpuUse {
             cpu_us,
             us_per_op: round2(per(ops as f64)),
             core_percent: round2(100.0 * per(window_us)),
+            throttled_percent: None,
         }
     }
 }
@@ -147,10 +170,21 @@ impl CpuReport {
         let servers: Vec<Option<CpuUse>> = watch
             .servers
             .iter()
-            .zip(start.servers_us.iter().zip(&end.servers_us))
-            .map(|(server, pair)| match pair {
-                (Some(a), Some(b)) => Some(CpuUse::of(&server.name, used(*a, *b), ops, window_us)),
-                _ => None,
+            .enumerate()
+            .map(|(index, server)| {
+                let (Some(a), Some(b)) = (start.servers_us[index], end.servers_us[index]) else {
+                    return None;
+                };
+                let throttled = match (start.servers_throttled_us[index], end.servers_throttled_us[index]) {
+                    (Some(a), Some(b)) if window_us > 0.0 => {
+                        Some(round2(100.0 * used(a, b) as f64 / window_us))
+                    }
+                    _ => None,
+                };
+                Some(CpuUse {
+                    throttled_percent: throttled,
+                    ..CpuUse::of(&server.name, used(a, b), ops, window_us)
+                })
             })
             .collect();
         let servers_total = (!servers.is_empty() && servers.iter().all(Option::is_some)).then(|| {
@@ -176,6 +210,13 @@ impl CpuReport {
             ),
             None => "servers not measured".to_string(),
         };
+        let throttled: Vec<String> =
+            self.servers.iter().filter_map(|s| s.throttled_percent.map(|t| format!("{t:.0}%"))).collect();
+        let servers = if throttled.is_empty() {
+            servers
+        } else {
+            format!("{servers}, held by the quota {} of the time", throttled.join("/"))
+        };
         match &self.client {
             Some(c) => {
                 format!("{servers}; client {:.1} us/op, {:.0}% of a core", c.us_per_op, c.core_percent)
@@ -197,8 +238,19 @@ mod tests {
     }
 
     #[test]
+    fn throttled_time_is_read_from_either_cgroup_version() {
+        assert_eq!(throttled_us("nr_periods 10\nnr_throttled 2\nthrottled_time 5000000\n"), Some(5000));
+        assert_eq!(throttled_us("usage_usec 9\nnr_throttled 2\nthrottled_usec 700\n"), Some(700));
+        assert_eq!(throttled_us("usage_usec 9\n"), None);
+    }
+
+    #[test]
     fn this_process_uses_cpu_and_the_report_divides_by_ops_and_wall_time() {
-        let watch = CpuWatch::new(vec![ServerProcess { name: "self".into(), pid: std::process::id() }]);
+        let watch = CpuWatch::new(vec![ServerProcess {
+            name: "self".into(),
+            pid: std::process::id(),
+            quota_stat: None,
+        }]);
         let start = watch.sample();
         // Spin until 30 ms of CPU have been charged (bounded in time).
         let give_up = Instant::now() + std::time::Duration::from_secs(10);

@@ -417,7 +417,7 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
         server_processes: args
             .server_pids
             .iter()
-            .map(|&pid| ServerProcess { name: format!("pid {pid}"), pid })
+            .map(|&pid| ServerProcess { name: format!("pid {pid}"), pid, quota_stat: None })
             .collect(),
     };
     let report = run_load(&config)?;

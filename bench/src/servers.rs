@@ -387,7 +387,13 @@ impl Ensemble {
     pub fn server_processes(&self) -> Vec<ServerProcess> {
         self.members
             .iter()
-            .filter_map(|m| m.pid().map(|pid| ServerProcess { name: format!("server{}", m.spec.id), pid }))
+            .filter_map(|m| {
+                m.pid().map(|pid| ServerProcess {
+                    name: format!("server{}", m.spec.id),
+                    pid,
+                    quota_stat: m.cpu_limit.as_ref().map(|limit| limit.dir().join("cpu.stat")),
+                })
+            })
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! `equal` isolation against real ringkeeper processes: each member of a 3-server ensemble
 //! runs in its own cgroup with the asked CPU quota, a saturating load reports every member's
-//! CPU per op and cannot push a member past its quota, and the cgroups are gone once the
+//! CPU per op (and how long its quota held it) and cannot push a member past its quota, and the cgroups are gone once the
 //! ensemble is dropped. Needs root (or a delegated cgroup subtree); where no cgroup with a
 //! CPU quota can be made, the harness must say so ("not supported") instead of running.
 
@@ -85,6 +85,7 @@ fn equal_isolation_puts_each_member_in_its_own_quota_and_reports_its_cpu() {
     for member in &report.cpu.servers {
         // 30% of a core is the quota; a tick (10 ms over 2 s) and the window edges add a little.
         assert!(member.core_percent <= 36.0, "{} ran past its quota: {table}", member.name);
+        assert!(member.throttled_percent.is_some(), "{}: no quota statistics: {table}", member.name);
     }
     drop(ensemble);
     for dir in &groups {
