@@ -128,7 +128,8 @@ pub struct CpuUse {
     /// CPU time over wall time, in % of one core.
     pub core_percent: f64,
     /// Equal isolation: time the CPU quota held the process back in the window, in % of the
-    /// window (`None` without a quota).
+    /// window, summed over the CPUs it had threads waiting on (so up to 100% x cores; `None`
+    /// without a quota).
     pub throttled_percent: Option<f64>,
 }
 
