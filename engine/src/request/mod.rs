@@ -23,8 +23,7 @@ use crate::txn::{self, ArchivedTxn, ArchivedTxnBody, Txn, TxnBody, TxnBytes, Txn
 use crate::watch::{WatchManager, WatcherId};
 use prep::{PendingView, Requester, WriteOp};
 
-/// A client connection, named by the network role (core in the high bits).
-pub type ConnId = u64;
+pub use crate::conn::ConnId;
 
 /// What the processor asks the server to do.
 #[derive(Debug)]
