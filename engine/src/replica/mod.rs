@@ -21,6 +21,9 @@
 //!   reads behind an earlier relayed request until its reply is released (after the learner
 //!   applied its txn); committed txns are applied in zxid order, watch events first, then the
 //!   replies they release, then closes of sessions they ended.
+//! - One source of zxids: the processor assigns them; in an ensemble only a serving leader may,
+//!   up to its epoch's counter limit ([`Processor::set_zxid_limit`]), and its peer takes each
+//!   as proposed.
 //! - A server that stops serving (or changes leader) closes every client connection and drops
 //!   held outputs (they could wait for zxids this server never commits).
 //!
@@ -43,6 +46,9 @@ use crate::txn;
 use crate::zab::{make_zxid, Action, Event, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn};
 use gate::{HoldGate, Limits};
 use learner::{LearnerQueues, Queued};
+
+/// The processor's zxid limit while it may assign none (learners, servers not serving).
+const NO_ZXIDS: i64 = 0;
 
 /// Something that happened to the server.
 #[derive(Debug)]
@@ -123,7 +129,10 @@ impl Node {
         Node::with_peer(processor, Some(peer), durable_zxid, limits)
     }
 
-    fn with_peer(processor: Processor, peer: Option<Peer>, durable_zxid: i64, limits: Limits) -> Node {
+    fn with_peer(mut processor: Processor, peer: Option<Peer>, durable_zxid: i64, limits: Limits) -> Node {
+        if peer.is_some() {
+            processor.set_zxid_limit(NO_ZXIDS);
+        }
         Node {
             processor,
             peer,
@@ -403,6 +412,14 @@ impl Node {
         } else {
             self.processor.set_owns_expiry(false, self.now);
         }
+        // The processor assigns every zxid; only a serving leader may, up to its epoch's end.
+        let limit = match &self.peer {
+            Some(peer) if view.serving && view.state == ServerState::Leading => {
+                make_zxid(view.epoch, peer.config().counter_limit)
+            }
+            _ => NO_ZXIDS,
+        };
+        self.processor.set_zxid_limit(limit);
     }
 
     /// Stand-in connections of a learner whose link went down are forgotten.

@@ -101,11 +101,18 @@ struct Cluster {
 impl Cluster {
     /// Voters 1 and 2, elected (2 leads) and serving.
     fn two() -> Cluster {
+        Cluster::two_with(|_| {})
+    }
+
+    /// As [`Cluster::two`], with `tune` applied to each peer's configuration.
+    fn two_with(tune: impl Fn(&mut PeerConfig)) -> Cluster {
         let voters: Vec<ServerId> = vec![1, 2];
         let nodes = voters
             .iter()
             .map(|&id| {
-                let peer = Peer::new(PeerConfig::new(id, voters.clone(), vec![]), Recovered::default(), NOW);
+                let mut cfg = PeerConfig::new(id, voters.clone(), vec![]);
+                tune(&mut cfg);
+                let peer = Peer::new(cfg, Recovered::default(), NOW);
                 Node::ensemble(processor(id), peer, 0, Limits::default())
             })
             .collect();
@@ -436,4 +443,43 @@ fn a_server_not_serving_refuses_clients() {
     out.clear();
     node.step(NOW, connect(C1), &mut out);
     assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
+}
+
+fn logged(outputs: &[Output]) -> usize {
+    outputs.iter().filter(|o| matches!(o, Output::Log { .. })).count()
+}
+
+#[test]
+fn the_processor_assigns_no_zxid_past_its_limit_and_expiry_waits() {
+    let mut p = processor(0);
+    let req = ConnectRequest { timeout_ms: 4_000, passwd: vec![0; 16], ..Default::default() };
+    for local in 1..=3 {
+        assert_eq!(logged(&p.connect(ConnId::client(0, local), "10.0.0.1", "10.0.0.1:1", &req, NOW)), 1);
+    }
+    p.set_zxid_limit(p.last_zxid());
+    // A write needing a zxid past the limit closes its connection instead.
+    let out = p.request(ConnId::client(0, 2), &create(1, "/k"), NOW).expect("decodes");
+    assert!(matches!(&out[..], [Output::Close { .. }]), "{out:?}");
+    assert!(p.tree.get("/k").is_none());
+    // Three sessions are due; one txn is allowed: one closes, the others stay due.
+    p.set_zxid_limit(p.last_zxid() + 1);
+    let later = NOW + 3_600_000;
+    assert_eq!(logged(&p.tick(later)), 1);
+    p.set_zxid_limit(i64::MAX);
+    assert_eq!(logged(&p.tick(later + 1)), 2, "the rest expire once zxids are allowed again");
+}
+
+#[test]
+fn a_leader_at_its_epochs_counter_limit_steps_down_instead_of_overrunning_it() {
+    let mut c = Cluster::two_with(|cfg| cfg.counter_limit = 2);
+    let epoch = c.node(LEADER).role().epoch;
+    c.session(LEADER, C2);
+    // The create is the epoch's last zxid: the leader proposes it, then looks for a new epoch.
+    let fx = c.step(LEADER, Input::Request { conn: C2, frame: create(1, "/k") });
+    let [Effect::Append { zxid, .. }, ..] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*zxid, make_zxid(epoch, 2));
+    assert!(fx.iter().any(|e| matches!(e, Effect::RoleChanged(v) if !v.serving)), "{fx:?}");
+    // Whatever comes in before the next election makes no txn.
+    let fx = c.step(LEADER, Input::Tick);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Append { .. })), "{fx:?}");
 }
