@@ -19,10 +19,11 @@ use std::task::{Poll, Waker};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{ConnectRequest, Jute};
 
 use crate::four_letter::FOUR_LETTER_WORDS;
-use crate::messages::{conn_id, ToData, ToNet};
+use crate::messages::{ToData, ToNet};
 
 /// Limits a network role enforces.
 #[derive(Debug, Clone)]
@@ -51,7 +52,7 @@ type SharedOutbox = Rc<RefCell<Outbox>>;
 struct NetworkCore {
     index: usize,
     to_data: ConnectedSender<ToData>,
-    outboxes: RefCell<HashMap<u64, SharedOutbox>>,
+    outboxes: RefCell<HashMap<ClientConn, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
 }
@@ -90,7 +91,7 @@ pub async fn run(
             drop(stream);
             continue;
         }
-        let conn = conn_id(core.index, next_local);
+        let conn = ClientConn { core: core.index as u32, local: next_local };
         next_local += 1;
         let _ = stream.set_nodelay(true);
         glommio::spawn_local(serve(core.clone(), stream, conn, peer)).detach();
@@ -118,7 +119,7 @@ impl NetworkCore {
         }
     }
 
-    fn outbox_push(&self, conn: u64, bytes: Option<Vec<u8>>) {
+    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>) {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
@@ -194,7 +195,7 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
     FOUR_LETTER_WORDS.iter().any(|w| w.as_bytes() == first)
 }
 
-async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: SocketAddr) {
+async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer: SocketAddr) {
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
@@ -202,7 +203,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     let reason =
         futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
     if let Err(reason) = reason {
-        log::info!("closing connection {conn:#x} from {peer}: {reason}");
+        log::info!("closing connection {conn} from {peer}: {reason}");
     }
     // Stop reading; let the writer drain what is queued, then close.
     {
@@ -238,7 +239,7 @@ async fn read_exact_or_eof(
 async fn read_loop(
     core: &NetworkCore,
     mut reader: futures_lite::io::ReadHalf<TcpStream>,
-    conn: u64,
+    conn: ClientConn,
     peer: SocketAddr,
 ) -> Result<(), String> {
     let mut first = true;
