@@ -7,16 +7,21 @@
 //! - [`tree`]: the data tree of znodes with exact `Stat` bookkeeping.
 //! - [`txn`]: the replicated transaction record every write produces, and its one apply path.
 //! - [`acl`]: ACL checks, digest/ip/world/auth schemes.
+//! - [`conn`]: connection ids (a client on a network core, or a learner's client on its leader).
 //! - [`session`]: the session table and its tick-driven expiry.
 //! - [`watch`]: one-shot, persistent and persistent-recursive watch tables.
 //! - [`log`]: the transaction log's on-disk record format and segment scanner (no I/O).
 //! - [`snapshot`]: the snapshot file format, fuzzy capture from a live tree, and restore.
 //! - [`request`]: turns a client request into a txn (validation) and a txn result into a reply.
+//! - [`replica`]: one server as a single state machine ([`replica::Node`]): the processor, the
+//!   ZAB peer, the hold gate and the learner relay, stepped by inputs into effects.
 //! - [`zab`]: leader election and ZAB replication as state machines (step(event) -> actions).
 
 pub mod acl;
+pub mod conn;
 pub mod log;
 pub mod proto;
+pub mod replica;
 pub mod request;
 pub mod session;
 pub mod snapshot;

@@ -1,43 +1,38 @@
-//! Data role: owns the engine's [`Processor`] (tree, sessions, watches) on one core, and
-//! holds every output until the log says the zxid it depends on is durable.
+//! Data role: runs the engine's replica [`Node`] (processor, ZAB peer, hold gate, learner
+//! relay) on one core, and carries out what it asks.
 //!
 //! In: `ToData` from every network core (one bounded [`link`] each), "durable up to zxid Z"
-//! from the log role (drained per wake-up: the newest covers the rest), and one timer task
-//! for session expiry, the container reaper and the ZAB peer, sleeping until the next of
-//! them is due (an idle serving member wakes about once per heartbeat).
-//! Snapshots are captured here in bounded slices by a task of their own ([`crate::snapshotter`]).
-//! Out: the encoded txn of every write to the log role (bounded channel, zxid order), and
-//! `Vec<ToNet>` batches to each network core, in the exact order the processor emitted them
-//! (one ordered hold queue per core, released front-first once durable ≥ the output's zxid,
-//! then one ordered local queue per core drained by one forwarder task).
-//! In an ensemble the same core runs the ZAB peer ([`crate::replica`]): outputs are then held
-//! until their zxid is committed (a quorum has it durably) instead of locally durable.
-//! Invariants: nothing else touches the processor; a message is handled to completion (no
-//! await) before the next one, so every request sees all earlier writes; no client observes
-//! a write before it is durable (a read's output carries the last zxid, so it waits behind
-//! pending writes); txns still awaiting durability and held outputs are bounded: requests
-//! are not taken from the network while either bound is reached.
+//! from the log role (drained per wake-up: the newest covers the rest), peer frames and link
+//! losses ([`crate::peer_net`]), and one timer task for session expiry, the container reaper
+//! and the ZAB peer, sleeping until the next of them is due (an idle serving member wakes
+//! about once per heartbeat). Snapshots are captured here in bounded slices by a
+//! task of their own ([`crate::snapshotter`]).
+//! Out: the encoded txn of every write to the log role (bounded channel, zxid order),
+//! `Vec<ToNet>` batches to each network core in the order the node released them, peer
+//! frames, and the file work of an ensemble member ([`crate::replica`]: epochs, TRUNC and SNAP
+//! by restart). Every protocol rule lives in [`Node`]; this file has channels, timers and I/O.
+//! Invariants: nothing else touches the node; a message is handled to completion (no await)
+//! before the next one, so every request sees all earlier writes; txns still awaiting
+//! durability and held outputs are bounded: requests are not taken from the network while
+//! [`Node::has_room`] is false.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ringkeeper_engine::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
-use ringkeeper_engine::request::replica::is_forwarded;
-use ringkeeper_engine::request::{ConnId, Output, Processor};
-use ringkeeper_engine::txn;
-use ringkeeper_engine::zab::{make_zxid, Action, Event, Msg, Peer, Relay, RoleView, ServerId, ServerState};
+use ringkeeper_engine::replica::gate::Limits;
+use ringkeeper_engine::replica::{Effect, Input, Node};
+use ringkeeper_engine::request::Processor;
+use ringkeeper_engine::zab::{Msg, Peer, Relay, ServerState};
 
 use crate::four_letter::ServerMode;
 use crate::link;
 use crate::log_role::LogRecord;
-use crate::messages::{core_of, ToData, ToNet};
+use crate::messages::{ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerInput, PeerNet};
-use crate::replica::{self, Queued, Relaying, ReplicaSetup};
+use crate::replica::{self, ReplicaSetup};
 use crate::snapshotter::Snapshotter;
 use crate::status::StatusSource;
 
@@ -56,45 +51,6 @@ const PEER_TICK_ELECTING: Duration = Duration::from_millis(5);
 /// next ping (an idle server then wakes about once per heartbeat, not twice).
 const PROCESSOR_TICK_SLACK: Duration = Duration::from_millis(25);
 
-/// The ensemble role as the data role last saw it. A change wakes the timer task, whose
-/// sleep depends on the role (an electing peer ticks often, a serving one sleeps long).
-struct RoleCell {
-    view: Cell<RoleView>,
-    changed: Cell<Option<Waker>>,
-}
-
-impl RoleCell {
-    fn new(view: RoleView) -> RoleCell {
-        RoleCell { view: Cell::new(view), changed: Cell::new(None) }
-    }
-
-    fn get(&self) -> RoleView {
-        self.view.get()
-    }
-
-    /// Sets the role, returns the previous one, and wakes the task awaiting [`Self::changed`].
-    fn replace(&self, view: RoleView) -> RoleView {
-        if let Some(waker) = self.changed.take() {
-            waker.wake();
-        }
-        self.view.replace(view)
-    }
-
-    /// Resolves after the next [`Self::replace`] (or a spurious wake-up: callers re-check).
-    async fn changed(&self) {
-        let mut waiting = false;
-        poll_fn(|cx| {
-            if waiting {
-                return Poll::Ready(());
-            }
-            waiting = true;
-            self.changed.set(Some(cx.waker().clone()));
-            Poll::Pending
-        })
-        .await
-    }
-}
-
 /// Links between the data role and the log role.
 pub struct LogLink {
     pub to_log: link::Sender<LogRecord>,
@@ -109,316 +65,80 @@ pub struct LogLink {
     pub snapshots: Snapshotter,
 }
 
-/// Outputs waiting for durability (or commit), per network core, in emission order.
-struct Held {
-    /// Outputs up to this zxid may go out (durable standalone, committed in an ensemble).
-    durable_zxid: i64,
-    /// zxids sent to the log and not yet durable (ascending).
-    in_flight: VecDeque<i64>,
-    per_core: Vec<VecDeque<(i64, ToNet)>>,
-    held_count: usize,
-    /// Tasks waiting for room (request receivers).
-    room_wakers: Vec<Waker>,
-}
-
 struct DataRole {
-    processor: RefCell<Processor>,
+    node: RefCell<Node>,
     /// Never full (see [`never_waiting`]).
     to_cores: Vec<link::Sender<Vec<ToNet>>>,
     /// Never full (see [`never_waiting`]).
     to_log: link::Sender<LogRecord>,
-    held: RefCell<Held>,
-    in_flight_max: usize,
-    held_max: usize,
+    /// Tasks waiting for room (request receivers).
+    room_wakers: RefCell<Vec<Waker>>,
+    /// The timer task, waiting for a role change (its sleep depends on the role).
+    role_waker: Cell<Option<Waker>>,
     status: StatusSource,
     snapshots: RefCell<Snapshotter>,
-    replica: Option<Replica>,
+    ensemble: Option<EnsembleIo>,
 }
 
-/// The ensemble member state beside the processor (see [`crate::replica`]).
-struct Replica {
-    peer: RefCell<Peer>,
+/// The I/O of an ensemble member (see [`crate::replica`]).
+struct EnsembleIo {
     net: OnceCell<PeerNet>,
-    relaying: RefCell<Relaying>,
-    role: RoleCell,
     data_dir: std::path::PathBuf,
     /// The epochs on disk (accepted, current).
     epochs: Cell<(u32, u32)>,
 }
 
-impl Replica {
-    fn learner_of(&self) -> Option<ServerId> {
-        let role = self.role.get();
-        match role.state {
-            ServerState::Following | ServerState::Observing if role.serving => role.leader,
-            _ => None,
-        }
-    }
-
-    fn send_relay(&self, to: ServerId, relay: &Relay) {
-        if let Some(net) = self.net.get() {
-            net.send(to, FrameKind::Relay, |b| relay.encode(b));
-        }
-    }
-}
-
 impl DataRole {
-    /// Routes processor outputs: txns to the log (and, on a leader, to its followers), replies
-    /// of relayed requests back to their learner, the rest to the hold queues of their cores.
-    fn route(&self, outputs: Vec<Output>) {
-        let mut proposals = Vec::new();
-        let mut relays = Vec::new();
-        {
-            let mut held = self.held.borrow_mut();
-            for output in outputs {
-                let (core, zxid, item) = match output {
-                    Output::Log { zxid, bytes } => {
-                        held.in_flight.push_back(zxid);
-                        self.snapshots.borrow_mut().txn_logged();
-                        let bytes = Arc::new(bytes);
-                        // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
-                        let _ = self.to_log.try_send(LogRecord { zxid, bytes: bytes.clone() });
-                        if self.replica.is_some() {
-                            proposals.push((zxid, bytes));
-                        }
-                        continue;
-                    }
-                    Output::Send { conn, frame, zxid } => match replica::relayed(conn) {
-                        Some((learner, token)) => {
-                            relays.push((learner, Relay::Reply { token, zxid, frame }));
-                            continue;
-                        }
-                        None => (core_of(conn), zxid, ToNet::Send { conn, bytes: frame }),
-                    },
-                    Output::Close { conn, zxid } => match replica::relayed(conn) {
-                        Some((learner, token)) => {
-                            relays.push((learner, Relay::Close { token }));
-                            continue;
-                        }
-                        None => (core_of(conn), zxid, ToNet::Close { conn }),
-                    },
-                };
-                held.per_core[core].push_back((zxid, item));
-                held.held_count += 1;
-            }
-        }
-        if let Some(r) = &self.replica {
-            for (to, relay) in relays {
-                r.send_relay(to, &relay);
-            }
-            for (zxid, txn) in proposals {
-                self.step_peer(Event::Proposed { zxid, txn });
-            }
-        }
-        self.release();
+    /// Steps the node with one input and carries out its effects.
+    fn step(&self, input: Input) {
+        let mut effects = Vec::new();
+        self.node.borrow_mut().step(now_ms(), input, &mut effects);
+        self.carry_out(effects);
     }
 
-    /// Sends every held output whose zxid is durable, front-first per core (order is kept:
-    /// an output never overtakes an earlier one of its core).
-    fn release(&self) {
-        let mut held = self.held.borrow_mut();
-        let durable = held.durable_zxid;
-        let mut released = 0;
-        for (core, queue) in held.per_core.iter_mut().enumerate() {
-            let ready = queue.iter().take_while(|(zxid, _)| *zxid <= durable).count();
-            if ready > 0 {
-                let batch: Vec<ToNet> = queue.drain(..ready).map(|(_, item)| item).collect();
-                released += ready;
-                let _ = self.to_cores[core].try_send(batch);
-            }
-        }
-        held.held_count -= released;
-        if self.has_room(&held) {
-            held.room_wakers.drain(..).for_each(Waker::wake);
-        }
-    }
-
-    /// The log made everything up to `zxid` durable: standalone, its outputs may go out; in an
-    /// ensemble, the peer counts it towards the quorum.
-    fn durable(&self, zxid: i64) {
-        {
-            let mut held = self.held.borrow_mut();
-            while held.in_flight.front().is_some_and(|z| *z <= zxid) {
-                held.in_flight.pop_front();
-            }
-        }
-        self.snapshots.borrow_mut().durable(zxid);
-        if self.replica.is_some() {
-            self.step_peer(Event::Durable { zxid });
-            self.release();
-        } else {
-            self.open_gate(zxid);
-        }
-    }
-
-    /// Outputs up to `zxid` may go out.
-    fn open_gate(&self, zxid: i64) {
-        {
-            let mut held = self.held.borrow_mut();
-            held.durable_zxid = held.durable_zxid.max(zxid);
-        }
-        self.release();
-    }
-
-    fn has_room(&self, held: &Held) -> bool {
-        held.in_flight.len() < self.in_flight_max && held.held_count < self.held_max
-    }
-
-    /// Resolves once fewer txns and outputs than the bounds await durability.
-    async fn wait_for_room(&self) {
-        poll_fn(|cx| {
-            let mut held = self.held.borrow_mut();
-            if self.has_room(&held) {
-                Poll::Ready(())
-            } else {
-                held.room_wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-
-    fn handle(&self, message: ToData) {
-        let now = now_ms();
-        let outputs = match message {
-            ToData::Connect { conn, client_ip, remote, request } => {
-                if let Some(r) = &self.replica {
-                    if !r.role.get().serving {
-                        // Not serving (electing or syncing): the client tries another server.
-                        self.route(vec![Output::Close { conn, zxid: 0 }]);
-                        return;
-                    }
-                    if let (Some(leader), 0) = (r.learner_of(), request.session_id) {
-                        self.relay_new_session(r, leader, conn, client_ip, &request);
-                        return;
-                    }
+    fn carry_out(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Deliver { core, batch } => {
+                    let batch = batch.into_iter().map(ToNet::from).collect();
+                    // Unbounded locally, but bounded by `held_max` through `wait_for_room`.
+                    let _ = self.to_cores[core as usize].try_send(batch);
                 }
-                self.processor.borrow_mut().connect(conn, &client_ip, &remote, &request, now)
-            }
-            ToData::Request { conn, frame }
-                if self.replica.as_ref().is_some_and(|r| r.learner_of().is_some()) =>
-            {
-                self.learner_request(conn, frame);
-                return;
-            }
-            ToData::Request { conn, frame } => {
-                let result = self.processor.borrow_mut().request(conn, &frame, now);
-                match result {
-                    Ok(outputs) => outputs,
-                    Err(e) => {
-                        log::info!("closing connection {conn:#x}: malformed request: {e}");
-                        self.processor.borrow_mut().disconnected(conn);
-                        vec![Output::Close { conn, zxid: 0 }]
-                    }
-                }
-            }
-            ToData::Disconnected { conn } => {
-                self.processor.borrow_mut().disconnected(conn);
-                if let Some(r) = &self.replica {
-                    r.relaying.borrow_mut().forget(conn);
-                    if let Some(leader) = r.learner_of() {
-                        r.send_relay(leader, &Relay::Gone { token: conn });
-                    }
-                }
-                Vec::new()
-            }
-            ToData::FourLetter { conn, word } => {
-                let text = self.status.respond(&self.processor.borrow(), &word);
-                if text.as_deref() == Some(crate::four_letter::SNAPSHOT_REQUESTED) {
-                    self.snapshots.borrow_mut().request();
-                }
-                let mut outputs = Vec::new();
-                if let Some(text) = text {
-                    outputs.push(Output::Send { conn, frame: text.into_bytes(), zxid: 0 });
-                }
-                outputs.push(Output::Close { conn, zxid: 0 });
-                outputs
-            }
-        };
-        self.route(outputs);
-    }
-}
-
-/// The ensemble paths of the data role (see [`crate::replica`] for the rules).
-impl DataRole {
-    fn replica(&self) -> &Replica {
-        self.replica.as_ref().expect("called in an ensemble only")
-    }
-
-    /// Steps the ZAB peer and carries out what it asks, in order.
-    fn step_peer(&self, event: Event) {
-        let r = self.replica();
-        let mut actions = Vec::new();
-        r.peer.borrow_mut().step(now_ms(), event, &mut actions);
-        self.carry_out(actions);
-    }
-
-    fn carry_out(&self, actions: Vec<Action>) {
-        let r = self.replica();
-        for action in actions {
-            match action {
-                Action::Send { to, msg } => {
-                    if let Some(net) = r.net.get() {
-                        net.send(to, FrameKind::Zab, |b| msg.encode(b));
-                    }
-                }
-                Action::Append { zxid, txn } => {
-                    self.held.borrow_mut().in_flight.push_back(zxid);
+                Effect::Append { zxid, txn } => {
                     self.snapshots.borrow_mut().txn_logged();
+                    // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
                     let _ = self.to_log.try_send(LogRecord { zxid, bytes: txn });
                 }
-                Action::Apply { txn, .. } => {
-                    // Validated when the proposal was decoded from the wire (or made here).
-                    let outputs =
-                        self.processor.borrow_mut().apply_committed(txn::access_trusted(&txn), now_ms());
-                    // Watch events, then the replies this txn releases (a closeSession's
-                    // reply among them), then the closes of sessions it ended.
-                    let (closes, events): (Vec<Output>, Vec<Output>) =
-                        outputs.into_iter().partition(|o| matches!(o, Output::Close { .. }));
-                    self.route(events);
-                    if !closes.is_empty() {
-                        self.drain_all();
+                Effect::PeerSend { to, msg } => {
+                    if let Msg::Snapshot { zxid, image, .. } = &msg {
+                        log::info!("sending server {to} a snapshot at {zxid:#x} ({} bytes)", image.len());
                     }
-                    self.route(closes);
+                    self.send_peer(to, FrameKind::Zab, |b| msg.encode(b));
                 }
-                Action::Committed { zxid } => {
-                    self.open_gate(zxid);
-                    if r.learner_of().is_some() {
-                        self.drain_all();
+                Effect::RelaySend { to, relay } => self.send_peer(to, FrameKind::Relay, |b| relay.encode(b)),
+                Effect::PersistEpochs { accepted, current } => {
+                    let io = self.ensemble();
+                    let before = io.epochs.replace((accepted, current));
+                    if before == (accepted, current) {
+                        continue;
+                    }
+                    if let Err(e) = replica::persist_epochs(&io.data_dir, before, accepted, current) {
+                        log::error!("FATAL: writing epochs in {}: {e}", io.data_dir.display());
+                        std::process::exit(71);
                     }
                 }
-                Action::Truncate { zxid } => {
-                    if let Err(e) = replica::record_truncation(&r.data_dir, zxid) {
-                        log::error!("FATAL: recording a log truncation in {}: {e}", r.data_dir.display());
+                Effect::Truncate { zxid } => {
+                    let io = self.ensemble();
+                    if let Err(e) = replica::record_truncation(&io.data_dir, zxid) {
+                        log::error!("FATAL: recording a log truncation in {}: {e}", io.data_dir.display());
                         std::process::exit(71);
                     }
                     replica::restart_from_disk(&format!(
                         "the leader's history ends at {zxid:#x}; txns after it are cut"
                     ));
                 }
-                Action::SendSnapshot { to, epoch, zxid, epoch_ends } => {
-                    // A consistent image of the state right now (the leader's tree holds
-                    // exactly its log); built on this core: a stall proportional to the tree,
-                    // paid only when a learner is too far behind for DIFF.
-                    let image = {
-                        let p = self.processor.borrow();
-                        ringkeeper_engine::snapshot::encode(&ringkeeper_engine::snapshot::capture(
-                            &p.tree,
-                            &p.sessions,
-                        ))
-                    };
-                    let mut bytes = Vec::with_capacity(image.header.len() + image.payload.len());
-                    bytes.extend_from_slice(&image.header);
-                    bytes.extend_from_slice(&image.payload);
-                    log::info!("sending server {to} a snapshot at {zxid:#x} ({} bytes)", bytes.len());
-                    let msg = Msg::Snapshot { epoch, zxid, epoch_ends, image: Arc::new(bytes) };
-                    if let Some(net) = r.net.get() {
-                        net.send(to, FrameKind::Zab, |b| msg.encode(b));
-                    }
-                }
-                Action::InstallSnapshot { zxid, image } => {
-                    let ends: Vec<i64> = r.peer.borrow().epoch_ends();
-                    match replica::record_installation(&r.data_dir, &image, &ends) {
+                Effect::InstallSnapshot { zxid, image, epoch_ends } => {
+                    match replica::record_installation(&self.ensemble().data_dir, &image, &epoch_ends) {
                         Ok(_) => replica::restart_from_disk(&format!(
                             "installing the leader's snapshot at {zxid:#x}"
                         )),
@@ -428,283 +148,104 @@ impl DataRole {
                         }
                     }
                 }
-                Action::PersistEpochs { accepted, current } => {
-                    let before = r.epochs.replace((accepted, current));
-                    if before == (accepted, current) {
-                        continue;
+                Effect::RoleChanged(view) => {
+                    if let Some(waker) = self.role_waker.take() {
+                        waker.wake();
                     }
-                    if let Err(e) = replica::persist_epochs(&r.data_dir, before, accepted, current) {
-                        log::error!("FATAL: writing epochs in {}: {e}", r.data_dir.display());
-                        std::process::exit(71);
-                    }
+                    let mode = match view.state {
+                        ServerState::Leading => ServerMode::Leader,
+                        ServerState::Observing => ServerMode::Observer,
+                        _ => ServerMode::Follower,
+                    };
+                    self.status.set_role(mode, view.serving);
+                    log::info!(
+                        "ensemble role: {:?}, leader {:?}, epoch {}, {}",
+                        view.state,
+                        view.leader,
+                        view.epoch,
+                        if view.serving { "serving" } else { "not serving" }
+                    );
                 }
-                Action::Role(view) => self.role_changed(view),
             }
+        }
+        if self.node.borrow().has_room() {
+            self.room_wakers.borrow_mut().drain(..).for_each(Waker::wake);
         }
     }
 
-    fn role_changed(&self, view: RoleView) {
-        let r = self.replica();
-        let was = r.role.replace(view);
-        let mode = match view.state {
-            ServerState::Leading => ServerMode::Leader,
-            ServerState::Observing => ServerMode::Observer,
-            _ => ServerMode::Follower,
-        };
-        self.status.set_role(mode, view.serving);
-        log::info!(
-            "ensemble role: {:?}, leader {:?}, epoch {}, {}",
-            view.state,
-            view.leader,
-            view.epoch,
-            if view.serving { "serving" } else { "not serving" }
-        );
-        if was.serving && !(view.serving && view.state == was.state && view.leader == was.leader) {
-            // Clients reconnect elsewhere (or here once serving again): no reply may come from
-            // a server that lost its leader.
-            let conns: Vec<ConnId> = self.processor.borrow().connections().map(|(c, _)| *c).collect();
-            let mut outputs = Vec::new();
-            for conn in conns {
-                self.processor.borrow_mut().disconnected(conn);
-                if replica::relayed(conn).is_none() {
-                    outputs.push(Output::Close { conn, zxid: 0 });
+    fn ensemble(&self) -> &EnsembleIo {
+        self.ensemble.as_ref().expect("ensemble effects come from an ensemble member")
+    }
+
+    fn send_peer(&self, to: u64, kind: FrameKind, encode: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(net) = self.ensemble.as_ref().and_then(|io| io.net.get()) {
+            net.send(to, kind, encode);
+        }
+    }
+
+    /// Resolves after the next role change (or a spurious wake-up: callers re-check).
+    async fn role_changed(&self) {
+        let mut waiting = false;
+        poll_fn(|cx| {
+            if waiting {
+                return Poll::Ready(());
+            }
+            waiting = true;
+            self.role_waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Resolves once fewer txns and outputs than the bounds await durability.
+    async fn wait_for_room(&self) {
+        poll_fn(|cx| {
+            if self.node.borrow().has_room() {
+                Poll::Ready(())
+            } else {
+                self.room_wakers.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn handle(&self, message: ToData) {
+        let input = match message {
+            ToData::Connect { conn, client_ip, remote, request } => {
+                Input::Connect { conn, client_ip, remote, request }
+            }
+            ToData::Request { conn, frame } => Input::Request { conn, frame },
+            ToData::Disconnected { conn } => Input::Disconnected { conn },
+            ToData::FourLetter { conn, word } => {
+                let text = self.status.respond(self.node.borrow().processor(), &word);
+                if text.as_deref() == Some(crate::four_letter::SNAPSHOT_REQUESTED) {
+                    self.snapshots.borrow_mut().request();
                 }
+                Input::AnswerAndClose { conn, bytes: text.map(String::into_bytes) }
             }
-            *r.relaying.borrow_mut() = Relaying::default();
-            // Replies still waiting for a commit belong to connections being closed: drop
-            // them, or the closes would queue behind zxids this server may never commit.
-            {
-                let mut held = self.held.borrow_mut();
-                held.per_core.iter_mut().for_each(VecDeque::clear);
-                held.held_count = 0;
-                held.room_wakers.drain(..).for_each(Waker::wake);
-            }
-            self.route(outputs);
-        }
-        if view.serving {
-            let mut p = self.processor.borrow_mut();
-            p.begin_epoch(view.epoch);
-            p.set_owns_expiry(view.state == ServerState::Leading, now_ms());
-            drop(p);
-            self.open_gate(make_zxid(view.epoch, 0));
-        } else {
-            self.processor.borrow_mut().set_owns_expiry(false, now_ms());
-        }
+        };
+        self.step(input);
+    }
+
+    /// The log made everything up to `zxid` durable.
+    fn durable(&self, zxid: i64) {
+        self.snapshots.borrow_mut().durable(zxid);
+        self.step(Input::Durable { zxid });
     }
 
     /// A frame or a link loss from the peer transport.
     fn peer_input(&self, input: PeerInput) {
         match input {
-            PeerInput::LinkDown { peer } => {
-                self.drop_stand_ins(peer);
-                self.step_peer(Event::LinkDown { peer });
-            }
+            PeerInput::LinkDown { peer } => self.step(Input::LinkDown { peer }),
             PeerInput::Frame { from, kind: FrameKind::Zab, payload } => match Msg::decode(&payload) {
-                Ok(msg) => self.step_peer(Event::Message { from, msg }),
+                Ok(msg) => self.step(Input::PeerMessage { from, msg }),
                 Err(e) => log::warn!("dropping a message from server {from}: {e}"),
             },
             PeerInput::Frame { from, kind: FrameKind::Relay, payload } => match Relay::decode(&payload) {
-                Ok(relay) => self.relay_in(from, relay),
+                Ok(relay) => self.step(Input::RelayMessage { from, relay }),
                 Err(e) => log::warn!("dropping relayed traffic from server {from}: {e}"),
             },
-        }
-    }
-
-    /// Stand-in connections of a learner whose link went down are forgotten.
-    fn drop_stand_ins(&self, learner: ServerId) {
-        let mut p = self.processor.borrow_mut();
-        let gone: Vec<ConnId> = p
-            .connections()
-            .map(|(c, _)| *c)
-            .filter(|c| replica::relayed(*c).is_some_and(|(l, _)| l == learner))
-            .collect();
-        for conn in gone {
-            p.disconnected(conn);
-        }
-    }
-
-    fn relay_in(&self, from: ServerId, relay: Relay) {
-        let now = now_ms();
-        let r = self.replica();
-        let leading = r.role.get().state == ServerState::Leading && r.role.get().serving;
-        let outputs = match relay {
-            Relay::Forward { token, session_id, ids, client_ip, frame } if leading => {
-                let conn = replica::stand_in(from, token);
-                let ids = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
-                let mut p = self.processor.borrow_mut();
-                p.attach(conn, session_id, ids, &client_ip, now);
-                match p.request(conn, &frame, now) {
-                    Ok(outputs) => outputs,
-                    Err(_) => vec![Output::Close { conn, zxid: 0 }],
-                }
-            }
-            Relay::CreateSession { token, client_ip, request } if leading => {
-                let conn = replica::stand_in(from, token);
-                match ConnectRequest::from_bytes(&request) {
-                    Ok(req) => self.processor.borrow_mut().connect(conn, &client_ip, &client_ip, &req, now),
-                    Err(_) => vec![Output::Close { conn, zxid: 0 }],
-                }
-            }
-            Relay::Gone { token } => {
-                self.processor.borrow_mut().disconnected(replica::stand_in(from, token));
-                Vec::new()
-            }
-            Relay::Touch { sessions } => {
-                let mut p = self.processor.borrow_mut();
-                for id in sessions {
-                    p.sessions.touch(id, now);
-                }
-                Vec::new()
-            }
-            Relay::Reply { token, zxid, frame } => {
-                r.relaying.borrow_mut().reply(token, zxid, frame);
-                self.drain(token);
-                Vec::new()
-            }
-            Relay::Close { token } => {
-                if let Some(q) = r.relaying.borrow_mut().queues.get_mut(&token) {
-                    q.push_back(Queued::Close);
-                }
-                self.drain(token);
-                Vec::new()
-            }
-            // Relayed traffic reaching a server that is not the serving leader: the learner
-            // will see the leader change and its clients reconnect.
-            Relay::Forward { .. } | Relay::CreateSession { .. } => Vec::new(),
-        };
-        self.route(outputs);
-    }
-
-    /// A learner asks its leader for a new session on behalf of `conn`.
-    fn relay_new_session(
-        &self,
-        r: &Replica,
-        leader: ServerId,
-        conn: ConnId,
-        client_ip: String,
-        request: &ConnectRequest,
-    ) {
-        if request.last_zxid_seen > self.processor.borrow().last_zxid() {
-            // The client saw newer state than this learner has: it tries another server.
-            self.route(vec![Output::Close { conn, zxid: 0 }]);
-            return;
-        }
-        let mut relaying = r.relaying.borrow_mut();
-        relaying.connecting.insert(conn, client_ip.clone());
-        relaying.queues.entry(conn).or_default().push_back(Queued::Awaiting);
-        drop(relaying);
-        r.send_relay(leader, &Relay::CreateSession { token: conn, client_ip, request: request.to_bytes() });
-    }
-
-    /// A learner's client request: reads run here unless an earlier relayed write of the same
-    /// connection is still pending; writes, sync and closeSession go to the leader.
-    fn learner_request(&self, conn: ConnId, frame: Vec<u8>) {
-        let r = self.replica();
-        let Some(leader) = r.learner_of() else { return };
-        let op = frame.get(4..8).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")));
-        let (session_id, ids, client_ip) = {
-            let p = self.processor.borrow();
-            let ip = p.connection(conn).map(|c| c.client_ip.clone()).unwrap_or_default();
-            (p.session_of(conn), p.ids_of(conn), ip)
-        };
-        let mut relaying = r.relaying.borrow_mut();
-        if session_id != 0 {
-            relaying.touched.insert(session_id);
-        }
-        if op.and_then(OpCode::from_i32).is_some_and(is_forwarded) && session_id != 0 {
-            relaying.queues.entry(conn).or_default().push_back(Queued::Awaiting);
-            drop(relaying);
-            let ids = ids.into_iter().map(|id| (id.scheme, id.id)).collect();
-            r.send_relay(leader, &Relay::Forward { token: conn, session_id, ids, client_ip, frame });
-            return;
-        }
-        if let Some(q) = relaying.queues.get_mut(&conn) {
-            q.push_back(Queued::Read(frame));
-            return;
-        }
-        drop(relaying);
-        let result = self.processor.borrow_mut().request(conn, &frame, now_ms());
-        let outputs = result.unwrap_or_else(|e| {
-            log::info!("closing connection {conn:#x}: malformed request: {e}");
-            self.processor.borrow_mut().disconnected(conn);
-            vec![Output::Close { conn, zxid: 0 }]
-        });
-        self.route(outputs);
-    }
-
-    /// Releases what is ready at the front of `conn`'s queue: replies whose txn this learner
-    /// applied, then the reads behind them, up to the next pending relayed request.
-    fn drain(&self, conn: ConnId) {
-        let r = self.replica();
-        loop {
-            let applied = self.processor.borrow().last_zxid();
-            let item = {
-                let mut relaying = r.relaying.borrow_mut();
-                let Some(q) = relaying.queues.get_mut(&conn) else { return };
-                let ready = match q.front() {
-                    Some(Queued::Reply { zxid, .. }) => *zxid <= applied,
-                    Some(Queued::Read(_)) | Some(Queued::Close) => true,
-                    Some(Queued::Awaiting) => false,
-                    None => {
-                        relaying.queues.remove(&conn);
-                        return;
-                    }
-                };
-                if !ready {
-                    return;
-                }
-                q.pop_front().expect("checked")
-            };
-            let outputs = match item {
-                Queued::Reply { frame, connect, .. } => {
-                    if connect {
-                        self.attach_new_session(conn, &frame);
-                    }
-                    vec![Output::Send { conn, frame, zxid: 0 }]
-                }
-                Queued::Read(frame) => {
-                    self.processor.borrow_mut().request(conn, &frame, now_ms()).unwrap_or_else(|_| {
-                        self.processor.borrow_mut().disconnected(conn);
-                        vec![Output::Close { conn, zxid: 0 }]
-                    })
-                }
-                Queued::Close => {
-                    self.processor.borrow_mut().disconnected(conn);
-                    r.relaying.borrow_mut().forget(conn);
-                    vec![Output::Close { conn, zxid: 0 }]
-                }
-                Queued::Awaiting => unreachable!("never popped"),
-            };
-            self.route(outputs);
-        }
-    }
-
-    /// The leader created the session a learner's client asked for: bind the connection.
-    fn attach_new_session(&self, conn: ConnId, frame: &[u8]) {
-        let r = self.replica();
-        let Some(client_ip) = r.relaying.borrow_mut().connecting.remove(&conn) else { return };
-        match frame.get(4..).map(ConnectResponse::from_bytes) {
-            Some(Ok(resp)) if resp.session_id != 0 => {
-                self.processor.borrow_mut().attach(conn, resp.session_id, Vec::new(), &client_ip, now_ms());
-            }
-            _ => {}
-        }
-    }
-
-    fn drain_all(&self) {
-        let conns: Vec<ConnId> = self.replica().relaying.borrow().queues.keys().copied().collect();
-        for conn in conns {
-            self.drain(conn);
-        }
-    }
-
-    /// Learner: tells the leader which sessions were active since the last tick.
-    fn relay_touches(&self) {
-        let r = self.replica();
-        let Some(leader) = r.learner_of() else { return };
-        let sessions: Vec<i64> = r.relaying.borrow_mut().touched.drain().collect();
-        if !sessions.is_empty() {
-            r.send_relay(leader, &Relay::Touch { sessions });
         }
     }
 }
@@ -738,32 +279,23 @@ pub async fn run(
     log: LogLink,
     replica: Option<ReplicaSetup>,
 ) {
-    let core_count = to_cores.len();
-    let held = Held {
-        durable_zxid: log.durable_zxid,
-        in_flight: VecDeque::new(),
-        per_core: (0..core_count).map(|_| VecDeque::new()).collect(),
-        held_count: 0,
-        room_wakers: Vec::new(),
+    let limits = Limits { in_flight_max: log.in_flight_max, held_max: log.held_max };
+    let node = match &replica {
+        Some(setup) => {
+            let peer = Peer::new(setup.peer_config.clone(), setup.recovered.clone(), now_ms());
+            Node::ensemble(processor, peer, log.durable_zxid, limits)
+        }
+        None => Node::standalone(processor, log.durable_zxid, limits),
     };
     let role = Rc::new(DataRole {
-        processor: RefCell::new(processor),
+        node: RefCell::new(node),
         to_cores: to_cores.into_iter().map(never_waiting).collect(),
         to_log: never_waiting(log.to_log),
-        held: RefCell::new(held),
-        in_flight_max: log.in_flight_max.max(1),
-        held_max: log.held_max.max(1),
+        room_wakers: RefCell::new(Vec::new()),
+        role_waker: Cell::new(None),
         status,
-        replica: replica.as_ref().map(|setup| Replica {
-            peer: RefCell::new(Peer::new(setup.peer_config.clone(), setup.recovered.clone(), now_ms())),
+        ensemble: replica.as_ref().map(|setup| EnsembleIo {
             net: OnceCell::new(),
-            relaying: RefCell::new(Relaying::default()),
-            role: RoleCell::new(RoleView {
-                state: ServerState::Looking,
-                leader: None,
-                epoch: 0,
-                serving: false,
-            }),
             data_dir: setup.data_dir.clone(),
             epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
         }),
@@ -774,7 +306,7 @@ pub async fn run(
     }
     {
         let role = role.clone();
-        glommio::spawn_local(async move { crate::snapshotter::run(&role.snapshots, &role.processor).await })
+        glommio::spawn_local(async move { crate::snapshotter::run(&role.snapshots, &role.node).await })
             .detach();
     }
     {
@@ -811,43 +343,42 @@ pub async fn run(
 async fn run_timers(role: &DataRole) -> ! {
     // A learner's tick only reports its clients' sessions to the leader (which owns expiry):
     // as often as an Apache learner does, twice per tickTime.
-    let learner_interval =
-        TICK_INTERVAL.max(Duration::from_millis(role.processor.borrow().config.tick_ms.max(0) as u64 / 2));
+    let tick_ms = role.node.borrow().processor().config.tick_ms.max(0) as u64;
+    let learner_interval = TICK_INTERVAL.max(Duration::from_millis(tick_ms / 2));
     let mut processor_tick_at = Instant::now() + TICK_INTERVAL;
     loop {
-        let now = Instant::now();
-        let until_processor_tick = processor_tick_at.saturating_duration_since(now);
-        match &role.replica {
-            Some(r) => {
-                let view = r.role.get();
-                let leading = view.state == ServerState::Leading && view.serving;
-                let until_peer_timer = match r.peer.borrow().next_timer_at() {
-                    // At least 1 ms: the wall clock in whole ms may lag the timer a little.
-                    Some(at) => Duration::from_millis((at - now_ms()).max(1) as u64),
-                    None => PEER_TICK_ELECTING,
-                };
-                // A leader's tick may wait a little for the next ping's wake-up.
-                let until_processor_tick =
-                    if leading { until_processor_tick + PROCESSOR_TICK_SLACK } else { until_processor_tick };
-                let wait = until_peer_timer.min(until_processor_tick);
-                futures_lite::future::or(glommio::timer::sleep(wait), r.role.changed()).await;
-                if r.peer.borrow().next_timer_at().is_none_or(|at| now_ms() >= at) {
-                    role.step_peer(Event::Tick);
-                }
+        let until_processor_tick = processor_tick_at.saturating_duration_since(Instant::now());
+        if role.ensemble.is_some() {
+            let (view, next_peer_timer) = {
+                let node = role.node.borrow();
+                (node.role(), node.peer().and_then(Peer::next_timer_at))
+            };
+            let leading = view.state == ServerState::Leading && view.serving;
+            let until_peer_timer = match next_peer_timer {
+                // At least 1 ms: the wall clock in whole ms may lag the timer a little.
+                Some(at) => Duration::from_millis((at - now_ms()).max(1) as u64),
+                None => PEER_TICK_ELECTING,
+            };
+            // A leader's tick may wait a little for the next ping's wake-up.
+            let until_processor_tick =
+                if leading { until_processor_tick + PROCESSOR_TICK_SLACK } else { until_processor_tick };
+            let wait = until_peer_timer.min(until_processor_tick);
+            futures_lite::future::or(glommio::timer::sleep(wait), role.role_changed()).await;
+            let due = role.node.borrow().peer().and_then(Peer::next_timer_at).is_none_or(|at| now_ms() >= at);
+            if due {
+                role.step(Input::PeerTick);
             }
-            None => {
-                glommio::timer::sleep(until_processor_tick).await;
-            }
+        } else {
+            glommio::timer::sleep(until_processor_tick).await;
         }
         let now = Instant::now();
         if now >= processor_tick_at {
-            let learner = role.replica.as_ref().is_some_and(|r| r.learner_of().is_some());
+            let role_view = role.node.borrow().role();
+            let learner = role.ensemble.is_some()
+                && matches!(role_view.state, ServerState::Following | ServerState::Observing)
+                && role_view.serving;
             processor_tick_at = now + if learner { learner_interval } else { TICK_INTERVAL };
-            let outputs = role.processor.borrow_mut().tick(now_ms());
-            role.route(outputs);
-            if role.replica.is_some() {
-                role.relay_touches();
-            }
+            role.step(Input::Tick);
         }
     }
 }
@@ -880,9 +411,8 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         connect_timeout,
         Rc::new(move |input| deliver_to.peer_input(input)),
     );
-    let r = role.replica();
-    let _ = r.net.set(net);
-    let mut actions = Vec::new();
-    r.peer.borrow_mut().start(&mut actions);
-    role.carry_out(actions);
+    let _ = role.ensemble().net.set(net);
+    let mut effects = Vec::new();
+    role.node.borrow_mut().start(now_ms(), &mut effects);
+    role.carry_out(effects);
 }

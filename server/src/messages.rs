@@ -1,38 +1,38 @@
 //! Messages crossing between the network and data roles (over bounded [`crate::link`]s).
-//! A connection id carries its network core in the top 16 bits, so the data role can route
-//! every output back to the core that owns the socket.
+//! A connection is named by its [`ClientConn`] (network core and per-core number), so the
+//! data role can route every output back to the core that owns the socket.
 
+use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::ConnectRequest;
-use ringkeeper_engine::request::ConnId;
+use ringkeeper_engine::replica::Delivery;
 
 /// Network role → data role.
 #[derive(Debug)]
 pub enum ToData {
     /// A decoded ConnectRequest on a new connection.
-    Connect { conn: ConnId, client_ip: String, remote: String, request: ConnectRequest },
+    Connect { conn: ClientConn, client_ip: String, remote: String, request: ConnectRequest },
     /// One request frame (payload after the length prefix).
-    Request { conn: ConnId, frame: Vec<u8> },
+    Request { conn: ClientConn, frame: Vec<u8> },
     /// The socket closed or failed.
-    Disconnected { conn: ConnId },
+    Disconnected { conn: ClientConn },
     /// A four-letter word on a fresh connection.
-    FourLetter { conn: ConnId, word: [u8; 4] },
+    FourLetter { conn: ClientConn, word: [u8; 4] },
 }
 
 /// Data role → network role.
 #[derive(Debug)]
 pub enum ToNet {
     /// Bytes to write to the connection (whole frames, or 4lw text).
-    Send { conn: ConnId, bytes: Vec<u8> },
+    Send { conn: ClientConn, bytes: Vec<u8> },
     /// Close the connection once everything before this is written.
-    Close { conn: ConnId },
+    Close { conn: ClientConn },
 }
 
-/// Builds a connection id from the network core index and a per-core counter.
-pub fn conn_id(core_index: usize, local: u64) -> ConnId {
-    ((core_index as u64) << 48) | (local & 0xffff_ffff_ffff)
-}
-
-/// The network core index a connection id belongs to.
-pub fn core_of(conn: ConnId) -> usize {
-    (conn >> 48) as usize
+impl From<Delivery> for ToNet {
+    fn from(delivery: Delivery) -> ToNet {
+        match delivery {
+            Delivery::Send { conn, frame } => ToNet::Send { conn, bytes: frame },
+            Delivery::Close { conn } => ToNet::Close { conn },
+        }
+    }
 }

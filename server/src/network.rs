@@ -18,11 +18,12 @@ use std::task::{Poll, Waker};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{ConnectRequest, Jute};
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
-use crate::messages::{conn_id, ToData, ToNet};
+use crate::messages::{ToData, ToNet};
 
 /// Read buffer of a client connection: the frames a pipelining client sent together (and
 /// each frame's length prefix with its body) come out of one socket read.
@@ -55,7 +56,7 @@ type SharedOutbox = Rc<RefCell<Outbox>>;
 struct NetworkCore {
     index: usize,
     to_data: link::Sender<ToData>,
-    outboxes: RefCell<HashMap<u64, SharedOutbox>>,
+    outboxes: RefCell<HashMap<ClientConn, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
 }
@@ -88,7 +89,7 @@ pub async fn run(
             drop(stream);
             continue;
         }
-        let conn = conn_id(core.index, next_local);
+        let conn = ClientConn { core: core.index as u32, local: next_local };
         next_local += 1;
         let _ = stream.set_nodelay(true);
         glommio::spawn_local(serve(core.clone(), stream, conn, peer)).detach();
@@ -116,7 +117,7 @@ impl NetworkCore {
         }
     }
 
-    fn outbox_push(&self, conn: u64, bytes: Option<Vec<u8>>) {
+    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>) {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
@@ -192,7 +193,7 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
     FOUR_LETTER_WORDS.iter().any(|w| w.as_bytes() == first)
 }
 
-async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: SocketAddr) {
+async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer: SocketAddr) {
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
@@ -201,7 +202,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     let reason =
         futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
     if let Err(reason) = reason {
-        log::info!("closing connection {conn:#x} from {peer}: {reason}");
+        log::info!("closing connection {conn} from {peer}: {reason}");
     }
     // Stop reading; let the writer drain what is queued, then close.
     {
@@ -236,7 +237,7 @@ async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<
 async fn read_loop(
     core: &NetworkCore,
     mut reader: ClientReader,
-    conn: u64,
+    conn: ClientConn,
     peer: SocketAddr,
 ) -> Result<(), String> {
     let mut first = true;

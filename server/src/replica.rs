@@ -1,21 +1,15 @@
-//! The ensemble side of the data role: the engine's ZAB [`ringkeeper_engine::zab::Peer`] next to the processor, on
-//! the same core (the "ZAB core" of DESIGN.md), with the peer links of [`crate::peer_net`].
+//! The file side of an ensemble member: what the engine's [`ringkeeper_engine::replica::Node`]
+//! (processor + ZAB peer + hold gate + learner relay, run by the data role on the "ZAB core"
+//! of DESIGN.md) needs from disk at start-up, and the files its effects write.
 //!
-//! In: peer frames and link losses, "durable up to Z" from the log role, txns the leader's
-//! processor makes, client requests a learner must forward. Out: peer frames, log appends,
-//! committed txns applied to the processor, replies released to clients.
+//! In: zoo.cfg, dataDir and the log. Out: the peer's recovered state ([`prepare`]), epochs
+//! and TRUNC/SNAP markers written durably, restarts from disk.
 //!
 //! - Start-up ([`prepare`]): reads `acceptedEpoch`/`currentEpoch` (Apache's files in dataDir),
 //!   carries out a truncation left pending by a TRUNC (`truncate.after`), and gives the peer
 //!   its recent history from the log.
-//! - Leader: its processor answers every request as standalone; each txn goes to the log and
-//!   to [`ringkeeper_engine::zab::Peer`] as a proposal; replies are held until the txn is committed (quorum durable).
-//!   Requests relayed by learners run on stand-in connections (ids with the top bit set) whose
-//!   replies go back over the peer link with the zxid to wait for.
-//! - Learner (follower/observer): reads run locally on the committed tree; writes, `sync` and
-//!   session creation are relayed to the leader; per connection a FIFO keeps later reads
-//!   behind an earlier relayed write until its reply is released (after the learner applied
-//!   the txn), so a session sees its own writes in order.
+//! - Leader and learner rules (proposals, the hold gate, the learner relay and its
+//!   per-connection FIFO) are the node's: see [`ringkeeper_engine::replica`].
 //! - A TRUNC (the log holds txns the new leader never had) is carried out by recording the
 //!   zxid in `truncate.after`, then restarting this process from disk (`exec` of itself), as
 //!   Apache reloads its database after a sync that rewinds it. A SNAP likewise: the marker
@@ -27,13 +21,12 @@
 //! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
 //! client connections.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use ringkeeper_engine::request::ConnId;
 use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
 
@@ -49,21 +42,6 @@ const INSTALL_MARKER: &str = "install.after-restart";
 /// per-epoch last zxids up to it (the DIFF/TRUNC plan needs them; the log that told them is
 /// gone).
 const ENDS_PREFIX: &str = "epochs.";
-/// Stand-in connections for relayed clients have this bit set (local ids never do).
-const RELAYED_BIT: u64 = 1 << 63;
-/// Bits of a learner's connection id kept in a stand-in id (network core < 16).
-const TOKEN_BITS: u32 = 52;
-
-/// The stand-in connection id on the leader for `token` of learner `learner`.
-pub fn stand_in(learner: ServerId, token: u64) -> ConnId {
-    RELAYED_BIT | (learner << TOKEN_BITS) | (token & ((1 << TOKEN_BITS) - 1))
-}
-
-/// The learner and token behind a stand-in connection id, or None for a local connection.
-pub fn relayed(conn: ConnId) -> Option<(ServerId, u64)> {
-    (conn & RELAYED_BIT != 0).then_some(((conn & !RELAYED_BIT) >> TOKEN_BITS, conn & ((1 << TOKEN_BITS) - 1)))
-}
-
 /// Everything the data role needs to run as an ensemble member.
 pub struct ReplicaSetup {
     pub peer_config: PeerConfig,
@@ -310,57 +288,4 @@ pub fn restart_from_disk(why: &str) -> ! {
     let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
     log::error!("FATAL: could not restart ({err}); exiting");
     std::process::exit(71)
-}
-
-/// One queued item of a learner's client connection (kept in request order).
-#[derive(Debug)]
-pub enum Queued {
-    /// A relayed request whose reply has not come back yet.
-    Awaiting,
-    /// A reply from the leader, released once the learner applied `zxid`; `connect` marks a
-    /// session creation (the connection is attached to the session on release).
-    Reply { zxid: i64, frame: Vec<u8>, connect: bool },
-    /// A local read that arrived behind a relayed write.
-    Read(Vec<u8>),
-    /// Close the connection (the leader closed the session).
-    Close,
-}
-
-/// A learner's per-connection FIFOs and the sessions to touch on the leader.
-#[derive(Default)]
-pub struct Relaying {
-    pub queues: HashMap<ConnId, VecDeque<Queued>>,
-    /// Client IP of connections waiting for a new session.
-    pub connecting: HashMap<ConnId, String>,
-    pub touched: HashSet<i64>,
-}
-
-impl Relaying {
-    /// Fills the oldest awaiting slot of `conn` with a reply.
-    pub fn reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>) {
-        let connect = self.connecting.contains_key(&conn);
-        if let Some(q) = self.queues.get_mut(&conn) {
-            if let Some(slot) = q.iter_mut().find(|i| matches!(i, Queued::Awaiting)) {
-                *slot = Queued::Reply { zxid, frame, connect };
-            }
-        }
-    }
-
-    pub fn forget(&mut self, conn: ConnId) {
-        self.queues.remove(&conn);
-        self.connecting.remove(&conn);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stand_in_ids_round_trip_and_never_collide_with_local_ones() {
-        let local = crate::messages::conn_id(3, 12345);
-        assert_eq!(relayed(local), None);
-        let s = stand_in(7, local);
-        assert_eq!(relayed(s), Some((7, local)));
-    }
 }

@@ -23,7 +23,7 @@ use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use ringkeeper_engine::request::Processor;
+use ringkeeper_engine::replica::Node;
 use ringkeeper_engine::snapshot::{SnapshotCapture, SnapshotImage};
 
 use crate::config::Config;
@@ -230,9 +230,9 @@ impl Snapshotter {
     }
 }
 
-/// Runs captures on the data core, for as long as the executor runs. `processor` is borrowed
-/// only inside a slice, never across an await.
-pub async fn run(snapshots: &RefCell<Snapshotter>, processor: &RefCell<Processor>) {
+/// Runs captures on the data core, for as long as the executor runs. `node` (whose processor
+/// holds the tree) is borrowed only inside a slice, never across an await.
+pub async fn run(snapshots: &RefCell<Snapshotter>, node: &RefCell<Node>) {
     loop {
         poll_fn(|cx| {
             let mut s = snapshots.borrow_mut();
@@ -255,15 +255,15 @@ pub async fn run(snapshots: &RefCell<Snapshotter>, processor: &RefCell<Processor
         }
         let started = Instant::now();
         let mut capture = {
-            let p = processor.borrow();
-            SnapshotCapture::start(&p.tree, &p.sessions)
+            let node = node.borrow();
+            SnapshotCapture::start(&node.processor().tree, &node.processor().sessions)
         };
         let mut slices = 0u64;
-        while !capture.step(&processor.borrow().tree, SLICE_NODES) {
+        while !capture.step(&node.borrow().processor().tree, SLICE_NODES) {
             slices += 1;
             glommio::timer::sleep(SLICE_PAUSE).await;
         }
-        let image = capture.finish(&processor.borrow().tree);
+        let image = capture.finish(&node.borrow().processor().tree);
         log::info!(
             "snapshot captured: zxid {:#x} (fuzzy to {:#x}), {} nodes in {slices} slices over {:?}",
             image.zxid,

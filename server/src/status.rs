@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ringkeeper_engine::request::Processor;
+use ringkeeper_engine::request::{ConnId, Processor};
 
 use crate::config::Config;
 use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerMode, ServerStatus, Whitelist};
@@ -105,7 +105,7 @@ impl StatusSource {
                 latency: Default::default(),
             })
             .collect();
-        let session_of = |w: u64| p.connection(w).map_or(0, |c| c.session_id);
+        let session_of = |w: ConnId| p.connection(w).map_or(0, |c| c.session_id);
         s.watches_by_session =
             p.watches.by_watcher().into_iter().map(|(w, paths)| (session_of(w.0), paths)).collect();
         s.watches_by_path = p

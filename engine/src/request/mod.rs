@@ -23,8 +23,7 @@ use crate::txn::{self, ArchivedTxn, ArchivedTxnBody, Txn, TxnBody, TxnBytes, Txn
 use crate::watch::{WatchManager, WatcherId};
 use prep::{PendingView, Requester, WriteOp};
 
-/// A client connection, named by the network role (core in the high bits).
-pub type ConnId = u64;
+pub use crate::conn::ConnId;
 
 /// What the processor asks the server to do.
 #[derive(Debug)]
@@ -99,6 +98,8 @@ pub struct Processor {
     next_reap_ms: i64,
     /// Only the leader (or a standalone server) expires sessions and reaps containers.
     pub(crate) owns_expiry: bool,
+    /// The last zxid this processor may assign (see [`Processor::set_zxid_limit`]).
+    zxid_limit: i64,
 }
 
 /// A decoded client request.
@@ -158,6 +159,7 @@ impl Processor {
             conns: HashMap::new(),
             session_conn: HashMap::new(),
             owns_expiry: true,
+            zxid_limit: i64::MAX,
         }
     }
 
@@ -174,9 +176,24 @@ impl Processor {
         self.conns.get(&conn)
     }
 
-    /// The zxid of the next txn; it becomes the last one when that txn is committed.
+    /// The zxid of the next txn; it becomes the last one when that txn is committed. The one
+    /// place zxids are assigned: an ensemble leader's ZAB peer takes them as proposed.
     fn next_zxid(&self) -> i64 {
         self.tree.last_processed_zxid + 1
+    }
+
+    /// How many more txns may be made before the zxid limit.
+    fn txns_allowed(&self) -> usize {
+        usize::try_from(self.zxid_limit.saturating_sub(self.tree.last_processed_zxid)).unwrap_or(0)
+    }
+
+    /// Sets the last zxid this processor may assign: unlimited standalone; an ensemble
+    /// leader's epoch ends at its counter limit (then a new election starts a new epoch); a
+    /// learner or a server not serving assigns none. A request that would need a later zxid
+    /// closes its connection (the client reconnects to whoever leads next); expiry and the
+    /// reaper wait.
+    pub fn set_zxid_limit(&mut self, limit: i64) {
+        self.zxid_limit = limit;
     }
 
     fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>, zxid: i64) {
@@ -263,6 +280,11 @@ impl Processor {
         self.stats.packets_received += 1;
         if req.last_zxid_seen > self.tree.last_processed_zxid {
             // The client has seen a newer state than ours: refuse (it will try another server).
+            out.push(Output::Close { conn, zxid: 0 });
+            return out;
+        }
+        if req.session_id == 0 && self.txns_allowed() == 0 {
+            // No zxid left for the session's txn on this server.
             out.push(Output::Close { conn, zxid: 0 });
             return out;
         }
@@ -373,7 +395,7 @@ impl Processor {
         if !self.owns_expiry {
             return out;
         }
-        for session_id in self.sessions.expired(now_ms) {
+        for session_id in self.sessions.expired(now_ms, self.txns_allowed()) {
             self.close_session(session_id, 0, now_ms, &mut out);
             if let Some(conn) = self.session_conn.get(&session_id).copied() {
                 self.close_conn(conn, &mut out);
@@ -404,6 +426,7 @@ impl Processor {
                 doomed.push(p.to_string());
             }
         }
+        doomed.truncate(self.txns_allowed());
         for p in doomed {
             let zxid = self.next_zxid();
             let txn = Txn {
@@ -446,6 +469,10 @@ impl Processor {
         c.last_cxid = header.xid;
         if !self.sessions.touch(session_id, now_ms) {
             self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::SessionExpired);
+            return Ok(out);
+        }
+        if op.is_write() && self.txns_allowed() == 0 {
+            self.close_conn(conn, &mut out);
             return Ok(out);
         }
         match op {

@@ -142,9 +142,10 @@ impl SessionTable {
         Some(s)
     }
 
-    /// Sessions whose deadline is at or before `now_ms`, oldest first; each is marked closing.
-    pub fn expired(&mut self, now_ms: i64) -> Vec<i64> {
-        let due: Vec<(i64, i64)> = self.deadlines.range(..=(now_ms, i64::MAX)).copied().collect();
+    /// Sessions whose deadline is at or before `now_ms`, oldest first, at most `max` of them
+    /// (the rest stay due); each is marked closing.
+    pub fn expired(&mut self, now_ms: i64, max: usize) -> Vec<i64> {
+        let due: Vec<(i64, i64)> = self.deadlines.range(..=(now_ms, i64::MAX)).take(max).copied().collect();
         for &(_, id) in &due {
             self.mark_closing(id);
         }
@@ -177,13 +178,13 @@ mod tests {
         let id = t.allocate_id();
         t.add(id, 4000, 0);
         assert_eq!(t.get(id).unwrap().expires_at_ms, 6000);
-        assert!(t.expired(5999).is_empty());
+        assert!(t.expired(5999, usize::MAX).is_empty());
         assert!(t.touch(id, 3000));
-        assert!(t.expired(7999).is_empty());
-        assert_eq!(t.expired(8000), vec![id]);
+        assert!(t.expired(7999, usize::MAX).is_empty());
+        assert_eq!(t.expired(8000, usize::MAX), vec![id]);
         assert!(!t.is_live(id));
         assert!(!t.touch(id, 8001));
-        assert!(t.expired(100_000).is_empty(), "a closing session expires once");
+        assert!(t.expired(100_000, usize::MAX).is_empty(), "a closing session expires once");
     }
 
     #[test]

@@ -18,11 +18,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::conn::ConnId;
 use crate::proto::{watcher_type, EventType};
 
 /// One watching party (one client connection), chosen by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WatcherId(pub u64);
+pub struct WatcherId(pub ConnId);
 
 /// One watch event to deliver: `event_type` on `path` to `watcher`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,9 +470,9 @@ mod tests {
     use super::*;
     use EventType::{NodeChildrenChanged, NodeCreated, NodeDataChanged, NodeDeleted};
 
-    const A: WatcherId = WatcherId(1);
-    const B: WatcherId = WatcherId(2);
-    const C: WatcherId = WatcherId(3);
+    const A: WatcherId = WatcherId(ConnId::client(0, 1));
+    const B: WatcherId = WatcherId(ConnId::client(0, 2));
+    const C: WatcherId = WatcherId(ConnId::client(0, 3));
 
     fn n(w: WatcherId, t: EventType, p: &str) -> Notification {
         Notification { watcher: w, event_type: t, path: p.to_owned() }

@@ -2,27 +2,34 @@
 //! Apache's Learner/LearnerHandler packets that is not the ZAB protocol itself: REQUEST,
 //! REVALIDATE/session creation, PING session touches).
 //!
-//! A learner names each of its client connections by a `token` (its connection id). Writes,
+//! A learner names each of its client connections by a `token` (its [`ClientConn`]). Writes,
 //! `sync` and session creation are forwarded; the leader runs them for a stand-in
 //! connection and answers with the reply frame and the zxid the learner must have applied
 //! before releasing it. Encoding: as [`super::msg`] (tag byte, little-endian fields).
 
 use super::msg::{MsgError, Reader, Writer};
+use crate::conn::ClientConn;
 
 /// One relayed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relay {
     /// Learner -> leader: a client request frame (payload after the length prefix) of a
     /// session, with the ACL ids its connection authenticated as (`(scheme, id)`).
-    Forward { token: u64, session_id: i64, ids: Vec<(String, String)>, client_ip: String, frame: Vec<u8> },
+    Forward {
+        token: ClientConn,
+        session_id: i64,
+        ids: Vec<(String, String)>,
+        client_ip: String,
+        frame: Vec<u8>,
+    },
     /// Learner -> leader: a ConnectRequest (jute bytes) asking for a new session.
-    CreateSession { token: u64, client_ip: String, request: Vec<u8> },
+    CreateSession { token: ClientConn, client_ip: String, request: Vec<u8> },
     /// Leader -> learner: the reply frame for `token`, to release once `zxid` is applied.
-    Reply { token: u64, zxid: i64, frame: Vec<u8> },
+    Reply { token: ClientConn, zxid: i64, frame: Vec<u8> },
     /// Leader -> learner: close `token`'s connection after its earlier replies.
-    Close { token: u64 },
+    Close { token: ClientConn },
     /// Learner -> leader: `token`'s client went away.
-    Gone { token: u64 },
+    Gone { token: ClientConn },
     /// Learner -> leader: sessions active since the last touch (keeps them alive).
     Touch { sessions: Vec<i64> },
 }
@@ -34,6 +41,18 @@ const TAG_CLOSE: u8 = 4;
 const TAG_GONE: u8 = 5;
 const TAG_TOUCH: u8 = 6;
 
+impl Writer<'_> {
+    fn client(&mut self, c: ClientConn) -> &mut Self {
+        self.u32(c.core).u64(c.local)
+    }
+}
+
+impl Reader<'_> {
+    fn client(&mut self) -> Result<ClientConn, MsgError> {
+        Ok(ClientConn { core: self.u32()?, local: self.u64()? })
+    }
+}
+
 fn string(r: &mut Reader<'_>) -> Result<String, MsgError> {
     let at = r.at;
     String::from_utf8(r.bytes()?.to_vec()).map_err(|_| MsgError::Truncated(at))
@@ -44,23 +63,23 @@ impl Relay {
         let mut w = Writer(out);
         match self {
             Relay::Forward { token, session_id, ids, client_ip, frame } => {
-                w.u8(TAG_FORWARD).u64(*token).i64(*session_id).u32(ids.len() as u32);
+                w.u8(TAG_FORWARD).client(*token).i64(*session_id).u32(ids.len() as u32);
                 for (scheme, id) in ids {
                     w.bytes(scheme.as_bytes()).bytes(id.as_bytes());
                 }
                 w.bytes(client_ip.as_bytes()).bytes(frame);
             }
             Relay::CreateSession { token, client_ip, request } => {
-                w.u8(TAG_CREATE_SESSION).u64(*token).bytes(client_ip.as_bytes()).bytes(request);
+                w.u8(TAG_CREATE_SESSION).client(*token).bytes(client_ip.as_bytes()).bytes(request);
             }
             Relay::Reply { token, zxid, frame } => {
-                w.u8(TAG_REPLY).u64(*token).i64(*zxid).bytes(frame);
+                w.u8(TAG_REPLY).client(*token).i64(*zxid).bytes(frame);
             }
             Relay::Close { token } => {
-                w.u8(TAG_CLOSE).u64(*token);
+                w.u8(TAG_CLOSE).client(*token);
             }
             Relay::Gone { token } => {
-                w.u8(TAG_GONE).u64(*token);
+                w.u8(TAG_GONE).client(*token);
             }
             Relay::Touch { sessions } => {
                 w.u8(TAG_TOUCH).zxids(sessions);
@@ -73,7 +92,7 @@ impl Relay {
         let mut r = Reader { buf, at: 0 };
         let relay = match r.u8()? {
             TAG_FORWARD => {
-                let (token, session_id) = (r.u64()?, r.i64()?);
+                let (token, session_id) = (r.client()?, r.i64()?);
                 let count = r.u32()? as usize;
                 // Each id takes at least 8 bytes: a larger count is a truncated message.
                 if count > (buf.len() - r.at) / 8 {
@@ -87,13 +106,13 @@ impl Relay {
                 Relay::Forward { token, session_id, ids, client_ip, frame: r.bytes()?.to_vec() }
             }
             TAG_CREATE_SESSION => Relay::CreateSession {
-                token: r.u64()?,
+                token: r.client()?,
                 client_ip: string(&mut r)?,
                 request: r.bytes()?.to_vec(),
             },
-            TAG_REPLY => Relay::Reply { token: r.u64()?, zxid: r.i64()?, frame: r.bytes()?.to_vec() },
-            TAG_CLOSE => Relay::Close { token: r.u64()? },
-            TAG_GONE => Relay::Gone { token: r.u64()? },
+            TAG_REPLY => Relay::Reply { token: r.client()?, zxid: r.i64()?, frame: r.bytes()?.to_vec() },
+            TAG_CLOSE => Relay::Close { token: r.client()? },
+            TAG_GONE => Relay::Gone { token: r.client()? },
             TAG_TOUCH => Relay::Touch { sessions: r.zxids()? },
             other => return Err(MsgError::UnknownTag(other)),
         };
@@ -112,16 +131,20 @@ mod tests {
     fn every_relay_round_trips_and_every_prefix_is_rejected() {
         let all = vec![
             Relay::Forward {
-                token: 7,
+                token: ClientConn { core: 1, local: 7 },
                 session_id: -3,
                 ids: vec![("digest".into(), "bob:x".into()), ("ip".into(), "127.0.0.1".into())],
                 client_ip: "127.0.0.1".into(),
                 frame: vec![1, 2, 3],
             },
-            Relay::CreateSession { token: 9, client_ip: "::1".into(), request: vec![0; 20] },
-            Relay::Reply { token: 9, zxid: 0x5_0000_0001, frame: vec![4, 5] },
-            Relay::Close { token: 9 },
-            Relay::Gone { token: 1 },
+            Relay::CreateSession {
+                token: ClientConn { core: 1, local: 9 },
+                client_ip: "::1".into(),
+                request: vec![0; 20],
+            },
+            Relay::Reply { token: ClientConn { core: 1, local: 9 }, zxid: 0x5_0000_0001, frame: vec![4, 5] },
+            Relay::Close { token: ClientConn { core: 1, local: 9 } },
+            Relay::Gone { token: ClientConn { core: 1, local: 1 } },
             Relay::Touch { sessions: vec![1, 2, 3] },
         ];
         for m in all {

@@ -1,0 +1,585 @@
+//! One server as a single sans-IO state machine: [`Node`] owns the request [`Processor`],
+//! the ZAB [`Peer`] (in an ensemble), the [`gate::HoldGate`] and the learner's relay queues
+//! ([`learner::LearnerQueues`]).
+//!
+//! In: [`Input`]s — client connects, request frames and disconnects from the network cores,
+//! "durable up to Z" from the log, peer and relay messages, link losses, ticks — each with the
+//! current time from outside. Out: [`Effect`]s, to carry out in order — frames and closes for
+//! a network core, log appends, peer and relay sends, epochs to persist, a truncation or a
+//! snapshot install (both restart the server from disk), role changes. The server carries
+//! them out on io_uring; the simulator in tests/ on a simulated network and disk.
+//!
+//! The rules it keeps:
+//! - Standalone or leader: the processor answers every request; each txn goes to the log
+//!   (and, on a leader, to the peer as a proposal); outputs are held until their zxid is
+//!   durable (standalone) or committed (ensemble), per network core in emission order.
+//! - Leader: requests a learner relays run on stand-in connections
+//!   ([`ConnId::StandIn`]); their replies and closes go back over the peer link with the zxid
+//!   the learner must apply before releasing them.
+//! - Learner: reads run locally on the committed tree; writes, `sync`, closeSession and
+//!   session creation go to the leader ([`is_forwarded`]); per connection a FIFO keeps later
+//!   reads behind an earlier relayed request until its reply is released (after the learner
+//!   applied its txn); committed txns are applied in zxid order, watch events first, then the
+//!   replies they release, then closes of sessions they ended.
+//! - One source of zxids: the processor assigns them; in an ensemble only a serving leader may,
+//!   up to its epoch's counter limit ([`Processor::set_zxid_limit`]), and its peer takes each
+//!   as proposed.
+//! - A server that stops serving (or changes leader) closes every client connection and drops
+//!   held outputs (they could wait for zxids this server never commits).
+//!
+//! Invariants: no client sees a write before it is durable (standalone) or committed; the
+//! effects of one step come out in the order they must be carried out; the same inputs give
+//! the same effects (no hash-order iteration reaches an effect).
+
+pub mod gate;
+pub mod learner;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::conn::{ClientConn, ConnId};
+use crate::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
+use crate::request::replica::is_forwarded;
+use crate::request::{Output, Processor};
+use crate::txn;
+use crate::zab::{make_zxid, Action, Event, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn};
+use gate::{HoldGate, Limits};
+use learner::{LearnerQueues, Queued};
+
+/// The processor's zxid limit while it may assign none (learners, servers not serving).
+const NO_ZXIDS: i64 = 0;
+
+/// Something that happened to the server.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded ConnectRequest on a new client connection.
+    Connect { conn: ClientConn, client_ip: String, remote: String, request: ConnectRequest },
+    /// One request frame (payload after the length prefix) of an established connection.
+    Request { conn: ClientConn, frame: Vec<u8> },
+    /// The socket closed or failed.
+    Disconnected { conn: ClientConn },
+    /// Answer a connection with these bytes (if any), then close it: a four-letter word's
+    /// reply, computed by the server (it reads files).
+    AnswerAndClose { conn: ClientConn, bytes: Option<Vec<u8>> },
+    /// The log is durable up to this zxid.
+    Durable { zxid: i64 },
+    /// A ZAB message from a peer.
+    PeerMessage { from: ServerId, msg: Msg },
+    /// Relayed client traffic from a peer.
+    RelayMessage { from: ServerId, relay: Relay },
+    /// The link to a peer went down.
+    LinkDown { peer: ServerId },
+    /// The ZAB timers (call every few milliseconds).
+    PeerTick,
+    /// Session expiry, the container reaper, and a learner's session touches for its leader.
+    Tick,
+}
+
+/// One output released to a network core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Bytes to write to the connection (whole frames, or four-letter text).
+    Send { conn: ClientConn, frame: Vec<u8> },
+    /// Close the connection once everything before this is written.
+    Close { conn: ClientConn },
+}
+
+/// Something the server must do, in order.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Hand these outputs to network core `core`, in this order.
+    Deliver { core: u32, batch: Vec<Delivery> },
+    /// Append this txn to the log (report [`Input::Durable`] once flushed).
+    Append { zxid: i64, txn: SharedTxn },
+    /// Send a ZAB message to a peer.
+    PeerSend { to: ServerId, msg: Msg },
+    /// Send relayed client traffic to a peer.
+    RelaySend { to: ServerId, relay: Relay },
+    /// Persist these epochs before carrying out later effects.
+    PersistEpochs { accepted: u32, current: u32 },
+    /// Cut every logged txn after `zxid` and rebuild the state from what remains (the server
+    /// restarts from disk).
+    Truncate { zxid: i64 },
+    /// Replace log and state with the leader's image at `zxid` (with the leader's per-epoch
+    /// last zxids up to it); the server restarts from disk.
+    InstallSnapshot { zxid: i64, image: Arc<Vec<u8>>, epoch_ends: Vec<i64> },
+    /// The ensemble role changed.
+    RoleChanged(RoleView),
+}
+
+/// One server: processor, peer (in an ensemble), hold gate and learner relay.
+pub struct Node {
+    processor: Processor,
+    peer: Option<Peer>,
+    role: RoleView,
+    gate: HoldGate,
+    learner: LearnerQueues,
+    now: i64,
+}
+
+impl Node {
+    /// A standalone server whose log is durable up to `durable_zxid`.
+    pub fn standalone(processor: Processor, durable_zxid: i64, limits: Limits) -> Node {
+        Node::with_peer(processor, None, durable_zxid, limits)
+    }
+
+    /// An ensemble member; call [`Node::start`] once its peer links can carry messages.
+    pub fn ensemble(processor: Processor, peer: Peer, durable_zxid: i64, limits: Limits) -> Node {
+        Node::with_peer(processor, Some(peer), durable_zxid, limits)
+    }
+
+    fn with_peer(mut processor: Processor, peer: Option<Peer>, durable_zxid: i64, limits: Limits) -> Node {
+        if peer.is_some() {
+            processor.set_zxid_limit(NO_ZXIDS);
+        }
+        Node {
+            processor,
+            peer,
+            role: RoleView { state: ServerState::Looking, leader: None, epoch: 0, serving: false },
+            gate: HoldGate::new(durable_zxid, limits),
+            learner: LearnerQueues::default(),
+            now: 0,
+        }
+    }
+
+    /// Starts the election (ensemble only; nothing standalone).
+    pub fn start(&mut self, now: i64, out: &mut Vec<Effect>) {
+        self.now = now;
+        if let Some(peer) = &mut self.peer {
+            let mut actions = Vec::new();
+            peer.start(&mut actions);
+            self.carry_out(actions, out);
+        }
+        self.gate.release(out);
+    }
+
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    /// The ZAB peer, in an ensemble.
+    pub fn peer(&self) -> Option<&Peer> {
+        self.peer.as_ref()
+    }
+
+    /// The role as last reported by the peer (Looking and not serving until then).
+    pub fn role(&self) -> RoleView {
+        self.role
+    }
+
+    /// Outputs held in the gate right now.
+    pub fn held(&self) -> usize {
+        self.gate.held()
+    }
+
+    /// Whether the server may take more requests (fewer txns and outputs await durability
+    /// than the bounds).
+    pub fn has_room(&self) -> bool {
+        self.gate.has_room()
+    }
+
+    /// Handles one input to completion; `out` receives what to carry out, in order. Held
+    /// outputs are released once, at the end of the step.
+    pub fn step(&mut self, now: i64, input: Input, out: &mut Vec<Effect>) {
+        self.now = now;
+        match input {
+            Input::Connect { conn, client_ip, remote, request } => {
+                self.connect(conn, client_ip, remote, request, out)
+            }
+            Input::Request { conn, frame } => {
+                if self.learner_of().is_some() {
+                    self.learner_request(conn, frame, out);
+                } else {
+                    let outputs = self.run_request(ConnId::Client(conn), &frame);
+                    self.route(outputs, out);
+                }
+            }
+            Input::Disconnected { conn } => {
+                self.processor.disconnected(ConnId::Client(conn));
+                self.learner.forget(conn);
+                if let Some(leader) = self.learner_of() {
+                    out.push(Effect::RelaySend { to: leader, relay: Relay::Gone { token: conn } });
+                }
+            }
+            Input::AnswerAndClose { conn, bytes } => {
+                let conn = ConnId::Client(conn);
+                let mut outputs: Vec<Output> =
+                    bytes.into_iter().map(|frame| Output::Send { conn, frame, zxid: 0 }).collect();
+                outputs.push(Output::Close { conn, zxid: 0 });
+                self.route(outputs, out);
+            }
+            Input::Durable { zxid } => {
+                self.gate.durable(zxid);
+                if self.peer.is_some() {
+                    self.step_peer(Event::Durable { zxid }, out);
+                } else {
+                    self.gate.open(zxid);
+                }
+            }
+            Input::PeerMessage { from, msg } => self.step_peer(Event::Message { from, msg }, out),
+            Input::RelayMessage { from, relay } => self.relay_in(from, relay, out),
+            Input::LinkDown { peer } => {
+                self.drop_stand_ins(peer);
+                self.step_peer(Event::LinkDown { peer }, out);
+            }
+            Input::PeerTick => self.step_peer(Event::Tick, out),
+            Input::Tick => {
+                let outputs = self.processor.tick(now);
+                self.route(outputs, out);
+                self.relay_touches(out);
+            }
+        }
+        self.gate.release(out);
+    }
+
+    /// The leader this server serves as a learner, if it does.
+    fn learner_of(&self) -> Option<ServerId> {
+        match self.role.state {
+            ServerState::Following | ServerState::Observing if self.role.serving => self.role.leader,
+            _ => None,
+        }
+    }
+
+    fn leading(&self) -> bool {
+        self.role.state == ServerState::Leading && self.role.serving
+    }
+
+    /// Runs a request frame; a frame whose header does not decode closes the connection.
+    fn run_request(&mut self, conn: ConnId, frame: &[u8]) -> Vec<Output> {
+        match self.processor.request(conn, frame, self.now) {
+            Ok(outputs) => outputs,
+            Err(_) => {
+                self.processor.disconnected(conn);
+                vec![Output::Close { conn, zxid: 0 }]
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        conn: ClientConn,
+        client_ip: String,
+        remote: String,
+        request: ConnectRequest,
+        out: &mut Vec<Effect>,
+    ) {
+        let id = ConnId::Client(conn);
+        if self.peer.is_some() {
+            if !self.role.serving {
+                // Not serving (electing or syncing): the client tries another server.
+                self.route(vec![Output::Close { conn: id, zxid: 0 }], out);
+                return;
+            }
+            if let (Some(leader), 0) = (self.learner_of(), request.session_id) {
+                self.relay_new_session(leader, conn, client_ip, &request, out);
+                return;
+            }
+        }
+        let outputs = self.processor.connect(id, &client_ip, &remote, &request, self.now);
+        self.route(outputs, out);
+    }
+
+    /// Routes processor outputs: txns to the log (and, on a leader, to its peer as
+    /// proposals), replies of relayed requests back to their learner, the rest into the gate.
+    fn route(&mut self, outputs: Vec<Output>, out: &mut Vec<Effect>) {
+        let mut proposals = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Log { zxid, bytes } => {
+                    self.gate.logged(zxid);
+                    let txn: SharedTxn = Arc::new(bytes);
+                    if self.peer.is_some() {
+                        proposals.push((zxid, txn.clone()));
+                    }
+                    out.push(Effect::Append { zxid, txn });
+                }
+                Output::Send { conn: ConnId::Client(conn), frame, zxid } => {
+                    self.gate.hold(conn.core, zxid, Delivery::Send { conn, frame })
+                }
+                Output::Close { conn: ConnId::Client(conn), zxid } => {
+                    self.gate.hold(conn.core, zxid, Delivery::Close { conn })
+                }
+                Output::Send { conn: ConnId::StandIn { learner, client }, frame, zxid } => {
+                    out.push(Effect::RelaySend {
+                        to: learner,
+                        relay: Relay::Reply { token: client, zxid, frame },
+                    })
+                }
+                Output::Close { conn: ConnId::StandIn { learner, client }, .. } => {
+                    out.push(Effect::RelaySend { to: learner, relay: Relay::Close { token: client } })
+                }
+            }
+        }
+        for (zxid, txn) in proposals {
+            self.step_peer(Event::Proposed { zxid, txn }, out);
+        }
+    }
+
+    /// Steps the ZAB peer and carries out what it asks, in order.
+    fn step_peer(&mut self, event: Event, out: &mut Vec<Effect>) {
+        let Some(peer) = &mut self.peer else { return };
+        let mut actions = Vec::new();
+        peer.step(self.now, event, &mut actions);
+        self.carry_out(actions, out);
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>, out: &mut Vec<Effect>) {
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => out.push(Effect::PeerSend { to, msg }),
+                Action::Append { zxid, txn } => {
+                    self.gate.logged(zxid);
+                    out.push(Effect::Append { zxid, txn });
+                }
+                Action::Apply { txn, .. } => {
+                    // Validated when the proposal was decoded from the wire (or made here).
+                    let outputs = self.processor.apply_committed(txn::access_trusted(&txn), self.now);
+                    // Watch events, then the replies this txn releases (a closeSession's
+                    // reply among them), then the closes of sessions it ended.
+                    let (mut closes, events): (Vec<Output>, Vec<Output>) =
+                        outputs.into_iter().partition(|o| matches!(o, Output::Close { .. }));
+                    self.route(events, out);
+                    if !closes.is_empty() {
+                        // A connection whose queue held the leader's close is closed already.
+                        let closed = self.drain_all(out);
+                        closes.retain(|c| !matches!(c, Output::Close { conn: ConnId::Client(c), .. } if closed.contains(c)));
+                    }
+                    self.route(closes, out);
+                }
+                Action::Committed { zxid } => {
+                    self.gate.open(zxid);
+                    if self.learner_of().is_some() {
+                        self.drain_all(out);
+                    }
+                }
+                Action::Truncate { zxid } => out.push(Effect::Truncate { zxid }),
+                Action::SendSnapshot { to, epoch, zxid, epoch_ends } => {
+                    // A consistent image of the state right now (the leader's tree holds
+                    // exactly its log): a stall proportional to the tree, paid only when a
+                    // learner is too far behind for DIFF.
+                    let image = crate::snapshot::encode(&crate::snapshot::capture(
+                        &self.processor.tree,
+                        &self.processor.sessions,
+                    ));
+                    let mut bytes = Vec::with_capacity(image.header.len() + image.payload.len());
+                    bytes.extend_from_slice(&image.header);
+                    bytes.extend_from_slice(&image.payload);
+                    let msg = Msg::Snapshot { epoch, zxid, epoch_ends, image: Arc::new(bytes) };
+                    out.push(Effect::PeerSend { to, msg });
+                }
+                Action::InstallSnapshot { zxid, image } => {
+                    let epoch_ends = self.peer.as_ref().map(Peer::epoch_ends).unwrap_or_default();
+                    out.push(Effect::InstallSnapshot { zxid, image, epoch_ends });
+                }
+                Action::PersistEpochs { accepted, current } => {
+                    out.push(Effect::PersistEpochs { accepted, current })
+                }
+                Action::Role(view) => {
+                    out.push(Effect::RoleChanged(view));
+                    self.role_changed(view, out);
+                }
+            }
+        }
+    }
+
+    fn role_changed(&mut self, view: RoleView, out: &mut Vec<Effect>) {
+        let was = std::mem::replace(&mut self.role, view);
+        if was.serving && !(view.serving && view.state == was.state && view.leader == was.leader) {
+            // Clients reconnect elsewhere (or here once serving again): no reply may come from
+            // a server that lost its leader.
+            let mut conns: Vec<ConnId> = self.processor.connections().map(|(c, _)| *c).collect();
+            conns.sort();
+            let mut outputs = Vec::new();
+            for conn in conns {
+                self.processor.disconnected(conn);
+                if let ConnId::Client(_) = conn {
+                    outputs.push(Output::Close { conn, zxid: 0 });
+                }
+            }
+            self.learner = LearnerQueues::default();
+            // What the gate already lets through goes first; replies still waiting for a
+            // commit belong to connections being closed: drop them, or the closes would queue
+            // behind zxids this server may never commit.
+            self.gate.release(out);
+            self.gate.drop_held();
+            self.route(outputs, out);
+        }
+        if view.serving {
+            self.processor.begin_epoch(view.epoch);
+            self.processor.set_owns_expiry(view.state == ServerState::Leading, self.now);
+            self.gate.open(make_zxid(view.epoch, 0));
+        } else {
+            self.processor.set_owns_expiry(false, self.now);
+        }
+        // The processor assigns every zxid; only a serving leader may, up to its epoch's end.
+        let limit = match &self.peer {
+            Some(peer) if view.serving && view.state == ServerState::Leading => {
+                make_zxid(view.epoch, peer.config().counter_limit)
+            }
+            _ => NO_ZXIDS,
+        };
+        self.processor.set_zxid_limit(limit);
+    }
+
+    /// Stand-in connections of a learner whose link went down are forgotten.
+    fn drop_stand_ins(&mut self, learner: ServerId) {
+        let gone: Vec<ConnId> = self
+            .processor
+            .connections()
+            .map(|(c, _)| *c)
+            .filter(|c| matches!(c, ConnId::StandIn { learner: l, .. } if *l == learner))
+            .collect();
+        for conn in gone {
+            self.processor.disconnected(conn);
+        }
+    }
+
+    /// Relayed traffic from peer `from`: requests on the leader, answers on a learner.
+    fn relay_in(&mut self, from: ServerId, relay: Relay, out: &mut Vec<Effect>) {
+        let now = self.now;
+        let leading = self.leading();
+        let outputs = match relay {
+            Relay::Forward { token, session_id, ids, client_ip, frame } if leading => {
+                let conn = ConnId::StandIn { learner: from, client: token };
+                let ids = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
+                self.processor.attach(conn, session_id, ids, &client_ip, now);
+                self.processor
+                    .request(conn, &frame, now)
+                    .unwrap_or_else(|_| vec![Output::Close { conn, zxid: 0 }])
+            }
+            Relay::CreateSession { token, client_ip, request } if leading => {
+                let conn = ConnId::StandIn { learner: from, client: token };
+                match ConnectRequest::from_bytes(&request) {
+                    Ok(req) => self.processor.connect(conn, &client_ip, &client_ip, &req, now),
+                    Err(_) => vec![Output::Close { conn, zxid: 0 }],
+                }
+            }
+            Relay::Gone { token } => {
+                self.processor.disconnected(ConnId::StandIn { learner: from, client: token });
+                Vec::new()
+            }
+            Relay::Touch { sessions } => {
+                for id in sessions {
+                    self.processor.sessions.touch(id, now);
+                }
+                Vec::new()
+            }
+            Relay::Reply { token, zxid, frame } => {
+                self.learner.reply(token, zxid, frame);
+                self.drain(token, out);
+                Vec::new()
+            }
+            Relay::Close { token } => {
+                self.learner.close(token);
+                self.drain(token, out);
+                Vec::new()
+            }
+            // Relayed traffic reaching a server that is not the serving leader: the learner
+            // will see the leader change and its clients reconnect.
+            Relay::Forward { .. } | Relay::CreateSession { .. } => Vec::new(),
+        };
+        self.route(outputs, out);
+    }
+
+    /// A learner asks its leader for a new session on behalf of `conn`.
+    fn relay_new_session(
+        &mut self,
+        leader: ServerId,
+        conn: ClientConn,
+        client_ip: String,
+        request: &ConnectRequest,
+        out: &mut Vec<Effect>,
+    ) {
+        if request.last_zxid_seen > self.processor.last_zxid() {
+            // The client saw newer state than this learner has: it tries another server.
+            self.route(vec![Output::Close { conn: ConnId::Client(conn), zxid: 0 }], out);
+            return;
+        }
+        self.learner.connecting(conn, client_ip.clone());
+        let relay = Relay::CreateSession { token: conn, client_ip, request: request.to_bytes() };
+        out.push(Effect::RelaySend { to: leader, relay });
+    }
+
+    /// A learner's client request: reads run here unless an earlier relayed request of the
+    /// same connection is still pending; writes, sync and closeSession go to the leader.
+    fn learner_request(&mut self, conn: ClientConn, frame: Vec<u8>, out: &mut Vec<Effect>) {
+        let Some(leader) = self.learner_of() else { return };
+        let id = ConnId::Client(conn);
+        let op = frame.get(4..8).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")));
+        let session_id = self.processor.session_of(id);
+        if session_id != 0 {
+            self.learner.touch(session_id);
+        }
+        if op.and_then(OpCode::from_i32).is_some_and(is_forwarded) && session_id != 0 {
+            self.learner.awaiting(conn);
+            let ids = self.processor.ids_of(id).into_iter().map(|id| (id.scheme, id.id)).collect();
+            let client_ip = self.processor.connection(id).map(|c| c.client_ip.clone()).unwrap_or_default();
+            let relay = Relay::Forward { token: conn, session_id, ids, client_ip, frame };
+            out.push(Effect::RelaySend { to: leader, relay });
+            return;
+        }
+        if let Some(frame) = self.learner.read_behind(conn, frame) {
+            let outputs = self.run_request(id, &frame);
+            self.route(outputs, out);
+        }
+    }
+
+    /// Releases what is ready at the front of `conn`'s queue: replies whose txn this learner
+    /// applied, then the reads behind them, up to the next pending relayed request. True when
+    /// that closed the connection.
+    fn drain(&mut self, conn: ClientConn, out: &mut Vec<Effect>) -> bool {
+        let id = ConnId::Client(conn);
+        let mut closed = false;
+        while let Some(item) = self.learner.pop_ready(conn, self.processor.last_zxid()) {
+            let outputs = match item {
+                Queued::Reply { frame, connect, .. } => {
+                    if connect {
+                        self.attach_new_session(conn, &frame);
+                    }
+                    vec![Output::Send { conn: id, frame, zxid: 0 }]
+                }
+                Queued::Read(frame) => self.run_request(id, &frame),
+                Queued::Close => {
+                    self.processor.disconnected(id);
+                    self.learner.forget(conn);
+                    closed = true;
+                    vec![Output::Close { conn: id, zxid: 0 }]
+                }
+                Queued::Awaiting => unreachable!("never ready"),
+            };
+            self.route(outputs, out);
+        }
+        closed
+    }
+
+    /// The leader created the session a learner's client asked for: bind the connection.
+    fn attach_new_session(&mut self, conn: ClientConn, frame: &[u8]) {
+        let Some(client_ip) = self.learner.connected(conn) else { return };
+        if let Some(Ok(resp)) = frame.get(4..).map(ConnectResponse::from_bytes) {
+            if resp.session_id != 0 {
+                self.processor.attach(
+                    ConnId::Client(conn),
+                    resp.session_id,
+                    Vec::new(),
+                    &client_ip,
+                    self.now,
+                );
+            }
+        }
+    }
+
+    /// Drains every queue; returns the connections that closed.
+    fn drain_all(&mut self, out: &mut Vec<Effect>) -> Vec<ClientConn> {
+        self.learner.queued().into_iter().filter(|&conn| self.drain(conn, out)).collect()
+    }
+
+    /// Learner: tells the leader which sessions were active since the last tick.
+    fn relay_touches(&mut self, out: &mut Vec<Effect>) {
+        let Some(leader) = self.learner_of() else { return };
+        let sessions = self.learner.take_touched();
+        if !sessions.is_empty() {
+            out.push(Effect::RelaySend { to: leader, relay: Relay::Touch { sessions } });
+        }
+    }
+}

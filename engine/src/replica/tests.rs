@@ -1,0 +1,485 @@
+//! Unit tests of [`Node`]: each ordering rule of the hold gate and the learner relay, with the
+//! exact effects of every step (the way openraft tests its engine). Ensembles here are real
+//! nodes wired in memory: messages arrive instantly, the log is durable as soon as asked,
+//! unless a test steps a node by hand to put something in between.
+
+use std::collections::VecDeque;
+
+use super::gate::Limits;
+use super::*;
+use crate::proto::{
+    ConnectRequest, ConnectResponse, GetDataResponse, Jute, JuteReader, PathWatchRequest, ReplyHeader,
+    RequestHeader, SetDataRequest,
+};
+use crate::request::{framed, Jute2, ProcessorConfig};
+use crate::zab::{PeerConfig, Recovered};
+
+const NOW: i64 = 1_000;
+/// A client of network core 0, and one of core 1.
+const C1: ClientConn = ClientConn { core: 0, local: 1 };
+const C2: ClientConn = ClientConn { core: 1, local: 1 };
+const LEADER: ServerId = 2;
+const FOLLOWER: ServerId = 1;
+
+fn processor(id: ServerId) -> Processor {
+    let cfg = ProcessorConfig { server_id: id as i64, ..Default::default() };
+    Processor::new(cfg, NOW, 7)
+}
+
+/// A request frame (payload after the length prefix).
+fn request(xid: i32, op: OpCode, body: Option<&dyn Jute2>) -> Vec<u8> {
+    let frame = framed(|w| {
+        RequestHeader { xid, op: op as i32 }.encode(w);
+        if let Some(body) = body {
+            body.encode_into(w);
+        }
+    });
+    frame[4..].to_vec()
+}
+
+fn set_data(xid: i32, path: &str, data: &[u8]) -> Vec<u8> {
+    let body = SetDataRequest { path: path.into(), data: data.to_vec(), version: -1 };
+    request(xid, OpCode::SetData, Some(&body))
+}
+
+fn get_data(xid: i32, path: &str) -> Vec<u8> {
+    request(xid, OpCode::GetData, Some(&PathWatchRequest { path: path.into(), watch: false }))
+}
+
+fn create(xid: i32, path: &str) -> Vec<u8> {
+    let acl = vec![crate::proto::Acl {
+        perms: 31,
+        id: crate::proto::Id { scheme: "world".into(), id: "anyone".into() },
+    }];
+    let body = crate::proto::CreateRequest { path: path.into(), data: b"old".to_vec(), acl, flags: 0 };
+    request(xid, OpCode::Create, Some(&body))
+}
+
+fn connect(conn: ClientConn) -> Input {
+    let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], ..Default::default() };
+    Input::Connect { conn, client_ip: "10.0.0.1".into(), remote: "10.0.0.1:5000".into(), request }
+}
+
+/// A reply frame's header (frames keep their length prefix).
+fn header(frame: &[u8]) -> ReplyHeader {
+    ReplyHeader::decode(&mut JuteReader::new(&frame[4..])).expect("reply header")
+}
+
+fn get_data_reply(frame: &[u8]) -> Vec<u8> {
+    let mut r = JuteReader::new(&frame[4..]);
+    ReplyHeader::decode(&mut r).expect("header");
+    GetDataResponse::decode(&mut r).expect("body").data
+}
+
+/// Only the effects that reach clients, per node, in order.
+fn deliveries(effects: &[Effect]) -> Vec<(u32, Delivery)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver { core, batch } => {
+                Some(batch.iter().map(|d| (*core, d.clone())).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn sent(conn: ClientConn, d: &(u32, Delivery)) -> Vec<u8> {
+    match d {
+        (core, Delivery::Send { conn: c, frame }) if *c == conn && *core == conn.core => frame.clone(),
+        other => panic!("expected a frame for {conn}, got {other:?}"),
+    }
+}
+
+/// Voters 1..=n wired in memory.
+struct Cluster {
+    nodes: Vec<Node>,
+    now: i64,
+}
+
+impl Cluster {
+    /// Voters 1 and 2, elected (2 leads) and serving.
+    fn two() -> Cluster {
+        Cluster::two_with(|_| {})
+    }
+
+    /// As [`Cluster::two`], with `tune` applied to each peer's configuration.
+    fn two_with(tune: impl Fn(&mut PeerConfig)) -> Cluster {
+        let voters: Vec<ServerId> = vec![1, 2];
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let mut cfg = PeerConfig::new(id, voters.clone(), vec![]);
+                tune(&mut cfg);
+                let peer = Peer::new(cfg, Recovered::default(), NOW);
+                Node::ensemble(processor(id), peer, 0, Limits::default())
+            })
+            .collect();
+        let mut c = Cluster { nodes, now: NOW };
+        let mut started = Vec::new();
+        for &id in &voters {
+            let mut out = Vec::new();
+            c.node(id).start(NOW, &mut out);
+            started.push((id, out));
+        }
+        for (id, out) in started {
+            c.settle(id, out);
+        }
+        // Elections wait a little for late votes: let time pass until both serve.
+        for _ in 0..1_000 {
+            if c.nodes.iter().all(|n| n.role().serving) {
+                break;
+            }
+            c.now += 5;
+            for &id in &voters {
+                let fx = c.step(id, Input::PeerTick);
+                c.settle(id, fx);
+            }
+        }
+        assert!(c.node(LEADER).role().serving && c.node(LEADER).role().state == ServerState::Leading);
+        assert!(c.node(FOLLOWER).role().serving && c.node(FOLLOWER).role().leader == Some(LEADER));
+        c
+    }
+
+    fn node(&mut self, id: ServerId) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    fn step(&mut self, id: ServerId, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let now = self.now;
+        self.node(id).step(now, input, &mut out);
+        out
+    }
+
+    /// Carries out `effects` of node `id` and everything they cause (messages delivered at
+    /// once, appends durable at once); returns what reached clients, per node, in order.
+    fn settle(&mut self, id: ServerId, effects: Vec<Effect>) -> Vec<(ServerId, u32, Delivery)> {
+        let mut queue: VecDeque<(ServerId, Effect)> = effects.into_iter().map(|e| (id, e)).collect();
+        let mut reached = Vec::new();
+        let mut steps = 0;
+        while let Some((from, effect)) = queue.pop_front() {
+            steps += 1;
+            assert!(steps < 10_000, "no quiescence");
+            let (at, input) = match effect {
+                Effect::PeerSend { to, msg } => (to, Input::PeerMessage { from, msg }),
+                Effect::RelaySend { to, relay } => (to, Input::RelayMessage { from, relay }),
+                Effect::Append { zxid, .. } => (from, Input::Durable { zxid }),
+                Effect::Deliver { core, batch } => {
+                    reached.extend(batch.into_iter().map(|d| (from, core, d)));
+                    continue;
+                }
+                _ => continue,
+            };
+            queue.extend(self.step(at, input).into_iter().map(|e| (at, e)));
+        }
+        reached
+    }
+
+    /// Opens a session for `conn` on `id` and returns its id.
+    fn session(&mut self, id: ServerId, conn: ClientConn) -> i64 {
+        let fx = self.step(id, connect(conn));
+        let reached = self.settle(id, fx);
+        let [(at, _, Delivery::Send { conn: c, frame })] = &reached[..] else {
+            panic!("expected one connect response, got {reached:?}")
+        };
+        assert_eq!((*at, *c), (id, conn));
+        let resp = ConnectResponse::from_bytes(&frame[4..]).expect("connect response");
+        assert_ne!(resp.session_id, 0);
+        resp.session_id
+    }
+
+    /// Runs a request on `id` to completion; returns what reached clients.
+    fn run(&mut self, id: ServerId, conn: ClientConn, frame: Vec<u8>) -> Vec<(ServerId, u32, Delivery)> {
+        let fx = self.step(id, Input::Request { conn, frame });
+        self.settle(id, fx)
+    }
+}
+
+#[test]
+fn standalone_output_is_held_until_its_txn_is_durable() {
+    let mut node = Node::standalone(processor(0), 0, Limits::default());
+    let mut out = Vec::new();
+    node.step(NOW, connect(C1), &mut out);
+    // The session's txn goes to the log; the connect response waits for it.
+    let [Effect::Append { zxid: 1, .. }] = &out[..] else { panic!("{out:?}") };
+    assert_eq!(node.held(), 1);
+    out.clear();
+    node.step(NOW, Input::Durable { zxid: 1 }, &mut out);
+    let reached = deliveries(&out);
+    assert_eq!(reached.len(), 1, "{out:?}");
+    let resp = ConnectResponse::from_bytes(&sent(C1, &reached[0])[4..]).expect("connect response");
+    assert_ne!(resp.session_id, 0);
+    assert_eq!(node.held(), 0);
+}
+
+#[test]
+fn standalone_read_waits_behind_a_pending_write_on_its_core_and_keeps_order() {
+    let mut node = Node::standalone(processor(0), 0, Limits::default());
+    let mut out = Vec::new();
+    node.step(NOW, connect(C1), &mut out);
+    node.step(NOW, Input::Durable { zxid: 1 }, &mut out);
+    out.clear();
+    node.step(NOW, Input::Request { conn: C1, frame: create(1, "/k") }, &mut out);
+    let [Effect::Append { zxid: 2, .. }] = &out[..] else { panic!("{out:?}") };
+    out.clear();
+    // A read behind it, on the same connection: it saw the write, so it waits for it.
+    node.step(NOW, Input::Request { conn: C1, frame: get_data(2, "/k") }, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    node.step(NOW, Input::Durable { zxid: 2 }, &mut out);
+    let [Effect::Deliver { core: 0, batch }] = &out[..] else { panic!("{out:?}") };
+    assert_eq!(batch.len(), 2);
+    assert_eq!(header(&sent(C1, &(0, batch[0].clone()))).xid, 1);
+    let read = sent(C1, &(0, batch[1].clone()));
+    assert_eq!((header(&read).xid, header(&read).zxid), (2, 2));
+    assert_eq!(get_data_reply(&read), b"old");
+}
+
+#[test]
+fn standalone_four_letter_answer_goes_out_then_closes() {
+    let mut node = Node::standalone(processor(0), 0, Limits::default());
+    let mut out = Vec::new();
+    node.step(NOW, Input::AnswerAndClose { conn: C2, bytes: Some(b"imok".to_vec()) }, &mut out);
+    assert_eq!(
+        deliveries(&out),
+        vec![(1, Delivery::Send { conn: C2, frame: b"imok".to_vec() }), (1, Delivery::Close { conn: C2 })]
+    );
+}
+
+#[test]
+fn room_runs_out_while_txns_await_durability_and_comes_back() {
+    let limits = Limits { in_flight_max: 1, held_max: 100 };
+    let mut node = Node::standalone(processor(0), 0, limits);
+    let mut out = Vec::new();
+    assert!(node.has_room());
+    node.step(NOW, connect(C1), &mut out);
+    assert!(!node.has_room(), "one txn in flight is the bound");
+    node.step(NOW, Input::Durable { zxid: 1 }, &mut out);
+    assert!(node.has_room());
+}
+
+#[test]
+fn learner_relays_session_creation_and_attaches_the_connection_on_the_reply() {
+    let mut c = Cluster::two();
+    let fx = c.step(FOLLOWER, connect(C1));
+    let [Effect::RelaySend { to: LEADER, relay: Relay::CreateSession { token: C1, .. } }] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    let reached = c.settle(FOLLOWER, fx);
+    assert_eq!(reached.len(), 1, "{reached:?}");
+    // The learner's processor knows the session now: its next write is forwarded with it.
+    let session = c.node(FOLLOWER).processor().session_of(ConnId::Client(C1));
+    assert_ne!(session, 0);
+    let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame: create(1, "/k") });
+    let [Effect::RelaySend { to: LEADER, relay: Relay::Forward { token: C1, session_id, .. } }] = &fx[..]
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(*session_id, session);
+}
+
+#[test]
+fn learner_read_waits_behind_a_pending_relayed_write_even_when_the_reply_beats_the_commit() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    let reached = c.run(FOLLOWER, C1, create(1, "/k"));
+    assert_eq!(reached.len(), 1);
+
+    // The write goes to the leader; a read behind it on the same connection waits.
+    let write = set_data(2, "/k", b"new");
+    let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame: write.clone() });
+    let [Effect::RelaySend { to: LEADER, relay: forward @ Relay::Forward { token: C1, frame, .. } }] =
+        &fx[..]
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(frame, &write);
+    let forward = forward.clone();
+    assert!(c.step(FOLLOWER, Input::Request { conn: C1, frame: get_data(3, "/k") }).is_empty());
+
+    // The leader runs it on a stand-in: log, the reply back to the learner, the proposal.
+    let fx = c.step(LEADER, Input::RelayMessage { from: FOLLOWER, relay: forward });
+    let [Effect::Append { zxid, .. }, Effect::RelaySend { to: FOLLOWER, relay: reply @ Relay::Reply { token: C1, zxid: reply_zxid, .. } }, Effect::PeerSend { to: FOLLOWER, msg: Msg::Proposal { zxid: proposed, .. } }] =
+        &fx[..]
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((zxid, reply_zxid), (proposed, proposed));
+    let zxid = *zxid;
+    let reply = reply.clone();
+    let rest: Vec<Effect> = fx.into_iter().filter(|e| !matches!(e, Effect::RelaySend { .. })).collect();
+
+    // The reply arrives before the learner has the txn: nothing is released.
+    assert!(c.step(FOLLOWER, Input::RelayMessage { from: LEADER, relay: reply }).is_empty());
+    assert!(c.node(FOLLOWER).processor().last_zxid() < zxid);
+
+    // Proposal, acks, commit: the learner applies the txn, then releases the write's reply and
+    // runs the read behind it, which sees the write.
+    let reached = c.settle(LEADER, rest);
+    assert_eq!(reached.len(), 2, "{reached:?}");
+    assert!(reached.iter().all(|(at, core, _)| (*at, *core) == (FOLLOWER, 0)));
+    let write_reply = sent(C1, &(0, reached[0].2.clone()));
+    assert_eq!((header(&write_reply).xid, header(&write_reply).zxid), (2, zxid));
+    let read_reply = sent(C1, &(0, reached[1].2.clone()));
+    assert_eq!(header(&read_reply).xid, 3);
+    assert_eq!(get_data_reply(&read_reply), b"new");
+}
+
+#[test]
+fn learner_read_with_nothing_pending_runs_at_once_on_its_committed_tree() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    c.run(FOLLOWER, C1, create(1, "/k"));
+    let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame: get_data(2, "/k") });
+    let reached = deliveries(&fx);
+    assert_eq!(fx.len(), 1, "{fx:?}");
+    assert_eq!(get_data_reply(&sent(C1, &reached[0])), b"old");
+}
+
+#[test]
+fn leader_close_is_queued_behind_the_reply_it_follows() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame: request(5, OpCode::CloseSession, None) });
+    let [Effect::RelaySend { to: LEADER, relay: forward }] = &fx[..] else { panic!("{fx:?}") };
+    let fx = c.step(LEADER, Input::RelayMessage { from: FOLLOWER, relay: forward.clone() });
+    // The leader answers the stand-in, then closes it: both go back to the learner.
+    let relays: Vec<Relay> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RelaySend { to: FOLLOWER, relay } => Some(relay.clone()),
+            _ => None,
+        })
+        .collect();
+    let [reply @ Relay::Reply { token: C1, .. }, close @ Relay::Close { token: C1 }] = &relays[..] else {
+        panic!("{fx:?}")
+    };
+    let (reply, close) = (reply.clone(), close.clone());
+    let rest: Vec<Effect> = fx.into_iter().filter(|e| !matches!(e, Effect::RelaySend { .. })).collect();
+    // Both arrive before the txn: the close waits behind the reply, which waits for the txn.
+    assert!(c.step(FOLLOWER, Input::RelayMessage { from: LEADER, relay: reply }).is_empty());
+    assert!(c.step(FOLLOWER, Input::RelayMessage { from: LEADER, relay: close }).is_empty());
+    let reached = c.settle(LEADER, rest);
+    let on_follower: Vec<Delivery> =
+        reached.into_iter().filter(|(at, _, _)| *at == FOLLOWER).map(|(_, _, d)| d).collect();
+    // The reply, then one close (the learner's own apply of the closeSession closes the
+    // connection too: it is not closed twice).
+    let [Delivery::Send { conn: C1, frame }, Delivery::Close { conn: C1 }] = &on_follower[..] else {
+        panic!("{on_follower:?}")
+    };
+    assert_eq!(header(frame).xid, 5);
+    assert_eq!(c.node(FOLLOWER).processor().connections().count(), 0);
+}
+
+#[test]
+fn leader_losing_its_quorum_drops_held_replies_and_closes_its_clients() {
+    let mut c = Cluster::two();
+    c.session(LEADER, C2);
+    // A write on the leader: logged and proposed, its reply held for the commit.
+    let fx = c.step(LEADER, Input::Request { conn: C2, frame: create(1, "/k") });
+    let [Effect::Append { .. }, Effect::PeerSend { to: FOLLOWER, msg: Msg::Proposal { .. } }] = &fx[..]
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(c.node(LEADER).held(), 1);
+    // The follower's link goes down before it acknowledged: the leader steps down, the held
+    // reply is dropped (it may never be committed) and the client is closed.
+    let fx = c.step(LEADER, Input::LinkDown { peer: FOLLOWER });
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::RoleChanged(v) if !v.serving && v.state == ServerState::Looking)),
+        "{fx:?}"
+    );
+    assert_eq!(deliveries(&fx), vec![(1, Delivery::Close { conn: C2 })]);
+    assert_eq!(c.node(LEADER).held(), 0);
+    assert_eq!(c.node(LEADER).processor().connections().count(), 0);
+}
+
+#[test]
+fn learner_losing_its_leader_drops_queued_replies_and_closes_its_clients() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame: create(1, "/k") });
+    assert!(matches!(&fx[..], [Effect::RelaySend { relay: Relay::Forward { .. }, .. }]));
+    assert!(c.step(FOLLOWER, Input::Request { conn: C1, frame: get_data(2, "/k") }).is_empty());
+    let fx = c.step(FOLLOWER, Input::LinkDown { peer: LEADER });
+    assert_eq!(deliveries(&fx), vec![(0, Delivery::Close { conn: C1 })]);
+    // A late reply from the old leader finds no queue: nothing reaches the closed client.
+    let late = Relay::Reply { token: C1, zxid: 0, frame: vec![0, 0, 0, 0] };
+    assert!(deliveries(&c.step(FOLLOWER, Input::RelayMessage { from: LEADER, relay: late })).is_empty());
+}
+
+#[test]
+fn leader_forgets_the_stand_ins_of_a_learner_whose_link_went_down() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    c.run(FOLLOWER, C1, create(1, "/k"));
+    let stand_in = ConnId::StandIn { learner: FOLLOWER, client: C1 };
+    assert!(c.node(LEADER).processor().connection(stand_in).is_some());
+    c.step(LEADER, Input::LinkDown { peer: FOLLOWER });
+    assert!(c.node(LEADER).processor().connection(stand_in).is_none());
+}
+
+#[test]
+fn learner_touches_its_sessions_on_the_leader_at_each_tick() {
+    let mut c = Cluster::two();
+    let session = c.session(FOLLOWER, C1);
+    c.step(FOLLOWER, Input::Request { conn: C1, frame: get_data(1, "/") });
+    let fx = c.step(FOLLOWER, Input::Tick);
+    let [Effect::RelaySend { to: LEADER, relay: Relay::Touch { sessions } }] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(sessions, &vec![session]);
+    assert!(c.step(FOLLOWER, Input::Tick).is_empty(), "nothing used since");
+}
+
+#[test]
+fn a_server_not_serving_refuses_clients() {
+    let peer = Peer::new(PeerConfig::new(1, vec![1, 2, 3], vec![]), Recovered::default(), NOW);
+    let mut node = Node::ensemble(processor(1), peer, 0, Limits::default());
+    let mut out = Vec::new();
+    node.start(NOW, &mut out);
+    out.clear();
+    node.step(NOW, connect(C1), &mut out);
+    assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
+}
+
+fn logged(outputs: &[Output]) -> usize {
+    outputs.iter().filter(|o| matches!(o, Output::Log { .. })).count()
+}
+
+#[test]
+fn the_processor_assigns_no_zxid_past_its_limit_and_expiry_waits() {
+    let mut p = processor(0);
+    let req = ConnectRequest { timeout_ms: 4_000, passwd: vec![0; 16], ..Default::default() };
+    for local in 1..=3 {
+        assert_eq!(logged(&p.connect(ConnId::client(0, local), "10.0.0.1", "10.0.0.1:1", &req, NOW)), 1);
+    }
+    p.set_zxid_limit(p.last_zxid());
+    // A write needing a zxid past the limit closes its connection instead.
+    let out = p.request(ConnId::client(0, 2), &create(1, "/k"), NOW).expect("decodes");
+    assert!(matches!(&out[..], [Output::Close { .. }]), "{out:?}");
+    assert!(p.tree.get("/k").is_none());
+    // Three sessions are due; one txn is allowed: one closes, the others stay due.
+    p.set_zxid_limit(p.last_zxid() + 1);
+    let later = NOW + 3_600_000;
+    assert_eq!(logged(&p.tick(later)), 1);
+    p.set_zxid_limit(i64::MAX);
+    assert_eq!(logged(&p.tick(later + 1)), 2, "the rest expire once zxids are allowed again");
+}
+
+#[test]
+fn a_leader_at_its_epochs_counter_limit_steps_down_instead_of_overrunning_it() {
+    let mut c = Cluster::two_with(|cfg| cfg.counter_limit = 2);
+    let epoch = c.node(LEADER).role().epoch;
+    c.session(LEADER, C2);
+    // The create is the epoch's last zxid: the leader proposes it, then looks for a new epoch.
+    let fx = c.step(LEADER, Input::Request { conn: C2, frame: create(1, "/k") });
+    let [Effect::Append { zxid, .. }, ..] = &fx[..] else { panic!("{fx:?}") };
+    assert_eq!(*zxid, make_zxid(epoch, 2));
+    assert!(fx.iter().any(|e| matches!(e, Effect::RoleChanged(v) if !v.serving)), "{fx:?}");
+    // Whatever comes in before the next election makes no txn.
+    let fx = c.step(LEADER, Input::Tick);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Append { .. })), "{fx:?}");
+}
