@@ -2,8 +2,8 @@
 # usage: run.sh BIN MEMBERS LAYOUT(auto|one|per-role|none) CASE(rate8000|1x1|idle|16x16) TAG
 # Starts MEMBERS ringkeeper servers (each with setsid), runs CASE, prints one result line.
 BIN=$1; N=$2; LAYOUT=$3; CASE=$4; TAG=$5
-B=/tmp/c-before/ringkeeper-bench
-base=/tmp/c-bench/run-$$; rm -rf $base; mkdir -p $base
+B=${B:-target/release/ringkeeper-bench}
+base=${TMPDIR:-/tmp}/rk-executors-$$; rm -rf $base; mkdir -p $base
 pids=()
 hosts=""
 for i in $(seq 1 $N); do
@@ -48,5 +48,5 @@ case $CASE in
 esac
 for p in "${pids[@]}"; do kill $p 2>/dev/null; done
 wait 2>/dev/null
-cp $base/bench.out /tmp/c-bench/last-$TAG-$CASE-$N.out 2>/dev/null
-if grep -q "panicked" $base/bench.out; then cp -r $base /tmp/c-bench/failed-$$; fi; rm -rf $base
+cp $base/bench.out ${TMPDIR:-/tmp}/rk-executors-last-$TAG-$CASE-$N.out 2>/dev/null
+if grep -q "panicked" $base/bench.out; then cp -r $base ${TMPDIR:-/tmp}/rk-executors-failed-$$; fi; rm -rf $base

@@ -1,7 +1,7 @@
 #!/bin/bash
 # per-thread CPU ticks over 10 s of an idle 3-server ensemble. usage: threads.sh BIN LAYOUT
 BIN=$1; LAYOUT=$2; N=3
-base=/tmp/c-bench/thr-$$; mkdir -p $base; pids=()
+base=${TMPDIR:-/tmp}/rk-threads-$$; mkdir -p $base; pids=()
 for i in $(seq 1 $N); do d=$base/s$i; mkdir -p $d/data
  { echo "tickTime=2000"; echo "initLimit=10"; echo "syncLimit=5"; echo "dataDir=$d/data"; echo "clientPort=$((23180+i))"; echo "clientPortAddress=127.0.0.1"
    [ "$LAYOUT" != none ] && echo "ringkeeper.executors=$LAYOUT"
