@@ -1218,8 +1218,8 @@ mod tests {
         rest
     }
 
-    #[test]
-    fn three_fresh_servers_elect_the_highest_id_and_establish() {
+    /// Three fresh servers started at `now`, every message delivered.
+    fn three_started_at(now: i64) -> Vec<Peer> {
         let mut peers: Vec<Peer> = (1..=3).map(three).collect();
         let mut queue = Vec::new();
         for p in peers.iter_mut() {
@@ -1228,7 +1228,13 @@ mod tests {
             let id = p.config().my_id;
             queue.extend(out.into_iter().map(|a| (id, a)));
         }
-        run(&mut peers, queue, 1);
+        run(&mut peers, queue, now);
+        peers
+    }
+
+    #[test]
+    fn three_fresh_servers_elect_the_highest_id_and_establish() {
+        let peers = three_started_at(1);
         assert_eq!(peers[2].role().state, ServerState::Leading);
         assert!(peers[2].role().serving, "empty logs are durable: established at once");
         assert_eq!(peers[0].role().leader, Some(3));
@@ -1237,15 +1243,7 @@ mod tests {
 
     #[test]
     fn serving_peers_name_their_next_timer_and_ticks_before_it_change_nothing() {
-        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
-        let mut queue = Vec::new();
-        for p in peers.iter_mut() {
-            let mut out = Vec::new();
-            p.start(&mut out);
-            let id = p.config().my_id;
-            queue.extend(out.into_iter().map(|a| (id, a)));
-        }
-        run(&mut peers, queue, 1);
+        let mut peers = three_started_at(1);
         let (heartbeat, timeout) = (peers[0].config().heartbeat_ms, peers[0].config().peer_timeout_ms);
         let is_ping = |a: &Action| matches!(a, Action::Send { msg: Msg::Ping { .. }, .. });
 
