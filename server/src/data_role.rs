@@ -746,6 +746,8 @@ pub async fn run(
         glommio::timer::sleep(TICK_INTERVAL).await;
         let outputs = role.processor.borrow_mut().tick(now_ms());
         role.route(outputs);
+        let learners = role.replica.as_ref().and_then(|r| r.peer.borrow().learner_counts());
+        role.status.publish(&role.processor.borrow(), learners);
         if role.replica.is_some() {
             role.relay_touches();
         }

@@ -23,6 +23,7 @@ use ringkeeper_engine::proto::{ConnectRequest, Jute};
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::messages::{conn_id, ToData, ToNet};
+use crate::request_stats::{PendingReplies, RequestStats};
 
 /// Limits a network role enforces.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ struct Outbox {
     /// The writer finished (closed by the data role, or the socket failed).
     done: bool,
     done_waker: Option<Waker>,
+    /// Requests of this connection waiting for their reply (latency, outstanding).
+    pending: PendingReplies,
 }
 
 type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -54,6 +57,7 @@ struct NetworkCore {
     outboxes: RefCell<HashMap<u64, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
+    stats: Arc<RequestStats>,
 }
 
 /// Runs the network role on the current executor until the process ends.
@@ -64,6 +68,7 @@ pub async fn run(
     from_data: glommio::channels::shared_channel::SharedReceiver<Vec<ToNet>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
+    stats: Arc<RequestStats>,
 ) {
     let core = Rc::new(NetworkCore {
         index,
@@ -71,6 +76,7 @@ pub async fn run(
         outboxes: RefCell::new(HashMap::new()),
         limits,
         counts,
+        stats,
     });
     let from_data = from_data.connect().await;
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
@@ -122,6 +128,9 @@ impl NetworkCore {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
+            if let Some(b) = &bytes {
+                o.pending.sending(b, &self.stats);
+            }
             match bytes {
                 // An idle writer takes the frame as it is; a busy one gets it appended.
                 Some(b) if o.bytes.is_empty() => o.bytes = b,
@@ -199,8 +208,11 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
-    let reason =
-        futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
+    let reason = futures_lite::future::or(
+        read_loop(&core, &outbox, reader, conn, peer),
+        writer_finished(outbox.clone()),
+    )
+    .await;
     if let Err(reason) = reason {
         log::info!("closing connection {conn:#x} from {peer}: {reason}");
     }
@@ -213,6 +225,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
         }
     }
     writer_task.await;
+    outbox.borrow_mut().pending.abandon(&core.stats);
     core.outboxes.borrow_mut().remove(&conn);
     core.release(peer.ip());
     let _ = core.to_data.send(ToData::Disconnected { conn }).await;
@@ -237,6 +250,7 @@ async fn read_exact_or_eof(
 /// Reads frames until EOF or a protocol violation. Err names the violation.
 async fn read_loop(
     core: &NetworkCore,
+    outbox: &SharedOutbox,
     mut reader: futures_lite::io::ReadHalf<TcpStream>,
     conn: u64,
     peer: SocketAddr,
@@ -271,6 +285,7 @@ async fn read_loop(
         } else {
             ToData::Request { conn, frame }
         };
+        outbox.borrow_mut().pending.received(&core.stats);
         if core.to_data.send(message).await.is_err() {
             return Err("data role is gone".into());
         }

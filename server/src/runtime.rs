@@ -17,9 +17,11 @@ use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
 use crate::config::Config;
 use crate::data_role::LogLink;
-use crate::log_role::{LogRecord, LogSettings};
+use crate::log_role::{LogRecord, LogSettings, LogStats};
 use crate::messages::{ToData, ToNet};
+use crate::metrics::MetricsSources;
 use crate::network::{self, NetworkLimits};
+use crate::request_stats::RequestStats;
 use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
@@ -165,6 +167,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         max_client_cnxns: config.max_client_cnxns,
     };
     let counts = Arc::new(Mutex::new(Default::default()));
+    let request_stats = Arc::new(RequestStats::default());
 
     let now = crate::data_role::now_ms();
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
@@ -207,13 +210,30 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
     let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
     let (tail, last_zxid) = (recovered.tail, recovered.last_zxid);
+    let log_stats = LogStats::default();
+    let log_stats_for_role = log_stats.clone();
     let log_handle = LocalExecutorBuilder::new(placement(&config, config.log_core))
         .name("rk-log")
         .io_memory(log_io_memory)
-        .spawn(move || crate::log_role::run(log_settings, tail, last_zxid, from_data, to_data_durable))
+        .spawn(move || {
+            crate::log_role::run(
+                log_settings,
+                tail,
+                last_zxid,
+                from_data,
+                to_data_durable,
+                log_stats_for_role,
+            )
+        })
         .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
 
-    let status = StatusSource::new(&config);
+    let status = StatusSource::new(&config, request_stats.clone());
+    if let Some(endpoint) = &config.metrics_endpoint {
+        let sources =
+            MetricsSources { requests: request_stats.clone(), published: status.published(), log: log_stats };
+        let bound = crate::metrics::start(endpoint, sources)?;
+        log::info!("serving Prometheus metrics on http://{bound}/metrics");
+    }
     let log_link = LogLink {
         to_log,
         from_log,
@@ -238,6 +258,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let limits = limits.clone();
         let counts = counts.clone();
+        let request_stats = request_stats.clone();
         let addr = bind_addr;
         let handle = LocalExecutorBuilder::new(placement(&config, core))
             .name(&format!("rk-net-{index}"))
@@ -251,7 +272,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                     }
                 };
                 let _ = bound_tx.send(listener.local_addr().map_err(|e| e.to_string()));
-                network::run(index, listener, to_data, from_data, limits, counts).await;
+                network::run(index, listener, to_data, from_data, limits, counts, request_stats).await;
             })
             .map_err(|e| anyhow!("starting network executor {index}: {e}"))?;
         let bound = bound_rx

@@ -239,6 +239,19 @@ impl TestServer {
         self.launch();
     }
 
+    /// Sends `signal` (a name for kill(1): `TERM`, `INT`) and waits up to `limit` for the
+    /// process to exit; its exit status, or `None` if it is still running then.
+    pub fn stop_with_signal(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("a running server");
+        let sent = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
+        let status = wait_exit(child, limit);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

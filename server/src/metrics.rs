@@ -1,0 +1,122 @@
+//! Prometheus endpoint: `GET /metrics` in the Prometheus text format, served when zoo.cfg
+//! names Apache's provider (`metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider`,
+//! `metricsProvider.httpHost`, `metricsProvider.httpPort`), so dashboards built for Apache
+//! ZooKeeper work unchanged.
+//!
+//! Names are Apache's wherever a counterpart exists: the `mntr` gauges (`znode_count`,
+//! `watch_count`, `ephemerals_count`, `approximate_data_size`, `num_alive_connections`,
+//! `outstanding_requests`, `packets_received`/`packets_sent`, `avg/min/max_latency`,
+//! `global_sessions`, `uptime`, file descriptors; on a leader `learners`, `synced_followers`,
+//! `synced_non_voting_followers`, `synced_observers`, `pending_syncs`) and `fsynctime`
+//! (ms; a histogram here, so `fsynctime_sum`/`_count` match Apache's summary). Ours:
+//! `request_latency_ms` (a histogram of what `avg_latency` averages) and
+//! `ringkeeper_log_batch_records` (records per group commit).
+//!
+//! A plain thread of its own runs a tiny HTTP server ([`tiny_http`]); each scrape reads the
+//! numbers the roles publish ([`PublishedStatus`], [`RequestStats`], [`LogStats`]) into a
+//! fresh [`prometheus::Registry`] and encodes it: nothing here touches a role's core.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context};
+use prometheus::{Encoder, Gauge, Registry, TextEncoder};
+
+use crate::config::HttpEndpoint;
+use crate::log_role::LogStats;
+use crate::request_stats::RequestStats;
+use crate::status::{fd_counts, leader_monitor_lines, PublishedStatus};
+
+/// Where the numbers come from.
+#[derive(Clone)]
+pub struct MetricsSources {
+    pub requests: Arc<RequestStats>,
+    pub published: Arc<Mutex<PublishedStatus>>,
+    pub log: LogStats,
+}
+
+/// The Prometheus text of the current numbers.
+pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
+    let status = sources.published.lock().expect("published status lock").clone();
+    let latency = sources.requests.latency();
+    let (open_fds, max_fds) = fd_counts();
+    let mut gauges: Vec<(&str, &str, f64)> = vec![
+        ("znode_count", "Znodes in the data tree", status.node_count as f64),
+        ("watch_count", "Watches set (data and child)", status.watch_count as f64),
+        ("ephemerals_count", "Ephemeral znodes", status.ephemerals_count as f64),
+        (
+            "approximate_data_size",
+            "Bytes of paths and data over all znodes",
+            status.approximate_data_size as f64,
+        ),
+        ("num_alive_connections", "Client connections", status.num_alive_connections as f64),
+        (
+            "outstanding_requests",
+            "Requests received and not answered yet",
+            sources.requests.outstanding() as f64,
+        ),
+        ("packets_received", "Packets received from clients", status.packets_received as f64),
+        ("packets_sent", "Packets sent to clients", status.packets_sent as f64),
+        ("global_sessions", "Sessions", status.global_sessions as f64),
+        ("local_sessions", "Local sessions (not supported: always 0)", 0.0),
+        ("uptime", "Milliseconds since the server started", status.uptime_ms as f64),
+        ("avg_latency", "Average request latency, ms", latency.avg_ms()),
+        ("min_latency", "Smallest request latency, ms", latency.min() as f64),
+        ("max_latency", "Largest request latency, ms", latency.max_ms as f64),
+    ];
+    if let Some(open) = open_fds {
+        gauges.push(("open_file_descriptor_count", "Open file descriptors", open as f64));
+    }
+    if let Some(max) = max_fds {
+        gauges.push(("max_file_descriptor_count", "File descriptor limit", max as f64));
+    }
+    let leader_lines = status.learners.as_ref().map(leader_monitor_lines).unwrap_or_default();
+    for (name, value) in &leader_lines {
+        gauges.push((name, "Leader: learners by state (as Apache's mntr)", *value as f64));
+    }
+    let registry = Registry::new();
+    for (name, help, value) in gauges {
+        let gauge = Gauge::new(name, help)?;
+        gauge.set(value);
+        registry.register(Box::new(gauge))?;
+    }
+    registry.register(Box::new(sources.requests.histogram.clone()))?;
+    registry.register(Box::new(sources.log.fsync_ms.clone()))?;
+    registry.register(Box::new(sources.log.batch_records.clone()))?;
+    let mut text = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut text)?;
+    Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))
+}
+
+/// Binds the endpoint and serves it from a thread of its own. Returns the bound address.
+pub fn start(endpoint: &HttpEndpoint, sources: MetricsSources) -> anyhow::Result<SocketAddr> {
+    let addr = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| anyhow!("metricsProvider.httpHost: {:?} does not resolve", endpoint.host))?;
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow!("metricsProvider.httpPort: cannot listen on {addr}: {e}"))?;
+    let bound = server.server_addr().to_ip().unwrap_or(addr);
+    std::thread::Builder::new()
+        .name("rk-metrics".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let response = match (request.method(), request.url()) {
+                    (tiny_http::Method::Get, "/metrics") => match render(&sources) {
+                        Ok(text) => tiny_http::Response::from_string(text).with_header(
+                            "Content-Type: text/plain; version=0.0.4; charset=utf-8"
+                                .parse::<tiny_http::Header>()
+                                .expect("a valid header"),
+                        ),
+                        Err(e) => tiny_http::Response::from_string(format!("{e}\n")).with_status_code(500),
+                    },
+                    _ => tiny_http::Response::from_string("Not found: the metrics are at /metrics\n")
+                        .with_status_code(404),
+                };
+                let _ = request.respond(response);
+            }
+        })
+        .context("starting the metrics thread")?;
+    Ok(bound)
+}

@@ -1,0 +1,340 @@
+//! What an operator sees, checked on real `ringkeeper` processes: `--version`/`--help`,
+//! a clean stop on SIGTERM under write load with no acknowledged write lost, true
+//! `srvr`/`mntr` numbers (request latency, outstanding requests, a leader's followers),
+//! session lifecycle lines in the log, unknown `zookeeper.*` keys named at start-up, and the
+//! Prometheus endpoint scraped over HTTP.
+//!
+//! These check ringkeeper's own operability surface; with `RINGKEEPER_TEST_TARGET=apache`
+//! the tests that exercise only what Apache does the same way still run (the others say
+//! that they are skipped).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::PathWatchRequest;
+use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
+
+mod common;
+use common::{create_request, RawSession};
+
+fn ringkeeper_only(test: &str) -> bool {
+    if Target::from_env() == Target::Ringkeeper {
+        return true;
+    }
+    eprintln!("{test}: skipped against Apache (checks ringkeeper's own surface)");
+    false
+}
+
+/// `key value` (tab separated) lines of `mntr`.
+fn monitor_values(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// Polls `check` every 50 ms for at most `limit`.
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn version_and_help_name_the_real_build() {
+    for flag in ["--version", "-V"] {
+        let out = Command::new(ringkeeper_binary()).arg(flag).output().expect("run ringkeeper");
+        assert!(out.status.success(), "{flag}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("ringkeeper 0."), "{flag}: {text}");
+        assert!(text.contains("ZooKeeper 3.8.4 compatible"), "{flag}: {text}");
+        let built = text.split("built on ").nth(1).expect("a build date");
+        assert!(!built.starts_with("1970") && built.starts_with("20"), "{flag}: {text}");
+    }
+    let out = Command::new(ringkeeper_binary()).arg("--help").output().expect("run ringkeeper");
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for tool in ["log-dump", "log-verify", "snap-dump", "snap-verify", "--version", "[CONFIG]"] {
+        assert!(help.contains(tool), "--help lacks {tool}:\n{help}");
+    }
+}
+
+#[test]
+fn srvr_version_has_a_real_build_date() {
+    let server = TestServer::start();
+    let srvr = server.four_letter("srvr");
+    let version = srvr.lines().next().unwrap();
+    assert!(version.contains(", built on 20"), "{version}");
+}
+
+/// Creates znodes one at a time on a session of its own until the server stops answering;
+/// returns the paths whose create was acknowledged. Sets `started` after 50.
+fn write_until_stopped(addr: SocketAddr, started: &AtomicBool) -> Vec<String> {
+    let mut session = RawSession::connect_to(addr, 30_000);
+    let prefix = format!("/w-{:x}-", session.session_id());
+    let mut acknowledged = Vec::new();
+    for i in 0.. {
+        let path = format!("{prefix}{i}");
+        let xid = session.send(OpCode::Create, &create_request(&path, 0));
+        match session.reply_to(xid) {
+            Some(reply) if reply.header.err == 0 => acknowledged.push(path),
+            Some(reply) => panic!("create {path} failed with {}", reply.header.err),
+            None => break,
+        }
+        if i == 50 {
+            started.store(true, Ordering::SeqCst);
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn sigterm_under_write_load_stops_cleanly_and_loses_no_acknowledged_write() {
+    if !ringkeeper_only("sigterm_under_write_load") {
+        return;
+    }
+    let mut server = TestServer::start();
+    let started = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, started, acknowledged) = (server.addr(), started.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let paths = write_until_stopped(addr, &started);
+                acknowledged.lock().unwrap().extend(paths);
+            })
+        })
+        .collect();
+    eventually("writers under way", Duration::from_secs(20), || started.load(Ordering::SeqCst));
+    let sent = Instant::now();
+    let status =
+        server.stop_with_signal("TERM", Duration::from_secs(5)).expect("exits within 5 s of SIGTERM");
+    let took = sent.elapsed();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let log = server.log();
+    assert!(log.contains("stopping on SIGTERM"), "no stop line in the log:\n{log}");
+    println!("SIGTERM to exit: {took:?}");
+
+    server.restart();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 50, "only {} writes acknowledged", acknowledged.len());
+    let mut reader = RawSession::connect(&server, 30_000);
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|p| reader.code(OpCode::Exists, &PathWatchRequest { path: (*p).clone(), watch: false }) != 0)
+        .collect();
+    assert!(missing.is_empty(), "{} acknowledged writes lost: {missing:?}", missing.len());
+}
+
+#[test]
+fn sigint_stops_an_idle_server_at_once() {
+    if !ringkeeper_only("sigint_stops_an_idle_server") {
+        return;
+    }
+    let mut server = TestServer::start();
+    let sent = Instant::now();
+    let status = server.stop_with_signal("INT", Duration::from_secs(5)).expect("exits within 5 s of SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(sent.elapsed() < Duration::from_secs(1), "took {:?}", sent.elapsed());
+    assert!(server.log().contains("stopping on SIGINT"), "{}", server.log());
+}
+
+/// `Latency min/avg/max: a/b/c` of `srvr`.
+fn srvr_latency(srvr: &str) -> (u64, f64, u64) {
+    let line = srvr.lines().find_map(|l| l.strip_prefix("Latency min/avg/max: ")).expect("latency line");
+    let parts: Vec<&str> = line.split('/').collect();
+    (parts[0].parse().unwrap(), parts[1].parse().unwrap(), parts[2].parse().unwrap())
+}
+
+#[test]
+fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
+    if !ringkeeper_only("srvr_and_mntr_report_measured_latency") {
+        return;
+    }
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    assert_eq!(srvr_latency(&server.four_letter("srvr")), (0, 0.0, 0), "idle server");
+    let mut session = RawSession::connect(&server, 30_000);
+    for i in 0..200 {
+        assert_eq!(session.code(OpCode::Create, &create_request(&format!("/l{i}"), 0)), 0);
+    }
+    let srvr = server.four_letter("srvr");
+    let (min, avg, max) = srvr_latency(&srvr);
+    assert!(avg > 0.0, "200 fsynced creates averaged 0 ms: {srvr}");
+    assert!(min as f64 <= avg && avg <= max as f64 + 1.0, "{srvr}");
+    assert!(srvr.contains("\nOutstanding: 0\n"), "everything answered: {srvr}");
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    assert_eq!(mntr["zk_outstanding_requests"], "0");
+    assert!(mntr["zk_avg_latency"].parse::<f64>().unwrap() > 0.0, "{mntr:?}");
+
+    // A pipelined burst: requests read but not yet answered are outstanding meanwhile.
+    let mut seen_outstanding = 0u64;
+    for _ in 0..20 {
+        let xids: Vec<i32> = (0..500)
+            .map(|_| session.send(OpCode::Exists, &PathWatchRequest { path: "/l0".into(), watch: false }))
+            .collect();
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        seen_outstanding = seen_outstanding.max(mntr["zk_outstanding_requests"].parse().unwrap());
+        for xid in xids {
+            session.reply_to(xid).expect("reply");
+        }
+        if seen_outstanding > 0 {
+            break;
+        }
+    }
+    println!("outstanding during a burst of 500: up to {seen_outstanding}");
+    eventually("outstanding back to 0", Duration::from_secs(5), || {
+        server.four_letter("srvr").contains("\nOutstanding: 0\n")
+    });
+
+    // srst starts latency over, as Apache.
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
+}
+
+#[test]
+fn leader_mntr_counts_learners_as_apache() {
+    let ensemble = Ensemble::start(3, 0, "4lw.commands.whitelist=*");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    eventually("leader reports both followers synced", Duration::from_secs(10), || {
+        let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
+        mntr.get("zk_synced_followers").map(String::as_str) == Some("2")
+    });
+    let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
+    assert_eq!(mntr["zk_server_state"], "leader");
+    assert_eq!(mntr["zk_learners"], "2");
+    assert_eq!(mntr["zk_synced_non_voting_followers"], "0");
+    assert_eq!(mntr["zk_synced_observers"], "0");
+    assert_eq!(mntr["zk_pending_syncs"], "0");
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let mntr = monitor_values(&ensemble.four_letter(follower, "mntr"));
+    assert_eq!(mntr["zk_server_state"], "follower");
+    assert!(!mntr.contains_key("zk_learners"), "only a leader has learners: {mntr:?}");
+}
+
+#[test]
+fn session_lifecycle_and_ignored_keys_are_logged() {
+    if !ringkeeper_only("session_lifecycle_is_logged") {
+        return;
+    }
+    let server =
+        TestServer::start_with("zookeeper.enforceQuota=true\nzookeeper.sessionRequireClientSASLAuth=false");
+    let log = server.log();
+    for key in ["zookeeper.enforceQuota", "zookeeper.sessionRequireClientSASLAuth"] {
+        assert!(
+            log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
+            "{key}:\n{log}"
+        );
+    }
+    assert!(log.contains("accepted but not acted on by ringkeeper: admin.enableServer"), "{log}");
+
+    let mut closing = RawSession::connect(&server, 30_000);
+    let closing_id = closing.session_id();
+    let xid = closing.send_raw_op(OpCode::CloseSession as i32, &[]);
+    assert_eq!(closing.reply_to(xid).expect("closeSession reply").header.err, 0);
+    // The shortest timeout tickTime=2000 allows (4 s): left to expire.
+    let expiring = RawSession::connect(&server, 4_000);
+    let expiring_id = expiring.session_id();
+    let client = expiring.stream.local_addr().unwrap();
+    eventually("the idle session expires", Duration::from_secs(15), || {
+        server.log().contains(&format!("Expiring session 0x{expiring_id:x}, timeout of 4000ms exceeded"))
+    });
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "Established session 0x{expiring_id:x} with negotiated timeout 4000 for client {client}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Established session 0x{closing_id:x} with negotiated timeout 30000")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Closing session 0x{closing_id:x} at the request of client 127.0.0.1:")),
+        "{log}"
+    );
+}
+
+/// `GET path` over plain HTTP/1.1; the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+/// Samples of a Prometheus text exposition: `name{labels}` -> value; `# TYPE` lines checked.
+fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
+    let mut samples = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            types.insert(name.to_owned(), kind.to_owned());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (name, value) = line.rsplit_once(' ').expect("name value");
+            samples.insert(
+                name.to_owned(),
+                value.parse::<f64>().unwrap_or_else(|_| panic!("bad sample {line}")),
+            );
+        }
+    }
+    (samples, types)
+}
+
+#[test]
+fn prometheus_endpoint_serves_apache_metric_names() {
+    if !ringkeeper_only("prometheus_endpoint") {
+        return;
+    }
+    let port = free_port();
+    let server = TestServer::start_with(&format!(
+        "4lw.commands.whitelist=*\n\
+         metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}"
+    ));
+    let mut session = RawSession::connect(&server, 30_000);
+    for i in 0..20 {
+        assert_eq!(session.code(OpCode::Create, &create_request(&format!("/m{i}"), 0)), 0);
+    }
+    assert_eq!(session.code(OpCode::Create, &create_request("/m-ephemeral", 1)), 0);
+    // The data role publishes its gauges every tick (50 ms).
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    let mut scraped = BTreeMap::new();
+    eventually("metrics show the new znodes", Duration::from_secs(5), || {
+        let (status, body) = http_get(port, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let (samples, types) = parse_exposition(&body);
+        assert_eq!(types.get("znode_count").map(String::as_str), Some("gauge"));
+        assert_eq!(types.get("fsynctime").map(String::as_str), Some("histogram"));
+        scraped = samples;
+        scraped.get("znode_count") == Some(&mntr["zk_znode_count"].parse::<f64>().unwrap())
+    });
+    assert_eq!(scraped["ephemerals_count"], 1.0);
+    assert_eq!(scraped["num_alive_connections"], 1.0, "{scraped:?}");
+    assert_eq!(scraped["global_sessions"], 1.0);
+    assert!(scraped["approximate_data_size"] > 0.0);
+    assert!(scraped["packets_received"] >= 22.0, "{scraped:?}");
+    assert!(scraped["packets_sent"] >= 22.0);
+    assert_eq!(scraped["outstanding_requests"], 0.0);
+    assert!(scraped["fsynctime_count"] >= 1.0, "every create was fsynced: {scraped:?}");
+    assert!(scraped["request_latency_ms_count"] >= 22.0, "{scraped:?}");
+    assert!(scraped["avg_latency"] > 0.0);
+    assert!(scraped["ringkeeper_log_batch_records_sum"] >= 22.0, "{scraped:?}");
+    assert!(scraped.contains_key("open_file_descriptor_count"));
+    assert!(!scraped.contains_key("learners"), "a standalone server has no learners");
+    let (status, _) = http_get(port, "/nothing-here");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
