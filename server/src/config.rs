@@ -164,6 +164,10 @@ pub struct Config {
     /// `metricsProvider.className=`[`PROMETHEUS_METRICS_PROVIDER`]: serve `/metrics` on
     /// `metricsProvider.httpHost` (default 0.0.0.0) : `metricsProvider.httpPort` (default 7000).
     pub metrics_endpoint: Option<HttpEndpoint>,
+    /// The AdminServer: on unless `admin.enableServer=false` (as in Apache), at
+    /// `admin.serverAddress` (default 0.0.0.0) : `admin.serverPort` (default 8080). Off in the
+    /// embedded default (no zoo.cfg).
+    pub admin_endpoint: Option<HttpEndpoint>,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
     pub my_id: Option<u64>,
     /// Every `key=value` of the file in file order, duplicates included (for `conf`).
@@ -184,6 +188,9 @@ pub const PROMETHEUS_METRICS_PROVIDER: &str =
     "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 /// Apache's default `metricsProvider.httpPort`.
 pub const DEFAULT_METRICS_PORT: u16 = 7000;
+
+/// Apache's default `admin.serverPort`.
+pub const DEFAULT_ADMIN_PORT: u16 = 8080;
 
 /// Default `ringkeeper.log.batchBytesMax`.
 pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
@@ -302,6 +309,7 @@ impl Config {
             zab_election_retry_ms: 100,
             zab_history_max: 100_000,
             metrics_endpoint: None,
+            admin_endpoint: None,
             my_id: None,
             raw: Vec::new(),
             ignored_keys: Vec::new(),
@@ -339,6 +347,9 @@ impl Config {
         let mut metrics_provider: Option<&str> = None;
         let mut metrics_host: Option<&str> = None;
         let mut metrics_port: Option<u16> = None;
+        let mut admin_enabled = true;
+        let mut admin_address = "0.0.0.0";
+        let mut admin_port = DEFAULT_ADMIN_PORT;
 
         for (key, line, value) in ordered {
             let short = canonical_key(key);
@@ -496,6 +507,14 @@ impl Config {
                     metrics_host = Some(value);
                 }
                 "metricsProvider.httpPort" => metrics_port = Some(parse_port(key, value, true)?),
+                "admin.enableServer" => admin_enabled = parse_bool(key, value)?,
+                "admin.serverAddress" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a host name or IP address)"));
+                    }
+                    admin_address = value;
+                }
+                "admin.serverPort" => admin_port = parse_port(key, value, true)?,
                 _ if key.starts_with("server.") => server_lines.push((key.to_owned(), value.to_owned())),
                 _ => match classify_other(key, short, value) {
                     Other::Ignored => cfg.ignored_keys.push(key.to_owned()),
@@ -510,6 +529,9 @@ impl Config {
             }
         }
         warnings.extend(whitelist_warnings);
+        if admin_enabled {
+            cfg.admin_endpoint = Some(HttpEndpoint { host: admin_address.to_owned(), port: admin_port });
+        }
         match metrics_provider {
             Some(PROMETHEUS_METRICS_PROVIDER) => {
                 cfg.metrics_endpoint = Some(HttpEndpoint {
@@ -1235,7 +1257,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.queue_depth, 4096);
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
         assert_eq!(cfg.raw.len(), 29);
-        assert!(cfg.ignored_keys.contains(&"admin.enableServer".to_owned()));
+        assert_eq!(cfg.admin_endpoint, None);
         assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
         // 3 participants + an observer: no warnings at all.
         assert_eq!(warnings, Vec::<String>::new());
@@ -1260,6 +1282,11 @@ ringkeeper.queue.depth=4096
         assert!(cfg.four_letter_whitelist.allows("srvr"));
         assert!(!cfg.four_letter_whitelist.allows("ruok"));
         assert!(!cfg.is_distributed());
+        assert_eq!(cfg.admin_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 8080 }));
+        assert_eq!(cfg.metrics_endpoint, None);
+        let admin =
+            parse(&format!("{MINIMAL}zookeeper.admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\n"));
+        assert_eq!(admin.admin_endpoint, Some(HttpEndpoint { host: "127.0.0.1".into(), port: 9090 }));
     }
 
     #[test]
@@ -1340,19 +1367,27 @@ ringkeeper.queue.depth=4096
         assert_eq!(parse("dataDir=/a\nclientPort=0\n").client_port, Some(0));
     }
 
-    /// Every `properties` block of README.md parses as written, without a single warning.
+    /// Every `properties` block of README.md parses as written, without a single warning
+    /// (a snippet without `dataDir`, e.g. the metrics keys, is parsed after one).
     #[test]
     fn readme_configs_parse_without_warnings() {
         let readme = include_str!("../../README.md");
-        let blocks: Vec<&str> = readme
+        let blocks: Vec<String> = readme
             .split("```properties\n")
             .skip(1)
-            .map(|rest| rest.split("```").next().unwrap_or(""))
+            .map(|rest| {
+                rest.split("```").next().unwrap_or("").lines().map(|l| format!("{}\n", l.trim())).collect()
+            })
             .collect();
-        assert!(blocks.len() >= 2, "README.md has its standalone and ensemble zoo.cfg");
+        assert!(blocks.len() >= 3, "README.md has its standalone and ensemble zoo.cfg, and the metrics keys");
         for block in blocks {
+            let whole = if block.contains("dataDir=") {
+                block.clone()
+            } else {
+                format!("dataDir=/var/lib/ringkeeper\n{block}")
+            };
             let (_, warnings) =
-                Config::parse(block).unwrap_or_else(|e| panic!("{e} in README block:\n{block}"));
+                Config::parse(&whole).unwrap_or_else(|e| panic!("{e} in README block:\n{block}"));
             assert_eq!(warnings, Vec::<String>::new(), "README block:\n{block}");
         }
     }

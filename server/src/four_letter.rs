@@ -193,7 +193,7 @@ impl Latency {
     }
 
     /// Per-connection average: integer division, as `ServerCnxn.getAvgLatency`.
-    fn avg_int(&self) -> u64 {
+    pub fn avg_int(&self) -> u64 {
         self.total_ms.checked_div(self.count).unwrap_or(0)
     }
 }
@@ -623,9 +623,16 @@ fn connection(out: &mut String, c: &ConnectionStatus, brief: bool) {
 
 /// `mntr` (`MonitorCommand`): the `dumpMonitorValues` gauges in Apache's order.
 fn mntr(out: &mut String, s: &ServerStatus) {
-    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+    for (k, v) in monitor_values(s) {
         let _ = writeln!(out, "zk_{k}\t{v}");
-    };
+    }
+}
+
+/// The `mntr` gauges in Apache's order, names without the `zk_` prefix, values as printed
+/// (the AdminServer's `monitor` returns the same pairs as JSON).
+pub fn monitor_values(s: &ServerStatus) -> Vec<(String, String)> {
+    let mut values = Vec::new();
+    let mut line = |k: &str, v: &dyn std::fmt::Display| values.push((k.to_owned(), v.to_string()));
     line("version", &s.version);
     line("server_state", &s.mode.as_str());
     line("ephemerals_count", &s.ephemerals_count);
@@ -659,6 +666,7 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     for (k, v) in &s.extra_monitor {
         line(k, v);
     }
+    values
 }
 
 /// `conf` (`ZooKeeperServer.dumpConf`).

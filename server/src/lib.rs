@@ -24,9 +24,11 @@
 //! processor encoded once (`Output::Log`) are the bytes logged, proposed to followers and
 //! applied by them; TRUNC and SNAP restart the process from disk ([`replica`], [`log_sync`]).
 
+pub mod admin;
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
+pub mod http;
 pub mod log_role;
 pub mod log_sync;
 pub mod messages;

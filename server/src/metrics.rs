@@ -12,17 +12,17 @@
 //! `request_latency_ms` (a histogram of what `avg_latency` averages) and
 //! `ringkeeper_log_batch_records` (records per group commit).
 //!
-//! A plain thread of its own runs a tiny HTTP server ([`tiny_http`]); each scrape reads the
+//! A plain thread of its own serves HTTP ([`crate::http`]); each scrape reads the
 //! numbers the roles publish ([`PublishedStatus`], [`RequestStats`], [`LogStats`]) into a
 //! fresh [`prometheus::Registry`] and encodes it: nothing here touches a role's core.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Context};
 use prometheus::{Encoder, Gauge, Registry, TextEncoder};
 
 use crate::config::HttpEndpoint;
+use crate::http::response;
 use crate::log_role::LogStats;
 use crate::request_stats::RequestStats;
 use crate::status::{fd_counts, leader_monitor_lines, PublishedStatus};
@@ -90,33 +90,12 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
 
 /// Binds the endpoint and serves it from a thread of its own. Returns the bound address.
 pub fn start(endpoint: &HttpEndpoint, sources: MetricsSources) -> anyhow::Result<SocketAddr> {
-    let addr = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| anyhow!("metricsProvider.httpHost: {:?} does not resolve", endpoint.host))?;
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow!("metricsProvider.httpPort: cannot listen on {addr}: {e}"))?;
-    let bound = server.server_addr().to_ip().unwrap_or(addr);
-    std::thread::Builder::new()
-        .name("rk-metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let response = match (request.method(), request.url()) {
-                    (tiny_http::Method::Get, "/metrics") => match render(&sources) {
-                        Ok(text) => tiny_http::Response::from_string(text).with_header(
-                            "Content-Type: text/plain; version=0.0.4; charset=utf-8"
-                                .parse::<tiny_http::Header>()
-                                .expect("a valid header"),
-                        ),
-                        Err(e) => tiny_http::Response::from_string(format!("{e}\n")).with_status_code(500),
-                    },
-                    _ => tiny_http::Response::from_string("Not found: the metrics are at /metrics\n")
-                        .with_status_code(404),
-                };
-                let _ = request.respond(response);
-            }
-        })
-        .context("starting the metrics thread")?;
-    Ok(bound)
+    let keys = ("metricsProvider.httpHost", "metricsProvider.httpPort");
+    crate::http::serve(endpoint, keys, "rk-metrics", move |path| match path {
+        "/metrics" => match render(&sources) {
+            Ok(text) => response(200, "text/plain; version=0.0.4; charset=utf-8", text),
+            Err(e) => response(500, "text/plain", format!("{e}\n")),
+        },
+        _ => response(404, "text/plain", "Not found: the metrics are at /metrics\n".into()),
+    })
 }

@@ -234,6 +234,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let bound = crate::metrics::start(endpoint, sources)?;
         log::info!("serving Prometheus metrics on http://{bound}/metrics");
     }
+    if let Some(endpoint) = &config.admin_endpoint {
+        // As Apache: an AdminServer that cannot start is a warning, not a reason to stop.
+        match crate::admin::start(endpoint, status.admin_queries()) {
+            Ok(bound) => log::info!("AdminServer: http://{bound}/commands"),
+            Err(e) => log::warn!("AdminServer not started: {e:#}"),
+        }
+    }
     let log_link = LogLink {
         to_log,
         from_log,

@@ -35,7 +35,18 @@ pub struct StatusSource {
     learners: Cell<Option<LearnerCounts>>,
     /// The gauges as of the last tick, for other threads.
     published: Arc<Mutex<PublishedStatus>>,
+    /// AdminServer questions, answered at the next tick.
+    admin_queries: AdminQueries,
 }
+
+/// A question from the AdminServer thread: everything the four-letter word `word` prints.
+pub struct AdminQuery {
+    pub word: [u8; 4],
+    pub reply: std::sync::mpsc::Sender<ServerStatus>,
+}
+
+/// AdminServer questions waiting for the data role's next tick.
+pub type AdminQueries = Arc<Mutex<Vec<AdminQuery>>>;
 
 /// The data role's gauges as of its last tick (at most 50 ms old), named as Apache's `mntr`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,7 +116,13 @@ impl StatusSource {
             requests,
             learners: Cell::new(None),
             published: Arc::default(),
+            admin_queries: Arc::default(),
         }
+    }
+
+    /// Where the AdminServer leaves its questions.
+    pub fn admin_queries(&self) -> AdminQueries {
+        self.admin_queries.clone()
     }
 
     /// The gauges the data role publishes, for readers on other threads.
@@ -119,6 +136,22 @@ impl StatusSource {
         self.learners.set(learners);
         let status = self.gauges(p);
         *self.published.lock().expect("published status lock") = status;
+        let queries = std::mem::take(&mut *self.admin_queries.lock().expect("admin queries lock"));
+        for query in queries {
+            let mut status = self.snapshot(p, &query.word);
+            // The AdminServer's server_stats and stats show the sizes too.
+            status.data_dir_size = dir_size(&self.data_dir);
+            status.log_dir_size = dir_size(&self.log_dir);
+            self.reset_stats_if_asked(&query.word, &status);
+            let _ = query.reply.send(status);
+        }
+    }
+
+    /// `srst` starts the latency figures over (on a serving server, as Apache).
+    fn reset_stats_if_asked(&self, word: &[u8; 4], status: &ServerStatus) {
+        if word == b"srst" && status.serving {
+            self.requests.reset_latency();
+        }
     }
 
     /// The gauges, computed the one way both the four-letter words and metrics report them.
@@ -150,8 +183,8 @@ impl StatusSource {
     pub fn respond(&self, processor: &Processor, word: &[u8; 4]) -> Option<String> {
         let status = self.snapshot(processor, word);
         let text = four_letter::respond(word, &self.whitelist, &status);
-        if word == b"srst" && status.serving && self.whitelist.allows("srst") {
-            self.requests.reset_latency();
+        if self.whitelist.allows("srst") {
+            self.reset_stats_if_asked(word, &status);
         }
         text
     }

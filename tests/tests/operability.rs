@@ -1,8 +1,8 @@
 //! What an operator sees, checked on real `ringkeeper` processes: `--version`/`--help`,
 //! a clean stop on SIGTERM under write load with no acknowledged write lost, true
 //! `srvr`/`mntr` numbers (request latency, outstanding requests, a leader's followers),
-//! session lifecycle lines in the log, unknown `zookeeper.*` keys named at start-up, and the
-//! Prometheus endpoint scraped over HTTP.
+//! session lifecycle lines in the log, unknown `zookeeper.*` keys named at start-up, the
+//! Prometheus endpoint scraped over HTTP and the AdminServer's JSON commands.
 //!
 //! These check ringkeeper's own operability surface; with `RINGKEEPER_TEST_TARGET=apache`
 //! the tests that exercise only what Apache does the same way still run (the others say
@@ -234,7 +234,7 @@ fn session_lifecycle_and_ignored_keys_are_logged() {
             "{key}:\n{log}"
         );
     }
-    assert!(log.contains("accepted but not acted on by ringkeeper: admin.enableServer"), "{log}");
+    assert!(log.contains("accepted but not acted on by ringkeeper: zookeeper.enforceQuota"), "{log}");
 
     let mut closing = RawSession::connect(&server, 30_000);
     let closing_id = closing.session_id();
@@ -294,17 +294,26 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, Stri
     (samples, types)
 }
 
-#[test]
-fn prometheus_endpoint_serves_apache_metric_names() {
-    if !ringkeeper_only("prometheus_endpoint") {
-        return;
+/// A ringkeeper server (`None` against Apache) with all four-letter words and the extra
+/// config `config` makes for a free port, and that port.
+fn start_with_http_port(test: &str, config: impl FnOnce(u16) -> String) -> Option<(TestServer, u16)> {
+    if !ringkeeper_only(test) {
+        return None;
     }
     let port = free_port();
-    let server = TestServer::start_with(&format!(
-        "4lw.commands.whitelist=*\n\
-         metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
-         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}"
-    ));
+    Some((TestServer::start_with(&format!("4lw.commands.whitelist=*\n{}", config(port))), port))
+}
+
+#[test]
+fn prometheus_endpoint_serves_apache_metric_names() {
+    let Some((server, port)) = start_with_http_port("prometheus_endpoint", |port| {
+        format!(
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}"
+        )
+    }) else {
+        return;
+    };
     let mut session = RawSession::connect(&server, 30_000);
     for i in 0..20 {
         assert_eq!(session.code(OpCode::Create, &create_request(&format!("/m{i}"), 0)), 0);
@@ -337,4 +346,63 @@ fn prometheus_endpoint_serves_apache_metric_names() {
     assert!(!scraped.contains_key("learners"), "a standalone server has no learners");
     let (status, _) = http_get(port, "/nothing-here");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+/// `GET /commands/<name>` of the AdminServer, parsed.
+fn admin_command(port: u16, name: &str) -> serde_json::Value {
+    let (status, body) = http_get(port, &format!("/commands/{name}"));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{name}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
+}
+
+#[test]
+fn admin_server_answers_apache_commands_in_json() {
+    let Some((server, port)) = start_with_http_port("admin_server", |port| {
+        format!("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}")
+    }) else {
+        return;
+    };
+    let (status, links) = http_get(port, "/commands");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for name in ["monitor", "server_stats", "stats", "connections", "configuration", "watch_summary", "dirs"]
+    {
+        assert!(links.contains(&format!("<a href=\"/commands/{name}\">{name}</a>")), "{links}");
+    }
+    assert_eq!(admin_command(port, "ruok"), serde_json::json!({"command": "ruok", "error": null}));
+
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(session.code(OpCode::Create, &create_request("/admin", 0)), 0);
+    assert_eq!(session.code(OpCode::Exists, &PathWatchRequest { path: "/admin".into(), watch: true }), 0);
+
+    let monitor = admin_command(port, "monitor");
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    assert_eq!(monitor["command"], "monitor");
+    assert_eq!(monitor["error"], serde_json::Value::Null);
+    assert_eq!(monitor["server_state"], "standalone");
+    assert_eq!(monitor["znode_count"].to_string(), mntr["zk_znode_count"]);
+    assert_eq!(monitor["watch_count"], 1);
+    assert!(monitor["avg_latency"].as_f64().unwrap() > 0.0, "{monitor}");
+    // Four-letter words name the same commands, as in Apache.
+    assert_eq!(admin_command(port, "mntr")["command"], "monitor");
+
+    let stats = admin_command(port, "stat");
+    assert_eq!(stats["command"], "stats");
+    assert_eq!(stats["server_stats"]["server_state"], "standalone");
+    assert_eq!(stats["server_stats"]["num_alive_client_connections"], 1);
+    assert!(stats["server_stats"]["data_dir_size"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["connections"].as_array().unwrap().len(), 1, "{stats}");
+    let client = session.stream.local_addr().unwrap().to_string();
+    let cons = admin_command(port, "connections");
+    assert_eq!(cons["connections"][0]["remote_socket_address"], client.as_str());
+    assert_eq!(cons["connections"][0]["session_id"], session.session_id());
+    assert_eq!(admin_command(port, "configuration")["client_port"], server.port);
+    let watches = admin_command(port, "watch_summary");
+    assert_eq!(
+        (watches["num_connections"].as_u64(), watches["num_total_watches"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        admin_command(port, "nosuch"),
+        serde_json::json!({"command": "nosuch", "error": "Unknown command: nosuch"})
+    );
 }
