@@ -673,16 +673,27 @@ impl Config {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
     }
 
+    /// The client address to listen on: `clientPortAddress`, else this server's `server.N`
+    /// client address, else all interfaces.
+    pub fn effective_client_address(&self) -> String {
+        self.client_port_address
+            .clone()
+            .or_else(|| self.own_server().and_then(|s| s.client_address.clone()))
+            .unwrap_or_else(|| "0.0.0.0".to_owned())
+    }
+
+    /// This server's `server.N` line (by `myid`).
+    fn own_server(&self) -> Option<&ServerEntry> {
+        self.my_id.and_then(|id| self.servers.iter().find(|s| s.id == id))
+    }
+
     /// The client port to listen on: `clientPort`, else this server's `server.N` client
     /// port, else 2181.
     pub fn effective_client_port(&self) -> u16 {
         if let Some(p) = self.client_port {
             return p;
         }
-        self.my_id
-            .and_then(|id| self.servers.iter().find(|s| s.id == id))
-            .and_then(|s| s.client_port)
-            .unwrap_or(2181)
+        self.own_server().and_then(|s| s.client_port).unwrap_or(2181)
     }
 }
 
@@ -1287,6 +1298,22 @@ ringkeeper.queue.depth=4096
         let admin =
             parse(&format!("{MINIMAL}zookeeper.admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\n"));
         assert_eq!(admin.admin_endpoint, Some(HttpEndpoint { host: "127.0.0.1".into(), port: 9090 }));
+    }
+
+    #[test]
+    fn client_address_and_port_from_own_server_line() {
+        let mut cfg = parse(
+            "dataDir=/a\ninitLimit=5\nsyncLimit=2\nserver.1=h1:2888:3888;127.0.0.1:2182\nserver.2=h2:2888:3888;2183\n\
+             server.3=h3:2888:3888\n",
+        );
+        let at = |cfg: &Config| (cfg.effective_client_address(), cfg.effective_client_port());
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2181), "no myid yet");
+        cfg.my_id = Some(1);
+        assert_eq!(at(&cfg), ("127.0.0.1".to_owned(), 2182));
+        cfg.my_id = Some(2);
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2183));
+        cfg.my_id = Some(3);
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2181));
     }
 
     #[test]

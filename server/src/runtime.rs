@@ -155,8 +155,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         to_net_receivers.push(rx);
     }
 
-    let address = config.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
-    let port = config.client_port.unwrap_or(2181);
+    let address = config.effective_client_address();
+    let port = config.effective_client_port();
     let mut bind_addr: SocketAddr = format!("{address}:{port}")
         .parse()
         .or_else(|_| format!("[{address}]:{port}").parse())

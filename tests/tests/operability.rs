@@ -406,3 +406,126 @@ fn admin_server_answers_apache_commands_in_json() {
         serde_json::json!({"command": "nosuch", "error": "Unknown command: nosuch"})
     );
 }
+
+/// The top-level `properties` blocks of README.md (whole zoo.cfg files, not snippets).
+fn readme_zoo_cfgs() -> Vec<String> {
+    let readme = std::fs::read_to_string(ringkeeper_tests::workspace_root().join("README.md")).unwrap();
+    readme
+        .split("\n```properties\n")
+        .skip(1)
+        .map(|rest| rest.split("\n```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// A README zoo.cfg with only what cannot work for several servers on this machine
+/// replaced: `dataDir`, `clientPort`, the `server.N` hosts and ports (`ports[N-1]` = peer,
+/// election, client), and the AdminServer's port (8080 by default) is moved to a free one.
+fn localized(cfg: &str, data_dir: &std::path::Path, client_port: u16, ports: &[(u16, u16, u16)]) -> String {
+    let admin = format!("admin.serverAddress=127.0.0.1\nadmin.serverPort={}\n", free_port());
+    let lines: String = cfg
+        .lines()
+        .map(|line| match line.split_once('=') {
+            Some(("dataDir", _)) => format!("dataDir={}", data_dir.display()),
+            Some(("clientPort", _)) => format!("clientPort={client_port}"),
+            Some((key, value)) if key.starts_with("server.") => {
+                let id: usize = key["server.".len()..].parse().unwrap();
+                let (peer, election, client) = ports[id - 1];
+                let role = if value.contains(":observer") { ":observer" } else { "" };
+                format!("{key}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}")
+            }
+            _ => line.to_owned(),
+        })
+        .map(|line| line + "\n")
+        .collect();
+    lines + &admin
+}
+
+/// A server process started from a README config, killed when dropped.
+struct ReadmeServer {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl ReadmeServer {
+    fn start(dir: std::path::PathBuf, cfg: &str, port: u16) -> ReadmeServer {
+        std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let child = Command::new(ringkeeper_binary())
+            .arg(dir.join("zoo.cfg"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ringkeeper");
+        ReadmeServer { child, dir, port }
+    }
+
+    fn srvr(&self) -> String {
+        ringkeeper_tests::four_letter_at(SocketAddr::from(([127, 0, 0, 1], self.port)), "srvr")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ReadmeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn readme_zoo_cfgs_start_as_written() {
+    if !ringkeeper_only("readme_zoo_cfgs_start_as_written") {
+        return;
+    }
+    let blocks = readme_zoo_cfgs();
+    assert_eq!(blocks.len(), 2, "the standalone and the ensemble zoo.cfg");
+    let root = tempfile::tempdir().unwrap();
+
+    let standalone_dir = root.path().join("standalone");
+    std::fs::create_dir_all(&standalone_dir).unwrap();
+    let port = free_port();
+    let cfg = localized(&blocks[0], &standalone_dir.join("data"), port, &[]);
+    let standalone = ReadmeServer::start(standalone_dir, &cfg, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !standalone.srvr().contains("Mode: standalone") {
+        assert!(
+            Instant::now() < deadline,
+            "the README's standalone zoo.cfg does not serve:\n{}",
+            standalone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!standalone.log().contains("WARN"), "warnings at start-up:\n{}", standalone.log());
+
+    let members = blocks[1].lines().filter(|l| l.starts_with("server.")).count();
+    let ports: Vec<(u16, u16, u16)> = (0..members).map(|_| (free_port(), free_port(), free_port())).collect();
+    let servers: Vec<ReadmeServer> = (0..members)
+        .map(|i| {
+            let dir = root.path().join(format!("member{}", i + 1));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = localized(&blocks[1], &dir.join("data"), ports[i].2, &ports);
+            ReadmeServer::start(dir, &cfg, ports[i].2)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let modes: Vec<String> = servers.iter().map(|s| s.srvr()).collect();
+        let count = |mode: &str| modes.iter().filter(|m| m.contains(&format!("Mode: {mode}\n"))).count();
+        if (count("leader"), count("follower"), count("observer")) == (1, members - 2, 1) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = servers.iter().map(ReadmeServer::log).collect();
+            panic!("the README's ensemble did not serve within 60 s: {modes:?}\nlogs: {logs:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for server in &servers {
+        assert!(!server.log().contains("WARN"), "warnings at start-up:\n{}", server.log());
+    }
+}
