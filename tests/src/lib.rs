@@ -119,6 +119,19 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Sends `signal` (a name for kill(1)) to the process in `child` and waits up to `limit` for
+/// it to exit; its exit status (and `child` emptied), or `None` if it is still running then.
+pub fn stop_with_signal(child: &mut Option<Child>, signal: &str, limit: Duration) -> Option<ExitStatus> {
+    let process = child.as_mut().expect("a running server");
+    let sent = Command::new("kill").args(["-s", signal, &process.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
+    let status = wait_exit(process, limit);
+    if status.is_some() {
+        *child = None;
+    }
+    status
+}
+
 /// A server process under test, with its own data directory.
 pub struct TestServer {
     pub target: Target,
@@ -242,14 +255,7 @@ impl TestServer {
     /// Sends `signal` (a name for kill(1): `TERM`, `INT`) and waits up to `limit` for the
     /// process to exit; its exit status, or `None` if it is still running then.
     pub fn stop_with_signal(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut().expect("a running server");
-        let sent = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
-        let status = wait_exit(child, limit);
-        if status.is_some() {
-            self.child = None;
-        }
-        status
+        stop_with_signal(&mut self.child, signal, limit)
     }
 
     /// Whether the process is still running.

@@ -221,6 +221,25 @@ fn leader_mntr_counts_learners_as_apache() {
 }
 
 #[test]
+fn sigterm_of_the_leader_lets_the_others_elect_at_once() {
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    let sent = Instant::now();
+    let status =
+        ensemble.stop_with_signal(leader, "TERM", Duration::from_secs(10)).expect("the leader exits");
+    let new_leader = ensemble.wait_leader(Duration::from_secs(20));
+    let took = sent.elapsed();
+    assert_ne!(new_leader, leader);
+    println!("SIGTERM of the leader to a new leader serving: {took:?}");
+    if Target::from_env() == Target::Ringkeeper {
+        assert!(status.success(), "{status}");
+        assert!(ensemble.log(leader).contains("stopping on SIGTERM"), "{}", ensemble.log(leader));
+        // The peers see the links close at once: no wait for the failure-detection timeout.
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+}
+
+#[test]
 fn session_lifecycle_and_ignored_keys_are_logged() {
     if !ringkeeper_only("session_lifecycle_is_logged") {
         return;
