@@ -199,6 +199,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         processor.tree.node_count()
     );
     let snapshot_settings = SnapshotSettings::from_config(&config, log_settings.dir.clone());
+    let snapshot_time_ms = snapshot_settings.write_time_ms.clone();
     let mut snapshots = Snapshotter::new(snapshot_settings, recovered.last_zxid, now as u64)
         .context("starting the snapshot writer thread")?;
     if recovered.records > 0 {
@@ -229,8 +230,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let status = StatusSource::new(&config, request_stats.clone());
     if let Some(endpoint) = &config.metrics_endpoint {
-        let sources =
-            MetricsSources { requests: request_stats.clone(), published: status.published(), log: log_stats };
+        let sources = MetricsSources {
+            requests: request_stats.clone(),
+            published: status.published(),
+            log: log_stats,
+            snapshot_time_ms,
+        };
         let bound = crate::metrics::start(endpoint, sources)?;
         log::info!("serving Prometheus metrics on http://{bound}/metrics");
     }

@@ -363,6 +363,10 @@ fn prometheus_endpoint_serves_apache_metric_names() {
     assert!(scraped["ringkeeper_log_batch_records_sum"] >= 22.0, "{scraped:?}");
     assert!(scraped.contains_key("open_file_descriptor_count"));
     assert!(!scraped.contains_key("learners"), "a standalone server has no learners");
+    assert_eq!(server.four_letter("snap"), "Snapshot requested\n");
+    eventually("the snapshot's write time is scraped", Duration::from_secs(10), || {
+        parse_exposition(&http_get(port, "/metrics").1).0.get("snapshottime_count") == Some(&1.0)
+    });
     let (status, _) = http_get(port, "/nothing-here");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
