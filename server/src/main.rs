@@ -7,6 +7,7 @@
 //! lists and nodes; `ringkeeper snap-verify SNAPSHOT|DATADIR` validates one or all fully.
 //! `--version` names the build (version, git commit, build date); `--help` lists all this.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -28,7 +29,9 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 /// A ZooKeeper-3.8-compatible coordination service.
 ///
 /// With no argument, serves a single node on 127.0.0.1:2181 with data under
-/// ./ringkeeper-data. SIGTERM or SIGINT stops it cleanly (exit status 0).
+/// ./ringkeeper-data. SIGTERM or SIGINT stops it cleanly (exit status 0). Logs go to stderr
+/// as text, or as one JSON object per line with RINGKEEPER_LOG_FORMAT=json; RUST_LOG filters
+/// them (default: info).
 #[derive(Parser)]
 #[command(name = "ringkeeper", version = VERSION.as_str(), args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -58,7 +61,7 @@ enum Tool {
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     let config = match (cli.tool, cli.config) {
         (Some(Tool::LogDump { segment }), _) => {
@@ -81,6 +84,24 @@ fn main() -> anyhow::Result<()> {
     log::info!("ringkeeper {}", VERSION.as_str());
     ringkeeper_server::stop::install().context("installing the SIGTERM/SIGINT handler")?;
     ringkeeper_server::runtime::run(config)
+}
+
+/// Logging to stderr: env_logger's text, or JSON lines (`{"ts","level","target","message"}`)
+/// when `RINGKEEPER_LOG_FORMAT=json`, for log shippers.
+fn init_logging() {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if std::env::var("RINGKEEPER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.format(|out, record| {
+            let line = serde_json::json!({
+                "ts": out.timestamp_micros().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    builder.init();
 }
 
 /// Reads `path`, logging every warning and, once, the Apache keys accepted but not acted on.

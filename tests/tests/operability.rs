@@ -463,24 +463,29 @@ fn localized(cfg: &str, data_dir: &std::path::Path, client_port: u16, ports: &[(
     lines + &admin
 }
 
-/// A server process started from a README config, killed when dropped.
-struct ReadmeServer {
+/// A ringkeeper process started from a config written here, killed when dropped.
+struct SpawnedServer {
     child: std::process::Child,
     dir: std::path::PathBuf,
     port: u16,
 }
 
-impl ReadmeServer {
-    fn start(dir: std::path::PathBuf, cfg: &str, port: u16) -> ReadmeServer {
+impl SpawnedServer {
+    fn start(dir: std::path::PathBuf, cfg: &str, port: u16) -> SpawnedServer {
+        Self::start_with_env(dir, cfg, port, &[])
+    }
+
+    fn start_with_env(dir: std::path::PathBuf, cfg: &str, port: u16, env: &[(&str, &str)]) -> SpawnedServer {
         std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
         let child = Command::new(ringkeeper_binary())
             .arg(dir.join("zoo.cfg"))
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("spawn ringkeeper");
-        ReadmeServer { child, dir, port }
+        SpawnedServer { child, dir, port }
     }
 
     fn srvr(&self) -> String {
@@ -492,7 +497,7 @@ impl ReadmeServer {
     }
 }
 
-impl Drop for ReadmeServer {
+impl Drop for SpawnedServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -512,7 +517,7 @@ fn readme_zoo_cfgs_start_as_written() {
     std::fs::create_dir_all(&standalone_dir).unwrap();
     let port = free_port();
     let cfg = localized(&blocks[0], &standalone_dir.join("data"), port, &[]);
-    let standalone = ReadmeServer::start(standalone_dir, &cfg, port);
+    let standalone = SpawnedServer::start(standalone_dir, &cfg, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !standalone.srvr().contains("Mode: standalone") {
         assert!(
@@ -526,13 +531,13 @@ fn readme_zoo_cfgs_start_as_written() {
 
     let members = blocks[1].lines().filter(|l| l.starts_with("server.")).count();
     let ports: Vec<(u16, u16, u16)> = (0..members).map(|_| (free_port(), free_port(), free_port())).collect();
-    let servers: Vec<ReadmeServer> = (0..members)
+    let servers: Vec<SpawnedServer> = (0..members)
         .map(|i| {
             let dir = root.path().join(format!("member{}", i + 1));
             std::fs::create_dir_all(dir.join("data")).unwrap();
             std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
             let cfg = localized(&blocks[1], &dir.join("data"), ports[i].2, &ports);
-            ReadmeServer::start(dir, &cfg, ports[i].2)
+            SpawnedServer::start(dir, &cfg, ports[i].2)
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -543,7 +548,7 @@ fn readme_zoo_cfgs_start_as_written() {
             break;
         }
         if Instant::now() > deadline {
-            let logs: Vec<String> = servers.iter().map(ReadmeServer::log).collect();
+            let logs: Vec<String> = servers.iter().map(SpawnedServer::log).collect();
             panic!("the README's ensemble did not serve within 60 s: {modes:?}\nlogs: {logs:#?}");
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -551,4 +556,40 @@ fn readme_zoo_cfgs_start_as_written() {
     for server in &servers {
         assert!(!server.log().contains("WARN"), "warnings at start-up:\n{}", server.log());
     }
+}
+
+#[test]
+fn json_logs_on_request() {
+    if !ringkeeper_only("json_logs_on_request") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nfooBar=1\n",
+        dir.path().join("data").display()
+    );
+    let server = SpawnedServer::start_with_env(
+        dir.path().to_path_buf(),
+        &cfg,
+        port,
+        &[("RINGKEEPER_LOG_FORMAT", "json")],
+    );
+    eventually("the server serves", Duration::from_secs(30), || server.srvr().contains("Mode: standalone"));
+    let _session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], port)), 30_000);
+    eventually("the session is logged", Duration::from_secs(5), || {
+        server.log().contains("Established session")
+    });
+    let log = server.log();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(records.iter().all(|r| r["ts"].is_string() && r["level"].is_string() && r["target"].is_string()));
+    let has = |level: &str, text: &str| {
+        records.iter().any(|r| r["level"] == level && r["message"].as_str().is_some_and(|m| m.contains(text)))
+    };
+    assert!(has("WARN", "unknown key fooBar"), "{log}");
+    assert!(has("INFO", "Established session 0x"), "{log}");
 }
