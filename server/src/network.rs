@@ -37,7 +37,6 @@ pub struct NetworkLimits {
 pub type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
 /// What a connection's writer has to do.
-#[derive(Default)]
 struct Outbox {
     bytes: Vec<u8>,
     close: bool,
@@ -129,7 +128,7 @@ impl NetworkCore {
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             if let Some(b) = &bytes {
-                o.pending.sending(b, &self.stats);
+                o.pending.sending(b);
             }
             match bytes {
                 // An idle writer takes the frame as it is; a busy one gets it appended.
@@ -204,7 +203,14 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
 }
 
 async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: SocketAddr) {
-    let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
+    let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox {
+        bytes: Vec::new(),
+        close: false,
+        waker: None,
+        done: false,
+        done_waker: None,
+        pending: PendingReplies::open(conn, core.stats.clone()),
+    }));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
@@ -225,7 +231,6 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: u64, peer: Socket
         }
     }
     writer_task.await;
-    outbox.borrow_mut().pending.abandon(&core.stats);
     core.outboxes.borrow_mut().remove(&conn);
     core.release(peer.ip());
     let _ = core.to_data.send(ToData::Disconnected { conn }).await;
@@ -285,7 +290,7 @@ async fn read_loop(
         } else {
             ToData::Request { conn, frame }
         };
-        outbox.borrow_mut().pending.received(&core.stats);
+        outbox.borrow_mut().pending.received();
         if core.to_data.send(message).await.is_err() {
             return Err("data role is gone".into());
         }

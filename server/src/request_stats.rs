@@ -10,27 +10,99 @@
 //! network cores and read by `srvr`/`stat`/`mntr` and the metrics endpoint.
 //! Also the millisecond histogram shape every latency metric shares ([`millisecond_histogram`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts};
 use ringkeeper_engine::proto::xid;
+use ringkeeper_engine::request::ConnId;
 
 use crate::four_letter::Latency;
+
+/// Latency samples in microseconds, accumulated lock-free like Apache's `AvgMinMaxCounter`.
+#[derive(Debug)]
+struct LatencyCounters {
+    /// `u64::MAX` while there is no sample.
+    min_us: AtomicU64,
+    max_us: AtomicU64,
+    total_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for LatencyCounters {
+    fn default() -> Self {
+        LatencyCounters {
+            min_us: AtomicU64::new(u64::MAX),
+            max_us: AtomicU64::new(0),
+            total_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyCounters {
+    fn record(&self, us: u64) {
+        self.min_us.fetch_min(us, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// In milliseconds, as the four-letter words print it. The average keeps the
+    /// sub-millisecond part (Apache's samples are whole milliseconds, so its average of
+    /// sub-millisecond requests is 0): the total is summed in microseconds.
+    fn latency(&self) -> Latency {
+        let count = self.count.load(Ordering::Relaxed);
+        let min_us = self.min_us.load(Ordering::Relaxed);
+        Latency {
+            min_ms: if count == 0 { 0 } else { min_us / 1000 },
+            max_ms: self.max_us.load(Ordering::Relaxed) / 1000,
+            total_ms: self.total_us.load(Ordering::Relaxed) / 1000,
+            count,
+        }
+    }
+
+    fn reset(&self) {
+        self.min_us.store(u64::MAX, Ordering::Relaxed);
+        self.max_us.store(0, Ordering::Relaxed);
+        self.total_us.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+    }
+}
+
+/// One connection's request figures (`cons`: `queued=`, `lresp=`, `llat=`, `min/avg/maxlat=`).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    outstanding: AtomicU64,
+    latency: LatencyCounters,
+    last_latency_us: AtomicU64,
+    /// When the last reply went out, ms since the server started.
+    last_response_ms: AtomicU64,
+}
+
+/// What `cons` prints of one connection's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionFigures {
+    pub outstanding: u64,
+    pub latency: Latency,
+    pub last_latency_ms: u64,
+    pub last_response_ms: i64,
+}
 
 /// Server-wide request counters, shared by every network core.
 #[derive(Debug)]
 pub struct RequestStats {
     /// Requests received and not answered yet.
     outstanding: AtomicU64,
-    /// Latency samples, microseconds (min starts at `u64::MAX`: no sample yet).
-    min_us: AtomicU64,
-    max_us: AtomicU64,
-    total_us: AtomicU64,
-    count: AtomicU64,
+    latency: LatencyCounters,
     /// Every sample, in milliseconds, for the metrics endpoint (`request_latency_ms`).
     pub histogram: Histogram,
+    /// Per open connection (the lock is taken when a connection opens or closes and when
+    /// `cons`/`stat` read them, never per request).
+    connections: Mutex<HashMap<ConnId, Arc<ConnectionStats>>>,
+    started: Instant,
 }
 
 /// Upper bounds of the millisecond histograms (request latency, fsync time).
@@ -47,84 +119,86 @@ impl Default for RequestStats {
     fn default() -> Self {
         RequestStats {
             outstanding: AtomicU64::new(0),
-            min_us: AtomicU64::new(u64::MAX),
-            max_us: AtomicU64::new(0),
-            total_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
+            latency: LatencyCounters::default(),
             histogram: millisecond_histogram(
                 "request_latency_ms",
                 "Request latency on the server: request read to reply handed to the socket writer, ms",
             ),
+            connections: Mutex::default(),
+            started: Instant::now(),
         }
     }
 }
 
 impl RequestStats {
-    fn received(&self) {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn answered(&self, latency: Duration) {
-        let us = latency.as_micros().min(u64::MAX as u128) as u64;
-        self.outstanding.fetch_sub(1, Ordering::Relaxed);
-        self.min_us.fetch_min(us, Ordering::Relaxed);
-        self.max_us.fetch_max(us, Ordering::Relaxed);
-        self.total_us.fetch_add(us, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.histogram.observe(us as f64 / 1000.0);
-    }
-
-    fn abandoned(&self, requests: usize) {
-        self.outstanding.fetch_sub(requests as u64, Ordering::Relaxed);
-    }
-
     /// Requests received and not answered yet (`Outstanding:`, `zk_outstanding_requests`).
     pub fn outstanding(&self) -> u64 {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    /// Latency as the four-letter words print it, in milliseconds. The average keeps the
-    /// sub-millisecond part (Apache's samples are whole milliseconds, so its average of
-    /// sub-millisecond requests is 0): the total is summed in microseconds.
+    /// Latency over all connections, in milliseconds.
     pub fn latency(&self) -> Latency {
-        let count = self.count.load(Ordering::Relaxed);
-        let min_us = self.min_us.load(Ordering::Relaxed);
-        Latency {
-            min_ms: if count == 0 { 0 } else { min_us / 1000 },
-            max_ms: self.max_us.load(Ordering::Relaxed) / 1000,
-            total_ms: self.total_us.load(Ordering::Relaxed) / 1000,
-            count,
-        }
+        self.latency.latency()
     }
 
     /// `srst`: latency starts over (outstanding requests stay counted; the metrics
     /// histogram is a Prometheus counter and never goes back).
     pub fn reset_latency(&self) {
-        self.min_us.store(u64::MAX, Ordering::Relaxed);
-        self.max_us.store(0, Ordering::Relaxed);
-        self.total_us.store(0, Ordering::Relaxed);
-        self.count.store(0, Ordering::Relaxed);
+        self.latency.reset();
+    }
+
+    /// `crst`: every connection's latency starts over.
+    pub fn reset_connection_latency(&self) {
+        for c in self.connections.lock().expect("connection stats lock").values() {
+            c.latency.reset();
+            c.last_latency_us.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// What `cons` prints of `conn`'s requests (zeros for a connection not open here, e.g.
+    /// a learner's client relayed to this leader).
+    pub fn connection(&self, conn: ConnId) -> ConnectionFigures {
+        let Some(c) = self.connections.lock().expect("connection stats lock").get(&conn).cloned() else {
+            return ConnectionFigures::default();
+        };
+        ConnectionFigures {
+            outstanding: c.outstanding.load(Ordering::Relaxed),
+            latency: c.latency.latency(),
+            last_latency_ms: c.last_latency_us.load(Ordering::Relaxed) / 1000,
+            last_response_ms: c.last_response_ms.load(Ordering::Relaxed) as i64,
+        }
     }
 }
 
 /// The arrival times of one connection's requests that have no reply yet, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PendingReplies {
     arrived: VecDeque<Instant>,
     /// The connect request is answered by a ConnectResponse, which has no reply header.
     connect_answered: bool,
+    conn: ConnId,
+    server: Arc<RequestStats>,
+    own: Arc<ConnectionStats>,
 }
 
 impl PendingReplies {
+    /// Starts counting for the new connection `conn`.
+    pub fn open(conn: ConnId, server: Arc<RequestStats>) -> PendingReplies {
+        let own = Arc::new(ConnectionStats::default());
+        server.connections.lock().expect("connection stats lock").insert(conn, own.clone());
+        PendingReplies { arrived: VecDeque::new(), connect_answered: false, conn, server, own }
+    }
+
     /// A request (the connect request included) was read off the socket.
-    pub fn received(&mut self, stats: &RequestStats) {
+    pub fn received(&mut self) {
         self.arrived.push_back(Instant::now());
-        stats.received();
+        self.server.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.own.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `frame` (length prefix included) is being handed to the writer: when it is a reply,
     /// the oldest pending request is answered.
-    pub fn sending(&mut self, frame: &[u8], stats: &RequestStats) {
+    pub fn sending(&mut self, frame: &[u8]) {
         let is_reply = if self.connect_answered {
             frame
                 .get(4..8)
@@ -133,18 +207,29 @@ impl PendingReplies {
             self.connect_answered = true;
             true
         };
-        if is_reply {
-            if let Some(arrived) = self.arrived.pop_front() {
-                stats.answered(arrived.elapsed());
-            }
-        }
+        let Some(arrived) = is_reply.then(|| self.arrived.pop_front()).flatten() else { return };
+        let us = duration_us(arrived.elapsed());
+        let server = &self.server;
+        server.outstanding.fetch_sub(1, Ordering::Relaxed);
+        server.latency.record(us);
+        server.histogram.observe(us as f64 / 1000.0);
+        self.own.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.own.latency.record(us);
+        self.own.last_latency_us.store(us, Ordering::Relaxed);
+        self.own.last_response_ms.store(server.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
+}
 
+impl Drop for PendingReplies {
     /// The connection is gone: its unanswered requests are no longer outstanding.
-    pub fn abandon(&mut self, stats: &RequestStats) {
-        stats.abandoned(self.arrived.len());
-        self.arrived.clear();
+    fn drop(&mut self) {
+        self.server.outstanding.fetch_sub(self.arrived.len() as u64, Ordering::Relaxed);
+        self.server.connections.lock().expect("connection stats lock").remove(&self.conn);
     }
+}
+
+fn duration_us(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
 }
 
 #[cfg(test)]
@@ -160,21 +245,26 @@ mod tests {
 
     #[test]
     fn replies_answer_requests_in_order_and_notifications_answer_none() {
-        let stats = RequestStats::default();
-        let mut pending = PendingReplies::default();
-        pending.received(&stats); // connect
-        pending.received(&stats);
-        pending.received(&stats);
+        let stats = Arc::new(RequestStats::default());
+        let mut pending = PendingReplies::open(7, stats.clone());
+        pending.received(); // connect
+        pending.received();
+        pending.received();
         assert_eq!(stats.outstanding(), 3);
+        assert_eq!(stats.connection(7).outstanding, 3);
         // The ConnectResponse starts with the protocol version 0, whatever it holds.
-        pending.sending(&reply(0), &stats);
-        pending.sending(&reply(xid::NOTIFICATION), &stats);
+        pending.sending(&reply(0));
+        pending.sending(&reply(xid::NOTIFICATION));
         assert_eq!(stats.outstanding(), 2);
-        pending.sending(&reply(1), &stats);
+        pending.sending(&reply(1));
         assert_eq!((stats.outstanding(), stats.latency().count), (1, 2));
-        pending.abandon(&stats);
-        assert_eq!(stats.outstanding(), 0);
+        assert_eq!(stats.connection(7).latency.count, 2);
         assert_eq!(stats.histogram.get_sample_count(), 2);
+        stats.reset_connection_latency();
+        assert_eq!(stats.connection(7).latency, Latency::default());
+        drop(pending);
+        assert_eq!(stats.outstanding(), 0);
+        assert_eq!(stats.connection(7), ConnectionFigures::default());
         stats.reset_latency();
         assert_eq!(stats.latency(), Latency::default());
     }

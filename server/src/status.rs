@@ -147,10 +147,13 @@ impl StatusSource {
         }
     }
 
-    /// `srst` starts the latency figures over (on a serving server, as Apache).
+    /// `srst` starts the server's latency figures over, `crst` every connection's (on a
+    /// serving server, as Apache).
     fn reset_stats_if_asked(&self, word: &[u8; 4], status: &ServerStatus) {
-        if word == b"srst" && status.serving {
-            self.requests.reset_latency();
+        match word {
+            b"srst" if status.serving => self.requests.reset_latency(),
+            b"crst" if status.serving => self.requests.reset_connection_latency(),
+            _ => {}
         }
     }
 
@@ -183,7 +186,7 @@ impl StatusSource {
     pub fn respond(&self, processor: &Processor, word: &[u8; 4]) -> Option<String> {
         let status = self.snapshot(processor, word);
         let text = four_letter::respond(word, &self.whitelist, &status);
-        if self.whitelist.allows("srst") {
+        if std::str::from_utf8(word).is_ok_and(|w| self.whitelist.allows(w)) {
             self.reset_stats_if_asked(word, &status);
         }
         text
@@ -213,10 +216,11 @@ impl StatusSource {
         conns.sort_by_key(|(id, _)| **id);
         s.connections = conns
             .iter()
-            .map(|(_, c)| ConnectionStatus {
+            .map(|(id, c)| (self.requests.connection(**id), c))
+            .map(|(figures, c)| ConnectionStatus {
                 remote: c.remote.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                 interest_ops: 1,
-                outstanding: 0,
+                outstanding: figures.outstanding,
                 received: c.received,
                 sent: c.sent,
                 session_id: c.session_id,
@@ -225,9 +229,9 @@ impl StatusSource {
                 session_timeout_ms: p.sessions.get(c.session_id).map(|x| x.timeout_ms as u32).unwrap_or(0),
                 last_cxid: c.last_cxid as i64,
                 last_zxid: c.last_zxid,
-                last_response_ms: 0,
-                last_latency_ms: 0,
-                latency: Default::default(),
+                last_response_ms: figures.last_response_ms,
+                last_latency_ms: figures.last_latency_ms,
+                latency: figures.latency,
             })
             .collect();
         let session_of = |w: u64| p.connection(w).map_or(0, |c| c.session_id);

@@ -195,6 +195,23 @@ fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
         server.four_letter("srvr").contains("\nOutstanding: 0\n")
     });
 
+    // cons: this connection's own figures.
+    let client = session.stream.local_addr().unwrap();
+    let cons = server.four_letter("cons");
+    let line = cons.lines().find(|l| l.contains(&format!("/{client}["))).unwrap_or_else(|| panic!("{cons}"));
+    let field = |name: &str| -> i64 {
+        let start =
+            line.find(&format!(",{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 2;
+        line[start..].split([',', ')']).next().unwrap().parse().unwrap()
+    };
+    assert!(line.contains("(queued=0,"), "{line}");
+    assert!(field("lresp") > 0, "{line}");
+    assert!(field("maxlat") >= field("minlat") && field("maxlat") >= field("avglat"), "{line}");
+    assert!(field("maxlat") >= 1 || field("avglat") == 0, "{line}");
+    assert_eq!(server.four_letter("crst"), "Connection stats reset.\n");
+    let cons = server.four_letter("cons");
+    assert!(cons.contains(",minlat=0,avglat=0,maxlat=0)"), "crst resets the connection's latency: {cons}");
+
     // srst starts latency over, as Apache.
     assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
     assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
