@@ -8,7 +8,8 @@
 //! `outstanding_requests`, `packets_received`/`packets_sent`, `avg/min/max_latency`,
 //! `global_sessions`, `uptime`, file descriptors; on a leader `learners`, `synced_followers`,
 //! `synced_non_voting_followers`, `synced_observers`, `pending_syncs`) and `fsynctime`
-//! and `snapshottime` (ms; histograms here, so `_sum`/`_count` match Apache's summaries). Ours:
+//! `snapshottime` and `election_time` (ms; histograms here, so `_sum`/`_count` match Apache's
+//! summaries). Ours:
 //! `request_latency_ms` (a histogram of what `avg_latency` averages) and
 //! `ringkeeper_log_batch_records` (records per group commit).
 //!
@@ -35,6 +36,8 @@ pub struct MetricsSources {
     pub log: LogStats,
     /// Snapshot writes, ms (`snapshottime`).
     pub snapshot_time_ms: Histogram,
+    /// Elections, ms (`election_time`).
+    pub election_time_ms: Histogram,
 }
 
 /// The Prometheus text of the current numbers.
@@ -86,6 +89,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     registry.register(Box::new(sources.log.fsync_ms.clone()))?;
     registry.register(Box::new(sources.log.batch_records.clone()))?;
     registry.register(Box::new(sources.snapshot_time_ms.clone()))?;
+    registry.register(Box::new(sources.election_time_ms.clone()))?;
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
     Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))

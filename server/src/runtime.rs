@@ -235,6 +235,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             published: status.published(),
             log: log_stats,
             snapshot_time_ms,
+            election_time_ms: status.election_time_ms(),
         };
         let bound = crate::metrics::start(endpoint, sources)?;
         log::info!("serving Prometheus metrics on http://{bound}/metrics");

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use prometheus::Histogram;
 use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::zab::LearnerCounts;
 
 use crate::config::Config;
 use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerMode, ServerStatus, Whitelist};
-use crate::request_stats::RequestStats;
+use crate::request_stats::{millisecond_histogram, RequestStats};
 
 /// What the data role keeps to answer four-letter words.
 pub struct StatusSource {
@@ -31,6 +32,10 @@ pub struct StatusSource {
     role: Cell<(ServerMode, bool)>,
     /// Latency and outstanding requests, measured by the network cores.
     requests: Arc<RequestStats>,
+    /// Since when this ensemble member has not been serving (electing or syncing).
+    unavailable_since: Cell<Option<Instant>>,
+    /// From not serving to serving again, ms (Apache's `election_time`, for metrics).
+    election_time_ms: Histogram,
     /// A leader's learners at the last tick (`None` when not leading).
     learners: Cell<Option<LearnerCounts>>,
     /// The gauges as of the last tick, for other threads.
@@ -114,6 +119,11 @@ impl StatusSource {
             started: Instant::now(),
             role: Cell::new((ServerMode::Standalone, true)),
             requests,
+            unavailable_since: Cell::new(None),
+            election_time_ms: millisecond_histogram(
+                "election_time",
+                "Time an ensemble member spent electing and syncing before it served again, ms",
+            ),
             learners: Cell::new(None),
             published: Arc::default(),
             admin_queries: Arc::default(),
@@ -178,8 +188,22 @@ impl StatusSource {
     }
 
     /// The ensemble role changed (`Mode:` in srvr/stat, `zk_server_state` in mntr).
+    /// Also times each election: from the moment the member stops serving until it serves.
     pub fn set_role(&self, mode: ServerMode, serving: bool) {
         self.role.set((mode, serving));
+        match (serving, self.unavailable_since.get()) {
+            (false, None) => self.unavailable_since.set(Some(Instant::now())),
+            (true, Some(since)) => {
+                self.unavailable_since.set(None);
+                self.election_time_ms.observe(since.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Election times, for the metrics endpoint.
+    pub fn election_time_ms(&self) -> Histogram {
+        self.election_time_ms.clone()
     }
 
     /// The reply to a four-letter word, or None when it is not one.

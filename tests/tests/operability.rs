@@ -217,9 +217,21 @@ fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
     assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
 }
 
+/// The port a ringkeeper member's metrics endpoint bound (`metricsProvider.httpPort=0`).
+fn metrics_port_in(log: &str) -> Option<u16> {
+    let rest = log.split("serving Prometheus metrics on http://").nth(1)?;
+    rest.split("/metrics").next()?.rsplit(':').next()?.parse().ok()
+}
+
 #[test]
 fn leader_mntr_counts_learners_as_apache() {
-    let ensemble = Ensemble::start(3, 0, "4lw.commands.whitelist=*");
+    let metrics = if Target::from_env() == Target::Ringkeeper {
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0"
+    } else {
+        ""
+    };
+    let ensemble = Ensemble::start(3, 0, metrics);
     let leader = ensemble.wait_leader(Duration::from_secs(30));
     eventually("leader reports both followers synced", Duration::from_secs(10), || {
         let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
@@ -235,6 +247,22 @@ fn leader_mntr_counts_learners_as_apache() {
     let mntr = monitor_values(&ensemble.four_letter(follower, "mntr"));
     assert_eq!(mntr["zk_server_state"], "follower");
     assert!(!mntr.contains_key("zk_learners"), "only a leader has learners: {mntr:?}");
+
+    if let Some(port) = metrics_port_in(&ensemble.log(leader)) {
+        let (samples, _) = parse_exposition(&http_get(port, "/metrics").1);
+        assert_eq!(
+            (samples["learners"], samples["synced_followers"], samples["pending_syncs"]),
+            (2.0, 2.0, 0.0)
+        );
+        assert!(samples["election_time_count"] >= 1.0, "the start-up election is timed: {samples:?}");
+    } else {
+        assert_eq!(
+            Target::from_env(),
+            Target::Apache,
+            "no metrics endpoint in the log:\n{}",
+            ensemble.log(leader)
+        );
+    }
 }
 
 #[test]
