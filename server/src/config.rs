@@ -201,6 +201,13 @@ pub struct Config {
     /// `ringkeeper.zab.historyMax`: txns a leader keeps in memory to bring a learner up to date
     /// with DIFF; a learner further behind gets a snapshot (SNAP).
     pub zab_history_max: usize,
+    /// `metricsProvider.className=`[`PROMETHEUS_METRICS_PROVIDER`]: serve `/metrics` on
+    /// `metricsProvider.httpHost` (default 0.0.0.0) : `metricsProvider.httpPort` (default 7000).
+    pub metrics_endpoint: Option<HttpEndpoint>,
+    /// The AdminServer: on unless `admin.enableServer=false` (as in Apache), at
+    /// `admin.serverAddress` (default 0.0.0.0) : `admin.serverPort` (default 8080). Off in the
+    /// embedded default (no zoo.cfg).
+    pub admin_endpoint: Option<HttpEndpoint>,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
     pub my_id: Option<u64>,
     /// Every `key=value` of the file in file order, duplicates included (for `conf`).
@@ -208,6 +215,22 @@ pub struct Config {
     /// Apache keys accepted but not used by ringkeeper; worth one info line at start-up.
     pub ignored_keys: Vec<String>,
 }
+
+/// Where an HTTP endpoint listens (`host` as written: a name or an IP literal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The `metricsProvider.className` that turns the Prometheus endpoint on, as in Apache.
+pub const PROMETHEUS_METRICS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// Apache's default `metricsProvider.httpPort`.
+pub const DEFAULT_METRICS_PORT: u16 = 7000;
+
+/// Apache's default `admin.serverPort`.
+pub const DEFAULT_ADMIN_PORT: u16 = 8080;
 
 /// Default `ringkeeper.log.batchBytesMax`.
 pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
@@ -265,7 +288,14 @@ pub enum ConfigError {
 }
 
 fn bad(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), reason: reason.into() }
+    let mut reason = reason.into();
+    if value.contains('#') {
+        // Java properties have no inline comments: Apache reads `50 # x` as the value too.
+        reason.push_str(
+            "; a # after a value is part of the value in zoo.cfg, put comments on a line of their own",
+        );
+    }
+    ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), reason }
 }
 
 impl Config {
@@ -319,6 +349,8 @@ impl Config {
             zab_finalize_wait_ms: 30,
             zab_election_retry_ms: 100,
             zab_history_max: 100_000,
+            metrics_endpoint: None,
+            admin_endpoint: None,
             my_id: None,
             raw: Vec::new(),
             ignored_keys: Vec::new(),
@@ -353,6 +385,12 @@ impl Config {
         let mut max_session: Option<(String, i64)> = None;
         let mut whitelist_warnings = Vec::new();
         let mut server_lines: Vec<(String, String)> = Vec::new();
+        let mut metrics_provider: Option<&str> = None;
+        let mut metrics_host: Option<&str> = None;
+        let mut metrics_port: Option<u16> = None;
+        let mut admin_enabled = true;
+        let mut admin_address = "0.0.0.0";
+        let mut admin_port = DEFAULT_ADMIN_PORT;
 
         for (key, line, value) in ordered {
             let short = canonical_key(key);
@@ -503,6 +541,22 @@ impl Config {
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
                 }
+                "metricsProvider.className" => metrics_provider = Some(value),
+                "metricsProvider.httpHost" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a host name or IP address)"));
+                    }
+                    metrics_host = Some(value);
+                }
+                "metricsProvider.httpPort" => metrics_port = Some(parse_port(key, value, true)?),
+                "admin.enableServer" => admin_enabled = parse_bool(key, value)?,
+                "admin.serverAddress" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a host name or IP address)"));
+                    }
+                    admin_address = value;
+                }
+                "admin.serverPort" => admin_port = parse_port(key, value, true)?,
                 _ if key.starts_with("server.") => server_lines.push((key.to_owned(), value.to_owned())),
                 _ => match classify_other(key, short, value) {
                     Other::Ignored => cfg.ignored_keys.push(key.to_owned()),
@@ -517,6 +571,25 @@ impl Config {
             }
         }
         warnings.extend(whitelist_warnings);
+        if admin_enabled {
+            cfg.admin_endpoint = Some(HttpEndpoint { host: admin_address.to_owned(), port: admin_port });
+        }
+        match metrics_provider {
+            Some(PROMETHEUS_METRICS_PROVIDER) => {
+                cfg.metrics_endpoint = Some(HttpEndpoint {
+                    host: metrics_host.unwrap_or("0.0.0.0").to_owned(),
+                    port: metrics_port.unwrap_or(DEFAULT_METRICS_PORT),
+                });
+            }
+            Some(other) => warnings.push(format!(
+                "metricsProvider.className: {other} is not supported (only {PROMETHEUS_METRICS_PROVIDER}); no metrics are served"
+            )),
+            None if metrics_host.is_some() || metrics_port.is_some() => warnings.push(format!(
+                "metricsProvider.httpHost/httpPort are set but metricsProvider.className is not; set it to \
+                 {PROMETHEUS_METRICS_PROVIDER} to serve /metrics"
+            )),
+            None => {}
+        }
 
         cfg.data_dir =
             data_dir.ok_or_else(|| ConfigError::Missing { key: "dataDir".into(), hint: String::new() })?;
@@ -642,16 +715,27 @@ impl Config {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
     }
 
+    /// The client address to listen on: `clientPortAddress`, else this server's `server.N`
+    /// client address, else all interfaces.
+    pub fn effective_client_address(&self) -> String {
+        self.client_port_address
+            .clone()
+            .or_else(|| self.own_server().and_then(|s| s.client_address.clone()))
+            .unwrap_or_else(|| "0.0.0.0".to_owned())
+    }
+
+    /// This server's `server.N` line (by `myid`).
+    fn own_server(&self) -> Option<&ServerEntry> {
+        self.my_id.and_then(|id| self.servers.iter().find(|s| s.id == id))
+    }
+
     /// The client port to listen on: `clientPort`, else this server's `server.N` client
     /// port, else 2181.
     pub fn effective_client_port(&self) -> u16 {
         if let Some(p) = self.client_port {
             return p;
         }
-        self.my_id
-            .and_then(|id| self.servers.iter().find(|s| s.id == id))
-            .and_then(|s| s.client_port)
-            .unwrap_or(2181)
+        self.own_server().and_then(|s| s.client_port).unwrap_or(2181)
     }
 }
 
@@ -759,11 +843,13 @@ fn classify_other(key: &str, short: &str, value: &str) -> Other {
             || key.starts_with("multiAddress.")
             || key.starts_with("admin.")
             || key.starts_with("ssl.")
-            || key.starts_with("authProvider.")
-            || key.starts_with("zookeeper.") =>
+            || key.starts_with("authProvider.") =>
         {
             Other::Ignored
         }
+        _ if key.starts_with("zookeeper.") => Other::IgnoredWithWarning(format!(
+            "{key}: a ZooKeeper setting ringkeeper does not act on; ignored"
+        )),
         _ => Other::Unknown,
     }
 }
@@ -1235,8 +1321,8 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.queue_depth, 4096);
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
         assert_eq!(cfg.raw.len(), 30);
-        assert!(cfg.ignored_keys.contains(&"admin.enableServer".to_owned()));
-        assert!(cfg.ignored_keys.contains(&"metricsProvider.httpPort".to_owned()));
+        assert_eq!(cfg.admin_endpoint, None);
+        assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
         // 3 participants + an observer: no warnings at all.
         assert_eq!(warnings, Vec::<String>::new());
     }
@@ -1261,6 +1347,27 @@ ringkeeper.queue.depth=4096
         assert!(cfg.four_letter_whitelist.allows("srvr"));
         assert!(!cfg.four_letter_whitelist.allows("ruok"));
         assert!(!cfg.is_distributed());
+        assert_eq!(cfg.admin_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 8080 }));
+        assert_eq!(cfg.metrics_endpoint, None);
+        let admin =
+            parse(&format!("{MINIMAL}zookeeper.admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\n"));
+        assert_eq!(admin.admin_endpoint, Some(HttpEndpoint { host: "127.0.0.1".into(), port: 9090 }));
+    }
+
+    #[test]
+    fn client_address_and_port_from_own_server_line() {
+        let mut cfg = parse(
+            "dataDir=/a\ninitLimit=5\nsyncLimit=2\nserver.1=h1:2888:3888;127.0.0.1:2182\nserver.2=h2:2888:3888;2183\n\
+             server.3=h3:2888:3888\n",
+        );
+        let at = |cfg: &Config| (cfg.effective_client_address(), cfg.effective_client_port());
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2181), "no myid yet");
+        cfg.my_id = Some(1);
+        assert_eq!(at(&cfg), ("127.0.0.1".to_owned(), 2182));
+        cfg.my_id = Some(2);
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2183));
+        cfg.my_id = Some(3);
+        assert_eq!(at(&cfg), ("0.0.0.0".to_owned(), 2181));
     }
 
     #[test]
@@ -1303,6 +1410,7 @@ ringkeeper.queue.depth=4096
             warnings,
             vec![
                 "unknown key fooBar (line 2); ignored".to_owned(),
+                "zookeeper.something: a ZooKeeper setting ringkeeper does not act on; ignored".to_owned(),
                 "secureClientPort: TLS client connections are not supported yet; only clientPort is served".to_owned(),
                 "group.1: hierarchical quorums are not supported; every participant has one vote (majority quorum)".to_owned(),
             ]
@@ -1340,6 +1448,31 @@ ringkeeper.queue.depth=4096
         assert_eq!(parse("dataDir=/a\nclientPort=0\n").client_port, Some(0));
     }
 
+    /// Every `properties` block of README.md parses as written, without a single warning
+    /// (a snippet without `dataDir`, e.g. the metrics keys, is parsed after one).
+    #[test]
+    fn readme_configs_parse_without_warnings() {
+        let readme = include_str!("../../README.md");
+        let blocks: Vec<String> = readme
+            .split("```properties\n")
+            .skip(1)
+            .map(|rest| {
+                rest.split("```").next().unwrap_or("").lines().map(|l| format!("{}\n", l.trim())).collect()
+            })
+            .collect();
+        assert!(blocks.len() >= 3, "README.md has its standalone and ensemble zoo.cfg, and the metrics keys");
+        for block in blocks {
+            let whole = if block.contains("dataDir=") {
+                block.clone()
+            } else {
+                format!("dataDir=/var/lib/ringkeeper\n{block}")
+            };
+            let (_, warnings) =
+                Config::parse(&whole).unwrap_or_else(|e| panic!("{e} in README block:\n{block}"));
+            assert_eq!(warnings, Vec::<String>::new(), "README block:\n{block}");
+        }
+    }
+
     #[test]
     fn error_messages() {
         let cases: &[(&str, &str)] = &[
@@ -1371,6 +1504,9 @@ ringkeeper.queue.depth=4096
             ("dataDir=/a\nringkeeper.pin=1\n", "ringkeeper.pin: \"1\" is not a boolean (expected true or false)"),
             ("dataDir=/a\nringkeeper.executors=two\n", "ringkeeper.executors: \"two\" is not an executor layout (expected auto, one or per-role)"),
             ("dataDir=/a\nringkeeper.queue.depth=0\n", "ringkeeper.queue.depth: \"0\" is out of range (expected a positive integer (queue slots))"),
+            ("dataDir=/a\nringkeeper.zab.heartbeatMs=50 # leader pings\n",
+             "ringkeeper.zab.heartbeatMs: \"50 # leader pings\" is not an integer (expected a positive integer \
+              (milliseconds)); a # after a value is part of the value in zoo.cfg, put comments on a line of their own"),
         ];
         for (text, expected) in cases {
             assert_eq!(&err(text), expected, "for config {text:?}");

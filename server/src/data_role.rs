@@ -379,6 +379,9 @@ async fn run_timers(role: &DataRole) -> ! {
                 && role_view.serving;
             processor_tick_at = now + if learner { learner_interval } else { TICK_INTERVAL };
             role.step(Input::Tick);
+            let node = role.node.borrow();
+            let learners = node.peer().and_then(Peer::learner_counts);
+            role.status.publish(node.processor(), learners);
         }
     }
 }

@@ -15,7 +15,7 @@
 //! the one asking.
 //!
 //! Intentional differences from Apache:
-//! - version: `3.8.4-ringkeeper-<ver>, built on <BUILT_ON>`; `envi` adds `ringkeeper.version`
+//! - version: `3.8.4-ringkeeper-<ver>, built on <build date>`; `envi` adds `ringkeeper.version`
 //!   and reports host facts instead of `java.*` properties and JVM memory.
 //! - dates in `dump` are printed in UTC (Apache uses the JVM's time zone).
 //! - `wchc`/`wchp`/`dump` listings are sorted (Apache prints hash order).
@@ -32,8 +32,18 @@ use std::path::PathBuf;
 pub const ZOOKEEPER_VERSION: &str = "3.8.4";
 /// ringkeeper's own version.
 pub const RINGKEEPER_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Fixed "built on" text: builds are reproducible, so no wall-clock date goes in.
-pub const BUILT_ON: &str = "1970-01-01 00:00 UTC";
+/// The git commit this binary was built from (short id; empty when built outside git).
+pub const GIT_COMMIT: &str = env!("RINGKEEPER_GIT_COMMIT");
+/// When this binary was built, Unix seconds (`SOURCE_DATE_EPOCH` when the build set it).
+const BUILT_UNIX_SECS: &str = env!("RINGKEEPER_BUILT_UNIX_SECS");
+
+/// The build date as Apache prints it: `2026-11-26 04:05 UTC`.
+pub fn built_on() -> String {
+    let secs: i64 = BUILT_UNIX_SECS.parse().unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let minute_of_day = secs.rem_euclid(86_400) / 60;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", minute_of_day / 60, minute_of_day % 60)
+}
 
 /// What Apache prints when the server is not (yet) serving, e.g. during an election.
 pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
@@ -49,10 +59,10 @@ pub const FOUR_LETTER_WORDS: &[&str] = &[
 pub const SNAPSHOT_REQUESTED: &str = "Snapshot requested\n";
 
 /// The full version string, as `Version.getFullVersion()` formats it:
-/// `3.8.4-ringkeeper-0.1.0, built on 1970-01-01 00:00 UTC`. Tools that split on `-` get
+/// `3.8.4-ringkeeper-0.1.0, built on 2026-11-26 04:05 UTC`. Tools that split on `-` get
 /// `3.8.4`; tools that split on `,` get the version without the build date.
 pub fn full_version() -> String {
-    format!("{ZOOKEEPER_VERSION}-ringkeeper-{RINGKEEPER_VERSION}, built on {BUILT_ON}")
+    format!("{ZOOKEEPER_VERSION}-ringkeeper-{RINGKEEPER_VERSION}, built on {}", built_on())
 }
 
 /// `4lw.commands.whitelist`: `*` for all, else a comma separated list. `srvr` is always on.
@@ -153,7 +163,17 @@ impl Latency {
         self.count += 1;
     }
 
-    fn min(&self) -> u64 {
+    /// The average in milliseconds (0 without samples): what `avg_java` prints, unrounded.
+    pub fn avg_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_ms as f64 / self.count as f64
+        }
+    }
+
+    /// The smallest sample (0 without samples).
+    pub fn min(&self) -> u64 {
         if self.count == 0 {
             0
         } else {
@@ -173,7 +193,7 @@ impl Latency {
     }
 
     /// Per-connection average: integer division, as `ServerCnxn.getAvgLatency`.
-    fn avg_int(&self) -> u64 {
+    pub fn avg_int(&self) -> u64 {
         self.total_ms.checked_div(self.count).unwrap_or(0)
     }
 }
@@ -603,9 +623,16 @@ fn connection(out: &mut String, c: &ConnectionStatus, brief: bool) {
 
 /// `mntr` (`MonitorCommand`): the `dumpMonitorValues` gauges in Apache's order.
 fn mntr(out: &mut String, s: &ServerStatus) {
-    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+    for (k, v) in monitor_values(s) {
         let _ = writeln!(out, "zk_{k}\t{v}");
-    };
+    }
+}
+
+/// The `mntr` gauges in Apache's order, names without the `zk_` prefix, values as printed
+/// (the AdminServer's `monitor` returns the same pairs as JSON).
+pub fn monitor_values(s: &ServerStatus) -> Vec<(String, String)> {
+    let mut values = Vec::new();
+    let mut line = |k: &str, v: &dyn std::fmt::Display| values.push((k.to_owned(), v.to_string()));
     line("version", &s.version);
     line("server_state", &s.mode.as_str());
     line("ephemerals_count", &s.ephemerals_count);
@@ -639,6 +666,7 @@ fn mntr(out: &mut String, s: &ServerStatus) {
     for (k, v) in &s.extra_monitor {
         line(k, v);
     }
+    values
 }
 
 /// `conf` (`ZooKeeperServer.dumpConf`).
@@ -896,6 +924,7 @@ mod tests {
         assert!(text.starts_with("Zookeeper version: 3.8.4-ringkeeper-"), "{text}");
         assert!(text.contains("\nLatency min/avg/max: 0/0.0/0\n"), "{text}");
         let version = full_version();
+        assert!(version.contains(", built on 20") && !built_on().starts_with("1970"), "{version}");
         assert_eq!(version.split('-').next(), Some("3.8.4"));
         assert_eq!(
             version.split(',').next(),
@@ -1034,9 +1063,10 @@ mod tests {
         assert_eq!(
             all("envi", &s),
             format!(
-                "Environment:\nzookeeper.version=3.8.4-ringkeeper-{v}, built on {BUILT_ON}\n\
+                "Environment:\nzookeeper.version=3.8.4-ringkeeper-{v}, built on {b}\n\
                  ringkeeper.version={v}\nhost.name=localhost\nos.name=Linux\n",
-                v = RINGKEEPER_VERSION
+                v = RINGKEEPER_VERSION,
+                b = built_on()
             )
         );
         let host = host_environment();

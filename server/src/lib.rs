@@ -26,18 +26,23 @@
 //! processor encoded once (`Output::Log`) are the bytes logged, proposed to followers and
 //! applied by them; TRUNC and SNAP restart the process from disk ([`replica`], [`log_sync`]).
 
+pub mod admin;
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
 pub mod link;
+pub mod http;
 pub mod log_role;
 pub mod log_sync;
 pub mod messages;
+pub mod metrics;
 pub mod network;
 pub mod peer_net;
 pub mod recovery;
 pub mod replica;
+pub mod request_stats;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod snapshotter;
 pub mod status;
+pub mod stop;

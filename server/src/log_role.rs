@@ -28,12 +28,14 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::io::{BufferedFile, Directory, DmaFile, OpenOptions};
+use prometheus::{Histogram, HistogramOpts};
 use ringkeeper_engine::log::{self as txlog, SegmentHeader};
 use ringkeeper_engine::zab::SharedTxn;
 
 use crate::config::Config;
 use crate::link;
 use crate::recovery::LogTail;
+use crate::request_stats::millisecond_histogram;
 
 /// The next segment, zero-filled in the background while the current one is written (not a
 /// `log.` name, so recovery never reads it; a leftover is refilled at start-up).
@@ -51,6 +53,28 @@ const EXIT_LOG_FAILURE: i32 = 70;
 pub struct LogRecord {
     pub zxid: i64,
     pub bytes: SharedTxn,
+}
+
+/// What the log role measures, for the metrics endpoint (Prometheus collectors are shared
+/// handles: the endpoint registers clones of these).
+#[derive(Clone)]
+pub struct LogStats {
+    /// One fdatasync of a group commit, ms (Apache's `fsynctime`).
+    pub fsync_ms: Histogram,
+    /// Records per group commit.
+    pub batch_records: Histogram,
+}
+
+impl Default for LogStats {
+    fn default() -> Self {
+        let batch_records =
+            HistogramOpts::new("ringkeeper_log_batch_records", "Records written per group commit")
+                .buckets(prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets"));
+        LogStats {
+            fsync_ms: millisecond_histogram("fsynctime", "Time of one fdatasync of the transaction log, ms"),
+            batch_records: Histogram::with_opts(batch_records).expect("a valid metric"),
+        }
+    }
 }
 
 /// The settings the log role runs with (from zoo.cfg).
@@ -243,11 +267,17 @@ struct LogWriter {
     use_dma: bool,
     /// The zero-filled next segment ([`SPARE_SEGMENT_NAME`]), shared with its filling task.
     spare: Rc<Cell<Spare>>,
+    stats: LogStats,
 }
 
 impl LogWriter {
     /// Opens the log directory and, if recovery found one, the last segment to continue it.
-    async fn open(settings: LogSettings, tail: Option<LogTail>, last_zxid: i64) -> LogWriter {
+    async fn open(
+        settings: LogSettings,
+        tail: Option<LogTail>,
+        last_zxid: i64,
+        stats: LogStats,
+    ) -> LogWriter {
         let dir = Directory::open(&settings.dir)
             .await
             .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
@@ -258,6 +288,7 @@ impl LogWriter {
             last_zxid,
             use_dma: true,
             spare: Rc::new(Cell::new(Spare::Failed)),
+            stats,
         };
         if let Some(tail) = tail {
             let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
@@ -396,8 +427,11 @@ impl LogWriter {
             self.last_zxid = batch[end - 1].zxid;
             start = end;
         }
+        self.stats.batch_records.observe(batch.len() as f64);
         if let Some(segment) = self.segment.as_mut() {
+            let started = Instant::now();
             segment.sync(self.settings.force_sync).await;
+            self.stats.fsync_ms.observe(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
 }
@@ -458,6 +492,7 @@ pub async fn run(
     last_zxid: i64,
     from_data: link::Receiver<LogRecord>,
     to_data: link::Sender<i64>,
+    stats: LogStats,
 ) {
     if !settings.force_sync {
         log::warn!(
@@ -472,13 +507,17 @@ pub async fn run(
         count_max: settings.batch_count_max,
         bytes_max: settings.batch_bytes_max,
     };
-    let mut writer = LogWriter::open(settings, tail, last_zxid).await;
+    let mut writer = LogWriter::open(settings, tail, last_zxid, stats).await;
     while let Some(first) = from_data.recv().await {
         batch.push(first);
         batch.take_queued(&from_data).await;
         if !delay.is_zero() {
             batch.wait_for_more(&from_data, delay).await;
         }
+        let Some(_permit) = crate::stop::commit_permit() else {
+            // The process is stopping (SIGTERM/SIGINT): nothing of this batch was acknowledged.
+            return std::future::pending().await;
+        };
         writer.append(&batch.records).await;
         let durable = writer.last_zxid;
         batch.records.clear();

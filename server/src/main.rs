@@ -5,50 +5,114 @@
 //! directory without changing it (exit status non-zero when it cannot be trusted).
 //! Snapshot tools: `ringkeeper snap-dump SNAPSHOT` prints a snapshot's header, sessions, ACL
 //! lists and nodes; `ringkeeper snap-verify SNAPSHOT|DATADIR` validates one or all fully.
+//! `--version` names the build (version, git commit, build date); `--help` lists all this.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use ringkeeper_server::config::Config;
+use ringkeeper_server::four_letter::{built_on, GIT_COMMIT, RINGKEEPER_VERSION, ZOOKEEPER_VERSION};
 use ringkeeper_server::{recovery, snapshot_store};
 
+/// What `--version` prints after the program name.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let commit = if GIT_COMMIT.is_empty() { String::new() } else { format!(", git {GIT_COMMIT}") };
+    format!(
+        "{RINGKEEPER_VERSION} (ZooKeeper {ZOOKEEPER_VERSION} compatible{commit}, built on {})",
+        built_on()
+    )
+});
+
+/// A ZooKeeper-3.8-compatible coordination service.
+///
+/// With no argument, serves a single node on 127.0.0.1:2181 with data under
+/// ./ringkeeper-data. SIGTERM or SIGINT stops it cleanly (exit status 0). Logs go to stderr
+/// as text, or as one JSON object per line with RINGKEEPER_LOG_FORMAT=json; RUST_LOG filters
+/// them (default: info).
+#[derive(Parser)]
+#[command(name = "ringkeeper", version = VERSION.as_str(), args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// An Apache ZooKeeper zoo.cfg (Java properties) to serve with.
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    tool: Option<Tool>,
+}
+
+/// Offline tools for the files in dataDir / dataLogDir.
+#[derive(Subcommand)]
+enum Tool {
+    /// Print every record of a log segment readably.
+    LogDump { segment: PathBuf },
+    /// Check a log segment or a whole log directory without changing it.
+    LogVerify {
+        #[arg(value_name = "SEGMENT|LOGDIR")]
+        path: PathBuf,
+    },
+    /// Print a snapshot's header, sessions, ACL lists and nodes.
+    SnapDump { snapshot: PathBuf },
+    /// Validate one snapshot or every snapshot of a data directory.
+    SnapVerify {
+        #[arg(value_name = "SNAPSHOT|DATADIR")]
+        path: PathBuf,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match args.as_slice() {
-        [] => Config::embedded_default(),
-        [flag] if flag == "--help" || flag == "-h" => {
-            println!("usage: ringkeeper [path/to/zoo.cfg]\n       ringkeeper log-dump SEGMENT\n       ringkeeper log-verify SEGMENT|LOGDIR\n       ringkeeper snap-dump SNAPSHOT\n       ringkeeper snap-verify SNAPSHOT|DATADIR\n\nWith no argument, serves a single node on 127.0.0.1:2181 with data under ./ringkeeper-data.");
+    init_logging();
+    let cli = Cli::parse();
+    let config = match (cli.tool, cli.config) {
+        (Some(Tool::LogDump { segment }), _) => {
+            return Ok(recovery::dump_segment(&segment, &mut std::io::stdout().lock())?);
+        }
+        (Some(Tool::SnapDump { snapshot }), _) => {
+            return Ok(snapshot_store::dump_snapshot(&snapshot, &mut std::io::stdout().lock())?);
+        }
+        (Some(Tool::SnapVerify { path }), _) => {
+            snapshot_store::verify_snapshots(&path)?.iter().for_each(|line| println!("{line}"));
             return Ok(());
         }
-        [tool, path] if tool == "log-dump" => {
-            return Ok(recovery::dump_segment(std::path::Path::new(path), &mut std::io::stdout().lock())?);
-        }
-        [tool, path] if tool == "snap-dump" => {
-            return Ok(snapshot_store::dump_snapshot(
-                std::path::Path::new(path),
-                &mut std::io::stdout().lock(),
-            )?);
-        }
-        [tool, path] if tool == "snap-verify" => {
-            for line in snapshot_store::verify_snapshots(std::path::Path::new(path))? {
-                println!("{line}");
-            }
+        (Some(Tool::LogVerify { path }), _) => {
+            recovery::verify_log(&path)?.iter().for_each(|line| println!("{line}"));
             return Ok(());
         }
-        [tool, path] if tool == "log-verify" => {
-            for line in recovery::verify_log(std::path::Path::new(path))? {
-                println!("{line}");
-            }
-            return Ok(());
-        }
-        [path] => {
-            let (config, warnings) =
-                Config::load(std::path::Path::new(path)).with_context(|| format!("reading {path}"))?;
-            for warning in warnings {
-                log::warn!("{path}: {warning}");
-            }
-            config
-        }
-        _ => anyhow::bail!("usage: ringkeeper [path/to/zoo.cfg]"),
+        (None, None) => Config::embedded_default(),
+        (None, Some(path)) => load(&path)?,
     };
+    log::info!("ringkeeper {}", VERSION.as_str());
+    ringkeeper_server::stop::install().context("installing the SIGTERM/SIGINT handler")?;
     ringkeeper_server::runtime::run(config)
+}
+
+/// Logging to stderr: env_logger's text, or JSON lines (`{"ts","level","target","message"}`)
+/// when `RINGKEEPER_LOG_FORMAT=json`, for log shippers.
+fn init_logging() {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if std::env::var("RINGKEEPER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.format(|out, record| {
+            let line = serde_json::json!({
+                "ts": out.timestamp_micros().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    builder.init();
+}
+
+/// Reads `path`, logging every warning and, once, the Apache keys accepted but not acted on.
+fn load(path: &Path) -> anyhow::Result<Config> {
+    let shown = path.display();
+    let (config, warnings) = Config::load(path).with_context(|| format!("reading {shown}"))?;
+    for warning in warnings {
+        log::warn!("{shown}: {warning}");
+    }
+    if !config.ignored_keys.is_empty() {
+        log::info!("{shown}: accepted but not acted on by ringkeeper: {}", config.ignored_keys.join(", "));
+    }
+    Ok(config)
 }

@@ -24,6 +24,7 @@ use ringkeeper_engine::proto::{ConnectRequest, Jute};
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
 use crate::messages::{ToData, ToNet};
+use crate::request_stats::{PendingReplies, RequestStats};
 
 /// Read buffer of a client connection: the frames a pipelining client sent together (and
 /// each frame's length prefix with its body) come out of one socket read.
@@ -41,7 +42,6 @@ pub struct NetworkLimits {
 pub type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
 /// What a connection's writer has to do.
-#[derive(Default)]
 struct Outbox {
     bytes: Vec<u8>,
     close: bool,
@@ -49,6 +49,8 @@ struct Outbox {
     /// The writer finished (closed by the data role, or the socket failed).
     done: bool,
     done_waker: Option<Waker>,
+    /// Requests of this connection waiting for their reply (latency, outstanding).
+    pending: PendingReplies,
 }
 
 type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -59,6 +61,7 @@ struct NetworkCore {
     outboxes: RefCell<HashMap<ClientConn, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
+    stats: Arc<RequestStats>,
 }
 
 /// Runs the network role on the current executor until the process ends.
@@ -69,9 +72,10 @@ pub async fn run(
     from_data: link::Receiver<Vec<ToNet>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
+    stats: Arc<RequestStats>,
 ) {
     let core =
-        Rc::new(NetworkCore { index, to_data, outboxes: RefCell::new(HashMap::new()), limits, counts });
+        Rc::new(NetworkCore { index, to_data, outboxes: RefCell::new(HashMap::new()), limits, counts, stats });
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
     let mut next_local: u64 = 1;
     loop {
@@ -121,6 +125,9 @@ impl NetworkCore {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
+            if let Some(b) = &bytes {
+                o.pending.sending(b);
+            }
             match bytes {
                 // An idle writer takes the frame as it is; a busy one gets it appended.
                 Some(b) if o.bytes.is_empty() => o.bytes = b,
@@ -194,13 +201,23 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
 }
 
 async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer: SocketAddr) {
-    let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox::default()));
+    let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox {
+        bytes: Vec::new(),
+        close: false,
+        waker: None,
+        done: false,
+        done_waker: None,
+        pending: PendingReplies::open(conn, core.stats.clone()),
+    }));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let reader = futures_lite::io::BufReader::with_capacity(CLIENT_READ_BUFFER_BYTES, reader);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
-    let reason =
-        futures_lite::future::or(read_loop(&core, reader, conn, peer), writer_finished(outbox.clone())).await;
+    let reason = futures_lite::future::or(
+        read_loop(&core, &outbox, reader, conn, peer),
+        writer_finished(outbox.clone()),
+    )
+    .await;
     if let Err(reason) = reason {
         log::info!("closing connection {conn} from {peer}: {reason}");
     }
@@ -236,6 +253,7 @@ async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<
 /// Reads frames until EOF or a protocol violation. Err names the violation.
 async fn read_loop(
     core: &NetworkCore,
+    outbox: &SharedOutbox,
     mut reader: ClientReader,
     conn: ClientConn,
     peer: SocketAddr,
@@ -270,6 +288,7 @@ async fn read_loop(
         } else {
             ToData::Request { conn, frame }
         };
+        outbox.borrow_mut().pending.received();
         if core.to_data.send(message).await.is_err() {
             return Err("data role is gone".into());
         }

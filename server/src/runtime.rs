@@ -24,11 +24,13 @@ use ringkeeper_engine::request::{Processor, ProcessorConfig};
 use crate::config::{Config, Executors};
 use crate::data_role::LogLink;
 use crate::link;
-use crate::log_role::{LogRecord, LogSettings};
+use crate::log_role::{LogRecord, LogSettings, LogStats};
 use crate::messages::{ToData, ToNet};
+use crate::metrics::MetricsSources;
 use crate::network::{self, ConnectionCounts, NetworkLimits};
 use crate::recovery::LogTail;
 use crate::replica::ReplicaSetup;
+use crate::request_stats::RequestStats;
 use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
@@ -143,8 +145,8 @@ fn listener_on(addr: SocketAddr) -> Option<String> {
 pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
-    let address = config.client_port_address.clone().unwrap_or_else(|| "0.0.0.0".to_string());
-    let port = config.client_port.unwrap_or(2181);
+    let address = config.effective_client_address();
+    let port = config.effective_client_port();
     let bind_addr: SocketAddr = format!("{address}:{port}")
         .parse()
         .or_else(|_| format!("[{address}]:{port}").parse())
@@ -181,19 +183,42 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         processor.tree.node_count()
     );
     let snapshot_settings = SnapshotSettings::from_config(&config, log_settings.dir.clone());
+    let snapshot_time_ms = snapshot_settings.write_time_ms.clone();
     let mut snapshots = Snapshotter::new(snapshot_settings, recovered.last_zxid, now as u64)
         .context("starting the snapshot writer thread")?;
     if recovered.records > 0 {
         // As Apache after loading its database: the next start need not replay these again.
         snapshots.request();
     }
+    let request_stats = Arc::new(RequestStats::default());
+    let log_stats = LogStats::default();
+    let status = StatusSource::new(&config, request_stats.clone());
+    if let Some(endpoint) = &config.metrics_endpoint {
+        let sources = MetricsSources {
+            requests: request_stats.clone(),
+            published: status.published(),
+            log: log_stats.clone(),
+            snapshot_time_ms,
+            election_time_ms: status.election_time_ms(),
+        };
+        let bound = crate::metrics::start(endpoint, sources)?;
+        log::info!("serving Prometheus metrics on http://{bound}/metrics");
+    }
+    if let Some(endpoint) = &config.admin_endpoint {
+        // As Apache: an AdminServer that cannot start is a warning, not a reason to stop.
+        match crate::admin::start(endpoint, status.admin_queries()) {
+            Ok(bound) => log::info!("AdminServer: http://{bound}/commands"),
+            Err(e) => log::warn!("AdminServer not started: {e:#}"),
+        }
+    }
     let queue_depth = config.queue_depth.max(1);
     let roles = Roles {
         processor,
-        status: StatusSource::new(&config),
+        status,
         snapshots,
         replica,
         log_settings,
+        log_stats,
         log_tail: recovered.tail,
         last_zxid: recovered.last_zxid,
         queue_depth,
@@ -204,6 +229,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 max_client_cnxns: config.max_client_cnxns,
             },
             counts: Arc::new(Mutex::new(Default::default())),
+            stats: request_stats,
         },
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -222,6 +248,7 @@ struct Roles {
     snapshots: Snapshotter,
     replica: Option<ReplicaSetup>,
     log_settings: LogSettings,
+    log_stats: LogStats,
     log_tail: Option<LogTail>,
     last_zxid: i64,
     queue_depth: usize,
@@ -252,6 +279,7 @@ struct ClientListener {
     addr: SocketAddr,
     limits: NetworkLimits,
     counts: ConnectionCounts,
+    stats: Arc<RequestStats>,
 }
 
 impl ClientListener {
@@ -273,7 +301,7 @@ impl ClientListener {
             }
         };
         let _ = bound.send(listener.local_addr().map_err(|e| e.to_string()));
-        network::run(index, listener, to_data, from_data, self.limits, self.counts).await;
+        network::run(index, listener, to_data, from_data, self.limits, self.counts, self.stats).await;
     }
 }
 
@@ -314,6 +342,7 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
                 roles.last_zxid,
                 from_data_to_log,
                 to_data_durable,
+                roles.log_stats,
             ))
             .detach();
             glommio::spawn_local(roles.clients.serve(0, bound_tx, to_data, from_data)).detach();
@@ -357,8 +386,9 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
 
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
-    let Roles { processor, status, snapshots, replica, log_settings, log_tail, last_zxid, clients, .. } =
-        roles;
+    let Roles {
+        processor, status, snapshots, replica, log_settings, log_stats, log_tail, last_zxid, clients, ..
+    } = roles;
     let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
     let log_handle = LocalExecutorBuilder::new(placement(config, config.log_core))
         .name("rk-log")
@@ -366,7 +396,7 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
         .spawn(move || async move {
             let from_data = link::connect_receiver(from_data).await;
             let to_data = link::connect_sender(to_data_durable).await;
-            crate::log_role::run(log_settings, log_tail, last_zxid, from_data, to_data).await
+            crate::log_role::run(log_settings, log_tail, last_zxid, from_data, to_data, log_stats).await
         })
         .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
 

@@ -1,16 +1,24 @@
 //! Four-letter-word answers for the data role: fills a [`ServerStatus`] from the engine's
 //! processor and hands it to [`crate::four_letter::respond`] for Apache's exact layout.
 //! Runs on the data role's core (it reads the processor directly).
+//!
+//! The same numbers go to readers on other threads (the metrics endpoint) through
+//! [`PublishedStatus`], which the data role refreshes on every tick ([`StatusSource::publish`]):
+//! one place computes them, whichever way they are read.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use prometheus::Histogram;
 use ringkeeper_engine::request::{ConnId, Processor};
+use ringkeeper_engine::zab::LearnerCounts;
 
 use crate::config::Config;
 use crate::four_letter::{self, ConfStatus, ConnectionStatus, ServerMode, ServerStatus, Whitelist};
+use crate::request_stats::{millisecond_histogram, RequestStats};
 
 /// What the data role keeps to answer four-letter words.
 pub struct StatusSource {
@@ -22,6 +30,59 @@ pub struct StatusSource {
     started: Instant,
     /// Ensemble role and whether clients are served (standalone: always serving).
     role: Cell<(ServerMode, bool)>,
+    /// Latency and outstanding requests, measured by the network cores.
+    requests: Arc<RequestStats>,
+    /// Since when this ensemble member has not been serving (electing or syncing).
+    unavailable_since: Cell<Option<Instant>>,
+    /// From not serving to serving again, ms (Apache's `election_time`, for metrics).
+    election_time_ms: Histogram,
+    /// A leader's learners at the last tick (`None` when not leading).
+    learners: Cell<Option<LearnerCounts>>,
+    /// The gauges as of the last tick, for other threads.
+    published: Arc<Mutex<PublishedStatus>>,
+    /// AdminServer questions, answered at the next tick.
+    admin_queries: AdminQueries,
+}
+
+/// A question from the AdminServer thread: everything the four-letter word `word` prints.
+pub struct AdminQuery {
+    pub word: [u8; 4],
+    pub reply: std::sync::mpsc::Sender<ServerStatus>,
+}
+
+/// AdminServer questions waiting for the data role's next tick.
+pub type AdminQueries = Arc<Mutex<Vec<AdminQuery>>>;
+
+/// The data role's gauges as of its last tick (at most 50 ms old), named as Apache's `mntr`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishedStatus {
+    pub mode: ServerMode,
+    pub serving: bool,
+    pub node_count: u64,
+    pub watch_count: u64,
+    pub ephemerals_count: u64,
+    pub approximate_data_size: u64,
+    pub num_alive_connections: u64,
+    pub global_sessions: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub last_zxid: i64,
+    pub uptime_ms: u64,
+    /// On a leader: its learners.
+    pub learners: Option<LearnerCounts>,
+}
+
+/// A leader's `mntr` lines after the common ones, in Apache 3.8's order
+/// (`LeaderZooKeeperServer`). Syncs are never queued apart from other requests here (a sync
+/// reply waits in the same hold as every reply), so `pending_syncs` is always 0.
+pub fn leader_monitor_lines(learners: &LearnerCounts) -> Vec<(&'static str, u64)> {
+    vec![
+        ("learners", learners.learners as u64),
+        ("synced_followers", learners.synced_followers as u64),
+        ("synced_non_voting_followers", 0),
+        ("synced_observers", learners.synced_observers as u64),
+        ("pending_syncs", 0),
+    ]
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -37,7 +98,8 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn fd_counts() -> (Option<u64>, Option<u64>) {
+/// Open file descriptors of this process and their limit (`zk_open/max_file_descriptor_count`).
+pub fn fd_counts() -> (Option<u64>, Option<u64>) {
     let open = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
@@ -46,7 +108,7 @@ fn fd_counts() -> (Option<u64>, Option<u64>) {
 }
 
 impl StatusSource {
-    pub fn new(config: &Config) -> StatusSource {
+    pub fn new(config: &Config, requests: Arc<RequestStats>) -> StatusSource {
         let env = four_letter::host_environment();
         StatusSource {
             whitelist: config.four_letter_whitelist.clone(),
@@ -56,42 +118,133 @@ impl StatusSource {
             log_dir: config.log_dir().to_path_buf(),
             started: Instant::now(),
             role: Cell::new((ServerMode::Standalone, true)),
+            requests,
+            unavailable_since: Cell::new(None),
+            election_time_ms: millisecond_histogram(
+                "election_time",
+                "Time an ensemble member spent electing and syncing before it served again, ms",
+            ),
+            learners: Cell::new(None),
+            published: Arc::default(),
+            admin_queries: Arc::default(),
+        }
+    }
+
+    /// Where the AdminServer leaves its questions.
+    pub fn admin_queries(&self) -> AdminQueries {
+        self.admin_queries.clone()
+    }
+
+    /// The gauges the data role publishes, for readers on other threads.
+    pub fn published(&self) -> Arc<Mutex<PublishedStatus>> {
+        self.published.clone()
+    }
+
+    /// Refreshes [`PublishedStatus`] (called by the data role on every tick; cheap: counters
+    /// the processor keeps, and one pass over connections and ephemeral owners).
+    pub fn publish(&self, p: &Processor, learners: Option<LearnerCounts>) {
+        self.learners.set(learners);
+        let status = self.gauges(p);
+        *self.published.lock().expect("published status lock") = status;
+        let queries = std::mem::take(&mut *self.admin_queries.lock().expect("admin queries lock"));
+        for query in queries {
+            let mut status = self.snapshot(p, &query.word);
+            // The AdminServer's server_stats and stats show the sizes too.
+            status.data_dir_size = dir_size(&self.data_dir);
+            status.log_dir_size = dir_size(&self.log_dir);
+            self.reset_stats_if_asked(&query.word, &status);
+            let _ = query.reply.send(status);
+        }
+    }
+
+    /// `srst` starts the server's latency figures over, `crst` every connection's (on a
+    /// serving server, as Apache).
+    fn reset_stats_if_asked(&self, word: &[u8; 4], status: &ServerStatus) {
+        match word {
+            b"srst" if status.serving => self.requests.reset_latency(),
+            b"crst" if status.serving => self.requests.reset_connection_latency(),
+            _ => {}
+        }
+    }
+
+    /// The gauges, computed the one way both the four-letter words and metrics report them.
+    fn gauges(&self, p: &Processor) -> PublishedStatus {
+        let (mode, serving) = self.role.get();
+        PublishedStatus {
+            mode,
+            serving,
+            node_count: p.tree.node_count() as u64,
+            watch_count: p.watches.watch_count() as u64,
+            ephemerals_count: p.tree.ephemeral_count() as u64,
+            approximate_data_size: p.tree.approximate_data_size().max(0) as u64,
+            num_alive_connections: p.connections().count() as u64,
+            global_sessions: p.sessions.len() as u64,
+            packets_received: p.stats.packets_received,
+            packets_sent: p.stats.packets_sent,
+            last_zxid: p.tree.last_processed_zxid,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            learners: self.learners.get(),
         }
     }
 
     /// The ensemble role changed (`Mode:` in srvr/stat, `zk_server_state` in mntr).
+    /// Also times each election: from the moment the member stops serving until it serves.
     pub fn set_role(&self, mode: ServerMode, serving: bool) {
         self.role.set((mode, serving));
+        match (serving, self.unavailable_since.get()) {
+            (false, None) => self.unavailable_since.set(Some(Instant::now())),
+            (true, Some(since)) => {
+                self.unavailable_since.set(None);
+                self.election_time_ms.observe(since.elapsed().as_secs_f64() * 1000.0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Election times, for the metrics endpoint.
+    pub fn election_time_ms(&self) -> Histogram {
+        self.election_time_ms.clone()
     }
 
     /// The reply to a four-letter word, or None when it is not one.
     pub fn respond(&self, processor: &Processor, word: &[u8; 4]) -> Option<String> {
         let status = self.snapshot(processor, word);
-        four_letter::respond(word, &self.whitelist, &status)
+        let text = four_letter::respond(word, &self.whitelist, &status);
+        if std::str::from_utf8(word).is_ok_and(|w| self.whitelist.allows(w)) {
+            self.reset_stats_if_asked(word, &status);
+        }
+        text
     }
 
     /// Everything `word` prints. The filesystem reads (directory sizes, open descriptors) are
     /// done only for the words that print them: this runs on the data role's core, and tools
     /// poll `srvr` and `ruok` often.
     fn snapshot(&self, p: &Processor, word: &[u8; 4]) -> ServerStatus {
+        let g = self.gauges(p);
         let mut s = ServerStatus::new(self.conf.clone());
-        (s.mode, s.serving) = self.role.get();
+        (s.mode, s.serving) = (g.mode, g.serving);
         s.env = self.env.clone();
-        s.packets_received = p.stats.packets_received;
-        s.packets_sent = p.stats.packets_sent;
-        s.last_zxid = p.tree.last_processed_zxid;
-        s.node_count = p.tree.node_count() as u64;
-        s.approximate_data_size = p.tree.approximate_data_size().max(0) as u64;
-        s.uptime_ms = self.started.elapsed().as_millis() as u64;
+        s.packets_received = g.packets_received;
+        s.packets_sent = g.packets_sent;
+        s.latency = self.requests.latency();
+        s.outstanding_requests = self.requests.outstanding();
+        s.last_zxid = g.last_zxid;
+        s.node_count = g.node_count;
+        s.approximate_data_size = g.approximate_data_size;
+        s.uptime_ms = g.uptime_ms;
+        s.num_alive_connections = g.num_alive_connections;
+        s.watch_count = g.watch_count;
+        s.ephemerals_count = g.ephemerals_count;
+        s.global_sessions = g.global_sessions;
         let mut conns: Vec<_> = p.connections().collect();
         conns.sort_by_key(|(id, _)| **id);
-        s.num_alive_connections = conns.len() as u64;
         s.connections = conns
             .iter()
-            .map(|(_, c)| ConnectionStatus {
+            .map(|(id, c)| (self.requests.connection(**id), c))
+            .map(|(figures, c)| ConnectionStatus {
                 remote: c.remote.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
                 interest_ops: 1,
-                outstanding: 0,
+                outstanding: figures.outstanding,
                 received: c.received,
                 sent: c.sent,
                 session_id: c.session_id,
@@ -100,9 +253,9 @@ impl StatusSource {
                 session_timeout_ms: p.sessions.get(c.session_id).map(|x| x.timeout_ms as u32).unwrap_or(0),
                 last_cxid: c.last_cxid as i64,
                 last_zxid: c.last_zxid,
-                last_response_ms: 0,
-                last_latency_ms: 0,
-                latency: Default::default(),
+                last_response_ms: figures.last_response_ms,
+                last_latency_ms: figures.last_latency_ms,
+                latency: figures.latency,
             })
             .collect();
         let session_of = |w: ConnId| p.connection(w).map_or(0, |c| c.session_id);
@@ -114,7 +267,6 @@ impl StatusSource {
             .into_iter()
             .map(|(path, ws)| (path, ws.into_iter().map(|w| session_of(w.0)).collect()))
             .collect();
-        s.watch_count = p.watches.watch_count() as u64;
         // wchs counts data watches only, as Apache.
         s.watch_total = p.watches.data_table().watch_count() as u64;
         s.watched_paths = p.watches.path_count() as u64;
@@ -124,14 +276,18 @@ impl StatusSource {
             .all_ephemerals()
             .map(|(id, paths)| (id, paths.iter().map(|x| x.to_string()).collect()))
             .collect();
-        s.ephemerals_count = p.tree.ephemeral_count() as u64;
-        s.global_sessions = p.sessions.len() as u64;
         if matches!(word, b"dirs" | b"conf") {
             s.data_dir_size = dir_size(&self.data_dir);
             s.log_dir_size = dir_size(&self.log_dir);
         }
         if word == b"mntr" {
             (s.open_file_descriptor_count, s.max_file_descriptor_count) = fd_counts();
+            if let (ServerMode::Leader, Some(learners)) = (s.mode, g.learners) {
+                s.extra_monitor = leader_monitor_lines(&learners)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_string()))
+                    .collect();
+            }
         }
         s
     }

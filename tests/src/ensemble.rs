@@ -230,6 +230,16 @@ impl Ensemble {
         }
     }
 
+    /// Sends member `i` `signal` (`TERM`, `INT`) and waits up to `limit` for it to exit.
+    pub fn stop_with_signal(
+        &mut self,
+        i: usize,
+        signal: &str,
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        crate::stop_with_signal(&mut self.members[i].child, signal, limit)
+    }
+
     /// Starts member `i` again (same config and dataDir) and waits until it serves.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);

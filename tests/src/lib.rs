@@ -120,6 +120,19 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Sends `signal` (a name for kill(1)) to the process in `child` and waits up to `limit` for
+/// it to exit; its exit status (and `child` emptied), or `None` if it is still running then.
+pub fn stop_with_signal(child: &mut Option<Child>, signal: &str, limit: Duration) -> Option<ExitStatus> {
+    let process = child.as_mut().expect("a running server");
+    let sent = Command::new("kill").args(["-s", signal, &process.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
+    let status = wait_exit(process, limit);
+    if status.is_some() {
+        *child = None;
+    }
+    status
+}
+
 /// A server process under test, with its own data directory.
 pub struct TestServer {
     pub target: Target,
@@ -238,6 +251,12 @@ impl TestServer {
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+    }
+
+    /// Sends `signal` (a name for kill(1): `TERM`, `INT`) and waits up to `limit` for the
+    /// process to exit; its exit status, or `None` if it is still running then.
+    pub fn stop_with_signal(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
+        stop_with_signal(&mut self.child, signal, limit)
     }
 
     /// Whether the process is still running.

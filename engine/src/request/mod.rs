@@ -319,6 +319,9 @@ impl Processor {
             };
             self.commit(&txn, now_ms, &mut out);
             self.bind(conn, session_id, &mut out);
+            log::info!(
+                "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
+            );
             let resp = ConnectResponse {
                 protocol_version: 0,
                 timeout_ms,
@@ -340,10 +343,16 @@ impl Processor {
                 passwd: session.passwd.to_vec(),
                 read_only,
             };
+            log::info!(
+                "Re-established session 0x{:x} with negotiated timeout {} for client {remote}",
+                req.session_id,
+                resp.timeout_ms
+            );
             self.bind(conn, req.session_id, &mut out);
             let zxid = self.last_zxid();
             self.send(&mut out, conn, record_frame(&resp), zxid);
         } else {
+            log::info!("Invalid session 0x{:x} for client {remote}, probably expired", req.session_id);
             let resp = ConnectResponse {
                 protocol_version: 0,
                 timeout_ms: 0,
@@ -396,6 +405,8 @@ impl Processor {
             return out;
         }
         for session_id in self.sessions.expired(now_ms, self.txns_allowed()) {
+            let timeout_ms = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
+            log::info!("Expiring session 0x{session_id:x}, timeout of {timeout_ms}ms exceeded");
             self.close_session(session_id, 0, now_ms, &mut out);
             if let Some(conn) = self.session_conn.get(&session_id).copied() {
                 self.close_conn(conn, &mut out);
@@ -483,6 +494,8 @@ impl Processor {
                 self.set_watches(conn, op, &header, &mut r, &mut out)?
             }
             OpCode::CloseSession => {
+                let client = self.conns.get(&conn).map_or("", |c| c.remote.as_str());
+                log::info!("Closing session 0x{session_id:x} at the request of client {client}");
                 let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
                 self.refuse(&mut out, conn, header.xid, zxid, ErrorCode::Ok);
             }

@@ -20,7 +20,7 @@ pub mod peer;
 pub mod relay;
 
 pub use msg::{Msg, ServerState, Vote};
-pub use peer::{Action, Event, Peer, PeerConfig, Recovered, RoleView};
+pub use peer::{Action, Event, LearnerCounts, Peer, PeerConfig, Recovered, RoleView};
 pub use relay::Relay;
 
 use std::sync::Arc;

@@ -119,6 +119,18 @@ pub struct RoleView {
     pub serving: bool,
 }
 
+/// A leader's learners, as Apache's `mntr` counts them (`zk_learners`, `zk_synced_followers`,
+/// `zk_synced_observers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LearnerCounts {
+    /// Learners connected, in any stage of joining (Apache: its LearnerHandlers).
+    pub learners: usize,
+    /// Voting followers synced and receiving proposals.
+    pub synced_followers: usize,
+    /// Observers synced and receiving commits.
+    pub synced_observers: usize,
+}
+
 /// Something the server must do, in order.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -349,6 +361,19 @@ impl Peer {
             }
             _ => None,
         }
+    }
+
+    /// Leader only: its learners by stage; `None` on a server that is not leading.
+    pub fn learner_counts(&self) -> Option<LearnerCounts> {
+        let Phase::Leading(l) = &self.phase else { return None };
+        let synced = |observer: bool| {
+            l.learners.values().filter(|k| k.observer == observer && k.stage == LearnerStage::Synced).count()
+        };
+        Some(LearnerCounts {
+            learners: l.learners.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+        })
     }
 
     /// Last zxid logged (maybe not yet durable).

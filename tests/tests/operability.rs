@@ -1,0 +1,640 @@
+//! What an operator sees, checked on real `ringkeeper` processes: `--version`/`--help`,
+//! a clean stop on SIGTERM under write load with no acknowledged write lost, true
+//! `srvr`/`mntr` numbers (request latency, outstanding requests, a leader's followers),
+//! session lifecycle lines in the log, unknown `zookeeper.*` keys named at start-up, the
+//! Prometheus endpoint scraped over HTTP and the AdminServer's JSON commands.
+//!
+//! These check ringkeeper's own operability surface; with `RINGKEEPER_TEST_TARGET=apache`
+//! the tests that exercise only what Apache does the same way still run (the others say
+//! that they are skipped).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::PathWatchRequest;
+use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
+
+mod common;
+use common::{create_request, RawSession};
+
+fn ringkeeper_only(test: &str) -> bool {
+    if Target::from_env() == Target::Ringkeeper {
+        return true;
+    }
+    eprintln!("{test}: skipped against Apache (checks ringkeeper's own surface)");
+    false
+}
+
+/// `key value` (tab separated) lines of `mntr`.
+fn monitor_values(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// Polls `check` every 50 ms for at most `limit`.
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn version_and_help_name_the_real_build() {
+    for flag in ["--version", "-V"] {
+        let out = Command::new(ringkeeper_binary()).arg(flag).output().expect("run ringkeeper");
+        assert!(out.status.success(), "{flag}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("ringkeeper 0."), "{flag}: {text}");
+        assert!(text.contains("ZooKeeper 3.8.4 compatible"), "{flag}: {text}");
+        let built = text.split("built on ").nth(1).expect("a build date");
+        assert!(!built.starts_with("1970") && built.starts_with("20"), "{flag}: {text}");
+    }
+    let out = Command::new(ringkeeper_binary()).arg("--help").output().expect("run ringkeeper");
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for tool in ["log-dump", "log-verify", "snap-dump", "snap-verify", "--version", "[CONFIG]"] {
+        assert!(help.contains(tool), "--help lacks {tool}:\n{help}");
+    }
+}
+
+#[test]
+fn srvr_version_has_a_real_build_date() {
+    let server = TestServer::start();
+    let srvr = server.four_letter("srvr");
+    let version = srvr.lines().next().unwrap();
+    assert!(version.contains(", built on 20"), "{version}");
+}
+
+/// Creates znodes one at a time on a session of its own until the server stops answering;
+/// returns the paths whose create was acknowledged. Sets `started` after 50.
+fn write_until_stopped(addr: SocketAddr, started: &AtomicBool) -> Vec<String> {
+    let mut session = RawSession::connect_to(addr, 30_000);
+    let prefix = format!("/w-{:x}-", session.session_id());
+    let mut acknowledged = Vec::new();
+    for i in 0.. {
+        let path = format!("{prefix}{i}");
+        let xid = session.send(OpCode::Create, &create_request(&path, 0));
+        match session.reply_to(xid) {
+            Some(reply) if reply.header.err == 0 => acknowledged.push(path),
+            Some(reply) => panic!("create {path} failed with {}", reply.header.err),
+            None => break,
+        }
+        if i == 50 {
+            started.store(true, Ordering::SeqCst);
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn sigterm_under_write_load_stops_cleanly_and_loses_no_acknowledged_write() {
+    if !ringkeeper_only("sigterm_under_write_load") {
+        return;
+    }
+    let mut server = TestServer::start();
+    let started = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, started, acknowledged) = (server.addr(), started.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let paths = write_until_stopped(addr, &started);
+                acknowledged.lock().unwrap().extend(paths);
+            })
+        })
+        .collect();
+    eventually("writers under way", Duration::from_secs(20), || started.load(Ordering::SeqCst));
+    let sent = Instant::now();
+    let status =
+        server.stop_with_signal("TERM", Duration::from_secs(5)).expect("exits within 5 s of SIGTERM");
+    let took = sent.elapsed();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let log = server.log();
+    assert!(log.contains("stopping on SIGTERM"), "no stop line in the log:\n{log}");
+    println!("SIGTERM to exit: {took:?}");
+
+    server.restart();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > 50, "only {} writes acknowledged", acknowledged.len());
+    let mut reader = RawSession::connect(&server, 30_000);
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|p| reader.code(OpCode::Exists, &PathWatchRequest { path: (*p).clone(), watch: false }) != 0)
+        .collect();
+    assert!(missing.is_empty(), "{} acknowledged writes lost: {missing:?}", missing.len());
+}
+
+#[test]
+fn sigint_stops_an_idle_server_at_once() {
+    if !ringkeeper_only("sigint_stops_an_idle_server") {
+        return;
+    }
+    let mut server = TestServer::start();
+    let sent = Instant::now();
+    let status = server.stop_with_signal("INT", Duration::from_secs(5)).expect("exits within 5 s of SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(sent.elapsed() < Duration::from_secs(1), "took {:?}", sent.elapsed());
+    assert!(server.log().contains("stopping on SIGINT"), "{}", server.log());
+}
+
+/// `Latency min/avg/max: a/b/c` of `srvr`.
+fn srvr_latency(srvr: &str) -> (u64, f64, u64) {
+    let line = srvr.lines().find_map(|l| l.strip_prefix("Latency min/avg/max: ")).expect("latency line");
+    let parts: Vec<&str> = line.split('/').collect();
+    (parts[0].parse().unwrap(), parts[1].parse().unwrap(), parts[2].parse().unwrap())
+}
+
+#[test]
+fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
+    if !ringkeeper_only("srvr_and_mntr_report_measured_latency") {
+        return;
+    }
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    assert_eq!(srvr_latency(&server.four_letter("srvr")), (0, 0.0, 0), "idle server");
+    let mut session = RawSession::connect(&server, 30_000);
+    for i in 0..200 {
+        assert_eq!(session.code(OpCode::Create, &create_request(&format!("/l{i}"), 0)), 0);
+    }
+    let srvr = server.four_letter("srvr");
+    let (min, avg, max) = srvr_latency(&srvr);
+    assert!(avg > 0.0, "200 fsynced creates averaged 0 ms: {srvr}");
+    assert!(min as f64 <= avg && avg <= max as f64 + 1.0, "{srvr}");
+    assert!(srvr.contains("\nOutstanding: 0\n"), "everything answered: {srvr}");
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    assert_eq!(mntr["zk_outstanding_requests"], "0");
+    assert!(mntr["zk_avg_latency"].parse::<f64>().unwrap() > 0.0, "{mntr:?}");
+
+    // A pipelined burst: requests read but not yet answered are outstanding meanwhile.
+    let mut seen_outstanding = 0u64;
+    for _ in 0..20 {
+        let xids: Vec<i32> = (0..500)
+            .map(|_| session.send(OpCode::Exists, &PathWatchRequest { path: "/l0".into(), watch: false }))
+            .collect();
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        seen_outstanding = seen_outstanding.max(mntr["zk_outstanding_requests"].parse().unwrap());
+        for xid in xids {
+            session.reply_to(xid).expect("reply");
+        }
+        if seen_outstanding > 0 {
+            break;
+        }
+    }
+    println!("outstanding during a burst of 500: up to {seen_outstanding}");
+    eventually("outstanding back to 0", Duration::from_secs(5), || {
+        server.four_letter("srvr").contains("\nOutstanding: 0\n")
+    });
+
+    // cons: this connection's own figures.
+    let client = session.stream.local_addr().unwrap();
+    let cons = server.four_letter("cons");
+    let line = cons.lines().find(|l| l.contains(&format!("/{client}["))).unwrap_or_else(|| panic!("{cons}"));
+    let field = |name: &str| -> i64 {
+        let start =
+            line.find(&format!(",{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 2;
+        line[start..].split([',', ')']).next().unwrap().parse().unwrap()
+    };
+    assert!(line.contains("(queued=0,"), "{line}");
+    assert!(field("lresp") > 0, "{line}");
+    assert!(field("maxlat") >= field("minlat") && field("maxlat") >= field("avglat"), "{line}");
+    assert!(field("maxlat") >= 1 || field("avglat") == 0, "{line}");
+    assert_eq!(server.four_letter("crst"), "Connection stats reset.\n");
+    let cons = server.four_letter("cons");
+    assert!(cons.contains(",minlat=0,avglat=0,maxlat=0)"), "crst resets the connection's latency: {cons}");
+
+    // srst starts latency over, as Apache.
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
+}
+
+/// The port a ringkeeper member's metrics endpoint bound (`metricsProvider.httpPort=0`).
+fn metrics_port_in(log: &str) -> Option<u16> {
+    let rest = log.split("serving Prometheus metrics on http://").nth(1)?;
+    rest.split("/metrics").next()?.rsplit(':').next()?.parse().ok()
+}
+
+#[test]
+fn leader_mntr_counts_learners_as_apache() {
+    let metrics = if Target::from_env() == Target::Ringkeeper {
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0"
+    } else {
+        ""
+    };
+    let ensemble = Ensemble::start(3, 0, metrics);
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    eventually("leader reports both followers synced", Duration::from_secs(10), || {
+        let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
+        mntr.get("zk_synced_followers").map(String::as_str) == Some("2")
+    });
+    let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
+    assert_eq!(mntr["zk_server_state"], "leader");
+    assert_eq!(mntr["zk_learners"], "2");
+    assert_eq!(mntr["zk_synced_non_voting_followers"], "0");
+    assert_eq!(mntr["zk_synced_observers"], "0");
+    assert_eq!(mntr["zk_pending_syncs"], "0");
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let mntr = monitor_values(&ensemble.four_letter(follower, "mntr"));
+    assert_eq!(mntr["zk_server_state"], "follower");
+    assert!(!mntr.contains_key("zk_learners"), "only a leader has learners: {mntr:?}");
+
+    if let Some(port) = metrics_port_in(&ensemble.log(leader)) {
+        let (samples, _) = parse_exposition(&http_get(port, "/metrics").1);
+        assert_eq!(
+            (samples["learners"], samples["synced_followers"], samples["pending_syncs"]),
+            (2.0, 2.0, 0.0)
+        );
+        assert!(samples["election_time_count"] >= 1.0, "the start-up election is timed: {samples:?}");
+    } else {
+        assert_eq!(
+            Target::from_env(),
+            Target::Apache,
+            "no metrics endpoint in the log:\n{}",
+            ensemble.log(leader)
+        );
+    }
+}
+
+#[test]
+fn sigterm_of_the_leader_lets_the_others_elect_at_once() {
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    let sent = Instant::now();
+    let status =
+        ensemble.stop_with_signal(leader, "TERM", Duration::from_secs(10)).expect("the leader exits");
+    let new_leader = ensemble.wait_leader(Duration::from_secs(20));
+    let took = sent.elapsed();
+    assert_ne!(new_leader, leader);
+    println!("SIGTERM of the leader to a new leader serving: {took:?}");
+    if Target::from_env() == Target::Ringkeeper {
+        assert!(status.success(), "{status}");
+        assert!(ensemble.log(leader).contains("stopping on SIGTERM"), "{}", ensemble.log(leader));
+        // The peers see the links close at once: no wait for the failure-detection timeout.
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+}
+
+#[test]
+fn session_lifecycle_and_ignored_keys_are_logged() {
+    if !ringkeeper_only("session_lifecycle_is_logged") {
+        return;
+    }
+    let server =
+        TestServer::start_with("zookeeper.enforceQuota=true\nzookeeper.sessionRequireClientSASLAuth=false");
+    let log = server.log();
+    for key in ["zookeeper.enforceQuota", "zookeeper.sessionRequireClientSASLAuth"] {
+        assert!(
+            log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
+            "{key}:\n{log}"
+        );
+    }
+    assert!(log.contains("accepted but not acted on by ringkeeper: zookeeper.enforceQuota"), "{log}");
+
+    let mut closing = RawSession::connect(&server, 30_000);
+    let closing_id = closing.session_id();
+    let xid = closing.send_raw_op(OpCode::CloseSession as i32, &[]);
+    assert_eq!(closing.reply_to(xid).expect("closeSession reply").header.err, 0);
+    // The shortest timeout tickTime=2000 allows (4 s): left to expire.
+    let expiring = RawSession::connect(&server, 4_000);
+    let expiring_id = expiring.session_id();
+    let client = expiring.stream.local_addr().unwrap();
+    eventually("the idle session expires", Duration::from_secs(15), || {
+        server.log().contains(&format!("Expiring session 0x{expiring_id:x}, timeout of 4000ms exceeded"))
+    });
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "Established session 0x{expiring_id:x} with negotiated timeout 4000 for client {client}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Established session 0x{closing_id:x} with negotiated timeout 30000")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("Closing session 0x{closing_id:x} at the request of client 127.0.0.1:")),
+        "{log}"
+    );
+}
+
+/// `GET path` over plain HTTP/1.1; the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics port");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+/// Samples of a Prometheus text exposition: `name{labels}` -> value; `# TYPE` lines checked.
+fn parse_exposition(text: &str) -> (BTreeMap<String, f64>, BTreeMap<String, String>) {
+    let mut samples = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            types.insert(name.to_owned(), kind.to_owned());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let (name, value) = line.rsplit_once(' ').expect("name value");
+            samples.insert(
+                name.to_owned(),
+                value.parse::<f64>().unwrap_or_else(|_| panic!("bad sample {line}")),
+            );
+        }
+    }
+    (samples, types)
+}
+
+/// A ringkeeper server (`None` against Apache) with all four-letter words and the extra
+/// config `config` makes for a free port, and that port.
+fn start_with_http_port(test: &str, config: impl FnOnce(u16) -> String) -> Option<(TestServer, u16)> {
+    if !ringkeeper_only(test) {
+        return None;
+    }
+    let port = free_port();
+    Some((TestServer::start_with(&format!("4lw.commands.whitelist=*\n{}", config(port))), port))
+}
+
+#[test]
+fn prometheus_endpoint_serves_apache_metric_names() {
+    let Some((server, port)) = start_with_http_port("prometheus_endpoint", |port| {
+        format!(
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}"
+        )
+    }) else {
+        return;
+    };
+    let mut session = RawSession::connect(&server, 30_000);
+    for i in 0..20 {
+        assert_eq!(session.code(OpCode::Create, &create_request(&format!("/m{i}"), 0)), 0);
+    }
+    assert_eq!(session.code(OpCode::Create, &create_request("/m-ephemeral", 1)), 0);
+    // The data role publishes its gauges every tick (50 ms).
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    let mut scraped = BTreeMap::new();
+    eventually("metrics show the new znodes", Duration::from_secs(5), || {
+        let (status, body) = http_get(port, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let (samples, types) = parse_exposition(&body);
+        assert_eq!(types.get("znode_count").map(String::as_str), Some("gauge"));
+        assert_eq!(types.get("fsynctime").map(String::as_str), Some("histogram"));
+        scraped = samples;
+        scraped.get("znode_count") == Some(&mntr["zk_znode_count"].parse::<f64>().unwrap())
+    });
+    assert_eq!(scraped["ephemerals_count"], 1.0);
+    assert_eq!(scraped["num_alive_connections"], 1.0, "{scraped:?}");
+    assert_eq!(scraped["global_sessions"], 1.0);
+    assert!(scraped["approximate_data_size"] > 0.0);
+    assert!(scraped["packets_received"] >= 22.0, "{scraped:?}");
+    assert!(scraped["packets_sent"] >= 22.0);
+    assert_eq!(scraped["outstanding_requests"], 0.0);
+    assert!(scraped["fsynctime_count"] >= 1.0, "every create was fsynced: {scraped:?}");
+    assert!(scraped["request_latency_ms_count"] >= 22.0, "{scraped:?}");
+    assert!(scraped["avg_latency"] > 0.0);
+    assert!(scraped["ringkeeper_log_batch_records_sum"] >= 22.0, "{scraped:?}");
+    assert!(scraped.contains_key("open_file_descriptor_count"));
+    assert!(!scraped.contains_key("learners"), "a standalone server has no learners");
+    assert_eq!(server.four_letter("snap"), "Snapshot requested\n");
+    eventually("the snapshot's write time is scraped", Duration::from_secs(10), || {
+        parse_exposition(&http_get(port, "/metrics").1).0.get("snapshottime_count") == Some(&1.0)
+    });
+    let (status, _) = http_get(port, "/nothing-here");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+/// `GET /commands/<name>` of the AdminServer, parsed.
+fn admin_command(port: u16, name: &str) -> serde_json::Value {
+    let (status, body) = http_get(port, &format!("/commands/{name}"));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{name}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
+}
+
+#[test]
+fn admin_server_answers_apache_commands_in_json() {
+    let Some((server, port)) = start_with_http_port("admin_server", |port| {
+        format!("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={port}")
+    }) else {
+        return;
+    };
+    let (status, links) = http_get(port, "/commands");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for name in ["monitor", "server_stats", "stats", "connections", "configuration", "watch_summary", "dirs"]
+    {
+        assert!(links.contains(&format!("<a href=\"/commands/{name}\">{name}</a>")), "{links}");
+    }
+    assert_eq!(admin_command(port, "ruok"), serde_json::json!({"command": "ruok", "error": null}));
+
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(session.code(OpCode::Create, &create_request("/admin", 0)), 0);
+    assert_eq!(session.code(OpCode::Exists, &PathWatchRequest { path: "/admin".into(), watch: true }), 0);
+
+    let monitor = admin_command(port, "monitor");
+    let mntr = monitor_values(&server.four_letter("mntr"));
+    assert_eq!(monitor["command"], "monitor");
+    assert_eq!(monitor["error"], serde_json::Value::Null);
+    assert_eq!(monitor["server_state"], "standalone");
+    assert_eq!(monitor["znode_count"].to_string(), mntr["zk_znode_count"]);
+    assert_eq!(monitor["watch_count"], 1);
+    assert!(monitor["avg_latency"].as_f64().unwrap() > 0.0, "{monitor}");
+    // Four-letter words name the same commands, as in Apache.
+    assert_eq!(admin_command(port, "mntr")["command"], "monitor");
+
+    let stats = admin_command(port, "stat");
+    assert_eq!(stats["command"], "stats");
+    assert_eq!(stats["server_stats"]["server_state"], "standalone");
+    assert_eq!(stats["server_stats"]["num_alive_client_connections"], 1);
+    assert!(stats["server_stats"]["data_dir_size"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["connections"].as_array().unwrap().len(), 1, "{stats}");
+    let client = session.stream.local_addr().unwrap().to_string();
+    let cons = admin_command(port, "connections");
+    assert_eq!(cons["connections"][0]["remote_socket_address"], client.as_str());
+    assert_eq!(cons["connections"][0]["session_id"], session.session_id());
+    assert_eq!(admin_command(port, "configuration")["client_port"], server.port);
+    let watches = admin_command(port, "watch_summary");
+    assert_eq!(
+        (watches["num_connections"].as_u64(), watches["num_total_watches"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        admin_command(port, "nosuch"),
+        serde_json::json!({"command": "nosuch", "error": "Unknown command: nosuch"})
+    );
+}
+
+/// The top-level `properties` blocks of README.md (whole zoo.cfg files, not snippets).
+fn readme_zoo_cfgs() -> Vec<String> {
+    let readme = std::fs::read_to_string(ringkeeper_tests::workspace_root().join("README.md")).unwrap();
+    readme
+        .split("\n```properties\n")
+        .skip(1)
+        .map(|rest| rest.split("\n```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// A README zoo.cfg with only what cannot work for several servers on this machine
+/// replaced: `dataDir`, `clientPort`, the `server.N` hosts and ports (`ports[N-1]` = peer,
+/// election, client), and the AdminServer's port (8080 by default) is moved to a free one.
+fn localized(cfg: &str, data_dir: &std::path::Path, client_port: u16, ports: &[(u16, u16, u16)]) -> String {
+    let admin = format!("admin.serverAddress=127.0.0.1\nadmin.serverPort={}\n", free_port());
+    let lines: String = cfg
+        .lines()
+        .map(|line| match line.split_once('=') {
+            Some(("dataDir", _)) => format!("dataDir={}", data_dir.display()),
+            Some(("clientPort", _)) => format!("clientPort={client_port}"),
+            Some((key, value)) if key.starts_with("server.") => {
+                let id: usize = key["server.".len()..].parse().unwrap();
+                let (peer, election, client) = ports[id - 1];
+                let role = if value.contains(":observer") { ":observer" } else { "" };
+                format!("{key}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}")
+            }
+            _ => line.to_owned(),
+        })
+        .map(|line| line + "\n")
+        .collect();
+    lines + &admin
+}
+
+/// A ringkeeper process started from a config written here, killed when dropped.
+struct SpawnedServer {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl SpawnedServer {
+    fn start(dir: std::path::PathBuf, cfg: &str, port: u16) -> SpawnedServer {
+        Self::start_with_env(dir, cfg, port, &[])
+    }
+
+    fn start_with_env(dir: std::path::PathBuf, cfg: &str, port: u16, env: &[(&str, &str)]) -> SpawnedServer {
+        std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let child = Command::new(ringkeeper_binary())
+            .arg(dir.join("zoo.cfg"))
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ringkeeper");
+        SpawnedServer { child, dir, port }
+    }
+
+    fn srvr(&self) -> String {
+        ringkeeper_tests::four_letter_at(SocketAddr::from(([127, 0, 0, 1], self.port)), "srvr")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SpawnedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn readme_zoo_cfgs_start_as_written() {
+    if !ringkeeper_only("readme_zoo_cfgs_start_as_written") {
+        return;
+    }
+    let blocks = readme_zoo_cfgs();
+    assert_eq!(blocks.len(), 2, "the standalone and the ensemble zoo.cfg");
+    let root = tempfile::tempdir().unwrap();
+
+    let standalone_dir = root.path().join("standalone");
+    std::fs::create_dir_all(&standalone_dir).unwrap();
+    let port = free_port();
+    let cfg = localized(&blocks[0], &standalone_dir.join("data"), port, &[]);
+    let standalone = SpawnedServer::start(standalone_dir, &cfg, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !standalone.srvr().contains("Mode: standalone") {
+        assert!(
+            Instant::now() < deadline,
+            "the README's standalone zoo.cfg does not serve:\n{}",
+            standalone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!standalone.log().contains("WARN"), "warnings at start-up:\n{}", standalone.log());
+
+    let members = blocks[1].lines().filter(|l| l.starts_with("server.")).count();
+    let ports: Vec<(u16, u16, u16)> = (0..members).map(|_| (free_port(), free_port(), free_port())).collect();
+    let servers: Vec<SpawnedServer> = (0..members)
+        .map(|i| {
+            let dir = root.path().join(format!("member{}", i + 1));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = localized(&blocks[1], &dir.join("data"), ports[i].2, &ports);
+            SpawnedServer::start(dir, &cfg, ports[i].2)
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let modes: Vec<String> = servers.iter().map(|s| s.srvr()).collect();
+        let count = |mode: &str| modes.iter().filter(|m| m.contains(&format!("Mode: {mode}\n"))).count();
+        if (count("leader"), count("follower"), count("observer")) == (1, members - 2, 1) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = servers.iter().map(SpawnedServer::log).collect();
+            panic!("the README's ensemble did not serve within 60 s: {modes:?}\nlogs: {logs:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for server in &servers {
+        assert!(!server.log().contains("WARN"), "warnings at start-up:\n{}", server.log());
+    }
+}
+
+#[test]
+fn json_logs_on_request() {
+    if !ringkeeper_only("json_logs_on_request") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nfooBar=1\n",
+        dir.path().join("data").display()
+    );
+    let server = SpawnedServer::start_with_env(
+        dir.path().to_path_buf(),
+        &cfg,
+        port,
+        &[("RINGKEEPER_LOG_FORMAT", "json")],
+    );
+    eventually("the server serves", Duration::from_secs(30), || server.srvr().contains("Mode: standalone"));
+    let _session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], port)), 30_000);
+    eventually("the session is logged", Duration::from_secs(5), || {
+        server.log().contains("Established session")
+    });
+    let log = server.log();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(records.iter().all(|r| r["ts"].is_string() && r["level"].is_string() && r["target"].is_string()));
+    let has = |level: &str, text: &str| {
+        records.iter().any(|r| r["level"] == level && r["message"].as_str().is_some_and(|m| m.contains(text)))
+    };
+    assert!(has("WARN", "unknown key fooBar"), "{log}");
+    assert!(has("INFO", "Established session 0x"), "{log}");
+}
