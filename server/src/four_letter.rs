@@ -22,6 +22,9 @@
 //! - `mntr` prints the commonly scraped gauges in a fixed order plus whatever the caller
 //!   adds in [`ServerStatus::extra_monitor`], not Apache's ~400 internal metrics.
 //! - `gtmk`, `stmk` and `hash` are not implemented: [`respond`] returns `None` for them.
+//! - latency is measured in microseconds ([`crate::request_stats`]): the average keeps its
+//!   sub-millisecond part where Apache's whole-millisecond samples average to 0; min and max
+//!   are whole milliseconds as in Apache.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
