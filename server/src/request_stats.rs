@@ -249,25 +249,26 @@ mod tests {
     #[test]
     fn replies_answer_requests_in_order_and_notifications_answer_none() {
         let stats = Arc::new(RequestStats::default());
-        let mut pending = PendingReplies::open(7, stats.clone());
+        let conn = ClientConn { core: 0, local: 7 };
+        let mut pending = PendingReplies::open(conn, stats.clone());
         pending.received(); // connect
         pending.received();
         pending.received();
         assert_eq!(stats.outstanding(), 3);
-        assert_eq!(stats.connection(7).outstanding, 3);
+        assert_eq!(stats.connection(ConnId::Client(conn)).outstanding, 3);
         // The ConnectResponse starts with the protocol version 0, whatever it holds.
         pending.sending(&reply(0));
         pending.sending(&reply(xid::NOTIFICATION));
         assert_eq!(stats.outstanding(), 2);
         pending.sending(&reply(1));
         assert_eq!((stats.outstanding(), stats.latency().count), (1, 2));
-        assert_eq!(stats.connection(7).latency.count, 2);
+        assert_eq!(stats.connection(ConnId::Client(conn)).latency.count, 2);
         assert_eq!(stats.histogram.get_sample_count(), 2);
         stats.reset_connection_latency();
-        assert_eq!(stats.connection(7).latency, Latency::default());
+        assert_eq!(stats.connection(ConnId::Client(conn)).latency, Latency::default());
         drop(pending);
         assert_eq!(stats.outstanding(), 0);
-        assert_eq!(stats.connection(7), ConnectionFigures::default());
+        assert_eq!(stats.connection(ConnId::Client(conn)), ConnectionFigures::default());
         stats.reset_latency();
         assert_eq!(stats.latency(), Latency::default());
     }
