@@ -216,6 +216,11 @@ impl LazyFsHandler {
         self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `change` on the data of file `ino`, or tells why there is none.
+    fn with_data<R>(&self, ino: INodeNo, change: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Errno> {
+        self.tree().file_data(ino.0).map(change)
+    }
+
     fn reply_entry(&self, tree: &Tree, ino: u64, reply: ReplyEntry) {
         match tree.attr(ino) {
             Some(attr) => reply.entry(&NO_CACHE, &attr, Generation(0)),
@@ -369,13 +374,12 @@ impl fuser::Filesystem for LazyFsHandler {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
-        let mut tree = self.tree();
-        match tree.file_data(ino.0) {
-            Ok(data) => {
-                let start = (offset as usize).min(data.len());
-                let end = (start + size as usize).min(data.len());
-                reply.data(&data[start..end]);
-            }
+        let read = self.with_data(ino, |data| {
+            let start = (offset as usize).min(data.len());
+            data[start..(start + size as usize).min(data.len())].to_vec()
+        });
+        match read {
+            Ok(bytes) => reply.data(&bytes),
             Err(e) => reply.error(e),
         }
     }
@@ -392,16 +396,15 @@ impl fuser::Filesystem for LazyFsHandler {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        let mut tree = self.tree();
-        match tree.file_data(ino.0) {
-            Ok(data) => {
-                let end = offset as usize + bytes.len();
-                if data.len() < end {
-                    data.resize(end, 0);
-                }
-                data[offset as usize..end].copy_from_slice(bytes);
-                reply.written(bytes.len() as u32);
+        let written = self.with_data(ino, |data| {
+            let end = offset as usize + bytes.len();
+            if data.len() < end {
+                data.resize(end, 0);
             }
+            data[offset as usize..end].copy_from_slice(bytes);
+        });
+        match written {
+            Ok(()) => reply.written(bytes.len() as u32),
             Err(e) => reply.error(e),
         }
     }
@@ -444,15 +447,14 @@ impl fuser::Filesystem for LazyFsHandler {
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
             return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
         }
-        let mut tree = self.tree();
-        match tree.file_data(ino.0) {
-            Ok(data) => {
-                let end = (offset + length) as usize;
-                if mode & libc::FALLOC_FL_KEEP_SIZE == 0 && data.len() < end {
-                    data.resize(end, 0);
-                }
-                reply.ok();
+        let allocated = self.with_data(ino, |data| {
+            let end = (offset + length) as usize;
+            if mode & libc::FALLOC_FL_KEEP_SIZE == 0 && data.len() < end {
+                data.resize(end, 0);
             }
+        });
+        match allocated {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }

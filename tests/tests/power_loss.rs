@@ -23,7 +23,7 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
 use ringkeeper_tests::lazyfs::LazyFs;
@@ -41,27 +41,6 @@ const SERVER_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nsnapCount=200\
 /// The self-check's: no fsync of the log, and no snapshot (a snapshot that outlives the log
 /// tail it covers makes the server refuse to start, which hides which writes were lost).
 const NO_SYNC_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nforceSync=no\n";
-
-/// xorshift64*: small, seeded, replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env_or_clock() -> Rng {
-        let seed = std::env::var("RINGKEEPER_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
-        println!("seed {seed} (RINGKEEPER_TEST_SEED={seed} replays it)");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
 
 /// A mounted [`LazyFs`] with its backing directory, or `None` (and a message) where FUSE
 /// cannot be mounted.
@@ -239,7 +218,7 @@ impl Losses {
 
 /// Rounds of writes, kill -9 plus power loss at a random moment, restart, check.
 async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
-    let mut rng = Rng::from_env_or_clock();
+    let mut rng = seeded_rng();
     let Some(mut disk) = Disk::mount() else { return Losses::default() };
     let mut server = TestServer::start_with_data_dir(config, &disk.path("data"));
     let mut losses = Losses::default();
