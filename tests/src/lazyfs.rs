@@ -15,8 +15,10 @@
 //!   server creates its directories once, at start-up).
 //!
 //! [`LazyFs::power_loss`] unmounts and mounts again from the backing directory: everything not
-//! made durable by the rules above is gone, as after a power cut. Unsynced data is dropped as a
-//! whole per file (no torn partial writes are modelled). The kernel's writeback cache is not
+//! made durable by the rules above is gone, as after a power cut; unsynced data is dropped as a
+//! whole per file. [`LazyFs::power_loss_with_torn_writes`] models a cut during write-back: per
+//! file with a durable name, a random prefix of its unsynced writes (in write order) reaches
+//! the disk first, the last of them torn part-way (at a random byte among those it changes). The kernel's writeback cache is not
 //! enabled, so every `write` (including those glommio submits through io_uring, buffered or
 //! `O_DIRECT`) reaches this filesystem before it returns; the kernel may keep clean pages for
 //! reads and `mmap` (the server maps snapshots), which the remount of a power loss drops.
@@ -32,7 +34,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
@@ -55,6 +57,8 @@ enum Node {
         data: Vec<u8>,
         /// Contents as of the last fsync (what a power loss leaves under a durable name).
         synced: Vec<u8>,
+        /// Writes since the last fsync, in order: (offset, bytes), for torn write-back.
+        unsynced_writes: Vec<(u64, Vec<u8>)>,
     },
     Dir {
         /// Backing directory this directory is stored in.
@@ -89,7 +93,8 @@ impl Tree {
                 self.load_dir(child, &entry.path())?;
             } else {
                 let data = std::fs::read(entry.path())?;
-                self.nodes.insert(child, Node::File { synced: data.clone(), data });
+                self.nodes
+                    .insert(child, Node::File { synced: data.clone(), data, unsynced_writes: Vec::new() });
             }
             entries.insert(entry.file_name(), child);
         }
@@ -158,7 +163,10 @@ impl Tree {
     /// fsync of a file: its data becomes durable under every durable name it has. Only the
     /// bytes that differ from the last sync are written to the backing files.
     fn sync_file(&mut self, ino: u64) -> io::Result<()> {
-        let Some(Node::File { data, synced }) = self.nodes.get_mut(&ino) else { return Ok(()) };
+        let Some(Node::File { data, synced, unsynced_writes }) = self.nodes.get_mut(&ino) else {
+            return Ok(());
+        };
+        unsynced_writes.clear();
         let common = data.len().min(synced.len());
         let first = (0..common).find(|&i| data[i] != synced[i]).unwrap_or(common);
         let last = (first..common).rev().find(|&i| data[i] != synced[i]).map_or(first, |i| i + 1);
@@ -206,14 +214,67 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// What the disk may hold after a power cut during write-back: for every file under a
+    /// durable name, a random prefix of its unsynced writes reached the backing file, the last
+    /// of them possibly torn (only its first bytes written).
+    fn write_back_torn(&self, seed: u64) -> io::Result<()> {
+        let mut rng = crate::sim::Rng(seed);
+        for node in self.nodes.values() {
+            let Node::Dir { backing, durable, .. } = node else { continue };
+            for (name, ino) in durable {
+                let Some(Node::File { unsynced_writes, .. }) = self.nodes.get(ino) else { continue };
+                if unsynced_writes.is_empty() {
+                    continue;
+                }
+                let file = std::fs::OpenOptions::new().read(true).write(true).open(backing.join(name))?;
+                let whole = rng.below(unsynced_writes.len() as u64 + 1) as usize;
+                for (offset, bytes) in &unsynced_writes[..whole] {
+                    file.write_all_at(bytes, *offset)?;
+                }
+                if let Some((offset, bytes)) = unsynced_writes.get(whole) {
+                    // Torn somewhere among the bytes it changes (a tear where it rewrites
+                    // what is already there would change nothing).
+                    let mut before = vec![0; bytes.len()];
+                    let present = read_up_to(&file, &mut before, *offset)?;
+                    let changes = |i: &usize| *i >= present || before[*i] != bytes[*i];
+                    if let (Some(first), Some(last)) =
+                        ((0..bytes.len()).find(changes), (0..bytes.len()).rev().find(changes))
+                    {
+                        let torn = first + rng.below((last - first + 1) as u64) as usize;
+                        file.write_all_at(&bytes[..torn], *offset)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; returns the bytes read.
+fn read_up_to(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
 /// The FUSE side: a [`Tree`] behind a lock (fuser may call from several threads).
 struct LazyFsHandler {
-    tree: Mutex<Tree>,
+    tree: Arc<Mutex<Tree>>,
+}
+
+fn lock(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
+    tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LazyFsHandler {
     fn tree(&self) -> MutexGuard<'_, Tree> {
-        self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.tree)
     }
 
     /// Runs `change` on the data of file `ino`, or tells why there is none.
@@ -344,7 +405,10 @@ impl fuser::Filesystem for LazyFsHandler {
             Ok(ino) => ino,
             Err(_) => {
                 let ino = tree.allocate();
-                tree.nodes.insert(ino, Node::File { data: Vec::new(), synced: Vec::new() });
+                tree.nodes.insert(
+                    ino,
+                    Node::File { data: Vec::new(), synced: Vec::new(), unsynced_writes: Vec::new() },
+                );
                 match tree.entries_mut(parent.0) {
                     Ok(entries) => entries.insert(name.to_os_string(), ino),
                     Err(e) => return reply.error(e),
@@ -396,13 +460,19 @@ impl fuser::Filesystem for LazyFsHandler {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        let written = self.with_data(ino, |data| {
-            let end = offset as usize + bytes.len();
-            if data.len() < end {
-                data.resize(end, 0);
+        let written = match self.tree().nodes.get_mut(&ino.0) {
+            Some(Node::File { data, unsynced_writes, .. }) => {
+                let end = offset as usize + bytes.len();
+                if data.len() < end {
+                    data.resize(end, 0);
+                }
+                data[offset as usize..end].copy_from_slice(bytes);
+                unsynced_writes.push((offset, bytes.to_vec()));
+                Ok(())
             }
-            data[offset as usize..end].copy_from_slice(bytes);
-        });
+            Some(Node::Dir { .. }) => Err(Errno::EISDIR),
+            None => Err(Errno::ENOENT),
+        };
         match written {
             Ok(()) => reply.written(bytes.len() as u32),
             Err(e) => reply.error(e),
@@ -535,6 +605,8 @@ impl fuser::Filesystem for LazyFsHandler {
 pub struct LazyFs {
     backing: PathBuf,
     mount_point: PathBuf,
+    /// The mounted filesystem's state (shared with its FUSE handler).
+    tree: Arc<Mutex<Tree>>,
     session: Option<BackgroundSession>,
 }
 
@@ -554,14 +626,20 @@ impl LazyFs {
 
     /// Mounts at `mount_point` (an existing empty directory) a filesystem stored in `backing`.
     pub fn mount(backing: &Path, mount_point: &Path) -> io::Result<LazyFs> {
-        let mut fs =
-            LazyFs { backing: backing.to_path_buf(), mount_point: mount_point.to_path_buf(), session: None };
+        let mut fs = LazyFs {
+            backing: backing.to_path_buf(),
+            mount_point: mount_point.to_path_buf(),
+            tree: Arc::new(Mutex::new(Tree::load(backing)?)),
+            session: None,
+        };
         fs.session = Some(fs.spawn()?);
         Ok(fs)
     }
 
-    fn spawn(&self) -> io::Result<BackgroundSession> {
-        let handler = LazyFsHandler { tree: Mutex::new(Tree::load(&self.backing)?) };
+    /// Mounts a fresh filesystem from what the backing directory holds.
+    fn spawn(&mut self) -> io::Result<BackgroundSession> {
+        self.tree = Arc::new(Mutex::new(Tree::load(&self.backing)?));
+        let handler = LazyFsHandler { tree: self.tree.clone() };
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("lazyfs".into()), MountOption::DefaultPermissions];
         fuser::spawn_mount(handler, &self.mount_point, &config)
@@ -578,6 +656,14 @@ impl LazyFs {
         self.unmount()?;
         self.session = Some(self.spawn()?);
         Ok(())
+    }
+
+    /// Power cut during write-back: as [`LazyFs::power_loss`], but first, for every file
+    /// under a durable name, a random prefix (drawn from `seed`) of its unsynced writes
+    /// reaches the disk, the last one torn. Names that were never made durable still vanish.
+    pub fn power_loss_with_torn_writes(&mut self, seed: u64) -> io::Result<()> {
+        lock(&self.tree).write_back_torn(seed)?;
+        self.power_loss()
     }
 
     /// Unmounts, waiting (a bounded time) while the mount is busy: the files of a process

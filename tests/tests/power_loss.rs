@@ -8,6 +8,8 @@
 //!   and sets data as fast as the server acknowledges; at a seeded random moment the server is
 //!   SIGKILLed and the power cut; after a restart on what the backing directory kept, every
 //!   acknowledged create is there and the node's version is at least the last acknowledged one.
+//!   In a random half of the rounds the cut comes during write-back: part of the unsynced
+//!   writes reach the disk, the last one torn, so recovery meets a torn log tail.
 //!   Several rounds on one data directory (log segments of 1 MiB roll over, a small
 //!   `snapCount` writes snapshots). The seed is printed; `RINGKEEPER_TEST_SEED` replays it.
 //! - `force_sync_no_loses_acknowledged_writes`: the self-check: the same scenario with
@@ -234,12 +236,20 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
         let delay = Duration::from_millis(50 + rng.below(CUT_DELAY_MAX_MS));
         tokio::time::sleep(delay).await;
         server.kill();
-        disk.fs.power_loss().expect("power loss (unmount and mount again)");
+        let torn = rng.below(2) == 1;
+        if torn {
+            disk.fs
+                .power_loss_with_torn_writes(rng.below(u64::MAX))
+                .expect("power loss with torn write-back");
+        } else {
+            disk.fs.power_loss().expect("power loss (unmount and mount again)");
+        }
         within("writers to stop", writes).await.unwrap();
         drop(client);
         let acked = std::mem::take(&mut *acked.lock().unwrap());
         println!(
-            "round {round}: cut after {delay:?}, {} creates and set version {} acknowledged",
+            "round {round}: cut after {delay:?}{}, {} creates and set version {} acknowledged",
+            if torn { " (unsynced writes partly written back, the last torn)" } else { "" },
             acked.creates.len(),
             acked.set_version
         );
@@ -247,6 +257,10 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
             let cause = error.lines().rfind(|line| line.starts_with("Error:")).unwrap_or(&error).to_string();
             losses.refused_start = Some(cause);
             break;
+        }
+        let restart_log = server.log();
+        if let Some(cut) = restart_log.lines().find(|line| line.contains("torn record at offset")) {
+            println!("round {round}: recovery {}", &cut[cut.find("torn").unwrap_or(0)..]);
         }
         let client = connect(&server).await;
         losses.acknowledged += acked.creates.len() + 1;
