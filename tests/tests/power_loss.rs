@@ -17,6 +17,10 @@
 //!   above can fail. (With snapshots, `forceSync=no` can also leave a snapshot newer than the
 //!   surviving log, and the server then refuses to start: also counted as a loss above.)
 //!
+//! - `session_resumes_after_power_loss`: a session acknowledged before the power loss (with the
+//!   log in its own `dataLogDir`) resumes after it with its id and password: the session
+//!   secret in dataDir was made durable (file and directory entry).
+//!
 //! Skipped, with a message, where `/dev/fuse` is absent or the tests do not run as root.
 
 mod common;
@@ -28,6 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::ConnectResponse;
+use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::lazyfs::LazyFs;
 use ringkeeper_tests::TestServer;
 use zookeeper_client as zk;
@@ -43,6 +50,9 @@ const SERVER_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nsnapCount=200\
 /// The self-check's: no fsync of the log, and no snapshot (a snapshot that outlives the log
 /// tail it covers makes the server refuse to start, which hides which writes were lost).
 const NO_SYNC_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nforceSync=no\n";
+
+/// `CreateMode` flags of an ephemeral node.
+const EPHEMERAL: i32 = 1;
 
 /// A mounted [`LazyFs`] with its backing directory, or `None` (and a message) where FUSE
 /// cannot be mounted.
@@ -302,4 +312,31 @@ async fn force_sync_no_loses_acknowledged_writes() {
         !losses.missing_creates.is_empty(),
         "forceSync=no lost no acknowledged create: the power-loss test could not tell fsync from none"
     );
+}
+
+#[test]
+fn session_resumes_after_power_loss() {
+    let Some(mut disk) = Disk::mount() else { return };
+    // The log apart from dataDir: the log's directory fsyncs then make nothing of dataDir
+    // durable, and the session secret must be made durable on its own.
+    let config = format!("dataLogDir={}\n", disk.path("log").display());
+    let mut server = TestServer::start_with_data_dir(&config, &disk.path("data"));
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(session.code(OpCode::Create, &create_request("/owned", EPHEMERAL)), 0, "acknowledged create");
+    let resume = session.resume_request();
+    drop(session);
+    server.kill();
+    disk.fs.power_loss().expect("power loss (unmount and mount again)");
+    server.restart();
+
+    let (_stream, answer) = raw_handshake(&server, &resume);
+    let Frame::Data(bytes) = answer else {
+        panic!("the server closed the resumed connection without an answer")
+    };
+    let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
+    assert_eq!(
+        response.session_id, resume.session_id,
+        "a session acknowledged before the power loss is refused after it (was the session secret durable?): {response:?}"
+    );
+    assert_eq!(response.passwd, resume.passwd);
 }
