@@ -59,6 +59,8 @@ enum Node {
         synced: Vec<u8>,
         /// Writes since the last fsync, in order: (offset, bytes), for torn write-back.
         unsynced_writes: Vec<(u64, Vec<u8>)>,
+        /// The shortest length the file had since the last fsync (truncations to sync).
+        shortest: usize,
     },
     Dir {
         /// Backing directory this directory is stored in.
@@ -93,8 +95,15 @@ impl Tree {
                 self.load_dir(child, &entry.path())?;
             } else {
                 let data = std::fs::read(entry.path())?;
-                self.nodes
-                    .insert(child, Node::File { synced: data.clone(), data, unsynced_writes: Vec::new() });
+                self.nodes.insert(
+                    child,
+                    Node::File {
+                        shortest: data.len(),
+                        synced: data.clone(),
+                        data,
+                        unsynced_writes: Vec::new(),
+                    },
+                );
             }
             entries.insert(entry.file_name(), child);
         }
@@ -161,27 +170,32 @@ impl Tree {
     }
 
     /// fsync of a file: its data becomes durable under every durable name it has. Only the
-    /// bytes that differ from the last sync are written to the backing files.
+    /// range written since the last sync (and any truncation) reaches the backing files.
     fn sync_file(&mut self, ino: u64) -> io::Result<()> {
-        let Some(Node::File { data, synced, unsynced_writes }) = self.nodes.get_mut(&ino) else {
+        let Some(Node::File { data, synced, unsynced_writes, shortest }) = self.nodes.get_mut(&ino) else {
             return Ok(());
         };
-        unsynced_writes.clear();
-        let common = data.len().min(synced.len());
-        let first = (0..common).find(|&i| data[i] != synced[i]).unwrap_or(common);
-        let last = (first..common).rev().find(|&i| data[i] != synced[i]).map_or(first, |i| i + 1);
-        let changed = if data.len() == synced.len() { first..last } else { first..data.len() };
-        if changed.is_empty() && data.len() == synced.len() {
+        let length = data.len();
+        let dirty = unsynced_writes
+            .drain(..)
+            .map(|(offset, bytes)| (offset as usize, offset as usize + bytes.len()))
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+            .map_or(length..length, |(start, end)| start.min(length)..end.min(length));
+        let truncated_to = std::mem::replace(shortest, length).min(synced.len());
+        if dirty.is_empty() && truncated_to == synced.len() && length == synced.len() {
             return Ok(());
         }
-        *synced = data.clone();
-        let (length, bytes) = (synced.len() as u64, synced[changed.clone()].to_vec());
+        synced.truncate(truncated_to);
+        synced.resize(length, 0);
+        synced[dirty.clone()].copy_from_slice(&data[dirty.clone()]);
+        let bytes = synced[dirty.clone()].to_vec();
         for node in self.nodes.values() {
             if let Node::Dir { backing, durable, .. } = node {
                 for (name, _) in durable.iter().filter(|(_, child)| **child == ino) {
                     let file = std::fs::OpenOptions::new().write(true).open(backing.join(name))?;
-                    file.set_len(length)?;
-                    file.write_all_at(&bytes, changed.start as u64)?;
+                    file.set_len(truncated_to as u64)?;
+                    file.set_len(length as u64)?;
+                    file.write_all_at(&bytes, dirty.start as u64)?;
                 }
             }
         }
@@ -330,9 +344,13 @@ impl fuser::Filesystem for LazyFsHandler {
     ) {
         let mut tree = self.tree();
         if let Some(size) = size {
-            match tree.file_data(ino.0) {
-                Ok(data) => data.resize(size as usize, 0),
-                Err(e) => return reply.error(e),
+            match tree.nodes.get_mut(&ino.0) {
+                Some(Node::File { data, shortest, .. }) => {
+                    data.resize(size as usize, 0);
+                    *shortest = (*shortest).min(data.len());
+                }
+                Some(Node::Dir { .. }) => return reply.error(Errno::EISDIR),
+                None => return reply.error(Errno::ENOENT),
             }
         }
         match tree.attr(ino.0) {
@@ -407,7 +425,12 @@ impl fuser::Filesystem for LazyFsHandler {
                 let ino = tree.allocate();
                 tree.nodes.insert(
                     ino,
-                    Node::File { data: Vec::new(), synced: Vec::new(), unsynced_writes: Vec::new() },
+                    Node::File {
+                        data: Vec::new(),
+                        synced: Vec::new(),
+                        unsynced_writes: Vec::new(),
+                        shortest: 0,
+                    },
                 );
                 match tree.entries_mut(parent.0) {
                     Ok(entries) => entries.insert(name.to_os_string(), ino),
