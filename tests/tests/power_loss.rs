@@ -279,13 +279,7 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
         cut_power(&mut disk, torn, &mut rng);
         within("writers to stop", writes).await.unwrap();
         drop(client);
-        let acked = std::mem::take(&mut *acked.lock().unwrap());
-        println!(
-            "round {round}: cut after {delay:?}{}, {} creates and set version {} acknowledged",
-            if torn { " (unsynced writes partly written back, the last torn)" } else { "" },
-            acked.creates.len(),
-            acked.set_version
-        );
+        let acked = take_acked(&acked, &format!("round {round}: cut"), delay, torn);
         if let Err(error) = server.try_restart() {
             let cause = error.lines().rfind(|line| line.starts_with("Error:")).unwrap_or(&error).to_string();
             losses.refused_start = Some(cause);
@@ -308,6 +302,18 @@ fn cut_power(disk: &mut Disk, torn: bool, rng: &mut Rng) {
     } else {
         disk.fs.power_loss().expect("power loss (unmount and mount again)");
     }
+}
+
+/// What the writers had acknowledged when the power was cut, printed with how it was cut.
+fn take_acked(acked: &Mutex<Acked>, cut: &str, delay: Duration, torn: bool) -> Acked {
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    println!(
+        "{cut} after {delay:?}{}, {} creates and set version {} acknowledged",
+        if torn { " (unsynced writes partly written back, the last torn)" } else { "" },
+        acked.creates.len(),
+        acked.set_version
+    );
+    acked
 }
 
 /// Starts [`WRITERS`] writers on `round_path`; their acknowledgements land in the result.
@@ -406,13 +412,7 @@ async fn ensemble_acknowledged_writes_survive_power_loss_of_every_member() {
     }
     within_for(ENSEMBLE_WAIT, "writers to stop", writes).await.unwrap();
     drop(client);
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
-    println!(
-        "cut every member after {delay:?}{}, {} creates and set version {} acknowledged",
-        if torn { " (unsynced writes partly written back, the last torn)" } else { "" },
-        acked.creates.len(),
-        acked.set_version
-    );
+    let acked = take_acked(&acked, "cut every member", delay, torn);
     for member in 0..disks.len() {
         ensemble.relaunch(member);
     }
