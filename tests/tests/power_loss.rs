@@ -26,7 +26,10 @@
 //!   a restart of all three (election from the surviving logs and epoch files) every
 //!   acknowledged write is there.
 //!
-//! Skipped, with a message, where `/dev/fuse` is absent or the tests do not run as root.
+//! Skipped, with a message, where `/dev/fuse` is absent or the tests do not run as root, and
+//! with `RINGKEEPER_TEST_TARGET=apache`: Apache 3.8 creates log files without an fsync of their
+//! directory and does not sync its start-up snapshot, so after a POSIX power loss it refuses
+//! to start ("No snapshot found, but there are log entries"); it relies on ext4's journal.
 
 mod common;
 
@@ -43,7 +46,7 @@ use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::lazyfs::LazyFs;
 use ringkeeper_tests::sim::Rng;
-use ringkeeper_tests::TestServer;
+use ringkeeper_tests::{Target, TestServer};
 use zookeeper_client as zk;
 
 /// Kill/power-loss rounds of the survival test.
@@ -74,15 +77,42 @@ struct Disk {
 }
 
 impl Disk {
+    /// Whether the server power-loss tests cannot run here (and why, printed).
+    fn unavailable() -> bool {
+        if Disk::no_fuse() {
+            return true;
+        }
+        if Target::from_env() == Target::Apache {
+            // Tried: Apache 3.8 relies on ext4's journal for what it does not fsync (the
+            // directory of a new log file; the start-up snapshot, neither synced nor named
+            // durably), and after a POSIX power loss refuses to start ("No snapshot found, but
+            // there are log entries").
+            println!("SKIPPED: Apache ZooKeeper does not fsync what a POSIX power loss needs");
+            return true;
+        }
+        false
+    }
+
+    /// Whether FUSE cannot be mounted here (and why, printed).
+    fn no_fuse() -> bool {
+        let Err(why) = LazyFs::available() else { return false };
+        println!("SKIPPED: power-loss tests need a FUSE mount: {why}");
+        true
+    }
+
+    /// A mount for a server test (`None` where [`Disk::unavailable`]).
     fn mount() -> Option<Disk> {
-        if let Err(why) = LazyFs::available() {
-            println!("SKIPPED: power-loss tests need a FUSE mount: {why}");
+        if Disk::unavailable() {
             return None;
         }
+        Some(Disk::mount_lazyfs())
+    }
+
+    fn mount_lazyfs() -> Disk {
         let backing = tempfile::tempdir().unwrap();
         let mount_point = tempfile::tempdir().unwrap();
         let fs = LazyFs::mount(backing.path(), mount_point.path()).expect("mount the LazyFs FUSE filesystem");
-        Some(Disk { fs, _backing: backing, _mount_point: mount_point })
+        Disk { fs, _backing: backing, _mount_point: mount_point }
     }
 
     fn path(&self, name: &str) -> std::path::PathBuf {
@@ -102,7 +132,10 @@ fn sync_dir(dir: &Path) {
 
 #[test]
 fn lazyfs_keeps_only_what_was_synced() {
-    let Some(mut disk) = Disk::mount() else { return };
+    if Disk::no_fuse() {
+        return;
+    }
+    let mut disk = Disk::mount_lazyfs();
     let root = disk.fs.path().to_path_buf();
     std::fs::create_dir(disk.path("sub")).unwrap();
 
@@ -336,7 +369,7 @@ async fn acknowledged_writes_survive_power_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_sync_no_loses_acknowledged_writes() {
-    if LazyFs::available().is_err() {
+    if Disk::unavailable() {
         return;
     }
     let losses = run_power_loss_rounds(NO_SYNC_CONFIG, 2).await;
