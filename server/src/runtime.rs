@@ -89,6 +89,11 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
         .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    // The new name is durable only once the directory is synced (the log's own directory
+    // fsyncs do not cover dataDir when dataLogDir is set apart).
+    std::fs::File::open(data_dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("fsync of {}", data_dir.display()))?;
     Ok(secret)
 }
 

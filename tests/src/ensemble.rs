@@ -5,8 +5,9 @@
 //!
 //! Every process is killed when the [`Ensemble`] drops. Waits are bounded.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,13 @@ impl Ensemble {
     /// Starts `voters` participants and `observers` observers; `extra` lines go to every
     /// zoo.cfg. Returns once every member serves.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
-        Self::start_inner(voters, observers, extra, false)
+        Self::start_inner(voters, observers, extra, false, None)
+    }
+
+    /// Like [`Ensemble::start`] with `data_dirs.len()` voters whose dataDirs are `data_dirs`
+    /// (e.g. on [`crate::lazyfs::LazyFs`] mounts; `myid` is written there durably).
+    pub fn start_with_data_dirs(data_dirs: &[PathBuf], extra: &str) -> Ensemble {
+        Self::start_inner(data_dirs.len(), 0, extra, false, Some(data_dirs))
     }
 
     /// Like [`Ensemble::start`], but every member reaches every other through a proxy the
@@ -52,10 +59,16 @@ impl Ensemble {
     /// [`Ensemble::isolate`] can cut a member off. ringkeeper only: Apache's election
     /// connections announce their own address and bypass the proxies.
     pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
-        Self::start_inner(voters, 0, extra, true)
+        Self::start_inner(voters, 0, extra, true, None)
     }
 
-    fn start_inner(voters: usize, observers: usize, extra: &str, proxied: bool) -> Ensemble {
+    fn start_inner(
+        voters: usize,
+        observers: usize,
+        extra: &str,
+        proxied: bool,
+        data_dirs: Option<&[PathBuf]>,
+    ) -> Ensemble {
         let target = Target::from_env();
         let root = tempfile::tempdir().unwrap();
         let total = voters + observers;
@@ -88,13 +101,14 @@ impl Ensemble {
             let servers = servers_seen_by(i);
             let id = i as u64 + 1;
             let dir = root.path().join(format!("s{id}"));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data").join("myid"), format!("{id}\n")).unwrap();
+            let data_dir = data_dirs.map_or_else(|| dir.join("data"), |dirs| dirs[i].clone());
+            std::fs::create_dir_all(&dir).unwrap();
+            write_durably(&data_dir, "myid", format!("{id}\n").as_bytes());
             let observer = if i >= voters { "peerType=observer\n" } else { "" };
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n\
                  admin.enableServer=false\n4lw.commands.whitelist=*\n{observer}{servers}{extra}\n",
-                dir.join("data").display()
+                data_dir.display()
             );
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
             members.push(Member { id, client_port: *client, dir, child: None });
@@ -260,4 +274,14 @@ impl Drop for Ensemble {
             self.kill(i);
         }
     }
+}
+
+/// Writes `dir/name` (creating `dir`) and fsyncs the file and the directory, so that it
+/// survives a power loss of the filesystem it is on.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut file = std::fs::File::create(dir.join(name)).unwrap();
+    file.write_all(bytes).unwrap();
+    file.sync_all().unwrap();
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
 }

@@ -7,6 +7,7 @@
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod ensemble;
+pub mod lazyfs;
 pub mod linearizability;
 pub mod proxy;
 pub mod sim;
@@ -139,6 +140,8 @@ pub struct TestServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
     extra_config: String,
+    /// `dataDir` when it is not `dir/data` (e.g. on a [`lazyfs::LazyFs`] mount).
+    data_dir_override: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -150,15 +153,26 @@ impl TestServer {
 
     /// Starts with extra `zoo.cfg` lines appended (e.g. `"4lw.commands.whitelist=*"`).
     pub fn start_with(extra_config: &str) -> TestServer {
+        Self::start_in(extra_config, None)
+    }
+
+    /// Starts with extra `zoo.cfg` lines and `dataDir` at `data_dir` (created if missing);
+    /// the config and the server log stay in a temporary directory of their own.
+    pub fn start_with_data_dir(extra_config: &str, data_dir: &Path) -> TestServer {
+        Self::start_in(extra_config, Some(data_dir.to_path_buf()))
+    }
+
+    fn start_in(extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
         let target = Target::from_env();
         let mut server = TestServer {
             target,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             extra_config: extra_config.to_string(),
+            data_dir_override,
             child: None,
         };
-        server.launch();
+        server.launch().unwrap_or_else(|e| panic!("{e}"));
         server
     }
 
@@ -169,7 +183,7 @@ impl TestServer {
 
     /// The data directory (`dataDir` of the config: where snapshots and log segments live).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir_override.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     fn write_config(&self) {
@@ -184,7 +198,7 @@ impl TestServer {
         std::fs::write(self.config_path(), cfg).unwrap();
     }
 
-    fn launch(&mut self) {
+    fn launch(&mut self) -> Result<(), String> {
         self.write_config();
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
         let mut command = match self.target {
@@ -202,21 +216,22 @@ impl TestServer {
             .spawn()
             .expect("spawn server");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("server exited during start-up ({status}); log:\n{}", self.log());
+                return Err(format!("server exited during start-up ({status}); log:\n{}", self.log()));
             }
             if self.four_letter("srvr").contains("Mode:") {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("server did not come up within 60 s; log:\n{}", self.log());
+        self.kill();
+        Err(format!("server did not come up within 60 s; log:\n{}", self.log()))
     }
 
     /// `host:port` for a ZooKeeper connect string.
@@ -249,8 +264,14 @@ impl TestServer {
 
     /// Kills (if running) and starts again on the same port and data directory.
     pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`TestServer::restart`] that returns, rather than panics on, a failed start-up
+    /// (the error names the cause and holds the server's log).
+    pub fn try_restart(&mut self) -> Result<(), String> {
         self.kill();
-        self.launch();
+        self.launch()
     }
 
     /// Sends `signal` (a name for kill(1): `TERM`, `INT`) and waits up to `limit` for the

@@ -21,7 +21,7 @@ mod common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
 use ringkeeper_engine::log::{self as txlog, SegmentScanner};
@@ -41,27 +41,6 @@ const KILL_DELAY_MAX_MS: u64 = 400;
 const TEST_BOUND: Duration = Duration::from_secs(240);
 /// Requests in flight while verifying.
 const VERIFY_WINDOW: usize = 256;
-
-/// xorshift64*: small, seeded, replayable.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env_or_clock() -> Rng {
-        let seed = std::env::var("RINGKEEPER_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
-        println!("seed {seed} (RINGKEEPER_TEST_SEED={seed} replays it)");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
 
 /// Reads one reply (skipping notifications); `None` once the server is gone.
 fn read_reply(stream: &mut TcpStream) -> Option<Reply> {
@@ -219,7 +198,7 @@ fn acknowledged_writes_survive_kill_9_with_snapshots_and_segment_rollover() {
 /// returns the server as the last round left it.
 fn kill_9_rounds(extra_config: &str) -> TestServer {
     let started = Instant::now();
-    let mut rng = Rng::from_env_or_clock();
+    let mut rng = seeded_rng();
     let mut server = TestServer::start_with(extra_config);
     let mut history: Vec<(String, Acked)> = Vec::new();
     for round in 0..ROUNDS {

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::{
@@ -20,6 +20,7 @@ use ringkeeper_engine::proto::records::{
     WatcherEvent,
 };
 use ringkeeper_engine::proto::{Jute, JuteReader};
+use ringkeeper_tests::sim::Rng;
 use ringkeeper_tests::TestServer;
 use zookeeper_client as zk;
 
@@ -415,4 +416,15 @@ pub fn refused_start(server: &TestServer) -> String {
     assert!(!status.success(), "must exit non-zero; output:\n{text}");
     assert!(!text.contains("listening on"), "must not serve:\n{text}");
     text
+}
+
+/// The random source of a randomized test, seeded from `RINGKEEPER_TEST_SEED` or else the
+/// clock; the seed is printed so that a failing run can be replayed.
+pub fn seeded_rng() -> Rng {
+    let seed = std::env::var("RINGKEEPER_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64);
+    println!("seed {seed} (RINGKEEPER_TEST_SEED={seed} replays it)");
+    Rng(seed)
 }
