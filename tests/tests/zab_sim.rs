@@ -1,5 +1,6 @@
-//! The ZAB engine under the deterministic simulator (tests/src/sim.rs): many seeds per
-//! ensemble shape, each a run with crashes, partitions, message loss, delay, reordering and
+//! The production replica (`engine::replica::Node`) under the deterministic simulator
+//! (tests/src/sim.rs), driven by clients speaking the wire protocol: many seeds per ensemble
+//! shape, each a run with crashes, partitions, message loss, delay, reordering and
 //! duplication, checked after every step and for convergence after healing.
 //!
 //! `RINGKEEPER_SIM_SEED=S` replays one seed (add `RINGKEEPER_SIM_TRACE=1` for every event);
