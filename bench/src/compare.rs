@@ -3,13 +3,17 @@
 //! repeated with the order alternating (ringkeeper first on even repeats, Apache first on odd
 //! ones), then summarised as medians with min–max spreads and ringkeeper/Apache ratios.
 //!
-//! In: cases (`write:16x16` = workload, sessions x in flight), a [`Shape`] shared by all
-//! runs. Out: a [`CompareReport`] with every run's full [`LoadReport`] and the machine's
+//! In: cases (`write:16x16` = workload, sessions x in flight, closed loop; `write:16x16@8000`
+//! the same open loop at 8000 ops/s), a [`Shape`] shared by all runs, an [`Isolation`] for
+//! both sides alike (each server process of either kind in its own cgroup with the same CPU
+//! quota, or all sharing the cores). Out: a [`CompareReport`] with every run's full
+//! [`LoadReport`] (CPU µs per op of each server and of the client included) and the machine's
 //! floor (fdatasync on the data root, loopback round trip) measured first in the same run;
 //! every latency is also shown as a multiple of its case's floor. A kind that cannot run the
 //! asked server count (ringkeeper before ensembles) is reported "not supported", never
-//! substituted. Servers stay up for the whole comparison (the JVM keeps its JIT warm) and are
-//! killed at the end or on the first error.
+//! substituted. Servers stay up for the whole comparison (the JVM keeps its JIT warm); after
+//! the cases, with `idle` set, both ensembles are left idle together and their CPU use is
+//! reported as % of a core. They are killed at the end or on the first error.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -18,6 +22,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cgroup::Isolation;
+use crate::cpu::CpuWatch;
 use crate::floor::{run_floor, FloorConfig, FloorReport};
 use crate::load::{run_load, LoadConfig, Shape};
 use crate::report::{LoadReport, Spread};
@@ -25,24 +31,39 @@ use crate::servers::{Ensemble, EnsembleSpec, ServerKind};
 use crate::workload::{Op, OpMix};
 use crate::BenchError;
 
-/// One workload at one concurrency: `WORKLOAD:CLIENTSxINFLIGHT`, where WORKLOAD is `write`
-/// (setData), `read` (getData), an op name (`exists`, `create`, `multi`, ...; creates are
-/// ephemeral-sequential, multis 4 setData) or `mixedNN` (NN% getData, the rest setData).
+/// One workload at one concurrency: `WORKLOAD:CLIENTSxINFLIGHT[@RATE]`, where WORKLOAD is
+/// `write` (setData), `read` (getData), an op name (`exists`, `create`, `multi`, ...; creates
+/// are ephemeral-sequential, multis 4 setData) or `mixedNN` (NN% getData, the rest setData);
+/// `@RATE` makes it open loop at RATE ops/s over all sessions (else closed loop, unless the
+/// shared `--rate` is given).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub name: String,
     pub mix: OpMix,
     pub clients: usize,
     pub inflight: usize,
+    pub rate: Option<f64>,
 }
 
 impl FromStr for Case {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("case {s:?} is not WORKLOAD:CLIENTSxINFLIGHT (e.g. write:16x16, read:1x1, mixed90:16x16)")
+            format!(
+                "case {s:?} is not WORKLOAD:CLIENTSxINFLIGHT[@RATE] (e.g. write:16x16, read:1x1, mixed90:16x16, write:16x16@8000)"
+            )
         };
         let (workload, shape) = s.split_once(':').ok_or_else(bad)?;
+        let (shape, rate) = match shape.split_once('@') {
+            Some((shape, rate)) => {
+                let rate: f64 = rate.parse().map_err(|_| bad())?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(bad());
+                }
+                (shape, Some(rate))
+            }
+            None => (shape, None),
+        };
         let (clients, inflight) = shape.split_once('x').ok_or_else(bad)?;
         let mix = match workload {
             "write" => OpMix::only(Op::SetData),
@@ -60,6 +81,7 @@ impl FromStr for Case {
             mix,
             clients: clients.parse().map_err(|_| bad())?,
             inflight: inflight.parse().map_err(|_| bad())?,
+            rate,
         })
     }
 }
@@ -67,8 +89,13 @@ impl FromStr for Case {
 /// Longest time each floor measurement of a comparison may take.
 const FLOOR_TIME_LIMIT: Duration = Duration::from_secs(10);
 
-/// The standard cases of `bench/results/`.
-pub const STANDARD_CASES: [&str; 3] = ["write:16x16", "write:1x1", "read:16x16"];
+/// The standard cases of `bench/results/`: saturating (closed loop) writes from 16x16 and
+/// from a lone writer, reads, and writes at a fixed rate both servers sustain (CPU per op and
+/// latency at a moderate load).
+pub const STANDARD_CASES: [&str; 4] = ["write:16x16", "write:1x1", "read:16x16", "write:16x16@8000"];
+
+/// An open-loop run below this share of its target rate did not sustain it.
+const SUSTAINED_SHARE: f64 = 0.95;
 
 /// A comparison.
 #[derive(Debug, Clone)]
@@ -85,6 +112,10 @@ pub struct CompareConfig {
     /// fdatasyncs and loopback round trips of the floor measured before the cases.
     pub floor_fsyncs: usize,
     pub floor_round_trips: usize,
+    /// How every server process of both sides shares the CPUs.
+    pub isolation: Isolation,
+    /// After the cases: both ensembles left idle this long, their CPU measured (zero: not).
+    pub idle: Duration,
 }
 
 /// Median and spread of one server's runs of one case.
@@ -97,6 +128,16 @@ pub struct SideSummary {
     /// Median p50 and p99 divided by the case's floor (`CaseReport::floor_us`).
     pub p50_over_floor: f64,
     pub p99_over_floor: f64,
+    /// Server CPU µs per op, all members summed; `None` if a run could not read it.
+    pub server_cpu_us_per_op: Option<Spread>,
+    /// The same per member, in member order (`server1`, `server2`, ...).
+    pub server_cpu_us_per_op_by_member: Vec<Spread>,
+    /// The bench's own CPU µs per op and % of a core: near 100% x `--threads` means the
+    /// client set the pace.
+    pub client_cpu_us_per_op: Spread,
+    pub client_cpu_core_percent: Spread,
+    /// Open loop: whether every run reached 95% of the target rate.
+    pub sustained_rate: Option<bool>,
 }
 
 impl SideSummary {
@@ -111,7 +152,47 @@ impl SideSummary {
             p50_us,
             p99_us,
             errors: runs.iter().map(|r| r.errors).sum(),
+            server_cpu_us_per_op: runs
+                .iter()
+                .map(|r| r.cpu.servers_total.as_ref().map(|t| t.us_per_op))
+                .collect::<Option<Vec<f64>>>()
+                .map(|v| Spread::of(&v)),
+            server_cpu_us_per_op_by_member: (0..runs.iter().map(|r| r.cpu.servers.len()).min().unwrap_or(0))
+                .map(|member| figure(&|r| r.cpu.servers[member].us_per_op))
+                .collect(),
+            client_cpu_us_per_op: figure(&|r| r.cpu.client.as_ref().map_or(0.0, |c| c.us_per_op)),
+            client_cpu_core_percent: figure(&|r| r.cpu.client.as_ref().map_or(0.0, |c| c.core_percent)),
+            sustained_rate: runs.first().and_then(|r| r.rate_target).map(|_| {
+                runs.iter().all(|r| r.rate_target.is_some_and(|rate| r.ops_per_s >= SUSTAINED_SHARE * rate))
+            }),
         }
+    }
+
+    /// `200 (120+40+40)`: median µs per op summed over members, then each member's median.
+    fn server_cpu_cell(&self) -> String {
+        match &self.server_cpu_us_per_op {
+            Some(total) => format!(
+                "{:.0} ({})",
+                total.median,
+                self.server_cpu_us_per_op_by_member
+                    .iter()
+                    .map(|m| format!("{:.0}", m.median))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            ),
+            None => "n/a".into(),
+        }
+    }
+
+    /// `12 [35%]`: client µs per op and % of a core (medians).
+    fn client_cpu_cell(&self) -> String {
+        format!("{:.0} [{:.0}%]", self.client_cpu_us_per_op.median, self.client_cpu_core_percent.median)
+    }
+
+    /// The ops/s cell, marked when an open-loop run fell short of its target.
+    fn ops_cell(&self) -> String {
+        let shortfall = if self.sustained_rate == Some(false) { " BELOW RATE" } else { "" };
+        format!("{}{shortfall}", self.ops_per_s.show())
     }
 }
 
@@ -121,6 +202,8 @@ pub struct Ratios {
     pub ops_per_s: f64,
     pub p50: f64,
     pub p99: f64,
+    /// Server CPU per op (members summed), when both sides have it.
+    pub server_cpu_per_op: Option<f64>,
 }
 
 /// One case on both servers. `ringkeeper` is `None` when it could not run (see
@@ -131,6 +214,8 @@ pub struct CaseReport {
     /// The least latency this case can have here: loopback round trip, plus one fdatasync
     /// for a case that writes.
     pub floor_us: f64,
+    /// Open-loop target in ops/s over all sessions; `None` for closed loop.
+    pub rate: Option<f64>,
     pub ringkeeper: Option<SideSummary>,
     pub apache: SideSummary,
     pub ratio_ringkeeper_to_apache: Option<Ratios>,
@@ -138,10 +223,21 @@ pub struct CaseReport {
     pub apache_runs: Vec<LoadReport>,
 }
 
+/// CPU of an idle ensemble: both sides left alone together after the cases.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleCpu {
+    pub seconds: f64,
+    /// % of one core, all members summed; `None` for a side that did not run.
+    pub ringkeeper_core_percent: Option<f64>,
+    pub apache_core_percent: f64,
+}
+
 /// The whole comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareReport {
     pub servers: usize,
+    /// How the server processes shared the CPUs (same for both sides).
+    pub isolation: String,
     pub repeat: usize,
     pub size_bytes: usize,
     pub warmup_s: f64,
@@ -151,6 +247,8 @@ pub struct CompareReport {
     /// Why ringkeeper has no figures in this run (e.g. no ensemble support), if it has none.
     pub ringkeeper_not_supported: Option<String>,
     pub cases: Vec<CaseReport>,
+    /// Idle CPU after the cases (`None` when not measured).
+    pub idle: Option<IdleCpu>,
 }
 
 /// `median (min–max) [x floor]` of a latency.
@@ -180,40 +278,81 @@ impl CompareReport {
         [("ringkeeper", c.ringkeeper.as_ref().ok_or(not_supported)), (apache_name, Ok(&c.apache))]
     }
 
-    /// The plain table: per case, each server's medians (min–max), latencies also as a
-    /// multiple of the case's floor `[Nx]`, and the ratio.
-    pub fn table(&self) -> String {
+    /// The heading both tables start with: shape, isolation, floor, idle CPU.
+    fn heading(&self) -> String {
         let mut out = format!(
-            "{} server(s), {} B values, {} run(s) each, {:.0} s measured after {:.0} s warm-up; median (min–max) [x floor]\n{}\n",
-            self.servers, self.size_bytes, self.repeat, self.measure_s, self.warmup_s, self.floor_line()
+            "{} server(s), {} B values, {} run(s) each, {:.0} s measured after {:.0} s warm-up; isolation {}\n{}\n",
+            self.servers,
+            self.size_bytes,
+            self.repeat,
+            self.measure_s,
+            self.warmup_s,
+            self.isolation,
+            self.floor_line()
         );
+        if let Some(idle) = &self.idle {
+            let rk = idle.ringkeeper_core_percent.map_or("n/a".into(), |p| format!("{p:.1}%"));
+            let _ = writeln!(
+                out,
+                "idle {:.0} s after the cases, CPU of all members summed: ringkeeper {rk} of a core, apache {:.1}%",
+                idle.seconds, idle.apache_core_percent
+            );
+        }
+        out.push_str(
+            "server cpu = CPU µs per op of all server processes summed (each member's in brackets); \
+             client cpu = the bench's own µs per op [% of a core]\n",
+        );
+        out
+    }
+
+    /// The plain table: per case, each server's medians (min–max), latencies also as a
+    /// multiple of the case's floor `[Nx]`, CPU per op, and the ratio.
+    pub fn table(&self) -> String {
+        let mut out = self.heading();
         let _ = writeln!(
             out,
-            "{:<14} {:<12} {:>9} {:>26} {:>30} {:>30} {:>7}",
-            "case", "server", "floor us", "ops/s", "p50 us", "p99 us", "errors"
+            "{:<18} {:<12} {:>9} {:>26} {:>30} {:>30} {:>7} {:>22} {:>12}",
+            "case",
+            "server",
+            "floor us",
+            "ops/s",
+            "p50 us",
+            "p99 us",
+            "errors",
+            "server cpu us/op",
+            "client cpu"
         );
         for c in &self.cases {
             for (name, side) in self.sides(c, "apache") {
                 let _ = match side {
                     Ok(side) => writeln!(
                         out,
-                        "{:<14} {:<12} {:>9.0} {:>26} {:>30} {:>30} {:>7}",
+                        "{:<18} {:<12} {:>9.0} {:>26} {:>30} {:>30} {:>7} {:>22} {:>12}",
                         c.case,
                         name,
                         c.floor_us,
-                        side.ops_per_s.show(),
+                        side.ops_cell(),
                         latency_cell(&side.p50_us, side.p50_over_floor),
                         latency_cell(&side.p99_us, side.p99_over_floor),
-                        side.errors
+                        side.errors,
+                        side.server_cpu_cell(),
+                        side.client_cpu_cell()
                     ),
-                    Err(why) => writeln!(out, "{:<14} {:<12} not supported: {why}", c.case, name),
+                    Err(why) => writeln!(out, "{:<18} {:<12} not supported: {why}", c.case, name),
                 };
             }
             if let Some(r) = &c.ratio_ringkeeper_to_apache {
                 let _ = writeln!(
                     out,
-                    "{:<14} {:<12} {:>9} {:>26.2} {:>30.2} {:>30.2}",
-                    c.case, "rk/apache", "", r.ops_per_s, r.p50, r.p99
+                    "{:<18} {:<12} {:>9} {:>26.2} {:>30.2} {:>30.2} {:>7} {:>22}",
+                    c.case,
+                    "rk/apache",
+                    "",
+                    r.ops_per_s,
+                    r.p50,
+                    r.p99,
+                    "",
+                    r.server_cpu_per_op.map_or("".into(), |v| format!("{v:.2}"))
                 );
             }
         }
@@ -222,30 +361,36 @@ impl CompareReport {
 
     /// The same as a Markdown table.
     pub fn markdown(&self) -> String {
-        let mut out = format!(
-            "{}\n\n| case | server | ops/s median (min–max) | p50 µs median (min–max) [x floor] | p99 µs median (min–max) [x floor] | errors |\n|---|---|---|---|---|---|\n",
-            self.floor_line()
+        let mut out = self.heading().replace('\n', "\n\n");
+        out.push_str(
+            "| case | server | ops/s median (min–max) | p50 µs median (min–max) [x floor] | p99 µs median (min–max) [x floor] | errors | server CPU µs/op (per member) | client CPU µs/op [% core] |\n|---|---|---|---|---|---|---|---|\n",
         );
         for c in &self.cases {
             for (name, side) in self.sides(c, "Apache 3.8") {
                 let _ = match side {
                     Ok(side) => writeln!(
                         out,
-                        "| {} | {name} | {} | {} | {} | {} |",
+                        "| {} | {name} | {} | {} | {} | {} | {} | {} |",
                         c.case,
-                        side.ops_per_s.show(),
+                        side.ops_cell(),
                         latency_cell(&side.p50_us, side.p50_over_floor),
                         latency_cell(&side.p99_us, side.p99_over_floor),
-                        side.errors
+                        side.errors,
+                        side.server_cpu_cell(),
+                        side.client_cpu_cell()
                     ),
-                    Err(why) => writeln!(out, "| {} | {name} | not supported: {why} | | | |", c.case),
+                    Err(why) => writeln!(out, "| {} | {name} | not supported: {why} | | | | | |", c.case),
                 };
             }
             if let Some(r) = &c.ratio_ringkeeper_to_apache {
                 let _ = writeln!(
                     out,
-                    "| {} | ratio rk/Apache | {:.2} | {:.2} | {:.2} | |",
-                    c.case, r.ops_per_s, r.p50, r.p99
+                    "| {} | ratio rk/Apache | {:.2} | {:.2} | {:.2} | | {} | |",
+                    c.case,
+                    r.ops_per_s,
+                    r.p50,
+                    r.p99,
+                    r.server_cpu_per_op.map_or("".into(), |v| format!("{v:.2}"))
                 );
             }
         }
@@ -284,7 +429,11 @@ pub fn run_compare(
         round_trips: config.floor_round_trips,
         time_limit: FLOOR_TIME_LIMIT,
     })?;
-    let spec = |kind| EnsembleSpec::with_free_ports(kind, config.servers, &config.data_root);
+    let spec = |kind| -> Result<EnsembleSpec, BenchError> {
+        let mut spec = EnsembleSpec::with_free_ports(kind, config.servers, &config.data_root)?;
+        spec.isolation = config.isolation;
+        Ok(spec)
+    };
     let ringkeeper = start_side(spec(config.ringkeeper.clone())?)?;
     let apache = Ensemble::start(spec(config.apache.clone())?)?;
     let ringkeeper_not_supported = ringkeeper.as_ref().err().cloned();
@@ -302,7 +451,11 @@ pub fn run_compare(
                     clients: case.clients,
                     inflight: case.inflight,
                     mix: case.mix,
-                    shape: config.shape.clone(),
+                    shape: Shape {
+                        rate_ops_per_s: case.rate.or(config.shape.rate_ops_per_s),
+                        ..config.shape.clone()
+                    },
+                    server_processes: server.server_processes(),
                 };
                 let report = run_load(&load)?;
                 on_run(
@@ -313,6 +466,7 @@ pub fn run_compare(
             }
         }
     }
+    let idle = if config.idle.is_zero() { None } else { Some(measure_idle(&servers, config.idle)?) };
     drop(servers);
     let rtt_us = floor.loopback_round_trip.latency.p50_us as f64;
     let fsync_us = floor.fdatasync_preallocated.latency.p50_us as f64;
@@ -327,10 +481,15 @@ pub fn run_compare(
             CaseReport {
                 case: case.name.clone(),
                 floor_us,
+                rate: case.rate.or(config.shape.rate_ops_per_s),
                 ratio_ringkeeper_to_apache: rk.as_ref().map(|rk| Ratios {
                     ops_per_s: ratio(rk.ops_per_s.median, ap.ops_per_s.median),
                     p50: ratio(rk.p50_us.median, ap.p50_us.median),
                     p99: ratio(rk.p99_us.median, ap.p99_us.median),
+                    server_cpu_per_op: rk
+                        .server_cpu_us_per_op
+                        .zip(ap.server_cpu_us_per_op)
+                        .map(|(ours, theirs)| ratio(ours.median, theirs.median)),
                 }),
                 ringkeeper: rk,
                 apache: ap,
@@ -341,6 +500,7 @@ pub fn run_compare(
         .collect();
     Ok(CompareReport {
         servers: config.servers,
+        isolation: config.isolation.describe(),
         repeat: config.repeat,
         size_bytes: config.shape.size_bytes,
         warmup_s: config.shape.warmup.as_secs_f64(),
@@ -348,7 +508,27 @@ pub fn run_compare(
         floor,
         ringkeeper_not_supported,
         cases,
+        idle,
     })
+}
+
+/// Leaves both sides idle for `window` and returns each side's CPU, members summed, as % of
+/// one core (both measured over the same window).
+fn measure_idle(servers: &[Option<Ensemble>; 2], window: Duration) -> Result<IdleCpu, BenchError> {
+    let watch = |side: &Option<Ensemble>| side.as_ref().map(|e| CpuWatch::new(e.server_processes()));
+    let watches: Vec<Option<CpuWatch>> = servers.iter().map(watch).collect();
+    let starts: Vec<_> = watches.iter().map(|w| w.as_ref().map(CpuWatch::sample)).collect();
+    std::thread::sleep(window);
+    let percent = |index: usize| -> Option<f64> {
+        let watch = watches[index].as_ref()?;
+        let end = watch.sample();
+        let report = crate::cpu::CpuReport::between(watch, starts[index].as_ref()?, &end, 0);
+        report.servers_total.map(|total| total.core_percent)
+    };
+    let ringkeeper_core_percent = percent(0);
+    let apache_core_percent = percent(1)
+        .ok_or_else(|| BenchError::Server("could not read the idle CPU of Apache's processes".into()))?;
+    Ok(IdleCpu { seconds: window.as_secs_f64(), ringkeeper_core_percent, apache_core_percent })
 }
 
 #[cfg(test)]
@@ -364,6 +544,12 @@ mod tests {
         assert!("mixed101:1x1".parse::<Case>().is_err());
         assert!("write:16".parse::<Case>().is_err());
         assert!("nap:1x1".parse::<Case>().is_err());
+        let open = "write:16x4@8000".parse::<Case>().unwrap();
+        assert_eq!((open.clients, open.inflight, open.rate), (16, 4, Some(8000.0)));
+        assert_eq!("write:16x16".parse::<Case>().unwrap().rate, None);
+        for bad in ["write:1x1@", "write:1x1@0", "write:1x1@-5", "write:1x1@fast"] {
+            assert!(bad.parse::<Case>().is_err(), "{bad}");
+        }
         for s in STANDARD_CASES {
             assert!(s.parse::<Case>().is_ok());
         }

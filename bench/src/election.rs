@@ -181,7 +181,7 @@ impl ElectionReport {
 /// The ensemble under test.
 enum Cluster {
     /// With the proxies between its members for a partition trial.
-    Started(Ensemble, Option<Partitioner>),
+    Started(Box<Ensemble>, Option<Partitioner>),
     Running {
         addresses: Vec<String>,
         kill_command: String,
@@ -199,7 +199,11 @@ impl Cluster {
 
     fn name(&self) -> String {
         match self {
-            Cluster::Started(ensemble, _) => format!("{} started here", ensemble.kind.name()),
+            Cluster::Started(ensemble, _) => format!(
+                "{} started here, isolation {}",
+                ensemble.kind.name(),
+                ensemble.isolation().describe()
+            ),
             Cluster::Running { addresses, .. } => addresses.join(","),
         }
     }
@@ -310,7 +314,7 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
             } else {
                 None
             };
-            Cluster::Started(Ensemble::start(spec)?, partitioner)
+            Cluster::Started(Box::new(Ensemble::start(spec)?), partitioner)
         }
         Target::Running { addresses, kill_command, restart_command } => {
             if config.trials > 1 && restart_command.is_none() {

@@ -7,7 +7,8 @@
 //!                      │                       │ replies: latency from the *intended* send
 //!                      ▼                       ▼
 //!                 report::LoadReport ◀── hdrhistogram per session + per-second timeline
-//!  compare::run_compare: floor, then servers::Ensemble (ringkeeper, Apache; 1 or N) × cases × repeats
+//!  compare::run_compare: floor, then servers::Ensemble (ringkeeper, Apache; 1 or N; shared
+//!                        or equal CPU quotas) × cases × repeats, CPU per op, idle CPU
 //!  election::run_election: writers on an ensemble, its leader killed or frozen, N trials
 //!  floor::run_floor: fdatasync latency of the data disk, loopback TCP round trip
 //! ```
@@ -17,6 +18,8 @@
 //! - [`load`]: the load generator itself.
 //! - [`report`]: results, percentiles, the plain table and medians.
 //! - [`plot`]: the SVG of a run (latency per second, latency CDF).
+//! - [`cpu`]: CPU time of the servers and of the bench over a measured window, per op.
+//! - [`cgroup`]: server isolation, `shared` or `equal` (a cgroup with the same CPU quota each).
 //! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
 //! - [`four_letter`]: `srvr` and the `Mode:` it reports.
 //! - [`election`]: time to a new leader and to the first write after the leader fails.
@@ -27,7 +30,9 @@
 //! Invariant: every loop that sends load is bounded in time (warm-up + measure + drain) and
 //! every queue in count (`inflight` per session).
 
+pub mod cgroup;
 pub mod compare;
+pub mod cpu;
 pub mod election;
 pub mod floor;
 pub mod four_letter;
@@ -40,7 +45,9 @@ pub mod servers;
 pub mod wire;
 pub mod workload;
 
+pub use cgroup::Isolation;
 pub use compare::{run_compare, Case, CompareConfig, CompareReport};
+pub use cpu::{CpuReport, ServerProcess};
 pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use load::{run_load, LoadConfig, Shape};
 pub use report::LoadReport;

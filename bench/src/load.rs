@@ -9,7 +9,9 @@
 //! written and taken when its reply (same xid, in order) is read. Phases on one clock:
 //! warm-up, measure (ops whose intended send time falls here are counted), then a drain of at
 //! most [`DRAIN_TIMEOUT`]; every session ends with closeSession, whose reply marks the end of
-//! its stream. A per-second progress line goes to stderr.
+//! its stream. A per-second progress line goes to stderr. The CPU time of the bench and of
+//! the given server processes is sampled at the start and the end of the measure window
+//! (a [`CpuWatch`] on its own thread, off the load's runtime) and reported per op.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
+use crate::cpu::{CpuReport, CpuWatch, ServerProcess};
 use crate::hosts::ConnectString;
 use crate::report::{cdf_of, new_histogram, LatencySummary, LoadReport, Second};
 use crate::wire::{is_unsolicited, next_xid, push_request, read_frame, split_reply, Session};
@@ -85,6 +88,8 @@ pub struct LoadConfig {
     pub inflight: usize,
     pub mix: OpMix,
     pub shape: Shape,
+    /// Server processes whose CPU time the report gives per op (empty: client CPU only).
+    pub server_processes: Vec<ServerProcess>,
 }
 
 impl LoadConfig {
@@ -259,6 +264,16 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         seed: shape.seed,
         intervals: (0..config.clients).map(|_| Mutex::new(Interval::new())).collect(),
     });
+    let cpu_watch = CpuWatch::new(config.server_processes.clone());
+    let cpu_samples = {
+        let watch = cpu_watch.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(measure_start.saturating_duration_since(Instant::now()));
+            let first = watch.sample();
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+            (first, watch.sample())
+        })
+    };
     let (stop_progress, progress_stopped) = tokio::sync::oneshot::channel();
     let progress = tokio::spawn(progress_loop(context.clone(), shape.progress, progress_stopped));
     let tasks: Vec<_> = sessions
@@ -290,6 +305,11 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     // Stopped, not aborted: an aborted task's timeline would be lost.
     let _ = stop_progress.send(());
     let timeline = progress.await.unwrap_or_default();
+    // The sampler has finished by now: every session ran past the end of the window.
+    let cpu = match cpu_samples.join() {
+        Ok((start, end)) => CpuReport::between(&cpu_watch, &start, &end, ops),
+        Err(_) => CpuReport::default(),
+    };
 
     if let Err(e) = cleanup(&hosts, &context.templates, shape.session_timeout_ms).await {
         notes.push(format!("cleanup incomplete: {e}"));
@@ -314,6 +334,7 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         latency: LatencySummary::of(&histogram),
         cdf: cdf_of(&histogram),
         timeline,
+        cpu,
         notes,
     })
 }

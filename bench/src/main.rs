@@ -1,7 +1,8 @@
 //! `ringkeeper-bench`: the command line over the `ringkeeper_bench` library.
 //!
-//! `write`, `read`, `mixed` drive a running server (`--hosts`); `compare` starts ringkeeper
-//! and Apache ZooKeeper itself (1 or 3 servers each); `floor` measures the machine;
+//! `write`, `read`, `mixed` drive a running server (`--hosts`; `--server-pid` adds its CPU per
+//! op); `compare` starts ringkeeper and Apache ZooKeeper itself (1 or 3 servers each, sharing
+//! the cores or each in a cgroup with the same CPU quota); `floor` measures the machine;
 //! `election` fails the leader of an ensemble (started here or running) and times recovery.
 //! Results: a live line per second on stderr, a plain table on stdout, JSON with `--json`.
 
@@ -16,8 +17,8 @@ use ringkeeper_bench::hosts::ConnectString;
 use ringkeeper_bench::servers::{default_ringkeeper_binary, EnsembleSpec, ServerKind};
 use ringkeeper_bench::{plot, servers};
 use ringkeeper_bench::{
-    run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, LoadConfig,
-    Op, OpMix, Shape,
+    run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, Isolation,
+    LoadConfig, Op, OpMix, ServerProcess, Shape,
 };
 
 #[derive(Parser)]
@@ -148,6 +149,9 @@ struct LoadArgs {
     /// Write an SVG here: p50/p99 per second and the latency CDF.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// A server process (on this machine) whose CPU µs per op to report; repeatable.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
 }
 
 /// Parameters of the ops a mix uses.
@@ -186,9 +190,9 @@ fn check_op(op: Op, reads: bool) -> anyhow::Result<Op> {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// WORKLOAD:CLIENTSxINFLIGHT, repeatable; WORKLOAD is write, read, an op name (exists,
-    /// getChildren, create, multi) or mixedNN.
-    /// Default: write:16x16, write:1x1, read:16x16.
+    /// WORKLOAD:CLIENTSxINFLIGHT[@RATE], repeatable; WORKLOAD is write, read, an op name
+    /// (exists, getChildren, create, multi) or mixedNN; @RATE: open loop at RATE ops/s.
+    /// Default: write:16x16, write:1x1, read:16x16, write:16x16@8000.
     #[arg(long = "case")]
     cases: Vec<Case>,
     /// Runs per case and server, alternating which server goes first.
@@ -208,6 +212,10 @@ struct CompareArgs {
     servers_at: ServerArgs,
     #[command(flatten)]
     shape: ShapeArgs,
+    /// After the cases, leave both ensembles idle this many seconds and report their CPU
+    /// (0: skip).
+    #[arg(long, default_value_t = 0.0)]
+    idle_seconds: f64,
     /// Also print the summary as a Markdown table.
     #[arg(long)]
     markdown: bool,
@@ -283,6 +291,20 @@ struct ServerArgs {
     /// Directory the servers keep their data under (default: the temp directory).
     #[arg(long)]
     data_root: Option<PathBuf>,
+    /// How the server processes share the CPUs, both kinds alike: `shared` (plain children,
+    /// the busiest may take every core) or `equal` (each in its own cgroup with the same CPU
+    /// quota, --cpu-per-server: the stand-in for separate hosts). Default: equal for an
+    /// ensemble, shared for 1 server.
+    #[arg(long, value_parser = ["shared", "equal"])]
+    isolation: Option<String>,
+    /// With equal isolation: cores each server process may use. 0.5 on a 2-core host runs
+    /// 3 servers in 1.5 cores and leaves half a core to the client.
+    #[arg(long, default_value_t = 0.5)]
+    cpu_per_server: f64,
+    /// With equal isolation: the quota period in milliseconds (short, so a server that used
+    /// its quota waits at most period x (1 - cpu-per-server), not the kernel's 100 ms default).
+    #[arg(long, default_value_t = 10)]
+    cpu_period_ms: u64,
 }
 
 impl ServerArgs {
@@ -298,6 +320,19 @@ impl ServerArgs {
 
     fn data_root(&self) -> PathBuf {
         self.data_root.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// `--isolation`, or its default for `servers` per side.
+    fn isolation(&self, servers: usize) -> Isolation {
+        let equal = match self.isolation.as_deref() {
+            Some(choice) => choice == "equal",
+            None => servers > 1,
+        };
+        if equal {
+            Isolation::Equal { cpus: self.cpu_per_server, period: Duration::from_millis(self.cpu_period_ms) }
+        } else {
+            Isolation::Shared
+        }
     }
 }
 
@@ -318,7 +353,7 @@ impl ElectionArgs {
             None => bail!("election needs --start ringkeeper|apache or --hosts with --kill-command"),
         };
         let root = self.servers_at.data_root();
-        let spec = match &self.zoo_cfg {
+        let mut spec = match &self.zoo_cfg {
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -326,6 +361,7 @@ impl ElectionArgs {
             }
             None => EnsembleSpec::with_free_ports(kind, self.servers, &root)?,
         };
+        spec.isolation = self.servers_at.isolation(spec.members.len());
         Ok(Target::Start(spec))
     }
 
@@ -378,6 +414,11 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
         inflight: args.inflight,
         mix,
         shape: args.shape.shape()?,
+        server_processes: args
+            .server_pids
+            .iter()
+            .map(|&pid| ServerProcess { name: format!("pid {pid}"), pid, quota_stat: None })
+            .collect(),
     };
     let report = run_load(&config)?;
     print!("{}", report.table());
@@ -450,6 +491,9 @@ fn main() -> anyhow::Result<()> {
                 shape: args.shape.shape()?,
                 floor_fsyncs: args.floor_fsyncs,
                 floor_round_trips: args.floor_round_trips,
+                isolation: args.servers_at.isolation(args.servers),
+                idle: Duration::try_from_secs_f64(args.idle_seconds)
+                    .with_context(|| format!("--idle-seconds {} is not a duration", args.idle_seconds))?,
             };
             let report = run_compare(&config, |what, run| eprint!("== {what}\n{}", run.table()))?;
             print!("{}", report.table());

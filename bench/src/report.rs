@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::CpuReport;
+
 /// Highest latency a histogram tracks (60 s, in µs); larger values are clamped to it.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 
@@ -104,6 +106,8 @@ pub struct LoadReport {
     /// The latency distribution of the measured ops: (quantile, µs) points for a CDF plot.
     pub cdf: Vec<CdfPoint>,
     pub timeline: Vec<Second>,
+    /// CPU of the measure window: the bench itself, and each server it was told about.
+    pub cpu: CpuReport,
     /// Anything the run could not do cleanly (cleanup left behind, sessions lost).
     pub notes: Vec<String>,
 }
@@ -139,6 +143,7 @@ impl LoadReport {
             "{:>12.0} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
             self.ops_per_s, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, self.ops, self.errors
         );
+        let _ = writeln!(out, "  cpu: {}", self.cpu.line());
         if self.ops_by_op.len() > 1 {
             let counts: Vec<String> = self.ops_by_op.iter().map(|(op, n)| format!("{op} {n}")).collect();
             let _ = writeln!(out, "  ops: {}", counts.join(", "));

@@ -12,9 +12,11 @@
 //! Ready means: every member opens a ZooKeeper session and, for an ensemble, `srvr` shows one
 //! `Mode: leader` and only followers beside it. A member that answers `Mode: standalone` to
 //! an ensemble config makes start fail with [`BenchError::NotSupported`] (never faked).
-//! An [`Ensemble`] kills its processes and removes its directories when dropped, so an
-//! error or a panic leaves nothing behind; on ctrl-c, [`clean_up_after_interrupt`] does the
-//! same for every live ensemble.
+//! With [`Isolation::Equal`] each member runs in its own cgroup with the same CPU quota
+//! ([`CpuLimit`]), joined right after it is spawned (and again after a restart).
+//! An [`Ensemble`] kills its processes and removes its directories and cgroups when dropped,
+//! so an error or a panic leaves nothing behind; on ctrl-c, [`clean_up_after_interrupt`] does
+//! the same for every live ensemble.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cgroup::{remove_live_limits, CpuLimit, Isolation};
+use crate::cpu::ServerProcess;
 use crate::four_letter::{modes_of, settled_leader, Mode};
 use crate::partition::Routes;
 use crate::wire::Session;
@@ -54,7 +58,7 @@ fn live<T: Ord>(set: &Mutex<BTreeSet<T>>, item: T, alive: bool) {
 }
 
 /// Kills (-9) every server process an [`Ensemble`] of this process started and removes
-/// their directories: for a ctrl-c handler, where no destructor runs.
+/// their directories and cgroups: for a ctrl-c handler, where no destructor runs.
 pub fn clean_up_after_interrupt() {
     for pid in std::mem::take(&mut *LIVE_PIDS.lock().unwrap_or_else(|e| e.into_inner())) {
         let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
@@ -62,6 +66,7 @@ pub fn clean_up_after_interrupt() {
     for dir in std::mem::take(&mut *LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
         let _ = std::fs::remove_dir_all(dir);
     }
+    remove_live_limits();
 }
 
 /// Which server to start.
@@ -149,6 +154,8 @@ pub struct EnsembleSpec {
     /// When set, the peer and election ports each member's zoo.cfg names for the others
     /// (proxies of a [`crate::partition::Partitioner`]); else every member's own ports.
     pub routes: Option<Routes>,
+    /// How the members share the CPUs ([`Isolation::Shared`] unless set).
+    pub isolation: Isolation,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -181,6 +188,7 @@ impl EnsembleSpec {
             common_config: DEFAULT_COMMON_CONFIG.into(),
             root: root.into(),
             routes: None,
+            isolation: Isolation::Shared,
         })
     }
 
@@ -215,7 +223,14 @@ impl EnsembleSpec {
             members.push(MemberSpec { id: 1, client_port, peer_port: 0, election_port: 0 });
         }
         members.sort_by_key(|m| m.id);
-        Ok(EnsembleSpec { kind, members, common_config: common, root: root.into(), routes: None })
+        Ok(EnsembleSpec {
+            kind,
+            members,
+            common_config: common,
+            root: root.into(),
+            routes: None,
+            isolation: Isolation::Shared,
+        })
     }
 
     fn is_ensemble(&self) -> bool {
@@ -278,6 +293,9 @@ pub struct Member {
     pub spec: MemberSpec,
     dir: PathBuf,
     child: Option<Child>,
+    /// The member's own cgroup under [`Isolation::Equal`]; declared after `child`, and
+    /// dropped after [`Ensemble`]'s drop has killed the process, so it is empty by then.
+    cpu_limit: Option<CpuLimit>,
 }
 
 impl Member {
@@ -325,7 +343,15 @@ impl Ensemble {
             std::fs::create_dir_all(&data)?;
             std::fs::write(data.join("myid"), format!("{}\n", member.id))?;
             std::fs::write(member_dir.join("zoo.cfg"), spec.member_config(member, &data))?;
-            members.push(Member { spec: *member, dir: member_dir, child: None });
+            let cpu_limit = match spec.isolation {
+                Isolation::Shared => None,
+                Isolation::Equal { cpus, period } => Some(CpuLimit::create(
+                    &format!("{}-{}-server{}", spec.kind.name(), dir_suffix(dir.path()), member.id),
+                    cpus,
+                    period,
+                )?),
+            };
+            members.push(Member { spec: *member, dir: member_dir, child: None, cpu_limit });
         }
         live(&LIVE_DIRS, dir.path().to_path_buf(), true);
         let mut ensemble = Ensemble { kind: spec.kind.clone(), members, spec, dir };
@@ -349,8 +375,31 @@ impl Ensemble {
             .spawn()
             .map_err(BenchError::io_at(format!("starting {}", self.kind.name())))?;
         live(&LIVE_PIDS, child.id(), true);
+        let pid = child.id();
         member.child = Some(child);
+        if let Some(limit) = &member.cpu_limit {
+            limit.add(pid)?;
+        }
         Ok(())
+    }
+
+    /// Every running member's process, named `server<id>`, in member order.
+    pub fn server_processes(&self) -> Vec<ServerProcess> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                m.pid().map(|pid| ServerProcess {
+                    name: format!("server{}", m.spec.id),
+                    pid,
+                    quota_stat: m.cpu_limit.as_ref().map(|limit| limit.dir().join("cpu.stat")),
+                })
+            })
+            .collect()
+    }
+
+    /// How the members share the CPUs.
+    pub fn isolation(&self) -> Isolation {
+        self.spec.isolation
     }
 
     /// The connect string of all members.
@@ -473,6 +522,13 @@ impl Drop for Ensemble {
         }
         live(&LIVE_DIRS, self.dir.path().to_path_buf(), false);
     }
+}
+
+/// The random part of a temporary directory's name (`rk-bench-apache-XXXX` → `XXXX`), so
+/// two ensembles of one kind in one process get distinct cgroup names.
+fn dir_suffix(dir: &Path) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.rsplit('-').next().unwrap_or_default().to_string()
 }
 
 /// Whether a ZooKeeper session opens on `address` (and is closed again).

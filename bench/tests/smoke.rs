@@ -2,7 +2,8 @@
 //! (started by `ringkeeper_tests::TestServer`). Each op alone, then a mix of all of them with
 //! watches, runs for 1.2 s (so the per-second timeline has a point) from 2 sessions with 4 requests in flight each:
 //! every run must complete operations of exactly the ops it was given, see no error, and the
-//! watch run must receive watch events. Nothing here measures speed.
+//! watch run must receive watch events, and every run reports the client's own CPU per op.
+//! Nothing here measures speed.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ fn run(server: &TestServer, mix: OpMix) -> LoadReport {
             progress: false,
             ..Shape::default()
         },
+        server_processes: Vec::new(),
     };
     let report = run_load(&config).expect("load run");
     let context = format!("{}\nserver log:\n{}", report.table(), server.log());
@@ -31,6 +33,8 @@ fn run(server: &TestServer, mix: OpMix) -> LoadReport {
     assert!(report.latency.p50_us > 0 && report.latency.p50_us <= report.latency.max_us, "{context}");
     assert_eq!(report.cdf.last().map(|p| p.latency_us), Some(report.latency.max_us), "{context}");
     assert!(report.timeline.first().is_some_and(|s| s.ops > 0), "timeline: {context}");
+    let client_cpu = report.cpu.client.as_ref().expect("the client's own CPU is always measured");
+    assert!(client_cpu.cpu_us > 0 && client_cpu.us_per_op > 0.0, "client cpu: {context}");
     report
 }
 

@@ -7,6 +7,7 @@
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod ensemble;
+pub mod linearizability;
 pub mod proxy;
 pub mod sim;
 

@@ -116,8 +116,9 @@ impl std::fmt::Display for SimFailure {
     }
 }
 
-/// SplitMix64: small, fast, and the same on every machine.
-struct Rng(u64);
+/// SplitMix64: small, fast, and the same on every machine (also drives the generated
+/// histories of the linearizability checker's self-test and the Jepsen-style test).
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -127,7 +128,8 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    /// Uniform-ish in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
     fn chance(&mut self, p: f64) -> bool {
