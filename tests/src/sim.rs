@@ -26,6 +26,10 @@
 //! - a client never reads its key older than its last acknowledged write, nor a value never
 //!   written.
 //!
+//! At the end, the whole client history (every request, its reply or an unknown outcome) goes
+//! through [`crate::linearizability`]: writes and creates linearizable, plain reads held to
+//! the session rules (never going back, own writes seen).
+//!
 //! After the faulty phase everything heals and the run must converge: one leader, every
 //! server serving, equal applied zxids and digests, every committed txn everywhere.
 
@@ -34,10 +38,11 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use crate::linearizability::{self, Call, Op, Return};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{
     xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, GetDataResponse, Id, Jute,
-    JuteReader, OpCode, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest,
+    JuteReader, OpCode, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest, StatResponse,
 };
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
@@ -64,6 +69,9 @@ pub struct SimOptions {
     /// A disk that acknowledges fsyncs it never did: a crash loses the whole log. Only for
     /// proving the checker catches lost commits; never a valid run.
     pub lying_disk: bool,
+    /// Adds one stale synced read of client 0's key to the client history before it is
+    /// checked. Only for proving the history check can fail; never a valid run.
+    pub stale_read_added: bool,
 }
 
 impl Default for SimOptions {
@@ -77,6 +85,7 @@ impl Default for SimOptions {
             counter_limit: u32::MAX - 1,
             history_max: 100_000,
             lying_disk: false,
+            stale_read_added: false,
         }
     }
 }
@@ -200,11 +209,11 @@ impl Server {
     }
 }
 
-/// A request a client waits for.
+/// A request a client waits for (`op`: its entry in the client history).
 #[derive(Debug, Clone, Copy)]
 enum Pending {
-    Write { xid: i32, value: u64 },
-    Read { xid: i32 },
+    Write { xid: i32, value: u64, op: usize },
+    Read { xid: i32, op: usize },
 }
 
 /// A client's connection to one server's process.
@@ -276,6 +285,10 @@ struct World {
     stats: SimStats,
     trace: VecDeque<String>,
     print_trace: bool,
+    /// Every client request, with its reply (none: outcome unknown), checked at the end.
+    history: Vec<Op>,
+    /// Orders history events: strictly increasing in simulated real time.
+    clock: u64,
 }
 
 const PEER_TICK_MS: i64 = 5;
@@ -428,7 +441,15 @@ impl World {
             stats: SimStats::default(),
             trace: VecDeque::new(),
             print_trace: std::env::var("RINGKEEPER_SIM_TRACE").is_ok_and(|v| v == "1"),
+            history: Vec::new(),
+            clock: 0,
         }
+    }
+
+    /// The next history timestamp.
+    fn stamp(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
     }
 
     fn at(&mut self, delay: i64, what: What) {
@@ -480,6 +501,16 @@ impl World {
             self.handle(ev.what).map_err(|e| self.fail(e))?;
         }
         self.converged().map_err(|e| self.fail(e))?;
+        let stale;
+        let history = if self.opts.stale_read_added {
+            stale = linearizability::with_stale_read(&self.history, "/c0", 0)
+                .ok_or_else(|| self.fail("client 0 never overwrote an acknowledged value".into()))?;
+            &stale
+        } else {
+            &self.history
+        };
+        linearizability::check_linearizable(history)
+            .map_err(|v| self.fail(format!("client history: {v}")))?;
         self.stats.committed = self.committed.len();
         Ok(self.stats)
     }
@@ -906,34 +937,32 @@ impl World {
         if !link.established || self.clients[ci].pending.is_some() {
             return Ok(());
         }
+        let write = self.writes_on && self.rng.chance(0.5);
+        let at = self.stamp();
+        let op = self.history.len();
         let c = &mut self.clients[ci];
         let xid = c.next_xid;
         c.next_xid += 1;
-        let write = self.writes_on && self.rng.chance(0.5);
-        let c = &mut self.clients[ci];
-        let frame = if write {
+        let (frame, call) = if write {
             let value = c.next_value;
             c.next_value += 1;
-            c.pending = Some(Pending::Write { xid, value });
+            c.pending = Some(Pending::Write { xid, value, op });
             let data = value.to_le_bytes().to_vec();
             if c.created {
-                request_frame(
-                    xid,
-                    OpCode::SetData,
-                    &SetDataRequest { path: c.key.clone(), data, version: -1 },
-                )
+                let body = SetDataRequest { path: c.key.clone(), data: data.clone(), version: -1 };
+                (request_frame(xid, OpCode::SetData, &body), Call::write(&data))
             } else {
                 let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-                request_frame(
-                    xid,
-                    OpCode::Create,
-                    &CreateRequest { path: c.key.clone(), data, acl, flags: 0 },
-                )
+                let body = CreateRequest { path: c.key.clone(), data: data.clone(), acl, flags: 0 };
+                (request_frame(xid, OpCode::Create, &body), Call::create(&data))
             }
         } else {
-            c.pending = Some(Pending::Read { xid });
-            request_frame(xid, OpCode::GetData, &PathWatchRequest { path: c.key.clone(), watch: false })
+            c.pending = Some(Pending::Read { xid, op });
+            let body = PathWatchRequest { path: c.key.clone(), watch: false };
+            (request_frame(xid, OpCode::GetData, &body), Call::read())
         };
+        self.history.push(Op::invoke(ci as u64, &c.key, at, call));
+        let c = &mut self.clients[ci];
         if let Some(l) = &mut c.link {
             l.since = self.now;
         }
@@ -1016,32 +1045,43 @@ impl World {
         if header.xid == xid::NOTIFICATION {
             return Ok(());
         }
+        let at = self.stamp();
         let c = &mut self.clients[ci];
         let err = ErrorCode::from_i32(header.err);
         match c.pending.take() {
-            Some(Pending::Write { xid, value }) if xid == header.xid => {
-                match err {
+            Some(Pending::Write { xid, value, op }) if xid == header.xid => {
+                let result = match err {
                     Some(ErrorCode::Ok) => {
                         c.allowed = vec![Some(value)];
-                        c.created = true;
                         self.stats.acked_writes += 1;
+                        if c.created {
+                            let body =
+                                StatResponse::decode(&mut r).map_err(|e| format!("setData reply: {e}"))?;
+                            Return::Written { version: body.stat.version }
+                        } else {
+                            Return::Created
+                        }
                     }
                     // An earlier create of unknown outcome made it.
-                    Some(ErrorCode::NodeExists) => c.created = true,
+                    Some(ErrorCode::NodeExists) => Return::NodeExists,
                     other => return Err(format!("client {ci}: write answered {other:?}")),
-                }
+                };
+                c.created = true;
                 c.last_seen = c.last_seen.max(header.zxid);
+                answer(&mut self.history, op, at, result);
             }
-            Some(Pending::Read { xid }) if xid == header.xid => {
-                let value = match err {
+            Some(Pending::Read { xid, op }) if xid == header.xid => {
+                let (value, result) = match err {
                     Some(ErrorCode::Ok) => {
                         let body =
                             GetDataResponse::decode(&mut r).map_err(|e| format!("getData reply: {e}"))?;
-                        value_of(&body.data)
+                        let result = Return::Value { data: body.data.clone(), version: body.stat.version };
+                        (value_of(&body.data), result)
                     }
-                    Some(ErrorCode::NoNode) => None,
+                    Some(ErrorCode::NoNode) => (None, Return::NoNode),
                     other => return Err(format!("client {ci}: read answered {other:?}")),
                 };
+                answer(&mut self.history, op, at, result);
                 if !c.allowed.contains(&value) {
                     return Err(format!(
                         "client {ci} read {value:?} from server {server} at {:#x}, expected one of {:?} \
@@ -1094,6 +1134,12 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// History entry `op` got its reply at `at`.
+fn answer(history: &mut [Op], op: usize, at: u64, result: Return) {
+    let invoked = std::mem::replace(&mut history[op], Op::invoke(0, "", 0, Call::read()));
+    history[op] = invoked.returned(at, result);
 }
 
 fn short(msg: &Msg) -> String {

@@ -77,3 +77,11 @@ fn the_checker_catches_lost_commits_on_a_lying_disk() {
     let failure = caught.expect("a disk that forgets acknowledged writes must break an invariant");
     eprintln!("caught as expected: {}", failure.what);
 }
+
+#[test]
+fn the_history_check_catches_a_stale_read() {
+    let opts = SimOptions { stale_read_added: true, ..SimOptions::default() };
+    let failure = sim::run(1, &opts).expect_err("a stale synced read must fail the history check");
+    assert!(failure.what.starts_with("client history"), "{failure}");
+    eprintln!("caught as expected: {}", failure.what.lines().next().unwrap_or_default());
+}
