@@ -1,7 +1,7 @@
 //! Deterministic simulator of a ringkeeper ensemble: the engine's production replica
 //! ([`Node`]: request processor, ZAB peer, hold gate, learner relay) for N voters
 //! (+ observers) on a simulated network and disk, driven by one `u64` seed, with clients that
-//! speak the ZooKeeper wire protocol (jute frames: connect, create, setData, getData, close).
+//! speak the ZooKeeper wire protocol (jute frames: connect or resume, create, setData, sync, getData).
 //!
 //! In: a seed and [`SimOptions`]. Out: `Ok(SimStats)` or a [`SimFailure`] naming the seed, the
 //! simulated time, the broken invariant and the last events (replay with the same seed gives
@@ -14,7 +14,7 @@
 //! made durable by group "fsyncs" after a random delay. A TRUNC or SNAP is carried out as the
 //! server does: the disk is changed, then the server restarts from it. Each client owns one
 //! key: it connects to a serving server (resuming its session), writes the key (create, then
-//! setData) and reads it back, one request at a time, through whichever server it is on
+//! setData) and reads it back (plain, or `sync` then read), one request at a time, through whichever server it is on
 //! (a learner relays the write to its leader).
 //!
 //! Invariants checked after every step:
@@ -27,8 +27,8 @@
 //!   written.
 //!
 //! At the end, the whole client history (every request, its reply or an unknown outcome) goes
-//! through [`crate::linearizability`]: writes and creates linearizable, plain reads held to
-//! the session rules (never going back, own writes seen).
+//! through [`crate::linearizability`]: writes, creates and synced reads linearizable, plain
+//! reads held to the session rules (never going back, own writes seen).
 //!
 //! After the faulty phase everything heals and the run must converge: one leader, every
 //! server serving, equal applied zxids and digests, every committed txn everywhere.
@@ -42,7 +42,7 @@ use crate::linearizability::{self, Call, Op, Return};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{
     xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, GetDataResponse, Id, Jute,
-    JuteReader, OpCode, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest, StatResponse,
+    JuteReader, OpCode, PathWatchRequest, ReplyHeader, PathRequest, RequestHeader, SetDataRequest, StatResponse,
 };
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
@@ -214,6 +214,10 @@ impl Server {
 enum Pending {
     Write { xid: i32, value: u64, op: usize },
     Read { xid: i32, op: usize },
+    /// The `sync` of a synced read.
+    Sync { xid: i32, op: usize },
+    /// The `sync` was answered: the read follows.
+    Synced { op: usize },
 }
 
 /// A client's connection to one server's process.
@@ -934,10 +938,25 @@ impl World {
             self.client_lost(ci);
             return self.step(link.server, Input::Disconnected { conn: link.conn });
         }
-        if !link.established || self.clients[ci].pending.is_some() {
+        if !link.established {
             return Ok(());
         }
+        match self.clients[ci].pending {
+            Some(Pending::Synced { op }) => {
+                // The read after an answered sync.
+                let c = &mut self.clients[ci];
+                let xid = c.next_xid;
+                c.next_xid += 1;
+                c.pending = Some(Pending::Read { xid, op });
+                let body = PathWatchRequest { path: c.key.clone(), watch: false };
+                let frame = request_frame(xid, OpCode::GetData, &body);
+                return self.step(link.server, Input::Request { conn: link.conn, frame });
+            }
+            Some(_) => return Ok(()),
+            None => {}
+        }
         let write = self.writes_on && self.rng.chance(0.5);
+        let synced = !write && self.rng.chance(0.5);
         let at = self.stamp();
         let op = self.history.len();
         let c = &mut self.clients[ci];
@@ -956,6 +975,9 @@ impl World {
                 let body = CreateRequest { path: c.key.clone(), data: data.clone(), acl, flags: 0 };
                 (request_frame(xid, OpCode::Create, &body), Call::create(&data))
             }
+        } else if synced {
+            c.pending = Some(Pending::Sync { xid, op });
+            (request_frame(xid, OpCode::Sync, &PathRequest { path: c.key.clone() }), Call::synced_read())
         } else {
             c.pending = Some(Pending::Read { xid, op });
             let body = PathWatchRequest { path: c.key.clone(), watch: false };
@@ -1070,6 +1092,10 @@ impl World {
                 c.last_seen = c.last_seen.max(header.zxid);
                 answer(&mut self.history, op, at, result);
             }
+            Some(Pending::Sync { xid, op }) if xid == header.xid => match err {
+                Some(ErrorCode::Ok) => c.pending = Some(Pending::Synced { op }),
+                other => return Err(format!("client {ci}: sync answered {other:?}")),
+            },
             Some(Pending::Read { xid, op }) if xid == header.xid => {
                 let (value, result) = match err {
                     Some(ErrorCode::Ok) => {
