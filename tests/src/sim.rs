@@ -42,7 +42,8 @@ use crate::linearizability::{self, Call, Op, Return};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{
     xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, GetDataResponse, Id, Jute,
-    JuteReader, OpCode, PathWatchRequest, ReplyHeader, PathRequest, RequestHeader, SetDataRequest, StatResponse,
+    JuteReader, OpCode, PathRequest, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest,
+    StatResponse,
 };
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
@@ -212,12 +213,28 @@ impl Server {
 /// A request a client waits for (`op`: its entry in the client history).
 #[derive(Debug, Clone, Copy)]
 enum Pending {
-    Write { xid: i32, value: u64, op: usize },
-    Read { xid: i32, op: usize },
-    /// The `sync` of a synced read.
-    Sync { xid: i32, op: usize },
+    Write {
+        xid: i32,
+        value: u64,
+        op: usize,
+    },
+    /// A read of client `owner`'s key.
+    Read {
+        xid: i32,
+        op: usize,
+        owner: usize,
+    },
+    /// The `sync` of a synced read (of any client's key).
+    Sync {
+        xid: i32,
+        op: usize,
+        owner: usize,
+    },
     /// The `sync` was answered: the read follows.
-    Synced { op: usize },
+    Synced {
+        op: usize,
+        owner: usize,
+    },
 }
 
 /// A client's connection to one server's process.
@@ -942,13 +959,14 @@ impl World {
             return Ok(());
         }
         match self.clients[ci].pending {
-            Some(Pending::Synced { op }) => {
+            Some(Pending::Synced { op, owner }) => {
                 // The read after an answered sync.
+                let path = self.clients[owner].key.clone();
                 let c = &mut self.clients[ci];
                 let xid = c.next_xid;
                 c.next_xid += 1;
-                c.pending = Some(Pending::Read { xid, op });
-                let body = PathWatchRequest { path: c.key.clone(), watch: false };
+                c.pending = Some(Pending::Read { xid, op, owner });
+                let body = PathWatchRequest { path, watch: false };
                 let frame = request_frame(xid, OpCode::GetData, &body);
                 return self.step(link.server, Input::Request { conn: link.conn, frame });
             }
@@ -957,6 +975,10 @@ impl World {
         }
         let write = self.writes_on && self.rng.chance(0.5);
         let synced = !write && self.rng.chance(0.5);
+        // A synced read is of any client's key (linearizable across clients); a plain read
+        // is of the client's own key.
+        let owner = if synced { self.rng.below(self.clients.len() as u64) as usize } else { ci };
+        let key = self.clients[owner].key.clone();
         let at = self.stamp();
         let op = self.history.len();
         let c = &mut self.clients[ci];
@@ -976,14 +998,14 @@ impl World {
                 (request_frame(xid, OpCode::Create, &body), Call::create(&data))
             }
         } else if synced {
-            c.pending = Some(Pending::Sync { xid, op });
-            (request_frame(xid, OpCode::Sync, &PathRequest { path: c.key.clone() }), Call::synced_read())
+            c.pending = Some(Pending::Sync { xid, op, owner });
+            (request_frame(xid, OpCode::Sync, &PathRequest { path: key.clone() }), Call::synced_read())
         } else {
-            c.pending = Some(Pending::Read { xid, op });
-            let body = PathWatchRequest { path: c.key.clone(), watch: false };
+            c.pending = Some(Pending::Read { xid, op, owner });
+            let body = PathWatchRequest { path: key.clone(), watch: false };
             (request_frame(xid, OpCode::GetData, &body), Call::read())
         };
-        self.history.push(Op::invoke(ci as u64, &c.key, at, call));
+        self.history.push(Op::invoke(ci as u64, &key, at, call));
         let c = &mut self.clients[ci];
         if let Some(l) = &mut c.link {
             l.since = self.now;
@@ -1092,11 +1114,11 @@ impl World {
                 c.last_seen = c.last_seen.max(header.zxid);
                 answer(&mut self.history, op, at, result);
             }
-            Some(Pending::Sync { xid, op }) if xid == header.xid => match err {
-                Some(ErrorCode::Ok) => c.pending = Some(Pending::Synced { op }),
+            Some(Pending::Sync { xid, op, owner }) if xid == header.xid => match err {
+                Some(ErrorCode::Ok) => c.pending = Some(Pending::Synced { op, owner }),
                 other => return Err(format!("client {ci}: sync answered {other:?}")),
             },
-            Some(Pending::Read { xid, op }) if xid == header.xid => {
+            Some(Pending::Read { xid, op, owner }) if xid == header.xid => {
                 let (value, result) = match err {
                     Some(ErrorCode::Ok) => {
                         let body =
@@ -1108,18 +1130,20 @@ impl World {
                     other => return Err(format!("client {ci}: read answered {other:?}")),
                 };
                 answer(&mut self.history, op, at, result);
-                if !c.allowed.contains(&value) {
-                    return Err(format!(
-                        "client {ci} read {value:?} from server {server} at {:#x}, expected one of {:?} \
-                         (last seen {:#x}): its write went back",
-                        header.zxid, c.allowed, c.last_seen
-                    ));
-                }
-                // What was read is the latest the client may see from now on.
-                let at = c.allowed.iter().position(|v| *v == value).expect("checked");
-                c.allowed.drain(..at);
                 c.last_seen = c.last_seen.max(header.zxid);
                 self.stats.reads += 1;
+                if owner == ci {
+                    if !c.allowed.contains(&value) {
+                        return Err(format!(
+                            "client {ci} read {value:?} from server {server} at {:#x}, expected one of {:?} \
+                             (last seen {:#x}): its write went back",
+                            header.zxid, c.allowed, c.last_seen
+                        ));
+                    }
+                    // What was read is the latest the client may see from now on.
+                    let at = c.allowed.iter().position(|v| *v == value).expect("checked");
+                    c.allowed.drain(..at);
+                }
             }
             other => {
                 return Err(format!("client {ci}: reply xid {} while waiting for {other:?}", header.xid));
