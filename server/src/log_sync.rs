@@ -57,7 +57,7 @@ pub fn records_after(log_dir: &Path, zxid: i64) -> Result<Option<Vec<LoggedTxn>>
 /// it, zeroes the records after it in the segment holding it, and removes every snapshot that
 /// may hold a later txn (its fuzzy end is past `zxid`). Returns where the log role continues
 /// (`None` when no segment is left). Fails, changing nothing, when `zxid` is not a record of
-/// the log (nor 0 / the zxid the log starts after).
+/// the log (nor before the zxid the log starts after).
 pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Option<LogTail>, RecoveryError> {
     let segments = segment_paths(log_dir)?;
     let keep = segments.iter().rposition(|(first, _)| *first <= zxid);
@@ -90,7 +90,10 @@ pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Opti
     } else if let Some((_, first)) = segments.first() {
         let header = txlog::decode_segment_header(&read_aligned(first)?)
             .map_err(|error| RecoveryError::Corrupt { path: first.clone(), error })?;
-        if header.prev_zxid != zxid {
+        // A log that starts after `zxid` (it follows a snapshot past the cut, e.g. a SNAP
+        // that held txns the new leader never had) goes whole, with that snapshot: the state
+        // restarts from an older snapshot, or empty, and the leader syncs it again.
+        if header.prev_zxid < zxid {
             return Err(RecoveryError::Inconsistent {
                 path: first.clone(),
                 offset: 0,
@@ -157,7 +160,11 @@ mod tests {
 
     /// Writes segments holding zxids `ranges` (each one segment), chained by prev_zxid.
     fn write_log(dir: &Path, ranges: &[std::ops::RangeInclusive<i64>]) {
-        let mut prev = 0;
+        write_log_after(dir, 0, ranges)
+    }
+
+    /// As [`write_log`], for a log that follows a snapshot at `prev`.
+    fn write_log_after(dir: &Path, mut prev: i64, ranges: &[std::ops::RangeInclusive<i64>]) {
         for range in ranges {
             let header = txlog::SegmentHeader { first_zxid: *range.start(), prev_zxid: prev };
             let mut buf = txlog::encode_segment_header(&header).to_vec();
@@ -213,6 +220,27 @@ mod tests {
         let snapshots: Vec<i64> =
             snapshot_store::snapshot_paths(&dir).unwrap().into_iter().map(|(z, _)| z).collect();
         assert_eq!(snapshots, [4], "the snapshot fuzzy up to 8 holds txns past 7");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn truncate_before_a_log_that_follows_a_snapshot_removes_both() {
+        // An installed SNAP at 10 (its log follows it), cut to 7: the snapshot holds txns
+        // past the cut, so it goes with the whole log.
+        let dir = scratch_dir("trunc-snap");
+        write_log_after(&dir, 10, &[11..=12]);
+        snapshot_store::write_snapshot(
+            &dir,
+            &ringkeeper_engine::snapshot::SnapshotImage {
+                zxid: 10,
+                fuzzy_end_zxid: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(truncate_after(&dir, &dir, 7).unwrap().is_none(), "no segment left");
+        assert!(segment_paths(&dir).unwrap().is_empty());
+        assert!(snapshot_store::snapshot_paths(&dir).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

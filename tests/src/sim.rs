@@ -1,6 +1,7 @@
-//! Deterministic simulator of a ringkeeper ensemble: the engine's real [`Peer`] and
-//! [`txn::apply`] code for N voters (+ observers) on a simulated network and disk, driven by
-//! one `u64` seed.
+//! Deterministic simulator of a ringkeeper ensemble: the engine's production replica
+//! ([`Node`]: request processor, ZAB peer, hold gate, learner relay) for N voters
+//! (+ observers) on a simulated network and disk, driven by one `u64` seed, with clients that
+//! speak the ZooKeeper wire protocol (jute frames: connect or resume, create, setData, sync, getData).
 //!
 //! In: a seed and [`SimOptions`]. Out: `Ok(SimStats)` or a [`SimFailure`] naming the seed, the
 //! simulated time, the broken invariant and the last events (replay with the same seed gives
@@ -9,17 +10,25 @@
 //! The world: links are FIFO like TCP, but messages are delayed, sometimes reordered, lost or
 //! duplicated; partitions cut groups apart
 //! (sometimes with a connection reset, sometimes silently); servers crash (losing every
-//! unsynced log write) and restart from their durable log; each server's log is made durable
-//! by group "fsyncs" after a random delay. Clients write their own key through whichever
-//! server leads and read it back from any serving server that has seen their last zxid.
+//! unsynced log write) and restart from their durable snapshot and log; each server's log is
+//! made durable by group "fsyncs" after a random delay. A TRUNC or SNAP is carried out as the
+//! server does: the disk is changed, then the server restarts from it. Each client owns one
+//! key: it connects to a serving server (resuming its session), writes the key (create, then
+//! setData) and reads it back (plain, or `sync` then read), one request at a time, through whichever server it is on
+//! (a learner relays the write to its leader).
 //!
 //! Invariants checked after every step:
 //! - at most one established leader per epoch;
 //! - a committed zxid has one txn everywhere, and an established leader holds every
 //!   committed txn (committed txns are never lost);
-//! - a learner applies only committed txns, identical to the committed ones;
+//! - a serving learner's state holds only committed txns;
 //! - equal tree digests at equal zxids on every server;
-//! - a client never reads its key older than its last acknowledged write.
+//! - a client never reads its key older than its last acknowledged write, nor a value never
+//!   written.
+//!
+//! At the end, the whole client history (every request, its reply or an unknown outcome) goes
+//! through [`crate::linearizability`]: writes, creates and synced reads linearizable, plain
+//! reads held to the session rules (never going back, own writes seen).
 //!
 //! After the faulty phase everything heals and the run must converge: one leader, every
 //! server serving, equal applied zxids and digests, every committed txn everywhere.
@@ -29,10 +38,19 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use ringkeeper_engine::tree::DataTree;
-use ringkeeper_engine::txn::{self, Txn, TxnAcl, TxnBody, TxnBytes, TxnOp};
+use crate::linearizability::{self, Call, Op, Return};
+use ringkeeper_engine::conn::ClientConn;
+use ringkeeper_engine::proto::{
+    xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, GetDataResponse, Id, Jute,
+    JuteReader, OpCode, PathRequest, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest,
+    StatResponse,
+};
+use ringkeeper_engine::replica::gate::Limits;
+use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
+use ringkeeper_engine::request::{framed, Jute2, Processor, ProcessorConfig};
+use ringkeeper_engine::txn::{self, TxnBytes};
 use ringkeeper_engine::zab::{
-    epoch_of, Action, Event, Msg, Peer, PeerConfig, Recovered, ServerId, ServerState, SharedTxn,
+    counter_of, epoch_of, Msg, Peer, PeerConfig, Recovered, Relay, ServerId, ServerState, SharedTxn,
 };
 
 /// The shape of one simulated run.
@@ -52,6 +70,9 @@ pub struct SimOptions {
     /// A disk that acknowledges fsyncs it never did: a crash loses the whole log. Only for
     /// proving the checker catches lost commits; never a valid run.
     pub lying_disk: bool,
+    /// Adds one stale synced read of client 0's key to the client history before it is
+    /// checked. Only for proving the history check can fail; never a valid run.
+    pub stale_read_added: bool,
 }
 
 impl Default for SimOptions {
@@ -65,6 +86,7 @@ impl Default for SimOptions {
             counter_limit: u32::MAX - 1,
             history_max: 100_000,
             lying_disk: false,
+            stale_read_added: false,
         }
     }
 }
@@ -128,16 +150,115 @@ impl Rng {
     }
 }
 
+/// What travels on a peer link.
+#[derive(Debug, Clone)]
+enum Wire {
+    Zab(Msg),
+    Relay(Relay),
+}
+
 enum What {
-    Deliver { from: ServerId, to: ServerId, to_incarnation: u32, msg: Msg },
+    Deliver { from: ServerId, to: ServerId, to_incarnation: u32, wire: Wire },
     LinkDown { at: ServerId, peer: ServerId, incarnation: u32 },
+    PeerTick(ServerId),
     Tick(ServerId),
     Fsync { node: ServerId, incarnation: u32 },
-    ClientWrite,
-    ClientRead,
+    ClientStep,
     Fault,
     Restart(ServerId),
     Heal,
+}
+
+/// A snapshot on a server's disk (installed from a leader's SNAP).
+#[derive(Clone)]
+struct StoredSnapshot {
+    zxid: i64,
+    image: Arc<Vec<u8>>,
+    epoch_ends: Vec<i64>,
+}
+
+/// One server: its process (the node) and its disk.
+struct Server {
+    id: ServerId,
+    alive: bool,
+    incarnation: u32,
+    node: Node,
+    snapshot: Option<StoredSnapshot>,
+    durable_log: Vec<(i64, SharedTxn)>,
+    unsynced: Vec<(i64, SharedTxn)>,
+    fsync_scheduled: bool,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    next_conn: u64,
+}
+
+impl Server {
+    fn log(&self) -> impl Iterator<Item = &(i64, SharedTxn)> {
+        self.durable_log.iter().chain(self.unsynced.iter())
+    }
+    fn durable_zxid(&self) -> i64 {
+        self.durable_log.last().map(|(z, _)| *z).or(self.snapshot.as_ref().map(|s| s.zxid)).unwrap_or(0)
+    }
+    fn role(&self) -> ServerState {
+        self.node.role().state
+    }
+    fn serving(&self) -> bool {
+        self.alive && self.node.role().serving
+    }
+    fn applied(&self) -> i64 {
+        self.node.processor().last_zxid()
+    }
+}
+
+/// A request a client waits for (`op`: its entry in the client history).
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Write {
+        xid: i32,
+        value: u64,
+        op: usize,
+    },
+    /// A read of client `owner`'s key.
+    Read {
+        xid: i32,
+        op: usize,
+        owner: usize,
+    },
+    /// The `sync` of a synced read (of any client's key).
+    Sync {
+        xid: i32,
+        op: usize,
+        owner: usize,
+    },
+    /// The `sync` was answered: the read follows.
+    Synced {
+        op: usize,
+        owner: usize,
+    },
+}
+
+/// A client's connection to one server's process.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    server: ServerId,
+    incarnation: u32,
+    conn: ClientConn,
+    /// Set once the ConnectResponse arrived.
+    established: bool,
+    since: i64,
+}
+
+struct Client {
+    key: String,
+    session: Option<(i64, Vec<u8>)>,
+    link: Option<Link>,
+    pending: Option<Pending>,
+    created: bool,
+    /// Values the key may hold: the last acknowledged one, then unknown outcomes after it.
+    allowed: Vec<Option<u64>>,
+    last_seen: i64,
+    next_value: u64,
+    next_xid: i32,
 }
 
 struct Scheduled {
@@ -164,51 +285,6 @@ impl Ord for Scheduled {
     }
 }
 
-struct Node {
-    id: ServerId,
-    alive: bool,
-    incarnation: u32,
-    peer: Peer,
-    durable_log: Vec<(i64, SharedTxn)>,
-    unsynced: Vec<(i64, SharedTxn)>,
-    /// A received snapshot image (its entries) waiting for its fsync.
-    pending_install: Option<Vec<(i64, SharedTxn)>>,
-    fsync_scheduled: bool,
-    accepted_epoch: u32,
-    current_epoch: u32,
-    tree: DataTree,
-    applied: i64,
-    role: ServerState,
-    serving: bool,
-}
-
-impl Node {
-    fn log(&self) -> impl Iterator<Item = &(i64, SharedTxn)> {
-        self.durable_log.iter().chain(self.unsynced.iter())
-    }
-    fn durable_zxid(&self) -> i64 {
-        self.durable_log.last().map(|(z, _)| *z).unwrap_or(0)
-    }
-}
-
-struct Client {
-    key: String,
-    /// Values the key may hold: the last acknowledged one, then unknown outcomes after it.
-    allowed: Vec<Option<u64>>,
-    last_seen: i64,
-    pending: Option<PendingWrite>,
-    next_value: u64,
-}
-
-struct PendingWrite {
-    zxid: i64,
-    value: u64,
-    leader: ServerId,
-    incarnation: u32,
-    /// The leader's epoch when it proposed: only that leadership acknowledges the write.
-    epoch: u32,
-}
-
 struct World {
     seed: u64,
     opts: SimOptions,
@@ -216,7 +292,7 @@ struct World {
     now: i64,
     seq: u64,
     queue: BinaryHeap<Scheduled>,
-    nodes: Vec<Node>,
+    servers: Vec<Server>,
     /// Group number of each server while partitioned.
     partition: Option<Vec<u8>>,
     faults_on: bool,
@@ -230,10 +306,19 @@ struct World {
     stats: SimStats,
     trace: VecDeque<String>,
     print_trace: bool,
+    /// Every client request, with its reply (none: outcome unknown), checked at the end.
+    history: Vec<Op>,
+    /// Orders history events: strictly increasing in simulated real time.
+    clock: u64,
 }
 
-const TICK_MS: i64 = 5;
+const PEER_TICK_MS: i64 = 5;
+const TICK_MS: i64 = 50;
 const TRACE_KEEP: usize = 400;
+/// The session-password secret every member shares.
+const SECRET: u64 = 0x5eed;
+/// A client gives up on a request (and its connection) after this long.
+const CLIENT_TIMEOUT_MS: i64 = 400;
 
 fn txn_hash(bytes: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
@@ -264,27 +349,62 @@ fn epoch_ends<'a>(log: impl Iterator<Item = &'a (i64, SharedTxn)>) -> Vec<i64> {
     ends.into_values().collect()
 }
 
-fn encode_image(entries: &[(i64, SharedTxn)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (z, t) in entries {
-        out.extend_from_slice(&z.to_le_bytes());
-        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-        out.extend_from_slice(t);
-    }
-    out
+/// A request frame (payload after the length prefix).
+fn request_frame(xid: i32, op: OpCode, body: &dyn Jute2) -> Vec<u8> {
+    let frame = framed(|w| {
+        RequestHeader { xid, op: op as i32 }.encode(w);
+        body.encode_into(w);
+    });
+    frame[4..].to_vec()
 }
 
-fn decode_image(mut b: &[u8]) -> Vec<(i64, SharedTxn)> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let z = i64::from_le_bytes(b[..8].try_into().expect("8"));
-        let n = u32::from_le_bytes(b[8..12].try_into().expect("4")) as usize;
-        let mut t = TxnBytes::new();
-        t.extend_from_slice(&b[12..12 + n]);
-        out.push((z, Arc::new(t)));
-        b = &b[12 + n..];
+fn value_of(data: &[u8]) -> Option<u64> {
+    data.try_into().ok().map(u64::from_le_bytes)
+}
+
+/// The process of server `id` started from its disk: snapshot, then log replayed.
+fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<Node, String> {
+    let cfg = ProcessorConfig { server_id: id as i64, ..ProcessorConfig::default() };
+    let mut processor = Processor::new(cfg, now, SECRET);
+    let mut history_base = 0;
+    let mut ends = Vec::new();
+    if let Some(snap) = s.snapshot {
+        let mut aligned = TxnBytes::with_capacity(snap.image.len());
+        aligned.extend_from_slice(&snap.image);
+        let (_, image) = ringkeeper_engine::snapshot::decode(&aligned)
+            .map_err(|e| format!("server {id}: installed snapshot: {e}"))?;
+        processor.tree = ringkeeper_engine::snapshot::restore(image, &mut processor.sessions, now)
+            .map_err(|e| format!("server {id}: restoring snapshot: {e}"))?;
+        history_base = snap.zxid;
+        let first_logged = s.log.first().map(|(z, _)| epoch_of(*z)).unwrap_or(u32::MAX);
+        ends = snap
+            .epoch_ends
+            .iter()
+            .copied()
+            .filter(|z| *z <= snap.zxid && epoch_of(*z) < first_logged)
+            .collect();
     }
-    out
+    for (_, t) in s.log {
+        processor.replay(txn::access_trusted(t), now);
+    }
+    ends.extend(epoch_ends(s.log.iter()));
+    let recovered = Recovered {
+        accepted_epoch: s.epochs.0,
+        current_epoch: s.epochs.1,
+        history_base,
+        history: s.log.to_vec(),
+        epoch_ends: ends,
+    };
+    let durable = s.log.last().map(|(z, _)| *z).unwrap_or(history_base);
+    let peer = Peer::new(peer_config(opts, id), recovered, now);
+    Ok(Node::ensemble(processor, peer, durable, Limits::default()))
+}
+
+/// What a booting server reads from its disk.
+struct DiskView<'a> {
+    snapshot: Option<&'a StoredSnapshot>,
+    log: &'a [(i64, SharedTxn)],
+    epochs: (u32, u32),
 }
 
 type Check = Result<(), String>;
@@ -292,31 +412,35 @@ type Check = Result<(), String>;
 impl World {
     fn new(seed: u64, opts: SimOptions) -> World {
         let n = opts.voters + opts.observers;
-        let nodes = (1..=n as u64)
-            .map(|id| Node {
-                id,
-                alive: true,
-                incarnation: 0,
-                peer: Peer::new(peer_config(&opts, id), Recovered::default(), 0),
-                durable_log: Vec::new(),
-                unsynced: Vec::new(),
-                pending_install: None,
-                fsync_scheduled: false,
-                accepted_epoch: 0,
-                current_epoch: 0,
-                tree: DataTree::new(),
-                applied: 0,
-                role: ServerState::Looking,
-                serving: false,
+        let servers = (1..=n as u64)
+            .map(|id| {
+                let disk = DiskView { snapshot: None, log: &[], epochs: (0, 0) };
+                Server {
+                    id,
+                    alive: true,
+                    incarnation: 0,
+                    node: boot(&opts, id, &disk, 0).expect("an empty disk boots"),
+                    snapshot: None,
+                    durable_log: Vec::new(),
+                    unsynced: Vec::new(),
+                    fsync_scheduled: false,
+                    accepted_epoch: 0,
+                    current_epoch: 0,
+                    next_conn: 1,
+                }
             })
             .collect();
         let clients = (0..opts.clients)
             .map(|i| Client {
                 key: format!("/c{i}"),
+                session: None,
+                link: None,
+                pending: None,
+                created: false,
                 allowed: vec![None],
                 last_seen: 0,
-                pending: None,
                 next_value: 1,
+                next_xid: 1,
             })
             .collect();
         World {
@@ -326,7 +450,7 @@ impl World {
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
-            nodes,
+            servers,
             partition: None,
             faults_on: true,
             writes_on: true,
@@ -338,7 +462,15 @@ impl World {
             stats: SimStats::default(),
             trace: VecDeque::new(),
             print_trace: std::env::var("RINGKEEPER_SIM_TRACE").is_ok_and(|v| v == "1"),
+            history: Vec::new(),
+            clock: 0,
         }
+    }
+
+    /// The next history timestamp.
+    fn stamp(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
     }
 
     fn at(&mut self, delay: i64, what: What) {
@@ -357,8 +489,8 @@ impl World {
         self.trace.push_back(line);
     }
 
-    fn node(&mut self, id: ServerId) -> &mut Node {
-        &mut self.nodes[(id - 1) as usize]
+    fn server(&mut self, id: ServerId) -> &mut Server {
+        &mut self.servers[(id - 1) as usize]
     }
 
     fn fail(&self, what: String) -> SimFailure {
@@ -366,16 +498,11 @@ impl World {
     }
 
     fn run(mut self) -> Result<SimStats, SimFailure> {
-        let ids: Vec<ServerId> = self.nodes.iter().map(|n| n.id).collect();
+        let ids: Vec<ServerId> = self.servers.iter().map(|s| s.id).collect();
         for id in ids {
-            let mut out = Vec::new();
-            self.node(id).peer.start(&mut out);
-            self.carry_out(id, out).map_err(|e| self.fail(e))?;
-            let first_tick = self.rng.range(1, TICK_MS);
-            self.at(first_tick, What::Tick(id));
+            self.start(id).map_err(|e| self.fail(e))?;
         }
-        self.at(1, What::ClientWrite);
-        self.at(2, What::ClientRead);
+        self.at(1, What::ClientStep);
         let first_fault = self.rng.range(100, 600);
         self.at(first_fault, What::Fault);
         let end_faults = self.opts.faulty_ms;
@@ -395,8 +522,30 @@ impl World {
             self.handle(ev.what).map_err(|e| self.fail(e))?;
         }
         self.converged().map_err(|e| self.fail(e))?;
+        let stale;
+        let history = if self.opts.stale_read_added {
+            stale = linearizability::with_stale_read(&self.history, "/c0", 0)
+                .ok_or_else(|| self.fail("client 0 never overwrote an acknowledged value".into()))?;
+            &stale
+        } else {
+            &self.history
+        };
+        linearizability::check_linearizable(history)
+            .map_err(|v| self.fail(format!("client history: {v}")))?;
         self.stats.committed = self.committed.len();
         Ok(self.stats)
+    }
+
+    /// Starts server `id`'s process (already booted) and its timers.
+    fn start(&mut self, id: ServerId) -> Check {
+        let now = self.now;
+        let mut out = Vec::new();
+        self.server(id).node.start(now, &mut out);
+        let first = self.rng.range(1, PEER_TICK_MS);
+        self.at(first, What::PeerTick(id));
+        let first = self.rng.range(1, TICK_MS);
+        self.at(first, What::Tick(id));
+        self.carry_out(id, out)
     }
 
     /// End of the faulty phase: heal, restart everything, stop injecting faults.
@@ -404,7 +553,7 @@ impl World {
         self.faults_on = false;
         self.note("calm: heal all, restart all, no more faults".into());
         self.partition = None;
-        let dead: Vec<ServerId> = self.nodes.iter().filter(|n| !n.alive).map(|n| n.id).collect();
+        let dead: Vec<ServerId> = self.servers.iter().filter(|s| !s.alive).map(|s| s.id).collect();
         for id in dead {
             self.at(0, What::Restart(id));
         }
@@ -412,39 +561,46 @@ impl World {
 
     fn handle(&mut self, what: What) -> Check {
         match what {
-            What::Tick(id) => {
-                if self.node(id).alive {
-                    self.step(id, Event::Tick)?;
+            What::PeerTick(id) => {
+                if self.server(id).alive {
+                    self.step(id, Input::PeerTick)?;
+                    self.at(PEER_TICK_MS, What::PeerTick(id));
                 }
-                self.at(TICK_MS, What::Tick(id));
             }
-            What::Deliver { from, to, to_incarnation, msg } => {
-                let n = self.node(to);
-                if !n.alive || n.incarnation != to_incarnation || self.cut(from, to) {
+            What::Tick(id) => {
+                if self.server(id).alive {
+                    self.step(id, Input::Tick)?;
+                    self.at(TICK_MS, What::Tick(id));
+                }
+            }
+            What::Deliver { from, to, to_incarnation, wire } => {
+                let s = self.server(to);
+                if !s.alive || s.incarnation != to_incarnation || self.cut(from, to) {
                     return Ok(());
                 }
-                self.note(format!("{from}->{to} {}", short(&msg)));
-                self.step(to, Event::Message { from, msg })?;
+                match wire {
+                    Wire::Zab(msg) => {
+                        self.note(format!("{from}->{to} {}", short(&msg)));
+                        self.step(to, Input::PeerMessage { from, msg })?;
+                    }
+                    Wire::Relay(relay) => {
+                        self.note(format!("{from}->{to} {}", short_relay(&relay)));
+                        self.step(to, Input::RelayMessage { from, relay })?;
+                    }
+                }
             }
             What::LinkDown { at, peer, incarnation } => {
-                let n = self.node(at);
-                if n.alive && n.incarnation == incarnation {
+                let s = self.server(at);
+                if s.alive && s.incarnation == incarnation {
                     self.note(format!("{at}: link to {peer} down"));
-                    self.step(at, Event::LinkDown { peer })?;
+                    self.step(at, Input::LinkDown { peer })?;
                 }
             }
             What::Fsync { node, incarnation } => self.fsync(node, incarnation)?,
-            What::ClientWrite => {
-                if self.writes_on {
-                    self.client_write()?;
-                }
-                let next = self.rng.range(1, 4);
-                self.at(next, What::ClientWrite);
-            }
-            What::ClientRead => {
-                self.client_read()?;
-                let next = self.rng.range(1, 6);
-                self.at(next, What::ClientRead);
+            What::ClientStep => {
+                self.client_step()?;
+                let next = self.rng.range(1, 3);
+                self.at(next, What::ClientStep);
             }
             What::Fault => {
                 if self.faults_on {
@@ -468,19 +624,19 @@ impl World {
     }
 
     fn inject_fault(&mut self) {
-        let n = self.nodes.len() as u64;
+        let n = self.servers.len() as u64;
         match self.rng.below(3) {
             0 => {
                 let id = 1 + self.rng.below(n);
-                let alive = self.nodes.iter().filter(|x| x.alive).count();
+                let alive = self.servers.iter().filter(|x| x.alive).count();
                 // Crash a server, the leader more often than not; keep at least one alive.
                 let leader =
-                    self.nodes.iter().find(|x| x.alive && x.role == ServerState::Leading).map(|x| x.id);
+                    self.servers.iter().find(|x| x.alive && x.role() == ServerState::Leading).map(|x| x.id);
                 let id = match leader {
                     Some(l) if self.rng.chance(0.6) => l,
                     _ => id,
                 };
-                if self.node(id).alive && alive > 1 {
+                if self.server(id).alive && alive > 1 {
                     self.crash(id);
                     let back = self.rng.range(50, 800);
                     self.at(back, What::Restart(id));
@@ -504,7 +660,7 @@ impl World {
 
     /// A proxy that closes connections across the cut: both sides see the link go down.
     fn reset_cut_links(&mut self) {
-        let ids: Vec<(ServerId, u32)> = self.nodes.iter().map(|n| (n.id, n.incarnation)).collect();
+        let ids: Vec<(ServerId, u32)> = self.servers.iter().map(|s| (s.id, s.incarnation)).collect();
         for &(a, inc) in &ids {
             for &(b, _) in &ids {
                 if a != b && self.cut(a, b) {
@@ -515,28 +671,18 @@ impl World {
         }
     }
 
-    fn crash(&mut self, id: ServerId) {
-        self.stats.crashes += 1;
-        self.note(format!("crash {id}"));
-        let reset = self.rng.chance(0.7);
-        let lying = self.opts.lying_disk;
-        let n = self.node(id);
-        n.alive = false;
-        n.incarnation += 1;
-        n.unsynced.clear();
-        n.pending_install = None;
-        n.fsync_scheduled = false;
-        if lying {
-            n.durable_log.clear();
-            n.accepted_epoch = 0;
-            n.current_epoch = 0;
-        }
-        n.role = ServerState::Looking;
-        n.serving = false;
-        if reset {
-            // The kernel resets the crashed server's connections.
+    /// The process of `id` ends: its unsynced writes are lost (a restart from disk moves
+    /// them to the durable log first); with `reset_links`, peers see their links go down.
+    fn stop(&mut self, id: ServerId, reset_links: bool) {
+        let s = self.server(id);
+        s.alive = false;
+        s.incarnation += 1;
+        s.unsynced.clear();
+        s.fsync_scheduled = false;
+        if reset_links {
+            // The kernel resets the stopped server's connections.
             let others: Vec<(ServerId, u32)> =
-                self.nodes.iter().filter(|x| x.id != id).map(|x| (x.id, x.incarnation)).collect();
+                self.servers.iter().filter(|x| x.id != id).map(|x| (x.id, x.incarnation)).collect();
             for (other, inc) in others {
                 let d = self.rng.range(0, 2);
                 self.at(d, What::LinkDown { at: other, peer: id, incarnation: inc });
@@ -544,73 +690,61 @@ impl World {
         }
     }
 
+    fn crash(&mut self, id: ServerId) {
+        self.stats.crashes += 1;
+        self.note(format!("crash {id}"));
+        let reset = self.rng.chance(0.7);
+        if self.opts.lying_disk {
+            let s = self.server(id);
+            s.durable_log.clear();
+            s.snapshot = None;
+            s.accepted_epoch = 0;
+            s.current_epoch = 0;
+        }
+        self.stop(id, reset);
+    }
+
     fn restart(&mut self, id: ServerId) -> Check {
-        if self.node(id).alive {
+        if self.server(id).alive {
             return Ok(());
         }
         self.note(format!("restart {id}"));
-        let cfg = peer_config(&self.opts, id);
         let now = self.now;
-        let n = self.node(id);
-        let recovered = Recovered {
-            accepted_epoch: n.accepted_epoch,
-            current_epoch: n.current_epoch,
-            history_base: 0,
-            history: n.durable_log.clone(),
-            epoch_ends: epoch_ends(n.durable_log.iter()),
+        let opts = self.opts.clone();
+        let s = self.server(id);
+        let disk = DiskView {
+            snapshot: s.snapshot.as_ref(),
+            log: &s.durable_log,
+            epochs: (s.accepted_epoch, s.current_epoch),
         };
-        n.peer = Peer::new(cfg, recovered, now);
-        n.alive = true;
-        n.role = ServerState::Looking;
-        n.serving = false;
-        self.rebuild_tree(id)?;
-        let mut out = Vec::new();
-        self.node(id).peer.start(&mut out);
-        self.carry_out(id, out)
+        s.node = boot(&opts, id, &disk, now)?;
+        s.alive = true;
+        self.check_state(id)?;
+        self.start(id)
     }
 
-    /// State = the whole log replayed (restart, truncation, snapshot install).
-    fn rebuild_tree(&mut self, id: ServerId) -> Check {
-        let log: Vec<(i64, SharedTxn)> = self.node(id).log().cloned().collect();
-        let n = self.node(id);
-        n.tree = DataTree::new();
-        n.applied = 0;
-        for (z, t) in log {
-            self.apply(id, z, &t)?;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, id: ServerId, zxid: i64, t: &SharedTxn) -> Check {
-        let n = self.node(id);
-        txn::apply(&mut n.tree, txn::access_trusted(t));
-        n.applied = zxid;
-        let digest = n.tree.digest();
-        match self.digests.insert(zxid, digest) {
-            Some(d) if d != digest => {
-                Err(format!("server {id}: tree digest at zxid {zxid:#x} differs from another server's"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn step(&mut self, id: ServerId, event: Event) -> Check {
+    fn step(&mut self, id: ServerId, input: Input) -> Check {
         let mut out = Vec::new();
         let now = self.now;
-        self.node(id).peer.step(now, event, &mut out);
+        self.server(id).node.step(now, input, &mut out);
         self.carry_out(id, out)
     }
 
-    fn send(&mut self, from: ServerId, to: ServerId, msg: Msg) {
+    /// Sends on the link `from` -> `to`. ZAB messages are sometimes lost, duplicated or
+    /// overtaken (the protocol must survive a reconnecting transport); relayed client traffic
+    /// is only ever lost (it rides the same TCP connection, which never duplicates or reorders,
+    /// and a lost link loses what was in flight).
+    fn send(&mut self, from: ServerId, to: ServerId, wire: Wire) {
         if self.faults_on && self.rng.chance(0.005) {
             return; // lost
         }
-        let copies = if self.faults_on && self.rng.chance(0.005) { 2 } else { 1 };
+        let zab = matches!(wire, Wire::Zab(_));
+        let copies = if zab && self.faults_on && self.rng.chance(0.005) { 2 } else { 1 };
         for _ in 0..copies {
             // Links are FIFO (TCP) except for an injected reordering: a message overtaken by
             // later ones.
             let mut delay = self.rng.range(0, 2);
-            let reordered = self.faults_on && self.rng.chance(0.01);
+            let reordered = zab && self.faults_on && self.rng.chance(0.01);
             if reordered {
                 delay += self.rng.range(5, 40);
             }
@@ -620,111 +754,105 @@ impl World {
                 at = at.max(*link);
                 *link = at;
             }
-            let to_incarnation = self.node(to).incarnation;
-            self.at(at - self.now, What::Deliver { from, to, to_incarnation, msg: msg.clone() });
+            let to_incarnation = self.server(to).incarnation;
+            self.at(at - self.now, What::Deliver { from, to, to_incarnation, wire: wire.clone() });
         }
     }
 
     fn schedule_fsync(&mut self, id: ServerId) {
-        let n = self.node(id);
-        if n.fsync_scheduled {
+        let s = self.server(id);
+        if s.fsync_scheduled {
             return;
         }
-        n.fsync_scheduled = true;
-        let inc = n.incarnation;
+        s.fsync_scheduled = true;
+        let inc = s.incarnation;
         let d = self.rng.range(1, 4);
         self.at(d, What::Fsync { node: id, incarnation: inc });
     }
 
     fn fsync(&mut self, id: ServerId, incarnation: u32) -> Check {
-        let n = self.node(id);
-        if !n.alive || n.incarnation != incarnation {
+        let s = self.server(id);
+        if !s.alive || s.incarnation != incarnation {
             return Ok(());
         }
-        n.fsync_scheduled = false;
-        if let Some(image) = n.pending_install.take() {
-            n.durable_log = image;
-        }
-        let unsynced = std::mem::take(&mut n.unsynced);
-        n.durable_log.extend(unsynced);
-        let z = n.durable_zxid();
-        self.step(id, Event::Durable { zxid: z })
+        s.fsync_scheduled = false;
+        let unsynced = std::mem::take(&mut s.unsynced);
+        s.durable_log.extend(unsynced);
+        let z = s.durable_zxid();
+        self.step(id, Input::Durable { zxid: z })
     }
 
-    fn carry_out(&mut self, id: ServerId, actions: Vec<Action>) -> Check {
-        for action in actions {
-            match action {
-                Action::Send { to, msg } => self.send(id, to, msg),
-                Action::Append { zxid, txn } => {
-                    let n = self.node(id);
-                    if n.log().last().is_some_and(|(z, _)| *z >= zxid) {
+    /// The server restarts its own process from its disk (after a TRUNC or SNAP): what the
+    /// log role wrote survives (no power loss), peers see the links reset.
+    fn restart_from_disk(&mut self, id: ServerId) -> Check {
+        let s = self.server(id);
+        let unsynced = std::mem::take(&mut s.unsynced);
+        s.durable_log.extend(unsynced);
+        self.stop(id, true);
+        self.restart(id)
+    }
+
+    fn carry_out(&mut self, id: ServerId, effects: Vec<Effect>) -> Check {
+        for effect in effects {
+            if !self.server(id).alive {
+                break; // restarted from disk: the rest belonged to the old process
+            }
+            match effect {
+                Effect::PeerSend { to, msg } => {
+                    if let Msg::Snapshot { .. } = msg {
+                        self.stats.snapshots_sent += 1;
+                    }
+                    self.send(id, to, Wire::Zab(msg))
+                }
+                Effect::RelaySend { to, relay } => self.send(id, to, Wire::Relay(relay)),
+                Effect::Append { zxid, txn } => {
+                    let s = self.server(id);
+                    if s.log().last().is_some_and(|(z, _)| *z >= zxid) {
                         return Err(format!("server {id}: append {zxid:#x} not after its log tail"));
                     }
-                    n.unsynced.push((zxid, txn));
+                    s.unsynced.push((zxid, txn));
                     self.schedule_fsync(id);
                 }
-                Action::Apply { zxid, txn } => {
-                    match self.committed.get(&zxid) {
-                        Some(&h) if h == txn_hash(&txn) => {}
-                        Some(_) => {
-                            return Err(format!("server {id} applies {zxid:#x}, not the committed txn"))
-                        }
-                        None => return Err(format!("server {id} applies {zxid:#x} before it is committed")),
+                Effect::Deliver { core: _, batch } => {
+                    for delivery in batch {
+                        self.client_receives(id, delivery)?;
                     }
-                    if zxid <= self.node(id).applied {
-                        return Err(format!("server {id} applies {zxid:#x} out of order"));
-                    }
-                    self.apply(id, zxid, &txn)?;
                 }
-                Action::Committed { zxid } => self.committed_by(id, zxid)?,
-                Action::Truncate { zxid } => {
-                    self.note(format!("{id}: truncate after {zxid:#x}"));
+                Effect::Truncate { zxid } => {
+                    self.note(format!("{id}: truncate after {zxid:#x}, restart"));
                     self.stats.truncations += 1;
-                    let n = self.node(id);
-                    n.durable_log.retain(|(z, _)| *z <= zxid);
-                    n.unsynced.retain(|(z, _)| *z <= zxid);
-                    self.rebuild_tree(id)?;
-                }
-                Action::InstallSnapshot { zxid, image } => {
-                    let entries = decode_image(&image);
-                    let zs: Vec<String> = entries.iter().map(|(z, _)| format!("{z:x}")).collect();
-                    self.note(format!("{id}: install snapshot {zxid:#x}: {}", zs.join(",")));
-                    if entries.last().map(|(z, _)| *z).unwrap_or(0) != zxid {
-                        return Err(format!("server {id}: snapshot image does not end at {zxid:#x}"));
+                    let s = self.server(id);
+                    if s.snapshot.as_ref().is_some_and(|snap| snap.zxid > zxid) {
+                        // The snapshot holds txns past the cut (a SNAP of a leader's uncommitted
+                        // tail): it goes with the whole log after it, as the server does.
+                        s.snapshot = None;
+                        s.durable_log.clear();
+                        s.unsynced.clear();
                     }
-                    let n = self.node(id);
-                    n.unsynced.clear();
-                    n.pending_install = Some(entries.clone());
-                    // State now is the image (the log on disk changes at the fsync).
-                    n.tree = DataTree::new();
-                    n.applied = 0;
-                    for (z, t) in &entries {
-                        self.apply(id, *z, t)?;
-                    }
-                    self.schedule_fsync(id);
+                    s.durable_log.retain(|(z, _)| *z <= zxid);
+                    s.unsynced.retain(|(z, _)| *z <= zxid);
+                    self.restart_from_disk(id)?;
+                    break;
                 }
-                Action::SendSnapshot { to, epoch, zxid, epoch_ends } => {
-                    self.stats.snapshots_sent += 1;
-                    let entries: Vec<(i64, SharedTxn)> = self.node(id).log().cloned().collect();
-                    if entries.last().map(|(z, _)| *z).unwrap_or(0) != zxid {
-                        return Err(format!("server {id}: asked to snapshot at {zxid:#x}, its log differs"));
-                    }
-                    let image = Arc::new(encode_image(&entries));
-                    self.send(id, to, Msg::Snapshot { epoch, zxid, epoch_ends, image });
+                Effect::InstallSnapshot { zxid, image, epoch_ends } => {
+                    self.note(format!("{id}: install snapshot {zxid:#x}, restart"));
+                    let s = self.server(id);
+                    s.snapshot = Some(StoredSnapshot { zxid, image, epoch_ends });
+                    s.durable_log.clear();
+                    s.unsynced.clear();
+                    self.restart_from_disk(id)?;
+                    break;
                 }
-                Action::PersistEpochs { accepted, current } => {
-                    let n = self.node(id);
-                    n.accepted_epoch = accepted;
-                    n.current_epoch = current;
+                Effect::PersistEpochs { accepted, current } => {
+                    let s = self.server(id);
+                    s.accepted_epoch = accepted;
+                    s.current_epoch = current;
                 }
-                Action::Role(view) => {
+                Effect::RoleChanged(view) => {
                     self.note(format!(
                         "{id}: role {:?} leader {:?} epoch {} serving {}",
                         view.state, view.leader, view.epoch, view.serving
                     ));
-                    let n = self.node(id);
-                    n.role = view.state;
-                    n.serving = view.serving;
                     if view.state == ServerState::Looking {
                         self.stats.elections += 1;
                     }
@@ -734,7 +862,32 @@ impl World {
                 }
             }
         }
+        if self.server(id).alive {
+            self.record_commits(id)?;
+            self.check_state(id)?;
+        }
         Ok(())
+    }
+
+    /// Digest agreement at the server's applied zxid; a serving learner holds only committed
+    /// txns.
+    fn check_state(&mut self, id: ServerId) -> Check {
+        let s = self.server(id);
+        let zxid = s.applied();
+        if counter_of(zxid) == 0 {
+            return Ok(()); // an epoch's start: no txn of its own
+        }
+        let learner = matches!(s.role(), ServerState::Following | ServerState::Observing) && s.serving();
+        let digest = s.node.processor().tree.digest();
+        if learner && !self.committed.contains_key(&zxid) {
+            return Err(format!("serving learner {id} holds {zxid:#x}, never committed"));
+        }
+        match self.digests.insert(zxid, digest) {
+            Some(d) if d != digest => {
+                Err(format!("server {id}: tree digest at zxid {zxid:#x} differs from another server's"))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn leader_established(&mut self, id: ServerId, epoch: u32) -> Check {
@@ -746,9 +899,12 @@ impl World {
         self.holds_every_commit(id)
     }
 
+    /// Every committed txn is in `id`'s log (or under its installed snapshot).
     fn holds_every_commit(&mut self, id: ServerId) -> Check {
-        let log: HashMap<i64, u64> = self.node(id).log().map(|(z, t)| (*z, txn_hash(t))).collect();
-        for (z, h) in &self.committed {
+        let s = self.server(id);
+        let covered = s.snapshot.as_ref().map(|snap| snap.zxid).unwrap_or(0);
+        let log: HashMap<i64, u64> = s.log().map(|(z, t)| (*z, txn_hash(t))).collect();
+        for (z, h) in self.committed.range(covered + 1..) {
             if log.get(z) != Some(h) {
                 return Err(format!("server {id} lacks committed txn {z:#x} (lost commit)"));
             }
@@ -756,13 +912,15 @@ impl World {
         Ok(())
     }
 
-    /// The leader committed up to `zxid`: every txn of its log up to there is committed.
-    fn committed_by(&mut self, id: ServerId, zxid: i64) -> Check {
-        if self.node(id).role != ServerState::Leading {
-            return Ok(()); // a learner's own commit point
+    /// A leader's commit point: every txn of its log up to there is committed.
+    fn record_commits(&mut self, id: ServerId) -> Check {
+        let s = self.server(id);
+        if s.role() != ServerState::Leading {
+            return Ok(());
         }
+        let Some(zxid) = s.node.peer().map(Peer::committed) else { return Ok(()) };
         let entries: Vec<(i64, u64)> =
-            self.node(id).log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
+            s.log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
         for (z, h) in entries.into_iter().rev() {
             match self.committed.insert(z, h) {
                 Some(old) if old != h => {
@@ -772,139 +930,254 @@ impl World {
                 None => {}
             }
         }
-        // Acknowledge client writes this leader proposed.
-        let inc = self.node(id).incarnation;
-        let epoch = self.node(id).peer.role().epoch;
-        for c in &mut self.clients {
-            if let Some(p) = &c.pending {
-                if p.leader == id && p.incarnation == inc && p.epoch == epoch && p.zxid <= zxid {
-                    c.allowed = vec![Some(p.value)];
-                    c.last_seen = c.last_seen.max(p.zxid);
-                    c.pending = None;
-                    self.stats.acked_writes += 1;
-                }
-            }
-        }
         Ok(())
     }
 
-    fn client_write(&mut self) -> Check {
-        let Some(leader) = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive && n.role == ServerState::Leading && n.peer.next_zxid().is_some())
-            .map(|n| n.id)
-            .max()
-        else {
-            return Ok(());
-        };
-        // A write whose leader is gone or deposed has an unknown outcome.
-        for i in 0..self.clients.len() {
-            if let Some(p) = &self.clients[i].pending {
-                let n = &self.nodes[(p.leader - 1) as usize];
-                let role = n.peer.role();
-                if !n.alive
-                    || n.incarnation != p.incarnation
-                    || role.state != ServerState::Leading
-                    || role.epoch != p.epoch
-                {
-                    let value = p.value;
-                    self.clients[i].allowed.push(Some(value));
-                    self.clients[i].pending = None;
-                }
-            }
-        }
-        let idle: Vec<usize> =
-            (0..self.clients.len()).filter(|&i| self.clients[i].pending.is_none()).collect();
-        if idle.is_empty() {
-            return Ok(());
-        }
-        let ci = idle[self.rng.below(idle.len() as u64) as usize];
-        let zxid = self.node(leader).peer.next_zxid().expect("checked");
-        let value = self.clients[ci].next_value;
-        self.clients[ci].next_value += 1;
-        let key = self.clients[ci].key.clone();
-        let data = value.to_le_bytes().to_vec();
-        let now = self.now;
-        let n = self.node(leader);
-        let body = match n.tree.get(&key) {
-            Some(node) => TxnOp::SetData { path: key, data, version: node.stat.version + 1 },
-            None => {
-                let root_cversion = n.tree.get("/").map(|r| r.stat.cversion).unwrap_or(0);
-                let acl = vec![TxnAcl { perms: 31, scheme: "world".into(), id: "anyone".into() }];
-                TxnOp::Create { path: key, data, acl, ephemeral_owner: 0, parent_cversion: root_cversion + 1 }
-            }
-        };
-        let t = Txn {
-            session_id: ci as i64 + 1,
-            cxid: value as i32,
-            zxid,
-            time_ms: now,
-            body: TxnBody::Op(body),
-        };
-        let shared: SharedTxn = Arc::new(txn::encode(&t));
-        let inc = n.incarnation;
-        let epoch = n.peer.role().epoch;
-        n.unsynced.push((zxid, shared.clone()));
-        self.apply(leader, zxid, &shared)?;
-        self.schedule_fsync(leader);
-        self.clients[ci].pending = Some(PendingWrite { zxid, value, leader, incarnation: inc, epoch });
-        self.note(format!("client {ci} writes {value} as {zxid:#x} via {leader}"));
-        self.step(leader, Event::Proposed { zxid, txn: shared })
-    }
+    // ---------------------------------------------------------------- clients
 
-    fn client_read(&mut self) -> Check {
+    /// One client does its next thing: connect, give up on a stuck request, or send one.
+    fn client_step(&mut self) -> Check {
         if self.clients.is_empty() {
             return Ok(());
         }
         let ci = self.rng.below(self.clients.len() as u64) as usize;
-        let last_seen = self.clients[ci].last_seen;
-        // ZooKeeper refuses a session on a server behind what the client has seen.
-        let candidates: Vec<ServerId> = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive && n.serving && n.applied >= last_seen)
-            .map(|n| n.id)
-            .collect();
-        if candidates.is_empty() {
+        // A connection to a process that is gone is lost.
+        if let Some(link) = self.clients[ci].link {
+            let s = &self.servers[(link.server - 1) as usize];
+            if !s.alive || s.incarnation != link.incarnation {
+                self.client_lost(ci);
+            }
+        }
+        let Some(link) = self.clients[ci].link else { return self.client_connect(ci) };
+        if self.now - link.since > CLIENT_TIMEOUT_MS {
+            // Stuck (a partitioned leader, a lost message): drop the connection.
+            self.note(format!("client {ci} gives up on server {}", link.server));
+            self.client_lost(ci);
+            return self.step(link.server, Input::Disconnected { conn: link.conn });
+        }
+        if !link.established {
             return Ok(());
         }
-        let id = candidates[self.rng.below(candidates.len() as u64) as usize];
-        let key = self.clients[ci].key.clone();
-        let n = &self.nodes[(id - 1) as usize];
-        let value =
-            n.tree.get(&key).map(|node| u64::from_le_bytes(node.data[..8].try_into().expect("8 bytes")));
-        let mzxid = n.tree.get(&key).map(|node| node.stat.mzxid).unwrap_or(0);
-        let applied = n.applied;
-        let c = &mut self.clients[ci];
-        let pending = c.pending.as_ref().map(|p| Some(p.value));
-        if !c.allowed.contains(&value) && pending != Some(value) {
-            return Err(format!(
-                "client {ci} read {value:?} (mzxid {mzxid:#x}) from server {id} at {applied:#x}, expected one of {:?} \
-                 (pending {pending:?}, last seen {:#x}): its write went back",
-                c.allowed, c.last_seen
-            ));
+        match self.clients[ci].pending {
+            Some(Pending::Synced { op, owner }) => {
+                // The read after an answered sync.
+                let path = self.clients[owner].key.clone();
+                let c = &mut self.clients[ci];
+                let xid = c.next_xid;
+                c.next_xid += 1;
+                c.pending = Some(Pending::Read { xid, op, owner });
+                let body = PathWatchRequest { path, watch: false };
+                let frame = request_frame(xid, OpCode::GetData, &body);
+                return self.step(link.server, Input::Request { conn: link.conn, frame });
+            }
+            Some(_) => return Ok(()),
+            None => {}
         }
-        c.last_seen = c.last_seen.max(applied);
-        self.stats.reads += 1;
+        let write = self.writes_on && self.rng.chance(0.5);
+        let synced = !write && self.rng.chance(0.5);
+        // A synced read is of any client's key (linearizable across clients); a plain read
+        // is of the client's own key.
+        let owner = if synced { self.rng.below(self.clients.len() as u64) as usize } else { ci };
+        let key = self.clients[owner].key.clone();
+        let at = self.stamp();
+        let op = self.history.len();
+        let c = &mut self.clients[ci];
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        let (frame, call) = if write {
+            let value = c.next_value;
+            c.next_value += 1;
+            c.pending = Some(Pending::Write { xid, value, op });
+            let data = value.to_le_bytes().to_vec();
+            if c.created {
+                let body = SetDataRequest { path: c.key.clone(), data: data.clone(), version: -1 };
+                (request_frame(xid, OpCode::SetData, &body), Call::write(&data))
+            } else {
+                let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+                let body = CreateRequest { path: c.key.clone(), data: data.clone(), acl, flags: 0 };
+                (request_frame(xid, OpCode::Create, &body), Call::create(&data))
+            }
+        } else if synced {
+            c.pending = Some(Pending::Sync { xid, op, owner });
+            (request_frame(xid, OpCode::Sync, &PathRequest { path: key.clone() }), Call::synced_read())
+        } else {
+            c.pending = Some(Pending::Read { xid, op, owner });
+            let body = PathWatchRequest { path: key.clone(), watch: false };
+            (request_frame(xid, OpCode::GetData, &body), Call::read())
+        };
+        self.history.push(Op::invoke(ci as u64, &key, at, call));
+        let c = &mut self.clients[ci];
+        if let Some(l) = &mut c.link {
+            l.since = self.now;
+        }
+        self.step(link.server, Input::Request { conn: link.conn, frame })
+    }
+
+    /// Connects client `ci` to a random serving server, resuming its session if it has one.
+    fn client_connect(&mut self, ci: usize) -> Check {
+        let serving: Vec<ServerId> = self.servers.iter().filter(|s| s.serving()).map(|s| s.id).collect();
+        if serving.is_empty() {
+            return Ok(());
+        }
+        let id = serving[self.rng.below(serving.len() as u64) as usize];
+        let s = self.server(id);
+        let conn = ClientConn { core: 0, local: s.next_conn };
+        s.next_conn += 1;
+        let incarnation = s.incarnation;
+        let c = &mut self.clients[ci];
+        let (session_id, passwd) = c.session.clone().unwrap_or((0, vec![0; 16]));
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: c.last_seen,
+            timeout_ms: 30_000,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        };
+        c.link = Some(Link { server: id, incarnation, conn, established: false, since: self.now });
+        let ip = format!("10.0.0.{ci}");
+        self.step(id, Input::Connect { conn, client_ip: ip.clone(), remote: ip, request })
+    }
+
+    /// The client's connection is gone: a write in flight has an unknown outcome.
+    fn client_lost(&mut self, ci: usize) {
+        let c = &mut self.clients[ci];
+        c.link = None;
+        if let Some(Pending::Write { value, .. }) = c.pending.take() {
+            c.allowed.push(Some(value));
+        }
+    }
+
+    fn client_of(&self, server: ServerId, conn: ClientConn) -> Option<usize> {
+        let incarnation = self.servers[(server - 1) as usize].incarnation;
+        self.clients.iter().position(|c| {
+            c.link.is_some_and(|l| l.server == server && l.conn == conn && l.incarnation == incarnation)
+        })
+    }
+
+    /// A frame or a close reaches a client.
+    fn client_receives(&mut self, server: ServerId, delivery: Delivery) -> Check {
+        let conn = match &delivery {
+            Delivery::Send { conn, .. } | Delivery::Close { conn } => *conn,
+        };
+        let Some(ci) = self.client_of(server, conn) else { return Ok(()) };
+        let frame = match delivery {
+            Delivery::Close { .. } => {
+                self.client_lost(ci);
+                return Ok(());
+            }
+            Delivery::Send { frame, .. } => frame,
+        };
+        let link = self.clients[ci].link.expect("linked");
+        if !link.established {
+            let resp =
+                ConnectResponse::from_bytes(&frame[4..]).map_err(|e| format!("connect response: {e}"))?;
+            let c = &mut self.clients[ci];
+            if resp.session_id == 0 {
+                c.session = None; // expired: the next connection asks for a new one
+            } else {
+                c.session = Some((resp.session_id, resp.passwd));
+                if let Some(l) = &mut c.link {
+                    l.established = true;
+                    l.since = self.now;
+                }
+            }
+            return Ok(());
+        }
+        let mut r = JuteReader::new(&frame[4..]);
+        let header = ReplyHeader::decode(&mut r).map_err(|e| format!("reply header: {e}"))?;
+        if header.xid == xid::NOTIFICATION {
+            return Ok(());
+        }
+        let at = self.stamp();
+        let c = &mut self.clients[ci];
+        let err = ErrorCode::from_i32(header.err);
+        match c.pending.take() {
+            Some(Pending::Write { xid, value, op }) if xid == header.xid => {
+                let result = match err {
+                    Some(ErrorCode::Ok) => {
+                        c.allowed = vec![Some(value)];
+                        self.stats.acked_writes += 1;
+                        if c.created {
+                            let body =
+                                StatResponse::decode(&mut r).map_err(|e| format!("setData reply: {e}"))?;
+                            Return::Written { version: body.stat.version }
+                        } else {
+                            Return::Created
+                        }
+                    }
+                    // An earlier create of unknown outcome made it.
+                    Some(ErrorCode::NodeExists) => Return::NodeExists,
+                    other => return Err(format!("client {ci}: write answered {other:?}")),
+                };
+                c.created = true;
+                c.last_seen = c.last_seen.max(header.zxid);
+                answer(&mut self.history, op, at, result);
+            }
+            Some(Pending::Sync { xid, op, owner }) if xid == header.xid => match err {
+                Some(ErrorCode::Ok) => c.pending = Some(Pending::Synced { op, owner }),
+                other => return Err(format!("client {ci}: sync answered {other:?}")),
+            },
+            Some(Pending::Read { xid, op, owner }) if xid == header.xid => {
+                let (value, result) = match err {
+                    Some(ErrorCode::Ok) => {
+                        let body =
+                            GetDataResponse::decode(&mut r).map_err(|e| format!("getData reply: {e}"))?;
+                        let result = Return::Value { data: body.data.clone(), version: body.stat.version };
+                        (value_of(&body.data), result)
+                    }
+                    Some(ErrorCode::NoNode) => (None, Return::NoNode),
+                    other => return Err(format!("client {ci}: read answered {other:?}")),
+                };
+                answer(&mut self.history, op, at, result);
+                c.last_seen = c.last_seen.max(header.zxid);
+                self.stats.reads += 1;
+                if owner == ci {
+                    if !c.allowed.contains(&value) {
+                        return Err(format!(
+                            "client {ci} read {value:?} from server {server} at {:#x}, expected one of {:?} \
+                             (last seen {:#x}): its write went back",
+                            header.zxid, c.allowed, c.last_seen
+                        ));
+                    }
+                    // What was read is the latest the client may see from now on.
+                    let at = c.allowed.iter().position(|v| *v == value).expect("checked");
+                    c.allowed.drain(..at);
+                }
+            }
+            other => {
+                return Err(format!("client {ci}: reply xid {} while waiting for {other:?}", header.xid));
+            }
+        }
+        if let Some(l) = &mut c.link {
+            l.since = self.now;
+        }
+        let line = format!("client {ci}: reply {} {:?} at {:#x} from {server}", header.xid, err, header.zxid);
+        self.note(line);
         Ok(())
     }
 
     fn converged(&mut self) -> Check {
-        let leaders: Vec<ServerId> =
-            self.nodes.iter().filter(|n| n.role == ServerState::Leading && n.serving).map(|n| n.id).collect();
+        let leaders: Vec<ServerId> = self
+            .servers
+            .iter()
+            .filter(|s| s.role() == ServerState::Leading && s.serving())
+            .map(|s| s.id)
+            .collect();
         if leaders.len() != 1 {
             return Err(format!("after healing: {} serving leaders {leaders:?}", leaders.len()));
         }
         let leader = leaders[0];
-        let target = self.node(leader).applied;
-        let ids: Vec<ServerId> = self.nodes.iter().map(|n| n.id).collect();
+        let target = self.server(leader).applied();
+        let ids: Vec<ServerId> = self.servers.iter().map(|s| s.id).collect();
         for id in ids {
-            let n = self.node(id);
-            if !n.alive || !n.serving || n.applied != target {
+            let s = self.server(id);
+            if !s.alive || !s.serving() || s.applied() != target {
                 return Err(format!(
                     "after healing: server {id} alive {} serving {} applied {:#x}, leader {leader} at {target:#x}",
-                    n.alive, n.serving, n.applied
+                    s.alive,
+                    s.serving(),
+                    s.applied()
                 ));
             }
             self.holds_every_commit(id)?;
@@ -913,10 +1186,25 @@ impl World {
     }
 }
 
+/// History entry `op` got its reply at `at`.
+fn answer(history: &mut [Op], op: usize, at: u64, result: Return) {
+    let invoked = std::mem::replace(&mut history[op], Op::invoke(0, "", 0, Call::read()));
+    history[op] = invoked.returned(at, result);
+}
+
 fn short(msg: &Msg) -> String {
     match msg {
         Msg::Proposal { epoch, zxid, .. } => format!("Proposal e{epoch} {zxid:#x}"),
         Msg::Snapshot { epoch, zxid, .. } => format!("Snapshot e{epoch} {zxid:#x}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn short_relay(relay: &Relay) -> String {
+    match relay {
+        Relay::Forward { token, session_id, .. } => format!("Forward {token} session {session_id:#x}"),
+        Relay::CreateSession { token, .. } => format!("CreateSession {token}"),
+        Relay::Reply { token, zxid, .. } => format!("Reply {token} at {zxid:#x}"),
         other => format!("{other:?}"),
     }
 }

@@ -1,5 +1,6 @@
-//! The ZAB engine under the deterministic simulator (tests/src/sim.rs): many seeds per
-//! ensemble shape, each a run with crashes, partitions, message loss, delay, reordering and
+//! The production replica (`engine::replica::Node`) under the deterministic simulator
+//! (tests/src/sim.rs), driven by clients speaking the wire protocol: many seeds per ensemble
+//! shape, each a run with crashes, partitions, message loss, delay, reordering and
 //! duplication, checked after every step and for convergence after healing.
 //!
 //! `RINGKEEPER_SIM_SEED=S` replays one seed (add `RINGKEEPER_SIM_TRACE=1` for every event);
@@ -75,4 +76,12 @@ fn the_checker_catches_lost_commits_on_a_lying_disk() {
     let caught = (0..50).find_map(|seed| sim::run(seed, &opts).err());
     let failure = caught.expect("a disk that forgets acknowledged writes must break an invariant");
     eprintln!("caught as expected: {}", failure.what);
+}
+
+#[test]
+fn the_history_check_catches_a_stale_read() {
+    let opts = SimOptions { stale_read_added: true, ..SimOptions::default() };
+    let failure = sim::run(1, &opts).expect_err("a stale synced read must fail the history check");
+    assert!(failure.what.starts_with("client history"), "{failure}");
+    eprintln!("caught as expected: {}", failure.what.lines().next().unwrap_or_default());
 }

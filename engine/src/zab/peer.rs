@@ -285,9 +285,14 @@ impl Peer {
         for z in recovered.epoch_ends {
             epoch_ends.insert(epoch_of(z), z);
         }
+        // The current epoch is at least the epoch of the last logged txn: a server that
+        // restarted from disk in the middle of a synchronisation (a SNAP or TRUNC is carried
+        // out by a restart) holds that leader's history without having moved currentEpoch, and
+        // must not rank below a server holding less, in elections or in discovery.
+        let current_epoch = recovered.current_epoch.max(epoch_of(last_logged));
         Peer {
             phase: Phase::Looking(Election {
-                vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: recovered.current_epoch },
+                vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: current_epoch },
                 votes: BTreeMap::new(),
                 settled: BTreeMap::new(),
                 decide_at: None,
@@ -296,7 +301,7 @@ impl Peer {
             cfg,
             now,
             accepted_epoch: recovered.accepted_epoch,
-            current_epoch: recovered.current_epoch,
+            current_epoch,
             round: 0,
             last_logged,
             durable: last_logged,
@@ -609,6 +614,15 @@ impl Peer {
                 start_zxid: self.last_logged,
                 next_ping_at: self.now,
             });
+            // A leader's state is its whole log (as Apache's leader loads its database): txns
+            // it logged as a learner and never applied are applied now, so a SNAP it sends while
+            // synchronising learners is an image at its last logged zxid. (Its establishment
+            // commits them; if it never establishes, the next leader's DIFF or TRUNC is planned
+            // from the same log.)
+            for (zxid, txn) in self.pending.drain(..) {
+                self.applied = zxid;
+                out.push(Action::Apply { zxid, txn });
+            }
             out.push(Action::Role(self.role()));
             self.maybe_pick_epoch(out);
         } else {
@@ -886,10 +900,6 @@ impl Peer {
             out.push(Action::Send { to: id, msg: Msg::UpToDate { epoch, committed: self.committed } });
         }
         out.push(Action::Committed { zxid: self.committed });
-        // Txns this server logged as a learner and never applied are committed now.
-        for (zxid, txn) in self.pending.drain(..) {
-            out.push(Action::Apply { zxid, txn });
-        }
         self.applied = self.applied.max(self.committed);
         out.push(Action::Role(self.role()));
     }
@@ -1142,8 +1152,11 @@ impl Peer {
         out.push(Action::Truncate { zxid });
     }
 
-    /// Applies logged txns up to the leader's commit point, in order.
+    /// Applies logged txns up to the leader's commit point, in order. A commit point past this
+    /// server's log (the proposal was lost) counts only up to the log: the rest is committed
+    /// when it arrives (the resync brings it), not skipped.
     fn commit_to(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        let zxid = zxid.min(self.last_logged);
         if zxid <= self.committed {
             return;
         }
