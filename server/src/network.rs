@@ -74,8 +74,14 @@ pub async fn run(
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
 ) {
-    let core =
-        Rc::new(NetworkCore { index, to_data, outboxes: RefCell::new(HashMap::new()), limits, counts, stats });
+    let core = Rc::new(NetworkCore {
+        index,
+        to_data,
+        outboxes: RefCell::new(HashMap::new()),
+        limits,
+        counts,
+        stats,
+    });
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
     let mut next_local: u64 = 1;
     loop {

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts};
-use ringkeeper_engine::proto::xid;
 use ringkeeper_engine::conn::{ClientConn, ConnId};
+use ringkeeper_engine::proto::xid;
 
 use crate::four_letter::Latency;
 

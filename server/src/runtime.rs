@@ -392,7 +392,16 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
     let (to_log, from_data) = shared_channel::new_bounded::<LogRecord>(queue_depth);
     let (to_data_durable, from_log) = shared_channel::new_bounded::<i64>(queue_depth);
     let Roles {
-        processor, status, snapshots, replica, log_settings, log_stats, log_tail, last_zxid, clients, ..
+        processor,
+        status,
+        snapshots,
+        replica,
+        log_settings,
+        log_stats,
+        log_tail,
+        last_zxid,
+        clients,
+        ..
     } = roles;
     let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
     let log_handle = LocalExecutorBuilder::new(placement(config, config.log_core))

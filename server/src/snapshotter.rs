@@ -23,8 +23,8 @@ use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use ringkeeper_engine::replica::Node;
 use prometheus::Histogram;
+use ringkeeper_engine::replica::Node;
 
 use ringkeeper_engine::snapshot::{SnapshotCapture, SnapshotImage};
 
