@@ -187,6 +187,9 @@ pub struct Config {
     /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
     /// at least [`LOG_SEGMENT_BYTES_MIN`]).
     pub log_segment_bytes: u64,
+    /// `ringkeeper.client.outboxBytesMax`: reply bytes waiting for one client before the
+    /// server stops reading that client's requests.
+    pub client_outbox_bytes_max: u64,
     /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
     pub queue_depth: usize,
     /// `ringkeeper.zab.heartbeatMs`: leader ping period.
@@ -242,6 +245,8 @@ pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
 pub const LOG_SEGMENT_BYTES_MIN: u64 = 64 << 10;
+/// Default `ringkeeper.client.outboxBytesMax`: 4 MiB, four default-size (`jute.maxbuffer`) replies.
+pub const DEFAULT_CLIENT_OUTBOX_BYTES_MAX: u64 = 4 << 20;
 /// Default `ringkeeper.queue.depth`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
 
@@ -344,6 +349,7 @@ impl Config {
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
+            client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
             zab_heartbeat_ms: 50,
             zab_peer_timeout_ms: 800,
             zab_finalize_wait_ms: 30,
@@ -537,6 +543,9 @@ impl Config {
                         return Err(bad(key, value, format!("is not a multiple of 4096 (expected {what})")));
                     }
                     cfg.log_segment_bytes = bytes;
+                }
+                "ringkeeper.client.outboxBytesMax" => {
+                    cfg.client_outbox_bytes_max = parse_int(key, value, 1, i64::MAX, "a positive integer (bytes)")? as u64;
                 }
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
@@ -1275,6 +1284,7 @@ ringkeeper.log.batchBytesMax=262144
 ringkeeper.log.batchCountMax=256
 ringkeeper.log.batchDelayMicros=200
 ringkeeper.queue.depth=4096
+ringkeeper.client.outboxBytesMax=8388608
 ";
         let (cfg, warnings) = Config::parse(text).unwrap();
         assert_eq!(cfg.tick_time_ms, 2000);
@@ -1319,8 +1329,9 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.log_batch_count_max, 256);
         assert_eq!(cfg.log_batch_delay_micros, 200);
         assert_eq!(cfg.queue_depth, 4096);
+        assert_eq!(cfg.client_outbox_bytes_max, 8 << 20);
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
-        assert_eq!(cfg.raw.len(), 30);
+        assert_eq!(cfg.raw.len(), 31);
         assert_eq!(cfg.admin_endpoint, None);
         assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
         // 3 participants + an observer: no warnings at all.
@@ -1343,6 +1354,7 @@ ringkeeper.queue.depth=4096
         assert_eq!(cfg.global_outstanding_limit, 1000);
         assert_eq!(cfg.executors, Executors::Auto);
         assert_eq!(cfg.queue_depth, 1024);
+        assert_eq!(cfg.client_outbox_bytes_max, 4 << 20);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::default());
         assert!(cfg.four_letter_whitelist.allows("srvr"));
         assert!(!cfg.four_letter_whitelist.allows("ruok"));

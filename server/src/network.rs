@@ -7,6 +7,15 @@
 //! one that cannot be decoded closes only its own connection; bytes for a connection are
 //! written in the order the data role emitted them; `maxClientCnxns` per client IP holds
 //! across all network cores.
+//!
+//! Backpressure: a connection's reader takes its next request frame only while the replies
+//! waiting for that client fit `ringkeeper.client.outboxBytesMax` ([`Outbox::may_take_request`]),
+//! so a client that does not read its replies stops being read instead of growing the
+//! server's memory; and no connection on any core is read while `globalOutstandingLimit`
+//! requests are unanswered (Apache's throttle). Watch notifications cannot be held back (the
+//! data role emits them on other clients' writes): one arriving while the outbox holds more
+//! than [`NOTIFICATION_OVERFLOW_FACTOR`] times the bound closes the connection instead, as a
+//! client that far behind has stopped reading.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,12 +39,27 @@ use crate::request_stats::{PendingReplies, RequestStats};
 /// each frame's length prefix with its body) come out of one socket read.
 const CLIENT_READ_BUFFER_BYTES: usize = 8 << 10;
 
+/// A watch notification for a connection whose outbox holds more than this many times
+/// `outbox_bytes_max` closes the connection (its replies can overshoot the bound by the
+/// requests already in flight when reading stopped; notifications past this are unbounded).
+const NOTIFICATION_OVERFLOW_FACTOR: usize = 4;
+
+/// How often a reader held back by `globalOutstandingLimit` looks again (the count falls on
+/// whichever core answers, so there is no one waker to register with).
+const GLOBAL_THROTTLE_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Limits a network role enforces.
 #[derive(Debug, Clone)]
 pub struct NetworkLimits {
     pub jute_max_buffer: usize,
     /// 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `ringkeeper.client.outboxBytesMax`: reply bytes a connection may have waiting for its
+    /// client before the server stops reading that connection's requests.
+    pub outbox_bytes_max: usize,
+    /// `globalOutstandingLimit`: unanswered requests (all connections) before every
+    /// connection stops being read.
+    pub global_outstanding_limit: u64,
 }
 
 /// Open connections per client IP, shared by all network cores.
@@ -44,8 +68,15 @@ pub type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 /// What a connection's writer has to do.
 struct Outbox {
     bytes: Vec<u8>,
+    /// Bytes the writer took and has not finished writing yet.
+    writing: usize,
     close: bool,
     waker: Option<Waker>,
+    /// The reader, waiting for the outbox to drain below the bound.
+    reader_waker: Option<Waker>,
+    /// Expected size of the next reply: the last reply's, or half the previous estimate when
+    /// that is larger (replies of a client fetching large znodes stay expensive for a while).
+    reply_estimate: usize,
     /// The writer finished (closed by the data role, or the socket failed).
     done: bool,
     done_waker: Option<Waker>,
@@ -54,6 +85,30 @@ struct Outbox {
 }
 
 type SharedOutbox = Rc<RefCell<Outbox>>;
+
+impl Outbox {
+    /// Bytes waiting for the client: queued for the writer, or being written.
+    fn waiting_bytes(&self) -> usize {
+        self.bytes.len() + self.writing
+    }
+
+    /// Whether the reader may take another request: the replies waiting, plus the replies the
+    /// requests already taken are expected to produce, fit `bound`. A connection with nothing
+    /// in flight may always take one request, however large its replies.
+    fn may_take_request(&self, bound: usize) -> bool {
+        let waiting = self.waiting_bytes();
+        let in_flight = self.pending.waiting();
+        waiting <= bound
+            && (in_flight == 0
+                || waiting.saturating_add(in_flight.saturating_mul(self.reply_estimate)) <= bound)
+    }
+
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.reader_waker.take() {
+            w.wake();
+        }
+    }
+}
 
 struct NetworkCore {
     index: usize,
@@ -132,7 +187,21 @@ impl NetworkCore {
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             if let Some(b) = &bytes {
-                o.pending.sending(b);
+                if o.pending.sending(b) {
+                    o.reply_estimate = b.len().max(o.reply_estimate / 2);
+                    o.wake_reader();
+                } else if o.waiting_bytes() > NOTIFICATION_OVERFLOW_FACTOR * self.limits.outbox_bytes_max {
+                    log::warn!(
+                        "closing connection {conn}: a watch notification found {} bytes not read by the client",
+                        o.waiting_bytes()
+                    );
+                    o.bytes.clear();
+                    o.close = true;
+                    if let Some(w) = o.waker.take() {
+                        w.wake();
+                    }
+                    return;
+                }
             }
             match bytes {
                 // An idle writer takes the frame as it is; a busy one gets it appended.
@@ -168,11 +237,17 @@ async fn write_loop(outbox: SharedOutbox, mut writer: futures_lite::io::WriteHal
                 o.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            o.writing = o.bytes.len();
             Poll::Ready((std::mem::take(&mut o.bytes), o.close))
         })
         .await;
         if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
             break;
+        }
+        {
+            let mut o = outbox.borrow_mut();
+            o.writing = 0;
+            o.wake_reader();
         }
         if close {
             let _ = writer.flush().await;
@@ -209,8 +284,11 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
 async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer: SocketAddr) {
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox {
         bytes: Vec::new(),
+        writing: 0,
         close: false,
         waker: None,
+        reader_waker: None,
+        reply_estimate: core.limits.outbox_bytes_max / INITIAL_REQUESTS_IN_FLIGHT,
         done: false,
         done_waker: None,
         pending: PendingReplies::open(conn, core.stats.clone()),
@@ -256,6 +334,28 @@ async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<
     Ok(true)
 }
 
+/// Requests a new connection may have in flight before its first reply tells how large its
+/// replies are (the initial reply estimate is the outbox bound divided by this).
+const INITIAL_REQUESTS_IN_FLIGHT: usize = 16;
+
+/// Waits until `outbox` may take another request and the server is under
+/// `globalOutstandingLimit`.
+async fn request_admitted(core: &NetworkCore, outbox: &SharedOutbox) {
+    poll_fn(|cx| {
+        let mut o = outbox.borrow_mut();
+        if o.may_take_request(core.limits.outbox_bytes_max) {
+            Poll::Ready(())
+        } else {
+            o.reader_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await;
+    while core.stats.outstanding() >= core.limits.global_outstanding_limit {
+        glommio::timer::sleep(GLOBAL_THROTTLE_RECHECK).await;
+    }
+}
+
 /// Reads frames until EOF or a protocol violation. Err names the violation.
 async fn read_loop(
     core: &NetworkCore,
@@ -267,6 +367,9 @@ async fn read_loop(
     let mut first = true;
     let mut length = [0u8; 4];
     loop {
+        if !first {
+            request_admitted(core, outbox).await;
+        }
         if !read_exact_or_eof(&mut reader, &mut length).await? {
             return Ok(());
         }

@@ -199,9 +199,15 @@ impl PendingReplies {
         self.own.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests of this connection without a reply yet.
+    pub fn waiting(&self) -> usize {
+        self.arrived.len()
+    }
+
     /// `frame` (length prefix included) is being handed to the writer: when it is a reply,
-    /// the oldest pending request is answered.
-    pub fn sending(&mut self, frame: &[u8]) {
+    /// the oldest pending request is answered. Returns whether it was a reply (false for a
+    /// watch notification).
+    pub fn sending(&mut self, frame: &[u8]) -> bool {
         let is_reply = if self.connect_answered {
             frame
                 .get(4..8)
@@ -210,7 +216,7 @@ impl PendingReplies {
             self.connect_answered = true;
             true
         };
-        let Some(arrived) = is_reply.then(|| self.arrived.pop_front()).flatten() else { return };
+        let Some(arrived) = is_reply.then(|| self.arrived.pop_front()).flatten() else { return is_reply };
         let us = duration_us(arrived.elapsed());
         let server = &self.server;
         server.outstanding.fetch_sub(1, Ordering::Relaxed);
@@ -220,6 +226,7 @@ impl PendingReplies {
         self.own.latency.record(us);
         self.own.last_latency_us.store(us, Ordering::Relaxed);
         self.own.last_response_ms.store(server.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        true
     }
 }
 
@@ -257,10 +264,10 @@ mod tests {
         assert_eq!(stats.outstanding(), 3);
         assert_eq!(stats.connection(ConnId::Client(conn)).outstanding, 3);
         // The ConnectResponse starts with the protocol version 0, whatever it holds.
-        pending.sending(&reply(0));
-        pending.sending(&reply(xid::NOTIFICATION));
-        assert_eq!(stats.outstanding(), 2);
-        pending.sending(&reply(1));
+        assert!(pending.sending(&reply(0)));
+        assert!(!pending.sending(&reply(xid::NOTIFICATION)));
+        assert_eq!((stats.outstanding(), pending.waiting()), (2, 2));
+        assert!(pending.sending(&reply(1)));
         assert_eq!((stats.outstanding(), stats.latency().count), (1, 2));
         assert_eq!(stats.connection(ConnId::Client(conn)).latency.count, 2);
         assert_eq!(stats.histogram.get_sample_count(), 2);

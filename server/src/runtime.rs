@@ -232,6 +232,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             limits: NetworkLimits {
                 jute_max_buffer: config.jute_max_buffer as usize,
                 max_client_cnxns: config.max_client_cnxns,
+                outbox_bytes_max: config.client_outbox_bytes_max as usize,
+                global_outstanding_limit: u64::from(config.global_outstanding_limit),
             },
             counts: Arc::new(Mutex::new(Default::default())),
             stats: request_stats,

@@ -2,15 +2,19 @@
 //! frames too short for a header and unknown opcodes each end only the offending connection
 //! (other sessions keep working); a truncated request body is a MarshallingError reply on a
 //! connection that stays open; large but legal data is accepted; and the four-letter words
-//! (`srvr`, a word outside the whitelist, and the whitelist opened up).
+//! (`srvr`, a word outside the whitelist, and the whitelist opened up). A client that
+//! pipelines requests for large replies without reading them stops being read: the server's
+//! memory stays bounded while other clients are served, and it gets every reply in order once
+//! it reads.
 
 mod common;
 
 use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
-use ringkeeper_engine::proto::records::{RequestHeader, SetDataRequest};
+use ringkeeper_engine::proto::records::{GetDataResponse, RequestHeader, SetDataRequest};
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::TestServer;
+use std::time::{Duration, Instant};
 
 /// Apache's default `jute.maxbuffer`: 1 MiB - 1.
 const MAX_BUFFER: u32 = 0xfffff;
@@ -150,4 +154,62 @@ fn a_second_server_on_the_same_client_port_refuses_to_start() {
     assert!(err.contains(&format!("127.0.0.1:{} is already taken", server.port)), "{err}");
     // The first server still answers.
     assert!(server.four_letter("srvr").contains("Mode:"));
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS` of /proc/<pid>/status).
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    let kb: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
+    kb * 1024
+}
+
+/// Apache 3.8 grows by about 6 MB on this test; ringkeeper before backpressure grew by
+/// 150-270 MB. The bound leaves room for the replies in flight when reading stops.
+const UNREAD_REPLIES_RSS_GROWTH_MAX: u64 = 64 << 20;
+
+#[test]
+fn client_not_reading_its_replies_stops_being_read_and_memory_stays_bounded() {
+    const ZNODE_BYTES: usize = 1 << 20;
+    const REQUESTS: i32 = 150;
+    let server = TestServer::start_with("jute.maxbuffer=2097152\n");
+    let pid = server.pid().expect("a server process");
+    let mut bystander = RawSession::connect(&server, 30_000);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/keep", 0)), 0);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/big", 0)), 0);
+    let set = SetDataRequest { path: "/big".into(), data: vec![7u8; ZNODE_BYTES], version: -1 };
+    assert_eq!(bystander.code(OpCode::SetData, &set), 0);
+    assert_eq!(
+        bystander.call(OpCode::GetData, &no_watch("/big")).decode::<GetDataResponse>().data.len(),
+        ZNODE_BYTES
+    );
+    let baseline = resident_bytes(pid);
+
+    let mut slow = RawSession::connect(&server, 30_000);
+    let xids: Vec<i32> = (0..REQUESTS).map(|_| slow.send(OpCode::GetData, &no_watch("/big"))).collect();
+    let mut peak = baseline;
+    let watch_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_until {
+        // The bystander is answered while the slow client's replies pile up.
+        bystander.ping();
+        assert_eq!(bystander.code(OpCode::Exists, &no_watch("/keep")), 0);
+        peak = peak.max(resident_bytes(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let growth = peak.saturating_sub(baseline);
+    eprintln!("server RSS grew by {} KiB while the slow client did not read", growth >> 10);
+    assert!(
+        growth < UNREAD_REPLIES_RSS_GROWTH_MAX,
+        "RSS grew by {} MiB (bound {} MiB) for a client not reading its replies",
+        growth >> 20,
+        UNREAD_REPLIES_RSS_GROWTH_MAX >> 20
+    );
+
+    for xid in xids {
+        let reply = slow.reply_to(xid).expect("every reply, in order");
+        assert_eq!(reply.header.err, 0);
+        assert_eq!(reply.decode::<GetDataResponse>().data.len(), ZNODE_BYTES);
+    }
+    slow.ping();
+    assert_unharmed(&mut bystander);
 }
