@@ -213,3 +213,17 @@ fn client_not_reading_its_replies_stops_being_read_and_memory_stays_bounded() {
     slow.ping();
     assert_unharmed(&mut bystander);
 }
+
+#[test]
+fn global_outstanding_limit_throttles_without_stalling_a_pipelining_client() {
+    // With one request allowed in flight server-wide, readers take requests one at a time;
+    // every pipelined request is still answered, in order.
+    let server = TestServer::start_with("globalOutstandingLimit=1\n");
+    let mut raw = RawSession::connect(&server, 10_000);
+    let xids: Vec<i32> =
+        (0..50).map(|i| raw.send(OpCode::Create, &create_request(&format!("/n{i}"), 0))).collect();
+    for xid in xids {
+        assert_eq!(raw.reply_to(xid).expect("every reply, in order").header.err, 0);
+    }
+    raw.ping();
+}
