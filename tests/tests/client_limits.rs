@@ -227,3 +227,33 @@ fn global_outstanding_limit_throttles_without_stalling_a_pipelining_client() {
     }
     raw.ping();
 }
+
+#[test]
+fn watch_notification_for_a_client_far_behind_closes_its_connection() {
+    // Replies of 1 MB each pile up far past a 64 KiB bound; a notification then finds the
+    // client more than four bounds behind and closes the connection, not the session.
+    const REQUESTS: usize = 40;
+    let server = TestServer::start_with("jute.maxbuffer=2097152\nringkeeper.client.outboxBytesMax=65536\n");
+    let (mut slow, mut bystander) = victim_and_bystander(&server);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/w", 0)), 0);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/big", 0)), 0);
+    let set = SetDataRequest { path: "/big".into(), data: vec![7u8; 1 << 20], version: -1 };
+    assert_eq!(bystander.code(OpCode::SetData, &set), 0);
+
+    assert_eq!(slow.code(OpCode::GetData, &watch_on("/w")), 0);
+    for _ in 0..REQUESTS {
+        slow.send(OpCode::GetData, &no_watch("/big"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let touch = SetDataRequest { path: "/w".into(), data: vec![1], version: -1 };
+    assert_eq!(bystander.code(OpCode::SetData, &touch), 0);
+
+    let mut replies = 0;
+    while let Some(reply) = read_reply_frame(&mut slow.stream) {
+        assert_ne!(reply.header.xid, -1, "the notification is dropped with the connection");
+        replies += 1;
+    }
+    assert!(replies < REQUESTS, "the connection closed before all {REQUESTS} replies ({replies} came)");
+    RawSession::connect_with(&server, &slow.resume_request()).ping();
+    assert_unharmed(&mut bystander);
+}
