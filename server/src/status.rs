@@ -40,6 +40,9 @@ pub struct StatusSource {
     learners: Cell<Option<LearnerCounts>>,
     /// The gauges as of the last tick, for other threads.
     published: Arc<Mutex<PublishedStatus>>,
+    /// Whether anything reads [`Self::published`] (the Prometheus endpoint is its only
+    /// reader): without one, ticks do not compute gauges nobody scrapes.
+    publishing: bool,
     /// AdminServer questions, answered at the next tick.
     admin_queries: AdminQueries,
 }
@@ -126,6 +129,7 @@ impl StatusSource {
             ),
             learners: Cell::new(None),
             published: Arc::default(),
+            publishing: config.metrics_endpoint.is_some(),
             admin_queries: Arc::default(),
         }
     }
@@ -140,12 +144,15 @@ impl StatusSource {
         self.published.clone()
     }
 
-    /// Refreshes [`PublishedStatus`] (called by the data role on every tick; cheap: counters
-    /// the processor keeps, and one pass over connections and ephemeral owners).
+    /// Refreshes [`PublishedStatus`] when metrics are served (called by the data role on every
+    /// tick: counters the processor keeps, and one pass over connections and ephemeral
+    /// owners), and answers the AdminServer's questions.
     pub fn publish(&self, p: &Processor, learners: Option<LearnerCounts>) {
         self.learners.set(learners);
-        let status = self.gauges(p);
-        *self.published.lock().expect("published status lock") = status;
+        if self.publishing {
+            let status = self.gauges(p);
+            *self.published.lock().expect("published status lock") = status;
+        }
         let queries = std::mem::take(&mut *self.admin_queries.lock().expect("admin queries lock"));
         for query in queries {
             let mut status = self.snapshot(p, &query.word);
