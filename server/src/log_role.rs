@@ -4,21 +4,28 @@
 //! `ringkeeper.pin=true`), or as a task beside the other roles (`ringkeeper.executors=one`).
 //! In: [`LogRecord`]s (the txn bytes the processor encoded once) over a bounded
 //! [`link`] from the data role, in zxid order. Out: "durable up to zxid Z" over a bounded
-//! link back to the data role, which holds every reply until then. The fdatasync is an
-//! io_uring request, so on a shared executor the other roles keep running while it waits.
+//! link back to the data role, which holds every reply until then. The write and sync are
+//! io_uring requests, so on a shared executor the other roles keep running while it waits.
 //!
 //! Group commit: take every record queued since the last flush (at most
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
-//! `batchDelayMicros` for more), write them with one DMA write per segment touched, issue ONE
-//! fdatasync, then report the batch's last zxid. Segments are `log.<first zxid hex>` in
-//! `dataLogDir`, preallocated (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that
-//! gets a segment of its own), written with O_DIRECT from 4 KiB aligned
-//! buffers; the partial last block is kept in memory and rewritten with the next batch.
+//! `batchDelayMicros` for more), write them with one write per segment touched, make them
+//! durable, then report the batch's last zxid. `ringkeeper.log.writeMode` says how:
+//! `dsync` (default) opens segments `O_DSYNC`, so the write itself returns once the data is on
+//! stable storage: one I/O (one io_uring request, one wake-up) per batch; `fdatasync` writes
+//! through the page cache and issues ONE fdatasync (Apache's way); `direct` writes with
+//! O_DIRECT, then fdatasync. Not `direct` by default: glommio puts O_DIRECT I/O on its polled
+//! ring, and an executor with polled I/O in flight spins instead of sleeping, which cost a
+//! lone writer on a 3-server ensemble over a core of CPU (bench/results/profile-*.md).
+//! Segments are `log.<first zxid hex>` in `dataLogDir`, preallocated
+//! (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that gets a
+//! segment of its own), written from 4 KiB aligned buffers; the partial last block is kept in
+//! memory and rewritten with the next batch.
 //! The next segment is zero-filled in the background (`segment.spare`) and renamed into place
-//! at the roll, so appends land on written blocks and fdatasync commits no extent metadata.
+//! at the roll, so appends land on written blocks and a sync commits no extent metadata.
 //! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
 //! are on disk; a failed write or fsync is fatal (log naming the file, `exit`), never retried.
-//! `forceSync=no` skips the fdatasync and says so loudly at start-up.
+//! `forceSync=no` skips the sync (and `O_DSYNC`) and says so loudly at start-up.
 
 use std::cell::Cell;
 use std::fmt::Display;
@@ -32,7 +39,7 @@ use prometheus::{Histogram, HistogramOpts};
 use ringkeeper_engine::log::{self as txlog, SegmentHeader};
 use ringkeeper_engine::zab::SharedTxn;
 
-use crate::config::Config;
+use crate::config::{Config, LogWriteMode};
 use crate::link;
 use crate::recovery::LogTail;
 use crate::request_stats::millisecond_histogram;
@@ -59,7 +66,7 @@ pub struct LogRecord {
 /// handles: the endpoint registers clones of these).
 #[derive(Clone)]
 pub struct LogStats {
-    /// One fdatasync of a group commit, ms (Apache's `fsynctime`).
+    /// Write and sync of one group commit, ms (Apache's `fsynctime` times the sync alone).
     pub fsync_ms: Histogram,
     /// Records per group commit.
     pub batch_records: Histogram,
@@ -71,7 +78,10 @@ impl Default for LogStats {
             HistogramOpts::new("ringkeeper_log_batch_records", "Records written per group commit")
                 .buckets(prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets"));
         LogStats {
-            fsync_ms: millisecond_histogram("fsynctime", "Time of one fdatasync of the transaction log, ms"),
+            fsync_ms: millisecond_histogram(
+                "fsynctime",
+                "Time to write one group commit to the transaction log and make it durable, ms",
+            ),
             batch_records: Histogram::with_opts(batch_records).expect("a valid metric"),
         }
     }
@@ -86,6 +96,8 @@ pub struct LogSettings {
     pub batch_count_max: usize,
     pub batch_delay: Duration,
     pub segment_bytes: u64,
+    /// `Dsync` only when `force_sync`: with `forceSync=no` nothing waits for the disk.
+    pub write_mode: LogWriteMode,
 }
 
 impl LogSettings {
@@ -97,6 +109,10 @@ impl LogSettings {
             batch_count_max: (config.log_batch_count_max as usize).max(1),
             batch_delay: Duration::from_micros(config.log_batch_delay_micros),
             segment_bytes: config.log_segment_bytes,
+            write_mode: match config.log_write_mode {
+                LogWriteMode::Dsync if !config.force_sync => LogWriteMode::Fdatasync,
+                mode => mode,
+            },
         }
     }
 }
@@ -117,27 +133,28 @@ const fn align_up(n: u64) -> u64 {
     align_down(n + WRITE_ALIGN - 1)
 }
 
-/// A segment file opened for O_DIRECT, or buffered where the filesystem refuses O_DIRECT.
+/// A segment file opened for O_DIRECT, or through the page cache (`O_DSYNC` when `dsync`).
 enum SegmentFile {
     Dma(DmaFile),
-    Buffered(BufferedFile),
+    Buffered { file: BufferedFile, dsync: bool },
 }
 
 impl SegmentFile {
-    /// Opens (or creates, failing if it exists) `path` for reading and writing.
-    async fn open(path: &Path, create: bool, use_dma: &mut bool) -> glommio::Result<SegmentFile, ()> {
+    /// Opens (or creates, failing if it exists) `path` for reading and writing as `mode` asks.
+    /// `Direct` falls back to `Fdatasync` for the rest of the log where O_DIRECT is refused.
+    async fn open(path: &Path, create: bool, mode: &mut LogWriteMode) -> glommio::Result<SegmentFile, ()> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create_new(create);
-        if *use_dma {
+        if *mode == LogWriteMode::Direct {
             match options.dma_open(path).await {
                 Ok(f) => return Ok(SegmentFile::Dma(f)),
                 Err(e) => {
                     log::error!(
-                        "{}: cannot open with O_DIRECT ({e}); falling back to BUFFERED writes for the whole log. \
-                         fdatasync still makes batches durable, but writes go through the page cache.",
+                        "{}: cannot open with O_DIRECT ({e}); falling back to ringkeeper.log.writeMode=fdatasync \
+                         for the whole log. fdatasync still makes batches durable, but writes go through the page cache.",
                         path.display()
                     );
-                    *use_dma = false;
+                    *mode = LogWriteMode::Fdatasync;
                     // A failed O_CREAT|O_EXCL open may still have created the file.
                     if create {
                         let _ = std::fs::remove_file(path);
@@ -145,7 +162,16 @@ impl SegmentFile {
                 }
             }
         }
-        options.buffered_open(path).await.map(SegmentFile::Buffered)
+        let dsync = *mode == LogWriteMode::Dsync;
+        if dsync {
+            options.custom_flags(libc::O_DSYNC);
+        }
+        options.buffered_open(path).await.map(|file| SegmentFile::Buffered { file, dsync })
+    }
+
+    /// True when a completed write is already on stable storage (`O_DSYNC`).
+    fn writes_are_durable(&self) -> bool {
+        matches!(self, SegmentFile::Buffered { dsync: true, .. })
     }
 
     /// Writes `len` bytes at `pos` (both 4 KiB aligned) from a buffer `fill` initialises.
@@ -161,7 +187,7 @@ impl SegmentFile {
                 fill(buf.as_bytes_mut());
                 f.write_at(buf, pos).await
             }
-            SegmentFile::Buffered(f) => {
+            SegmentFile::Buffered { file: f, .. } => {
                 let mut buf = vec![0u8; len];
                 fill(&mut buf);
                 f.write_at(buf, pos).await
@@ -172,7 +198,7 @@ impl SegmentFile {
     async fn read_at(&self, pos: u64, len: usize) -> glommio::Result<Vec<u8>, ()> {
         let read = match self {
             SegmentFile::Dma(f) => f.read_at(pos, len).await?,
-            SegmentFile::Buffered(f) => f.read_at(pos, len).await?,
+            SegmentFile::Buffered { file: f, .. } => f.read_at(pos, len).await?,
         };
         Ok(read.to_vec())
     }
@@ -180,14 +206,14 @@ impl SegmentFile {
     async fn fdatasync(&self) -> glommio::Result<(), ()> {
         match self {
             SegmentFile::Dma(f) => f.fdatasync().await,
-            SegmentFile::Buffered(f) => f.fdatasync().await,
+            SegmentFile::Buffered { file: f, .. } => f.fdatasync().await,
         }
     }
 
     async fn pre_allocate(&self, size: u64) -> glommio::Result<(), ()> {
         match self {
             SegmentFile::Dma(f) => f.pre_allocate(size, false).await,
-            SegmentFile::Buffered(f) => f.pre_allocate(size, false).await,
+            SegmentFile::Buffered { file: f, .. } => f.pre_allocate(size, false).await,
         }
     }
 }
@@ -242,7 +268,7 @@ impl Segment {
     }
 
     async fn sync(&mut self, force_sync: bool) {
-        if self.dirty && force_sync {
+        if self.dirty && force_sync && !self.file.writes_are_durable() {
             self.file.fdatasync().await.unwrap_or_else(|e| fatal(&self.path, "fdatasync of", e));
         }
         self.dirty = false;
@@ -264,7 +290,8 @@ struct LogWriter {
     segment: Option<Segment>,
     /// zxid of the last record appended (the next segment's `prev_zxid`).
     last_zxid: i64,
-    use_dma: bool,
+    /// How segments are opened and synced; `Direct` may fall back to `Fdatasync` at an open.
+    write_mode: LogWriteMode,
     /// The zero-filled next segment ([`SPARE_SEGMENT_NAME`]), shared with its filling task.
     spare: Rc<Cell<Spare>>,
     stats: LogStats,
@@ -282,16 +309,16 @@ impl LogWriter {
             .await
             .unwrap_or_else(|e| fatal(&settings.dir, "opening the log directory", e));
         let mut writer = LogWriter {
+            write_mode: settings.write_mode,
             settings,
             dir,
             segment: None,
             last_zxid,
-            use_dma: true,
             spare: Rc::new(Cell::new(Spare::Failed)),
             stats,
         };
         if let Some(tail) = tail {
-            let file = SegmentFile::open(&tail.path, false, &mut writer.use_dma)
+            let file = SegmentFile::open(&tail.path, false, &mut writer.write_mode)
                 .await
                 .unwrap_or_else(|e| fatal(&tail.path, "opening", e));
             let block = align_down(tail.end_offset);
@@ -325,11 +352,15 @@ impl LogWriter {
         self.spare = spare.clone();
         let path = self.settings.dir.join(SPARE_SEGMENT_NAME);
         let size = self.settings.segment_bytes;
-        let mut use_dma = self.use_dma;
+        // Zeros need no O_DSYNC: the fill ends with one fdatasync.
+        let mut fill_mode = match self.write_mode {
+            LogWriteMode::Dsync => LogWriteMode::Fdatasync,
+            other => other,
+        };
         glommio::spawn_local(async move {
             let _ = std::fs::remove_file(&path);
             let filled = async {
-                let file = SegmentFile::open(&path, true, &mut use_dma).await?;
+                let file = SegmentFile::open(&path, true, &mut fill_mode).await?;
                 let mut pos = 0;
                 while pos < size {
                     let len = (size - pos).min(SPARE_FILL_CHUNK_BYTES as u64) as usize;
@@ -358,7 +389,7 @@ impl LogWriter {
             self.spare.set(Spare::Failed);
             match std::fs::rename(&spare, path) {
                 Ok(()) => {
-                    let file = SegmentFile::open(path, false, &mut self.use_dma)
+                    let file = SegmentFile::open(path, false, &mut self.write_mode)
                         .await
                         .unwrap_or_else(|e| fatal(path, "opening", e));
                     return (file, true);
@@ -366,7 +397,7 @@ impl LogWriter {
                 Err(e) => log::warn!("renaming the spare log segment to {} failed: {e}", path.display()),
             }
         }
-        let file = SegmentFile::open(path, true, &mut self.use_dma)
+        let file = SegmentFile::open(path, true, &mut self.write_mode)
             .await
             .unwrap_or_else(|e| fatal(path, "creating", e));
         file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(path, "preallocating", e));
@@ -406,6 +437,8 @@ impl LogWriter {
 
     /// Appends a batch and makes it durable (one fdatasync per segment touched).
     async fn append(&mut self, batch: &[LogRecord]) {
+        // Timed from the write: with `O_DSYNC` the write is where the disk is waited for.
+        let started = Instant::now();
         let mut start = 0;
         while start < batch.len() {
             let need = txlog::record_len(batch[start].bytes.len()) as u64;
@@ -429,7 +462,6 @@ impl LogWriter {
         }
         self.stats.batch_records.observe(batch.len() as f64);
         if let Some(segment) = self.segment.as_mut() {
-            let started = Instant::now();
             segment.sync(self.settings.force_sync).await;
             self.stats.fsync_ms.observe(started.elapsed().as_secs_f64() * 1000.0);
         }

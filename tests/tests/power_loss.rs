@@ -367,6 +367,15 @@ async fn acknowledged_writes_survive_power_loss() {
     assert!(!losses.any(), "acknowledged writes lost after power loss: {losses:?}");
 }
 
+/// The same with the log written through the page cache and synced by fdatasync (the default,
+/// `dsync`, is covered above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_power_loss_with_fdatasync_write_mode() {
+    let config = format!("{SERVER_CONFIG}ringkeeper.log.writeMode=fdatasync\n");
+    let losses = run_power_loss_rounds(&config, ROUNDS).await;
+    assert!(!losses.any(), "acknowledged writes lost after power loss (writeMode=fdatasync): {losses:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_sync_no_loses_acknowledged_writes() {
     if Disk::unavailable() {
