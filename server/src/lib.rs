@@ -18,7 +18,7 @@
 //!                      │       through [`peer_net`], learner relaying in [`replica`])
 //!                      │ LogRecord (txn bytes, bounded)        ▲ "durable up to zxid Z" (bounded)
 //!                      ▼                                       │
-//!                 [log role]   segment files, O_DIRECT writes, ONE fdatasync per batch
+//!                 [log role]   segment files, ONE durable (O_DSYNC) write per batch
 //! ```
 //! Start-up loads the newest snapshot and replays the log after it ([`recovery`]) before any
 //! executor runs; snapshots are captured on the data core in bounded slices and written by a
