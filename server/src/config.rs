@@ -945,13 +945,25 @@ fn parse_executors(key: &str, value: &str) -> Result<Executors, ConfigError> {
     }
 }
 
-fn parse_log_write_mode(key: &str, value: &str) -> Result<LogWriteMode, ConfigError> {
-    match value.to_ascii_lowercase().as_str() {
-        "dsync" => Ok(LogWriteMode::Dsync),
-        "fdatasync" => Ok(LogWriteMode::Fdatasync),
-        "direct" => Ok(LogWriteMode::Direct),
-        _ => Err(bad(key, value, "is not a log write mode (expected dsync, fdatasync or direct)")),
+impl LogWriteMode {
+    const ALL: [LogWriteMode; 3] = [LogWriteMode::Dsync, LogWriteMode::Fdatasync, LogWriteMode::Direct];
+
+    /// The `ringkeeper.log.writeMode` value naming this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogWriteMode::Dsync => "dsync",
+            LogWriteMode::Fdatasync => "fdatasync",
+            LogWriteMode::Direct => "direct",
+        }
     }
+}
+
+fn parse_log_write_mode(key: &str, value: &str) -> Result<LogWriteMode, ConfigError> {
+    let value_lower = value.to_ascii_lowercase();
+    LogWriteMode::ALL
+        .into_iter()
+        .find(|mode| mode.name() == value_lower)
+        .ok_or_else(|| bad(key, value, "is not a log write mode (expected dsync, fdatasync or direct)"))
 }
 
 fn parse_role(key: &str, value: &str) -> Result<PeerRole, ConfigError> {

@@ -133,8 +133,9 @@ const fn align_up(n: u64) -> u64 {
     align_down(n + WRITE_ALIGN - 1)
 }
 
-/// A segment file opened for O_DIRECT, or through the page cache (`O_DSYNC` when `dsync`).
-enum SegmentFile {
+/// A segment file opened for O_DIRECT, or through the page cache (`O_DSYNC` when `dsync`):
+/// the one recipe for writing the log durably (`ringkeeper-tune` measures the disk with it).
+pub enum SegmentFile {
     Dma(DmaFile),
     Buffered { file: BufferedFile, dsync: bool },
 }
@@ -142,7 +143,11 @@ enum SegmentFile {
 impl SegmentFile {
     /// Opens (or creates, failing if it exists) `path` for reading and writing as `mode` asks.
     /// `Direct` falls back to `Fdatasync` for the rest of the log where O_DIRECT is refused.
-    async fn open(path: &Path, create: bool, mode: &mut LogWriteMode) -> glommio::Result<SegmentFile, ()> {
+    pub async fn open(
+        path: &Path,
+        create: bool,
+        mode: &mut LogWriteMode,
+    ) -> glommio::Result<SegmentFile, ()> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create_new(create);
         if *mode == LogWriteMode::Direct {
@@ -170,12 +175,12 @@ impl SegmentFile {
     }
 
     /// True when a completed write is already on stable storage (`O_DSYNC`).
-    fn writes_are_durable(&self) -> bool {
+    pub fn writes_are_durable(&self) -> bool {
         matches!(self, SegmentFile::Buffered { dsync: true, .. })
     }
 
     /// Writes `len` bytes at `pos` (both 4 KiB aligned) from a buffer `fill` initialises.
-    async fn write_at(
+    pub async fn write_at(
         &self,
         pos: u64,
         len: usize,
@@ -203,14 +208,15 @@ impl SegmentFile {
         Ok(read.to_vec())
     }
 
-    async fn fdatasync(&self) -> glommio::Result<(), ()> {
+    /// fdatasync, needed after writes unless [`SegmentFile::writes_are_durable`].
+    pub async fn fdatasync(&self) -> glommio::Result<(), ()> {
         match self {
             SegmentFile::Dma(f) => f.fdatasync().await,
             SegmentFile::Buffered { file: f, .. } => f.fdatasync().await,
         }
     }
 
-    async fn pre_allocate(&self, size: u64) -> glommio::Result<(), ()> {
+    pub async fn pre_allocate(&self, size: u64) -> glommio::Result<(), ()> {
         match self {
             SegmentFile::Dma(f) => f.pre_allocate(size, false).await,
             SegmentFile::Buffered { file: f, .. } => f.pre_allocate(size, false).await,

@@ -210,6 +210,7 @@ fn probe_command(args: ProbeArgs) -> anyhow::Result<()> {
             budget_per_series: budget,
             file_bytes_max: args.file_mib << 20,
             quiet: args.quiet,
+            write_mode: config.log_write_mode,
         }),
         cores: (!args.no_measure).then_some(CoreBounds {
             round_trips_max: args.round_trips,

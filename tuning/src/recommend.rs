@@ -288,7 +288,7 @@ fn plan_layout(probe: &Probe, options: RecommendOptions) -> LayoutPlan {
             ),
             data: format!("data/ZAB role on CPU {shared}, apart from the network role that feeds it"),
             log: format!(
-                "log role shares CPU {shared} with the data role: it mostly waits on fdatasync, and the two talk on every write ({})",
+                "log role shares CPU {shared} with the data role: it mostly waits on the disk, and the two talk on every write ({})",
                 relation_cost(probe, CoreRelation::SameCpu)
             ),
             pin: String::new(),
@@ -486,7 +486,7 @@ fn plan_batching(probe: &Probe) -> Batching {
         let delay =
             ((flush.p50_us / 10.0).round() as u64).clamp(BATCH_DELAY_MICROS_MIN, BATCH_DELAY_MICROS_MAX);
         let reason = format!(
-            "{device} spins and a flush is slow (fdatasync p50 {} µs, p99 {} µs): waiting a tenth of a flush lets more writes share each seek; a lone writer pays at most that tenth",
+            "{device} spins and a flush is slow (durable 4 KiB write p50 {} µs, p99 {} µs): waiting a tenth of a flush lets more writes share each seek; a lone writer pays at most that tenth",
             flush.p50_us, flush.p99_us
         );
         (delay, reason)
@@ -497,7 +497,7 @@ fn plan_batching(probe: &Probe) -> Batching {
                 flush.p50_us
             )
         } else {
-            format!("{device} does not spin or flushes fast (fdatasync p50 {} µs)", flush.p50_us)
+            format!("{device} does not spin or flushes fast (durable 4 KiB write p50 {} µs)", flush.p50_us)
         };
         let reason = format!(
             "{what}: the next batch gathers while one syncs, and a wait adds its whole length to a lone writer (+~400 µs p50 for write:1x1 with a 385 µs delay on the dev VM)"

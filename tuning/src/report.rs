@@ -64,8 +64,9 @@ pub fn probe_text(probe: &Probe) -> String {
         let f = &m.fdatasync;
         let _ = writeln!(
             out,
-            "fdatasync after 4 KiB write ({}, {} samples): p50 {} µs, p90 {}, p99 {}, max {}",
-            if m.direct_io { "O_DIRECT" } else { "buffered" },
+            "durable after 4 KiB write (writeMode={}{}, {} samples): p50 {} µs, p90 {}, p99 {}, max {}",
+            if m.write_mode.is_empty() { "direct" } else { &m.write_mode },
+            if m.direct_io { ", O_DIRECT" } else { "" },
             f.samples,
             f.p50_us,
             f.p90_us,
@@ -254,7 +255,7 @@ pub fn fsync_histogram_svg(probe: &Probe) -> Option<String> {
     }
     let max = buckets.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64 * 1.1;
     let mut s = svg_open(
-        &format!("fdatasync latency after 4 KiB writes ({} samples)", m.fdatasync.samples),
+        &format!("latency to durable after 4 KiB writes ({} samples)", m.fdatasync.samples),
         "latency bucket upper bound (µs)",
         "samples",
     );

@@ -1,9 +1,10 @@
-//! A real, tiny probe of this machine: real O_DIRECT writes and fdatasyncs in a temporary
+//! A real, tiny probe of this machine: real durable (O_DSYNC) writes in a temporary
 //! directory, real pinned threads. Checks the bounds hold (sample counts never exceed what
 //! was asked), the measurement file is gone afterwards, and the probe file round-trips.
 
 use std::time::Duration;
 
+use ringkeeper_server::config::LogWriteMode;
 use ringkeeper_tune::measure::cores::{CoreBounds, CoreRelation};
 use ringkeeper_tune::measure::disk::DiskBounds;
 use ringkeeper_tune::probe::topology::read_topology;
@@ -21,6 +22,7 @@ fn tiny_options(data_dir: std::path::PathBuf, data_log_dir: Option<std::path::Pa
             budget_per_series: Duration::from_secs(20),
             file_bytes_max: 256 << 10,
             quiet: true,
+            write_mode: LogWriteMode::Dsync,
         }),
         cores: Some(CoreBounds {
             round_trips_max: 300,
@@ -79,7 +81,7 @@ fn tiny_probe_of_this_machine_is_bounded_and_cleans_up() {
     let histogram = report::fsync_histogram_svg(&probe).unwrap();
     assert_eq!(histogram.matches("<rect x=").count(), disk.fdatasync_histogram.len());
     let text = report::probe_text(&probe);
-    assert!(text.contains("fdatasync after 4 KiB write (O_DIRECT"), "{text}");
+    assert!(text.contains("durable after 4 KiB write (writeMode=dsync,"), "{text}");
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn one_cpu_hdd_shares_the_cpu_and_waits_for_slow_flushes() {
     let rec = recommend(&fixture("1cpu-hdd.json"), one_server());
     let delay = rec.settings.iter().find(|s| s.key == "ringkeeper.log.batchDelayMicros").unwrap();
     assert!(
-        delay.reason.starts_with("sda spins and a flush is slow (fdatasync p50 8000 µs"),
+        delay.reason.starts_with("sda spins and a flush is slow (durable 4 KiB write p50 8000 µs"),
         "{}",
         delay.reason
     );

@@ -1,18 +1,20 @@
-//! Log-disk measurements on the log role's own path: a glommio `DmaFile` (O_DIRECT, io_uring),
-//! preallocated, written sequentially from 4 KiB-aligned DMA buffers, one fdatasync per write.
+//! Log-disk measurements on the log role's own path: its `SegmentFile` in the
+//! `ringkeeper.log.writeMode` asked for (default `dsync`), preallocated, written sequentially
+//! in 4 KiB-aligned writes, each made durable as the log role does.
 //!
 //! In: a directory (dataLogDir) and [`DiskBounds`]. Out: [`DiskMeasurement`]: the fdatasync
 //! latency distribution after 4 KiB writes, and per batch size the latency of write +
 //! fdatasync and the resulting throughput (the curve group commit rides on).
 //! The measurement file `.ringkeeper-tune-<pid>.tmp` is at most `file_bytes_max` long and is
 //! removed when the measurement ends, also when it fails. Where the filesystem refuses
-//! O_DIRECT (tmpfs) the same loop runs buffered, as the log role then does, and says so.
+//! O_DIRECT (tmpfs) `direct` runs buffered, as the log role then does, and says so.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use glommio::io::{BufferedFile, DmaFile, OpenOptions};
 use glommio::{LocalExecutorBuilder, Placement};
+use ringkeeper_server::config::LogWriteMode;
+use ringkeeper_server::log_role::SegmentFile;
 use serde::{Deserialize, Serialize};
 
 use super::Bounds;
@@ -40,6 +42,8 @@ pub struct DiskBounds {
     pub file_bytes_max: u64,
     /// No progress lines.
     pub quiet: bool,
+    /// How the writes are made durable: the server's `ringkeeper.log.writeMode`.
+    pub write_mode: LogWriteMode,
 }
 
 /// One point of the latency-vs-batch curve.
@@ -57,46 +61,17 @@ pub struct BatchPoint {
 pub struct DiskMeasurement {
     /// The directory measured (canonical).
     pub dir: PathBuf,
-    /// Whether O_DIRECT worked (false: buffered, as the log role falls back to).
+    /// Whether the writes were O_DIRECT (`direct` mode, where the filesystem accepts it).
     pub direct_io: bool,
-    /// fdatasync alone, after a 4 KiB write.
+    /// The `ringkeeper.log.writeMode` measured (`dsync`, `fdatasync`, `direct`); empty in
+    /// probes recorded before the mode existed (they measured `direct`).
+    #[serde(default)]
+    pub write_mode: String,
+    /// Time to durable after a 4 KiB write: the fdatasync alone, or with `dsync` the write.
     pub fdatasync: LatencySummary,
     pub fdatasync_histogram: Vec<HistogramBucket>,
     /// Ascending by batch size.
     pub batch_curve: Vec<BatchPoint>,
-}
-
-/// The open measurement file (DMA, or buffered where O_DIRECT is refused).
-enum MeasureFile {
-    Dma(DmaFile),
-    Buffered(BufferedFile),
-}
-
-impl MeasureFile {
-    async fn write_at(&self, pos: u64, len: usize) -> glommio::Result<usize, ()> {
-        match self {
-            MeasureFile::Dma(f) => {
-                let mut buf = f.alloc_dma_buffer(len);
-                buf.as_bytes_mut().fill(0xa5);
-                f.write_at(buf, pos).await
-            }
-            MeasureFile::Buffered(f) => f.write_at(vec![0xa5; len], pos).await,
-        }
-    }
-
-    async fn fdatasync(&self) -> glommio::Result<(), ()> {
-        match self {
-            MeasureFile::Dma(f) => f.fdatasync().await,
-            MeasureFile::Buffered(f) => f.fdatasync().await,
-        }
-    }
-
-    async fn close(self) {
-        let _ = match self {
-            MeasureFile::Dma(f) => f.close().await,
-            MeasureFile::Buffered(f) => f.close().await,
-        };
-    }
 }
 
 /// Removes the measurement file when dropped (normal end, error or panic).
@@ -125,26 +100,18 @@ pub fn measure_disk(dir: &Path, bounds: DiskBounds) -> Result<DiskMeasurement, T
     handle.join().map_err(|e| TuneError::Measure(format!("disk measurement executor: {e}")))?
 }
 
-async fn open(path: &Path) -> Result<(MeasureFile, bool), TuneError> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create_new(true);
-    match options.dma_open(path).await {
-        Ok(f) => return Ok((MeasureFile::Dma(f), true)),
-        Err(e) => {
-            eprintln!("  {}: O_DIRECT refused ({e}); measuring buffered writes + fdatasync", path.display());
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    let file = options.buffered_open(path).await.map_err(|e| {
+async fn open(path: &Path, mode: &mut LogWriteMode) -> Result<SegmentFile, TuneError> {
+    SegmentFile::open(path, true, mode).await.map_err(|e| {
         TuneError::io(path, "creating the measurement file", std::io::Error::other(e.to_string()))
-    })?;
-    Ok((MeasureFile::Buffered(file), false))
+    })
 }
 
-/// One series: `len`-byte writes (each followed by fdatasync), sequential and wrapping.
-/// Returns (write+fsync ns, fsync-only ns) per sample.
+/// One series: `len`-byte writes, each made durable as the log role does (the write itself
+/// under `O_DSYNC`, else one fdatasync after it), sequential and wrapping.
+/// Returns (write+sync ns, ns from the write's start (`O_DSYNC`) or end (fdatasync) to durable)
+/// per sample.
 async fn series(
-    file: &MeasureFile,
+    file: &SegmentFile,
     path: &Path,
     len: usize,
     file_bytes_max: u64,
@@ -160,15 +127,18 @@ async fn series(
             *cursor = 0;
         }
         let start = Instant::now();
-        let written = file.write_at(*cursor, len).await.map_err(|e| fail("writing", e))?;
+        let written =
+            file.write_at(*cursor, len, |buf| buf.fill(0xa5)).await.map_err(|e| fail("writing", e))?;
         if written != len {
             return Err(TuneError::Measure(format!(
                 "{}: short write {written} of {len} bytes",
                 path.display()
             )));
         }
-        let synced = Instant::now();
-        file.fdatasync().await.map_err(|e| fail("fdatasync", e))?;
+        let synced = if file.writes_are_durable() { start } else { Instant::now() };
+        if !file.writes_are_durable() {
+            file.fdatasync().await.map_err(|e| fail("fdatasync", e))?;
+        }
         let end = Instant::now();
         total_ns.push((end - start).as_nanos() as u64);
         sync_ns.push((end - synced).as_nanos() as u64);
@@ -179,7 +149,9 @@ async fn series(
 
 async fn run(dir: PathBuf, bounds: DiskBounds) -> Result<DiskMeasurement, TuneError> {
     let path = measurement_file(&dir);
-    let (file, direct_io) = open(&path).await?;
+    let mut write_mode = bounds.write_mode;
+    let file = open(&path, &mut write_mode).await?;
+    let direct_io = matches!(file, SegmentFile::Dma(_));
     let _remove = RemoveOnDrop(path.clone());
     let align = |n: usize| n.div_ceil(WRITE_ALIGN_BYTES).max(1) * WRITE_ALIGN_BYTES;
     let mut sizes: Vec<usize> = bounds.batch_sizes.iter().map(|&s| align(s)).collect();
@@ -188,11 +160,7 @@ async fn run(dir: PathBuf, bounds: DiskBounds) -> Result<DiskMeasurement, TuneEr
     let largest = sizes.last().copied().unwrap_or(WRITE_ALIGN_BYTES) as u64;
     let file_bytes_max = bounds.file_bytes_max.max(largest);
     // Preallocate as the log role does, so the curve measures data writes, not extent allocation.
-    let preallocated = match &file {
-        MeasureFile::Dma(f) => f.pre_allocate(file_bytes_max, false).await,
-        MeasureFile::Buffered(f) => f.pre_allocate(file_bytes_max, false).await,
-    };
-    if let Err(e) = preallocated {
+    if let Err(e) = file.pre_allocate(file_bytes_max).await {
         eprintln!("  {}: fallocate refused ({e}); measuring without preallocation", path.display());
     }
 
@@ -226,6 +194,14 @@ async fn run(dir: PathBuf, bounds: DiskBounds) -> Result<DiskMeasurement, TuneEr
             throughput_bytes_per_s: throughput_bytes_per_s.round(),
         });
     }
-    file.close().await;
-    Ok(DiskMeasurement { dir, direct_io, fdatasync, fdatasync_histogram: histogram(&sync_ns), batch_curve })
+    drop(file);
+    let write_mode = write_mode.name().to_owned();
+    Ok(DiskMeasurement {
+        dir,
+        direct_io,
+        write_mode,
+        fdatasync,
+        fdatasync_histogram: histogram(&sync_ns),
+        batch_curve,
+    })
 }
