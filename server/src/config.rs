@@ -142,6 +142,9 @@ pub struct Config {
     pub four_letter_whitelist: Whitelist,
     /// `extendedTypesEnabled`: TTL nodes etc. (limits server ids to 1..=254).
     pub extended_types_enabled: bool,
+    /// `zookeeper.enforceQuota` (default false): a create or setData over a hard quota limit
+    /// fails with QuotaExceeded; exceeded limits are logged either way.
+    pub enforce_quota: bool,
     /// `jute.maxbuffer`: largest accepted packet, bytes.
     pub jute_max_buffer: u32,
     /// `server.N` lines, sorted by id.
@@ -327,6 +330,7 @@ impl Config {
             max_session_timeout_ms: tick_time_ms * 20,
             four_letter_whitelist: Whitelist::default(),
             extended_types_enabled: false,
+            enforce_quota: false,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             servers: Vec::new(),
             standalone_enabled: true,
@@ -453,6 +457,7 @@ impl Config {
                     }
                 }
                 "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
+                "enforceQuota" => cfg.enforce_quota = parse_bool(key, value)?,
                 "jute.maxbuffer" => {
                     cfg.jute_max_buffer = parse_java_int_decode(key, value)?;
                 }
@@ -760,6 +765,7 @@ fn canonical_key(key: &str) -> &str {
 const PASSTHROUGH_KEYS: &[&str] = &[
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
+    "enforceQuota",
     "jute.maxbuffer",
     "DigestAuthenticationProvider.superDigest",
     "snapCount",

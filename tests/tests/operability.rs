@@ -289,16 +289,20 @@ fn session_lifecycle_and_ignored_keys_are_logged() {
     if !ringkeeper_only("session_lifecycle_is_logged") {
         return;
     }
-    let server =
-        TestServer::start_with("zookeeper.enforceQuota=true\nzookeeper.sessionRequireClientSASLAuth=false");
+    let server = TestServer::start_with(
+        "zookeeper.snapshot.compression.method=gz\nzookeeper.sessionRequireClientSASLAuth=false",
+    );
     let log = server.log();
-    for key in ["zookeeper.enforceQuota", "zookeeper.sessionRequireClientSASLAuth"] {
+    for key in ["zookeeper.snapshot.compression.method", "zookeeper.sessionRequireClientSASLAuth"] {
         assert!(
             log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
             "{key}:\n{log}"
         );
     }
-    assert!(log.contains("accepted but not acted on by ringkeeper: zookeeper.enforceQuota"), "{log}");
+    assert!(
+        log.contains("accepted but not acted on by ringkeeper: zookeeper.snapshot.compression.method"),
+        "{log}"
+    );
 
     let mut closing = RawSession::connect(&server, 30_000);
     let closing_id = closing.session_id();
