@@ -11,7 +11,6 @@
 //! - `damaged_snapshot_falls_back_to_the_log_or_refuses`: a flipped byte in the newest snapshot
 //!   makes start-up use the log (named in a warning) when the log is complete, and refuse,
 //!   naming the snapshot file and offset, when the log before it was purged.
-//!
 //! - `quota_usage_survives_restarts_from_the_log_and_from_a_snapshot`: a quota's
 //!   `zookeeper_stats` usage is the same after a restart replaying the log and after one from
 //!   a snapshot (recounted) plus the log.
