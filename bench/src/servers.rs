@@ -39,8 +39,11 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// the logging binding (to stderr, captured in `server.log`).
 const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 /// zoo.cfg lines every generated spec uses (the user's own zoo.cfg replaces them).
+/// ringkeeper's fast failover (`ringkeeper-tune`'s recommendation) is set explicitly: without
+/// it a silent peer is detected after tickTime x syncLimit (10 s), as in Apache, which ignores
+/// the key.
 const DEFAULT_COMMON_CONFIG: &str = "tickTime=2000\ninitLimit=10\nsyncLimit=5\nadmin.enableServer=false\n\
-     forceSync=yes\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n";
+     forceSync=yes\nmaxClientCnxns=0\n4lw.commands.whitelist=*\nringkeeper.zab.peerTimeoutMs=800\n";
 /// Keys a member's own zoo.cfg sets itself; taken out of the shared lines.
 const PER_MEMBER_KEYS: [&str; 3] = ["dataDir", "clientPort", "clientPortAddress"];
 

@@ -156,6 +156,9 @@ pub struct Config {
     pub four_letter_whitelist: Whitelist,
     /// `extendedTypesEnabled`: TTL nodes etc. (limits server ids to 1..=254).
     pub extended_types_enabled: bool,
+    /// `zookeeper.enforceQuota` (default false): a create or setData over a hard quota limit
+    /// fails with QuotaExceeded; exceeded limits are logged either way.
+    pub enforce_quota: bool,
     /// `jute.maxbuffer`: largest accepted packet, bytes.
     pub jute_max_buffer: u32,
     /// `server.N` lines, sorted by id.
@@ -212,7 +215,10 @@ pub struct Config {
     /// `ringkeeper.zab.heartbeatMs`: leader ping period.
     pub zab_heartbeat_ms: u32,
     /// `ringkeeper.zab.peerTimeoutMs`: a peer link silent this long is lost (failure
-    /// detection of a leader whose host vanished without a TCP reset).
+    /// detection of a leader whose host vanished without a TCP reset). Unset in an ensemble:
+    /// `tickTime * syncLimit`, as Apache drops a follower (and a follower its leader) that has
+    /// not answered within syncLimit ticks; [`FAST_FAILOVER_PEER_TIMEOUT_MS`] is the
+    /// recommendation `ringkeeper-tune` writes.
     pub zab_peer_timeout_ms: u32,
     /// `ringkeeper.zab.finalizeWaitMs`: election wait for missing votes once a quorum agrees.
     pub zab_finalize_wait_ms: u32,
@@ -264,6 +270,13 @@ pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 pub const LOG_SEGMENT_BYTES_MIN: u64 = 64 << 10;
 /// Default `ringkeeper.client.outboxBytesMax`: 4 MiB, four default-size (`jute.maxbuffer`) replies.
 pub const DEFAULT_CLIENT_OUTBOX_BYTES_MAX: u64 = 4 << 20;
+/// `ringkeeper.zab.peerTimeoutMs` when neither it nor `syncLimit` is set (a standalone
+/// server, which has no peers), and the fast-failover value `ringkeeper-tune` recommends: a
+/// leader whose host vanishes is replaced within about a second.
+pub const FAST_FAILOVER_PEER_TIMEOUT_MS: u32 = 800;
+/// `ringkeeper.zab.heartbeatMs` default: leader pings, well inside any peer timeout.
+pub const DEFAULT_ZAB_HEARTBEAT_MS: u32 = 50;
+
 /// Default `ringkeeper.queue.depth`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
 
@@ -344,6 +357,7 @@ impl Config {
             max_session_timeout_ms: tick_time_ms * 20,
             four_letter_whitelist: Whitelist::default(),
             extended_types_enabled: false,
+            enforce_quota: false,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             servers: Vec::new(),
             standalone_enabled: true,
@@ -368,8 +382,8 @@ impl Config {
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
-            zab_heartbeat_ms: 50,
-            zab_peer_timeout_ms: 800,
+            zab_heartbeat_ms: DEFAULT_ZAB_HEARTBEAT_MS,
+            zab_peer_timeout_ms: FAST_FAILOVER_PEER_TIMEOUT_MS,
             zab_finalize_wait_ms: 30,
             zab_election_retry_ms: 100,
             zab_history_max: 100_000,
@@ -415,6 +429,7 @@ impl Config {
         let mut admin_enabled = true;
         let mut admin_address = "0.0.0.0";
         let mut admin_port = DEFAULT_ADMIN_PORT;
+        let mut peer_timeout_ms: Option<u32> = None;
 
         for (key, line, value) in ordered {
             let short = canonical_key(key);
@@ -471,6 +486,7 @@ impl Config {
                     }
                 }
                 "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
+                "enforceQuota" => cfg.enforce_quota = parse_bool(key, value)?,
                 "jute.maxbuffer" => {
                     cfg.jute_max_buffer = parse_java_int_decode(key, value)?;
                 }
@@ -549,7 +565,7 @@ impl Config {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
                 }
                 "ringkeeper.zab.heartbeatMs" => cfg.zab_heartbeat_ms = parse_millis(key, value)?,
-                "ringkeeper.zab.peerTimeoutMs" => cfg.zab_peer_timeout_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.peerTimeoutMs" => peer_timeout_ms = Some(parse_millis(key, value)?),
                 "ringkeeper.zab.finalizeWaitMs" => cfg.zab_finalize_wait_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.electionRetryMs" => cfg.zab_election_retry_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.historyMax" => {
@@ -643,6 +659,11 @@ impl Config {
             )));
         }
 
+        cfg.zab_peer_timeout_ms = match peer_timeout_ms {
+            Some(ms) => ms,
+            None if cfg.sync_limit > 0 => cfg.tick_time_ms.saturating_mul(cfg.sync_limit),
+            None => FAST_FAILOVER_PEER_TIMEOUT_MS,
+        };
         cfg.servers = parse_servers(&server_lines, cfg.extended_types_enabled)?;
         let participants = cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
         let observers = cfg.servers.len() - participants;
@@ -779,6 +800,7 @@ fn canonical_key(key: &str) -> &str {
 const PASSTHROUGH_KEYS: &[&str] = &[
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
+    "enforceQuota",
     "jute.maxbuffer",
     "DigestAuthenticationProvider.superDigest",
     "snapCount",
@@ -1290,6 +1312,16 @@ mod tests {
     const MINIMAL: &str = "dataDir=/var/lib/zk\n";
 
     #[test]
+    fn peer_timeout_is_tick_time_times_sync_limit_unless_set() {
+        let ensemble =
+            "tickTime=300\ninitLimit=10\nsyncLimit=4\ndataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2\n";
+        assert_eq!(Config::parse(ensemble).unwrap().0.zab_peer_timeout_ms, 1200);
+        let fast = format!("{ensemble}ringkeeper.zab.peerTimeoutMs=800\n");
+        assert_eq!(Config::parse(&fast).unwrap().0.zab_peer_timeout_ms, 800);
+        assert_eq!(Config::parse(MINIMAL).unwrap().0.zab_peer_timeout_ms, FAST_FAILOVER_PEER_TIMEOUT_MS);
+    }
+
+    #[test]
     fn realistic_ensemble_zoo_cfg() {
         let text = "\
 # The number of milliseconds of each tick
@@ -1329,6 +1361,7 @@ ringkeeper.client.outboxBytesMax=8388608
         let (cfg, warnings) = Config::parse(text).unwrap();
         assert_eq!(cfg.tick_time_ms, 2000);
         assert_eq!((cfg.init_limit, cfg.sync_limit), (10, 5));
+        assert_eq!(cfg.zab_peer_timeout_ms, 10_000, "failure detection of tickTime x syncLimit");
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/zookeeper"));
         assert_eq!(cfg.log_dir(), Path::new("/fast/zk-log"));
         assert_eq!(cfg.client_port, Some(2181));

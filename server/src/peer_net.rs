@@ -11,6 +11,12 @@
 //! byte ([`FrameKind`]), payload. The election port of the `server.N` line is not used: ZAB
 //! and election share the link.
 //!
+//! A peer's host name is resolved again before every connection attempt (off the executor,
+//! on glommio's blocking pool), so a member whose name is not in DNS yet, or whose address
+//! changed (a rescheduled Kubernetes pod), is reached once the name resolves; until then the
+//! failure is logged (a warning when it starts, an info line when the name resolves) and
+//! retried. Failed attempts back off from [`REDIAL_INTERVAL`] to [`REDIAL_INTERVAL_MAX`].
+//!
 //! Invariants: frames to one peer are written in `send` order (one writer task per peer);
 //! frames sent while a link is down are dropped (the protocol resends what matters: votes
 //! on a timer, syncs from scratch); a malformed or oversized frame closes that link only.
@@ -18,7 +24,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -33,8 +39,50 @@ const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Read buffer of an accepted peer connection: a burst of small frames (proposals, acks) is
 /// taken from the socket in one read instead of two reads per frame.
 const READ_BUFFER_BYTES: usize = 256 << 10;
-/// Wait between connection attempts to a peer that is down.
+/// Wait after a first failed connection attempt to a peer; doubled after each further one.
 const REDIAL_INTERVAL: Duration = Duration::from_millis(20);
+/// Longest wait between connection attempts (and name lookups) to a peer that is down.
+const REDIAL_INTERVAL_MAX: Duration = Duration::from_millis(200);
+
+/// A peer's address as `server.N` gives it: a host name or IP literal, and the peer port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl PeerAddress {
+    /// The socket address to dial now: an IP literal at once, a name looked up afresh on the
+    /// blocking pool (getaddrinfo blocks).
+    async fn resolve(&self) -> std::io::Result<SocketAddr> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        let (host, port) = (self.host.clone(), self.port);
+        glommio::executor()
+            .spawn_blocking(move || {
+                (host.as_str(), port).to_socket_addrs()?.next().ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+                })
+            })
+            .await
+    }
+}
+
+/// The wait before the next connection attempt after `failures` failed ones in a row.
+fn redial_wait(failures: u32) -> Duration {
+    REDIAL_INTERVAL.saturating_mul(1 << failures.saturating_sub(1).min(8)).min(REDIAL_INTERVAL_MAX)
+}
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,16 +120,16 @@ impl PeerNet {
     pub fn start(
         my_id: u64,
         listener: TcpListener,
-        peers: Vec<(u64, SocketAddr)>,
+        peers: Vec<(u64, PeerAddress)>,
         connect_timeout: Duration,
         deliver: Deliver,
     ) -> PeerNet {
         let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
         let mut outboxes = HashMap::new();
-        for (id, addr) in peers {
+        for (id, address) in peers {
             let outbox = Rc::new(RefCell::new(Outbox::default()));
             outboxes.insert(id, outbox.clone());
-            glommio::spawn_local(dial_loop(my_id, id, addr, connect_timeout, outbox, deliver.clone()))
+            glommio::spawn_local(dial_loop(my_id, id, address, connect_timeout, outbox, deliver.clone()))
                 .detach();
         }
         glommio::spawn_local(accept_loop(listener, known, deliver)).detach();
@@ -111,15 +159,38 @@ impl PeerNet {
 async fn dial_loop(
     my_id: u64,
     peer: u64,
-    addr: SocketAddr,
+    address: PeerAddress,
     connect_timeout: Duration,
     outbox: Rc<RefCell<Outbox>>,
     deliver: Deliver,
 ) {
+    let mut failures = 0u32;
+    let mut unresolvable = false;
     loop {
+        if failures > 0 {
+            glommio::timer::sleep(redial_wait(failures)).await;
+        }
+        let addr = match address.resolve().await {
+            Ok(addr) => {
+                if std::mem::take(&mut unresolvable) {
+                    log::info!("server {peer}: {address} resolves to {addr} now");
+                }
+                addr
+            }
+            Err(e) => {
+                if !unresolvable {
+                    log::warn!(
+                        "server {peer}: cannot resolve {address}: {e}; retrying (every {REDIAL_INTERVAL_MAX:?} at most)"
+                    );
+                    unresolvable = true;
+                }
+                failures += 1;
+                continue;
+            }
+        };
         let stream = glommio::timer::timeout(connect_timeout, TcpStream::connect(addr)).await;
         let Ok(mut stream) = stream else {
-            glommio::timer::sleep(REDIAL_INTERVAL).await;
+            failures += 1;
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -127,7 +198,7 @@ async fn dial_loop(
         hello.extend_from_slice(&HANDSHAKE_MAGIC.to_le_bytes());
         hello.extend_from_slice(&my_id.to_le_bytes());
         if stream.write_all(&hello).await.is_err() {
-            glommio::timer::sleep(REDIAL_INTERVAL).await;
+            failures += 1;
             continue;
         }
         outbox.borrow_mut().connected = true;
@@ -154,7 +225,7 @@ async fn dial_loop(
         }
         log::info!("peer link to server {peer} at {addr} lost");
         deliver(PeerInput::LinkDown { peer });
-        glommio::timer::sleep(REDIAL_INTERVAL).await;
+        failures = 1;
     }
 }
 
@@ -203,4 +274,23 @@ async fn read_loop(stream: TcpStream, known: Vec<u64>, deliver: Deliver) {
         deliver(PeerInput::Frame { from, kind, payload });
     }
     deliver(PeerInput::LinkDown { peer: from });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redial_backs_off_from_the_first_interval_to_the_cap() {
+        let waits: Vec<_> = (1..=6).map(redial_wait).collect();
+        let ms = |m| Duration::from_millis(m);
+        assert_eq!(waits, [ms(20), ms(40), ms(80), ms(160), ms(200), ms(200)]);
+        assert_eq!(redial_wait(1000), REDIAL_INTERVAL_MAX);
+    }
+
+    #[test]
+    fn addresses_print_as_written_with_ipv6_in_brackets() {
+        assert_eq!(PeerAddress { host: "zk-1.zk".into(), port: 2888 }.to_string(), "zk-1.zk:2888");
+        assert_eq!(PeerAddress { host: "fe80::1".into(), port: 2888 }.to_string(), "[fe80::1]:2888");
+    }
 }

@@ -31,6 +31,7 @@ use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
 
 use crate::config::{Config, PeerRole};
+use crate::peer_net::PeerAddress;
 use crate::recovery::{read_aligned, scan_segment, segment_paths};
 
 /// File holding the zxid after which the log must be cut at the next start (a TRUNC).
@@ -47,7 +48,9 @@ pub struct ReplicaSetup {
     pub peer_config: PeerConfig,
     pub recovered: Recovered,
     pub listen: SocketAddr,
-    pub peers: Vec<(ServerId, SocketAddr)>,
+    /// Every other member's peer address as written (host names are resolved by the peer
+    /// links on each connection attempt, see [`crate::peer_net`]).
+    pub peers: Vec<(ServerId, PeerAddress)>,
     pub data_dir: PathBuf,
 }
 
@@ -218,7 +221,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     let listen = resolve(&me.host, me.peer_port)?;
     let mut peers = Vec::new();
     for s in config.servers.iter().filter(|s| s.id != my_id) {
-        peers.push((s.id, resolve(&s.host, s.peer_port)?));
+        peers.push((s.id, PeerAddress { host: s.host.clone(), port: s.peer_port }));
     }
     let voters = config.servers.iter().filter(|s| s.role == PeerRole::Participant).map(|s| s.id).collect();
     let observers = config.servers.iter().filter(|s| s.role == PeerRole::Observer).map(|s| s.id).collect();

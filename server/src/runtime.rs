@@ -62,6 +62,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         min_session_timeout_ms: config.min_session_timeout_ms as i32,
         max_session_timeout_ms: config.max_session_timeout_ms as i32,
         extended_types_enabled: config.extended_types_enabled,
+        enforce_quota: config.enforce_quota,
         super_digest: config.super_digest.clone(),
         server_id: 0,
         container_check_interval_ms: config.container_check_interval_ms as i64,

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringkeeper_tests::{wait_exit, workspace_root, TestServer};
+use ringkeeper_tests::{wait_exit, workspace_root, Target, TestServer};
 
 /// Whole-script limit; every script also bounds each client call on its own.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -121,4 +121,28 @@ fn cli_mt_interactive_session() {
     let server = TestServer::start();
     let out = run_script(&server, "bash", "cli_mt.sh", &[]);
     assert!(out.trim_end().ends_with("OK"), "cli_mt.sh did not finish:\n{out}");
+}
+
+/// zkCli's setquota/listquota/delquota and the usage in `zookeeper_stats` read with kazoo; the
+/// server's log names the limit each over-quota write passed (Apache 3.8 checks, and so logs,
+/// only when it enforces quotas; ringkeeper logs either way).
+fn quota_run(config: &str, mode: &str) {
+    let server = TestServer::start_with(config);
+    let out = run_script(&server, "python3", "kazoo_quota.py", &[mode]);
+    assert!(out.trim_end().ends_with("OK"), "kazoo_quota.py did not finish:\n{out}");
+    if mode == "enforced" || server.target == Target::Ringkeeper {
+        let log = server.log();
+        assert!(log.contains("Quota exceeded: /app [current count="), "no quota warning logged:\n{log}");
+        assert!(log.contains("Quota exceeded: /blob [current bytes=11, hardByteLimit=10]"), "{log}");
+    }
+}
+
+#[test]
+fn quotas_set_listed_and_counted_with_zkcli_and_kazoo() {
+    quota_run("", "soft");
+}
+
+#[test]
+fn quotas_enforced_refuse_writes_past_hard_limits() {
+    quota_run("enforceQuota=true", "enforced");
 }

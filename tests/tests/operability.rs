@@ -289,16 +289,20 @@ fn session_lifecycle_and_ignored_keys_are_logged() {
     if !ringkeeper_only("session_lifecycle_is_logged") {
         return;
     }
-    let server =
-        TestServer::start_with("zookeeper.enforceQuota=true\nzookeeper.sessionRequireClientSASLAuth=false");
+    let server = TestServer::start_with(
+        "zookeeper.snapshot.compression.method=gz\nzookeeper.sessionRequireClientSASLAuth=false",
+    );
     let log = server.log();
-    for key in ["zookeeper.enforceQuota", "zookeeper.sessionRequireClientSASLAuth"] {
+    for key in ["zookeeper.snapshot.compression.method", "zookeeper.sessionRequireClientSASLAuth"] {
         assert!(
             log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
             "{key}:\n{log}"
         );
     }
-    assert!(log.contains("accepted but not acted on by ringkeeper: zookeeper.enforceQuota"), "{log}");
+    assert!(
+        log.contains("accepted but not acted on by ringkeeper: zookeeper.snapshot.compression.method"),
+        "{log}"
+    );
 
     let mut closing = RawSession::connect(&server, 30_000);
     let closing_id = closing.session_id();
@@ -637,4 +641,49 @@ fn json_logs_on_request() {
     };
     assert!(has("WARN", "unknown key fooBar"), "{log}");
     assert!(has("INFO", "Established session 0x"), "{log}");
+}
+
+#[test]
+fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
+    if !ringkeeper_only("an_unresolvable_peer_name_is_retried") {
+        return;
+    }
+    // server.3 is never started and its name never resolves (RFC 6761 `.invalid`), as a
+    // StatefulSet member not yet in DNS; server.1 is named by a name that does resolve.
+    let root = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let hosts = ["localhost", "127.0.0.1", "ringkeeper-peer-3.invalid"];
+    let server_lines: String = hosts
+        .iter()
+        .zip(&ports)
+        .enumerate()
+        .map(|(i, (host, (peer, election, client)))| {
+            format!("server.{}={host}:{peer}:{election};127.0.0.1:{client}\n", i + 1)
+        })
+        .collect();
+    let servers: Vec<SpawnedServer> = (0..2)
+        .map(|i| {
+            let dir = root.path().join(format!("member{}", i + 1));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = format!(
+                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}",
+                dir.join("data").display()
+            );
+            SpawnedServer::start(dir, &cfg, ports[i].2)
+        })
+        .collect();
+    let logs = || servers.iter().map(SpawnedServer::log).collect::<Vec<_>>();
+    eventually("servers 1 and 2 elect a leader without server 3", Duration::from_secs(60), || {
+        let modes: Vec<String> = servers.iter().map(SpawnedServer::srvr).collect();
+        modes.iter().any(|m| m.contains("Mode: leader")) && modes.iter().any(|m| m.contains("Mode: follower"))
+    });
+    let mut session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], ports[1].2)), 10_000);
+    let reply = session.call(OpCode::Create, &create_request("/written-without-server-3", 0));
+    assert_eq!(reply.header.err, 0, "a write commits on the quorum of 1 and 2: {:#?}", logs());
+    for log in logs() {
+        let unresolved = format!("server 3: cannot resolve ringkeeper-peer-3.invalid:{}", ports[2].0);
+        assert_eq!(log.matches(&unresolved).count(), 1, "logged once, then retried quietly:\n{log}");
+        assert!(!log.contains("FATAL"), "{log}");
+    }
 }

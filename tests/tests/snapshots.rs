@@ -11,6 +11,9 @@
 //! - `damaged_snapshot_falls_back_to_the_log_or_refuses`: a flipped byte in the newest snapshot
 //!   makes start-up use the log (named in a warning) when the log is complete, and refuse,
 //!   naming the snapshot file and offset, when the log before it was purged.
+//! - `quota_usage_survives_restarts_from_the_log_and_from_a_snapshot`: a quota's
+//!   `zookeeper_stats` usage is the same after a restart replaying the log and after one from
+//!   a snapshot (recounted) plus the log.
 //!
 //! The first and last read ringkeeper's own files and are skipped against Apache.
 
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ringkeeper_engine::log as txlog;
 use ringkeeper_engine::proto::codes::OpCode;
-use ringkeeper_engine::proto::records::{CreateRequest, Stat};
+use ringkeeper_engine::proto::records::{CreateRequest, GetDataResponse, Stat};
 use ringkeeper_engine::snapshot;
 use ringkeeper_tests::{ringkeeper_binary, Target, TestServer};
 
@@ -224,4 +227,44 @@ fn damaged_snapshot_falls_back_to_the_log_or_refuses() {
     for (path, czxid) in [&created[0], created.last().unwrap()] {
         assert_eq!(stat(&mut session, path).map(|s| s.czxid), Some(*czxid), "{path}");
     }
+}
+
+/// Data of `path` (which must exist).
+fn data_of(session: &mut RawSession, path: &str) -> String {
+    let reply = session.call(OpCode::GetData, &no_watch(path));
+    assert_eq!(reply.header.err, 0, "getData {path}");
+    String::from_utf8(reply.decode::<GetDataResponse>().data).unwrap()
+}
+
+#[test]
+fn quota_usage_survives_restarts_from_the_log_and_from_a_snapshot() {
+    let mut server = TestServer::start_with("4lw.commands.whitelist=*");
+    let mut session = RawSession::connect(&server, 30_000);
+    let create = |session: &mut RawSession, path: &str, data: &[u8]| {
+        let request = CreateRequest { path: path.into(), data: data.to_vec(), acl: open_acl(), flags: 0 };
+        assert_eq!(session.code(OpCode::Create, &request), 0, "create {path}");
+    };
+    // What zkCli's `setquota -n 10 /app` creates, then one node under the quota.
+    create(&mut session, "/app", b"ab");
+    create(&mut session, "/zookeeper/quota/app", b"");
+    create(&mut session, "/zookeeper/quota/app/zookeeper_limits", b"count=10,bytes=-1");
+    create(&mut session, "/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0");
+    create(&mut session, "/app/c1", b"xyz");
+    let stats = "/zookeeper/quota/app/zookeeper_stats";
+    assert_eq!(data_of(&mut session, stats), "count=2,bytes=5");
+
+    // The log replayed: every txn moves the stats again as it did live.
+    server.restart();
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(data_of(&mut session, stats), "count=2,bytes=5", "after a restart from the log");
+
+    // From a snapshot (recounted) plus the log after it.
+    if server.target == Target::Ringkeeper {
+        assert!(server.four_letter("snap").contains("Snapshot requested"));
+        wait_until("a snapshot", || !snapshots(&server.data_dir()).is_empty());
+    }
+    create(&mut session, "/app/c2", b"");
+    server.restart();
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(data_of(&mut session, stats), "count=3,bytes=5", "after a restart from a snapshot");
 }

@@ -27,12 +27,16 @@
 //! unless the disk spins (rotational and not a virtual disk) and a flush is slow (p50 >=
 //! [`SLOW_FLUSH_US`]), then a tenth of a flush: on the development VM a 385 µs delay added its
 //! whole length to a lone writer's latency and bought no measurable throughput.
+//!
+//! Failover: `ringkeeper.zab.heartbeatMs` / `peerTimeoutMs` are always the fast-failover pair
+//! (50 ms / 800 ms); without them an ensemble detects a silent peer after tickTime x
+//! syncLimit, as Apache does.
 
 use std::collections::BTreeSet;
 
 use ringkeeper_server::config::{
     DEFAULT_LOG_BATCH_BYTES_MAX, DEFAULT_LOG_BATCH_COUNT_MAX, DEFAULT_LOG_BATCH_DELAY_MICROS,
-    DEFAULT_QUEUE_DEPTH,
+    DEFAULT_QUEUE_DEPTH, DEFAULT_ZAB_HEARTBEAT_MS, FAST_FAILOVER_PEER_TIMEOUT_MS,
 };
 use serde::Serialize;
 
@@ -128,6 +132,8 @@ pub const OWNED_KEYS: &[&str] = &[
     "ringkeeper.log.batchDelayMicros",
     "ringkeeper.queue.depth",
     "ringkeeper.executors",
+    "ringkeeper.zab.heartbeatMs",
+    "ringkeeper.zab.peerTimeoutMs",
 ];
 
 impl Recommendation {
@@ -545,6 +551,19 @@ pub fn recommend(probe: &Probe, options: RecommendOptions) -> Recommendation {
         setting("ringkeeper.log.batchDelayMicros", batching.delay_micros.to_string(), delay_reason),
         setting("ringkeeper.queue.depth", batching.queue_depth.to_string(), queue_reason),
         plan_executors(&layout, options),
+        setting(
+            "ringkeeper.zab.heartbeatMs",
+            DEFAULT_ZAB_HEARTBEAT_MS.to_string(),
+            "leader pings every 50 ms: a peer link can be judged silent well inside the peer timeout".into(),
+        ),
+        setting(
+            "ringkeeper.zab.peerTimeoutMs",
+            FAST_FAILOVER_PEER_TIMEOUT_MS.to_string(),
+            "fast failover: a leader whose host vanishes (no TCP reset) is replaced within about a second, \
+             not after tickTime x syncLimit (10 s for 2000 x 5, Apache's detection and the default without this line); \
+             keep peer round trips well under it"
+                .into(),
+        ),
     ];
     debug_assert_eq!(settings.iter().map(|s| s.key).collect::<Vec<_>>(), OWNED_KEYS);
     Recommendation {

@@ -43,6 +43,8 @@ pub struct ProcessorConfig {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub extended_types_enabled: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse writes (QuotaExceeded).
+    pub enforce_quota: bool,
     pub super_digest: Option<String>,
     pub server_id: i64,
     /// Container/TTL reaper period (`znode.container.checkIntervalMs`).
@@ -56,6 +58,7 @@ impl Default for ProcessorConfig {
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
             extended_types_enabled: false,
+            enforce_quota: false,
             super_digest: None,
             server_id: 0,
             container_check_interval_ms: 60_000,
@@ -654,7 +657,12 @@ impl Processor {
     ) {
         let zxid = self.next_zxid();
         let ids = self.conns.get(&conn).map_or(&[][..], |c| &c.ids);
-        let who = Requester { session_id, ids, extended_types_enabled: self.config.extended_types_enabled };
+        let who = Requester {
+            session_id,
+            ids,
+            extended_types_enabled: self.config.extended_types_enabled,
+            enforce_quota: self.config.enforce_quota,
+        };
         let mut view = PendingView::new(&self.tree);
         let mut txn_ops = Vec::with_capacity(ops.len());
         let mut failure = None;

@@ -260,6 +260,7 @@ pub fn restore(
             invalid(SNAPSHOT_HEADER_BYTES, format!("node {index} ({path}) before its parent: {e}"))
         })?;
     }
+    tree.rebuild_quotas();
     tree.last_processed_zxid = image.zxid.to_native();
     for session in image.sessions.iter() {
         sessions.add(session.id.to_native(), session.timeout_ms.to_native(), now_ms);

@@ -5,11 +5,13 @@
 //! Out: node views and the list of [`TreeChange`]s each mutation made, which the caller turns
 //! into watch notifications. Invariants: every node but `/` has its parent in the map and is
 //! named in the parent's `children`; `ephemerals`, `containers` and `ttls` index exactly the
-//! nodes whose `ephemeral_owner` says so; ACL reference counts equal the nodes using them.
+//! nodes whose `ephemeral_owner` says so; ACL reference counts equal the nodes using them;
+//! quota usage nodes move with every mutation ([`quota`]).
 
 pub mod acl_cache;
 mod digest;
 pub mod path;
+pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -127,6 +129,8 @@ pub struct DataTree {
     ttls: BTreeSet<Box<str>>,
     /// Sum of path and data lengths (Apache's `approximateDataSize`).
     approximate_data_size: i64,
+    /// Real paths that have a quota (a `zookeeper_limits` node), see [`quota`].
+    quota_paths: BTreeSet<Box<str>>,
     /// zxid of the last applied txn.
     pub last_processed_zxid: i64,
 }
@@ -147,6 +151,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             approximate_data_size: 0,
+            quota_paths: BTreeSet::new(),
             last_processed_zxid: 0,
         };
         let open = tree.acls.intern(&crate::acl::open_acl_unsafe());
@@ -263,6 +268,7 @@ impl DataTree {
         };
         let stat = node.stat();
         self.insert_indexed(path, node);
+        self.quota_after_create(path, data.len());
         Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
     }
 
@@ -365,6 +371,7 @@ impl DataTree {
                 }
             }
         }
+        self.quota_after_delete(path, node.data.len());
         Ok(vec![TreeChange::Deleted { path: path.to_string() }])
     }
 
@@ -380,12 +387,15 @@ impl DataTree {
         let Some(node) = self.nodes.get_mut(path) else {
             return Err(TreeError::NoNode(path.to_string()));
         };
-        self.approximate_data_size += data.len() as i64 - node.data.len() as i64;
+        let bytes_diff = data.len() as i64 - node.data.len() as i64;
+        self.approximate_data_size += bytes_diff;
         node.data = data.into();
         node.stat.mtime = time_ms;
         node.stat.mzxid = zxid;
         node.stat.version = version;
-        Ok((node.stat(), vec![TreeChange::DataChanged { path: path.to_string() }]))
+        let stat = node.stat();
+        self.quota_after_set_data(path, bytes_diff);
+        Ok((stat, vec![TreeChange::DataChanged { path: path.to_string() }]))
     }
 
     /// Replaces a node's ACL; `version` is the new aversion the txn carries.

@@ -1,0 +1,32 @@
+# ringkeeper in a container: a release build, then a slim Debian image running it as an
+# unprivileged user with /etc/ringkeeper/zoo.cfg (packaging/zoo.cfg; mount your own over it)
+# and the dataDir /var/lib/ringkeeper as a volume.
+#
+#   docker build -t ringkeeper .
+#   docker run --security-opt seccomp=unconfined --ulimit memlock=-1 -p 2181:2181 ringkeeper
+#
+# ringkeeper does its I/O with io_uring (glommio): Docker's default seccomp profile refuses
+# the io_uring system calls, hence the seccomp option (or a profile allowing io_uring_setup,
+# io_uring_enter and io_uring_register); io_uring also locks memory, hence the memlock limit.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p ringkeeper-server --bin ringkeeper
+
+FROM debian:bookworm-slim
+RUN groupadd --system ringkeeper \
+    && useradd --system --gid ringkeeper --home-dir /var/lib/ringkeeper --no-create-home \
+        --shell /usr/sbin/nologin ringkeeper \
+    && install -d -o ringkeeper -g ringkeeper -m 0750 /var/lib/ringkeeper \
+    && install -d /etc/ringkeeper
+COPY --from=build /src/target/release/ringkeeper /usr/bin/ringkeeper
+COPY packaging/zoo.cfg /etc/ringkeeper/zoo.cfg
+# The AdminServer answers outside the container too.
+RUN sed -i 's/^admin.serverAddress=.*/admin.serverAddress=0.0.0.0/' /etc/ringkeeper/zoo.cfg
+USER ringkeeper
+VOLUME /var/lib/ringkeeper
+# client, quorum, election (unused by ringkeeper but kept as in server.N lines), admin, metrics
+EXPOSE 2181 2888 3888 8080 7000
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/ringkeeper"]
+CMD ["/etc/ringkeeper/zoo.cfg"]
