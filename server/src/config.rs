@@ -212,7 +212,8 @@ pub struct Config {
     pub client_outbox_bytes_max: u64,
     /// `ringkeeper.queue.depth`: capacity of each bounded cross-core queue.
     pub queue_depth: usize,
-    /// `ringkeeper.zab.heartbeatMs`: leader ping period.
+    /// `ringkeeper.zab.heartbeatMs`: leader ping period; unset, derived from the peer timeout
+    /// ([`default_heartbeat_ms`]).
     pub zab_heartbeat_ms: u32,
     /// `ringkeeper.zab.peerTimeoutMs`: a peer link silent this long is lost (failure
     /// detection of a leader whose host vanished without a TCP reset). Unset in an ensemble:
@@ -274,8 +275,18 @@ pub const DEFAULT_CLIENT_OUTBOX_BYTES_MAX: u64 = 4 << 20;
 /// server, which has no peers), and the fast-failover value `ringkeeper-tune` recommends: a
 /// leader whose host vanishes is replaced within about a second.
 pub const FAST_FAILOVER_PEER_TIMEOUT_MS: u32 = 800;
-/// `ringkeeper.zab.heartbeatMs` default: leader pings, well inside any peer timeout.
-pub const DEFAULT_ZAB_HEARTBEAT_MS: u32 = 50;
+/// `ringkeeper.zab.heartbeatMs` when unset: the peer timeout over this many (so a link is
+/// judged silent only after that many pings went unanswered), at least 10 ms and at most
+/// tickTime / 2 (Apache's leader pings every half tick). An idle ensemble wakes once per ping.
+pub const HEARTBEATS_PER_PEER_TIMEOUT: u32 = 8;
+/// The shortest default `ringkeeper.zab.heartbeatMs`.
+const HEARTBEAT_MS_MIN: u32 = 10;
+
+/// The default `ringkeeper.zab.heartbeatMs` for a peer timeout and tick.
+pub fn default_heartbeat_ms(peer_timeout_ms: u32, tick_time_ms: u32) -> u32 {
+    let ceiling = (tick_time_ms / 2).max(HEARTBEAT_MS_MIN);
+    (peer_timeout_ms / HEARTBEATS_PER_PEER_TIMEOUT).clamp(HEARTBEAT_MS_MIN, ceiling)
+}
 
 /// Default `ringkeeper.queue.depth`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 1024;
@@ -382,7 +393,7 @@ impl Config {
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
-            zab_heartbeat_ms: DEFAULT_ZAB_HEARTBEAT_MS,
+            zab_heartbeat_ms: default_heartbeat_ms(FAST_FAILOVER_PEER_TIMEOUT_MS, tick_time_ms),
             zab_peer_timeout_ms: FAST_FAILOVER_PEER_TIMEOUT_MS,
             zab_finalize_wait_ms: 30,
             zab_election_retry_ms: 100,
@@ -430,6 +441,7 @@ impl Config {
         let mut admin_address = "0.0.0.0";
         let mut admin_port = DEFAULT_ADMIN_PORT;
         let mut peer_timeout_ms: Option<u32> = None;
+        let mut heartbeat_ms: Option<u32> = None;
 
         for (key, line, value) in ordered {
             let short = canonical_key(key);
@@ -564,7 +576,7 @@ impl Config {
                 "ringkeeper.log.batchDelayMicros" => {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
                 }
-                "ringkeeper.zab.heartbeatMs" => cfg.zab_heartbeat_ms = parse_millis(key, value)?,
+                "ringkeeper.zab.heartbeatMs" => heartbeat_ms = Some(parse_millis(key, value)?),
                 "ringkeeper.zab.peerTimeoutMs" => peer_timeout_ms = Some(parse_millis(key, value)?),
                 "ringkeeper.zab.finalizeWaitMs" => cfg.zab_finalize_wait_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.electionRetryMs" => cfg.zab_election_retry_ms = parse_millis(key, value)?,
@@ -664,6 +676,8 @@ impl Config {
             None if cfg.sync_limit > 0 => cfg.tick_time_ms.saturating_mul(cfg.sync_limit),
             None => FAST_FAILOVER_PEER_TIMEOUT_MS,
         };
+        cfg.zab_heartbeat_ms =
+            heartbeat_ms.unwrap_or_else(|| default_heartbeat_ms(cfg.zab_peer_timeout_ms, cfg.tick_time_ms));
         cfg.servers = parse_servers(&server_lines, cfg.extended_types_enabled)?;
         let participants = cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
         let observers = cfg.servers.len() - participants;
@@ -1319,6 +1333,20 @@ mod tests {
         let fast = format!("{ensemble}ringkeeper.zab.peerTimeoutMs=800\n");
         assert_eq!(Config::parse(&fast).unwrap().0.zab_peer_timeout_ms, 800);
         assert_eq!(Config::parse(MINIMAL).unwrap().0.zab_peer_timeout_ms, FAST_FAILOVER_PEER_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn heartbeat_is_derived_from_the_peer_timeout_unless_set() {
+        let ensemble =
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2\n";
+        // 10 s peer timeout: pings every half tick, as Apache's leader.
+        assert_eq!(Config::parse(ensemble).unwrap().0.zab_heartbeat_ms, 1000);
+        let fast = format!("{ensemble}ringkeeper.zab.peerTimeoutMs=800\n");
+        assert_eq!(Config::parse(&fast).unwrap().0.zab_heartbeat_ms, 800 / HEARTBEATS_PER_PEER_TIMEOUT);
+        let tiny = format!("{ensemble}ringkeeper.zab.peerTimeoutMs=40\n");
+        assert_eq!(Config::parse(&tiny).unwrap().0.zab_heartbeat_ms, 10);
+        let set = format!("{fast}ringkeeper.zab.heartbeatMs=50\n");
+        assert_eq!(Config::parse(&set).unwrap().0.zab_heartbeat_ms, 50);
     }
 
     #[test]

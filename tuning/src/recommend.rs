@@ -29,14 +29,14 @@
 //! whole length to a lone writer's latency and bought no measurable throughput.
 //!
 //! Failover: `ringkeeper.zab.heartbeatMs` / `peerTimeoutMs` are always the fast-failover pair
-//! (50 ms / 800 ms); without them an ensemble detects a silent peer after tickTime x
+//! (100 ms / 800 ms); without them an ensemble detects a silent peer after tickTime x
 //! syncLimit, as Apache does.
 
 use std::collections::BTreeSet;
 
 use ringkeeper_server::config::{
     DEFAULT_LOG_BATCH_BYTES_MAX, DEFAULT_LOG_BATCH_COUNT_MAX, DEFAULT_LOG_BATCH_DELAY_MICROS,
-    DEFAULT_QUEUE_DEPTH, DEFAULT_ZAB_HEARTBEAT_MS, FAST_FAILOVER_PEER_TIMEOUT_MS,
+    DEFAULT_QUEUE_DEPTH, FAST_FAILOVER_PEER_TIMEOUT_MS, HEARTBEATS_PER_PEER_TIMEOUT,
 };
 use serde::Serialize;
 
@@ -553,8 +553,10 @@ pub fn recommend(probe: &Probe, options: RecommendOptions) -> Recommendation {
         plan_executors(&layout, options),
         setting(
             "ringkeeper.zab.heartbeatMs",
-            DEFAULT_ZAB_HEARTBEAT_MS.to_string(),
-            "leader pings every 50 ms: a peer link can be judged silent well inside the peer timeout".into(),
+            (FAST_FAILOVER_PEER_TIMEOUT_MS / HEARTBEATS_PER_PEER_TIMEOUT).to_string(),
+            format!(
+                "leader pings {HEARTBEATS_PER_PEER_TIMEOUT} times per peer timeout: a peer link is judged silent only after that many went unanswered"
+            ),
         ),
         setting(
             "ringkeeper.zab.peerTimeoutMs",

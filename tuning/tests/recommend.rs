@@ -22,7 +22,7 @@ fn values(name: &str, options: RecommendOptions) -> Vec<String> {
 fn one_cpu_hdd_shares_the_cpu_and_waits_for_slow_flushes() {
     assert_eq!(
         values("1cpu-hdd.json", one_server()),
-        ["0", "0", "0", "false", "1048576", "2048", "800", "1024", "one", "50", "800"]
+        ["0", "0", "0", "false", "1048576", "2048", "800", "1024", "one", "100", "800"]
     );
     let rec = recommend(&fixture("1cpu-hdd.json"), one_server());
     let delay = rec.settings.iter().find(|s| s.key == "ringkeeper.log.batchDelayMicros").unwrap();
@@ -38,7 +38,7 @@ fn two_cpu_vm_puts_network_on_the_interrupt_cpu_and_data_with_log() {
     // Recorded on the development VM: NIC interrupts mostly on CPU 1, flush p50 ~100 µs.
     let v = values("2cpu-vm-virtio.json", one_server());
     assert_eq!(&v[..4], ["1", "0", "0", "true"]);
-    assert_eq!(&v[4..], ["524288", "2048", "0", "1024", "one", "50", "800"]);
+    assert_eq!(&v[4..], ["524288", "2048", "0", "1024", "one", "100", "800"]);
     let rec = recommend(&fixture("2cpu-vm-virtio.json"), one_server());
     assert_eq!(rec.layout.os_cores, Vec::<usize>::new());
     // virtio claims rotational=1: no batching delay on its word, however slow a flush looked.
@@ -71,7 +71,7 @@ fn eight_cpus_nvme_leave_the_interrupt_cpu_to_the_os() {
     // NIC interrupts land on CPU 3: it goes to the OS; data and log on neighbouring cores.
     assert_eq!(
         values("8cpu-nvme.json", one_server()),
-        ["2,4-7", "0", "1", "true", "524288", "2048", "0", "1024", "per-role", "50", "800"]
+        ["2,4-7", "0", "1", "true", "524288", "2048", "0", "1024", "per-role", "100", "800"]
     );
     let rec = recommend(&fixture("8cpu-nvme.json"), one_server());
     assert_eq!(rec.layout.os_cores, vec![3]);
@@ -82,7 +82,7 @@ fn smt_keeps_data_and_log_off_each_others_siblings() {
     // 4 physical cores x 2 threads (siblings i, i+4), interrupts on CPU 0, HDD.
     assert_eq!(
         values("8cpu-smt-hdd.json", one_server()),
-        ["0,3,4,7", "1", "2", "true", "1048576", "2048", "600", "1024", "per-role", "50", "800"]
+        ["0,3,4,7", "1", "2", "true", "1048576", "2048", "600", "1024", "per-role", "100", "800"]
     );
     let probe = fixture("8cpu-smt-hdd.json");
     let rec = recommend(&probe, one_server());
@@ -98,7 +98,7 @@ fn numa_host_keeps_roles_on_the_nic_node() {
     let rec = recommend(&probe, one_server());
     assert_eq!(
         values("64cpu-smt-numa-nvme.json", one_server()),
-        ["19-26", "17", "18", "true", "524288", "2048", "0", "1024", "per-role", "50", "800"]
+        ["19-26", "17", "18", "true", "524288", "2048", "0", "1024", "per-role", "100", "800"]
     );
     for cpu in rec.layout.cores_named() {
         assert_eq!(probe.cpu.cpu(cpu).unwrap().node, 1, "CPU {cpu} is off the NIC's node");

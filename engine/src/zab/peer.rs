@@ -633,7 +633,7 @@ impl Peer {
                 started_at: self.now,
                 last_heard: self.now,
                 new_leader: None,
-                next_info_at: self.now + self.cfg.heartbeat_ms,
+                next_info_at: self.now + self.cfg.election_retry_ms,
                 synced: false,
             });
             out.push(Action::Role(self.role()));
@@ -670,7 +670,8 @@ impl Peer {
                     self.look(out);
                 } else if f.stage == FollowStage::AwaitEpoch && now >= f.next_info_at {
                     // The leader may have decided after our first FOLLOWERINFO reached it.
-                    f.next_info_at = now + self.cfg.heartbeat_ms;
+                    // Resent at the election's retry pace, not the (maybe much slower) ping's.
+                    f.next_info_at = now + self.cfg.election_retry_ms;
                     let (to, observer) = (f.leader, !self.cfg.is_voter(self.cfg.my_id));
                     let msg = Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer };
                     out.push(Action::Send { to, msg });
