@@ -3,8 +3,9 @@
 //! its own dataDir and `myid`, exactly as an Apache ensemble is laid out. The target is
 //! ringkeeper, or Apache ZooKeeper's QuorumPeerMain with `RINGKEEPER_TEST_TARGET=apache`.
 //!
-//! Every process is killed when the [`Ensemble`] drops (its directories are removed unless
-//! `RINGKEEPER_KEEP_ENSEMBLE=1`). Waits are bounded.
+//! Every process is killed when the [`Ensemble`] drops; its directories are removed unless
+//! the test is failing or `RINGKEEPER_KEEP_ENSEMBLE=1` (then the path is printed). Waits are
+//! bounded.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, T
 pub struct Member {
     pub id: u64,
     pub client_port: u16,
+    /// The port it accepts peer (quorum) connections on (its own, never a proxy's).
+    pub peer_port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
 }
@@ -30,8 +33,8 @@ pub struct Ensemble {
     /// With [`Ensemble::start_partitionable`]: `links[i][j]` carries the connections i
     /// opens to j.
     links: Vec<Vec<Option<Link>>>,
-    /// Every member's directory (config, dataDir, `server.log`); removed on drop unless
-    /// `RINGKEEPER_KEEP_ENSEMBLE=1`, for reading the logs of a failed run.
+    /// Every member's directory (config, dataDir, `server.log`); removed on drop unless the
+    /// test is failing or `RINGKEEPER_KEEP_ENSEMBLE=1` (the path is printed then).
     root: Option<tempfile::TempDir>,
 }
 
@@ -133,7 +136,7 @@ impl Ensemble {
             servers
         };
         let mut members = Vec::new();
-        for (i, (client, _, _)) in ports.iter().enumerate() {
+        for (i, &(client, peer_port, _)) in ports.iter().enumerate() {
             let servers = servers_seen_by(i);
             let id = i as u64 + 1;
             let dir = root.path().join(format!("s{id}"));
@@ -147,7 +150,7 @@ impl Ensemble {
                 data_dir.display()
             );
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
-            members.push(Member { id, client_port: *client, dir, child: None });
+            members.push(Member { id, client_port: client, peer_port, dir, child: None });
         }
         let mut ensemble = Ensemble { target, members, links, root: Some(root) };
         for i in 0..total {
@@ -244,6 +247,11 @@ impl Ensemble {
         panic!("no leader within {limit:?}");
     }
 
+    /// Member `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+
     fn is_running_quick(&self, i: usize) -> bool {
         self.members[i].child.is_some()
     }
@@ -311,12 +319,16 @@ impl Ensemble {
         assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
     }
 
-    /// Waits until every running member serves; how long that took (`None`: not within
-    /// `limit`).
+    /// Waits until every running member serves under one leader (exactly one reports
+    /// `leader`, every other one `follower` or `observer`: a resumed old leader still
+    /// claiming to lead does not count); how long that took (`None`: not within `limit`).
     pub fn time_until_all_serve(&self, limit: Duration) -> Option<Duration> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if (0..self.members.len()).all(|i| !self.is_running_quick(i) || self.mode(i) != Mode::Down) {
+            let modes: Vec<Mode> =
+                (0..self.members.len()).filter(|&i| self.is_running_quick(i)).map(|i| self.mode(i)).collect();
+            let leaders = modes.iter().filter(|m| **m == Mode::Leader).count();
+            if leaders == 1 && !modes.contains(&Mode::Down) {
                 return Some(started.elapsed());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -361,7 +373,7 @@ impl Drop for Ensemble {
         for i in 0..self.members.len() {
             self.kill(i);
         }
-        if std::env::var_os("RINGKEEPER_KEEP_ENSEMBLE").is_some() {
+        if std::env::var_os("RINGKEEPER_KEEP_ENSEMBLE").is_some() || std::thread::panicking() {
             if let Some(root) = self.root.take() {
                 eprintln!("ensemble kept in {}", root.keep().display());
             }
