@@ -486,7 +486,12 @@ async fn jepsen(test: &'static str, voters: usize, faults: &[Fault]) {
                 ensemble.time_until_all_serve(Duration::from_secs(60))
             });
             let Some(recovered) = recovered else {
-                panic!("round {round}, {what}: not every member serves within 60 s of the heal")
+                let modes: Vec<String> =
+                    (0..voters).map(|i| format!("server {}: {:?}", i + 1, ensemble.mode(i))).collect();
+                panic!(
+                    "round {round}, {what}: not every member serves within 60 s of the heal ({})",
+                    modes.join(", ")
+                )
             };
             eprintln!(
                 "round {round} (at {:?}, leader found in {leader_wait:?}): {what} for {FAULT_HOLD:?}; every member \
