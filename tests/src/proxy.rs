@@ -2,8 +2,10 @@
 //! it forwards every connection made to its port on to `upstream`, until the test blocks it.
 //!
 //! Blocked means silent, like a cable pulled: nothing is forwarded and no connection is reset
-//! (bytes wait in the kernel buffers), so peers only notice through their own timeouts;
-//! unblocked, the streams carry on intact. Each direction blocks on its own
+//! (bytes wait in the kernel buffers; a connection accepted while the forward direction is
+//! blocked is not connected upstream until it unblocks), so peers only notice through their
+//! own timeouts; unblocked, the streams carry on intact, unless the test closes them
+//! ([`Proxy::close_connections`], so that peers reconnect afresh). Each direction blocks on its own
 //! ([`Proxy::set_forward_blocked`], [`Proxy::set_backward_blocked`]): *forward* is what the connecting side sends, *backward*
 //! what `upstream` answers, so one-way partitions are possible. Threads end when the proxy
 //! drops.
@@ -15,10 +17,11 @@
 //! -65536 and -65535: `long version, long sid, int length, "host:port"`) to
 //! `127.0.0.1:back_port`, the proxy leading back; other first bytes pass unchanged.
 
+use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a pump waits for bytes before checking the flags again.
@@ -28,12 +31,23 @@ const ELECTION_PROTOCOL_VERSIONS: [i64; 2] = [-65536, -65535];
 /// Longest address string accepted in an initial message.
 const ADDRESS_BYTES_MAX: usize = 512;
 
-/// The flags a proxy's threads share.
+/// The flags a proxy's threads share, and its open connections.
 #[derive(Default)]
 struct Flags {
     forward_blocked: AtomicBool,
     backward_blocked: AtomicBool,
     stopped: AtomicBool,
+    /// The sockets of every connection accepted and not yet ended (the accepted one, and the
+    /// upstream one once connected), by connection number.
+    connections: Mutex<BTreeMap<u64, Vec<TcpStream>>>,
+}
+
+impl Flags {
+    fn wait_while_forward_blocked(&self) {
+        while self.forward_blocked.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed) {
+            std::thread::sleep(POLL);
+        }
+    }
 }
 
 /// One proxy: `127.0.0.1:port` -> `upstream`.
@@ -67,11 +81,16 @@ impl Proxy {
         let listener = self.listener.take().expect("a proxy forwards to one upstream");
         let flags = self.flags.clone();
         std::thread::spawn(move || {
+            let mut accepted = 0u64;
             while !flags.stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let flags = flags.clone();
-                        std::thread::spawn(move || connect(client, upstream, election_back_port, flags));
+                        accepted += 1;
+                        let (flags, number) = (flags.clone(), accepted);
+                        std::thread::spawn(move || {
+                            connect(client, upstream, election_back_port, &flags, number);
+                            flags.connections.lock().unwrap().remove(&number);
+                        });
                     }
                     Err(_) => std::thread::sleep(POLL),
                 }
@@ -94,6 +113,19 @@ impl Proxy {
     pub fn set_backward_blocked(&self, blocked: bool) {
         self.flags.backward_blocked.store(blocked, Ordering::Relaxed);
     }
+
+    /// Whether either direction is blocked.
+    pub fn is_blocked(&self) -> bool {
+        self.flags.forward_blocked.load(Ordering::Relaxed)
+            || self.flags.backward_blocked.load(Ordering::Relaxed)
+    }
+
+    /// Closes every connection open through the proxy now (both ends see it end).
+    pub fn close_connections(&self) {
+        for socket in std::mem::take(&mut *self.flags.connections.lock().unwrap()).into_values().flatten() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 impl Drop for Proxy {
@@ -102,26 +134,42 @@ impl Drop for Proxy {
     }
 }
 
-/// One accepted connection: connects upstream, rewrites an election initial message if
-/// asked, then pumps both directions on threads of their own.
-fn connect(mut client: TcpStream, upstream: SocketAddr, election_back_port: Option<u16>, flags: Arc<Flags>) {
+/// One accepted connection (number `number`): connects upstream once the forward direction
+/// is open, rewrites an election initial message if asked, then pumps both directions (the
+/// backward one on a thread of its own) until the connection ends.
+fn connect(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    election_back_port: Option<u16>,
+    flags: &Arc<Flags>,
+    number: u64,
+) {
     client.set_nonblocking(false).ok();
+    let Ok(client_copy) = client.try_clone() else { return };
+    flags.connections.lock().unwrap().insert(number, vec![client_copy]);
+    flags.wait_while_forward_blocked();
     let Ok(mut server) = TcpStream::connect(upstream) else { return };
     client.set_nodelay(true).ok();
     server.set_nodelay(true).ok();
+    let Ok(server_copy) = server.try_clone() else { return };
+    match flags.connections.lock().unwrap().get_mut(&number) {
+        Some(sockets) => sockets.push(server_copy),
+        // Closed while it waited.
+        None => return,
+    }
     if let Some(back_port) = election_back_port {
         let Ok(first) = read_initial_message(&mut client, back_port) else { return };
-        while flags.forward_blocked.load(Ordering::Relaxed) && !flags.stopped.load(Ordering::Relaxed) {
-            std::thread::sleep(POLL);
-        }
+        flags.wait_while_forward_blocked();
         if server.write_all(&first).is_err() {
             return;
         }
     }
     let (Ok(client_reader), Ok(server_reader)) = (client.try_clone(), server.try_clone()) else { return };
     let backward_flags = flags.clone();
-    std::thread::spawn(move || pump(server_reader, client, &backward_flags, |f| &f.backward_blocked));
-    pump(client_reader, server, &flags, |f| &f.forward_blocked);
+    let backward =
+        std::thread::spawn(move || pump(server_reader, client, &backward_flags, |f| &f.backward_blocked));
+    pump(client_reader, server, flags, |f| &f.forward_blocked);
+    let _ = backward.join();
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, flags: &Flags, blocked: fn(&Flags) -> &AtomicBool) {
@@ -222,5 +270,7 @@ mod tests {
         client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         client.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"def", "held bytes arrive intact once unblocked");
+        proxy.close_connections();
+        assert!(matches!(client.read(&mut buf), Ok(0)), "a closed connection ends");
     }
 }
