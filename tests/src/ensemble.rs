@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::four_letter::{settled_leader, Mode};
 use crate::proxy::Proxy;
 use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target};
 
@@ -55,16 +56,6 @@ impl Link {
         self.peer.set_backward_blocked(blocked);
         self.election.set_backward_blocked(blocked);
     }
-}
-
-/// What `srvr` says about a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    Leader,
-    Follower,
-    Observer,
-    /// Not serving (electing, syncing) or not answering.
-    Down,
 }
 
 impl Ensemble {
@@ -201,14 +192,9 @@ impl Ensemble {
         four_letter_at(SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port)), word)
     }
 
-    pub fn mode(&self, i: usize) -> Mode {
-        let srvr = self.four_letter(i, "srvr");
-        match srvr.lines().find_map(|l| l.strip_prefix("Mode: ")) {
-            Some("leader") => Mode::Leader,
-            Some("follower") => Mode::Follower,
-            Some("observer") => Mode::Observer,
-            _ => Mode::Down,
-        }
+    /// The role member `i` reports in `srvr`; `None` while it does not serve or answer.
+    pub fn mode(&self, i: usize) -> Option<Mode> {
+        Mode::parse_srvr(&self.four_letter(i, "srvr"))
     }
 
     /// The zxid member `i` reports in `srvr` (None when not serving).
@@ -225,7 +211,7 @@ impl Ensemble {
             if let Some(status) = self.members[i].child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!("server {} exited ({status}); log:\n{}", i + 1, self.log(i));
             }
-            if self.mode(i) != Mode::Down {
+            if self.mode(i).is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -237,8 +223,8 @@ impl Ensemble {
     pub fn wait_leader(&self, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(i) =
-                (0..self.members.len()).find(|&i| self.is_running_quick(i) && self.mode(i) == Mode::Leader)
+            if let Some(i) = (0..self.members.len())
+                .find(|&i| self.is_running_quick(i) && self.mode(i) == Some(Mode::Leader))
             {
                 return i;
             }
@@ -325,10 +311,9 @@ impl Ensemble {
     pub fn time_until_all_serve(&self, limit: Duration) -> Option<Duration> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            let modes: Vec<Mode> =
+            let modes: Vec<Option<Mode>> =
                 (0..self.members.len()).filter(|&i| self.is_running_quick(i)).map(|i| self.mode(i)).collect();
-            let leaders = modes.iter().filter(|m| **m == Mode::Leader).count();
-            if leaders == 1 && !modes.contains(&Mode::Down) {
+            if settled_leader(&modes).is_some() {
                 return Some(started.elapsed());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -7,6 +7,7 @@
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod ensemble;
+pub mod four_letter;
 pub mod lazyfs;
 pub mod linearizability;
 pub mod proxy;
