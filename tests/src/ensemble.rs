@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::four_letter::{settled_leader, Mode};
 use crate::proxy::Proxy;
-use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target};
+use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target, APACHE_QUORUM_MAIN};
 
 /// One member of an ensemble.
 pub struct Member {
@@ -164,9 +164,7 @@ impl Ensemble {
                 c.arg(&config);
                 c
             }
-            Target::Apache => {
-                apache_command_with("org.apache.zookeeper.server.quorum.QuorumPeerMain", &config, &m.dir)
-            }
+            Target::Apache => apache_command_with(APACHE_QUORUM_MAIN, &config, &m.dir),
         };
         let child = command
             .stdin(Stdio::null())
