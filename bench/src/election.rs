@@ -308,7 +308,7 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
         Target::Start(spec) => {
             let mut spec = spec.clone();
             let partitioner = if config.fault == Fault::Partition {
-                let (partitioner, routes) = Partitioner::start(&runtime, &spec.members)?;
+                let (partitioner, routes) = Partitioner::start(&spec.members)?;
                 spec.routes = Some(routes);
                 Some(partitioner)
             } else {

@@ -30,14 +30,14 @@ use crate::four_letter::{modes_of, settled_leader, Mode};
 use crate::partition::Routes;
 use crate::wire::Session;
 use crate::BenchError;
+use ringkeeper_tests::{apache_java_command, APACHE_QUORUM_MAIN, APACHE_STANDALONE_MAIN};
 
 /// How long a server may take to open a session after start.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often readiness is probed.
 const PROBE_EVERY: Duration = Duration::from_millis(100);
-/// Apache's jars: `zookeeper.jar` names its dependencies in its manifest; slf4j-simple is
-/// the logging binding (to stderr, captured in `server.log`).
-const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// JVM flags for Apache ZooKeeper: a fixed heap, the full JIT, warnings only in the log.
+const APACHE_JVM: &[&str] = &["-Xms512m", "-Xmx1g", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"];
 /// zoo.cfg lines every generated spec uses (the user's own zoo.cfg replaces them).
 /// ringkeeper's fast failover (`ringkeeper-tune`'s recommendation) is set explicitly: without
 /// it a silent peer is detected after tickTime x syncLimit (10 s), as in Apache, which ignores
@@ -95,21 +95,8 @@ impl ServerKind {
                 c
             }
             ServerKind::Apache { java } => {
-                let main = if ensemble {
-                    "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-                } else {
-                    "org.apache.zookeeper.server.ZooKeeperServerMain"
-                };
-                let mut c = Command::new(java);
-                c.args(["-Xms512m", "-Xmx1g"])
-                    .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
-                    .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-                    .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
-                    .arg("-cp")
-                    .arg(APACHE_CLASSPATH)
-                    .arg(main)
-                    .arg(config);
-                c
+                let main = if ensemble { APACHE_QUORUM_MAIN } else { APACHE_STANDALONE_MAIN };
+                apache_java_command(java.as_os_str(), APACHE_JVM, main, config, dir)
             }
         }
     }

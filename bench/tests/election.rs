@@ -1,5 +1,6 @@
 //! The election harness against a 3-server ringkeeper ensemble it starts itself (real
-//! processes on 127.0.0.1, one kill -9 trial). Until ringkeeper runs ensembles its members
+//! processes on 127.0.0.1, one kill -9 trial, and one trial isolating the leader through the
+//! harness's proxies). Until ringkeeper runs ensembles its members
 //! answer `Mode: standalone`, and the harness must say "not supported" rather than measure
 //! anything; once they do, the trial must see a new leader and a write acknowledged after
 //! the kill. Nothing here asserts a duration.
@@ -13,12 +14,23 @@ use ringkeeper_tests::ringkeeper_binary;
 
 #[test]
 fn election_on_a_ringkeeper_ensemble_recovers_or_is_reported_not_supported() {
+    one_trial_recovers(Fault::Kill);
+}
+
+#[test]
+fn an_isolated_leader_is_replaced_and_the_harness_heals_the_partition() {
+    one_trial_recovers(Fault::Partition);
+}
+
+/// One trial of `fault` on a fresh 3-member ringkeeper ensemble: a new leader, a write
+/// acknowledged after the fault, and nothing left behind.
+fn one_trial_recovers(fault: Fault) {
     let root = tempfile::tempdir().unwrap();
     let kind = ServerKind::Ringkeeper { binary: ringkeeper_binary() };
     let spec = EnsembleSpec::with_free_ports(kind, 3, root.path()).unwrap();
     let config = ElectionConfig {
         target: Target::Start(spec),
-        fault: Fault::Kill,
+        fault,
         trials: 1,
         writers: 3,
         size_bytes: 10,

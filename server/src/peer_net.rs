@@ -20,6 +20,9 @@
 //! Invariants: frames to one peer are written in `send` order (one writer task per peer);
 //! frames sent while a link is down are dropped (the protocol resends what matters: votes
 //! on a timer, syncs from scratch); a malformed or oversized frame closes that link only.
+//! Frames are capped at 1 GiB (state images), ZAB messages other than state images and
+//! proposals at 1 MiB; a frame's buffer grows with the bytes received, so a header claiming
+//! a large frame costs no memory until its bytes arrive.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,11 +34,18 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::zab;
 
 /// First bytes of every peer connection ("RKZB").
 const HANDSHAKE_MAGIC: u32 = 0x524b_5a42;
 /// Largest frame accepted from a peer (a state image of a large tree is the biggest).
 const FRAME_BYTES_MAX: usize = 1 << 30;
+/// Largest ZAB frame other than a state image or a proposal ([`zab::msg::may_be_large`]):
+/// votes, epochs, acks, pings and the per-epoch list of an epoch ack are far smaller.
+const CONTROL_FRAME_BYTES_MAX: usize = 1 << 20;
+/// A frame's buffer grows by at most this much ahead of the bytes received, so a length
+/// claimed in a header costs memory only once the bytes arrive.
+const FRAME_GROWTH_BYTES: usize = 1 << 20;
 /// Read buffer of an accepted peer connection: a burst of small frames (proposals, acks) is
 /// taken from the socket in one read instead of two reads per frame.
 const READ_BUFFER_BYTES: usize = 256 << 10;
@@ -263,17 +273,41 @@ async fn read_loop(stream: TcpStream, known: Vec<u64>, deliver: Deliver) {
                 break;
             }
         };
-        if len == 0 || len > FRAME_BYTES_MAX {
+        if len <= 1 || len > FRAME_BYTES_MAX {
             log::warn!("closing the link from server {from}: frame of {len} bytes");
             break;
         }
-        let mut payload = vec![0u8; len - 1];
-        if stream.read_exact(&mut payload).await.is_err() {
+        let mut tag = [0u8; 1];
+        if stream.read_exact(&mut tag).await.is_err() {
             break;
         }
+        if kind == FrameKind::Zab && !zab::msg::may_be_large(tag[0]) && len > CONTROL_FRAME_BYTES_MAX {
+            log::warn!("closing the link from server {from}: ZAB message {} of {len} bytes", tag[0]);
+            break;
+        }
+        let Some(payload) = read_payload(&mut stream, tag[0], len - 1).await else { break };
         deliver(PeerInput::Frame { from, kind, payload });
     }
     deliver(PeerInput::LinkDown { peer: from });
+}
+
+/// Reads the rest of a `payload_len`-byte payload whose first byte is `first`, growing the
+/// buffer with the bytes received ([`FRAME_GROWTH_BYTES`] ahead at most); `None` if the
+/// connection ends first.
+async fn read_payload(
+    stream: &mut (impl futures_lite::AsyncRead + Unpin),
+    first: u8,
+    payload_len: usize,
+) -> Option<Vec<u8>> {
+    let mut payload = Vec::with_capacity(payload_len.min(FRAME_GROWTH_BYTES));
+    payload.push(first);
+    while payload.len() < payload_len {
+        let chunk = (payload_len - payload.len()).min(FRAME_GROWTH_BYTES);
+        let start = payload.len();
+        payload.resize(start + chunk, 0);
+        stream.read_exact(&mut payload[start..]).await.ok()?;
+    }
+    Some(payload)
 }
 
 #[cfg(test)]

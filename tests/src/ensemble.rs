@@ -3,7 +3,9 @@
 //! its own dataDir and `myid`, exactly as an Apache ensemble is laid out. The target is
 //! ringkeeper, or Apache ZooKeeper's QuorumPeerMain with `RINGKEEPER_TEST_TARGET=apache`.
 //!
-//! Every process is killed when the [`Ensemble`] drops. Waits are bounded.
+//! Every process is killed when the [`Ensemble`] drops; its directories are removed unless
+//! the test is failing or `RINGKEEPER_KEEP_ENSEMBLE=1` (then the path is printed). Waits are
+//! bounded.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::four_letter::{settled_leader, Mode};
 use crate::proxy::Proxy;
-use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target};
+use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target, APACHE_QUORUM_MAIN};
 
 /// ringkeeper's fast failover, set explicitly: without it an ensemble detects a silent peer
 /// after tickTime x syncLimit (10 s here), as Apache does; Apache ignores the key.
@@ -22,6 +25,8 @@ const FAST_FAILOVER: &str = "ringkeeper.zab.peerTimeoutMs=800\n";
 pub struct Member {
     pub id: u64,
     pub client_port: u16,
+    /// The port it accepts peer (quorum) connections on (its own, never a proxy's).
+    pub peer_port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
 }
@@ -30,19 +35,31 @@ pub struct Member {
 pub struct Ensemble {
     pub target: Target,
     pub members: Vec<Member>,
-    /// With [`Ensemble::start_partitionable`]: `proxies[i][j]` carries i's peer traffic to j.
-    proxies: Vec<Vec<Option<Proxy>>>,
-    _root: tempfile::TempDir,
+    /// With [`Ensemble::start_partitionable`]: `links[i][j]` carries the connections i
+    /// opens to j.
+    links: Vec<Vec<Option<Link>>>,
+    /// Every member's directory (config, dataDir, `server.log`); removed on drop unless the
+    /// test is failing or `RINGKEEPER_KEEP_ENSEMBLE=1` (the path is printed then).
+    root: Option<tempfile::TempDir>,
 }
 
-/// What `srvr` says about a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    Leader,
-    Follower,
-    Observer,
-    /// Not serving (electing, syncing) or not answering.
-    Down,
+/// The proxies member `from` reaches member `to` through: its peer (quorum) port and its
+/// election port (ringkeeper uses only the first; Apache both).
+struct Link {
+    peer: Proxy,
+    election: Proxy,
+}
+
+impl Link {
+    fn set_forward_blocked(&self, blocked: bool) {
+        self.peer.set_forward_blocked(blocked);
+        self.election.set_forward_blocked(blocked);
+    }
+
+    fn set_backward_blocked(&self, blocked: bool) {
+        self.peer.set_backward_blocked(blocked);
+        self.election.set_backward_blocked(blocked);
+    }
 }
 
 impl Ensemble {
@@ -58,10 +75,11 @@ impl Ensemble {
         Self::start_inner(data_dirs.len(), 0, extra, false, Some(data_dirs))
     }
 
-    /// Like [`Ensemble::start`], but every member reaches every other through a proxy the
-    /// test controls (each member's zoo.cfg names the proxies as its peers' addresses), so
-    /// [`Ensemble::isolate`] can cut a member off. ringkeeper only: Apache's election
-    /// connections announce their own address and bypass the proxies.
+    /// Like [`Ensemble::start`], but every member reaches every other member's peer and
+    /// election ports through proxies the test controls (each member's zoo.cfg names the
+    /// proxies as its peers' addresses), so [`Ensemble::isolate`], [`Ensemble::partition`]
+    /// and [`Ensemble::cut`] can partition it. Works for Apache too: its election initial
+    /// message is rewritten to name the proxy leading back (see [`crate::proxy`]).
     pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
         Self::start_inner(voters, 0, extra, true, None)
     }
@@ -78,21 +96,33 @@ impl Ensemble {
         let total = voters + observers;
         let ports: Vec<(u16, u16, u16)> =
             (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
-        let proxies: Vec<Vec<Option<Proxy>>> = (0..total)
+        let mut links: Vec<Vec<Option<Link>>> = (0..total)
             .map(|i| {
                 (0..total)
                     .map(|j| {
-                        (proxied && i != j)
-                            .then(|| Proxy::start(SocketAddr::from(([127, 0, 0, 1], ports[j].1))))
+                        (proxied && i != j).then(|| Link { peer: Proxy::bind(), election: Proxy::bind() })
                     })
                     .collect()
             })
             .collect();
+        let back_ports: Vec<Vec<Option<u16>>> = (0..total)
+            .map(|i| (0..total).map(|j| links[j][i].as_ref().map(|back| back.election.port)).collect())
+            .collect();
+        for (i, row) in links.iter_mut().enumerate() {
+            for (j, link) in row.iter_mut().enumerate() {
+                if let Some(link) = link {
+                    let (_, peer, election) = ports[j];
+                    link.peer.forward_to(SocketAddr::from(([127, 0, 0, 1], peer)), None);
+                    link.election.forward_to(SocketAddr::from(([127, 0, 0, 1], election)), back_ports[i][j]);
+                }
+            }
+        }
         let servers_seen_by = |me: usize| {
             let mut servers = String::new();
             for (j, (client, peer, election)) in ports.iter().enumerate() {
                 let role = if j >= voters { ":observer" } else { "" };
-                let peer = proxies[me][j].as_ref().map_or(*peer, |p| p.port);
+                let (peer, election) =
+                    links[me][j].as_ref().map_or((*peer, *election), |l| (l.peer.port, l.election.port));
                 servers.push_str(&format!(
                     "server.{}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}\n",
                     j + 1
@@ -101,7 +131,7 @@ impl Ensemble {
             servers
         };
         let mut members = Vec::new();
-        for (i, (client, _, _)) in ports.iter().enumerate() {
+        for (i, &(client, peer_port, _)) in ports.iter().enumerate() {
             let servers = servers_seen_by(i);
             let id = i as u64 + 1;
             let dir = root.path().join(format!("s{id}"));
@@ -115,9 +145,9 @@ impl Ensemble {
                 data_dir.display()
             );
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
-            members.push(Member { id, client_port: *client, dir, child: None });
+            members.push(Member { id, client_port: client, peer_port, dir, child: None });
         }
-        let mut ensemble = Ensemble { target, members, proxies, _root: root };
+        let mut ensemble = Ensemble { target, members, links, root: Some(root) };
         for i in 0..total {
             ensemble.launch(i);
         }
@@ -138,9 +168,7 @@ impl Ensemble {
                 c.arg(&config);
                 c
             }
-            Target::Apache => {
-                apache_command_with("org.apache.zookeeper.server.quorum.QuorumPeerMain", &config, &m.dir)
-            }
+            Target::Apache => apache_command_with(APACHE_QUORUM_MAIN, &config, &m.dir),
         };
         let child = command
             .stdin(Stdio::null())
@@ -166,14 +194,9 @@ impl Ensemble {
         four_letter_at(SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port)), word)
     }
 
-    pub fn mode(&self, i: usize) -> Mode {
-        let srvr = self.four_letter(i, "srvr");
-        match srvr.lines().find_map(|l| l.strip_prefix("Mode: ")) {
-            Some("leader") => Mode::Leader,
-            Some("follower") => Mode::Follower,
-            Some("observer") => Mode::Observer,
-            _ => Mode::Down,
-        }
+    /// The role member `i` reports in `srvr`; `None` while it does not serve or answer.
+    pub fn mode(&self, i: usize) -> Option<Mode> {
+        Mode::parse_srvr(&self.four_letter(i, "srvr"))
     }
 
     /// The zxid member `i` reports in `srvr` (None when not serving).
@@ -190,7 +213,7 @@ impl Ensemble {
             if let Some(status) = self.members[i].child.as_mut().and_then(|c| c.try_wait().unwrap()) {
                 panic!("server {} exited ({status}); log:\n{}", i + 1, self.log(i));
             }
-            if self.mode(i) != Mode::Down {
+            if self.mode(i).is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -202,14 +225,19 @@ impl Ensemble {
     pub fn wait_leader(&self, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(i) =
-                (0..self.members.len()).find(|&i| self.is_running_quick(i) && self.mode(i) == Mode::Leader)
+            if let Some(i) = (0..self.members.len())
+                .find(|&i| self.is_running_quick(i) && self.mode(i) == Some(Mode::Leader))
             {
                 return i;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("no leader within {limit:?}");
+    }
+
+    /// Member `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
     }
 
     fn is_running_quick(&self, i: usize) -> bool {
@@ -222,22 +250,77 @@ impl Ensemble {
 
     /// Cuts member `i` off from every other member (silently: no connection reset).
     pub fn isolate(&self, i: usize) {
-        self.set_cut(i, true);
+        let others: Vec<usize> = (0..self.members.len()).filter(|&j| j != i).collect();
+        self.partition(&[&[i], &others]);
     }
 
-    /// Undoes [`Ensemble::isolate`].
-    pub fn heal(&self, i: usize) {
-        self.set_cut(i, false);
+    /// Undoes [`Ensemble::isolate`] (and every other cut).
+    pub fn heal(&self, _i: usize) {
+        self.heal_all();
     }
 
-    fn set_cut(&self, i: usize, blocked: bool) {
-        for j in 0..self.members.len() {
-            for (a, b) in [(i, j), (j, i)] {
-                if let Some(p) = &self.proxies[a][b] {
-                    p.set_blocked(blocked);
+    /// Cuts every pair of members in different `groups`, both ways; members in no group
+    /// keep their links.
+    pub fn partition(&self, groups: &[&[usize]]) {
+        for (g, group) in groups.iter().enumerate() {
+            for other in groups.iter().skip(g + 1) {
+                for &a in group.iter() {
+                    for &b in other.iter() {
+                        self.cut(a, b);
+                        self.cut(b, a);
+                    }
                 }
             }
         }
+    }
+
+    /// Cuts what member `from` sends to member `to` (one way: `to` still reaches `from`).
+    /// On a connection `from` opened that is its forward direction, on one `to` opened
+    /// the backward one.
+    pub fn cut(&self, from: usize, to: usize) {
+        let link = |a: usize, b: usize| self.links[a][b].as_ref().expect("a partitionable ensemble");
+        link(from, to).set_forward_blocked(true);
+        link(to, from).set_backward_blocked(true);
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&self) {
+        for link in self.links.iter().flatten().flatten() {
+            link.set_forward_blocked(false);
+            link.set_backward_blocked(false);
+        }
+    }
+
+    /// Freezes member `i` (SIGSTOP): it keeps its sockets but answers nothing.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "STOP");
+    }
+
+    /// Resumes a member frozen by [`Ensemble::pause`] (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "CONT");
+    }
+
+    fn signal(&self, i: usize, signal: &str) {
+        let child = self.members[i].child.as_ref().expect("a running member");
+        let sent = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
+    }
+
+    /// Waits until every running member serves under one leader (exactly one reports
+    /// `leader`, every other one `follower` or `observer`: a resumed old leader still
+    /// claiming to lead does not count); how long that took (`None`: not within `limit`).
+    pub fn time_until_all_serve(&self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let modes: Vec<Option<Mode>> =
+                (0..self.members.len()).filter(|&i| self.is_running_quick(i)).map(|i| self.mode(i)).collect();
+            if settled_leader(&modes).is_some() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// `kill -9` member `i`.
@@ -276,6 +359,11 @@ impl Drop for Ensemble {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);
+        }
+        if std::env::var_os("RINGKEEPER_KEEP_ENSEMBLE").is_some() || std::thread::panicking() {
+            if let Some(root) = self.root.take() {
+                eprintln!("ensemble kept in {}", root.keep().display());
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod ensemble;
+pub mod four_letter;
 pub mod lazyfs;
 pub mod linearizability;
 pub mod proxy;
@@ -310,18 +311,40 @@ const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/sl
 const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
     &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs"];
 
+/// Apache ZooKeeper's standalone server.
+pub const APACHE_STANDALONE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
+/// Apache ZooKeeper's ensemble member.
+pub const APACHE_QUORUM_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
+/// JVM flags of the tests: a quick start on a small shared machine (serial GC, C1 only,
+/// small heap).
+const APACHE_QUICK_START_JVM: &[&str] =
+    &["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m"];
+
 /// The command that runs Apache ZooKeeper's standalone server from the Debian package.
 fn apache_command(config: &Path, dir: &Path) -> Command {
-    apache_command_with("org.apache.zookeeper.server.ZooKeeperServerMain", config, dir)
+    apache_command_with(APACHE_STANDALONE_MAIN, config, dir)
 }
 
-/// The command that runs `main_class` of Apache ZooKeeper (standalone or QuorumPeerMain).
-/// JVM flags favour a quick start on a small shared machine (serial GC, C1 only, small heap).
+/// The tests' command for `main_class` of Apache ZooKeeper (standalone or QuorumPeerMain).
 pub(crate) fn apache_command_with(main_class: &str, config: &Path, dir: &Path) -> Command {
+    apache_java_command("java".as_ref(), APACHE_QUICK_START_JVM, main_class, config, dir)
+}
+
+/// The command that runs `main_class` of Apache ZooKeeper 3.8 from the Debian package with
+/// `java`, these JVM flags, logs (slf4j-simple, to stderr, with times) under `log_dir`, and
+/// the `zoo.cfg` keys Apache reads only as system properties passed on as `-D` flags. Shared
+/// by the tests and the bench (which runs the full JIT).
+pub fn apache_java_command(
+    java: &std::ffi::OsStr,
+    jvm_flags: &[&str],
+    main_class: &str,
+    config: &Path,
+    log_dir: &Path,
+) -> Command {
     let cfg = std::fs::read_to_string(config).unwrap_or_default();
-    let mut c = Command::new("java");
-    c.args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m"])
-        .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+    let mut c = Command::new(java);
+    c.args(jvm_flags)
+        .arg(format!("-Dzookeeper.log.dir={}", log_dir.display()))
         .arg("-Dorg.slf4j.simpleLogger.showDateTime=true");
     for line in cfg.lines() {
         if let Some((key, value)) = line.split_once('=') {

@@ -1,19 +1,35 @@
-//! Jepsen-style check on real processes (short version): a 3-member ensemble, client sessions
-//! on every member doing `sync`+getData, plain getData, blind setData and compare-and-set
-//! (setData with the version last read) on a few keys, while the leader is killed with
-//! SIGKILL and restarted. Every op is recorded with its invocation and reply times (no reply
-//! or a connection error: unknown outcome) and the whole history is judged by
-//! `ringkeeper_tests::linearizability`: writes and synced reads linearizable, plain reads
-//! sequentially consistent. Bounded in time (about 10 s of load) and op count.
+//! Jepsen-style checks on real processes: an ensemble (3 or 5 members, every member reached
+//! through proxies the test controls), client sessions on every member running a seeded mix
+//! of `sync`+getData, plain getData, blind setData, compare-and-set (setData with the version
+//! last read), unique persistent-sequential creates and ephemeral-sequential creates, while a
+//! seeded schedule of faults hits the ensemble:
+//! - kill -9 of the leader, of a follower, of a majority (then restarted);
+//! - SIGSTOP of the leader for longer than the failure timeout, then SIGCONT;
+//! - partitions: the leader isolated, the ensemble split in halves, one-way cuts (the leader
+//!   cannot send to the others, or cannot hear them).
 //!
-//! Longer: `RINGKEEPER_JEPSEN_ROUNDS=<n>` repeats the fault round (load, kill -9, load,
-//! restart), killing the leader in even rounds and a follower in odd ones;
-//! `RINGKEEPER_JEPSEN_SEED=<n>` fixes the clients' op choices (the processes' timing is not
-//! replayable).
+//! Verdict:
+//! - the register history (every op with its invocation and reply times; no reply or a
+//!   connection error: unknown outcome) is judged by `ringkeeper_tests::linearizability`:
+//!   ringkeeper by the strict model (every `sync` + read linearizable), Apache ZooKeeper 3.8
+//!   by its documented one (writes linearizable, reads sequentially consistent: ZOOKEEPER-1675);
+//! - every acknowledged sequential create is present at the end on every member, no two
+//!   acknowledged creates got the same name, and one session's names increase;
+//! - every acknowledged ephemeral of a session still open at the end is present on every
+//!   member; once every session is closed, no ephemeral is left;
+//! - liveness: after each fault heals (process resumed, links restored, killed members
+//!   restarted) every member must serve again (`srvr` reports a mode) within
+//!   [`LIVENESS_BOUND`]; the time is printed per fault.
 //!
-//! `RINGKEEPER_TEST_TARGET=apache` runs it against Apache ZooKeeper 3.8, judged by its
-//! documented model (synced reads only sequentially consistent, ZOOKEEPER-1675).
+//! A failing run prints its seed and the command that replays its op choices and fault order
+//! (the processes' timing is not replayable).
+//!
+//! Environment: `RINGKEEPER_JEPSEN_SEED=<n>` fixes the seed; `RINGKEEPER_JEPSEN_ROUNDS=<n>`
+//! runs the test's fault list n times (reshuffled each round; default 1, the CI version);
+//! `RINGKEEPER_TEST_TARGET=apache` runs against Apache ZooKeeper 3.8 (with tickTime 400 ms so
+//! that its failure timeout, syncLimit x tickTime = 2 s, is shorter than a fault).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,18 +43,58 @@ use ringkeeper_tests::Target;
 use zookeeper_client as zk;
 
 const KEYS: [&str; 3] = ["/j0", "/j1", "/j2"];
-/// Client sessions in flight at once (spread over the members).
-const WORKERS: usize = 5;
-/// Ops one worker issues at most, per fault round.
-const OPS_PER_ROUND: usize = 600;
-/// A worker's n-th op starts no earlier than n * PACE after the load starts, so the load
-/// spans the whole fault schedule (about 10 s) instead of finishing before the first fault.
-const PACE: Duration = Duration::from_millis(15);
+/// Parent of the persistent-sequential creates.
+const SEQUENTIAL_PARENT: &str = "/seq";
+/// Parent of the ephemeral-sequential creates.
+const EPHEMERAL_PARENT: &str = "/eph";
+/// A worker's n-th op starts no earlier than n * PACE after the load starts.
+const PACE: Duration = Duration::from_millis(20);
 /// Bound on one request; past it the op's outcome is unknown.
 const OP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Client session timeout.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Load before each fault.
+const LOAD_BEFORE_FAULT: Duration = Duration::from_millis(1500);
+/// How long a fault lasts: longer than ringkeeper's failure timeout (ringkeeper.zab.
+/// peerTimeoutMs, 800 ms) and Apache's here (syncLimit x tickTime = 2 s).
+const FAULT_HOLD: Duration = Duration::from_secs(3);
+/// Every member serves again within this after a fault heals. Generous (the machine is
+/// shared), but below initLimit x tickTime (20 s), the time a leader stuck in an epoch that
+/// cannot gather a quorum used to sit out.
+const LIVENESS_BOUND: Duration = Duration::from_secs(15);
+/// Apache's bound: its election after a partition heals takes longer (the election
+/// connections back off).
+const LIVENESS_BOUND_APACHE: Duration = Duration::from_secs(40);
+/// zoo.cfg lines for Apache (see the module header).
+const APACHE_TIMING: &str = "tickTime=400\n";
 
 /// History session of the final synced reads (one more per member).
 const FINAL_READER: u64 = 100_000;
+
+/// One fault of the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    KillLeader,
+    KillFollower,
+    /// The leader and followers up to a majority.
+    KillMajority,
+    /// SIGSTOP for [`FAULT_HOLD`], then SIGCONT.
+    PauseLeader,
+    IsolateLeader,
+    /// The leader's half (the smaller one) cut from the rest.
+    SplitHalves,
+    /// What the leader sends is lost; it still hears the others.
+    LeaderCannotSend,
+    /// What the others send the leader is lost; it still reaches them.
+    LeaderCannotHear,
+}
+
+/// How a fault is undone.
+enum Heal {
+    Resume(usize),
+    Links,
+    Restart(Vec<usize>),
+}
 
 /// The recorded history, times in nanoseconds since `origin`.
 struct Recorder {
@@ -55,9 +111,51 @@ impl Recorder {
     }
 }
 
+/// An acknowledged sequential or ephemeral create.
+#[derive(Debug, Clone)]
+struct AckedCreate {
+    /// History session that made it.
+    session: u64,
+    path: String,
+    sequence: i64,
+}
+
+/// What a worker hands back at the end.
+struct WorkerEnd {
+    sequential: Vec<AckedCreate>,
+    /// Ephemerals created by the session still open at the end.
+    live_ephemerals: Vec<AckedCreate>,
+    /// That session (dropped once its ephemerals were checked).
+    client: Option<zk::Client>,
+}
+
 /// A number from the environment, `default` when unset.
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
+}
+
+/// Prints how to replay this run if the test fails (on drop while panicking).
+struct ReplayHint {
+    test: &'static str,
+    seed: u64,
+    rounds: u64,
+}
+
+impl Drop for ReplayHint {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "jepsen: FAILED with seed {}; replay the op choices and fault order with:\n  \
+                 RINGKEEPER_JEPSEN_SEED={} RINGKEEPER_JEPSEN_ROUNDS={}{} cargo nextest run -p ringkeeper-tests \
+                 --test jepsen -E 'test({})'",
+                self.seed,
+                self.seed,
+                self.rounds,
+                if Target::from_env() == Target::Apache { " RINGKEEPER_TEST_TARGET=apache" } else { "" },
+                self.test
+            );
+        }
+    }
 }
 
 /// The checker's view of a reply: a result, or `None` when the outcome is unknown.
@@ -75,8 +173,12 @@ fn outcome<T>(
     }
 }
 
-/// Runs one call on `client` and records it as session `session`; `false` when the outcome
-/// was unknown (the caller then drops this session).
+fn open_acl(mode: zk::CreateMode) -> zk::CreateOptions<'static> {
+    mode.with_acls(zk::Acls::anyone_all())
+}
+
+/// Runs one register call on `client` and records it as session `session`; `None` when the
+/// outcome was unknown (the caller then drops this session).
 async fn run_op(
     client: &zk::Client,
     recorder: &Recorder,
@@ -108,11 +210,8 @@ async fn run_op(
             |stat| Return::Written { version: stat.version },
         ),
         Call::Create { data } => outcome(
-            tokio::time::timeout(
-                OP_TIMEOUT,
-                client.create(key, data, &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())),
-            )
-            .await,
+            tokio::time::timeout(OP_TIMEOUT, client.create(key, data, &open_acl(zk::CreateMode::Persistent)))
+                .await,
             |_| Return::Created,
         ),
     };
@@ -124,22 +223,38 @@ async fn run_op(
     result
 }
 
-/// One worker: a session on the member at `addr`, random ops until `stop` or its op budget; after
-/// an unknown outcome the session is dropped and a new one opened (a new history session).
+/// A sequential create under `parent`; the acknowledged create, or `Err(())` when the outcome
+/// is unknown.
+async fn create_sequential(
+    client: &zk::Client,
+    session: u64,
+    parent: &str,
+    mode: zk::CreateMode,
+) -> Result<AckedCreate, ()> {
+    let prefix = format!("{parent}/s{session}-");
+    let created = tokio::time::timeout(OP_TIMEOUT, client.create(&prefix, b"", &open_acl(mode)))
+        .await
+        .map_err(|_| ())?;
+    let (_, sequence) = created.map_err(|_| ())?;
+    Ok(AckedCreate { session, path: format!("{prefix}{sequence}"), sequence: sequence.into_i64() })
+}
+
+/// One worker: a session on the member at `addr`, random ops until `stop`; after an unknown
+/// outcome the session is dropped and a new one opened (a new history session).
 async fn worker(
     addr: String,
     worker_id: u64,
     seed: u64,
-    op_budget: usize,
     recorder: Arc<Recorder>,
     stop: Arc<AtomicBool>,
-) {
-    let mut rng = Rng(seed ^ worker_id);
+) -> WorkerEnd {
+    let mut rng = Rng(seed ^ worker_id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let started = Instant::now();
-    let mut issued = 0;
+    let mut issued = 0u32;
     let mut incarnation = 0u64;
-    while issued < op_budget && !stop.load(Ordering::Relaxed) {
-        let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(6));
+    let mut end = WorkerEnd { sequential: Vec::new(), live_ephemerals: Vec::new(), client: None };
+    while !stop.load(Ordering::Relaxed) {
+        let connector = zk::Client::connector().with_session_timeout(SESSION_TIMEOUT);
         let Ok(Ok(client)) =
             tokio::time::timeout(OP_TIMEOUT, connector.with_connection_timeout(OP_TIMEOUT).connect(&addr))
                 .await
@@ -150,31 +265,183 @@ async fn worker(
         incarnation += 1;
         let session = worker_id * 1000 + incarnation;
         let mut last_version = [0i32; KEYS.len()];
-        while issued < op_budget && !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep_until((started + PACE * issued as u32).into()).await;
+        let mut ephemerals = Vec::new();
+        let mut healthy = true;
+        while healthy && !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep_until((started + PACE * issued).into()).await;
             issued += 1;
             let k = rng.below(KEYS.len() as u64) as usize;
             let data = format!("w{worker_id}-{issued}").into_bytes();
-            let call = match rng.below(4) {
+            let call = match rng.below(6) {
                 0 => Call::synced_read(),
                 1 => Call::read(),
                 2 => Call::Write { data },
-                _ => Call::CompareAndSet { data, expected_version: last_version[k] },
+                3 => Call::CompareAndSet { data, expected_version: last_version[k] },
+                4 => {
+                    match create_sequential(
+                        &client,
+                        session,
+                        SEQUENTIAL_PARENT,
+                        zk::CreateMode::PersistentSequential,
+                    )
+                    .await
+                    {
+                        Ok(acked) => end.sequential.push(acked),
+                        Err(()) => healthy = false,
+                    }
+                    continue;
+                }
+                _ => {
+                    match create_sequential(
+                        &client,
+                        session,
+                        EPHEMERAL_PARENT,
+                        zk::CreateMode::EphemeralSequential,
+                    )
+                    .await
+                    {
+                        Ok(acked) => ephemerals.push(acked),
+                        Err(()) => healthy = false,
+                    }
+                    continue;
+                }
             };
             match run_op(&client, &recorder, session, KEYS[k], call).await {
                 Some(Return::Value { version, .. } | Return::Written { version }) => {
                     last_version[k] = version
                 }
                 Some(_) => {}
-                None => break,
+                None => healthy = false,
+            }
+        }
+        if healthy {
+            end.live_ephemerals = ephemerals;
+            end.client = Some(client);
+        }
+    }
+    end
+}
+
+/// The members a fault hits, chosen from the current leader, and how to heal it.
+fn inject(ensemble: &mut Ensemble, fault: Fault) -> (String, Heal) {
+    let n = ensemble.members.len();
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    let others: Vec<usize> = (0..n).filter(|&i| i != leader).collect();
+    let name = |members: &[usize]| members.iter().map(|i| format!("{}", i + 1)).collect::<Vec<_>>().join(",");
+    match fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::KillMajority => {
+            let victims = match fault {
+                Fault::KillLeader => vec![leader],
+                Fault::KillFollower => vec![others[0]],
+                _ => std::iter::once(leader).chain(others.iter().copied().take(n / 2)).collect(),
+            };
+            for &v in &victims {
+                ensemble.kill(v);
+            }
+            (
+                format!("kill -9 of server(s) {} (leader {})", name(&victims), leader + 1),
+                Heal::Restart(victims),
+            )
+        }
+        Fault::PauseLeader => {
+            ensemble.pause(leader);
+            (format!("SIGSTOP of leader {}", leader + 1), Heal::Resume(leader))
+        }
+        Fault::IsolateLeader => {
+            ensemble.isolate(leader);
+            (format!("leader {} isolated", leader + 1), Heal::Links)
+        }
+        Fault::SplitHalves => {
+            let small: Vec<usize> =
+                std::iter::once(leader).chain(others.iter().copied()).take(n / 2).collect();
+            let large: Vec<usize> = (0..n).filter(|i| !small.contains(i)).collect();
+            ensemble.partition(&[&small, &large]);
+            (
+                format!("split {{{}}} | {{{}}} (leader {})", name(&small), name(&large), leader + 1),
+                Heal::Links,
+            )
+        }
+        Fault::LeaderCannotSend => {
+            for &o in &others {
+                ensemble.cut(leader, o);
+            }
+            (format!("leader {} cannot send", leader + 1), Heal::Links)
+        }
+        Fault::LeaderCannotHear => {
+            for &o in &others {
+                ensemble.cut(o, leader);
+            }
+            (format!("leader {} cannot hear", leader + 1), Heal::Links)
+        }
+    }
+}
+
+fn heal(ensemble: &mut Ensemble, heal: Heal) {
+    match heal {
+        Heal::Resume(i) => ensemble.resume(i),
+        Heal::Links => ensemble.heal_all(),
+        Heal::Restart(members) => {
+            for i in members {
+                ensemble.relaunch(i);
             }
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
-    let mut ensemble = tokio::task::block_in_place(|| Ensemble::start(3, 0, ""));
+/// The children of `parent` as member `member` sees them after a `sync`.
+async fn synced_children(ensemble: &Ensemble, member: usize, parent: &str) -> BTreeSet<String> {
+    let client = zk::Client::connector()
+        .with_connection_timeout(OP_TIMEOUT)
+        .connect(&ensemble.address(member))
+        .await
+        .unwrap_or_else(|e| panic!("connect to server {}: {e}", member + 1));
+    client.sync(parent).await.expect("sync");
+    let children = client.list_children(parent).await.expect("list children");
+    children.into_iter().map(|c| format!("{parent}/{c}")).collect()
+}
+
+/// Checks the sequential creates: unique names, increasing per session, all present.
+async fn check_sequential_creates(ensemble: &Ensemble, acked: &[AckedCreate]) {
+    let mut seen = BTreeMap::new();
+    for create in acked {
+        if let Some(other) = seen.insert(create.path.clone(), create.session) {
+            panic!("two acknowledged creates got {}: sessions {other} and {}", create.path, create.session);
+        }
+    }
+    let mut last_by_session: BTreeMap<u64, i64> = BTreeMap::new();
+    for create in acked {
+        let last = last_by_session.entry(create.session).or_insert(i64::MIN);
+        assert!(create.sequence > *last, "session {}: sequence went back at {}", create.session, create.path);
+        *last = create.sequence;
+    }
+    for member in 0..ensemble.members.len() {
+        let present = synced_children(ensemble, member, SEQUENTIAL_PARENT).await;
+        let missing: Vec<&str> =
+            acked.iter().map(|c| c.path.as_str()).filter(|p| !present.contains(*p)).collect();
+        assert!(
+            missing.is_empty(),
+            "server {}: acknowledged sequential creates lost: {missing:?}",
+            member + 1
+        );
+    }
+}
+
+/// Runs the whole test: `voters` members, `faults` (shuffled by the seed) per round.
+async fn jepsen(test: &'static str, voters: usize, faults: &[Fault]) {
+    let rounds = env_number("RINGKEEPER_JEPSEN_ROUNDS", 1);
+    let seed = env_number(
+        "RINGKEEPER_JEPSEN_SEED",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into(),
+    );
+    let _hint = ReplayHint { test, seed, rounds };
+    let test_started = Instant::now();
+    let target = Target::from_env();
+    eprintln!(
+        "jepsen {test}: {voters} members, {rounds} round(s), seed {seed} (RINGKEEPER_JEPSEN_SEED to reuse)"
+    );
+    let extra = if target == Target::Apache { APACHE_TIMING } else { "" };
+    let mut ensemble = tokio::task::block_in_place(|| Ensemble::start_partitionable(voters, extra));
+    eprintln!("ensemble serving after {:?}", test_started.elapsed());
     let recorder = Arc::new(Recorder { origin: Instant::now(), ops: Mutex::new(Vec::new()) });
     // The keys are created by a setup session, as part of the history.
     let setup = zk::Client::connector()
@@ -186,58 +453,69 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
         let created = run_op(&setup, &recorder, 0, key, Call::create(b"init")).await;
         assert_eq!(created, Some(Return::Created), "create {key}");
     }
+    for parent in [SEQUENTIAL_PARENT, EPHEMERAL_PARENT] {
+        setup.create(parent, b"", &open_acl(zk::CreateMode::Persistent)).await.expect("create parent");
+    }
     drop(setup);
 
-    let rounds = env_number("RINGKEEPER_JEPSEN_ROUNDS", 1);
-    let seed = env_number(
-        "RINGKEEPER_JEPSEN_SEED",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos().into(),
-    );
-    eprintln!("jepsen: {rounds} fault rounds, op seed {seed} (RINGKEEPER_JEPSEN_SEED to reuse)");
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..WORKERS)
+    let workers: Vec<_> = (0..voters.max(5))
         .map(|w| {
-            let budget = OPS_PER_ROUND * rounds as usize;
-            tokio::spawn(worker(
-                ensemble.address(w % 3),
-                w as u64 + 1,
-                seed,
-                budget,
-                recorder.clone(),
-                stop.clone(),
-            ))
+            let addr = ensemble.address(w % voters);
+            tokio::spawn(worker(addr, w as u64 + 1, seed, recorder.clone(), stop.clone()))
         })
         .collect();
-    let mut killed_at_ns = u64::MAX;
+    let liveness_bound = if target == Target::Apache { LIVENESS_BOUND_APACHE } else { LIVENESS_BOUND };
+    let mut rng = Rng(seed);
+    let mut first_fault_ns = u64::MAX;
+    let mut recoveries = Vec::new();
     for round in 0..rounds {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        // Even rounds kill the leader, odd rounds a follower.
-        let (victim, role) = tokio::task::block_in_place(|| {
-            let leader = ensemble.wait_leader(Duration::from_secs(30));
-            let victim = if round % 2 == 0 { leader } else { (leader + 1) % 3 };
-            ensemble.kill(victim);
-            (victim, if victim == leader { "leader" } else { "follower" })
-        });
-        let killed_at = Instant::now();
-        killed_at_ns = killed_at_ns.min(recorder.now());
-        let leader = tokio::task::block_in_place(|| ensemble.wait_leader(Duration::from_secs(30)));
-        eprintln!(
-            "round {round}: killed {role} {}; server {} leads {:?} later",
-            victim + 1,
-            leader + 1,
-            killed_at.elapsed()
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        tokio::task::block_in_place(|| ensemble.restart(victim));
+        let mut schedule = faults.to_vec();
+        for i in (1..schedule.len()).rev() {
+            schedule.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for fault in schedule {
+            tokio::time::sleep(LOAD_BEFORE_FAULT).await;
+            let leader_wait = Instant::now();
+            let (what, healing) = tokio::task::block_in_place(|| inject(&mut ensemble, fault));
+            let leader_wait = leader_wait.elapsed();
+            first_fault_ns = first_fault_ns.min(recorder.now());
+            tokio::time::sleep(FAULT_HOLD).await;
+            let recovered = tokio::task::block_in_place(|| {
+                heal(&mut ensemble, healing);
+                ensemble.time_until_all_serve(Duration::from_secs(60))
+            });
+            let Some(recovered) = recovered else {
+                let modes: Vec<String> =
+                    (0..voters).map(|i| format!("server {}: {:?}", i + 1, ensemble.mode(i))).collect();
+                panic!(
+                    "round {round}, {what}: not every member serves within 60 s of the heal ({})",
+                    modes.join(", ")
+                )
+            };
+            eprintln!(
+                "round {round} (at {:?}, leader found in {leader_wait:?}): {what} for {FAULT_HOLD:?}; every member \
+                 serves {recovered:?} after the heal",
+                test_started.elapsed()
+            );
+            recoveries.push((what, recovered));
+        }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(LOAD_BEFORE_FAULT).await;
     stop.store(true, Ordering::Relaxed);
+    let faults_done = test_started.elapsed();
+    let mut ends = Vec::new();
     for w in workers {
-        tokio::time::timeout(Duration::from_secs(20), w).await.expect("worker stops").expect("worker task");
+        ends.push(
+            tokio::time::timeout(Duration::from_secs(20), w)
+                .await
+                .expect("worker stops")
+                .expect("worker task"),
+        );
     }
 
     // Final synced reads of every key on every member, also judged.
-    for member in 0..3 {
+    for member in 0..voters {
         let client = zk::Client::connector()
             .with_connection_timeout(OP_TIMEOUT)
             .connect(&ensemble.address(member))
@@ -254,6 +532,34 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
         }
     }
 
+    let sequential: Vec<AckedCreate> = ends.iter().flat_map(|e| e.sequential.iter().cloned()).collect();
+    check_sequential_creates(&ensemble, &sequential).await;
+    let live_ephemerals: Vec<AckedCreate> =
+        ends.iter().flat_map(|e| e.live_ephemerals.iter().cloned()).collect();
+    for member in 0..voters {
+        let present = synced_children(&ensemble, member, EPHEMERAL_PARENT).await;
+        let missing: Vec<&str> =
+            live_ephemerals.iter().map(|c| c.path.as_str()).filter(|p| !present.contains(*p)).collect();
+        assert!(missing.is_empty(), "server {}: ephemerals of open sessions lost: {missing:?}", member + 1);
+    }
+    // Every session closes (or was dropped earlier and expires): no ephemeral may remain.
+    drop(ends);
+    let closed_at = Instant::now();
+    let deadline = Instant::now() + SESSION_TIMEOUT * 3;
+    let leftover = loop {
+        let left = synced_children(&ensemble, 0, EPHEMERAL_PARENT).await;
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(leftover.is_empty(), "ephemerals of closed or expired sessions remain: {leftover:?}");
+    eprintln!(
+        "faults done after {:?}; every ephemeral gone {:?} after the sessions closed",
+        faults_done,
+        closed_at.elapsed()
+    );
+
     let history = recorder.ops.lock().unwrap().clone();
     let answered = history.iter().filter(|op| op.completion.is_some()).count();
     let acked_writes_at = |op: &Op| match &op.completion {
@@ -261,24 +567,39 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
         _ => None,
     };
     let acked_writes = history.iter().filter_map(acked_writes_at).count();
-    let acked_after_kill = history.iter().filter_map(acked_writes_at).filter(|&at| at > killed_at_ns).count();
+    let acked_after_fault =
+        history.iter().filter_map(acked_writes_at).filter(|&at| at > first_fault_ns).count();
     let options = Options {
-        synced_reads: match ensemble.target {
+        synced_reads: match target {
             Target::Ringkeeper => ReadGuarantee::Linearizable,
             Target::Apache => ReadGuarantee::Sequential,
         },
-        max_ops_per_key: Options::default().max_ops_per_key.max(1_500 * rounds as usize),
+        max_ops_per_key: Options::default().max_ops_per_key.max(2_000 * rounds as usize),
         ..Options::default()
     };
     let started = Instant::now();
     let verdict = check_history(&history, &options);
     eprintln!(
-        "{} ops ({answered} answered, {acked_writes} acknowledged writes, {acked_after_kill} after the kill) checked in {:?}",
+        "{} register ops ({answered} answered, {acked_writes} acknowledged writes, {acked_after_fault} after the \
+         first fault), {} sequential and {} live ephemeral creates; checked in {:?}",
         history.len(),
+        sequential.len(),
+        live_ephemerals.len(),
         started.elapsed()
     );
     if let Err(violation) = verdict {
         panic!("history rejected:\n{violation}");
+    }
+    if target == Target::Apache {
+        // For calibration: Apache does not promise linearizable synced reads
+        // (ZOOKEEPER-1675); say whether this run happened to keep them anyway.
+        let strict = Options { synced_reads: ReadGuarantee::Linearizable, ..options };
+        match check_history(&history, &strict) {
+            Ok(()) => eprintln!("Apache's history also passes the strict model"),
+            Err(violation) => {
+                eprintln!("Apache's history fails the strict model (allowed by its own):\n{violation}")
+            }
+        }
     }
     // The same history with one stale synced read added, by the session that read the latest
     // value at the end (so a violation in either model), must fail: the verdict can fail.
@@ -289,5 +610,33 @@ async fn histories_under_a_leader_kill_and_restart_are_linearizable() {
         "a stale synced read was accepted"
     );
     assert!(acked_writes > 50, "too little load to judge: {acked_writes} acknowledged writes");
-    assert!(acked_after_kill > 20, "too little load after the kill: {acked_after_kill} acknowledged writes");
+    assert!(
+        acked_after_fault > 20,
+        "too little load after the first fault: {acked_after_fault} acknowledged writes"
+    );
+    assert!(!sequential.is_empty(), "no sequential create was acknowledged");
+    for (what, recovered) in &recoveries {
+        assert!(
+            recovered <= &liveness_bound,
+            "{what}: every member served again only {recovered:?} after the heal (bound {liveness_bound:?})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_under_kills_pauses_and_partitions() {
+    let faults = [
+        Fault::PauseLeader,
+        Fault::IsolateLeader,
+        Fault::LeaderCannotSend,
+        Fault::KillLeader,
+        Fault::KillFollower,
+    ];
+    jepsen("three_members_under_kills_pauses_and_partitions", 3, &faults).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_under_split_halves_one_way_cuts_and_a_majority_kill() {
+    let faults = [Fault::SplitHalves, Fault::LeaderCannotHear, Fault::KillMajority, Fault::PauseLeader];
+    jepsen("five_members_under_split_halves_one_way_cuts_and_a_majority_kill", 5, &faults).await;
 }

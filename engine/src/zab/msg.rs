@@ -111,6 +111,13 @@ const TAG_COMMIT: u8 = 11;
 const TAG_ACK: u8 = 12;
 const TAG_PING: u8 = 13;
 
+/// Whether an encoded message starting with `first_byte` (its tag) may be large: a state
+/// image grows with the tree, a proposal with its txn (a session's close lists every
+/// ephemeral it deletes). Every other message has a small fixed or per-epoch size.
+pub fn may_be_large(first_byte: u8) -> bool {
+    matches!(first_byte, TAG_SNAPSHOT | TAG_PROPOSAL)
+}
+
 /// Little-endian field writer shared by the peer codecs.
 pub(super) struct Writer<'a>(pub(super) &'a mut Vec<u8>);
 

@@ -223,6 +223,18 @@ struct Leadership {
     next_ping_at: i64,
 }
 
+impl Leadership {
+    /// Still synchronising an epoch picked with a quorum of voters, but the live voting
+    /// learners no longer make a quorum with the leader: the attempt cannot establish.
+    fn attempt_lost_its_quorum(&self, cfg: &PeerConfig) -> bool {
+        if self.established || self.epoch == 0 {
+            return false;
+        }
+        let voters = self.learners.iter().filter(|(id, link)| !link.observer && cfg.is_voter(**id)).count();
+        1 + voters < quorum_size(cfg.voters.len())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FollowStage {
     AwaitEpoch,
@@ -501,6 +513,17 @@ impl Peer {
             if state == ServerState::Looking {
                 out.push(Action::Send { to: from, msg: self.notification() });
             }
+            // A learner of this leader's unestablished epoch that now follows or leads under
+            // another leader has left it.
+            let my_id = self.cfg.my_id;
+            if let Phase::Leading(l) = &mut self.phase {
+                if !l.established && state != ServerState::Looking && vote.leader != my_id {
+                    l.learners.remove(&from);
+                    if l.attempt_lost_its_quorum(&self.cfg) {
+                        self.look(out);
+                    }
+                }
+            }
             return;
         };
         if !from_voter {
@@ -685,6 +708,13 @@ impl Peer {
                     self.look(out);
                     return;
                 }
+                if l.attempt_lost_its_quorum(&self.cfg) {
+                    // The voters that joined this epoch left (fell silent or follow another
+                    // leader): it can never establish; elect again instead of waiting out the
+                    // sync timeout (initLimit) in it.
+                    self.look(out);
+                    return;
+                }
                 if now >= l.next_ping_at {
                     l.next_ping_at = now + self.cfg.heartbeat_ms;
                     let msg =
@@ -704,7 +734,11 @@ impl Peer {
             Phase::Following(f) if f.leader == peer => self.look(out),
             Phase::Leading(l) => {
                 l.learners.remove(&peer);
-                self.check_leader_quorum(out);
+                if l.attempt_lost_its_quorum(&self.cfg) {
+                    self.look(out);
+                } else {
+                    self.check_leader_quorum(out);
+                }
             }
             _ => {}
         }
@@ -1269,6 +1303,52 @@ mod tests {
         }
         run(&mut peers, queue, now);
         peers
+    }
+
+    /// Server 3 of three, leading an epoch picked with server 1 alone (server 2 unheard),
+    /// not yet established (server 1 has not answered LEADERINFO); the time it got there.
+    fn leader_of_an_unestablished_epoch() -> (Peer, i64) {
+        let mut leader = three(3);
+        let mut out = Vec::new();
+        leader.start(&mut out);
+        leader.step(1, Event::LinkDown { peer: 2 }, &mut out);
+        let vote = Vote { leader: 3, zxid: 0, epoch: 0 };
+        let notification = Msg::Notification { round: 1, state: ServerState::Looking, vote };
+        leader.step(2, Event::Message { from: 1, msg: notification }, &mut out);
+        assert_eq!(leader.role().state, ServerState::Leading, "1 and 3 agree, 2 is unreachable");
+        let info = Msg::FollowerInfo { accepted_epoch: 0, observer: false };
+        leader.step(3, Event::Message { from: 1, msg: info }, &mut out);
+        assert_eq!(leader.role().epoch, 1, "a quorum of accepted epochs picks epoch 1");
+        assert!(!leader.role().serving);
+        (leader, 3)
+    }
+
+    #[test]
+    fn a_leader_whose_epoch_lost_its_quorum_elects_again_within_the_peer_timeout() {
+        let (mut leader, at) = leader_of_an_unestablished_epoch();
+        let timeout = leader.config().peer_timeout_ms;
+        assert!(2 * timeout < leader.config().sync_timeout_ms, "the test must tell the two apart");
+        let mut out = Vec::new();
+        // Server 1 falls silent (it went to another leader, or a partition cut it off).
+        for now in (at..=at + 2 * timeout).step_by(10) {
+            leader.step(now, Event::Tick, &mut out);
+        }
+        assert_eq!(
+            leader.role().state,
+            ServerState::Looking,
+            "an epoch that cannot gather a quorum is given up within the peer timeout, not the \
+             sync timeout"
+        );
+    }
+
+    #[test]
+    fn a_leader_whose_learner_follows_another_leader_elects_again_at_once() {
+        let (mut leader, at) = leader_of_an_unestablished_epoch();
+        let mut out = Vec::new();
+        let vote = Vote { leader: 2, zxid: 0, epoch: 1 };
+        let notification = Msg::Notification { round: 2, state: ServerState::Following, vote };
+        leader.step(at + 1, Event::Message { from: 1, msg: notification }, &mut out);
+        assert_eq!(leader.role().state, ServerState::Looking);
     }
 
     #[test]
