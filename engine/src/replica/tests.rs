@@ -38,7 +38,7 @@ fn request(xid: i32, op: OpCode, body: Option<&dyn Jute2>) -> Vec<u8> {
 }
 
 fn set_data(xid: i32, path: &str, data: &[u8]) -> Vec<u8> {
-    let body = SetDataRequest { path: path.into(), data: data.to_vec(), version: -1 };
+    let body = SetDataRequest { path: path.into(), data: Some(data.to_vec()), version: -1 };
     request(xid, OpCode::SetData, Some(&body))
 }
 
@@ -51,7 +51,7 @@ fn create(xid: i32, path: &str) -> Vec<u8> {
         perms: 31,
         id: crate::proto::Id { scheme: "world".into(), id: "anyone".into() },
     }];
-    let body = crate::proto::CreateRequest { path: path.into(), data: b"old".to_vec(), acl, flags: 0 };
+    let body = crate::proto::CreateRequest { path: path.into(), data: Some(b"old".to_vec()), acl, flags: 0 };
     request(xid, OpCode::Create, Some(&body))
 }
 
@@ -68,7 +68,7 @@ fn header(frame: &[u8]) -> ReplyHeader {
 fn get_data_reply(frame: &[u8]) -> Vec<u8> {
     let mut r = JuteReader::new(&frame[4..]);
     ReplyHeader::decode(&mut r).expect("header");
-    GetDataResponse::decode(&mut r).expect("body").data
+    GetDataResponse::decode(&mut r).expect("body").data.expect("data, not null")
 }
 
 /// Only the effects that reach clients, per node, in order.

@@ -555,7 +555,7 @@ impl Processor {
         let zxid = self.last_zxid();
         match acl::authenticate(
             &packet.scheme,
-            &packet.auth,
+            packet.auth.as_deref(),
             &c.client_ip,
             self.config.super_digest.as_deref(),
         ) {
@@ -678,7 +678,9 @@ impl Processor {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
-        let frame = reply::write_reply(xid, zxid, op, &applied.results, is_multi);
+        let sub_ops: Vec<OpCode> =
+            if is_multi { ops.iter().map(WriteOp::opcode).collect() } else { Vec::new() };
+        let frame = reply::write_reply(xid, zxid, op, &sub_ops, &applied.results, is_multi);
         self.send(out, conn, frame, zxid);
     }
 
@@ -718,6 +720,27 @@ fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeEr
     } else {
         let c = CreateRequest::decode(r)?;
         Ok(WriteOp::Create { op, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl_ms: -1 })
+    }
+}
+
+/// A create inside a multi takes its opcode from its flags, as Apache's
+/// `MultiOperationRecord` rebuilds it (`Op.create`): create2 becomes create, and a create with
+/// the container flag becomes createContainer, whatever opcode the client sent.
+fn multi_create_opcode(op: WriteOp) -> WriteOp {
+    match op {
+        WriteOp::Create {
+            op: OpCode::Create | OpCode::Create2 | OpCode::CreateContainer,
+            path,
+            data,
+            acl,
+            flags,
+            ttl_ms,
+        } => {
+            let container = CreateMode::from_flag(flags).is_some_and(CreateMode::is_container);
+            let op = if container { OpCode::CreateContainer } else { OpCode::Create };
+            WriteOp::Create { op, path, data, acl, flags, ttl_ms }
+        }
+        other => other,
     }
 }
 
@@ -768,7 +791,7 @@ fn decode_request(op: OpCode, r: &mut JuteReader<'_>) -> Result<Request, DecodeE
         OpCode::Multi => {
             let ops = decode_ops(r, |sub, r| match sub {
                 OpCode::SetAcl => Ok(None),
-                _ => decode_write(sub, r),
+                _ => Ok(decode_write(sub, r)?.map(multi_create_opcode)),
             })?;
             Ok(Request::Write { ops, is_multi: true })
         }

@@ -56,11 +56,24 @@ pub struct Requester<'a> {
 /// A decoded write op (single, or one step of a multi).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
-    Create { op: OpCode, path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl_ms: i64 },
+    Create { op: OpCode, path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl_ms: i64 },
     Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     Check { path: String, version: i32 },
+}
+
+impl WriteOp {
+    /// The opcode this op was sent with (a multi answers each op by it).
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            WriteOp::Create { op, .. } => *op,
+            WriteOp::Delete { .. } => OpCode::Delete,
+            WriteOp::SetData { .. } => OpCode::SetData,
+            WriteOp::SetAcl { .. } => OpCode::SetAcl,
+            WriteOp::Check { .. } => OpCode::Check,
+        }
+    }
 }
 
 /// System nodes that can never be deleted (`DataTree.isSpecialPath`).
@@ -133,7 +146,7 @@ pub fn prepare(
             node.stat.mzxid = zxid;
             node.stat.mtime = time_ms;
             view.put(path, Some(node));
-            Ok(TxnOp::SetData { path: path.clone(), data: data.clone(), version: new_version })
+            Ok(TxnOp::set_data(path.clone(), data.clone(), new_version))
         }
         WriteOp::SetAcl { path, acl: new_acl, version } => {
             valid_path(path)?;
@@ -163,7 +176,7 @@ fn prepare_create(
     view: &mut PendingView<'_>,
     op: OpCode,
     path: &str,
-    data: &[u8],
+    data: &Option<Vec<u8>>,
     acl: &[Acl],
     flags: i32,
     ttl_ms: i64,
@@ -228,11 +241,5 @@ fn prepare_create(
         ..Default::default()
     };
     view.put(&full_path, Some(Record { stat, num_children: 0, acl: Cow::Owned(fixed.clone()) }));
-    Ok(TxnOp::Create {
-        path: full_path,
-        data: data.to_vec(),
-        acl: to_txn_acl(&fixed),
-        ephemeral_owner,
-        parent_cversion: new_cversion,
-    })
+    Ok(TxnOp::create(full_path, data.clone(), to_txn_acl(&fixed), ephemeral_owner, new_cversion))
 }

@@ -164,7 +164,7 @@ pub fn open_acl() -> Vec<Acl> {
 
 /// A raw CreateRequest for `path` with `flags` (0 persistent, 1 ephemeral, 2 sequential, ...).
 pub fn create_request(path: &str, flags: i32) -> CreateRequest {
-    CreateRequest { path: path.into(), data: Vec::new(), acl: open_acl(), flags }
+    CreateRequest { path: path.into(), data: Some(Vec::new()), acl: open_acl(), flags }
 }
 
 /// A raw getData/exists/getChildren request for `path` that sets a watch.
