@@ -317,7 +317,7 @@ const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/sl
 /// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
 /// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
 const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
-    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs"];
+    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs", "readonlymode.enabled"];
 
 /// The command that runs Apache ZooKeeper's standalone server from the Debian package.
 fn apache_command(config: &Path, dir: &Path) -> Command {

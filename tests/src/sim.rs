@@ -860,6 +860,8 @@ impl World {
                         self.leader_established(id, view.epoch)?;
                     }
                 }
+                // The simulated servers run without read-only mode.
+                Effect::ReadOnly(on) => self.note(format!("{id}: read-only {on}")),
             }
         }
         if self.server(id).alive {

@@ -47,6 +47,9 @@ pub struct ProcessorConfig {
     pub server_id: i64,
     /// Container/TTL reaper period (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: i64,
+    /// `readonlymode.enabled`: an ensemble member cut off from its quorum serves read-only
+    /// clients (the decision is [`crate::replica::Node`]'s; see [`Processor::set_read_only`]).
+    pub read_only_mode_enabled: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -59,6 +62,7 @@ impl Default for ProcessorConfig {
             super_digest: None,
             server_id: 0,
             container_check_interval_ms: 60_000,
+            read_only_mode_enabled: false,
         }
     }
 }
@@ -100,6 +104,10 @@ pub struct Processor {
     pub(crate) owns_expiry: bool,
     /// The last zxid this processor may assign (see [`Processor::set_zxid_limit`]).
     zxid_limit: i64,
+    /// Serving read-only (Apache's `ReadOnlyZooKeeperServer`): see [`Processor::set_read_only`].
+    read_only: bool,
+    /// Sessions made while read-only: local to this server, never in the log.
+    local_sessions: Vec<i64>,
 }
 
 /// A decoded client request.
@@ -160,6 +168,8 @@ impl Processor {
             session_conn: HashMap::new(),
             owns_expiry: true,
             zxid_limit: i64::MAX,
+            read_only: false,
+            local_sessions: Vec::new(),
         }
     }
 
@@ -194,6 +204,24 @@ impl Processor {
     /// reaper wait.
     pub fn set_zxid_limit(&mut self, limit: i64) {
         self.zxid_limit = limit;
+    }
+
+    /// Enters or leaves read-only serving (Apache's `ReadOnlyZooKeeperServer`): only clients
+    /// whose ConnectRequest says readOnly are taken (others are closed unanswered), and told
+    /// readOnly=true; new sessions are local (no txn, never logged); writes and sync are
+    /// answered NotReadOnly; reads run on the tree as it is. Leaving drops the local sessions
+    /// (the caller closes their connections).
+    pub fn set_read_only(&mut self, on: bool) {
+        self.read_only = on;
+        if !on {
+            for id in std::mem::take(&mut self.local_sessions) {
+                self.sessions.remove(id);
+            }
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>, zxid: i64) {
@@ -278,12 +306,17 @@ impl Processor {
     ) -> Vec<Output> {
         let mut out = Vec::new();
         self.stats.packets_received += 1;
+        if self.read_only && req.read_only != Some(true) {
+            log::info!("Refusing session request for not-read-only client {remote}");
+            out.push(Output::Close { conn, zxid: 0 });
+            return out;
+        }
         if req.last_zxid_seen > self.tree.last_processed_zxid {
             // The client has seen a newer state than ours: refuse (it will try another server).
             out.push(Output::Close { conn, zxid: 0 });
             return out;
         }
-        if req.session_id == 0 && self.txns_allowed() == 0 {
+        if req.session_id == 0 && self.txns_allowed() == 0 && !self.read_only {
             // No zxid left for the session's txn on this server.
             out.push(Output::Close { conn, zxid: 0 });
             return out;
@@ -306,21 +339,25 @@ impl Processor {
             },
         );
         // The readOnly byte goes back only to clients that sent one.
-        let read_only = req.read_only.map(|_| false);
+        let read_only = req.read_only.map(|_| self.read_only);
         if req.session_id == 0 {
             let session_id = self.sessions.allocate_id();
-            let zxid = self.next_zxid();
-            let txn = Txn {
-                session_id,
-                cxid: 0,
-                zxid,
-                time_ms: now_ms,
-                body: TxnBody::CreateSession { timeout_ms },
+            let zxid = if self.read_only {
+                // A local session: no txn, gone when read-only serving ends.
+                self.sessions.add(session_id, timeout_ms, now_ms);
+                self.local_sessions.push(session_id);
+                self.last_zxid()
+            } else {
+                let zxid = self.next_zxid();
+                let body = TxnBody::CreateSession { timeout_ms };
+                let txn = Txn { session_id, cxid: 0, zxid, time_ms: now_ms, body };
+                self.commit(&txn, now_ms, &mut out);
+                zxid
             };
-            self.commit(&txn, now_ms, &mut out);
             self.bind(conn, session_id, &mut out);
+            let kind = if self.read_only { "read-only session" } else { "session" };
             log::info!(
-                "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
+                "Established {kind} 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
             );
             let resp = ConnectResponse {
                 protocol_version: 0,
@@ -480,6 +517,20 @@ impl Processor {
         c.last_cxid = header.xid;
         if !self.sessions.touch(session_id, now_ms) {
             self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::SessionExpired);
+            return Ok(out);
+        }
+        if self.read_only && refused_read_only(op) {
+            self.answer(&mut out, conn, header.xid, ErrorCode::NotReadOnly);
+            return Ok(out);
+        }
+        if self.read_only && op == OpCode::CloseSession {
+            // No txn while read-only: a local session just ends here; a global one is left to
+            // the quorum (it expires there).
+            if let Some(at) = self.local_sessions.iter().position(|&id| id == session_id) {
+                self.local_sessions.swap_remove(at);
+                self.sessions.remove(session_id);
+            }
+            self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::Ok);
             return Ok(out);
         }
         if op.is_write() && self.txns_allowed() == 0 {
@@ -711,6 +762,25 @@ impl Processor {
         let frame = reply::multi_read_reply(&self.tree, ids, xid, zxid, ops);
         self.send(out, conn, frame, zxid);
     }
+}
+
+/// What a read-only server answers NotReadOnly (Apache's `ReadOnlyRequestProcessor`).
+fn refused_read_only(op: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        op,
+        Sync | Create
+            | Create2
+            | CreateTtl
+            | CreateContainer
+            | Delete
+            | DeleteContainer
+            | SetData
+            | Reconfig
+            | SetAcl
+            | Multi
+            | Check
+    )
 }
 
 fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeError> {

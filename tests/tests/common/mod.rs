@@ -318,6 +318,11 @@ impl RawSession {
         let Frame::Data(bytes) = answer else { panic!("server closed during handshake") };
         let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
         assert!(response.timeout_ms > 0, "session refused: {response:?}");
+        Self::from_handshake(stream, response)
+    }
+
+    /// A session on `stream` whose handshake the caller did (see [`raw_handshake_to`]).
+    pub fn from_handshake(stream: TcpStream, response: ConnectResponse) -> RawSession {
         RawSession { stream, response, next_xid: 1, events: Vec::new() }
     }
 
