@@ -557,3 +557,21 @@ fn read_only_mode_stays_off_unless_enabled() {
     node.step(NOW + 60_000, read_only_connect(C1, Some(true)), &mut out);
     assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
 }
+
+#[test]
+fn an_idle_read_only_session_expires_without_a_txn() {
+    let mut node = cut_off_member();
+    let later = NOW + read_only_delay_ms(2000);
+    node.step(later, Input::PeerTick, &mut Vec::new());
+    let mut out = Vec::new();
+    node.step(later, read_only_connect(C1, Some(true)), &mut out);
+    let resp = ConnectResponse::from_bytes(&sent(C1, &deliveries(&out)[0])[4..]).unwrap();
+    let mut out = Vec::new();
+    node.step(later + resp.timeout_ms as i64 / 2, Input::Tick, &mut out);
+    assert!(deliveries(&out).is_empty(), "not yet due");
+    let mut out = Vec::new();
+    node.step(later + resp.timeout_ms as i64 + 4_000, Input::Tick, &mut out);
+    assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
+    assert!(!out.iter().any(|e| matches!(e, Effect::Append { .. })), "no CloseSession txn");
+    assert!(node.processor().sessions.get(resp.session_id).is_none());
+}

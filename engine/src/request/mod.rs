@@ -438,6 +438,9 @@ impl Processor {
     /// Periodic work: session expiry and the container/TTL reaper.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.read_only {
+            self.expire_local_sessions(now_ms, &mut out);
+        }
         if !self.owns_expiry {
             return out;
         }
@@ -454,6 +457,24 @@ impl Processor {
             self.reap(now_ms, &mut out);
         }
         out
+    }
+
+    /// Ends the read-only (local) sessions whose deadline passed: no txn, the session is
+    /// forgotten and its connection closed (Apache's local session tracker).
+    fn expire_local_sessions(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let sessions = &self.sessions;
+        let (expired, live): (Vec<i64>, Vec<i64>) = self
+            .local_sessions
+            .iter()
+            .partition(|&&id| sessions.get(id).is_none_or(|s| s.expires_at_ms <= now_ms));
+        self.local_sessions = live;
+        for session_id in expired {
+            log::info!("Expiring read-only session 0x{session_id:x}");
+            self.sessions.remove(session_id);
+            if let Some(conn) = self.session_conn.get(&session_id).copied() {
+                self.close_conn(conn, out);
+            }
+        }
     }
 
     /// Deletes empty containers that once had children, and expired empty TTL nodes
