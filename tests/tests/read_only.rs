@@ -63,27 +63,18 @@ fn partitioned_follower(extra: &str) -> (Ensemble, usize) {
     (ensemble, follower)
 }
 
-#[test]
-fn a_cut_off_member_serves_read_only_clients_and_returns_to_read_write() {
-    let (ensemble, ro) = partitioned_follower("readonlymode.enabled=true");
-    let cut_at = Instant::now();
-    poll_until(READ_ONLY_WITHIN, "isro to answer ro", || ensemble.four_letter(ro, "isro") == "ro");
-    println!("read-only {:.1?} after the partition (noisy: shared machine)", cut_at.elapsed());
-    assert!(
-        ensemble.four_letter(ro, "srvr").contains("Mode: read-only"),
-        "{}",
-        ensemble.four_letter(ro, "srvr")
-    );
-
-    // A client that did not ask for read-only: closed without an answer (Apache's
-    // "Refusing session request for not-read-only client").
-    let (_stream, answer) = raw_handshake_to(addr(&ensemble, ro), &read_only_request(false));
+/// Member `i`, serving read-only: a client that did not ask for read-only is closed without
+/// an answer (Apache's "Refusing session request for not-read-only client"); a read-only one
+/// gets readOnly=true, reads /ro-data, and NotReadOnly for writes and sync. Returns that
+/// read-only session.
+fn check_read_only_member(ensemble: &Ensemble, i: usize) -> RawSession {
+    let srvr = ensemble.four_letter(i, "srvr");
+    assert!(srvr.contains("Mode: read-only"), "{srvr}");
+    let (_stream, answer) = raw_handshake_to(addr(ensemble, i), &read_only_request(false));
     assert!(matches!(answer, Frame::Closed), "a read-write client must be refused: {answer:?}");
-
-    // A read-only client: readOnly=true, reads work, writes and sync get NotReadOnly.
-    let (stream, answer) = raw_handshake_to(addr(&ensemble, ro), &read_only_request(true));
+    let (stream, answer) = raw_handshake_to(addr(ensemble, i), &read_only_request(true));
     let Frame::Data(bytes) = answer else { panic!("read-only client refused") };
-    let response = ConnectResponse::from_bytes(&bytes).unwrap();
+    let response = ConnectResponse::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e:?}: {bytes:02x?}"));
     assert!(response.session_id != 0 && response.timeout_ms > 0, "{response:?}");
     assert_eq!(response.read_only, Some(true));
     let mut session = RawSession::from_handshake(stream, response);
@@ -93,6 +84,16 @@ fn a_cut_off_member_serves_read_only_clients_and_returns_to_read_write() {
     assert_eq!(session.code(OpCode::Create, &create), ErrorCode::NotReadOnly.code());
     assert_eq!(session.code(OpCode::Sync, &PathRequest { path: "/".into() }), ErrorCode::NotReadOnly.code());
     session.ping();
+    session
+}
+
+#[test]
+fn a_cut_off_member_serves_read_only_clients_and_returns_to_read_write() {
+    let (ensemble, ro) = partitioned_follower("readonlymode.enabled=true");
+    let cut_at = Instant::now();
+    poll_until(READ_ONLY_WITHIN, "isro to answer ro", || ensemble.four_letter(ro, "isro") == "ro");
+    println!("read-only {:.1?} after the partition (noisy: shared machine)", cut_at.elapsed());
+    let mut session = check_read_only_member(&ensemble, ro);
 
     // kazoo, read-only through the partition, then read-write once it heals.
     let out_path = ensemble.members[ro].dir.join("kazoo_read_only.out");
@@ -151,4 +152,41 @@ fn without_the_setting_a_cut_off_member_serves_no_one() {
     assert_eq!(ensemble.four_letter(cut, "isro"), "null", "Apache's answer while not serving");
     let (_stream, answer) = raw_handshake_to(addr(&ensemble, cut), &read_only_request(true));
     assert!(matches!(answer, Frame::Closed), "{answer:?}");
+}
+
+/// The same checks with the quorum lost by stopping two of three members (no proxies), so
+/// that `RINGKEEPER_TEST_TARGET=apache` runs them against Apache's QuorumPeerMain as well.
+/// `localSessionsEnabled=true` is for Apache: without it Apache 3.8 cannot open a new session
+/// while read-only (its ReadOnlyRequestProcessor answers the createSession NotReadOnly);
+/// ringkeeper opens local sessions then either way.
+#[test]
+fn the_last_member_standing_serves_read_only_until_the_others_return() {
+    let mut ensemble = Ensemble::start(3, 0, "readonlymode.enabled=true\nlocalSessionsEnabled=true");
+    let leader = ensemble.wait_leader(STEP);
+    let mut writer = RawSession::connect_to(addr(&ensemble, leader), 30_000);
+    let create =
+        CreateRequest { path: "/ro-data".into(), data: Some(b"before".to_vec()), acl: open_acl(), flags: 0 };
+    assert_eq!(writer.code(OpCode::Create, &create), 0);
+    let zxid = writer.call(OpCode::Sync, &PathRequest { path: "/".into() }).header.zxid;
+    let survivor = (0..3).find(|&i| i != leader).unwrap();
+    poll_until(STEP, "the survivor to apply the write", || {
+        ensemble.zxid(survivor).is_some_and(|z| z >= zxid)
+    });
+    drop(writer);
+    let stopped: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    for &i in &stopped {
+        ensemble.kill(i);
+    }
+    poll_until(READ_ONLY_WITHIN, "isro to answer ro", || ensemble.four_letter(survivor, "isro") == "ro");
+    let mut session = check_read_only_member(&ensemble, survivor);
+    for &i in &stopped {
+        ensemble.relaunch(i);
+    }
+    poll_until(READ_ONLY_WITHIN, "isro to answer rw", || ensemble.four_letter(survivor, "isro") == "rw");
+    let mut rest = Vec::new();
+    let _ = session.stream.read_to_end(&mut rest);
+    let mut rw = RawSession::connect_to(addr(&ensemble, survivor), 30_000);
+    assert_eq!(rw.response.read_only, Some(false));
+    let create = CreateRequest { path: "/rw-again".into(), data: None, acl: open_acl(), flags: 0 };
+    assert_eq!(rw.code(OpCode::Create, &create), 0);
 }

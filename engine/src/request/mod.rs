@@ -208,9 +208,11 @@ impl Processor {
 
     /// Enters or leaves read-only serving (Apache's `ReadOnlyZooKeeperServer`): only clients
     /// whose ConnectRequest says readOnly are taken (others are closed unanswered), and told
-    /// readOnly=true; new sessions are local (no txn, never logged); writes and sync are
-    /// answered NotReadOnly; reads run on the tree as it is. Leaving drops the local sessions
-    /// (the caller closes their connections).
+    /// readOnly=true; new sessions are local (no txn, never logged), as Apache's with
+    /// `localSessionsEnabled=true` (without it Apache 3.8 answers a new session's
+    /// ConnectRequest with a bare NotReadOnly reply header no client can read); writes, sync
+    /// and closing a global session are answered NotReadOnly; reads run on the tree as it is.
+    /// Leaving drops the local sessions (the caller closes their connections).
     pub fn set_read_only(&mut self, on: bool) {
         self.read_only = on;
         if !on {
@@ -545,12 +547,14 @@ impl Processor {
             return Ok(out);
         }
         if self.read_only && op == OpCode::CloseSession {
-            // No txn while read-only: a local session just ends here; a global one is left to
-            // the quorum (it expires there).
-            if let Some(at) = self.local_sessions.iter().position(|&id| id == session_id) {
-                self.local_sessions.swap_remove(at);
-                self.sessions.remove(session_id);
-            }
+            // No txn while read-only: a local session just ends here; closing a global one
+            // needs the quorum (Apache answers NotReadOnly unless the session is local).
+            let Some(at) = self.local_sessions.iter().position(|&id| id == session_id) else {
+                self.answer(&mut out, conn, header.xid, ErrorCode::NotReadOnly);
+                return Ok(out);
+            };
+            self.local_sessions.swap_remove(at);
+            self.sessions.remove(session_id);
             self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::Ok);
             return Ok(out);
         }
