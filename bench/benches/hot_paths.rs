@@ -11,7 +11,7 @@ use ringkeeper_engine::tree::DataTree;
 use ringkeeper_engine::txn::{self, Txn, TxnAcl, TxnBody, TxnOp};
 
 fn set_data_request() -> SetDataRequest {
-    SetDataRequest { path: "/rk-bench/run/k123".into(), data: vec![b'x'; 100], version: -1 }
+    SetDataRequest { path: "/rk-bench/run/k123".into(), data: Some(vec![b'x'; 100]), version: -1 }
 }
 
 fn stat() -> Stat {

@@ -32,7 +32,7 @@ fn tree_of(count: usize) -> DataTree {
     let mut zxid = 0;
     let mut create = |tree: &mut DataTree, path: &str, data: &[u8]| {
         zxid += 1;
-        tree.create_node(path, data, &acl, 0, -1, zxid, zxid).expect("fresh path");
+        tree.create_node(path, Some(data), &acl, 0, -1, zxid, zxid).expect("fresh path");
     };
     create(&mut tree, "/t", b"");
     for parent in 0..count.div_ceil(1000) {

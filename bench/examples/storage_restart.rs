@@ -70,7 +70,8 @@ fn reply_err(payload: &[u8]) -> i32 {
 fn populate(addr: &str, count: usize, value_bytes: usize) -> anyhow::Result<()> {
     let mut stream = connect(addr, Duration::from_secs(30))?;
     let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-    let create = |path: String, data: Vec<u8>| CreateRequest { path, data, acl: acl.clone(), flags: 0 };
+    let create =
+        |path: String, data: Vec<u8>| CreateRequest { path, data: Some(data), acl: acl.clone(), flags: 0 };
     let mut paths: Vec<(String, usize)> = vec![("/t".into(), 0)];
     paths.extend((0..count.div_ceil(1000)).map(|p| (format!("/t/{p}"), 0)));
     paths.extend((0..count).map(|i| (format!("/t/{}/{}", i / 1000, i % 1000), value_bytes)));

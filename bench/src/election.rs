@@ -457,7 +457,7 @@ fn run_trial(
         .iter()
         .enumerate()
         .map(|(index, key)| {
-            let body = SetDataRequest { path: key.clone(), data: data.clone(), version: -1 }.to_bytes();
+            let body = SetDataRequest { path: key.clone(), data: Some(data.clone()), version: -1 }.to_bytes();
             runtime.spawn(write_loop(state.clone(), index, addresses.to_vec(), body, config.clone_timing()))
         })
         .collect();

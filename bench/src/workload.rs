@@ -260,7 +260,7 @@ impl Templates {
             read_after_path: [read(false), read(true)],
             set_after_path: after_path(SetDataRequest {
                 path: String::new(),
-                data: data.clone(),
+                data: Some(data.clone()),
                 version: -1,
             }),
             create_after_path: after_path(Self::create_request(
@@ -285,7 +285,7 @@ impl Templates {
     }
 
     fn create_request(path: String, data: Vec<u8>, flags: i32) -> CreateRequest {
-        CreateRequest { path, data, acl: open_acl_unsafe(), flags }
+        CreateRequest { path, data: Some(data), acl: open_acl_unsafe(), flags }
     }
 
     fn random_key(&self, rng: &mut SplitMix64) -> &str {
@@ -422,7 +422,7 @@ mod tests {
             frame(OpCode::GetChildren, PathWatchRequest { path: "/b".into(), watch: false }.to_bytes())
         );
         let (t, out, key) = only_frame(Op::SetData, 0.0, 0);
-        let set = SetDataRequest { path: key, data: t.data().to_vec(), version: -1 };
+        let set = SetDataRequest { path: key, data: Some(t.data().to_vec()), version: -1 };
         assert_eq!(out, frame(OpCode::SetData, set.to_bytes()));
         for (kind, name) in
             [(CreateKind::Persistent, "/b/c/s3-7"), (CreateKind::EphemeralSequential, "/b/c/s3-")]
@@ -452,7 +452,7 @@ mod tests {
         for _ in 0..2 {
             MultiHeader { op: OpCode::SetData as i32, done: false, err: -1 }.encode(&mut w);
             let key = t.random_key(&mut replay).to_string();
-            SetDataRequest { path: key, data: t.data().to_vec(), version: -1 }.encode(&mut w);
+            SetDataRequest { path: key, data: Some(t.data().to_vec()), version: -1 }.encode(&mut w);
         }
         MultiHeader { op: -1, done: true, err: -1 }.encode(&mut w);
         assert_eq!(out, frame(OpCode::Multi, body));

@@ -159,6 +159,11 @@ pub struct Config {
     /// `zookeeper.enforceQuota` (default false): a create or setData over a hard quota limit
     /// fails with QuotaExceeded; exceeded limits are logged either way.
     pub enforce_quota: bool,
+    /// `readonlymode.enabled` (default false): an ensemble member cut off from its quorum
+    /// keeps serving clients that asked for read-only. Apache reads it only as the JVM system
+    /// property; ringkeeper takes it from zoo.cfg and from `-Dreadonlymode.enabled=...` in
+    /// the `SERVER_JVMFLAGS` environment variable (which wins, see [`Config::load`]).
+    pub read_only_mode_enabled: bool,
     /// `jute.maxbuffer`: largest accepted packet, bytes.
     pub jute_max_buffer: u32,
     /// `server.N` lines, sorted by id.
@@ -369,6 +374,7 @@ impl Config {
             four_letter_whitelist: Whitelist::default(),
             extended_types_enabled: false,
             enforce_quota: false,
+            read_only_mode_enabled: false,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             servers: Vec::new(),
             standalone_enabled: true,
@@ -499,6 +505,7 @@ impl Config {
                 }
                 "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
                 "enforceQuota" => cfg.enforce_quota = parse_bool(key, value)?,
+                "readonlymode.enabled" => cfg.read_only_mode_enabled = parse_bool(key, value)?,
                 "jute.maxbuffer" => {
                     cfg.jute_max_buffer = parse_java_int_decode(key, value)?;
                 }
@@ -730,6 +737,9 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         let (mut cfg, warnings) = Config::parse(&text)?;
+        if let Ok(flags) = std::env::var("SERVER_JVMFLAGS") {
+            cfg.apply_jvm_flags(&flags)?;
+        }
         let myid_path = cfg.data_dir.join("myid");
         if myid_path.is_file() {
             let text = std::fs::read_to_string(&myid_path)
@@ -746,6 +756,17 @@ impl Config {
         }
         cfg.check_my_id()?;
         Ok((cfg, warnings))
+    }
+
+    /// Applies the JVM system properties Apache users pass in `SERVER_JVMFLAGS` that
+    /// ringkeeper knows (`-Dreadonlymode.enabled=true`); other flags are left alone.
+    pub fn apply_jvm_flags(&mut self, flags: &str) -> Result<(), ConfigError> {
+        for flag in flags.split_whitespace() {
+            if let Some(value) = flag.strip_prefix("-Dreadonlymode.enabled=") {
+                self.read_only_mode_enabled = parse_bool("SERVER_JVMFLAGS -Dreadonlymode.enabled", value)?;
+            }
+        }
+        Ok(())
     }
 
     /// In an ensemble, `my_id` must be set and listed; called by [`Config::load`].
@@ -871,7 +892,6 @@ const IGNORED_KEYS: &[&str] = &[
     "jvm.pause.sleep.time.ms",
     "jvm.pause.monitor",
     "oraclePath",
-    "readonlymode.enabled",
     "sslQuorumReloadCertFiles",
     "quorum.auth.learner.saslLoginContext",
     "quorum.auth.server.saslLoginContext",
@@ -1350,6 +1370,18 @@ mod tests {
     }
 
     #[test]
+    fn read_only_mode_from_zoo_cfg_and_server_jvmflags() {
+        let (mut cfg, warnings) = Config::parse("dataDir=/a\nreadonlymode.enabled=true\n").unwrap();
+        assert!(cfg.read_only_mode_enabled && warnings.is_empty(), "{warnings:?}");
+        cfg.apply_jvm_flags("-Xmx1g -Dreadonlymode.enabled=false -Dother=1").unwrap();
+        assert!(!cfg.read_only_mode_enabled, "the JVM flag wins, as Apache reads only the property");
+        cfg.apply_jvm_flags("-Dreadonlymode.enabled=true").unwrap();
+        assert!(cfg.read_only_mode_enabled);
+        assert!(cfg.apply_jvm_flags("-Dreadonlymode.enabled=yes please").is_err());
+        assert!(Config::parse("dataDir=/a\nreadonlymode.enabled=maybe\n").is_err());
+    }
+
+    #[test]
     fn realistic_ensemble_zoo_cfg() {
         let text = "\
 # The number of milliseconds of each tick
@@ -1541,6 +1573,7 @@ ringkeeper.client.outboxBytesMax=8388608
         assert_eq!(cfg.jute_max_buffer, 0x200000);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::All);
         assert!(cfg.extended_types_enabled);
+        assert!(!cfg.read_only_mode_enabled);
         assert_eq!(parse("dataDir=/a\njute.maxbuffer=4194304\n").jute_max_buffer, 4194304);
     }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Effect, Input, Node};
 use ringkeeper_engine::request::Processor;
-use ringkeeper_engine::zab::{Msg, Peer, Relay, ServerState};
+use ringkeeper_engine::zab::{Msg, Peer, Relay, RoleView, ServerState};
 
 use crate::four_letter::ServerMode;
 use crate::link;
@@ -63,6 +63,15 @@ pub struct LogLink {
     pub held_max: usize,
     /// When and how snapshots are taken ([`crate::snapshotter`]).
     pub snapshots: Snapshotter,
+}
+
+/// What `srvr` says for an ensemble role.
+fn role_mode(view: RoleView) -> ServerMode {
+    match view.state {
+        ServerState::Leading => ServerMode::Leader,
+        ServerState::Observing => ServerMode::Observer,
+        _ => ServerMode::Follower,
+    }
 }
 
 struct DataRole {
@@ -152,12 +161,9 @@ impl DataRole {
                     if let Some(waker) = self.role_waker.take() {
                         waker.wake();
                     }
-                    let mode = match view.state {
-                        ServerState::Leading => ServerMode::Leader,
-                        ServerState::Observing => ServerMode::Observer,
-                        _ => ServerMode::Follower,
-                    };
-                    self.status.set_role(mode, view.serving);
+                    if !self.node.borrow().processor().is_read_only() {
+                        self.status.set_role(role_mode(view), view.serving);
+                    }
                     log::info!(
                         "ensemble role: {:?}, leader {:?}, epoch {}, {}",
                         view.state,
@@ -165,6 +171,14 @@ impl DataRole {
                         view.epoch,
                         if view.serving { "serving" } else { "not serving" }
                     );
+                }
+                Effect::ReadOnly(on) => {
+                    if on {
+                        self.status.set_role(ServerMode::ReadOnly, true);
+                    } else {
+                        let view = self.node.borrow().role();
+                        self.status.set_role(role_mode(view), view.serving);
+                    }
                 }
             }
         }

@@ -481,7 +481,13 @@ pub fn respond(word: &[u8; 4], whitelist: &Whitelist, status: &ServerStatus) -> 
     match word {
         "ruok" => out.push_str("imok"),
         "snap" => out.push_str(SNAPSHOT_REQUESTED),
-        "isro" => out.push_str(if status.mode == ServerMode::ReadOnly { "ro" } else { "rw" }),
+        // Apache: "null" while no server runs (electing, syncing), so that clients probing for a
+        // read-write server (kazoo's read-only mode) do not pick this one.
+        "isro" => out.push_str(match (status.mode, status.serving) {
+            (ServerMode::ReadOnly, _) => "ro",
+            (_, true) => "rw",
+            (_, false) => "null",
+        }),
         "envi" => envi(&mut out, status),
         _ if !status.serving => {
             out.push_str(NOT_SERVING);
@@ -1087,7 +1093,7 @@ mod tests {
             assert_eq!(all(w, &s), format!("{NOT_SERVING}\n"), "{w}");
         }
         assert_eq!(all("ruok", &s), "imok");
-        assert_eq!(all("isro", &s), "rw");
+        assert_eq!(all("isro", &s), "null");
         assert!(all("envi", &s).starts_with("Environment:\n"));
     }
 

@@ -66,6 +66,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         super_digest: config.super_digest.clone(),
         server_id: 0,
         container_check_interval_ms: config.container_check_interval_ms as i64,
+        read_only_mode_enabled: config.read_only_mode_enabled,
     }
 }
 

@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ringkeeper_engine::snapshot::{self, ArchivedSnapshotImage, SnapshotHeader, SnapshotImage};
+use ringkeeper_engine::snapshot::{self, ArchivedImage, SnapshotHeader, SnapshotImage};
 
 use crate::recovery::{numbered_files, segment_paths, RecoveryError};
 
@@ -97,7 +97,7 @@ impl MappedSnapshot {
     }
 
     /// The archived image, read in place.
-    pub fn image(&self) -> &ArchivedSnapshotImage {
+    pub fn image(&self) -> ArchivedImage<'_> {
         // SAFETY: `open` validated these exact mapped bytes with `snapshot::decode`, and the
         // mapping is read-only and never changes (see `open`).
         unsafe { snapshot::access_validated(&self.map) }
@@ -187,25 +187,26 @@ pub fn dump_snapshot(path: &Path, out: &mut impl Write) -> Result<(), RecoveryEr
         path.display(),
         h.zxid,
         h.fuzzy_end_zxid,
-        image.nodes.len(),
-        image.sessions.len(),
-        image.acls.len(),
+        image.node_count(),
+        image.sessions().len(),
+        image.acls().len(),
         h.payload_len
     )
     .map_err(w)?;
-    for s in image.sessions.iter() {
+    for s in image.sessions() {
         writeln!(out, "session {:#x} timeout {} ms", s.id, s.timeout_ms).map_err(w)?;
     }
-    for (index, list) in image.acls.iter().enumerate() {
+    for (index, list) in image.acls().iter().enumerate() {
         let entries: Vec<String> =
             list.iter().map(|a| format!("{}:{}:{:#x}", a.scheme, a.id, a.perms.to_native())).collect();
         writeln!(out, "acl {index}: [{}]", entries.join(", ")).map_err(w)?;
     }
-    for node in image.nodes.iter() {
-        let s = &node.stat;
+    for node in image.nodes() {
+        let s = node.stat;
+        let data = node.data.map_or_else(|| "null".to_string(), |d| format!("{} bytes", d.len()));
         writeln!(
             out,
-            "{}  czxid {:#x} mzxid {:#x} pzxid {:#x} ctime {} mtime {} version {} cversion {} aversion {} owner {:#x} acl {} data {} bytes",
+            "{}  czxid {:#x} mzxid {:#x} pzxid {:#x} ctime {} mtime {} version {} cversion {} aversion {} owner {:#x} acl {} data {}",
             node.path,
             s.czxid.to_native(),
             s.mzxid.to_native(),
@@ -216,8 +217,8 @@ pub fn dump_snapshot(path: &Path, out: &mut impl Write) -> Result<(), RecoveryEr
             s.cversion.to_native(),
             s.aversion.to_native(),
             s.ephemeral_owner.to_native(),
-            node.acl.to_native(),
-            node.data.len()
+            node.acl,
+            data
         )
         .map_err(w)?;
     }
@@ -294,7 +295,7 @@ mod tests {
         let (path, bytes) = write_snapshot(&dir, &image(7)).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
         let mapped = MappedSnapshot::open(&path).unwrap();
-        assert_eq!((mapped.header.zxid, mapped.image().zxid.to_native()), (7, 7));
+        assert_eq!((mapped.header.zxid, mapped.image().zxid()), (7, 7));
         let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(entries.len(), 1, "{entries:?}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -163,8 +163,17 @@ impl TestServer {
         Self::start_in(extra_config, Some(data_dir.to_path_buf()))
     }
 
+    /// Starts `target` whatever `RINGKEEPER_TEST_TARGET` says, with extra `zoo.cfg` lines:
+    /// differential tests send the same requests to both implementations.
+    pub fn start_target(target: Target, extra_config: &str) -> TestServer {
+        Self::start_target_in(target, extra_config, None)
+    }
+
     fn start_in(extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
-        let target = Target::from_env();
+        Self::start_target_in(Target::from_env(), extra_config, data_dir_override)
+    }
+
+    fn start_target_in(target: Target, extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
         let mut server = TestServer {
             target,
             port: free_port(),
@@ -309,7 +318,7 @@ const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/sl
 /// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
 /// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
 const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
-    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs"];
+    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs", "readonlymode.enabled"];
 
 /// Apache ZooKeeper's standalone server.
 pub const APACHE_STANDALONE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";

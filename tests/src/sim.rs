@@ -860,6 +860,8 @@ impl World {
                         self.leader_established(id, view.epoch)?;
                     }
                 }
+                // The simulated servers run without read-only mode.
+                Effect::ReadOnly(on) => self.note(format!("{id}: read-only {on}")),
             }
         }
         if self.server(id).alive {
@@ -990,11 +992,11 @@ impl World {
             c.pending = Some(Pending::Write { xid, value, op });
             let data = value.to_le_bytes().to_vec();
             if c.created {
-                let body = SetDataRequest { path: c.key.clone(), data: data.clone(), version: -1 };
+                let body = SetDataRequest { path: c.key.clone(), data: Some(data.clone()), version: -1 };
                 (request_frame(xid, OpCode::SetData, &body), Call::write(&data))
             } else {
                 let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-                let body = CreateRequest { path: c.key.clone(), data: data.clone(), acl, flags: 0 };
+                let body = CreateRequest { path: c.key.clone(), data: Some(data.clone()), acl, flags: 0 };
                 (request_frame(xid, OpCode::Create, &body), Call::create(&data))
             }
         } else if synced {
@@ -1123,8 +1125,10 @@ impl World {
                     Some(ErrorCode::Ok) => {
                         let body =
                             GetDataResponse::decode(&mut r).map_err(|e| format!("getData reply: {e}"))?;
-                        let result = Return::Value { data: body.data.clone(), version: body.stat.version };
-                        (value_of(&body.data), result)
+                        // The model never writes null data.
+                        let data = body.data.unwrap_or_default();
+                        let value = value_of(&data);
+                        (value, Return::Value { data, version: body.stat.version })
                     }
                     Some(ErrorCode::NoNode) => (None, Return::NoNode),
                     other => return Err(format!("client {ci}: read answered {other:?}")),

@@ -150,7 +150,7 @@ fn unknown_auth_scheme_fails_and_closes_the_connection() {
     let mut raw = RawSession::connect(&server, 10_000);
     let who = raw.call(OpCode::WhoAmI, &PathRequest { path: String::new() });
     assert_eq!(who.header.err, 0);
-    let auth = AuthPacket { auth_type: 0, scheme: "nosuchscheme".into(), auth: b"x".to_vec() };
+    let auth = AuthPacket { auth_type: 0, scheme: "nosuchscheme".into(), auth: Some(b"x".to_vec()) };
     raw.send_with_xid(-4, OpCode::Auth as i32, &auth.to_bytes());
     let reply = raw.reply_to(-4).expect("an AuthFailed reply before the close");
     assert_eq!(reply.header.err, ErrorCode::AuthFailed.code());

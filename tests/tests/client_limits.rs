@@ -51,7 +51,7 @@ fn large_but_legal_request_is_accepted() {
     let mut raw = RawSession::connect(&server, 10_000);
     assert_eq!(raw.code(OpCode::Create, &create_request("/big", 0)), 0);
     let data = vec![7u8; 1_000_000];
-    let set = SetDataRequest { path: "/big".into(), data, version: -1 };
+    let set = SetDataRequest { path: "/big".into(), data: Some(data), version: -1 };
     assert_eq!(raw.code(OpCode::SetData, &set), 0);
     raw.ping();
 }
@@ -177,11 +177,11 @@ fn client_not_reading_its_replies_stops_being_read_and_memory_stays_bounded() {
     let mut bystander = RawSession::connect(&server, 30_000);
     assert_eq!(bystander.code(OpCode::Create, &create_request("/keep", 0)), 0);
     assert_eq!(bystander.code(OpCode::Create, &create_request("/big", 0)), 0);
-    let set = SetDataRequest { path: "/big".into(), data: vec![7u8; ZNODE_BYTES], version: -1 };
+    let set = SetDataRequest { path: "/big".into(), data: Some(vec![7u8; ZNODE_BYTES]), version: -1 };
     assert_eq!(bystander.code(OpCode::SetData, &set), 0);
     assert_eq!(
-        bystander.call(OpCode::GetData, &no_watch("/big")).decode::<GetDataResponse>().data.len(),
-        ZNODE_BYTES
+        bystander.call(OpCode::GetData, &no_watch("/big")).decode::<GetDataResponse>().data.map(|d| d.len()),
+        Some(ZNODE_BYTES)
     );
     let baseline = resident_bytes(pid);
 
@@ -208,7 +208,7 @@ fn client_not_reading_its_replies_stops_being_read_and_memory_stays_bounded() {
     for xid in xids {
         let reply = slow.reply_to(xid).expect("every reply, in order");
         assert_eq!(reply.header.err, 0);
-        assert_eq!(reply.decode::<GetDataResponse>().data.len(), ZNODE_BYTES);
+        assert_eq!(reply.decode::<GetDataResponse>().data.map(|d| d.len()), Some(ZNODE_BYTES));
     }
     slow.ping();
     assert_unharmed(&mut bystander);
@@ -237,7 +237,7 @@ fn watch_notification_for_a_client_far_behind_closes_its_connection() {
     let (mut slow, mut bystander) = victim_and_bystander(&server);
     assert_eq!(bystander.code(OpCode::Create, &create_request("/w", 0)), 0);
     assert_eq!(bystander.code(OpCode::Create, &create_request("/big", 0)), 0);
-    let set = SetDataRequest { path: "/big".into(), data: vec![7u8; 1 << 20], version: -1 };
+    let set = SetDataRequest { path: "/big".into(), data: Some(vec![7u8; 1 << 20]), version: -1 };
     assert_eq!(bystander.code(OpCode::SetData, &set), 0);
 
     assert_eq!(slow.code(OpCode::GetData, &watch_on("/w")), 0);
@@ -245,7 +245,7 @@ fn watch_notification_for_a_client_far_behind_closes_its_connection() {
         slow.send(OpCode::GetData, &no_watch("/big"));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let touch = SetDataRequest { path: "/w".into(), data: vec![1], version: -1 };
+    let touch = SetDataRequest { path: "/w".into(), data: Some(vec![1]), version: -1 };
     assert_eq!(bystander.code(OpCode::SetData, &touch), 0);
 
     let mut replies = 0;

@@ -105,7 +105,7 @@ fn failed_multi_result_layout_on_the_wire() {
     let ops = [
         (OpCode::Create, create_request("/a/1", 0).to_bytes()),
         (OpCode::Check, CheckVersionRequest { path: "/a".into(), version: 1 }.to_bytes()),
-        (OpCode::SetData, SetDataRequest { path: "/a".into(), data: vec![1], version: -1 }.to_bytes()),
+        (OpCode::SetData, SetDataRequest { path: "/a".into(), data: Some(vec![1]), version: -1 }.to_bytes()),
         (OpCode::Create, create_request("/a/2", 0).to_bytes()),
     ];
     let xid = raw.send_raw_op(OpCode::Multi as i32, &multi_body(&ops));

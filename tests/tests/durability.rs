@@ -74,8 +74,11 @@ fn write_request(round_path: &str, i: usize) -> Vec<u8> {
         let create = create_request(&format!("{round_path}/c{i:06}"), 0);
         request_payload(xid, OpCode::Create as i32, &create.to_bytes())
     } else {
-        let set =
-            SetDataRequest { path: round_path.into(), data: (i as u64).to_be_bytes().to_vec(), version: -1 };
+        let set = SetDataRequest {
+            path: round_path.into(),
+            data: Some((i as u64).to_be_bytes().to_vec()),
+            version: -1,
+        };
         request_payload(xid, OpCode::SetData as i32, &set.to_bytes())
     }
 }

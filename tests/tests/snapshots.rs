@@ -71,7 +71,7 @@ fn create_many(session: &mut RawSession, prefix: &str, range: std::ops::Range<us
         for i in chunk {
             let path = format!("/{prefix}{i}");
             let request =
-                CreateRequest { path: path.clone(), data: vec![b'v'; 100], acl: open_acl(), flags: 0 };
+                CreateRequest { path: path.clone(), data: Some(vec![b'v'; 100]), acl: open_acl(), flags: 0 };
             sent.push((session.send(OpCode::Create, &request), path));
         }
         for (xid, path) in sent {

@@ -89,12 +89,14 @@ pub fn digest_of(user_colon_password: &str) -> String {
 /// The session should skip ids it already holds (Apache's `addAuthInfo` does).
 pub fn authenticate(
     scheme: &str,
-    auth: &[u8],
+    auth: Option<&[u8]>,
     client_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, AuthFailed> {
     match scheme {
         SCHEME_DIGEST => {
+            // Null auth data fails (Apache's digest provider throws on it: AUTHFAILED).
+            let auth = auth.ok_or(AuthFailed)?;
             let digest = digest_of(&String::from_utf8_lossy(auth));
             let mut ids = Vec::with_capacity(2);
             if super_digest == Some(digest.as_str()) {
@@ -303,17 +305,25 @@ mod tests {
     fn authenticate_schemes() {
         let sup = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
         assert_eq!(
-            authenticate("digest", b"super:test", "1.2.3.4", Some(sup)).unwrap(),
+            authenticate("digest", Some(b"super:test".as_slice()), "1.2.3.4", Some(sup)).unwrap(),
             vec![id("super", ""), id("digest", sup)]
         );
         assert_eq!(
-            authenticate("digest", b"bob:pw", "1.2.3.4", Some(sup)).unwrap(),
+            authenticate("digest", Some(b"bob:pw".as_slice()), "1.2.3.4", Some(sup)).unwrap(),
             vec![id("digest", &digest_of("bob:pw"))]
         );
-        assert_eq!(authenticate("digest", b"super:test", "1.2.3.4", None).unwrap(), vec![id("digest", sup)]);
-        assert_eq!(authenticate("ip", b"ignored", "10.1.2.3", None).unwrap(), vec![id("ip", "10.1.2.3")]);
-        assert_eq!(authenticate("world", b"anyone", "10.1.2.3", None), Err(AuthFailed));
-        assert_eq!(authenticate("kerberos", b"x", "10.1.2.3", None), Err(AuthFailed));
+        assert_eq!(
+            authenticate("digest", Some(b"super:test".as_slice()), "1.2.3.4", None).unwrap(),
+            vec![id("digest", sup)]
+        );
+        assert_eq!(
+            authenticate("ip", Some(b"ignored".as_slice()), "10.1.2.3", None).unwrap(),
+            vec![id("ip", "10.1.2.3")]
+        );
+        assert_eq!(authenticate("world", Some(b"anyone".as_slice()), "10.1.2.3", None), Err(AuthFailed));
+        assert_eq!(authenticate("kerberos", Some(b"x".as_slice()), "10.1.2.3", None), Err(AuthFailed));
+        assert_eq!(authenticate("digest", None, "10.1.2.3", None), Err(AuthFailed));
+        assert_eq!(authenticate("ip", None, "10.1.2.3", None).unwrap(), vec![id("ip", "10.1.2.3")]);
         assert_eq!(connection_ids("127.0.0.1"), vec![id("ip", "127.0.0.1")]);
     }
 

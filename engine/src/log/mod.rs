@@ -20,7 +20,16 @@ use crate::txn::{self, ArchivedTxn};
 /// First eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RKTXNLOG";
 /// Format version written in segment and record headers (0 never appears: it marks "no record").
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: txns may hold the null-data ops appended to `txn::TxnOp` (a version-1 binary refuses
+/// such a log by its version instead of calling those records corrupt).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version still read: a version-1 payload is a valid archive of today's `txn::Txn`
+/// (variants are only appended), so segments and records of either version mix freely.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
+
+fn readable_version(version: u16) -> bool {
+    (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version)
+}
 /// Bytes of the segment header; the first record starts here.
 pub const SEGMENT_HEADER_BYTES: usize = 48;
 /// Bytes of a record header; the payload follows.
@@ -47,7 +56,7 @@ pub struct SegmentHeader {
 pub enum RecordFault {
     /// The record header does not fit in the remaining bytes.
     ShortHeader,
-    /// Version field is neither 0 (end) nor [`FORMAT_VERSION`].
+    /// Version field is neither 0 (end) nor a readable version.
     BadVersion(u16),
     /// Flags or reserved bytes that must be zero are not.
     NonZeroReserved,
@@ -206,7 +215,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, LogError> {
     if le_u32(b, 32) != crc32c::crc32c(&b[0..32]) {
         return Err(LogError::BadSegmentHeader("header checksum mismatch"));
     }
-    if le_u16(b, 8) != FORMAT_VERSION {
+    if !readable_version(le_u16(b, 8)) {
         return Err(LogError::BadSegmentHeader("unsupported segment format version"));
     }
     if b[10..16].iter().chain(&b[36..48]).any(|&x| x != 0) {
@@ -263,7 +272,7 @@ fn frame_at(bytes: &[u8], offset: usize) -> Result<Option<(i64, &[u8])>, RecordF
         return Ok(None);
     }
     let version = le_u16(h, 0);
-    if version != FORMAT_VERSION {
+    if !readable_version(version) {
         return Err(RecordFault::BadVersion(version));
     }
     if le_u32(h, 20) != crc32c::crc32c(&h[0..20]) {
@@ -444,6 +453,29 @@ mod tests {
             }
         }
         (zxids, Ok(scanner.end().expect("end")))
+    }
+
+    /// Rewrites the version of the segment header (0) or of the record header at `at`.
+    fn set_version(bytes: &mut [u8], at: usize, version: u16) {
+        // Segment header: version at 8, crc32c of 0..32 at 32; record: at 0, of 0..20 at 20.
+        let (version_at, crc_span) = if at == 0 { (8, 32) } else { (0, 20) };
+        bytes[at + version_at..at + version_at + 2].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[at..at + crc_span]);
+        bytes[at + crc_span..at + crc_span + 4].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn version_1_segments_and_records_are_still_read_and_unknown_versions_are_not() {
+        let (mut bytes, offsets) = segment(&[1, 2, 3], 4096);
+        set_version(&mut bytes, 0, 1);
+        set_version(&mut bytes, offsets[0] as usize, 1);
+        let (zxids, end) = scan(&bytes);
+        assert_eq!(zxids, vec![1, 2, 3]);
+        assert!(matches!(end, Ok(SegmentEnd::Clean { .. })), "{end:?}");
+        set_version(&mut bytes, offsets[2] as usize, FORMAT_VERSION + 1);
+        assert_eq!(scan(&bytes).0, vec![1, 2], "a record of an unknown version is not read");
+        set_version(&mut bytes, 0, FORMAT_VERSION + 1);
+        assert!(SegmentScanner::new(&bytes).is_err(), "a segment of an unknown version is refused");
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl<'a> JuteReader<'a> {
         Ok(slice)
     }
 
+    /// The next `count` bytes as they are.
+    pub fn read_raw(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
+        self.take(count, "bytes")
+    }
+
     pub fn read_i32(&mut self) -> Result<i32, DecodeError> {
         let b = self.take(4, "int")?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -92,11 +97,17 @@ impl<'a> JuteReader<'a> {
         Ok(Some(length as usize))
     }
 
-    /// A jute `buffer`; null decodes as empty (Apache treats them alike on the server side).
+    /// A jute `buffer` where null and empty mean the same (passwords, auth data).
     pub fn read_buffer(&mut self) -> Result<Vec<u8>, DecodeError> {
+        Ok(self.read_nullable_buffer()?.unwrap_or_default())
+    }
+
+    /// A jute `buffer` that may be null (length -1): znode data, which Apache stores and
+    /// returns as null.
+    pub fn read_nullable_buffer(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
         match self.read_length("buffer")? {
-            None => Ok(Vec::new()),
-            Some(n) => Ok(self.take(n, "buffer")?.to_vec()),
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n, "buffer")?.to_vec())),
         }
     }
 
@@ -156,6 +167,13 @@ impl<'a> JuteWriter<'a> {
     /// A null buffer (length -1), as Apache writes for absent data.
     pub fn write_null(&mut self) {
         self.write_i32(-1);
+    }
+    /// A buffer that may be null (length -1 then nothing).
+    pub fn write_nullable_buffer(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(bytes) => self.write_buffer(bytes),
+            None => self.write_null(),
+        }
     }
     pub fn write_string(&mut self, v: &str) {
         self.write_buffer(v.as_bytes());
@@ -234,6 +252,16 @@ impl JuteField for Vec<u8> {
     }
     fn write_field(&self, w: &mut JuteWriter<'_>) {
         w.write_buffer(self)
+    }
+}
+
+/// Znode data: `None` is jute's null buffer (length -1), distinct from empty.
+impl JuteField for Option<Vec<u8>> {
+    fn read_field(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
+        r.read_nullable_buffer()
+    }
+    fn write_field(&self, w: &mut JuteWriter<'_>) {
+        w.write_nullable_buffer(self.as_deref())
     }
 }
 
@@ -320,10 +348,17 @@ mod tests {
     }
 
     #[test]
-    fn null_buffer_reads_as_empty_and_truncation_is_an_error() {
+    fn null_buffer_reads_as_empty_or_none_and_truncation_is_an_error() {
         let mut bytes = Vec::new();
         JuteWriter::new(&mut bytes).write_null();
         assert_eq!(JuteReader::new(&bytes).read_buffer().unwrap(), Vec::<u8>::new());
+        assert_eq!(JuteReader::new(&bytes).read_nullable_buffer().unwrap(), None);
+        let mut again = Vec::new();
+        Option::<Vec<u8>>::None.write_field(&mut JuteWriter::new(&mut again));
+        assert_eq!(again, bytes, "None writes the null buffer");
+        let mut empty = Vec::new();
+        JuteWriter::new(&mut empty).write_buffer(&[]);
+        assert_eq!(JuteReader::new(&empty).read_nullable_buffer().unwrap(), Some(Vec::new()));
         assert!(matches!(JuteReader::new(&bytes[..2]).read_i32(), Err(DecodeError::Truncated { .. })));
     }
 }

@@ -52,8 +52,8 @@ jute_record!(
 );
 
 jute_record!(
-    /// `AuthPacket`: addAuthInfo (sent with xid -4).
-    AuthPacket { auth_type: i32, scheme: String, auth: Vec<u8> }
+    /// `AuthPacket`: addAuthInfo (sent with xid -4); `auth` may be null.
+    AuthPacket { auth_type: i32, scheme: String, auth: Option<Vec<u8>> }
 );
 
 jute_record!(
@@ -80,12 +80,13 @@ jute_record!(
 
 jute_record!(
     /// `CreateRequest` (create, create2, createContainer).
-    CreateRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32 }
+    /// `data` is `None` for a null buffer (length -1), which the node then keeps.
+    CreateRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32 }
 );
 
 jute_record!(
     /// `CreateTTLRequest`: create with a time-to-live in milliseconds.
-    CreateTtlRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 }
+    CreateTtlRequest { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl: i64 }
 );
 
 jute_record!(
@@ -110,13 +111,13 @@ jute_record!(
 );
 
 jute_record!(
-    /// `GetDataResponse`: the data and Stat.
-    GetDataResponse { data: Vec<u8>, stat: Stat }
+    /// `GetDataResponse`: the data (`None`: null, as the node was given) and Stat.
+    GetDataResponse { data: Option<Vec<u8>>, stat: Stat }
 );
 
 jute_record!(
     /// `SetDataRequest`: new data and expected version (-1 = any).
-    SetDataRequest { path: String, data: Vec<u8>, version: i32 }
+    SetDataRequest { path: String, data: Option<Vec<u8>>, version: i32 }
 );
 
 jute_record!(

@@ -26,6 +26,11 @@
 //!   as proposed.
 //! - A server that stops serving (or changes leader) closes every client connection and drops
 //!   held outputs (they could wait for zxids this server never commits).
+//! - Read-only mode (`readonlymode.enabled`, Apache's `ReadOnlyZooKeeperServer`): a member
+//!   that has not served for [`read_only_delay_ms`] serves clients that asked for read-only
+//!   ([`Processor::set_read_only`]: reads on its tree, NotReadOnly for writes, local sessions);
+//!   once it serves in the ensemble again it closes those connections (the clients reconnect,
+//!   here or to another member, read-write).
 //!
 //! Invariants: no client sees a write before it is durable (standalone) or committed; the
 //! effects of one step come out in the order they must be carried out; the same inputs give
@@ -106,6 +111,14 @@ pub enum Effect {
     InstallSnapshot { zxid: i64, image: Arc<Vec<u8>>, epoch_ends: Vec<i64> },
     /// The ensemble role changed.
     RoleChanged(RoleView),
+    /// Read-only serving started (true) or ended (false).
+    ReadOnly(bool),
+}
+
+/// How long a member cut off from its quorum waits before serving read-only clients: Apache's
+/// `QuorumPeer` starts its `ReadOnlyZooKeeperServer` after `max(2000, tickTime)` ms of looking.
+pub fn read_only_delay_ms(tick_ms: i64) -> i64 {
+    tick_ms.max(2000)
 }
 
 /// One server: processor, peer (in an ensemble), hold gate and learner relay.
@@ -116,6 +129,8 @@ pub struct Node {
     gate: HoldGate,
     learner: LearnerQueues,
     now: i64,
+    /// Since when this ensemble member has not served (for read-only mode).
+    not_serving_since: i64,
 }
 
 impl Node {
@@ -140,12 +155,14 @@ impl Node {
             gate: HoldGate::new(durable_zxid, limits),
             learner: LearnerQueues::default(),
             now: 0,
+            not_serving_since: 0,
         }
     }
 
     /// Starts the election (ensemble only; nothing standalone).
     pub fn start(&mut self, now: i64, out: &mut Vec<Effect>) {
         self.now = now;
+        self.not_serving_since = now;
         if let Some(peer) = &mut self.peer {
             let mut actions = Vec::new();
             peer.start(&mut actions);
@@ -223,7 +240,10 @@ impl Node {
                 self.drop_stand_ins(peer);
                 self.step_peer(Event::LinkDown { peer }, out);
             }
-            Input::PeerTick => self.step_peer(Event::Tick, out),
+            Input::PeerTick => {
+                self.step_peer(Event::Tick, out);
+                self.maybe_serve_read_only(out);
+            }
             Input::Tick => {
                 let outputs = self.processor.tick(now);
                 self.route(outputs, out);
@@ -231,6 +251,31 @@ impl Node {
             }
         }
         self.gate.release(out);
+    }
+
+    /// Starts read-only serving once an ensemble member with read-only mode on has not served
+    /// for [`read_only_delay_ms`].
+    fn maybe_serve_read_only(&mut self, out: &mut Vec<Effect>) {
+        let processor = &self.processor;
+        if self.peer.is_none()
+            || self.role.serving
+            || processor.is_read_only()
+            || !processor.config.read_only_mode_enabled
+            || self.now - self.not_serving_since < read_only_delay_ms(processor.config.tick_ms)
+        {
+            return;
+        }
+        log::info!("no quorum for {} ms: serving read-only clients", self.now - self.not_serving_since);
+        self.processor.set_read_only(true);
+        out.push(Effect::ReadOnly(true));
+    }
+
+    /// Ends read-only serving: its clients are disconnected (they reconnect read-write).
+    fn stop_read_only(&mut self, out: &mut Vec<Effect>) {
+        self.close_client_connections(out);
+        self.processor.set_read_only(false);
+        log::info!("serving the ensemble again: read-only clients disconnected");
+        out.push(Effect::ReadOnly(false));
     }
 
     /// The leader this server serves as a learner, if it does.
@@ -265,7 +310,7 @@ impl Node {
         out: &mut Vec<Effect>,
     ) {
         let id = ConnId::Client(conn);
-        if self.peer.is_some() {
+        if self.peer.is_some() && !self.processor.is_read_only() {
             if !self.role.serving {
                 // Not serving (electing or syncing): the client tries another server.
                 self.route(vec![Output::Close { conn: id, zxid: 0 }], out);
@@ -383,27 +428,38 @@ impl Node {
         }
     }
 
+    /// Closes every client connection and forgets every connection (stand-ins included).
+    fn close_client_connections(&mut self, out: &mut Vec<Effect>) {
+        let mut conns: Vec<ConnId> = self.processor.connections().map(|(c, _)| *c).collect();
+        conns.sort();
+        let mut outputs = Vec::new();
+        for conn in conns {
+            self.processor.disconnected(conn);
+            if let ConnId::Client(_) = conn {
+                outputs.push(Output::Close { conn, zxid: 0 });
+            }
+        }
+        self.learner = LearnerQueues::default();
+        // What the gate already lets through goes first; replies still waiting for a
+        // commit belong to connections being closed: drop them, or the closes would queue
+        // behind zxids this server may never commit.
+        self.gate.release(out);
+        self.gate.drop_held();
+        self.route(outputs, out);
+    }
+
     fn role_changed(&mut self, view: RoleView, out: &mut Vec<Effect>) {
         let was = std::mem::replace(&mut self.role, view);
         if was.serving && !(view.serving && view.state == was.state && view.leader == was.leader) {
             // Clients reconnect elsewhere (or here once serving again): no reply may come from
             // a server that lost its leader.
-            let mut conns: Vec<ConnId> = self.processor.connections().map(|(c, _)| *c).collect();
-            conns.sort();
-            let mut outputs = Vec::new();
-            for conn in conns {
-                self.processor.disconnected(conn);
-                if let ConnId::Client(_) = conn {
-                    outputs.push(Output::Close { conn, zxid: 0 });
-                }
-            }
-            self.learner = LearnerQueues::default();
-            // What the gate already lets through goes first; replies still waiting for a
-            // commit belong to connections being closed: drop them, or the closes would queue
-            // behind zxids this server may never commit.
-            self.gate.release(out);
-            self.gate.drop_held();
-            self.route(outputs, out);
+            self.close_client_connections(out);
+        }
+        if was.serving && !view.serving {
+            self.not_serving_since = self.now;
+        }
+        if view.serving && self.processor.is_read_only() {
+            self.stop_read_only(out);
         }
         if view.serving {
             self.processor.begin_epoch(view.epoch);

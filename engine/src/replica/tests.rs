@@ -38,7 +38,7 @@ fn request(xid: i32, op: OpCode, body: Option<&dyn Jute2>) -> Vec<u8> {
 }
 
 fn set_data(xid: i32, path: &str, data: &[u8]) -> Vec<u8> {
-    let body = SetDataRequest { path: path.into(), data: data.to_vec(), version: -1 };
+    let body = SetDataRequest { path: path.into(), data: Some(data.to_vec()), version: -1 };
     request(xid, OpCode::SetData, Some(&body))
 }
 
@@ -51,7 +51,7 @@ fn create(xid: i32, path: &str) -> Vec<u8> {
         perms: 31,
         id: crate::proto::Id { scheme: "world".into(), id: "anyone".into() },
     }];
-    let body = crate::proto::CreateRequest { path: path.into(), data: b"old".to_vec(), acl, flags: 0 };
+    let body = crate::proto::CreateRequest { path: path.into(), data: Some(b"old".to_vec()), acl, flags: 0 };
     request(xid, OpCode::Create, Some(&body))
 }
 
@@ -68,7 +68,7 @@ fn header(frame: &[u8]) -> ReplyHeader {
 fn get_data_reply(frame: &[u8]) -> Vec<u8> {
     let mut r = JuteReader::new(&frame[4..]);
     ReplyHeader::decode(&mut r).expect("header");
-    GetDataResponse::decode(&mut r).expect("body").data
+    GetDataResponse::decode(&mut r).expect("body").data.expect("data, not null")
 }
 
 /// Only the effects that reach clients, per node, in order.
@@ -482,4 +482,96 @@ fn a_leader_at_its_epochs_counter_limit_steps_down_instead_of_overrunning_it() {
     // Whatever comes in before the next election makes no txn.
     let fx = c.step(LEADER, Input::Tick);
     assert!(!fx.iter().any(|e| matches!(e, Effect::Append { .. })), "{fx:?}");
+}
+
+/// A member of three voters that reaches neither peer, with read-only mode on.
+fn cut_off_member() -> Node {
+    let cfg = ProcessorConfig { server_id: 1, read_only_mode_enabled: true, ..Default::default() };
+    let peer = Peer::new(PeerConfig::new(1, vec![1, 2, 3], vec![]), Recovered::default(), NOW);
+    let mut node = Node::ensemble(Processor::new(cfg, NOW, 7), peer, 0, Limits::default());
+    node.start(NOW, &mut Vec::new());
+    node
+}
+
+fn read_only_connect(conn: ClientConn, read_only: Option<bool>) -> Input {
+    let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only, ..Default::default() };
+    Input::Connect { conn, client_ip: "10.0.0.1".into(), remote: "10.0.0.1:5000".into(), request }
+}
+
+#[test]
+fn a_member_without_quorum_serves_read_only_clients_after_the_delay() {
+    let mut node = cut_off_member();
+    let mut out = Vec::new();
+    node.step(NOW + read_only_delay_ms(2000) - 1, Input::PeerTick, &mut out);
+    assert!(!out.iter().any(|e| matches!(e, Effect::ReadOnly(_))), "not before the delay");
+    let mut out = Vec::new();
+    node.step(NOW + 1, read_only_connect(C1, Some(true)), &mut out);
+    assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })], "not serving yet: closed");
+
+    let later = NOW + read_only_delay_ms(2000);
+    let mut out = Vec::new();
+    node.step(later, Input::PeerTick, &mut out);
+    assert!(out.iter().any(|e| matches!(e, Effect::ReadOnly(true))), "{out:?}");
+    assert!(node.processor().is_read_only());
+
+    // A client that did not ask for read-only is closed unanswered, as Apache does.
+    let mut out = Vec::new();
+    node.step(later, read_only_connect(C2, Some(false)), &mut out);
+    assert_eq!(deliveries(&out), vec![(1, Delivery::Close { conn: C2 })]);
+
+    // A read-only client gets a local session and readOnly=true; no txn is logged.
+    let mut out = Vec::new();
+    node.step(later, read_only_connect(C1, Some(true)), &mut out);
+    assert!(!out.iter().any(|e| matches!(e, Effect::Append { .. })), "no CreateSession txn");
+    let d = deliveries(&out);
+    let resp = ConnectResponse::from_bytes(&sent(C1, &d[0])[4..]).unwrap();
+    assert!(resp.session_id != 0 && resp.timeout_ms > 0, "{resp:?}");
+    assert_eq!(resp.read_only, Some(true));
+
+    // Reads are answered; writes and sync get NotReadOnly, stamped with the last zxid.
+    let mut out = Vec::new();
+    node.step(later, Input::Request { conn: C1, frame: get_data(1, "/zookeeper") }, &mut out);
+    assert_eq!(header(&sent(C1, &deliveries(&out)[0])).err, 0);
+    for (xid, frame) in [
+        (2, create(2, "/a")),
+        (3, set_data(3, "/zookeeper", b"x")),
+        (4, request(4, OpCode::Sync, Some(&crate::proto::PathRequest { path: "/".into() }))),
+    ] {
+        let mut out = Vec::new();
+        node.step(later, Input::Request { conn: C1, frame }, &mut out);
+        let reply = header(&sent(C1, &deliveries(&out)[0]));
+        assert_eq!((reply.xid, reply.err), (xid, crate::proto::ErrorCode::NotReadOnly.code()));
+        assert!(!out.iter().any(|e| matches!(e, Effect::Append { .. })));
+    }
+}
+
+#[test]
+fn read_only_mode_stays_off_unless_enabled() {
+    let peer = Peer::new(PeerConfig::new(1, vec![1, 2, 3], vec![]), Recovered::default(), NOW);
+    let mut node = Node::ensemble(processor(1), peer, 0, Limits::default());
+    node.start(NOW, &mut Vec::new());
+    let mut out = Vec::new();
+    node.step(NOW + 60_000, Input::PeerTick, &mut out);
+    assert!(!node.processor().is_read_only());
+    let mut out = Vec::new();
+    node.step(NOW + 60_000, read_only_connect(C1, Some(true)), &mut out);
+    assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
+}
+
+#[test]
+fn an_idle_read_only_session_expires_without_a_txn() {
+    let mut node = cut_off_member();
+    let later = NOW + read_only_delay_ms(2000);
+    node.step(later, Input::PeerTick, &mut Vec::new());
+    let mut out = Vec::new();
+    node.step(later, read_only_connect(C1, Some(true)), &mut out);
+    let resp = ConnectResponse::from_bytes(&sent(C1, &deliveries(&out)[0])[4..]).unwrap();
+    let mut out = Vec::new();
+    node.step(later + resp.timeout_ms as i64 / 2, Input::Tick, &mut out);
+    assert!(deliveries(&out).is_empty(), "not yet due");
+    let mut out = Vec::new();
+    node.step(later + resp.timeout_ms as i64 + 4_000, Input::Tick, &mut out);
+    assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
+    assert!(!out.iter().any(|e| matches!(e, Effect::Append { .. })), "no CloseSession txn");
+    assert!(node.processor().sessions.get(resp.session_id).is_none());
 }

@@ -49,6 +49,9 @@ pub struct ProcessorConfig {
     pub server_id: i64,
     /// Container/TTL reaper period (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: i64,
+    /// `readonlymode.enabled`: an ensemble member cut off from its quorum serves read-only
+    /// clients (the decision is [`crate::replica::Node`]'s; see [`Processor::set_read_only`]).
+    pub read_only_mode_enabled: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -62,6 +65,7 @@ impl Default for ProcessorConfig {
             super_digest: None,
             server_id: 0,
             container_check_interval_ms: 60_000,
+            read_only_mode_enabled: false,
         }
     }
 }
@@ -103,6 +107,10 @@ pub struct Processor {
     pub(crate) owns_expiry: bool,
     /// The last zxid this processor may assign (see [`Processor::set_zxid_limit`]).
     zxid_limit: i64,
+    /// Serving read-only (Apache's `ReadOnlyZooKeeperServer`): see [`Processor::set_read_only`].
+    read_only: bool,
+    /// Sessions made while read-only: local to this server, never in the log.
+    local_sessions: Vec<i64>,
 }
 
 /// A decoded client request.
@@ -163,6 +171,8 @@ impl Processor {
             session_conn: HashMap::new(),
             owns_expiry: true,
             zxid_limit: i64::MAX,
+            read_only: false,
+            local_sessions: Vec::new(),
         }
     }
 
@@ -197,6 +207,26 @@ impl Processor {
     /// reaper wait.
     pub fn set_zxid_limit(&mut self, limit: i64) {
         self.zxid_limit = limit;
+    }
+
+    /// Enters or leaves read-only serving (Apache's `ReadOnlyZooKeeperServer`): only clients
+    /// whose ConnectRequest says readOnly are taken (others are closed unanswered), and told
+    /// readOnly=true; new sessions are local (no txn, never logged), as Apache's with
+    /// `localSessionsEnabled=true` (without it Apache 3.8 answers a new session's
+    /// ConnectRequest with a bare NotReadOnly reply header no client can read); writes, sync
+    /// and closing a global session are answered NotReadOnly; reads run on the tree as it is.
+    /// Leaving drops the local sessions (the caller closes their connections).
+    pub fn set_read_only(&mut self, on: bool) {
+        self.read_only = on;
+        if !on {
+            for id in std::mem::take(&mut self.local_sessions) {
+                self.sessions.remove(id);
+            }
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>, zxid: i64) {
@@ -281,12 +311,17 @@ impl Processor {
     ) -> Vec<Output> {
         let mut out = Vec::new();
         self.stats.packets_received += 1;
+        if self.read_only && req.read_only != Some(true) {
+            log::info!("Refusing session request for not-read-only client {remote}");
+            out.push(Output::Close { conn, zxid: 0 });
+            return out;
+        }
         if req.last_zxid_seen > self.tree.last_processed_zxid {
             // The client has seen a newer state than ours: refuse (it will try another server).
             out.push(Output::Close { conn, zxid: 0 });
             return out;
         }
-        if req.session_id == 0 && self.txns_allowed() == 0 {
+        if req.session_id == 0 && self.txns_allowed() == 0 && !self.read_only {
             // No zxid left for the session's txn on this server.
             out.push(Output::Close { conn, zxid: 0 });
             return out;
@@ -309,21 +344,25 @@ impl Processor {
             },
         );
         // The readOnly byte goes back only to clients that sent one.
-        let read_only = req.read_only.map(|_| false);
+        let read_only = req.read_only.map(|_| self.read_only);
         if req.session_id == 0 {
             let session_id = self.sessions.allocate_id();
-            let zxid = self.next_zxid();
-            let txn = Txn {
-                session_id,
-                cxid: 0,
-                zxid,
-                time_ms: now_ms,
-                body: TxnBody::CreateSession { timeout_ms },
+            let zxid = if self.read_only {
+                // A local session: no txn, gone when read-only serving ends.
+                self.sessions.add(session_id, timeout_ms, now_ms);
+                self.local_sessions.push(session_id);
+                self.last_zxid()
+            } else {
+                let zxid = self.next_zxid();
+                let body = TxnBody::CreateSession { timeout_ms };
+                let txn = Txn { session_id, cxid: 0, zxid, time_ms: now_ms, body };
+                self.commit(&txn, now_ms, &mut out);
+                zxid
             };
-            self.commit(&txn, now_ms, &mut out);
             self.bind(conn, session_id, &mut out);
+            let kind = if self.read_only { "read-only session" } else { "session" };
             log::info!(
-                "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
+                "Established {kind} 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
             );
             let resp = ConnectResponse {
                 protocol_version: 0,
@@ -404,6 +443,9 @@ impl Processor {
     /// Periodic work: session expiry and the container/TTL reaper.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.read_only {
+            self.expire_local_sessions(now_ms, &mut out);
+        }
         if !self.owns_expiry {
             return out;
         }
@@ -420,6 +462,24 @@ impl Processor {
             self.reap(now_ms, &mut out);
         }
         out
+    }
+
+    /// Ends the read-only (local) sessions whose deadline passed: no txn, the session is
+    /// forgotten and its connection closed (Apache's local session tracker).
+    fn expire_local_sessions(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let sessions = &self.sessions;
+        let (expired, live): (Vec<i64>, Vec<i64>) = self
+            .local_sessions
+            .iter()
+            .partition(|&&id| sessions.get(id).is_none_or(|s| s.expires_at_ms <= now_ms));
+        self.local_sessions = live;
+        for session_id in expired {
+            log::info!("Expiring read-only session 0x{session_id:x}");
+            self.sessions.remove(session_id);
+            if let Some(conn) = self.session_conn.get(&session_id).copied() {
+                self.close_conn(conn, out);
+            }
+        }
     }
 
     /// Deletes empty containers that once had children, and expired empty TTL nodes
@@ -483,6 +543,22 @@ impl Processor {
         c.last_cxid = header.xid;
         if !self.sessions.touch(session_id, now_ms) {
             self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::SessionExpired);
+            return Ok(out);
+        }
+        if self.read_only && refused_read_only(op) {
+            self.answer(&mut out, conn, header.xid, ErrorCode::NotReadOnly);
+            return Ok(out);
+        }
+        if self.read_only && op == OpCode::CloseSession {
+            // No txn while read-only: a local session just ends here; closing a global one
+            // needs the quorum (Apache answers NotReadOnly unless the session is local).
+            let Some(at) = self.local_sessions.iter().position(|&id| id == session_id) else {
+                self.answer(&mut out, conn, header.xid, ErrorCode::NotReadOnly);
+                return Ok(out);
+            };
+            self.local_sessions.swap_remove(at);
+            self.sessions.remove(session_id);
+            self.refuse(&mut out, conn, header.xid, self.last_zxid(), ErrorCode::Ok);
             return Ok(out);
         }
         if op.is_write() && self.txns_allowed() == 0 {
@@ -558,7 +634,7 @@ impl Processor {
         let zxid = self.last_zxid();
         match acl::authenticate(
             &packet.scheme,
-            &packet.auth,
+            packet.auth.as_deref(),
             &c.client_ip,
             self.config.super_digest.as_deref(),
         ) {
@@ -686,7 +762,9 @@ impl Processor {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
-        let frame = reply::write_reply(xid, zxid, op, &applied.results, is_multi);
+        let sub_ops: Vec<OpCode> =
+            if is_multi { ops.iter().map(WriteOp::opcode).collect() } else { Vec::new() };
+        let frame = reply::write_reply(xid, zxid, op, &sub_ops, &applied.results, is_multi);
         self.send(out, conn, frame, zxid);
     }
 
@@ -719,6 +797,25 @@ impl Processor {
     }
 }
 
+/// What a read-only server answers NotReadOnly (Apache's `ReadOnlyRequestProcessor`).
+fn refused_read_only(op: OpCode) -> bool {
+    use OpCode::*;
+    matches!(
+        op,
+        Sync | Create
+            | Create2
+            | CreateTtl
+            | CreateContainer
+            | Delete
+            | DeleteContainer
+            | SetData
+            | Reconfig
+            | SetAcl
+            | Multi
+            | Check
+    )
+}
+
 fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeError> {
     if op == OpCode::CreateTtl {
         let c = CreateTtlRequest::decode(r)?;
@@ -726,6 +823,27 @@ fn decode_create(op: OpCode, r: &mut JuteReader<'_>) -> Result<WriteOp, DecodeEr
     } else {
         let c = CreateRequest::decode(r)?;
         Ok(WriteOp::Create { op, path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl_ms: -1 })
+    }
+}
+
+/// A create inside a multi takes its opcode from its flags, as Apache's
+/// `MultiOperationRecord` rebuilds it (`Op.create`): create2 becomes create, and a create with
+/// the container flag becomes createContainer, whatever opcode the client sent.
+fn multi_create_opcode(op: WriteOp) -> WriteOp {
+    match op {
+        WriteOp::Create {
+            op: OpCode::Create | OpCode::Create2 | OpCode::CreateContainer,
+            path,
+            data,
+            acl,
+            flags,
+            ttl_ms,
+        } => {
+            let container = CreateMode::from_flag(flags).is_some_and(CreateMode::is_container);
+            let op = if container { OpCode::CreateContainer } else { OpCode::Create };
+            WriteOp::Create { op, path, data, acl, flags, ttl_ms }
+        }
+        other => other,
     }
 }
 
@@ -776,7 +894,7 @@ fn decode_request(op: OpCode, r: &mut JuteReader<'_>) -> Result<Request, DecodeE
         OpCode::Multi => {
             let ops = decode_ops(r, |sub, r| match sub {
                 OpCode::SetAcl => Ok(None),
-                _ => decode_write(sub, r),
+                _ => Ok(decode_write(sub, r)?.map(multi_create_opcode)),
             })?;
             Ok(Request::Write { ops, is_multi: true })
         }

@@ -58,11 +58,24 @@ pub struct Requester<'a> {
 /// A decoded write op (single, or one step of a multi).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
-    Create { op: OpCode, path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl_ms: i64 },
+    Create { op: OpCode, path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, flags: i32, ttl_ms: i64 },
     Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     Check { path: String, version: i32 },
+}
+
+impl WriteOp {
+    /// The opcode this op was sent with (a multi answers each op by it).
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            WriteOp::Create { op, .. } => *op,
+            WriteOp::Delete { .. } => OpCode::Delete,
+            WriteOp::SetData { .. } => OpCode::SetData,
+            WriteOp::SetAcl { .. } => OpCode::SetAcl,
+            WriteOp::Check { .. } => OpCode::Check,
+        }
+    }
 }
 
 /// System nodes that can never be deleted (`DataTree.isSpecialPath`).
@@ -148,14 +161,14 @@ pub fn prepare(
             valid_path(path)?;
             let mut node = view.get(path).ok_or(ErrorCode::NoNode)?;
             check_acl(&node.acl, perms::WRITE, who)?;
-            let old_len = view.tree.get(path).map_or(0, |n| n.data.len());
-            check_quota(view, path, data.len() as i64 - old_len as i64, 0, who)?;
+            let old_len = view.tree.get(path).map_or(0, |n| n.data_len());
+            check_quota(view, path, data.as_deref().map_or(0, <[u8]>::len) as i64 - old_len as i64, 0, who)?;
             let new_version = next_version(node.stat.version, *version)?;
             node.stat.version = new_version;
             node.stat.mzxid = zxid;
             node.stat.mtime = time_ms;
             view.put(path, Some(node));
-            Ok(TxnOp::SetData { path: path.clone(), data: data.clone(), version: new_version })
+            Ok(TxnOp::set_data(path.clone(), data.clone(), new_version))
         }
         WriteOp::SetAcl { path, acl: new_acl, version } => {
             valid_path(path)?;
@@ -185,7 +198,7 @@ fn prepare_create(
     view: &mut PendingView<'_>,
     op: OpCode,
     path: &str,
-    data: &[u8],
+    data: &Option<Vec<u8>>,
     acl: &[Acl],
     flags: i32,
     ttl_ms: i64,
@@ -226,7 +239,7 @@ fn prepare_create(
     if matches!(owner_kind(parent.stat.ephemeral_owner), OwnerKind::Ephemeral(_)) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
-    check_quota(view, &full_path, data.len() as i64, 1, who)?;
+    check_quota(view, &full_path, data.as_deref().map_or(0, <[u8]>::len) as i64, 1, who)?;
     let new_cversion = parent.stat.cversion + 1;
     let ephemeral_owner = if mode.is_ephemeral() {
         who.session_id
@@ -251,11 +264,5 @@ fn prepare_create(
         ..Default::default()
     };
     view.put(&full_path, Some(Record { stat, num_children: 0, acl: Cow::Owned(fixed.clone()) }));
-    Ok(TxnOp::Create {
-        path: full_path,
-        data: data.to_vec(),
-        acl: to_txn_acl(&fixed),
-        ephemeral_owner,
-        parent_cversion: new_cversion,
-    })
+    Ok(TxnOp::create(full_path, data.clone(), to_txn_acl(&fixed), ephemeral_owner, new_cversion))
 }

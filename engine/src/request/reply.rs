@@ -47,6 +47,11 @@ fn readable_node<'t>(tree: &'t DataTree, ids: &[Id], path: &str, perm: i32) -> R
     }
 }
 
+/// A node's data as getData answers it (null stays null).
+fn data_of(node: &Node) -> Option<Vec<u8>> {
+    node.data.as_deref().map(<[u8]>::to_vec)
+}
+
 fn child_names(node: &Node) -> Vec<String> {
     node.children.iter().map(|c| c.to_string()).collect()
 }
@@ -110,7 +115,7 @@ fn answer_read(
             if req.watch {
                 watches.add_data_watch(&req.path, ctx.watcher);
             }
-            ok(&GetDataResponse { data: node.data.to_vec(), stat: node.stat() })
+            ok(&GetDataResponse { data: data_of(node), stat: node.stat() })
         }
         OpCode::GetChildren | OpCode::GetChildren2 => {
             let req = PathWatchRequest::decode(r)?;
@@ -224,7 +229,7 @@ pub fn multi_read_reply(
                 Ok(node) => {
                     MultiHeader { op: *op as i32, done: false, err: 0 }.encode(w);
                     if *op == OpCode::GetData {
-                        GetDataResponse { data: node.data.to_vec(), stat: node.stat() }.encode(w);
+                        GetDataResponse { data: data_of(node), stat: node.stat() }.encode(w);
                     } else {
                         GetChildrenResponse { children: child_names(node) }.encode(w);
                     }
@@ -234,10 +239,22 @@ pub fn multi_read_reply(
     })
 }
 
-/// The reply to a write, from the request's opcode and the apply results.
-pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_multi: bool) -> Vec<u8> {
+/// The reply to a write, from the request's opcode and the apply results; `sub_ops` are the
+/// opcodes of a multi's ops, in order.
+pub fn write_reply(
+    xid: i32,
+    zxid: i64,
+    op: OpCode,
+    sub_ops: &[OpCode],
+    results: &[OpResult],
+    is_multi: bool,
+) -> Vec<u8> {
     if is_multi {
-        return multi_frame(xid, zxid, |w| results.iter().for_each(|result| multi_result(w, result)));
+        return multi_frame(xid, zxid, |w| {
+            for (result, sub_op) in results.iter().zip(sub_ops) {
+                multi_result(w, *sub_op, result)
+            }
+        });
     }
     let ok = |body: &dyn Jute2| reply_frame(xid, zxid, ErrorCode::Ok, Some(body));
     match results.first() {
@@ -258,17 +275,21 @@ pub fn write_reply(xid: i32, zxid: i64, op: OpCode, results: &[OpResult], is_mul
     }
 }
 
-/// One op's result inside a multi reply.
-fn multi_result(w: &mut JuteWriter<'_>, result: &OpResult) {
+/// One op's result inside a multi reply; `op` is the opcode that op was sent with.
+fn multi_result(w: &mut JuteWriter<'_>, op: OpCode, result: &OpResult) {
     let header =
         |w: &mut JuteWriter<'_>, op: OpCode| MultiHeader { op: op as i32, done: false, err: 0 }.encode(w);
     match result {
         OpResult::Error { code } => error_result(w, *code),
-        OpResult::Created { path, .. } => {
-            // Apache 3.8 answers every create inside a multi with a plain create result
-            // (path only, ZOOKEEPER-4026), whatever create opcode was sent.
+        OpResult::Created { path, .. } if matches!(op, OpCode::Create | OpCode::Create2) => {
             header(w, OpCode::Create);
             CreateResponse { path: path.clone() }.encode(w);
+        }
+        OpResult::Created { path, stat } => {
+            // Apache answers createContainer and createTTL inside a multi as create2 (path
+            // and Stat); create2 there was already turned into create (ZOOKEEPER-4026).
+            header(w, OpCode::Create2);
+            Create2Response { path: path.clone(), stat: stat.clone() }.encode(w);
         }
         OpResult::Deleted => header(w, OpCode::Delete),
         OpResult::DataSet { stat } => {

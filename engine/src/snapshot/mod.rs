@@ -34,8 +34,11 @@ use crate::txn::TxnAcl;
 
 /// First eight bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RKSNAPSH";
-/// Format version in the header.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Format version written in the header: 2 since node data may be null. Version 1 files
+/// ([`SnapshotImageV1`]) are still read.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// The oldest format version still read.
+pub const SNAPSHOT_OLDEST_READABLE_VERSION: u16 = 1;
 /// Bytes of the header; the rkyv payload follows (16-aligned within the file).
 pub const SNAPSHOT_HEADER_BYTES: usize = 64;
 /// Snapshot files are named `snapshot.` followed by the header zxid as 16 hex digits.
@@ -48,7 +51,8 @@ pub const PAYLOAD_ALIGN: usize = 16;
 pub struct SnapshotNode {
     /// Absolute path; the root is `/`.
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None`: null data (see `tree::Node::data`).
+    pub data: Option<Vec<u8>>,
     /// Index into [`SnapshotImage::acls`].
     pub acl: u32,
     pub stat: NodeStat,
@@ -75,9 +79,104 @@ pub struct SnapshotImage {
     pub sessions: Vec<SnapshotSession>,
 }
 
+/// Format 1's node, frozen: its data could not be null.
+#[derive(Archive, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNodeV1 {
+    pub path: String,
+    pub data: Vec<u8>,
+    pub acl: u32,
+    pub stat: NodeStat,
+}
+
+/// Format 1's archived content, frozen (read only, never written).
+#[derive(Archive, Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotImageV1 {
+    pub zxid: i64,
+    pub fuzzy_end_zxid: i64,
+    pub acls: Vec<Vec<TxnAcl>>,
+    pub nodes: Vec<SnapshotNodeV1>,
+    pub sessions: Vec<SnapshotSession>,
+}
+
+/// A validated payload of either readable format version, read in place.
+#[derive(Clone, Copy)]
+pub enum ArchivedImage<'a> {
+    V1(&'a ArchivedSnapshotImageV1),
+    V2(&'a ArchivedSnapshotImage),
+}
+
+/// One node of an [`ArchivedImage`], whatever its format.
+pub struct NodeRef<'a> {
+    pub path: &'a str,
+    pub data: Option<&'a [u8]>,
+    /// Index into the image's ACL lists.
+    pub acl: u32,
+    pub stat: &'a ArchivedNodeStat,
+}
+
+type ArchivedAclLists = rkyv::vec::ArchivedVec<rkyv::vec::ArchivedVec<crate::txn::ArchivedTxnAcl>>;
+
+impl<'a> ArchivedImage<'a> {
+    pub fn zxid(self) -> i64 {
+        match self {
+            ArchivedImage::V1(i) => i.zxid.to_native(),
+            ArchivedImage::V2(i) => i.zxid.to_native(),
+        }
+    }
+
+    pub fn fuzzy_end_zxid(self) -> i64 {
+        match self {
+            ArchivedImage::V1(i) => i.fuzzy_end_zxid.to_native(),
+            ArchivedImage::V2(i) => i.fuzzy_end_zxid.to_native(),
+        }
+    }
+
+    /// The interned ACL lists nodes refer to.
+    pub fn acls(self) -> &'a ArchivedAclLists {
+        match self {
+            ArchivedImage::V1(i) => &i.acls,
+            ArchivedImage::V2(i) => &i.acls,
+        }
+    }
+
+    pub fn sessions(self) -> &'a [ArchivedSnapshotSession] {
+        match self {
+            ArchivedImage::V1(i) => i.sessions.as_slice(),
+            ArchivedImage::V2(i) => i.sessions.as_slice(),
+        }
+    }
+
+    pub fn node_count(self) -> usize {
+        match self {
+            ArchivedImage::V1(i) => i.nodes.len(),
+            ArchivedImage::V2(i) => i.nodes.len(),
+        }
+    }
+
+    /// The nodes, parents before children.
+    pub fn nodes(self) -> Box<dyn Iterator<Item = NodeRef<'a>> + 'a> {
+        match self {
+            ArchivedImage::V1(i) => Box::new(i.nodes.iter().map(|n| NodeRef {
+                path: n.path.as_str(),
+                data: Some(n.data.as_slice()),
+                acl: n.acl.to_native(),
+                stat: &n.stat,
+            })),
+            ArchivedImage::V2(i) => Box::new(i.nodes.iter().map(|n| NodeRef {
+                path: n.path.as_str(),
+                data: n.data.as_ref().map(|d| d.as_slice()),
+                acl: n.acl.to_native(),
+                stat: &n.stat,
+            })),
+        }
+    }
+}
+
 /// What the fixed header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotHeader {
+    /// Format version (written: [`SNAPSHOT_FORMAT_VERSION`]).
+    pub version: u16,
     pub zxid: i64,
     pub fuzzy_end_zxid: i64,
     pub payload_len: u64,
@@ -113,7 +212,7 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<i64> {
 pub fn encode_header(header: &SnapshotHeader) -> [u8; SNAPSHOT_HEADER_BYTES] {
     let mut out = [0u8; SNAPSHOT_HEADER_BYTES];
     out[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
-    out[8..10].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+    out[8..10].copy_from_slice(&header.version.to_le_bytes());
     out[16..24].copy_from_slice(&header.zxid.to_le_bytes());
     out[24..32].copy_from_slice(&header.fuzzy_end_zxid.to_le_bytes());
     out[32..40].copy_from_slice(&header.payload_len.to_le_bytes());
@@ -141,13 +240,14 @@ pub fn decode_header(bytes: &[u8]) -> Result<SnapshotHeader, SnapshotError> {
         return invalid(60, "header checksum (crc32c) mismatch");
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != SNAPSHOT_FORMAT_VERSION {
+    if !(SNAPSHOT_OLDEST_READABLE_VERSION..=SNAPSHOT_FORMAT_VERSION).contains(&version) {
         return invalid(8, format!("unknown snapshot format version {version}"));
     }
     if h[10..16].iter().chain(&h[44..60]).any(|&b| b != 0) {
         return invalid(10, "non-zero reserved bytes in the header");
     }
     Ok(SnapshotHeader {
+        version,
         zxid: le64(16) as i64,
         fuzzy_end_zxid: le64(24) as i64,
         payload_len: le64(32),
@@ -175,6 +275,7 @@ impl EncodedSnapshot {
 pub fn encode(image: &SnapshotImage) -> EncodedSnapshot {
     let payload = rkyv::to_bytes::<rkyv::rancor::Error>(image).expect("snapshot serialization cannot fail");
     let header = encode_header(&SnapshotHeader {
+        version: SNAPSHOT_FORMAT_VERSION,
         zxid: image.zxid,
         fuzzy_end_zxid: image.fuzzy_end_zxid,
         payload_len: payload.len() as u64,
@@ -185,7 +286,7 @@ pub fn encode(image: &SnapshotImage) -> EncodedSnapshot {
 
 /// Validates a whole snapshot file image once: header, length, payload crc32c, then the rkyv
 /// archive. `bytes` must start 16-aligned (a memory map or an aligned buffer).
-pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &ArchivedSnapshotImage), SnapshotError> {
+pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, ArchivedImage<'_>), SnapshotError> {
     let header = decode_header(bytes)?;
     let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
     if payload.len() as u64 != header.payload_len {
@@ -200,11 +301,20 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &ArchivedSnapshotImage), 
     if crc32c::crc32c(payload) != header.payload_crc32c {
         return invalid(SNAPSHOT_HEADER_BYTES, "payload checksum (crc32c) mismatch");
     }
-    let archived = rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Error>(payload)
-        .or_else(|e| invalid(SNAPSHOT_HEADER_BYTES, format!("payload is not a valid archive: {e}")))?;
-    if archived.zxid.to_native() != header.zxid
-        || archived.fuzzy_end_zxid.to_native() != header.fuzzy_end_zxid
-    {
+    let not_archive = |e: rkyv::rancor::Error| SnapshotError::Invalid {
+        offset: SNAPSHOT_HEADER_BYTES as u64,
+        detail: format!("payload is not a valid archive: {e}"),
+    };
+    let archived = if header.version == 1 {
+        ArchivedImage::V1(
+            rkyv::access::<ArchivedSnapshotImageV1, rkyv::rancor::Error>(payload).map_err(not_archive)?,
+        )
+    } else {
+        ArchivedImage::V2(
+            rkyv::access::<ArchivedSnapshotImage, rkyv::rancor::Error>(payload).map_err(not_archive)?,
+        )
+    };
+    if archived.zxid() != header.zxid || archived.fuzzy_end_zxid() != header.fuzzy_end_zxid {
         return invalid(16, "header zxids differ from the archive's");
     }
     Ok((header, archived))
@@ -215,9 +325,15 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &ArchivedSnapshotImage), 
 /// # Safety
 /// `bytes` must be exactly bytes that [`decode`] accepted, unchanged since, at the same address
 /// alignment (a read-only memory map that is never written, for example).
-pub unsafe fn access_validated(bytes: &[u8]) -> &ArchivedSnapshotImage {
-    // SAFETY: the caller guarantees `decode` validated this payload with `rkyv::access`.
-    unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(&bytes[SNAPSHOT_HEADER_BYTES..]) }
+pub unsafe fn access_validated(bytes: &[u8]) -> ArchivedImage<'_> {
+    let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
+    // SAFETY (both): the caller guarantees `decode` validated this payload with `rkyv::access`
+    // as the type its header's version names.
+    if u16::from_le_bytes([bytes[8], bytes[9]]) == 1 {
+        ArchivedImage::V1(unsafe { rkyv::access_unchecked::<ArchivedSnapshotImageV1>(payload) })
+    } else {
+        ArchivedImage::V2(unsafe { rkyv::access_unchecked::<ArchivedSnapshotImage>(payload) })
+    }
 }
 
 fn node_stat(s: &ArchivedNodeStat) -> NodeStat {
@@ -238,31 +354,31 @@ fn node_stat(s: &ArchivedNodeStat) -> NodeStat {
 /// and registers the image's sessions in `sessions` with deadlines counted from `now_ms`
 /// (as Apache, a restored session gets its whole timeout again).
 pub fn restore(
-    image: &ArchivedSnapshotImage,
+    image: ArchivedImage<'_>,
     sessions: &mut SessionTable,
     now_ms: i64,
 ) -> Result<DataTree, SnapshotError> {
-    let acls: Vec<Vec<Acl>> = image.acls.iter().map(|list| list.iter().map(Acl::from).collect()).collect();
+    let acls: Vec<Vec<Acl>> = image.acls().iter().map(|list| list.iter().map(Acl::from).collect()).collect();
     let mut tree = DataTree::new();
-    tree.reserve(image.nodes.len());
-    for (index, node) in image.nodes.iter().enumerate() {
-        let Some(acl) = acls.get(node.acl.to_native() as usize) else {
+    tree.reserve(image.node_count());
+    for (index, node) in image.nodes().enumerate() {
+        let Some(acl) = acls.get(node.acl as usize) else {
             return invalid(
                 SNAPSHOT_HEADER_BYTES,
                 format!("node {index} ({}) names ACL {} of {}", node.path, node.acl, acls.len()),
             );
         };
-        let path = node.path.as_str();
+        let path = node.path;
         if path != "/" && tree::path::split(path).1.is_empty() {
             return invalid(SNAPSHOT_HEADER_BYTES, format!("node {index}: malformed path {path:?}"));
         }
-        tree.restore_node(path, node.data.as_slice(), acl, node_stat(&node.stat)).or_else(|e| {
+        tree.restore_node(path, node.data, acl, node_stat(node.stat)).or_else(|e| {
             invalid(SNAPSHOT_HEADER_BYTES, format!("node {index} ({path}) before its parent: {e}"))
         })?;
     }
     tree.rebuild_quotas();
-    tree.last_processed_zxid = image.zxid.to_native();
-    for session in image.sessions.iter() {
+    tree.last_processed_zxid = image.zxid();
+    for session in image.sessions() {
         sessions.add(session.id.to_native(), session.timeout_ms.to_native(), now_ms);
     }
     Ok(tree)
@@ -344,7 +460,7 @@ impl SnapshotCapture {
         });
         self.image.nodes.push(SnapshotNode {
             path: path.to_string(),
-            data: node.data.to_vec(),
+            data: node.data.as_deref().map(<[u8]>::to_vec),
             acl,
             stat: node.stat,
         });

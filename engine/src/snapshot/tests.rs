@@ -24,6 +24,14 @@ fn acl_list(variant: usize) -> Vec<TxnAcl> {
     lists[variant % lists.len()].iter().map(TxnAcl::from).collect()
 }
 
+/// Node data: sometimes null, sometimes empty, mostly a few bytes.
+fn random_data(rng: &mut Rng) -> Option<Vec<u8>> {
+    match rng.below(4) {
+        0 => None,
+        _ => Some(vec![rng.below(256) as u8; rng.below(8)]),
+    }
+}
+
 /// A valid txn for the current state of `tree`, as validation would make it: creates carry
 /// the parent's next cversion, sets the node's next version.
 fn random_txn(rng: &mut Rng, tree: &DataTree, zxid: i64, sessions: &[i64]) -> Txn {
@@ -41,13 +49,13 @@ fn random_txn(rng: &mut Rng, tree: &DataTree, zxid: i64, sessions: &[i64]) -> Tx
             } else {
                 let owner = if rng.below(4) == 0 { sessions[rng.below(sessions.len())] } else { 0 };
                 let parent_cversion = tree.get(parent).unwrap().stat.cversion + 1;
-                TxnBody::Op(TxnOp::Create {
+                TxnBody::Op(TxnOp::create(
                     path,
-                    data: vec![rng.below(256) as u8; rng.below(8)],
-                    acl: acl_list(rng.below(2)),
-                    ephemeral_owner: owner,
+                    random_data(rng),
+                    acl_list(rng.below(2)),
+                    owner,
                     parent_cversion,
-                })
+                ))
             }
         }
         4..=5 => {
@@ -62,7 +70,7 @@ fn random_txn(rng: &mut Rng, tree: &DataTree, zxid: i64, sessions: &[i64]) -> Tx
         6..=7 => {
             let path = pick(rng).to_string();
             let version = tree.get(&path).unwrap().stat.version + 1;
-            TxnBody::Op(TxnOp::SetData { path, data: vec![rng.below(256) as u8; 3], version })
+            TxnBody::Op(TxnOp::set_data(path, random_data(rng), version))
         }
         8 => {
             let path = pick(rng).to_string();
@@ -180,7 +188,7 @@ fn replayed_create_of_a_captured_child_moves_the_parent_cversion() {
 #[test]
 fn every_damaged_byte_is_caught_with_its_offset() {
     let mut tree = DataTree::new();
-    tree.create_node("/a", b"hello", &crate::acl::open_acl_unsafe(), 0, -1, 1, 5).unwrap();
+    tree.create_node("/a", Some(b"hello".as_slice()), &crate::acl::open_acl_unsafe(), 0, -1, 1, 5).unwrap();
     let bytes = encode(&capture(&tree, &sessions())).to_bytes();
     assert!(decode(&bytes).is_ok());
     for at in [0, 9, 20, 33, 61, SNAPSHOT_HEADER_BYTES + 3, bytes.len() - 1] {
@@ -196,6 +204,38 @@ fn every_damaged_byte_is_caught_with_its_offset() {
     cut.extend_from_slice(&bytes[..bytes.len() - 8]);
     let Err(err) = decode(&cut) else { panic!("a cut file decodes") };
     assert!(err.to_string().contains("the header says"), "{err}");
+}
+
+/// A snapshot exactly as format 1 wrote it (`/a` with data "xy" at zxid 5, session 0x77):
+/// still read, its data never null.
+#[test]
+fn format_1_snapshots_are_still_read() {
+    let hex = include_str!("testdata/snapshot_v1.hex").trim();
+    let mut bytes = rkyv::util::AlignedVec::<16>::new();
+    let decoded: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    bytes.extend_from_slice(&decoded);
+    let (header, image) = decode(&bytes).expect("a format-1 snapshot decodes");
+    assert_eq!((header.version, header.zxid), (1, 5));
+    let mut table = sessions();
+    let tree = restore(image, &mut table, 0).unwrap();
+    let a = tree.get("/a").unwrap();
+    assert_eq!((a.data.as_deref(), a.stat.czxid), (Some(b"xy".as_slice()), 5));
+    assert_eq!(tree.get("/zookeeper").unwrap().data.as_deref(), Some(&[][..]));
+    assert!(table.all().iter().any(|s| s.id == 0x77));
+}
+
+#[test]
+fn null_data_survives_a_snapshot() {
+    let mut tree = DataTree::new();
+    tree.create_node("/null", None, &crate::acl::open_acl_unsafe(), 0, -1, 1, 5).unwrap();
+    tree.create_node("/empty", Some(&[][..]), &crate::acl::open_acl_unsafe(), 0, -1, 2, 5).unwrap();
+    let bytes = encode(&capture(&tree, &sessions())).to_bytes();
+    let (header, image) = decode(&bytes).unwrap();
+    assert_eq!(header.version, SNAPSHOT_FORMAT_VERSION);
+    let restored = restore(image, &mut sessions(), 0).unwrap();
+    assert_eq!(restored.get("/null").unwrap().data, None);
+    assert_eq!(restored.get("/empty").unwrap().data.as_deref(), Some(&[][..]));
 }
 
 #[test]

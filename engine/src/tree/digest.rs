@@ -41,7 +41,7 @@ mod tests {
         let mut c = DataTree::new();
         c.last_processed_zxid = 5;
         assert_eq!(a.digest(), c.digest(), "only znodes count");
-        c.set_data("/zookeeper", b"x", 1, 2, -1).unwrap();
+        c.set_data("/zookeeper", Some(b"x".as_slice()), 1, 2, -1).unwrap();
         assert_ne!(a.digest(), c.digest());
     }
 }

@@ -70,12 +70,19 @@ pub struct NodeStat {
 #[derive(Debug, Clone, Default)]
 pub struct Node {
     pub stat: NodeStat,
-    pub data: Box<[u8]>,
+    /// `None`: the node was given null data (jute length -1), which reads back as null as in
+    /// Apache; `Some(empty)` is empty data. Both count as length 0.
+    pub data: Option<Box<[u8]>>,
     pub acl: AclId,
     pub children: BTreeSet<Box<str>>,
 }
 
 impl Node {
+    /// Bytes of data (0 for null data).
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+
     /// The wire Stat of this node, as Apache's `DataNode.copyStat`: the stored cversion counts
     /// child creations, the reported one creations plus deletions (`2 * created - children`);
     /// containers and TTL nodes report ephemeralOwner 0.
@@ -94,7 +101,7 @@ impl Node {
                 OwnerKind::Ephemeral(owner) => owner,
                 _ => 0,
             },
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children,
             pzxid: s.pzxid,
         }
@@ -155,12 +162,17 @@ impl DataTree {
             last_processed_zxid: 0,
         };
         let open = tree.acls.intern(&crate::acl::open_acl_unsafe());
-        tree.nodes.insert("/".into(), Node { acl: open, ..Default::default() });
+        tree.nodes.insert("/".into(), Node { acl: open, data: Some(Box::default()), ..Default::default() });
         let read_only = crate::acl::read_acl_unsafe();
         for path in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             let acl =
                 if path == "/zookeeper/config" { read_only.clone() } else { crate::acl::open_acl_unsafe() };
-            let _ = tree.create_node(path, &[], &acl, 0, -1, 0, 0);
+            let _ = tree.create_node(path, Some(&[][..]), &acl, 0, -1, 0, 0);
+        }
+        // Apache links the system nodes in without counting them as child creations, so `/`
+        // and `/zookeeper` start at stored cversion 0 (reported as minus their child count).
+        for path in ["/", "/zookeeper"] {
+            tree.nodes.get_mut(path).expect("just made").stat.cversion = 0;
         }
         tree
     }
@@ -233,7 +245,7 @@ impl DataTree {
     pub fn create_node(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -241,12 +253,20 @@ impl DataTree {
         time_ms: i64,
     ) -> Result<(Stat, Vec<TreeChange>), TreeError> {
         let (parent_path, child_name) = path::split(path);
-        if self.nodes.contains_key(path) {
-            return Err(TreeError::NodeExists(path.to_string()));
+        match self.nodes.get(parent_path) {
+            None => return Err(TreeError::NoNode(parent_path.to_string())),
+            Some(parent) if parent.children.contains(child_name) => {
+                return Err(TreeError::NodeExists(path.to_string()))
+            }
+            Some(_) => {}
         }
-        let Some(parent) = self.nodes.get_mut(parent_path) else {
-            return Err(TreeError::NoNode(parent_path.to_string()));
-        };
+        if let Some(orphan) = self.nodes.remove(path) {
+            // Linked under no parent: left by replaying the delete of its parent over a fuzzy
+            // snapshot that already held it. Replaced, as Apache's createNode (which looks only
+            // at the parent's children) does.
+            self.unindex(path, &orphan);
+        }
+        let parent = self.nodes.get_mut(parent_path).expect("looked up above");
         raise_cversion(&mut parent.stat, parent_cversion, zxid);
         parent.children.insert(child_name.into());
         let acl = self.acls.intern(acl);
@@ -262,13 +282,13 @@ impl DataTree {
                 aversion: 0,
                 ephemeral_owner,
             },
-            data: data.into(),
+            data: data.map(Into::into),
             acl,
             children: BTreeSet::new(),
         };
         let stat = node.stat();
         self.insert_indexed(path, node);
-        self.quota_after_create(path, data.len());
+        self.quota_after_create(path, data.map_or(0, <[u8]>::len));
         Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
     }
 
@@ -287,7 +307,7 @@ impl DataTree {
                 self.ephemerals.entry(owner).or_default().insert(key.clone());
             }
         }
-        self.approximate_data_size += (path.len() + node.data.len()) as i64;
+        self.approximate_data_size += (path.len() + node.data_len()) as i64;
         self.nodes.insert(key, node);
     }
 
@@ -316,15 +336,15 @@ impl DataTree {
     pub fn restore_node(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         stat: NodeStat,
     ) -> Result<(), TreeError> {
         let acl = self.acls.intern(acl);
         if let Some(node) = self.nodes.get_mut(path) {
-            self.approximate_data_size += data.len() as i64 - node.data.len() as i64;
+            self.approximate_data_size += data.map_or(0, <[u8]>::len) as i64 - node.data_len() as i64;
             let old_acl = std::mem::replace(&mut node.acl, acl);
-            node.data = data.into();
+            node.data = data.map(Into::into);
             node.stat = stat;
             self.acls.release(old_acl);
             return Ok(());
@@ -335,7 +355,7 @@ impl DataTree {
             return Err(TreeError::NoNode(parent_path.to_string()));
         };
         parent.children.insert(child_name.into());
-        self.insert_indexed(path, Node { stat, data: data.into(), acl, children: BTreeSet::new() });
+        self.insert_indexed(path, Node { stat, data: data.map(Into::into), acl, children: BTreeSet::new() });
         Ok(())
     }
 
@@ -352,8 +372,15 @@ impl DataTree {
         let Some(node) = self.nodes.remove(path) else {
             return Err(TreeError::NoNode(path.to_string()));
         };
+        self.unindex(path, &node);
+        self.quota_after_delete(path, node.data_len());
+        Ok(vec![TreeChange::Deleted { path: path.to_string() }])
+    }
+
+    /// Undoes what [`Self::insert_indexed`] did for a node just removed from the map.
+    fn unindex(&mut self, path: &str, node: &Node) {
         self.acls.release(node.acl);
-        self.approximate_data_size -= (path.len() + node.data.len()) as i64;
+        self.approximate_data_size -= (path.len() + node.data_len()) as i64;
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -371,15 +398,13 @@ impl DataTree {
                 }
             }
         }
-        self.quota_after_delete(path, node.data.len());
-        Ok(vec![TreeChange::Deleted { path: path.to_string() }])
     }
 
     /// Replaces a node's data; `version` is the new version the txn carries.
     pub fn set_data(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         zxid: i64,
         time_ms: i64,
@@ -387,9 +412,9 @@ impl DataTree {
         let Some(node) = self.nodes.get_mut(path) else {
             return Err(TreeError::NoNode(path.to_string()));
         };
-        let bytes_diff = data.len() as i64 - node.data.len() as i64;
+        let bytes_diff = data.map_or(0, <[u8]>::len) as i64 - node.data_len() as i64;
         self.approximate_data_size += bytes_diff;
-        node.data = data.into();
+        node.data = data.map(Into::into);
         node.stat.mtime = time_ms;
         node.stat.mzxid = zxid;
         node.stat.version = version;
@@ -445,9 +470,10 @@ mod tests {
     #[test]
     fn create_and_delete_keep_parent_stat_and_indexes() {
         let mut tree = DataTree::new();
-        let (stat, _) = tree.create_node("/a", b"x", &open_acl_unsafe(), 0, -1, 7, 100).unwrap();
+        let (stat, _) =
+            tree.create_node("/a", Some(b"x".as_slice()), &open_acl_unsafe(), 0, -1, 7, 100).unwrap();
         assert_eq!((stat.czxid, stat.mzxid, stat.pzxid, stat.data_length), (7, 7, 7, 1));
-        tree.create_node("/a/e", b"", &open_acl_unsafe(), 42, -1, 8, 101).unwrap();
+        tree.create_node("/a/e", Some(b"".as_slice()), &open_acl_unsafe(), 42, -1, 8, 101).unwrap();
         let a = tree.get("/a").unwrap().stat();
         assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 8, 1));
         assert_eq!(tree.ephemerals_of(42), vec!["/a/e".to_string()]);
@@ -456,7 +482,7 @@ mod tests {
         assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 9, 0), "reported cversion counts the delete");
         assert!(tree.ephemerals_of(42).is_empty());
         assert_eq!(
-            tree.create_node("/a", b"", &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(),
+            tree.create_node("/a", Some(b"".as_slice()), &open_acl_unsafe(), 0, -1, 10, 0).unwrap_err(),
             TreeError::NodeExists("/a".into())
         );
     }
@@ -464,12 +490,12 @@ mod tests {
     #[test]
     fn replayed_create_does_not_move_parent_cversion_back() {
         let mut tree = DataTree::new();
-        tree.create_node("/p", b"", &open_acl_unsafe(), 0, -1, 1, 0).unwrap();
-        tree.create_node("/p/a", b"", &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
-        tree.create_node("/p/b", b"", &open_acl_unsafe(), 0, 2, 3, 0).unwrap();
+        tree.create_node("/p", Some(b"".as_slice()), &open_acl_unsafe(), 0, -1, 1, 0).unwrap();
+        tree.create_node("/p/a", Some(b"".as_slice()), &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
+        tree.create_node("/p/b", Some(b"".as_slice()), &open_acl_unsafe(), 0, 2, 3, 0).unwrap();
         tree.delete_node("/p/a", 4).unwrap();
         // Replay of the first create over this state (fuzzy snapshot).
-        tree.create_node("/p/a", b"", &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
+        tree.create_node("/p/a", Some(b"".as_slice()), &open_acl_unsafe(), 0, 1, 2, 0).unwrap();
         let p = tree.get("/p").unwrap().stat();
         assert_eq!((p.cversion, p.pzxid), (2, 4));
     }

@@ -161,8 +161,8 @@ impl DataTree {
     /// exceed, if any: hard limits win over soft ones, counts are checked before bytes.
     pub fn quota_excess(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Option<QuotaExcess> {
         let prefix = self.quota_prefix(path)?;
-        let limits = StatsTrack::parse(&self.get(&quota_node_path(prefix, LIMIT_NODE))?.data);
-        let usage = StatsTrack::parse(&self.get(&quota_node_path(prefix, STAT_NODE))?.data);
+        let limits = StatsTrack::parse(self.get(&quota_node_path(prefix, LIMIT_NODE))?.data.as_deref().unwrap_or_default());
+        let usage = StatsTrack::parse(self.get(&quota_node_path(prefix, STAT_NODE))?.data.as_deref().unwrap_or_default());
         let checks = [
             (QuotaKind::Count, count_diff, usage.count(), limits.count(), limits.count_hard_limit()),
             (QuotaKind::Bytes, bytes_diff, usage.bytes(), limits.bytes(), limits.byte_hard_limit()),
@@ -253,7 +253,7 @@ impl DataTree {
         let Some(prefix) = self.quota_prefix(path) else { return };
         let stat_path = quota_node_path(prefix, STAT_NODE);
         let Some(node) = self.nodes.get(stat_path.as_str()) else { return };
-        let mut usage = StatsTrack::parse(&node.data);
+        let mut usage = StatsTrack::parse(node.data.as_deref().unwrap_or_default());
         usage.values.insert(COUNT.into(), usage.count() + count_diff);
         usage.values.insert(BYTES.into(), usage.bytes() + bytes_diff);
         self.replace_stats_data(&stat_path, usage.to_bytes());
@@ -271,7 +271,7 @@ impl DataTree {
         while let Some(p) = stack.pop() {
             let Some(node) = self.nodes.get(p.as_str()) else { continue };
             count += 1;
-            bytes += node.data.len() as i64;
+            bytes += node.data_len() as i64;
             stack.extend(node.children.iter().map(|c| path::join(&p, c)));
         }
         self.replace_stats_data(&stat_path, StatsTrack::usage(count, bytes).to_bytes());
@@ -280,8 +280,8 @@ impl DataTree {
     /// New data for a stats node: no version, mzxid or watch moves, as in Apache.
     fn replace_stats_data(&mut self, stat_path: &str, data: Vec<u8>) {
         if let Some(node) = self.nodes.get_mut(stat_path) {
-            self.approximate_data_size += data.len() as i64 - node.data.len() as i64;
-            node.data = data.into();
+            self.approximate_data_size += data.len() as i64 - node.data_len() as i64;
+            node.data = Some(data.into());
         }
     }
 }

@@ -36,6 +36,11 @@ impl From<&ArchivedTxnAcl> for Acl {
 }
 
 /// A tree operation (alone, or one step of a multi).
+///
+/// Archived layout rule (log format 2, `crate::log::FORMAT_VERSION`): variants are only ever
+/// appended, never reordered or changed, and none may be larger than `Create`, so an archive
+/// written by an older version is a valid archive of this type (the test
+/// `log_format_1_records_still_decode` holds a frozen format-1 record).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
     /// Create, create2, createContainer, createTTL: the kind lives in `ephemeral_owner`.
@@ -50,6 +55,34 @@ pub enum TxnOp {
     Check { path: String, version: i32 },
     /// A rejected write: the error code answered.
     Error { code: i32 },
+    /// Create with null data (jute length -1), kept and read back as null (since format 2).
+    CreateNullData { path: String, acl: Vec<TxnAcl>, ephemeral_owner: i64, parent_cversion: i32 },
+    /// SetData with null data (since format 2).
+    SetNullData { path: String, version: i32 },
+}
+
+impl TxnOp {
+    /// A create of `data` (`None`: null data): the variant that archives it.
+    pub fn create(
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<TxnAcl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+    ) -> TxnOp {
+        match data {
+            Some(data) => TxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion },
+            None => TxnOp::CreateNullData { path, acl, ephemeral_owner, parent_cversion },
+        }
+    }
+
+    /// A setData of `data` (`None`: null data) giving the node `version`.
+    pub fn set_data(path: String, data: Option<Vec<u8>>, version: i32) -> TxnOp {
+        match data {
+            Some(data) => TxnOp::SetData { path, data, version },
+            None => TxnOp::SetNullData { path, version },
+        }
+    }
 }
 
 /// What a txn does.
@@ -175,28 +208,12 @@ fn apply_op(
 ) -> OpResult {
     match op {
         ArchivedTxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
-            let acl: Vec<Acl> = acl.iter().map(Acl::from).collect();
-            match tree.create_node(
-                path.as_str(),
-                data.as_slice(),
-                &acl,
-                ephemeral_owner.to_native(),
-                parent_cversion.to_native(),
-                zxid,
-                time_ms,
-            ) {
-                Ok((stat, c)) => {
-                    changes.extend(c);
-                    OpResult::Created { path: path.to_string(), stat }
-                }
-                Err(TreeError::NodeExists(_)) => {
-                    // Replay over a fuzzy snapshot: the node is there already, but the parent's
-                    // cversion/pzxid still move as this txn says (Apache's DataTree.processTxn).
-                    tree.replay_parent_cversion(path.as_str(), parent_cversion.to_native(), zxid);
-                    OpResult::Error { code: ErrorCode::NodeExists.code() }
-                }
-                Err(TreeError::NoNode(_)) => OpResult::Error { code: ErrorCode::NoNode.code() },
-            }
+            let create = Create::from_archived(path, acl, ephemeral_owner, parent_cversion);
+            apply_create(tree, create, Some(data.as_slice()), zxid, time_ms, changes)
+        }
+        ArchivedTxnOp::CreateNullData { path, acl, ephemeral_owner, parent_cversion } => {
+            let create = Create::from_archived(path, acl, ephemeral_owner, parent_cversion);
+            apply_create(tree, create, None, zxid, time_ms, changes)
         }
         ArchivedTxnOp::Delete { path } => match tree.delete_node(path.as_str(), zxid) {
             Ok(c) => {
@@ -206,13 +223,10 @@ fn apply_op(
             Err(_) => OpResult::Error { code: ErrorCode::NoNode.code() },
         },
         ArchivedTxnOp::SetData { path, data, version } => {
-            match tree.set_data(path.as_str(), data.as_slice(), version.to_native(), zxid, time_ms) {
-                Ok((stat, c)) => {
-                    changes.extend(c);
-                    OpResult::DataSet { stat }
-                }
-                Err(_) => OpResult::Error { code: ErrorCode::NoNode.code() },
-            }
+            apply_set_data(tree, path, Some(data.as_slice()), version.to_native(), zxid, time_ms, changes)
+        }
+        ArchivedTxnOp::SetNullData { path, version } => {
+            apply_set_data(tree, path, None, version.to_native(), zxid, time_ms, changes)
         }
         ArchivedTxnOp::SetAcl { path, acl, version } => {
             let acl: Vec<Acl> = acl.iter().map(Acl::from).collect();
@@ -223,6 +237,72 @@ fn apply_op(
         }
         ArchivedTxnOp::Check { .. } => OpResult::Checked,
         ArchivedTxnOp::Error { code } => OpResult::Error { code: code.to_native() },
+    }
+}
+
+/// The fields a create txn carries besides its data (shared by both create variants).
+struct Create<'a> {
+    path: &'a str,
+    acl: Vec<Acl>,
+    ephemeral_owner: i64,
+    parent_cversion: i32,
+}
+
+impl<'a> Create<'a> {
+    fn from_archived(
+        path: &'a rkyv::string::ArchivedString,
+        acl: &rkyv::vec::ArchivedVec<ArchivedTxnAcl>,
+        ephemeral_owner: &rkyv::rend::i64_le,
+        parent_cversion: &rkyv::rend::i32_le,
+    ) -> Self {
+        Create {
+            path: path.as_str(),
+            acl: acl.iter().map(Acl::from).collect(),
+            ephemeral_owner: ephemeral_owner.to_native(),
+            parent_cversion: parent_cversion.to_native(),
+        }
+    }
+}
+
+fn apply_create(
+    tree: &mut DataTree,
+    create: Create<'_>,
+    data: Option<&[u8]>,
+    zxid: i64,
+    time_ms: i64,
+    changes: &mut Vec<TreeChange>,
+) -> OpResult {
+    let Create { path, acl, ephemeral_owner, parent_cversion } = create;
+    match tree.create_node(path, data, &acl, ephemeral_owner, parent_cversion, zxid, time_ms) {
+        Ok((stat, c)) => {
+            changes.extend(c);
+            OpResult::Created { path: path.to_string(), stat }
+        }
+        Err(TreeError::NodeExists(_)) => {
+            // Replay over a fuzzy snapshot: the node is there already, but the parent's
+            // cversion/pzxid still move as this txn says (Apache's DataTree.processTxn).
+            tree.replay_parent_cversion(path, parent_cversion, zxid);
+            OpResult::Error { code: ErrorCode::NodeExists.code() }
+        }
+        Err(TreeError::NoNode(_)) => OpResult::Error { code: ErrorCode::NoNode.code() },
+    }
+}
+
+fn apply_set_data(
+    tree: &mut DataTree,
+    path: &rkyv::string::ArchivedString,
+    data: Option<&[u8]>,
+    version: i32,
+    zxid: i64,
+    time_ms: i64,
+    changes: &mut Vec<TreeChange>,
+) -> OpResult {
+    match tree.set_data(path.as_str(), data, version, zxid, time_ms) {
+        Ok((stat, c)) => {
+            changes.extend(c);
+            OpResult::DataSet { stat }
+        }
+        Err(_) => OpResult::Error { code: ErrorCode::NoNode.code() },
     }
 }
 
@@ -266,6 +346,61 @@ mod tests {
         let mut cut = TxnBytes::new();
         cut.extend_from_slice(&bytes[bytes.len() / 2..]);
         assert!(access(&cut).is_err());
+    }
+
+    /// A multi record exactly as log format 1 archived it (before the null-data variants
+    /// were appended): it must still validate and read back as the same txn.
+    #[test]
+    fn log_format_1_records_still_decode() {
+        let hex = include_str!("testdata/multi_v1.hex").trim();
+        let mut bytes = TxnBytes::new();
+        let decoded: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        bytes.extend_from_slice(&decoded);
+        let archived = access(&bytes).expect("a format-1 archive is a valid archive");
+        let txn: Txn = rkyv::deserialize::<Txn, rkyv::rancor::Error>(archived).unwrap();
+        let acl = vec![TxnAcl { perms: 31, scheme: "world".into(), id: "anyone".into() }];
+        let expected = Txn {
+            session_id: 0x1234,
+            cxid: 7,
+            zxid: 0x1_0000_0005,
+            time_ms: 1_700_000_000_000,
+            body: TxnBody::Multi(vec![
+                TxnOp::Create {
+                    path: "/a".into(),
+                    data: b"xy".to_vec(),
+                    acl: acl.clone(),
+                    ephemeral_owner: 0,
+                    parent_cversion: 3,
+                },
+                TxnOp::SetData { path: "/a".into(), data: b"z".to_vec(), version: 2 },
+                TxnOp::SetAcl { path: "/a".into(), acl, version: 1 },
+                TxnOp::Check { path: "/a".into(), version: 2 },
+                TxnOp::Delete { path: "/a".into() },
+                TxnOp::Error { code: -101 },
+            ]),
+        };
+        assert_eq!(txn, expected);
+        assert_eq!(encode(&expected).as_slice(), bytes.as_slice(), "the layout of old variants is unchanged");
+    }
+
+    #[test]
+    fn null_data_is_kept_apart_from_empty_data() {
+        let mut tree = DataTree::new();
+        let open: Vec<TxnAcl> = crate::acl::open_acl_unsafe().iter().map(TxnAcl::from).collect();
+        let ops = vec![
+            TxnOp::create("/null".into(), None, open.clone(), 0, -1),
+            TxnOp::create("/empty".into(), Some(Vec::new()), open, 0, -1),
+        ];
+        let txn = Txn { session_id: 1, cxid: 1, zxid: 5, time_ms: 0, body: TxnBody::Multi(ops) };
+        apply(&mut tree, access(&encode(&txn)).unwrap());
+        assert_eq!(tree.get("/null").unwrap().data, None);
+        assert_eq!(tree.get("/empty").unwrap().data.as_deref(), Some(&[][..]));
+        let set = TxnOp::set_data("/empty".into(), None, 1);
+        let txn = Txn { session_id: 1, cxid: 2, zxid: 6, time_ms: 0, body: TxnBody::Op(set) };
+        apply(&mut tree, access(&encode(&txn)).unwrap());
+        let node = tree.get("/empty").unwrap();
+        assert_eq!((node.data.as_deref(), node.stat().data_length, node.stat().version), (None, 0, 1));
     }
 
     #[test]

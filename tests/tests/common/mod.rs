@@ -164,7 +164,7 @@ pub fn open_acl() -> Vec<Acl> {
 
 /// A raw CreateRequest for `path` with `flags` (0 persistent, 1 ephemeral, 2 sequential, ...).
 pub fn create_request(path: &str, flags: i32) -> CreateRequest {
-    CreateRequest { path: path.into(), data: Vec::new(), acl: open_acl(), flags }
+    CreateRequest { path: path.into(), data: Some(Vec::new()), acl: open_acl(), flags }
 }
 
 /// A raw getData/exists/getChildren request for `path` that sets a watch.
@@ -318,6 +318,11 @@ impl RawSession {
         let Frame::Data(bytes) = answer else { panic!("server closed during handshake") };
         let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
         assert!(response.timeout_ms > 0, "session refused: {response:?}");
+        Self::from_handshake(stream, response)
+    }
+
+    /// A session on `stream` whose handshake the caller did (see [`raw_handshake_to`]).
+    pub fn from_handshake(stream: TcpStream, response: ConnectResponse) -> RawSession {
         RawSession { stream, response, next_xid: 1, events: Vec::new() }
     }
 
