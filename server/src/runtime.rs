@@ -159,6 +159,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     ensure_port_free(bind_addr)?;
 
     let now = crate::data_role::now_ms();
+    // Never an empty start beside Apache's data.
+    crate::apache_migration::refuse_apache_only(&config.data_dir, config.log_dir())
+        .map_err(|e| anyhow!("refusing to start: {e}"))?;
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
     let replica = crate::replica::prepare(&config)?;
     let secret = match &replica {
