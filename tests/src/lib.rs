@@ -163,7 +163,13 @@ impl TestServer {
     }
 
     fn start_in(extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
-        let target = Target::from_env();
+        Self::start_as(Target::from_env(), extra_config, data_dir_override)
+    }
+
+    /// Starts `target` whatever `RINGKEEPER_TEST_TARGET` says (tests that drive both servers,
+    /// e.g. moving data from Apache to ringkeeper), with `dataDir` at `data_dir_override`
+    /// when given.
+    pub fn start_as(target: Target, extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
         let mut server = TestServer {
             target,
             port: free_port(),
