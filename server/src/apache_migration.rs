@@ -61,24 +61,22 @@ fn apache_version_dir(dir: &Path) -> PathBuf {
 /// Apache's files named `<prefix><hex zxid>` in `dir`, in zxid order. A name ringkeeper would
 /// read as its own (16 hex digits) is left out: it is not Apache's.
 fn apache_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, MigrationError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let ours = ringkeeper_engine::snapshot::parse_snapshot_file_name(name).is_some()
-            || ringkeeper_engine::log::parse_segment_file_name(name).is_some();
-        if let (Some(zxid), false) = (apache::parse_file_name(prefix, name), ours) {
-            files.push((zxid, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
+    let parse = if prefix == apache::SNAPSHOT_PREFIX { apache_snapshot_zxid } else { apache_log_zxid };
+    Ok(recovery::numbered_files(dir, prefix, parse)?)
+}
+
+/// Whether a name is one of ringkeeper's own files (16 hex digits after the prefix).
+fn ringkeeper_name(name: &str) -> bool {
+    ringkeeper_engine::snapshot::parse_snapshot_file_name(name).is_some()
+        || ringkeeper_engine::log::parse_segment_file_name(name).is_some()
+}
+
+fn apache_snapshot_zxid(name: &str) -> Option<i64> {
+    apache::parse_file_name(apache::SNAPSHOT_PREFIX, name).filter(|_| !ringkeeper_name(name))
+}
+
+fn apache_log_zxid(name: &str) -> Option<i64> {
+    apache::parse_file_name(apache::LOG_PREFIX, name).filter(|_| !ringkeeper_name(name))
 }
 
 /// Every Apache snapshot or log file in `dir` or its `version-2/`.

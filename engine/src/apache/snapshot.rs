@@ -90,6 +90,17 @@ fn read<'a, T>(
     f(r).map_err(|e| FormatError::decoding(0, what, e))
 }
 
+/// Reads the count in front of the session list or the ACL map, bounded by the bytes left
+/// (every entry takes at least 12).
+fn read_count(r: &mut JuteReader<'_>, what: &str) -> Result<usize, FormatError> {
+    let at = r.offset();
+    let count = read(r, what, |r| r.read_i32())?;
+    if count < 0 || count as usize > r.remaining() / 12 {
+        return Err(FormatError::at(at, format!("{what} {count} does not fit the file")));
+    }
+    Ok(count as usize)
+}
+
 /// Reads a seal (`SnapStream.sealStream`): the Adler32 of every byte before it, then "/".
 fn check_seal(bytes: &[u8], r: &mut JuteReader<'_>) -> Result<(), FormatError> {
     let at = r.offset();
@@ -119,22 +130,12 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheSnapshot, FormatError> {
         return Err(FormatError::at(4, format!("unknown snapshot version {}", header.version)));
     }
     let mut snap = ApacheSnapshot { dbid: header.dbid, ..Default::default() };
-    let at = r.offset();
-    let count = read(&mut r, "session count", |r| r.read_i32())?;
-    if count < 0 || count as usize > r.remaining() / 12 {
-        return Err(FormatError::at(at, format!("session count {count} does not fit the file")));
-    }
-    for _ in 0..count {
+    for _ in 0..read_count(&mut r, "session count")? {
         let id = read(&mut r, "session id", |r| r.read_i64())?;
         let timeout = read(&mut r, "session timeout", |r| r.read_i32())?;
         snap.sessions.push((id, timeout));
     }
-    let at = r.offset();
-    let count = read(&mut r, "ACL map size", |r| r.read_i32())?;
-    if count < 0 || count as usize > r.remaining() / 12 {
-        return Err(FormatError::at(at, format!("ACL map size {count} does not fit the file")));
-    }
-    for _ in 0..count {
+    for _ in 0..read_count(&mut r, "ACL map size")? {
         let id = read(&mut r, "ACL id", |r| r.read_i64())?;
         let list = read(&mut r, "ACL list", |r| r.read_vec(Acl::decode))?;
         snap.acls.push((id, list));
