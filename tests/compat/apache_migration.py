@@ -134,6 +134,7 @@ def workload(hosts, ready_file):
 
 def dump(hosts):
     zk = client(hosts)
+    zk.sync("/")  # a follower answers only after it has everything committed before now
     lines = []
     stack = ["/"]
     while stack:

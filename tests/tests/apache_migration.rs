@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::{ringkeeper_binary, wait_exit, workspace_root, Target, TestServer};
 
 /// Apache with snapshots every ~10-20 txns, and TTL nodes allowed.
@@ -30,10 +31,10 @@ fn script() -> PathBuf {
     workspace_root().join("tests").join("compat").join("apache_migration.py")
 }
 
-fn python(server: &TestServer, args: &[&str]) -> Command {
+fn python(hosts: &str, args: &[&str]) -> Command {
     let mut c = Command::new("python3");
     c.arg(script())
-        .arg(server.connect_string())
+        .arg(hosts)
         .args(args)
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -41,10 +42,10 @@ fn python(server: &TestServer, args: &[&str]) -> Command {
     c
 }
 
-/// Every znode of `server` as one JSON line each, sorted by path.
-fn dump(server: &TestServer) -> Vec<String> {
-    let out = python(server, &["dump"]).output().expect("run apache_migration.py dump (python3 with kazoo)");
-    assert!(out.status.success(), "dump failed: {}\n{}", String::from_utf8_lossy(&out.stderr), server.log());
+/// Every znode the server at `hosts` serves, as one JSON line each, sorted by path.
+fn dump(hosts: &str) -> Vec<String> {
+    let out = python(hosts, &["dump"]).output().expect("run apache_migration.py dump (python3 with kazoo)");
+    assert!(out.status.success(), "dump of {hosts} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
 }
 
@@ -80,6 +81,10 @@ fn import(from: &Path, to: &Path) -> Output {
     ringkeeper(&["import-zk".as_ref(), "--from".as_ref(), from.as_os_str(), "--to".as_ref(), to.as_os_str()])
 }
 
+fn export(from: &Path, to: &Path) -> Output {
+    ringkeeper(&["export-zk".as_ref(), "--from".as_ref(), from.as_os_str(), "--to".as_ref(), to.as_os_str()])
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -106,11 +111,13 @@ struct KilledApache {
     zxid: String,
 }
 
-fn apache_after_workload() -> KilledApache {
-    let mut server = TestServer::start_as(Target::Apache, APACHE_CONFIG, None);
-    let ready = server.dir.path().join("workload.ready");
-    let log = std::fs::File::create(server.dir.path().join("workload.out")).unwrap();
-    let mut workload: Child = python(&server, &["workload", ready.to_str().unwrap()])
+/// Runs the workload against `hosts` until it reports ready (its session then stays open
+/// until the returned process is killed); `dir` holds its ready file and output.
+fn start_workload(hosts: &str, dir: &Path) -> Child {
+    let ready = dir.join("workload.ready");
+    let output = dir.join("workload.out");
+    let log = std::fs::File::create(&output).unwrap();
+    let mut workload = python(hosts, &["workload", ready.to_str().unwrap()])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -118,24 +125,40 @@ fn apache_after_workload() -> KilledApache {
     let started = Instant::now();
     while !ready.exists() {
         if let Ok(Some(status)) = workload.try_wait() {
-            let out = std::fs::read_to_string(server.dir.path().join("workload.out")).unwrap_or_default();
-            panic!("workload exited with {status}:\n{out}\n{}", server.log());
+            panic!(
+                "workload exited with {status}:\n{}",
+                std::fs::read_to_string(&output).unwrap_or_default()
+            );
         }
         assert!(started.elapsed() < RUN_LIMIT, "workload did not finish within {RUN_LIMIT:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let tree = dump(&server);
-    let zxid = last_zxid(&server);
-    server.kill();
+    workload
+}
+
+fn stop_workload(mut workload: Child) {
     let _ = workload.kill();
     let _ = workload.wait();
-    let data = server.data_dir();
-    let (snapshots, logs) = (apache_files(&data, "snapshot."), apache_files(&data, "log."));
+}
+
+/// Checks what the workload leaves in an Apache dataDir and tree.
+fn assert_workload_shape(data: &Path, tree: &[String]) {
+    let (snapshots, logs) = (apache_files(data, "snapshot."), apache_files(data, "log."));
     assert!(
         snapshots.len() >= 3 && logs.len() >= 3,
         "the workload should roll snapshots and logs: {snapshots:?} {logs:?}"
     );
     assert!(tree.iter().any(|l| l.contains("\"path\": \"/app/live\"")), "the live ephemeral is in the tree");
+}
+
+fn apache_after_workload() -> KilledApache {
+    let mut server = TestServer::start_as(Target::Apache, APACHE_CONFIG, None);
+    let workload = start_workload(&server.connect_string(), server.dir.path());
+    let tree = dump(&server.connect_string());
+    let zxid = last_zxid(&server);
+    server.kill();
+    stop_workload(workload);
+    assert_workload_shape(&server.data_dir(), &tree);
     KilledApache { server, tree, zxid }
 }
 
@@ -150,7 +173,7 @@ fn apache_data_moves_to_ringkeeper_and_back_node_by_node_and_stat_by_stat() {
     assert!(out.status.success(), "import failed: {}", stderr(&out));
     let mut rk = TestServer::start_as(Target::Ringkeeper, RINGKEEPER_CONFIG, Some(ours.clone()));
     assert_eq!(last_zxid(&rk), apache.zxid, "ringkeeper resumes at Apache's last zxid");
-    assert_same_tree(&apache.tree, &dump(&rk), "ringkeeper after import-zk vs Apache");
+    assert_same_tree(&apache.tree, &dump(&rk.connect_string()), "ringkeeper after import-zk vs Apache");
     assert_eq!(rk.stop_with_signal("TERM", Duration::from_secs(20)).map(|s| s.success()), Some(true));
 
     // ringkeeper -> Apache.
@@ -165,7 +188,11 @@ fn apache_data_moves_to_ringkeeper_and_back_node_by_node_and_stat_by_stat() {
     assert!(out.status.success(), "export failed: {}", stderr(&out));
     assert_eq!(apache_files(&back, "snapshot.").len(), 1);
     let again = TestServer::start_as(Target::Apache, APACHE_CONFIG, Some(back));
-    assert_same_tree(&apache.tree, &dump(&again), "Apache after export-zk vs the original Apache");
+    assert_same_tree(
+        &apache.tree,
+        &dump(&again.connect_string()),
+        "Apache after export-zk vs the original Apache",
+    );
 }
 
 /// Flips one byte of `path` at `offset`.
@@ -208,7 +235,7 @@ fn damaged_apache_files_are_refused_naming_file_and_offset() {
     let skipped = format!("skipping Apache snapshot {}: offset ", newest.display());
     assert!(stderr(&out).contains(&skipped), "expected {skipped:?} in:\n{}", stderr(&out));
     let rk = TestServer::start_as(Target::Ringkeeper, RINGKEEPER_CONFIG, Some(ours));
-    assert_same_tree(&apache.tree, &dump(&rk), "import over a damaged newest snapshot");
+    assert_same_tree(&apache.tree, &dump(&rk.connect_string()), "import over a damaged newest snapshot");
     drop(rk);
 
     // Every snapshot damaged: refused, naming the newest one and where its check failed.
@@ -267,5 +294,64 @@ fn ringkeeper_refuses_apache_files_at_start_and_in_its_verify_tools() {
         let out = ringkeeper(&[tool.as_ref(), path.as_os_str()]);
         assert!(!out.status.success(), "{tool} {path:?} must fail");
         assert!(stderr(&out).contains("import-zk"), "{tool} names the import command: {}", stderr(&out));
+    }
+}
+
+/// A member's tree without `/zookeeper/config`: each Apache member writes that node itself at
+/// start (from its own dynamic config, with its own mtime), so Apache's members differ there
+/// among themselves; reconfig is not part of this move.
+fn replicated_tree(hosts: &str) -> Vec<String> {
+    dump(hosts).into_iter().filter(|line| !line.contains("\"path\": \"/zookeeper/config\"")).collect()
+}
+
+#[test]
+fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
+    let work = tempfile::tempdir().unwrap();
+    let dirs =
+        |name: &str| -> Vec<PathBuf> { (1..=3).map(|i| work.path().join(format!("{name}-{i}"))).collect() };
+    let apache_dirs = dirs("apache");
+    let mut apache = Ensemble::start_as_with_data_dirs(Target::Apache, &apache_dirs, APACHE_CONFIG);
+    let workload = start_workload(&apache.connect_string(), work.path());
+    let tree = replicated_tree(&apache.address(0));
+    for i in 1..3 {
+        assert_same_tree(&tree, &replicated_tree(&apache.address(i)), &format!("Apache member {}", i + 1));
+    }
+    for i in 0..3 {
+        apache.kill(i);
+    }
+    stop_workload(workload);
+    assert_workload_shape(&apache_dirs[0], &tree);
+
+    // Each member's own files, imported: a member that missed the last commits catches up
+    // from the new leader as usual.
+    let ours = dirs("ringkeeper");
+    for (from, to) in apache_dirs.iter().zip(&ours) {
+        let out = import(from, to);
+        assert!(out.status.success(), "import of {from:?} failed: {}", stderr(&out));
+    }
+    let mut rk = Ensemble::start_as_with_data_dirs(Target::Ringkeeper, &ours, RINGKEEPER_CONFIG);
+    for i in 0..3 {
+        assert_same_tree(
+            &tree,
+            &replicated_tree(&rk.address(i)),
+            &format!("ringkeeper member {} after import", i + 1),
+        );
+    }
+    for i in 0..3 {
+        assert_eq!(rk.stop_with_signal(i, "TERM", Duration::from_secs(20)).map(|s| s.success()), Some(true));
+    }
+
+    let back = dirs("apache-again");
+    for (from, to) in ours.iter().zip(&back) {
+        let out = export(from, to);
+        assert!(out.status.success(), "export of {from:?} failed: {}", stderr(&out));
+    }
+    let again = Ensemble::start_as_with_data_dirs(Target::Apache, &back, APACHE_CONFIG);
+    for i in 0..3 {
+        assert_same_tree(
+            &tree,
+            &replicated_tree(&again.address(i)),
+            &format!("Apache member {} after export", i + 1),
+        );
     }
 }
