@@ -258,9 +258,42 @@ pub fn import(from: &Path, from_log_dir: Option<&Path>, to: &Path) -> Result<Imp
     }
     let image = replay.into_image();
     let (nodes, sessions) = (image.nodes.len(), image.sessions.len());
+    let ids: String = image.sessions.iter().map(|s| format!("{:#x}\n", s.id)).collect();
+    crate::replica::write_durably(to, APACHE_SESSIONS_FILE, ids.as_bytes())
+        .map_err(io_error(&to.join(APACHE_SESSIONS_FILE)))?;
     let (written, _) = snapshot_store::write_snapshot(to, &image).map_err(io_error(to))?;
     copy_epoch_files(from, to)?;
     Ok(Imported { snapshot, logs: used, txns, last_zxid: last, nodes, sessions, written })
+}
+
+/// Written by an import beside the snapshot: the ids (hex, one a line) of the sessions that
+/// came from Apache. At every start their clients' Apache-issued passwords are honoured
+/// ([`adopt_apache_sessions`]), so a client whose session was open through the move
+/// reconnects to it; ids no longer live are ignored.
+pub const APACHE_SESSIONS_FILE: &str = "apache-sessions";
+
+/// Gives the live sessions named in `data_dir/apache-sessions` the password Apache issued
+/// them; returns how many were live.
+pub fn adopt_apache_sessions(
+    data_dir: &Path,
+    sessions: &mut ringkeeper_engine::session::SessionTable,
+) -> Result<usize, MigrationError> {
+    let path = data_dir.join(APACHE_SESSIONS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error(&path)(e)),
+    };
+    let mut adopted = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let id = u64::from_str_radix(line.trim().trim_start_matches("0x"), 16)
+            .map_err(|_| refused(&path, format!("{line:?} is not a session id")))? as i64;
+        adopted += usize::from(sessions.adopt_password(id, apache::apache_session_password(id)));
+    }
+    if adopted > 0 {
+        log::info!("{adopted} session(s) imported from Apache ZooKeeper keep their Apache passwords");
+    }
+    Ok(adopted)
 }
 
 /// The epoch files an ensemble member keeps beside its data (`acceptedEpoch`, `currentEpoch`,

@@ -7,8 +7,12 @@ Usage:
       session, container, TTL), digest and read-only ACLs, setData/setACL versions, multi
       (committed and failed), failed writes (error txns), deletes, a closed session that owned
       ephemerals, and enough writes to roll several snapshots and log files with a small
-      snapCount. Then writes the live session's id to READY_FILE and keeps that session open
+      snapCount. Then writes the live session's id and password to READY_FILE and keeps that session open
       until killed.
+  apache_migration.py HOST:PORT resume SESSION_ID PASSWORD_HEX
+      Reconnects to that session (as a client whose server was replaced would), checks that
+      it is the same session and still owns /app/live, prints "resumed", and stays until
+      killed without closing the session.
   apache_migration.py HOST:PORT dump
       Prints one JSON line per znode, sorted by path: path, data (hex), every Stat field,
       ACL list, children. Authenticated as the digest user, so every node is readable.
@@ -125,9 +129,25 @@ def workload(hosts, ready_file):
     zk.create("/app/live-seq-", b"ephemeral sequential", ephemeral=True, sequence=True)
     zk.sync("/")
     with open(ready_file + ".tmp", "w") as f:
-        f.write(f"{zk.client_id[0]:#x}\n")
+        f.write(f"{zk.client_id[0]:#x} {zk.client_id[1].hex()}\n")
     os.rename(ready_file + ".tmp", ready_file)
     print("workload done", flush=True)
+    while True:
+        time.sleep(1)
+
+
+def resume(hosts, session_id, password_hex):
+    """Reconnects to an existing session; its ephemerals must be there, owned by it."""
+    session_id = int(session_id, 16)
+    zk = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT_S, client_id=(session_id, bytes.fromhex(password_hex)))
+    zk.start(timeout=15)
+    if zk.client_id[0] != session_id:
+        raise SystemExit(f"got session {zk.client_id[0]:#x}, not {session_id:#x}: the session was not resumed")
+    _, stat = zk.get("/app/live")
+    if stat.ephemeralOwner != session_id:
+        raise SystemExit(f"/app/live is owned by {stat.ephemeralOwner:#x}")
+    print(f"resumed {session_id:#x}", flush=True)
+    # Leaves without closing the session (the caller kills this process).
     while True:
         time.sleep(1)
 
@@ -177,5 +197,7 @@ if __name__ == "__main__":
         workload(hosts, sys.argv[3])
     elif command == "dump":
         dump(hosts)
+    elif command == "resume":
+        resume(hosts, sys.argv[3], sys.argv[4])
     else:
         raise SystemExit(f"unknown command {command}")

@@ -109,11 +109,13 @@ struct KilledApache {
     server: TestServer,
     tree: Vec<String>,
     zxid: String,
+    /// The workload's open session: id and password (hex), as Apache issued them.
+    session: (String, String),
 }
 
 /// Runs the workload against `hosts` until it reports ready (its session then stays open
 /// until the returned process is killed); `dir` holds its ready file and output.
-fn start_workload(hosts: &str, dir: &Path) -> Child {
+fn start_workload(hosts: &str, dir: &Path) -> (Child, (String, String)) {
     let ready = dir.join("workload.ready");
     let output = dir.join("workload.out");
     let log = std::fs::File::create(&output).unwrap();
@@ -133,7 +135,35 @@ fn start_workload(hosts: &str, dir: &Path) -> Child {
         assert!(started.elapsed() < RUN_LIMIT, "workload did not finish within {RUN_LIMIT:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    workload
+    let text = std::fs::read_to_string(&ready).unwrap();
+    let (id, password) = text.trim().split_once(' ').expect("ready file: session id and password");
+    (workload, (id.to_string(), password.to_string()))
+}
+
+/// Reconnects to the workload's session through `hosts` and checks that it is the same
+/// session, still owning its ephemeral (then drops the connection without closing it).
+fn assert_session_resumes(hosts: &str, session: &(String, String), what: &str) {
+    let mut child = python(hosts, &["resume", &session.0, &session.1])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run apache_migration.py resume");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let reader = std::thread::spawn(move || {
+        std::io::BufRead::read_line(&mut stdout, &mut line).ok();
+        line
+    });
+    let started = Instant::now();
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = reader.join().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+    assert!(line.starts_with("resumed"), "{what}: the session did not resume: {line:?}\n{err}");
 }
 
 fn stop_workload(mut workload: Child) {
@@ -153,13 +183,13 @@ fn assert_workload_shape(data: &Path, tree: &[String]) {
 
 fn apache_after_workload() -> KilledApache {
     let mut server = TestServer::start_as(Target::Apache, APACHE_CONFIG, None);
-    let workload = start_workload(&server.connect_string(), server.dir.path());
+    let (workload, session) = start_workload(&server.connect_string(), server.dir.path());
     let tree = dump(&server.connect_string());
     let zxid = last_zxid(&server);
     server.kill();
     stop_workload(workload);
     assert_workload_shape(&server.data_dir(), &tree);
-    KilledApache { server, tree, zxid }
+    KilledApache { server, tree, zxid, session }
 }
 
 #[test]
@@ -174,6 +204,7 @@ fn apache_data_moves_to_ringkeeper_and_back_node_by_node_and_stat_by_stat() {
     let mut rk = TestServer::start_as(Target::Ringkeeper, RINGKEEPER_CONFIG, Some(ours.clone()));
     assert_eq!(last_zxid(&rk), apache.zxid, "ringkeeper resumes at Apache's last zxid");
     assert_same_tree(&apache.tree, &dump(&rk.connect_string()), "ringkeeper after import-zk vs Apache");
+    assert_session_resumes(&rk.connect_string(), &apache.session, "Apache's open session on ringkeeper");
     assert_eq!(rk.stop_with_signal("TERM", Duration::from_secs(20)).map(|s| s.success()), Some(true));
 
     // ringkeeper -> Apache.
@@ -311,7 +342,7 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
         |name: &str| -> Vec<PathBuf> { (1..=3).map(|i| work.path().join(format!("{name}-{i}"))).collect() };
     let apache_dirs = dirs("apache");
     let mut apache = Ensemble::start_as_with_data_dirs(Target::Apache, &apache_dirs, APACHE_CONFIG);
-    let workload = start_workload(&apache.connect_string(), work.path());
+    let (workload, session) = start_workload(&apache.connect_string(), work.path());
     let tree = replicated_tree(&apache.address(0));
     for i in 1..3 {
         assert_same_tree(&tree, &replicated_tree(&apache.address(i)), &format!("Apache member {}", i + 1));
@@ -335,6 +366,13 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
             &tree,
             &replicated_tree(&rk.address(i)),
             &format!("ringkeeper member {} after import", i + 1),
+        );
+    }
+    for i in 0..3 {
+        assert_session_resumes(
+            &rk.address(i),
+            &session,
+            &format!("Apache's open session on ringkeeper member {}", i + 1),
         );
     }
     for i in 0..3 {

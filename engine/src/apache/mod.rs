@@ -77,9 +77,40 @@ pub fn adler32(bytes: &[u8]) -> i64 {
     sum.checksum() as i64
 }
 
+/// `ZooKeeperServer.superSecret`: the constant Apache seeds session passwords with.
+const APACHE_SUPER_SECRET: i64 = 0xB341_5C00;
+
+/// The password Apache gives session `id` (`ZooKeeperServer.generatePasswd`: 16 bytes of
+/// `java.util.Random(id ^ superSecret).nextBytes`). A client that holds a session Apache
+/// created presents it when it reconnects, to ringkeeper after an import too.
+pub fn apache_session_password(id: i64) -> [u8; crate::session::PASSWORD_LEN] {
+    // java.util.Random: a 48-bit linear congruential generator.
+    const MULTIPLIER: i64 = 0x5_DEEC_E66D;
+    const MASK: i64 = (1 << 48) - 1;
+    let mut seed = (id ^ APACHE_SUPER_SECRET ^ MULTIPLIER) & MASK;
+    let mut out = [0u8; crate::session::PASSWORD_LEN];
+    for chunk in out.chunks_mut(4) {
+        seed = (seed.wrapping_mul(MULTIPLIER).wrapping_add(0xB)) & MASK;
+        let mut word = (seed >> 16) as i32;
+        for byte in chunk {
+            *byte = word as u8;
+            word >>= 8;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_password_matches_apaches_generate_passwd() {
+        // From Java: new Random(0x100000123456789L ^ 0xB3415C00L).nextBytes(new byte[16]).
+        let expected =
+            [0xb1, 0x16, 0x47, 0xe5, 0xdb, 0x8f, 0xf1, 0xc8, 0xbd, 0x67, 0x68, 0xea, 0xc3, 0x3a, 0x41, 0xce];
+        assert_eq!(apache_session_password(0x0100_0001_2345_6789), expected);
+    }
 
     #[test]
     fn file_names_are_unpadded_lower_case_hex() {
