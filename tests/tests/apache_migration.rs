@@ -4,11 +4,14 @@
 //! - Apache serves a workload of every node kind with a small `snapCount` (several snapshots
 //!   and log files), keeps a session with ephemerals open, and is killed with SIGKILL;
 //!   `ringkeeper import-zk` turns its dataDir into ours; ringkeeper then serves the same tree,
-//!   node by node: data, every Stat field, ACL, children, and the same last zxid. Then
-//!   `ringkeeper export-zk` writes it back, Apache starts from that and serves it again.
+//!   node by node: data, every Stat field, ACL, children, and the same last zxid, and the
+//!   open session resumes (same id, its ephemerals). Then `ringkeeper export-zk` writes it
+//!   back, Apache starts from that, serves it again and the session resumes there too.
+//! - The same for a 3-member Apache ensemble moved member by member to a 3-member ringkeeper
+//!   ensemble and back, compared on every member.
 //! - Damaged Apache files are refused naming the file and byte offset; a damaged newest
 //!   snapshot is skipped (with a warning naming it) when the logs cover it.
-//! - ringkeeper refuses to start on a dataDir holding only Apache's files, and `snap-verify` /
+//! - ringkeeper refuses to start on a dataDir (or dataLogDir) holding only Apache's files, and `snap-verify` /
 //!   `log-verify` on one fail, each naming the import command.
 //!
 //! Requirements (installed by `.ci/run`): Java and Debian's `zookeeper`, `python3` with kazoo.
@@ -197,9 +200,27 @@ fn apache_data_moves_to_ringkeeper_and_back_node_by_node_and_stat_by_stat() {
     let apache = apache_after_workload();
     let work = tempfile::tempdir().unwrap();
 
-    // Apache -> ringkeeper.
+    // Apache -> ringkeeper, with Apache's logs in a dataLogDir of their own (`--from-log-dir`).
+    let (snap_dir, log_dir) = (work.path().join("apache-data"), work.path().join("apache-logs"));
+    for dir in [&snap_dir, &log_dir] {
+        std::fs::create_dir_all(dir.join("version-2")).unwrap();
+    }
+    let data = apache.server.data_dir();
+    for (prefix, dir) in [("snapshot.", &snap_dir), ("log.", &log_dir)] {
+        for file in apache_files(&data, prefix) {
+            std::fs::copy(&file, dir.join("version-2").join(file.file_name().unwrap())).unwrap();
+        }
+    }
     let ours = work.path().join("ringkeeper-data");
-    let out = import(&apache.server.data_dir(), &ours);
+    let out = ringkeeper(&[
+        "import-zk".as_ref(),
+        "--from".as_ref(),
+        snap_dir.as_os_str(),
+        "--from-log-dir".as_ref(),
+        log_dir.as_os_str(),
+        "--to".as_ref(),
+        ours.as_os_str(),
+    ]);
     assert!(out.status.success(), "import failed: {}", stderr(&out));
     let mut rk = TestServer::start_as(Target::Ringkeeper, RINGKEEPER_CONFIG, Some(ours.clone()));
     assert_eq!(last_zxid(&rk), apache.zxid, "ringkeeper resumes at Apache's last zxid");
@@ -321,6 +342,25 @@ fn ringkeeper_refuses_apache_files_at_start_and_in_its_verify_tools() {
         assert!(!data_dir.join("session.secret").exists(), "nothing written beside Apache's files");
     }
     let snapshot = apache_files(&data, "snapshot.").remove(0);
+    // Apache's files in the dataLogDir only: refused the same way.
+    let empty = apache.dir.path().join("fresh-data");
+    let cfg = apache.dir.path().join("ringkeeper-logdir.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\ndataLogDir={}\nclientPort=1\nclientPortAddress=127.0.0.1\n",
+            empty.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = ringkeeper(&[cfg.as_os_str()]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("ringkeeper import-zk --from"),
+        "{}",
+        stderr(&out)
+    );
+
     for (tool, path) in [("snap-verify", &data), ("log-verify", &data), ("snap-verify", &snapshot)] {
         let out = ringkeeper(&[tool.as_ref(), path.as_os_str()]);
         assert!(!out.status.success(), "{tool} {path:?} must fail");

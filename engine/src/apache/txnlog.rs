@@ -247,3 +247,108 @@ fn decode_op(txn_type: i32, client_id: i64, r: &mut JuteReader<'_>) -> Result<Tx
         _ => return Err(TxnError::Unknown(format!("unknown txn type {txn_type}"))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apache::records::SubTxn;
+    use crate::proto::{Id, JuteWriter};
+
+    fn header(txn_type: i32, zxid: i64) -> TxnHeader {
+        TxnHeader { client_id: 0x42, cxid: 1, zxid, time: 1_000, txn_type }
+    }
+
+    /// One framed record: Adler32, length, entry, 'B'.
+    fn framed(entry: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = JuteWriter::new(&mut out);
+        w.write_i64(adler32(entry));
+        w.write_buffer(entry);
+        out.push(b'B');
+        out
+    }
+
+    fn entry(header: &TxnHeader, body: &[u8]) -> Vec<u8> {
+        let mut out = header.to_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn create_body(path: &str, ephemeral: bool) -> Vec<u8> {
+        let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+        CreateTxn { path: path.into(), data: b"d".to_vec(), acl, ephemeral, parent_cversion: -1 }.to_bytes()
+    }
+
+    fn file(records: &[Vec<u8>], zeros: usize) -> Vec<u8> {
+        let mut out = FileHeader { magic: LOG_MAGIC, version: 2, dbid: 0 }.to_bytes();
+        for r in records {
+            out.extend_from_slice(r);
+        }
+        out.resize(out.len() + zeros, 0);
+        out
+    }
+
+    fn sample_records() -> Vec<Vec<u8>> {
+        let multi = MultiTxn {
+            txns: vec![
+                SubTxn { txn_type: OpCode::Create as i32, data: create_body("/m", false) },
+                SubTxn { txn_type: OpCode::Error as i32, data: ErrorTxn { err: -101 }.to_bytes() },
+            ],
+        };
+        vec![
+            framed(&entry(
+                &header(OpCode::CreateSession as i32, 1),
+                &CreateSessionTxn { time_out: 30_000 }.to_bytes(),
+            )),
+            framed(&entry(&header(OpCode::Create2 as i32, 2), &create_body("/e", true))),
+            framed(&entry(&header(OpCode::Multi as i32, 3), &multi.to_bytes())),
+            // A closeSession as servers before 3.6 logged it: no body.
+            framed(&entry(&header(OpCode::CloseSession as i32, 4), &[])),
+        ]
+    }
+
+    #[test]
+    fn records_become_ringkeeper_txns_and_the_zeros_end_the_log() {
+        let log = decode(&file(&sample_records(), 4096)).unwrap();
+        let bodies: Vec<&TxnBody> = log.records.iter().map(|r| &r.txn.body).collect();
+        assert!(matches!(bodies[0], TxnBody::CreateSession { timeout_ms: 30_000 }));
+        assert!(
+            matches!(bodies[1], TxnBody::Op(TxnOp::Create { ephemeral_owner: 0x42, .. })),
+            "{:?}",
+            bodies[1]
+        );
+        assert!(
+            matches!(bodies[2], TxnBody::Multi(ops) if matches!(ops[1], TxnOp::Error { code: -101 })),
+            "{:?}",
+            bodies[2]
+        );
+        assert_eq!(bodies[3], &TxnBody::CloseSession { ephemerals: vec![] });
+        assert_eq!(log.records[1].offset, LOG_HEADER_BYTES as u64 + sample_records()[0].len() as u64);
+        assert!(matches!(log.end, LogEnd::Clean { .. }));
+    }
+
+    #[test]
+    fn a_cut_last_record_is_a_torn_tail_but_damage_before_a_good_record_is_refused() {
+        let records = sample_records();
+        let whole = file(&records, 0);
+        let torn = decode(&whole[..whole.len() - 3]).unwrap();
+        assert_eq!(torn.records.len(), 3);
+        let third = LOG_HEADER_BYTES + records[..3].iter().map(Vec::len).sum::<usize>();
+        assert!(matches!(torn.end, LogEnd::Torn { offset, .. } if offset == third as u64), "{:?}", torn.end);
+
+        // A flipped byte inside the second record: its checksum names it.
+        let second = LOG_HEADER_BYTES + records[0].len();
+        let mut flipped = whole.clone();
+        flipped[second + 20] ^= 0x01;
+        let error = decode(&flipped).unwrap_err();
+        assert_eq!(error.offset, second as u64);
+        assert!(error.detail.contains("Adler32"), "{error}");
+
+        // A damaged end marker followed by good records: not a torn tail.
+        let mut marker = whole.clone();
+        marker[second - 1] = b'X';
+        let error = decode(&marker).unwrap_err();
+        assert_eq!(error.offset, LOG_HEADER_BYTES as u64);
+        assert!(error.detail.contains("yet a record follows"), "{error}");
+    }
+}
