@@ -27,6 +27,7 @@
 //! applied by them; TRUNC and SNAP restart the process from disk ([`replica`], [`log_sync`]).
 
 pub mod admin;
+pub mod apache_migration;
 pub mod config;
 pub mod data_role;
 pub mod four_letter;

@@ -5,6 +5,10 @@
 //! directory without changing it (exit status non-zero when it cannot be trusted).
 //! Snapshot tools: `ringkeeper snap-dump SNAPSHOT` prints a snapshot's header, sessions, ACL
 //! lists and nodes; `ringkeeper snap-verify SNAPSHOT|DATADIR` validates one or all fully.
+//! Migration: `ringkeeper import-zk --from APACHE_DATADIR [--from-log-dir DIR] --to DATADIR`
+//! turns Apache ZooKeeper 3.8's snapshot and logs into a ringkeeper dataDir;
+//! `ringkeeper export-zk --from DATADIR [--from-log-dir DIR] --to APACHE_DATADIR` writes the way
+//! back (an Apache `version-2/snapshot.<zxid>` and the epoch files).
 //! `--version` names the build (version, git commit, build date); `--help` lists all this.
 
 use std::io::Write;
@@ -15,7 +19,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ringkeeper_server::config::Config;
 use ringkeeper_server::four_letter::{built_on, GIT_COMMIT, RINGKEEPER_VERSION, ZOOKEEPER_VERSION};
-use ringkeeper_server::{recovery, snapshot_store};
+use ringkeeper_server::{apache_migration, recovery, snapshot_store};
 
 /// What `--version` prints after the program name.
 static VERSION: LazyLock<String> = LazyLock::new(|| {
@@ -58,6 +62,31 @@ enum Tool {
         #[arg(value_name = "SNAPSHOT|DATADIR")]
         path: PathBuf,
     },
+    /// Import Apache ZooKeeper 3.8's dataDir (newest valid snapshot + the logs after it) into
+    /// a new ringkeeper dataDir. Run it with Apache stopped.
+    ImportZk {
+        /// Apache's dataDir (the one holding version-2/), or version-2/ itself.
+        #[arg(long, value_name = "APACHE_DATADIR")]
+        from: PathBuf,
+        /// Apache's dataLogDir, when its logs are not in the dataDir.
+        #[arg(long, value_name = "DIR")]
+        from_log_dir: Option<PathBuf>,
+        /// The new ringkeeper dataDir (created; must hold no ringkeeper files).
+        #[arg(long, value_name = "DATADIR")]
+        to: PathBuf,
+    },
+    /// Export a stopped ringkeeper dataDir as an Apache ZooKeeper 3.8 dataDir.
+    ExportZk {
+        /// ringkeeper's dataDir.
+        #[arg(long, value_name = "DATADIR")]
+        from: PathBuf,
+        /// ringkeeper's dataLogDir, when the log is not in the dataDir.
+        #[arg(long, value_name = "DIR")]
+        from_log_dir: Option<PathBuf>,
+        /// The new Apache dataDir (version-2/ is created in it; must hold no Apache files).
+        #[arg(long, value_name = "APACHE_DATADIR")]
+        to: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,11 +100,39 @@ fn main() -> anyhow::Result<()> {
             return Ok(snapshot_store::dump_snapshot(&snapshot, &mut std::io::stdout().lock())?);
         }
         (Some(Tool::SnapVerify { path }), _) => {
+            apache_migration::refuse_apache_path(&path)?;
             snapshot_store::verify_snapshots(&path)?.iter().for_each(|line| println!("{line}"));
             return Ok(());
         }
         (Some(Tool::LogVerify { path }), _) => {
+            apache_migration::refuse_apache_path(&path)?;
             recovery::verify_log(&path)?.iter().for_each(|line| println!("{line}"));
+            return Ok(());
+        }
+        (Some(Tool::ImportZk { from, from_log_dir, to }), _) => {
+            let done = apache_migration::import(&from, from_log_dir.as_deref(), &to)?;
+            println!(
+                "imported {} and {} txns from {} log file(s): last zxid {:#x}, {} znodes, {} sessions -> {}",
+                done.snapshot.display(),
+                done.txns,
+                done.logs,
+                done.last_zxid,
+                done.nodes,
+                done.sessions,
+                done.written.display()
+            );
+            return Ok(());
+        }
+        (Some(Tool::ExportZk { from, from_log_dir, to }), _) => {
+            let log_dir = from_log_dir.unwrap_or_else(|| from.clone());
+            let done = apache_migration::export(&from, &log_dir, &to)?;
+            println!(
+                "exported last zxid {:#x}, {} znodes, {} sessions -> {}",
+                done.last_zxid,
+                done.nodes,
+                done.sessions,
+                done.snapshot.display()
+            );
             return Ok(());
         }
         (None, None) => Config::embedded_default(),

@@ -83,7 +83,10 @@ pub fn numbered_files(
         match parse(name) {
             Some(zxid) => files.push((zxid, entry.path())),
             None if name.starts_with(prefix) && !name.ends_with(".tmp") => {
-                log::warn!("{}: ignoring a file not named {prefix}<16 hex digits>", entry.path().display())
+                log::warn!(
+                    "{}: ignoring a file not named {prefix}<zxid> as expected here",
+                    entry.path().display()
+                )
             }
             None => {}
         }

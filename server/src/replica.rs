@@ -103,7 +103,7 @@ fn carry_out_truncation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes `bytes` to `dir/name` durably (temp file, fsync, rename, directory fsync).
-fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     std::fs::write(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;

@@ -161,6 +161,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     ensure_port_free(bind_addr)?;
 
     let now = crate::data_role::now_ms();
+    // Never an empty start beside Apache's data.
+    crate::apache_migration::refuse_apache_only(&config.data_dir, config.log_dir())
+        .map_err(|e| anyhow!("refusing to start: {e}"))?;
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
     let replica = crate::replica::prepare(&config)?;
     let secret = match &replica {
@@ -179,6 +182,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let recovered = crate::recovery::recover(&config.data_dir, &log_settings.dir, &mut processor, now)
         .map_err(|e| anyhow!("refusing to start: the snapshot or transaction log cannot be trusted: {e}"))?;
+    crate::apache_migration::adopt_apache_sessions(&config.data_dir, &mut processor.sessions)?;
     log::info!(
         "recovered from {} and {} txns in {} log segment(s) in {} in {:?}; last zxid {:#x}, {} znodes",
         recovered.snapshot.as_ref().map_or("no snapshot".to_string(), |p| p.display().to_string()),

@@ -66,13 +66,19 @@ impl Ensemble {
     /// Starts `voters` participants and `observers` observers; `extra` lines go to every
     /// zoo.cfg. Returns once every member serves.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
-        Self::start_inner(voters, observers, extra, false, None)
+        Self::start_inner(Target::from_env(), voters, observers, extra, false, None)
     }
 
     /// Like [`Ensemble::start`] with `data_dirs.len()` voters whose dataDirs are `data_dirs`
     /// (e.g. on [`crate::lazyfs::LazyFs`] mounts; `myid` is written there durably).
     pub fn start_with_data_dirs(data_dirs: &[PathBuf], extra: &str) -> Ensemble {
-        Self::start_inner(data_dirs.len(), 0, extra, false, Some(data_dirs))
+        Self::start_inner(Target::from_env(), data_dirs.len(), 0, extra, false, Some(data_dirs))
+    }
+
+    /// Like [`Ensemble::start_with_data_dirs`] with `target` whatever `RINGKEEPER_TEST_TARGET`
+    /// says (tests that move data between Apache and ringkeeper ensembles).
+    pub fn start_as_with_data_dirs(target: Target, data_dirs: &[PathBuf], extra: &str) -> Ensemble {
+        Self::start_inner(target, data_dirs.len(), 0, extra, false, Some(data_dirs))
     }
 
     /// Like [`Ensemble::start`], but every member reaches every other member's peer and
@@ -81,17 +87,17 @@ impl Ensemble {
     /// and [`Ensemble::cut`] can partition it. Works for Apache too: its election initial
     /// message is rewritten to name the proxy leading back (see [`crate::proxy`]).
     pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
-        Self::start_inner(voters, 0, extra, true, None)
+        Self::start_inner(Target::from_env(), voters, 0, extra, true, None)
     }
 
     fn start_inner(
+        target: Target,
         voters: usize,
         observers: usize,
         extra: &str,
         proxied: bool,
         data_dirs: Option<&[PathBuf]>,
     ) -> Ensemble {
-        let target = Target::from_env();
         let root = tempfile::tempdir().unwrap();
         let total = voters + observers;
         let ports: Vec<(u16, u16, u16)> =

@@ -166,14 +166,17 @@ impl TestServer {
     /// Starts `target` whatever `RINGKEEPER_TEST_TARGET` says, with extra `zoo.cfg` lines:
     /// differential tests send the same requests to both implementations.
     pub fn start_target(target: Target, extra_config: &str) -> TestServer {
-        Self::start_target_in(target, extra_config, None)
+        Self::start_as(target, extra_config, None)
     }
 
     fn start_in(extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
-        Self::start_target_in(Target::from_env(), extra_config, data_dir_override)
+        Self::start_as(Target::from_env(), extra_config, data_dir_override)
     }
 
-    fn start_target_in(target: Target, extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
+    /// Starts `target` whatever `RINGKEEPER_TEST_TARGET` says (tests that drive both servers,
+    /// e.g. moving data from Apache to ringkeeper), with `dataDir` at `data_dir_override`
+    /// when given.
+    pub fn start_as(target: Target, extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
         let mut server = TestServer {
             target,
             port: free_port(),

@@ -91,6 +91,13 @@ impl SessionTable {
         }
     }
 
+    /// Gives a live session the password another server issued for it (a session Apache
+    /// created, imported with its data), so that its client can reconnect; false when the
+    /// session is not in the table.
+    pub fn adopt_password(&mut self, id: i64, passwd: [u8; PASSWORD_LEN]) -> bool {
+        self.sessions.get_mut(&id).map(|s| s.passwd = passwd).is_some()
+    }
+
     pub fn get(&self, id: i64) -> Option<&Session> {
         self.sessions.get(&id)
     }
