@@ -6,6 +6,7 @@
 //! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
 //! Every server is killed when its [`TestServer`] drops.
 
+pub mod compat;
 pub mod ensemble;
 pub mod lazyfs;
 pub mod linearizability;

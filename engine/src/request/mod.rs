@@ -47,6 +47,8 @@ pub struct ProcessorConfig {
     pub server_id: i64,
     /// Container/TTL reaper period (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: i64,
+    /// Authentication providers on beyond `ip` and `digest` (`authProvider.N`).
+    pub auth_providers: acl::Providers,
 }
 
 impl Default for ProcessorConfig {
@@ -59,6 +61,7 @@ impl Default for ProcessorConfig {
             super_digest: None,
             server_id: 0,
             container_check_interval_ms: 60_000,
+            auth_providers: acl::Providers::default(),
         }
     }
 }
@@ -148,7 +151,8 @@ pub fn record_frame(record: &dyn Jute2) -> Vec<u8> {
 }
 
 impl Processor {
-    pub fn new(config: ProcessorConfig, now_ms: i64, secret: u64) -> Self {
+    /// `secret` keys session passwords ([`SessionTable::new`]).
+    pub fn new(config: ProcessorConfig, now_ms: i64, secret: &[u8]) -> Self {
         Processor {
             tree: DataTree::new(),
             sessions: SessionTable::new(config.server_id, now_ms, secret, config.tick_ms),
@@ -393,6 +397,18 @@ impl Processor {
         self.watches.remove_watcher(WatcherId(conn));
     }
 
+    /// Adds ids a connection authenticated as (an `auth` packet, or its TLS certificate before
+    /// the ConnectRequest), skipping the ones it holds (Apache's `addAuthInfo`). Nothing
+    /// happens for a connection the processor does not know (refused at connect).
+    pub fn add_auth_ids(&mut self, conn: ConnId, ids: Vec<Id>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        for id in ids {
+            if !c.ids.contains(&id) {
+                c.ids.push(id);
+            }
+        }
+    }
+
     /// The network role saw the connection close (or closed it).
     pub fn disconnected(&mut self, conn: ConnId) {
         self.forget_conn(conn);
@@ -560,12 +576,7 @@ impl Processor {
             self.config.super_digest.as_deref(),
         ) {
             Ok(ids) => {
-                let c = self.conns.get_mut(&conn).expect("connection exists");
-                for id in ids {
-                    if !c.ids.contains(&id) {
-                        c.ids.push(id);
-                    }
-                }
+                self.add_auth_ids(conn, ids);
                 self.send(out, conn, reply_frame(header.xid, 0, ErrorCode::Ok, None), zxid);
             }
             Err(_) => self.refuse(out, conn, header.xid, 0, ErrorCode::AuthFailed),
@@ -654,7 +665,12 @@ impl Processor {
     ) {
         let zxid = self.next_zxid();
         let ids = self.conns.get(&conn).map_or(&[][..], |c| &c.ids);
-        let who = Requester { session_id, ids, extended_types_enabled: self.config.extended_types_enabled };
+        let who = Requester {
+            session_id,
+            ids,
+            extended_types_enabled: self.config.extended_types_enabled,
+            providers: self.config.auth_providers,
+        };
         let mut view = PendingView::new(&self.tree);
         let mut txn_ops = Vec::with_capacity(ops.len());
         let mut failure = None;
