@@ -99,19 +99,20 @@ impl Transport {
     /// Secures a freshly accepted connection: the stream to serve, and the ACL ids its TLS
     /// handshake authenticated. Err says why the connection is to be closed.
     pub async fn accept(&self, stream: TcpStream) -> Result<(ClientStream, Vec<Id>), String> {
-        let tls = match self {
+        let (tls, plain_allowed) = match self {
             Transport::Plain => return Ok((ClientStream::Plain(stream), Vec::new())),
-            Transport::Tls(tls) => tls,
-            Transport::Unified(tls) => {
-                let mut first = [0u8; 1];
-                let peek = async { stream.peek(&mut first).await.map_err(io::Error::from) };
-                let peeked = with_timeout(tls.handshake_timeout, "first byte", peek).await?;
-                if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
-                    return Ok((ClientStream::Plain(stream), Vec::new()));
-                }
-                tls
-            }
+            Transport::Tls(tls) => (tls, false),
+            Transport::Unified(tls) => (tls, true),
         };
+        let mut first = [0u8; 1];
+        let peek = async { stream.peek(&mut first).await.map_err(io::Error::from) };
+        let peeked = with_timeout(tls.handshake_timeout, "first byte", peek).await?;
+        if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
+            if plain_allowed {
+                return Ok((ClientStream::Plain(stream), Vec::new()));
+            }
+            return Err("the client did not start a TLS handshake (a plain client on secureClientPort?)".into());
+        }
         let handshake = tls.acceptor.accept(stream);
         let stream = with_timeout(tls.handshake_timeout, "TLS handshake", handshake).await?;
         let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;

@@ -20,7 +20,11 @@ trap 'rm -rf "$work"' EXIT
 
 [[ -x $zkcli ]] || { echo "FAIL: $zkcli not found (apt-get install zookeeper)"; exit 1; }
 
-export CLIENT_JVMFLAGS="-Dzookeeper.client.secure=true \
+# Debian's zookeeper.jar names netty-buffer/common/handler/transport in its Class-Path but
+# not netty-resolver and netty-codec, which ClientCnxnSocketNetty needs: zkCli's class path
+# (set by zkEnv.sh) is given again with them (the java launcher takes the last -cp).
+netty_cp="/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar"
+export CLIENT_JVMFLAGS="-cp $netty_cp -Dzookeeper.client.secure=true \
  -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty \
  -Dzookeeper.ssl.keyStore.location=$cert_dir/client.pem -Dzookeeper.ssl.keyStore.type=PEM \
  -Dzookeeper.ssl.trustStore.location=$cert_dir/ca.pem -Dzookeeper.ssl.trustStore.type=PEM"

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ringkeeper_tests::compat::{compat_dir, run_script_at};
-use ringkeeper_tests::{free_port, ringkeeper_binary, TestServer};
+use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 /// The client certificate's subject, in `openssl -subj` form (`+` joins a multi-valued RDN).
 const CLIENT_SUBJECT: &str =
@@ -65,11 +65,17 @@ impl Pki {
                 "-name", "server", "-out", "server.p12", "-passout", &format!("pass:{STORE_PASSWORD}"),
             ],
         );
-        run(Command::new("keytool").current_dir(dir).args([
+        pki
+    }
+
+    /// `trust.p12`: a PKCS12 trust store holding the CA, made by Java's `keytool` (a JVM
+    /// start, so only for the test that uses it).
+    fn keytool_trust_store(&self) -> &'static str {
+        run(Command::new("keytool").current_dir(self.dir.path()).args([
             "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-storetype", "PKCS12",
             "-keystore", "trust.p12", "-storepass", STORE_PASSWORD,
         ]));
-        pki
+        "trust.p12"
     }
 
     fn ca(&self, name: &str, subject: &str) {
@@ -133,6 +139,14 @@ fn tls_config(pki: &Pki, key_store: &str, trust_store: &str, extra: &str) -> Str
     )
 }
 
+/// What ringkeeper logs for the clients `kazoo_tls.py need` must see refused: no client
+/// certificate, an untrusted one, a plain client.
+const REFUSALS: [&str; 3] = [
+    "TLS handshake failed: peer sent no certificates",
+    "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+    "the client did not start a TLS handshake",
+];
+
 #[test]
 fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
     let pki = Pki::new();
@@ -140,13 +154,20 @@ fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
     assert!(dn.contains("\\,") && dn.contains("1.2.840.113549.1.9.1=#"), "unexpected Java DN {dn}");
     let secure_port = free_port();
     // PKCS12 key store from openssl, PKCS12 trust store from keytool, ssl.clientAuth defaulting to need.
+    let trust_store = pki.keytool_trust_store();
     let server =
-        TestServer::start_with(&tls_config(&pki, "server.p12", "trust.p12", &format!("secureClientPort={secure_port}\n")));
+        TestServer::start_with(&tls_config(&pki, "server.p12", trust_store, &format!("secureClientPort={secure_port}\n")));
     let hosts = format!("127.0.0.1:{secure_port}");
     let out = run_script_at(&server, &hosts, "python3", "kazoo_tls.py", &[&pki.dir(), &dn, "need"]);
     assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
+    // Each refusal was the server's, for the reason the script meant to provoke.
+    let log = server.log();
+    let reasons = if server.target == Target::Ringkeeper { &REFUSALS[..] } else { &[] };
+    for reason in reasons {
+        assert!(log.contains(reason), "no refusal '{reason}' in the server log:\n{log}");
+    }
     // The plain port kept serving throughout.
-    assert!(server.four_letter("ruok").contains("imok"));
+    assert!(server.four_letter("srvr").contains("Mode:"), "the plain port serves four-letter words");
 }
 
 #[test]
@@ -177,7 +198,7 @@ fn port_unification_serves_tls_and_plain_clients_on_one_port() {
     ));
     let out = run_script_at(&server, &server.connect_string(), "python3", "kazoo_tls.py", &[&pki.dir(), "-", "unified"]);
     assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
-    assert!(server.four_letter("ruok").contains("imok"), "four-letter words on the unified port");
+    assert!(server.four_letter("srvr").contains("Mode:"), "four-letter words on the unified port");
 }
 
 /// Runs the ringkeeper binary on `config` and returns what it printed, expecting it to exit
@@ -204,7 +225,7 @@ fn refused_start(dir: &Path, config: &str) -> String {
 
 #[test]
 fn bad_tls_stores_are_refused_at_start_naming_the_key() {
-    if ringkeeper_tests::Target::from_env() == ringkeeper_tests::Target::Apache {
+    if Target::from_env() == Target::Apache {
         return; // ringkeeper's own start-up messages
     }
     let pki = Pki::new();
