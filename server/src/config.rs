@@ -1552,10 +1552,7 @@ ringkeeper.client.outboxBytesMax=8388608
                 "group.1: hierarchical quorums are not supported; every participant has one vote (majority quorum)".to_owned(),
             ]
         );
-        assert_eq!(
-            cfg.ignored_keys,
-            ["zookeeper.something", "group.1", "skipACL", "snapshot.trust.empty"]
-        );
+        assert_eq!(cfg.ignored_keys, ["zookeeper.something", "group.1", "skipACL", "snapshot.trust.empty"]);
     }
 
     #[test]

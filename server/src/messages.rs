@@ -11,7 +11,13 @@ use ringkeeper_engine::replica::Delivery;
 pub enum ToData {
     /// A decoded ConnectRequest on a new connection; `authenticated`: the ids its TLS
     /// handshake established (`x509`), empty on a plain connection.
-    Connect { conn: ClientConn, client_ip: String, remote: String, authenticated: Vec<Id>, request: ConnectRequest },
+    Connect {
+        conn: ClientConn,
+        client_ip: String,
+        remote: String,
+        authenticated: Vec<Id>,
+        request: ConnectRequest,
+    },
     /// One request frame (payload after the length prefix).
     Request { conn: ClientConn, frame: Vec<u8> },
     /// The socket closed or failed.

@@ -299,7 +299,13 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
     FOUR_LETTER_WORDS.iter().any(|w| w.as_bytes() == first)
 }
 
-async fn serve(core: Rc<NetworkCore>, stream: TcpStream, transport: Transport, conn: ClientConn, peer: SocketAddr) {
+async fn serve(
+    core: Rc<NetworkCore>,
+    stream: TcpStream,
+    transport: Transport,
+    conn: ClientConn,
+    peer: SocketAddr,
+) {
     let (stream, authenticated) = match transport.accept(stream).await {
         Ok(secured) => secured,
         Err(reason) => {

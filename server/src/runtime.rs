@@ -337,7 +337,8 @@ impl ClientListener {
     ) {
         let mut listeners = Vec::new();
         let secure = self.secure.into_iter().map(|(addr, transport)| (addr, transport, "secureClientPort"));
-        for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure) {
+        for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure)
+        {
             match glommio::net::TcpListener::bind(addr) {
                 Ok(l) => {
                     if key == "secureClientPort" && index == 0 {

@@ -90,7 +90,8 @@ pub fn transports(config: &Config) -> anyhow::Result<(Transport, Option<Transpor
         return Ok((Transport::Plain, None));
     }
     let tls = Arc::new(ClientTls::from_config(config)?);
-    let plain = if config.client_port_unification { Transport::Unified(tls.clone()) } else { Transport::Plain };
+    let plain =
+        if config.client_port_unification { Transport::Unified(tls.clone()) } else { Transport::Plain };
     let secure = config.secure_client_port.map(|_| Transport::Tls(tls));
     Ok((plain, secure))
 }
@@ -111,7 +112,9 @@ impl Transport {
             if plain_allowed {
                 return Ok((ClientStream::Plain(stream), Vec::new()));
             }
-            return Err("the client did not start a TLS handshake (a plain client on secureClientPort?)".into());
+            return Err(
+                "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
+            );
         }
         let handshake = tls.acceptor.accept(stream);
         let stream = with_timeout(tls.handshake_timeout, "TLS handshake", handshake).await?;
@@ -136,17 +139,20 @@ impl ClientTls {
     fn from_config(config: &Config) -> anyhow::Result<ClientTls> {
         let ssl = &config.ssl;
         let provider = Arc::new(crypto_provider(ssl.cipher_suites.as_deref())?);
-        let versions = protocol_versions(ssl.protocol.as_deref(), ssl.enabled_protocols.as_deref(), &provider)?;
+        let versions =
+            protocol_versions(ssl.protocol.as_deref(), ssl.enabled_protocols.as_deref(), &provider)?;
         let (chain, key) = load_key_store(&ssl.key_store)?;
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)
-            .context("ssl.enabledProtocols / ssl.ciphersuites: no protocol version has a usable cipher suite")?;
+        let builder =
+            ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).context(
+                "ssl.enabledProtocols / ssl.ciphersuites: no protocol version has a usable cipher suite",
+            )?;
         let builder = match ssl.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             auth => {
                 let roots = load_trust_store(&ssl.trust_store)?;
                 let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-                let verifier = if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
+                let verifier =
+                    if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
                 builder.with_client_cert_verifier(
                     verifier.build().context("ssl.trustStore.location: cannot verify client certificates")?,
                 )
@@ -366,8 +372,8 @@ fn store_password(key: &str, store: &StoreConfig) -> anyhow::Result<String> {
 fn read_store(key: &str, store: &StoreConfig) -> anyhow::Result<(PathBuf, StoreType, Vec<u8>)> {
     let location = store.location.clone().ok_or_else(|| anyhow!("{key}.location is not set"))?;
     let kind = store_type(key, store, &location)?;
-    let bytes =
-        std::fs::read(&location).with_context(|| format!("{key}.location: cannot read {}", location.display()))?;
+    let bytes = std::fs::read(&location)
+        .with_context(|| format!("{key}.location: cannot read {}", location.display()))?;
     Ok((location, kind, bytes))
 }
 
@@ -395,11 +401,17 @@ fn load_key_store(store: &StoreConfig) -> anyhow::Result<CertifiedKey> {
         }
         StoreType::Pkcs12 => {
             let password = store_password(KEY, store)?;
-            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Strict)
-                .map_err(|e| anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}"))?;
-            let (_, key_chain) = ks
-                .private_key_chain()
-                .ok_or_else(|| anyhow!("{KEY}.location: {shown} holds no private key with its certificate"))?;
+            let ks = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                &password,
+                p12_keystore::Pkcs12ImportPolicy::Strict,
+            )
+            .map_err(|e| {
+                anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}")
+            })?;
+            let (_, key_chain) = ks.private_key_chain().ok_or_else(|| {
+                anyhow!("{KEY}.location: {shown} holds no private key with its certificate")
+            })?;
             let chain = key_chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_chain.key().as_der().to_vec()));
             Ok((chain, key))
@@ -421,8 +433,11 @@ fn load_trust_store(store: &StoreConfig) -> anyhow::Result<RootCertStore> {
             .with_context(|| format!("{KEY}.location: {shown} is not valid PEM"))?,
         StoreType::Pkcs12 => {
             let password = store_password(KEY, store)?;
-            let ks = p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Raw)
-                .map_err(|e| anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}"))?;
+            let ks =
+                p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Raw)
+                    .map_err(|e| {
+                        anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}")
+                    })?;
             ks.entries()
                 .flat_map(|(_, entry)| match entry {
                     p12_keystore::KeyStoreEntry::Certificate(c) => vec![c.as_der().to_vec()],
@@ -495,7 +510,9 @@ fn der_string(value: &x509_parser::asn1_rs::Any<'_>) -> Option<String> {
     use x509_parser::asn1_rs::Tag;
     let data = value.data;
     match value.tag() {
-        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => std::str::from_utf8(data).ok().map(str::to_owned),
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
+            std::str::from_utf8(data).ok().map(str::to_owned)
+        }
         Tag::T61String | Tag::GeneralString => Some(data.iter().map(|&b| b as char).collect()),
         Tag::BmpString => {
             let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();

@@ -77,4 +77,3 @@ fn kill_group(pid: u32) {
         .stderr(Stdio::null())
         .status();
 }
-

@@ -1036,7 +1036,10 @@ impl World {
         };
         c.link = Some(Link { server: id, incarnation, conn, established: false, since: self.now });
         let ip = format!("10.0.0.{ci}");
-        self.step(id, Input::Connect { conn, client_ip: ip.clone(), remote: ip, authenticated: Vec::new(), request })
+        self.step(
+            id,
+            Input::Connect { conn, client_ip: ip.clone(), remote: ip, authenticated: Vec::new(), request },
+        )
     }
 
     /// The client's connection is gone: a write in flight has an unknown outcome.

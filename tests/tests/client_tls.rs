@@ -47,7 +47,13 @@ impl Pki {
         let pki = Pki { dir: tempfile::tempdir().unwrap() };
         pki.ca("ca", "/CN=ringkeeper test CA");
         pki.ca("stranger-ca", "/CN=a CA nobody trusts");
-        pki.leaf("server", "ca", "/CN=ringkeeper test server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost");
+        pki.leaf(
+            "server",
+            "ca",
+            "/CN=ringkeeper test server",
+            "serverAuth",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        );
         pki.leaf("client", "ca", CLIENT_SUBJECT, "clientAuth", "");
         pki.leaf("other", "ca", "/CN=other client", "clientAuth", "");
         pki.leaf("stranger", "stranger-ca", "/CN=stranger", "clientAuth", "");
@@ -61,8 +67,20 @@ impl Pki {
         openssl(
             dir,
             &[
-                "pkcs12", "-export", "-in", "server.crt", "-inkey", "server.key", "-certfile", "ca.pem",
-                "-name", "server", "-out", "server.p12", "-passout", &format!("pass:{STORE_PASSWORD}"),
+                "pkcs12",
+                "-export",
+                "-in",
+                "server.crt",
+                "-inkey",
+                "server.key",
+                "-certfile",
+                "ca.pem",
+                "-name",
+                "server",
+                "-out",
+                "server.p12",
+                "-passout",
+                &format!("pass:{STORE_PASSWORD}"),
             ],
         );
         pki
@@ -72,8 +90,18 @@ impl Pki {
     /// start, so only for the test that uses it).
     fn keytool_trust_store(&self) -> &'static str {
         run(Command::new("keytool").current_dir(self.dir.path()).args([
-            "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-storetype", "PKCS12",
-            "-keystore", "trust.p12", "-storepass", STORE_PASSWORD,
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            "ca.pem",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "trust.p12",
+            "-storepass",
+            STORE_PASSWORD,
         ]));
         "trust.p12"
     }
@@ -82,10 +110,25 @@ impl Pki {
         openssl(
             self.dir.path(),
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-                "-subj", subject, "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
     }
@@ -95,18 +138,42 @@ impl Pki {
         openssl(
             dir,
             &[
-                "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", subject,
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
             ],
         );
         let ext = dir.join(format!("{name}.ext"));
-        std::fs::write(&ext, format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}\n")).unwrap();
+        std::fs::write(&ext, format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}\n"))
+            .unwrap();
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"),
-                "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-days", "2",
-                "-out", &format!("{name}.crt"), "-extfile", ext.to_str().unwrap(),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                ext.to_str().unwrap(),
             ],
         );
     }
@@ -155,8 +222,12 @@ fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
     let secure_port = free_port();
     // PKCS12 key store from openssl, PKCS12 trust store from keytool, ssl.clientAuth defaulting to need.
     let trust_store = pki.keytool_trust_store();
-    let server =
-        TestServer::start_with(&tls_config(&pki, "server.p12", trust_store, &format!("secureClientPort={secure_port}\n")));
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.p12",
+        trust_store,
+        &format!("secureClientPort={secure_port}\n"),
+    ));
     let hosts = format!("127.0.0.1:{secure_port}");
     let out = run_script_at(&server, &hosts, "python3", "kazoo_tls.py", &[&pki.dir(), &dn, "need"]);
     assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
@@ -196,7 +267,13 @@ fn port_unification_serves_tls_and_plain_clients_on_one_port() {
         "ca.pem",
         "client.portUnification=true\nssl.clientAuth=want\n",
     ));
-    let out = run_script_at(&server, &server.connect_string(), "python3", "kazoo_tls.py", &[&pki.dir(), "-", "unified"]);
+    let out = run_script_at(
+        &server,
+        &server.connect_string(),
+        "python3",
+        "kazoo_tls.py",
+        &[&pki.dir(), "-", "unified"],
+    );
     assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
     assert!(server.four_letter("srvr").contains("Mode:"), "four-letter words on the unified port");
 }
@@ -205,8 +282,15 @@ fn port_unification_serves_tls_and_plain_clients_on_one_port() {
 /// with an error.
 fn refused_start(dir: &Path, config: &str) -> String {
     let cfg = dir.join("zoo.cfg");
-    std::fs::write(&cfg, format!("dataDir={}\nclientPort={}\nadmin.enableServer=false\n{config}", dir.join("data").display(), free_port()))
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nadmin.enableServer=false\n{config}",
+            dir.join("data").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(ringkeeper_binary())
         .arg(&cfg)
         .stdout(std::process::Stdio::piped())
@@ -230,15 +314,16 @@ fn bad_tls_stores_are_refused_at_start_naming_the_key() {
     }
     let pki = Pki::new();
     let secure = format!("secureClientPort={}\n", free_port());
-    let wrong_password = tls_config(&pki, "server.p12", "ca.pem", &secure).replace(
-        &format!("ssl.keyStore.password={STORE_PASSWORD}"),
-        "ssl.keyStore.password=wrong",
-    );
+    let wrong_password = tls_config(&pki, "server.p12", "ca.pem", &secure)
+        .replace(&format!("ssl.keyStore.password={STORE_PASSWORD}"), "ssl.keyStore.password=wrong");
     let text = refused_start(pki.dir.path(), &wrong_password);
     assert!(text.contains("ssl.keyStore") && text.contains("password"), "{text}");
     std::fs::copy(pki.path("server.p12"), pki.path("server.jks")).unwrap();
     let text = refused_start(pki.dir.path(), &tls_config(&pki, "server.jks", "ca.pem", &secure));
-    assert!(text.contains("JKS stores are not supported") && text.contains("keytool -importkeystore"), "{text}");
+    assert!(
+        text.contains("JKS stores are not supported") && text.contains("keytool -importkeystore"),
+        "{text}"
+    );
     let no_trust = format!(
         "ssl.keyStore.location={}\nssl.keyStore.password={STORE_PASSWORD}\n{secure}",
         pki.path("server.p12").display()

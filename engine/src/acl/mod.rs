@@ -432,9 +432,18 @@ mod tests {
 
         assert_eq!(fixup_acl(&[], &session, Providers::default()), Err(InvalidAcl));
         assert_eq!(fixup_acl(&open_acl_unsafe(), &ip_only, Providers::default()).unwrap(), open_acl_unsafe());
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "world", "bob")], &session, Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "nope", "x")], &session, Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "super", "")], &session, Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "world", "bob")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "nope", "x")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "super", "")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // auth expands to digest ids only; ip and super are not authenticated providers.
         assert_eq!(
@@ -442,20 +451,35 @@ mod tests {
             vec![acl(perms::ALL, "digest", &digest)]
         );
         assert_eq!(fixup_acl(&creator_all_acl(), &ip_only, Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")], Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")], Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // digest validity follows Java's split(":").length == 2.
         assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc")], &[], Providers::default()).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc:")], &[], Providers::default()).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "digest", ":abc")], &[], Providers::default()).is_ok());
         assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u")], &[], Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u:")], &[], Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[], Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "digest", "u:")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
 
         assert!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/8")], &[], Providers::default()).is_ok());
         assert!(fixup_acl(&[acl(perms::READ, "ip", "127.0.0.1")], &[], Providers::default()).is_ok());
-        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[], Providers::default()), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[], Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // Duplicates collapse before expansion, order kept; perms are not validated.
         let dup = vec![

@@ -55,7 +55,13 @@ const NO_ZXIDS: i64 = 0;
 pub enum Input {
     /// A decoded ConnectRequest on a new client connection; `authenticated`: ids the
     /// transport established before it (a TLS client certificate's `x509` id).
-    Connect { conn: ClientConn, client_ip: String, remote: String, authenticated: Vec<Id>, request: ConnectRequest },
+    Connect {
+        conn: ClientConn,
+        client_ip: String,
+        remote: String,
+        authenticated: Vec<Id>,
+        request: ConnectRequest,
+    },
     /// One request frame (payload after the length prefix) of an established connection.
     Request { conn: ClientConn, frame: Vec<u8> },
     /// The socket closed or failed.

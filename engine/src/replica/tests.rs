@@ -57,7 +57,13 @@ fn create(xid: i32, path: &str) -> Vec<u8> {
 
 fn connect(conn: ClientConn) -> Input {
     let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], ..Default::default() };
-    Input::Connect { conn, client_ip: "10.0.0.1".into(), remote: "10.0.0.1:5000".into(), authenticated: Vec::new(), request }
+    Input::Connect {
+        conn,
+        client_ip: "10.0.0.1".into(),
+        remote: "10.0.0.1:5000".into(),
+        authenticated: Vec::new(),
+        request,
+    }
 }
 
 /// A reply frame's header (frames keep their length prefix).
