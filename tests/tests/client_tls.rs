@@ -19,6 +19,8 @@ use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 /// The client certificate's subject, in `openssl -subj` form (`+` joins a multi-valued RDN).
 const CLIENT_SUBJECT: &str =
     "/C=DE/O=Ringkeeper Tests/OU=ops+UID=u42/CN=client, one \"quoted\" #1 <x>;/emailAddress=c@example.com";
+/// `openssl req` arguments for a new unencrypted P-256 key.
+const NEW_EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
 /// The password of the PKCS12 stores.
 const STORE_PASSWORD: &str = "store-pw";
 
@@ -107,52 +109,26 @@ impl Pki {
     }
 
     fn ca(&self, name: &str, subject: &str) {
-        openssl(
-            self.dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-subj",
-                subject,
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+        let mut args = vec!["req", "-x509"];
+        args.extend(NEW_EC_KEY);
+        args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", subject]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(self.dir.path(), &args);
     }
 
     fn leaf(&self, name: &str, ca: &str, subject: &str, usage: &str, extra: &str) {
         let dir = self.dir.path();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                subject,
-            ],
-        );
+        let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+        let mut args = vec!["req", "-new"];
+        args.extend(NEW_EC_KEY);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+        openssl(dir, &args);
         let ext = dir.join(format!("{name}.ext"));
         std::fs::write(&ext, format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}\n"))
             .unwrap();
