@@ -170,15 +170,22 @@ impl Pki {
 }
 
 /// zoo.cfg lines for a TLS port with these stores (Apache needs Netty for TLS; ringkeeper
-/// ignores `serverCnxnFactory`).
+/// ignores `serverCnxnFactory`). Passwords go only with PKCS12 stores: with a password,
+/// Apache reads a PEM key as encrypted.
 fn tls_config(pki: &Pki, key_store: &str, trust_store: &str, extra: &str) -> String {
+    let store = |key: &str, file: &str| {
+        let password = if file.ends_with(".p12") {
+            format!("ssl.{key}.password={STORE_PASSWORD}\n")
+        } else {
+            String::new()
+        };
+        format!("ssl.{key}.location={}\n{password}", pki.path(file).display())
+    };
     format!(
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
-         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
-         ssl.keyStore.location={}\nssl.keyStore.password={STORE_PASSWORD}\n\
-         ssl.trustStore.location={}\nssl.trustStore.password={STORE_PASSWORD}\n{extra}",
-        pki.path(key_store).display(),
-        pki.path(trust_store).display(),
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n{}{}{extra}",
+        store("keyStore", key_store),
+        store("trustStore", trust_store),
     )
 }
 
