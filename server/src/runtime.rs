@@ -119,11 +119,11 @@ const PORT_FREE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// live listener from the TIME_WAIT connections a killed server leaves (they also refuse a
 /// bind for a minute), so this looks for a socket in LISTEN state on the same address and
 /// port in `/proc/net/tcp{,6}`.
-fn ensure_port_free(addr: SocketAddr) -> anyhow::Result<()> {
+fn ensure_port_free(key: &str, addr: SocketAddr) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     while let Some(holder) = listener_on(addr) {
         if started.elapsed() >= PORT_FREE_WAIT {
-            return Err(anyhow!("clientPort: {addr} is already taken by another listener ({holder}); is another server running?"));
+            return Err(anyhow!("{key}: {addr} is already taken by another listener ({holder}); is another server running?"));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -165,7 +165,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let address = config.effective_client_address();
     let port = config.effective_client_port();
     let bind_addr = socket_address("clientPortAddress", &address, port)?;
-    ensure_port_free(bind_addr)?;
+    ensure_port_free("clientPort", bind_addr)?;
     let secure_addr = match config.secure_client_port {
         Some(secure_port) => {
             let (key, address) = match &config.secure_client_port_address {
@@ -173,7 +173,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 None => ("clientPortAddress", address.clone()),
             };
             let addr = socket_address(key, &address, secure_port)?;
-            ensure_port_free(addr)?;
+            ensure_port_free("secureClientPort", addr)?;
             Some(addr)
         }
         None => None,
