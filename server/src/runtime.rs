@@ -123,7 +123,9 @@ fn ensure_port_free(key: &str, addr: SocketAddr) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     while let Some(holder) = listener_on(addr) {
         if started.elapsed() >= PORT_FREE_WAIT {
-            return Err(anyhow!("{key}: {addr} is already taken by another listener ({holder}); is another server running?"));
+            return Err(anyhow!(
+                "{key}: {addr} is already taken by another listener ({holder}); is another server running?"
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
