@@ -47,7 +47,7 @@ fn tree_of(count: usize) -> DataTree {
 }
 
 fn sessions() -> SessionTable {
-    let mut table = SessionTable::new(0, 0, 1, 2000);
+    let mut table = SessionTable::new(0, 0, b"1", 2000);
     for id in 1..=100 {
         table.add(id, 30_000, 0);
     }

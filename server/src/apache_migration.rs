@@ -334,7 +334,8 @@ pub fn export(from: &Path, log_dir: &Path, to: &Path) -> Result<Exported, Migrat
     if snapshot_store::snapshot_paths(from)?.is_empty() && recovery::segment_paths(log_dir)?.is_empty() {
         return Err(refused(from, "holds no ringkeeper snapshot or log to export"));
     }
-    let mut processor = Processor::new(ProcessorConfig::default(), 0, 0);
+    // Only the tree and the session ids are exported: no password is derived here.
+    let mut processor = Processor::new(ProcessorConfig::default(), 0, &[]);
     let recovered = recovery::recover(from, log_dir, &mut processor, 0)?;
     let image = ringkeeper_engine::snapshot::capture(&processor.tree, &processor.sessions);
     let bytes = apache::snapshot::encode(&apache_snapshot_of(&image, 0));

@@ -240,6 +240,23 @@ pub struct Config {
     /// `admin.serverAddress` (default 0.0.0.0) : `admin.serverPort` (default 8080). Off in the
     /// embedded default (no zoo.cfg).
     pub admin_endpoint: Option<HttpEndpoint>,
+    /// `secureClientPort`: TLS client port (served next to `clientPort`), see [`Config::ssl`].
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`: address of the TLS client port; `None` = that of the client port.
+    pub secure_client_port_address: Option<String>,
+    /// `client.portUnification`: the plain client port also takes TLS connections (told apart
+    /// by their first byte, a TLS handshake record).
+    pub client_port_unification: bool,
+    /// The `ssl.*` keys of the client ports.
+    pub ssl: SslConfig,
+    /// `authProvider.N`: class names of the authentication providers turned on (Apache's
+    /// `ProviderRegistry`); `ip` and `digest` are always on.
+    pub auth_providers: Vec<String>,
+    /// `X509AuthenticationProvider.superUser`: a client certificate subject that is super user.
+    pub x509_super_user: Option<String>,
+    /// `ringkeeper.session.secretFile`: a file with the same bytes on every ensemble member,
+    /// mixed into the session-password secret (see `engine::session::ensemble_secret`).
+    pub session_secret_file: Option<PathBuf>,
     /// Contents of `<dataDir>/myid`, read by [`Config::load`] (never by `parse`).
     pub my_id: Option<u64>,
     /// Every `key=value` of the file in file order, duplicates included (for `conf`).
@@ -247,6 +264,54 @@ pub struct Config {
     /// Apache keys accepted but not used by ringkeeper; worth one info line at start-up.
     pub ignored_keys: Vec<String>,
 }
+
+/// A key or trust store: `ssl.keyStore.*` or `ssl.trustStore.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreConfig {
+    /// `.location`: the file.
+    pub location: Option<PathBuf>,
+    /// `.password`.
+    pub password: Option<String>,
+    /// `.passwordPath`: a file holding the password (used when `.password` is not set).
+    pub password_path: Option<PathBuf>,
+    /// `.type` as written (`PEM`, `PKCS12`, `JKS`, `BCFKS`); `None`: from the file name.
+    pub store_type: Option<String>,
+}
+
+/// `ssl.clientAuth`: whether TLS clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// `need` (Apache's default): a client without a trusted certificate is refused.
+    #[default]
+    Need,
+    /// `want`: a certificate is asked for; a client without one is served (no x509 id).
+    Want,
+    /// `none`: no certificate is asked for.
+    None,
+}
+
+/// The `ssl.*` keys for client TLS (Apache's `ClientX509Util` properties).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SslConfig {
+    pub key_store: StoreConfig,
+    pub trust_store: StoreConfig,
+    pub client_auth: ClientAuth,
+    /// `ssl.protocol` (Apache: `TLSv1.2`, `TLSv1.3`, `TLS`).
+    pub protocol: Option<String>,
+    /// `ssl.enabledProtocols`, comma separated; `None`: from `ssl.protocol`.
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.ciphersuites`, comma separated, Java (IANA) names; `None`: rustls' defaults.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `ssl.handshakeDetectionTimeoutMillis`: how long a TLS handshake (and the first byte on
+    /// a unified port) may take, ms.
+    pub handshake_timeout_ms: u64,
+}
+
+/// Apache's default `ssl.handshakeDetectionTimeoutMillis`.
+pub const DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS: u64 = 5000;
+
+/// The `authProvider.N` class that turns the `x509` scheme on.
+pub const X509_AUTH_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
 
 /// Where an HTTP endpoint listens (`host` as written: a name or an IP literal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +471,13 @@ impl Config {
             zab_history_max: 100_000,
             metrics_endpoint: None,
             admin_endpoint: None,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            client_port_unification: false,
+            ssl: SslConfig { handshake_timeout_ms: DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS, ..SslConfig::default() },
+            auth_providers: Vec::new(),
+            x509_super_user: None,
+            session_secret_file: None,
             my_id: None,
             raw: Vec::new(),
             ignored_keys: Vec::new(),
@@ -601,9 +673,44 @@ impl Config {
                 "ringkeeper.client.outboxBytesMax" => {
                     cfg.client_outbox_bytes_max = parse_int(key, value, 1, i64::MAX, "a positive integer (bytes)")? as u64;
                 }
+                "ringkeeper.session.secretFile" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a file path)"));
+                    }
+                    cfg.session_secret_file = Some(PathBuf::from(value));
+                }
                 "ringkeeper.queue.depth" => {
                     cfg.queue_depth = parse_int(key, value, 1, u32::MAX as i64, "a positive integer (queue slots)")? as usize;
                 }
+                "secureClientPort" => cfg.secure_client_port = Some(parse_port(key, value, true)?),
+                "secureClientPortAddress" => {
+                    if value.is_empty() {
+                        return Err(bad(key, value, "is empty (expected a host name or IP address)"));
+                    }
+                    cfg.secure_client_port_address = Some(value.to_owned());
+                }
+                "client.portUnification" => cfg.client_port_unification = parse_bool(key, value)?,
+                "ssl.keyStore.location" => cfg.ssl.key_store.location = Some(PathBuf::from(value)),
+                "ssl.keyStore.password" => cfg.ssl.key_store.password = Some(value.to_owned()),
+                "ssl.keyStore.passwordPath" => cfg.ssl.key_store.password_path = Some(PathBuf::from(value)),
+                "ssl.keyStore.type" => cfg.ssl.key_store.store_type = Some(value.to_owned()),
+                "ssl.trustStore.location" => cfg.ssl.trust_store.location = Some(PathBuf::from(value)),
+                "ssl.trustStore.password" => cfg.ssl.trust_store.password = Some(value.to_owned()),
+                "ssl.trustStore.passwordPath" => cfg.ssl.trust_store.password_path = Some(PathBuf::from(value)),
+                "ssl.trustStore.type" => cfg.ssl.trust_store.store_type = Some(value.to_owned()),
+                "ssl.clientAuth" => cfg.ssl.client_auth = parse_client_auth(key, value)?,
+                "ssl.protocol" => cfg.ssl.protocol = Some(value.to_owned()),
+                "ssl.enabledProtocols" => cfg.ssl.enabled_protocols = Some(parse_list(value)),
+                "ssl.ciphersuites" => cfg.ssl.cipher_suites = Some(parse_list(value)),
+                "ssl.handshakeDetectionTimeoutMillis" => {
+                    cfg.ssl.handshake_timeout_ms =
+                        parse_int(key, value, 1, i32::MAX as i64, "a positive integer (milliseconds)")? as u64;
+                }
+                "ssl.crl" | "ssl.ocsp" if parse_bool(key, value)? => warnings.push(format!(
+                    "{key}=true: certificate revocation checks are not supported; certificates are not checked for revocation"
+                )),
+                "X509AuthenticationProvider.superUser" => cfg.x509_super_user = Some(value.to_owned()),
+                _ if short.starts_with("authProvider.") => cfg.auth_providers.push(value.to_owned()),
                 "metricsProvider.className" => metrics_provider = Some(value),
                 "metricsProvider.httpHost" => {
                     if value.is_empty() {
@@ -826,7 +933,13 @@ impl Config {
 /// Strip the `zookeeper.` prefix Apache adds when it turns a key into a system property.
 fn canonical_key(key: &str) -> &str {
     match key.strip_prefix("zookeeper.") {
-        Some(rest) if PASSTHROUGH_KEYS.contains(&rest) => rest,
+        Some(rest)
+            if PASSTHROUGH_KEYS.contains(&rest)
+                || rest.starts_with("ssl.")
+                || rest.starts_with("authProvider.") =>
+        {
+            rest
+        }
         _ => key,
     }
 }
@@ -868,6 +981,8 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "snapshot.trust.empty",
     "audit.enable",
     "request.throttle.maxRequests",
+    "client.portUnification",
+    "X509AuthenticationProvider.superUser",
 ];
 
 enum Other {
@@ -904,9 +1019,6 @@ fn classify_other(key: &str, short: &str, value: &str) -> Other {
         return Other::Ignored;
     }
     match short {
-        "secureClientPort" | "secureClientPortAddress" => Other::IgnoredWithWarning(format!(
-            "{key}: TLS client connections are not supported yet; only clientPort is served"
-        )),
         "sslQuorum"
         | "portUnification"
         | "quorum.auth.enableSasl"
@@ -980,6 +1092,20 @@ fn parse_port(key: &str, value: &str, zero_ok: bool) -> Result<u16, ConfigError>
         return Err(bad(key, value, format!("is not a port ({expected})")));
     }
     Ok(v as u16)
+}
+
+fn parse_client_auth(key: &str, value: &str) -> Result<ClientAuth, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "need" => Ok(ClientAuth::Need),
+        "want" => Ok(ClientAuth::Want),
+        "none" => Ok(ClientAuth::None),
+        _ => Err(bad(key, value, "is not a client auth mode (expected need, want or none)")),
+    }
+}
+
+/// A comma-separated list (`ssl.enabledProtocols`, `ssl.ciphersuites`): items trimmed, empty ones dropped.
+fn parse_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -1549,21 +1675,39 @@ ringkeeper.client.outboxBytesMax=8388608
 
     #[test]
     fn unknown_and_ignored_keys() {
-        let text = "dataDir=/a\nfooBar=1\nzookeeper.something=2\nsecureClientPort=2281\ngroup.1=1:2:3\nskipACL=yes\nsnapshot.trust.empty=true\n";
+        let text = "dataDir=/a\nfooBar=1\nzookeeper.something=2\ngroup.1=1:2:3\nskipACL=yes\nsnapshot.trust.empty=true\n";
         let (cfg, warnings) = Config::parse(text).unwrap();
         assert_eq!(
             warnings,
             vec![
                 "unknown key fooBar (line 2); ignored".to_owned(),
                 "zookeeper.something: a ZooKeeper setting ringkeeper does not act on; ignored".to_owned(),
-                "secureClientPort: TLS client connections are not supported yet; only clientPort is served".to_owned(),
                 "group.1: hierarchical quorums are not supported; every participant has one vote (majority quorum)".to_owned(),
             ]
         );
-        assert_eq!(
-            cfg.ignored_keys,
-            ["zookeeper.something", "secureClientPort", "group.1", "skipACL", "snapshot.trust.empty"]
+        assert_eq!(cfg.ignored_keys, ["zookeeper.something", "group.1", "skipACL", "snapshot.trust.empty"]);
+    }
+
+    #[test]
+    fn tls_keys_in_both_spellings() {
+        let cfg = parse(
+            "dataDir=/a\nsecureClientPort=2281\nclient.portUnification=true\nssl.keyStore.location=/k.p12\n\
+             zookeeper.ssl.keyStore.password=pw\nssl.trustStore.location=/t.pem\nssl.clientAuth=want\n\
+             ssl.enabledProtocols=TLSv1.3, TLSv1.2\nssl.ciphersuites=TLS_AES_128_GCM_SHA256\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+             zookeeper.authProvider.2=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
         );
+        assert_eq!(cfg.secure_client_port, Some(2281));
+        assert!(cfg.client_port_unification);
+        assert_eq!(cfg.ssl.key_store.location.as_deref(), Some(Path::new("/k.p12")));
+        assert_eq!(cfg.ssl.key_store.password.as_deref(), Some("pw"));
+        assert_eq!(cfg.ssl.trust_store.location.as_deref(), Some(Path::new("/t.pem")));
+        assert_eq!(cfg.ssl.client_auth, ClientAuth::Want);
+        assert_eq!(cfg.ssl.enabled_protocols, Some(vec!["TLSv1.3".to_owned(), "TLSv1.2".to_owned()]));
+        assert_eq!(cfg.ssl.cipher_suites, Some(vec!["TLS_AES_128_GCM_SHA256".to_owned()]));
+        assert_eq!(cfg.auth_providers.len(), 2);
+        assert_eq!(cfg.auth_providers[0], X509_AUTH_PROVIDER);
+        assert!(Config::parse("dataDir=/a\nssl.clientAuth=maybe\n").is_err());
     }
 
     #[test]

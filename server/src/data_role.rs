@@ -226,8 +226,8 @@ impl DataRole {
 
     fn handle(&self, message: ToData) {
         let input = match message {
-            ToData::Connect { conn, client_ip, remote, request } => {
-                Input::Connect { conn, client_ip, remote, request }
+            ToData::Connect { conn, client_ip, remote, authenticated, request } => {
+                Input::Connect { conn, client_ip, remote, authenticated, request }
             }
             ToData::Request { conn, frame } => Input::Request { conn, frame },
             ToData::Disconnected { conn } => Input::Disconnected { conn },

@@ -47,3 +47,4 @@ pub mod snapshot_store;
 pub mod snapshotter;
 pub mod status;
 pub mod stop;
+pub mod tls;

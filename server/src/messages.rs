@@ -3,14 +3,21 @@
 //! data role can route every output back to the core that owns the socket.
 
 use ringkeeper_engine::conn::ClientConn;
-use ringkeeper_engine::proto::ConnectRequest;
+use ringkeeper_engine::proto::{ConnectRequest, Id};
 use ringkeeper_engine::replica::Delivery;
 
 /// Network role → data role.
 #[derive(Debug)]
 pub enum ToData {
-    /// A decoded ConnectRequest on a new connection.
-    Connect { conn: ClientConn, client_ip: String, remote: String, request: ConnectRequest },
+    /// A decoded ConnectRequest on a new connection; `authenticated`: the ids its TLS
+    /// handshake established (`x509`), empty on a plain connection.
+    Connect {
+        conn: ClientConn,
+        client_ip: String,
+        remote: String,
+        authenticated: Vec<Id>,
+        request: ConnectRequest,
+    },
     /// One request frame (payload after the length prefix).
     Request { conn: ClientConn, frame: Vec<u8> },
     /// The socket closed or failed.

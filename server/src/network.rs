@@ -1,5 +1,9 @@
 //! Network role: owns client sockets on one core.
 //!
+//! Connections of a TLS listener (`secureClientPort`, `client.portUnification`) are secured
+//! by [`crate::tls`] before their first read; the ids their certificate authenticated go with
+//! the ConnectRequest.
+//!
 //! In: TCP connections (one listener per network core, SO_REUSEPORT), and `Vec<ToNet>` batches
 //! from the data role. Out: `ToData` messages. Each connection has a reader task (framing
 //! through a read buffer, size limit, connect decode, four-letter words) and a writer task that coalesces every
@@ -17,7 +21,7 @@
 //! than [`NOTIFICATION_OVERFLOW_FACTOR`] times the bound closes the connection instead, as a
 //! client that far behind has stopped reading.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
@@ -28,12 +32,13 @@ use std::task::{Poll, Waker};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::conn::ClientConn;
-use ringkeeper_engine::proto::{ConnectRequest, Jute};
+use ringkeeper_engine::proto::{ConnectRequest, Id, Jute};
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
 use crate::messages::{ToData, ToNet};
 use crate::request_stats::{PendingReplies, RequestStats};
+use crate::tls::{ClientStream, Transport};
 
 /// Read buffer of a client connection: the frames a pipelining client sent together (and
 /// each frame's length prefix with its body) come out of one socket read.
@@ -117,12 +122,15 @@ struct NetworkCore {
     limits: NetworkLimits,
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
+    /// Per-core number of the next connection.
+    next_local: Cell<u64>,
 }
 
-/// Runs the network role on the current executor until the process ends.
+/// Runs the network role on the current executor until the process ends, serving every
+/// listener with its transport (plain, TLS, or either).
 pub async fn run(
     index: usize,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Transport)>,
     to_data: link::Sender<ToData>,
     from_data: link::Receiver<Vec<ToNet>>,
     limits: NetworkLimits,
@@ -136,9 +144,19 @@ pub async fn run(
         limits,
         counts,
         stats,
+        next_local: Cell::new(1),
     });
     glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
-    let mut next_local: u64 = 1;
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, transport)| glommio::spawn_local(accept_loop(core.clone(), listener, transport)))
+        .collect();
+    for task in accepting {
+        task.await;
+    }
+}
+
+async fn accept_loop(core: Rc<NetworkCore>, listener: TcpListener, transport: Transport) {
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -154,10 +172,10 @@ pub async fn run(
             drop(stream);
             continue;
         }
-        let conn = ClientConn { core: core.index as u32, local: next_local };
-        next_local += 1;
+        let conn = ClientConn { core: core.index as u32, local: core.next_local.get() };
+        core.next_local.set(conn.local + 1);
         let _ = stream.set_nodelay(true);
-        glommio::spawn_local(serve(core.clone(), stream, conn, peer)).detach();
+        glommio::spawn_local(serve(core.clone(), stream, transport.clone(), conn, peer)).detach();
     }
 }
 
@@ -229,7 +247,7 @@ async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) 
 }
 
 /// Writes everything queued for one connection, coalescing frames into single writes.
-async fn write_loop(outbox: SharedOutbox, mut writer: futures_lite::io::WriteHalf<TcpStream>) {
+async fn write_loop(outbox: SharedOutbox, mut writer: futures_lite::io::WriteHalf<ClientStream>) {
     loop {
         let (bytes, close) = poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
@@ -281,7 +299,21 @@ fn four_letter_word(first: &[u8; 4]) -> bool {
     FOUR_LETTER_WORDS.iter().any(|w| w.as_bytes() == first)
 }
 
-async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer: SocketAddr) {
+async fn serve(
+    core: Rc<NetworkCore>,
+    stream: TcpStream,
+    transport: Transport,
+    conn: ClientConn,
+    peer: SocketAddr,
+) {
+    let (stream, authenticated) = match transport.accept(stream).await {
+        Ok(secured) => secured,
+        Err(reason) => {
+            log::warn!("closing connection {conn} from {peer}: {reason}");
+            core.release(peer.ip());
+            return;
+        }
+    };
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox {
         bytes: Vec::new(),
         writing: 0,
@@ -298,7 +330,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer:
     let reader = futures_lite::io::BufReader::with_capacity(CLIENT_READ_BUFFER_BYTES, reader);
     let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
     let reason = futures_lite::future::or(
-        read_loop(&core, &outbox, reader, conn, peer),
+        read_loop(&core, &outbox, reader, conn, peer, authenticated),
         writer_finished(outbox.clone()),
     )
     .await;
@@ -319,7 +351,7 @@ async fn serve(core: Rc<NetworkCore>, stream: TcpStream, conn: ClientConn, peer:
     let _ = core.to_data.send(ToData::Disconnected { conn }).await;
 }
 
-type ClientReader = futures_lite::io::BufReader<futures_lite::io::ReadHalf<TcpStream>>;
+type ClientReader = futures_lite::io::BufReader<futures_lite::io::ReadHalf<ClientStream>>;
 
 async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<bool, String> {
     let mut filled = 0;
@@ -363,7 +395,9 @@ async fn read_loop(
     mut reader: ClientReader,
     conn: ClientConn,
     peer: SocketAddr,
+    authenticated: Vec<Id>,
 ) -> Result<(), String> {
+    let mut authenticated = Some(authenticated);
     let mut first = true;
     let mut length = [0u8; 4];
     loop {
@@ -393,7 +427,13 @@ async fn read_loop(
             first = false;
             let request =
                 ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
-            ToData::Connect { conn, client_ip: peer.ip().to_string(), remote: peer.to_string(), request }
+            ToData::Connect {
+                conn,
+                client_ip: peer.ip().to_string(),
+                remote: peer.to_string(),
+                authenticated: authenticated.take().unwrap_or_default(),
+                request,
+            }
         } else {
             ToData::Request { conn, frame }
         };

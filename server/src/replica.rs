@@ -262,15 +262,16 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
 }
 
 /// The session-password secret every member of an ensemble shares (a session created
-/// through one server is resumed on another): derived from the member list, as Apache's
-/// fixed constant it is no secret from whoever can read zoo.cfg.
-pub fn shared_session_secret(config: &Config) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut h = DefaultHasher::new();
-    for s in &config.servers {
-        (s.id, &s.host, s.peer_port).hash(&mut h);
-    }
-    h.finish()
+/// through one server is resumed on another): [`ringkeeper_engine::session::ensemble_secret`]
+/// of the member ids and the bytes of `ringkeeper.session.secretFile` (none when unset).
+pub fn shared_session_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let shared = match &config.session_secret_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("ringkeeper.session.secretFile: cannot read {}", path.display()))?,
+        None => Vec::new(),
+    };
+    let ids: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
+    Ok(ringkeeper_engine::session::ensemble_secret(&ids, &shared))
 }
 
 /// Restarts this process from disk (same program, same arguments): used after recording a

@@ -67,27 +67,39 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         server_id: 0,
         container_check_interval_ms: config.container_check_interval_ms as i64,
         read_only_mode_enabled: config.read_only_mode_enabled,
+        auth_providers: ringkeeper_engine::acl::Providers {
+            x509: config.auth_providers.iter().any(|p| p == crate::config::X509_AUTH_PROVIDER),
+        },
     }
 }
 
-/// The secret session passwords derive from, kept in `dataDir/session.secret` so that a
-/// session recovered from the log can be resumed with the password its client holds.
-fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
+/// Bytes of a standalone server's session-password secret (written once, random).
+const SESSION_SECRET_BYTES: usize = 32;
+
+/// The secret session passwords derive from, kept in `dataDir/session.secret` (hex) so that
+/// a session recovered from the log can be resumed with the password its client holds.
+fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join("session.secret");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return u64::from_str_radix(text.trim(), 16)
-            .map_err(|_| anyhow!("{}: not a hex session secret", path.display()));
+        let text = text.trim();
+        let hex_byte = |i: usize| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
+        return (0..text.len())
+            .step_by(2)
+            .map(hex_byte)
+            .collect::<Option<Vec<u8>>>()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| anyhow!("{}: not a hex session secret", path.display()));
     }
-    let mut bytes = [0u8; 8];
+    let mut bytes = [0u8; SESSION_SECRET_BYTES];
     {
         use std::io::Read;
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut bytes))
             .context("reading /dev/urandom")?;
     }
-    let secret = u64::from_ne_bytes(bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let tmp = data_dir.join("session.secret.tmp");
-    std::fs::write(&tmp, format!("{secret:016x}\n"))
+    std::fs::write(&tmp, format!("{hex}\n"))
         .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
@@ -96,7 +108,7 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<u64> {
     std::fs::File::open(data_dir)
         .and_then(|dir| dir.sync_all())
         .with_context(|| format!("fsync of {}", data_dir.display()))?;
-    Ok(secret)
+    Ok(bytes.to_vec())
 }
 
 /// How long a listener of someone else on the client port may take to go away (a server
@@ -109,11 +121,13 @@ const PORT_FREE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// live listener from the TIME_WAIT connections a killed server leaves (they also refuse a
 /// bind for a minute), so this looks for a socket in LISTEN state on the same address and
 /// port in `/proc/net/tcp{,6}`.
-fn ensure_port_free(addr: SocketAddr) -> anyhow::Result<()> {
+fn ensure_port_free(key: &str, addr: SocketAddr) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     while let Some(holder) = listener_on(addr) {
         if started.elapsed() >= PORT_FREE_WAIT {
-            return Err(anyhow!("clientPort: {addr} is already taken by another listener ({holder}); is another server running?"));
+            return Err(anyhow!(
+                "{key}: {addr} is already taken by another listener ({holder}); is another server running?"
+            ));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -154,11 +168,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
     let address = config.effective_client_address();
     let port = config.effective_client_port();
-    let bind_addr: SocketAddr = format!("{address}:{port}")
-        .parse()
-        .or_else(|_| format!("[{address}]:{port}").parse())
-        .map_err(|_| anyhow!("clientPortAddress: {address:?} is not an IP address"))?;
-    ensure_port_free(bind_addr)?;
+    let bind_addr = socket_address("clientPortAddress", &address, port)?;
+    ensure_port_free("clientPort", bind_addr)?;
+    let secure_addr = match config.secure_client_port {
+        Some(secure_port) => {
+            let (key, address) = match &config.secure_client_port_address {
+                Some(a) => ("secureClientPortAddress", a.clone()),
+                None => ("clientPortAddress", address.clone()),
+            };
+            let addr = socket_address(key, &address, secure_port)?;
+            ensure_port_free("secureClientPort", addr)?;
+            Some(addr)
+        }
+        None => None,
+    };
+    let (transport, secure_transport) = crate::tls::transports(&config)?;
 
     let now = crate::data_role::now_ms();
     // Never an empty start beside Apache's data.
@@ -167,12 +191,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
     let replica = crate::replica::prepare(&config)?;
     let secret = match &replica {
-        Some(_) => crate::replica::shared_session_secret(&config),
+        Some(_) => crate::replica::shared_session_secret(&config)?,
         None => session_secret(&config.data_dir)?,
     };
     let mut processor_cfg = processor_config(&config);
     processor_cfg.server_id = config.my_id.unwrap_or(0) as i64;
-    let mut processor = Processor::new(processor_cfg, now, secret);
+    let mut processor = Processor::new(processor_cfg, now, &secret);
     let mut log_settings = LogSettings::from_config(&config);
     std::fs::create_dir_all(&log_settings.dir)
         .with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
@@ -235,6 +259,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         queue_depth,
         clients: ClientListener {
             addr: bind_addr,
+            transport,
+            secure: secure_addr.zip(secure_transport),
             limits: NetworkLimits {
                 jute_max_buffer: config.jute_max_buffer as usize,
                 max_client_cnxns: config.max_client_cnxns,
@@ -286,18 +312,30 @@ fn log_link(
     }
 }
 
-/// The client port and what every network role shares.
+/// `address:port` as a socket address; `key` names the address in the error.
+fn socket_address(key: &str, address: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    format!("{address}:{port}")
+        .parse()
+        .or_else(|_| format!("[{address}]:{port}").parse())
+        .map_err(|_| anyhow!("{key}: {address:?} is not an IP address"))
+}
+
+/// The client ports and what every network role shares.
 #[derive(Clone)]
 struct ClientListener {
     addr: SocketAddr,
+    /// How `addr` is served (plain, or either with `client.portUnification`).
+    transport: crate::tls::Transport,
+    /// `secureClientPort`: its address and TLS transport.
+    secure: Option<(SocketAddr, crate::tls::Transport)>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
 }
 
 impl ClientListener {
-    /// Binds the client port on this executor, reports the bound address (or why not) on
-    /// `bound`, then serves clients as network role `index`.
+    /// Binds the client ports on this executor, reports the bound plain address (or why
+    /// not) on `bound`, then serves clients as network role `index`.
     async fn serve(
         self,
         index: usize,
@@ -305,16 +343,25 @@ impl ClientListener {
         to_data: link::Sender<ToData>,
         from_data: link::Receiver<Vec<ToNet>>,
     ) {
-        let addr = self.addr;
-        let listener = match glommio::net::TcpListener::bind(addr) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = bound.send(Err(format!("cannot listen on {addr}: {e}")));
-                return;
+        let mut listeners = Vec::new();
+        let secure = self.secure.into_iter().map(|(addr, transport)| (addr, transport, "secureClientPort"));
+        for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure)
+        {
+            match glommio::net::TcpListener::bind(addr) {
+                Ok(l) => {
+                    if key == "secureClientPort" && index == 0 {
+                        log::info!("serving TLS clients on {addr} (secureClientPort)");
+                    }
+                    listeners.push((l, transport));
+                }
+                Err(e) => {
+                    let _ = bound.send(Err(format!("{key}: cannot listen on {addr}: {e}")));
+                    return;
+                }
             }
-        };
-        let _ = bound.send(listener.local_addr().map_err(|e| e.to_string()));
-        network::run(index, listener, to_data, from_data, self.limits, self.counts, self.stats).await;
+        }
+        let _ = bound.send(listeners[0].0.local_addr().map_err(|e| e.to_string()));
+        network::run(index, listeners, to_data, from_data, self.limits, self.counts, self.stats).await;
     }
 }
 

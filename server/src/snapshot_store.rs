@@ -232,7 +232,7 @@ pub fn verify_snapshots(path: &Path) -> Result<Vec<String>, RecoveryError> {
     let mut lines = Vec::new();
     for (_, file) in files {
         let snap = MappedSnapshot::open(&file)?;
-        let mut sessions = ringkeeper_engine::session::SessionTable::new(0, 0, 0, 1);
+        let mut sessions = ringkeeper_engine::session::SessionTable::new(0, 0, b"0", 1);
         let tree = snapshot::restore(snap.image(), &mut sessions, 0).map_err(|e| corrupt(&file, e))?;
         lines.push(format!(
             "{}: ok, zxid {:#x}, fuzzy end {:#x}, {} nodes, {} sessions",

@@ -6,6 +6,7 @@
 //! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
 //! Every server is killed when its [`TestServer`] drops.
 
+pub mod compat;
 pub mod ensemble;
 pub mod four_letter;
 pub mod lazyfs;
@@ -315,7 +316,10 @@ impl Drop for TestServer {
 /// `Class-Path`; only an slf4j binding is added (slf4j-simple: logs go to stderr, which the
 /// harness captures in `server.log`). Putting every jar of `/usr/share/java` on the class path
 /// instead makes slf4j pick an arbitrary binding and slows start-up.
-const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+/// netty-resolver and netty-codec are missing from that `Class-Path` and needed by the
+/// Netty server factory (TLS tests set `serverCnxnFactory` to it).
+const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar";
 
 /// `zoo.cfg` keys that Apache reads only as JVM system properties (under exactly this name;
 /// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper

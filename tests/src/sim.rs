@@ -316,7 +316,7 @@ const PEER_TICK_MS: i64 = 5;
 const TICK_MS: i64 = 50;
 const TRACE_KEEP: usize = 400;
 /// The session-password secret every member shares.
-const SECRET: u64 = 0x5eed;
+const SECRET: &[u8] = b"sim session secret";
 /// A client gives up on a request (and its connection) after this long.
 const CLIENT_TIMEOUT_MS: i64 = 400;
 
@@ -1038,7 +1038,10 @@ impl World {
         };
         c.link = Some(Link { server: id, incarnation, conn, established: false, since: self.now });
         let ip = format!("10.0.0.{ci}");
-        self.step(id, Input::Connect { conn, client_ip: ip.clone(), remote: ip, request })
+        self.step(
+            id,
+            Input::Connect { conn, client_ip: ip.clone(), remote: ip, authenticated: Vec::new(), request },
+        )
     }
 
     /// The client's connection is gone: a write in flight has an unknown outcome.

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::ConnectResponse;
+use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::four_letter::Mode;
 use zookeeper_client as zk;
@@ -400,5 +402,34 @@ async fn after_a_leader_failover_a_dead_sessions_ephemeral_goes_and_its_watch_fi
         let c = connect(&ensemble.address(i)).await;
         within("sync", c.sync("/")).await.expect("sync");
         assert!(within("exists", c.check_stat("/doomed")).await.unwrap().is_none(), "server {}", i + 1);
+    }
+}
+
+/// Session passwords are a keyed hash of a secret every member derives alike: a session made
+/// on one member resumes on each other member with the password it was given, and a wrong
+/// password is refused there.
+#[test]
+fn a_session_resumes_on_every_other_member_with_its_password() {
+    let ensemble = Ensemble::start(3, 0, "");
+    ensemble.wait_leader(STEP);
+    let first = common::RawSession::connect_to(member_addr(&ensemble, 0), 10_000);
+    let resume = first.resume_request();
+    drop(first);
+    for member in [1, 2] {
+        let mut wrong = resume.clone();
+        wrong.passwd[15] ^= 1;
+        let (_, answer) = common::raw_handshake_to(member_addr(&ensemble, member), &wrong);
+        if let common::Frame::Data(bytes) = answer {
+            let refused = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");
+            assert_eq!((refused.timeout_ms, refused.session_id), (0, 0), "member {member}: {refused:?}");
+        }
+        let mut again = common::RawSession::connect_with_to(member_addr(&ensemble, member), &resume);
+        assert_eq!(again.session_id(), resume.session_id, "member {member}");
+        assert_eq!(again.response.passwd, resume.passwd, "member {member} hands back the same password");
+        assert_eq!(
+            again.code(OpCode::Exists, &common::no_watch("/")),
+            0,
+            "member {member} serves the session"
+        );
     }
 }

@@ -27,6 +27,17 @@ pub const SCHEME_DIGEST: &str = "digest";
 pub const SCHEME_IP: &str = "ip";
 /// Held by sessions that authenticated with the configured super digest: passes every check.
 pub const SCHEME_SUPER: &str = "super";
+/// A TLS client certificate's subject DN (RFC 2253), when the X509 provider is on.
+pub const SCHEME_X509: &str = "x509";
+
+/// The authentication providers a server has on beyond the built-in `ip` and `digest`
+/// (Apache's `authProvider.N` keys): their schemes are valid in ACLs, and their ids count as
+/// authenticated for `auth` entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `org.apache.zookeeper.server.auth.X509AuthenticationProvider`.
+    pub x509: bool,
+}
 
 /// An `auth` packet was refused (`AUTHFAILED`, -115).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -138,9 +149,10 @@ pub fn check_perm(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
 /// Exact duplicates are dropped first (order kept). [`InvalidAcl`] for: an empty list; a
 /// `world` id other than `anyone`; an `auth` entry when the session has no authenticated id;
 /// a malformed `digest` id (it must split on `:` into exactly two parts, trailing empty parts
-/// ignored, as Java's `String.split`); a malformed `ip` id; any other scheme. Permission bits
-/// are not validated (Apache does not either).
-pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Result<Vec<Acl>, InvalidAcl> {
+/// ignored, as Java's `String.split`); a malformed `ip` id; an `x509` id that is not a
+/// distinguished name, or any `x509` id when `providers` does not have it on; any other
+/// scheme. Permission bits are not validated (Apache does not either).
+pub fn fixup_acl(acl: &[Acl], session_ids: &[Id], providers: Providers) -> Result<Vec<Acl>, InvalidAcl> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !uniq.contains(&a) {
@@ -159,7 +171,7 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Result<Vec<Acl>, InvalidAcl
                 out.extend(
                     session_ids
                         .iter()
-                        .filter(|i| is_authenticated_scheme(&i.scheme))
+                        .filter(|i| is_authenticated_scheme(&i.scheme, providers))
                         .map(|i| Acl { perms: a.perms, id: i.clone() }),
                 );
                 if out.len() == before {
@@ -168,6 +180,7 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Result<Vec<Acl>, InvalidAcl
             }
             SCHEME_DIGEST if is_valid_digest_id(&a.id.id) => out.push(a.clone()),
             SCHEME_IP if is_valid_ip_id(&a.id.id) => out.push(a.clone()),
+            SCHEME_X509 if providers.x509 && is_valid_distinguished_name(&a.id.id) => out.push(a.clone()),
             _ => return Err(InvalidAcl),
         }
     }
@@ -175,8 +188,32 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id]) -> Result<Vec<Acl>, InvalidAcl
 }
 
 /// Schemes whose provider says `isAuthenticated()`: only those expand `auth` ACL entries.
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == SCHEME_DIGEST
+fn is_authenticated_scheme(scheme: &str, providers: Providers) -> bool {
+    scheme == SCHEME_DIGEST || (scheme == SCHEME_X509 && providers.x509)
+}
+
+/// `X509AuthenticationProvider.isValid` (`new X500Principal(id)` parses), approximated: every
+/// RDN component (split at `,` and `+` not escaped by `\`) is `type=value` with a non-empty type.
+pub fn is_valid_distinguished_name(id: &str) -> bool {
+    let mut components = Vec::new();
+    let mut current = String::new();
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            ',' | '+' => components.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    components.push(current);
+    components.iter().all(|c| matches!(c.split_once('='), Some((t, _)) if !t.trim().is_empty()))
 }
 
 /// `DigestAuthenticationProvider.isValid`: `id.split(":").length == 2` with Java's split,
@@ -379,37 +416,80 @@ mod tests {
     }
 
     #[test]
+    fn x509_ids_need_the_provider() {
+        let x509 = Providers { x509: true };
+        let dn = acl(perms::READ, "x509", "CN=client\\, one,O=Example+OU=Ops,C=DE");
+        assert_eq!(fixup_acl(std::slice::from_ref(&dn), &[], Providers::default()), Err(InvalidAcl));
+        assert_eq!(fixup_acl(std::slice::from_ref(&dn), &[], x509).unwrap(), vec![dn.clone()]);
+        assert_eq!(fixup_acl(&[acl(perms::READ, "x509", "client")], &[], x509), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::READ, "x509", "CN=a,=b")], &[], x509), Err(InvalidAcl));
+        // `auth` expands a certificate's id once the provider is on.
+        let session = [id("ip", "127.0.0.1"), id("x509", "CN=client")];
+        assert_eq!(fixup_acl(&creator_all_acl(), &session, Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&creator_all_acl(), &session, x509).unwrap(),
+            vec![acl(perms::ALL, "x509", "CN=client")]
+        );
+        assert!(check_perm(std::slice::from_ref(&dn), perms::READ, &[id("x509", &dn.id.id)]));
+        assert!(!check_perm(&[dn], perms::READ, &[id("x509", "CN=other")]));
+    }
+
+    #[test]
     fn fixup_cases() {
         let digest = digest_of("bob:pw");
         let session = vec![id("ip", "10.0.0.5"), id("digest", &digest)];
         let ip_only = vec![id("ip", "10.0.0.5")];
 
-        assert_eq!(fixup_acl(&[], &session), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&open_acl_unsafe(), &ip_only).unwrap(), open_acl_unsafe());
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "world", "bob")], &session), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "nope", "x")], &session), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::ALL, "super", "")], &session), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&[], &session, Providers::default()), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&open_acl_unsafe(), &ip_only, Providers::default()).unwrap(), open_acl_unsafe());
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "world", "bob")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "nope", "x")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "super", "")], &session, Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // auth expands to digest ids only; ip and super are not authenticated providers.
         assert_eq!(
-            fixup_acl(&creator_all_acl(), &session).unwrap(),
+            fixup_acl(&creator_all_acl(), &session, Providers::default()).unwrap(),
             vec![acl(perms::ALL, "digest", &digest)]
         );
-        assert_eq!(fixup_acl(&creator_all_acl(), &ip_only), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")]), Err(InvalidAcl));
+        assert_eq!(fixup_acl(&creator_all_acl(), &ip_only, Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&creator_all_acl(), &[id("super", ""), id("ip", "1.1.1.1")], Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // digest validity follows Java's split(":").length == 2.
-        assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc")], &[]).is_ok());
-        assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc:")], &[]).is_ok());
-        assert!(fixup_acl(&[acl(perms::READ, "digest", ":abc")], &[]).is_ok());
-        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u")], &[]), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u:")], &[]), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[]), Err(InvalidAcl));
+        assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc")], &[], Providers::default()).is_ok());
+        assert!(fixup_acl(&[acl(perms::READ, "digest", "u:abc:")], &[], Providers::default()).is_ok());
+        assert!(fixup_acl(&[acl(perms::READ, "digest", ":abc")], &[], Providers::default()).is_ok());
+        assert_eq!(fixup_acl(&[acl(perms::READ, "digest", "u")], &[], Providers::default()), Err(InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "digest", "u:")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "digest", "a:b:c")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
 
-        assert!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/8")], &[]).is_ok());
-        assert!(fixup_acl(&[acl(perms::READ, "ip", "127.0.0.1")], &[]).is_ok());
-        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[]), Err(InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[]), Err(InvalidAcl));
+        assert!(fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/8")], &[], Providers::default()).is_ok());
+        assert!(fixup_acl(&[acl(perms::READ, "ip", "127.0.0.1")], &[], Providers::default()).is_ok());
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "ip", "10.0.0.0/40")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "ip", "localhost")], &[], Providers::default()),
+            Err(InvalidAcl)
+        );
 
         // Duplicates collapse before expansion, order kept; perms are not validated.
         let dup = vec![
@@ -417,11 +497,11 @@ mod tests {
             acl(0x7f, "world", "anyone"),
             acl(perms::READ, "ip", "1.2.3.4"),
         ];
-        assert_eq!(fixup_acl(&dup, &[]).unwrap(), vec![dup[0].clone(), dup[1].clone()]);
+        assert_eq!(fixup_acl(&dup, &[], Providers::default()).unwrap(), vec![dup[0].clone(), dup[1].clone()]);
         // ...but duplicates produced by expansion stay (checked against Apache 3.8.0's fixupACL).
         let two_auth = vec![acl(perms::ALL, "auth", "x"), acl(perms::ALL, "auth", "")];
         assert_eq!(
-            fixup_acl(&two_auth, &session).unwrap(),
+            fixup_acl(&two_auth, &session, Providers::default()).unwrap(),
             vec![acl(perms::ALL, "digest", &digest), acl(perms::ALL, "digest", &digest)]
         );
     }

@@ -36,7 +36,7 @@ impl ApacheReplay {
                     FormatError::at(0, format!("node {} names unknown ACL id {}", node.path, node.acl))
                 })?,
             };
-            tree.restore_node(&node.path, &node.data, &acl, node.stat)
+            tree.restore_node(&node.path, Some(&node.data), &acl, node.stat)
                 .map_err(|e| FormatError::at(0, format!("node {} cannot be restored: {e}", node.path)))?;
         }
         tree.last_processed_zxid = zxid;
@@ -72,7 +72,7 @@ impl ApacheReplay {
 
     /// The state as a (consistent, not fuzzy) ringkeeper snapshot image.
     pub fn into_image(self) -> SnapshotImage {
-        let mut table = SessionTable::new(0, 0, 0, 1);
+        let mut table = SessionTable::new(0, 0, &[], 1);
         for (id, timeout_ms) in &self.sessions {
             table.add(*id, *timeout_ms, 0);
         }
@@ -94,7 +94,7 @@ pub fn apache_snapshot_of(image: &SnapshotImage, dbid: i64) -> ApacheSnapshot {
         .iter()
         .map(|node| ApacheNode {
             path: node.path.clone(),
-            data: node.data.clone(),
+            data: node.data.clone().unwrap_or_default(),
             acl: node.acl as i64 + 1,
             stat: node.stat,
         })

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::conn::ClientConn;
+use crate::proto::Id;
 
 /// One queued item of a learner's client connection (kept in request order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +31,9 @@ pub enum Queued {
 #[derive(Debug, Default)]
 pub struct LearnerQueues {
     queues: BTreeMap<ClientConn, VecDeque<Queued>>,
-    /// Client IP of connections waiting for a new session.
-    connecting: BTreeMap<ClientConn, String>,
+    /// Client IP, and the ids the transport authenticated, of connections waiting for a new
+    /// session.
+    connecting: BTreeMap<ClientConn, (String, Vec<Id>)>,
     touched: BTreeSet<i64>,
 }
 
@@ -41,14 +43,16 @@ impl LearnerQueues {
         self.queues.entry(conn).or_default().push_back(Queued::Awaiting);
     }
 
-    /// `conn` asked the leader for a new session (from `client_ip`).
-    pub fn connecting(&mut self, conn: ClientConn, client_ip: String) {
-        self.connecting.insert(conn, client_ip);
+    /// `conn` asked the leader for a new session (from `client_ip`, with the ids its
+    /// transport authenticated).
+    pub fn connecting(&mut self, conn: ClientConn, client_ip: String, authenticated: Vec<Id>) {
+        self.connecting.insert(conn, (client_ip, authenticated));
         self.awaiting(conn);
     }
 
-    /// The client IP of a connection whose new session the leader just answered.
-    pub fn connected(&mut self, conn: ClientConn) -> Option<String> {
+    /// The client IP and transport ids of a connection whose new session the leader just
+    /// answered.
+    pub fn connected(&mut self, conn: ClientConn) -> Option<(String, Vec<Id>)> {
         self.connecting.remove(&conn)
     }
 

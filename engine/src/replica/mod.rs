@@ -58,8 +58,15 @@ const NO_ZXIDS: i64 = 0;
 /// Something that happened to the server.
 #[derive(Debug)]
 pub enum Input {
-    /// A decoded ConnectRequest on a new client connection.
-    Connect { conn: ClientConn, client_ip: String, remote: String, request: ConnectRequest },
+    /// A decoded ConnectRequest on a new client connection; `authenticated`: ids the
+    /// transport established before it (a TLS client certificate's `x509` id).
+    Connect {
+        conn: ClientConn,
+        client_ip: String,
+        remote: String,
+        authenticated: Vec<Id>,
+        request: ConnectRequest,
+    },
     /// One request frame (payload after the length prefix) of an established connection.
     Request { conn: ClientConn, frame: Vec<u8> },
     /// The socket closed or failed.
@@ -201,8 +208,8 @@ impl Node {
     pub fn step(&mut self, now: i64, input: Input, out: &mut Vec<Effect>) {
         self.now = now;
         match input {
-            Input::Connect { conn, client_ip, remote, request } => {
-                self.connect(conn, client_ip, remote, request, out)
+            Input::Connect { conn, client_ip, remote, authenticated, request } => {
+                self.connect(conn, client_ip, remote, authenticated, request, out)
             }
             Input::Request { conn, frame } => {
                 if self.learner_of().is_some() {
@@ -306,6 +313,7 @@ impl Node {
         conn: ClientConn,
         client_ip: String,
         remote: String,
+        authenticated: Vec<Id>,
         request: ConnectRequest,
         out: &mut Vec<Effect>,
     ) {
@@ -317,11 +325,12 @@ impl Node {
                 return;
             }
             if let (Some(leader), 0) = (self.learner_of(), request.session_id) {
-                self.relay_new_session(leader, conn, client_ip, &request, out);
+                self.relay_new_session(leader, conn, client_ip, authenticated, &request, out);
                 return;
             }
         }
         let outputs = self.processor.connect(id, &client_ip, &remote, &request, self.now);
+        self.processor.add_auth_ids(id, authenticated);
         self.route(outputs, out);
     }
 
@@ -544,6 +553,7 @@ impl Node {
         leader: ServerId,
         conn: ClientConn,
         client_ip: String,
+        authenticated: Vec<Id>,
         request: &ConnectRequest,
         out: &mut Vec<Effect>,
     ) {
@@ -552,7 +562,7 @@ impl Node {
             self.route(vec![Output::Close { conn: ConnId::Client(conn), zxid: 0 }], out);
             return;
         }
-        self.learner.connecting(conn, client_ip.clone());
+        self.learner.connecting(conn, client_ip.clone(), authenticated);
         let relay = Relay::CreateSession { token: conn, client_ip, request: request.to_bytes() };
         out.push(Effect::RelaySend { to: leader, relay });
     }
@@ -611,16 +621,12 @@ impl Node {
 
     /// The leader created the session a learner's client asked for: bind the connection.
     fn attach_new_session(&mut self, conn: ClientConn, frame: &[u8]) {
-        let Some(client_ip) = self.learner.connected(conn) else { return };
+        let Some((client_ip, authenticated)) = self.learner.connected(conn) else { return };
         if let Some(Ok(resp)) = frame.get(4..).map(ConnectResponse::from_bytes) {
             if resp.session_id != 0 {
-                self.processor.attach(
-                    ConnId::Client(conn),
-                    resp.session_id,
-                    Vec::new(),
-                    &client_ip,
-                    self.now,
-                );
+                let id = ConnId::Client(conn);
+                self.processor.attach(id, resp.session_id, Vec::new(), &client_ip, self.now);
+                self.processor.add_auth_ids(id, authenticated);
             }
         }
     }

@@ -23,7 +23,7 @@ const FOLLOWER: ServerId = 1;
 
 fn processor(id: ServerId) -> Processor {
     let cfg = ProcessorConfig { server_id: id as i64, ..Default::default() };
-    Processor::new(cfg, NOW, 7)
+    Processor::new(cfg, NOW, b"7")
 }
 
 /// A request frame (payload after the length prefix).
@@ -57,7 +57,13 @@ fn create(xid: i32, path: &str) -> Vec<u8> {
 
 fn connect(conn: ClientConn) -> Input {
     let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], ..Default::default() };
-    Input::Connect { conn, client_ip: "10.0.0.1".into(), remote: "10.0.0.1:5000".into(), request }
+    Input::Connect {
+        conn,
+        client_ip: "10.0.0.1".into(),
+        remote: "10.0.0.1:5000".into(),
+        authenticated: Vec::new(),
+        request,
+    }
 }
 
 /// A reply frame's header (frames keep their length prefix).
@@ -488,14 +494,20 @@ fn a_leader_at_its_epochs_counter_limit_steps_down_instead_of_overrunning_it() {
 fn cut_off_member() -> Node {
     let cfg = ProcessorConfig { server_id: 1, read_only_mode_enabled: true, ..Default::default() };
     let peer = Peer::new(PeerConfig::new(1, vec![1, 2, 3], vec![]), Recovered::default(), NOW);
-    let mut node = Node::ensemble(Processor::new(cfg, NOW, 7), peer, 0, Limits::default());
+    let mut node = Node::ensemble(Processor::new(cfg, NOW, b"read-only test"), peer, 0, Limits::default());
     node.start(NOW, &mut Vec::new());
     node
 }
 
 fn read_only_connect(conn: ClientConn, read_only: Option<bool>) -> Input {
     let request = ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only, ..Default::default() };
-    Input::Connect { conn, client_ip: "10.0.0.1".into(), remote: "10.0.0.1:5000".into(), request }
+    Input::Connect {
+        conn,
+        client_ip: "10.0.0.1".into(),
+        remote: "10.0.0.1:5000".into(),
+        request,
+        authenticated: Vec::new(),
+    }
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct ProcessorConfig {
     /// `readonlymode.enabled`: an ensemble member cut off from its quorum serves read-only
     /// clients (the decision is [`crate::replica::Node`]'s; see [`Processor::set_read_only`]).
     pub read_only_mode_enabled: bool,
+    /// Authentication providers on beyond `ip` and `digest` (`authProvider.N`).
+    pub auth_providers: acl::Providers,
 }
 
 impl Default for ProcessorConfig {
@@ -66,6 +68,7 @@ impl Default for ProcessorConfig {
             server_id: 0,
             container_check_interval_ms: 60_000,
             read_only_mode_enabled: false,
+            auth_providers: acl::Providers::default(),
         }
     }
 }
@@ -159,7 +162,8 @@ pub fn record_frame(record: &dyn Jute2) -> Vec<u8> {
 }
 
 impl Processor {
-    pub fn new(config: ProcessorConfig, now_ms: i64, secret: u64) -> Self {
+    /// `secret` keys session passwords ([`SessionTable::new`]).
+    pub fn new(config: ProcessorConfig, now_ms: i64, secret: &[u8]) -> Self {
         Processor {
             tree: DataTree::new(),
             sessions: SessionTable::new(config.server_id, now_ms, secret, config.tick_ms),
@@ -435,6 +439,18 @@ impl Processor {
         self.watches.remove_watcher(WatcherId(conn));
     }
 
+    /// Adds ids a connection authenticated as (an `auth` packet, or its TLS certificate before
+    /// the ConnectRequest), skipping the ones it holds (Apache's `addAuthInfo`). Nothing
+    /// happens for a connection the processor does not know (refused at connect).
+    pub fn add_auth_ids(&mut self, conn: ConnId, ids: Vec<Id>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        for id in ids {
+            if !c.ids.contains(&id) {
+                c.ids.push(id);
+            }
+        }
+    }
+
     /// The network role saw the connection close (or closed it).
     pub fn disconnected(&mut self, conn: ConnId) {
         self.forget_conn(conn);
@@ -639,12 +655,7 @@ impl Processor {
             self.config.super_digest.as_deref(),
         ) {
             Ok(ids) => {
-                let c = self.conns.get_mut(&conn).expect("connection exists");
-                for id in ids {
-                    if !c.ids.contains(&id) {
-                        c.ids.push(id);
-                    }
-                }
+                self.add_auth_ids(conn, ids);
                 self.send(out, conn, reply_frame(header.xid, 0, ErrorCode::Ok, None), zxid);
             }
             Err(_) => self.refuse(out, conn, header.xid, 0, ErrorCode::AuthFailed),
@@ -738,6 +749,7 @@ impl Processor {
             ids,
             extended_types_enabled: self.config.extended_types_enabled,
             enforce_quota: self.config.enforce_quota,
+            providers: self.config.auth_providers,
         };
         let mut view = PendingView::new(&self.tree);
         let mut txn_ops = Vec::with_capacity(ops.len());

@@ -53,6 +53,8 @@ pub struct Requester<'a> {
     pub extended_types_enabled: bool,
     /// `zookeeper.enforceQuota`: a write over a hard quota limit fails with QuotaExceeded.
     pub enforce_quota: bool,
+    /// The optional authentication providers on (which ACL schemes are valid).
+    pub providers: acl::Providers,
 }
 
 /// A decoded write op (single, or one step of a multi).
@@ -172,7 +174,7 @@ pub fn prepare(
         }
         WriteOp::SetAcl { path, acl: new_acl, version } => {
             valid_path(path)?;
-            let fixed = acl::fixup_acl(new_acl, who.ids).map_err(|_| ErrorCode::InvalidAcl)?;
+            let fixed = acl::fixup_acl(new_acl, who.ids, who.providers).map_err(|_| ErrorCode::InvalidAcl)?;
             let mut node = view.get(path).ok_or(ErrorCode::NoNode)?;
             check_acl(&node.acl, perms::ADMIN, who)?;
             let new_version = next_version(node.stat.aversion, *version)?;
@@ -225,7 +227,7 @@ fn prepare_create(
     if !path.contains('/') || path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    let fixed = acl::fixup_acl(acl, who.ids).map_err(|_| ErrorCode::InvalidAcl)?;
+    let fixed = acl::fixup_acl(acl, who.ids, who.providers).map_err(|_| ErrorCode::InvalidAcl)?;
     // Apache's parent is everything before the last slash, looked up before the path is validated.
     let parent_path = path::parent(path);
     let mut parent = view.get(parent_path).ok_or(ErrorCode::NoNode)?;

@@ -5,11 +5,23 @@
 //! ([`SessionTable::expired`]), which the caller closes with a CloseSession txn.
 //! Invariant: `deadlines` holds exactly one entry per live, not-closing session, equal to its
 //! `expires_at_ms`; deadlines are rounded up to the tick, as Apache's `ExpiryQueue`.
+//!
+//! Session passwords are a specified keyed hash, so that every server holding the same secret
+//! computes the same password for a session id (a client resumes its session on any member):
+//! the first [`PASSWORD_LEN`] bytes of HMAC-SHA256(key = the secret, message =
+//! [`PASSWORD_CONTEXT`] followed by the session id as 8 bytes big-endian). An ensemble's
+//! members derive the secret with [`ensemble_secret`] from what they all configure alike.
 
 use std::collections::{BTreeSet, HashMap};
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
 /// Length of a session password, as Apache's.
 pub const PASSWORD_LEN: usize = 16;
+
+/// The bytes before the session id in the message a session password is the HMAC of.
+pub const PASSWORD_CONTEXT: &[u8] = b"ringkeeper session password v1";
 
 /// One client session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,33 +35,60 @@ pub struct Session {
 }
 
 /// All live sessions.
-#[derive(Debug)]
 pub struct SessionTable {
     sessions: HashMap<i64, Session>,
     deadlines: BTreeSet<(i64, i64)>,
     next_id: i64,
-    secret: u64,
+    /// HMAC-SHA256 keyed with the password secret, cloned for each password.
+    password_mac: Hmac<Sha256>,
     tick_ms: i64,
 }
 
-/// splitmix64: a small deterministic mixer for passwords (seeded by a secret from outside).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+/// The session-password secret of an ensemble, the same on every member however its
+/// `server.N` lines are spelled: SHA-256 over [`ENSEMBLE_SECRET_CONTEXT`], the length of
+/// `shared` (4 bytes big-endian) and `shared` (the bytes of `ringkeeper.session.secretFile`,
+/// empty when not configured), then each member id in ascending order as 8 bytes big-endian.
+/// Without a shared file the secret is known to whoever knows the member ids (as Apache's
+/// password seed, a constant in its source); with one, only to the holders of that file.
+pub fn ensemble_secret(member_ids: &[u64], shared: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut ids = member_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut hash = Sha256::new();
+    hash.update(ENSEMBLE_SECRET_CONTEXT);
+    hash.update((shared.len() as u32).to_be_bytes());
+    hash.update(shared);
+    for id in ids {
+        hash.update(id.to_be_bytes());
+    }
+    hash.finalize().to_vec()
+}
+
+/// The bytes an ensemble's session secret hash starts with ([`ensemble_secret`]).
+pub const ENSEMBLE_SECRET_CONTEXT: &[u8] = b"ringkeeper ensemble session secret v1";
+
+impl std::fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("sessions", &self.sessions.len())
+            .field("next_id", &self.next_id)
+            .field("tick_ms", &self.tick_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionTable {
     /// `now_ms` and `server_id` seed the id sequence as Apache's `initializeNextSessionId`;
-    /// `secret` seeds passwords (random per process, handed in).
-    pub fn new(server_id: i64, now_ms: i64, secret: u64, tick_ms: i64) -> Self {
+    /// `secret` keys the passwords (handed in: what every server that may resume these
+    /// sessions shares).
+    pub fn new(server_id: i64, now_ms: i64, secret: &[u8], tick_ms: i64) -> Self {
         let base = ((now_ms as u64) << 24 >> 8) as i64 | (server_id << 56);
         SessionTable {
             sessions: HashMap::new(),
             deadlines: BTreeSet::new(),
             next_id: base,
-            secret,
+            password_mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length"),
             tick_ms: tick_ms.max(1),
         }
     }
@@ -63,11 +102,12 @@ impl SessionTable {
 
     /// The password of a session id.
     pub fn password_for(&self, id: i64) -> [u8; PASSWORD_LEN] {
-        let a = mix(id as u64 ^ self.secret);
-        let b = mix(a);
+        let mut mac = self.password_mac.clone();
+        mac.update(PASSWORD_CONTEXT);
+        mac.update(&id.to_be_bytes());
+        let digest = mac.finalize().into_bytes();
         let mut out = [0u8; PASSWORD_LEN];
-        out[..8].copy_from_slice(&a.to_be_bytes());
-        out[8..].copy_from_slice(&b.to_be_bytes());
+        out.copy_from_slice(&digest[..PASSWORD_LEN]);
         out
     }
 
@@ -181,7 +221,7 @@ mod tests {
 
     #[test]
     fn expiry_follows_touches_rounded_to_the_tick() {
-        let mut t = SessionTable::new(0, 1_000_000, 7, 2000);
+        let mut t = SessionTable::new(0, 1_000_000, b"7", 2000);
         let id = t.allocate_id();
         t.add(id, 4000, 0);
         assert_eq!(t.get(id).unwrap().expires_at_ms, 6000);
@@ -196,10 +236,33 @@ mod tests {
 
     #[test]
     fn passwords_depend_on_id_and_secret() {
-        let t = SessionTable::new(0, 0, 1, 2000);
-        let u = SessionTable::new(0, 0, 2, 2000);
+        let t = SessionTable::new(0, 0, b"1", 2000);
+        let u = SessionTable::new(0, 0, b"2", 2000);
         assert_ne!(t.password_for(5), t.password_for(6));
         assert_ne!(t.password_for(5), u.password_for(5));
         assert_eq!(t.password_for(5), t.password_for(5));
+    }
+
+    #[test]
+    fn ensemble_secret_depends_on_ids_and_shared_bytes_only() {
+        let a = ensemble_secret(&[3, 1, 2], b"");
+        assert_eq!(a, ensemble_secret(&[1, 2, 3, 3], b""), "order and repeats do not matter");
+        assert_ne!(a, ensemble_secret(&[1, 2, 4], b""));
+        assert_ne!(a, ensemble_secret(&[1, 2, 3], b"file"));
+        // Python: hashlib.sha256(context + len + shared + ids).hexdigest()
+        let hex: String = ensemble_secret(&[2, 1], b"k").iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(hex, "d97044381646f26df208581478ee5a8b2d8e9b67a5e2798f82c32dc8787fc581");
+    }
+
+    /// The passwords are the specified HMAC, not just any function of id and secret: these
+    /// values come from Python's `hmac` module (`hmac.new(key, context + id.to_bytes(8, "big",
+    /// signed=True), "sha256").digest()[:16]`), and a server started on another day, built by
+    /// another toolchain, computes the same.
+    #[test]
+    fn passwords_are_hmac_sha256_of_the_id() {
+        let t = SessionTable::new(3, 12345, b"ensemble secret", 2000);
+        let hex = |b: [u8; PASSWORD_LEN]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(t.password_for(0x0123_4567_89ab_cdef)), "e48e0faced403e8751e4270ddbee3db1");
+        assert_eq!(hex(t.password_for(-2)), "c0636e72ae9b446eb22ba26fb18d9652");
     }
 }

@@ -86,7 +86,7 @@ fn random_txn(rng: &mut Rng, tree: &DataTree, zxid: i64, sessions: &[i64]) -> Tx
 }
 
 fn sessions() -> SessionTable {
-    let mut table = SessionTable::new(0, 0, 9, 2000);
+    let mut table = SessionTable::new(0, 0, b"9", 2000);
     for id in [11, 12, 13] {
         table.add(id, 6000, 0);
     }
@@ -129,7 +129,7 @@ fn fuzzy_snapshot_plus_replay_equals_live_tree() {
         let encoded = encode(&image).to_bytes();
         let (header, archived) = decode(&encoded).expect("valid snapshot");
         assert_eq!(header.zxid, image.zxid);
-        let mut restored_sessions = SessionTable::new(0, 0, 9, 2000);
+        let mut restored_sessions = SessionTable::new(0, 0, b"9", 2000);
         let mut restored = restore(archived, &mut restored_sessions, 0).expect("restores");
         assert_eq!(restored_sessions.len(), 3);
         for bytes in &log[image.zxid as usize..] {

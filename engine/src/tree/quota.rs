@@ -292,11 +292,11 @@ mod tests {
     use crate::acl::open_acl_unsafe;
 
     fn mk(tree: &mut DataTree, path: &str, data: &[u8]) {
-        tree.create_node(path, data, &open_acl_unsafe(), 0, -1, 1, 0).unwrap();
+        tree.create_node(path, Some(data), &open_acl_unsafe(), 0, -1, 1, 0).unwrap();
     }
 
     fn usage(tree: &DataTree, real: &str) -> String {
-        String::from_utf8(tree.get(&quota_node_path(real, STAT_NODE)).unwrap().data.to_vec()).unwrap()
+        String::from_utf8(tree.get(&quota_node_path(real, STAT_NODE)).unwrap().data.as_deref().unwrap_or_default().to_vec()).unwrap()
     }
 
     /// What zkCli's `setquota` creates, in its order.
@@ -327,7 +327,7 @@ mod tests {
         mk(&mut tree, "/app/a/b", b"12345");
         mk(&mut tree, "/apple", b"not under /app");
         assert_eq!(usage(&tree, "/app"), "count=3,bytes=8");
-        tree.set_data("/app/a/b", b"1", 1, 2, 0).unwrap();
+        tree.set_data("/app/a/b", Some(b"1"), 1, 2, 0).unwrap();
         assert_eq!(usage(&tree, "/app"), "count=3,bytes=4");
         tree.delete_node("/app/a/b", 3).unwrap();
         assert_eq!(usage(&tree, "/app"), "count=2,bytes=3");
@@ -382,7 +382,8 @@ mod tests {
         let mut nodes: Vec<_> = tree.iter().map(|(p, n)| (p.to_string(), n.clone())).collect();
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, node) in &nodes {
-            let data: &[u8] = if path.ends_with(STAT_NODE) { b"count=99,bytes=99" } else { &node.data };
+            let data: Option<&[u8]> =
+                if path.ends_with(STAT_NODE) { Some(b"count=99,bytes=99") } else { node.data.as_deref() };
             copy.restore_node(path, data, tree.acl_of(node), node.stat).unwrap();
         }
         copy.rebuild_quotas();

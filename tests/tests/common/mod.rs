@@ -313,7 +313,8 @@ impl RawSession {
         Self::connect_with_to(addr, &new_session_request(timeout_ms))
     }
 
-    fn connect_with_to(addr: SocketAddr, request: &ConnectRequest) -> RawSession {
+    /// A session from an explicit ConnectRequest on the server at `addr`.
+    pub fn connect_with_to(addr: SocketAddr, request: &ConnectRequest) -> RawSession {
         let (stream, answer) = raw_handshake_to(addr, request);
         let Frame::Data(bytes) = answer else { panic!("server closed during handshake") };
         let response = ConnectResponse::from_bytes(&bytes).expect("decode ConnectResponse");

@@ -1,0 +1,316 @@
+//! Client TLS with real clients: `secureClientPort` and `client.portUnification` configured
+//! with Apache's `ssl.*` keys, mutual TLS, and the `x509` ACL scheme.
+//!
+//! Every test makes its own short-lived PKI with Debian's `openssl` (nothing checked in that
+//! could expire): a CA, the server's certificate (SAN 127.0.0.1), a client whose subject has
+//! characters RFC 2253 escapes and a multi-valued RDN, a second client of the same CA, and a
+//! client of a CA the server does not trust. The expected `x509` id of a certificate comes
+//! from Java itself (`tests/compat/SubjectDn.java`: `X500Principal.getName()`, what Apache's
+//! X509AuthenticationProvider uses). Stores: PKCS12 made by `openssl pkcs12` (key store) and
+//! Java's `keytool` (trust store), and PEM. Clients: kazoo (`kazoo_tls.py`) and Apache's
+//! zkCli.sh over Netty (`zkcli_tls.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ringkeeper_tests::compat::{compat_dir, run_script_at};
+use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
+
+/// The client certificate's subject, in `openssl -subj` form (`+` joins a multi-valued RDN).
+const CLIENT_SUBJECT: &str =
+    "/C=DE/O=Ringkeeper Tests/OU=ops+UID=u42/CN=client, one \"quoted\" #1 <x>;/emailAddress=c@example.com";
+/// `openssl req` arguments for a new unencrypted P-256 key.
+const NEW_EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+/// The password of the PKCS12 stores.
+const STORE_PASSWORD: &str = "store-pw";
+
+/// A throw-away PKI in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    run(Command::new("openssl").args(args).current_dir(dir));
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let pki = Pki { dir: tempfile::tempdir().unwrap() };
+        pki.ca("ca", "/CN=ringkeeper test CA");
+        pki.ca("stranger-ca", "/CN=a CA nobody trusts");
+        pki.leaf(
+            "server",
+            "ca",
+            "/CN=ringkeeper test server",
+            "serverAuth",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        );
+        pki.leaf("client", "ca", CLIENT_SUBJECT, "clientAuth", "");
+        pki.leaf("other", "ca", "/CN=other client", "clientAuth", "");
+        pki.leaf("stranger", "stranger-ca", "/CN=stranger", "clientAuth", "");
+        let dir = pki.dir.path();
+        for name in ["server", "client"] {
+            // A PEM key store as Apache reads it: the certificate and the key in one file.
+            let pem = std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap()
+                + &std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
+        }
+        openssl(
+            dir,
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                "server.crt",
+                "-inkey",
+                "server.key",
+                "-certfile",
+                "ca.pem",
+                "-name",
+                "server",
+                "-out",
+                "server.p12",
+                "-passout",
+                &format!("pass:{STORE_PASSWORD}"),
+            ],
+        );
+        pki
+    }
+
+    /// `trust.p12`: a PKCS12 trust store holding the CA, made by Java's `keytool` (a JVM
+    /// start, so only for the test that uses it).
+    fn keytool_trust_store(&self) -> &'static str {
+        run(Command::new("keytool").current_dir(self.dir.path()).args([
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            "ca.pem",
+            "-storetype",
+            "PKCS12",
+            "-keystore",
+            "trust.p12",
+            "-storepass",
+            STORE_PASSWORD,
+        ]));
+        "trust.p12"
+    }
+
+    fn ca(&self, name: &str, subject: &str) {
+        let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+        let mut args = vec!["req", "-x509"];
+        args.extend(NEW_EC_KEY);
+        args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", subject]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(self.dir.path(), &args);
+    }
+
+    fn leaf(&self, name: &str, ca: &str, subject: &str, usage: &str, extra: &str) {
+        let dir = self.dir.path();
+        let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+        let mut args = vec!["req", "-new"];
+        args.extend(NEW_EC_KEY);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+        openssl(dir, &args);
+        let ext = dir.join(format!("{name}.ext"));
+        std::fs::write(&ext, format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}\n"))
+            .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                ext.to_str().unwrap(),
+            ],
+        );
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// The subject of `cert` as Java's `X500Principal.getName()` prints it.
+    fn java_subject(&self, cert: &str) -> String {
+        let out = run(Command::new("java").arg(compat_dir().join("SubjectDn.java")).arg(self.path(cert)));
+        out.trim_end().to_owned()
+    }
+
+    fn dir(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// zoo.cfg lines for a TLS port with these stores (Apache needs Netty for TLS; ringkeeper
+/// ignores `serverCnxnFactory`). Passwords go only with PKCS12 stores: with a password,
+/// Apache reads a PEM key as encrypted.
+fn tls_config(pki: &Pki, key_store: &str, trust_store: &str, extra: &str) -> String {
+    let store = |key: &str, file: &str| {
+        let password = if file.ends_with(".p12") {
+            format!("ssl.{key}.password={STORE_PASSWORD}\n")
+        } else {
+            String::new()
+        };
+        format!("ssl.{key}.location={}\n{password}", pki.path(file).display())
+    };
+    format!(
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n{}{}{extra}",
+        store("keyStore", key_store),
+        store("trustStore", trust_store),
+    )
+}
+
+/// What ringkeeper logs for the clients `kazoo_tls.py need` must see refused: no client
+/// certificate, an untrusted one, a plain client.
+const REFUSALS: [&str; 3] = [
+    "TLS handshake failed: peer sent no certificates",
+    "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+    "the client did not start a TLS handshake",
+];
+
+#[test]
+fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
+    let pki = Pki::new();
+    let dn = pki.java_subject("client.crt");
+    assert!(dn.contains("\\,") && dn.contains("1.2.840.113549.1.9.1=#"), "unexpected Java DN {dn}");
+    let secure_port = free_port();
+    // PKCS12 key store from openssl, PKCS12 trust store from keytool, ssl.clientAuth defaulting to need.
+    let trust_store = pki.keytool_trust_store();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.p12",
+        trust_store,
+        &format!("secureClientPort={secure_port}\n"),
+    ));
+    let hosts = format!("127.0.0.1:{secure_port}");
+    let out = run_script_at(&server, &hosts, "python3", "kazoo_tls.py", &[&pki.dir(), &dn, "need"]);
+    assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
+    // Each refusal was the server's, for the reason the script meant to provoke.
+    let log = server.log();
+    let reasons = if server.target == Target::Ringkeeper { &REFUSALS[..] } else { &[] };
+    for reason in reasons {
+        assert!(log.contains(reason), "no refusal '{reason}' in the server log:\n{log}");
+    }
+    // The plain port kept serving throughout.
+    assert!(server.four_letter("srvr").contains("Mode:"), "the plain port serves four-letter words");
+}
+
+#[test]
+fn zkcli_over_netty_tls_is_named_by_its_certificate_subject() {
+    let pki = Pki::new();
+    let dn = pki.java_subject("client.crt");
+    let secure_port = free_port();
+    // PEM key store (certificate and key in one file) and PEM trust store.
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.pem",
+        "ca.pem",
+        &format!("secureClientPort={secure_port}\nssl.clientAuth=need\n"),
+    ));
+    let hosts = format!("127.0.0.1:{secure_port}");
+    let out = run_script_at(&server, &hosts, "bash", "zkcli_tls.sh", &[&pki.dir(), &dn]);
+    assert!(out.trim_end().ends_with("OK"), "zkcli_tls.sh did not finish:\n{out}");
+}
+
+#[test]
+fn port_unification_serves_tls_and_plain_clients_on_one_port() {
+    let pki = Pki::new();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.p12",
+        "ca.pem",
+        "client.portUnification=true\nssl.clientAuth=want\n",
+    ));
+    let out = run_script_at(
+        &server,
+        &server.connect_string(),
+        "python3",
+        "kazoo_tls.py",
+        &[&pki.dir(), "-", "unified"],
+    );
+    assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
+    assert!(server.four_letter("srvr").contains("Mode:"), "four-letter words on the unified port");
+}
+
+/// Runs the ringkeeper binary on `config` and returns what it printed, expecting it to exit
+/// with an error.
+fn refused_start(dir: &Path, config: &str) -> String {
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nadmin.enableServer=false\n{config}",
+            dir.join("data").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(ringkeeper_binary())
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = ringkeeper_tests::wait_exit(&mut child, std::time::Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(status, Some(s) if !s.success()), "the server started with {config}:\n{text}");
+    text
+}
+
+#[test]
+fn bad_tls_stores_are_refused_at_start_naming_the_key() {
+    if Target::from_env() == Target::Apache {
+        return; // ringkeeper's own start-up messages
+    }
+    let pki = Pki::new();
+    let secure = format!("secureClientPort={}\n", free_port());
+    let wrong_password = tls_config(&pki, "server.p12", "ca.pem", &secure)
+        .replace(&format!("ssl.keyStore.password={STORE_PASSWORD}"), "ssl.keyStore.password=wrong");
+    let text = refused_start(pki.dir.path(), &wrong_password);
+    assert!(text.contains("ssl.keyStore") && text.contains("password"), "{text}");
+    std::fs::copy(pki.path("server.p12"), pki.path("server.jks")).unwrap();
+    let text = refused_start(pki.dir.path(), &tls_config(&pki, "server.jks", "ca.pem", &secure));
+    assert!(
+        text.contains("JKS stores are not supported") && text.contains("keytool -importkeystore"),
+        "{text}"
+    );
+    let no_trust = format!(
+        "ssl.keyStore.location={}\nssl.keyStore.password={STORE_PASSWORD}\n{secure}",
+        pki.path("server.p12").display()
+    );
+    let text = refused_start(pki.dir.path(), &no_trust);
+    assert!(text.contains("ssl.trustStore.location is not set"), "{text}");
+}
