@@ -90,6 +90,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     registry.register(Box::new(sources.log.batch_records.clone()))?;
     registry.register(Box::new(sources.snapshot_time_ms.clone()))?;
     registry.register(Box::new(sources.election_time_ms.clone()))?;
+    registry.register(Box::new(crate::hops::recorder().metric()))?;
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
     Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))

@@ -860,6 +860,8 @@ impl World {
                         self.leader_established(id, view.epoch)?;
                     }
                 }
+                // Commits are checked from the servers' state after the step (`record_commits`).
+                Effect::Committed { .. } => {}
             }
         }
         if self.server(id).alive {
