@@ -306,7 +306,8 @@ impl CompareReport {
     }
 
     /// The plain table: per case, each server's medians (min–max), latencies also as a
-    /// multiple of the case's floor `[Nx]`, CPU per op, and the ratio.
+    /// multiple of the case's floor `[Nx]`, CPU per op, and the ratio; then per case the
+    /// servers' per-hop breakdown of ringkeeper's last run.
     pub fn table(&self) -> String {
         let mut out = self.heading();
         let _ = writeln!(
@@ -354,6 +355,12 @@ impl CompareReport {
                     "",
                     r.server_cpu_per_op.map_or("".into(), |v| format!("{v:.2}"))
                 );
+            }
+        }
+        for c in &self.cases {
+            if let Some(run) = c.ringkeeper_runs.last().filter(|run| !run.hops.is_empty()) {
+                let _ = writeln!(out, "{}: where ringkeeper's time went (its last run)", c.case);
+                out.push_str(&crate::hops::table(&run.hops));
             }
         }
         out

@@ -1,5 +1,6 @@
-//! The `srvr` four-letter word: which role a server has right now (`Mode: leader`,
-//! `Mode: follower`, ...), asked over a fresh TCP connection to its client port.
+//! Four-letter words, each asked over a fresh TCP connection to a server's client port
+//! ([`ask`]); mainly `srvr`: which role a server has right now (`Mode: leader`,
+//! `Mode: follower`, ...).
 //!
 //! In: `host:port`. Out: the parsed [`Mode`], or an error when the server does not answer
 //! within [`SRVR_TIMEOUT`] or is not serving (Apache answers "This ZooKeeper instance is not
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use crate::BenchError;
 
-/// How long one `srvr` may take (connect, and the whole answer).
+/// How long one four-letter word may take (connect, and the whole answer).
 pub const SRVR_TIMEOUT: Duration = Duration::from_millis(500);
 /// Largest answer read.
 const ANSWER_BYTES_MAX: u64 = 64 * 1024;
@@ -20,17 +21,22 @@ pub use ringkeeper_tests::four_letter::{settled_leader, Mode};
 
 /// Sends `srvr` to `address` and returns the whole answer.
 pub fn srvr(address: &str) -> Result<String, BenchError> {
+    ask(address, "srvr")
+}
+
+/// Sends the four-letter `word` to `address` and returns the whole answer.
+pub fn ask(address: &str, word: &str) -> Result<String, BenchError> {
     let socket = address
         .to_socket_addrs()
         .map_err(BenchError::io_at(format!("resolving {address}")))?
         .next()
         .ok_or_else(|| BenchError::Config(format!("{address} resolves to nothing")))?;
-    let context = || format!("srvr to {address}");
+    let context = || format!("{word} to {address}");
     let mut stream =
         TcpStream::connect_timeout(&socket, SRVR_TIMEOUT).map_err(BenchError::io_at(context()))?;
     stream.set_read_timeout(Some(SRVR_TIMEOUT))?;
     stream.set_write_timeout(Some(SRVR_TIMEOUT))?;
-    stream.write_all(b"srvr").map_err(BenchError::io_at(context()))?;
+    stream.write_all(word.as_bytes()).map_err(BenchError::io_at(context()))?;
     let mut answer = String::new();
     stream.take(ANSWER_BYTES_MAX).read_to_string(&mut answer).map_err(BenchError::io_at(context()))?;
     Ok(answer)

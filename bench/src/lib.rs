@@ -22,6 +22,7 @@
 //! - [`cgroup`]: server isolation, `shared` or `equal` (a cgroup with the same CPU quota each).
 //! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
 //! - [`four_letter`]: `srvr` and the `Mode:` it reports.
+//! - [`hops`]: ringkeeper's per-hop breakdown of sampled writes, read from `mntr`.
 //! - [`election`]: time to a new leader and to the first write after the leader fails.
 //! - [`partition`]: TCP proxies between members, to isolate one (a black hole).
 //! - [`compare`]: the same workloads on both, alternating, with medians, spreads and ratios.
@@ -36,6 +37,7 @@ pub mod cpu;
 pub mod election;
 pub mod floor;
 pub mod four_letter;
+pub mod hops;
 pub mod hosts;
 pub mod load;
 pub mod partition;

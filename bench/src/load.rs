@@ -267,11 +267,14 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let cpu_watch = CpuWatch::new(config.server_processes.clone());
     let cpu_samples = {
         let watch = cpu_watch.clone();
+        let members = hosts.hosts.clone();
         std::thread::spawn(move || {
             std::thread::sleep(measure_start.saturating_duration_since(Instant::now()));
             let first = watch.sample();
+            crate::hops::reset(&members);
             std::thread::sleep(end.saturating_duration_since(Instant::now()));
-            (first, watch.sample())
+            let last = watch.sample();
+            (first, last, crate::hops::read(&members))
         })
     };
     let (stop_progress, progress_stopped) = tokio::sync::oneshot::channel();
@@ -306,9 +309,9 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     let _ = stop_progress.send(());
     let timeline = progress.await.unwrap_or_default();
     // The sampler has finished by now: every session ran past the end of the window.
-    let cpu = match cpu_samples.join() {
-        Ok((start, end)) => CpuReport::between(&cpu_watch, &start, &end, ops),
-        Err(_) => CpuReport::default(),
+    let (cpu, hops) = match cpu_samples.join() {
+        Ok((start, end, hops)) => (CpuReport::between(&cpu_watch, &start, &end, ops), hops),
+        Err(_) => (CpuReport::default(), Vec::new()),
     };
 
     if let Err(e) = cleanup(&hosts, &context.templates, shape.session_timeout_ms).await {
@@ -335,6 +338,7 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         cdf: cdf_of(&histogram),
         timeline,
         cpu,
+        hops,
         notes,
     })
 }

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::cpu::CpuReport;
+use crate::hops::MemberHops;
 
 /// Highest latency a histogram tracks (60 s, in µs); larger values are clamped to it.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
@@ -108,6 +109,9 @@ pub struct LoadReport {
     pub timeline: Vec<Second>,
     /// CPU of the measure window: the bench itself, and each server it was told about.
     pub cpu: CpuReport,
+    /// Per member, where the servers' time of a sampled write went over the measure window
+    /// (ringkeeper servers only; empty for others).
+    pub hops: Vec<MemberHops>,
     /// Anything the run could not do cleanly (cleanup left behind, sessions lost).
     pub notes: Vec<String>,
 }
@@ -157,6 +161,7 @@ impl LoadReport {
         for note in &self.notes {
             let _ = writeln!(out, "  note: {note}");
         }
+        out.push_str(&crate::hops::table(&self.hops));
         out
     }
 }

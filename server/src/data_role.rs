@@ -28,6 +28,7 @@ use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::zab::{Msg, Peer, Relay, RoleView, ServerState};
 
 use crate::four_letter::ServerMode;
+use crate::hops;
 use crate::link;
 use crate::log_role::LogRecord;
 use crate::messages::{ToData, ToNet};
@@ -101,7 +102,9 @@ impl DataRole {
     /// Steps the node with one input and carries out its effects.
     fn step(&self, input: Input) {
         let mut effects = Vec::new();
+        hops::recorder().input(&input);
         self.node.borrow_mut().step(now_ms(), input, &mut effects);
+        hops::recorder().effects(&effects);
         self.carry_out(effects);
     }
 
@@ -157,6 +160,8 @@ impl DataRole {
                         }
                     }
                 }
+                // Timed by `hops` (the only reader of commit points) before carrying out.
+                Effect::Committed { .. } => {}
                 Effect::RoleChanged(view) => {
                     if let Some(waker) = self.role_waker.take() {
                         waker.wake();
@@ -229,7 +234,10 @@ impl DataRole {
             ToData::Connect { conn, client_ip, remote, authenticated, request } => {
                 Input::Connect { conn, client_ip, remote, authenticated, request }
             }
-            ToData::Request { conn, frame } => Input::Request { conn, frame },
+            ToData::Request { conn, frame, sampled } => {
+                hops::recorder().request_in(conn, &frame, sampled);
+                Input::Request { conn, frame }
+            }
             ToData::Disconnected { conn } => Input::Disconnected { conn },
             ToData::FourLetter { conn, word } => {
                 let text = self.status.respond(self.node.borrow().processor(), &word);

@@ -31,6 +31,7 @@ pub mod apache_migration;
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
+pub mod hops;
 pub mod http;
 pub mod link;
 pub mod log_role;

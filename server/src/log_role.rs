@@ -445,6 +445,7 @@ impl LogWriter {
     async fn append(&mut self, batch: &[LogRecord]) {
         // Timed from the write: with `O_DSYNC` the write is where the disk is waited for.
         let started = Instant::now();
+        crate::hops::recorder().log_append(batch.last().map_or(0, |r| r.zxid));
         let mut start = 0;
         while start < batch.len() {
             let need = txlog::record_len(batch[start].bytes.len()) as u64;
@@ -558,6 +559,7 @@ pub async fn run(
         };
         writer.append(&batch.records).await;
         let durable = writer.last_zxid;
+        crate::hops::recorder().durable(durable);
         batch.records.clear();
         batch.bytes = 0;
         if to_data.send(durable).await.is_err() {

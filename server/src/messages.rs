@@ -2,6 +2,8 @@
 //! A connection is named by its [`ClientConn`] (network core and per-core number), so the
 //! data role can route every output back to the core that owns the socket.
 
+use std::time::Instant;
+
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{ConnectRequest, Id};
 use ringkeeper_engine::replica::Delivery;
@@ -18,8 +20,9 @@ pub enum ToData {
         authenticated: Vec<Id>,
         request: ConnectRequest,
     },
-    /// One request frame (payload after the length prefix).
-    Request { conn: ClientConn, frame: Vec<u8> },
+    /// One request frame (payload after the length prefix); `sampled`: when it was read, if
+    /// it is traced hop by hop ([`crate::hops`]).
+    Request { conn: ClientConn, frame: Vec<u8>, sampled: Option<Instant> },
     /// The socket closed or failed.
     Disconnected { conn: ClientConn },
     /// A four-letter word on a fresh connection.

@@ -11,7 +11,8 @@
 //! `snapshottime` and `election_time` (ms; histograms here, so `_sum`/`_count` match Apache's
 //! summaries). Ours:
 //! `request_latency_ms` (a histogram of what `avg_latency` averages) and
-//! `ringkeeper_log_batch_records` (records per group commit).
+//! `ringkeeper_log_batch_records` (records per group commit), `ringkeeper_hop_us{hop=...}`
+//! (per-hop latency of sampled writes, µs: [`crate::hops`]).
 //!
 //! A plain thread of its own serves HTTP ([`crate::http`]); each scrape reads the
 //! numbers the roles publish ([`PublishedStatus`], [`RequestStats`], [`LogStats`]) into a
@@ -90,6 +91,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     registry.register(Box::new(sources.log.batch_records.clone()))?;
     registry.register(Box::new(sources.snapshot_time_ms.clone()))?;
     registry.register(Box::new(sources.election_time_ms.clone()))?;
+    registry.register(Box::new(crate::hops::recorder().metric()))?;
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
     Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))

@@ -87,6 +87,8 @@ struct Outbox {
     done_waker: Option<Waker>,
     /// Requests of this connection waiting for their reply (latency, outstanding).
     pending: PendingReplies,
+    /// `bytes` hold the reply of a request traced hop by hop ([`crate::hops`]).
+    traced_reply: bool,
 }
 
 type SharedOutbox = Rc<RefCell<Outbox>>;
@@ -205,6 +207,7 @@ impl NetworkCore {
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             if let Some(b) = &bytes {
+                o.traced_reply |= crate::hops::recorder().reply_out(conn, b);
                 if o.pending.sending(b) {
                     o.reply_estimate = b.len().max(o.reply_estimate / 2);
                     o.wake_reader();
@@ -247,20 +250,27 @@ async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) 
 }
 
 /// Writes everything queued for one connection, coalescing frames into single writes.
-async fn write_loop(outbox: SharedOutbox, mut writer: futures_lite::io::WriteHalf<ClientStream>) {
+async fn write_loop(
+    outbox: SharedOutbox,
+    mut writer: futures_lite::io::WriteHalf<ClientStream>,
+    conn: ClientConn,
+) {
     loop {
-        let (bytes, close) = poll_fn(|cx| {
+        let (bytes, close, traced_reply) = poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
             if o.bytes.is_empty() && !o.close {
                 o.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
             o.writing = o.bytes.len();
-            Poll::Ready((std::mem::take(&mut o.bytes), o.close))
+            Poll::Ready((std::mem::take(&mut o.bytes), o.close, std::mem::take(&mut o.traced_reply)))
         })
         .await;
         if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
             break;
+        }
+        if traced_reply {
+            crate::hops::recorder().reply_written(conn);
         }
         {
             let mut o = outbox.borrow_mut();
@@ -324,11 +334,12 @@ async fn serve(
         done: false,
         done_waker: None,
         pending: PendingReplies::open(conn, core.stats.clone()),
+        traced_reply: false,
     }));
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let reader = futures_lite::io::BufReader::with_capacity(CLIENT_READ_BUFFER_BYTES, reader);
-    let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer));
+    let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer, conn));
     let reason = futures_lite::future::or(
         read_loop(&core, &outbox, reader, conn, peer, authenticated),
         writer_finished(outbox.clone()),
@@ -399,6 +410,7 @@ async fn read_loop(
 ) -> Result<(), String> {
     let mut authenticated = Some(authenticated);
     let mut first = true;
+    let mut requests_read = 0;
     let mut length = [0u8; 4];
     loop {
         if !first {
@@ -435,7 +447,7 @@ async fn read_loop(
                 request,
             }
         } else {
-            ToData::Request { conn, frame }
+            ToData::Request { conn, frame, sampled: crate::hops::sample(&mut requests_read) }
         };
         outbox.borrow_mut().pending.received();
         if core.to_data.send(message).await.is_err() {

@@ -168,7 +168,10 @@ impl StatusSource {
     /// serving server, as Apache).
     fn reset_stats_if_asked(&self, word: &[u8; 4], status: &ServerStatus) {
         match word {
-            b"srst" if status.serving => self.requests.reset_latency(),
+            b"srst" if status.serving => {
+                self.requests.reset_latency();
+                crate::hops::recorder().reset();
+            }
             b"crst" if status.serving => self.requests.reset_connection_latency(),
             _ => {}
         }
@@ -295,6 +298,7 @@ impl StatusSource {
                     .map(|(k, v)| (k.to_owned(), v.to_string()))
                     .collect();
             }
+            s.extra_monitor.extend(crate::hops::recorder().monitor_lines());
         }
         s
     }

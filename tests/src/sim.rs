@@ -862,6 +862,8 @@ impl World {
                 }
                 // The simulated servers run without read-only mode.
                 Effect::ReadOnly(on) => self.note(format!("{id}: read-only {on}")),
+                // Commits are checked from the servers' state after the step (`record_commits`).
+                Effect::Committed { .. } => {}
             }
         }
         if self.server(id).alive {

@@ -412,6 +412,10 @@ fn prometheus_endpoint_serves_apache_metric_names() {
     assert!(scraped["ringkeeper_log_batch_records_sum"] >= 22.0, "{scraped:?}");
     assert!(scraped.contains_key("open_file_descriptor_count"));
     assert!(!scraped.contains_key("learners"), "a standalone server has no learners");
+    // Per-hop latency of sampled writes: one series per hop, there before any sample.
+    let (hop_samples, hop_types) = parse_exposition(&http_get(port, "/metrics").1);
+    assert_eq!(hop_types.get("ringkeeper_hop_us").map(String::as_str), Some("histogram"));
+    assert!(hop_samples.contains_key("ringkeeper_hop_us_count{hop=\"reply_written\"}"), "{hop_samples:?}");
     assert_eq!(server.four_letter("snap"), "Snapshot requested\n");
     eventually("the snapshot's write time is scraped", Duration::from_secs(10), || {
         parse_exposition(&http_get(port, "/metrics").1).0.get("snapshottime_count") == Some(&1.0)

@@ -20,7 +20,8 @@ use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
 use ringkeeper_engine::proto::records::{ConnectResponse, CreateRequest, GetDataResponse, PathRequest};
 use ringkeeper_engine::proto::Jute;
-use ringkeeper_tests::ensemble::{Ensemble, Mode};
+use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::four_letter::Mode;
 use ringkeeper_tests::{wait_exit, workspace_root};
 
 /// Bound on the member noticing the partition and starting read-only serving (its leader
@@ -50,7 +51,8 @@ fn read_only_request(read_only: bool) -> ringkeeper_engine::proto::records::Conn
 fn partitioned_follower(extra: &str) -> (Ensemble, usize) {
     let ensemble = Ensemble::start_partitionable(3, extra);
     let leader = ensemble.wait_leader(STEP);
-    let follower = (0..3).find(|&i| i != leader && ensemble.mode(i) == Mode::Follower).expect("a follower");
+    let follower =
+        (0..3).find(|&i| i != leader && ensemble.mode(i) == Some(Mode::Follower)).expect("a follower");
     let mut writer = RawSession::connect_to(addr(&ensemble, leader), 30_000);
     let create =
         CreateRequest { path: "/ro-data".into(), data: Some(b"before".to_vec()), acl: open_acl(), flags: 0 };
@@ -146,7 +148,7 @@ fn a_cut_off_member_serves_read_only_clients_and_returns_to_read_write() {
 #[test]
 fn without_the_setting_a_cut_off_member_serves_no_one() {
     let (ensemble, cut) = partitioned_follower("");
-    poll_until(READ_ONLY_WITHIN, "the member to stop serving", || ensemble.mode(cut) == Mode::Down);
+    poll_until(READ_ONLY_WITHIN, "the member to stop serving", || ensemble.mode(cut).is_none());
     // Well past the read-only delay: still nobody is served, read-only or not.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(ensemble.four_letter(cut, "isro"), "null", "Apache's answer while not serving");

@@ -233,7 +233,7 @@ fn damaged_snapshot_falls_back_to_the_log_or_refuses() {
 fn data_of(session: &mut RawSession, path: &str) -> String {
     let reply = session.call(OpCode::GetData, &no_watch(path));
     assert_eq!(reply.header.err, 0, "getData {path}");
-    String::from_utf8(reply.decode::<GetDataResponse>().data).unwrap()
+    String::from_utf8(reply.decode::<GetDataResponse>().data.unwrap_or_default()).unwrap()
 }
 
 #[test]
@@ -241,7 +241,8 @@ fn quota_usage_survives_restarts_from_the_log_and_from_a_snapshot() {
     let mut server = TestServer::start_with("4lw.commands.whitelist=*");
     let mut session = RawSession::connect(&server, 30_000);
     let create = |session: &mut RawSession, path: &str, data: &[u8]| {
-        let request = CreateRequest { path: path.into(), data: data.to_vec(), acl: open_acl(), flags: 0 };
+        let request =
+            CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: open_acl(), flags: 0 };
         assert_eq!(session.code(OpCode::Create, &request), 0, "create {path}");
     };
     // What zkCli's `setquota -n 10 /app` creates, then one node under the quota.

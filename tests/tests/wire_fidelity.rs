@@ -21,7 +21,8 @@ use common::*;
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::{Acl, Id};
 use ringkeeper_engine::proto::{JuteReader, JuteWriter};
-use ringkeeper_tests::ensemble::{Ensemble, Mode};
+use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::four_letter::Mode;
 use ringkeeper_tests::{Target, TestServer};
 
 /// zoo.cfg lines both servers run with (TTL nodes need extended types).
@@ -481,7 +482,8 @@ fn null_data_survives_log_replay_and_snapshots() {
 fn null_data_crosses_an_ensemble() {
     let ensemble = Ensemble::start(3, 0, "");
     let leader = ensemble.wait_leader(STEP);
-    let follower = (0..3).find(|&i| i != leader && ensemble.mode(i) == Mode::Follower).expect("a follower");
+    let follower =
+        (0..3).find(|&i| i != leader && ensemble.mode(i) == Some(Mode::Follower)).expect("a follower");
     let addr = |i: usize| ensemble.address(i).parse().unwrap();
     let mut writer = RawSession::connect_to(addr(follower), 30_000);
     for (op, body) in [

@@ -6,7 +6,7 @@
 //! "durable up to Z" from the log, peer and relay messages, link losses, ticks — each with the
 //! current time from outside. Out: [`Effect`]s, to carry out in order — frames and closes for
 //! a network core, log appends, peer and relay sends, epochs to persist, a truncation or a
-//! snapshot install (both restart the server from disk), role changes. The server carries
+//! snapshot install (both restart the server from disk), role changes, commit points. The server carries
 //! them out on io_uring; the simulator in tests/ on a simulated network and disk.
 //!
 //! The rules it keeps:
@@ -120,6 +120,10 @@ pub enum Effect {
     RoleChanged(RoleView),
     /// Read-only serving started (true) or ended (false).
     ReadOnly(bool),
+    /// Everything up to `zxid` is committed (standalone: durable); outputs held for it are
+    /// released in this step. Nothing to carry out: the server times it ([`Input`]s carry no
+    /// clock of their own, so the moment of a commit is only known outside).
+    Committed { zxid: i64 },
 }
 
 /// How long a member cut off from its quorum waits before serving read-only clients: Apache's
@@ -239,6 +243,7 @@ impl Node {
                     self.step_peer(Event::Durable { zxid }, out);
                 } else {
                     self.gate.open(zxid);
+                    out.push(Effect::Committed { zxid });
                 }
             }
             Input::PeerMessage { from, msg } => self.step_peer(Event::Message { from, msg }, out),
@@ -403,6 +408,7 @@ impl Node {
                 }
                 Action::Committed { zxid } => {
                     self.gate.open(zxid);
+                    out.push(Effect::Committed { zxid });
                     if self.learner_of().is_some() {
                         self.drain_all(out);
                     }

@@ -234,7 +234,10 @@ fn standalone_read_waits_behind_a_pending_write_on_its_core_and_keeps_order() {
     node.step(NOW, Input::Request { conn: C1, frame: get_data(2, "/k") }, &mut out);
     assert!(out.is_empty(), "{out:?}");
     node.step(NOW, Input::Durable { zxid: 2 }, &mut out);
-    let [Effect::Deliver { core: 0, batch }] = &out[..] else { panic!("{out:?}") };
+    // The commit point is reported before the outputs it releases.
+    let [Effect::Committed { zxid: 2 }, Effect::Deliver { core: 0, batch }] = &out[..] else {
+        panic!("{out:?}")
+    };
     assert_eq!(batch.len(), 2);
     assert_eq!(header(&sent(C1, &(0, batch[0].clone()))).xid, 1);
     let read = sent(C1, &(0, batch[1].clone()));

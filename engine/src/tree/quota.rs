@@ -161,8 +161,12 @@ impl DataTree {
     /// exceed, if any: hard limits win over soft ones, counts are checked before bytes.
     pub fn quota_excess(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Option<QuotaExcess> {
         let prefix = self.quota_prefix(path)?;
-        let limits = StatsTrack::parse(self.get(&quota_node_path(prefix, LIMIT_NODE))?.data.as_deref().unwrap_or_default());
-        let usage = StatsTrack::parse(self.get(&quota_node_path(prefix, STAT_NODE))?.data.as_deref().unwrap_or_default());
+        let limits = StatsTrack::parse(
+            self.get(&quota_node_path(prefix, LIMIT_NODE))?.data.as_deref().unwrap_or_default(),
+        );
+        let usage = StatsTrack::parse(
+            self.get(&quota_node_path(prefix, STAT_NODE))?.data.as_deref().unwrap_or_default(),
+        );
         let checks = [
             (QuotaKind::Count, count_diff, usage.count(), limits.count(), limits.count_hard_limit()),
             (QuotaKind::Bytes, bytes_diff, usage.bytes(), limits.bytes(), limits.byte_hard_limit()),
@@ -296,7 +300,10 @@ mod tests {
     }
 
     fn usage(tree: &DataTree, real: &str) -> String {
-        String::from_utf8(tree.get(&quota_node_path(real, STAT_NODE)).unwrap().data.as_deref().unwrap_or_default().to_vec()).unwrap()
+        String::from_utf8(
+            tree.get(&quota_node_path(real, STAT_NODE)).unwrap().data.as_deref().unwrap_or_default().to_vec(),
+        )
+        .unwrap()
     }
 
     /// What zkCli's `setquota` creates, in its order.
