@@ -562,8 +562,19 @@ fn readme_zoo_cfgs_start_as_written() {
     if !ringkeeper_only("readme_zoo_cfgs_start_as_written") {
         return;
     }
-    let blocks = readme_zoo_cfgs();
+    // Whole files (with dataDir) are started; fragments (e.g. the TLS keys) must parse with
+    // no key unknown or ignored.
+    let (blocks, fragments): (Vec<String>, Vec<String>) =
+        readme_zoo_cfgs().into_iter().partition(|b| b.lines().any(|l| l.starts_with("dataDir=")));
     assert_eq!(blocks.len(), 2, "the standalone and the ensemble zoo.cfg");
+    assert!(!fragments.is_empty(), "the TLS fragment");
+    for fragment in &fragments {
+        let text = format!("dataDir=/var/lib/ringkeeper\n{fragment}\n");
+        match ringkeeper_server::config::Config::parse(&text) {
+            Ok((_, warnings)) => assert!(warnings.is_empty(), "README fragment {fragment}:\n{warnings:?}"),
+            Err(e) => panic!("README fragment does not parse: {e}\n{fragment}"),
+        }
+    }
     let root = tempfile::tempdir().unwrap();
 
     let standalone_dir = root.path().join("standalone");
