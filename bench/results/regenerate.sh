@@ -33,7 +33,7 @@ B="$bin/ringkeeper-bench"
 RK=(--ringkeeper-bin "$bin/ringkeeper")
 
 {
-    echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . || echo ' (with uncommitted changes)')"
+    echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ":(exclude)$out" || echo ' (with uncommitted changes)')"
     echo "host: $(nproc) cores, $(uname -r); started $(date -u +%FT%TZ); load: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "ringkeeper-bench and ringkeeper below are release builds of that commit"
 } >"$out/commands.txt"
