@@ -67,9 +67,37 @@ pub fn ringkeeper_binary() -> PathBuf {
 /// and the server's own bind (a server refuses a port another socket listens on).
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
+/// Where test processes claim ports: one lock file per port, `flock`ed by the process that
+/// handed the port out until it exits (the kernel drops the lock with the process).
+const PORT_CLAIMS_DIR: &str = "/tmp/ringkeeper-test-ports";
+
+/// Claims `port` for this process's lifetime; false if another live test process holds it.
+/// A port found free by `bind` is not yet taken by the server it is meant for, so without a
+/// claim two test processes (nextest runs each test in its own) could hand out the same one.
+fn claim_port(port: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let _ = std::fs::create_dir_all(PORT_CLAIMS_DIR);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{PORT_CLAIMS_DIR}/{port}"))
+    else {
+        return true; // no claims possible here: fall back to the bind check alone
+    };
+    // SAFETY: flock on a file descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return false;
+    }
+    CLAIMS.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+    true
+}
+
 /// A free TCP port on 127.0.0.1 for a server to listen on: each call tries the next port of
 /// [`TEST_PORTS`] (from a per-process random start, so parallel test processes rarely meet)
-/// and returns the first one that binds.
+/// and returns the first one that binds and that no other test process has claimed.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -86,7 +114,7 @@ pub fn free_port() -> u16 {
     }
     for _ in 0..span {
         let port = TEST_PORTS.start + (NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim_port(port) {
             return port;
         }
     }
