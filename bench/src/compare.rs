@@ -259,12 +259,18 @@ fn latency_cell(spread: &Spread, over_floor: f64) -> String {
 impl CompareReport {
     fn floor_line(&self) -> String {
         let f = &self.floor;
+        let cpu = |figure: &crate::floor::FloorFigure| {
+            figure.cpu_us_per_op.map_or("n/a".to_string(), |c| format!("{c:.0}"))
+        };
         format!(
-            "floor (same run): fdatasync p50 {} us p99 {} us, loopback round trip p50 {} us p99 {} us",
+            "floor (same run): fdatasync p50 {} us p99 {} us (CPU {} us each), loopback round trip p50 {} us p99 {} us \
+             (CPU of being woken by one message and answering it: {} us)",
             f.fdatasync_preallocated.latency.p50_us,
             f.fdatasync_preallocated.latency.p99_us,
+            cpu(&f.fdatasync_preallocated),
             f.loopback_round_trip.latency.p50_us,
-            f.loopback_round_trip.latency.p99_us
+            f.loopback_round_trip.latency.p99_us,
+            cpu(&f.loopback_round_trip)
         )
     }
 

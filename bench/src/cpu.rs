@@ -70,6 +70,12 @@ fn threads_on_cpu_ns(process: &str) -> Option<u64> {
     total
 }
 
+/// On-CPU time of the calling thread so far, in ns (`None` where schedstat cannot be read).
+pub fn this_thread_on_cpu_ns() -> Option<u64> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    schedstat.split_whitespace().next()?.parse().ok()
+}
+
 /// CPU time (user + system) a process has used so far, in µs; `pid` `None` is this process.
 pub fn process_cpu_us(pid: Option<u32>) -> Result<u64, BenchError> {
     let process = pid.map_or("self".to_string(), |pid| pid.to_string());

@@ -3,6 +3,11 @@
 //! ZooKeeper log is, and appended to a growing file) and the loopback TCP round trip
 //! (64-byte ping-pong with `TCP_NODELAY`).
 //!
+//! Each figure also carries the CPU one operation cost the thread that did it (on-CPU time
+//! from `/proc/thread-self/schedstat`): for the round trip, the echo side's cost of being
+//! woken by one message and answering it. That is the least CPU any server pays per message
+//! it is woken for on this host, so a write's server CPU reads as wake-ups times this floor.
+//!
 //! Plain std threads and blocking calls; every loop is bounded by a count and a time limit.
 
 use std::fs::OpenOptions;
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cpu::this_thread_on_cpu_ns;
 use crate::report::{new_histogram, LatencySummary};
 use crate::BenchError;
 
@@ -37,6 +43,9 @@ pub struct FloorFigure {
     pub what: String,
     pub samples: u64,
     pub latency: LatencySummary,
+    /// On-CPU µs per operation of the thread that did it (the echo side for the round
+    /// trip); `None` where the thread's schedstat cannot be read.
+    pub cpu_us_per_op: Option<f64>,
 }
 
 /// All floors of the machine.
@@ -51,14 +60,15 @@ pub struct FloorReport {
 impl FloorReport {
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
-            "floor", "samples", "p50 us", "p99 us", "max us", "mean us"
+            "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11}\n",
+            "floor", "samples", "p50 us", "p99 us", "max us", "mean us", "cpu us/op"
         );
         for f in [&self.fdatasync_preallocated, &self.fdatasync_append, &self.loopback_round_trip] {
             let l = &f.latency;
+            let cpu = f.cpu_us_per_op.map_or("-".to_string(), |c| format!("{c:.1}"));
             out += &format!(
-                "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9.1}\n",
-                f.what, f.samples, l.p50_us, l.p99_us, l.max_us, l.mean_us
+                "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9.1} {:>11}\n",
+                f.what, f.samples, l.p50_us, l.p99_us, l.max_us, l.mean_us, cpu
             );
         }
         out
@@ -78,8 +88,19 @@ pub fn run_floor(config: &FloorConfig) -> Result<FloorReport, BenchError> {
     })
 }
 
-fn figure(what: String, histogram: &Histogram<u64>) -> FloorFigure {
-    FloorFigure { what, samples: histogram.len(), latency: LatencySummary::of(histogram) }
+/// A figure from its latencies and the on-CPU ns the measuring thread spent on `ops` of them.
+fn figure(what: String, histogram: &Histogram<u64>, cpu_ns: Option<u64>, ops: u64) -> FloorFigure {
+    FloorFigure {
+        what,
+        samples: histogram.len(),
+        latency: LatencySummary::of(histogram),
+        cpu_us_per_op: cpu_ns.filter(|_| ops > 0).map(|ns| (ns as f64 / ops as f64 / 100.0).round() / 10.0),
+    }
+}
+
+/// On-CPU ns the calling thread spent since `start` (a [`this_thread_on_cpu_ns`] reading).
+fn thread_cpu_since(start: Option<u64>) -> Option<u64> {
+    Some(this_thread_on_cpu_ns()?.saturating_sub(start?))
 }
 
 fn micros(since: Instant) -> u64 {
@@ -104,6 +125,7 @@ fn fdatasync(config: &FloorConfig, preallocate: bool) -> Result<FloorFigure, Ben
     let block = vec![0xa5u8; BLOCK_BYTES];
     let mut histogram = new_histogram();
     let deadline = Instant::now() + config.time_limit;
+    let cpu_start = this_thread_on_cpu_ns();
     for _ in 0..config.fsyncs {
         if Instant::now() >= deadline {
             break;
@@ -113,29 +135,34 @@ fn fdatasync(config: &FloorConfig, preallocate: bool) -> Result<FloorFigure, Ben
         file.sync_data()?;
         histogram.saturating_record(micros(started));
     }
+    let cpu_ns = thread_cpu_since(cpu_start);
     let what = if preallocate {
         "write 4 KiB + fdatasync (preallocated)"
     } else {
         "write 4 KiB + fdatasync (append)"
     };
-    Ok(figure(what.to_string(), &histogram))
+    Ok(figure(what.to_string(), &histogram, cpu_ns, histogram.len()))
 }
 
 fn round_trip(config: &FloorConfig) -> Result<FloorFigure, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let count = config.round_trips;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+    // Returns its own on-CPU ns and the messages it answered.
+    let echo = std::thread::spawn(move || -> std::io::Result<(Option<u64>, u64)> {
         let (mut stream, _) = listener.accept()?;
         stream.set_nodelay(true)?;
         let mut message = [0u8; MESSAGE_BYTES];
+        let cpu_start = this_thread_on_cpu_ns();
+        let mut answered = 0;
         for _ in 0..count {
             if stream.read_exact(&mut message).is_err() {
                 break;
             }
             stream.write_all(&message)?;
+            answered += 1;
         }
-        Ok(())
+        Ok((thread_cpu_since(cpu_start), answered))
     });
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
@@ -153,6 +180,7 @@ fn round_trip(config: &FloorConfig) -> Result<FloorFigure, BenchError> {
         histogram.saturating_record(micros(started));
     }
     drop(stream);
-    echo.join().map_err(|_| BenchError::Protocol("echo thread panicked".into()))??;
-    Ok(figure(format!("loopback TCP round trip ({MESSAGE_BYTES} B)"), &histogram))
+    let (echo_cpu_ns, answered) =
+        echo.join().map_err(|_| BenchError::Protocol("echo thread panicked".into()))??;
+    Ok(figure(format!("loopback TCP round trip ({MESSAGE_BYTES} B)"), &histogram, echo_cpu_ns, answered))
 }
