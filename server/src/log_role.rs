@@ -19,8 +19,9 @@
 //! lone writer on a 3-server ensemble over a core of CPU (bench/results/profile-*.md).
 //! Segments are `log.<first zxid hex>` in `dataLogDir`, preallocated
 //! (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that gets a
-//! segment of its own), written from 4 KiB aligned buffers; the partial last block is kept in
-//! memory and rewritten with the next batch.
+//! segment of its own). Page-cache writes go exactly where the records do; O_DIRECT writes
+//! are 4 KiB aligned, so the partial last block is kept in memory and rewritten with the next
+//! batch.
 //! The next segment is zero-filled in the background (`segment.spare`) and renamed into place
 //! at the roll, so appends land on written blocks and a sync commits no extent metadata.
 //! Invariants: a zxid is reported only after the bytes holding it (and every earlier record)
@@ -174,12 +175,20 @@ impl SegmentFile {
         options.buffered_open(path).await.map(|file| SegmentFile::Buffered { file, dsync })
     }
 
+    /// True for O_DIRECT: writes must start and end on 4 KiB boundaries, so the last partial
+    /// block is written again in front of the next records. Page-cache writes go exactly
+    /// where the records do.
+    pub fn needs_aligned_writes(&self) -> bool {
+        matches!(self, SegmentFile::Dma(_))
+    }
+
     /// True when a completed write is already on stable storage (`O_DSYNC`).
     pub fn writes_are_durable(&self) -> bool {
         matches!(self, SegmentFile::Buffered { dsync: true, .. })
     }
 
-    /// Writes `len` bytes at `pos` (both 4 KiB aligned) from a buffer `fill` initialises.
+    /// Writes `len` bytes at `pos` (both 4 KiB aligned if [`SegmentFile::needs_aligned_writes`])
+    /// from a buffer `fill` initialises.
     pub async fn write_at(
         &self,
         pos: u64,
@@ -232,20 +241,23 @@ struct Segment {
     capacity: u64,
     /// Where the next record goes.
     cursor: u64,
-    /// The bytes of `[align_down(cursor), cursor)`: rewritten in front of the next write.
+    /// The bytes of `[cursor - tail.len(), cursor)` that the next write starts with: the last
+    /// partial block when writes must be aligned (written again), else what is not written
+    /// yet (a new segment's header).
     tail: Vec<u8>,
     /// Written since the last fdatasync.
     dirty: bool,
 }
 
 impl Segment {
-    /// Appends `records` (which fit) with one write from the last aligned block.
+    /// Appends `records` (which fit) with one write that starts with `tail`.
     async fn write(&mut self, records: &[LogRecord]) {
-        let write_pos = align_down(self.cursor);
+        let aligned = self.file.needs_aligned_writes();
         let head = self.tail.len();
-        debug_assert_eq!(write_pos + head as u64, self.cursor);
+        let write_pos = self.cursor - head as u64;
+        debug_assert!(!aligned || write_pos == align_down(self.cursor));
         let total = head + records.iter().map(|r| txlog::record_len(r.bytes.len())).sum::<usize>();
-        let len = align_up(total as u64) as usize;
+        let len = if aligned { align_up(total as u64) as usize } else { total };
         assert!(write_pos + len as u64 <= self.capacity, "records must fit the segment");
         let mut new_tail = Vec::new();
         let written = self
@@ -257,7 +269,9 @@ impl Segment {
                     at += txlog::encode_record(&mut buf[at..], r.zxid, &r.bytes);
                 }
                 buf[at..].fill(0);
-                new_tail.extend_from_slice(&buf[align_down(total as u64) as usize..total]);
+                if aligned {
+                    new_tail.extend_from_slice(&buf[align_down(total as u64) as usize..total]);
+                }
             })
             .await
             .unwrap_or_else(|e| fatal(&self.path, "write to", e));
@@ -327,11 +341,14 @@ impl LogWriter {
             let file = SegmentFile::open(&tail.path, false, &mut writer.write_mode)
                 .await
                 .unwrap_or_else(|e| fatal(&tail.path, "opening", e));
-            let block = align_down(tail.end_offset);
-            let head = file
-                .read_at(block, (tail.end_offset - block) as usize)
-                .await
-                .unwrap_or_else(|e| fatal(&tail.path, "reading the tail of", e));
+            let head = if file.needs_aligned_writes() {
+                let block = align_down(tail.end_offset);
+                file.read_at(block, (tail.end_offset - block) as usize)
+                    .await
+                    .unwrap_or_else(|e| fatal(&tail.path, "reading the tail of", e))
+            } else {
+                Vec::new()
+            };
             let capacity = align_up(tail.end_offset).max(writer.settings.segment_bytes);
             // Restores the preallocation if the file was cut short (a repaired torn tail).
             file.pre_allocate(capacity).await.unwrap_or_else(|e| fatal(&tail.path, "preallocating", e));
