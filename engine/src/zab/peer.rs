@@ -79,10 +79,6 @@ impl PeerConfig {
     fn is_voter(&self, id: ServerId) -> bool {
         self.voters.contains(&id)
     }
-
-    fn is_member(&self, id: ServerId) -> bool {
-        self.voters.contains(&id) || self.observers.contains(&id)
-    }
 }
 
 /// What a server recovered from disk at start-up.
@@ -185,7 +181,7 @@ pub enum Action {
     Role(RoleView),
     /// A reconfig committed: this is the ensemble's membership from now on (the server
     /// reaches new members, writes the dynamic config file). A server no longer listed
-    /// stops taking part (it stays looking and never joins a leader).
+    /// keeps following as a non-voting follower, as Apache's does, until it is shut down.
     ConfigChanged(Membership),
 }
 
@@ -365,10 +361,12 @@ impl Peer {
                 serving: l.established,
             },
             Phase::Following(f) => RoleView {
-                state: if self.cfg.is_voter(self.cfg.my_id) {
-                    ServerState::Following
-                } else {
+                // A server a reconfig removed follows without a vote (Apache's non-voting
+                // follower): a follower still, not an observer.
+                state: if self.cfg.observers.contains(&self.cfg.my_id) {
                     ServerState::Observing
+                } else {
+                    ServerState::Following
                 },
                 leader: Some(f.leader),
                 epoch: f.epoch,
@@ -642,10 +640,6 @@ impl Peer {
 
     /// Join a leader that a quorum of settled voters follows and that says it leads.
     fn check_settled(&mut self, out: &mut Vec<Action>) {
-        if !self.cfg.is_member(self.cfg.my_id) {
-            // Removed by a reconfig: no longer part of the ensemble.
-            return;
-        }
         let quorum = quorum_size(self.cfg.voters.len());
         let e = self.election();
         let mut counts: BTreeMap<ServerId, usize> = BTreeMap::new();
@@ -1057,9 +1051,10 @@ impl Peer {
     }
 
     /// Once the pending reconfig is committed, its membership becomes the configuration:
-    /// the voters and observers change, a leader re-labels its learners (and drops those no
-    /// longer members), and a server that is no longer a member (or a leader that no longer
-    /// votes) leaves its role. True if the configuration changed.
+    /// the voters and observers change and a leader re-labels its learners. A learner no
+    /// longer listed stays connected as a non-voting follower (as Apache's: it serves until
+    /// shut down, and its acks no longer count); a leader that no longer votes steps down
+    /// (the remaining voters elect a new one). True if the configuration changed.
     fn activate_committed_config(&mut self, out: &mut Vec<Action>) -> bool {
         if !self.pending_config.as_ref().is_some_and(|(zxid, _)| *zxid <= self.committed) {
             return false;
@@ -1075,16 +1070,14 @@ impl Peer {
         let my_id = self.cfg.my_id;
         let cfg = &self.cfg;
         if let Phase::Leading(l) = &mut self.phase {
-            l.learners.retain(|id, _| cfg.is_member(*id));
             for (id, link) in l.learners.iter_mut() {
                 link.observer = !cfg.is_voter(*id);
             }
         }
-        let leading = matches!(self.phase, Phase::Leading(_));
-        if !self.cfg.is_member(my_id) || (leading && !self.cfg.is_voter(my_id)) {
-            self.look(out);
-        } else if leading {
-            self.check_leader_quorum(out);
+        match self.phase {
+            Phase::Leading(_) if !self.cfg.is_voter(my_id) => self.look(out),
+            Phase::Leading(_) => self.check_leader_quorum(out),
+            _ => {}
         }
         true
     }
