@@ -187,7 +187,9 @@ impl DataRole {
                         }
                     }
                     match replica::write_dynamic_config(&io.dynamic_config_base, &membership) {
-                        Ok(path) => log::info!("configuration {:x} written to {}", membership.version, path.display()),
+                        Ok(path) => {
+                            log::info!("configuration {:x} written to {}", membership.version, path.display())
+                        }
                         // The log holds the configuration; the file is for operators.
                         Err(e) => log::warn!("could not write the dynamic config file: {e:#}"),
                     }

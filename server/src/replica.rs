@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
-use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::request::Processor;
+use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, Member, Membership, PeerConfig, Recovered, ServerId, SharedTxn};
 
 use crate::config::{Config, PeerRole};
@@ -95,7 +95,11 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
     let configured = configured_membership(config);
     let membership = match processor.config_node_membership() {
         Some(tree) if tree.version > configured.version => {
-            log::info!("starting with configuration {:x} from the log (the files give {:x})", tree.version, configured.version);
+            log::info!(
+                "starting with configuration {:x} from the log (the files give {:x})",
+                tree.version,
+                configured.version
+            );
             tree
         }
         _ => configured,
@@ -111,7 +115,10 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
         .map(|m| (m.id, PeerAddress { host: m.host.clone(), port: m.peer_port }))
         .collect();
     if !membership.members.contains_key(&my_id) {
-        log::warn!("server {my_id} is not a member of configuration {:x}: not taking part", membership.version);
+        log::warn!(
+            "server {my_id} is not a member of configuration {:x}: not taking part",
+            membership.version
+        );
     }
 }
 
@@ -120,13 +127,15 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
 pub fn write_dynamic_config(base: &Path, membership: &Membership) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(format!("{}.{:x}", base.display(), membership.version));
     let text = membership.render();
-    let lines: String = text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
+    let lines: String =
+        text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("dynamic")));
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     std::io::Write::write_all(&mut file, lines.as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(path)
 }

@@ -198,7 +198,11 @@ impl Ensemble {
 
     /// Client connect string naming members `indexes`.
     pub fn connect_string_of(&self, indexes: &[usize]) -> String {
-        indexes.iter().map(|&i| format!("127.0.0.1:{}", self.members[i].client_port)).collect::<Vec<_>>().join(",")
+        indexes
+            .iter()
+            .map(|&i| format!("127.0.0.1:{}", self.members[i].client_port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn launch(&mut self, i: usize) {

@@ -129,7 +129,8 @@ fn kazoo_grows_an_ensemble_to_four_and_removes_a_member() {
 
     // Server 1 leaves; the others go on, and it no longer counts: 3 and 4 are a quorum.
     let removed = reconfig(&ensemble.connect_string_of(&[1, 2, 3]), SUPER_AUTH, "-", "1", "-", &four.1);
-    let removed = removed.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig removing server 1: {removed}"));
+    let removed =
+        removed.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig removing server 1: {removed}"));
     let three = parse_config(removed);
     assert_eq!(ids(&three.0), [2, 3, 4], "{removed}");
     wait_config(&ensemble, &[0, 1, 2, 3], &three);

@@ -46,9 +46,9 @@ use std::sync::Arc;
 use crate::conn::{ClientConn, ConnId};
 use crate::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
 use crate::request::replica::is_forwarded;
+use crate::request::EnsembleView;
 use crate::request::{Output, Processor};
 use crate::txn;
-use crate::request::EnsembleView;
 use crate::zab::{
     make_zxid, Action, Event, Membership, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn,
 };

@@ -601,8 +601,10 @@ fn an_idle_read_only_session_expires_without_a_txn() {
 
 /// `server.N` lines for `ids` on 127.0.0.1 (ports derived from the id).
 fn membership(ids: &[ServerId]) -> Membership {
-    let lines: Vec<String> =
-        ids.iter().map(|id| format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}", 2000 + id, 3000 + id, 4000 + id)).collect();
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}", 2000 + id, 3000 + id, 4000 + id))
+        .collect();
     Membership::parse(&lines.join("\n")).expect("valid lines")
 }
 
@@ -657,7 +659,11 @@ fn reconfig_adds_a_joining_server_then_removes_a_member_which_stops_serving() {
     // Refused: without the super user (the node's ACL is read-only), from another version.
     let (h, _) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(1, Some(joining), None, -1)));
     assert_eq!(h.err, crate::proto::ErrorCode::NoAuth.code());
-    let auth = crate::proto::AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"super:test".to_vec()) };
+    let auth = crate::proto::AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Some(b"super:test".to_vec()),
+    };
     c.run(LEADER, C2, request(-4, OpCode::Auth, Some(&auth)));
     let (h, _) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(2, Some(joining), None, 7)));
     assert_eq!(h.err, crate::proto::ErrorCode::BadVersion.code());

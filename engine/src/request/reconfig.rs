@@ -61,7 +61,9 @@ impl Processor {
     ) {
         let zxid = self.next_zxid();
         let body = match self.prepare_reconfig(conn, r, zxid) {
-            Ok(text) => TxnBody::Op(TxnOp::SetData { path: CONFIG_NODE.into(), data: text.into_bytes(), version: -1 }),
+            Ok(text) => {
+                TxnBody::Op(TxnOp::SetData { path: CONFIG_NODE.into(), data: text.into_bytes(), version: -1 })
+            }
             Err(code) => TxnBody::Op(TxnOp::Error { code: code.code() }),
         };
         let failed = match &body {
@@ -79,7 +81,8 @@ impl Processor {
             }
             None => {
                 let node = self.tree.get(CONFIG_NODE).expect("a system node");
-                let reply = GetDataResponse { data: node.data.as_deref().map(<[u8]>::to_vec), stat: node.stat() };
+                let reply =
+                    GetDataResponse { data: node.data.as_deref().map(<[u8]>::to_vec), stat: node.stat() };
                 self.send(out, conn, reply_frame(xid, zxid, ErrorCode::Ok, Some(&reply)), zxid);
             }
         }
@@ -110,7 +113,9 @@ impl Processor {
             None => {
                 let list = |s: &Option<String>| -> Vec<String> {
                     s.as_deref()
-                        .map(|s| s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+                        .map(|s| {
+                            s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+                        })
                         .unwrap_or_default()
                 };
                 let (joining, leaving) = (list(&request.joining_servers), list(&request.leaving_servers));

@@ -129,8 +129,8 @@ impl Membership {
         let mut m = Membership::default();
         for line in text.split(['\n', ',']).map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             if let Some(hex) = line.strip_prefix("version=") {
-                m.version =
-                    i64::from_str_radix(hex.trim(), 16).map_err(|_| format!("\"{hex}\" is not a hex version"))?;
+                m.version = i64::from_str_radix(hex.trim(), 16)
+                    .map_err(|_| format!("\"{hex}\" is not a hex version"))?;
                 continue;
             }
             let member = parse_server_line(line)?;
@@ -169,7 +169,9 @@ impl Membership {
         for line in joining {
             let joiner = parse_server_line(line)?;
             if joiner.client.is_none() {
-                return Err("Wrong format of server string - each server should have 3 ports specified".into());
+                return Err(
+                    "Wrong format of server string - each server should have 3 ports specified".into()
+                );
             }
             next.insert(joiner.id, joiner);
         }
