@@ -21,8 +21,10 @@
 //! - Keys Apache knows but ringkeeper does not implement (yet) are accepted without a warning
 //!   and listed in [`Config::ignored_keys`], so the daemon can log them once at info level.
 //!   Keys whose silent omission would change behaviour the user relies on (TLS ports,
-//!   hierarchical quorums, SASL) produce a warning; `dynamicConfigFile` is an error, because
-//!   ignoring it would start a standalone server where an ensemble was meant.
+//!   hierarchical quorums, SASL) produce a warning.
+//! - `dynamicConfigFile` (Apache 3.5+): its `server.N` lines are read as if they were in
+//!   zoo.cfg ([`Config::load`]); the config version is its `version=` line, else the hex
+//!   suffix of its name (`zoo.cfg.dynamic.100000000`), else 0.
 //! - Unknown keys produce a warning that names the key.
 //!
 //! Deliberate differences: `clientPort=0` means "listen on any free port" (Apache: "no client
@@ -172,6 +174,16 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    /// `reconfigEnabled` (default false): the `reconfig` request changes the membership
+    /// (else it is answered ReconfigDisabled).
+    pub reconfig_enabled: bool,
+    /// `dynamicConfigFile`: where the `server.N` lines came from (read by [`Config::load`]);
+    /// new configurations are written beside it as `<name>.<hex version>`.
+    pub dynamic_config_file: Option<PathBuf>,
+    /// The version of the configuration the `server.N` lines are (see `dynamicConfigFile`).
+    pub config_version: i64,
+    /// The file this config was loaded from ([`Config::load`]); `None` when parsed from text.
+    pub config_file: Option<PathBuf>,
     /// `initLimit`, ticks (0 = not set; required in an ensemble).
     pub init_limit: u32,
     /// `syncLimit`, ticks (0 = not set; required in an ensemble).
@@ -444,6 +456,10 @@ impl Config {
             servers: Vec::new(),
             standalone_enabled: true,
             super_digest: None,
+            reconfig_enabled: false,
+            dynamic_config_file: None,
+            config_version: 0,
+            config_file: None,
             init_limit: 0,
             sync_limit: 0,
             snap_count: 100_000,
@@ -634,12 +650,8 @@ impl Config {
                     parse_role(key, value)?;
                     cfg.ignored_keys.push(key.to_owned());
                 }
-                "dynamicConfigFile" => {
-                    return Err(ConfigError::Unsupported {
-                        key: key.to_owned(),
-                        reason: "list the server.N lines in zoo.cfg itself".into(),
-                    });
-                }
+                "dynamicConfigFile" => cfg.dynamic_config_file = Some(PathBuf::from(value)),
+                "reconfigEnabled" => cfg.reconfig_enabled = parse_bool(key, value)?,
                 "ringkeeper.network.cores" => cfg.network_cores = parse_core_list(key, value)?,
                 "ringkeeper.data.core" => cfg.data_core = Some(parse_core(key, value)?),
                 "ringkeeper.log.core" => cfg.log_core = Some(parse_core(key, value)?),
@@ -841,9 +853,22 @@ impl Config {
     /// Read and parse `path`; then read `<dataDir>/myid` if it exists (as Apache does) and
     /// check it against the server list. An I/O error names the file.
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let text = std::fs::read_to_string(path)
+        let mut text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+        let mut version = 0;
+        let dynamic = parse_properties(&text).into_iter().rev().find(|e| e.key == "dynamicConfigFile");
+        if let Some(entry) = dynamic {
+            let dynamic_path = PathBuf::from(&entry.value);
+            let dynamic_text = std::fs::read_to_string(&dynamic_path)
+                .map_err(|source| ConfigError::Io { path: dynamic_path.clone(), source })?;
+            let (lines, v) = dynamic_config_lines(&dynamic_path, &dynamic_text)?;
+            version = v;
+            text.push('\n');
+            text.push_str(&lines);
+        }
         let (mut cfg, warnings) = Config::parse(&text)?;
+        cfg.config_version = version;
+        cfg.config_file = Some(path.to_owned());
         if let Ok(flags) = std::env::var("SERVER_JVMFLAGS") {
             cfg.apply_jvm_flags(&flags)?;
         }
@@ -1000,7 +1025,6 @@ const IGNORED_KEYS: &[&str] = &[
     "connectToLearnerMasterLimit",
     "quorumListenOnAllIPs",
     "syncEnabled",
-    "reconfigEnabled",
     "quorum.cnxn.threads.size",
     "jvm.pause.info-threshold.ms",
     "jvm.pause.warn-threshold.ms",
@@ -1359,6 +1383,35 @@ struct Entry {
 
 /// Split text into `key`/`value` entries following `java.util.Properties.load` rules, then trim
 /// both (as `QuorumPeerConfig` does).
+/// The `server.N` lines of a dynamic config file, and its version: the `version=<hex>` line,
+/// else the hex suffix of the file name (`zoo.cfg.dynamic.100000000`), else 0. Any other
+/// key is an error (Apache accepts only these there).
+fn dynamic_config_lines(path: &Path, text: &str) -> Result<(String, i64), ConfigError> {
+    let file = path.display().to_string();
+    let mut version = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('.'))
+        .and_then(|(_, hex)| i64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0);
+    let mut lines = String::new();
+    for e in parse_properties(text) {
+        if e.key == "version" {
+            version = i64::from_str_radix(&e.value, 16)
+                .map_err(|_| bad(&format!("{file}: version"), &e.value, "is not a hex version"))?;
+        } else if e.key.starts_with("server.") {
+            lines.push_str(&format!("{}={}\n", e.key, e.value));
+        } else {
+            return Err(bad(
+                &format!("{file}: {}", e.key),
+                &e.value,
+                "does not belong in a dynamic config file (only server.N and version lines do)",
+            ));
+        }
+    }
+    Ok((lines, version))
+}
+
 fn parse_properties(text: &str) -> Vec<Entry> {
     let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut out = Vec::new();
@@ -1781,8 +1834,6 @@ ringkeeper.client.outboxBytesMax=8388608
             ("dataDir=/a\nclientPortAddress=127.0.0.1\n", "clientPortAddress is set but clientPort is not set"),
             ("dataDir=/a\nelectionAlg=1\n", "electionAlg: \"1\" is not supported (only 3, fast leader election, exists)"),
             ("dataDir=/a\npeerType=voter\n", "peerType: \"voter\" is not a peer type (expected participant or observer)"),
-            ("dataDir=/a\ndynamicConfigFile=/etc/zk/zoo.cfg.dynamic\n",
-             "dynamicConfigFile: not supported by ringkeeper: list the server.N lines in zoo.cfg itself"),
             ("dataDir=/a\njute.maxbuffer=big\n",
              "jute.maxbuffer: \"big\" is not an integer (expected a positive integer number of bytes, decimal or 0x hex)"),
             ("dataDir=/a\nDigestAuthenticationProvider.superDigest=nocolon\n",

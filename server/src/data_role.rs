@@ -32,7 +32,7 @@ use crate::hops;
 use crate::link;
 use crate::log_role::LogRecord;
 use crate::messages::{ToData, ToNet};
-use crate::peer_net::{FrameKind, PeerInput, PeerNet};
+use crate::peer_net::{FrameKind, PeerAddress, PeerInput, PeerNet, PeerNetSetup};
 use crate::replica::{self, ReplicaSetup};
 use crate::snapshotter::Snapshotter;
 use crate::status::StatusSource;
@@ -96,6 +96,8 @@ struct EnsembleIo {
     data_dir: std::path::PathBuf,
     /// The epochs on disk (accepted, current).
     epochs: Cell<(u32, u32)>,
+    /// Committed configurations are written as `<this>.<hex version>`.
+    dynamic_config_base: std::path::PathBuf,
 }
 
 impl DataRole {
@@ -176,6 +178,21 @@ impl DataRole {
                         view.epoch,
                         if view.serving { "serving" } else { "not serving" }
                     );
+                }
+                Effect::ConfigChanged(membership) => {
+                    let io = self.ensemble();
+                    if let Some(net) = io.net.get() {
+                        for m in membership.members.values() {
+                            net.add_peer(m.id, PeerAddress { host: m.host.clone(), port: m.peer_port });
+                        }
+                    }
+                    match replica::write_dynamic_config(&io.dynamic_config_base, &membership) {
+                        Ok(path) => {
+                            log::info!("configuration {:x} written to {}", membership.version, path.display())
+                        }
+                        // The log holds the configuration; the file is for operators.
+                        Err(e) => log::warn!("could not write the dynamic config file: {e:#}"),
+                    }
                 }
                 Effect::ReadOnly(on) => {
                     if on {
@@ -320,6 +337,7 @@ pub async fn run(
             net: OnceCell::new(),
             data_dir: setup.data_dir.clone(),
             epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
+            dynamic_config_base: setup.dynamic_config_base.clone(),
         }),
         snapshots: RefCell::new(log.snapshots),
     });
@@ -429,13 +447,15 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     };
     let deliver_to = role.clone();
     let connect_timeout = Duration::from_millis(setup.peer_config.peer_timeout_ms.max(1) as u64);
-    let net = PeerNet::start(
-        setup.peer_config.my_id,
-        listener,
-        setup.peers,
+    let my_address = PeerAddress { host: setup.listen.ip().to_string(), port: setup.listen.port() };
+    let net_setup = PeerNetSetup {
+        my_id: setup.peer_config.my_id,
+        my_address,
+        peers: setup.peers,
         connect_timeout,
-        Rc::new(move |input| deliver_to.peer_input(input)),
-    );
+        accept_unknown: setup.reconfig_enabled,
+    };
+    let net = PeerNet::start(net_setup, listener, Rc::new(move |input| deliver_to.peer_input(input)));
     let _ = role.ensemble().net.set(net);
     let mut effects = Vec::new();
     role.node.borrow_mut().start(now_ms(), &mut effects);

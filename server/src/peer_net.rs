@@ -7,7 +7,10 @@
 //! Every server dials every other server's peerPort (`server.N=host:peerPort:...`) and only
 //! writes on the connection it dialled; it only reads on connections it accepted. So each
 //! direction of a pair has its own connection and no tie-breaking is needed. A connection
-//! starts with a handshake (magic, sender id); frames are `u32` little-endian length, one kind
+//! starts with a handshake (magic, sender id, the sender's own peer address); with
+//! `reconfigEnabled` a server not (yet) in the configuration may connect, and is dialled
+//! back at the address it gave (a server joining before the reconfig that adds it), and
+//! [`PeerNet::add_peer`] adds the members a committed reconfig brings. Frames are `u32` little-endian length, one kind
 //! byte ([`FrameKind`]), payload. The election port of the `server.N` line is not used: ZAB
 //! and election share the link.
 //!
@@ -117,38 +120,77 @@ struct Outbox {
     waker: Option<Waker>,
 }
 
-/// The links of one server to its peers.
+/// The links of one server to its peers (cheap to clone: one shared state).
+#[derive(Clone)]
 pub struct PeerNet {
-    outboxes: HashMap<u64, Rc<RefCell<Outbox>>>,
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    my_id: u64,
+    /// This server's own peer address, sent in the handshake.
+    my_address: PeerAddress,
+    connect_timeout: Duration,
+    deliver: Deliver,
+    /// Accept (and dial back) servers that are not peers yet.
+    accept_unknown: bool,
+    outboxes: RefCell<HashMap<u64, Rc<RefCell<Outbox>>>>,
 }
 
 type Deliver = Rc<dyn Fn(PeerInput)>;
 
+/// How the network is set up: who this server is and whom it dials.
+pub struct PeerNetSetup {
+    pub my_id: u64,
+    pub my_address: PeerAddress,
+    pub peers: Vec<(u64, PeerAddress)>,
+    pub connect_timeout: Duration,
+    /// `reconfigEnabled`: servers not in `peers` may connect (and are dialled back).
+    pub accept_unknown: bool,
+}
+
 impl PeerNet {
-    /// Listens on `listen`, dials every `(id, address)` of `peers`, and hands everything
-    /// received to `deliver`. Runs for the life of the executor.
-    pub fn start(
-        my_id: u64,
-        listener: TcpListener,
-        peers: Vec<(u64, PeerAddress)>,
-        connect_timeout: Duration,
-        deliver: Deliver,
-    ) -> PeerNet {
-        let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
-        let mut outboxes = HashMap::new();
-        for (id, address) in peers {
-            let outbox = Rc::new(RefCell::new(Outbox::default()));
-            outboxes.insert(id, outbox.clone());
-            glommio::spawn_local(dial_loop(my_id, id, address, connect_timeout, outbox, deliver.clone()))
-                .detach();
+    /// Listens on `listener`, dials every `(id, address)` of the setup's peers, and hands
+    /// everything received to `deliver`. Runs for the life of the executor.
+    pub fn start(setup: PeerNetSetup, listener: TcpListener, deliver: Deliver) -> PeerNet {
+        let net = PeerNet {
+            inner: Rc::new(Inner {
+                my_id: setup.my_id,
+                my_address: setup.my_address,
+                connect_timeout: setup.connect_timeout,
+                deliver,
+                accept_unknown: setup.accept_unknown,
+                outboxes: RefCell::new(HashMap::new()),
+            }),
+        };
+        for (id, address) in setup.peers {
+            net.add_peer(id, address);
         }
-        glommio::spawn_local(accept_loop(listener, known, deliver)).detach();
-        PeerNet { outboxes }
+        glommio::spawn_local(accept_loop(listener, net.clone())).detach();
+        net
+    }
+
+    /// Starts dialling server `id` at `address` unless it is dialled already.
+    pub fn add_peer(&self, id: u64, address: PeerAddress) {
+        let inner = &self.inner;
+        if id == inner.my_id || inner.outboxes.borrow().contains_key(&id) {
+            return;
+        }
+        let outbox = Rc::new(RefCell::new(Outbox::default()));
+        inner.outboxes.borrow_mut().insert(id, outbox.clone());
+        let hello = Hello { my_id: inner.my_id, my_address: inner.my_address.clone() };
+        let dial = dial_loop(hello, id, address, inner.connect_timeout, outbox, inner.deliver.clone());
+        glommio::spawn_local(dial).detach();
+    }
+
+    fn knows(&self, id: u64) -> bool {
+        self.inner.outboxes.borrow().contains_key(&id)
     }
 
     /// Queues one frame to `to` (dropped while the link is down).
     pub fn send(&self, to: u64, kind: FrameKind, payload_writer: impl FnOnce(&mut Vec<u8>)) {
-        let Some(outbox) = self.outboxes.get(&to) else { return };
+        let outboxes = self.inner.outboxes.borrow();
+        let Some(outbox) = outboxes.get(&to) else { return };
         let mut o = outbox.borrow_mut();
         if !o.connected {
             return;
@@ -165,9 +207,37 @@ impl PeerNet {
     }
 }
 
+/// What a dialling server says first.
+struct Hello {
+    my_id: u64,
+    my_address: PeerAddress,
+}
+
+impl Hello {
+    /// Magic, id, then the address as a u16-length-prefixed `host:port`.
+    fn encode(&self) -> Vec<u8> {
+        let address = self.my_address.to_string();
+        let mut hello = Vec::with_capacity(14 + address.len());
+        hello.extend_from_slice(&HANDSHAKE_MAGIC.to_le_bytes());
+        hello.extend_from_slice(&self.my_id.to_le_bytes());
+        hello.extend_from_slice(&(address.len() as u16).to_le_bytes());
+        hello.extend_from_slice(address.as_bytes());
+        hello
+    }
+}
+
+/// Parses `host:port` or `[v6]:port` as a handshake carries it.
+fn parse_address(text: &str) -> Option<PeerAddress> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:")?,
+        None => text.rsplit_once(':')?,
+    };
+    Some(PeerAddress { host: host.to_string(), port: port.parse().ok()? })
+}
+
 /// Keeps a connection to one peer open and writes its outbox to it.
 async fn dial_loop(
-    my_id: u64,
+    hello: Hello,
     peer: u64,
     address: PeerAddress,
     connect_timeout: Duration,
@@ -204,10 +274,7 @@ async fn dial_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let mut hello = Vec::with_capacity(12);
-        hello.extend_from_slice(&HANDSHAKE_MAGIC.to_le_bytes());
-        hello.extend_from_slice(&my_id.to_le_bytes());
-        if stream.write_all(&hello).await.is_err() {
+        if stream.write_all(&hello.encode()).await.is_err() {
             failures += 1;
             continue;
         }
@@ -239,26 +306,37 @@ async fn dial_loop(
     }
 }
 
-async fn accept_loop(listener: TcpListener, known: Vec<u64>, deliver: Deliver) {
+async fn accept_loop(listener: TcpListener, net: PeerNet) {
     loop {
         let Ok(stream) = listener.accept().await else { continue };
-        glommio::spawn_local(read_loop(stream, known.clone(), deliver.clone())).detach();
+        glommio::spawn_local(read_loop(stream, net.clone())).detach();
     }
 }
 
 /// Reads frames from one accepted connection until it fails.
-async fn read_loop(stream: TcpStream, known: Vec<u64>, deliver: Deliver) {
+async fn read_loop(stream: TcpStream, net: PeerNet) {
     let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
-    let mut hello = [0u8; 12];
+    let mut hello = [0u8; 14];
     if stream.read_exact(&mut hello).await.is_err() {
         return;
     }
     let magic = u32::from_le_bytes(hello[..4].try_into().expect("4 bytes"));
-    let from = u64::from_le_bytes(hello[4..].try_into().expect("8 bytes"));
-    if magic != HANDSHAKE_MAGIC || !known.contains(&from) {
+    let from = u64::from_le_bytes(hello[4..12].try_into().expect("8 bytes"));
+    let mut address = vec![0u8; u16::from_le_bytes([hello[12], hello[13]]) as usize];
+    if stream.read_exact(&mut address).await.is_err() {
+        return;
+    }
+    let address = std::str::from_utf8(&address).ok().and_then(parse_address);
+    let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
+    if magic != HANDSHAKE_MAGIC || !acceptable || from == net.inner.my_id {
         log::warn!("closing a peer connection: bad handshake (magic {magic:#x}, server id {from})");
         return;
     }
+    if let Some(address) = address.filter(|_| !net.knows(from)) {
+        log::info!("server {from} at {address} connected (not in the configuration yet): dialling it back");
+        net.add_peer(from, address);
+    }
+    let deliver = net.inner.deliver.clone();
     loop {
         let mut head = [0u8; 5];
         if stream.read_exact(&mut head).await.is_err() {
@@ -320,6 +398,15 @@ mod tests {
         let ms = |m| Duration::from_millis(m);
         assert_eq!(waits, [ms(20), ms(40), ms(80), ms(160), ms(200), ms(200)]);
         assert_eq!(redial_wait(1000), REDIAL_INTERVAL_MAX);
+    }
+
+    #[test]
+    fn handshake_addresses_parse_back() {
+        for host in ["zk-1.zk", "127.0.0.1", "fe80::1"] {
+            let address = PeerAddress { host: host.into(), port: 2888 };
+            assert_eq!(parse_address(&address.to_string()), Some(address));
+        }
+        assert_eq!(parse_address("nocolon"), None);
     }
 
     #[test]

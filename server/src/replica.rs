@@ -17,6 +17,13 @@
 //!   ends beside it), restart; the start-up then drops every other snapshot and the whole log
 //!   (a crash before the image is complete leaves the old state intact).
 //!
+//! - Dynamic reconfig ([`adopt_membership`], [`write_dynamic_config`]): a member starts with
+//!   the newer of the configuration its files give (zoo.cfg's `server.N` lines or its
+//!   `dynamicConfigFile`) and the one its recovered tree holds in `/zookeeper/config` (a
+//!   committed reconfig replayed from the log or a snapshot); each committed reconfig is
+//!   written as `<dynamic file or zoo.cfg>.dynamic.<hex version>` (Apache's naming; zoo.cfg
+//!   itself is not edited: the log carries the configuration across restarts).
+//!
 //! Invariants: no client sees a write before a quorum has it durably; a learner applies only
 //! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
 //! client connections.
@@ -27,8 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
+use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::txn::TxnBytes;
-use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
+use ringkeeper_engine::zab::{epoch_of, Member, Membership, PeerConfig, Recovered, ServerId, SharedTxn};
 
 use crate::config::{Config, PeerRole};
 use crate::peer_net::PeerAddress;
@@ -52,6 +60,103 @@ pub struct ReplicaSetup {
     /// links on each connection attempt, see [`crate::peer_net`]).
     pub peers: Vec<(ServerId, PeerAddress)>,
     pub data_dir: PathBuf,
+    /// `reconfigEnabled`: peers not yet in the configuration may connect (a server joining).
+    pub reconfig_enabled: bool,
+    /// Committed configurations are written as `<this>.<hex version>`.
+    pub dynamic_config_base: PathBuf,
+}
+
+/// The members zoo.cfg (or its `dynamicConfigFile`) lists, at the config's version.
+pub fn configured_membership(config: &Config) -> Membership {
+    let members = config
+        .servers
+        .iter()
+        .map(|s| {
+            let member = Member {
+                id: s.id,
+                host: s.host.clone(),
+                peer_port: s.peer_port,
+                election_port: s.election_port,
+                observer: s.role == PeerRole::Observer,
+                client: s
+                    .client_port
+                    .map(|port| (s.client_address.clone().unwrap_or_else(|| "0.0.0.0".into()), port)),
+            };
+            (s.id, member)
+        })
+        .collect();
+    Membership { members, version: config.config_version }
+}
+
+/// Picks the configuration to start with (the tree's if a reconfig made it newer than the
+/// files'), puts it in `/zookeeper/config` and gives the peer its voters, observers and
+/// addresses.
+pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &mut Processor) {
+    let configured = configured_membership(config);
+    let membership = match processor.config_node_membership() {
+        Some(tree) if tree.version > configured.version => {
+            log::info!(
+                "starting with configuration {:x} from the log (the files give {:x})",
+                tree.version,
+                configured.version
+            );
+            tree
+        }
+        _ => configured,
+    };
+    processor.set_config_node(&membership);
+    let my_id = setup.peer_config.my_id;
+    setup.peer_config.voters = membership.voters();
+    setup.peer_config.observers = membership.observers();
+    setup.peers = membership
+        .members
+        .values()
+        .filter(|m| m.id != my_id)
+        .map(|m| (m.id, PeerAddress { host: m.host.clone(), port: m.peer_port }))
+        .collect();
+    if !membership.members.contains_key(&my_id) {
+        log::warn!(
+            "server {my_id} is not a member of configuration {:x}: not taking part",
+            membership.version
+        );
+    }
+}
+
+/// Writes a committed configuration as Apache does (`server.N` lines, the version in the
+/// file name), durably; returns the file written.
+pub fn write_dynamic_config(base: &Path, membership: &Membership) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(format!("{}.{:x}", base.display(), membership.version));
+    let text = membership.render();
+    let lines: String =
+        text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("dynamic")));
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::io::Write::write_all(&mut file, lines.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
+/// The name dynamic config files are derived from: the `dynamicConfigFile` without its
+/// version suffix, else `<zoo.cfg>.dynamic` (as Apache names the file it makes from a static
+/// config).
+fn dynamic_config_base(config: &Config) -> PathBuf {
+    match (&config.dynamic_config_file, &config.config_file) {
+        (Some(file), _) => {
+            let name = file.display().to_string();
+            match name.rsplit_once('.') {
+                Some((stem, hex)) if i64::from_str_radix(hex, 16).is_ok() && stem.ends_with(".dynamic") => {
+                    PathBuf::from(stem)
+                }
+                _ => file.clone(),
+            }
+        }
+        (None, Some(cfg)) => PathBuf::from(format!("{}.dynamic", cfg.display())),
+        (None, None) => config.data_dir.join("zoo.cfg.dynamic"),
+    }
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -258,7 +363,15 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         history,
         epoch_ends,
     };
-    Ok(Some(ReplicaSetup { peer_config, recovered, listen, peers, data_dir: config.data_dir.clone() }))
+    Ok(Some(ReplicaSetup {
+        peer_config,
+        recovered,
+        listen,
+        peers,
+        data_dir: config.data_dir.clone(),
+        reconfig_enabled: config.reconfig_enabled,
+        dynamic_config_base: dynamic_config_base(config),
+    }))
 }
 
 /// The session-password secret every member of an ensemble shares (a session created
@@ -270,7 +383,10 @@ pub fn shared_session_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
             .with_context(|| format!("ringkeeper.session.secretFile: cannot read {}", path.display()))?,
         None => Vec::new(),
     };
-    let ids: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
+    // With reconfig the members change (a joining server lists more than the others): the
+    // secret must not depend on them.
+    let ids: Vec<u64> =
+        if config.reconfig_enabled { Vec::new() } else { config.servers.iter().map(|s| s.id).collect() };
     Ok(ringkeeper_engine::session::ensemble_secret(&ids, &shared))
 }
 

@@ -67,6 +67,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         server_id: 0,
         container_check_interval_ms: config.container_check_interval_ms as i64,
         read_only_mode_enabled: config.read_only_mode_enabled,
+        reconfig_enabled: config.reconfig_enabled,
         auth_providers: ringkeeper_engine::acl::Providers {
             x509: config.auth_providers.iter().any(|p| p == crate::config::X509_AUTH_PROVIDER),
         },
@@ -189,7 +190,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     crate::apache_migration::refuse_apache_only(&config.data_dir, config.log_dir())
         .map_err(|e| anyhow!("refusing to start: {e}"))?;
     // An ensemble member first carries out a pending TRUNC, then learns its peers.
-    let replica = crate::replica::prepare(&config)?;
+    let mut replica = crate::replica::prepare(&config)?;
     let secret = match &replica {
         Some(_) => crate::replica::shared_session_secret(&config)?,
         None => session_secret(&config.data_dir)?,
@@ -207,6 +208,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let recovered = crate::recovery::recover(&config.data_dir, &log_settings.dir, &mut processor, now)
         .map_err(|e| anyhow!("refusing to start: the snapshot or transaction log cannot be trusted: {e}"))?;
     crate::apache_migration::adopt_apache_sessions(&config.data_dir, &mut processor.sessions)?;
+    if let Some(setup) = &mut replica {
+        crate::replica::adopt_membership(&config, setup, &mut processor);
+    }
     log::info!(
         "recovered from {} and {} txns in {} log segment(s) in {} in {:?}; last zxid {:#x}, {} znodes",
         recovered.snapshot.as_ref().map_or("no snapshot".to_string(), |p| p.display().to_string()),

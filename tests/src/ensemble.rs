@@ -66,19 +66,27 @@ impl Ensemble {
     /// Starts `voters` participants and `observers` observers; `extra` lines go to every
     /// zoo.cfg. Returns once every member serves.
     pub fn start(voters: usize, observers: usize, extra: &str) -> Ensemble {
-        Self::start_inner(Target::from_env(), voters, observers, extra, false, None)
+        Self::start_inner(Target::from_env(), voters, observers, extra, false, None, 0)
+    }
+
+    /// Like [`Ensemble::start`] with `voters` participants, plus `spares` members that are
+    /// set up but neither started nor listed in the others' zoo.cfg: each spare's zoo.cfg lists
+    /// the voters and itself (as a server joining by dynamic reconfig is configured). Start
+    /// one with [`Ensemble::start_member`]; its `server.N` line is [`Ensemble::server_line`].
+    pub fn start_with_spares(voters: usize, spares: usize, extra: &str) -> Ensemble {
+        Self::start_inner(Target::from_env(), voters, 0, extra, false, None, spares)
     }
 
     /// Like [`Ensemble::start`] with `data_dirs.len()` voters whose dataDirs are `data_dirs`
     /// (e.g. on [`crate::lazyfs::LazyFs`] mounts; `myid` is written there durably).
     pub fn start_with_data_dirs(data_dirs: &[PathBuf], extra: &str) -> Ensemble {
-        Self::start_inner(Target::from_env(), data_dirs.len(), 0, extra, false, Some(data_dirs))
+        Self::start_inner(Target::from_env(), data_dirs.len(), 0, extra, false, Some(data_dirs), 0)
     }
 
     /// Like [`Ensemble::start_with_data_dirs`] with `target` whatever `RINGKEEPER_TEST_TARGET`
     /// says (tests that move data between Apache and ringkeeper ensembles).
     pub fn start_as_with_data_dirs(target: Target, data_dirs: &[PathBuf], extra: &str) -> Ensemble {
-        Self::start_inner(target, data_dirs.len(), 0, extra, false, Some(data_dirs))
+        Self::start_inner(target, data_dirs.len(), 0, extra, false, Some(data_dirs), 0)
     }
 
     /// Like [`Ensemble::start`], but every member reaches every other member's peer and
@@ -87,7 +95,7 @@ impl Ensemble {
     /// and [`Ensemble::cut`] can partition it. Works for Apache too: its election initial
     /// message is rewritten to name the proxy leading back (see [`crate::proxy`]).
     pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
-        Self::start_inner(Target::from_env(), voters, 0, extra, true, None)
+        Self::start_inner(Target::from_env(), voters, 0, extra, true, None, 0)
     }
 
     fn start_inner(
@@ -97,9 +105,11 @@ impl Ensemble {
         extra: &str,
         proxied: bool,
         data_dirs: Option<&[PathBuf]>,
+        spares: usize,
     ) -> Ensemble {
         let root = tempfile::tempdir().unwrap();
-        let total = voters + observers;
+        let started = voters + observers;
+        let total = started + spares;
         let ports: Vec<(u16, u16, u16)> =
             (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
         let mut links: Vec<Vec<Option<Link>>> = (0..total)
@@ -126,7 +136,10 @@ impl Ensemble {
         let servers_seen_by = |me: usize| {
             let mut servers = String::new();
             for (j, (client, peer, election)) in ports.iter().enumerate() {
-                let role = if j >= voters { ":observer" } else { "" };
+                if j >= started && j != me {
+                    continue;
+                }
+                let role = if (voters..started).contains(&j) { ":observer" } else { "" };
                 let (peer, election) =
                     links[me][j].as_ref().map_or((*peer, *election), |l| (l.peer.port, l.election.port));
                 servers.push_str(&format!(
@@ -144,7 +157,7 @@ impl Ensemble {
             let data_dir = data_dirs.map_or_else(|| dir.join("data"), |dirs| dirs[i].clone());
             std::fs::create_dir_all(&dir).unwrap();
             write_durably(&data_dir, "myid", format!("{id}\n").as_bytes());
-            let observer = if i >= voters { "peerType=observer\n" } else { "" };
+            let observer = if (voters..started).contains(&i) { "peerType=observer\n" } else { "" };
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n\
                  admin.enableServer=false\n4lw.commands.whitelist=*\n{FAST_FAILOVER}{observer}{servers}{extra}\n",
@@ -154,13 +167,42 @@ impl Ensemble {
             members.push(Member { id, client_port: client, peer_port, dir, child: None });
         }
         let mut ensemble = Ensemble { target, members, links, root: Some(root) };
-        for i in 0..total {
+        for i in 0..started {
             ensemble.launch(i);
         }
-        for i in 0..total {
+        for i in 0..started {
             ensemble.wait_serving(i, Duration::from_secs(60));
         }
         ensemble
+    }
+
+    /// Starts member `i` (a spare of [`Ensemble::start_with_spares`]) and waits until it serves.
+    pub fn start_member(&mut self, i: usize) {
+        self.launch(i);
+        self.wait_serving(i, Duration::from_secs(60));
+    }
+
+    /// Member `i`'s `server.N=127.0.0.1:peer:election:participant;127.0.0.1:client` line.
+    pub fn server_line(&self, i: usize) -> String {
+        let m = &self.members[i];
+        let config = std::fs::read_to_string(m.dir.join("zoo.cfg")).unwrap_or_default();
+        let prefix = format!("server.{}=", m.id);
+        let value = config
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in member {i}'s zoo.cfg"));
+        let (server, client) = value.split_once(';').expect("the harness writes a client port");
+        let server = server.trim_end_matches(":observer").trim_end_matches(":participant");
+        format!("{prefix}{server}:participant;{client}")
+    }
+
+    /// Client connect string naming members `indexes`.
+    pub fn connect_string_of(&self, indexes: &[usize]) -> String {
+        indexes
+            .iter()
+            .map(|&i| format!("127.0.0.1:{}", self.members[i].client_port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn launch(&mut self, i: usize) {

@@ -864,6 +864,11 @@ impl World {
                 Effect::ReadOnly(on) => self.note(format!("{id}: read-only {on}")),
                 // Commits are checked from the servers' state after the step (`record_commits`).
                 Effect::Committed { .. } => {}
+                Effect::ConfigChanged(membership) => self.note(format!(
+                    "{id}: configuration {:x} {:?}",
+                    membership.version,
+                    membership.voters()
+                )),
             }
         }
         if self.server(id).alive {

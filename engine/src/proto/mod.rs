@@ -246,6 +246,21 @@ impl JuteField for String {
     }
 }
 
+/// A `ustring` that may be null (length -1), where null means "not given" (a reconfig's
+/// joining, leaving and newMembers lists).
+impl JuteField for Option<String> {
+    fn read_field(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
+        let offset = r.offset;
+        match r.read_nullable_buffer()? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| DecodeError::BadUtf8 { offset }),
+        }
+    }
+    fn write_field(&self, w: &mut JuteWriter<'_>) {
+        w.write_nullable_buffer(self.as_deref().map(str::as_bytes))
+    }
+}
+
 impl JuteField for Vec<u8> {
     fn read_field(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         r.read_buffer()

@@ -116,6 +116,18 @@ jute_record!(
 );
 
 jute_record!(
+    /// `ReconfigRequest`: incremental (joining `server.N=...` and leaving ids, comma
+    /// separated) or bulk (`newMembers`) membership change, from config `cur_config_id` (-1:
+    /// any). Null lists are not given.
+    ReconfigRequest {
+        joining_servers: Option<String>,
+        leaving_servers: Option<String>,
+        new_members: Option<String>,
+        cur_config_id: i64,
+    }
+);
+
+jute_record!(
     /// `SetDataRequest`: new data and expected version (-1 = any).
     SetDataRequest { path: String, data: Option<Vec<u8>>, version: i32 }
 );

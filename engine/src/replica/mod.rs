@@ -46,9 +46,12 @@ use std::sync::Arc;
 use crate::conn::{ClientConn, ConnId};
 use crate::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
 use crate::request::replica::is_forwarded;
+use crate::request::EnsembleView;
 use crate::request::{Output, Processor};
 use crate::txn;
-use crate::zab::{make_zxid, Action, Event, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn};
+use crate::zab::{
+    make_zxid, Action, Event, Membership, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn,
+};
 use gate::{HoldGate, Limits};
 use learner::{LearnerQueues, Queued};
 
@@ -120,6 +123,9 @@ pub enum Effect {
     RoleChanged(RoleView),
     /// Read-only serving started (true) or ended (false).
     ReadOnly(bool),
+    /// A reconfig committed: the ensemble's members from now on (reach new members, write
+    /// the dynamic config file). This server may no longer be one of them.
+    ConfigChanged(Membership),
     /// Everything up to `zxid` is committed (standalone: durable); outputs held for it are
     /// released in this step. Nothing to carry out: the server times it ([`Input`]s carry no
     /// clock of their own, so the moment of a commit is only known outside).
@@ -158,6 +164,7 @@ impl Node {
     fn with_peer(mut processor: Processor, peer: Option<Peer>, durable_zxid: i64, limits: Limits) -> Node {
         if peer.is_some() {
             processor.set_zxid_limit(NO_ZXIDS);
+            processor.set_ensemble_view(Some(EnsembleView::default()));
         }
         Node {
             processor,
@@ -219,6 +226,7 @@ impl Node {
                 if self.learner_of().is_some() {
                     self.learner_request(conn, frame, out);
                 } else {
+                    self.refresh_ensemble_view(&frame);
                     let outputs = self.run_request(ConnId::Client(conn), &frame);
                     self.route(outputs, out);
                 }
@@ -300,6 +308,18 @@ impl Node {
 
     fn leading(&self) -> bool {
         self.role.state == ServerState::Leading && self.role.serving
+    }
+
+    /// Before a reconfig request runs on the leader: tells the processor which members are
+    /// synced and whether a reconfig is in flight (it checks the new configuration's quorum).
+    fn refresh_ensemble_view(&mut self, frame: &[u8]) {
+        let op = frame.get(4..8).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")));
+        let Some(peer) = &self.peer else { return };
+        if op != Some(OpCode::Reconfig as i32) {
+            return;
+        }
+        let view = EnsembleView { synced: peer.synced_members(), reconfig_pending: peer.reconfig_pending() };
+        self.processor.set_ensemble_view(Some(view));
     }
 
     /// Runs a request frame; a frame whose header does not decode closes the connection.
@@ -439,6 +459,10 @@ impl Node {
                     out.push(Effect::RoleChanged(view));
                     self.role_changed(view, out);
                 }
+                Action::ConfigChanged(membership) => {
+                    log::info!("configuration {:x} active: {}", membership.version, membership.render());
+                    out.push(Effect::ConfigChanged(membership));
+                }
             }
         }
     }
@@ -515,6 +539,7 @@ impl Node {
                 let conn = ConnId::StandIn { learner: from, client: token };
                 let ids = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
                 self.processor.attach(conn, session_id, ids, &client_ip, now);
+                self.refresh_ensemble_view(&frame);
                 self.processor
                     .request(conn, &frame, now)
                     .unwrap_or_else(|_| vec![Output::Close { conn, zxid: 0 }])

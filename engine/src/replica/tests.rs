@@ -122,9 +122,18 @@ impl Cluster {
                 Node::ensemble(processor(id), peer, 0, Limits::default())
             })
             .collect();
+        let c = Cluster::started(nodes);
+        assert!(c.nodes[(LEADER - 1) as usize].role().state == ServerState::Leading);
+        assert!(c.nodes[(FOLLOWER - 1) as usize].role().leader == Some(LEADER));
+        c
+    }
+
+    /// Nodes 1..=n started and ticked until every one serves.
+    fn started(nodes: Vec<Node>) -> Cluster {
+        let ids: Vec<ServerId> = (1..=nodes.len() as ServerId).collect();
         let mut c = Cluster { nodes, now: NOW };
         let mut started = Vec::new();
-        for &id in &voters {
+        for &id in &ids {
             let mut out = Vec::new();
             c.node(id).start(NOW, &mut out);
             started.push((id, out));
@@ -138,13 +147,12 @@ impl Cluster {
                 break;
             }
             c.now += 5;
-            for &id in &voters {
+            for &id in &ids {
                 let fx = c.step(id, Input::PeerTick);
                 c.settle(id, fx);
             }
         }
-        assert!(c.node(LEADER).role().serving && c.node(LEADER).role().state == ServerState::Leading);
-        assert!(c.node(FOLLOWER).role().serving && c.node(FOLLOWER).role().leader == Some(LEADER));
+        assert!(c.nodes.iter().all(|n| n.role().serving), "every node serves");
         c
     }
 
@@ -589,4 +597,96 @@ fn an_idle_read_only_session_expires_without_a_txn() {
     assert_eq!(deliveries(&out), vec![(0, Delivery::Close { conn: C1 })]);
     assert!(!out.iter().any(|e| matches!(e, Effect::Append { .. })), "no CloseSession txn");
     assert!(node.processor().sessions.get(resp.session_id).is_none());
+}
+
+/// `server.N` lines for `ids` on 127.0.0.1 (ports derived from the id).
+fn membership(ids: &[ServerId]) -> Membership {
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| format!("server.{id}=127.0.0.1:{}:{};127.0.0.1:{}", 2000 + id, 3000 + id, 4000 + id))
+        .collect();
+    Membership::parse(&lines.join("\n")).expect("valid lines")
+}
+
+fn reconfig_request(xid: i32, joining: Option<&str>, leaving: Option<&str>, from: i64) -> Vec<u8> {
+    let body = crate::proto::ReconfigRequest {
+        joining_servers: joining.map(String::from),
+        leaving_servers: leaving.map(String::from),
+        new_members: None,
+        cur_config_id: from,
+    };
+    request(xid, OpCode::Reconfig, Some(&body))
+}
+
+/// The reply to the one request run: header and, if it succeeded, the configuration text.
+fn reconfig_reply(reached: &[(ServerId, u32, Delivery)]) -> (ReplyHeader, Option<String>) {
+    let [(_, _, Delivery::Send { frame, .. })] = reached else { panic!("one reply expected: {reached:?}") };
+    let h = header(frame);
+    let text = (h.err == 0).then(|| String::from_utf8(get_data_reply(frame)).expect("text"));
+    (h, text)
+}
+
+/// Voters 1 and 2 configured as such (2 leads), and server 3 started with the 3-member
+/// configuration (joining: the others hold it as a non-voting learner); reconfig on, the
+/// super user `super:test`.
+fn joining_cluster() -> Cluster {
+    let nodes = (1..=3)
+        .map(|id| {
+            let members = if id == 3 { membership(&[1, 2, 3]) } else { membership(&[1, 2]) };
+            let cfg = ProcessorConfig {
+                server_id: id as i64,
+                reconfig_enabled: true,
+                super_digest: Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into()),
+                ..Default::default()
+            };
+            let mut processor = Processor::new(cfg, NOW, b"7");
+            processor.set_config_node(&members);
+            let peer = Peer::new(PeerConfig::new(id, members.voters(), vec![]), Recovered::default(), NOW);
+            Node::ensemble(processor, peer, 0, Limits::default())
+        })
+        .collect();
+    let c = Cluster::started(nodes);
+    assert_eq!(c.nodes[2].role().leader, Some(LEADER), "the joining server follows the leader");
+    c
+}
+
+#[test]
+fn reconfig_adds_a_joining_server_then_removes_a_member_which_stops_serving() {
+    let mut c = joining_cluster();
+    c.session(LEADER, C2);
+    let joining = "server.3=127.0.0.1:2003:3003:participant;127.0.0.1:4003";
+
+    // Refused: without the super user (the node's ACL is read-only), from another version.
+    let (h, _) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(1, Some(joining), None, -1)));
+    assert_eq!(h.err, crate::proto::ErrorCode::NoAuth.code());
+    let auth = crate::proto::AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Some(b"super:test".to_vec()),
+    };
+    c.run(LEADER, C2, request(-4, OpCode::Auth, Some(&auth)));
+    let (h, _) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(2, Some(joining), None, 7)));
+    assert_eq!(h.err, crate::proto::ErrorCode::BadVersion.code());
+
+    // Added: every node (the joiner included) now counts voters 1, 2 and 3.
+    let (h, text) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(3, Some(joining), None, 0)));
+    let added = Membership::parse(&text.expect("the new configuration")).unwrap();
+    assert_eq!((added.voters(), added.version), (vec![1, 2, 3], h.zxid));
+    for id in 1..=3 {
+        assert_eq!(c.node(id).peer().unwrap().config().voters, vec![1, 2, 3], "server {id}");
+        assert_eq!(c.node(id).processor().config_node_membership().as_ref(), Some(&added), "server {id}");
+    }
+
+    // Removed: server 1 follows on without a vote (as Apache's non-voting follower); the
+    // leader keeps its quorum with servers 2 and 3 when server 1 goes away.
+    let (_, text) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(4, None, Some("1"), added.version)));
+    assert_eq!(Membership::parse(&text.unwrap()).unwrap().voters(), vec![2, 3]);
+    assert!((1..=3).all(|id| c.node(id).role().serving));
+    assert_eq!(c.node(1).role().state, ServerState::Following);
+    assert_eq!(c.node(1).peer().unwrap().config().voters, vec![2, 3]);
+    let fx = c.step(LEADER, Input::LinkDown { peer: 1 });
+    assert!(!fx.iter().any(|e| matches!(e, Effect::RoleChanged(_))), "{fx:?}");
+    let reached = c.run(LEADER, C2, create(5, "/after"));
+    assert_eq!(header(&sent(C2, &(reached[0].1, reached[0].2.clone()))).err, 0, "{reached:?}");
+    assert!(c.node(3).processor().tree.contains("/after"));
 }

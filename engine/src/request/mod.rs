@@ -10,6 +10,7 @@
 //! carries the zxid it depends on so the server can hold it until that zxid is durable.
 
 pub mod prep;
+pub mod reconfig;
 pub mod replica;
 pub mod reply;
 
@@ -22,6 +23,7 @@ use crate::tree::{self, owner_kind, DataTree, OwnerKind, TreeChange};
 use crate::txn::{self, ArchivedTxn, ArchivedTxnBody, Txn, TxnBody, TxnBytes, TxnOp};
 use crate::watch::{WatchManager, WatcherId};
 use prep::{PendingView, Requester, WriteOp};
+pub use reconfig::EnsembleView;
 
 pub use crate::conn::ConnId;
 
@@ -54,6 +56,8 @@ pub struct ProcessorConfig {
     pub read_only_mode_enabled: bool,
     /// Authentication providers on beyond `ip` and `digest` (`authProvider.N`).
     pub auth_providers: acl::Providers,
+    /// `reconfigEnabled`: the reconfig request is served (else ReconfigDisabled).
+    pub reconfig_enabled: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -69,6 +73,7 @@ impl Default for ProcessorConfig {
             container_check_interval_ms: 60_000,
             read_only_mode_enabled: false,
             auth_providers: acl::Providers::default(),
+            reconfig_enabled: false,
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct Processor {
     read_only: bool,
     /// Sessions made while read-only: local to this server, never in the log.
     local_sessions: Vec<i64>,
+    /// The ensemble as a reconfig needs it ([`Processor::set_ensemble_view`]); `None`
+    /// standalone.
+    ensemble: Option<EnsembleView>,
 }
 
 /// A decoded client request.
@@ -177,6 +185,7 @@ impl Processor {
             zxid_limit: i64::MAX,
             read_only: false,
             local_sessions: Vec::new(),
+            ensemble: None,
         }
     }
 
@@ -594,14 +603,7 @@ impl Processor {
                 let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
                 self.refuse(&mut out, conn, header.xid, zxid, ErrorCode::Ok);
             }
-            OpCode::Reconfig => {
-                let zxid = self.next_zxid();
-                let code = ErrorCode::ReconfigDisabled;
-                let body = TxnBody::Op(TxnOp::Error { code: code.code() });
-                let txn = Txn { session_id, cxid: header.xid, zxid, time_ms: now_ms, body };
-                self.commit(&txn, now_ms, &mut out);
-                self.answer(&mut out, conn, header.xid, code);
-            }
+            OpCode::Reconfig => self.reconfig(conn, session_id, header.xid, &mut r, now_ms, &mut out),
             _ => {
                 let answered = match decode_request(op, &mut r) {
                     Ok(Request::Write { ops, is_multi }) => {

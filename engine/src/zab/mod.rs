@@ -10,15 +10,18 @@
 //! - [`msg`]: the peer messages and their byte encoding.
 //! - [`peer`]: one server's replica of the protocol ([`Peer`]).
 //! - [`relay`]: client requests a learner forwards to its leader, and the answers.
+//! - [`membership`]: the ensemble's members as dynamic reconfiguration changes them.
 //!
 //! Zxids are `epoch << 32 | counter`. Within one epoch only its leader proposes, so two logs
 //! holding the same zxid hold the same txn there, and every server's txns of an epoch are a
 //! prefix of that leader's sequence: the synchronisation plan ([`peer`]) relies on it.
 
+pub mod membership;
 pub mod msg;
 pub mod peer;
 pub mod relay;
 
+pub use membership::{Member, Membership};
 pub use msg::{Msg, ServerState, Vote};
 pub use peer::{Action, Event, LearnerCounts, Peer, PeerConfig, Recovered, RoleView};
 pub use relay::Relay;

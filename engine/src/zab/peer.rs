@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use super::membership::{reconfig_in_txn, Membership};
 use super::msg::{Msg, ServerState, Vote};
 use super::{counter_of, epoch_of, make_zxid, quorum_size, ServerId, SharedTxn};
 
@@ -178,6 +179,10 @@ pub enum Action {
     },
     /// The role changed.
     Role(RoleView),
+    /// A reconfig committed: this is the ensemble's membership from now on (the server
+    /// reaches new members, writes the dynamic config file). A server no longer listed
+    /// keeps following as a non-voting follower, as Apache's does, until it is shut down.
+    ConfigChanged(Membership),
 }
 
 struct Election {
@@ -284,6 +289,10 @@ pub struct Peer {
     epoch_ends: BTreeMap<u32, i64>,
     /// Last time each peer was heard from (absent: link reported down).
     heard: BTreeMap<ServerId, i64>,
+    /// A reconfig logged but not yet committed: its zxid and the membership it makes. Until
+    /// it commits the old voters decide; a leader commits it only with a quorum of the old
+    /// AND of the new voters (Apache's two ack sets).
+    pending_config: Option<(i64, Membership)>,
 }
 
 impl Peer {
@@ -324,6 +333,7 @@ impl Peer {
             pending: VecDeque::new(),
             epoch_ends,
             heard,
+            pending_config: None,
         }
     }
 
@@ -351,10 +361,12 @@ impl Peer {
                 serving: l.established,
             },
             Phase::Following(f) => RoleView {
-                state: if self.cfg.is_voter(self.cfg.my_id) {
-                    ServerState::Following
-                } else {
+                // A server a reconfig removed follows without a vote (Apache's non-voting
+                // follower): a follower still, not an observer.
+                state: if self.cfg.observers.contains(&self.cfg.my_id) {
                     ServerState::Observing
+                } else {
+                    ServerState::Following
                 },
                 leader: Some(f.leader),
                 epoch: f.epoch,
@@ -435,6 +447,24 @@ impl Peer {
     /// The history held in memory, in zxid order.
     pub fn history(&self) -> impl Iterator<Item = &(i64, SharedTxn)> {
         self.history.iter()
+    }
+
+    /// A reconfig is logged and not committed yet (Apache answers a second one
+    /// ReconfigInProgress).
+    pub fn reconfig_pending(&self) -> bool {
+        self.pending_config.is_some()
+    }
+
+    /// Leader only: the members synced with it right now, itself included (Apache's
+    /// `Leader.isQuorumSynced` counts these); empty on a server not leading an established
+    /// epoch.
+    pub fn synced_members(&self) -> Vec<ServerId> {
+        let Phase::Leading(l) = &self.phase else { return Vec::new() };
+        if !l.established {
+            return Vec::new();
+        }
+        let synced = l.learners.iter().filter(|(_, k)| k.stage == LearnerStage::Synced).map(|(id, _)| *id);
+        std::iter::once(self.cfg.my_id).chain(synced).collect()
     }
 
     /// Handles one event at time `now`, appending the actions to carry out to `out`.
@@ -937,6 +967,7 @@ impl Peer {
         out.push(Action::Committed { zxid: self.committed });
         self.applied = self.applied.max(self.committed);
         out.push(Action::Role(self.role()));
+        self.activate_committed_config(out);
     }
 
     fn on_ack(&mut self, from: ServerId, epoch: u32, zxid: i64, out: &mut Vec<Action>) {
@@ -973,10 +1004,17 @@ impl Peer {
             return;
         }
         points.sort_unstable_by(|a, b| b.cmp(a));
-        let point = points[quorum - 1];
+        let mut point = points[quorum - 1];
+        if let Some((reconfig_zxid, next)) = &self.pending_config {
+            if point >= *reconfig_zxid && self.durable_point_of(&next.voters()) < *reconfig_zxid {
+                // The new voters do not hold the reconfig yet: commit up to just before it.
+                point = reconfig_zxid - 1;
+            }
+        }
         if point <= self.committed {
             return;
         }
+        let Phase::Leading(l) = &self.phase else { return };
         let epoch = l.epoch;
         for (&to, _) in l.learners.iter().filter(|(_, k)| k.stage != LearnerStage::Info) {
             out.push(Action::Send { to, msg: Msg::Commit { epoch, zxid: point } });
@@ -984,6 +1022,64 @@ impl Peer {
         self.committed = point;
         self.applied = point;
         out.push(Action::Committed { zxid: point });
+        if self.activate_committed_config(out) {
+            // Later proposals count under the new voters now.
+            self.advance_commit(out);
+        }
+    }
+
+    /// Leader: the highest zxid a quorum of `voters` holds durably (the leader's own durable
+    /// log if it is one of them, synced learners' acks); `i64::MIN` without such a quorum.
+    fn durable_point_of(&self, voters: &[ServerId]) -> i64 {
+        let Phase::Leading(l) = &self.phase else { return i64::MIN };
+        let mut points: Vec<i64> = voters
+            .iter()
+            .filter_map(|&id| {
+                if id == self.cfg.my_id {
+                    Some(self.durable.min(self.last_logged))
+                } else {
+                    l.learners.get(&id).filter(|k| k.stage == LearnerStage::Synced).map(|k| k.acked)
+                }
+            })
+            .collect();
+        let quorum = quorum_size(voters.len());
+        if voters.is_empty() || points.len() < quorum {
+            return i64::MIN;
+        }
+        points.sort_unstable_by(|a, b| b.cmp(a));
+        points[quorum - 1]
+    }
+
+    /// Once the pending reconfig is committed, its membership becomes the configuration:
+    /// the voters and observers change and a leader re-labels its learners. A learner no
+    /// longer listed stays connected as a non-voting follower (as Apache's: it serves until
+    /// shut down, and its acks no longer count); a leader that no longer votes steps down
+    /// (the remaining voters elect a new one). True if the configuration changed.
+    fn activate_committed_config(&mut self, out: &mut Vec<Action>) -> bool {
+        if !self.pending_config.as_ref().is_some_and(|(zxid, _)| *zxid <= self.committed) {
+            return false;
+        }
+        let (_, next) = self.pending_config.take().expect("checked");
+        self.cfg.voters = next.voters();
+        self.cfg.observers = next.observers();
+        let now = self.now;
+        for id in next.members.keys() {
+            self.heard.entry(*id).or_insert(now);
+        }
+        out.push(Action::ConfigChanged(next));
+        let my_id = self.cfg.my_id;
+        let cfg = &self.cfg;
+        if let Phase::Leading(l) = &mut self.phase {
+            for (id, link) in l.learners.iter_mut() {
+                link.observer = !cfg.is_voter(*id);
+            }
+        }
+        match self.phase {
+            Phase::Leading(_) if !self.cfg.is_voter(my_id) => self.look(out),
+            Phase::Leading(_) => self.check_leader_quorum(out),
+            _ => {}
+        }
+        true
     }
 
     fn proposed(&mut self, zxid: i64, txn: SharedTxn, out: &mut Vec<Action>) {
@@ -1009,6 +1105,12 @@ impl Peer {
 
     /// Adds a logged txn to the history and the epoch ends.
     fn record(&mut self, zxid: i64, txn: SharedTxn) {
+        if let Some(text) = reconfig_in_txn(&txn) {
+            match std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(Membership::parse) {
+                Ok(next) => self.pending_config = Some((zxid, next)),
+                Err(e) => log::error!("reconfig txn {zxid:#x} holds no configuration: {e}"),
+            }
+        }
         self.last_logged = zxid;
         self.epoch_ends.insert(epoch_of(zxid), zxid);
         self.history.push_back((zxid, txn));
@@ -1102,6 +1204,7 @@ impl Peer {
             Msg::Trunc { .. } | Msg::Snapshot { .. } if !syncing => {}
             Msg::Trunc { zxid, .. } => self.truncate(zxid, out),
             Msg::Snapshot { zxid, epoch_ends, image, .. } => {
+                self.pending_config = None;
                 self.history.clear();
                 self.pending.clear();
                 self.history_base = zxid;
@@ -1169,6 +1272,9 @@ impl Peer {
     }
 
     fn truncate(&mut self, zxid: i64, out: &mut Vec<Action>) {
+        if self.pending_config.as_ref().is_some_and(|(z, _)| *z > zxid) {
+            self.pending_config = None;
+        }
         while self.history.back().is_some_and(|(z, _)| *z > zxid) {
             self.history.pop_back();
         }
@@ -1206,6 +1312,7 @@ impl Peer {
         if applied_any {
             out.push(Action::Committed { zxid: self.applied });
         }
+        self.activate_committed_config(out);
     }
 }
 
