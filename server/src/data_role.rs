@@ -34,6 +34,7 @@ use crate::log_role::LogRecord;
 use crate::messages::{ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerInput, PeerNet};
 use crate::replica::{self, ReplicaSetup};
+use crate::role_stats::{self, Role};
 use crate::snapshotter::Snapshotter;
 use crate::status::StatusSource;
 
@@ -112,12 +113,14 @@ impl DataRole {
         for effect in effects {
             match effect {
                 Effect::Deliver { core, batch } => {
+                    role_stats::arrived(Role::Network, batch.len() as u64);
                     let batch = batch.into_iter().map(ToNet::from).collect();
                     // Unbounded locally, but bounded by `held_max` through `wait_for_room`.
                     let _ = self.to_cores[core as usize].try_send(batch);
                 }
                 Effect::Append { zxid, txn } => {
                     self.snapshots.borrow_mut().txn_logged();
+                    role_stats::arrived(Role::Log, 1);
                     // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
                     let _ = self.to_log.try_send(LogRecord { zxid, bytes: txn });
                 }
@@ -230,6 +233,7 @@ impl DataRole {
     }
 
     fn handle(&self, message: ToData) {
+        role_stats::taken(Role::Data, 1);
         let input = match message {
             ToData::Connect { conn, client_ip, remote, authenticated, request } => {
                 Input::Connect { conn, client_ip, remote, authenticated, request }

@@ -12,7 +12,9 @@
 //! summaries). Ours:
 //! `request_latency_ms` (a histogram of what `avg_latency` averages) and
 //! `ringkeeper_log_batch_records` (records per group commit), `ringkeeper_hop_us{hop=...}`
-//! (per-hop latency of sampled writes, µs: [`crate::hops`]).
+//! (per-hop latency of sampled writes, µs: [`crate::hops`]), and per role (network, data,
+//! log) `ringkeeper_role_queue_depth`, `ringkeeper_role_busy_seconds_total` and
+//! `ringkeeper_role_items_total` ([`crate::role_stats`]).
 //!
 //! A plain thread of its own serves HTTP ([`crate::http`]); each scrape reads the
 //! numbers the roles publish ([`PublishedStatus`], [`RequestStats`], [`LogStats`]) into a
@@ -92,6 +94,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     registry.register(Box::new(sources.snapshot_time_ms.clone()))?;
     registry.register(Box::new(sources.election_time_ms.clone()))?;
     registry.register(Box::new(crate::hops::recorder().metric()))?;
+    crate::role_stats::register(&registry)?;
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
     Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))

@@ -45,6 +45,8 @@ pub struct StatusSource {
     publishing: bool,
     /// AdminServer questions, answered at the next tick.
     admin_queries: AdminQueries,
+    /// Histograms `mntr` summarises as `zk_ringkeeper_<name>_count` and `_sum`.
+    monitor_histograms: Vec<(&'static str, Histogram)>,
 }
 
 /// A question from the AdminServer thread: everything the four-letter word `word` prints.
@@ -85,6 +87,18 @@ pub fn leader_monitor_lines(learners: &LearnerCounts) -> Vec<(&'static str, u64)
         ("synced_non_voting_followers", 0),
         ("synced_observers", learners.synced_observers as u64),
         ("pending_syncs", 0),
+    ]
+}
+
+/// `mntr` lines of a histogram: `ringkeeper_<name>_count` and `ringkeeper_<name>_sum`.
+pub fn histogram_monitor_lines(name: &str, histogram: &Histogram) -> [(String, String); 2] {
+    let sum = histogram.get_sample_sum();
+    [
+        (format!("ringkeeper_{name}_count"), histogram.get_sample_count().to_string()),
+        (
+            format!("ringkeeper_{name}_sum"),
+            if sum.fract() == 0.0 { format!("{sum}") } else { format!("{sum:.3}") },
+        ),
     ]
 }
 
@@ -131,7 +145,14 @@ impl StatusSource {
             published: Arc::default(),
             publishing: config.metrics_endpoint.is_some(),
             admin_queries: Arc::default(),
+            monitor_histograms: Vec::new(),
         }
+    }
+
+    /// Histograms other roles keep (group-commit sizes, snapshot times) that `mntr` shows as
+    /// `zk_ringkeeper_<name>_count` and `zk_ringkeeper_<name>_sum`.
+    pub fn monitor_histograms(&mut self, histograms: Vec<(&'static str, Histogram)>) {
+        self.monitor_histograms = histograms;
     }
 
     /// Where the AdminServer leaves its questions.
@@ -297,6 +318,10 @@ impl StatusSource {
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.to_string()))
                     .collect();
+            }
+            s.extra_monitor.extend(crate::role_stats::monitor_lines());
+            for (name, histogram) in &self.monitor_histograms {
+                s.extra_monitor.extend(histogram_monitor_lines(name, histogram));
             }
             s.extra_monitor.extend(crate::hops::recorder().monitor_lines());
         }

@@ -424,6 +424,97 @@ fn prometheus_endpoint_serves_apache_metric_names() {
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
 
+/// Per-role figures (queue depth, busy time, items) and group-commit sizes, scraped from
+/// `/metrics` and read from `mntr`, under both executor layouts. A slow group commit (1 s
+/// of `batchDelayMicros`) with two queue slots makes the data role stop taking requests while
+/// a pipelined burst waits, so its queue depth is seen above 0, then back at 0.
+#[test]
+fn per_role_queue_depth_busy_time_and_batch_sizes_are_scraped() {
+    for executors in ["one", "per-role"] {
+        let Some((server, port)) = start_with_http_port("per_role_metrics", |port| {
+            format!(
+                "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                 metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n\
+                 ringkeeper.executors={executors}\nringkeeper.queue.depth=2\n\
+                 ringkeeper.log.batchDelayMicros=1000000"
+            )
+        }) else {
+            return;
+        };
+        let scrape = || {
+            let (status, body) = http_get(port, "/metrics");
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            let (samples, types) = parse_exposition(&body);
+            assert_eq!(types.get("ringkeeper_role_queue_depth").map(String::as_str), Some("gauge"));
+            assert_eq!(types.get("ringkeeper_role_busy_seconds_total").map(String::as_str), Some("counter"));
+            samples
+        };
+        let sample = |samples: &BTreeMap<String, f64>, name: &str, role: &str| {
+            samples
+                .get(&format!("{name}{{role=\"{role}\"}}"))
+                .copied()
+                .unwrap_or_else(|| panic!("{name} {role}: {samples:?}"))
+        };
+        let mut session = RawSession::connect(&server, 30_000);
+        let burst = 12;
+        let xids: Vec<i32> =
+            (0..burst).map(|i| session.send(OpCode::Create, &create_request(&format!("/r{i}"), 0))).collect();
+        let mut deepest = 0.0f64;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while deepest < 1.0 && Instant::now() < deadline {
+            deepest = deepest.max(sample(&scrape(), "ringkeeper_role_queue_depth", "data"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(deepest >= 1.0, "{executors}: requests waited for the data role: {deepest}");
+        for xid in xids {
+            assert_eq!(session.reply_to(xid).expect("a reply").header.err, 0);
+        }
+        // Busy time is published once a second per executor.
+        let mut samples = BTreeMap::new();
+        eventually("every role's busy time is published", Duration::from_secs(5), || {
+            samples = scrape();
+            ["network", "data", "log"]
+                .iter()
+                .all(|r| sample(&samples, "ringkeeper_role_busy_seconds_total", r) > 0.0)
+        });
+        for role in ["network", "data", "log"] {
+            assert_eq!(
+                sample(&samples, "ringkeeper_role_queue_depth", role),
+                0.0,
+                "{executors} {role}: {samples:?}"
+            );
+            let items = sample(&samples, "ringkeeper_role_items_total", role);
+            assert!(items >= burst as f64, "{executors} {role} took {items} items: {samples:?}");
+        }
+        let (records, commits) =
+            (samples["ringkeeper_log_batch_records_sum"], samples["ringkeeper_log_batch_records_count"]);
+        assert!(
+            records >= burst as f64 && commits < records,
+            "{executors}: group commits batch: {records} in {commits}"
+        );
+
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        let value = |key: &str| -> f64 {
+            mntr.get(key).unwrap_or_else(|| panic!("{key}: {mntr:?}")).parse().unwrap()
+        };
+        for role in ["network", "data", "log"] {
+            assert_eq!(value(&format!("zk_ringkeeper_{role}_queue_depth")), 0.0);
+            assert!(value(&format!("zk_ringkeeper_{role}_items")) >= burst as f64);
+            assert!(value(&format!("zk_ringkeeper_{role}_busy_ms")) >= 0.0);
+        }
+        assert_eq!(value("zk_ringkeeper_log_batch_records_sum"), records);
+        assert_eq!(value("zk_ringkeeper_log_batch_records_count"), commits);
+        assert_eq!(value("zk_ringkeeper_snapshot_ms_count"), 0.0);
+        assert_eq!(server.four_letter("snap"), "Snapshot requested\n");
+        eventually("the snapshot's time is in mntr", Duration::from_secs(10), || {
+            monitor_values(&server.four_letter("mntr"))
+                .get("zk_ringkeeper_snapshot_ms_count")
+                .map(String::as_str)
+                == Some("1")
+        });
+    }
+}
+
 /// `GET /commands/<name>` of the AdminServer, parsed.
 fn admin_command(port: u16, name: &str) -> serde_json::Value {
     let (status, body) = http_get(port, &format!("/commands/{name}"));
