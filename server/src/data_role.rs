@@ -36,7 +36,7 @@ use crate::peer_net::{FrameKind, PeerInput, PeerNet};
 use crate::replica::{self, ReplicaSetup};
 use crate::role_stats::{self, Role};
 use crate::snapshotter::Snapshotter;
-use crate::status::StatusSource;
+use crate::status::{LeaderFigures, StatusSource};
 
 /// Wall-clock milliseconds (ctime/mtime and session deadlines).
 pub fn now_ms() -> i64 {
@@ -406,8 +406,11 @@ async fn run_timers(role: &DataRole) -> ! {
             processor_tick_at = now + if learner { learner_interval } else { TICK_INTERVAL };
             role.step(Input::Tick);
             let node = role.node.borrow();
-            let learners = node.peer().and_then(Peer::learner_counts);
-            role.status.publish(node.processor(), learners);
+            let leader = node
+                .peer()
+                .and_then(Peer::learner_counts)
+                .map(|learners| LeaderFigures { learners, pending_syncs: node.pending_syncs() });
+            role.status.publish(node.processor(), leader);
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     if let Some(max) = max_fds {
         gauges.push(("max_file_descriptor_count", "File descriptor limit", max as f64));
     }
-    let leader_lines = status.learners.as_ref().map(leader_monitor_lines).unwrap_or_default();
+    let leader_lines = status.leader.as_ref().map(leader_monitor_lines).unwrap_or_default();
     for (name, value) in &leader_lines {
         gauges.push((name, "Leader: learners by state (as Apache's mntr)", *value as f64));
     }

@@ -36,8 +36,8 @@ pub struct StatusSource {
     unavailable_since: Cell<Option<Instant>>,
     /// From not serving to serving again, ms (Apache's `election_time`, for metrics).
     election_time_ms: Histogram,
-    /// A leader's learners at the last tick (`None` when not leading).
-    learners: Cell<Option<LearnerCounts>>,
+    /// A leader's learners and pending syncs at the last tick (`None` when not leading).
+    leader: Cell<Option<LeaderFigures>>,
     /// The gauges as of the last tick, for other threads.
     published: Arc<Mutex<PublishedStatus>>,
     /// Whether anything reads [`Self::published`] (the Prometheus endpoint is its only
@@ -73,20 +73,29 @@ pub struct PublishedStatus {
     pub packets_sent: u64,
     pub last_zxid: i64,
     pub uptime_ms: u64,
-    /// On a leader: its learners.
-    pub learners: Option<LearnerCounts>,
+    /// On a leader: its learners and pending syncs.
+    pub leader: Option<LeaderFigures>,
+}
+
+/// What only a leader reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderFigures {
+    pub learners: LearnerCounts,
+    /// Learners' syncs waiting for a commit ([`ringkeeper_engine::replica::Node::pending_syncs`]).
+    pub pending_syncs: usize,
 }
 
 /// A leader's `mntr` lines after the common ones, in Apache 3.8's order
-/// (`LeaderZooKeeperServer`). Syncs are never queued apart from other requests here (a sync
-/// reply waits in the same hold as every reply), so `pending_syncs` is always 0.
-pub fn leader_monitor_lines(learners: &LearnerCounts) -> Vec<(&'static str, u64)> {
+/// (`LeaderZooKeeperServer`). There is no reconfiguration here, so no follower is ever
+/// non-voting (Apache's `synced_non_voting_followers` counts those being promoted).
+pub fn leader_monitor_lines(leader: &LeaderFigures) -> Vec<(&'static str, u64)> {
+    let learners = &leader.learners;
     vec![
         ("learners", learners.learners as u64),
         ("synced_followers", learners.synced_followers as u64),
         ("synced_non_voting_followers", 0),
         ("synced_observers", learners.synced_observers as u64),
-        ("pending_syncs", 0),
+        ("pending_syncs", leader.pending_syncs as u64),
     ]
 }
 
@@ -141,7 +150,7 @@ impl StatusSource {
                 "election_time",
                 "Time an ensemble member spent electing and syncing before it served again, ms",
             ),
-            learners: Cell::new(None),
+            leader: Cell::new(None),
             published: Arc::default(),
             publishing: config.metrics_endpoint.is_some(),
             admin_queries: Arc::default(),
@@ -168,8 +177,8 @@ impl StatusSource {
     /// Refreshes [`PublishedStatus`] when metrics are served (called by the data role on every
     /// tick: counters the processor keeps, and one pass over connections and ephemeral
     /// owners), and answers the AdminServer's questions.
-    pub fn publish(&self, p: &Processor, learners: Option<LearnerCounts>) {
-        self.learners.set(learners);
+    pub fn publish(&self, p: &Processor, leader: Option<LeaderFigures>) {
+        self.leader.set(leader);
         if self.publishing {
             let status = self.gauges(p);
             *self.published.lock().expect("published status lock") = status;
@@ -214,7 +223,7 @@ impl StatusSource {
             packets_sent: p.stats.packets_sent,
             last_zxid: p.tree.last_processed_zxid,
             uptime_ms: self.started.elapsed().as_millis() as u64,
-            learners: self.learners.get(),
+            leader: self.leader.get(),
         }
     }
 
@@ -313,8 +322,8 @@ impl StatusSource {
         }
         if word == b"mntr" {
             (s.open_file_descriptor_count, s.max_file_descriptor_count) = fd_counts();
-            if let (ServerMode::Leader, Some(learners)) = (s.mode, g.learners) {
-                s.extra_monitor = leader_monitor_lines(&learners)
+            if let (ServerMode::Leader, Some(leader)) = (s.mode, g.leader) {
+                s.extra_monitor = leader_monitor_lines(&leader)
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.to_string()))
                     .collect();

@@ -265,6 +265,44 @@ fn leader_mntr_counts_learners_as_apache() {
     }
 }
 
+/// `zk_pending_syncs` on a leader counts learners' syncs waiting for a commit, as Apache's
+/// `Leader.pendingSyncs`: five members, three of them stopped (SIGSTOP), so a write relayed by
+/// the one follower left cannot commit, and that client's sync waits behind it until one
+/// member comes back. The failure detection is slow enough (10 s for Apache: tickTime x
+/// syncLimit; 20 s here) that the leader keeps leading meanwhile.
+#[test]
+fn leader_mntr_counts_pending_syncs_as_apache() {
+    let ensemble = Ensemble::start(5, 0, "ringkeeper.zab.peerTimeoutMs=20000");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    let followers: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+    let pending_syncs = |ensemble: &Ensemble| {
+        monitor_values(&ensemble.four_letter(leader, "mntr"))
+            .get("zk_pending_syncs")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(pending_syncs(&ensemble), "0");
+    let follower_addr: SocketAddr = ensemble.address(followers[0]).parse().unwrap();
+    let mut session = RawSession::connect_to(follower_addr, 30_000);
+    for &i in &followers[1..] {
+        ensemble.pause(i);
+    }
+    let write = session.send(OpCode::Create, &create_request("/before-the-sync", 0));
+    let sync = session.send(OpCode::Sync, &ringkeeper_engine::proto::PathRequest { path: "/".into() });
+    eventually("the leader counts the sync waiting for the write", Duration::from_secs(5), || {
+        pending_syncs(&ensemble) == "1"
+    });
+    ensemble.resume(followers[1]);
+    assert_eq!(session.reply_to(write).expect("the write's reply").header.err, 0);
+    assert_eq!(session.reply_to(sync).expect("the sync's reply").header.err, 0);
+    eventually("no sync waits once the write committed", Duration::from_secs(5), || {
+        pending_syncs(&ensemble) == "0"
+    });
+    for &i in &followers[2..] {
+        ensemble.resume(i);
+    }
+}
+
 #[test]
 fn sigterm_of_the_leader_lets_the_others_elect_at_once() {
     let mut ensemble = Ensemble::start(3, 0, "");
