@@ -47,6 +47,7 @@ pub struct MetricsSources {
 pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     let status = sources.published.lock().expect("published status lock").clone();
     let latency = sources.requests.latency();
+    let sizes = sources.requests.response_sizes();
     let (open_fds, max_fds) = fd_counts();
     let mut gauges: Vec<(&str, &str, f64)> = vec![
         ("znode_count", "Znodes in the data tree", status.node_count as f64),
@@ -66,11 +67,23 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
         ("packets_received", "Packets received from clients", status.packets_received as f64),
         ("packets_sent", "Packets sent to clients", status.packets_sent as f64),
         ("global_sessions", "Sessions", status.global_sessions as f64),
-        ("local_sessions", "Local sessions (not supported: always 0)", 0.0),
+        ("local_sessions", "Read-only (local) sessions", status.local_sessions as f64),
         ("uptime", "Milliseconds since the server started", status.uptime_ms as f64),
         ("avg_latency", "Average request latency, ms", latency.avg_ms()),
         ("min_latency", "Smallest request latency, ms", latency.min() as f64),
         ("max_latency", "Largest request latency, ms", latency.max_ms as f64),
+        (
+            "last_client_response_size",
+            "Size of the last response frame, bytes (-1: none yet)",
+            sizes.last as f64,
+        ),
+        ("min_client_response_size", "Smallest response frame, bytes (-1: none yet)", sizes.min as f64),
+        ("max_client_response_size", "Largest response frame, bytes (-1: none yet)", sizes.max as f64),
+        (
+            "outstanding_tls_handshake",
+            "TLS handshakes under way",
+            sources.requests.outstanding_tls_handshakes() as f64,
+        ),
     ];
     if let Some(open) = open_fds {
         gauges.push(("open_file_descriptor_count", "Open file descriptors", open as f64));

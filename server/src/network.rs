@@ -324,7 +324,15 @@ async fn serve(
     conn: ClientConn,
     peer: SocketAddr,
 ) {
-    let (stream, authenticated) = match transport.accept(stream).await {
+    let handshaking = !matches!(transport, Transport::Plain);
+    if handshaking {
+        core.stats.tls_handshake_started();
+    }
+    let accepted = transport.accept(stream).await;
+    if handshaking {
+        core.stats.tls_handshake_ended();
+    }
+    let (stream, authenticated) = match accepted {
         Ok(secured) => secured,
         Err(reason) => {
             log::warn!("closing connection {conn} from {peer}: {reason}");

@@ -69,6 +69,8 @@ pub struct PublishedStatus {
     pub approximate_data_size: u64,
     pub num_alive_connections: u64,
     pub global_sessions: u64,
+    /// Read-only sessions (Apache's local sessions).
+    pub local_sessions: u64,
     pub packets_received: u64,
     pub packets_sent: u64,
     pub last_zxid: i64,
@@ -218,7 +220,8 @@ impl StatusSource {
             ephemerals_count: p.tree.ephemeral_count() as u64,
             approximate_data_size: p.tree.approximate_data_size().max(0) as u64,
             num_alive_connections: p.connections().count() as u64,
-            global_sessions: p.sessions.len() as u64,
+            global_sessions: (p.sessions.len() - p.local_session_count()) as u64,
+            local_sessions: p.local_session_count() as u64,
             packets_received: p.stats.packets_received,
             packets_sent: p.stats.packets_sent,
             last_zxid: p.tree.last_processed_zxid,
@@ -276,6 +279,11 @@ impl StatusSource {
         s.watch_count = g.watch_count;
         s.ephemerals_count = g.ephemerals_count;
         s.global_sessions = g.global_sessions;
+        s.local_sessions = g.local_sessions;
+        let sizes = self.requests.response_sizes();
+        (s.last_client_response_size, s.min_client_response_size, s.max_client_response_size) =
+            (sizes.last, sizes.min, sizes.max);
+        s.outstanding_tls_handshakes = self.requests.outstanding_tls_handshakes();
         let mut conns: Vec<_> = p.connections().collect();
         conns.sort_by_key(|(id, _)| **id);
         s.connections = conns

@@ -217,6 +217,29 @@ fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
     assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
 }
 
+/// `zk_last/min/max_client_response_size` follow the frames sent (header and body, every
+/// frame but the ConnectResponse) and `srst` starts them over, as Apache 3.8's `BufferStats`.
+#[test]
+fn mntr_response_sizes_follow_the_responses_as_apache() {
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    let sizes = |server: &TestServer| {
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        ["last", "min", "max"].map(|k| mntr[&format!("zk_{k}_client_response_size")].parse::<i64>().unwrap())
+    };
+    assert_eq!(sizes(&server), [-1, -1, -1], "nothing answered yet");
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(sizes(&server), [-1, -1, -1], "the ConnectResponse does not count");
+    // create: header (16) + path "/rs" (4 + 3); getData: 16 + empty data (4) + Stat (68);
+    // exists: 16 + Stat (68).
+    assert_eq!(session.code(OpCode::Create, &create_request("/rs", 0)), 0);
+    assert_eq!(sizes(&server), [23, 23, 23]);
+    session.call(OpCode::GetData, &PathWatchRequest { path: "/rs".into(), watch: false });
+    session.call(OpCode::Exists, &PathWatchRequest { path: "/rs".into(), watch: false });
+    assert_eq!(sizes(&server), [84, 23, 88]);
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    assert_eq!(sizes(&server), [-1, -1, -1]);
+}
+
 /// The port a ringkeeper member's metrics endpoint bound (`metricsProvider.httpPort=0`).
 fn metrics_port_in(log: &str) -> Option<u16> {
     let rest = log.split("serving Prometheus metrics on http://").nth(1)?;
