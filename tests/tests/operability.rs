@@ -815,8 +815,10 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
     if !ringkeeper_only("an_unresolvable_peer_name_is_retried") {
         return;
     }
-    // server.3 is never started and its name never resolves (RFC 6761 `.invalid`), as a
-    // StatefulSet member not yet in DNS; server.1 is named by a name that does resolve.
+    // server.3's name never resolves (RFC 6761 `.invalid`), as a StatefulSet member not yet
+    // in DNS; server.1 is named by a name that does resolve. Server 3 itself is started too:
+    // its own name does not resolve either, so it waits for it instead of exiting; with
+    // quorumListenOnAllIPs it needs no own name and listens on every address.
     let root = tempfile::tempdir().unwrap();
     let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
     let hosts = ["localhost", "127.0.0.1", "ringkeeper-peer-3.invalid"];
@@ -828,18 +830,18 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
             format!("server.{}={host}:{peer}:{election};127.0.0.1:{client}\n", i + 1)
         })
         .collect();
-    let servers: Vec<SpawnedServer> = (0..2)
-        .map(|i| {
-            let dir = root.path().join(format!("member{}", i + 1));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
-            let cfg = format!(
-                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}",
-                dir.join("data").display()
-            );
-            SpawnedServer::start(dir, &cfg, ports[i].2)
-        })
-        .collect();
+    let start = |i: usize, extra: &str| {
+        let dir = root.path().join(format!("member{}", i + 1));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+        let cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}{extra}",
+            dir.join("data").display()
+        );
+        SpawnedServer::start(dir, &cfg, ports[i].2)
+    };
+    let servers: Vec<SpawnedServer> = (0..2).map(|i| start(i, "")).collect();
+    let mut third = start(2, "");
     let logs = || servers.iter().map(SpawnedServer::log).collect::<Vec<_>>();
     eventually("servers 1 and 2 elect a leader without server 3", Duration::from_secs(60), || {
         let modes: Vec<String> = servers.iter().map(SpawnedServer::srvr).collect();
@@ -853,4 +855,17 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
         assert_eq!(log.matches(&unresolved).count(), 1, "logged once, then retried quietly:\n{log}");
         assert!(!log.contains("FATAL"), "{log}");
     }
+    let own = format!(
+        "server.3 (this server): cannot resolve its own address ringkeeper-peer-3.invalid:{}",
+        ports[2].0
+    );
+    assert!(third.child.try_wait().unwrap().is_none(), "server 3 waits for its name:\n{}", third.log());
+    assert_eq!(third.log().matches(&own).count(), 1, "said once:\n{}", third.log());
+    drop(third);
+    third = start(2, "quorumListenOnAllIPs=true\n");
+    eventually("server 3 listens on every address", Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", ports[2].0)).is_ok()
+    });
+    assert!(third.child.try_wait().unwrap().is_none(), "{}", third.log());
+    assert!(!third.log().contains("cannot resolve its own address"), "{}", third.log());
 }
