@@ -166,6 +166,9 @@ pub struct Config {
     /// property; ringkeeper takes it from zoo.cfg and from `-Dreadonlymode.enabled=...` in
     /// the `SERVER_JVMFLAGS` environment variable (which wins, see [`Config::load`]).
     pub read_only_mode_enabled: bool,
+    /// `quorumListenOnAllIPs`: listen for peers on every address (the wildcard) instead of
+    /// this server's own `server.N` address, which then need not resolve.
+    pub quorum_listen_on_all_ips: bool,
     /// `jute.maxbuffer`: largest accepted packet, bytes.
     pub jute_max_buffer: u32,
     /// `server.N` lines, sorted by id.
@@ -452,6 +455,7 @@ impl Config {
             extended_types_enabled: false,
             enforce_quota: false,
             read_only_mode_enabled: false,
+            quorum_listen_on_all_ips: false,
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             servers: Vec::new(),
             standalone_enabled: true,
@@ -594,6 +598,7 @@ impl Config {
                 "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
                 "enforceQuota" => cfg.enforce_quota = parse_bool(key, value)?,
                 "readonlymode.enabled" => cfg.read_only_mode_enabled = parse_bool(key, value)?,
+                "quorumListenOnAllIPs" => cfg.quorum_listen_on_all_ips = parse_bool(key, value)?,
                 "jute.maxbuffer" => {
                     cfg.jute_max_buffer = parse_java_int_decode(key, value)?;
                 }
@@ -1023,7 +1028,6 @@ const IGNORED_KEYS: &[&str] = &[
     "observerMasterPort",
     "clientPortListenBacklog",
     "connectToLearnerMasterLimit",
-    "quorumListenOnAllIPs",
     "syncEnabled",
     "quorum.cnxn.threads.size",
     "jvm.pause.info-threshold.ms",

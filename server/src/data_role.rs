@@ -34,8 +34,9 @@ use crate::log_role::LogRecord;
 use crate::messages::{ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerAddress, PeerInput, PeerNet, PeerNetSetup};
 use crate::replica::{self, ReplicaSetup};
+use crate::role_stats::{self, Role};
 use crate::snapshotter::Snapshotter;
-use crate::status::StatusSource;
+use crate::status::{LeaderFigures, StatusSource};
 
 /// Wall-clock milliseconds (ctime/mtime and session deadlines).
 pub fn now_ms() -> i64 {
@@ -114,12 +115,14 @@ impl DataRole {
         for effect in effects {
             match effect {
                 Effect::Deliver { core, batch } => {
+                    role_stats::arrived(Role::Network, batch.len() as u64);
                     let batch = batch.into_iter().map(ToNet::from).collect();
                     // Unbounded locally, but bounded by `held_max` through `wait_for_room`.
                     let _ = self.to_cores[core as usize].try_send(batch);
                 }
                 Effect::Append { zxid, txn } => {
                     self.snapshots.borrow_mut().txn_logged();
+                    role_stats::arrived(Role::Log, 1);
                     // Unbounded locally, but bounded by `in_flight_max` through `wait_for_room`.
                     let _ = self.to_log.try_send(LogRecord { zxid, bytes: txn });
                 }
@@ -247,6 +250,7 @@ impl DataRole {
     }
 
     fn handle(&self, message: ToData) {
+        role_stats::taken(Role::Data, 1);
         let input = match message {
             ToData::Connect { conn, client_ip, remote, authenticated, request } => {
                 Input::Connect { conn, client_ip, remote, authenticated, request }
@@ -420,8 +424,11 @@ async fn run_timers(role: &DataRole) -> ! {
             processor_tick_at = now + if learner { learner_interval } else { TICK_INTERVAL };
             role.step(Input::Tick);
             let node = role.node.borrow();
-            let learners = node.peer().and_then(Peer::learner_counts);
-            role.status.publish(node.processor(), learners);
+            let leader = node
+                .peer()
+                .and_then(Peer::learner_counts)
+                .map(|learners| LeaderFigures { learners, pending_syncs: node.pending_syncs() });
+            role.status.publish(node.processor(), leader);
         }
     }
 }

@@ -388,6 +388,8 @@ pub struct ServerStatus {
     pub min_client_response_size: i64,
     /// See `last_client_response_size`.
     pub max_client_response_size: i64,
+    /// `mntr zk_outstanding_tls_handshake`: TLS handshakes under way.
+    pub outstanding_tls_handshakes: u64,
     /// Extra `mntr` lines (`zk_` is prefixed), e.g. `followers` on a leader.
     pub extra_monitor: Vec<(String, String)>,
 }
@@ -431,6 +433,7 @@ impl ServerStatus {
             last_client_response_size: -1,
             min_client_response_size: -1,
             max_client_response_size: -1,
+            outstanding_tls_handshakes: 0,
             extra_monitor: Vec::new(),
         }
     }
@@ -669,7 +672,7 @@ pub fn monitor_values(s: &ServerStatus) -> Vec<(String, String)> {
     line("local_sessions", &s.local_sessions);
     line("uptime", &s.uptime_ms);
     line("max_latency", &s.latency.max_ms);
-    line("outstanding_tls_handshake", &0);
+    line("outstanding_tls_handshake", &s.outstanding_tls_handshakes);
     line("min_client_response_size", &s.min_client_response_size);
     line("non_mtls_local_conn_count", &0);
     for (k, v) in &s.extra_monitor {

@@ -43,6 +43,7 @@ pub mod peer_net;
 pub mod recovery;
 pub mod replica;
 pub mod request_stats;
+pub mod role_stats;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod snapshotter;

@@ -502,6 +502,7 @@ struct Batch {
 
 impl Batch {
     fn push(&mut self, record: LogRecord) {
+        crate::role_stats::taken(crate::role_stats::Role::Log, 1);
         self.bytes += txlog::record_len(record.bytes.len());
         self.records.push(record);
     }

@@ -12,7 +12,9 @@
 //! summaries). Ours:
 //! `request_latency_ms` (a histogram of what `avg_latency` averages) and
 //! `ringkeeper_log_batch_records` (records per group commit), `ringkeeper_hop_us{hop=...}`
-//! (per-hop latency of sampled writes, µs: [`crate::hops`]).
+//! (per-hop latency of sampled writes, µs: [`crate::hops`]), and per role (network, data,
+//! log) `ringkeeper_role_queue_depth`, `ringkeeper_role_busy_seconds_total` and
+//! `ringkeeper_role_items_total` ([`crate::role_stats`]).
 //!
 //! A plain thread of its own serves HTTP ([`crate::http`]); each scrape reads the
 //! numbers the roles publish ([`PublishedStatus`], [`RequestStats`], [`LogStats`]) into a
@@ -45,6 +47,7 @@ pub struct MetricsSources {
 pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     let status = sources.published.lock().expect("published status lock").clone();
     let latency = sources.requests.latency();
+    let sizes = sources.requests.response_sizes();
     let (open_fds, max_fds) = fd_counts();
     let mut gauges: Vec<(&str, &str, f64)> = vec![
         ("znode_count", "Znodes in the data tree", status.node_count as f64),
@@ -64,11 +67,23 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
         ("packets_received", "Packets received from clients", status.packets_received as f64),
         ("packets_sent", "Packets sent to clients", status.packets_sent as f64),
         ("global_sessions", "Sessions", status.global_sessions as f64),
-        ("local_sessions", "Local sessions (not supported: always 0)", 0.0),
+        ("local_sessions", "Read-only (local) sessions", status.local_sessions as f64),
         ("uptime", "Milliseconds since the server started", status.uptime_ms as f64),
         ("avg_latency", "Average request latency, ms", latency.avg_ms()),
         ("min_latency", "Smallest request latency, ms", latency.min() as f64),
         ("max_latency", "Largest request latency, ms", latency.max_ms as f64),
+        (
+            "last_client_response_size",
+            "Size of the last response frame, bytes (-1: none yet)",
+            sizes.last as f64,
+        ),
+        ("min_client_response_size", "Smallest response frame, bytes (-1: none yet)", sizes.min as f64),
+        ("max_client_response_size", "Largest response frame, bytes (-1: none yet)", sizes.max as f64),
+        (
+            "outstanding_tls_handshake",
+            "TLS handshakes under way",
+            sources.requests.outstanding_tls_handshakes() as f64,
+        ),
     ];
     if let Some(open) = open_fds {
         gauges.push(("open_file_descriptor_count", "Open file descriptors", open as f64));
@@ -76,7 +91,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     if let Some(max) = max_fds {
         gauges.push(("max_file_descriptor_count", "File descriptor limit", max as f64));
     }
-    let leader_lines = status.learners.as_ref().map(leader_monitor_lines).unwrap_or_default();
+    let leader_lines = status.leader.as_ref().map(leader_monitor_lines).unwrap_or_default();
     for (name, value) in &leader_lines {
         gauges.push((name, "Leader: learners by state (as Apache's mntr)", *value as f64));
     }
@@ -92,6 +107,7 @@ pub fn render(sources: &MetricsSources) -> Result<String, prometheus::Error> {
     registry.register(Box::new(sources.snapshot_time_ms.clone()))?;
     registry.register(Box::new(sources.election_time_ms.clone()))?;
     registry.register(Box::new(crate::hops::recorder().metric()))?;
+    crate::role_stats::register(&registry)?;
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
     Ok(String::from_utf8(text).expect("the text encoder writes UTF-8"))

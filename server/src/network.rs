@@ -38,6 +38,7 @@ use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
 use crate::messages::{ToData, ToNet};
 use crate::request_stats::{PendingReplies, RequestStats};
+use crate::role_stats::{self, Role};
 use crate::tls::{ClientStream, Transport};
 
 /// Read buffer of a client connection: the frames a pipelining client sent together (and
@@ -182,6 +183,12 @@ async fn accept_loop(core: Rc<NetworkCore>, listener: TcpListener, transport: Tr
 }
 
 impl NetworkCore {
+    /// Hands `message` to the data role (counted in its queue depth, [`role_stats`]).
+    async fn send_to_data(&self, message: ToData) -> Result<(), link::NotSent> {
+        role_stats::arrived(Role::Data, 1);
+        self.to_data.send(message).await
+    }
+
     fn admit(&self, ip: IpAddr) -> bool {
         let mut counts = self.counts.lock().expect("connection counts lock");
         let count = counts.entry(ip).or_insert(0);
@@ -240,6 +247,7 @@ impl NetworkCore {
 /// Routes data-role output to connection writers, in arrival order.
 async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) {
     while let Some(batch) = from_data.recv().await {
+        role_stats::taken(Role::Network, batch.len() as u64);
         for item in batch {
             match item {
                 ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes)),
@@ -316,7 +324,15 @@ async fn serve(
     conn: ClientConn,
     peer: SocketAddr,
 ) {
-    let (stream, authenticated) = match transport.accept(stream).await {
+    let handshaking = !matches!(transport, Transport::Plain);
+    if handshaking {
+        core.stats.tls_handshake_started();
+    }
+    let accepted = transport.accept(stream).await;
+    if handshaking {
+        core.stats.tls_handshake_ended();
+    }
+    let (stream, authenticated) = match accepted {
         Ok(secured) => secured,
         Err(reason) => {
             log::warn!("closing connection {conn} from {peer}: {reason}");
@@ -359,7 +375,7 @@ async fn serve(
     writer_task.await;
     core.outboxes.borrow_mut().remove(&conn);
     core.release(peer.ip());
-    let _ = core.to_data.send(ToData::Disconnected { conn }).await;
+    let _ = core.send_to_data(ToData::Disconnected { conn }).await;
 }
 
 type ClientReader = futures_lite::io::BufReader<futures_lite::io::ReadHalf<ClientStream>>;
@@ -421,7 +437,7 @@ async fn read_loop(
         }
         if first && four_letter_word(&length) {
             // The data role answers and closes; the writer finishing ends this connection.
-            let _ = core.to_data.send(ToData::FourLetter { conn, word: length }).await;
+            let _ = core.send_to_data(ToData::FourLetter { conn, word: length }).await;
             return std::future::pending().await;
         }
         let len = i32::from_be_bytes(length);
@@ -450,7 +466,7 @@ async fn read_loop(
             ToData::Request { conn, frame, sampled: crate::hops::sample(&mut requests_read) }
         };
         outbox.borrow_mut().pending.received();
-        if core.to_data.send(message).await.is_err() {
+        if core.send_to_data(message).await.is_err() {
             return Err("data role is gone".into());
         }
     }

@@ -167,6 +167,35 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{host}:{port} resolves to no address"))
 }
 
+/// How often this server looks its own `server.N` name up again while it does not resolve.
+const OWN_NAME_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// This server's own peer address, waiting until its name resolves: a Kubernetes StatefulSet
+/// member may start before its own name is in DNS, and exiting would only crash-loop it. Says
+/// so once, and once more when the name resolves. (SIGTERM still stops the wait.)
+fn own_address(my_id: ServerId, host: &str, port: u16) -> SocketAddr {
+    let mut failed = false;
+    loop {
+        match resolve(host, port) {
+            Ok(addr) => {
+                if failed {
+                    log::info!("server.{my_id} (this server): {host}:{port} resolves to {addr} now");
+                }
+                return addr;
+            }
+            Err(e) if !failed => {
+                failed = true;
+                log::warn!(
+                    "server.{my_id} (this server): cannot resolve its own address {host}:{port} ({e:#}); \
+                     retrying every {OWN_NAME_RETRY:?} until it does (or set quorumListenOnAllIPs=true)"
+                );
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(OWN_NAME_RETRY);
+    }
+}
+
 fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
@@ -323,7 +352,12 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     carry_out_installation(&config.data_dir, config.log_dir())?;
     let me =
         config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
-    let listen = resolve(&me.host, me.peer_port)?;
+    let listen = if config.quorum_listen_on_all_ips {
+        log::info!("quorumListenOnAllIPs=true: listening for peers on every address, port {}", me.peer_port);
+        SocketAddr::from(([0, 0, 0, 0], me.peer_port))
+    } else {
+        own_address(my_id, &me.host, me.peer_port)
+    };
     let mut peers = Vec::new();
     for s in config.servers.iter().filter(|s| s.id != my_id) {
         peers.push((s.id, PeerAddress { host: s.host.clone(), port: s.peer_port }));

@@ -11,7 +11,7 @@
 //! Also the millisecond histogram shape every latency metric shares ([`millisecond_histogram`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,55 @@ pub struct RequestStats {
     /// `cons`/`stat` read them, never per request).
     connections: Mutex<HashMap<ClientConn, Arc<ConnectionStats>>>,
     started: Instant,
+    /// Sizes of the frames sent to clients (`zk_last/min/max_client_response_size`).
+    response_sizes: ResponseSizes,
+    /// TLS handshakes under way (`zk_outstanding_tls_handshake`).
+    tls_handshakes: AtomicU64,
+}
+
+/// Sizes of response frames (header and body, not the length prefix) as Apache's
+/// `BufferStats` counts them: every frame but the ConnectResponse (replies, pings and watch
+/// notifications alike). A frame costs a relaxed store and two relaxed loads; the min and
+/// max are written only when they move.
+#[derive(Debug)]
+struct ResponseSizes {
+    /// -1 until the first response.
+    last: AtomicI64,
+    /// `i64::MAX` until the first response.
+    min: AtomicI64,
+    max: AtomicI64,
+}
+
+impl Default for ResponseSizes {
+    fn default() -> Self {
+        ResponseSizes { last: AtomicI64::new(-1), min: AtomicI64::new(i64::MAX), max: AtomicI64::new(-1) }
+    }
+}
+
+impl ResponseSizes {
+    fn record(&self, size: i64) {
+        self.last.store(size, Ordering::Relaxed);
+        if size < self.min.load(Ordering::Relaxed) {
+            self.min.fetch_min(size, Ordering::Relaxed);
+        }
+        if size > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(size, Ordering::Relaxed);
+        }
+    }
+
+    fn reset(&self) {
+        self.last.store(-1, Ordering::Relaxed);
+        self.min.store(i64::MAX, Ordering::Relaxed);
+        self.max.store(-1, Ordering::Relaxed);
+    }
+}
+
+/// `zk_last_client_response_size`, `zk_min_...` and `zk_max_...`: -1 before any response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseSizeFigures {
+    pub last: i64,
+    pub min: i64,
+    pub max: i64,
 }
 
 /// Upper bounds of the millisecond histograms (request latency, fsync time).
@@ -126,6 +175,8 @@ impl Default for RequestStats {
             ),
             connections: Mutex::default(),
             started: Instant::now(),
+            response_sizes: ResponseSizes::default(),
+            tls_handshakes: AtomicU64::new(0),
         }
     }
 }
@@ -141,10 +192,37 @@ impl RequestStats {
         self.latency.latency()
     }
 
-    /// `srst`: latency starts over (outstanding requests stay counted; the metrics
-    /// histogram is a Prometheus counter and never goes back).
+    /// `srst`: latency and response sizes start over, as Apache's `ServerStats.reset`
+    /// (outstanding requests stay counted; the metrics histogram is a Prometheus counter and
+    /// never goes back).
     pub fn reset_latency(&self) {
         self.latency.reset();
+        self.response_sizes.reset();
+    }
+
+    /// Response frame sizes so far.
+    pub fn response_sizes(&self) -> ResponseSizeFigures {
+        let r = &self.response_sizes;
+        let min = r.min.load(Ordering::Relaxed);
+        ResponseSizeFigures {
+            last: r.last.load(Ordering::Relaxed),
+            min: if min == i64::MAX { -1 } else { min },
+            max: r.max.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A TLS handshake started; [`Self::tls_handshake_ended`] when it ends, however.
+    pub fn tls_handshake_started(&self) {
+        self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tls_handshake_ended(&self) {
+        self.tls_handshakes.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// TLS handshakes under way.
+    pub fn outstanding_tls_handshakes(&self) -> u64 {
+        self.tls_handshakes.load(Ordering::Relaxed)
     }
 
     /// `crst`: every connection's latency starts over.
@@ -209,6 +287,7 @@ impl PendingReplies {
     /// watch notification).
     pub fn sending(&mut self, frame: &[u8]) -> bool {
         let is_reply = if self.connect_answered {
+            self.server.response_sizes.record(frame.len().saturating_sub(4) as i64);
             frame
                 .get(4..8)
                 .is_some_and(|x| i32::from_be_bytes(x.try_into().expect("4 bytes")) != xid::NOTIFICATION)
@@ -271,6 +350,11 @@ mod tests {
         assert_eq!((stats.outstanding(), stats.latency().count), (1, 2));
         assert_eq!(stats.connection(ConnId::Client(conn)).latency.count, 2);
         assert_eq!(stats.histogram.get_sample_count(), 2);
+        // Every frame after the ConnectResponse counts its size (the notification too).
+        let mut larger = reply(2);
+        larger.extend_from_slice(&[0; 8]);
+        pending.sending(&larger);
+        assert_eq!(stats.response_sizes(), ResponseSizeFigures { last: 24, min: 16, max: 24 });
         stats.reset_connection_latency();
         assert_eq!(stats.connection(ConnId::Client(conn)).latency, Latency::default());
         drop(pending);
@@ -278,5 +362,6 @@ mod tests {
         assert_eq!(stats.connection(ConnId::Client(conn)), ConnectionFigures::default());
         stats.reset_latency();
         assert_eq!(stats.latency(), Latency::default());
+        assert_eq!(stats.response_sizes(), ResponseSizeFigures { last: -1, min: -1, max: -1 });
     }
 }

@@ -31,6 +31,7 @@ use crate::network::{self, ConnectionCounts, NetworkLimits};
 use crate::recovery::LogTail;
 use crate::replica::ReplicaSetup;
 use crate::request_stats::RequestStats;
+use crate::role_stats::{self, Role};
 use crate::snapshotter::{SnapshotSettings, Snapshotter};
 use crate::status::StatusSource;
 
@@ -231,7 +232,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let request_stats = Arc::new(RequestStats::default());
     let log_stats = LogStats::default();
-    let status = StatusSource::new(&config, request_stats.clone());
+    let mut status = StatusSource::new(&config, request_stats.clone());
+    status.monitor_histograms(vec![
+        ("log_batch_records", log_stats.batch_records.clone()),
+        ("snapshot_ms", snapshot_time_ms.clone()),
+    ]);
     if let Some(endpoint) = &config.metrics_endpoint {
         let sources = MetricsSources {
             requests: request_stats.clone(),
@@ -400,24 +405,28 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
             let (to_log, from_data_to_log) = link::local_unbounded::<LogRecord>();
             let (to_data_durable, from_log) = link::local_bounded::<i64>(depth);
             let log_link = log_link(to_log, from_log, depth, roles.last_zxid, roles.snapshots);
-            glommio::spawn_local(crate::log_role::run(
+            let log = crate::log_role::run(
                 roles.log_settings,
                 roles.log_tail,
                 roles.last_zxid,
                 from_data_to_log,
                 to_data_durable,
                 roles.log_stats,
-            ))
-            .detach();
-            glommio::spawn_local(roles.clients.serve(0, bound_tx, to_data, from_data)).detach();
-            crate::data_role::run(
+            );
+            let network = roles.clients.serve(0, bound_tx, to_data, from_data);
+            let data = crate::data_role::run(
                 roles.processor,
                 roles.status,
                 vec![from_network],
                 vec![to_network],
                 log_link,
                 roles.replica,
-            )
+            );
+            role_stats::run_roles(vec![
+                (Role::Log, Box::pin(log)),
+                (Role::Network, Box::pin(network)),
+                (Role::Data, Box::pin(data)),
+            ])
             .await
         })
         .map_err(|e| anyhow!("starting the server executor: {e}"))?;
@@ -469,7 +478,8 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
         .spawn(move || async move {
             let from_data = link::connect_receiver(from_data).await;
             let to_data = link::connect_sender(to_data_durable).await;
-            crate::log_role::run(log_settings, log_tail, last_zxid, from_data, to_data, log_stats).await
+            let log = crate::log_role::run(log_settings, log_tail, last_zxid, from_data, to_data, log_stats);
+            role_stats::run_roles(vec![(Role::Log, Box::pin(log))]).await
         })
         .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
 
@@ -488,7 +498,8 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
             for sender in to_net_senders {
                 to_cores.push(link::connect_sender(sender).await);
             }
-            crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica).await
+            let data = crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica);
+            role_stats::run_roles(vec![(Role::Data, Box::pin(data))]).await
         })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
@@ -504,7 +515,8 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
             .spawn(move || async move {
                 let to_data = link::connect_sender(to_data).await;
                 let from_data = link::connect_receiver(from_data).await;
-                clients.serve(index, bound_tx, to_data, from_data).await
+                let network = clients.serve(index, bound_tx, to_data, from_data);
+                role_stats::run_roles(vec![(Role::Network, Box::pin(network))]).await
             })
             .map_err(|e| anyhow!("starting network executor {index}: {e}"))?;
         await_listening(index, &bound_rx)?;

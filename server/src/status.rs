@@ -36,8 +36,8 @@ pub struct StatusSource {
     unavailable_since: Cell<Option<Instant>>,
     /// From not serving to serving again, ms (Apache's `election_time`, for metrics).
     election_time_ms: Histogram,
-    /// A leader's learners at the last tick (`None` when not leading).
-    learners: Cell<Option<LearnerCounts>>,
+    /// A leader's learners and pending syncs at the last tick (`None` when not leading).
+    leader: Cell<Option<LeaderFigures>>,
     /// The gauges as of the last tick, for other threads.
     published: Arc<Mutex<PublishedStatus>>,
     /// Whether anything reads [`Self::published`] (the Prometheus endpoint is its only
@@ -45,6 +45,8 @@ pub struct StatusSource {
     publishing: bool,
     /// AdminServer questions, answered at the next tick.
     admin_queries: AdminQueries,
+    /// Histograms `mntr` summarises as `zk_ringkeeper_<name>_count` and `_sum`.
+    monitor_histograms: Vec<(&'static str, Histogram)>,
 }
 
 /// A question from the AdminServer thread: everything the four-letter word `word` prints.
@@ -67,24 +69,47 @@ pub struct PublishedStatus {
     pub approximate_data_size: u64,
     pub num_alive_connections: u64,
     pub global_sessions: u64,
+    /// Read-only sessions (Apache's local sessions).
+    pub local_sessions: u64,
     pub packets_received: u64,
     pub packets_sent: u64,
     pub last_zxid: i64,
     pub uptime_ms: u64,
-    /// On a leader: its learners.
-    pub learners: Option<LearnerCounts>,
+    /// On a leader: its learners and pending syncs.
+    pub leader: Option<LeaderFigures>,
+}
+
+/// What only a leader reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderFigures {
+    pub learners: LearnerCounts,
+    /// Learners' syncs waiting for a commit ([`ringkeeper_engine::replica::Node::pending_syncs`]).
+    pub pending_syncs: usize,
 }
 
 /// A leader's `mntr` lines after the common ones, in Apache 3.8's order
-/// (`LeaderZooKeeperServer`). Syncs are never queued apart from other requests here (a sync
-/// reply waits in the same hold as every reply), so `pending_syncs` is always 0.
-pub fn leader_monitor_lines(learners: &LearnerCounts) -> Vec<(&'static str, u64)> {
+/// (`LeaderZooKeeperServer`). There is no reconfiguration here, so no follower is ever
+/// non-voting (Apache's `synced_non_voting_followers` counts those being promoted).
+pub fn leader_monitor_lines(leader: &LeaderFigures) -> Vec<(&'static str, u64)> {
+    let learners = &leader.learners;
     vec![
         ("learners", learners.learners as u64),
         ("synced_followers", learners.synced_followers as u64),
         ("synced_non_voting_followers", 0),
         ("synced_observers", learners.synced_observers as u64),
-        ("pending_syncs", 0),
+        ("pending_syncs", leader.pending_syncs as u64),
+    ]
+}
+
+/// `mntr` lines of a histogram: `ringkeeper_<name>_count` and `ringkeeper_<name>_sum`.
+pub fn histogram_monitor_lines(name: &str, histogram: &Histogram) -> [(String, String); 2] {
+    let sum = histogram.get_sample_sum();
+    [
+        (format!("ringkeeper_{name}_count"), histogram.get_sample_count().to_string()),
+        (
+            format!("ringkeeper_{name}_sum"),
+            if sum.fract() == 0.0 { format!("{sum}") } else { format!("{sum:.3}") },
+        ),
     ]
 }
 
@@ -127,11 +152,18 @@ impl StatusSource {
                 "election_time",
                 "Time an ensemble member spent electing and syncing before it served again, ms",
             ),
-            learners: Cell::new(None),
+            leader: Cell::new(None),
             published: Arc::default(),
             publishing: config.metrics_endpoint.is_some(),
             admin_queries: Arc::default(),
+            monitor_histograms: Vec::new(),
         }
+    }
+
+    /// Histograms other roles keep (group-commit sizes, snapshot times) that `mntr` shows as
+    /// `zk_ringkeeper_<name>_count` and `zk_ringkeeper_<name>_sum`.
+    pub fn monitor_histograms(&mut self, histograms: Vec<(&'static str, Histogram)>) {
+        self.monitor_histograms = histograms;
     }
 
     /// Where the AdminServer leaves its questions.
@@ -147,8 +179,8 @@ impl StatusSource {
     /// Refreshes [`PublishedStatus`] when metrics are served (called by the data role on every
     /// tick: counters the processor keeps, and one pass over connections and ephemeral
     /// owners), and answers the AdminServer's questions.
-    pub fn publish(&self, p: &Processor, learners: Option<LearnerCounts>) {
-        self.learners.set(learners);
+    pub fn publish(&self, p: &Processor, leader: Option<LeaderFigures>) {
+        self.leader.set(leader);
         if self.publishing {
             let status = self.gauges(p);
             *self.published.lock().expect("published status lock") = status;
@@ -188,12 +220,13 @@ impl StatusSource {
             ephemerals_count: p.tree.ephemeral_count() as u64,
             approximate_data_size: p.tree.approximate_data_size().max(0) as u64,
             num_alive_connections: p.connections().count() as u64,
-            global_sessions: p.sessions.len() as u64,
+            global_sessions: (p.sessions.len() - p.local_session_count()) as u64,
+            local_sessions: p.local_session_count() as u64,
             packets_received: p.stats.packets_received,
             packets_sent: p.stats.packets_sent,
             last_zxid: p.tree.last_processed_zxid,
             uptime_ms: self.started.elapsed().as_millis() as u64,
-            learners: self.learners.get(),
+            leader: self.leader.get(),
         }
     }
 
@@ -246,6 +279,11 @@ impl StatusSource {
         s.watch_count = g.watch_count;
         s.ephemerals_count = g.ephemerals_count;
         s.global_sessions = g.global_sessions;
+        s.local_sessions = g.local_sessions;
+        let sizes = self.requests.response_sizes();
+        (s.last_client_response_size, s.min_client_response_size, s.max_client_response_size) =
+            (sizes.last, sizes.min, sizes.max);
+        s.outstanding_tls_handshakes = self.requests.outstanding_tls_handshakes();
         let mut conns: Vec<_> = p.connections().collect();
         conns.sort_by_key(|(id, _)| **id);
         s.connections = conns
@@ -292,11 +330,15 @@ impl StatusSource {
         }
         if word == b"mntr" {
             (s.open_file_descriptor_count, s.max_file_descriptor_count) = fd_counts();
-            if let (ServerMode::Leader, Some(learners)) = (s.mode, g.learners) {
-                s.extra_monitor = leader_monitor_lines(&learners)
+            if let (ServerMode::Leader, Some(leader)) = (s.mode, g.leader) {
+                s.extra_monitor = leader_monitor_lines(&leader)
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.to_string()))
                     .collect();
+            }
+            s.extra_monitor.extend(crate::role_stats::monitor_lines());
+            for (name, histogram) in &self.monitor_histograms {
+                s.extra_monitor.extend(histogram_monitor_lines(name, histogram));
             }
             s.extra_monitor.extend(crate::hops::recorder().monitor_lines());
         }

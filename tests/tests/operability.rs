@@ -217,6 +217,29 @@ fn srvr_and_mntr_report_measured_latency_and_outstanding_requests() {
     assert_eq!(srvr_latency(&server.four_letter("srvr")).1, 0.0);
 }
 
+/// `zk_last/min/max_client_response_size` follow the frames sent (header and body, every
+/// frame but the ConnectResponse) and `srst` starts them over, as Apache 3.8's `BufferStats`.
+#[test]
+fn mntr_response_sizes_follow_the_responses_as_apache() {
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    let sizes = |server: &TestServer| {
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        ["last", "min", "max"].map(|k| mntr[&format!("zk_{k}_client_response_size")].parse::<i64>().unwrap())
+    };
+    assert_eq!(sizes(&server), [-1, -1, -1], "nothing answered yet");
+    let mut session = RawSession::connect(&server, 30_000);
+    assert_eq!(sizes(&server), [-1, -1, -1], "the ConnectResponse does not count");
+    // create: header (16) + path "/rs" (4 + 3); getData: 16 + empty data (4) + Stat (68);
+    // exists: 16 + Stat (68).
+    assert_eq!(session.code(OpCode::Create, &create_request("/rs", 0)), 0);
+    assert_eq!(sizes(&server), [23, 23, 23]);
+    session.call(OpCode::GetData, &PathWatchRequest { path: "/rs".into(), watch: false });
+    session.call(OpCode::Exists, &PathWatchRequest { path: "/rs".into(), watch: false });
+    assert_eq!(sizes(&server), [84, 23, 88]);
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    assert_eq!(sizes(&server), [-1, -1, -1]);
+}
+
 /// The port a ringkeeper member's metrics endpoint bound (`metricsProvider.httpPort=0`).
 fn metrics_port_in(log: &str) -> Option<u16> {
     let rest = log.split("serving Prometheus metrics on http://").nth(1)?;
@@ -262,6 +285,44 @@ fn leader_mntr_counts_learners_as_apache() {
             "no metrics endpoint in the log:\n{}",
             ensemble.log(leader)
         );
+    }
+}
+
+/// `zk_pending_syncs` on a leader counts learners' syncs waiting for a commit, as Apache's
+/// `Leader.pendingSyncs`: five members, three of them stopped (SIGSTOP), so a write relayed by
+/// the one follower left cannot commit, and that client's sync waits behind it until one
+/// member comes back. The failure detection is slow enough (10 s for Apache: tickTime x
+/// syncLimit; 20 s here) that the leader keeps leading meanwhile.
+#[test]
+fn leader_mntr_counts_pending_syncs_as_apache() {
+    let ensemble = Ensemble::start(5, 0, "ringkeeper.zab.peerTimeoutMs=20000");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    let followers: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+    let pending_syncs = |ensemble: &Ensemble| {
+        monitor_values(&ensemble.four_letter(leader, "mntr"))
+            .get("zk_pending_syncs")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(pending_syncs(&ensemble), "0");
+    let follower_addr: SocketAddr = ensemble.address(followers[0]).parse().unwrap();
+    let mut session = RawSession::connect_to(follower_addr, 30_000);
+    for &i in &followers[1..] {
+        ensemble.pause(i);
+    }
+    let write = session.send(OpCode::Create, &create_request("/before-the-sync", 0));
+    let sync = session.send(OpCode::Sync, &ringkeeper_engine::proto::PathRequest { path: "/".into() });
+    eventually("the leader counts the sync waiting for the write", Duration::from_secs(5), || {
+        pending_syncs(&ensemble) == "1"
+    });
+    ensemble.resume(followers[1]);
+    assert_eq!(session.reply_to(write).expect("the write's reply").header.err, 0);
+    assert_eq!(session.reply_to(sync).expect("the sync's reply").header.err, 0);
+    eventually("no sync waits once the write committed", Duration::from_secs(5), || {
+        pending_syncs(&ensemble) == "0"
+    });
+    for &i in &followers[2..] {
+        ensemble.resume(i);
     }
 }
 
@@ -422,6 +483,97 @@ fn prometheus_endpoint_serves_apache_metric_names() {
     });
     let (status, _) = http_get(port, "/nothing-here");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+/// Per-role figures (queue depth, busy time, items) and group-commit sizes, scraped from
+/// `/metrics` and read from `mntr`, under both executor layouts. A slow group commit (1 s
+/// of `batchDelayMicros`) with two queue slots makes the data role stop taking requests while
+/// a pipelined burst waits, so its queue depth is seen above 0, then back at 0.
+#[test]
+fn per_role_queue_depth_busy_time_and_batch_sizes_are_scraped() {
+    for executors in ["one", "per-role"] {
+        let Some((server, port)) = start_with_http_port("per_role_metrics", |port| {
+            format!(
+                "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                 metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n\
+                 ringkeeper.executors={executors}\nringkeeper.queue.depth=2\n\
+                 ringkeeper.log.batchDelayMicros=1000000"
+            )
+        }) else {
+            return;
+        };
+        let scrape = || {
+            let (status, body) = http_get(port, "/metrics");
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            let (samples, types) = parse_exposition(&body);
+            assert_eq!(types.get("ringkeeper_role_queue_depth").map(String::as_str), Some("gauge"));
+            assert_eq!(types.get("ringkeeper_role_busy_seconds_total").map(String::as_str), Some("counter"));
+            samples
+        };
+        let sample = |samples: &BTreeMap<String, f64>, name: &str, role: &str| {
+            samples
+                .get(&format!("{name}{{role=\"{role}\"}}"))
+                .copied()
+                .unwrap_or_else(|| panic!("{name} {role}: {samples:?}"))
+        };
+        let mut session = RawSession::connect(&server, 30_000);
+        let burst = 12;
+        let xids: Vec<i32> =
+            (0..burst).map(|i| session.send(OpCode::Create, &create_request(&format!("/r{i}"), 0))).collect();
+        let mut deepest = 0.0f64;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while deepest < 1.0 && Instant::now() < deadline {
+            deepest = deepest.max(sample(&scrape(), "ringkeeper_role_queue_depth", "data"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(deepest >= 1.0, "{executors}: requests waited for the data role: {deepest}");
+        for xid in xids {
+            assert_eq!(session.reply_to(xid).expect("a reply").header.err, 0);
+        }
+        // Busy time is published once a second per executor.
+        let mut samples = BTreeMap::new();
+        eventually("every role's busy time is published", Duration::from_secs(5), || {
+            samples = scrape();
+            ["network", "data", "log"]
+                .iter()
+                .all(|r| sample(&samples, "ringkeeper_role_busy_seconds_total", r) > 0.0)
+        });
+        for role in ["network", "data", "log"] {
+            assert_eq!(
+                sample(&samples, "ringkeeper_role_queue_depth", role),
+                0.0,
+                "{executors} {role}: {samples:?}"
+            );
+            let items = sample(&samples, "ringkeeper_role_items_total", role);
+            assert!(items >= burst as f64, "{executors} {role} took {items} items: {samples:?}");
+        }
+        let (records, commits) =
+            (samples["ringkeeper_log_batch_records_sum"], samples["ringkeeper_log_batch_records_count"]);
+        assert!(
+            records >= burst as f64 && commits < records,
+            "{executors}: group commits batch: {records} in {commits}"
+        );
+
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        let value = |key: &str| -> f64 {
+            mntr.get(key).unwrap_or_else(|| panic!("{key}: {mntr:?}")).parse().unwrap()
+        };
+        for role in ["network", "data", "log"] {
+            assert_eq!(value(&format!("zk_ringkeeper_{role}_queue_depth")), 0.0);
+            assert!(value(&format!("zk_ringkeeper_{role}_items")) >= burst as f64);
+            assert!(value(&format!("zk_ringkeeper_{role}_busy_ms")) >= 0.0);
+        }
+        assert_eq!(value("zk_ringkeeper_log_batch_records_sum"), records);
+        assert_eq!(value("zk_ringkeeper_log_batch_records_count"), commits);
+        assert_eq!(value("zk_ringkeeper_snapshot_ms_count"), 0.0);
+        assert_eq!(server.four_letter("snap"), "Snapshot requested\n");
+        eventually("the snapshot's time is in mntr", Duration::from_secs(10), || {
+            monitor_values(&server.four_letter("mntr"))
+                .get("zk_ringkeeper_snapshot_ms_count")
+                .map(String::as_str)
+                == Some("1")
+        });
+    }
 }
 
 /// `GET /commands/<name>` of the AdminServer, parsed.
@@ -663,8 +815,10 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
     if !ringkeeper_only("an_unresolvable_peer_name_is_retried") {
         return;
     }
-    // server.3 is never started and its name never resolves (RFC 6761 `.invalid`), as a
-    // StatefulSet member not yet in DNS; server.1 is named by a name that does resolve.
+    // server.3's name never resolves (RFC 6761 `.invalid`), as a StatefulSet member not yet
+    // in DNS; server.1 is named by a name that does resolve. Server 3 itself is started too:
+    // its own name does not resolve either, so it waits for it instead of exiting; with
+    // quorumListenOnAllIPs it needs no own name and listens on every address.
     let root = tempfile::tempdir().unwrap();
     let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
     let hosts = ["localhost", "127.0.0.1", "ringkeeper-peer-3.invalid"];
@@ -676,18 +830,18 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
             format!("server.{}={host}:{peer}:{election};127.0.0.1:{client}\n", i + 1)
         })
         .collect();
-    let servers: Vec<SpawnedServer> = (0..2)
-        .map(|i| {
-            let dir = root.path().join(format!("member{}", i + 1));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
-            let cfg = format!(
-                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}",
-                dir.join("data").display()
-            );
-            SpawnedServer::start(dir, &cfg, ports[i].2)
-        })
-        .collect();
+    let start = |i: usize, extra: &str| {
+        let dir = root.path().join(format!("member{}", i + 1));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+        let cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}{extra}",
+            dir.join("data").display()
+        );
+        SpawnedServer::start(dir, &cfg, ports[i].2)
+    };
+    let servers: Vec<SpawnedServer> = (0..2).map(|i| start(i, "")).collect();
+    let mut third = start(2, "");
     let logs = || servers.iter().map(SpawnedServer::log).collect::<Vec<_>>();
     eventually("servers 1 and 2 elect a leader without server 3", Duration::from_secs(60), || {
         let modes: Vec<String> = servers.iter().map(SpawnedServer::srvr).collect();
@@ -701,4 +855,17 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
         assert_eq!(log.matches(&unresolved).count(), 1, "logged once, then retried quietly:\n{log}");
         assert!(!log.contains("FATAL"), "{log}");
     }
+    let own = format!(
+        "server.3 (this server): cannot resolve its own address ringkeeper-peer-3.invalid:{}",
+        ports[2].0
+    );
+    assert!(third.child.try_wait().unwrap().is_none(), "server 3 waits for its name:\n{}", third.log());
+    assert_eq!(third.log().matches(&own).count(), 1, "said once:\n{}", third.log());
+    drop(third);
+    third = start(2, "quorumListenOnAllIPs=true\n");
+    eventually("server 3 listens on every address", Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", ports[2].0)).is_ok()
+    });
+    assert!(third.child.try_wait().unwrap().is_none(), "{}", third.log());
+    assert!(!third.log().contains("cannot resolve its own address"), "{}", third.log());
 }

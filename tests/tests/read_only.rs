@@ -86,6 +86,11 @@ fn check_read_only_member(ensemble: &Ensemble, i: usize) -> RawSession {
     assert_eq!(session.code(OpCode::Create, &create), ErrorCode::NotReadOnly.code());
     assert_eq!(session.code(OpCode::Sync, &PathRequest { path: "/".into() }), ErrorCode::NotReadOnly.code());
     session.ping();
+    if ringkeeper_tests::Target::from_env() == ringkeeper_tests::Target::Ringkeeper {
+        // The read-only session is a local one (Apache's count depends on its session tracker).
+        let mntr = ensemble.four_letter(i, "mntr");
+        assert!(mntr.contains("\nzk_local_sessions\t1\n"), "{mntr}");
+    }
     session
 }
 

@@ -41,6 +41,7 @@ pub mod learner;
 #[cfg(test)]
 mod tests;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::conn::{ClientConn, ConnId};
@@ -54,6 +55,12 @@ use crate::zab::{
 };
 use gate::{HoldGate, Limits};
 use learner::{LearnerQueues, Queued};
+
+/// The opcode of a request frame (xid, then type), if it names one.
+fn request_op(frame: &[u8]) -> Option<OpCode> {
+    let op = i32::from_be_bytes(frame.get(4..8)?.try_into().ok()?);
+    OpCode::from_i32(op)
+}
 
 /// The processor's zxid limit while it may assign none (learners, servers not serving).
 const NO_ZXIDS: i64 = 0;
@@ -148,6 +155,9 @@ pub struct Node {
     now: i64,
     /// Since when this ensemble member has not served (for read-only mode).
     not_serving_since: i64,
+    /// Leader: the zxids that learners' `sync` replies wait for, not yet committed, ascending
+    /// (Apache's `Leader.pendingSyncs`, `mntr zk_pending_syncs`).
+    pending_syncs: VecDeque<i64>,
 }
 
 impl Node {
@@ -174,6 +184,7 @@ impl Node {
             learner: LearnerQueues::default(),
             now: 0,
             not_serving_since: 0,
+            pending_syncs: VecDeque::new(),
         }
     }
 
@@ -201,6 +212,12 @@ impl Node {
     /// The role as last reported by the peer (Looking and not serving until then).
     pub fn role(&self) -> RoleView {
         self.role
+    }
+
+    /// Leader: learners' `sync` requests answered with a zxid not committed yet (their
+    /// clients see the reply once it is); 0 elsewhere.
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.len()
     }
 
     /// Outputs held in the gate right now.
@@ -428,6 +445,9 @@ impl Node {
                 }
                 Action::Committed { zxid } => {
                     self.gate.open(zxid);
+                    while self.pending_syncs.front().is_some_and(|z| *z <= zxid) {
+                        self.pending_syncs.pop_front();
+                    }
                     out.push(Effect::Committed { zxid });
                     if self.learner_of().is_some() {
                         self.drain_all(out);
@@ -479,6 +499,7 @@ impl Node {
             }
         }
         self.learner = LearnerQueues::default();
+        self.pending_syncs.clear();
         // What the gate already lets through goes first; replies still waiting for a
         // commit belong to connections being closed: drop them, or the closes would queue
         // behind zxids this server may never commit.
@@ -540,9 +561,14 @@ impl Node {
                 let ids = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
                 self.processor.attach(conn, session_id, ids, &client_ip, now);
                 self.refresh_ensemble_view(&frame);
-                self.processor
+                let outputs = self
+                    .processor
                     .request(conn, &frame, now)
-                    .unwrap_or_else(|_| vec![Output::Close { conn, zxid: 0 }])
+                    .unwrap_or_else(|_| vec![Output::Close { conn, zxid: 0 }]);
+                if request_op(&frame) == Some(OpCode::Sync) {
+                    self.note_pending_sync(&outputs);
+                }
+                outputs
             }
             Relay::CreateSession { token, client_ip, request } if leading => {
                 let conn = ConnId::StandIn { learner: from, client: token };
@@ -576,6 +602,18 @@ impl Node {
             Relay::Forward { .. } | Relay::CreateSession { .. } => Vec::new(),
         };
         self.route(outputs, out);
+    }
+
+    /// A learner's `sync` was answered: its reply waits for the zxid it names, if that is
+    /// not committed yet.
+    fn note_pending_sync(&mut self, outputs: &[Output]) {
+        for output in outputs {
+            if let Output::Send { conn: ConnId::StandIn { .. }, zxid, .. } = output {
+                if *zxid > self.gate.open_to() {
+                    self.pending_syncs.push_back(*zxid);
+                }
+            }
+        }
     }
 
     /// A learner asks its leader for a new session on behalf of `conn`.

@@ -390,6 +390,29 @@ fn leader_close_is_queued_behind_the_reply_it_follows() {
 }
 
 #[test]
+fn leader_counts_a_learners_sync_as_pending_until_the_write_before_it_commits() {
+    let mut c = Cluster::two();
+    c.session(FOLLOWER, C1);
+    let sync = |xid| request(xid, OpCode::Sync, Some(&crate::proto::PathRequest { path: "/".into() }));
+    // Nothing outstanding: the sync's reply names a committed zxid.
+    c.run(FOLLOWER, C1, sync(2));
+    assert_eq!(c.node(LEADER).pending_syncs(), 0);
+    // A relayed write the leader proposed, then a relayed sync: the sync waits for the write.
+    let relayed = |c: &mut Cluster, frame: Vec<u8>| {
+        let fx = c.step(FOLLOWER, Input::Request { conn: C1, frame });
+        let [Effect::RelaySend { to: LEADER, relay }] = &fx[..] else { panic!("{fx:?}") };
+        c.step(LEADER, Input::RelayMessage { from: FOLLOWER, relay: relay.clone() })
+    };
+    let write = relayed(&mut c, create(3, "/k"));
+    let sync = relayed(&mut c, sync(4));
+    assert_eq!(c.node(LEADER).pending_syncs(), 1);
+    assert_eq!(c.node(FOLLOWER).pending_syncs(), 0, "only a leader counts them");
+    // The write commits (the follower acks it): no sync waits any more.
+    c.settle(LEADER, write.into_iter().chain(sync).collect());
+    assert_eq!(c.node(LEADER).pending_syncs(), 0);
+}
+
+#[test]
 fn leader_losing_its_quorum_drops_held_replies_and_closes_its_clients() {
     let mut c = Cluster::two();
     c.session(LEADER, C2);

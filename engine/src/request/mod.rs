@@ -238,6 +238,11 @@ impl Processor {
         }
     }
 
+    /// Read-only (local) sessions open now; they are in [`Self::sessions`] too.
+    pub fn local_session_count(&self) -> usize {
+        self.local_sessions.len()
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
