@@ -327,6 +327,16 @@ impl TestServer {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Waits up to `limit` for the process to exit on its own; its exit status, or `None` if
+    /// it is still running (or was never started or already reaped).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let status = wait_exit(self.child.as_mut()?, limit);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

@@ -9,6 +9,8 @@
 //!   payload built from `ringkeeper_engine::proto` records; every read has a socket timeout.
 #![allow(dead_code)]
 
+pub mod disk;
+
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
