@@ -426,6 +426,14 @@ pub fn refused_start(server: &TestServer) -> String {
     text
 }
 
+/// The resident memory of process `pid` in bytes (`VmRSS` of /proc/<pid>/status).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    let kb: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
+    kb * 1024
+}
+
 /// The random source of a randomized test, seeded from `RINGKEEPER_TEST_SEED` or else the
 /// clock; the seed is printed so that a failing run can be replayed.
 pub fn seeded_rng() -> Rng {
