@@ -150,6 +150,10 @@ pub struct Config {
     pub data_log_dir: Option<PathBuf>,
     /// `maxClientCnxns`: connections per client IP, 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `nio.sessionlessCnxnTimeout` (Apache's system property
+    /// `zookeeper.nio.sessionlessCnxnTimeout`): a connection that has not sent its connect
+    /// request (or a four-letter word) within this many ms is closed. Default 10000.
+    pub sessionless_cnxn_timeout_ms: u32,
     /// `minSessionTimeout` (default 2 * tickTime), ms.
     pub min_session_timeout_ms: u32,
     /// `maxSessionTimeout` (default 20 * tickTime), ms.
@@ -449,6 +453,7 @@ impl Config {
             data_dir,
             data_log_dir: None,
             max_client_cnxns: 60,
+            sessionless_cnxn_timeout_ms: 10_000,
             min_session_timeout_ms: tick_time_ms * 2,
             max_session_timeout_ms: tick_time_ms * 20,
             four_letter_whitelist: Whitelist::default(),
@@ -570,6 +575,10 @@ impl Config {
                 }
                 "maxClientCnxns" => {
                     cfg.max_client_cnxns = parse_int(key, value, 0, i32::MAX as i64, "an integer >= 0 (0 = unlimited)")? as u32;
+                }
+                "nio.sessionlessCnxnTimeout" => {
+                    let what = "a positive integer (milliseconds)";
+                    cfg.sessionless_cnxn_timeout_ms = parse_int(key, value, 1, i32::MAX as i64, what)? as u32;
                 }
                 "minSessionTimeout" => {
                     let v = parse_int(key, value, -1, i32::MAX as i64, "an integer >= 0 in milliseconds, or -1 for 2 * tickTime")?;
@@ -1013,6 +1022,7 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "request.throttle.maxRequests",
     "client.portUnification",
     "X509AuthenticationProvider.superUser",
+    "nio.sessionlessCnxnTimeout",
 ];
 
 enum Other {

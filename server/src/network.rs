@@ -12,6 +12,11 @@
 //! written in the order the data role emitted them; `maxClientCnxns` per client IP holds
 //! across all network cores.
 //!
+//! Slow clients: a connection that has not sent its whole first frame (connect request or
+//! four-letter word) within `nio.sessionlessCnxnTimeout` is closed, as Apache's NIO factory
+//! closes sessionless connections; after the handshake, a client that trickles a frame
+//! without completing it is ended by its session's expiry (only whole requests touch it).
+//!
 //! Backpressure: a connection's reader takes its next request frame only while the replies
 //! waiting for that client fit `ringkeeper.client.outboxBytesMax` ([`Outbox::may_take_request`]),
 //! so a client that does not read its replies stops being read instead of growing the
@@ -60,6 +65,9 @@ pub struct NetworkLimits {
     pub jute_max_buffer: usize,
     /// 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `nio.sessionlessCnxnTimeout`: how long a new connection may take to send its first
+    /// frame (connect request or four-letter word) before it is closed.
+    pub sessionless_timeout: std::time::Duration,
     /// `ringkeeper.client.outboxBytesMax`: reply bytes a connection may have waiting for its
     /// client before the server stops reading that connection's requests.
     pub outbox_bytes_max: usize,
@@ -393,6 +401,18 @@ async fn read_exact_or_eof(reader: &mut ClientReader, buf: &mut [u8]) -> Result<
     Ok(true)
 }
 
+/// `read`, or an error once `deadline` (the end of `nio.sessionlessCnxnTimeout`) passes.
+async fn before_handshake_deadline(
+    deadline: std::time::Instant,
+    read: impl std::future::Future<Output = Result<bool, String>>,
+) -> Result<bool, String> {
+    futures_lite::future::or(read, async {
+        glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now())).await;
+        Err("no connect request within nio.sessionlessCnxnTimeout".to_string())
+    })
+    .await
+}
+
 /// Requests a new connection may have in flight before its first reply tells how large its
 /// replies are (the initial reply estimate is the outbox bound divided by this).
 const INITIAL_REQUESTS_IN_FLIGHT: usize = 16;
@@ -428,11 +448,18 @@ async fn read_loop(
     let mut first = true;
     let mut requests_read = 0;
     let mut length = [0u8; 4];
+    let handshake_deadline = std::time::Instant::now() + core.limits.sessionless_timeout;
     loop {
         if !first {
             request_admitted(core, outbox).await;
         }
-        if !read_exact_or_eof(&mut reader, &mut length).await? {
+        let read_length = read_exact_or_eof(&mut reader, &mut length);
+        let read = if first {
+            before_handshake_deadline(handshake_deadline, read_length).await
+        } else {
+            read_length.await
+        };
+        if !read? {
             return Ok(());
         }
         if first && four_letter_word(&length) {
@@ -448,7 +475,13 @@ async fn read_loop(
             ));
         }
         let mut frame = vec![0u8; len as usize];
-        if !read_exact_or_eof(&mut reader, &mut frame).await? && len > 0 {
+        let read_frame = read_exact_or_eof(&mut reader, &mut frame);
+        let read = if first {
+            before_handshake_deadline(handshake_deadline, read_frame).await
+        } else {
+            read_frame.await
+        };
+        if !read? && len > 0 {
             return Err("connection closed mid-frame".into());
         }
         let message = if first {

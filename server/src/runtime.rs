@@ -273,6 +273,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             limits: NetworkLimits {
                 jute_max_buffer: config.jute_max_buffer as usize,
                 max_client_cnxns: config.max_client_cnxns,
+                sessionless_timeout: std::time::Duration::from_millis(
+                    config.sessionless_cnxn_timeout_ms.into(),
+                ),
                 outbox_bytes_max: config.client_outbox_bytes_max as usize,
                 global_outstanding_limit: u64::from(config.global_outstanding_limit),
             },

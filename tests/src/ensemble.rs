@@ -389,6 +389,16 @@ impl Ensemble {
         crate::stop_with_signal(&mut self.members[i].child, signal, limit)
     }
 
+    /// Waits up to `limit` for member `i` to exit on its own; its exit status, or `None` if
+    /// it still runs (or is not running at all).
+    pub fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<std::process::ExitStatus> {
+        let status = crate::wait_exit(self.members[i].child.as_mut()?, limit);
+        if status.is_some() {
+            self.members[i].child = None;
+        }
+        status
+    }
+
     /// Starts member `i` again (same config and dataDir) and waits until it serves.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);

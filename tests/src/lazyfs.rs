@@ -23,7 +23,13 @@
 //! `O_DIRECT`) reaches this filesystem before it returns; the kernel may keep clean pages for
 //! reads and `mmap` (the server maps snapshots), which the remount of a power loss drops.
 //! Entries and attributes are never cached. `fallocate` mode 0 and `FALLOC_FL_KEEP_SIZE` are
-//! supported; //! hard links, symlinks and extended attributes are not.
+//! supported; hard links, symlinks and extended attributes are not.
+//!
+//! **Faults** ([`LazyFs::set_faults`]): writes or fsyncs of files whose name starts with a
+//! prefix fail with a chosen errno (`EIO`, `ENOSPC`), and a capacity makes the disk full: a
+//! write, truncation or `fallocate` that would grow the files (under a current name) beyond it
+//! fails with `ENOSPC`. A failed write changes nothing; a failed fsync makes nothing durable.
+//! Faults stay across power losses until replaced.
 //!
 //! Mounting needs `/dev/fuse` and root (the `mount` system call; no `fusermount3` needed):
 //! [`LazyFs::available`] tells whether the tests can run here.
@@ -49,6 +55,40 @@ const ROOT: u64 = 1;
 const BLOCK: u32 = 4096;
 /// Longest wait for a busy mount to become free at unmount.
 const UNMOUNT_WAIT: Duration = Duration::from_secs(10);
+
+/// Which operation on a file an injected [`Fault`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// `write` (including `O_DIRECT` and io_uring writes).
+    Write,
+    /// `fsync`/`fdatasync` (also the sync an `O_DSYNC` write makes).
+    Fsync,
+}
+
+/// An injected failure: `op` on any file whose current name starts with `name_prefix` fails
+/// with `errno`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub op: FaultOp,
+    pub name_prefix: String,
+    pub errno: i32,
+}
+
+/// The failures a test injects into a mounted [`LazyFs`].
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub failing: Vec<Fault>,
+    /// Total bytes the files under a current name may hold; growing beyond fails with
+    /// `ENOSPC` (a full disk). `None`: unlimited.
+    pub capacity_bytes: Option<u64>,
+}
+
+/// [`Faults`] and how many operations they failed so far.
+#[derive(Default)]
+struct FaultState {
+    faults: Faults,
+    tripped: u64,
+}
 
 /// One file or directory of the in-memory (current) view.
 enum Node {
@@ -159,6 +199,43 @@ impl Tree {
             Some(Node::File { data, .. }) => Ok(data),
             Some(Node::Dir { .. }) => Err(Errno::EISDIR),
             None => Err(Errno::ENOENT),
+        }
+    }
+
+    /// The names file `ino` has in the current view.
+    fn names_of(&self, ino: u64) -> impl Iterator<Item = &OsString> {
+        self.nodes.values().flat_map(move |node| match node {
+            Node::Dir { entries, .. } => {
+                entries.iter().filter(move |(_, child)| **child == ino).map(|(name, _)| name).collect()
+            }
+            Node::File { .. } => Vec::new(),
+        })
+    }
+
+    /// Bytes held by the files that have a name in the current view.
+    fn used_bytes(&self) -> u64 {
+        let named: std::collections::BTreeSet<u64> = self
+            .nodes
+            .values()
+            .filter_map(|node| match node {
+                Node::Dir { entries, .. } => Some(entries.values().copied()),
+                Node::File { .. } => None,
+            })
+            .flatten()
+            .collect();
+        named
+            .iter()
+            .filter_map(|ino| match self.nodes.get(ino) {
+                Some(Node::File { data, .. }) => Some(data.len() as u64),
+                _ => None,
+            })
+            .sum()
+    }
+
+    fn file_len(&self, ino: u64) -> u64 {
+        match self.nodes.get(&ino) {
+            Some(Node::File { data, .. }) => data.len() as u64,
+            _ => 0,
         }
     }
 
@@ -280,15 +357,40 @@ fn read_up_to(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<u
 /// The FUSE side: a [`Tree`] behind a lock (fuser may call from several threads).
 struct LazyFsHandler {
     tree: Arc<Mutex<Tree>>,
+    faults: Arc<Mutex<FaultState>>,
 }
 
-fn lock(tree: &Mutex<Tree>) -> MutexGuard<'_, Tree> {
-    tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl LazyFsHandler {
     fn tree(&self) -> MutexGuard<'_, Tree> {
         lock(&self.tree)
+    }
+
+    /// The error an injected fault gives `op` on file `ino`, if one matches (counted).
+    fn injected(&self, tree: &Tree, ino: u64, op: FaultOp) -> Option<Errno> {
+        let mut state = lock(&self.faults);
+        let errno = state.faults.failing.iter().find_map(|fault| {
+            let named =
+                tree.names_of(ino).any(|name| name.as_bytes().starts_with(fault.name_prefix.as_bytes()));
+            (fault.op == op && named).then_some(fault.errno)
+        })?;
+        state.tripped += 1;
+        Some(Errno::from_i32(errno))
+    }
+
+    /// `ENOSPC` (counted) if file `ino` growing to `new_len` bytes would exceed the capacity.
+    fn out_of_space(&self, tree: &Tree, ino: u64, new_len: u64) -> Option<Errno> {
+        let mut state = lock(&self.faults);
+        let capacity = state.faults.capacity_bytes?;
+        let growth = new_len.saturating_sub(tree.file_len(ino));
+        if growth == 0 || tree.used_bytes() + growth <= capacity {
+            return None;
+        }
+        state.tripped += 1;
+        Some(Errno::from_i32(libc::ENOSPC))
     }
 
     /// Runs `change` on the data of file `ino`, or tells why there is none.
@@ -344,6 +446,9 @@ impl fuser::Filesystem for LazyFsHandler {
     ) {
         let mut tree = self.tree();
         if let Some(size) = size {
+            if let Some(errno) = self.out_of_space(&tree, ino.0, size) {
+                return reply.error(errno);
+            }
             match tree.nodes.get_mut(&ino.0) {
                 Some(Node::File { data, shortest, .. }) => {
                     data.resize(size as usize, 0);
@@ -483,7 +588,14 @@ impl fuser::Filesystem for LazyFsHandler {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyWrite,
     ) {
-        let written = match self.tree().nodes.get_mut(&ino.0) {
+        let mut tree = self.tree();
+        let refused = self
+            .injected(&tree, ino.0, FaultOp::Write)
+            .or_else(|| self.out_of_space(&tree, ino.0, offset + bytes.len() as u64));
+        if let Some(errno) = refused {
+            return reply.error(errno);
+        }
+        let written = match tree.nodes.get_mut(&ino.0) {
             Some(Node::File { data, unsynced_writes, .. }) => {
                 let end = offset as usize + bytes.len();
                 if data.len() < end {
@@ -514,7 +626,11 @@ impl fuser::Filesystem for LazyFsHandler {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        match self.tree().sync_file(ino.0) {
+        let mut tree = self.tree();
+        if let Some(errno) = self.injected(&tree, ino.0, FaultOp::Fsync) {
+            return reply.error(errno);
+        }
+        match tree.sync_file(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(io_errno(e)),
         }
@@ -539,6 +655,11 @@ impl fuser::Filesystem for LazyFsHandler {
     ) {
         if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
             return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        }
+        if mode & libc::FALLOC_FL_KEEP_SIZE == 0 {
+            if let Some(errno) = self.out_of_space(&self.tree(), ino.0, offset + length) {
+                return reply.error(errno);
+            }
         }
         let allocated = self.with_data(ino, |data| {
             let end = (offset + length) as usize;
@@ -615,8 +736,12 @@ impl fuser::Filesystem for LazyFsHandler {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let blocks = 1 << 24; // 64 GiB of 4 KiB blocks: no free-space check trips.
-        reply.statfs(blocks, blocks, blocks, 1 << 20, 1 << 20, BLOCK, 255, BLOCK);
+        // 64 GiB of 4 KiB blocks unless a capacity is set.
+        let capacity = lock(&self.faults).faults.capacity_bytes;
+        let blocks = capacity.map_or(1 << 24, |bytes| bytes.div_ceil(BLOCK as u64));
+        let used = self.tree().used_bytes().div_ceil(BLOCK as u64);
+        let free = blocks.saturating_sub(used);
+        reply.statfs(blocks, free, free, 1 << 20, 1 << 20, BLOCK, 255, BLOCK);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
@@ -630,6 +755,8 @@ pub struct LazyFs {
     mount_point: PathBuf,
     /// The mounted filesystem's state (shared with its FUSE handler).
     tree: Arc<Mutex<Tree>>,
+    /// Injected faults (shared with the handler of every mount).
+    faults: Arc<Mutex<FaultState>>,
     session: Option<BackgroundSession>,
 }
 
@@ -653,6 +780,7 @@ impl LazyFs {
             backing: backing.to_path_buf(),
             mount_point: mount_point.to_path_buf(),
             tree: Arc::new(Mutex::new(Tree::load(backing)?)),
+            faults: Arc::default(),
             session: None,
         };
         fs.session = Some(fs.spawn()?);
@@ -662,10 +790,26 @@ impl LazyFs {
     /// Mounts a fresh filesystem from what the backing directory holds.
     fn spawn(&mut self) -> io::Result<BackgroundSession> {
         self.tree = Arc::new(Mutex::new(Tree::load(&self.backing)?));
-        let handler = LazyFsHandler { tree: self.tree.clone() };
+        let handler = LazyFsHandler { tree: self.tree.clone(), faults: self.faults.clone() };
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("lazyfs".into()), MountOption::DefaultPermissions];
         fuser::spawn_mount(handler, &self.mount_point, &config)
+    }
+
+    /// Replaces the injected faults (`Faults::default()` clears them) and resets the count of
+    /// operations they failed.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.faults) = FaultState { faults, tripped: 0 };
+    }
+
+    /// How many operations the injected faults failed since [`LazyFs::set_faults`].
+    pub fn faults_tripped(&self) -> u64 {
+        lock(&self.faults).tripped
+    }
+
+    /// Bytes the files under a current name hold (what a capacity is compared with).
+    pub fn used_bytes(&self) -> u64 {
+        lock(&self.tree).used_bytes()
     }
 
     /// Where the filesystem is mounted.

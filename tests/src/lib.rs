@@ -327,6 +327,16 @@ impl TestServer {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Waits up to `limit` for the process to exit on its own; its exit status, or `None` if
+    /// it is still running (or was never started or already reaped).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let status = wait_exit(self.child.as_mut()?, limit);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -352,8 +362,12 @@ const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/sl
 /// `zoo.cfg` keys that Apache reads only as JVM system properties (under exactly this name;
 /// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
 /// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
-const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
-    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs", "readonlymode.enabled"];
+const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] = &[
+    "znode.container.checkIntervalMs",
+    "znode.container.maxNeverUsedIntervalMs",
+    "readonlymode.enabled",
+    "zookeeper.nio.sessionlessCnxnTimeout",
+];
 
 /// Apache ZooKeeper's standalone server.
 pub const APACHE_STANDALONE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";

@@ -156,14 +156,6 @@ fn a_second_server_on_the_same_client_port_refuses_to_start() {
     assert!(server.four_letter("srvr").contains("Mode:"));
 }
 
-/// The resident memory of process `pid` in bytes (`VmRSS` of /proc/<pid>/status).
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
-    let kb: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
-    kb * 1024
-}
-
 /// Apache 3.8 grows by about 6 MB on this test; ringkeeper before backpressure grew by
 /// 150-270 MB. The bound leaves room for the replies in flight when reading stops.
 const UNREAD_REPLIES_RSS_GROWTH_MAX: u64 = 64 << 20;

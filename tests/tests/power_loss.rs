@@ -35,18 +35,15 @@ mod common;
 
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::disk::{start_writes, take_acked, Disk, Losses};
 use common::*;
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::ConnectResponse;
 use ringkeeper_engine::proto::Jute;
-use ringkeeper_tests::ensemble::Ensemble;
-use ringkeeper_tests::lazyfs::LazyFs;
-use ringkeeper_tests::sim::Rng;
-use ringkeeper_tests::{Target, TestServer};
+use ringkeeper_tests::TestServer;
 use zookeeper_client as zk;
 
 /// Kill/power-loss rounds of the survival test.
@@ -55,8 +52,6 @@ const ROUNDS: usize = 4;
 const CUT_DELAY_MAX_MS: u64 = 600;
 /// The same for the ensemble (whose first writes wait for peers' fsyncs too).
 const ENSEMBLE_CUT_DELAY_MAX_MS: u64 = 1500;
-/// Writes in flight at once (each client task waits for its acknowledgement).
-const WRITERS: usize = 8;
 /// Settings that make the log roll over and snapshots happen within a round.
 const SERVER_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nsnapCount=200\n";
 /// The self-check's: no fsync of the log, and no snapshot (a snapshot that outlives the log
@@ -67,58 +62,6 @@ const NO_SYNC_CONFIG: &str = "ringkeeper.log.segmentBytes=1048576\nforceSync=no\
 const ENSEMBLE_WAIT: Duration = Duration::from_secs(60);
 /// `CreateMode` flags of an ephemeral node.
 const EPHEMERAL: i32 = 1;
-
-/// A mounted [`LazyFs`] with its backing directory, or `None` (and a message) where FUSE
-/// cannot be mounted.
-struct Disk {
-    fs: LazyFs,
-    _backing: tempfile::TempDir,
-    _mount_point: tempfile::TempDir,
-}
-
-impl Disk {
-    /// Whether the server power-loss tests cannot run here (and why, printed).
-    fn unavailable() -> bool {
-        if Disk::no_fuse() {
-            return true;
-        }
-        if Target::from_env() == Target::Apache {
-            // Tried: Apache 3.8 relies on ext4's journal for what it does not fsync (the
-            // directory of a new log file; the start-up snapshot, neither synced nor named
-            // durably), and after a POSIX power loss refuses to start ("No snapshot found, but
-            // there are log entries").
-            println!("SKIPPED: Apache ZooKeeper does not fsync what a POSIX power loss needs");
-            return true;
-        }
-        false
-    }
-
-    /// Whether FUSE cannot be mounted here (and why, printed).
-    fn no_fuse() -> bool {
-        let Err(why) = LazyFs::available() else { return false };
-        println!("SKIPPED: power-loss tests need a FUSE mount: {why}");
-        true
-    }
-
-    /// A mount for a server test (`None` where [`Disk::unavailable`]).
-    fn mount() -> Option<Disk> {
-        if Disk::unavailable() {
-            return None;
-        }
-        Some(Disk::mount_lazyfs())
-    }
-
-    fn mount_lazyfs() -> Disk {
-        let backing = tempfile::tempdir().unwrap();
-        let mount_point = tempfile::tempdir().unwrap();
-        let fs = LazyFs::mount(backing.path(), mount_point.path()).expect("mount the LazyFs FUSE filesystem");
-        Disk { fs, _backing: backing, _mount_point: mount_point }
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.fs.path().join(name)
-    }
-}
 
 fn write_file(path: &Path, bytes: &[u8]) -> std::fs::File {
     let mut file = std::fs::File::create(path).unwrap();
@@ -219,81 +162,6 @@ impl AlignedBlock {
     }
 }
 
-/// What the server acknowledged in one round.
-#[derive(Default)]
-struct Acked {
-    creates: Vec<String>,
-    /// Highest acknowledged version of the round's node.
-    set_version: i32,
-}
-
-/// Writes on `round_path` from [`WRITERS`] tasks until the server stops answering; returns
-/// what was acknowledged. Even writes create a child, odd ones set the round node.
-async fn write_until_cut(client: &zk::Client, round_path: &str, acked: Arc<Mutex<Acked>>) {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..WRITERS {
-        let (client, acked, next, round_path) =
-            (client.clone(), acked.clone(), next.clone(), round_path.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i % 2 == 0 {
-                    let path = format!("{round_path}/c{i:06}");
-                    let create = client.create(&path, b"v", &open(zk::CreateMode::Persistent));
-                    match tokio::time::timeout(Duration::from_secs(5), create).await {
-                        Ok(Ok(_)) => acked.lock().unwrap().creates.push(path),
-                        _ => return,
-                    }
-                } else {
-                    let set = client.set_data(&round_path, &i.to_be_bytes(), None);
-                    match tokio::time::timeout(Duration::from_secs(5), set).await {
-                        Ok(Ok(stat)) => {
-                            let mut acked = acked.lock().unwrap();
-                            acked.set_version = acked.set_version.max(stat.version);
-                        }
-                        _ => return,
-                    }
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-}
-
-/// What a run of rounds lost: acknowledged writes missing after a power loss.
-#[derive(Debug, Default)]
-struct Losses {
-    acknowledged: usize,
-    missing_creates: Vec<String>,
-    /// (round node, acknowledged version, version found or `None` if the node is gone).
-    older_versions: Vec<(String, i32, Option<i32>)>,
-    /// The server would not start on what the power loss left (first line of its error).
-    refused_start: Option<String>,
-}
-
-impl Losses {
-    fn any(&self) -> bool {
-        !self.missing_creates.is_empty() || !self.older_versions.is_empty() || self.refused_start.is_some()
-    }
-
-    /// Records which of `acked` (writes on `round_path`) `client` no longer sees.
-    async fn check(&mut self, client: &zk::Client, round_path: &str, acked: Acked) {
-        self.acknowledged += acked.creates.len() + 1;
-        for path in acked.creates {
-            if stat_of(client, &path).await.is_none() {
-                self.missing_creates.push(path);
-            }
-        }
-        let version = stat_of(client, round_path).await.map(|stat| stat.version);
-        if version.is_none_or(|version| version < acked.set_version) {
-            self.older_versions.push((round_path.to_string(), acked.set_version, version));
-        }
-    }
-}
-
 /// Rounds of writes, kill -9 plus power loss at a random moment, restart, check.
 async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
     let mut rng = seeded_rng();
@@ -309,7 +177,7 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
         tokio::time::sleep(delay).await;
         server.kill();
         let torn = rng.below(2) == 1;
-        cut_power(&mut disk, torn, &mut rng);
+        disk.cut_power(torn, &mut rng);
         within("writers to stop", writes).await.unwrap();
         drop(client);
         let acked = take_acked(&acked, &format!("round {round}: cut"), delay, torn);
@@ -326,37 +194,6 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
         losses.check(&client, &round_path, acked).await;
     }
     losses
-}
-
-/// Cuts the power of `disk`: plain, or `torn` (during write-back, from a seed of `rng`).
-fn cut_power(disk: &mut Disk, torn: bool, rng: &mut Rng) {
-    if torn {
-        disk.fs.power_loss_with_torn_writes(rng.below(u64::MAX)).expect("power loss with torn write-back");
-    } else {
-        disk.fs.power_loss().expect("power loss (unmount and mount again)");
-    }
-}
-
-/// What the writers had acknowledged when the power was cut, printed with how it was cut.
-fn take_acked(acked: &Mutex<Acked>, cut: &str, delay: Duration, torn: bool) -> Acked {
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
-    println!(
-        "{cut} after {delay:?}{}, {} creates and set version {} acknowledged",
-        if torn { " (unsynced writes partly written back, the last torn)" } else { "" },
-        acked.creates.len(),
-        acked.set_version
-    );
-    acked
-}
-
-/// Starts [`WRITERS`] writers on `round_path`; their acknowledgements land in the result.
-fn start_writes(client: &zk::Client, round_path: &str) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Acked>>) {
-    let acked = Arc::new(Mutex::new(Acked::default()));
-    let writes = tokio::spawn({
-        let (client, acked, round_path) = (client.clone(), acked.clone(), round_path.to_string());
-        async move { write_until_cut(&client, &round_path, acked).await }
-    });
-    (writes, acked)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,13 +262,7 @@ fn session_resumes_after_power_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensemble_acknowledged_writes_survive_power_loss_of_every_member() {
     let mut rng = seeded_rng();
-    let mut disks = Vec::new();
-    for _ in 0..3 {
-        let Some(disk) = Disk::mount() else { return };
-        disks.push(disk);
-    }
-    let data_dirs: Vec<PathBuf> = disks.iter().map(|disk| disk.path("data")).collect();
-    let mut ensemble = Ensemble::start_with_data_dirs(&data_dirs, "");
+    let Some((mut disks, mut ensemble)) = Disk::ensemble(3, "") else { return };
     let connect_string = ensemble.connect_string();
     let connect_ensemble = || {
         within_for(
@@ -450,7 +281,7 @@ async fn ensemble_acknowledged_writes_survive_power_loss_of_every_member() {
     }
     let torn = rng.below(2) == 1;
     for disk in &mut disks {
-        cut_power(disk, torn, &mut rng);
+        disk.cut_power(torn, &mut rng);
     }
     within_for(ENSEMBLE_WAIT, "writers to stop", writes).await.unwrap();
     drop(client);

@@ -9,6 +9,8 @@
 //!   payload built from `ringkeeper_engine::proto` records; every read has a socket timeout.
 #![allow(dead_code)]
 
+pub mod disk;
+
 use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -422,6 +424,14 @@ pub fn refused_start(server: &TestServer) -> String {
     assert!(!status.success(), "must exit non-zero; output:\n{text}");
     assert!(!text.contains("listening on"), "must not serve:\n{text}");
     text
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS` of /proc/<pid>/status).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
+    let kb: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
+    kb * 1024
 }
 
 /// The random source of a randomized test, seeded from `RINGKEEPER_TEST_SEED` or else the

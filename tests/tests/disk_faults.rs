@@ -1,0 +1,319 @@
+//! Failing and full disks, injected through the [`LazyFs`] FUSE filesystem
+//! ([`ringkeeper_tests::lazyfs::Faults`]): a member never acknowledges a write that is not
+//! durable, stops loudly, and recovers every acknowledged write once the fault is gone.
+//!
+//! As Apache 3.8 (its `SyncRequestProcessor` exits the server when a txn log write or flush
+//! throws), a failed log write or fsync stops the server: it logs one `FATAL` line naming the
+//! file and the errno and exits with status 70. The writes it had not acknowledged fail
+//! (connection loss), never succeed. Each test writes with several clients until the fault
+//! stops the server, clears the fault (the space is freed), restarts on what the disk kept
+//! and checks that every acknowledged create and the last acknowledged version are there, and
+//! that no znode holds anything but the complete data its create wrote:
+//!
+//! - `lazyfs_injects_write_fsync_and_full_disk_faults`: the filesystem itself, through
+//!   ordinary system calls: a failing write changes nothing, a failing fsync (also the one of
+//!   an `O_DSYNC` write) makes nothing durable, a full disk refuses growth (write, truncate,
+//!   `fallocate`) but not rewrites in place, and `statfs` shows the free space.
+//! - `log_fsync_eio_stops_the_server_without_losing_an_acknowledged_write`: fsyncs of the
+//!   log fail with EIO (with the default `writeMode=dsync` that is the sync of each `O_DSYNC`
+//!   write); the power is cut before the restart, so a write acknowledged despite the failed
+//!   sync would be gone.
+//! - `log_fdatasync_eio_stops_the_server_without_losing_an_acknowledged_write`: the same
+//!   with `writeMode=fdatasync` (write, then a separate fdatasync that fails).
+//! - `log_write_enospc_stops_the_server_without_losing_an_acknowledged_write`: writes to the
+//!   log fail with ENOSPC.
+//! - `full_disk_stops_the_server_at_the_next_segment_and_it_recovers_once_space_is_freed`: the
+//!   disk fills up (a capacity just above what is used): snapshots fail first (logged, the
+//!   server goes on: the log holds every txn), then the log cannot preallocate its next
+//!   segment and the server stops; restarted with space again (no power loss: the half-made
+//!   segment is on disk as the failed roll left it), it recovers everything.
+//! - `snapshot_enospc_keeps_serving_and_the_data_dir_recovers`: only snapshot writes fail
+//!   (ENOSPC): each failure is logged, the unfinished temp file removed, the server keeps
+//!   acknowledging writes; after kill -9 and a power loss the older snapshot plus the log
+//!   recover every acknowledged write. (Apache exits on a failed snapshot instead; ringkeeper
+//!   goes on because the log alone is enough to recover.)
+//! - `follower_with_failing_disk_leaves_the_quorum_without_losing_committed_data`: in a
+//!   3-member ensemble one follower's log fsyncs fail: it stops, the other two keep
+//!   acknowledging writes; after a power loss of that follower and a restart without the
+//!   fault, every member (read directly, after `sync`) holds every acknowledged write.
+//!
+//! Skipped, with a message, where FUSE cannot be mounted (no `/dev/fuse` or not root) and with
+//! `RINGKEEPER_TEST_TARGET=apache` (see `power_loss.rs`). The moment the fault starts is
+//! random; the seed is printed and `RINGKEEPER_TEST_SEED` replays it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::disk::{start_writes, take_acked, Acked, Disk, Losses};
+use common::*;
+use ringkeeper_tests::lazyfs::{Fault, FaultOp, Faults};
+use ringkeeper_tests::TestServer;
+use zookeeper_client as zk;
+
+/// Small log segments (rolls within a test) and frequent snapshots.
+const SERVER_CONFIG: &str = "ringkeeper.log.segmentBytes=65536\nsnapCount=200\n";
+/// The exit status of a server whose log could not be made durable (`log_role.rs`).
+const EXIT_LOG_FAILURE: i32 = 70;
+/// Bound for a server to notice a fault and stop.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+/// Bound for an ensemble to connect to, elect and serve again.
+const ENSEMBLE_WAIT: Duration = Duration::from_secs(60);
+/// The fault starts this long (at most) after the writes.
+const FAULT_DELAY_MAX_MS: u64 = 500;
+
+#[test]
+fn lazyfs_injects_write_fsync_and_full_disk_faults() {
+    if Disk::no_fuse() {
+        return;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let mut disk = Disk::mount_lazyfs();
+    let errno = |result: std::io::Result<()>| result.err().and_then(|e| e.raw_os_error());
+    let mut file = std::fs::File::create(disk.path("log.1")).unwrap();
+    file.write_all(b"durable").unwrap();
+    file.sync_all().unwrap();
+    std::fs::File::open(disk.fs.path()).unwrap().sync_all().unwrap();
+
+    disk.fs.set_faults(failing(FaultOp::Write, "log.", libc::EIO));
+    assert_eq!(errno(file.write_all(b" more")), Some(libc::EIO));
+    std::fs::write(disk.path("other"), b"other names are not affected").unwrap();
+    disk.fs.set_faults(failing(FaultOp::Fsync, "log.", libc::EIO));
+    file.write_all(b" unsynced").unwrap();
+    assert_eq!(errno(file.sync_data()), Some(libc::EIO));
+    let mut dsync =
+        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DSYNC).open(disk.path("log.1")).unwrap();
+    assert_eq!(errno(dsync.write_all(b"!")), Some(libc::EIO), "an O_DSYNC write syncs, and that fails");
+    assert!(disk.fs.faults_tripped() >= 2);
+
+    let used = disk.fs.used_bytes();
+    disk.fs.set_faults(Faults { failing: Vec::new(), capacity_bytes: Some(used + 10) });
+    // SAFETY: statvfs writes into the struct it is given; the path is NUL-terminated.
+    let free_bytes = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        let path = std::ffi::CString::new(disk.fs.path().as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(libc::statvfs(path.as_ptr(), &mut stat), 0);
+        stat.f_bavail * stat.f_bsize
+    };
+    assert!(free_bytes < 8192, "statfs must show the disk (nearly) full: {free_bytes} bytes free");
+    file.write_all_at(b"DURABLE", 0).unwrap();
+    assert_eq!(errno(file.write_all_at(&[0; 64], used)), Some(libc::ENOSPC));
+    assert_eq!(errno(file.set_len(used + 64)), Some(libc::ENOSPC));
+    // SAFETY: fallocate on an open file descriptor with valid arguments.
+    let allocated = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, 1 << 20) };
+    assert_eq!(allocated, -1);
+    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOSPC));
+    drop((file, dsync));
+
+    disk.fs.set_faults(Faults::default());
+    disk.fs.power_loss().expect("power loss");
+    assert_eq!(std::fs::read(disk.path("log.1")).unwrap(), b"durable", "only the synced data survives");
+}
+
+fn failing(op: FaultOp, name_prefix: &str, errno: i32) -> Faults {
+    Faults { failing: vec![Fault { op, name_prefix: name_prefix.into(), errno }], capacity_bytes: None }
+}
+
+/// Waits for the server to stop on its own after a disk fault; checks its exit status and
+/// the log line naming the failed file (a `log.` segment) and `errno_text`.
+fn expect_stop_naming_the_log(server: &mut TestServer, errno_text: &str) {
+    let Some(status) = server.wait_exit(STOP_WAIT) else {
+        panic!("the server kept running after its log failed; log:\n{}", server.log())
+    };
+    let log = server.log();
+    assert_eq!(status.code(), Some(EXIT_LOG_FAILURE), "exit status after a log failure; log:\n{log}");
+    let line =
+        log.lines().find(|line| line.contains("FATAL")).unwrap_or_else(|| panic!("no FATAL line:\n{log}"));
+    println!("the server stopped: {line}");
+    assert!(
+        line.contains(&server.data_dir().display().to_string()) && line.contains("/log."),
+        "the FATAL line must name the log file: {line}"
+    );
+    assert!(line.contains(errno_text), "the FATAL line must name the error ({errno_text}): {line}");
+}
+
+/// Writes until `faults` (injected at a seeded moment) stop the server, then clears them,
+/// cuts the power if `cut_power`, restarts and checks every acknowledged write.
+async fn log_fault_stops_server(config: &str, faults: Faults, errno_text: &str, cut_power: bool) {
+    let mut rng = seeded_rng();
+    let Some(mut disk) = Disk::mount() else { return };
+    let mut server = TestServer::start_with_data_dir(config, &disk.path("data"));
+    let client = connect(&server).await;
+    mk(&client, "/round", b"").await;
+    let (writes, acked) = start_writes(&client, "/round");
+    let delay = Duration::from_millis(100 + rng.below(FAULT_DELAY_MAX_MS));
+    tokio::time::sleep(delay).await;
+    disk.fs.set_faults(faults);
+    expect_stop_naming_the_log(&mut server, errno_text);
+    within_for(STOP_WAIT, "writers to stop", writes).await.unwrap();
+    drop(client);
+    assert!(disk.fs.faults_tripped() > 0, "the injected fault never tripped");
+    let acked = take_acked(&acked, "disk fault", delay, false);
+    disk.fs.set_faults(Faults::default());
+    if cut_power {
+        disk.cut_power(false, &mut rng);
+    }
+    restart_and_check(&mut server, acked).await;
+}
+
+/// Restarts `server` and asserts that it lost none of `acked` (writes on `/round`).
+async fn restart_and_check(server: &mut TestServer, acked: Acked) {
+    if let Err(error) = server.try_restart() {
+        panic!("the server does not start on what the disk fault left: {error}");
+    }
+    let client = connect(server).await;
+    let mut losses = Losses::default();
+    losses.check(&client, "/round", acked).await;
+    assert!(!losses.any(), "acknowledged writes lost or damaged after a disk fault: {losses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_fsync_eio_stops_the_server_without_losing_an_acknowledged_write() {
+    let faults = failing(FaultOp::Fsync, "log.", libc::EIO);
+    log_fault_stops_server(SERVER_CONFIG, faults, "Input/output error", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_fdatasync_eio_stops_the_server_without_losing_an_acknowledged_write() {
+    let config = format!("{SERVER_CONFIG}ringkeeper.log.writeMode=fdatasync\n");
+    let faults = failing(FaultOp::Fsync, "log.", libc::EIO);
+    log_fault_stops_server(&config, faults, "Input/output error", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_write_enospc_stops_the_server_without_losing_an_acknowledged_write() {
+    let faults = failing(FaultOp::Write, "log.", libc::ENOSPC);
+    log_fault_stops_server(SERVER_CONFIG, faults, "No space left on device", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_stops_the_server_at_the_next_segment_and_it_recovers_once_space_is_freed() {
+    // Room for a little more than one segment beside the spare: the first roll may take the
+    // zero-filled spare, a later one cannot preallocate.
+    disk_fills_up_while_writing(SERVER_CONFIG, 3 * 65536).await;
+}
+
+/// Writes while the disk has only `headroom_bytes` more than the running server uses, until
+/// the server stops; then frees the space and restarts it without a power loss (the server
+/// stopped, the machine did not).
+async fn disk_fills_up_while_writing(config: &str, headroom_bytes: u64) {
+    let Some(disk) = Disk::mount() else { return };
+    let mut server = TestServer::start_with_data_dir(config, &disk.path("data"));
+    let client = connect(&server).await;
+    mk(&client, "/round", b"").await;
+    let capacity_bytes = Some(disk.fs.used_bytes() + headroom_bytes);
+    let (writes, acked) = start_writes(&client, "/round");
+    disk.fs.set_faults(Faults { failing: Vec::new(), capacity_bytes });
+    expect_stop_naming_the_log(&mut server, "No space left on device");
+    within_for(STOP_WAIT, "writers to stop", writes).await.unwrap();
+    drop(client);
+    let acked = take_acked(&acked, "disk full", Duration::ZERO, false);
+    let snapshot_failures = server.log().lines().filter(|l| l.contains("writing a snapshot")).count();
+    println!("{snapshot_failures} snapshot(s) failed for lack of space before the log did");
+    disk.fs.set_faults(Faults::default());
+    restart_and_check(&mut server, acked).await;
+}
+
+/// The snapshot files (`snapshot.<zxid>`, temp files too) in `dir`.
+fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snapshot.")));
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_enospc_keeps_serving_and_the_data_dir_recovers() {
+    let mut rng = seeded_rng();
+    let Some(mut disk) = Disk::mount() else { return };
+    let data_dir = disk.path("data");
+    let mut server = TestServer::start_with_data_dir(SERVER_CONFIG, &data_dir);
+    let client = connect(&server).await;
+    mk(&client, "/round", b"").await;
+    let (writes, acked) = start_writes(&client, "/round");
+    eventually("a first snapshot", STEP, || async { !snapshot_files(&data_dir).is_empty() }).await;
+    disk.fs.set_faults(failing(FaultOp::Write, "snapshot.", libc::ENOSPC));
+    let failed = "failed: No space left on device";
+    eventually("a snapshot to fail", STEP, || async { server.log().contains(failed) }).await;
+    let acked_at_failure = acked.lock().unwrap().creates.len();
+    eventually("more writes acknowledged after the failed snapshot", STEP, || async {
+        acked.lock().unwrap().creates.len() > acked_at_failure + 100
+    })
+    .await;
+    assert!(server.is_running(), "a failed snapshot stopped the server; log:\n{}", server.log());
+    let line = server.log().lines().find(|l| l.contains(failed)).unwrap_or_default().to_string();
+    println!("logged: {line}");
+    assert!(line.contains(&data_dir.display().to_string()), "the error must name the directory: {line}");
+    let leftovers: Vec<_> =
+        snapshot_files(&data_dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).collect();
+    // A temp file of a snapshot being written right now may exist; none older.
+    assert!(leftovers.len() <= 1, "unfinished snapshot files left behind: {leftovers:?}");
+    server.kill();
+    let torn = rng.below(2) == 1;
+    disk.cut_power(torn, &mut rng);
+    within_for(STOP_WAIT, "writers to stop", writes).await.unwrap();
+    drop(client);
+    let acked = take_acked(&acked, "kill -9 and power loss with snapshots failing", Duration::ZERO, torn);
+    disk.fs.set_faults(Faults::default());
+    restart_and_check(&mut server, acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_with_failing_disk_leaves_the_quorum_without_losing_committed_data() {
+    let mut rng = seeded_rng();
+    let Some((mut disks, mut ensemble)) = Disk::ensemble(3, "ringkeeper.log.segmentBytes=65536\n") else {
+        return;
+    };
+    let leader = ensemble.wait_leader(ENSEMBLE_WAIT);
+    let follower = (leader + 1) % 3;
+    // The writers talk to the leader, which must keep acknowledging with one follower.
+    let client = within_for(
+        ENSEMBLE_WAIT,
+        "connect to the leader",
+        zk::Client::connector().with_connection_timeout(ENSEMBLE_WAIT).connect(&ensemble.address(leader)),
+    )
+    .await
+    .expect("connect to the leader");
+    mk(&client, "/round", b"").await;
+    let (writes, acked) = start_writes(&client, "/round");
+    tokio::time::sleep(Duration::from_millis(100 + rng.below(FAULT_DELAY_MAX_MS))).await;
+    disks[follower].fs.set_faults(failing(FaultOp::Fsync, "log.", libc::EIO));
+    let Some(status) = ensemble.wait_exit(follower, STOP_WAIT) else {
+        panic!("the follower kept running after its log failed; log:\n{}", ensemble.log(follower))
+    };
+    let log = ensemble.log(follower);
+    assert_eq!(status.code(), Some(EXIT_LOG_FAILURE), "follower's exit status; log:\n{log}");
+    let line = log.lines().find(|l| l.contains("FATAL")).unwrap_or_default();
+    println!("the follower stopped: {line}");
+    assert!(line.contains("/log.") && line.contains("Input/output error"), "{line}");
+    let acked_at_stop = acked.lock().unwrap().creates.len();
+    eventually("the two others to keep acknowledging writes", STEP, || async {
+        acked.lock().unwrap().creates.len() > acked_at_stop + 100
+    })
+    .await;
+    assert!(!writes.is_finished(), "a write failed on the leader while a quorum was up");
+    acked.lock().unwrap().stop = true;
+    within("writers to stop", writes).await.unwrap();
+    drop(client);
+    let acked = take_acked(&acked, "one follower's disk failed", Duration::ZERO, false);
+    disks[follower].fs.set_faults(Faults::default());
+    disks[follower].cut_power(false, &mut rng);
+    ensemble.restart(follower);
+    for member in 0..3 {
+        let client = within_for(
+            ENSEMBLE_WAIT,
+            "connect to a member",
+            zk::Client::connector().with_connection_timeout(ENSEMBLE_WAIT).connect(&ensemble.address(member)),
+        )
+        .await
+        .expect("connect to a member");
+        within("sync", client.sync("/round")).await.unwrap();
+        let mut losses = Losses::default();
+        losses.check(&client, "/round", acked.clone()).await;
+        assert!(!losses.any(), "member {} lost acknowledged writes: {losses:?}", member + 1);
+    }
+}

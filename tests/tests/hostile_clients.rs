@@ -1,0 +1,215 @@
+//! Hostile and careless clients over raw sockets: the server's memory stays bounded and the
+//! other clients keep being answered promptly. (Clients that do not read their replies, and
+//! watches piling up for them, are in `client_limits.rs`.)
+//!
+//! - `slow_loris_connections_are_closed_and_others_keep_being_served`: connections that send
+//!   part of a length prefix, or a length near `jute.maxbuffer` and then trickle the body,
+//!   or half a connect request, and never finish: each is closed once
+//!   `nio.sessionlessCnxnTimeout` passes without a connect request (as Apache's NIO factory
+//!   closes sessionless connections), the server's RSS grows by less than
+//!   [`SLOW_LORIS_RSS_GROWTH_MAX`], and a bystander session gets every ping answered within
+//!   [`PROMPT`] meanwhile.
+//! - `ten_thousand_idle_sessions_keep_memory_bounded_and_others_served`: with
+//!   `maxClientCnxns=0` (no per-IP limit; the default 60 refuses the 61st connection from one
+//!   address, checked first) 10,000 connections from 127.0.0.1 each open a session and then
+//!   sit idle; the server holds them all with RSS growth under
+//!   [`IDLE_SESSION_RSS_BYTES_MAX`] per session, and answers a bystander within [`PROMPT`].
+//!
+//! Both run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`).
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringkeeper_engine::proto::codes::OpCode;
+use ringkeeper_engine::proto::records::ConnectResponse;
+use ringkeeper_engine::proto::Jute;
+use ringkeeper_tests::TestServer;
+
+/// The sessionless connection timeout the slow-loris test runs with, ms.
+const SESSIONLESS_TIMEOUT_MS: u64 = 2000;
+/// Slow connections of each kind.
+const SLOW_CONNECTIONS_PER_KIND: usize = 50;
+/// Bound on the server's RSS growth under the slow-loris connections (they send a few KiB
+/// each; a server that allocated every claimed length up front and touched it would grow by
+/// ~50 MiB).
+const SLOW_LORIS_RSS_GROWTH_MAX: u64 = 32 << 20;
+/// Longest a bystander's request may wait while the hostile clients are connected.
+const PROMPT: Duration = Duration::from_secs(1);
+/// Idle sessions of the many-connections test.
+const IDLE_SESSIONS: usize = 10_000;
+/// Bound on the server's RSS growth per idle session (connection, session and buffers).
+const IDLE_SESSION_RSS_BYTES_MAX: u64 = 48 << 10;
+
+/// Pings `bystander` and asserts the answer came within [`PROMPT`].
+fn assert_prompt(bystander: &mut RawSession, while_what: &str) -> Duration {
+    let started = Instant::now();
+    bystander.ping();
+    let took = started.elapsed();
+    assert!(took < PROMPT, "a bystander's ping took {took:?} while {while_what}");
+    took
+}
+
+/// Whether the server closed `stream` already (without waiting).
+fn closed_now(mut stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match std::io::Read::read(&mut stream, &mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
+}
+
+#[test]
+fn slow_loris_connections_are_closed_and_others_keep_being_served() {
+    let server =
+        TestServer::start_with(&format!("zookeeper.nio.sessionlessCnxnTimeout={SESSIONLESS_TIMEOUT_MS}\n"));
+    let pid = server.pid().expect("a server process");
+    let mut bystander = RawSession::connect(&server, 30_000);
+    let baseline = resident_bytes(pid);
+
+    let connect = new_session_request(30_000).to_bytes();
+    let mut framed_connect = (connect.len() as u32).to_be_bytes().to_vec();
+    framed_connect.extend_from_slice(&connect);
+    // Each kind: what is sent at once, then whether body bytes trickle after it.
+    let kinds: [(&[u8], bool); 3] = [
+        (&[0, 0], false),                                     // half a length prefix
+        (&1_000_000u32.to_be_bytes(), true),                  // a length, then a trickling body
+        (&framed_connect[..framed_connect.len() / 2], false), // half a connect request
+    ];
+    let opened = Instant::now();
+    let mut slow: Vec<(TcpStream, bool)> = Vec::new();
+    for (first, trickles) in kinds {
+        for _ in 0..SLOW_CONNECTIONS_PER_KIND {
+            let mut stream = raw_stream(&server);
+            stream.write_all(first).unwrap();
+            slow.push((stream, trickles));
+        }
+    }
+    let mut peak = baseline;
+    let mut slowest = Duration::ZERO;
+    let mut closed_after = None;
+    while opened.elapsed() < Duration::from_millis(SESSIONLESS_TIMEOUT_MS) + STEP {
+        for (stream, _) in slow.iter_mut().filter(|(_, trickles)| *trickles) {
+            // Ignored once the server has closed it.
+            let _ = stream.write_all(&[7u8; 64]);
+        }
+        slowest = slowest.max(assert_prompt(&mut bystander, "slow-loris connections trickle"));
+        peak = peak.max(resident_bytes(pid));
+        if slow.iter().all(|(stream, _)| closed_now(stream)) {
+            closed_after = Some(opened.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let growth = peak.saturating_sub(baseline);
+    println!(
+        "{} slow connections: closed by the server after {closed_after:?}; RSS grew by {} KiB; slowest bystander ping {slowest:?}",
+        slow.len(),
+        growth >> 10
+    );
+    let open = slow.iter().filter(|(stream, _)| !closed_now(stream)).count();
+    assert!(
+        closed_after.is_some(),
+        "{open} of {} slow connections still open {:?} after nio.sessionlessCnxnTimeout",
+        slow.len(),
+        STEP
+    );
+    assert!(
+        closed_after.unwrap() >= Duration::from_millis(SESSIONLESS_TIMEOUT_MS / 2),
+        "slow connections closed before the timeout"
+    );
+    assert!(
+        growth < SLOW_LORIS_RSS_GROWTH_MAX,
+        "RSS grew by {} MiB (bound {} MiB) under slow-loris connections",
+        growth >> 20,
+        SLOW_LORIS_RSS_GROWTH_MAX >> 20
+    );
+    // The bystander's session is intact, and a new session is still welcome.
+    assert_eq!(bystander.code(OpCode::Exists, &no_watch("/")), 0);
+    RawSession::connect(&server, 30_000).ping();
+}
+
+/// Raises this process's open-file limit to its hard limit (the server, started after, inherits
+/// it); the limit in force.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct given; no other preconditions.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// Opens `count` connections to `server` and a session on each, pipelined: every connect
+/// request is sent before the answers are read.
+fn open_idle_sessions(server: &TestServer, count: usize) -> Vec<TcpStream> {
+    let request = new_session_request(30_000);
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = raw_stream(server);
+        write_frame(&mut stream, &request.to_bytes()).expect("send a connect request");
+        streams.push(stream);
+    }
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let Frame::Data(answer) = read_frame(stream) else {
+            panic!("connection {i} of {count} was closed instead of getting a session")
+        };
+        let response = ConnectResponse::from_bytes(&answer).expect("decode ConnectResponse");
+        assert_ne!(response.session_id, 0, "connection {i}: no session");
+    }
+    streams
+}
+
+#[test]
+fn ten_thousand_idle_sessions_keep_memory_bounded_and_others_served() {
+    let files = raise_open_file_limit();
+    assert!(
+        files > IDLE_SESSIONS as u64 + 1000,
+        "RLIMIT_NOFILE {files} is too low for {IDLE_SESSIONS} connections"
+    );
+    // The default per-IP limit first: 60 connections from one address, the 61st refused.
+    {
+        let server = TestServer::start();
+        let held: Vec<TcpStream> = open_idle_sessions(&server, 60);
+        let (_, answer) = raw_handshake(&server, &new_session_request(30_000));
+        assert!(
+            matches!(answer, Frame::Closed),
+            "the 61st connection from one IP must be refused (maxClientCnxns=60)"
+        );
+        drop(held);
+    }
+    let server = TestServer::start_with("maxClientCnxns=0\n");
+    let pid = server.pid().expect("a server process");
+    let mut bystander = RawSession::connect(&server, 30_000);
+    let baseline = resident_bytes(pid);
+    let started = Instant::now();
+    let idle = open_idle_sessions(&server, IDLE_SESSIONS);
+    let opened_in = started.elapsed();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        slowest = slowest.max(assert_prompt(&mut bystander, "10,000 sessions are idle"));
+        assert_eq!(bystander.code(OpCode::Exists, &no_watch("/")), 0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let growth = resident_bytes(pid).saturating_sub(baseline);
+    let per_session = growth / IDLE_SESSIONS as u64;
+    println!(
+        "{IDLE_SESSIONS} sessions opened in {opened_in:?}; RSS grew by {} MiB ({per_session} bytes a session); slowest bystander ping {slowest:?}",
+        growth >> 20
+    );
+    assert!(
+        per_session < IDLE_SESSION_RSS_BYTES_MAX,
+        "RSS grew by {per_session} bytes per idle session (bound {IDLE_SESSION_RSS_BYTES_MAX})"
+    );
+    drop(idle);
+    assert_prompt(&mut bystander, "10,000 connections close");
+}
