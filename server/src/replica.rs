@@ -30,7 +30,7 @@ use anyhow::{anyhow, Context};
 use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, PeerConfig, Recovered, ServerId, SharedTxn};
 
-use crate::config::{Config, PeerRole};
+use crate::config::{Config, PeerRole, QuorumProtocol};
 use crate::peer_net::PeerAddress;
 use crate::recovery::{read_aligned, scan_segment, segment_paths};
 
@@ -52,6 +52,17 @@ pub struct ReplicaSetup {
     /// links on each connection attempt, see [`crate::peer_net`]).
     pub peers: Vec<(ServerId, PeerAddress)>,
     pub data_dir: PathBuf,
+    /// Set with `ringkeeper.quorum.protocol=apache`: the member speaks Apache's protocol.
+    pub apache: Option<ApacheSetup>,
+}
+
+/// The addresses an Apache-protocol member needs ([`crate::apache_quorum`]).
+#[derive(Debug, Clone)]
+pub struct ApacheSetup {
+    /// This server's election port.
+    pub election_listen: SocketAddr,
+    /// Every member: id, host, peer port, election port, observer.
+    pub members: Vec<(ServerId, String, u16, u16, bool)>,
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -258,7 +269,35 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         history,
         epoch_ends,
     };
-    Ok(Some(ReplicaSetup { peer_config, recovered, listen, peers, data_dir: config.data_dir.clone() }))
+    let apache = match config.quorum_protocol {
+        QuorumProtocol::Ringkeeper => None,
+        QuorumProtocol::Apache => {
+            if me.role != PeerRole::Observer {
+                return Err(anyhow!(
+                    "ringkeeper.quorum.protocol=apache: server.{my_id} must be an observer (`:observer` on its \
+                     server line, as on every Apache member's): following and leading an Apache ensemble \
+                     are not implemented yet"
+                ));
+            }
+            let members = config
+                .servers
+                .iter()
+                .map(|s| (s.id, s.host.clone(), s.peer_port, s.election_port, s.role == PeerRole::Observer))
+                .collect();
+            // Apache's leader pings every tickTime / 2 and drops a learner silent for
+            // syncLimit ticks; the same bound tells this member its leader is gone.
+            peer_config.peer_timeout_ms = config.tick_time_ms as i64 * config.sync_limit.max(1) as i64;
+            Some(ApacheSetup { election_listen: resolve(&me.host, me.election_port)?, members })
+        }
+    };
+    Ok(Some(ReplicaSetup {
+        peer_config,
+        recovered,
+        listen,
+        peers,
+        data_dir: config.data_dir.clone(),
+        apache,
+    }))
 }
 
 /// The session-password secret every member of an ensemble shares (a session created
