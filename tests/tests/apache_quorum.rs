@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,18 +22,6 @@ const RINGKEEPER: usize = 3;
 /// Bound on the ringkeeper member joining (election, sync) or following a new leader (Apache
 /// needs syncLimit ticks to notice the dead leader, then an election).
 const JOIN_WITHIN: Duration = Duration::from_secs(60);
-
-fn poll_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn addr(ensemble: &Ensemble, i: usize) -> SocketAddr {
-    ensemble.address(i).parse().unwrap()
-}
 
 /// Creates `path` with `data` through Apache member `i`; returns the zxid the member reached.
 fn write_through(ensemble: &Ensemble, i: usize, path: &str, data: &[u8]) -> i64 {
