@@ -76,6 +76,16 @@ pub enum Executors {
     PerRole,
 }
 
+/// The protocol spoken on the election and peer ports of `server.N` (`ringkeeper.quorum.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuorumProtocol {
+    /// ringkeeper's own ZAB and election ([`crate::peer_net`]): between ringkeeper members.
+    Ringkeeper,
+    /// Apache ZooKeeper 3.8's FastLeaderElection and Leader/Learner protocol, to join a running
+    /// Apache ensemble ([`crate::apache_quorum`]).
+    Apache,
+}
+
 /// How the log role makes a group commit durable (`ringkeeper.log.writeMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogWriteMode {
@@ -219,6 +229,9 @@ pub struct Config {
     /// `ringkeeper.executors` (`auto`, `one`, `per-role`; default auto): roles on one
     /// executor or one executor each.
     pub executors: Executors,
+    /// `ringkeeper.quorum.protocol` (`ringkeeper`, `apache`; default ringkeeper): the
+    /// server-to-server protocol on the `server.N` ports.
+    pub quorum_protocol: QuorumProtocol,
     /// `ringkeeper.log.writeMode` (`dsync`, `fdatasync`, `direct`; default dsync): how a
     /// group commit is made durable.
     pub log_write_mode: LogWriteMode,
@@ -482,6 +495,7 @@ impl Config {
             log_core: None,
             pin: false,
             executors: Executors::Auto,
+            quorum_protocol: QuorumProtocol::Ringkeeper,
             log_write_mode: LogWriteMode::Dsync,
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
@@ -671,6 +685,7 @@ impl Config {
                 "ringkeeper.log.core" => cfg.log_core = Some(parse_core(key, value)?),
                 "ringkeeper.pin" => cfg.pin = parse_bool(key, value)?,
                 "ringkeeper.executors" => cfg.executors = parse_executors(key, value)?,
+                "ringkeeper.quorum.protocol" => cfg.quorum_protocol = parse_quorum_protocol(key, value)?,
                 "ringkeeper.log.writeMode" => cfg.log_write_mode = parse_log_write_mode(key, value)?,
                 "ringkeeper.log.batchBytesMax" => {
                     cfg.log_batch_bytes_max = parse_int(key, value, 1, i64::MAX, "a positive integer (bytes)")? as u64;
@@ -1165,6 +1180,14 @@ fn parse_executors(key: &str, value: &str) -> Result<Executors, ConfigError> {
     }
 }
 
+fn parse_quorum_protocol(key: &str, value: &str) -> Result<QuorumProtocol, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "ringkeeper" => Ok(QuorumProtocol::Ringkeeper),
+        "apache" => Ok(QuorumProtocol::Apache),
+        _ => Err(bad(key, value, "is not a quorum protocol (expected ringkeeper or apache)")),
+    }
+}
+
 impl LogWriteMode {
     const ALL: [LogWriteMode; 3] = [LogWriteMode::Dsync, LogWriteMode::Fdatasync, LogWriteMode::Direct];
 
@@ -1605,6 +1628,7 @@ ringkeeper.data.core=2
 ringkeeper.log.core=2
 ringkeeper.pin=true
 ringkeeper.executors=per-role
+ringkeeper.quorum.protocol=apache
 ringkeeper.log.batchBytesMax=262144
 ringkeeper.log.batchCountMax=256
 ringkeeper.log.batchDelayMicros=200
@@ -1651,6 +1675,7 @@ ringkeeper.client.outboxBytesMax=8388608
         assert_eq!((cfg.data_core, cfg.log_core), (Some(2), Some(2)));
         assert!(cfg.pin);
         assert_eq!(cfg.executors, Executors::PerRole);
+        assert_eq!(cfg.quorum_protocol, QuorumProtocol::Apache);
         assert_eq!(cfg.log_batch_bytes_max, 262144);
         assert_eq!(cfg.log_batch_count_max, 256);
         assert_eq!(cfg.log_batch_delay_micros, 200);
@@ -1679,6 +1704,7 @@ ringkeeper.client.outboxBytesMax=8388608
         assert!(cfg.force_sync && cfg.standalone_enabled && !cfg.extended_types_enabled && !cfg.pin);
         assert_eq!(cfg.global_outstanding_limit, 1000);
         assert_eq!(cfg.executors, Executors::Auto);
+        assert_eq!(cfg.quorum_protocol, QuorumProtocol::Ringkeeper);
         assert_eq!(cfg.queue_depth, 1024);
         assert_eq!(cfg.client_outbox_bytes_max, 4 << 20);
         assert_eq!(cfg.four_letter_whitelist, Whitelist::default());
@@ -1858,6 +1884,7 @@ ringkeeper.client.outboxBytesMax=8388608
             ("dataDir=/a\nringkeeper.data.core=-1\n", "ringkeeper.data.core: \"-1\" is not a core id (expected a core id 0..=4095)"),
             ("dataDir=/a\nringkeeper.pin=1\n", "ringkeeper.pin: \"1\" is not a boolean (expected true or false)"),
             ("dataDir=/a\nringkeeper.executors=two\n", "ringkeeper.executors: \"two\" is not an executor layout (expected auto, one or per-role)"),
+            ("dataDir=/a\nringkeeper.quorum.protocol=zab\n", "ringkeeper.quorum.protocol: \"zab\" is not a quorum protocol (expected ringkeeper or apache)"),
             ("dataDir=/a\nringkeeper.queue.depth=0\n", "ringkeeper.queue.depth: \"0\" is out of range (expected a positive integer (queue slots))"),
             ("dataDir=/a\nringkeeper.zab.heartbeatMs=50 # leader pings\n",
              "ringkeeper.zab.heartbeatMs: \"50 # leader pings\" is not an integer (expected a positive integer \

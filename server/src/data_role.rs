@@ -27,6 +27,7 @@ use ringkeeper_engine::replica::{Effect, Input, Node};
 use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::zab::{Msg, Peer, Relay, RoleView, ServerState};
 
+use crate::apache_quorum::{ApacheQuorum, QuorumInput};
 use crate::four_letter::ServerMode;
 use crate::hops;
 use crate::link;
@@ -91,9 +92,15 @@ struct DataRole {
     ensemble: Option<EnsembleIo>,
 }
 
+/// The server-to-server protocol of an ensemble member (`ringkeeper.quorum.protocol`).
+enum PeerTransport {
+    Ringkeeper(PeerNet),
+    Apache(Rc<ApacheQuorum>),
+}
+
 /// The I/O of an ensemble member (see [`crate::replica`]).
 struct EnsembleIo {
-    net: OnceCell<PeerNet>,
+    transport: OnceCell<PeerTransport>,
     data_dir: std::path::PathBuf,
     /// The epochs on disk (accepted, current).
     epochs: Cell<(u32, u32)>,
@@ -130,9 +137,23 @@ impl DataRole {
                     if let Msg::Snapshot { zxid, image, .. } = &msg {
                         log::info!("sending server {to} a snapshot at {zxid:#x} ({} bytes)", image.len());
                     }
-                    self.send_peer(to, FrameKind::Zab, |b| msg.encode(b));
+                    match self.ensemble.as_ref().and_then(|io| io.transport.get()) {
+                        Some(PeerTransport::Ringkeeper(net)) => {
+                            net.send(to, FrameKind::Zab, |b| msg.encode(b))
+                        }
+                        Some(PeerTransport::Apache(quorum)) => quorum.send_msg(to, &msg),
+                        None => {}
+                    }
                 }
-                Effect::RelaySend { to, relay } => self.send_peer(to, FrameKind::Relay, |b| relay.encode(b)),
+                Effect::RelaySend { to, relay } => {
+                    match self.ensemble.as_ref().and_then(|io| io.transport.get()) {
+                        Some(PeerTransport::Ringkeeper(net)) => {
+                            net.send(to, FrameKind::Relay, |b| relay.encode(b))
+                        }
+                        Some(PeerTransport::Apache(quorum)) => quorum.send_relay(to, relay),
+                        None => {}
+                    }
+                }
                 Effect::PersistEpochs { accepted, current } => {
                     let io = self.ensemble();
                     let before = io.epochs.replace((accepted, current));
@@ -171,8 +192,12 @@ impl DataRole {
                     if let Some(waker) = self.role_waker.take() {
                         waker.wake();
                     }
-                    if !self.node.borrow().processor().is_read_only() {
+                    if view.serving || !self.node.borrow().processor().is_read_only() {
                         self.status.set_role(role_mode(view), view.serving);
+                    } else {
+                        // A member serving read-only sessions only (Apache protocol): read-only
+                        // while it has no leader.
+                        self.status.set_role(ServerMode::ReadOnly, true);
                     }
                     log::info!(
                         "ensemble role: {:?}, leader {:?}, epoch {}, {}",
@@ -184,7 +209,7 @@ impl DataRole {
                 }
                 Effect::ConfigChanged(membership) => {
                     let io = self.ensemble();
-                    if let Some(net) = io.net.get() {
+                    if let Some(PeerTransport::Ringkeeper(net)) = io.transport.get() {
                         for m in membership.members.values() {
                             net.add_peer(m.id, PeerAddress { host: m.host.clone(), port: m.peer_port });
                         }
@@ -214,12 +239,6 @@ impl DataRole {
 
     fn ensemble(&self) -> &EnsembleIo {
         self.ensemble.as_ref().expect("ensemble effects come from an ensemble member")
-    }
-
-    fn send_peer(&self, to: u64, kind: FrameKind, encode: impl FnOnce(&mut Vec<u8>)) {
-        if let Some(net) = self.ensemble.as_ref().and_then(|io| io.net.get()) {
-            net.send(to, kind, encode);
-        }
     }
 
     /// Resolves after the next role change (or a spurious wake-up: callers re-check).
@@ -338,7 +357,7 @@ pub async fn run(
         role_waker: Cell::new(None),
         status,
         ensemble: replica.as_ref().map(|setup| EnsembleIo {
-            net: OnceCell::new(),
+            transport: OnceCell::new(),
             data_dir: setup.data_dir.clone(),
             epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
             dynamic_config_base: setup.dynamic_config_base.clone(),
@@ -433,27 +452,56 @@ async fn run_timers(role: &DataRole) -> ! {
     }
 }
 
-/// Opens the peer links and starts the election (the peer's timers run in [`run`]'s loop).
-async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
-    // A previous incarnation of this server (restarted from disk) may still hold the port
-    // for a moment: retry the bind for a while before giving up.
+/// Binds a peer or election port; a previous incarnation of this server (restarted from disk)
+/// may still hold it for a moment: the bind is retried for a while before giving up.
+async fn bind_retrying(addr: std::net::SocketAddr, what: &str) -> glommio::net::TcpListener {
     let mut attempts = 0;
-    let listener = loop {
-        match glommio::net::TcpListener::bind(setup.listen) {
-            Ok(l) => break l,
+    loop {
+        match glommio::net::TcpListener::bind(addr) {
+            Ok(listener) => return listener,
             Err(e) if attempts < 200 => {
                 attempts += 1;
-                log::debug!("peer port {} not free yet: {e}", setup.listen);
+                log::debug!("{what} port {addr} not free yet: {e}");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => {
-                log::error!("FATAL: cannot listen on peer port {}: {e}", setup.listen);
+                log::error!("FATAL: cannot listen on {what} port {addr}: {e}");
                 std::process::exit(71);
             }
         }
-    };
-    let deliver_to = role.clone();
+    }
+}
+
+/// Opens the peer links and starts the election (the peer's timers run in [`run`]'s loop).
+async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     let connect_timeout = Duration::from_millis(setup.peer_config.peer_timeout_ms.max(1) as u64);
+    if let Some(apache) = &setup.apache {
+        let listener = bind_retrying(apache.election_listen, "election").await;
+        let (inputs, from_quorum) = link::local_unbounded();
+        let quorum = ApacheQuorum::start(setup.peer_config.my_id, apache, listener, connect_timeout, inputs);
+        let _ = role.ensemble().transport.set(PeerTransport::Apache(quorum));
+        let stepping = role.clone();
+        glommio::spawn_local(async move {
+            while let Some(input) = from_quorum.recv().await {
+                stepping.step(match input {
+                    QuorumInput::Msg { from, msg } => Input::PeerMessage { from, msg },
+                    QuorumInput::Relay { from, relay } => Input::RelayMessage { from, relay },
+                    QuorumInput::LinkDown { peer } => Input::LinkDown { peer },
+                });
+            }
+        })
+        .detach();
+        let mut effects = Vec::new();
+        {
+            let mut node = role.node.borrow_mut();
+            node.serve_read_only_only(&mut effects);
+            node.start(now_ms(), &mut effects);
+        }
+        role.carry_out(effects);
+        return;
+    }
+    let listener = bind_retrying(setup.listen, "peer").await;
+    let deliver_to = role.clone();
     let my_address = PeerAddress { host: setup.listen.ip().to_string(), port: setup.listen.port() };
     let net_setup = PeerNetSetup {
         my_id: setup.peer_config.my_id,
@@ -463,7 +511,7 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         accept_unknown: setup.reconfig_enabled,
     };
     let net = PeerNet::start(net_setup, listener, Rc::new(move |input| deliver_to.peer_input(input)));
-    let _ = role.ensemble().net.set(net);
+    let _ = role.ensemble().transport.set(PeerTransport::Ringkeeper(net));
     let mut effects = Vec::new();
     role.node.borrow_mut().start(now_ms(), &mut effects);
     role.carry_out(effects);

@@ -77,7 +77,7 @@ impl std::fmt::Display for PeerAddress {
 impl PeerAddress {
     /// The socket address to dial now: an IP literal at once, a name looked up afresh on the
     /// blocking pool (getaddrinfo blocks).
-    async fn resolve(&self) -> std::io::Result<SocketAddr> {
+    pub(crate) async fn resolve(&self) -> std::io::Result<SocketAddr> {
         if let Ok(ip) = self.host.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, self.port));
         }
@@ -93,7 +93,7 @@ impl PeerAddress {
 }
 
 /// The wait before the next connection attempt after `failures` failed ones in a row.
-fn redial_wait(failures: u32) -> Duration {
+pub(crate) fn redial_wait(failures: u32) -> Duration {
     REDIAL_INTERVAL.saturating_mul(1 << failures.saturating_sub(1).min(8)).min(REDIAL_INTERVAL_MAX)
 }
 

@@ -38,7 +38,7 @@ use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, Member, Membership, PeerConfig, Recovered, ServerId, SharedTxn};
 
-use crate::config::{Config, PeerRole};
+use crate::config::{Config, PeerRole, QuorumProtocol};
 use crate::peer_net::PeerAddress;
 use crate::recovery::{read_aligned, scan_segment, segment_paths};
 
@@ -64,6 +64,8 @@ pub struct ReplicaSetup {
     pub reconfig_enabled: bool,
     /// Committed configurations are written as `<this>.<hex version>`.
     pub dynamic_config_base: PathBuf,
+    /// Set with `ringkeeper.quorum.protocol=apache`: the member speaks Apache's protocol.
+    pub apache: Option<ApacheSetup>,
 }
 
 /// The members zoo.cfg (or its `dynamicConfigFile`) lists, at the config's version.
@@ -157,6 +159,15 @@ fn dynamic_config_base(config: &Config) -> PathBuf {
         (None, Some(cfg)) => PathBuf::from(format!("{}.dynamic", cfg.display())),
         (None, None) => config.data_dir.join("zoo.cfg.dynamic"),
     }
+}
+
+/// The addresses an Apache-protocol member needs ([`crate::apache_quorum`]).
+#[derive(Debug, Clone)]
+pub struct ApacheSetup {
+    /// This server's election port.
+    pub election_listen: SocketAddr,
+    /// Every member: id, host, peer port, election port, observer.
+    pub members: Vec<(ServerId, String, u16, u16, bool)>,
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -397,6 +408,27 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         history,
         epoch_ends,
     };
+    let apache = match config.quorum_protocol {
+        QuorumProtocol::Ringkeeper => None,
+        QuorumProtocol::Apache => {
+            if me.role != PeerRole::Observer {
+                return Err(anyhow!(
+                    "ringkeeper.quorum.protocol=apache: server.{my_id} must be an observer (`:observer` on its \
+                     server line, as on every Apache member's): following and leading an Apache ensemble \
+                     are not implemented yet"
+                ));
+            }
+            let members = config
+                .servers
+                .iter()
+                .map(|s| (s.id, s.host.clone(), s.peer_port, s.election_port, s.role == PeerRole::Observer))
+                .collect();
+            // Apache's leader pings every tickTime / 2 and drops a learner silent for
+            // syncLimit ticks; the same bound tells this member its leader is gone.
+            peer_config.peer_timeout_ms = config.tick_time_ms as i64 * config.sync_limit.max(1) as i64;
+            Some(ApacheSetup { election_listen: resolve(&me.host, me.election_port)?, members })
+        }
+    };
     Ok(Some(ReplicaSetup {
         peer_config,
         recovered,
@@ -405,6 +437,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         data_dir: config.data_dir.clone(),
         reconfig_enabled: config.reconfig_enabled,
         dynamic_config_base: dynamic_config_base(config),
+        apache,
     }))
 }
 

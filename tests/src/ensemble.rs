@@ -34,6 +34,8 @@ pub struct Member {
 /// A running ensemble.
 pub struct Ensemble {
     pub target: Target,
+    /// What each member runs (all `target`, except in [`Ensemble::start_mixed`]).
+    targets: Vec<Target>,
     pub members: Vec<Member>,
     /// With [`Ensemble::start_partitionable`]: `links[i][j]` carries the connections i
     /// opens to j.
@@ -89,6 +91,13 @@ impl Ensemble {
         Self::start_inner(target, data_dirs.len(), 0, extra, false, Some(data_dirs), 0)
     }
 
+    /// A mixed ensemble: member `i` runs `targets[i]`, the first `voters` vote, the rest
+    /// observe. ringkeeper members get `ringkeeper.quorum.protocol=apache` (they join the
+    /// Apache members with Apache's protocol). Returns once every member serves.
+    pub fn start_mixed(targets: &[Target], voters: usize, extra: &str) -> Ensemble {
+        Self::start_inner_with(targets, voters, targets.len(), extra, false, None)
+    }
+
     /// Like [`Ensemble::start`], but every member reaches every other member's peer and
     /// election ports through proxies the test controls (each member's zoo.cfg names the
     /// proxies as its peers' addresses), so [`Ensemble::isolate`], [`Ensemble::partition`]
@@ -107,9 +116,23 @@ impl Ensemble {
         data_dirs: Option<&[PathBuf]>,
         spares: usize,
     ) -> Ensemble {
-        let root = tempfile::tempdir().unwrap();
         let started = voters + observers;
-        let total = started + spares;
+        Self::start_inner_with(&vec![target; started + spares], voters, started, extra, proxied, data_dirs)
+    }
+
+    /// Sets up `targets.len()` members: the first `voters` vote, the rest up to `started`
+    /// observe, and those after `started` are spares (set up, not started).
+    fn start_inner_with(
+        targets: &[Target],
+        voters: usize,
+        started: usize,
+        extra: &str,
+        proxied: bool,
+        data_dirs: Option<&[PathBuf]>,
+    ) -> Ensemble {
+        let root = tempfile::tempdir().unwrap();
+        let total = targets.len();
+        let mixed = targets.iter().any(|t| *t != targets[0]);
         let ports: Vec<(u16, u16, u16)> =
             (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
         let mut links: Vec<Vec<Option<Link>>> = (0..total)
@@ -158,15 +181,21 @@ impl Ensemble {
             std::fs::create_dir_all(&dir).unwrap();
             write_durably(&data_dir, "myid", format!("{id}\n").as_bytes());
             let observer = if (voters..started).contains(&i) { "peerType=observer\n" } else { "" };
+            let protocol = if mixed && targets[i] == Target::Ringkeeper {
+                "ringkeeper.quorum.protocol=apache\n"
+            } else {
+                ""
+            };
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n\
-                 admin.enableServer=false\n4lw.commands.whitelist=*\n{FAST_FAILOVER}{observer}{servers}{extra}\n",
+                 admin.enableServer=false\n4lw.commands.whitelist=*\n{FAST_FAILOVER}{observer}{protocol}{servers}{extra}\n",
                 data_dir.display()
             );
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
             members.push(Member { id, client_port: client, peer_port, dir, child: None });
         }
-        let mut ensemble = Ensemble { target, members, links, root: Some(root) };
+        let target = targets[0];
+        let mut ensemble = Ensemble { target, targets: targets.to_vec(), members, links, root: Some(root) };
         for i in 0..started {
             ensemble.launch(i);
         }
@@ -210,7 +239,7 @@ impl Ensemble {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
         let config = m.dir.join("zoo.cfg");
-        let mut command = match self.target {
+        let mut command = match self.targets[i] {
             Target::Ringkeeper => {
                 let mut c = Command::new(ringkeeper_binary());
                 c.arg(&config);

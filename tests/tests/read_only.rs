@@ -11,7 +11,6 @@
 mod common;
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,18 +26,6 @@ use ringkeeper_tests::{wait_exit, workspace_root};
 /// Bound on the member noticing the partition and starting read-only serving (its leader
 /// times out after syncLimit ticks, then Apache's delay of max(2 s, tickTime)).
 const READ_ONLY_WITHIN: Duration = Duration::from_secs(60);
-
-fn poll_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn addr(ensemble: &Ensemble, i: usize) -> SocketAddr {
-    ensemble.address(i).parse().unwrap()
-}
 
 fn read_only_request(read_only: bool) -> ringkeeper_engine::proto::records::ConnectRequest {
     let mut request = new_session_request(30_000);

@@ -15,6 +15,7 @@
 //! Out: typed content, or a [`FormatError`] with the byte offset of the fault; nothing
 //! unchecked is ever used (every length is bounded by the bytes present, every seal checked).
 
+pub mod quorum;
 pub mod records;
 pub mod replay;
 pub mod snapshot;

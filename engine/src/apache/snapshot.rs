@@ -130,26 +130,44 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheSnapshot, FormatError> {
         return Err(FormatError::at(4, format!("unknown snapshot version {}", header.version)));
     }
     let mut snap = ApacheSnapshot { dbid: header.dbid, ..Default::default() };
-    for _ in 0..read_count(&mut r, "session count")? {
-        let id = read(&mut r, "session id", |r| r.read_i64())?;
-        let timeout = read(&mut r, "session timeout", |r| r.read_i32())?;
+    read_state(&mut r, &mut snap)?;
+    check_seal(bytes, &mut r)?;
+    if r.remaining() > 0 {
+        let zxid = read(&mut r, "digest zxid", |r| r.read_i64())?;
+        let digest_version = read(&mut r, "digest version", |r| r.read_i32())?;
+        let digest = read(&mut r, "digest", |r| r.read_i64())?;
+        check_seal(bytes, &mut r)?;
+        snap.digest = Some(ZxidDigest { zxid, digest_version, digest });
+    }
+    if r.remaining() > 0 {
+        return Err(FormatError::at(r.offset(), format!("{} unexpected bytes after the end", r.remaining())));
+    }
+    Ok(snap)
+}
+
+/// Reads what both a snapshot file and a leader's SNAP stream hold
+/// (`SerializeUtils.deserializeSnapshot`): sessions, the ACL map, every node, the "/" end.
+fn read_state(r: &mut JuteReader<'_>, snap: &mut ApacheSnapshot) -> Result<(), FormatError> {
+    for _ in 0..read_count(r, "session count")? {
+        let id = read(r, "session id", |r| r.read_i64())?;
+        let timeout = read(r, "session timeout", |r| r.read_i32())?;
         snap.sessions.push((id, timeout));
     }
-    for _ in 0..read_count(&mut r, "ACL map size")? {
-        let id = read(&mut r, "ACL id", |r| r.read_i64())?;
-        let list = read(&mut r, "ACL list", |r| r.read_vec(Acl::decode))?;
+    for _ in 0..read_count(r, "ACL map size")? {
+        let id = read(r, "ACL id", |r| r.read_i64())?;
+        let list = read(r, "ACL list", |r| r.read_vec(Acl::decode))?;
         snap.acls.push((id, list));
     }
     let mut paths = std::collections::HashSet::new();
     loop {
         let at = r.offset();
-        let path = read(&mut r, "node path", |r| r.read_string())?;
+        let path = read(r, "node path", |r| r.read_string())?;
         if path == "/" {
             break;
         }
-        let data = read(&mut r, "node data", |r| r.read_buffer())?;
-        let acl = read(&mut r, "node ACL id", |r| r.read_i64())?;
-        let stat = read(&mut r, "node stat", StatPersisted::decode)?;
+        let data = read(r, "node data", |r| r.read_buffer())?;
+        let acl = read(r, "node ACL id", |r| r.read_i64())?;
+        let stat = read(r, "node stat", StatPersisted::decode)?;
         if acl != OPEN_ACL_UNSAFE_ID && !snap.acls.iter().any(|(id, _)| *id == acl) {
             return Err(FormatError::at(at, format!("node {path:?} names ACL id {acl}, not in the ACL map")));
         }
@@ -169,25 +187,33 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheSnapshot, FormatError> {
     if !paths.contains("/") {
         return Err(FormatError::at(r.offset(), "the snapshot holds no root node"));
     }
-    check_seal(bytes, &mut r)?;
+    Ok(())
+}
+
+/// The state a leader streams after a SNAP packet (`ZKDatabase.serializeSnapshot`: the
+/// snapshot file's content without file header, seals or digest), exactly `bytes`.
+pub fn decode_streamed_state(bytes: &[u8]) -> Result<ApacheSnapshot, FormatError> {
+    let mut r = JuteReader::new(bytes);
+    let mut snap = ApacheSnapshot::default();
+    read_state(&mut r, &mut snap)?;
     if r.remaining() > 0 {
-        let zxid = read(&mut r, "digest zxid", |r| r.read_i64())?;
-        let digest_version = read(&mut r, "digest version", |r| r.read_i32())?;
-        let digest = read(&mut r, "digest", |r| r.read_i64())?;
-        check_seal(bytes, &mut r)?;
-        snap.digest = Some(ZxidDigest { zxid, digest_version, digest });
-    }
-    if r.remaining() > 0 {
-        return Err(FormatError::at(r.offset(), format!("{} unexpected bytes after the end", r.remaining())));
+        return Err(FormatError::at(
+            r.offset(),
+            format!("{} unexpected bytes after the state", r.remaining()),
+        ));
     }
     Ok(snap)
 }
 
-/// Encodes a snapshot file Apache 3.8 loads (`FileSnap.deserialize`).
-pub fn encode(snap: &ApacheSnapshot) -> Vec<u8> {
+/// Encodes the state as a leader streams it after SNAP (the inverse of
+/// [`decode_streamed_state`]; tests build leader streams with it).
+pub fn encode_streamed_state(snap: &ApacheSnapshot) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut w = JuteWriter::new(&mut out);
-    FileHeader { magic: SNAPSHOT_MAGIC, version: FILE_FORMAT_VERSION, dbid: snap.dbid }.encode(&mut w);
+    write_state(&mut JuteWriter::new(&mut out), snap);
+    out
+}
+
+fn write_state(w: &mut JuteWriter<'_>, snap: &ApacheSnapshot) {
     w.write_i32(snap.sessions.len() as i32);
     for (id, timeout) in &snap.sessions {
         w.write_i64(*id);
@@ -202,9 +228,17 @@ pub fn encode(snap: &ApacheSnapshot) -> Vec<u8> {
         w.write_string(if node.path == "/" { "" } else { &node.path });
         w.write_buffer(&node.data);
         w.write_i64(node.acl);
-        stat_to(&node.stat).encode(&mut w);
+        stat_to(&node.stat).encode(w);
     }
     w.write_string("/");
+}
+
+/// Encodes a snapshot file Apache 3.8 loads (`FileSnap.deserialize`).
+pub fn encode(snap: &ApacheSnapshot) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = JuteWriter::new(&mut out);
+    FileHeader { magic: SNAPSHOT_MAGIC, version: FILE_FORMAT_VERSION, dbid: snap.dbid }.encode(&mut w);
+    write_state(&mut w, snap);
     seal(&mut out);
     if let Some(d) = snap.digest {
         let mut w = JuteWriter::new(&mut out);

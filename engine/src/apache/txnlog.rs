@@ -143,10 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheLog, FormatError> {
                         format!("record checksum (Adler32) mismatch: stored {stored_crc:#x}, computed {computed:#x}"),
                     ));
                 }
-                let txn = decode_txn(&bytes[payload.clone()]).map_err(|e| match e {
-                    TxnError::Decode(what, e) => FormatError::decoding(payload.start, what, e),
-                    TxnError::Unknown(detail) => FormatError::at(payload.start, detail),
-                })?;
+                let txn = decode_entry(&bytes[payload.clone()], payload.start)?;
                 if let Some(last) = records.last().map(|r: &LogRecord| r.txn.zxid) {
                     if txn.zxid <= last {
                         return Err(FormatError::at(
@@ -175,6 +172,16 @@ fn record<T: Jute>(what: &'static str, r: &mut JuteReader<'_>) -> Result<T, TxnE
 
 fn acl(list: &[Acl]) -> Vec<TxnAcl> {
     list.iter().map(TxnAcl::from).collect()
+}
+
+/// One txn entry (`Util.marshallTxnEntry`: `TxnHeader`, the txn record of its type, maybe a
+/// `TxnDigest`), as a log record's payload holds it and as a leader's PROPOSAL and INFORM
+/// packets carry it; `base` is where the entry starts, for the error's offset.
+pub fn decode_entry(entry: &[u8], base: usize) -> Result<Txn, FormatError> {
+    decode_txn(entry).map_err(|e| match e {
+        TxnError::Decode(what, e) => FormatError::decoding(base, what, e),
+        TxnError::Unknown(detail) => FormatError::at(base, detail),
+    })
 }
 
 /// One record's payload: `TxnHeader`, the txn record of its type, maybe a `TxnDigest`.

@@ -158,6 +158,8 @@ pub struct Node {
     /// Leader: the zxids that learners' `sync` replies wait for, not yet committed, ascending
     /// (Apache's `Leader.pendingSyncs`, `mntr zk_pending_syncs`).
     pending_syncs: VecDeque<i64>,
+    /// Serves read-only sessions only, in every role ([`Node::serve_read_only_only`]).
+    read_only_only: bool,
 }
 
 impl Node {
@@ -185,6 +187,7 @@ impl Node {
             now: 0,
             not_serving_since: 0,
             pending_syncs: VecDeque::new(),
+            read_only_only: false,
         }
     }
 
@@ -198,6 +201,16 @@ impl Node {
             self.carry_out(actions, out);
         }
         self.gate.release(out);
+    }
+
+    /// From now on clients get read-only sessions only, served from this member's tree in
+    /// every role (Apache's `ReadOnlyZooKeeperServer` rules: other clients are refused, writes
+    /// answer NotReadOnly): a member of an Apache ensemble whose leader it cannot forward
+    /// client requests to yet.
+    pub fn serve_read_only_only(&mut self, out: &mut Vec<Effect>) {
+        self.read_only_only = true;
+        self.processor.set_read_only(true);
+        out.push(Effect::ReadOnly(true));
     }
 
     pub fn processor(&self) -> &Processor {
@@ -240,7 +253,7 @@ impl Node {
                 self.connect(conn, client_ip, remote, authenticated, request, out)
             }
             Input::Request { conn, frame } => {
-                if self.learner_of().is_some() {
+                if self.learner_of().is_some() && !self.read_only_only {
                     self.learner_request(conn, frame, out);
                 } else {
                     self.refresh_ensemble_view(&frame);
@@ -518,7 +531,7 @@ impl Node {
         if was.serving && !view.serving {
             self.not_serving_since = self.now;
         }
-        if view.serving && self.processor.is_read_only() {
+        if view.serving && self.processor.is_read_only() && !self.read_only_only {
             self.stop_read_only(out);
         }
         if view.serving {

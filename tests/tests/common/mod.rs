@@ -444,3 +444,17 @@ pub fn seeded_rng() -> Rng {
     println!("seed {seed} (RINGKEEPER_TEST_SEED={seed} replays it)");
     Rng(seed)
 }
+
+/// Polls `check` every 100 ms until it returns true; panics naming `what` after `limit`.
+pub fn poll_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Client address of ensemble member `i`.
+pub fn addr(ensemble: &ringkeeper_tests::ensemble::Ensemble, i: usize) -> SocketAddr {
+    ensemble.address(i).parse().unwrap()
+}

@@ -1,0 +1,513 @@
+//! Runs ringkeeper's own [`Peer`] as a member of an Apache 3.8 ensemble by translating at its
+//! edge: Apache's notifications and learner packets become [`Msg`]s for the peer, and the
+//! peer's messages become Apache's. Apache's learner protocol and ringkeeper's ZAB are the same
+//! protocol (ZAB 1.0) with different bytes, so the peer's rules (epochs, sync, durability before
+//! acks, commits applied in order) carry over unchanged; what differs is kept here:
+//!
+//! | Apache (leader -> learner)           | ringkeeper `Msg` to the peer                        |
+//! |--------------------------------------|-----------------------------------------------------|
+//! | notification                         | `Notification { round: electionEpoch, state, vote }` |
+//! | LEADERINFO `makeZxid(e, 0)`          | `LeaderInfo { epoch: e }`                            |
+//! | DIFF                                 | nothing (the proposals that follow are the diff)     |
+//! | TRUNC z                              | `Trunc { zxid: z }`                                  |
+//! | SNAP z + streamed state              | `Snapshot { zxid: z, image }` (converted image)      |
+//! | PROPOSAL (txn entry)                 | `Proposal { prev_zxid: last passed, zxid, txn }`     |
+//! | COMMIT z                             | `Commit { zxid: z }` (ringkeeper's is cumulative)    |
+//! | INFORM (txn entry)                   | `Proposal` then `Commit` of it                       |
+//! | NEWLEADER                            | `NewLeader { zxid: last passed }`                    |
+//! | UPTODATE (zxid -1)                   | `UpToDate { committed: last commit seen }`           |
+//! | PING z                               | `Ping`; answered here: PING z with session touches   |
+//!
+//! The peer's FOLLOWERINFO (resent on a timer) opens one connection per leader and is sent
+//! once on it; its ACKEPOCH becomes Apache's (data -1 when the epoch was accepted before);
+//! its NEWLEADER ack becomes `ACK makeZxid(e, 0)`, and after UPTODATE the bridge sends the
+//! second ACK Apache's learner sends. Today the member is an observer: its votes ask who leads
+//! (`leader = zxid = peerEpoch = Long.MIN_VALUE`, as Apache's observers vote) and its acks
+//! are not sent. Clients it serves get read-only sessions (see `Node::serve_read_only_only`);
+//! relayed client traffic is refused here ([`Bridge::relay_from_node`]).
+//!
+//! Invariants: every packet from the leader is either translated or logged and dropped, never
+//! half-applied; a connection that sends bytes that do not decode is closed (the peer then
+//! looks for a leader again, as on any lost link).
+
+use std::sync::Arc;
+
+use super::election::{encode_frame, Notification};
+use super::packet::PROTOCOL_VERSION;
+use super::packet::{encode_touches, find_streamed_state, kind, LearnerInfo, QuorumPacket, SnapSearch};
+use super::WireError;
+use crate::apache::replay::ApacheReplay;
+use crate::apache::txnlog::decode_entry;
+use crate::proto::Jute;
+use crate::txn;
+use crate::zab::{epoch_of, make_zxid, Msg, Relay, ServerId, ServerState, Vote};
+
+/// What the socket side must do.
+#[derive(Debug)]
+pub enum Out {
+    /// Hand this message to the peer (as from `from`).
+    ToPeer { from: ServerId, msg: Msg },
+    /// Hand this relayed traffic to the node (as from `from`).
+    ToNode { from: ServerId, relay: Relay },
+    /// Write these bytes (whole frames) on the election connection to `to`.
+    Election { to: ServerId, bytes: Vec<u8> },
+    /// Close any connection to a leader and open one to `leader`'s peer port.
+    ConnectLeader { leader: ServerId },
+    /// Write these bytes on the leader connection (in order, after the connect).
+    ToLeader { bytes: Vec<u8> },
+    /// Close the leader connection (report the loss to the peer as a link down).
+    CloseLeader { leader: ServerId, reason: String },
+}
+
+/// The connection to the leader being followed.
+struct LeaderLink {
+    leader: ServerId,
+    /// Accepted epoch announced in FOLLOWERINFO (ACKEPOCH says -1 when LEADERINFO repeats it).
+    announced_accepted: u32,
+    epoch: u32,
+    /// zxid of the last txn handed to the peer (the next proposal's `prev_zxid`).
+    last_passed: i64,
+    /// The last commit point seen.
+    committed: i64,
+    /// Bytes received and not yet decoded.
+    inbox: Vec<u8>,
+    /// A SNAP packet's zxid while its state is still arriving, and where to search on.
+    snap: Option<(i64, usize)>,
+}
+
+/// The translator of one ringkeeper member of an Apache ensemble.
+pub struct Bridge {
+    my_id: ServerId,
+    /// Sent in every notification (`QuorumVerifier.toString()`).
+    config_text: Vec<u8>,
+    link: Option<LeaderLink>,
+}
+
+impl Bridge {
+    /// `config_text`: the ensemble as Apache prints it ([`apache_config_text`]).
+    pub fn new(my_id: ServerId, config_text: String) -> Bridge {
+        Bridge { my_id, config_text: config_text.into_bytes(), link: None }
+    }
+
+    /// The leader connection's leader, if one is open.
+    pub fn leader(&self) -> Option<ServerId> {
+        self.link.as_ref().map(|l| l.leader)
+    }
+
+    /// A message the peer sends `to`.
+    pub fn from_peer(&mut self, to: ServerId, msg: &Msg, out: &mut Vec<Out>) {
+        match msg {
+            Msg::Notification { round, state, .. } => {
+                // An observer's vote only asks who leads (Apache's observers send MIN_VALUE).
+                let n = Notification {
+                    state: *state as i32,
+                    leader: i64::MIN,
+                    zxid: i64::MIN,
+                    election_epoch: *round as i64,
+                    peer_epoch: i64::MIN,
+                    version: super::election::NOTIFICATION_VERSION,
+                    config: self.config_text.clone(),
+                };
+                let mut bytes = Vec::new();
+                encode_frame(&n.encode(), &mut bytes);
+                out.push(Out::Election { to, bytes });
+            }
+            Msg::FollowerInfo { accepted_epoch, observer } => {
+                if self.link.as_ref().is_some_and(|l| l.leader == to) {
+                    return; // the peer's resend: Apache reads FOLLOWERINFO once per connection
+                }
+                self.link = Some(LeaderLink {
+                    leader: to,
+                    announced_accepted: *accepted_epoch,
+                    epoch: 0,
+                    last_passed: 0,
+                    committed: 0,
+                    inbox: Vec::new(),
+                    snap: None,
+                });
+                let info = LearnerInfo {
+                    server_id: self.my_id as i64,
+                    protocol_version: PROTOCOL_VERSION,
+                    config_version: 0,
+                };
+                let kind = if *observer { kind::OBSERVERINFO } else { kind::FOLLOWERINFO };
+                let packet = QuorumPacket::with_data(kind, make_zxid(*accepted_epoch, 0), info.to_bytes());
+                out.push(Out::ConnectLeader { leader: to });
+                self.send_leader(&packet, out);
+            }
+            Msg::AckEpoch { epoch, current_epoch, last_zxid, .. } => {
+                let Some(link) = self.link_to(to) else { return };
+                link.last_passed = *last_zxid;
+                let repeated = *epoch == link.announced_accepted;
+                let data = if repeated { -1 } else { *current_epoch as i32 };
+                let packet = QuorumPacket::with_data(kind::ACKEPOCH, *last_zxid, data.to_be_bytes().to_vec());
+                self.send_leader(&packet, out);
+            }
+            Msg::AckNewLeader { epoch, .. } => {
+                if self.link_to(to).is_some() {
+                    self.send_leader(&QuorumPacket::control(kind::ACK, make_zxid(*epoch, 0)), out);
+                }
+            }
+            // An observer's acks count for nothing (Apache's leader ignores them).
+            Msg::Ack { .. } => {}
+            other => log::debug!("not sent to Apache server {to}: {other:?}"),
+        }
+    }
+
+    /// Relayed client traffic the node sends its leader: refused until forwarding to an Apache
+    /// leader exists (the node serves read-only sessions locally instead).
+    pub fn relay_from_node(&mut self, to: ServerId, relay: Relay, out: &mut Vec<Out>) {
+        match relay {
+            Relay::Forward { token, .. } | Relay::CreateSession { token, .. } => {
+                out.push(Out::ToNode { from: to, relay: Relay::Close { token } })
+            }
+            Relay::Gone { .. } | Relay::Touch { .. } | Relay::Reply { .. } | Relay::Close { .. } => {}
+        }
+    }
+
+    /// One frame received on the election connection from `from`.
+    pub fn election_frame(
+        &mut self,
+        from: ServerId,
+        payload: &[u8],
+        out: &mut Vec<Out>,
+    ) -> Result<(), WireError> {
+        let n = Notification::decode(payload)?;
+        let state = match n.state {
+            0 => ServerState::Looking,
+            1 => ServerState::Following,
+            2 => ServerState::Leading,
+            3 => ServerState::Observing,
+            other => return Err(WireError::new(format!("notification state {other}"))),
+        };
+        if n.leader < 0 {
+            return Ok(()); // an observer's question; ringkeeper's observer has no answer to give
+        }
+        let vote = Vote {
+            leader: n.leader as ServerId,
+            zxid: n.zxid,
+            epoch: n.peer_epoch.clamp(0, u32::MAX as i64) as u32,
+        };
+        out.push(Out::ToPeer {
+            from,
+            msg: Msg::Notification { round: n.election_epoch.max(0) as u64, state, vote },
+        });
+        Ok(())
+    }
+
+    /// The leader connection is gone (closed, failed, or never opened).
+    pub fn leader_closed(&mut self, leader: ServerId) {
+        if self.link.as_ref().is_some_and(|l| l.leader == leader) {
+            self.link = None;
+        }
+    }
+
+    /// Bytes received on the leader connection.
+    pub fn leader_bytes(&mut self, bytes: &[u8], touches: &[(i64, i32)], out: &mut Vec<Out>) {
+        let Some(link) = self.link.as_mut() else { return };
+        link.inbox.extend_from_slice(bytes);
+        if let Err(e) = self.drain_leader(touches, out) {
+            let leader = self.link.take().map(|l| l.leader).unwrap_or_default();
+            out.push(Out::CloseLeader { leader, reason: e.to_string() });
+        }
+    }
+
+    fn link_to(&mut self, leader: ServerId) -> Option<&mut LeaderLink> {
+        self.link.as_mut().filter(|l| l.leader == leader)
+    }
+
+    fn send_leader(&self, packet: &QuorumPacket, out: &mut Vec<Out>) {
+        let mut bytes = Vec::new();
+        packet.encode(&mut bytes);
+        out.push(Out::ToLeader { bytes });
+    }
+
+    /// Translates every complete packet (and a complete SNAP state) in the inbox.
+    fn drain_leader(&mut self, touches: &[(i64, i32)], out: &mut Vec<Out>) -> Result<(), WireError> {
+        loop {
+            let Some(link) = self.link.as_mut() else { return Ok(()) };
+            if let Some((zxid, search_from)) = link.snap {
+                match find_streamed_state(&link.inbox, search_from)? {
+                    SnapSearch::NeedMore { resume_at } => {
+                        link.snap = Some((zxid, resume_at));
+                        return Ok(());
+                    }
+                    SnapSearch::Found { state, used } => {
+                        link.inbox.drain(..used);
+                        link.snap = None;
+                        link.last_passed = zxid;
+                        let replay = ApacheReplay::from_snapshot(&state, zxid)
+                            .map_err(|e| WireError::new(format!("the leader's SNAP state: {e}")))?;
+                        let encoded = crate::snapshot::encode(&replay.into_image());
+                        let mut image = encoded.header.to_vec();
+                        image.extend_from_slice(&encoded.payload);
+                        let (from, epoch) = (link.leader, link.epoch);
+                        log::info!(
+                            "SNAP from Apache leader {from} at {zxid:#x}: {} bytes as an image",
+                            image.len()
+                        );
+                        let msg =
+                            Msg::Snapshot { epoch, zxid, epoch_ends: Vec::new(), image: Arc::new(image) };
+                        out.push(Out::ToPeer { from, msg });
+                        continue;
+                    }
+                }
+            }
+            let Some((packet, used)) = QuorumPacket::decode(&link.inbox)? else { return Ok(()) };
+            link.inbox.drain(..used);
+            self.leader_packet(packet, touches, out)?;
+        }
+    }
+
+    fn leader_packet(
+        &mut self,
+        packet: QuorumPacket,
+        touches: &[(i64, i32)],
+        out: &mut Vec<Out>,
+    ) -> Result<(), WireError> {
+        let link = self.link.as_mut().expect("called with a link");
+        let (from, epoch) = (link.leader, link.epoch);
+        let mut to_peer = |msg| out.push(Out::ToPeer { from, msg });
+        match packet.kind {
+            kind::LEADERINFO => {
+                link.epoch = epoch_of(packet.zxid);
+                to_peer(Msg::LeaderInfo { epoch: link.epoch });
+            }
+            kind::DIFF => {}
+            kind::TRUNC => {
+                link.last_passed = packet.zxid;
+                to_peer(Msg::Trunc { epoch, zxid: packet.zxid });
+            }
+            kind::SNAP => link.snap = Some((packet.zxid, 0)),
+            kind::PROPOSAL | kind::INFORM => {
+                let entry = packet.data.as_deref().unwrap_or_default();
+                let txn = decode_entry(entry, 0)
+                    .map_err(|e| WireError::new(format!("txn {:#x}: {e}", packet.zxid)))?;
+                if txn.zxid != packet.zxid {
+                    return Err(WireError::new(format!(
+                        "packet {:#x} carries txn {:#x}",
+                        packet.zxid, txn.zxid
+                    )));
+                }
+                let prev_zxid = std::mem::replace(&mut link.last_passed, packet.zxid);
+                to_peer(Msg::Proposal {
+                    epoch,
+                    prev_zxid,
+                    zxid: packet.zxid,
+                    txn: Arc::new(txn::encode(&txn)),
+                });
+                if packet.kind == kind::INFORM {
+                    link.committed = link.committed.max(packet.zxid);
+                    to_peer(Msg::Commit { epoch, zxid: packet.zxid });
+                }
+            }
+            kind::COMMIT => {
+                link.committed = link.committed.max(packet.zxid);
+                to_peer(Msg::Commit { epoch, zxid: packet.zxid });
+            }
+            kind::NEWLEADER => to_peer(Msg::NewLeader { epoch, zxid: link.last_passed }),
+            kind::UPTODATE => {
+                to_peer(Msg::UpToDate { epoch, committed: link.committed });
+                // Learner.syncWithLeader acks UPTODATE itself.
+                self.send_leader(&QuorumPacket::control(kind::ACK, make_zxid(epoch, 0)), out);
+            }
+            kind::PING => {
+                to_peer(Msg::Ping { epoch, committed: link.committed, last_zxid: link.last_passed });
+                let reply = QuorumPacket { data: Some(encode_touches(touches)), ..packet };
+                self.send_leader(&reply, out);
+            }
+            other => {
+                log::debug!("Apache leader {from}: packet type {other} at {:#x} not handled", packet.zxid)
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ensemble as Apache's `QuorumMaj.toString()` prints it (sent in every notification):
+/// `server.N=host:peerPort:electionPort:participant|observer` lines, then `version=0`.
+pub fn apache_config_text(servers: &[(ServerId, String, u16, u16, bool)]) -> String {
+    let mut text = String::new();
+    for (id, host, peer_port, election_port, observer) in servers {
+        let role = if *observer { "observer" } else { "participant" };
+        text.push_str(&format!("server.{id}={host}:{peer_port}:{election_port}:{role}\n"));
+    }
+    text.push_str("version=0");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apache::records::{CreateTxn, TxnHeader};
+    use crate::apache::snapshot::{encode_streamed_state, ApacheNode, ApacheSnapshot};
+    use crate::proto::Acl;
+
+    fn packets(out: &[Out]) -> Vec<QuorumPacket> {
+        let mut bytes = Vec::new();
+        for o in out {
+            if let Out::ToLeader { bytes: b } = o {
+                bytes.extend_from_slice(b);
+            }
+        }
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some((p, used)) = QuorumPacket::decode(&bytes[at..]).unwrap() {
+            found.push(p);
+            at += used;
+        }
+        found
+    }
+
+    fn to_peer(out: &[Out]) -> Vec<Msg> {
+        out.iter()
+            .filter_map(|o| if let Out::ToPeer { msg, .. } = o { Some(msg.clone()) } else { None })
+            .collect()
+    }
+
+    fn create_entry(zxid: i64, path: &str) -> Vec<u8> {
+        let mut entry = TxnHeader { client_id: 5, cxid: 1, zxid, time: 10, txn_type: 1 }.to_bytes();
+        let acl = crate::acl::open_acl_unsafe().to_vec();
+        let acl: Vec<Acl> = acl;
+        entry.extend(
+            CreateTxn { path: path.into(), data: b"x".to_vec(), acl, ephemeral: false, parent_cversion: -1 }
+                .to_bytes(),
+        );
+        entry
+    }
+
+    #[test]
+    fn an_observer_joins_syncs_by_diff_and_follows_informs() {
+        let mut bridge = Bridge::new(4, apache_config_text(&[(1, "h".into(), 2888, 3888, false)]));
+        let mut out = Vec::new();
+        // Election: the vote asks who leads; a LEADING reply becomes a settled vote.
+        bridge.from_peer(
+            1,
+            &Msg::Notification {
+                round: 1,
+                state: ServerState::Looking,
+                vote: Vote { leader: 4, zxid: 0, epoch: 0 },
+            },
+            &mut out,
+        );
+        let Some(Out::Election { to: 1, bytes }) = out.pop() else { panic!("a notification frame") };
+        let n = Notification::decode(&bytes[4..]).unwrap();
+        assert_eq!((n.leader, n.zxid, n.peer_epoch, n.state), (i64::MIN, i64::MIN, i64::MIN, 0));
+        let leading = Notification {
+            state: 2,
+            leader: 1,
+            zxid: 0x1_0000_0003,
+            election_epoch: 1,
+            peer_epoch: 1,
+            version: 2,
+            config: vec![],
+        };
+        bridge.election_frame(1, &leading.encode(), &mut out).unwrap();
+        assert!(matches!(
+            &to_peer(&out)[..],
+            [Msg::Notification { state: ServerState::Leading, vote: Vote { leader: 1, epoch: 1, .. }, .. }]
+        ));
+        out.clear();
+
+        // OBSERVERINFO once per connection, with LearnerInfo.
+        let info = Msg::FollowerInfo { accepted_epoch: 1, observer: true };
+        bridge.from_peer(1, &info, &mut out);
+        bridge.from_peer(1, &info, &mut out);
+        assert!(matches!(out[0], Out::ConnectLeader { leader: 1 }));
+        let sent = packets(&out);
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].kind, sent[0].zxid), (kind::OBSERVERINFO, 0x1_0000_0000));
+        out.clear();
+
+        // LEADERINFO of a new epoch -> AckEpoch -> ACKEPOCH with the current epoch.
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x2_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        bridge.leader_bytes(&stream, &[], &mut out);
+        assert!(matches!(&to_peer(&out)[..], [Msg::LeaderInfo { epoch: 2 }]));
+        out.clear();
+        bridge.from_peer(
+            1,
+            &Msg::AckEpoch { epoch: 2, current_epoch: 1, last_zxid: 0x1_0000_0002, epoch_ends: vec![] },
+            &mut out,
+        );
+        let ack_epoch = &packets(&out)[0];
+        assert_eq!(
+            (ack_epoch.kind, ack_epoch.zxid, ack_epoch.data_i32()),
+            (kind::ACKEPOCH, 0x1_0000_0002, Some(1))
+        );
+        out.clear();
+
+        // DIFF, PROPOSAL+COMMIT, NEWLEADER, UPTODATE, INFORM, PING — split at every byte.
+        let mut stream = Vec::new();
+        QuorumPacket::control(kind::DIFF, 0x1_0000_0003).encode(&mut stream);
+        QuorumPacket::with_data(kind::PROPOSAL, 0x1_0000_0003, create_entry(0x1_0000_0003, "/a"))
+            .encode(&mut stream);
+        QuorumPacket::control(kind::COMMIT, 0x1_0000_0003).encode(&mut stream);
+        QuorumPacket::with_data(kind::NEWLEADER, 0x2_0000_0000, b"server.1=...".to_vec()).encode(&mut stream);
+        QuorumPacket::control(kind::UPTODATE, -1).encode(&mut stream);
+        QuorumPacket::with_data(kind::INFORM, 0x2_0000_0001, create_entry(0x2_0000_0001, "/b"))
+            .encode(&mut stream);
+        QuorumPacket::control(kind::PING, 0x2_0000_0001).encode(&mut stream);
+        for byte in &stream {
+            bridge.leader_bytes(std::slice::from_ref(byte), &[(5, 30_000)], &mut out);
+        }
+        let msgs = to_peer(&out);
+        assert!(
+            matches!(msgs[0], Msg::Proposal { epoch: 2, prev_zxid: 0x1_0000_0002, zxid: 0x1_0000_0003, .. }),
+            "{:?}",
+            msgs[0]
+        );
+        assert!(matches!(msgs[1], Msg::Commit { zxid: 0x1_0000_0003, .. }));
+        assert!(matches!(msgs[2], Msg::NewLeader { zxid: 0x1_0000_0003, .. }));
+        assert!(matches!(msgs[3], Msg::UpToDate { committed: 0x1_0000_0003, .. }));
+        assert!(matches!(msgs[4], Msg::Proposal { prev_zxid: 0x1_0000_0003, zxid: 0x2_0000_0001, .. }));
+        assert!(matches!(msgs[5], Msg::Commit { zxid: 0x2_0000_0001, .. }));
+        assert!(matches!(msgs[6], Msg::Ping { committed: 0x2_0000_0001, last_zxid: 0x2_0000_0001, .. }));
+        if let Msg::Proposal { txn, .. } = &msgs[0] {
+            assert_eq!(txn::access_trusted(txn).zxid, 0x1_0000_0003);
+        }
+        // The acks of UPTODATE and the PING reply (with the touches).
+        let replies = packets(&out);
+        assert_eq!((replies[0].kind, replies[0].zxid), (kind::ACK, 0x2_0000_0000));
+        assert_eq!((replies[1].kind, replies[1].zxid), (kind::PING, 0x2_0000_0001));
+        assert_eq!(replies[1].data.as_ref().map(Vec::len), Some(12));
+        out.clear();
+        bridge.from_peer(1, &Msg::AckNewLeader { epoch: 2, zxid: 0x1_0000_0003 }, &mut out);
+        assert_eq!(packets(&out)[0].zxid, 0x2_0000_0000, "NEWLEADER is acked with makeZxid(epoch, 0)");
+    }
+
+    #[test]
+    fn a_snap_becomes_an_image_and_garbage_closes_the_connection() {
+        let mut bridge = Bridge::new(4, String::new());
+        let mut out = Vec::new();
+        bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 3, observer: true }, &mut out);
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x3_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        QuorumPacket::control(kind::SNAP, 0x2_0000_0009).encode(&mut stream);
+        let state = ApacheSnapshot {
+            sessions: vec![(77, 10_000)],
+            nodes: vec![
+                ApacheNode { path: "/".into(), data: vec![], acl: -1, stat: Default::default() },
+                ApacheNode { path: "/x".into(), data: b"1".to_vec(), acl: -1, stat: Default::default() },
+            ],
+            ..Default::default()
+        };
+        stream.extend(encode_streamed_state(&state));
+        stream.extend(&[0, 0, 0, 10]);
+        stream.extend(b"BenWasHere");
+        bridge.leader_bytes(&stream, &[], &mut out);
+        let msgs = to_peer(&out);
+        let Msg::Snapshot { epoch: 3, zxid: 0x2_0000_0009, image, .. } = &msgs[1] else { panic!("{msgs:?}") };
+        let mut aligned = crate::txn::TxnBytes::new();
+        aligned.extend_from_slice(image);
+        let (_, decoded) = crate::snapshot::decode(&aligned).expect("a ringkeeper image");
+        assert!(decoded.nodes().any(|n| n.path == "/x"));
+        assert_eq!(decoded.sessions().len(), 1);
+        out.clear();
+        bridge.leader_bytes(&[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0], &[], &mut out);
+        assert!(matches!(out[..], [Out::CloseLeader { leader: 1, .. }]));
+        assert_eq!(bridge.leader(), None);
+    }
+}

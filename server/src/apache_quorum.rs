@@ -1,0 +1,373 @@
+//! Apache 3.8's server-to-server transport (`ringkeeper.quorum.protocol=apache`): the sockets
+//! around the engine's [`Bridge`], which translates between Apache's protocol and the ZAB
+//! peer's own messages (layouts in `engine/src/apache/quorum/QUORUM.md`).
+//!
+//! In: the peer's messages and the node's relayed traffic ([`ApacheQuorum::send_msg`],
+//! [`ApacheQuorum::send_relay`]), bytes from Apache servers. Out: [`QuorumInput`]s on a local
+//! channel the data role steps the node with (never from inside a step: no re-entrance).
+//!
+//! - Election port (`QuorumCnxManager`): one connection per other member, carrying frames both
+//!   ways. Only a connection opened by the higher id survives, so this server dials every
+//!   member with a lower id (initial message, then frames) and keeps accepted connections from
+//!   members with a higher id; one from a lower id is closed (the dial covers it). A newer
+//!   connection of a member replaces the older.
+//! - Peer port: one connection to the leader the peer follows, opened when the bridge asks
+//!   (the peer's FOLLOWERINFO/OBSERVERINFO), closed when the bridge finds garbage or another
+//!   leader is followed. Its loss is reported to the peer as a link down (it looks again).
+//!   This server does not listen on its own peer port: it never leads an Apache ensemble.
+//!
+//! Invariants: bytes to one connection go out in the order the bridge produced them; bytes
+//! queued while an election connection is down are dropped (the peer resends its vote on a
+//! timer); a connection's tasks end when a newer one replaces it (its generation changed).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use ringkeeper_engine::apache::quorum::bridge::{apache_config_text, Bridge, Out};
+use ringkeeper_engine::apache::quorum::election::{frame_at, InitialMessage};
+use ringkeeper_engine::zab::{Msg, Relay, ServerId};
+
+use crate::link;
+use crate::peer_net::{redial_wait, PeerAddress};
+use crate::replica::ApacheSetup;
+
+/// Bytes read from a connection at a time.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// What the transport hands the data role.
+#[derive(Debug)]
+pub enum QuorumInput {
+    Msg { from: ServerId, msg: Msg },
+    Relay { from: ServerId, relay: Relay },
+    LinkDown { peer: ServerId },
+}
+
+/// Bytes waiting for one connection, and which connection may write them.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// Bumped whenever the connection is replaced or closed; a task whose number is not the
+    /// current one stops.
+    generation: u64,
+    connected: bool,
+    waker: Option<Waker>,
+}
+
+impl Outbox {
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// A new connection takes over (or, with `connected` false, none): returns its number.
+    fn replace(&mut self, connected: bool) -> u64 {
+        self.generation += 1;
+        self.connected = connected;
+        self.bytes.clear();
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        self.generation
+    }
+}
+
+/// Writes `outbox` to `writer` until the outbox belongs to a newer connection or a write fails.
+async fn write_outbox(outbox: &RefCell<Outbox>, generation: u64, writer: &mut (impl AsyncWriteExt + Unpin)) {
+    loop {
+        let bytes = poll_fn(|cx| {
+            let mut o = outbox.borrow_mut();
+            if o.generation != generation {
+                Poll::Ready(None)
+            } else if o.bytes.is_empty() {
+                o.waker = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(std::mem::take(&mut o.bytes)))
+            }
+        })
+        .await;
+        let Some(bytes) = bytes else { return };
+        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One member's addresses.
+struct Member {
+    peer: PeerAddress,
+    election: PeerAddress,
+}
+
+/// The Apache-protocol links of this server.
+pub struct ApacheQuorum {
+    my_id: ServerId,
+    my_election_address: String,
+    bridge: RefCell<Bridge>,
+    members: HashMap<ServerId, Member>,
+    election: HashMap<ServerId, Rc<RefCell<Outbox>>>,
+    leader: Rc<RefCell<Outbox>>,
+    connect_timeout: Duration,
+    inputs: link::Sender<QuorumInput>,
+    /// Set once the first election connection to a lower id was logged (less noise).
+    started: Cell<bool>,
+}
+
+impl ApacheQuorum {
+    /// Listens on the election port, dials the members with lower ids; what arrives goes to
+    /// `inputs`. Runs for the life of the executor.
+    pub fn start(
+        my_id: ServerId,
+        setup: &ApacheSetup,
+        listener: TcpListener,
+        connect_timeout: Duration,
+        inputs: link::Sender<QuorumInput>,
+    ) -> Rc<ApacheQuorum> {
+        let mut members = HashMap::new();
+        let mut my_election_address = String::new();
+        for (id, host, peer_port, election_port, _) in &setup.members {
+            if *id == my_id {
+                my_election_address = PeerAddress { host: host.clone(), port: *election_port }.to_string();
+                continue;
+            }
+            members.insert(
+                *id,
+                Member {
+                    peer: PeerAddress { host: host.clone(), port: *peer_port },
+                    election: PeerAddress { host: host.clone(), port: *election_port },
+                },
+            );
+        }
+        let election = members.keys().map(|id| (*id, Rc::new(RefCell::new(Outbox::default())))).collect();
+        let quorum = Rc::new(ApacheQuorum {
+            my_id,
+            my_election_address,
+            bridge: RefCell::new(Bridge::new(my_id, apache_config_text(&setup.members))),
+            members,
+            election,
+            leader: Rc::new(RefCell::new(Outbox::default())),
+            connect_timeout,
+            inputs,
+            started: Cell::new(false),
+        });
+        for &id in quorum.members.keys().filter(|&&id| id < my_id) {
+            glommio::spawn_local(quorum.clone().dial_election(id)).detach();
+        }
+        glommio::spawn_local(quorum.clone().accept_election(listener)).detach();
+        quorum
+    }
+
+    /// A message of the ZAB peer to `to`.
+    pub fn send_msg(self: &Rc<Self>, to: ServerId, msg: &Msg) {
+        let mut outs = Vec::new();
+        self.bridge.borrow_mut().from_peer(to, msg, &mut outs);
+        self.carry_out(outs);
+    }
+
+    /// Relayed client traffic of the node to `to`.
+    pub fn send_relay(self: &Rc<Self>, to: ServerId, relay: Relay) {
+        let mut outs = Vec::new();
+        self.bridge.borrow_mut().relay_from_node(to, relay, &mut outs);
+        self.carry_out(outs);
+    }
+
+    fn deliver(&self, input: QuorumInput) {
+        let _ = self.inputs.try_send(input);
+    }
+
+    fn carry_out(self: &Rc<Self>, outs: Vec<Out>) {
+        for out in outs {
+            match out {
+                Out::ToPeer { from, msg } => self.deliver(QuorumInput::Msg { from, msg }),
+                Out::ToNode { from, relay } => self.deliver(QuorumInput::Relay { from, relay }),
+                Out::Election { to, bytes } => {
+                    if let Some(outbox) = self.election.get(&to) {
+                        let mut o = outbox.borrow_mut();
+                        if o.connected {
+                            o.push(&bytes);
+                        }
+                    }
+                }
+                Out::ConnectLeader { leader } => {
+                    let generation = self.leader.borrow_mut().replace(false);
+                    glommio::spawn_local(self.clone().leader_connection(leader, generation)).detach();
+                }
+                Out::ToLeader { bytes } => self.leader.borrow_mut().push(&bytes),
+                Out::CloseLeader { leader, reason } => {
+                    log::warn!("closing the connection to Apache leader {leader}: {reason}");
+                    self.leader.borrow_mut().replace(false);
+                    self.deliver(QuorumInput::LinkDown { peer: leader });
+                }
+            }
+        }
+    }
+
+    /// Keeps an election connection to member `id` (a lower id) open.
+    async fn dial_election(self: Rc<Self>, id: ServerId) {
+        let member = &self.members[&id];
+        let mut failures = 0u32;
+        loop {
+            if failures > 0 {
+                glommio::timer::sleep(redial_wait(failures).max(Duration::from_millis(100))).await;
+            }
+            let Ok(addr) = member.election.resolve().await else {
+                failures += 1;
+                continue;
+            };
+            let Ok(mut stream) =
+                glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await
+            else {
+                failures += 1;
+                continue;
+            };
+            let mut hello = Vec::new();
+            InitialMessage { sid: self.my_id, election_address: self.my_election_address.clone() }
+                .encode(&mut hello);
+            if stream.write_all(&hello).await.is_err() {
+                failures += 1;
+                continue;
+            }
+            if !self.started.replace(true) {
+                log::info!("Apache election: connected to server {id} at {addr}");
+            }
+            self.run_election_connection(id, stream, Vec::new()).await;
+            failures = 1;
+        }
+    }
+
+    /// Takes election connections; keeps those from higher ids.
+    async fn accept_election(self: Rc<Self>, listener: TcpListener) {
+        loop {
+            let Ok(stream) = listener.accept().await else { continue };
+            let quorum = self.clone();
+            glommio::spawn_local(async move {
+                let mut stream = stream;
+                let mut received = Vec::new();
+                let mut chunk = vec![0u8; 4096];
+                let (hello, used) = loop {
+                    match InitialMessage::decode(&received) {
+                        Ok(Some(found)) => break found,
+                        Ok(None) => {}
+                        Err(e) => {
+                            log::warn!("closing an election connection: {e}");
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => received.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let from = hello.sid;
+                if from < quorum.my_id || !quorum.members.contains_key(&from) {
+                    // A lower id: our own dial is the connection that counts.
+                    return;
+                }
+                quorum.run_election_connection(from, stream, received[used..].to_vec()).await;
+            })
+            .detach();
+        }
+    }
+
+    /// Reads notification frames from, and writes queued frames to, member `id`'s election
+    /// connection until it fails or a newer one replaces it.
+    async fn run_election_connection(self: &Rc<Self>, id: ServerId, stream: TcpStream, early: Vec<u8>) {
+        let _ = stream.set_nodelay(true);
+        let outbox = self.election[&id].clone();
+        let generation = outbox.borrow_mut().replace(true);
+        let (mut reader, mut writer) = futures_lite::io::split(stream);
+        let read = async {
+            let mut received = early;
+            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+            loop {
+                loop {
+                    match frame_at(&received) {
+                        Ok(Some((payload, used))) => {
+                            let mut outs = Vec::new();
+                            let result =
+                                self.bridge.borrow_mut().election_frame(id, &received[payload], &mut outs);
+                            if let Err(e) = result {
+                                log::warn!("Apache election: dropping a notification of server {id}: {e}");
+                            }
+                            self.carry_out(outs);
+                            received.drain(..used);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::warn!("Apache election: closing the connection of server {id}: {e}");
+                            return;
+                        }
+                    }
+                }
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => received.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        futures_lite::future::or(read, write_outbox(&outbox, generation, &mut writer)).await;
+        let mut o = outbox.borrow_mut();
+        if o.generation == generation {
+            o.replace(false);
+        }
+    }
+
+    /// The connection to the leader's peer port, while `generation` is the current one.
+    async fn leader_connection(self: Rc<Self>, leader: ServerId, generation: u64) {
+        let current = |q: &ApacheQuorum| q.leader.borrow().generation == generation;
+        let Some(member) = self.members.get(&leader) else { return };
+        let address = member.peer.clone();
+        let stream = match address.resolve().await {
+            Ok(addr) => glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok(),
+            Err(_) => None,
+        };
+        let Some(stream) = stream else {
+            if current(&self) {
+                log::info!("cannot connect to Apache leader {leader} at {address}");
+                self.leader_lost(leader);
+            }
+            return;
+        };
+        if !current(&self) {
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        log::info!("connected to Apache leader {leader} at {address}");
+        let (mut reader, mut writer) = futures_lite::io::split(stream);
+        let read = async {
+            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+            loop {
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if !current(&self) {
+                            return;
+                        }
+                        let mut outs = Vec::new();
+                        self.bridge.borrow_mut().leader_bytes(&chunk[..n], &[], &mut outs);
+                        self.carry_out(outs);
+                    }
+                }
+            }
+        };
+        futures_lite::future::or(read, write_outbox(&self.leader, generation, &mut writer)).await;
+        if current(&self) {
+            log::info!("connection to Apache leader {leader} lost");
+            self.leader_lost(leader);
+        }
+    }
+
+    fn leader_lost(&self, leader: ServerId) {
+        self.leader.borrow_mut().replace(false);
+        self.bridge.borrow_mut().leader_closed(leader);
+        self.deliver(QuorumInput::LinkDown { peer: leader });
+    }
+}
