@@ -352,8 +352,12 @@ const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/sl
 /// `zoo.cfg` keys that Apache reads only as JVM system properties (under exactly this name;
 /// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
 /// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
-const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] =
-    &["znode.container.checkIntervalMs", "znode.container.maxNeverUsedIntervalMs", "readonlymode.enabled"];
+const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] = &[
+    "znode.container.checkIntervalMs",
+    "znode.container.maxNeverUsedIntervalMs",
+    "readonlymode.enabled",
+    "java.security.auth.login.config",
+];
 
 /// Apache ZooKeeper's standalone server.
 pub const APACHE_STANDALONE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
