@@ -1652,6 +1652,31 @@ mod tests {
     }
 
     #[test]
+    fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
+        let sasl = format!("dataDir=/a\nauthProvider.1={SASL_AUTH_PROVIDER}\n");
+        let (mut cfg, warnings) =
+            Config::parse(&format!("{sasl}enforce.auth.enabled=true\nzookeeper.enforce.auth.schemes=sasl, digest\n"))
+                .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.enforcement().schemes, ["sasl", "digest"]);
+        cfg.apply_jvm_flags(&format!(
+            "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -Dzookeeper.sessionRequireClientSASLAuth=true \
+             -Dzookeeper.allowSaslFailedClients=true -Dzookeeper.kerberos.removeRealmFromPrincipal=true"
+        ))
+        .unwrap();
+        assert_eq!(cfg.jaas_config.as_deref(), Some(Path::new("/etc/jaas.conf")));
+        let enforcement = cfg.enforcement();
+        assert_eq!(enforcement.schemes, ["sasl"], "sessionRequireClientSASLAuth wins");
+        assert!(enforcement.allow_sasl_failed_clients && cfg.kerberos_remove_realm_from_principal);
+        // Apache refuses to start without a scheme, or with one no provider serves.
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl\n").is_err());
+        assert!(Config::parse("dataDir=/a\nsessionRequireClientSASLAuth=true\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.schemes=sasl\n").unwrap().0.enforcement().schemes.is_empty());
+    }
+
+    #[test]
     fn read_only_mode_from_zoo_cfg_and_server_jvmflags() {
         let (mut cfg, warnings) = Config::parse("dataDir=/a\nreadonlymode.enabled=true\n").unwrap();
         assert!(cfg.read_only_mode_enabled && warnings.is_empty(), "{warnings:?}");
