@@ -7,6 +7,7 @@
 //! - [`tree`]: the data tree of znodes with exact `Stat` bookkeeping.
 //! - [`txn`]: the replicated transaction record every write produces, and its one apply path.
 //! - [`acl`]: ACL checks, digest/ip/world/auth schemes.
+//! - [`auth`]: SASL (DIGEST-MD5, the JAAS `Server` section, `sasl` ids) and auth enforcement.
 //! - [`apache`]: Apache ZooKeeper 3.8's snapshot and log files (import and export).
 //! - [`conn`]: connection ids (a client on a network core, or a learner's client on its leader).
 //! - [`session`]: the session table and its tick-driven expiry.
@@ -20,6 +21,7 @@
 
 pub mod acl;
 pub mod apache;
+pub mod auth;
 pub mod conn;
 pub mod log;
 pub mod proto;

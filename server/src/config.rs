@@ -286,6 +286,28 @@ pub struct Config {
     pub auth_providers: Vec<String>,
     /// `X509AuthenticationProvider.superUser`: a client certificate subject that is super user.
     pub x509_super_user: Option<String>,
+    /// `enforce.auth.enabled`: sessions must authenticate with one of `enforce.auth.schemes`
+    /// before any request other than `auth`/`sasl` (see [`Config::enforcement`]).
+    pub enforce_auth_enabled: bool,
+    /// `enforce.auth.schemes`, comma separated.
+    pub enforce_auth_schemes: Vec<String>,
+    /// `sessionRequireClientSASLAuth`: shorthand for enforcing the `sasl` scheme (wins over
+    /// `enforce.auth.*`, as in Apache).
+    pub session_require_client_sasl_auth: bool,
+    /// `allowSaslFailedClients`: a failed SASL exchange keeps the connection (no `sasl` id).
+    pub allow_sasl_failed_clients: bool,
+    /// `java.security.auth.login.config`: the JAAS file whose `Server` section holds the SASL
+    /// credentials (Apache reads the JVM property, set by `-D` in `SERVER_JVMFLAGS`).
+    pub jaas_config: Option<PathBuf>,
+    /// DIGEST-MD5 users of the JAAS `Server` section, read by [`Config::load`] (never by
+    /// `parse`): `None` when SASL is off or no section was found.
+    pub sasl_digest_users: Option<BTreeMap<String, String>>,
+    /// `kerberos.removeHostFromPrincipal`.
+    pub kerberos_remove_host_from_principal: bool,
+    /// `kerberos.removeRealmFromPrincipal`.
+    pub kerberos_remove_realm_from_principal: bool,
+    /// `superUser`: the SASL id that is also super user.
+    pub sasl_super_user: Option<String>,
     /// `ringkeeper.session.secretFile`: a file with the same bytes on every ensemble member,
     /// mixed into the session-password secret (see `engine::session::ensemble_secret`).
     pub session_secret_file: Option<PathBuf>,
@@ -344,6 +366,10 @@ pub const DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS: u64 = 5000;
 
 /// The `authProvider.N` class that turns the `x509` scheme on.
 pub const X509_AUTH_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+/// The `authProvider.N` class that turns SASL (and the `sasl` scheme) on.
+pub const SASL_AUTH_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+/// The JVM property (and zoo.cfg key) naming the JAAS file.
+pub const JAAS_CONFIG_KEY: &str = "java.security.auth.login.config";
 
 /// Where an HTTP endpoint listens (`host` as written: a name or an IP literal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,6 +542,15 @@ impl Config {
             ssl: SslConfig { handshake_timeout_ms: DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS, ..SslConfig::default() },
             auth_providers: Vec::new(),
             x509_super_user: None,
+            enforce_auth_enabled: false,
+            enforce_auth_schemes: Vec::new(),
+            session_require_client_sasl_auth: false,
+            allow_sasl_failed_clients: false,
+            jaas_config: None,
+            sasl_digest_users: None,
+            kerberos_remove_host_from_principal: false,
+            kerberos_remove_realm_from_principal: false,
+            sasl_super_user: None,
             session_secret_file: None,
             my_id: None,
             raw: Vec::new(),
@@ -751,6 +786,18 @@ impl Config {
                     "{key}=true: certificate revocation checks are not supported; certificates are not checked for revocation"
                 )),
                 "X509AuthenticationProvider.superUser" => cfg.x509_super_user = Some(value.to_owned()),
+                "enforce.auth.enabled" => cfg.enforce_auth_enabled = parse_bool(key, value)?,
+                "enforce.auth.schemes" => cfg.enforce_auth_schemes = parse_list(value),
+                "sessionRequireClientSASLAuth" => cfg.session_require_client_sasl_auth = parse_bool(key, value)?,
+                "allowSaslFailedClients" => cfg.allow_sasl_failed_clients = parse_bool(key, value)?,
+                JAAS_CONFIG_KEY => cfg.jaas_config = Some(PathBuf::from(value)),
+                "kerberos.removeHostFromPrincipal" => {
+                    cfg.kerberos_remove_host_from_principal = parse_bool(key, value)?
+                }
+                "kerberos.removeRealmFromPrincipal" => {
+                    cfg.kerberos_remove_realm_from_principal = parse_bool(key, value)?
+                }
+                "superUser" => cfg.sasl_super_user = Some(value.to_owned()),
                 _ if short.starts_with("authProvider.") => cfg.auth_providers.push(value.to_owned()),
                 "metricsProvider.className" => metrics_provider = Some(value),
                 "metricsProvider.httpHost" => {
@@ -802,6 +849,7 @@ impl Config {
             None => {}
         }
 
+        cfg.check_enforcement()?;
         cfg.data_dir =
             data_dir.ok_or_else(|| ConfigError::Missing { key: "dataDir".into(), hint: String::new() })?;
         if cfg.client_port.is_none() && cfg.client_port_address.is_some() {
@@ -895,12 +943,13 @@ impl Config {
             text.push('\n');
             text.push_str(&lines);
         }
-        let (mut cfg, warnings) = Config::parse(&text)?;
+        let (mut cfg, mut warnings) = Config::parse(&text)?;
         cfg.config_version = version;
         cfg.config_file = Some(path.to_owned());
         if let Ok(flags) = std::env::var("SERVER_JVMFLAGS") {
             cfg.apply_jvm_flags(&flags)?;
         }
+        cfg.load_jaas(&mut warnings)?;
         let myid_path = cfg.data_dir.join("myid");
         if myid_path.is_file() {
             let text = std::fs::read_to_string(&myid_path)
@@ -920,12 +969,112 @@ impl Config {
     }
 
     /// Applies the JVM system properties Apache users pass in `SERVER_JVMFLAGS` that
-    /// ringkeeper knows (`-Dreadonlymode.enabled=true`); other flags are left alone.
+    /// ringkeeper knows (`-Dreadonlymode.enabled=true`, `-Djava.security.auth.login.config=`,
+    /// and the `-Dzookeeper.` properties of auth enforcement and SASL); other flags are left
+    /// alone.
     pub fn apply_jvm_flags(&mut self, flags: &str) -> Result<(), ConfigError> {
         for flag in flags.split_whitespace() {
-            if let Some(value) = flag.strip_prefix("-Dreadonlymode.enabled=") {
-                self.read_only_mode_enabled = parse_bool("SERVER_JVMFLAGS -Dreadonlymode.enabled", value)?;
+            let Some((property, value)) = flag.strip_prefix("-D").and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let key = format!("SERVER_JVMFLAGS -D{property}");
+            match property {
+                "readonlymode.enabled" => self.read_only_mode_enabled = parse_bool(&key, value)?,
+                JAAS_CONFIG_KEY => self.jaas_config = Some(PathBuf::from(value)),
+                "zookeeper.enforce.auth.enabled" => self.enforce_auth_enabled = parse_bool(&key, value)?,
+                "zookeeper.enforce.auth.schemes" => self.enforce_auth_schemes = parse_list(value),
+                "zookeeper.sessionRequireClientSASLAuth" => {
+                    self.session_require_client_sasl_auth = parse_bool(&key, value)?
+                }
+                "zookeeper.allowSaslFailedClients" => {
+                    self.allow_sasl_failed_clients = parse_bool(&key, value)?
+                }
+                "zookeeper.kerberos.removeHostFromPrincipal" => {
+                    self.kerberos_remove_host_from_principal = parse_bool(&key, value)?
+                }
+                "zookeeper.kerberos.removeRealmFromPrincipal" => {
+                    self.kerberos_remove_realm_from_principal = parse_bool(&key, value)?
+                }
+                "zookeeper.superUser" => self.sasl_super_user = Some(value.to_owned()),
+                _ => {}
             }
+        }
+        self.check_enforcement()
+    }
+
+    /// The schemes sessions must hold an id of (`AuthenticationHelper`): `sasl` with
+    /// `sessionRequireClientSASLAuth`, else `enforce.auth.schemes` when enabled, else none.
+    pub fn enforcement(&self) -> ringkeeper_engine::auth::Enforcement {
+        let schemes = if self.session_require_client_sasl_auth {
+            vec![ringkeeper_engine::auth::SCHEME_SASL.to_owned()]
+        } else if self.enforce_auth_enabled {
+            self.enforce_auth_schemes.clone()
+        } else {
+            Vec::new()
+        };
+        ringkeeper_engine::auth::Enforcement {
+            schemes,
+            allow_sasl_failed_clients: self.allow_sasl_failed_clients,
+        }
+    }
+
+    /// Whether `authProvider.N` turns on the provider `class`.
+    pub fn has_auth_provider(&self, class: &str) -> bool {
+        self.auth_providers.iter().any(|p| p == class)
+    }
+
+    /// Apache refuses to start when enforcement is on with no scheme, or names a scheme no
+    /// provider serves (`ip` and `digest` always; `x509` and `sasl` with their provider).
+    fn check_enforcement(&self) -> Result<(), ConfigError> {
+        let enforcement = self.enforcement();
+        if self.enforce_auth_enabled
+            && !self.session_require_client_sasl_auth
+            && enforcement.schemes.is_empty()
+        {
+            return Err(ConfigError::Inconsistent(
+                "enforce.auth.enabled is true but enforce.auth.schemes is not set (expected e.g. sasl or digest)".into(),
+            ));
+        }
+        for scheme in &enforcement.schemes {
+            let available = match scheme.as_str() {
+                "ip" | "digest" => true,
+                "x509" => self.has_auth_provider(X509_AUTH_PROVIDER),
+                "sasl" => self.has_auth_provider(SASL_AUTH_PROVIDER),
+                _ => false,
+            };
+            if !available {
+                return Err(ConfigError::Inconsistent(format!(
+                    "enforce.auth.schemes: authentication scheme {scheme} is not available (ip and digest                      always are; x509 and sasl need their authProvider.N)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// With the SASL provider on, reads the JAAS file's `Server` section (its DIGEST-MD5
+    /// users). No file configured, or no `Server` section: SASL clients are refused, with a
+    /// warning. A file that cannot be read or parsed is an error.
+    fn load_jaas(&mut self, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+        if !self.has_auth_provider(SASL_AUTH_PROVIDER) {
+            return Ok(());
+        }
+        let Some(path) = self.jaas_config.clone() else {
+            warnings.push(format!(
+                "{SASL_AUTH_PROVIDER} is on but no JAAS file is configured ({JAAS_CONFIG_KEY} in zoo.cfg or                  -D{JAAS_CONFIG_KEY}= in SERVER_JVMFLAGS): SASL clients are refused"
+            ));
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        let sections = ringkeeper_engine::auth::parse_jaas(&text)
+            .map_err(|e| bad(JAAS_CONFIG_KEY, &path.display().to_string(), e.to_string()))?;
+        self.sasl_digest_users = ringkeeper_engine::auth::digest_users(&sections);
+        if self.sasl_digest_users.is_none() {
+            warnings.push(format!(
+                "{}: no {} section: SASL clients are refused",
+                path.display(),
+                ringkeeper_engine::auth::JAAS_SERVER_SECTION
+            ));
         }
         Ok(())
     }
@@ -1038,6 +1187,13 @@ const PASSTHROUGH_KEYS: &[&str] = &[
     "client.portUnification",
     "X509AuthenticationProvider.superUser",
     "nio.sessionlessCnxnTimeout",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "sessionRequireClientSASLAuth",
+    "allowSaslFailedClients",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
+    "superUser",
 ];
 
 enum Other {
@@ -1583,6 +1739,31 @@ mod tests {
         assert_eq!(Config::parse(&tiny).unwrap().0.zab_heartbeat_ms, 10);
         let set = format!("{fast}ringkeeper.zab.heartbeatMs=50\n");
         assert_eq!(Config::parse(&set).unwrap().0.zab_heartbeat_ms, 50);
+    }
+
+    #[test]
+    fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
+        let sasl = format!("dataDir=/a\nauthProvider.1={SASL_AUTH_PROVIDER}\n");
+        let (mut cfg, warnings) =
+            Config::parse(&format!("{sasl}enforce.auth.enabled=true\nzookeeper.enforce.auth.schemes=sasl, digest\n"))
+                .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.enforcement().schemes, ["sasl", "digest"]);
+        cfg.apply_jvm_flags(&format!(
+            "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -Dzookeeper.sessionRequireClientSASLAuth=true \
+             -Dzookeeper.allowSaslFailedClients=true -Dzookeeper.kerberos.removeRealmFromPrincipal=true"
+        ))
+        .unwrap();
+        assert_eq!(cfg.jaas_config.as_deref(), Some(Path::new("/etc/jaas.conf")));
+        let enforcement = cfg.enforcement();
+        assert_eq!(enforcement.schemes, ["sasl"], "sessionRequireClientSASLAuth wins");
+        assert!(enforcement.allow_sasl_failed_clients && cfg.kerberos_remove_realm_from_principal);
+        // Apache refuses to start without a scheme, or with one no provider serves.
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl\n").is_err());
+        assert!(Config::parse("dataDir=/a\nsessionRequireClientSASLAuth=true\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n").is_err());
+        assert!(Config::parse("dataDir=/a\nenforce.auth.schemes=sasl\n").unwrap().0.enforcement().schemes.is_empty());
     }
 
     #[test]

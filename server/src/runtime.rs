@@ -70,9 +70,37 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         read_only_mode_enabled: config.read_only_mode_enabled,
         reconfig_enabled: config.reconfig_enabled,
         auth_providers: ringkeeper_engine::acl::Providers {
-            x509: config.auth_providers.iter().any(|p| p == crate::config::X509_AUTH_PROVIDER),
+            x509: config.has_auth_provider(crate::config::X509_AUTH_PROVIDER),
+            sasl: config.has_auth_provider(crate::config::SASL_AUTH_PROVIDER),
         },
+        sasl: config.sasl_digest_users.as_ref().map(|users| ringkeeper_engine::auth::SaslConfig {
+            digest_users: users.clone(),
+            remove_host_from_principal: config.kerberos_remove_host_from_principal,
+            remove_realm_from_principal: config.kerberos_remove_realm_from_principal,
+            default_realm: kerberos_default_realm(),
+            super_user: config.sasl_super_user.clone(),
+        }),
+        enforcement: config.enforcement(),
+        sasl_nonce_key: Vec::new(),
     }
+}
+
+/// The Kerberos default realm (`default_realm` of `$KRB5_CONFIG`, else `/etc/krb5.conf`),
+/// which decides which principals have a short name (Apache's `KerberosName`).
+fn kerberos_default_realm() -> Option<String> {
+    let path = std::env::var_os("KRB5_CONFIG").unwrap_or_else(|| "/etc/krb5.conf".into());
+    let text = std::fs::read_to_string(path).ok()?;
+    ringkeeper_engine::auth::krb5_default_realm(&text)
+}
+
+/// `n` bytes from /dev/urandom.
+fn random_bytes(n: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes)
 }
 
 /// Bytes of a standalone server's session-password secret (written once, random).
@@ -92,13 +120,7 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
             .filter(|b| !b.is_empty())
             .ok_or_else(|| anyhow!("{}: not a hex session secret", path.display()));
     }
-    let mut bytes = [0u8; SESSION_SECRET_BYTES];
-    {
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .context("reading /dev/urandom")?;
-    }
+    let bytes = random_bytes(SESSION_SECRET_BYTES)?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let tmp = data_dir.join("session.secret.tmp");
     std::fs::write(&tmp, format!("{hex}\n"))
@@ -198,6 +220,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let mut processor_cfg = processor_config(&config);
     processor_cfg.server_id = config.my_id.unwrap_or(0) as i64;
+    processor_cfg.sasl_nonce_key = random_bytes(SESSION_SECRET_BYTES)?;
     let mut processor = Processor::new(processor_cfg, now, &secret);
     let mut log_settings = LogSettings::from_config(&config);
     std::fs::create_dir_all(&log_settings.dir)

@@ -367,6 +367,7 @@ const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] = &[
     "znode.container.maxNeverUsedIntervalMs",
     "readonlymode.enabled",
     "zookeeper.nio.sessionlessCnxnTimeout",
+    "java.security.auth.login.config",
 ];
 
 /// Apache ZooKeeper's standalone server.

@@ -37,6 +37,8 @@ pub const SCHEME_X509: &str = "x509";
 pub struct Providers {
     /// `org.apache.zookeeper.server.auth.X509AuthenticationProvider`.
     pub x509: bool,
+    /// `org.apache.zookeeper.server.auth.SASLAuthenticationProvider` (`sasl` ids).
+    pub sasl: bool,
 }
 
 /// An `auth` packet was refused (`AUTHFAILED`, -115).
@@ -181,6 +183,9 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id], providers: Providers) -> Resul
             SCHEME_DIGEST if is_valid_digest_id(&a.id.id) => out.push(a.clone()),
             SCHEME_IP if is_valid_ip_id(&a.id.id) => out.push(a.clone()),
             SCHEME_X509 if providers.x509 && is_valid_distinguished_name(&a.id.id) => out.push(a.clone()),
+            crate::auth::SCHEME_SASL if providers.sasl && crate::auth::is_valid_sasl_id(&a.id.id) => {
+                out.push(a.clone())
+            }
             _ => return Err(InvalidAcl),
         }
     }
@@ -189,7 +194,9 @@ pub fn fixup_acl(acl: &[Acl], session_ids: &[Id], providers: Providers) -> Resul
 
 /// Schemes whose provider says `isAuthenticated()`: only those expand `auth` ACL entries.
 fn is_authenticated_scheme(scheme: &str, providers: Providers) -> bool {
-    scheme == SCHEME_DIGEST || (scheme == SCHEME_X509 && providers.x509)
+    scheme == SCHEME_DIGEST
+        || (scheme == SCHEME_X509 && providers.x509)
+        || (scheme == crate::auth::SCHEME_SASL && providers.sasl)
 }
 
 /// `X509AuthenticationProvider.isValid` (`new X500Principal(id)` parses), approximated: every

@@ -174,6 +174,12 @@ jute_record!(
 );
 
 jute_record!(
+    /// `GetSASLRequest` / `SetSASLResponse` (opcode 102): one SASL token each way; the server
+    /// answers a null token when it has nothing to send.
+    SaslToken { token: Option<Vec<u8>> }
+);
+
+jute_record!(
     /// `AddWatchRequest`: path and `AddWatchMode`.
     AddWatchRequest { path: String, mode: i32 }
 );

@@ -13,10 +13,13 @@ pub mod prep;
 pub mod reconfig;
 pub mod replica;
 pub mod reply;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
 use crate::acl;
+use crate::auth;
 use crate::proto::*;
 use crate::session::SessionTable;
 use crate::tree::{self, owner_kind, DataTree, OwnerKind, TreeChange};
@@ -58,6 +61,13 @@ pub struct ProcessorConfig {
     pub auth_providers: acl::Providers,
     /// `reconfigEnabled`: the reconfig request is served (else ReconfigDisabled).
     pub reconfig_enabled: bool,
+    /// SASL (opcode 102) when the SASL provider is on and a JAAS `Server` section was found.
+    pub sasl: Option<auth::SaslConfig>,
+    /// `enforce.auth.*`, `sessionRequireClientSASLAuth`, `allowSaslFailedClients`.
+    pub enforcement: auth::Enforcement,
+    /// Key of the DIGEST-MD5 nonces (random, from the server at start-up): each nonce is
+    /// HMAC-SHA256(key, a per-processor counter).
+    pub sasl_nonce_key: Vec<u8>,
 }
 
 impl Default for ProcessorConfig {
@@ -74,6 +84,9 @@ impl Default for ProcessorConfig {
             read_only_mode_enabled: false,
             auth_providers: acl::Providers::default(),
             reconfig_enabled: false,
+            sasl: None,
+            enforcement: auth::Enforcement::default(),
+            sasl_nonce_key: Vec::new(),
         }
     }
 }
@@ -92,6 +105,8 @@ pub struct Connection {
     /// The last request's opcode (`cons` prints it as `lop=`).
     pub last_op: Option<OpCode>,
     pub connected_at_ms: i64,
+    /// The connection's SASL exchange, once it sent a SASL request.
+    pub sasl: Option<auth::digest_md5::DigestMd5Server>,
 }
 
 /// Counters for the four-letter words.
@@ -122,6 +137,8 @@ pub struct Processor {
     /// The ensemble as a reconfig needs it ([`Processor::set_ensemble_view`]); `None`
     /// standalone.
     ensemble: Option<EnsembleView>,
+    /// SASL exchanges started (the DIGEST-MD5 nonce counter).
+    sasl_exchanges: u64,
 }
 
 /// A decoded client request.
@@ -186,6 +203,7 @@ impl Processor {
             read_only: false,
             local_sessions: Vec::new(),
             ensemble: None,
+            sasl_exchanges: 0,
         }
     }
 
@@ -288,14 +306,37 @@ impl Processor {
         self.apply_archived(txn, now_ms);
     }
 
+    /// Fires the watches `changes` trigger. An event goes only to a connection holding READ
+    /// on the ACL of the node the event names (for `NodeChildrenChanged` the parent), as
+    /// the change found it (Apache 3.8.4+, CVE-2024-23944: a recursive watch on a parent
+    /// must not reveal children its owner cannot read). One-shot watches of a connection
+    /// filtered out are still consumed, as in Apache.
     pub(crate) fn notify(&mut self, changes: &[TreeChange], zxid: i64, out: &mut Vec<Output>) {
         for change in changes {
-            let notes = match change {
-                TreeChange::Created { path } => self.watches.node_created(path, tree::path::parent(path)),
-                TreeChange::Deleted { path } => self.watches.node_deleted(path, tree::path::parent(path)),
-                TreeChange::DataChanged { path } => self.watches.data_changed(path),
+            let (notes, acl, parent_acl) = match change {
+                TreeChange::Created { path, acl, parent_acl } => {
+                    (self.watches.node_created(path, tree::path::parent(path)), acl, Some(parent_acl))
+                }
+                TreeChange::Deleted { path, acl, parent_acl } => {
+                    (self.watches.node_deleted(path, tree::path::parent(path)), acl, Some(parent_acl))
+                }
+                TreeChange::DataChanged { path, acl } => (self.watches.data_changed(path), acl, None),
             };
             for n in notes {
+                let event_acl = match (n.event_type, parent_acl) {
+                    (EventType::NodeChildrenChanged, Some(parent_acl)) => parent_acl,
+                    _ => acl,
+                };
+                let ids = self.conns.get(&n.watcher.0).map_or(&[][..], |c| &c.ids);
+                if !acl::check_perm(event_acl, perms::READ, ids) {
+                    log::trace!(
+                        "Not delivering {:?} on {} to {:?} (filtered by ACL)",
+                        n.event_type,
+                        n.path,
+                        n.watcher
+                    );
+                    continue;
+                }
                 self.send_event(out, n.watcher.0, n.event_type, &n.path, zxid);
             }
         }
@@ -359,6 +400,7 @@ impl Processor {
                 last_zxid: 0,
                 last_op: None,
                 connected_at_ms: now_ms,
+                sasl: None,
             },
         );
         // The readOnly byte goes back only to clients that sent one.
@@ -595,10 +637,24 @@ impl Processor {
             self.close_conn(conn, &mut out);
             return Ok(out);
         }
+        if !matches!(op, OpCode::Auth | OpCode::Sasl) && !self.passes_enforcement(conn) {
+            // `AuthenticationHelper.enforceAuthentication`: the reply, then the connection
+            // closes (the session is left to expire).
+            let schemes: Vec<&str> = self
+                .conns
+                .get(&conn)
+                .map_or(Vec::new(), |c| c.ids.iter().map(|i| i.scheme.as_str()).collect());
+            log::error!(
+                "Client authentication scheme(s) {schemes:?} does not match with any of the expected authentication scheme {:?}, closing session.",
+                self.config.enforcement.schemes
+            );
+            self.refuse(&mut out, conn, header.xid, 0, ErrorCode::SessionClosedRequireSasl);
+            return Ok(out);
+        }
         match op {
             OpCode::Ping => self.answer(&mut out, conn, header.xid, ErrorCode::Ok),
             OpCode::Auth => self.auth(conn, &header, &mut r, &mut out)?,
-            OpCode::Sasl => self.refuse(&mut out, conn, header.xid, 0, ErrorCode::AuthFailed),
+            OpCode::Sasl => self.sasl(conn, header.xid, &mut r, &mut out)?,
             OpCode::SetWatches | OpCode::SetWatches2 => {
                 self.set_watches(conn, op, &header, &mut r, &mut out)?
             }
@@ -666,6 +722,84 @@ impl Processor {
                 self.send(out, conn, reply_frame(header.xid, 0, ErrorCode::Ok, None), zxid);
             }
             Err(_) => self.refuse(out, conn, header.xid, 0, ErrorCode::AuthFailed),
+        }
+        Ok(())
+    }
+
+    /// Does `conn` hold an id of a scheme auth enforcement requires (or is enforcement off)?
+    fn passes_enforcement(&self, conn: ConnId) -> bool {
+        let enforcement = &self.config.enforcement;
+        !enforcement.is_on()
+            || self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| enforcement.admits(c.ids.iter().map(|i| i.scheme.as_str())))
+    }
+
+    /// A SASL token (`ZooKeeperServer.processSasl`). Without SASL configured the connection
+    /// is refused with AuthFailed. A failed exchange answers AuthFailed (or
+    /// SessionClosedRequireSasl when SASL is required) and closes, unless
+    /// `allowSaslFailedClients` keeps the client (then an Ok with no token).
+    fn sasl(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        r: &mut JuteReader<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), DecodeError> {
+        let request = SaslToken::decode(r)?;
+        let Some(config) = self.config.sasl.as_ref() else {
+            self.refuse(out, conn, xid, 0, ErrorCode::AuthFailed);
+            return Ok(());
+        };
+        let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
+        let exchange = c.sasl.get_or_insert_with(|| {
+            self.sasl_exchanges += 1;
+            auth::digest_md5::DigestMd5Server::new(sasl_nonce(
+                &self.config.sasl_nonce_key,
+                self.sasl_exchanges,
+            ))
+        });
+        let token = request.token.unwrap_or_default();
+        let users = &config.digest_users;
+        let step = exchange.step(&token, |user| users.get(user).map(String::as_str));
+        let remote = c.remote.clone();
+        let zxid = self.last_zxid();
+        match step {
+            Ok(auth::digest_md5::Step::Continue(token)) => {
+                let body = SaslToken { token: Some(token) };
+                self.send(out, conn, reply_frame(xid, 0, ErrorCode::Ok, Some(&body)), zxid);
+            }
+            Ok(auth::digest_md5::Step::Complete { token, user, authzid }) => {
+                let id = auth::sasl_id(config, &user, authzid.as_deref());
+                log::info!("Successfully authenticated client {remote}: authenticationID={user}; authorizationID={id}");
+                let mut ids = vec![Id { scheme: auth::SCHEME_SASL.to_owned(), id: id.clone() }];
+                if config.super_user.as_deref() == Some(id.as_str()) {
+                    ids.push(Id { scheme: acl::SCHEME_SUPER.to_owned(), id: String::new() });
+                }
+                self.add_auth_ids(conn, ids);
+                let body = SaslToken { token: Some(token) };
+                self.send(out, conn, reply_frame(xid, 0, ErrorCode::Ok, Some(&body)), zxid);
+            }
+            Err(e) => {
+                log::warn!("Client {remote} failed to SASL authenticate: {e}");
+                let enforcement = &self.config.enforcement;
+                let body = SaslToken { token: None };
+                if enforcement.allow_sasl_failed_clients && !enforcement.sasl_required() {
+                    log::warn!("Maintaining client connection despite SASL authentication failure.");
+                    self.send(out, conn, reply_frame(xid, 0, ErrorCode::Ok, Some(&body)), zxid);
+                } else {
+                    let code = if enforcement.sasl_required() {
+                        log::warn!("Closing client connection due to server requires client SASL authentication, but client SASL authentication has failed, or client is not configured with SASL authentication.");
+                        ErrorCode::SessionClosedRequireSasl
+                    } else {
+                        log::warn!("Closing client connection due to SASL authentication failure.");
+                        ErrorCode::AuthFailed
+                    };
+                    self.send(out, conn, reply_frame(xid, 0, code, Some(&body)), zxid);
+                    self.close_conn(conn, out);
+                }
+            }
         }
         Ok(())
     }
@@ -814,6 +948,15 @@ impl Processor {
         let frame = reply::multi_read_reply(&self.tree, ids, xid, zxid, ops);
         self.send(out, conn, frame, zxid);
     }
+}
+
+/// The `counter`-th DIGEST-MD5 nonce: base64 of HMAC-SHA256(`key`, counter).
+fn sasl_nonce(key: &[u8], counter: u64) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(&counter.to_be_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// What a read-only server answers NotReadOnly (Apache's `ReadOnlyRequestProcessor`).

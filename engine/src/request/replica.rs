@@ -53,6 +53,7 @@ impl Processor {
                         last_zxid: 0,
                         last_op: None,
                         connected_at_ms: now_ms,
+                        sasl: None,
                     },
                 );
             }

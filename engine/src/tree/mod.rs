@@ -14,6 +14,7 @@ pub mod path;
 pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::proto::{Acl, Stat};
 pub use acl_cache::{AclCache, AclId};
@@ -108,12 +109,31 @@ impl Node {
     }
 }
 
-/// A change a mutation made, in the order watches must fire.
+/// A change a mutation made, in the order watches must fire. Each carries the ACLs that
+/// decide who may hear of it (Apache 3.8.4+, CVE-2024-23944): `acl` is the node's ACL when
+/// the change was made (for a delete, the ACL the node had), `parent_acl` the parent's (for
+/// its `NodeChildrenChanged`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreeChange {
-    Created { path: String },
-    Deleted { path: String },
-    DataChanged { path: String },
+    Created { path: String, acl: Arc<[Acl]>, parent_acl: Arc<[Acl]> },
+    Deleted { path: String, acl: Arc<[Acl]>, parent_acl: Arc<[Acl]> },
+    DataChanged { path: String, acl: Arc<[Acl]> },
+}
+
+impl TreeChange {
+    pub fn path(&self) -> &str {
+        match self {
+            TreeChange::Created { path, .. }
+            | TreeChange::Deleted { path, .. }
+            | TreeChange::DataChanged { path, .. } => path,
+        }
+    }
+}
+
+/// An ACL list no session holds READ on (only `super` passes it): the ACL of a node that is
+/// not there when a change is recorded, so its events fail closed.
+pub fn unknown_node_acl() -> Arc<[Acl]> {
+    Arc::from([Acl { perms: 0, id: crate::acl::anyone_id() }])
 }
 
 /// Why a mutation could not be applied (replaying a txn over a fuzzy state may hit these;
@@ -189,6 +209,11 @@ impl DataTree {
     /// The ACL list of a node.
     pub fn acl_of(&self, node: &Node) -> &[Acl] {
         self.acls.get(node.acl)
+    }
+
+    /// The ACL list of the node at `path`, shared; [`unknown_node_acl`] when there is none.
+    fn shared_acl_at(&self, path: &str) -> Arc<[Acl]> {
+        self.get(path).map_or_else(unknown_node_acl, |n| self.acls.shared(n.acl))
     }
 
     /// Node count as Apache reports it (its map holds the root twice, as "" and "/").
@@ -287,9 +312,14 @@ impl DataTree {
             children: BTreeSet::new(),
         };
         let stat = node.stat();
+        let change = TreeChange::Created {
+            path: path.to_string(),
+            acl: self.acls.shared(acl),
+            parent_acl: self.shared_acl_at(parent_path),
+        };
         self.insert_indexed(path, node);
         self.quota_after_create(path, data.map_or(0, <[u8]>::len));
-        Ok((stat, vec![TreeChange::Created { path: path.to_string() }]))
+        Ok((stat, vec![change]))
     }
 
     /// Inserts a node already linked under its parent, indexing it by owner kind.
@@ -369,12 +399,14 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
+        let parent_acl = self.acls.shared(parent.acl);
         let Some(node) = self.nodes.remove(path) else {
             return Err(TreeError::NoNode(path.to_string()));
         };
+        let acl = self.acls.shared(node.acl);
         self.unindex(path, &node);
         self.quota_after_delete(path, node.data_len());
-        Ok(vec![TreeChange::Deleted { path: path.to_string() }])
+        Ok(vec![TreeChange::Deleted { path: path.to_string(), acl, parent_acl }])
     }
 
     /// Undoes what [`Self::insert_indexed`] did for a node just removed from the map.
@@ -419,8 +451,9 @@ impl DataTree {
         node.stat.mzxid = zxid;
         node.stat.version = version;
         let stat = node.stat();
+        let acl = self.acls.shared(node.acl);
         self.quota_after_set_data(path, bytes_diff);
-        Ok((stat, vec![TreeChange::DataChanged { path: path.to_string() }]))
+        Ok((stat, vec![TreeChange::DataChanged { path: path.to_string(), acl }]))
     }
 
     /// Replaces a node's ACL; `version` is the new aversion the txn carries.

@@ -12,8 +12,8 @@
 //!
 //! ACLs are not checked here. Apache (3.8.4+, CVE-2024-23944) drops an event for a connection
 //! that lacks READ on the ACL of the node named by the event path (for `NodeDeleted` the ACL
-//! the node had; for `NodeChildrenChanged` the parent's): the caller filters
-//! [`Notification`]s with [`crate::acl::check_perm`].
+//! the node had; for `NodeChildrenChanged` the parent's): the request processor filters
+//! [`Notification`]s with the ACLs each [`crate::tree::TreeChange`] carries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
