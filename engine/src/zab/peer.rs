@@ -1056,7 +1056,7 @@ impl Peer {
     /// shut down, and its acks no longer count); a leader that no longer votes steps down
     /// (the remaining voters elect a new one). True if the configuration changed.
     fn activate_committed_config(&mut self, out: &mut Vec<Action>) -> bool {
-        if !self.pending_config.as_ref().is_some_and(|(zxid, _)| *zxid <= self.committed) {
+        if self.pending_config.as_ref().is_none_or(|(zxid, _)| *zxid > self.committed) {
             return false;
         }
         let (_, next) = self.pending_config.take().expect("checked");
