@@ -15,7 +15,14 @@
 //!   sit idle; the server holds them all with RSS growth under
 //!   [`IDLE_SESSION_RSS_BYTES_MAX`] per session, and answers a bystander within [`PROMPT`].
 //!
-//! Both run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`).
+//! - `random_garbage_never_harms_the_server_or_other_sessions`: seeded rounds of garbage on
+//!   new connections (random bytes; a random-length first frame of random bytes; a valid
+//!   session followed by random request frames, some of them mutated valid requests): the
+//!   server keeps running, a bystander's session (with its ephemeral node) is answered
+//!   within [`PROMPT`] throughout, and new sessions open afterwards. The seed is printed;
+//!   `RINGKEEPER_TEST_SEED` replays it, `RINGKEEPER_FUZZ_CASES` sets the rounds.
+//!
+//! All run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`).
 
 mod common;
 
@@ -27,6 +34,7 @@ use common::*;
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::ConnectResponse;
 use ringkeeper_engine::proto::Jute;
+use ringkeeper_tests::sim::Rng;
 use ringkeeper_tests::TestServer;
 
 /// The sessionless connection timeout the slow-loris test runs with, ms.
@@ -134,6 +142,72 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
     // The bystander's session is intact, and a new session is still welcome.
     assert_eq!(bystander.code(OpCode::Exists, &no_watch("/")), 0);
     RawSession::connect(&server, 30_000).ping();
+}
+
+/// Rounds of the garbage test in a normal run.
+const GARBAGE_ROUNDS: usize = 300;
+
+/// `len` random bytes.
+fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.below(256) as u8).collect()
+}
+
+#[test]
+fn random_garbage_never_harms_the_server_or_other_sessions() {
+    let mut rng = seeded_rng();
+    let rounds =
+        std::env::var("RINGKEEPER_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(GARBAGE_ROUNDS);
+    let mut server = TestServer::start();
+    let mut bystander = RawSession::connect(&server, 30_000);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/keep", 1)), 0);
+    let valid_requests = [
+        request_payload(1, OpCode::Create as i32, &create_request("/g", 0).to_bytes()),
+        request_payload(2, OpCode::GetData as i32, &watch_on("/keep").to_bytes()),
+        request_payload(3, OpCode::GetChildren2 as i32, &no_watch("/").to_bytes()),
+    ];
+    for round in 0..rounds {
+        let mut stream = raw_stream(&server);
+        match rng.below(3) {
+            0 => {
+                let len = 1 + rng.below(512) as usize;
+                let _ = stream.write_all(&random_bytes(&mut rng, len));
+            }
+            1 => {
+                let len = rng.below(4096) as usize;
+                let _ = write_frame(&mut stream, &random_bytes(&mut rng, len));
+            }
+            _ => {
+                let _ = write_frame(&mut stream, &new_session_request(30_000).to_bytes());
+                for _ in 0..1 + rng.below(8) {
+                    let frame = if rng.below(2) == 0 {
+                        let len = rng.below(256) as usize;
+                        random_bytes(&mut rng, len)
+                    } else {
+                        let mut frame = valid_requests[rng.below(3) as usize].clone();
+                        let at = rng.below(frame.len() as u64) as usize;
+                        frame[at] ^= 1 + rng.below(255) as u8;
+                        frame.truncate(frame.len() - rng.below(frame.len() as u64 / 2) as usize);
+                        frame
+                    };
+                    let _ = write_frame(&mut stream, &frame);
+                }
+            }
+        }
+        drop(stream);
+        if round % 20 == 0 {
+            assert_prompt(&mut bystander, "garbage arrives on other connections");
+            assert!(
+                server.is_running(),
+                "the server died on garbage (round {round}); log:\n{}",
+                server.log()
+            );
+        }
+    }
+    assert!(server.is_running(), "the server died on garbage; log:\n{}", server.log());
+    assert_prompt(&mut bystander, "after the garbage");
+    assert_eq!(bystander.code(OpCode::Exists, &no_watch("/keep")), 0, "the bystander's ephemeral is intact");
+    RawSession::connect(&server, 30_000).ping();
+    assert!(server.four_letter("srvr").contains("Mode:"));
 }
 
 /// Raises this process's open-file limit to its hard limit (the server, started after, inherits
