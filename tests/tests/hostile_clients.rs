@@ -5,8 +5,9 @@
 //! - `slow_loris_connections_are_closed_and_others_keep_being_served`: connections that send
 //!   part of a length prefix, or a length near `jute.maxbuffer` and then trickle the body,
 //!   or half a connect request, and never finish: each is closed once
-//!   `nio.sessionlessCnxnTimeout` passes without a connect request (as Apache's NIO factory
-//!   closes sessionless connections), the server's RSS grows by less than
+//!   `nio.sessionlessCnxnTimeout` passes without a whole connect request (Apache's NIO
+//!   factory closes sessionless connections idle that long, but restarts the timer on every
+//!   read, so there a trickling connection stays open), the server's RSS grows by less than
 //!   [`SLOW_LORIS_RSS_GROWTH_MAX`], and a bystander session gets every ping answered within
 //!   [`PROMPT`] meanwhile.
 //! - `ten_thousand_idle_sessions_keep_memory_bounded_and_others_served`: with
@@ -22,7 +23,10 @@
 //!   within [`PROMPT`] throughout, and new sessions open afterwards. The seed is printed;
 //!   `RINGKEEPER_TEST_SEED` replays it, `RINGKEEPER_FUZZ_CASES` sets the rounds.
 //!
-//! All run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`).
+//! They run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`): the slow-loris and
+//! garbage tests pass there; the 10,000-session one lost its bystander (whose session then
+//! expired while Apache opened the 10,000) and has not been run on Apache since the
+//! bystander connects after them.
 
 mod common;
 
@@ -35,7 +39,7 @@ use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::ConnectResponse;
 use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::sim::Rng;
-use ringkeeper_tests::TestServer;
+use ringkeeper_tests::{Target, TestServer};
 
 /// The sessionless connection timeout the slow-loris test runs with, ms.
 const SESSIONLESS_TIMEOUT_MS: u64 = 2000;
@@ -91,6 +95,9 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         (&1_000_000u32.to_be_bytes(), true),                  // a length, then a trickling body
         (&framed_connect[..framed_connect.len() / 2], false), // half a connect request
     ];
+    // Apache restarts the timeout on every read, so a trickling connection stays open there
+    // (bounded only by maxClientCnxns); ringkeeper wants the whole connect request in time.
+    let must_close = |trickles: bool| server.target == Target::Ringkeeper || !trickles;
     let opened = Instant::now();
     let mut slow: Vec<(TcpStream, bool)> = Vec::new();
     for (first, trickles) in kinds {
@@ -110,7 +117,7 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         }
         slowest = slowest.max(assert_prompt(&mut bystander, "slow-loris connections trickle"));
         peak = peak.max(resident_bytes(pid));
-        if slow.iter().all(|(stream, _)| closed_now(stream)) {
+        if slow.iter().filter(|(_, trickles)| must_close(*trickles)).all(|(stream, _)| closed_now(stream)) {
             closed_after = Some(opened.elapsed());
             break;
         }
@@ -122,7 +129,7 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         slow.len(),
         growth >> 10
     );
-    let open = slow.iter().filter(|(stream, _)| !closed_now(stream)).count();
+    let open = slow.iter().filter(|(stream, trickles)| must_close(*trickles) && !closed_now(stream)).count();
     assert!(
         closed_after.is_some(),
         "{open} of {} slow connections still open {:?} after nio.sessionlessCnxnTimeout",
@@ -263,11 +270,13 @@ fn ten_thousand_idle_sessions_keep_memory_bounded_and_others_served() {
     }
     let server = TestServer::start_with("maxClientCnxns=0\n");
     let pid = server.pid().expect("a server process");
-    let mut bystander = RawSession::connect(&server, 30_000);
     let baseline = resident_bytes(pid);
     let started = Instant::now();
     let idle = open_idle_sessions(&server, IDLE_SESSIONS);
     let opened_in = started.elapsed();
+    // Connected after the idle ones (opening them takes Apache longer than a session
+    // timeout): a new session is welcome too.
+    let mut bystander = RawSession::connect(&server, 30_000);
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         slowest = slowest.max(assert_prompt(&mut bystander, "10,000 sessions are idle"));
