@@ -5,8 +5,9 @@
 //! - `slow_loris_connections_are_closed_and_others_keep_being_served`: connections that send
 //!   part of a length prefix, or a length near `jute.maxbuffer` and then trickle the body,
 //!   or half a connect request, and never finish: each is closed once
-//!   `nio.sessionlessCnxnTimeout` passes without a connect request (as Apache's NIO factory
-//!   closes sessionless connections), the server's RSS grows by less than
+//!   `nio.sessionlessCnxnTimeout` passes without a whole connect request (Apache's NIO
+//!   factory closes sessionless connections idle that long, but restarts the timer on every
+//!   read, so there a trickling connection stays open), the server's RSS grows by less than
 //!   [`SLOW_LORIS_RSS_GROWTH_MAX`], and a bystander session gets every ping answered within
 //!   [`PROMPT`] meanwhile.
 //! - `ten_thousand_idle_sessions_keep_memory_bounded_and_others_served`: with
@@ -15,7 +16,17 @@
 //!   sit idle; the server holds them all with RSS growth under
 //!   [`IDLE_SESSION_RSS_BYTES_MAX`] per session, and answers a bystander within [`PROMPT`].
 //!
-//! Both run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`).
+//! - `random_garbage_never_harms_the_server_or_other_sessions`: seeded rounds of garbage on
+//!   new connections (random bytes; a random-length first frame of random bytes; a valid
+//!   session followed by random request frames, some of them mutated valid requests): the
+//!   server keeps running, a bystander's session (with its ephemeral node) is answered
+//!   within [`PROMPT`] throughout, and new sessions open afterwards. The seed is printed;
+//!   `RINGKEEPER_TEST_SEED` replays it, `RINGKEEPER_FUZZ_CASES` sets the rounds.
+//!
+//! They run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`): the slow-loris and
+//! garbage tests pass there; the 10,000-session one lost its bystander (whose session then
+//! expired while Apache opened the 10,000) and has not been run on Apache since the
+//! bystander connects after them.
 
 mod common;
 
@@ -27,7 +38,8 @@ use common::*;
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::ConnectResponse;
 use ringkeeper_engine::proto::Jute;
-use ringkeeper_tests::TestServer;
+use ringkeeper_tests::sim::Rng;
+use ringkeeper_tests::{Target, TestServer};
 
 /// The sessionless connection timeout the slow-loris test runs with, ms.
 const SESSIONLESS_TIMEOUT_MS: u64 = 2000;
@@ -83,6 +95,9 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         (&1_000_000u32.to_be_bytes(), true),                  // a length, then a trickling body
         (&framed_connect[..framed_connect.len() / 2], false), // half a connect request
     ];
+    // Apache restarts the timeout on every read, so a trickling connection stays open there
+    // (bounded only by maxClientCnxns); ringkeeper wants the whole connect request in time.
+    let must_close = |trickles: bool| server.target == Target::Ringkeeper || !trickles;
     let opened = Instant::now();
     let mut slow: Vec<(TcpStream, bool)> = Vec::new();
     for (first, trickles) in kinds {
@@ -102,7 +117,7 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         }
         slowest = slowest.max(assert_prompt(&mut bystander, "slow-loris connections trickle"));
         peak = peak.max(resident_bytes(pid));
-        if slow.iter().all(|(stream, _)| closed_now(stream)) {
+        if slow.iter().filter(|(_, trickles)| must_close(*trickles)).all(|(stream, _)| closed_now(stream)) {
             closed_after = Some(opened.elapsed());
             break;
         }
@@ -114,7 +129,7 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
         slow.len(),
         growth >> 10
     );
-    let open = slow.iter().filter(|(stream, _)| !closed_now(stream)).count();
+    let open = slow.iter().filter(|(stream, trickles)| must_close(*trickles) && !closed_now(stream)).count();
     assert!(
         closed_after.is_some(),
         "{open} of {} slow connections still open {:?} after nio.sessionlessCnxnTimeout",
@@ -134,6 +149,72 @@ fn slow_loris_connections_are_closed_and_others_keep_being_served() {
     // The bystander's session is intact, and a new session is still welcome.
     assert_eq!(bystander.code(OpCode::Exists, &no_watch("/")), 0);
     RawSession::connect(&server, 30_000).ping();
+}
+
+/// Rounds of the garbage test in a normal run.
+const GARBAGE_ROUNDS: usize = 300;
+
+/// `len` random bytes.
+fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.below(256) as u8).collect()
+}
+
+#[test]
+fn random_garbage_never_harms_the_server_or_other_sessions() {
+    let mut rng = seeded_rng();
+    let rounds =
+        std::env::var("RINGKEEPER_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(GARBAGE_ROUNDS);
+    let mut server = TestServer::start();
+    let mut bystander = RawSession::connect(&server, 30_000);
+    assert_eq!(bystander.code(OpCode::Create, &create_request("/keep", 1)), 0);
+    let valid_requests = [
+        request_payload(1, OpCode::Create as i32, &create_request("/g", 0).to_bytes()),
+        request_payload(2, OpCode::GetData as i32, &watch_on("/keep").to_bytes()),
+        request_payload(3, OpCode::GetChildren2 as i32, &no_watch("/").to_bytes()),
+    ];
+    for round in 0..rounds {
+        let mut stream = raw_stream(&server);
+        match rng.below(3) {
+            0 => {
+                let len = 1 + rng.below(512) as usize;
+                let _ = stream.write_all(&random_bytes(&mut rng, len));
+            }
+            1 => {
+                let len = rng.below(4096) as usize;
+                let _ = write_frame(&mut stream, &random_bytes(&mut rng, len));
+            }
+            _ => {
+                let _ = write_frame(&mut stream, &new_session_request(30_000).to_bytes());
+                for _ in 0..1 + rng.below(8) {
+                    let frame = if rng.below(2) == 0 {
+                        let len = rng.below(256) as usize;
+                        random_bytes(&mut rng, len)
+                    } else {
+                        let mut frame = valid_requests[rng.below(3) as usize].clone();
+                        let at = rng.below(frame.len() as u64) as usize;
+                        frame[at] ^= 1 + rng.below(255) as u8;
+                        frame.truncate(frame.len() - rng.below(frame.len() as u64 / 2) as usize);
+                        frame
+                    };
+                    let _ = write_frame(&mut stream, &frame);
+                }
+            }
+        }
+        drop(stream);
+        if round % 20 == 0 {
+            assert_prompt(&mut bystander, "garbage arrives on other connections");
+            assert!(
+                server.is_running(),
+                "the server died on garbage (round {round}); log:\n{}",
+                server.log()
+            );
+        }
+    }
+    assert!(server.is_running(), "the server died on garbage; log:\n{}", server.log());
+    assert_prompt(&mut bystander, "after the garbage");
+    assert_eq!(bystander.code(OpCode::Exists, &no_watch("/keep")), 0, "the bystander's ephemeral is intact");
+    RawSession::connect(&server, 30_000).ping();
+    assert!(server.four_letter("srvr").contains("Mode:"));
 }
 
 /// Raises this process's open-file limit to its hard limit (the server, started after, inherits
@@ -189,11 +270,13 @@ fn ten_thousand_idle_sessions_keep_memory_bounded_and_others_served() {
     }
     let server = TestServer::start_with("maxClientCnxns=0\n");
     let pid = server.pid().expect("a server process");
-    let mut bystander = RawSession::connect(&server, 30_000);
     let baseline = resident_bytes(pid);
     let started = Instant::now();
     let idle = open_idle_sessions(&server, IDLE_SESSIONS);
     let opened_in = started.elapsed();
+    // Connected after the idle ones (opening them takes Apache longer than a session
+    // timeout): a new session is welcome too.
+    let mut bystander = RawSession::connect(&server, 30_000);
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         slowest = slowest.max(assert_prompt(&mut bystander, "10,000 sessions are idle"));
