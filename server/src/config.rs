@@ -1615,7 +1615,7 @@ ringkeeper.client.outboxBytesMax=8388608
         assert_eq!(cfg.queue_depth, 4096);
         assert_eq!(cfg.client_outbox_bytes_max, 8 << 20);
         assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
-        assert_eq!(cfg.raw.len(), 31);
+        assert_eq!(cfg.raw.len(), 32);
         assert_eq!(cfg.admin_endpoint, None);
         assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
         // 3 participants + an observer: no warnings at all.
