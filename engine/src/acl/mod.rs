@@ -423,8 +423,19 @@ mod tests {
     }
 
     #[test]
+    fn sasl_ids_need_the_provider_and_expand_auth() {
+        let sasl = Providers { sasl: true, ..Default::default() };
+        let bob = acl(perms::ALL, "sasl", "bob");
+        assert_eq!(fixup_acl(std::slice::from_ref(&bob), &[], Providers::default()), Err(InvalidAcl));
+        assert_eq!(fixup_acl(std::slice::from_ref(&bob), &[], sasl).unwrap(), vec![bob.clone()]);
+        assert_eq!(fixup_acl(&[acl(perms::READ, "sasl", "a@b@c")], &[], sasl), Err(InvalidAcl));
+        let session = [id("ip", "127.0.0.1"), id("sasl", "bob")];
+        assert_eq!(fixup_acl(&creator_all_acl(), &session, sasl).unwrap(), vec![bob]);
+    }
+
+    #[test]
     fn x509_ids_need_the_provider() {
-        let x509 = Providers { x509: true };
+        let x509 = Providers { x509: true, ..Default::default() };
         let dn = acl(perms::READ, "x509", "CN=client\\, one,O=Example+OU=Ops,C=DE");
         assert_eq!(fixup_acl(std::slice::from_ref(&dn), &[], Providers::default()), Err(InvalidAcl));
         assert_eq!(fixup_acl(std::slice::from_ref(&dn), &[], x509).unwrap(), vec![dn.clone()]);
