@@ -37,9 +37,10 @@ fn heartbeat_is_derived_from_the_peer_timeout_unless_set() {
 #[test]
 fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
     let sasl = format!("dataDir=/a\nauthProvider.1={SASL_AUTH_PROVIDER}\n");
-    let (mut cfg, warnings) =
-        Config::parse(&format!("{sasl}enforce.auth.enabled=true\nzookeeper.enforce.auth.schemes=sasl, digest\n"))
-            .unwrap();
+    let (mut cfg, warnings) = Config::parse(&format!(
+        "{sasl}enforce.auth.enabled=true\nzookeeper.enforce.auth.schemes=sasl, digest\n"
+    ))
+    .unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cfg.enforcement().schemes, ["sasl", "digest"]);
     cfg.apply_jvm_flags(&format!(
@@ -56,7 +57,12 @@ fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
     assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl\n").is_err());
     assert!(Config::parse("dataDir=/a\nsessionRequireClientSASLAuth=true\n").is_err());
     assert!(Config::parse("dataDir=/a\nenforce.auth.enabled=true\nenforce.auth.schemes=kerberos\n").is_err());
-    assert!(Config::parse("dataDir=/a\nenforce.auth.schemes=sasl\n").unwrap().0.enforcement().schemes.is_empty());
+    assert!(Config::parse("dataDir=/a\nenforce.auth.schemes=sasl\n")
+        .unwrap()
+        .0
+        .enforcement()
+        .schemes
+        .is_empty());
 }
 
 #[test]
