@@ -350,11 +350,9 @@ fn session_lifecycle_and_ignored_keys_are_logged() {
     if !ringkeeper_only("session_lifecycle_is_logged") {
         return;
     }
-    let server = TestServer::start_with(
-        "zookeeper.snapshot.compression.method=gz\nzookeeper.sessionRequireClientSASLAuth=false",
-    );
+    let server = TestServer::start_with("zookeeper.snapshot.compression.method=gz\nzookeeper.flushDelay=0");
     let log = server.log();
-    for key in ["zookeeper.snapshot.compression.method", "zookeeper.sessionRequireClientSASLAuth"] {
+    for key in ["zookeeper.snapshot.compression.method", "zookeeper.flushDelay"] {
         assert!(
             log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
             "{key}:\n{log}"

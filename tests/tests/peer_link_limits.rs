@@ -1,5 +1,5 @@
 //! Peer links under a hostile connection. The peer port accepts anyone who sends the
-//! constant handshake (magic "RKZB" and a known server id), so what such a connection can
+//! constant handshake (magic "RKZB", a known server id and optionally its address), so what such a connection can
 //! cost is bounded: a frame header claiming a large frame costs memory only as its bytes
 //! arrive, and a ZAB control message (anything but a state image or a proposal) longer than
 //! 1 MiB closes the link. The member keeps serving throughout.
@@ -33,6 +33,8 @@ fn peer_connection(ensemble: &Ensemble, i: usize, as_id: u64) -> TcpStream {
         TcpStream::connect(("127.0.0.1", ensemble.members[i].peer_port)).expect("connect to peer port");
     let mut hello = HANDSHAKE_MAGIC.to_le_bytes().to_vec();
     hello.extend_from_slice(&as_id.to_le_bytes());
+    // The sender's own address (`u16` length, then `host:port`): none, as a known member may.
+    hello.extend_from_slice(&0u16.to_le_bytes());
     stream.write_all(&hello).unwrap();
     stream
 }
