@@ -23,21 +23,13 @@ trap 'rm -rf "$work"' EXIT
 
 [[ -x $zkcli ]] || { echo "FAIL: $zkcli not found (apt-get install zookeeper)"; exit 1; }
 
-# run_session NAME: feeds $work/NAME.in to zkCli; stdout/stderr to $work/NAME.{out,err}.
+# shellcheck source=zkcli_session.sh
+source "$(dirname "${BASH_SOURCE[0]}")/zkcli_session.sh"
+
+# run_session NAME: one zkCli session (zkcli_session.sh); its last command must succeed.
 run_session() {
     local name=$1 rc=0
-    timeout -k 5 "$call_timeout_s" "$zkcli" -server "$hostport" \
-        <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
-    # Drop the JVM's logging noise; keep everything zkCli itself prints.
-    grep -v -e '^SLF4J:' "$work/$name.err" >"$work/$name.err.clean" || true
-    echo "=== zkCli session '$name': exit $rc; stdout:"
-    cat "$work/$name.out"
-    echo "=== stderr:"
-    cat "$work/$name.err.clean"
-    if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-        echo "FAIL: zkCli session '$name' timed out after ${call_timeout_s}s"
-        exit 1
-    fi
+    zkcli_session "$name" || rc=$?
     if [[ $rc -ne 0 ]]; then
         echo "FAIL: zkCli session '$name' exited with $rc (its last command failed)"
         exit 1

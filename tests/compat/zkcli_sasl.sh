@@ -34,22 +34,13 @@ Client {
 EOF
 }
 
-# run_session NAME: feeds $work/NAME.in to zkCli with $work/NAME.jaas; returns its exit code.
+# shellcheck source=zkcli_session.sh
+source "$(dirname "${BASH_SOURCE[0]}")/zkcli_session.sh"
+
+# run_session NAME: one zkCli session with $work/NAME.jaas as its JAAS file; a refused
+# exchange is an expected outcome, so zkCli's exit status is not checked.
 run_session() {
-    local name=$1 rc=0
-    CLIENT_JVMFLAGS="-Djava.security.auth.login.config=$work/$name.jaas" \
-        timeout -k 5 "$call_timeout_s" "$zkcli" -server "$hostport" \
-        <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
-    grep -v -e '^SLF4J:' "$work/$name.err" >"$work/$name.err.clean" || true
-    echo "=== zkCli session '$name': exit $rc; stdout:"
-    cat "$work/$name.out"
-    echo "=== stderr:"
-    cat "$work/$name.err.clean"
-    if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-        echo "FAIL: zkCli session '$name' timed out after ${call_timeout_s}s"
-        exit 1
-    fi
-    return 0
+    CLIENT_JVMFLAGS="-Djava.security.auth.login.config=$work/$1.jaas" zkcli_session "$1" || true
 }
 
 expect_line() {
