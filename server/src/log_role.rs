@@ -188,25 +188,43 @@ impl SegmentFile {
     }
 
     /// Writes `len` bytes at `pos` (both 4 KiB aligned if [`SegmentFile::needs_aligned_writes`])
-    /// from a buffer `fill` initialises.
+    /// from a buffer `fill` initialises. A short write (a filling disk writes what fits) is
+    /// continued with the rest, so the caller sees either every byte written or the error
+    /// (ENOSPC, EIO) that stopped it; `fill` is called again for each continuation.
     pub async fn write_at(
         &self,
         pos: u64,
         len: usize,
-        fill: impl FnOnce(&mut [u8]),
+        mut fill: impl FnMut(&mut [u8]),
     ) -> glommio::Result<usize, ()> {
-        match self {
-            SegmentFile::Dma(f) => {
-                let mut buf = f.alloc_dma_buffer(len);
-                fill(buf.as_bytes_mut());
-                f.write_at(buf, pos).await
+        let mut done = 0;
+        while done < len {
+            let at = pos + done as u64;
+            let written = match self {
+                SegmentFile::Dma(f) => {
+                    let mut buf = f.alloc_dma_buffer(len);
+                    fill(buf.as_bytes_mut());
+                    if done == 0 {
+                        f.write_at(buf, at).await?
+                    } else {
+                        let mut rest = f.alloc_dma_buffer(len - done);
+                        rest.as_bytes_mut().copy_from_slice(&buf.as_bytes()[done..]);
+                        f.write_at(rest, at).await?
+                    }
+                }
+                SegmentFile::Buffered { file: f, .. } => {
+                    let mut buf = vec![0u8; len];
+                    fill(&mut buf);
+                    buf.drain(..done);
+                    f.write_at(buf, at).await?
+                }
+            };
+            if written == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
             }
-            SegmentFile::Buffered { file: f, .. } => {
-                let mut buf = vec![0u8; len];
-                fill(&mut buf);
-                f.write_at(buf, pos).await
-            }
+            done += written;
         }
+        Ok(len)
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> glommio::Result<Vec<u8>, ()> {
@@ -260,9 +278,9 @@ impl Segment {
         let len = if aligned { align_up(total as u64) as usize } else { total };
         assert!(write_pos + len as u64 <= self.capacity, "records must fit the segment");
         let mut new_tail = Vec::new();
-        let written = self
-            .file
+        self.file
             .write_at(write_pos, len, |buf| {
+                new_tail.clear();
                 buf[..head].copy_from_slice(&self.tail);
                 let mut at = head;
                 for r in records {
@@ -275,13 +293,6 @@ impl Segment {
             })
             .await
             .unwrap_or_else(|e| fatal(&self.path, "write to", e));
-        if written != len {
-            fatal(
-                &self.path,
-                "write to",
-                format!("short write: {written} of {len} bytes at offset {write_pos}"),
-            );
-        }
         self.cursor = write_pos + total as u64;
         self.tail = new_tail;
         self.dirty = true;
