@@ -5,7 +5,13 @@
 //! In: [`LogRecord`]s (the txn bytes the processor encoded once) over a bounded
 //! [`link`] from the data role, in zxid order. Out: "durable up to zxid Z" over a bounded
 //! link back to the data role, which holds every reply until then. The write and sync are
-//! io_uring requests, so on a shared executor the other roles keep running while it waits.
+//! io_uring requests, so on a shared executor the other roles keep running while it waits,
+//! except for small commits (`ringkeeper.log.inlineMaxRecords`, default 1 record: a lone
+//! writer): io_uring runs a blocking write or sync on a kernel worker thread and then wakes
+//! the executor, two thread wake-ups a lone writer waits for on top of the disk, so those are
+//! plain blocking syscalls on the role's own thread ([`Issue::Inline`]). On a shared executor
+//! the role first lets the reactor submit what the other roles queued (a leader's proposal
+//! leaves before its own log write blocks the thread, so the followers' disks work meanwhile).
 //!
 //! Group commit: take every record queued since the last flush (at most
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
@@ -99,6 +105,12 @@ pub struct LogSettings {
     pub segment_bytes: u64,
     /// `Dsync` only when `force_sync`: with `forceSync=no` nothing waits for the disk.
     pub write_mode: LogWriteMode,
+    /// Group commits of at most this many records are [`Issue::Inline`]
+    /// (`ringkeeper.log.inlineMaxRecords`).
+    pub inline_max_records: usize,
+    /// The log role shares its executor with other roles (`ringkeeper.executors=one`): an
+    /// inline write first lets the reactor submit what they queued.
+    pub executor_shared: bool,
 }
 
 impl LogSettings {
@@ -114,6 +126,8 @@ impl LogSettings {
                 LogWriteMode::Dsync if !config.force_sync => LogWriteMode::Fdatasync,
                 mode => mode,
             },
+            inline_max_records: config.log_inline_max_records as usize,
+            executor_shared: true,
         }
     }
 }
@@ -138,7 +152,24 @@ const fn align_up(n: u64) -> u64 {
 /// the one recipe for writing the log durably (`ringkeeper-tune` measures the disk with it).
 pub enum SegmentFile {
     Dma(DmaFile),
-    Buffered { file: BufferedFile, dsync: bool },
+    /// `inline` is the same open file (a duplicated descriptor) for [`Issue::Inline`].
+    Buffered {
+        file: BufferedFile,
+        dsync: bool,
+        inline: std::fs::File,
+    },
+}
+
+/// How a write or sync reaches the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issue {
+    /// As an io_uring request: the executor runs other tasks meanwhile; a blocking write or
+    /// sync runs on a kernel worker thread that wakes the executor when it is done.
+    Ring,
+    /// As a blocking syscall on the executor's thread: no worker thread and no wake-up, but
+    /// nothing else on this executor runs until the disk answers. Page-cache files only
+    /// (others use [`Issue::Ring`]).
+    Inline,
 }
 
 impl SegmentFile {
@@ -172,7 +203,11 @@ impl SegmentFile {
         if dsync {
             options.custom_flags(libc::O_DSYNC);
         }
-        options.buffered_open(path).await.map(|file| SegmentFile::Buffered { file, dsync })
+        let file = options.buffered_open(path).await?;
+        // SAFETY: the descriptor is open for as long as `file` is; it is only duplicated here.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&file)) };
+        let inline = std::fs::File::from(fd.try_clone_to_owned()?);
+        Ok(SegmentFile::Buffered { file, dsync, inline })
     }
 
     /// True for O_DIRECT: writes must start and end on 4 KiB boundaries, so the last partial
@@ -195,8 +230,15 @@ impl SegmentFile {
         &self,
         pos: u64,
         len: usize,
+        issue: Issue,
         mut fill: impl FnMut(&mut [u8]),
     ) -> glommio::Result<usize, ()> {
+        if let (Issue::Inline, SegmentFile::Buffered { inline, .. }) = (issue, self) {
+            let mut buf = vec![0u8; len];
+            fill(&mut buf);
+            std::os::unix::fs::FileExt::write_all_at(inline, &buf, pos)?;
+            return Ok(len);
+        }
         let mut done = 0;
         while done < len {
             let at = pos + done as u64;
@@ -236,10 +278,11 @@ impl SegmentFile {
     }
 
     /// fdatasync, needed after writes unless [`SegmentFile::writes_are_durable`].
-    pub async fn fdatasync(&self) -> glommio::Result<(), ()> {
-        match self {
-            SegmentFile::Dma(f) => f.fdatasync().await,
-            SegmentFile::Buffered { file: f, .. } => f.fdatasync().await,
+    pub async fn fdatasync(&self, issue: Issue) -> glommio::Result<(), ()> {
+        match (self, issue) {
+            (SegmentFile::Buffered { inline, .. }, Issue::Inline) => Ok(inline.sync_data()?),
+            (SegmentFile::Dma(f), _) => f.fdatasync().await,
+            (SegmentFile::Buffered { file: f, .. }, Issue::Ring) => f.fdatasync().await,
         }
     }
 
@@ -269,7 +312,7 @@ struct Segment {
 
 impl Segment {
     /// Appends `records` (which fit) with one write that starts with `tail`.
-    async fn write(&mut self, records: &[LogRecord]) {
+    async fn write(&mut self, records: &[LogRecord], issue: Issue) {
         let aligned = self.file.needs_aligned_writes();
         let head = self.tail.len();
         let write_pos = self.cursor - head as u64;
@@ -279,7 +322,7 @@ impl Segment {
         assert!(write_pos + len as u64 <= self.capacity, "records must fit the segment");
         let mut new_tail = Vec::new();
         self.file
-            .write_at(write_pos, len, |buf| {
+            .write_at(write_pos, len, issue, |buf| {
                 new_tail.clear();
                 buf[..head].copy_from_slice(&self.tail);
                 let mut at = head;
@@ -298,9 +341,9 @@ impl Segment {
         self.dirty = true;
     }
 
-    async fn sync(&mut self, force_sync: bool) {
+    async fn sync(&mut self, force_sync: bool, issue: Issue) {
         if self.dirty && force_sync && !self.file.writes_are_durable() {
-            self.file.fdatasync().await.unwrap_or_else(|e| fatal(&self.path, "fdatasync of", e));
+            self.file.fdatasync(issue).await.unwrap_or_else(|e| fatal(&self.path, "fdatasync of", e));
         }
         self.dirty = false;
     }
@@ -398,10 +441,10 @@ impl LogWriter {
                 let mut pos = 0;
                 while pos < size {
                     let len = (size - pos).min(SPARE_FILL_CHUNK_BYTES as u64) as usize;
-                    let written = file.write_at(pos, len, |buf| buf.fill(0)).await?;
+                    let written = file.write_at(pos, len, Issue::Ring, |buf| buf.fill(0)).await?;
                     pos += written as u64;
                 }
-                file.fdatasync().await
+                file.fdatasync(Issue::Ring).await
             };
             match filled.await {
                 Ok(()) => spare.set(Spare::Ready),
@@ -441,7 +484,7 @@ impl LogWriter {
     /// Ends the current segment (durably) and starts `log.<first_zxid>` with room for `need` bytes.
     async fn roll(&mut self, first_zxid: i64, need: u64) {
         if let Some(mut old) = self.segment.take() {
-            old.sync(self.settings.force_sync).await;
+            old.sync(self.settings.force_sync, Issue::Ring).await;
         }
         let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
         let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
@@ -450,7 +493,7 @@ impl LogWriter {
             self.fill_spare();
         }
         // The new name must be durable before anything in it is reported durable.
-        file.fdatasync().await.unwrap_or_else(|e| fatal(&path, "fdatasync of", e));
+        file.fdatasync(Issue::Ring).await.unwrap_or_else(|e| fatal(&path, "fdatasync of", e));
         self.dir.sync().await.unwrap_or_else(|e| fatal(&self.settings.dir, "fsync of the directory", e));
         let header = txlog::encode_segment_header(&SegmentHeader { first_zxid, prev_zxid: self.last_zxid });
         log::info!(
@@ -474,6 +517,10 @@ impl LogWriter {
         // Timed from the write: with `O_DSYNC` the write is where the disk is waited for.
         let started = Instant::now();
         crate::hops::recorder().log_append(batch.last().map_or(0, |r| r.zxid));
+        let issue = if batch.len() <= self.settings.inline_max_records { Issue::Inline } else { Issue::Ring };
+        if issue == Issue::Inline && self.settings.executor_shared {
+            let_queued_io_go().await;
+        }
         let mut start = 0;
         while start < batch.len() {
             let need = txlog::record_len(batch[start].bytes.len()) as u64;
@@ -491,16 +538,26 @@ impl LogWriter {
                 bytes += len;
                 end += 1;
             }
-            segment.write(&batch[start..end]).await;
+            segment.write(&batch[start..end], issue).await;
             self.last_zxid = batch[end - 1].zxid;
             start = end;
         }
         self.stats.batch_records.observe(batch.len() as f64);
         if let Some(segment) = self.segment.as_mut() {
-            segment.sync(self.settings.force_sync).await;
+            segment.sync(self.settings.force_sync, issue).await;
             self.stats.fsync_ms.observe(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
+}
+
+/// Returns after one turn of this executor's reactor, which submits every io_uring request
+/// the tasks on it have queued (glommio submits them only when it polls): on a shared
+/// executor, what the other roles sent (a leader's proposal, replies) goes out before an
+/// [`Issue::Inline`] write holds the thread.
+async fn let_queued_io_go() {
+    // Due almost at once, but (unlike a zero timer, which is ready when first polled) it
+    // fires only when the reactor next processes timers, in the same turn that submits.
+    glommio::timer::sleep(Duration::from_micros(1)).await;
 }
 
 /// Limits of one group commit.

@@ -279,7 +279,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let queue_depth = config.queue_depth.max(1);
-    let roles = Roles {
+    let mut roles = Roles {
         processor,
         status,
         snapshots,
@@ -309,6 +309,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let layout = config.executors.resolve(config.pin, cpus);
     log::info!("executor layout: {layout} (ringkeeper.executors={}, {cpus} CPUs)", config.executors);
+
+    roles.log_settings.executor_shared = layout == Executors::One;
     match layout {
         Executors::PerRole | Executors::Auto => run_per_role(&config, roles),
         Executors::One => run_on_one_executor(&config, roles),

@@ -259,6 +259,11 @@ pub struct Config {
     pub log_batch_count_max: u32,
     /// `ringkeeper.log.batchDelayMicros`: longest wait for more records before a flush, µs.
     pub log_batch_delay_micros: u64,
+    /// `ringkeeper.log.inlineMaxRecords`: a group commit of at most this many records is
+    /// written (and synced) with a plain blocking syscall on the log role's thread instead of
+    /// through io_uring, which would run it on a kernel worker thread and wake the executor
+    /// after; 0 never does. Page-cache modes (`dsync`, `fdatasync`) only.
+    pub log_inline_max_records: u32,
     /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
     /// at least [`LOG_SEGMENT_BYTES_MIN`]).
     pub log_segment_bytes: u64,
@@ -411,6 +416,9 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
+/// Default `ringkeeper.log.inlineMaxRecords`: a lone writer's commit (one record) is written
+/// inline; anything larger overlaps the disk with other work through io_uring.
+pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 1;
 /// Default `ringkeeper.log.segmentBytes`: 64 MiB, as Apache's `zookeeper.preAllocSize`.
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
@@ -544,6 +552,7 @@ impl Config {
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
+            log_inline_max_records: DEFAULT_LOG_INLINE_MAX_RECORDS,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
@@ -748,6 +757,9 @@ impl Config {
                 }
                 "ringkeeper.log.batchDelayMicros" => {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
+                }
+                "ringkeeper.log.inlineMaxRecords" => {
+                    cfg.log_inline_max_records = parse_int(key, value, 0, u32::MAX as i64, "an integer >= 0 (records)")? as u32;
                 }
                 "ringkeeper.zab.heartbeatMs" => heartbeat_ms = Some(parse_millis(key, value)?),
                 "ringkeeper.zab.peerTimeoutMs" => peer_timeout_ms = Some(parse_millis(key, value)?),

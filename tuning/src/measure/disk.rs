@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_server::config::LogWriteMode;
-use ringkeeper_server::log_role::SegmentFile;
+use ringkeeper_server::log_role::{Issue, SegmentFile};
 use serde::{Deserialize, Serialize};
 
 use super::Bounds;
@@ -127,8 +127,10 @@ async fn series(
             *cursor = 0;
         }
         let start = Instant::now();
-        let written =
-            file.write_at(*cursor, len, |buf| buf.fill(0xa5)).await.map_err(|e| fail("writing", e))?;
+        let written = file
+            .write_at(*cursor, len, Issue::Ring, |buf| buf.fill(0xa5))
+            .await
+            .map_err(|e| fail("writing", e))?;
         if written != len {
             return Err(TuneError::Measure(format!(
                 "{}: short write {written} of {len} bytes",
@@ -140,7 +142,7 @@ async fn series(
             start
         } else {
             let synced = Instant::now();
-            file.fdatasync().await.map_err(|e| fail("fdatasync", e))?;
+            file.fdatasync(Issue::Ring).await.map_err(|e| fail("fdatasync", e))?;
             synced
         };
         let end = Instant::now();
