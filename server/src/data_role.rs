@@ -509,6 +509,8 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         peers: setup.peers,
         connect_timeout,
         accept_unknown: setup.reconfig_enabled,
+        tls: setup.quorum_tls,
+        sasl: setup.quorum_sasl,
     };
     let net = PeerNet::start(net_setup, listener, Rc::new(move |input| deliver_to.peer_input(input)));
     let _ = role.ensemble().transport.set(PeerTransport::Ringkeeper(net));

@@ -29,6 +29,7 @@
 pub mod admin;
 pub mod apache_migration;
 pub mod apache_quorum;
+pub mod cert_reload;
 pub mod config;
 pub mod data_role;
 pub mod four_letter;
@@ -41,6 +42,8 @@ pub mod messages;
 pub mod metrics;
 pub mod network;
 pub mod peer_net;
+pub mod quorum_sasl;
+pub mod quorum_tls;
 pub mod recovery;
 pub mod replica;
 pub mod request_stats;

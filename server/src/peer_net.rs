@@ -26,21 +26,37 @@
 //! Frames are capped at 1 GiB (state images), ZAB messages other than state images and
 //! proposals at 1 MiB; a frame's buffer grows with the bytes received, so a header claiming
 //! a large frame costs no memory until its bytes arrive.
+//!
+//! With `sslQuorum` ([`QuorumTls`]) every connection is mutual TLS before the handshake: the
+//! dialler checks the certificate of the peer it dialled, the acceptor the dialler's, and a
+//! connection that fails either check is logged and closed. Without it the links write to
+//! and read from the socket itself (the TLS path is a separate instance of the same code).
+//! With `quorum.auth.enableSasl` the dialler authenticates after its handshake
+//! ([`crate::quorum_sasl`]); a link whose authentication fails as required is logged and
+//! closed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::zab;
 
+use crate::config::QuorumSasl;
+use crate::quorum_sasl;
+use crate::quorum_tls::QuorumTls;
+
 /// First bytes of every peer connection ("RKZB").
 const HANDSHAKE_MAGIC: u32 = 0x524b_5a42;
+/// First bytes of a peer connection whose dialler authenticates with quorum SASL ("RKZS"):
+/// the acceptor answers the handshake ([`crate::quorum_sasl`]).
+const HANDSHAKE_MAGIC_SASL: u32 = 0x524b_5a53;
 /// Largest frame accepted from a peer (a state image of a large tree is the biggest).
 const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Largest ZAB frame other than a state image or a proposal ([`zab::msg::may_be_large`]):
@@ -134,6 +150,10 @@ struct Inner {
     deliver: Deliver,
     /// Accept (and dial back) servers that are not peers yet.
     accept_unknown: bool,
+    /// `sslQuorum`: every link is mutual TLS.
+    tls: Option<Arc<QuorumTls>>,
+    /// `quorum.auth.enableSasl`: links authenticate.
+    sasl: Option<Arc<QuorumSasl>>,
     outboxes: RefCell<HashMap<u64, Rc<RefCell<Outbox>>>>,
 }
 
@@ -147,6 +167,10 @@ pub struct PeerNetSetup {
     pub connect_timeout: Duration,
     /// `reconfigEnabled`: servers not in `peers` may connect (and are dialled back).
     pub accept_unknown: bool,
+    /// `sslQuorum`: the TLS both ends of every link speak; `None`: plain TCP.
+    pub tls: Option<Arc<QuorumTls>>,
+    /// `quorum.auth.enableSasl`: the credentials links authenticate with; `None`: off.
+    pub sasl: Option<Arc<QuorumSasl>>,
 }
 
 impl PeerNet {
@@ -160,6 +184,8 @@ impl PeerNet {
                 connect_timeout: setup.connect_timeout,
                 deliver,
                 accept_unknown: setup.accept_unknown,
+                tls: setup.tls,
+                sasl: setup.sasl,
                 outboxes: RefCell::new(HashMap::new()),
             }),
         };
@@ -178,9 +204,20 @@ impl PeerNet {
         }
         let outbox = Rc::new(RefCell::new(Outbox::default()));
         inner.outboxes.borrow_mut().insert(id, outbox.clone());
-        let hello = Hello { my_id: inner.my_id, my_address: inner.my_address.clone() };
-        let dial = dial_loop(hello, id, address, inner.connect_timeout, outbox, inner.deliver.clone());
-        glommio::spawn_local(dial).detach();
+        let link = DialledLink {
+            hello: Hello {
+                my_id: inner.my_id,
+                my_address: inner.my_address.clone(),
+                sasl: inner.sasl.is_some(),
+            }
+            .encode(),
+            peer: id,
+            address,
+            connect_timeout: inner.connect_timeout,
+            tls: inner.tls.clone(),
+            sasl: inner.sasl.clone(),
+        };
+        glommio::spawn_local(dial_loop(link, outbox, inner.deliver.clone())).detach();
     }
 
     fn knows(&self, id: u64) -> bool {
@@ -211,6 +248,8 @@ impl PeerNet {
 struct Hello {
     my_id: u64,
     my_address: PeerAddress,
+    /// The dialler authenticates with quorum SASL next.
+    sasl: bool,
 }
 
 impl Hello {
@@ -218,7 +257,8 @@ impl Hello {
     fn encode(&self) -> Vec<u8> {
         let address = self.my_address.to_string();
         let mut hello = Vec::with_capacity(14 + address.len());
-        hello.extend_from_slice(&HANDSHAKE_MAGIC.to_le_bytes());
+        let magic = if self.sasl { HANDSHAKE_MAGIC_SASL } else { HANDSHAKE_MAGIC };
+        hello.extend_from_slice(&magic.to_le_bytes());
         hello.extend_from_slice(&self.my_id.to_le_bytes());
         hello.extend_from_slice(&(address.len() as u16).to_le_bytes());
         hello.extend_from_slice(address.as_bytes());
@@ -235,17 +275,34 @@ fn parse_address(text: &str) -> Option<PeerAddress> {
     Some(PeerAddress { host: host.to_string(), port: port.parse().ok()? })
 }
 
-/// Keeps a connection to one peer open and writes its outbox to it.
-async fn dial_loop(
-    hello: Hello,
+/// What [`dial_loop`] needs to keep a link to one peer.
+struct DialledLink {
+    /// The encoded [`Hello`].
+    hello: Vec<u8>,
     peer: u64,
     address: PeerAddress,
     connect_timeout: Duration,
-    outbox: Rc<RefCell<Outbox>>,
-    deliver: Deliver,
-) {
+    tls: Option<Arc<QuorumTls>>,
+    sasl: Option<Arc<QuorumSasl>>,
+}
+
+/// How a dialled connection ended.
+enum Dialled {
+    /// The handshake could not be written: the link never came up.
+    Unreachable,
+    /// TLS or SASL refused the link (the reason); it never came up.
+    Refused(String),
+    /// The link was up and failed.
+    Lost,
+}
+
+/// Keeps a connection to one peer open and writes its outbox to it.
+async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deliver) {
+    let DialledLink { hello, peer, address, connect_timeout, tls, sasl } = link;
+    let sasl = sasl.as_deref();
     let mut failures = 0u32;
     let mut unresolvable = false;
+    let mut refused = false;
     loop {
         if failures > 0 {
             glommio::timer::sleep(redial_wait(failures)).await;
@@ -269,31 +326,35 @@ async fn dial_loop(
             }
         };
         let stream = glommio::timer::timeout(connect_timeout, TcpStream::connect(addr)).await;
-        let Ok(mut stream) = stream else {
+        let Ok(stream) = stream else {
             failures += 1;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        if stream.write_all(&hello.encode()).await.is_err() {
-            failures += 1;
-            continue;
-        }
-        outbox.borrow_mut().connected = true;
-        log::debug!("peer link to server {peer} at {addr} up");
-        loop {
-            let bytes = poll_fn(|cx| {
-                let mut o = outbox.borrow_mut();
-                if o.bytes.is_empty() {
-                    o.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(std::mem::take(&mut o.bytes))
-                }
-            })
-            .await;
-            if stream.write_all(&bytes).await.is_err() {
-                break;
+        let dialled = match &tls {
+            None => write_link(stream, &hello, sasl, &outbox).await,
+            Some(tls) => match tls.connect(&address.host, stream).await {
+                Ok(stream) => write_link(stream, &hello, sasl, &outbox).await,
+                Err(e) => Dialled::Refused(format!("sslQuorum: {e}")),
+            },
+        };
+        match dialled {
+            Dialled::Lost => {}
+            Dialled::Unreachable => {
+                failures += 1;
+                continue;
             }
+            Dialled::Refused(reason) => {
+                if !refused {
+                    log::warn!("server {peer}: no peer link to {addr}: {reason}; retrying");
+                    refused = true;
+                }
+                failures += 1;
+                continue;
+            }
+        }
+        if std::mem::take(&mut refused) {
+            log::info!("server {peer}: the peer link to {addr} was up again");
         }
         {
             let mut o = outbox.borrow_mut();
@@ -306,15 +367,64 @@ async fn dial_loop(
     }
 }
 
+/// Writes the hello on a freshly dialled connection (and authenticates with `sasl`), then
+/// the outbox as it fills until the connection fails.
+async fn write_link(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    hello: &[u8],
+    sasl: Option<&QuorumSasl>,
+    outbox: &RefCell<Outbox>,
+) -> Dialled {
+    // A TLS stream may keep what it was given until flushed; a plain socket's flush is a no-op.
+    if stream.write_all(hello).await.is_err() || stream.flush().await.is_err() {
+        return Dialled::Unreachable;
+    }
+    if let Some(sasl) = sasl {
+        if let Err(reason) = quorum_sasl::authenticate(&mut stream, sasl).await {
+            return Dialled::Refused(format!("quorum SASL: {reason}"));
+        }
+    }
+    outbox.borrow_mut().connected = true;
+    log::debug!("peer link up");
+    loop {
+        let bytes = poll_fn(|cx| {
+            let mut o = outbox.borrow_mut();
+            if o.bytes.is_empty() {
+                o.waker = Some(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(std::mem::take(&mut o.bytes))
+            }
+        })
+        .await;
+        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+            return Dialled::Lost;
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, net: PeerNet) {
     loop {
         let Ok(stream) = listener.accept().await else { continue };
-        glommio::spawn_local(read_loop(stream, net.clone())).detach();
+        glommio::spawn_local(accept_link(stream, net.clone())).detach();
+    }
+}
+
+/// Serves one accepted connection: with `sslQuorum`, only once the TLS handshake verified the
+/// dialler's certificate.
+async fn accept_link(stream: TcpStream, net: PeerNet) {
+    let Some(tls) = net.inner.tls.clone() else {
+        return read_loop(stream, net).await;
+    };
+    let from = stream.peer_addr().map_or_else(|_| "an unknown address".to_owned(), |a| a.to_string());
+    match tls.accept(stream).await {
+        Ok(stream) => read_loop(stream, net).await,
+        Err(e) => log::warn!("refused a peer connection from {from} (sslQuorum): {e}"),
     }
 }
 
 /// Reads frames from one accepted connection until it fails.
-async fn read_loop(stream: TcpStream, net: PeerNet) {
+async fn read_loop(stream: impl AsyncRead + AsyncWrite + Unpin, net: PeerNet) {
     let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut hello = [0u8; 14];
     if stream.read_exact(&mut hello).await.is_err() {
@@ -328,8 +438,13 @@ async fn read_loop(stream: TcpStream, net: PeerNet) {
     }
     let address = std::str::from_utf8(&address).ok().and_then(parse_address);
     let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
-    if magic != HANDSHAKE_MAGIC || !acceptable || from == net.inner.my_id {
+    let offers_sasl = magic == HANDSHAKE_MAGIC_SASL;
+    if !(magic == HANDSHAKE_MAGIC || offers_sasl) || !acceptable || from == net.inner.my_id {
         log::warn!("closing a peer connection: bad handshake (magic {magic:#x}, server id {from})");
+        return;
+    }
+    if let Err(reason) = quorum_sasl::admit(&mut stream, from, offers_sasl, net.inner.sasl.as_deref()).await {
+        log::warn!("refused the peer link from server {from} (quorum SASL): {reason}");
         return;
     }
     if let Some(address) = address.filter(|_| !net.knows(from)) {

@@ -66,6 +66,10 @@ pub struct ReplicaSetup {
     pub dynamic_config_base: PathBuf,
     /// Set with `ringkeeper.quorum.protocol=apache`: the member speaks Apache's protocol.
     pub apache: Option<ApacheSetup>,
+    /// `sslQuorum`: the mutual TLS of the peer links.
+    pub quorum_tls: Option<std::sync::Arc<crate::quorum_tls::QuorumTls>>,
+    /// `quorum.auth.enableSasl`: the credentials of the peer links.
+    pub quorum_sasl: Option<std::sync::Arc<crate::config::QuorumSasl>>,
 }
 
 /// The members zoo.cfg (or its `dynamicConfigFile`) lists, at the config's version.
@@ -438,6 +442,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         reconfig_enabled: config.reconfig_enabled,
         dynamic_config_base: dynamic_config_base(config),
         apache,
+        quorum_tls: crate::quorum_tls::QuorumTls::from_config(config)?,
+        quorum_sasl: config.quorum_sasl.clone().map(std::sync::Arc::new),
     }))
 }
 

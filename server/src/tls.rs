@@ -27,8 +27,11 @@
 //! - `ssl.ciphersuites` takes Java's (IANA) names; the ones rustls does not implement (CBC,
 //!   static RSA key exchange, ...) are named in a warning and skipped.
 //!
-//! Differences: no certificate revocation (CRL/OCSP) checks and no reload of changed store
-//! files; `ssl.context.supplier.class` does not apply.
+//! With `client.certReload` the stores are loaded again when their files change
+//! ([`crate::cert_reload`]): new connections get the new certificate and trust store.
+//!
+//! Differences: no certificate revocation (CRL/OCSP) checks; `ssl.context.supplier.class`
+//! does not apply.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,12 +50,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
-use crate::config::{ClientAuth, Config, StoreConfig, X509_AUTH_PROVIDER};
+use crate::cert_reload::Reloadable;
+use crate::config::{ClientAuth, Config, SslConfig, StoreConfig, X509_AUTH_PROVIDER};
 
 /// The first byte of a TLS record carrying a handshake (a ClientHello opens every TLS
 /// connection); a ZooKeeper frame starts with a length whose first byte is 0, a four-letter
 /// word with a letter.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The prefix of the client ports' TLS keys (`ssl.keyStore.location`, ...).
+const CLIENT_KEYS: &str = "ssl";
 
 /// How a listener's connections are secured.
 #[derive(Clone)]
@@ -73,7 +80,8 @@ pub enum ClientStream {
 
 /// What the TLS listeners share: the rustls configuration and the x509 scheme's settings.
 pub struct ClientTls {
-    acceptor: futures_rustls::TlsAcceptor,
+    /// The rustls settings of the stores as last loaded.
+    acceptor: Reloadable<futures_rustls::TlsAcceptor>,
     /// `ssl.clientAuth` is need or want: a verified certificate yields an `x509` id.
     asks_certificate: bool,
     /// An `authProvider.N` names the X509AuthenticationProvider.
@@ -116,14 +124,14 @@ impl Transport {
                 "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
             );
         }
-        let handshake = tls.acceptor.accept(stream);
+        let handshake = tls.acceptor.current().accept(stream);
         let stream = with_timeout(tls.handshake_timeout, "TLS handshake", handshake).await?;
         let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;
         Ok((ClientStream::Tls(Box::new(stream)), ids))
     }
 }
 
-async fn with_timeout<T>(
+pub(crate) async fn with_timeout<T>(
     limit: Duration,
     what: &str,
     fut: impl std::future::Future<Output = io::Result<T>>,
@@ -138,29 +146,16 @@ async fn with_timeout<T>(
 impl ClientTls {
     fn from_config(config: &Config) -> anyhow::Result<ClientTls> {
         let ssl = &config.ssl;
-        let provider = Arc::new(crypto_provider(ssl.cipher_suites.as_deref())?);
-        let versions =
-            protocol_versions(ssl.protocol.as_deref(), ssl.enabled_protocols.as_deref(), &provider)?;
-        let (chain, key) = load_key_store(&ssl.key_store)?;
-        let builder =
-            ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).context(
-                "ssl.enabledProtocols / ssl.ciphersuites: no protocol version has a usable cipher suite",
-            )?;
-        let builder = match ssl.client_auth {
-            ClientAuth::None => builder.with_no_client_auth(),
-            auth => {
-                let roots = load_trust_store(&ssl.trust_store)?;
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-                let verifier =
-                    if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
-                builder.with_client_cert_verifier(
-                    verifier.build().context("ssl.trustStore.location: cannot verify client certificates")?,
-                )
-            }
+        let initial = client_acceptor(ssl)?;
+        let acceptor = if config.client_cert_reload {
+            let reloaded = ssl.clone();
+            Reloadable::watching(initial, "client TLS (client.certReload)", store_files(ssl), move || {
+                client_acceptor(&reloaded)
+            })
+            .context("client.certReload: cannot start watching the stores")?
+        } else {
+            Reloadable::fixed(initial)
         };
-        let server_config = builder
-            .with_single_cert(chain, key)
-            .context("ssl.keyStore.location: the private key does not fit the certificate")?;
         let x509_provider = config.auth_providers.iter().any(|p| p == X509_AUTH_PROVIDER);
         if ssl.client_auth != ClientAuth::None && !x509_provider {
             log::warn!(
@@ -169,7 +164,7 @@ impl ClientTls {
             );
         }
         Ok(ClientTls {
-            acceptor: futures_rustls::TlsAcceptor::from(Arc::new(server_config)),
+            acceptor,
             asks_certificate: ssl.client_auth != ClientAuth::None,
             x509_provider,
             super_user: config.x509_super_user.clone(),
@@ -200,6 +195,41 @@ impl ClientTls {
         ids.push(Id { scheme: "x509".into(), id: subject });
         Ok(ids)
     }
+}
+
+/// The rustls settings of the client ports from the `ssl.*` stores as they are now.
+fn client_acceptor(ssl: &SslConfig) -> anyhow::Result<futures_rustls::TlsAcceptor> {
+    let provider = Arc::new(crypto_provider(CLIENT_KEYS, ssl.cipher_suites.as_deref())?);
+    let versions =
+        protocol_versions(CLIENT_KEYS, ssl.protocol.as_deref(), ssl.enabled_protocols.as_deref(), &provider)?;
+    let (chain, key) = load_key_store(CLIENT_KEYS, &ssl.key_store)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .context("ssl.enabledProtocols / ssl.ciphersuites: no protocol version has a usable cipher suite")?;
+    let builder = match ssl.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let roots = load_trust_store(CLIENT_KEYS, &ssl.trust_store)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let verifier = if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(
+                verifier.build().context("ssl.trustStore.location: cannot verify client certificates")?,
+            )
+        }
+    };
+    let server_config = builder
+        .with_single_cert(chain, key)
+        .context("ssl.keyStore.location: the private key does not fit the certificate")?;
+    Ok(futures_rustls::TlsAcceptor::from(Arc::new(server_config)))
+}
+
+/// The files of a key and trust store (and their password files) that a reload watches.
+pub(crate) fn store_files(ssl: &SslConfig) -> Vec<PathBuf> {
+    [&ssl.key_store, &ssl.trust_store]
+        .into_iter()
+        .flat_map(|store| [store.location.clone(), store.password_path.clone()])
+        .flatten()
+        .collect()
 }
 
 impl AsyncRead for ClientStream {
@@ -237,19 +267,22 @@ impl AsyncWrite for ClientStream {
 // ---------------------------------------------------------------------------------------
 // Protocols and cipher suites
 
-/// The TLS versions to offer: `ssl.enabledProtocols`, else `ssl.protocol` alone (`TLSv1.3`,
-/// `TLS` and no value: 1.3 and 1.2). Versions without a cipher suite left are dropped.
-fn protocol_versions(
+/// The TLS versions to offer: `<prefix>.enabledProtocols`, else `<prefix>.protocol` alone
+/// (`TLSv1.3`, `TLS` and no value: 1.3 and 1.2). Versions without a cipher suite left are
+/// dropped. `prefix` is `ssl` or `ssl.quorum`, for messages.
+pub(crate) fn protocol_versions(
+    prefix: &str,
     protocol: Option<&str>,
     enabled: Option<&[String]>,
     provider: &CryptoProvider,
 ) -> anyhow::Result<Vec<&'static SupportedProtocolVersion>> {
-    let (key, names): (&str, Vec<&str>) = match (enabled, protocol) {
-        (Some(list), _) => ("ssl.enabledProtocols", list.iter().map(String::as_str).collect()),
-        (None, Some("TLSv1.2")) => ("ssl.protocol", vec!["TLSv1.2"]),
-        (None, Some("TLSv1.3" | "TLS")) | (None, None) => ("ssl.protocol", vec!["TLSv1.3", "TLSv1.2"]),
-        (None, Some(other)) => ("ssl.protocol", vec![other]),
+    let (field, names): (&str, Vec<&str>) = match (enabled, protocol) {
+        (Some(list), _) => ("enabledProtocols", list.iter().map(String::as_str).collect()),
+        (None, Some("TLSv1.2")) => ("protocol", vec!["TLSv1.2"]),
+        (None, Some("TLSv1.3" | "TLS")) | (None, None) => ("protocol", vec!["TLSv1.3", "TLSv1.2"]),
+        (None, Some(other)) => ("protocol", vec![other]),
     };
+    let key = format!("{prefix}.{field}");
     let mut versions = Vec::new();
     for name in names {
         let version = match name {
@@ -261,7 +294,7 @@ fn protocol_versions(
             }
         };
         if !provider.cipher_suites.iter().any(|s| s.version() == version) {
-            log::warn!("{key}: {name} has no cipher suite left in ssl.ciphersuites; not offered");
+            log::warn!("{key}: {name} has no cipher suite left in {prefix}.ciphersuites; not offered");
             continue;
         }
         if !versions.contains(&version) {
@@ -274,8 +307,11 @@ fn protocol_versions(
     Ok(versions)
 }
 
-/// rustls' ring provider, its suites narrowed to `ssl.ciphersuites` (Java names) when set.
-fn crypto_provider(cipher_suites: Option<&[String]>) -> anyhow::Result<CryptoProvider> {
+/// rustls' ring provider, its suites narrowed to `<prefix>.ciphersuites` (Java names) when set.
+pub(crate) fn crypto_provider(
+    prefix: &str,
+    cipher_suites: Option<&[String]>,
+) -> anyhow::Result<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     let Some(wanted) = cipher_suites else { return Ok(provider) };
     let mut chosen = Vec::new();
@@ -283,12 +319,12 @@ fn crypto_provider(cipher_suites: Option<&[String]>) -> anyhow::Result<CryptoPro
         let rustls_name = rustls_suite_name(java_name);
         match provider.cipher_suites.iter().find(|s| s.suite().as_str() == Some(rustls_name.as_str())) {
             Some(suite) => chosen.push(*suite),
-            None => log::warn!("ssl.ciphersuites: {java_name} is not implemented by rustls; skipped"),
+            None => log::warn!("{prefix}.ciphersuites: {java_name} is not implemented by rustls; skipped"),
         }
     }
     if chosen.is_empty() {
         bail!(
-            "ssl.ciphersuites: none of {wanted:?} is implemented by rustls (it has {})",
+            "{prefix}.ciphersuites: none of {wanted:?} is implemented by rustls (it has {})",
             provider
                 .cipher_suites
                 .iter()
@@ -377,40 +413,41 @@ fn read_store(key: &str, store: &StoreConfig) -> anyhow::Result<(PathBuf, StoreT
     Ok((location, kind, bytes))
 }
 
-type CertifiedKey = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+pub(crate) type CertifiedKey = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-/// The server's certificate chain and private key from `ssl.keyStore.*`.
-fn load_key_store(store: &StoreConfig) -> anyhow::Result<CertifiedKey> {
-    const KEY: &str = "ssl.keyStore";
-    let (location, kind, bytes) = read_store(KEY, store)?;
+/// The server's certificate chain and private key from `<prefix>.keyStore.*` (`prefix` is
+/// `ssl` or `ssl.quorum`).
+pub(crate) fn load_key_store(prefix: &str, store: &StoreConfig) -> anyhow::Result<CertifiedKey> {
+    let key_name = format!("{prefix}.keyStore");
+    let (location, kind, bytes) = read_store(&key_name, store)?;
     let shown = location.display();
     match kind {
         StoreType::Pem => {
             if bytes.windows(b"ENCRYPTED PRIVATE KEY".len()).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
-                bail!("{KEY}.location: {shown} holds an encrypted PEM private key, which is not supported; use an unencrypted key or PKCS12");
+                bail!("{key_name}.location: {shown} holds an encrypted PEM private key, which is not supported; use an unencrypted key or PKCS12");
             }
             let chain = CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("{KEY}.location: {shown} is not valid PEM"))?;
+                .with_context(|| format!("{key_name}.location: {shown} is not valid PEM"))?;
             let key = PrivateKeyDer::from_pem_slice(&bytes)
-                .with_context(|| format!("{KEY}.location: {shown} holds no private key"))?;
+                .with_context(|| format!("{key_name}.location: {shown} holds no private key"))?;
             if chain.is_empty() {
-                bail!("{KEY}.location: {shown} holds no certificate");
+                bail!("{key_name}.location: {shown} holds no certificate");
             }
             Ok((chain, key))
         }
         StoreType::Pkcs12 => {
-            let password = store_password(KEY, store)?;
+            let password = store_password(&key_name, store)?;
             let ks = p12_keystore::KeyStore::from_pkcs12(
                 &bytes,
                 &password,
                 p12_keystore::Pkcs12ImportPolicy::Strict,
             )
             .map_err(|e| {
-                anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}")
+                anyhow!("{key_name}.location: cannot open PKCS12 {shown} (wrong {key_name}.password?): {e}")
             })?;
             let (_, key_chain) = ks.private_key_chain().ok_or_else(|| {
-                anyhow!("{KEY}.location: {shown} holds no private key with its certificate")
+                anyhow!("{key_name}.location: {shown} holds no private key with its certificate")
             })?;
             let chain = key_chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_chain.key().as_der().to_vec()));
@@ -419,25 +456,33 @@ fn load_key_store(store: &StoreConfig) -> anyhow::Result<CertifiedKey> {
     }
 }
 
-/// The certificates client certificates must chain to, from `ssl.trustStore.*`.
-fn load_trust_store(store: &StoreConfig) -> anyhow::Result<RootCertStore> {
-    const KEY: &str = "ssl.trustStore";
+/// The certificates peer certificates must chain to, from `<prefix>.trustStore.*`.
+pub(crate) fn load_trust_store(prefix: &str, store: &StoreConfig) -> anyhow::Result<RootCertStore> {
+    let key_name = format!("{prefix}.trustStore");
     if store.location.is_none() {
-        bail!("{KEY}.location is not set; it is needed to verify client certificates (ssl.clientAuth is need or want)");
+        let why = if prefix == CLIENT_KEYS {
+            "to verify client certificates (ssl.clientAuth is need or want)"
+        } else {
+            "to verify the certificates of the other members"
+        };
+        bail!("{key_name}.location is not set; it is needed {why}");
     }
-    let (location, kind, bytes) = read_store(KEY, store)?;
+    let (location, kind, bytes) = read_store(&key_name, store)?;
     let shown = location.display();
     let certs: Vec<CertificateDer<'static>> = match kind {
         StoreType::Pem => CertificateDer::pem_slice_iter(&bytes)
             .collect::<Result<_, _>>()
-            .with_context(|| format!("{KEY}.location: {shown} is not valid PEM"))?,
+            .with_context(|| format!("{key_name}.location: {shown} is not valid PEM"))?,
         StoreType::Pkcs12 => {
-            let password = store_password(KEY, store)?;
-            let ks =
-                p12_keystore::KeyStore::from_pkcs12(&bytes, &password, p12_keystore::Pkcs12ImportPolicy::Raw)
-                    .map_err(|e| {
-                        anyhow!("{KEY}.location: cannot open PKCS12 {shown} (wrong {KEY}.password?): {e}")
-                    })?;
+            let password = store_password(&key_name, store)?;
+            let ks = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                &password,
+                p12_keystore::Pkcs12ImportPolicy::Raw,
+            )
+            .map_err(|e| {
+                anyhow!("{key_name}.location: cannot open PKCS12 {shown} (wrong {key_name}.password?): {e}")
+            })?;
             ks.entries()
                 .flat_map(|(_, entry)| match entry {
                     p12_keystore::KeyStoreEntry::Certificate(c) => vec![c.as_der().to_vec()],
@@ -453,7 +498,7 @@ fn load_trust_store(store: &StoreConfig) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        bail!("{KEY}.location: {shown} holds no usable certificate");
+        bail!("{key_name}.location: {shown} holds no usable certificate");
     }
     Ok(roots)
 }
@@ -571,30 +616,34 @@ mod tests {
             rustls_suite_name("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
             "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
         );
-        let p = crypto_provider(Some(&[
-            "TLS_AES_256_GCM_SHA384".into(),
-            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
-            "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into(),
-        ]))
+        let p = crypto_provider(
+            "ssl",
+            Some(&[
+                "TLS_AES_256_GCM_SHA384".into(),
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".into(),
+            ]),
+        )
         .unwrap();
         let names: Vec<_> = p.cipher_suites.iter().map(|s| s.suite().as_str().unwrap()).collect();
         assert_eq!(names, ["TLS13_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]);
-        assert!(crypto_provider(Some(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()])).is_err());
+        assert!(crypto_provider("ssl", Some(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()])).is_err());
     }
 
     #[test]
     fn protocol_defaults_follow_apache() {
         let p = rustls::crypto::ring::default_provider();
         let v = |proto: Option<&str>, enabled: Option<&[String]>| {
-            protocol_versions(proto, enabled, &p).map(|v| v.iter().map(|x| x.version).collect::<Vec<_>>())
+            protocol_versions("ssl", proto, enabled, &p)
+                .map(|v| v.iter().map(|x| x.version).collect::<Vec<_>>())
         };
         use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
         assert_eq!(v(None, None).unwrap(), [TLSv1_3, TLSv1_2]);
         assert_eq!(v(Some("TLSv1.2"), None).unwrap(), [TLSv1_2]);
         assert_eq!(v(Some("TLSv1.2"), Some(&["TLSv1.3".into(), "TLSv1.1".into()])).unwrap(), [TLSv1_3]);
         assert!(v(Some("TLSv1.1"), None).is_err());
-        let only12 = crypto_provider(Some(&["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()])).unwrap();
-        let versions = protocol_versions(None, None, &only12).unwrap();
+        let only12 = crypto_provider("ssl", Some(&["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()])).unwrap();
+        let versions = protocol_versions("ssl", None, None, &only12).unwrap();
         assert_eq!(versions.iter().map(|x| x.version).collect::<Vec<_>>(), [TLSv1_2]);
     }
 

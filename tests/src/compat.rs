@@ -17,6 +17,23 @@ pub fn compat_dir() -> PathBuf {
     workspace_root().join("tests").join("compat")
 }
 
+/// Runs `kazoo_reconfig.py hosts args...` (its commands read and write znodes and drive
+/// reconfig on any member of an ensemble); its output without the final "OK". Panics unless
+/// it exits 0.
+pub fn kazoo_reconfig(hosts: &str, args: &[&str]) -> String {
+    let output = Command::new("python3")
+        .arg(compat_dir().join("kazoo_reconfig.py"))
+        .arg(hosts)
+        .args(args)
+        .current_dir(compat_dir())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3 (see .ci/run for kazoo)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "kazoo_reconfig.py {args:?} failed:\n{stdout}");
+    stdout.trim_end().strip_suffix("OK").unwrap_or(&stdout).trim_end().to_string()
+}
+
 /// Runs `program script args...` against `server`, with `tests/compat` as working
 /// directory; panics (showing script output and server log) unless it exits 0 in time.
 pub fn run_script(server: &TestServer, program: &str, script: &str, args: &[&str]) -> String {

@@ -11,6 +11,7 @@ pub mod ensemble;
 pub mod four_letter;
 pub mod lazyfs;
 pub mod linearizability;
+pub mod pki;
 pub mod proxy;
 pub mod sim;
 

@@ -1,172 +1,45 @@
 //! Client TLS with real clients: `secureClientPort` and `client.portUnification` configured
 //! with Apache's `ssl.*` keys, mutual TLS, and the `x509` ACL scheme.
 //!
-//! Every test makes its own short-lived PKI with Debian's `openssl` (nothing checked in that
-//! could expire): a CA, the server's certificate (SAN 127.0.0.1), a client whose subject has
+//! Every test makes its own short-lived PKI with Debian's `openssl` ([`ringkeeper_tests::pki`]:
+//! nothing checked in that could expire): a CA, the server's certificate (SAN 127.0.0.1), a client whose subject has
 //! characters RFC 2253 escapes and a multi-valued RDN, a second client of the same CA, and a
 //! client of a CA the server does not trust. The expected `x509` id of a certificate comes
 //! from Java itself (`tests/compat/SubjectDn.java`: `X500Principal.getName()`, what Apache's
 //! X509AuthenticationProvider uses). Stores: PKCS12 made by `openssl pkcs12` (key store) and
 //! Java's `keytool` (trust store), and PEM. Clients: kazoo (`kazoo_tls.py`) and Apache's
-//! zkCli.sh over Netty (`zkcli_tls.sh`).
+//! zkCli.sh over Netty (`zkcli_tls.sh`). With `client.certReload`, a renewed server
+//! certificate is served to new connections without a restart (Python's `ssl` reads it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use ringkeeper_tests::compat::{compat_dir, run_script_at};
+use ringkeeper_tests::compat::run_script_at;
+use ringkeeper_tests::pki::{run, Pki, STORE_PASSWORD};
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 /// The client certificate's subject, in `openssl -subj` form (`+` joins a multi-valued RDN).
 const CLIENT_SUBJECT: &str =
     "/C=DE/O=Ringkeeper Tests/OU=ops+UID=u42/CN=client, one \"quoted\" #1 <x>;/emailAddress=c@example.com";
-/// `openssl req` arguments for a new unencrypted P-256 key.
-const NEW_EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-/// The password of the PKCS12 stores.
-const STORE_PASSWORD: &str = "store-pw";
-
-/// A throw-away PKI in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// The PKI of these tests: a CA, the server's certificate (SAN 127.0.0.1), a client whose
+/// subject RFC 2253 escapes, a second client of the same CA, and a client of a CA the server
+/// does not trust.
+fn client_pki() -> Pki {
+    let pki = Pki::empty();
+    pki.ca("ca", "/CN=ringkeeper test CA");
+    pki.ca("stranger-ca", "/CN=a CA nobody trusts");
+    pki.leaf(
+        "server",
+        "ca",
+        "/CN=ringkeeper test server",
+        "serverAuth",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    run(Command::new("openssl").args(args).current_dir(dir));
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki { dir: tempfile::tempdir().unwrap() };
-        pki.ca("ca", "/CN=ringkeeper test CA");
-        pki.ca("stranger-ca", "/CN=a CA nobody trusts");
-        pki.leaf(
-            "server",
-            "ca",
-            "/CN=ringkeeper test server",
-            "serverAuth",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        );
-        pki.leaf("client", "ca", CLIENT_SUBJECT, "clientAuth", "");
-        pki.leaf("other", "ca", "/CN=other client", "clientAuth", "");
-        pki.leaf("stranger", "stranger-ca", "/CN=stranger", "clientAuth", "");
-        let dir = pki.dir.path();
-        for name in ["server", "client"] {
-            // A PEM key store as Apache reads it: the certificate and the key in one file.
-            let pem = std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap()
-                + &std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
-        }
-        openssl(
-            dir,
-            &[
-                "pkcs12",
-                "-export",
-                "-in",
-                "server.crt",
-                "-inkey",
-                "server.key",
-                "-certfile",
-                "ca.pem",
-                "-name",
-                "server",
-                "-out",
-                "server.p12",
-                "-passout",
-                &format!("pass:{STORE_PASSWORD}"),
-            ],
-        );
-        pki
-    }
-
-    /// `trust.p12`: a PKCS12 trust store holding the CA, made by Java's `keytool` (a JVM
-    /// start, so only for the test that uses it).
-    fn keytool_trust_store(&self) -> &'static str {
-        run(Command::new("keytool").current_dir(self.dir.path()).args([
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            "ca.pem",
-            "-storetype",
-            "PKCS12",
-            "-keystore",
-            "trust.p12",
-            "-storepass",
-            STORE_PASSWORD,
-        ]));
-        "trust.p12"
-    }
-
-    fn ca(&self, name: &str, subject: &str) {
-        let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
-        let mut args = vec!["req", "-x509"];
-        args.extend(NEW_EC_KEY);
-        args.extend(["-keyout", &key, "-out", &cert, "-days", "2", "-subj", subject]);
-        args.extend([
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(self.dir.path(), &args);
-    }
-
-    fn leaf(&self, name: &str, ca: &str, subject: &str, usage: &str, extra: &str) {
-        let dir = self.dir.path();
-        let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
-        let mut args = vec!["req", "-new"];
-        args.extend(NEW_EC_KEY);
-        args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
-        openssl(dir, &args);
-        let ext = dir.join(format!("{name}.ext"));
-        std::fs::write(&ext, format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}\n"))
-            .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                &format!("{ca}.pem"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &format!("{name}.crt"),
-                "-extfile",
-                ext.to_str().unwrap(),
-            ],
-        );
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    /// The subject of `cert` as Java's `X500Principal.getName()` prints it.
-    fn java_subject(&self, cert: &str) -> String {
-        let out = run(Command::new("java").arg(compat_dir().join("SubjectDn.java")).arg(self.path(cert)));
-        out.trim_end().to_owned()
-    }
-
-    fn dir(&self) -> String {
-        self.dir.path().display().to_string()
-    }
+    pki.leaf("client", "ca", CLIENT_SUBJECT, "clientAuth", "");
+    pki.leaf("other", "ca", "/CN=other client", "clientAuth", "");
+    pki.leaf("stranger", "stranger-ca", "/CN=stranger", "clientAuth", "");
+    pki.pkcs12_key_store("server", "ca");
+    pki
 }
 
 /// zoo.cfg lines for a TLS port with these stores (Apache needs Netty for TLS; ringkeeper
@@ -199,7 +72,7 @@ const REFUSALS: [&str; 3] = [
 
 #[test]
 fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
-    let pki = Pki::new();
+    let pki = client_pki();
     let dn = pki.java_subject("client.crt");
     assert!(dn.contains("\\,") && dn.contains("1.2.840.113549.1.9.1=#"), "unexpected Java DN {dn}");
     let secure_port = free_port();
@@ -226,7 +99,7 @@ fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
 
 #[test]
 fn zkcli_over_netty_tls_is_named_by_its_certificate_subject() {
-    let pki = Pki::new();
+    let pki = client_pki();
     let dn = pki.java_subject("client.crt");
     let secure_port = free_port();
     // PEM key store (certificate and key in one file) and PEM trust store.
@@ -243,7 +116,7 @@ fn zkcli_over_netty_tls_is_named_by_its_certificate_subject() {
 
 #[test]
 fn port_unification_serves_tls_and_plain_clients_on_one_port() {
-    let pki = Pki::new();
+    let pki = client_pki();
     let server = TestServer::start_with(&tls_config(
         &pki,
         "server.p12",
@@ -295,14 +168,14 @@ fn bad_tls_stores_are_refused_at_start_naming_the_key() {
     if Target::from_env() == Target::Apache {
         return; // ringkeeper's own start-up messages
     }
-    let pki = Pki::new();
+    let pki = client_pki();
     let secure = format!("secureClientPort={}\n", free_port());
     let wrong_password = tls_config(&pki, "server.p12", "ca.pem", &secure)
         .replace(&format!("ssl.keyStore.password={STORE_PASSWORD}"), "ssl.keyStore.password=wrong");
-    let text = refused_start(pki.dir.path(), &wrong_password);
+    let text = refused_start(pki.root(), &wrong_password);
     assert!(text.contains("ssl.keyStore") && text.contains("password"), "{text}");
     std::fs::copy(pki.path("server.p12"), pki.path("server.jks")).unwrap();
-    let text = refused_start(pki.dir.path(), &tls_config(&pki, "server.jks", "ca.pem", &secure));
+    let text = refused_start(pki.root(), &tls_config(&pki, "server.jks", "ca.pem", &secure));
     assert!(
         text.contains("JKS stores are not supported") && text.contains("keytool -importkeystore"),
         "{text}"
@@ -311,6 +184,60 @@ fn bad_tls_stores_are_refused_at_start_naming_the_key() {
         "ssl.keyStore.location={}\nssl.keyStore.password={STORE_PASSWORD}\n{secure}",
         pki.path("server.p12").display()
     );
-    let text = refused_start(pki.dir.path(), &no_trust);
+    let text = refused_start(pki.root(), &no_trust);
     assert!(text.contains("ssl.trustStore.location is not set"), "{text}");
+}
+
+/// The common name of the certificate the TLS port `port` serves to a new connection (a
+/// handshake by Python's `ssl` with the `client` certificate, verifying the server's).
+fn served_certificate(pki: &Pki, port: u16) -> String {
+    const SCRIPT: &str = r#"
+import socket, ssl, sys
+ca, cert, key, port = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        subject = dict(rdn[0] for rdn in tls.getpeercert()["subject"])
+        print(subject["commonName"])
+"#;
+    let out = run(Command::new("python3").args(["-c", SCRIPT]).args([
+        pki.path("ca.pem").to_str().unwrap(),
+        pki.path("client.crt").to_str().unwrap(),
+        pki.path("client.key").to_str().unwrap(),
+        &port.to_string(),
+    ]));
+    out.trim_end().to_owned()
+}
+
+#[test]
+fn a_renewed_certificate_is_served_to_new_connections_without_a_restart() {
+    if Target::from_env() == Target::Apache {
+        return; // client.certReload is new in Apache 3.8.1; Debian's may be older
+    }
+    let pki = client_pki();
+    pki.leaf("renewed", "ca", "/CN=ringkeeper renewed server", "serverAuth", "subjectAltName=IP:127.0.0.1");
+    std::fs::copy(pki.path("server.pem"), pki.path("live.pem")).unwrap();
+    let secure_port = free_port();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "live.pem",
+        "ca.pem",
+        &format!("secureClientPort={secure_port}\nclient.certReload=true\nssl.keyStore.type=PEM\n"),
+    ));
+    assert_eq!(served_certificate(&pki, secure_port), "ringkeeper test server");
+
+    // The renewal replaces the key store file (written aside, then renamed over it).
+    std::fs::copy(pki.path("renewed.pem"), pki.path("live.pem.new")).unwrap();
+    std::fs::rename(pki.path("live.pem.new"), pki.path("live.pem")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut served = served_certificate(&pki, secure_port);
+    while served != "ringkeeper renewed server" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        served = served_certificate(&pki, secure_port);
+    }
+    assert_eq!(served, "ringkeeper renewed server", "{}", server.log());
+    assert!(server.log().contains("client TLS (client.certReload): reloaded"), "{}", server.log());
+    // The server kept serving throughout.
+    assert!(server.four_letter("srvr").contains("Mode:"));
 }

@@ -13,11 +13,11 @@
 //! non-voting follower until it is shut down; so does ringkeeper's.
 //! Without reconfigEnabled the request is ReconfigDisabled; standalone it is Unimplemented.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ringkeeper_tests::compat::kazoo_reconfig as kazoo;
 use ringkeeper_tests::ensemble::Ensemble;
-use ringkeeper_tests::{workspace_root, TestServer};
+use ringkeeper_tests::TestServer;
 
 /// The super user's password (`super:test`) and its digest for zoo.cfg.
 const SUPER_AUTH: &str = "super:test";
@@ -25,21 +25,6 @@ const SUPER_DIGEST: &str = "DigestAuthenticationProvider.superDigest=super:D/InI
 
 /// Bound on members converging on a new configuration (or a removed one stopping).
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// Runs `kazoo_reconfig.py hosts args...`; its output without the final "OK".
-fn kazoo(hosts: &str, args: &[&str]) -> String {
-    let output = Command::new("python3")
-        .arg(workspace_root().join("tests/compat/kazoo_reconfig.py"))
-        .arg(hosts)
-        .args(args)
-        .current_dir(workspace_root().join("tests/compat"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run python3 (see .ci/run for kazoo)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "kazoo_reconfig.py {args:?} failed:\n{stdout}");
-    stdout.trim_end().strip_suffix("OK").unwrap_or(&stdout).trim_end().to_string()
-}
 
 /// The configuration member `i` holds: its `server.N` lines and its version.
 fn config_of(ensemble: &Ensemble, i: usize) -> (Vec<String>, String) {

@@ -1,6 +1,8 @@
-//! The server side of SASL DIGEST-MD5 (RFC 2831) as Apache ZooKeeper runs it (Java's
-//! `DigestMD5Server` made by `ZooKeeperSaslServer`): protocol `zookeeper`, server name and
-//! realm `zk-sasl-md5`, quality of protection `auth` only (no integrity or confidentiality
+//! SASL DIGEST-MD5 (RFC 2831) as Apache ZooKeeper runs it (Java's `DigestMD5Server` made by
+//! `ZooKeeperSaslServer`): for clients protocol `zookeeper`, server name and realm
+//! `zk-sasl-md5` ([`CLIENT_NAMES`]); between ensemble members (`quorum.auth.enableSasl`)
+//! protocol `zookeeper-quorum`, server name and realm `zk-quorum-sasl-md5`
+//! ([`QUORUM_NAMES`]); quality of protection `auth` only (no integrity or confidentiality
 //! layer), algorithm `md5-sess`, charset `utf-8`.
 //!
 //! A [`DigestMd5Server`] is one connection's exchange: [`DigestMd5Server::step`] takes each
@@ -9,6 +11,11 @@
 //! user's password; on success the answer is `rspauth=...` and the exchange is complete with
 //! the authenticated user name. Anything else fails the exchange for good. The nonce comes
 //! from the caller (no randomness here); MD5 is the `md-5` crate.
+//!
+//! The client side ([`DigestMd5Client`]) is what a member joining with
+//! `quorum.auth.enableSasl` runs against another member's server side: it answers the
+//! challenge with the JAAS `QuorumLearner` credentials and checks the server's `rspauth`
+//! (proof that the server knows the password too).
 
 use md5::{Digest as _, Md5};
 
@@ -16,6 +23,21 @@ use md5::{Digest as _, Md5};
 pub const REALM: &str = "zk-sasl-md5";
 /// The `digest-uri` a client must name: `<protocol>/<server name>`.
 pub const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
+
+/// The realm and `digest-uri` of one use of DIGEST-MD5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaslNames {
+    /// The server name, also the realm.
+    pub realm: &'static str,
+    /// `<protocol>/<server name>`.
+    pub digest_uri: &'static str,
+}
+
+/// Client sessions (`ZooKeeperSaslServer`).
+pub const CLIENT_NAMES: SaslNames = SaslNames { realm: REALM, digest_uri: DIGEST_URI };
+/// Ensemble members (`QuorumAuth.QUORUM_SERVER_SASL_DIGEST`, protocol `zookeeper-quorum`).
+pub const QUORUM_NAMES: SaslNames =
+    SaslNames { realm: "zk-quorum-sasl-md5", digest_uri: "zookeeper-quorum/zk-quorum-sasl-md5" };
 /// Longest client response accepted (RFC 2831: 4096 bytes).
 const MAX_RESPONSE_BYTES: usize = 4096;
 
@@ -33,6 +55,10 @@ pub enum DigestMd5Error {
     WrongPassword(String),
     #[error("DIGEST-MD5: the exchange is already over")]
     Over,
+    #[error("DIGEST-MD5: malformed server challenge: {0}")]
+    MalformedChallenge(&'static str),
+    #[error("DIGEST-MD5: the server's rspauth is wrong (it does not know the password)")]
+    WrongServerProof,
 }
 
 /// What one step answers.
@@ -60,13 +86,20 @@ enum State {
 pub struct DigestMd5Server {
     state: State,
     nonce: String,
+    names: SaslNames,
 }
 
 impl DigestMd5Server {
-    /// `nonce`: a fresh unpredictable value for this exchange (sent as is, so printable
-    /// characters without `"` or `\`; the caller base64-encodes random bytes).
+    /// A client session's exchange ([`CLIENT_NAMES`]). `nonce`: a fresh unpredictable value
+    /// for this exchange (sent as is, so printable characters without `"` or `\`; the caller
+    /// base64-encodes random bytes).
     pub fn new(nonce: String) -> Self {
-        DigestMd5Server { state: State::Start, nonce }
+        Self::with_names(nonce, CLIENT_NAMES)
+    }
+
+    /// An exchange under `names` (e.g. [`QUORUM_NAMES`]).
+    pub fn with_names(nonce: String, names: SaslNames) -> Self {
+        DigestMd5Server { state: State::Start, nonce, names }
     }
 
     /// Whether the exchange succeeded or failed already.
@@ -86,12 +119,13 @@ impl DigestMd5Server {
                 // DIGEST-MD5 has no initial response: whatever came, the challenge goes out.
                 let nonce = std::mem::take(&mut self.nonce);
                 let challenge = format!(
-                    "realm=\"{REALM}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"
+                    "realm=\"{}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
+                    self.names.realm
                 );
                 self.state = State::Challenged { nonce };
                 Ok(Step::Continue(challenge.into_bytes()))
             }
-            State::Challenged { nonce } => verify(token, &nonce, password_of),
+            State::Challenged { nonce } => verify(token, &nonce, self.names, password_of),
             State::Over => Err(DigestMd5Error::Over),
         }
     }
@@ -115,6 +149,7 @@ struct Response {
 fn verify<'p>(
     token: &[u8],
     nonce: &str,
+    names: SaslNames,
     password_of: impl Fn(&str) -> Option<&'p str>,
 ) -> Result<Step, DigestMd5Error> {
     if token.len() > MAX_RESPONSE_BYTES {
@@ -136,11 +171,11 @@ fn verify<'p>(
         return Err(DigestMd5Error::Mismatch("qop (only auth is offered)"));
     }
     let realm = r.realm.unwrap_or_default();
-    if !realm.is_empty() && realm != REALM {
+    if !realm.is_empty() && realm != names.realm {
         return Err(DigestMd5Error::Mismatch("realm"));
     }
     let digest_uri = r.digest_uri.ok_or(DigestMd5Error::Malformed("no digest-uri"))?;
-    if digest_uri != DIGEST_URI {
+    if digest_uri != names.digest_uri {
         return Err(DigestMd5Error::Mismatch("digest-uri"));
     }
     if r.charset.as_deref().is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
@@ -160,6 +195,70 @@ fn verify<'p>(
         user: username,
         authzid: r.authzid,
     })
+}
+
+/// The client side of one exchange: the answer to the server's challenge, then the check
+/// of its `rspauth`.
+#[derive(Debug, Clone)]
+pub struct DigestMd5Client {
+    /// The `rspauth` the server must send once the answer went out.
+    expected_rspauth: Option<String>,
+}
+
+impl DigestMd5Client {
+    /// Answers `challenge` as `user` with `password` under `names`; `cnonce` is a fresh
+    /// unpredictable value from the caller (printable, without `"` or `\`). Fails on a
+    /// challenge without a nonce, or one that does not offer `auth` or names another realm.
+    pub fn respond(
+        challenge: &[u8],
+        user: &str,
+        password: &str,
+        cnonce: &str,
+        names: SaslNames,
+    ) -> Result<(DigestMd5Client, Vec<u8>), DigestMd5Error> {
+        if challenge.len() > MAX_RESPONSE_BYTES {
+            return Err(DigestMd5Error::MalformedChallenge("longer than 4096 bytes"));
+        }
+        let text =
+            std::str::from_utf8(challenge).map_err(|_| DigestMd5Error::MalformedChallenge("not UTF-8"))?;
+        let c =
+            parse_response(text).map_err(|_| DigestMd5Error::MalformedChallenge("not key=value pairs"))?;
+        let nonce = c.nonce.ok_or(DigestMd5Error::MalformedChallenge("no nonce"))?;
+        if !c.qop.as_deref().unwrap_or("auth").split(',').any(|q| q.trim() == "auth") {
+            return Err(DigestMd5Error::MalformedChallenge("qop auth is not offered"));
+        }
+        let realm = c.realm.unwrap_or_else(|| names.realm.to_owned());
+        if realm != names.realm {
+            return Err(DigestMd5Error::MalformedChallenge("another realm"));
+        }
+        let nc = "00000001";
+        let ha1 = session_key_hex(user, &realm, password, &nonce, cnonce, None);
+        let uri = names.digest_uri;
+        let response = request_digest(&ha1, &nonce, nc, cnonce, "auth", &format!("AUTHENTICATE:{uri}"));
+        let rspauth = request_digest(&ha1, &nonce, nc, cnonce, "auth", &format!(":{uri}"));
+        let token = format!(
+            "charset=utf-8,username=\"{}\",realm=\"{realm}\",nonce=\"{nonce}\",nc={nc},cnonce=\"{cnonce}\",\
+             digest-uri=\"{uri}\",maxbuf=65536,response={response},qop=auth",
+            quote(user)
+        );
+        Ok((DigestMd5Client { expected_rspauth: Some(rspauth) }, token.into_bytes()))
+    }
+
+    /// Checks the server's last token (`rspauth=...`).
+    pub fn finish(&mut self, token: &[u8]) -> Result<(), DigestMd5Error> {
+        let expected = self.expected_rspauth.take().ok_or(DigestMd5Error::Over)?;
+        let proof = std::str::from_utf8(token).ok().and_then(|t| t.trim().strip_prefix("rspauth="));
+        if proof.is_some_and(|p| p.eq_ignore_ascii_case(&expected)) {
+            Ok(())
+        } else {
+            Err(DigestMd5Error::WrongServerProof)
+        }
+    }
+}
+
+/// `text` with `"` and `\` escaped for a quoted directive value.
+fn quote(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn md5_hex(parts: &[&[u8]]) -> String {
@@ -396,6 +495,36 @@ mod tests {
         assert!(matches!(attempt("username=\"bob".into()), Err(DigestMd5Error::Malformed(_))));
         assert!(matches!(attempt("username=a,username=b".into()), Err(DigestMd5Error::Malformed(_))));
         assert!(matches!(attempt("x".repeat(5000)), Err(DigestMd5Error::Malformed(_))));
+    }
+
+    #[test]
+    fn the_client_side_answers_the_server_side_under_quorum_names() {
+        let quorum_users = |name: &str| (name == "learner").then_some("pw \"q\"");
+        let mut server = DigestMd5Server::with_names("n0".into(), QUORUM_NAMES);
+        let Step::Continue(challenge) = server.step(b"", quorum_users).unwrap() else { panic!() };
+        assert!(String::from_utf8_lossy(&challenge).contains("realm=\"zk-quorum-sasl-md5\""));
+        let (mut client, token) =
+            DigestMd5Client::respond(&challenge, "learner", "pw \"q\"", "c0", QUORUM_NAMES).unwrap();
+        let Step::Complete { token: proof, user, .. } = server.step(&token, quorum_users).unwrap() else {
+            panic!()
+        };
+        assert_eq!(user, "learner");
+        assert_eq!(client.finish(&proof), Ok(()));
+        assert_eq!(client.finish(&proof), Err(DigestMd5Error::Over));
+
+        // A wrong password is refused by the server; a server without it cannot prove itself.
+        let mut server = DigestMd5Server::with_names("n1".into(), QUORUM_NAMES);
+        let Step::Continue(challenge) = server.step(b"", quorum_users).unwrap() else { panic!() };
+        let (mut client, token) =
+            DigestMd5Client::respond(&challenge, "learner", "wrong", "c1", QUORUM_NAMES).unwrap();
+        assert_eq!(server.step(&token, quorum_users), Err(DigestMd5Error::WrongPassword("learner".into())));
+        assert_eq!(client.finish(b"rspauth=0123"), Err(DigestMd5Error::WrongServerProof));
+        // A client session's challenge is not a quorum one.
+        let Step::Continue(client_challenge) = DigestMd5Server::new("n2".into()).step(b"", users).unwrap()
+        else {
+            panic!()
+        };
+        assert!(DigestMd5Client::respond(&client_challenge, "learner", "pw", "c", QUORUM_NAMES).is_err());
     }
 
     #[test]

@@ -15,6 +15,12 @@ use std::collections::BTreeMap;
 pub const SCHEME_SASL: &str = "sasl";
 /// The JAAS section Apache's server reads its SASL credentials from.
 pub const JAAS_SERVER_SECTION: &str = "Server";
+/// The JAAS section of the users a member admits with `quorum.auth.enableSasl` (default of
+/// `quorum.auth.server.saslLoginContext`).
+pub const JAAS_QUORUM_SERVER_SECTION: &str = "QuorumServer";
+/// The JAAS section of the credentials a member joins others with (default of
+/// `quorum.auth.learner.saslLoginContext`).
+pub const JAAS_QUORUM_LEARNER_SECTION: &str = "QuorumLearner";
 /// The login module whose `user_NAME="password"` options are DIGEST-MD5 credentials.
 pub const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
 
@@ -177,11 +183,14 @@ fn jaas_tokens(text: &str) -> Result<Vec<String>, JaasError> {
     Ok(out)
 }
 
-/// The DIGEST-MD5 users of a JAAS configuration's `Server` section: the `user_NAME` options
-/// of its `DigestLoginModule` (what `SaslServerCallbackHandler` reads). `None` when the
-/// section is missing.
-pub fn digest_users(sections: &BTreeMap<String, Vec<LoginModule>>) -> Option<BTreeMap<String, String>> {
-    let modules = sections.get(JAAS_SERVER_SECTION)?;
+/// The DIGEST-MD5 users of a JAAS configuration's `section` (`Server`, `QuorumServer`): the
+/// `user_NAME` options of its `DigestLoginModule` (what `SaslServerCallbackHandler` reads).
+/// `None` when the section is missing.
+pub fn digest_users(
+    sections: &BTreeMap<String, Vec<LoginModule>>,
+    section: &str,
+) -> Option<BTreeMap<String, String>> {
+    let modules = sections.get(section)?;
     Some(
         modules
             .iter()
@@ -190,6 +199,20 @@ pub fn digest_users(sections: &BTreeMap<String, Vec<LoginModule>>) -> Option<BTr
             .filter_map(|(k, v)| k.strip_prefix("user_").map(|user| (user.to_owned(), v.clone())))
             .collect(),
     )
+}
+
+/// The DIGEST-MD5 credentials a JAAS `section` (`QuorumLearner`) logs in with: the
+/// `username` and `password` options of its `DigestLoginModule`. `None` when the section is
+/// missing or has no such module with both options.
+pub fn digest_login(
+    sections: &BTreeMap<String, Vec<LoginModule>>,
+    section: &str,
+) -> Option<(String, String)> {
+    sections
+        .get(section)?
+        .iter()
+        .filter(|m| m.class == DIGEST_LOGIN_MODULE)
+        .find_map(|m| Some((m.options.get("username")?.clone(), m.options.get("password")?.clone())))
 }
 
 /// A principal split as Apache's `KerberosName` splits it: `service[/host]@REALM`, or a bare
@@ -274,12 +297,14 @@ mod tests {
     fn jaas_sections_and_digest_users() {
         let sections = parse_jaas(JAAS).unwrap();
         assert_eq!(sections.keys().collect::<Vec<_>>(), ["Client", "Server"]);
-        let users = digest_users(&sections).unwrap();
+        let users = digest_users(&sections, JAAS_SERVER_SECTION).unwrap();
         assert_eq!(users.get("bob").map(String::as_str), Some("b\"ob-pw"));
         assert_eq!(users.get("super").map(String::as_str), Some("adminsecret"));
         assert_eq!(users.len(), 2);
         assert_eq!(sections["Client"][0].options["username"], "bob");
-        assert!(digest_users(&parse_jaas("Other { a required; };").unwrap()).is_none());
+        assert_eq!(digest_login(&sections, "Client"), Some(("bob".into(), "x".into())));
+        assert_eq!(digest_login(&sections, "Server"), None);
+        assert!(digest_users(&parse_jaas("Other { a required; };").unwrap(), JAAS_SERVER_SECTION).is_none());
         assert!(parse_jaas("Server { a required x=\"1\" ").is_err());
         assert!(parse_jaas("Server a").is_err());
     }

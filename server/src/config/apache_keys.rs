@@ -55,6 +55,7 @@ pub(super) const PASSTHROUGH_KEYS: &[&str] = &[
     "audit.enable",
     "request.throttle.maxRequests",
     "client.portUnification",
+    "client.certReload",
     "X509AuthenticationProvider.superUser",
     "nio.sessionlessCnxnTimeout",
     "enforce.auth.enabled",
@@ -86,9 +87,6 @@ pub(super) const IGNORED_KEYS: &[&str] = &[
     "jvm.pause.sleep.time.ms",
     "jvm.pause.monitor",
     "oraclePath",
-    "sslQuorumReloadCertFiles",
-    "quorum.auth.learner.saslLoginContext",
-    "quorum.auth.server.saslLoginContext",
     "quorum.auth.kerberos.servicePrincipal",
 ];
 
@@ -98,11 +96,7 @@ pub(super) fn classify_other(key: &str, short: &str, value: &str) -> Other {
         return Other::Ignored;
     }
     match short {
-        "sslQuorum"
-        | "portUnification"
-        | "quorum.auth.enableSasl"
-        | "quorum.auth.serverRequireSasl"
-        | "quorum.auth.learnerRequireSasl" => {
+        "portUnification" => {
             if on {
                 Other::IgnoredWithWarning(format!(
                     "{key}={value}: not supported yet; peers connect without it"

@@ -304,6 +304,16 @@ pub struct Config {
     pub client_port_unification: bool,
     /// The `ssl.*` keys of the client ports.
     pub ssl: SslConfig,
+    /// `client.certReload`: the client ports' key and trust stores are reloaded when their
+    /// files change.
+    pub client_cert_reload: bool,
+    /// `sslQuorumReloadCertFiles`: the same for the peer links' `ssl.quorum.*` stores.
+    pub ssl_quorum_reload_cert_files: bool,
+    /// `sslQuorum`: mutual TLS on the peer links, configured by [`Config::quorum_ssl`].
+    pub ssl_quorum: bool,
+    /// The `ssl.quorum.*` keys (Apache's `QuorumX509Util` properties): the same fields as
+    /// [`Config::ssl`] under the `ssl.quorum.` prefix.
+    pub quorum_ssl: SslConfig,
     /// `authProvider.N`: class names of the authentication providers turned on (Apache's
     /// `ProviderRegistry`); `ip` and `digest` are always on.
     pub auth_providers: Vec<String>,
@@ -331,6 +341,21 @@ pub struct Config {
     pub kerberos_remove_realm_from_principal: bool,
     /// `superUser`: the SASL id that is also super user.
     pub sasl_super_user: Option<String>,
+    /// `quorum.auth.enableSasl`: members authenticate to each other with DIGEST-MD5.
+    pub quorum_sasl_enabled: bool,
+    /// `quorum.auth.learnerRequireSasl`: a member refuses to link to one that does not
+    /// authenticate itself.
+    pub quorum_learner_require_sasl: bool,
+    /// `quorum.auth.serverRequireSasl`: a member refuses links from members that do not
+    /// authenticate.
+    pub quorum_server_require_sasl: bool,
+    /// `quorum.auth.server.saslLoginContext`: the JAAS section of the users admitted.
+    pub quorum_server_login_context: String,
+    /// `quorum.auth.learner.saslLoginContext`: the JAAS section of this member's credentials.
+    pub quorum_learner_login_context: String,
+    /// The credentials of quorum SASL, read from the JAAS file by [`Config::load`] (never by
+    /// `parse`) when `quorum.auth.enableSasl` is on.
+    pub quorum_sasl: Option<QuorumSasl>,
     /// `ringkeeper.session.secretFile`: a file with the same bytes on every ensemble member,
     /// mixed into the session-password secret (see `engine::session::ensemble_secret`).
     pub session_secret_file: Option<PathBuf>,
@@ -340,6 +365,22 @@ pub struct Config {
     pub raw: Vec<(String, String)>,
     /// Apache keys accepted but not used by ringkeeper; worth one info line at start-up.
     pub ignored_keys: Vec<String>,
+}
+
+/// Quorum SASL (`quorum.auth.*`) with its credentials from the JAAS file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSasl {
+    /// `quorum.auth.learnerRequireSasl`.
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`.
+    pub server_require: bool,
+    /// The DIGEST-MD5 users other members may authenticate as (`user_NAME="password"` of the
+    /// `QuorumServer` section).
+    pub server_users: BTreeMap<String, String>,
+    /// The user name and password this member authenticates with (`username`/`password` of
+    /// the `QuorumLearner` section).
+    pub learner_user: String,
+    pub learner_password: String,
 }
 
 /// A key or trust store: `ssl.keyStore.*` or `ssl.trustStore.*`.
@@ -382,6 +423,73 @@ pub struct SslConfig {
     /// `ssl.handshakeDetectionTimeoutMillis`: how long a TLS handshake (and the first byte on
     /// a unified port) may take, ms.
     pub handshake_timeout_ms: u64,
+    /// `ssl.quorum.hostnameVerification` (default true): a peer's certificate must name the
+    /// host its `server.N` line gives. Only the peer links use it.
+    pub hostname_verification: bool,
+}
+
+impl SslConfig {
+    /// Apache's defaults.
+    fn defaults() -> SslConfig {
+        SslConfig {
+            handshake_timeout_ms: DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS,
+            hostname_verification: true,
+            ..SslConfig::default()
+        }
+    }
+}
+
+/// The client (`false`) or quorum (`true`) TLS settings a key sets, and the field it names:
+/// `ssl.keyStore.location` is `(false, "keyStore.location")`, `ssl.quorum.protocol` is
+/// `(true, "protocol")`.
+fn ssl_key_field(short: &str) -> Option<(bool, &str)> {
+    let field = short.strip_prefix("ssl.")?;
+    Some(match field.strip_prefix("quorum.") {
+        Some(quorum_field) => (true, quorum_field),
+        None => (false, field),
+    })
+}
+
+/// Sets one field of `ssl.*` or (`quorum`) `ssl.quorum.*` (`key` as written, for messages);
+/// false for a field ringkeeper does not act on (accepted and listed as ignored). Peer links
+/// always ask for a certificate (`clientAuth` is the client ports' only), and only they verify
+/// host names.
+fn apply_ssl_field(
+    ssl: &mut SslConfig,
+    quorum: bool,
+    key: &str,
+    field: &str,
+    value: &str,
+    warnings: &mut Vec<String>,
+) -> Result<bool, ConfigError> {
+    match field {
+        "keyStore.location" => ssl.key_store.location = Some(PathBuf::from(value)),
+        "keyStore.password" => ssl.key_store.password = Some(value.to_owned()),
+        "keyStore.passwordPath" => ssl.key_store.password_path = Some(PathBuf::from(value)),
+        "keyStore.type" => ssl.key_store.store_type = Some(value.to_owned()),
+        "trustStore.location" => ssl.trust_store.location = Some(PathBuf::from(value)),
+        "trustStore.password" => ssl.trust_store.password = Some(value.to_owned()),
+        "trustStore.passwordPath" => ssl.trust_store.password_path = Some(PathBuf::from(value)),
+        "trustStore.type" => ssl.trust_store.store_type = Some(value.to_owned()),
+        "clientAuth" if !quorum => ssl.client_auth = parse_client_auth(key, value)?,
+        "protocol" => ssl.protocol = Some(value.to_owned()),
+        "enabledProtocols" => ssl.enabled_protocols = Some(parse_list(value)),
+        "ciphersuites" => ssl.cipher_suites = Some(parse_list(value)),
+        "handshakeDetectionTimeoutMillis" => {
+            ssl.handshake_timeout_ms =
+                parse_int(key, value, 1, i32::MAX as i64, "a positive integer (milliseconds)")? as u64;
+        }
+        "hostnameVerification" if quorum => ssl.hostname_verification = parse_bool(key, value)?,
+        "crl" | "ocsp" => {
+            if parse_bool(key, value)? {
+                warnings.push(format!(
+                    "{key}=true: certificate revocation checks are not supported; certificates are not checked for revocation"
+                ));
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Apache's default `ssl.handshakeDetectionTimeoutMillis`.
@@ -566,7 +674,11 @@ impl Config {
             secure_client_port: None,
             secure_client_port_address: None,
             client_port_unification: false,
-            ssl: SslConfig { handshake_timeout_ms: DEFAULT_SSL_HANDSHAKE_TIMEOUT_MS, ..SslConfig::default() },
+            ssl: SslConfig::defaults(),
+            ssl_quorum: false,
+            client_cert_reload: false,
+            ssl_quorum_reload_cert_files: false,
+            quorum_ssl: SslConfig::defaults(),
             auth_providers: Vec::new(),
             x509_super_user: None,
             enforce_auth_enabled: false,
@@ -578,6 +690,12 @@ impl Config {
             kerberos_remove_host_from_principal: false,
             kerberos_remove_realm_from_principal: false,
             sasl_super_user: None,
+            quorum_sasl_enabled: false,
+            quorum_learner_require_sasl: false,
+            quorum_server_require_sasl: false,
+            quorum_server_login_context: ringkeeper_engine::auth::JAAS_QUORUM_SERVER_SECTION.to_owned(),
+            quorum_learner_login_context: ringkeeper_engine::auth::JAAS_QUORUM_LEARNER_SECTION.to_owned(),
+            quorum_sasl: None,
             session_secret_file: None,
             my_id: None,
             raw: Vec::new(),
@@ -796,25 +914,16 @@ impl Config {
                     cfg.secure_client_port_address = Some(value.to_owned());
                 }
                 "client.portUnification" => cfg.client_port_unification = parse_bool(key, value)?,
-                "ssl.keyStore.location" => cfg.ssl.key_store.location = Some(PathBuf::from(value)),
-                "ssl.keyStore.password" => cfg.ssl.key_store.password = Some(value.to_owned()),
-                "ssl.keyStore.passwordPath" => cfg.ssl.key_store.password_path = Some(PathBuf::from(value)),
-                "ssl.keyStore.type" => cfg.ssl.key_store.store_type = Some(value.to_owned()),
-                "ssl.trustStore.location" => cfg.ssl.trust_store.location = Some(PathBuf::from(value)),
-                "ssl.trustStore.password" => cfg.ssl.trust_store.password = Some(value.to_owned()),
-                "ssl.trustStore.passwordPath" => cfg.ssl.trust_store.password_path = Some(PathBuf::from(value)),
-                "ssl.trustStore.type" => cfg.ssl.trust_store.store_type = Some(value.to_owned()),
-                "ssl.clientAuth" => cfg.ssl.client_auth = parse_client_auth(key, value)?,
-                "ssl.protocol" => cfg.ssl.protocol = Some(value.to_owned()),
-                "ssl.enabledProtocols" => cfg.ssl.enabled_protocols = Some(parse_list(value)),
-                "ssl.ciphersuites" => cfg.ssl.cipher_suites = Some(parse_list(value)),
-                "ssl.handshakeDetectionTimeoutMillis" => {
-                    cfg.ssl.handshake_timeout_ms =
-                        parse_int(key, value, 1, i32::MAX as i64, "a positive integer (milliseconds)")? as u64;
+                _ if ssl_key_field(short).is_some() => {
+                    let (quorum, field) = ssl_key_field(short).expect("guarded");
+                    let ssl = if quorum { &mut cfg.quorum_ssl } else { &mut cfg.ssl };
+                    if !apply_ssl_field(ssl, quorum, key, field, value, &mut warnings)? {
+                        cfg.ignored_keys.push(key.to_owned());
+                    }
                 }
-                "ssl.crl" | "ssl.ocsp" if parse_bool(key, value)? => warnings.push(format!(
-                    "{key}=true: certificate revocation checks are not supported; certificates are not checked for revocation"
-                )),
+                "sslQuorum" => cfg.ssl_quorum = parse_bool(key, value)?,
+                "client.certReload" => cfg.client_cert_reload = parse_bool(key, value)?,
+                "sslQuorumReloadCertFiles" => cfg.ssl_quorum_reload_cert_files = parse_bool(key, value)?,
                 "X509AuthenticationProvider.superUser" => cfg.x509_super_user = Some(value.to_owned()),
                 "enforce.auth.enabled" => cfg.enforce_auth_enabled = parse_bool(key, value)?,
                 "enforce.auth.schemes" => cfg.enforce_auth_schemes = parse_list(value),
@@ -828,6 +937,11 @@ impl Config {
                     cfg.kerberos_remove_realm_from_principal = parse_bool(key, value)?
                 }
                 "superUser" => cfg.sasl_super_user = Some(value.to_owned()),
+                "quorum.auth.enableSasl" => cfg.quorum_sasl_enabled = parse_bool(key, value)?,
+                "quorum.auth.learnerRequireSasl" => cfg.quorum_learner_require_sasl = parse_bool(key, value)?,
+                "quorum.auth.serverRequireSasl" => cfg.quorum_server_require_sasl = parse_bool(key, value)?,
+                "quorum.auth.server.saslLoginContext" => cfg.quorum_server_login_context = value.to_owned(),
+                "quorum.auth.learner.saslLoginContext" => cfg.quorum_learner_login_context = value.to_owned(),
                 _ if short.starts_with("authProvider.") => cfg.auth_providers.push(value.to_owned()),
                 "metricsProvider.className" => metrics_provider = Some(value),
                 "metricsProvider.httpHost" => {
@@ -880,6 +994,16 @@ impl Config {
         }
 
         cfg.check_enforcement()?;
+        cfg.check_quorum_sasl()?;
+        if cfg.ssl_quorum && cfg.quorum_protocol == QuorumProtocol::Apache {
+            return Err(ConfigError::Unsupported {
+                key: "sslQuorum".into(),
+                reason:
+                    "peer TLS is ringkeeper's own protocol's; with ringkeeper.quorum.protocol=apache the \
+                         peer links are plain (set sslQuorum=false)"
+                        .into(),
+            });
+        }
         cfg.data_dir =
             data_dir.ok_or_else(|| ConfigError::Missing { key: "dataDir".into(), hint: String::new() })?;
         if cfg.client_port.is_none() && cfg.client_port_address.is_some() {
@@ -1081,10 +1205,78 @@ impl Config {
         Ok(())
     }
 
+    /// Apache (`QuorumPeerConfig`) refuses `quorum.auth.*RequireSasl` without
+    /// `quorum.auth.enableSasl`; ringkeeper's own peer protocol is the only one that carries it.
+    fn check_quorum_sasl(&self) -> Result<(), ConfigError> {
+        for (key, on) in [
+            ("quorum.auth.learnerRequireSasl", self.quorum_learner_require_sasl),
+            ("quorum.auth.serverRequireSasl", self.quorum_server_require_sasl),
+        ] {
+            if on && !self.quorum_sasl_enabled {
+                return Err(ConfigError::Inconsistent(format!(
+                    "{key} is enabled, but quorum.auth.enableSasl is disabled"
+                )));
+            }
+        }
+        if self.quorum_sasl_enabled && self.quorum_protocol == QuorumProtocol::Apache {
+            return Err(ConfigError::Unsupported {
+                key: "quorum.auth.enableSasl".into(),
+                reason:
+                    "quorum SASL is ringkeeper's own protocol's; with ringkeeper.quorum.protocol=apache the \
+                         peer links do not authenticate (set quorum.auth.enableSasl=false)"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// With `quorum.auth.enableSasl`, reads the JAAS file's `QuorumServer` and `QuorumLearner`
+    /// sections (or those `quorum.auth.*.saslLoginContext` name); a missing file or section
+    /// is an error, as it stops Apache's member.
+    fn load_quorum_jaas(&mut self) -> Result<(), ConfigError> {
+        use ringkeeper_engine::auth::{digest_login, digest_users, parse_jaas};
+        if !self.quorum_sasl_enabled || !self.is_distributed() {
+            return Ok(());
+        }
+        let path = self.jaas_config.clone().ok_or_else(|| ConfigError::Missing {
+            key: JAAS_CONFIG_KEY.into(),
+            hint: format!(
+                " (quorum.auth.enableSasl needs a JAAS file with {} and {} sections: set it in zoo.cfg or as \
+                 -D{JAAS_CONFIG_KEY}= in SERVER_JVMFLAGS)",
+                self.quorum_server_login_context, self.quorum_learner_login_context
+            ),
+        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        let sections = parse_jaas(&text)
+            .map_err(|e| bad(JAAS_CONFIG_KEY, &path.display().to_string(), e.to_string()))?;
+        let missing = |section: &str, what: &str| {
+            bad(
+                JAAS_CONFIG_KEY,
+                &path.display().to_string(),
+                format!("has no {section} section with a DigestLoginModule {what} (quorum.auth.enableSasl)"),
+            )
+        };
+        let server_users = digest_users(&sections, &self.quorum_server_login_context).ok_or_else(|| {
+            missing(&self.quorum_server_login_context, "and user_NAME=\"password\" entries")
+        })?;
+        let (learner_user, learner_password) = digest_login(&sections, &self.quorum_learner_login_context)
+            .ok_or_else(|| missing(&self.quorum_learner_login_context, "username and password"))?;
+        self.quorum_sasl = Some(QuorumSasl {
+            learner_require: self.quorum_learner_require_sasl,
+            server_require: self.quorum_server_require_sasl,
+            server_users,
+            learner_user,
+            learner_password,
+        });
+        Ok(())
+    }
+
     /// With the SASL provider on, reads the JAAS file's `Server` section (its DIGEST-MD5
     /// users). No file configured, or no `Server` section: SASL clients are refused, with a
     /// warning. A file that cannot be read or parsed is an error.
     fn load_jaas(&mut self, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+        self.load_quorum_jaas()?;
         if !self.has_auth_provider(SASL_AUTH_PROVIDER) {
             return Ok(());
         }
@@ -1098,7 +1290,8 @@ impl Config {
             .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
         let sections = ringkeeper_engine::auth::parse_jaas(&text)
             .map_err(|e| bad(JAAS_CONFIG_KEY, &path.display().to_string(), e.to_string()))?;
-        self.sasl_digest_users = ringkeeper_engine::auth::digest_users(&sections);
+        self.sasl_digest_users =
+            ringkeeper_engine::auth::digest_users(&sections, ringkeeper_engine::auth::JAAS_SERVER_SECTION);
         if self.sasl_digest_users.is_none() {
             warnings.push(format!(
                 "{}: no {} section: SASL clients are refused",

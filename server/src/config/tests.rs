@@ -284,6 +284,38 @@ fn tls_keys_in_both_spellings() {
 }
 
 #[test]
+fn quorum_tls_and_sasl_keys() {
+    let cfg = parse(
+        "dataDir=/a\nsslQuorum=true\nssl.quorum.keyStore.location=/m.p12\nzookeeper.ssl.quorum.keyStore.password=pw\n\
+         ssl.quorum.trustStore.location=/ca.pem\nssl.quorum.hostnameVerification=false\nssl.quorum.protocol=TLSv1.2\n\
+         sslQuorumReloadCertFiles=true\nzookeeper.client.certReload=true\nssl.keyStore.location=/client.p12\n\
+         quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n\
+         quorum.auth.server.saslLoginContext=Peers\n",
+    );
+    assert!(cfg.ssl_quorum && cfg.ssl_quorum_reload_cert_files && cfg.client_cert_reload);
+    assert_eq!(cfg.quorum_ssl.key_store.location.as_deref(), Some(Path::new("/m.p12")));
+    assert_eq!(cfg.quorum_ssl.key_store.password.as_deref(), Some("pw"));
+    assert_eq!(cfg.quorum_ssl.trust_store.location.as_deref(), Some(Path::new("/ca.pem")));
+    assert_eq!(cfg.quorum_ssl.protocol.as_deref(), Some("TLSv1.2"));
+    assert!(!cfg.quorum_ssl.hostname_verification);
+    // The client and quorum settings stay apart.
+    assert_eq!(cfg.ssl.key_store.location.as_deref(), Some(Path::new("/client.p12")));
+    assert!(cfg.ssl.hostname_verification && cfg.quorum_ssl.protocol != cfg.ssl.protocol);
+    assert!(cfg.quorum_sasl_enabled && cfg.quorum_learner_require_sasl && cfg.quorum_server_require_sasl);
+    assert_eq!(
+        (cfg.quorum_server_login_context.as_str(), cfg.quorum_learner_login_context.as_str()),
+        ("Peers", "QuorumLearner")
+    );
+    // As Apache: requiring SASL without enabling it is refused; neither goes with Apache's protocol.
+    let err = Config::parse("dataDir=/a\nquorum.auth.serverRequireSasl=true\n").unwrap_err().to_string();
+    assert!(err.contains("quorum.auth.enableSasl is disabled"), "{err}");
+    for key in ["sslQuorum", "quorum.auth.enableSasl"] {
+        let text = format!("dataDir=/a\nringkeeper.quorum.protocol=apache\n{key}=true\n");
+        assert!(Config::parse(&text).unwrap_err().to_string().contains(key));
+    }
+}
+
+#[test]
 fn zookeeper_prefixed_passthrough_keys() {
     let cfg = parse("dataDir=/a\nzookeeper.snapCount=7\nzookeeper.jute.maxbuffer=0x200000\nzookeeper.4lw.commands.whitelist=*\nzookeeper.extendedTypesEnabled=true\n");
     assert_eq!(cfg.snap_count, 7);
