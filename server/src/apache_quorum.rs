@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use ringkeeper_engine::apache::quorum::bridge::{apache_config_text, Bridge, Out};
+use ringkeeper_engine::apache::quorum::bridge::{Bridge, Out};
 use ringkeeper_engine::apache::quorum::election::{frame_at, InitialMessage};
 use ringkeeper_engine::zab::{Msg, Relay, ServerId};
 
@@ -133,24 +133,20 @@ impl ApacheQuorum {
     ) -> Rc<ApacheQuorum> {
         let mut members = HashMap::new();
         let mut my_election_address = String::new();
-        for (id, host, peer_port, election_port, _) in &setup.members {
-            if *id == my_id {
-                my_election_address = PeerAddress { host: host.clone(), port: *election_port }.to_string();
+        for (&id, member) in &setup.membership.members {
+            let election = PeerAddress { host: member.host.clone(), port: member.election_port };
+            if id == my_id {
+                my_election_address = election.to_string();
                 continue;
             }
-            members.insert(
-                *id,
-                Member {
-                    peer: PeerAddress { host: host.clone(), port: *peer_port },
-                    election: PeerAddress { host: host.clone(), port: *election_port },
-                },
-            );
+            let peer = PeerAddress { host: member.host.clone(), port: member.peer_port };
+            members.insert(id, Member { peer, election });
         }
         let election = members.keys().map(|id| (*id, Rc::new(RefCell::new(Outbox::default())))).collect();
         let quorum = Rc::new(ApacheQuorum {
             my_id,
             my_election_address,
-            bridge: RefCell::new(Bridge::new(my_id, apache_config_text(&setup.members))),
+            bridge: RefCell::new(Bridge::new(my_id, &setup.membership)),
             members,
             election,
             leader: Rc::new(RefCell::new(Outbox::default())),
