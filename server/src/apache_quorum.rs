@@ -39,6 +39,10 @@ use crate::replica::ApacheSetup;
 
 /// Bytes read from a connection at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// How long connecting to a newly elected leader's peer port is retried.
+const LEADER_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+/// Pause between those attempts.
+const LEADER_CONNECT_RETRY: Duration = Duration::from_millis(100);
 
 /// What the transport hands the data role.
 #[derive(Debug)]
@@ -321,9 +325,21 @@ impl ApacheQuorum {
         let current = |q: &ApacheQuorum| q.leader.borrow().generation == generation;
         let Some(member) = self.members.get(&leader) else { return };
         let address = member.peer.clone();
-        let stream = match address.resolve().await {
-            Ok(addr) => glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok(),
-            Err(_) => None,
+        // A leader opens its peer port only after its own election finished (its finalize
+        // wait may outlast ours), so connecting is retried for a while, as Apache's
+        // `Learner.connectToLeader` does within initLimit.
+        let give_up_at = std::time::Instant::now() + LEADER_CONNECT_PATIENCE;
+        let stream = loop {
+            let attempt = match address.resolve().await {
+                Ok(addr) => {
+                    glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok()
+                }
+                Err(_) => None,
+            };
+            if attempt.is_some() || !current(&self) || std::time::Instant::now() >= give_up_at {
+                break attempt;
+            }
+            glommio::timer::sleep(LEADER_CONNECT_RETRY).await;
         };
         let Some(stream) = stream else {
             if current(&self) {

@@ -208,6 +208,14 @@ impl Bridge {
         out: &mut Vec<Out>,
     ) -> Result<(), WireError> {
         let n = Notification::decode(payload)?;
+        log::debug!(
+            "Apache notification from {from}: state {}, leader {}, zxid {:#x}, round {}, peer epoch {}",
+            n.state,
+            n.leader,
+            n.zxid,
+            n.election_epoch,
+            n.peer_epoch
+        );
         let state = match n.state {
             0 => ServerState::Looking,
             1 => ServerState::Following,
