@@ -1412,7 +1412,11 @@ mod tests {
 
     /// Three fresh servers started at `now`, every message delivered.
     fn three_started_at(now: i64) -> Vec<Peer> {
-        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
+        start_all((1..=3).map(three).collect(), now)
+    }
+
+    /// Starts `peers` at `now` and delivers every message.
+    fn start_all(mut peers: Vec<Peer>, now: i64) -> Vec<Peer> {
         let mut queue = Vec::new();
         for p in peers.iter_mut() {
             let mut out = Vec::new();
@@ -1510,27 +1514,18 @@ mod tests {
     #[test]
     fn a_voter_that_never_leads_passes_on_the_best_other_vote() {
         // Three fresh servers elect 3 (the highest id); with 3 never leading they elect 2.
-        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
-        let mut cfg = PeerConfig::new(3, vec![1, 2, 3], vec![]);
-        cfg.never_leads = true;
-        peers[2] = Peer::new(cfg, Recovered::default(), 0);
-        let mut queue = Vec::new();
-        for p in peers.iter_mut() {
-            let mut out = Vec::new();
-            p.start(&mut out);
-            let id = p.config().my_id;
-            queue.extend(out.into_iter().map(|a| (id, a)));
-        }
-        run(&mut peers, queue, 1);
+        let never_leading_3 = || {
+            let mut cfg = PeerConfig::new(3, vec![1, 2, 3], vec![]);
+            cfg.never_leads = true;
+            vec![three(1), three(2), Peer::new(cfg, Recovered::default(), 0)]
+        };
+        let peers = start_all(never_leading_3(), 1);
         assert_eq!(peers[1].role().state, ServerState::Leading);
         assert_eq!(peers[2].role().leader, Some(2), "it follows the best other voter");
 
         // Alone with server 1 (server 2 silent), its vote for server 1 makes the quorum (after
         // the finalize wait: server 2 counts as reachable until the peer timeout).
-        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
-        let mut cfg = PeerConfig::new(3, vec![1, 2, 3], vec![]);
-        cfg.never_leads = true;
-        peers[2] = Peer::new(cfg, Recovered::default(), 0);
+        let mut peers = never_leading_3();
         let not_to_2 = |(_, a): &(ServerId, Action)| !matches!(a, Action::Send { to: 2, .. });
         let deliver = |peers: &mut [Peer], event: fn() -> Option<Event>, now: i64| {
             let mut pending = Vec::new();
