@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use ringkeeper_engine::apache::quorum::bridge::{apache_config_text, Bridge, Out};
+use ringkeeper_engine::apache::quorum::bridge::{Bridge, Out};
 use ringkeeper_engine::apache::quorum::election::{frame_at, InitialMessage};
 use ringkeeper_engine::zab::{Msg, Relay, ServerId};
 
@@ -39,6 +39,10 @@ use crate::replica::ApacheSetup;
 
 /// Bytes read from a connection at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// How long connecting to a newly elected leader's peer port is retried.
+const LEADER_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+/// Pause between those attempts.
+const LEADER_CONNECT_RETRY: Duration = Duration::from_millis(100);
 
 /// What the transport hands the data role.
 #[derive(Debug)]
@@ -133,24 +137,20 @@ impl ApacheQuorum {
     ) -> Rc<ApacheQuorum> {
         let mut members = HashMap::new();
         let mut my_election_address = String::new();
-        for (id, host, peer_port, election_port, _) in &setup.members {
-            if *id == my_id {
-                my_election_address = PeerAddress { host: host.clone(), port: *election_port }.to_string();
+        for (&id, member) in &setup.membership.members {
+            let election = PeerAddress { host: member.host.clone(), port: member.election_port };
+            if id == my_id {
+                my_election_address = election.to_string();
                 continue;
             }
-            members.insert(
-                *id,
-                Member {
-                    peer: PeerAddress { host: host.clone(), port: *peer_port },
-                    election: PeerAddress { host: host.clone(), port: *election_port },
-                },
-            );
+            let peer = PeerAddress { host: member.host.clone(), port: member.peer_port };
+            members.insert(id, Member { peer, election });
         }
         let election = members.keys().map(|id| (*id, Rc::new(RefCell::new(Outbox::default())))).collect();
         let quorum = Rc::new(ApacheQuorum {
             my_id,
             my_election_address,
-            bridge: RefCell::new(Bridge::new(my_id, apache_config_text(&setup.members))),
+            bridge: RefCell::new(Bridge::new(my_id, &setup.membership)),
             members,
             election,
             leader: Rc::new(RefCell::new(Outbox::default())),
@@ -325,9 +325,21 @@ impl ApacheQuorum {
         let current = |q: &ApacheQuorum| q.leader.borrow().generation == generation;
         let Some(member) = self.members.get(&leader) else { return };
         let address = member.peer.clone();
-        let stream = match address.resolve().await {
-            Ok(addr) => glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok(),
-            Err(_) => None,
+        // A leader opens its peer port only after its own election finished (its finalize
+        // wait may outlast ours), so connecting is retried for a while, as Apache's
+        // `Learner.connectToLeader` does within initLimit.
+        let give_up_at = std::time::Instant::now() + LEADER_CONNECT_PATIENCE;
+        let stream = loop {
+            let attempt = match address.resolve().await {
+                Ok(addr) => {
+                    glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok()
+                }
+                Err(_) => None,
+            };
+            if attempt.is_some() || !current(&self) || std::time::Instant::now() >= give_up_at {
+                break attempt;
+            }
+            glommio::timer::sleep(LEADER_CONNECT_RETRY).await;
         };
         let Some(stream) = stream else {
             if current(&self) {

@@ -170,8 +170,8 @@ fn dynamic_config_base(config: &Config) -> PathBuf {
 pub struct ApacheSetup {
     /// This server's election port.
     pub election_listen: SocketAddr,
-    /// Every member: id, host, peer port, election port, observer.
-    pub members: Vec<(ServerId, String, u16, u16, bool)>,
+    /// Every member, as zoo.cfg lists them ([`configured_membership`]).
+    pub membership: Membership,
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -415,22 +415,16 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     let apache = match config.quorum_protocol {
         QuorumProtocol::Ringkeeper => None,
         QuorumProtocol::Apache => {
-            if me.role != PeerRole::Observer {
-                return Err(anyhow!(
-                    "ringkeeper.quorum.protocol=apache: server.{my_id} must be an observer (`:observer` on its \
-                     server line, as on every Apache member's): following and leading an Apache ensemble \
-                     are not implemented yet"
-                ));
-            }
-            let members = config
-                .servers
-                .iter()
-                .map(|s| (s.id, s.host.clone(), s.peer_port, s.election_port, s.role == PeerRole::Observer))
-                .collect();
+            // It follows (or observes) Apache leaders; leading Apache followers is not
+            // implemented, so as a voter it never proposes itself.
+            peer_config.never_leads = true;
             // Apache's leader pings every tickTime / 2 and drops a learner silent for
             // syncLimit ticks; the same bound tells this member its leader is gone.
             peer_config.peer_timeout_ms = config.tick_time_ms as i64 * config.sync_limit.max(1) as i64;
-            Some(ApacheSetup { election_listen: resolve(&me.host, me.election_port)?, members })
+            Some(ApacheSetup {
+                election_listen: resolve(&me.host, me.election_port)?,
+                membership: configured_membership(config),
+            })
         }
     };
     Ok(Some(ReplicaSetup {

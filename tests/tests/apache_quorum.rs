@@ -1,9 +1,12 @@
 //! A ringkeeper member inside a running Apache ZooKeeper 3.8 ensemble
-//! (`ringkeeper.quorum.protocol=apache`, issue #16): three real Apache QuorumPeerMain
-//! processes vote, member 4 is ringkeeper as an observer speaking Apache's election and
-//! learner protocols. Writes made through Apache members reach the ringkeeper member (its
-//! `srvr` zxid, and reads of a read-only session on it); `kill -9` of the Apache leader elects
-//! another Apache leader, and the ringkeeper member follows it and keeps receiving writes.
+//! (`ringkeeper.quorum.protocol=apache`, issue #16), speaking Apache's election and learner
+//! protocols with real Apache QuorumPeerMain processes:
+//! - as an observer (member 4 of three Apache voters): writes made through Apache members
+//!   reach it (its `srvr` zxid, and reads of a read-only session on it); `kill -9` of the
+//!   Apache leader elects another Apache leader, and it follows that one;
+//! - as a voting follower (member 3 of two Apache voters and itself): its ACKs count (with
+//!   the other Apache member killed, the leader and ringkeeper commit writes alone) and so
+//!   does its vote (with the leader killed, the restarted member and ringkeeper elect).
 
 mod common;
 
@@ -54,6 +57,28 @@ fn observing(ensemble: &Ensemble) -> bool {
     ensemble.mode(RINGKEEPER) == Some(Mode::Observer)
 }
 
+/// Creates `count` nodes under `parent` through member `i` in one session (pipelined, so
+/// the leader proposes several before the ringkeeper follower's cumulative ack arrives);
+/// returns the zxid the member reached.
+fn write_many_through(ensemble: &Ensemble, i: usize, parent: &str, count: usize) -> i64 {
+    write_through(ensemble, i, parent, b"");
+    let mut writer = RawSession::connect_to(addr(ensemble, i), 30_000);
+    let xids: Vec<i32> = (0..count)
+        .map(|n| {
+            let path = format!("{parent}/{n}");
+            writer.send(
+                OpCode::Create,
+                &CreateRequest { path, data: Some(vec![n as u8]), acl: open_acl(), flags: 0 },
+            )
+        })
+        .collect();
+    for xid in xids {
+        let answer = writer.reply_to(xid).expect("a reply");
+        assert_eq!(answer.header.err, 0, "a create under {parent} through member {}", i + 1);
+    }
+    writer.call(OpCode::Sync, &PathRequest { path: "/".into() }).header.zxid
+}
+
 #[test]
 fn a_ringkeeper_observer_follows_apache_leaders_through_a_leader_kill() {
     let targets = [Target::Apache, Target::Apache, Target::Apache, Target::Ringkeeper];
@@ -96,4 +121,63 @@ fn a_ringkeeper_observer_follows_apache_leaders_through_a_leader_kill() {
     assert_eq!(read(&mut session, "/after-kill").as_deref(), Some(b"2".as_slice()));
     assert_eq!(read(&mut session, "/mixed/child").as_deref(), Some(b"1".as_slice()));
     assert!(ensemble.log(RINGKEEPER).contains("connected to Apache leader"), "{}", ensemble.log(RINGKEEPER));
+}
+
+/// The ringkeeper member's index in the three-voter ensemble.
+const RINGKEEPER_VOTER: usize = 2;
+
+fn following(ensemble: &Ensemble) -> bool {
+    ensemble.mode(RINGKEEPER_VOTER) == Some(Mode::Follower)
+}
+
+fn read_only_session_on(ensemble: &Ensemble, i: usize) -> RawSession {
+    let mut request = new_session_request(30_000);
+    request.read_only = Some(true);
+    let (stream, answer) = raw_handshake_to(addr(ensemble, i), &request);
+    let Frame::Data(bytes) = answer else { panic!("read-only client refused") };
+    RawSession::from_handshake(stream, ConnectResponse::from_bytes(&bytes).unwrap())
+}
+
+#[test]
+fn a_ringkeeper_follower_votes_and_acks_in_an_apache_quorum() {
+    let targets = [Target::Apache, Target::Apache, Target::Ringkeeper];
+    let mut ensemble = Ensemble::start_mixed(&targets, 3, "");
+    let leader = ensemble.wait_leader(JOIN_WITHIN);
+    assert!(leader < RINGKEEPER_VOTER, "an Apache member leads");
+    poll_until(JOIN_WITHIN, "the ringkeeper member to follow", || following(&ensemble));
+    let zxid = write_through(&ensemble, leader, "/voted", b"0");
+    poll_until(Duration::from_secs(10), "the write at the ringkeeper follower", || {
+        ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
+    });
+
+    // kill -9 of the other Apache member: the leader and ringkeeper are the quorum, so every
+    // write below commits only on ringkeeper's ACKs (one per proposal, in order).
+    let other = 1 - leader;
+    ensemble.kill(other);
+    let killed_at = Instant::now();
+    let zxid = write_many_through(&ensemble, leader, "/acked", 50);
+    println!("50 writes acked by leader + ringkeeper {:.1?} after the kill (noisy)", killed_at.elapsed());
+    assert_eq!(ensemble.mode(leader), Some(Mode::Leader), "the Apache leader kept its quorum");
+    poll_until(Duration::from_secs(10), "the writes at the ringkeeper follower", || {
+        ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
+    });
+    let mut session = read_only_session_on(&ensemble, RINGKEEPER_VOTER);
+    assert_eq!(read(&mut session, "/acked/49").as_deref(), Some([49u8].as_slice()));
+    drop(session);
+
+    // The Apache member back, then kill -9 of the leader: the restarted member and ringkeeper
+    // elect the Apache member (ringkeeper never leads), and writes continue.
+    ensemble.restart(other);
+    ensemble.kill(leader);
+    let killed_at = Instant::now();
+    let new_leader = ensemble.wait_leader(JOIN_WITHIN);
+    assert_eq!(new_leader, other, "the only Apache member left leads");
+    let zxid = write_through(&ensemble, new_leader, "/after-leader-kill", b"2");
+    println!("a write through the new leader {:.1?} after the leader's kill (noisy)", killed_at.elapsed());
+    poll_until(JOIN_WITHIN, "the ringkeeper member to follow the new leader", || {
+        following(&ensemble) && ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
+    });
+    let mut session = read_only_session_on(&ensemble, RINGKEEPER_VOTER);
+    assert_eq!(read(&mut session, "/after-leader-kill").as_deref(), Some(b"2".as_slice()));
+    assert_eq!(read(&mut session, "/acked/0").as_deref(), Some([0u8].as_slice()));
 }

@@ -57,6 +57,10 @@ pub struct PeerConfig {
     pub history_max: usize,
     /// Highest zxid counter a leader uses before forcing a new epoch.
     pub counter_limit: u32,
+    /// A voter that never leads (a member of an Apache ensemble, which cannot lead Apache
+    /// followers): its vote for itself loses to every other vote, so it adopts and passes on
+    /// the best other voter's, and no other server adopts its own.
+    pub never_leads: bool,
 }
 
 impl PeerConfig {
@@ -73,6 +77,7 @@ impl PeerConfig {
             sync_timeout_ms: 5_000,
             history_max: 100_000,
             counter_limit: u32::MAX - 1,
+            never_leads: false,
         }
     }
 
@@ -488,6 +493,9 @@ impl Peer {
     // ---------------------------------------------------------------- election
 
     fn own_vote(&self) -> Vote {
+        if self.cfg.never_leads {
+            return Vote { leader: self.cfg.my_id, zxid: i64::MIN, epoch: 0 };
+        }
         Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: self.current_epoch }
     }
 
@@ -625,7 +633,11 @@ impl Peer {
         let reachable = self.reachable_voters();
         let now = self.now;
         let finalize = self.cfg.finalize_wait_ms;
+        let never_leads = self.cfg.never_leads.then_some(self.cfg.my_id);
         let e = self.election_mut();
+        if never_leads == Some(e.vote.leader) {
+            return; // still its own vote: waits for another voter's
+        }
         let agreeing = 1 + e.votes.values().filter(|v| **v == e.vote).count();
         if agreeing < quorum {
             e.decide_at = None;
@@ -1400,7 +1412,11 @@ mod tests {
 
     /// Three fresh servers started at `now`, every message delivered.
     fn three_started_at(now: i64) -> Vec<Peer> {
-        let mut peers: Vec<Peer> = (1..=3).map(three).collect();
+        start_all((1..=3).map(three).collect(), now)
+    }
+
+    /// Starts `peers` at `now` and delivers every message.
+    fn start_all(mut peers: Vec<Peer>, now: i64) -> Vec<Peer> {
         let mut queue = Vec::new();
         for p in peers.iter_mut() {
             let mut out = Vec::new();
@@ -1493,5 +1509,50 @@ mod tests {
         peers[0].step(follower_at, Event::Tick, &mut out);
         assert_eq!(peers[0].role().state, ServerState::Looking, "a silent leader is lost at the deadline");
         assert_eq!(peers[0].next_timer_at(), None, "electing: tick often");
+    }
+
+    #[test]
+    fn a_voter_that_never_leads_passes_on_the_best_other_vote() {
+        // Three fresh servers elect 3 (the highest id); with 3 never leading they elect 2.
+        let never_leading_3 = || {
+            let mut cfg = PeerConfig::new(3, vec![1, 2, 3], vec![]);
+            cfg.never_leads = true;
+            vec![three(1), three(2), Peer::new(cfg, Recovered::default(), 0)]
+        };
+        let peers = start_all(never_leading_3(), 1);
+        assert_eq!(peers[1].role().state, ServerState::Leading);
+        assert_eq!(peers[2].role().leader, Some(2), "it follows the best other voter");
+
+        // Alone with server 1 (server 2 silent), its vote for server 1 makes the quorum (after
+        // the finalize wait: server 2 counts as reachable until the peer timeout).
+        let mut peers = never_leading_3();
+        let not_to_2 = |(_, a): &(ServerId, Action)| !matches!(a, Action::Send { to: 2, .. });
+        let deliver = |peers: &mut [Peer], event: fn() -> Option<Event>, now: i64| {
+            let mut pending = Vec::new();
+            for p in [0, 2] {
+                let mut out = Vec::new();
+                match event() {
+                    Some(event) => peers[p].step(now, event, &mut out),
+                    None => peers[p].start(&mut out),
+                }
+                pending.extend(out.into_iter().map(|a| (p as ServerId + 1, a)).filter(not_to_2));
+            }
+            while !pending.is_empty() {
+                let mut next = Vec::new();
+                for (from, action) in pending.drain(..) {
+                    if let Action::Send { to, msg } = action {
+                        let mut out = Vec::new();
+                        peers[(to - 1) as usize].step(now, Event::Message { from, msg }, &mut out);
+                        next.extend(out.into_iter().map(|a| (to, a)).filter(not_to_2));
+                    }
+                }
+                pending = next;
+            }
+        };
+        deliver(&mut peers, || None, 1);
+        let finalized = 1 + peers[0].config().finalize_wait_ms;
+        deliver(&mut peers, || Some(Event::Tick), finalized);
+        assert_eq!(peers[0].role().state, ServerState::Leading, "server 1 and the non-leader agree");
+        assert_eq!(peers[2].role().leader, Some(1));
     }
 }

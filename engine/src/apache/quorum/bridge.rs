@@ -21,15 +21,19 @@
 //! The peer's FOLLOWERINFO (resent on a timer) opens one connection per leader and is sent
 //! once on it; its ACKEPOCH becomes Apache's (data -1 when the epoch was accepted before);
 //! its NEWLEADER ack becomes `ACK makeZxid(e, 0)`, and after UPTODATE the bridge sends the
-//! second ACK Apache's learner sends. Today the member is an observer: its votes ask who leads
-//! (`leader = zxid = peerEpoch = Long.MIN_VALUE`, as Apache's observers vote) and its acks
-//! are not sent. Clients it serves get read-only sessions (see `Node::serve_read_only_only`);
-//! relayed client traffic is refused here ([`Bridge::relay_from_node`]).
+//! second ACK Apache's learner sends. As an observer its votes ask who leads (`leader = zxid =
+//! peerEpoch = Long.MIN_VALUE`, as Apache's observers vote) and its acks are not sent. As a
+//! follower its votes are the peer's (which never proposes itself, `PeerConfig::never_leads`)
+//! and the peer's cumulative ack of a durable prefix becomes one `ACK zxid` per proposal
+//! received after NEWLEADER, in order (Apache's leader counts each zxid's acks separately).
+//! Clients it serves get read-only sessions (see `Node::serve_read_only_only`); relayed
+//! client traffic is refused here ([`Bridge::relay_from_node`]).
 //!
 //! Invariants: every packet from the leader is either translated or logged and dropped, never
 //! half-applied; a connection that sends bytes that do not decode is closed (the peer then
 //! looks for a leader again, as on any lost link).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::election::{encode_frame, Notification};
@@ -40,7 +44,7 @@ use crate::apache::replay::ApacheReplay;
 use crate::apache::txnlog::decode_entry;
 use crate::proto::Jute;
 use crate::txn;
-use crate::zab::{epoch_of, make_zxid, Msg, Relay, ServerId, ServerState, Vote};
+use crate::zab::{epoch_of, make_zxid, Membership, Msg, Relay, ServerId, ServerState, Vote};
 
 /// What the socket side must do.
 #[derive(Debug)]
@@ -69,6 +73,14 @@ struct LeaderLink {
     last_passed: i64,
     /// The last commit point seen.
     committed: i64,
+    /// Proposals passed to the peer after NEWLEADER and not acked yet, in zxid order: the
+    /// peer acks cumulatively, Apache's leader counts an ACK for its one zxid only (and
+    /// commits in order), so each becomes its own ACK once the peer's ack covers it. Proposals
+    /// of the sync before NEWLEADER are covered by NEWLEADER's ACK (the leader reads that ACK
+    /// as the first packet after NEWLEADER).
+    unacked: VecDeque<i64>,
+    /// NEWLEADER was received on this connection.
+    new_leader_seen: bool,
     /// Bytes received and not yet decoded.
     inbox: Vec<u8>,
     /// A SNAP packet's zxid while its state is still arriving, and where to search on.
@@ -80,13 +92,17 @@ pub struct Bridge {
     my_id: ServerId,
     /// Sent in every notification (`QuorumVerifier.toString()`).
     config_text: Vec<u8>,
+    /// This member observes (votes only ask who leads; acks are not sent).
+    observer: bool,
     link: Option<LeaderLink>,
 }
 
 impl Bridge {
-    /// `config_text`: the ensemble as Apache prints it ([`apache_config_text`]).
-    pub fn new(my_id: ServerId, config_text: String) -> Bridge {
-        Bridge { my_id, config_text: config_text.into_bytes(), link: None }
+    /// `membership`: the ensemble, sent in every notification as Apache's
+    /// `QuorumVerifier.toString()` prints it ([`Membership::render`]).
+    pub fn new(my_id: ServerId, membership: &Membership) -> Bridge {
+        let observer = membership.members.get(&my_id).is_some_and(|m| m.observer);
+        Bridge { my_id, config_text: membership.render().into_bytes(), observer, link: None }
     }
 
     /// The leader connection's leader, if one is open.
@@ -97,14 +113,20 @@ impl Bridge {
     /// A message the peer sends `to`.
     pub fn from_peer(&mut self, to: ServerId, msg: &Msg, out: &mut Vec<Out>) {
         match msg {
-            Msg::Notification { round, state, .. } => {
-                // An observer's vote only asks who leads (Apache's observers send MIN_VALUE).
+            Msg::Notification { round, state, vote } => {
+                // An observer's vote only asks who leads (Apache's observers send MIN_VALUE);
+                // a follower's is its vote (its own loses to any other: `never_leads`).
+                let (leader, zxid, peer_epoch) = if self.observer {
+                    (i64::MIN, i64::MIN, i64::MIN)
+                } else {
+                    (vote.leader as i64, vote.zxid, vote.epoch as i64)
+                };
                 let n = Notification {
                     state: *state as i32,
-                    leader: i64::MIN,
-                    zxid: i64::MIN,
+                    leader,
+                    zxid,
                     election_epoch: *round as i64,
-                    peer_epoch: i64::MIN,
+                    peer_epoch,
                     version: super::election::NOTIFICATION_VERSION,
                     config: self.config_text.clone(),
                 };
@@ -122,6 +144,8 @@ impl Bridge {
                     epoch: 0,
                     last_passed: 0,
                     committed: 0,
+                    unacked: VecDeque::new(),
+                    new_leader_seen: false,
                     inbox: Vec::new(),
                     snap: None,
                 });
@@ -149,7 +173,18 @@ impl Bridge {
                 }
             }
             // An observer's acks count for nothing (Apache's leader ignores them).
-            Msg::Ack { .. } => {}
+            Msg::Ack { .. } if self.observer => {}
+            Msg::Ack { zxid, .. } => {
+                let Some(link) = self.link_to(to) else { return };
+                let mut acks = Vec::new();
+                while let Some(acked) = link.unacked.front().copied().filter(|z| z <= zxid) {
+                    link.unacked.pop_front();
+                    acks.push(acked);
+                }
+                for acked in acks {
+                    self.send_leader(&QuorumPacket::control(kind::ACK, acked), out);
+                }
+            }
             other => log::debug!("not sent to Apache server {to}: {other:?}"),
         }
     }
@@ -173,6 +208,14 @@ impl Bridge {
         out: &mut Vec<Out>,
     ) -> Result<(), WireError> {
         let n = Notification::decode(payload)?;
+        log::debug!(
+            "Apache notification from {from}: state {}, leader {}, zxid {:#x}, round {}, peer epoch {}",
+            n.state,
+            n.leader,
+            n.zxid,
+            n.election_epoch,
+            n.peer_epoch
+        );
         let state = match n.state {
             0 => ServerState::Looking,
             1 => ServerState::Following,
@@ -180,13 +223,17 @@ impl Bridge {
             3 => ServerState::Observing,
             other => return Err(WireError::new(format!("notification state {other}"))),
         };
-        if n.leader < 0 {
+        let vote = if n.leader >= 0 {
+            Vote {
+                leader: n.leader as ServerId,
+                zxid: n.zxid,
+                epoch: n.peer_epoch.clamp(0, u32::MAX as i64) as u32,
+            }
+        } else if self.observer {
             return Ok(()); // an observer's question; ringkeeper's observer has no answer to give
-        }
-        let vote = Vote {
-            leader: n.leader as ServerId,
-            zxid: n.zxid,
-            epoch: n.peer_epoch.clamp(0, u32::MAX as i64) as u32,
+        } else {
+            // An observer asks who leads: the peer answers a non-voter whatever it votes.
+            Vote { leader: from, zxid: i64::MIN, epoch: 0 }
         };
         out.push(Out::ToPeer {
             from,
@@ -290,6 +337,9 @@ impl Bridge {
                     )));
                 }
                 let prev_zxid = std::mem::replace(&mut link.last_passed, packet.zxid);
+                if packet.kind == kind::PROPOSAL && link.new_leader_seen {
+                    link.unacked.push_back(packet.zxid);
+                }
                 to_peer(Msg::Proposal {
                     epoch,
                     prev_zxid,
@@ -305,7 +355,10 @@ impl Bridge {
                 link.committed = link.committed.max(packet.zxid);
                 to_peer(Msg::Commit { epoch, zxid: packet.zxid });
             }
-            kind::NEWLEADER => to_peer(Msg::NewLeader { epoch, zxid: link.last_passed }),
+            kind::NEWLEADER => {
+                link.new_leader_seen = true;
+                to_peer(Msg::NewLeader { epoch, zxid: link.last_passed })
+            }
             kind::UPTODATE => {
                 to_peer(Msg::UpToDate { epoch, committed: link.committed });
                 // Learner.syncWithLeader acks UPTODATE itself.
@@ -322,18 +375,6 @@ impl Bridge {
         }
         Ok(())
     }
-}
-
-/// The ensemble as Apache's `QuorumMaj.toString()` prints it (sent in every notification):
-/// `server.N=host:peerPort:electionPort:participant|observer` lines, then `version=0`.
-pub fn apache_config_text(servers: &[(ServerId, String, u16, u16, bool)]) -> String {
-    let mut text = String::new();
-    for (id, host, peer_port, election_port, observer) in servers {
-        let role = if *observer { "observer" } else { "participant" };
-        text.push_str(&format!("server.{id}={host}:{peer_port}:{election_port}:{role}\n"));
-    }
-    text.push_str("version=0");
-    text
 }
 
 #[cfg(test)]
@@ -378,7 +419,9 @@ mod tests {
 
     #[test]
     fn an_observer_joins_syncs_by_diff_and_follows_informs() {
-        let mut bridge = Bridge::new(4, apache_config_text(&[(1, "h".into(), 2888, 3888, false)]));
+        let membership =
+            Membership::parse("server.1=h:2888:3888:participant\nserver.4=h:2889:3889:observer").unwrap();
+        let mut bridge = Bridge::new(4, &membership);
         let mut out = Vec::new();
         // Election: the vote asks who leads; a LEADING reply becomes a settled vote.
         bridge.from_peer(
@@ -479,7 +522,7 @@ mod tests {
 
     #[test]
     fn a_snap_becomes_an_image_and_garbage_closes_the_connection() {
-        let mut bridge = Bridge::new(4, String::new());
+        let mut bridge = Bridge::new(4, &Membership::default());
         let mut out = Vec::new();
         bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 3, observer: true }, &mut out);
         let mut stream = Vec::new();
@@ -509,5 +552,54 @@ mod tests {
         bridge.leader_bytes(&[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0], &[], &mut out);
         assert!(matches!(out[..], [Out::CloseLeader { leader: 1, .. }]));
         assert_eq!(bridge.leader(), None);
+    }
+
+    #[test]
+    fn a_follower_votes_for_real_and_acks_each_proposal_after_newleader() {
+        let text = "server.1=h:2888:3888:participant\nserver.2=h:2889:3889:participant\n\
+                    server.3=h:2890:3890:participant;127.0.0.1:2181\nversion=0";
+        let mut bridge = Bridge::new(3, &Membership::parse(text).unwrap());
+        let mut out = Vec::new();
+        // The peer's vote goes out as it is, with the config rendered as Apache prints it.
+        let vote = Vote { leader: 2, zxid: 0x1_0000_0004, epoch: 1 };
+        bridge.from_peer(1, &Msg::Notification { round: 5, state: ServerState::Looking, vote }, &mut out);
+        let Some(Out::Election { to: 1, bytes }) = out.pop() else { panic!("a notification frame") };
+        let n = Notification::decode(&bytes[4..]).unwrap();
+        assert_eq!((n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch), (0, 2, 0x1_0000_0004, 5, 1));
+        assert!(String::from_utf8(n.config.clone())
+            .unwrap()
+            .contains("server.3=h:2890:3890:participant;127.0.0.1:2181"));
+        // An Apache observer's question reaches the peer (which answers non-voters).
+        let question = Notification { leader: i64::MIN, zxid: i64::MIN, peer_epoch: i64::MIN, ..n.clone() };
+        bridge.election_frame(4, &question.encode(), &mut out).unwrap();
+        assert!(matches!(&to_peer(&out)[..], [Msg::Notification { vote: Vote { leader: 4, .. }, .. }]));
+        out.clear();
+
+        bridge.from_peer(2, &Msg::FollowerInfo { accepted_epoch: 1, observer: false }, &mut out);
+        assert_eq!(packets(&out)[0].kind, kind::FOLLOWERINFO);
+        out.clear();
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x2_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        QuorumPacket::control(kind::DIFF, 0x1_0000_0001).encode(&mut stream);
+        QuorumPacket::with_data(kind::PROPOSAL, 0x1_0000_0001, create_entry(0x1_0000_0001, "/a"))
+            .encode(&mut stream);
+        QuorumPacket::control(kind::COMMIT, 0x1_0000_0001).encode(&mut stream);
+        QuorumPacket::with_data(kind::NEWLEADER, 0x2_0000_0000, vec![]).encode(&mut stream);
+        QuorumPacket::control(kind::UPTODATE, -1).encode(&mut stream);
+        for zxid in [0x2_0000_0001, 0x2_0000_0002, 0x2_0000_0003] {
+            QuorumPacket::with_data(kind::PROPOSAL, zxid, create_entry(zxid, &format!("/p{zxid}")))
+                .encode(&mut stream);
+        }
+        bridge.leader_bytes(&stream, &[], &mut out);
+        out.clear();
+        // NEWLEADER's ACK first; the sync's proposal is not acked on its own.
+        bridge.from_peer(2, &Msg::AckNewLeader { epoch: 2, zxid: 0x1_0000_0001 }, &mut out);
+        // A cumulative ack of two proposals: one ACK each, in order; then the third.
+        bridge.from_peer(2, &Msg::Ack { epoch: 2, zxid: 0x2_0000_0002 }, &mut out);
+        bridge.from_peer(2, &Msg::Ack { epoch: 2, zxid: 0x2_0000_0002 }, &mut out);
+        bridge.from_peer(2, &Msg::Ack { epoch: 2, zxid: 0x2_0000_0003 }, &mut out);
+        let acks: Vec<i64> = packets(&out).iter().filter(|p| p.kind == kind::ACK).map(|p| p.zxid).collect();
+        assert_eq!(acks, [0x2_0000_0000, 0x2_0000_0001, 0x2_0000_0002, 0x2_0000_0003]);
     }
 }

@@ -8,7 +8,7 @@
 //!   stream, LEARNERINFO, the state streamed after SNAP, PING session touches.
 //! - [`bridge`]: translates between Apache's messages and ringkeeper's own [`crate::zab::Msg`],
 //!   so the existing [`crate::zab::Peer`] and [`crate::replica::Node`] run a member of an Apache
-//!   ensemble unchanged (today as an observer).
+//!   ensemble unchanged (as an observer or a follower).
 //!
 //! Who uses it: `server/src/apache_quorum.rs` (sockets). In: byte streams of the election and
 //! peer connections, the peer's messages. Out: typed messages, bytes to write, or a
