@@ -104,7 +104,12 @@ pub fn apache_snapshot_of(image: &SnapshotImage, dbid: i64) -> ApacheSnapshot {
         sessions: image.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect(),
         acls,
         nodes,
-        null_data: image.nodes.iter().filter(|node| node.data.is_none()).map(|node| node.path.clone()).collect(),
+        null_data: image
+            .nodes
+            .iter()
+            .filter(|node| node.data.is_none())
+            .map(|node| node.path.clone())
+            .collect(),
         digest: None,
     }
 }

@@ -358,7 +358,8 @@ mod tests {
         w.write_null();
         w.write_i32(1);
         let empty_set = SetDataTxn { path: "/e".into(), data: vec![], version: 2 }.to_bytes();
-        let multi = MultiTxn { txns: vec![SubTxn { txn_type: OpCode::SetData as i32, data: null_set.clone() }] };
+        let multi =
+            MultiTxn { txns: vec![SubTxn { txn_type: OpCode::SetData as i32, data: null_set.clone() }] };
         let records = [
             framed(&entry(&header(OpCode::Create as i32, 1), &null_create)),
             framed(&entry(&header(OpCode::SetData as i32, 2), &null_set)),
@@ -367,7 +368,11 @@ mod tests {
         ];
         let log = decode(&file(&records, 0)).unwrap();
         let bodies: Vec<&TxnBody> = log.records.iter().map(|r| &r.txn.body).collect();
-        assert!(matches!(bodies[0], TxnBody::Op(TxnOp::CreateNullData { path, .. }) if path == "/null"), "{:?}", bodies[0]);
+        assert!(
+            matches!(bodies[0], TxnBody::Op(TxnOp::CreateNullData { path, .. }) if path == "/null"),
+            "{:?}",
+            bodies[0]
+        );
         assert_eq!(bodies[1], &TxnBody::Op(TxnOp::SetNullData { path: "/e".into(), version: 1 }));
         assert_eq!(bodies[2], &TxnBody::Op(TxnOp::SetData { path: "/e".into(), data: vec![], version: 2 }));
         assert_eq!(bodies[3], &TxnBody::Multi(vec![TxnOp::SetNullData { path: "/e".into(), version: 1 }]));
