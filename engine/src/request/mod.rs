@@ -936,13 +936,7 @@ impl Processor {
     ) -> Result<(), DecodeError> {
         let zxid = self.last_zxid();
         let Some(c) = self.conns.get(&conn) else { return Ok(()) };
-        let ctx = reply::ReadContext {
-            tree: &self.tree,
-            ids: &c.ids,
-            skip_acl: self.config.skip_acl,
-            session_id: c.session_id,
-            watcher: WatcherId(conn),
-        };
+        let ctx = read_context(&self.tree, c, conn, self.config.skip_acl);
         let frame = reply::read_reply(&ctx, xid, zxid, op, body, &mut self.watches)?;
         self.send(out, conn, frame, zxid);
         Ok(())
@@ -951,16 +945,20 @@ impl Processor {
     fn multi_read(&mut self, conn: ConnId, xid: i32, ops: &[(OpCode, String)], out: &mut Vec<Output>) {
         let zxid = self.last_zxid();
         let Some(c) = self.conns.get(&conn) else { return };
-        let ctx = reply::ReadContext {
-            tree: &self.tree,
-            ids: &c.ids,
-            skip_acl: self.config.skip_acl,
-            session_id: c.session_id,
-            watcher: WatcherId(conn),
-        };
+        let ctx = read_context(&self.tree, c, conn, self.config.skip_acl);
         let frame = reply::multi_read_reply(&ctx, xid, zxid, ops);
         self.send(out, conn, frame, zxid);
     }
+}
+
+/// What a read on connection `conn` (`c`) is checked and answered with.
+fn read_context<'a>(
+    tree: &'a DataTree,
+    c: &'a Connection,
+    conn: ConnId,
+    skip_acl: bool,
+) -> reply::ReadContext<'a> {
+    reply::ReadContext { tree, ids: &c.ids, skip_acl, session_id: c.session_id, watcher: WatcherId(conn) }
 }
 
 /// The `counter`-th DIGEST-MD5 nonce: base64 of HMAC-SHA256(`key`, counter).
