@@ -289,8 +289,12 @@ pub struct ConfStatus {
     pub client_port_listen_backlog: i32,
     /// myid; 0 when standalone without a myid.
     pub server_id: u64,
-    /// Extra `key=value` lines after `serverId` (quorum servers print initLimit etc.).
+    /// Extra `key=value` lines after `serverId`: an ensemble member's initLimit, syncLimit,
+    /// electionAlg, electionPort, quorumPort and peerType (`QuorumZooKeeperServer.dumpConf`).
     pub extra: Vec<(String, String)>,
+    /// An ensemble member's current configuration (the `/zookeeper/config` text, `version=`
+    /// last), printed after a `membership: ` line; `None` standalone.
+    pub membership: Option<String>,
 }
 
 impl ConfStatus {
@@ -309,9 +313,36 @@ impl ConfStatus {
             max_session_timeout_ms: cfg.max_session_timeout_ms,
             client_port_listen_backlog: -1,
             server_id: cfg.my_id.unwrap_or(0),
-            extra: Vec::new(),
+            extra: quorum_conf_lines(cfg),
+            membership: None,
         }
     }
+}
+
+/// `electionAlg`: Apache 3.8 has only FastLeaderElection, type 3.
+const ELECTION_ALGORITHM: u32 = 3;
+
+/// The lines an ensemble member's `conf` adds after `serverId` (none standalone).
+fn quorum_conf_lines(cfg: &crate::config::Config) -> Vec<(String, String)> {
+    let own = cfg.my_id.and_then(|id| cfg.servers.iter().find(|s| s.id == id));
+    let Some(own) = own.filter(|_| cfg.is_distributed()) else {
+        return Vec::new();
+    };
+    let peer_type = match own.role {
+        crate::config::PeerRole::Participant => 0,
+        crate::config::PeerRole::Observer => 1,
+    };
+    [
+        ("initLimit", cfg.init_limit.to_string()),
+        ("syncLimit", cfg.sync_limit.to_string()),
+        ("electionAlg", ELECTION_ALGORITHM.to_string()),
+        ("electionPort", own.election_port.to_string()),
+        ("quorumPort", own.peer_port.to_string()),
+        ("peerType", peer_type.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Everything the four-letter words print: a snapshot the server fills per request.
@@ -698,6 +729,10 @@ fn conf(out: &mut String, c: &ConfStatus, s: &ServerStatus) {
     for (k, v) in &c.extra {
         let _ = writeln!(out, "{k}={v}");
     }
+    if let Some(membership) = &c.membership {
+        out.push_str("membership: \n");
+        out.push_str(membership);
+    }
 }
 
 /// `envi` (`EnvCommand`).
@@ -826,6 +861,7 @@ mod tests {
             client_port_listen_backlog: -1,
             server_id: 0,
             extra: Vec::new(),
+            membership: None,
         }
     }
 
@@ -1020,6 +1056,26 @@ mod tests {
         assert_eq!(c.data_log_dir, PathBuf::from("/l"));
         assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (2000, 20000));
         assert_eq!(c.client_port, 2181);
+    }
+
+    #[test]
+    fn conf_of_an_ensemble_member_ends_with_its_quorum_lines_and_membership() {
+        let text = "dataDir=/d\ninitLimit=10\nsyncLimit=5\nserver.1=a:2888:3888\n\
+                    server.2=b:2889:3889:observer\nserver.3=c:2890:3890\n";
+        let (mut cfg, _) = crate::config::Config::parse(text).unwrap();
+        cfg.my_id = Some(2);
+        let mut c = ConfStatus::from_config(&cfg, 2181);
+        c.membership = Some("server.1=a:2888:3888:participant\nversion=100000000".into());
+        let out = all("conf", &ServerStatus::new(c));
+        assert!(
+            out.ends_with(
+                "serverId=2\ninitLimit=10\nsyncLimit=5\nelectionAlg=3\nelectionPort=3889\nquorumPort=2889\n\
+                 peerType=1\nmembership: \nserver.1=a:2888:3888:participant\nversion=100000000"
+            ),
+            "{out}"
+        );
+        let (standalone, _) = crate::config::Config::parse("dataDir=/d\n").unwrap();
+        assert!(ConfStatus::from_config(&standalone, 2181).extra.is_empty());
     }
 
     #[test]

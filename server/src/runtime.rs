@@ -69,6 +69,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
         container_check_interval_ms: config.container_check_interval_ms as i64,
         read_only_mode_enabled: config.read_only_mode_enabled,
         reconfig_enabled: config.reconfig_enabled,
+        skip_acl: config.skip_acl,
         auth_providers: ringkeeper_engine::acl::Providers {
             x509: config.has_auth_provider(crate::config::X509_AUTH_PROVIDER),
             sasl: config.has_auth_provider(crate::config::SASL_AUTH_PROVIDER),

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use prometheus::Histogram;
 use ringkeeper_engine::request::{ConnId, Processor};
+use ringkeeper_engine::zab::membership::CONFIG_NODE;
 use ringkeeper_engine::zab::LearnerCounts;
 
 use crate::config::Config;
@@ -327,6 +328,11 @@ impl StatusSource {
         if matches!(word, b"dirs" | b"conf") {
             s.data_dir_size = dir_size(&self.data_dir);
             s.log_dir_size = dir_size(&self.log_dir);
+        }
+        if word == b"conf" && !s.conf.extra.is_empty() {
+            // An ensemble member prints its current configuration, as reconfigs change it.
+            let config = p.tree.get(CONFIG_NODE).and_then(|node| node.data.as_deref());
+            s.conf.membership = config.map(|text| String::from_utf8_lossy(text).into_owned());
         }
         if word == b"mntr" {
             (s.open_file_descriptor_count, s.max_file_descriptor_count) = fd_counts();

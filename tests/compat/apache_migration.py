@@ -6,7 +6,8 @@ Usage:
       Writes a workload of every node kind (persistent, sequential, ephemeral with a live
       session, container, TTL), digest and read-only ACLs, setData/setACL versions, multi
       (committed and failed), failed writes (error txns), deletes, a closed session that owned
-      ephemerals, and enough writes to roll several snapshots and log files with a small
+      ephemerals, null data (create, setData, TTL, inside a multi; kept apart from empty data)
+      both in snapshots and in the logs after the last one, and enough writes to roll several snapshots and log files with a small
       snapCount. Then writes the live session's id and password to READY_FILE and keeps that session open
       until killed.
   apache_migration.py HOST:PORT resume SESSION_ID PASSWORD_HEX
@@ -14,7 +15,7 @@ Usage:
       it is the same session and still owns /app/live, prints "resumed", and stays until
       killed without closing the session.
   apache_migration.py HOST:PORT dump
-      Prints one JSON line per znode, sorted by path: path, data (hex), every Stat field,
+      Prints one JSON line per znode, sorted by path: path, data (hex, null when null), every Stat field,
       ACL list, children. Authenticated as the digest user, so every node is readable.
 """
 
@@ -26,7 +27,7 @@ from collections import namedtuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError, BadVersionError
-from kazoo.protocol.serialization import Create2, long_struct
+from kazoo.protocol.serialization import Create, Create2, SetData, Transaction, long_struct
 from kazoo.security import make_digest_acl, READ_ACL_UNSAFE, OPEN_ACL_UNSAFE
 
 USER, SECRET = "migrant", "s3cret"
@@ -68,6 +69,10 @@ def client(hosts):
 def workload(hosts, ready_file):
     zk = client(hosts)
     zk.create("/app", b"application root")
+    # Null data early, so that snapshots hold it (jute length -1 in the node record).
+    zk.create("/null", None)
+    zk.create("/app/nulled", b"not null yet")
+    zk.set("/app/nulled", None)
     for i in range(6):
         zk.create("/app/job-", f"job {i}".encode(), sequence=True)
     jobs = sorted(zk.get_children("/app"))
@@ -124,6 +129,16 @@ def workload(hosts, ready_file):
         zk.delete(f"/bulk/n{i:03}")
     for i in range(1, 150, 3):
         zk.set(f"/bulk/n{i:03}", b"updated")
+    # Null data late, so that the logs after the last snapshot hold it (create, setData,
+    # createTTL, and both inside a multi, which kazoo's transaction API cannot send).
+    zk.create("/late-null", None)
+    call(zk, CreateTtl("/ttl-null", None, OPEN_ACL_UNSAFE, 5, 3_600_000))
+    results = call(zk, Transaction([Create("/multi/null", None, OPEN_ACL_UNSAFE, 0), SetData("/app", None, -1)]))
+    if any(isinstance(r, Exception) for r in results):
+        raise SystemExit(f"multi with null data failed: {results}")
+    for path in ["/null", "/app/nulled", "/late-null", "/ttl-null", "/multi/null", "/app"]:
+        if zk.get(path)[0] is not None:
+            raise SystemExit(f"{path}: null data reads back as {zk.get(path)[0]!r}")
     # Ephemerals of the session that stays open through the migration.
     zk.create("/app/live", b"ephemeral of a live session", ephemeral=True)
     zk.create("/app/live-seq-", b"ephemeral sequential", ephemeral=True, sequence=True)
@@ -165,7 +180,7 @@ def dump(hosts):
         lines.append(
             {
                 "path": path,
-                "data": (data or b"").hex(),
+                "data": None if data is None else data.hex(),
                 "stat": [
                     stat.czxid,
                     stat.mzxid,

@@ -13,14 +13,23 @@ Usage:
       creates PATH with DATA (or sets it if it exists); prints "ok".
   kazoo_reconfig.py HOSTS read PATH
       prints the data of PATH after a sync.
+  kazoo_reconfig.py HOSTS children PATH
+      prints the children of PATH after a sync, one per line.
+  kazoo_reconfig.py HOSTS writer PARENT STOP_FILE
+      creates PARENT/n-<i> for i = 0, 1, ... one at a time until STOP_FILE exists, printing
+      "acked <i>" for each create the server answered OK (a failed one, e.g. while its
+      server leaves the ensemble, is printed as "failed <i>" and not retried: kazoo moves
+      to another server of HOSTS).
 """
 
+import os
 import sys
 import threading
+import time
 
 from kazoo.exceptions import KazooException, NodeExistsError
 
-from compat_common import close, connect, run
+from compat_common import CALL_TIMEOUT_S, close, connect, run
 
 
 def optional(arg):
@@ -68,6 +77,26 @@ def main(hosts, command, *args):
             client.set(path, value.encode())
         print("ok")
         close(client)
+    elif command == "children":
+        (path,) = args
+        client = connect(hosts)
+        client.sync(path)
+        for child in sorted(client.get_children(path)):
+            print(child)
+        close(client)
+    elif command == "writer":
+        parent, stop_file = args
+        client = connect(hosts)
+        i = 0
+        while not os.path.exists(stop_file):
+            try:
+                client.create_async(f"{parent}/n-{i}", str(i).encode()).get(timeout=CALL_TIMEOUT_S)
+                print(f"acked {i}", flush=True)
+            except Exception as e:  # kazoo's errors and its handler's timeout alike
+                print(f"failed {i} {type(e).__name__}", flush=True)
+                time.sleep(0.1)
+            i += 1
+        close(client)
     elif command == "read":
         (path,) = args
         client = connect(hosts)
@@ -79,4 +108,5 @@ def main(hosts, command, *args):
 
 
 if __name__ == "__main__":
-    run(main, 60)
+    # The writer runs as long as the test reconfigures; every other call is short.
+    run(main, 600 if "writer" in sys.argv else 60)

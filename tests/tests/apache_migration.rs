@@ -5,8 +5,9 @@
 //!   and log files), keeps a session with ephemerals open, and is killed with SIGKILL;
 //!   `ringkeeper import-zk` turns its dataDir into ours; ringkeeper then serves the same tree,
 //!   node by node: data, every Stat field, ACL, children, and the same last zxid, and the
-//!   open session resumes (same id, its ephemerals). Then `ringkeeper export-zk` writes it
-//!   back, Apache starts from that, serves it again and the session resumes there too.
+//!   open session resumes (same id, its ephemerals); null data stays null, apart from empty.
+//!   Then `ringkeeper export-zk` writes it back, Apache starts from that, serves it again and
+//!   the session resumes there too.
 //! - The same for a 3-member Apache ensemble moved member by member to a 3-member ringkeeper
 //!   ensemble and back, compared on every member.
 //! - Damaged Apache files are refused naming the file and byte offset; a damaged newest
@@ -182,6 +183,17 @@ fn assert_workload_shape(data: &Path, tree: &[String]) {
         "the workload should roll snapshots and logs: {snapshots:?} {logs:?}"
     );
     assert!(tree.iter().any(|l| l.contains("\"path\": \"/app/live\"")), "the live ephemeral is in the tree");
+    for path in ["/null", "/late-null", "/multi/null"] {
+        let line = format!("\"path\": \"{path}\"");
+        assert!(
+            tree.iter().any(|l| l.contains(&line) && l.contains("\"data\": null")),
+            "{path} holds null data"
+        );
+    }
+    assert!(
+        tree.iter().any(|l| l.contains("\"path\": \"/empty\"") && l.contains("\"data\": \"\"")),
+        "/empty holds empty data, not null"
+    );
 }
 
 fn apache_after_workload() -> KilledApache {
@@ -245,6 +257,7 @@ fn apache_data_moves_to_ringkeeper_and_back_node_by_node_and_stat_by_stat() {
         &dump(&again.connect_string()),
         "Apache after export-zk vs the original Apache",
     );
+    assert_session_resumes(&again.connect_string(), &apache.session, "Apache's open session, back on Apache");
 }
 
 /// Flips one byte of `path` at `offset`.

@@ -12,12 +12,23 @@
 //! old 4-member configuration they would not). Apache's removed server keeps following as a
 //! non-voting follower until it is shut down; so does ringkeeper's.
 //! Without reconfigEnabled the request is ReconfigDisabled; standalone it is Unimplemented.
+//! With `skipACL=yes` no super user is needed.
+//!
+//! Apache's zkCli.sh (`reconfig`, `config`) while kazoo writes without pause: the leader is
+//! removed (a new one is elected among the two left, writes go on), an observer is added
+//! (it serves the committed data and says `peerType=1` in `conf`) and removed again; every
+//! write the ensemble acknowledged is on every remaining member. The `conf` four-letter word
+//! ends with the member's current configuration after `membership: `, as Apache's.
 
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringkeeper_tests::compat::kazoo_reconfig as kazoo;
 use ringkeeper_tests::ensemble::Ensemble;
-use ringkeeper_tests::TestServer;
+use ringkeeper_tests::four_letter::Mode;
+use ringkeeper_tests::{workspace_root, TestServer};
 
 /// The super user's password (`super:test`) and its digest for zoo.cfg.
 const SUPER_AUTH: &str = "super:test";
@@ -25,6 +36,8 @@ const SUPER_DIGEST: &str = "DigestAuthenticationProvider.superDigest=super:D/InI
 
 /// Bound on members converging on a new configuration (or a removed one stopping).
 const SETTLE: Duration = Duration::from_secs(60);
+/// Apache's command-line client.
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 
 /// The configuration member `i` holds: its `server.N` lines and its version.
 fn config_of(ensemble: &Ensemble, i: usize) -> (Vec<String>, String) {
@@ -138,4 +151,174 @@ fn reconfig_is_disabled_without_reconfig_enabled_and_unimplemented_standalone() 
     let standalone = TestServer::start_with(&reconfig_extra());
     let hosts = standalone.connect_string();
     assert_eq!(reconfig(&hosts, SUPER_AUTH, "-", "1", "-", "-"), "error UnimplementedError");
+}
+
+#[test]
+fn skip_acl_lets_a_client_without_the_super_user_reconfigure() {
+    let ensemble = Ensemble::start(3, 0, "reconfigEnabled=true\nskipACL=yes\n");
+    let hosts = ensemble.connect_string();
+    let removed = reconfig(&hosts, "-", "-", "3", "-", "-");
+    let removed = removed.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig with skipACL: {removed}"));
+    assert_eq!(ids(&parse_config(removed).0), [1, 2]);
+}
+
+/// Runs zkCli.sh against `hosts` with `commands` (one per line) on its stdin; its stdout and
+/// stderr together.
+fn zkcli(hosts: &str, commands: &str) -> String {
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", "60", ZKCLI, "-server", hosts])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zkCli.sh (see .ci/run)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{commands}\nquit\n").as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.code() != Some(124), "zkCli.sh timed out:\n{text}");
+    text
+}
+
+/// The configuration zkCli's `reconfig` printed after "Committed new configuration:".
+fn committed_by_zkcli(output: &str) -> (Vec<String>, String) {
+    let committed = output
+        .split_once("Committed new configuration:")
+        .unwrap_or_else(|| panic!("zkCli reconfig did not commit:\n{output}"))
+        .1;
+    let text: String =
+        committed.lines().take_while(|l| !l.starts_with("[zk:")).collect::<Vec<_>>().join("\n");
+    parse_config(&text)
+}
+
+/// The configuration member `i`'s `conf` four-letter word prints after `membership: `.
+fn conf_membership(ensemble: &Ensemble, i: usize) -> (Vec<String>, String) {
+    let conf = ensemble.four_letter(i, "conf");
+    let membership = conf
+        .split_once("membership: \n")
+        .unwrap_or_else(|| panic!("member {}: no membership in conf:\n{conf}", i + 1))
+        .1;
+    parse_config(membership)
+}
+
+/// Sets spare `i` up to start as an observer (its own `server.N` line with `:observer`).
+fn make_spare_an_observer(ensemble: &Ensemble, i: usize) {
+    let path = ensemble.members[i].dir.join("zoo.cfg");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let own = format!("server.{}=", ensemble.members[i].id);
+    let config: String = config
+        .lines()
+        .map(|l| if l.starts_with(&own) { l.replacen(';', ":observer;", 1) } else { l.to_string() })
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(&path, config + "peerType=observer\n").unwrap();
+}
+
+/// A kazoo process creating `/writes/n-<i>` without pause until the stop file exists.
+struct Writer {
+    child: std::process::Child,
+    output: std::path::PathBuf,
+    stop: std::path::PathBuf,
+}
+
+impl Writer {
+    fn start(hosts: &str, dir: &std::path::Path) -> Writer {
+        let (output, stop) = (dir.join("writer.out"), dir.join("writer.stop"));
+        let child = Command::new("python3")
+            .arg(workspace_root().join("tests/compat/kazoo_reconfig.py"))
+            .args([hosts, "writer", "/writes", stop.to_str().unwrap()])
+            .current_dir(workspace_root().join("tests/compat"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdout(std::fs::File::create(&output).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run python3 (see .ci/run for kazoo)");
+        Writer { child, output, stop }
+    }
+
+    /// The writes acknowledged so far.
+    fn acked(&self) -> BTreeSet<String> {
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        text.lines().filter_map(|l| l.strip_prefix("acked ")).map(|i| format!("n-{i}")).collect()
+    }
+
+    /// Waits until `more` writes beyond `since` are acknowledged.
+    fn wait_acked(&self, since: usize, more: usize, what: &str) {
+        poll_until(SETTLE, &format!("{more} acknowledged writes {what}"), || {
+            self.acked().len() >= since + more
+        });
+    }
+
+    /// Stops the writer; every write it had acknowledged.
+    fn stop(mut self) -> BTreeSet<String> {
+        std::fs::write(&self.stop, b"").unwrap();
+        let status = self.child.wait().unwrap();
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        assert!(status.success() && text.ends_with("OK\n"), "the writer failed ({status}):\n{text}");
+        self.acked()
+    }
+}
+
+#[test]
+fn zkcli_removes_the_leader_and_adds_and_removes_an_observer_under_writes_losing_none() {
+    let mut ensemble = Ensemble::start_with_spares(3, 1, &reconfig_extra());
+    make_spare_an_observer(&ensemble, 3);
+    let work = tempfile::tempdir().unwrap();
+    let leader = ensemble.wait_leader(SETTLE);
+    let stay: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let initial = config_of(&ensemble, stay[0]);
+    for i in 0..3 {
+        assert_eq!(conf_membership(&ensemble, i), initial, "member {}: conf shows the configuration", i + 1);
+    }
+    let shown = zkcli(&ensemble.address(stay[0]), "config");
+    assert!(shown.contains(&initial.0.join("\n")), "zkCli config shows the configuration:\n{shown}");
+    assert_eq!(kazoo(&ensemble.connect_string_of(&[0, 1, 2]), &["write", "/writes", "-"]), "ok");
+    let writer = Writer::start(&ensemble.connect_string_of(&[0, 1, 2]), work.path());
+    writer.wait_acked(0, 20, "before any reconfig");
+
+    // The leader leaves: the two others elect a leader between them and writes go on.
+    let auth = format!("addauth digest {SUPER_AUTH}");
+    let leader_id = ensemble.members[leader].id;
+    let out = zkcli(&ensemble.address(stay[0]), &format!("{auth}\nreconfig -remove {leader_id}"));
+    let two = committed_by_zkcli(&out);
+    assert_eq!(ids(&two.0), stay.iter().map(|&i| ensemble.members[i].id).collect::<Vec<_>>(), "{out}");
+    wait_config(&ensemble, &stay, &two);
+    poll_until(SETTLE, "a new leader among the members left", || {
+        stay.iter().any(|&i| ensemble.mode(i) == Some(Mode::Leader))
+    });
+    let acked = writer.acked().len();
+    writer.wait_acked(acked, 20, "after the leader left");
+    ensemble.kill(leader);
+    for &i in &stay {
+        assert_eq!(conf_membership(&ensemble, i), two, "member {}: conf follows the reconfig", i + 1);
+    }
+
+    // An observer joins, serves what is committed, and leaves again.
+    ensemble.start_member(3);
+    let observer_line = ensemble.server_line(3).replace(":participant;", ":observer;");
+    let out = zkcli(&ensemble.address(stay[1]), &format!("{auth}\nreconfig -add {observer_line}"));
+    let with_observer = committed_by_zkcli(&out);
+    assert!(with_observer.0.contains(&observer_line), "{out}");
+    let observed: Vec<usize> = stay.iter().copied().chain([3]).collect();
+    wait_config(&ensemble, &observed, &with_observer);
+    assert_eq!(ensemble.mode(3), Some(Mode::Observer));
+    assert!(ensemble.four_letter(3, "conf").contains("\npeerType=1\n"), "the observer's conf says so");
+    write_and_agree(&ensemble, 3, &observed, "/via-observer", "observed");
+    let acked = writer.acked().len();
+    writer.wait_acked(acked, 20, "with an observer");
+    let out =
+        zkcli(&ensemble.address(stay[0]), &format!("{auth}\nreconfig -remove {}", ensemble.members[3].id));
+    let without_observer = committed_by_zkcli(&out);
+    assert_eq!(without_observer.0, two.0, "{out}");
+    wait_config(&ensemble, &stay, &without_observer);
+
+    let acked = writer.stop();
+    for &i in &stay {
+        let present: BTreeSet<String> =
+            kazoo(&ensemble.address(i), &["children", "/writes"]).lines().map(str::to_string).collect();
+        let lost: Vec<&String> = acked.difference(&present).collect();
+        assert!(lost.is_empty(), "member {}: acknowledged writes lost: {lost:?}", i + 1);
+    }
 }

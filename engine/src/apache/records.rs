@@ -1,6 +1,8 @@
 //! The jute records of Apache ZooKeeper's on-disk files (`zookeeper.jute`: the
 //! `org.apache.zookeeper.server.persistence` and `org.apache.zookeeper.txn` modules, and
 //! `StatPersisted`), one doc line each. Field order is file order; everything is big-endian.
+//! The `data` buffers read a null (length -1) as empty; the txn log reader tells the two apart
+//! (`txnlog::data_is_null`), as the snapshot reader does for node data.
 
 use crate::jute_record;
 use crate::proto::Acl;

@@ -36,7 +36,7 @@ impl ApacheReplay {
                     FormatError::at(0, format!("node {} names unknown ACL id {}", node.path, node.acl))
                 })?,
             };
-            tree.restore_node(&node.path, Some(&node.data), &acl, node.stat)
+            tree.restore_node(&node.path, snap.data_of(node), &acl, node.stat)
                 .map_err(|e| FormatError::at(0, format!("node {} cannot be restored: {e}", node.path)))?;
         }
         tree.last_processed_zxid = zxid;
@@ -104,6 +104,12 @@ pub fn apache_snapshot_of(image: &SnapshotImage, dbid: i64) -> ApacheSnapshot {
         sessions: image.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect(),
         acls,
         nodes,
+        null_data: image
+            .nodes
+            .iter()
+            .filter(|node| node.data.is_none())
+            .map(|node| node.path.clone())
+            .collect(),
         digest: None,
     }
 }
@@ -150,8 +156,18 @@ mod tests {
         });
         replay.apply(&create("/a", 2, 0));
         replay.apply(&create("/a/e", 3, 7));
+        let mut null_data = create("/a/null", 4, 0);
+        if let TxnBody::Op(TxnOp::Create { path, acl, .. }) = null_data.body {
+            null_data.body = TxnBody::Op(TxnOp::create(path, None, acl, 0, -1));
+        }
+        replay.apply(&null_data);
         let image = replay.into_image();
         assert_eq!(image.sessions.len(), 1);
+        let data_of = |image: &SnapshotImage, path: &str| {
+            image.nodes.iter().find(|n| n.path == path).map(|n| n.data.clone()).expect("node in the image")
+        };
+        assert_eq!(data_of(&image, "/a/null"), None, "null data is kept null");
+        assert_eq!(data_of(&image, "/"), Some(vec![]), "the root's data is empty, not null");
         let bytes = snapshot::encode(&apache_snapshot_of(&image, 0));
         let decoded = snapshot::decode(&bytes).expect("our own Apache snapshot decodes");
         let again = ApacheReplay::from_snapshot(&decoded, image.zxid).unwrap().into_image();
@@ -160,7 +176,7 @@ mod tests {
         again.apply(&Txn {
             session_id: 7,
             cxid: 0,
-            zxid: 4,
+            zxid: 5,
             time_ms: 6,
             body: TxnBody::CloseSession { ephemerals: vec![] },
         });

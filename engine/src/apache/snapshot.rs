@@ -2,6 +2,8 @@
 //! (magic, version, parents before children, known ACL ids, Adler32 seals), and encode a file
 //! Apache 3.8 loads. Layout in `FORMAT.md`.
 
+use std::collections::BTreeSet;
+
 use super::records::{FileHeader, StatPersisted};
 use super::{adler32, FormatError, FILE_FORMAT_VERSION};
 use crate::proto::{Acl, Jute, JuteReader, JuteWriter};
@@ -16,6 +18,7 @@ pub const OPEN_ACL_UNSAFE_ID: i64 = -1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApacheNode {
     pub path: String,
+    /// Empty when the data is null: see [`ApacheSnapshot::null_data`].
     pub data: Vec<u8>,
     /// A key of [`ApacheSnapshot::acls`], or [`OPEN_ACL_UNSAFE_ID`].
     pub acl: i64,
@@ -40,6 +43,9 @@ pub struct ApacheSnapshot {
     pub acls: Vec<(i64, Vec<Acl>)>,
     /// Parents before children, the root first.
     pub nodes: Vec<ApacheNode>,
+    /// Paths of the nodes whose data is null (jute length -1: Apache keeps a znode created or
+    /// set with null data as null, apart from empty data).
+    pub null_data: BTreeSet<String>,
     pub digest: Option<ZxidDigest>,
 }
 
@@ -50,6 +56,11 @@ impl ApacheSnapshot {
             return Some(crate::acl::open_acl_unsafe());
         }
         self.acls.iter().find(|(key, _)| *key == id).map(|(_, list)| list.clone())
+    }
+
+    /// A node's data, `None` when it is null.
+    pub fn data_of<'a>(&self, node: &'a ApacheNode) -> Option<&'a [u8]> {
+        (!self.null_data.contains(&node.path)).then_some(node.data.as_slice())
     }
 }
 
@@ -165,7 +176,7 @@ fn read_state(r: &mut JuteReader<'_>, snap: &mut ApacheSnapshot) -> Result<(), F
         if path == "/" {
             break;
         }
-        let data = read(r, "node data", |r| r.read_buffer())?;
+        let data = read(r, "node data", |r| r.read_nullable_buffer())?;
         let acl = read(r, "node ACL id", |r| r.read_i64())?;
         let stat = read(r, "node stat", StatPersisted::decode)?;
         if acl != OPEN_ACL_UNSAFE_ID && !snap.acls.iter().any(|(id, _)| *id == acl) {
@@ -182,7 +193,10 @@ fn read_state(r: &mut JuteReader<'_>, snap: &mut ApacheSnapshot) -> Result<(), F
             path
         };
         paths.insert(path.clone());
-        snap.nodes.push(ApacheNode { path, data, acl, stat: stat_from(&stat) });
+        if data.is_none() {
+            snap.null_data.insert(path.clone());
+        }
+        snap.nodes.push(ApacheNode { path, data: data.unwrap_or_default(), acl, stat: stat_from(&stat) });
     }
     if !paths.contains("/") {
         return Err(FormatError::at(r.offset(), "the snapshot holds no root node"));
@@ -226,7 +240,7 @@ fn write_state(w: &mut JuteWriter<'_>, snap: &ApacheSnapshot) {
     }
     for node in &snap.nodes {
         w.write_string(if node.path == "/" { "" } else { &node.path });
-        w.write_buffer(&node.data);
+        w.write_nullable_buffer(snap.data_of(node));
         w.write_i64(node.acl);
         stat_to(&node.stat).encode(w);
     }

@@ -213,15 +213,21 @@ fn decode_txn(payload: &[u8]) -> Result<Txn, TxnError> {
     Ok(Txn { session_id: header.client_id, cxid: header.cxid, zxid: header.zxid, time_ms: header.time, body })
 }
 
+/// Whether the txn record at `r` holds null data (jute length -1) right after its path, as
+/// the create and setData records do when a client wrote null: those records read null as
+/// empty, and Apache keeps null apart from empty, so the length is looked at ahead of them.
+fn data_is_null(r: &JuteReader<'_>) -> bool {
+    let mut ahead = r.clone();
+    ahead.read_string().is_ok() && ahead.read_i32() == Ok(-1)
+}
+
 /// One tree operation of type `txn_type` (alone or inside a multi).
 fn decode_op(txn_type: i32, client_id: i64, r: &mut JuteReader<'_>) -> Result<TxnOp, TxnError> {
     use OpCode::*;
-    let create = |path, data, acl, ephemeral_owner, parent_cversion| TxnOp::Create {
-        path,
-        data,
-        acl,
-        ephemeral_owner,
-        parent_cversion,
+    let null_data = data_is_null(r);
+    let data = |bytes: Vec<u8>| (!null_data).then_some(bytes);
+    let create = |path, bytes, acl, ephemeral_owner, parent_cversion| {
+        TxnOp::create(path, data(bytes), acl, ephemeral_owner, parent_cversion)
     };
     Ok(match OpCode::from_i32(txn_type) {
         Some(Create | Create2) => {
@@ -240,7 +246,7 @@ fn decode_op(txn_type: i32, client_id: i64, r: &mut JuteReader<'_>) -> Result<Tx
         Some(Delete | DeleteContainer) => TxnOp::Delete { path: record::<DeleteTxn>("delete txn", r)?.path },
         Some(SetData | Reconfig) => {
             let t: SetDataTxn = record("setData txn", r)?;
-            TxnOp::SetData { path: t.path, data: t.data, version: t.version }
+            TxnOp::set_data(t.path, data(t.data), t.version)
         }
         Some(SetAcl) => {
             let t: SetAclTxn = record("setACL txn", r)?;
@@ -332,6 +338,44 @@ mod tests {
         assert_eq!(bodies[3], &TxnBody::CloseSession { ephemerals: vec![] });
         assert_eq!(log.records[1].offset, LOG_HEADER_BYTES as u64 + sample_records()[0].len() as u64);
         assert!(matches!(log.end, LogEnd::Clean { .. }));
+    }
+
+    #[test]
+    fn null_data_stays_null_and_empty_data_stays_empty() {
+        // A CreateTxn and a SetDataTxn as Apache logs a client's null data: length -1.
+        let mut null_create = Vec::new();
+        let mut w = JuteWriter::new(&mut null_create);
+        w.write_string("/null");
+        w.write_null();
+        w.write_vec(&[Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }], |w, a| {
+            a.encode(w)
+        });
+        w.write_bool(false);
+        w.write_i32(-1);
+        let mut null_set = Vec::new();
+        let mut w = JuteWriter::new(&mut null_set);
+        w.write_string("/e");
+        w.write_null();
+        w.write_i32(1);
+        let empty_set = SetDataTxn { path: "/e".into(), data: vec![], version: 2 }.to_bytes();
+        let multi =
+            MultiTxn { txns: vec![SubTxn { txn_type: OpCode::SetData as i32, data: null_set.clone() }] };
+        let records = [
+            framed(&entry(&header(OpCode::Create as i32, 1), &null_create)),
+            framed(&entry(&header(OpCode::SetData as i32, 2), &null_set)),
+            framed(&entry(&header(OpCode::SetData as i32, 3), &empty_set)),
+            framed(&entry(&header(OpCode::Multi as i32, 4), &multi.to_bytes())),
+        ];
+        let log = decode(&file(&records, 0)).unwrap();
+        let bodies: Vec<&TxnBody> = log.records.iter().map(|r| &r.txn.body).collect();
+        assert!(
+            matches!(bodies[0], TxnBody::Op(TxnOp::CreateNullData { path, .. }) if path == "/null"),
+            "{:?}",
+            bodies[0]
+        );
+        assert_eq!(bodies[1], &TxnBody::Op(TxnOp::SetNullData { path: "/e".into(), version: 1 }));
+        assert_eq!(bodies[2], &TxnBody::Op(TxnOp::SetData { path: "/e".into(), data: vec![], version: 2 }));
+        assert_eq!(bodies[3], &TxnBody::Multi(vec![TxnOp::SetNullData { path: "/e".into(), version: 1 }]));
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub enum DecodeError {
     UnknownOpcode(i32),
 }
 
-/// Cursor over one frame's payload.
+/// Cursor over one frame's payload (a clone reads ahead without moving this one).
+#[derive(Clone)]
 pub struct JuteReader<'a> {
     bytes: &'a [u8],
     offset: usize,

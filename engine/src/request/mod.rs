@@ -61,6 +61,9 @@ pub struct ProcessorConfig {
     pub auth_providers: acl::Providers,
     /// `reconfigEnabled`: the reconfig request is served (else ReconfigDisabled).
     pub reconfig_enabled: bool,
+    /// `zookeeper.skipACL=yes`: no ACL is checked, for any request (reconfig included, which
+    /// then needs no super user) nor for watch events.
+    pub skip_acl: bool,
     /// SASL (opcode 102) when the SASL provider is on and a JAAS `Server` section was found.
     pub sasl: Option<auth::SaslConfig>,
     /// `enforce.auth.*`, `sessionRequireClientSASLAuth`, `allowSaslFailedClients`.
@@ -84,6 +87,7 @@ impl Default for ProcessorConfig {
             read_only_mode_enabled: false,
             auth_providers: acl::Providers::default(),
             reconfig_enabled: false,
+            skip_acl: false,
             sasl: None,
             enforcement: auth::Enforcement::default(),
             sasl_nonce_key: Vec::new(),
@@ -328,7 +332,7 @@ impl Processor {
                     _ => acl,
                 };
                 let ids = self.conns.get(&n.watcher.0).map_or(&[][..], |c| &c.ids);
-                if !acl::check_perm(event_acl, perms::READ, ids) {
+                if !self.config.skip_acl && !acl::check_perm(event_acl, perms::READ, ids) {
                     log::trace!(
                         "Not delivering {:?} on {} to {:?} (filtered by ACL)",
                         n.event_type,
@@ -888,6 +892,7 @@ impl Processor {
         let who = Requester {
             session_id,
             ids,
+            skip_acl: self.config.skip_acl,
             extended_types_enabled: self.config.extended_types_enabled,
             enforce_quota: self.config.enforce_quota,
             providers: self.config.auth_providers,
@@ -931,12 +936,7 @@ impl Processor {
     ) -> Result<(), DecodeError> {
         let zxid = self.last_zxid();
         let Some(c) = self.conns.get(&conn) else { return Ok(()) };
-        let ctx = reply::ReadContext {
-            tree: &self.tree,
-            ids: &c.ids,
-            session_id: c.session_id,
-            watcher: WatcherId(conn),
-        };
+        let ctx = read_context(&self.tree, c, conn, self.config.skip_acl);
         let frame = reply::read_reply(&ctx, xid, zxid, op, body, &mut self.watches)?;
         self.send(out, conn, frame, zxid);
         Ok(())
@@ -944,10 +944,21 @@ impl Processor {
 
     fn multi_read(&mut self, conn: ConnId, xid: i32, ops: &[(OpCode, String)], out: &mut Vec<Output>) {
         let zxid = self.last_zxid();
-        let ids = self.conns.get(&conn).map_or(&[][..], |c| &c.ids);
-        let frame = reply::multi_read_reply(&self.tree, ids, xid, zxid, ops);
+        let Some(c) = self.conns.get(&conn) else { return };
+        let ctx = read_context(&self.tree, c, conn, self.config.skip_acl);
+        let frame = reply::multi_read_reply(&ctx, xid, zxid, ops);
         self.send(out, conn, frame, zxid);
     }
+}
+
+/// What a read on connection `conn` (`c`) is checked and answered with.
+fn read_context<'a>(
+    tree: &'a DataTree,
+    c: &'a Connection,
+    conn: ConnId,
+    skip_acl: bool,
+) -> reply::ReadContext<'a> {
+    reply::ReadContext { tree, ids: &c.ids, skip_acl, session_id: c.session_id, watcher: WatcherId(conn) }
 }
 
 /// The `counter`-th DIGEST-MD5 nonce: base64 of HMAC-SHA256(`key`, counter).

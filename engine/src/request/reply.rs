@@ -15,6 +15,8 @@ use crate::watch::{WatchManager, WatcherId};
 pub struct ReadContext<'a> {
     pub tree: &'a DataTree,
     pub ids: &'a [Id],
+    /// `zookeeper.skipACL=yes`: no ACL is checked (every read passes, getACL is unmasked).
+    pub skip_acl: bool,
     pub session_id: i64,
     pub watcher: WatcherId,
 }
@@ -37,10 +39,16 @@ impl From<ErrorCode> for ReadError {
     }
 }
 
-/// The node at `path` if `ids` hold `perm` on it (any of the bits): NoNode or NoAuth otherwise.
-fn readable_node<'t>(tree: &'t DataTree, ids: &[Id], path: &str, perm: i32) -> Result<&'t Node, ErrorCode> {
-    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
-    if acl::check_perm(tree.acl_of(node), perm, ids) {
+/// Whether the reader of `ctx` holds `perm` (any of the bits) in `acl`.
+fn permits(ctx: &ReadContext<'_>, acl: &[Acl], perm: i32) -> bool {
+    ctx.skip_acl || acl::check_perm(acl, perm, ctx.ids)
+}
+
+/// The node at `path` if the reader holds `perm` on it (any of the bits): NoNode or NoAuth
+/// otherwise.
+fn readable_node<'t>(ctx: &ReadContext<'t>, path: &str, perm: i32) -> Result<&'t Node, ErrorCode> {
+    let node = ctx.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    if permits(ctx, ctx.tree.acl_of(node), perm) {
         Ok(node)
     } else {
         Err(ErrorCode::NoAuth)
@@ -111,7 +119,7 @@ fn answer_read(
         }
         OpCode::GetData => {
             let req = PathWatchRequest::decode(r)?;
-            let node = readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            let node = readable_node(ctx, &req.path, perms::READ)?;
             if req.watch {
                 watches.add_data_watch(&req.path, ctx.watcher);
             }
@@ -119,7 +127,7 @@ fn answer_read(
         }
         OpCode::GetChildren | OpCode::GetChildren2 => {
             let req = PathWatchRequest::decode(r)?;
-            let node = readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            let node = readable_node(ctx, &req.path, perms::READ)?;
             if req.watch {
                 watches.add_child_watch(&req.path, ctx.watcher);
             }
@@ -132,10 +140,9 @@ fn answer_read(
         }
         OpCode::GetAcl => {
             let req = PathRequest::decode(r)?;
-            let node = readable_node(tree, ctx.ids, &req.path, perms::READ | perms::ADMIN)?;
+            let node = readable_node(ctx, &req.path, perms::READ | perms::ADMIN)?;
             let acl = tree.acl_of(node);
-            let acl =
-                if acl::check_perm(acl, perms::ADMIN, ctx.ids) { acl.to_vec() } else { masked_acl(acl) };
+            let acl = if permits(ctx, acl, perms::ADMIN) { acl.to_vec() } else { masked_acl(acl) };
             ok(&GetAclResponse { acl, stat: node.stat() })
         }
         OpCode::Sync => {
@@ -180,7 +187,7 @@ fn answer_read(
         }
         OpCode::GetAllChildrenNumber => {
             let req = PathRequest::decode(r)?;
-            readable_node(tree, ctx.ids, &req.path, perms::READ)?;
+            readable_node(ctx, &req.path, perms::READ)?;
             ok(&GetAllChildrenNumberResponse { total_number: tree.descendant_count(&req.path) as i32 })
         }
         OpCode::WhoAmI => {
@@ -215,16 +222,10 @@ fn multi_frame(xid: i32, zxid: i64, results: impl FnOnce(&mut JuteWriter<'_>)) -
 }
 
 /// Answers a multiRead: each op succeeds or fails on its own.
-pub fn multi_read_reply(
-    tree: &DataTree,
-    ids: &[Id],
-    xid: i32,
-    zxid: i64,
-    ops: &[(OpCode, String)],
-) -> Vec<u8> {
+pub fn multi_read_reply(ctx: &ReadContext<'_>, xid: i32, zxid: i64, ops: &[(OpCode, String)]) -> Vec<u8> {
     multi_frame(xid, zxid, |w| {
         for (op, path) in ops {
-            match readable_node(tree, ids, path, perms::READ) {
+            match readable_node(ctx, path, perms::READ) {
                 Err(code) => error_result(w, code.code()),
                 Ok(node) => {
                     MultiHeader { op: *op as i32, done: false, err: 0 }.encode(w);

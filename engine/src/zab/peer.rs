@@ -1066,12 +1066,14 @@ impl Peer {
     /// the voters and observers change and a leader re-labels its learners. A learner no
     /// longer listed stays connected as a non-voting follower (as Apache's: it serves until
     /// shut down, and its acks no longer count); a leader that no longer votes steps down
-    /// (the remaining voters elect a new one). True if the configuration changed.
+    /// (the remaining voters elect a new one); a learner whose role changed says so. True if
+    /// the configuration changed.
     fn activate_committed_config(&mut self, out: &mut Vec<Action>) -> bool {
         if self.pending_config.as_ref().is_none_or(|(zxid, _)| *zxid > self.committed) {
             return false;
         }
         let (_, next) = self.pending_config.take().expect("checked");
+        let role_before = self.role();
         self.cfg.voters = next.voters();
         self.cfg.observers = next.observers();
         let now = self.now;
@@ -1089,6 +1091,9 @@ impl Peer {
         match self.phase {
             Phase::Leading(_) if !self.cfg.is_voter(my_id) => self.look(out),
             Phase::Leading(_) => self.check_leader_quorum(out),
+            // A learner the reconfig made an observer (or a follower) serves in its new role,
+            // as Apache's learner rejoins in it (its clients reconnect either way).
+            Phase::Following(_) if self.role() != role_before => out.push(Action::Role(self.role())),
             _ => {}
         }
         true

@@ -62,6 +62,8 @@ pub const APACHE_DEFAULT_TICK_TIME_MS: u32 = 3000;
 pub const DEFAULT_JUTE_MAX_BUFFER: u32 = 0xfffff;
 /// Apache's floor for `autopurge.snapRetainCount`.
 pub const MIN_SNAP_RETAIN_COUNT: u32 = 3;
+/// The one `skipACL` value that turns ACL checks off (`ZooKeeperServer.skipACL`: "yes").
+const SKIP_ACL_ON: &str = "yes";
 
 /// A server's role in the ensemble (`server.N=...:participant|observer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +214,10 @@ pub struct Config {
     /// `reconfigEnabled` (default false): the `reconfig` request changes the membership
     /// (else it is answered ReconfigDisabled).
     pub reconfig_enabled: bool,
+    /// `skipACL` / `zookeeper.skipACL` (zoo.cfg or `-Dzookeeper.skipACL=` in
+    /// SERVER_JVMFLAGS; default no): `yes` turns every ACL check off, as Apache (any other
+    /// value leaves them on).
+    pub skip_acl: bool,
     /// `dynamicConfigFile`: where the `server.N` lines came from (read by [`Config::load`]);
     /// new configurations are written beside it as `<name>.<hex version>`.
     pub dynamic_config_file: Option<PathBuf>,
@@ -639,6 +645,7 @@ impl Config {
             standalone_enabled: true,
             super_digest: None,
             reconfig_enabled: false,
+            skip_acl: false,
             dynamic_config_file: None,
             config_version: 0,
             config_file: None,
@@ -800,6 +807,7 @@ impl Config {
                 }
                 "extendedTypesEnabled" => cfg.extended_types_enabled = parse_bool(key, value)?,
                 "enforceQuota" => cfg.enforce_quota = parse_bool(key, value)?,
+                "skipACL" => cfg.skip_acl = value == SKIP_ACL_ON,
                 "readonlymode.enabled" => cfg.read_only_mode_enabled = parse_bool(key, value)?,
                 "quorumListenOnAllIPs" => cfg.quorum_listen_on_all_ips = parse_bool(key, value)?,
                 "jute.maxbuffer" => {
@@ -1150,6 +1158,7 @@ impl Config {
                     self.kerberos_remove_realm_from_principal = parse_bool(&key, value)?
                 }
                 "zookeeper.superUser" => self.sasl_super_user = Some(value.to_owned()),
+                "zookeeper.skipACL" => self.skip_acl = value == SKIP_ACL_ON,
                 _ => {}
             }
         }

@@ -66,6 +66,18 @@ fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
 }
 
 #[test]
+fn skip_acl_is_on_only_for_yes_from_zoo_cfg_or_server_jvmflags() {
+    for (text, on) in [("skipACL=yes\n", true), ("zookeeper.skipACL=yes\n", true), ("skipACL=true\n", false)]
+    {
+        let (cfg, warnings) = Config::parse(&format!("dataDir=/a\n{text}")).unwrap();
+        assert_eq!((cfg.skip_acl, warnings.is_empty()), (on, true), "{text}: {warnings:?}");
+    }
+    let (mut cfg, _) = Config::parse("dataDir=/a\n").unwrap();
+    cfg.apply_jvm_flags("-Dzookeeper.skipACL=yes").unwrap();
+    assert!(cfg.skip_acl);
+}
+
+#[test]
 fn read_only_mode_from_zoo_cfg_and_server_jvmflags() {
     let (mut cfg, warnings) = Config::parse("dataDir=/a\nreadonlymode.enabled=true\n").unwrap();
     assert!(cfg.read_only_mode_enabled && warnings.is_empty(), "{warnings:?}");
@@ -248,7 +260,7 @@ fn duplicate_key_last_wins_with_warning() {
 
 #[test]
 fn unknown_and_ignored_keys() {
-    let text = "dataDir=/a\nfooBar=1\nzookeeper.something=2\ngroup.1=1:2:3\nskipACL=yes\nsnapshot.trust.empty=true\n";
+    let text = "dataDir=/a\nfooBar=1\nzookeeper.something=2\ngroup.1=1:2:3\npreAllocSize=65536\nsnapshot.trust.empty=true\n";
     let (cfg, warnings) = Config::parse(text).unwrap();
     assert_eq!(
         warnings,
@@ -258,7 +270,7 @@ fn unknown_and_ignored_keys() {
             "group.1: hierarchical quorums are not supported; every participant has one vote (majority quorum)".to_owned(),
         ]
     );
-    assert_eq!(cfg.ignored_keys, ["zookeeper.something", "group.1", "skipACL", "snapshot.trust.empty"]);
+    assert_eq!(cfg.ignored_keys, ["zookeeper.something", "group.1", "preAllocSize", "snapshot.trust.empty"]);
 }
 
 #[test]
