@@ -121,6 +121,22 @@ pub fn replace_path_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace_durably(dir, name, bytes)
 }
 
+/// Reads `dir/name` (`None` if there is none) and makes it durable first (the file, then the
+/// directory): a file left by a write whose directory fsync failed is visible but not
+/// durable, and what the server acts on must not vanish in a power loss.
+pub fn read_durably(dir: &Path, name: &str) -> io::Result<Option<String>> {
+    let path = dir.join(name);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed("opening", &path, e)),
+    };
+    let text = io::read_to_string(&file).map_err(|e| failed("reading", &path, e))?;
+    file.sync_all().map_err(|e| failed("fsync of", &path, e))?;
+    sync_dir(dir)?;
+    Ok(Some(text))
+}
+
 /// Removes `dir/name` (if there) durably: the directory is fsynced.
 pub fn remove_durably(dir: &Path, name: &str) -> io::Result<()> {
     let path = dir.join(name);

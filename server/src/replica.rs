@@ -192,14 +192,14 @@ fn own_address(my_id: ServerId, host: &str, port: u16) -> SocketAddr {
     }
 }
 
+/// An epoch file's number (0 if there is none), made durable before it is acted on.
 fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
-    let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            text.trim().parse().map_err(|_| anyhow!("{}: not an epoch number: {text:?}", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    match data_files::read_durably(dir, name)? {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{}: not an epoch number: {text:?}", dir.join(name).display())),
+        None => Ok(0),
     }
 }
 

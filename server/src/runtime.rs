@@ -111,7 +111,9 @@ const SESSION_SECRET_BYTES: usize = 32;
 /// a session recovered from the log can be resumed with the password its client holds.
 fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let path = data_dir.join(data_files::SESSION_SECRET);
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    if let Some(text) = data_files::read_durably(data_dir, data_files::SESSION_SECRET)
+        .context("the session secret must be durable before sessions are derived from it")?
+    {
         let text = text.trim();
         let hex_byte = |i: usize| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
         return (0..text.len())

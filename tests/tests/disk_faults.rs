@@ -66,7 +66,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::disk::{start_writes, take_acked, Acked, Disk, Losses};
+use common::disk::{create_payload, start_writes, take_acked, Acked, Disk, Losses};
 use common::*;
 use ringkeeper_server::data_files::{
     ACCEPTED_EPOCH, CURRENT_EPOCH, INSTALL_MARKER, SEGMENT_PREFIX, SESSION_SECRET, SNAPSHOT_PREFIX,
@@ -141,6 +141,7 @@ fn lazyfs_injects_write_fsync_and_full_disk_faults() {
     assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOSPC));
     drop((file, dsync));
 
+    disk.fs.set_faults(Faults::default());
     let mut entry = std::fs::File::create(disk.path("entry")).unwrap();
     entry.write_all(b"synced data, name never durable").unwrap();
     disk.fs.set_faults(failing(FaultOp::FsyncDir, "", libc::EIO));
@@ -383,7 +384,8 @@ async fn a_session_secret_that_cannot_be_made_durable_refuses_the_start() {
         (failing(FaultOp::Fsync, SESSION_SECRET, libc::EIO), SESSION_SECRET),
         (failing(FaultOp::FsyncDir, "data", libc::EIO), DIRECTORY_FSYNC),
     ] {
-        std::fs::remove_file(&secret).unwrap();
+        // Gone: written at the first start, or (second round) never renamed into place.
+        let _ = std::fs::remove_file(&secret);
         disk.fs.set_faults(faults);
         let output = refused_start(&server);
         let line = output.lines().find(|l| l.contains("Input/output error")).unwrap_or_default();
@@ -392,7 +394,6 @@ async fn a_session_secret_that_cannot_be_made_durable_refuses_the_start() {
         assert!(disk.fs.faults_tripped() > 0, "the injected fault never tripped");
         disk.fs.set_faults(Faults::default());
     }
-    std::fs::remove_file(&secret).unwrap_or_default();
     server.restart();
     let written = std::fs::read(&secret).expect("a session secret once the disk works");
     server.kill();
@@ -497,8 +498,17 @@ async fn a_follower_that_cannot_record_a_snap_stops_and_is_sent_it_again_once_th
     let leader = ensemble.wait_leader(ENSEMBLE_WAIT);
     let follower = (leader + 1) % 3;
     ensemble.kill(follower);
-    let acked = write_for_a_moment(&ensemble, leader, &mut rng).await;
-    assert!(acked.creates.len() > 10, "too few writes for a SNAP: {}", acked.creates.len());
+    // More than the leader's 10 txns of history: the follower cannot be sent a DIFF.
+    let client = connect_member(&ensemble, leader).await;
+    mk(&client, "/round", b"").await;
+    let mut acked = Acked::default();
+    for n in 0..30 {
+        let path = format!("/round/c{n:06}");
+        let payload = create_payload(&path);
+        within("create", client.create(&path, &payload, &open(zk::CreateMode::Persistent))).await.unwrap();
+        acked.creates.push(path);
+    }
+    drop(client);
     disks[follower].fs.set_faults(failing(FaultOp::Fsync, INSTALL_MARKER, libc::EIO));
     ensemble.relaunch(follower);
     expect_member_stop_naming(&mut ensemble, follower, INSTALL_MARKER);
