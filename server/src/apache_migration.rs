@@ -19,6 +19,7 @@ use ringkeeper_engine::apache::txnlog::LogEnd;
 use ringkeeper_engine::apache::{self, FormatError};
 use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
+use crate::data_files;
 use crate::recovery::{self, RecoveryError};
 use crate::snapshot_store;
 
@@ -67,8 +68,8 @@ fn apache_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, Migrati
 
 /// Whether a name is one of ringkeeper's own files (16 hex digits after the prefix).
 fn ringkeeper_name(name: &str) -> bool {
-    ringkeeper_engine::snapshot::parse_snapshot_file_name(name).is_some()
-        || ringkeeper_engine::log::parse_segment_file_name(name).is_some()
+    data_files::parse_snapshot_file_name(name).is_some()
+        || data_files::parse_segment_file_name(name).is_some()
 }
 
 fn apache_snapshot_zxid(name: &str) -> Option<i64> {
@@ -259,7 +260,7 @@ pub fn import(from: &Path, from_log_dir: Option<&Path>, to: &Path) -> Result<Imp
     let image = replay.into_image();
     let (nodes, sessions) = (image.nodes.len(), image.sessions.len());
     let ids: String = image.sessions.iter().map(|s| format!("{:#x}\n", s.id)).collect();
-    crate::replica::write_durably(to, APACHE_SESSIONS_FILE, ids.as_bytes())
+    data_files::replace_durably(to, APACHE_SESSIONS_FILE, ids.as_bytes())
         .map_err(io_error(&to.join(APACHE_SESSIONS_FILE)))?;
     let (written, _) = snapshot_store::write_snapshot(to, &image).map_err(io_error(to))?;
     copy_epoch_files(from, to)?;
@@ -270,7 +271,7 @@ pub fn import(from: &Path, from_log_dir: Option<&Path>, to: &Path) -> Result<Imp
 /// came from Apache. At every start their clients' Apache-issued passwords are honoured
 /// ([`adopt_apache_sessions`]), so a client whose session was open through the move
 /// reconnects to it; ids no longer live are ignored.
-pub const APACHE_SESSIONS_FILE: &str = "apache-sessions";
+pub const APACHE_SESSIONS_FILE: &str = data_files::APACHE_SESSIONS;
 
 /// Gives the live sessions named in `data_dir/apache-sessions` the password Apache issued
 /// them; returns how many were live.
@@ -296,15 +297,11 @@ pub fn adopt_apache_sessions(
     Ok(adopted)
 }
 
-/// The epoch files an ensemble member keeps beside its data (`acceptedEpoch`, `currentEpoch`,
-/// the same format in Apache and ringkeeper).
-const EPOCH_FILES: [&str; 2] = ["acceptedEpoch", "currentEpoch"];
-
 fn copy_epoch_files(from: &Path, to: &Path) -> Result<(), MigrationError> {
-    for name in EPOCH_FILES {
+    for name in data_files::EPOCH_FILES {
         let source = from.join(name);
         if let Ok(bytes) = std::fs::read(&source) {
-            crate::replica::write_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
+            data_files::replace_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
         }
     }
     Ok(())
@@ -340,11 +337,11 @@ pub fn export(from: &Path, log_dir: &Path, to: &Path) -> Result<Exported, Migrat
     let image = ringkeeper_engine::snapshot::capture(&processor.tree, &processor.sessions);
     let bytes = apache::snapshot::encode(&apache_snapshot_of(&image, 0));
     let name = apache::file_name(apache::SNAPSHOT_PREFIX, recovered.last_zxid);
-    crate::replica::write_durably(&version_dir, &name, &bytes).map_err(io_error(&version_dir.join(&name)))?;
+    data_files::replace_durably(&version_dir, &name, &bytes).map_err(io_error(&version_dir.join(&name)))?;
     let epoch = (recovered.last_zxid >> 32) as u32;
-    for name in EPOCH_FILES {
+    for name in data_files::EPOCH_FILES {
         let bytes = std::fs::read(from.join(name)).unwrap_or_else(|_| format!("{epoch}\n").into_bytes());
-        crate::replica::write_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
+        data_files::replace_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
     }
     Ok(Exported {
         snapshot: version_dir.join(name),

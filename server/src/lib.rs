@@ -31,6 +31,7 @@ pub mod apache_migration;
 pub mod apache_quorum;
 pub mod cert_reload;
 pub mod config;
+pub mod data_files;
 pub mod data_role;
 pub mod four_letter;
 pub mod hops;

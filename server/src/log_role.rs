@@ -47,13 +47,11 @@ use ringkeeper_engine::log::{self as txlog, SegmentHeader};
 use ringkeeper_engine::zab::SharedTxn;
 
 use crate::config::{Config, LogWriteMode};
+use crate::data_files;
 use crate::link;
 use crate::recovery::LogTail;
 use crate::request_stats::millisecond_histogram;
 
-/// The next segment, zero-filled in the background while the current one is written (not a
-/// `log.` name, so recovery never reads it; a leftover is refilled at start-up).
-const SPARE_SEGMENT_NAME: &str = "segment.spare";
 /// Bytes per zero-filling write of the spare segment.
 const SPARE_FILL_CHUNK_BYTES: usize = 1 << 20;
 /// Alignment of DMA write offsets and lengths (a multiple of any logical block size ≤ 4 KiB).
@@ -366,7 +364,7 @@ struct LogWriter {
     last_zxid: i64,
     /// How segments are opened and synced; `Direct` may fall back to `Fdatasync` at an open.
     write_mode: LogWriteMode,
-    /// The zero-filled next segment ([`SPARE_SEGMENT_NAME`]), shared with its filling task.
+    /// The zero-filled next segment ([`data_files::SPARE_SEGMENT`]), shared with its filling task.
     spare: Rc<Cell<Spare>>,
     stats: LogStats,
 }
@@ -427,7 +425,7 @@ impl LogWriter {
     fn fill_spare(&mut self) {
         let spare = Rc::new(Cell::new(Spare::Filling));
         self.spare = spare.clone();
-        let path = self.settings.dir.join(SPARE_SEGMENT_NAME);
+        let path = self.settings.dir.join(data_files::SPARE_SEGMENT);
         let size = self.settings.segment_bytes;
         // Zeros need no O_DSYNC: the fill ends with one fdatasync.
         let mut fill_mode = match self.write_mode {
@@ -462,7 +460,7 @@ impl LogWriter {
     /// is ready and large enough (true), else a new preallocated file (false).
     async fn new_segment_file(&mut self, path: &Path, capacity: u64) -> (SegmentFile, bool) {
         if self.spare.get() == Spare::Ready && capacity == self.settings.segment_bytes {
-            let spare = self.settings.dir.join(SPARE_SEGMENT_NAME);
+            let spare = self.settings.dir.join(data_files::SPARE_SEGMENT);
             self.spare.set(Spare::Failed);
             match std::fs::rename(&spare, path) {
                 Ok(()) => {
@@ -486,7 +484,7 @@ impl LogWriter {
         if let Some(mut old) = self.segment.take() {
             old.sync(self.settings.force_sync, Issue::Ring).await;
         }
-        let path = self.settings.dir.join(txlog::segment_file_name(first_zxid));
+        let path = self.settings.dir.join(data_files::segment_file_name(first_zxid));
         let capacity = self.settings.segment_bytes.max(align_up(txlog::SEGMENT_HEADER_BYTES as u64 + need));
         let (file, zero_filled) = self.new_segment_file(&path, capacity).await;
         if self.spare.get() != Spare::Filling {

@@ -16,6 +16,7 @@ use std::path::Path;
 use ringkeeper_engine::log::{self as txlog, SegmentEnd};
 use ringkeeper_engine::txn::TxnBytes;
 
+use crate::data_files;
 use crate::recovery::{read_aligned, scan_segment, segment_paths, LogTail, RecoveryError};
 use crate::snapshot_store;
 
@@ -121,7 +122,7 @@ pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Opti
         None => None,
     };
     for dir in [log_dir, data_dir] {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))?;
+        data_files::sync_dir(dir).map_err(io_error(dir))?;
     }
     Ok(tail)
 }

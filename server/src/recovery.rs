@@ -20,6 +20,7 @@ use ringkeeper_engine::log::{self as txlog, LogError, Record, SegmentEnd, Segmen
 use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::txn::TxnBytes as AlignedVec;
 
+use crate::data_files;
 use crate::snapshot_store::{self, MappedSnapshot};
 
 /// Where the log role continues appending.
@@ -82,7 +83,7 @@ pub fn numbered_files(
         let Some(name) = name.to_str() else { continue };
         match parse(name) {
             Some(zxid) => files.push((zxid, entry.path())),
-            None if name.starts_with(prefix) && !name.ends_with(".tmp") => {
+            None if name.starts_with(prefix) && !data_files::is_temp_name(name) => {
                 log::warn!(
                     "{}: ignoring a file not named {prefix}<zxid> as expected here",
                     entry.path().display()
@@ -97,7 +98,7 @@ pub fn numbered_files(
 
 /// The segment files in `dir`, in zxid order (a missing directory holds none).
 pub fn segment_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
-    numbered_files(dir, txlog::SEGMENT_PREFIX, txlog::parse_segment_file_name)
+    numbered_files(dir, data_files::SEGMENT_PREFIX, data_files::parse_segment_file_name)
 }
 
 /// Reads a whole file into a 16-byte aligned buffer (payloads are then aligned archives).
@@ -157,7 +158,7 @@ fn zero_range(path: &Path, from: u64, to: u64) -> Result<(), RecoveryError> {
 /// Deletes a segment that holds nothing acknowledged, durably (the directory is synced).
 fn remove_segment(dir: &Path, path: &Path) -> Result<(), RecoveryError> {
     std::fs::remove_file(path).map_err(io_error(path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+    data_files::sync_dir(dir).map_err(io_error(dir))
 }
 
 /// What the segment header's `prev_zxid` must say for a segment to fit the log before it.
@@ -247,7 +248,7 @@ pub fn verify_log(path: &Path) -> Result<Vec<String>, RecoveryError> {
 }
 
 fn segment_zxid_of(path: &Path) -> Result<i64, RecoveryError> {
-    path.file_name().and_then(|n| n.to_str()).and_then(txlog::parse_segment_file_name).ok_or_else(|| {
+    path.file_name().and_then(|n| n.to_str()).and_then(data_files::parse_segment_file_name).ok_or_else(|| {
         RecoveryError::Inconsistent {
             path: path.to_path_buf(),
             offset: 0,

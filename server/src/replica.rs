@@ -39,18 +39,10 @@ use ringkeeper_engine::txn::TxnBytes;
 use ringkeeper_engine::zab::{epoch_of, Member, Membership, PeerConfig, Recovered, ServerId, SharedTxn};
 
 use crate::config::{Config, PeerRole, QuorumProtocol};
+use crate::data_files;
 use crate::peer_net::PeerAddress;
 use crate::recovery::{read_aligned, scan_segment, segment_paths};
 
-/// File holding the zxid after which the log must be cut at the next start (a TRUNC).
-const TRUNCATE_MARKER: &str = "truncate.after";
-/// File naming a snapshot received from the leader (a SNAP) that replaces every other
-/// snapshot and the whole log at the next start.
-const INSTALL_MARKER: &str = "install.after-restart";
-/// Prefix of the file beside an installed snapshot (`epochs.<snapshot name>`): the leader's
-/// per-epoch last zxids up to it (the DIFF/TRUNC plan needs them; the log that told them is
-/// gone).
-const ENDS_PREFIX: &str = "epochs.";
 /// Everything the data role needs to run as an ensemble member.
 pub struct ReplicaSetup {
     pub peer_config: PeerConfig,
@@ -135,14 +127,7 @@ pub fn write_dynamic_config(base: &Path, membership: &Membership) -> anyhow::Res
     let text = membership.render();
     let lines: String =
         text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("dynamic")));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    std::io::Write::write_all(&mut file, lines.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    data_files::replace_path_durably(&path, lines.as_bytes())?;
     Ok(path)
 }
 
@@ -211,53 +196,44 @@ fn own_address(my_id: ServerId, host: &str, port: u16) -> SocketAddr {
     }
 }
 
+/// An epoch file's number (0 if there is none), made durable before it is acted on.
 fn read_epoch(dir: &Path, name: &str) -> anyhow::Result<u32> {
-    let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            text.trim().parse().map_err(|_| anyhow!("{}: not an epoch number: {text:?}", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(anyhow!("reading {}: {e}", path.display())),
+    match data_files::read_durably(dir, name)? {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{}: not an epoch number: {text:?}", dir.join(name).display())),
+        None => Ok(0),
     }
 }
 
 /// Writes `acceptedEpoch` and/or `currentEpoch` durably (temp file, fsync, rename, dir
 /// fsync), only the ones that differ from `before` (each fsync is on the election's path).
 pub fn persist_epochs(dir: &Path, before: (u32, u32), accepted: u32, current: u32) -> std::io::Result<()> {
-    let changed = [("acceptedEpoch", before.0, accepted), ("currentEpoch", before.1, current)];
+    let changed =
+        [(data_files::ACCEPTED_EPOCH, before.0, accepted), (data_files::CURRENT_EPOCH, before.1, current)];
     for (name, _, value) in changed.iter().filter(|(_, old, new)| old != new) {
-        write_durably(dir, name, format!("{value}\n").as_bytes())?;
+        data_files::replace_durably(dir, name, format!("{value}\n").as_bytes())?;
     }
     Ok(())
 }
 
 /// Records a TRUNC to carry out at the next start.
 pub fn record_truncation(dir: &Path, zxid: i64) -> std::io::Result<()> {
-    write_durably(dir, TRUNCATE_MARKER, format!("{zxid:#x}\n").as_bytes())
+    data_files::replace_durably(dir, data_files::TRUNCATE_MARKER, format!("{zxid:#x}\n").as_bytes())
 }
 
 /// Carries out a TRUNC recorded by [`record_truncation`]: every log record after the zxid is
 /// cut (and snapshots that may hold them removed), then the marker goes.
 fn carry_out_truncation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
-    let marker = data_dir.join(TRUNCATE_MARKER);
+    let marker = data_dir.join(data_files::TRUNCATE_MARKER);
     let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(()) };
     let zxid = i64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
         .map_err(|_| anyhow!("{}: not a zxid: {text:?}", marker.display()))?;
     log::warn!("cutting the transaction log after zxid {zxid:#x} (the leader never had the txns after it)");
     crate::log_sync::truncate_after(data_dir, log_dir, zxid)?;
-    std::fs::remove_file(&marker)?;
-    std::fs::File::open(data_dir)?.sync_all()?;
+    data_files::remove_durably(data_dir, data_files::TRUNCATE_MARKER)?;
     Ok(())
-}
-
-/// Writes `bytes` to `dir/name` durably (temp file, fsync, rename, directory fsync).
-pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Records a SNAP from the leader (validated image of the whole state at its zxid) to be
@@ -267,17 +243,17 @@ pub fn record_installation(dir: &Path, image: &[u8], epoch_ends: &[i64]) -> anyh
     aligned.extend_from_slice(image);
     let (header, _) =
         ringkeeper_engine::snapshot::decode(&aligned).map_err(|e| anyhow!("the leader's snapshot: {e}"))?;
-    let name = ringkeeper_engine::snapshot::snapshot_file_name(header.zxid);
-    write_durably(dir, INSTALL_MARKER, format!("{name}\n").as_bytes())?;
+    let name = data_files::snapshot_file_name(header.zxid);
+    data_files::replace_durably(dir, data_files::INSTALL_MARKER, format!("{name}\n").as_bytes())?;
     let ends: String = epoch_ends.iter().map(|z| format!("{z:#x}\n")).collect();
-    write_durably(dir, &format!("{ENDS_PREFIX}{name}"), ends.as_bytes())?;
-    write_durably(dir, &name, image)?;
+    data_files::replace_durably(dir, &data_files::epoch_ends_name(&name), ends.as_bytes())?;
+    data_files::replace_durably(dir, &name, image)?;
     Ok(header.zxid)
 }
 
 /// Carries out a recorded SNAP: keeps only the installed snapshot, removes every log segment.
 fn carry_out_installation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()> {
-    let marker = data_dir.join(INSTALL_MARKER);
+    let marker = data_dir.join(data_files::INSTALL_MARKER);
     let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(()) };
     let name = text.trim().to_string();
     let installed = data_dir.join(&name);
@@ -291,15 +267,14 @@ fn carry_out_installation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()>
         for (_, path) in segment_paths(log_dir)? {
             std::fs::remove_file(&path)?;
         }
-        std::fs::File::open(log_dir)?.sync_all()?;
+        data_files::sync_dir(log_dir)?;
     } else {
         log::warn!(
             "{}: the snapshot it names is incomplete (crash while receiving it); keeping the old state",
             marker.display()
         );
     }
-    std::fs::remove_file(&marker)?;
-    std::fs::File::open(data_dir)?.sync_all()?;
+    data_files::remove_durably(data_dir, data_files::INSTALL_MARKER)?;
     Ok(())
 }
 
@@ -309,7 +284,7 @@ fn snapshot_epoch_ends(data_dir: &Path) -> anyhow::Result<(i64, Vec<i64>)> {
         return Ok((0, Vec::new()));
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let ends_path = data_dir.join(format!("{ENDS_PREFIX}{name}"));
+    let ends_path = data_dir.join(data_files::epoch_ends_name(&name));
     let ends = std::fs::read_to_string(&ends_path)
         .map(|text| {
             text.lines()
@@ -406,8 +381,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         epoch_ends = vec![snapshot_zxid];
     }
     let recovered = Recovered {
-        accepted_epoch: read_epoch(&config.data_dir, "acceptedEpoch")?,
-        current_epoch: read_epoch(&config.data_dir, "currentEpoch")?,
+        accepted_epoch: read_epoch(&config.data_dir, data_files::ACCEPTED_EPOCH)?,
+        current_epoch: read_epoch(&config.data_dir, data_files::CURRENT_EPOCH)?,
         history_base,
         history,
         epoch_ends,

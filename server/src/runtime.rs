@@ -22,6 +22,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
 use crate::config::{Config, Executors};
+use crate::data_files;
 use crate::data_role::LogLink;
 use crate::link;
 use crate::log_role::{LogRecord, LogSettings, LogStats};
@@ -110,8 +111,10 @@ const SESSION_SECRET_BYTES: usize = 32;
 /// The secret session passwords derive from, kept in `dataDir/session.secret` (hex) so that
 /// a session recovered from the log can be resumed with the password its client holds.
 fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let path = data_dir.join("session.secret");
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    let path = data_dir.join(data_files::SESSION_SECRET);
+    if let Some(text) = data_files::read_durably(data_dir, data_files::SESSION_SECRET)
+        .context("the session secret must be durable before sessions are derived from it")?
+    {
         let text = text.trim();
         let hex_byte = |i: usize| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
         return (0..text.len())
@@ -123,16 +126,8 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     }
     let bytes = random_bytes(SESSION_SECRET_BYTES)?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = data_dir.join("session.secret.tmp");
-    std::fs::write(&tmp, format!("{hex}\n"))
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    // The new name is durable only once the directory is synced (the log's own directory
-    // fsyncs do not cover dataDir when dataLogDir is set apart).
-    std::fs::File::open(data_dir)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("fsync of {}", data_dir.display()))?;
+    data_files::replace_durably(data_dir, data_files::SESSION_SECRET, format!("{hex}\n").as_bytes())
+        .context("making the session secret durable")?;
     Ok(bytes.to_vec())
 }
 

@@ -5,8 +5,8 @@
 //! snapshot writer thread ([`crate::snapshotter`], never the data core) and from the
 //! `snap-dump` / `snap-verify` tools. In: encoded images from `engine::snapshot`. Out: files
 //! named `snapshot.<zxid hex>`, and [`MappedSnapshot`]s validated once.
-//! Invariants: a file under a final name is complete and durable (written as `.tmp`, fsynced,
-//! renamed, directory fsynced); retention never removes the newest `retain` snapshots whose
+//! Invariants: a file under a final name is complete and durable (written by
+//! [`crate::data_files::replace_durably_with`]); retention never removes the newest `retain` snapshots whose
 //! header checks, nor any log segment holding a record after the oldest of them, nor the last
 //! segment.
 
@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 
 use ringkeeper_engine::snapshot::{self, ArchivedImage, SnapshotHeader, SnapshotImage};
 
+use crate::data_files;
 use crate::recovery::{numbered_files, segment_paths, RecoveryError};
 
 /// Bytes written between two fdatasyncs of a snapshot file.
 const SYNC_CHUNK_BYTES: usize = 8 << 20;
-/// Suffix of a snapshot being written.
-pub const TEMP_SUFFIX: &str = ".tmp";
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
     move |error| RecoveryError::Io { path: path.to_path_buf(), error }
@@ -28,7 +27,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
 
 /// The snapshot files in `dir`, oldest first (a missing directory holds none).
 pub fn snapshot_paths(dir: &Path) -> Result<Vec<(i64, PathBuf)>, RecoveryError> {
-    numbered_files(dir, snapshot::SNAPSHOT_PREFIX, snapshot::parse_snapshot_file_name)
+    numbered_files(dir, data_files::SNAPSHOT_PREFIX, data_files::parse_snapshot_file_name)
 }
 
 /// Removes `snapshot.*.tmp` files a crash left mid-write (they were never renamed into use).
@@ -38,7 +37,7 @@ pub fn remove_temp_files(dir: &Path) -> Result<(), RecoveryError> {
         let entry = entry.map_err(io_error(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(snapshot::SNAPSHOT_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+        if name.starts_with(data_files::SNAPSHOT_PREFIX) && data_files::is_temp_name(&name) {
             log::warn!("{}: removing an unfinished snapshot left by a crash", entry.path().display());
             std::fs::remove_file(entry.path()).map_err(io_error(&entry.path()))?;
         }
@@ -46,18 +45,11 @@ pub fn remove_temp_files(dir: &Path) -> Result<(), RecoveryError> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Writes an image as `dir/snapshot.<zxid>` durably; returns the path and the file size.
 pub fn write_snapshot(dir: &Path, image: &SnapshotImage) -> std::io::Result<(PathBuf, u64)> {
     let encoded = snapshot::encode(image);
-    let name = snapshot::snapshot_file_name(image.zxid);
-    let path = dir.join(&name);
-    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+    let name = data_files::snapshot_file_name(image.zxid);
+    data_files::replace_durably_with(dir, &name, |file| {
         file.write_all(&encoded.header)?;
         // Flushed chunk by chunk: hundreds of MiB of dirty pages would otherwise be flushed by
         // the log's next fdatasync (ext4 data=ordered commits them with the journal), stalling
@@ -66,15 +58,9 @@ pub fn write_snapshot(dir: &Path, image: &SnapshotImage) -> std::io::Result<(Pat
             file.write_all(chunk)?;
             file.sync_data()?;
         }
-        file.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        sync_dir(dir)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
-    Ok((path, (encoded.header.len() + encoded.payload.len()) as u64))
+        Ok(())
+    })?;
+    Ok((dir.join(name), (encoded.header.len() + encoded.payload.len()) as u64))
 }
 
 /// A snapshot file mapped read-only and validated once.
@@ -166,10 +152,10 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<Purged, R
         }
     }
     if !purged.snapshots.is_empty() {
-        sync_dir(data_dir).map_err(io_error(data_dir))?;
+        data_files::sync_dir(data_dir).map_err(io_error(data_dir))?;
     }
     if !purged.segments.is_empty() {
-        sync_dir(log_dir).map_err(io_error(log_dir))?;
+        data_files::sync_dir(log_dir).map_err(io_error(log_dir))?;
     }
     Ok(purged)
 }

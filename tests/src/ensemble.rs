@@ -107,6 +107,12 @@ impl Ensemble {
         Self::start_inner(Target::from_env(), voters, 0, extra, true, None, 0)
     }
 
+    /// [`Ensemble::start_partitionable`] with `data_dirs.len()` voters whose dataDirs are
+    /// `data_dirs` (as [`Ensemble::start_with_data_dirs`]).
+    pub fn start_partitionable_with_data_dirs(data_dirs: &[PathBuf], extra: &str) -> Ensemble {
+        Self::start_inner(Target::from_env(), data_dirs.len(), 0, extra, true, Some(data_dirs), 0)
+    }
+
     fn start_inner(
         target: Target,
         voters: usize,

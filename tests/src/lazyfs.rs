@@ -25,8 +25,8 @@
 //! Entries and attributes are never cached. `fallocate` mode 0 and `FALLOC_FL_KEEP_SIZE` are
 //! supported; hard links, symlinks and extended attributes are not.
 //!
-//! **Faults** ([`LazyFs::set_faults`]): writes or fsyncs of files whose name starts with a
-//! prefix fail with a chosen errno (`EIO`, `ENOSPC`), and a capacity makes the disk full: a
+//! **Faults** ([`LazyFs::set_faults`]): writes or fsyncs of files (or fsyncs of directories)
+//! whose name starts with a prefix fail with a chosen errno (`EIO`, `ENOSPC`), and a capacity makes the disk full: a
 //! write, truncation or `fallocate` that would grow the files (under a current name) beyond it
 //! fails with `ENOSPC`. A failed write changes nothing; a failed fsync makes nothing durable.
 //! Faults stay across power losses until replaced.
@@ -63,6 +63,9 @@ pub enum FaultOp {
     Write,
     /// `fsync`/`fdatasync` (also the sync an `O_DSYNC` write makes).
     Fsync,
+    /// `fsync` of a directory (what makes its entries durable); the prefix is matched
+    /// against the directory's own name (the mount's root has none: only `""` matches it).
+    FsyncDir,
 }
 
 /// An injected failure: `op` on any file whose current name starts with `name_prefix` fails
@@ -373,12 +376,24 @@ impl LazyFsHandler {
     fn injected(&self, tree: &Tree, ino: u64, op: FaultOp) -> Option<Errno> {
         let mut state = lock(&self.faults);
         let errno = state.faults.failing.iter().find_map(|fault| {
-            let named =
-                tree.names_of(ino).any(|name| name.as_bytes().starts_with(fault.name_prefix.as_bytes()));
+            let named = (ino == ROOT && fault.name_prefix.is_empty())
+                || tree.names_of(ino).any(|name| name.as_bytes().starts_with(fault.name_prefix.as_bytes()));
             (fault.op == op && named).then_some(fault.errno)
         })?;
         state.tripped += 1;
         Some(Errno::from_i32(errno))
+    }
+
+    /// An fsync (`op`) of `ino`: the injected error, else what `sync` makes of it.
+    fn sync(&self, ino: u64, op: FaultOp, sync: fn(&mut Tree, u64) -> io::Result<()>, reply: ReplyEmpty) {
+        let mut tree = self.tree();
+        if let Some(errno) = self.injected(&tree, ino, op) {
+            return reply.error(errno);
+        }
+        match sync(&mut tree, ino) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(io_errno(e)),
+        }
     }
 
     /// `ENOSPC` (counted) if file `ino` growing to `new_len` bytes would exceed the capacity.
@@ -626,21 +641,11 @@ impl fuser::Filesystem for LazyFsHandler {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        let mut tree = self.tree();
-        if let Some(errno) = self.injected(&tree, ino.0, FaultOp::Fsync) {
-            return reply.error(errno);
-        }
-        match tree.sync_file(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(io_errno(e)),
-        }
+        self.sync(ino.0, FaultOp::Fsync, Tree::sync_file, reply);
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        match self.tree().sync_dir(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(io_errno(e)),
-        }
+        self.sync(ino.0, FaultOp::FsyncDir, Tree::sync_dir, reply);
     }
 
     fn fallocate(

@@ -473,7 +473,13 @@ fn null_data_survives_log_replay_and_snapshots() {
     }
     let snapshots = std::fs::read_dir(server.data_dir())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("snapshot."))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(ringkeeper_server::data_files::SNAPSHOT_PREFIX)
+        })
         .count();
     assert!(snapshots > 0, "a snapshot was written, so the last restart read null data from one");
 }

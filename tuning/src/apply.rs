@@ -9,10 +9,10 @@
 //! Refused: a layout naming a CPU the host lacks, or a result the server would not parse
 //! (checked with the server's own `Config::parse`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ringkeeper_server::config::Config;
+use ringkeeper_server::data_files;
 
 use crate::probe::topology::format_cpu_list;
 use crate::recommend::{Recommendation, OWNED_KEYS};
@@ -118,20 +118,7 @@ pub fn backup_path(path: &Path) -> PathBuf {
 }
 
 fn write_durably(path: &Path, text: &str) -> Result<(), TuneError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(TuneError::io(path, "writing", e));
-    }
-    Ok(())
+    data_files::replace_path_durably(path, text.as_bytes()).map_err(|e| TuneError::io(path, "writing", e))
 }
 
 /// Writes `recommendation` into the zoo.cfg at `path` (backup first).

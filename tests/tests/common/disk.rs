@@ -76,10 +76,23 @@ impl Disk {
     /// `members` mounts (`None` where [`Disk::unavailable`]) and a voter ensemble with its
     /// dataDirs on them, `extra` lines in every zoo.cfg.
     pub fn ensemble(members: usize, extra: &str) -> Option<(Vec<Disk>, Ensemble)> {
+        Disk::ensemble_with(members, extra, Ensemble::start_with_data_dirs)
+    }
+
+    /// [`Disk::ensemble`] whose members reach each other through the test's proxies
+    /// ([`Ensemble::start_partitionable`]).
+    pub fn partitionable_ensemble(members: usize, extra: &str) -> Option<(Vec<Disk>, Ensemble)> {
+        Disk::ensemble_with(members, extra, Ensemble::start_partitionable_with_data_dirs)
+    }
+
+    fn ensemble_with(
+        members: usize,
+        extra: &str,
+        start: fn(&[PathBuf], &str) -> Ensemble,
+    ) -> Option<(Vec<Disk>, Ensemble)> {
         let disks = (0..members).map(|_| Disk::mount()).collect::<Option<Vec<Disk>>>()?;
         let data_dirs: Vec<PathBuf> = disks.iter().map(|disk| disk.path("data")).collect();
-        let ensemble = Ensemble::start_with_data_dirs(&data_dirs, extra);
-        Some((disks, ensemble))
+        Some((disks, start(&data_dirs, extra)))
     }
 
     /// Cuts the power: plain, or `torn` (during write-back, from a seed of `rng`).

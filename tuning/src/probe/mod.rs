@@ -13,6 +13,7 @@ pub mod topology;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ringkeeper_server::data_files;
 use serde::{Deserialize, Serialize};
 
 use crate::measure::cores::{measure_cores, CoreBounds, CorePairLatency};
@@ -78,12 +79,11 @@ impl Probe {
         Ok(probe)
     }
 
-    /// Writes the probe as pretty JSON (via a temporary file and rename).
+    /// Writes the probe as pretty JSON, durably ([`data_files::replace_path_durably`]).
     pub fn save(&self, path: &Path) -> Result<(), TuneError> {
         let text = serde_json::to_string_pretty(self).expect("a probe serialises");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n").map_err(|e| TuneError::io(&tmp, "writing the probe file", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| TuneError::io(path, "writing the probe file", e))
+        data_files::replace_path_durably(path, (text + "\n").as_bytes())
+            .map_err(|e| TuneError::io(path, "writing the probe file", e))
     }
 
     /// The disk of dataLogDir (the last entry: dataDir's when they are one directory).
