@@ -36,6 +36,7 @@ pub mod hops;
 pub mod http;
 pub mod link;
 pub mod log_role;
+pub mod logging;
 pub mod log_sync;
 pub mod messages;
 pub mod metrics;
