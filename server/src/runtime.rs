@@ -354,7 +354,9 @@ fn socket_address(key: &str, address: &str, port: u16) -> anyhow::Result<SocketA
     let host = address.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(address);
     let resolved: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .with_context(|| format!("{key}: {address:?} is neither an IP address nor a host name that resolves"))?
+        .with_context(|| {
+            format!("{key}: {address:?} is neither an IP address nor a host name that resolves")
+        })?
         .collect();
     resolved
         .iter()

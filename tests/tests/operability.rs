@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::PathWatchRequest;
-use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_server::logging::LogFormat;
+use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 mod common;
@@ -397,7 +397,7 @@ fn session_lifecycle_and_ignored_keys_are_logged_in(format: LogFormat) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = format!(
-        "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+        "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
          zookeeper.snapshot.compression.method=gz\nzookeeper.flushDelay=0\n",
         dir.path().join("data").display()
     );
@@ -419,7 +419,8 @@ fn session_lifecycle_and_ignored_keys_are_logged_in(format: LogFormat) {
 
     let hex = |id: i64| format!("0x{id:x}");
     let mut closing = RawSession::connect_to(addr, 30_000);
-    let (closing_id, closing_client) = (closing.session_id(), closing.stream.local_addr().unwrap().to_string());
+    let (closing_id, closing_client) =
+        (closing.session_id(), closing.stream.local_addr().unwrap().to_string());
     let xid = closing.send_raw_op(OpCode::CloseSession as i32, &[]);
     assert_eq!(closing.reply_to(xid).expect("closeSession reply").header.err, 0);
     // The shortest timeout tickTime=2000 allows (4 s): renewed on a second connection, then
@@ -429,10 +430,13 @@ fn session_lifecycle_and_ignored_keys_are_logged_in(format: LogFormat) {
     let renewed = RawSession::connect_with_to(addr, &first.resume_request());
     let renewed_client = renewed.stream.local_addr().unwrap().to_string();
     drop((first, renewed));
-    eventually("the idle session expires", Duration::from_secs(15), || {
-        let fields = [("session_id", hex(expiring_id).as_str()), ("timeout_ms", "4000")];
-        logged(&server.log(), format, "INFO", "Expiring session, timeout exceeded", &fields)
-    });
+    let expiring_hex = hex(expiring_id);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fields = [("session_id", expiring_hex.as_str()), ("timeout_ms", "4000")];
+    while !logged(&server.log(), format, "INFO", "Expiring session, timeout exceeded", &fields) {
+        assert!(Instant::now() < deadline, "the idle session did not expire within 15 s:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = server.log();
     let expected: [(&str, i64, &str, &str); 5] = [
         ("Established session", closing_id, "30000", &closing_client),
@@ -442,7 +446,8 @@ fn session_lifecycle_and_ignored_keys_are_logged_in(format: LogFormat) {
         ("Expiring session, timeout exceeded", expiring_id, "4000", &renewed_client),
     ];
     for (message, id, timeout, client) in expected {
-        let fields = [("session_id", hex(id)), ("timeout_ms", timeout.to_owned()), ("client", client.to_owned())];
+        let fields =
+            [("session_id", hex(id)), ("timeout_ms", timeout.to_owned()), ("client", client.to_owned())];
         let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
         assert!(logged(&log, format, "INFO", message, &fields), "{message} {fields:?}:\n{log}");
     }
@@ -959,8 +964,10 @@ fn json_logs_on_request() {
         server.log().contains("Established session")
     });
     let log = server.log();
+    // Every line but the banner on stdout is JSON.
     let records: Vec<serde_json::Value> = log
         .lines()
+        .filter(|l| !l.starts_with("ringkeeper listening on "))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
     assert!(
@@ -972,12 +979,20 @@ fn json_logs_on_request() {
     };
     assert!(has("WARN", "unknown key fooBar"), "{log}");
     assert!(has("INFO", "ringkeeper 0."), "the start line:\n{log}");
+    // A `log` record keeps its own target and shows none of the bridge's fields.
+    let start =
+        records.iter().find(|r| r["message"].as_str().is_some_and(|m| m.starts_with("ringkeeper 0.")));
+    assert_eq!(start.expect("the start line")["target"], "ringkeeper", "{log}");
+    assert!(records.iter().all(|r| r.as_object().unwrap().keys().all(|k| !k.starts_with("log."))), "{log}");
     let established = records.iter().find(|r| r["message"] == "Established session").expect("the session");
     assert_eq!(established["session_id"], format!("0x{:x}", session.session_id()));
     assert_eq!(established["timeout_ms"], 30_000);
     assert_eq!(established["target"], "ringkeeper_engine::request");
     // RUST_LOG=...runtime=warn left out the runtime's info lines.
-    assert!(records.iter().all(|r| r["target"] != "ringkeeper_server::runtime" || r["level"] != "INFO"), "{log}");
+    assert!(
+        records.iter().all(|r| r["target"] != "ringkeeper_server::runtime" || r["level"] != "INFO"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -124,7 +124,14 @@ impl SessionTable {
         let expires_at_ms = self.deadline(now_ms, timeout_ms);
         if let Some(old) = self.sessions.insert(
             id,
-            Session { id, timeout_ms, passwd: self.password_for(id), expires_at_ms, closing: false, last_client: String::new() },
+            Session {
+                id,
+                timeout_ms,
+                passwd: self.password_for(id),
+                expires_at_ms,
+                closing: false,
+                last_client: String::new(),
+            },
         ) {
             self.deadlines.remove(&(old.expires_at_ms, id));
         }
