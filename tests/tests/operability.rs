@@ -378,7 +378,7 @@ fn logged(log: &str, format: LogFormat, level: &str, message: &str, fields: &[(&
                 && r["message"] == message
                 && fields.iter().all(|(name, value)| match &r[*name] {
                     serde_json::Value::String(s) => s == value,
-                    other => other.to_string() == *value,
+                    other => serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| &v == other),
                 })
         }),
         LogFormat::Text => {
