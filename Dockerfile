@@ -8,18 +8,32 @@
 # ringkeeper does its I/O with io_uring (glommio): Docker's default seccomp profile refuses
 # the io_uring system calls, hence the seccomp option (or a profile allowing io_uring_setup,
 # io_uring_enter and io_uring_register); io_uring also locks memory, hence the memlock limit.
-FROM rust:1-bookworm AS build
+#
+# Build arguments: BUILD_IMAGE and RUNTIME_IMAGE name the base images; BINARY=prebuilt takes
+# target/release/ringkeeper from the build context instead of compiling (what
+# packaging/check-docker.sh does where no Rust image can be pulled).
+ARG BUILD_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG BINARY=build
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p ringkeeper-server --bin ringkeeper
+RUN cargo build --release -p ringkeeper-server --bin ringkeeper \
+    && cp target/release/ringkeeper /ringkeeper
 
-FROM debian:bookworm-slim
+FROM scratch AS prebuilt
+COPY target/release/ringkeeper /ringkeeper
+
+FROM ${BINARY} AS binary
+
+FROM ${RUNTIME_IMAGE}
 RUN groupadd --system ringkeeper \
     && useradd --system --gid ringkeeper --home-dir /var/lib/ringkeeper --no-create-home \
         --shell /usr/sbin/nologin ringkeeper \
     && install -d -o ringkeeper -g ringkeeper -m 0750 /var/lib/ringkeeper \
     && install -d /etc/ringkeeper
-COPY --from=build /src/target/release/ringkeeper /usr/bin/ringkeeper
+COPY --from=binary /ringkeeper /usr/bin/ringkeeper
 COPY packaging/zoo.cfg /etc/ringkeeper/zoo.cfg
 # The AdminServer answers outside the container too.
 RUN sed -i 's/^admin.serverAddress=.*/admin.serverAddress=0.0.0.0/' /etc/ringkeeper/zoo.cfg

@@ -117,8 +117,8 @@ fn server_stats(s: &ServerStatus) -> Map<String, Value> {
         "num_alive_client_connections": s.num_alive_connections,
         "uptime": s.uptime_ms,
         "auth_failed_count": s.auth_failed_count,
-        "non_mtlsremote_conn_count": 0,
-        "non_mtlslocal_conn_count": 0,
+        "non_mtlsremote_conn_count": s.non_mtls_remote_conn_count,
+        "non_mtlslocal_conn_count": s.non_mtls_local_conn_count,
     });
     let mut out = Map::new();
     out.insert("version".into(), s.version.clone().into());

@@ -413,6 +413,9 @@ pub struct ServerStatus {
     pub uptime_ms: u64,
     /// `mntr zk_auth_failed_count`.
     pub auth_failed_count: u64,
+    /// `mntr zk_non_mtls_local_conn_count` / `zk_non_mtls_remote_conn_count`.
+    pub non_mtls_local_conn_count: u64,
+    pub non_mtls_remote_conn_count: u64,
     /// `mntr zk_last/min/max_client_response_size`; -1 = none yet (Apache's value).
     pub last_client_response_size: i64,
     /// See `last_client_response_size`.
@@ -461,6 +464,8 @@ impl ServerStatus {
             max_file_descriptor_count: None,
             uptime_ms: 0,
             auth_failed_count: 0,
+            non_mtls_local_conn_count: 0,
+            non_mtls_remote_conn_count: 0,
             last_client_response_size: -1,
             min_client_response_size: -1,
             max_client_response_size: -1,
@@ -684,7 +689,7 @@ pub fn monitor_values(s: &ServerStatus) -> Vec<(String, String)> {
     line("outstanding_requests", &s.outstanding_requests);
     line("znode_count", &s.node_count);
     line("global_sessions", &s.global_sessions);
-    line("non_mtls_remote_conn_count", &0);
+    line("non_mtls_remote_conn_count", &s.non_mtls_remote_conn_count);
     line("last_client_response_size", &s.last_client_response_size);
     line("packets_sent", &s.packets_sent);
     line("packets_received", &s.packets_received);
@@ -705,7 +710,7 @@ pub fn monitor_values(s: &ServerStatus) -> Vec<(String, String)> {
     line("max_latency", &s.latency.max_ms);
     line("outstanding_tls_handshake", &s.outstanding_tls_handshakes);
     line("min_client_response_size", &s.min_client_response_size);
-    line("non_mtls_local_conn_count", &0);
+    line("non_mtls_local_conn_count", &s.non_mtls_local_conn_count);
     for (k, v) in &s.extra_monitor {
         line(k, v);
     }

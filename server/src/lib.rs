@@ -39,6 +39,7 @@ pub mod http;
 pub mod link;
 pub mod log_role;
 pub mod log_sync;
+pub mod logging;
 pub mod messages;
 pub mod metrics;
 pub mod network;

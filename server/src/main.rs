@@ -11,7 +11,6 @@
 //! back (an Apache `version-2/snapshot.<zxid>` and the epoch files).
 //! `--version` names the build (version, git commit, build date); `--help` lists all this.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -19,7 +18,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ringkeeper_server::config::Config;
 use ringkeeper_server::four_letter::{built_on, GIT_COMMIT, RINGKEEPER_VERSION, ZOOKEEPER_VERSION};
-use ringkeeper_server::{apache_migration, recovery, snapshot_store};
+use ringkeeper_server::{apache_migration, logging, recovery, snapshot_store};
 
 /// mimalloc instead of glibc malloc: small per-request buffers, freed across executors.
 #[global_allocator]
@@ -38,8 +37,8 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
 ///
 /// With no argument, serves a single node on 127.0.0.1:2181 with data under
 /// ./ringkeeper-data. SIGTERM or SIGINT stops it cleanly (exit status 0). Logs go to stderr
-/// as text, or as one JSON object per line with RINGKEEPER_LOG_FORMAT=json; RUST_LOG filters
-/// them (default: info).
+/// as text, or as one JSON object per line with RINGKEEPER_LOG_FORMAT=json (structured fields
+/// as keys); RUST_LOG filters them (default: info).
 #[derive(Parser)]
 #[command(name = "ringkeeper", version = VERSION.as_str(), args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -94,7 +93,7 @@ enum Tool {
 }
 
 fn main() -> anyhow::Result<()> {
-    init_logging();
+    logging::init(logging::LogFormat::from_env());
     let cli = Cli::parse();
     let config = match (cli.tool, cli.config) {
         (Some(Tool::LogDump { segment }), _) => {
@@ -147,33 +146,16 @@ fn main() -> anyhow::Result<()> {
     ringkeeper_server::runtime::run(config)
 }
 
-/// Logging to stderr: env_logger's text, or JSON lines (`{"ts","level","target","message"}`)
-/// when `RINGKEEPER_LOG_FORMAT=json`, for log shippers.
-fn init_logging() {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if std::env::var("RINGKEEPER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.format(|out, record| {
-            let line = serde_json::json!({
-                "ts": out.timestamp_micros().to_string(),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "message": record.args().to_string(),
-            });
-            writeln!(out, "{line}")
-        });
-    }
-    builder.init();
-}
-
 /// Reads `path`, logging every warning and, once, the Apache keys accepted but not acted on.
 fn load(path: &Path) -> anyhow::Result<Config> {
     let shown = path.display();
     let (config, warnings) = Config::load(path).with_context(|| format!("reading {shown}"))?;
     for warning in warnings {
-        log::warn!("{shown}: {warning}");
+        tracing::warn!(config = %shown, "{warning}");
     }
     if !config.ignored_keys.is_empty() {
-        log::info!("{shown}: accepted but not acted on by ringkeeper: {}", config.ignored_keys.join(", "));
+        let keys = config.ignored_keys.join(",");
+        tracing::info!(config = %shown, ignored_keys = %keys, "Apache keys accepted but not acted on by ringkeeper");
     }
     Ok(config)
 }

@@ -245,6 +245,7 @@ impl NetworkCore {
                 Some(b) => o.bytes.extend_from_slice(&b),
                 None => o.close = true,
             }
+            o.pending.set_output_pending(o.waiting_bytes() > 0);
             if let Some(w) = o.waker.take() {
                 w.wake();
             }
@@ -291,6 +292,7 @@ async fn write_loop(
         {
             let mut o = outbox.borrow_mut();
             o.writing = 0;
+            o.pending.set_output_pending(!o.bytes.is_empty());
             o.wake_reader();
         }
         if close {
@@ -341,8 +343,14 @@ async fn serve(
         core.stats.tls_handshake_ended();
     }
     let (stream, authenticated) = match accepted {
-        Ok(secured) => secured,
+        Ok((stream, authenticated)) => {
+            if matches!(stream, ClientStream::Plain(_)) {
+                core.stats.connection_without_tls(peer.ip());
+            }
+            (stream, authenticated)
+        }
         Err(reason) => {
+            core.stats.authentication_failed();
             log::warn!("closing connection {conn} from {peer}: {reason}");
             core.release(peer.ip());
             return;
@@ -418,11 +426,13 @@ async fn before_handshake_deadline(
 const INITIAL_REQUESTS_IN_FLIGHT: usize = 16;
 
 /// Waits until `outbox` may take another request and the server is under
-/// `globalOutstandingLimit`.
+/// `globalOutstandingLimit`; while it waits, the connection shows as throttled in `cons`.
 async fn request_admitted(core: &NetworkCore, outbox: &SharedOutbox) {
     poll_fn(|cx| {
         let mut o = outbox.borrow_mut();
-        if o.may_take_request(core.limits.outbox_bytes_max) {
+        let admitted = o.may_take_request(core.limits.outbox_bytes_max);
+        o.pending.set_throttled(!admitted);
+        if admitted {
             Poll::Ready(())
         } else {
             o.reader_waker = Some(cx.waker().clone());
@@ -430,8 +440,12 @@ async fn request_admitted(core: &NetworkCore, outbox: &SharedOutbox) {
         }
     })
     .await;
-    while core.stats.outstanding() >= core.limits.global_outstanding_limit {
-        glommio::timer::sleep(GLOBAL_THROTTLE_RECHECK).await;
+    if core.stats.outstanding() >= core.limits.global_outstanding_limit {
+        outbox.borrow().pending.set_throttled(true);
+        while core.stats.outstanding() >= core.limits.global_outstanding_limit {
+            glommio::timer::sleep(GLOBAL_THROTTLE_RECHECK).await;
+        }
+        outbox.borrow().pending.set_throttled(false);
     }
 }
 

@@ -11,7 +11,8 @@
 //! Also the millisecond histogram shape every latency metric shares ([`millisecond_histogram`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,16 @@ pub struct ConnectionStats {
     last_latency_us: AtomicU64,
     /// When the last reply went out, ms since the server started.
     last_response_ms: AtomicU64,
+    /// The reader waits: the connection's replies or the server's outstanding requests are
+    /// over their bound (Apache's throttled connection, read interest off).
+    throttled: AtomicBool,
+    /// Replies are queued for the client and not written yet (write interest on).
+    output_pending: AtomicBool,
 }
+
+/// Java NIO's `SelectionKey.OP_READ` and `OP_WRITE`, as `cons` prints interest ops.
+const OP_READ: u32 = 1;
+const OP_WRITE: u32 = 4;
 
 /// What `cons` prints of one connection's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,6 +99,8 @@ pub struct ConnectionFigures {
     pub latency: Latency,
     pub last_latency_ms: u64,
     pub last_response_ms: i64,
+    /// `cons`'s interest ops: read unless throttled, write while output is queued.
+    pub interest_ops: u32,
 }
 
 /// Server-wide request counters, shared by every network core.
@@ -107,6 +119,13 @@ pub struct RequestStats {
     response_sizes: ResponseSizes,
     /// TLS handshakes under way (`zk_outstanding_tls_handshake`).
     tls_handshakes: AtomicU64,
+    /// Connections opened without TLS, from a loopback address and from any other
+    /// (`zk_non_mtls_local_conn_count`, `zk_non_mtls_remote_conn_count`).
+    non_mtls_local: AtomicU64,
+    non_mtls_remote: AtomicU64,
+    /// Client TLS handshakes that failed, client certificates refused included
+    /// (`zk_auth_failed_count`).
+    auth_failed: AtomicU64,
 }
 
 /// Sizes of response frames (header and body, not the length prefix) as Apache's
@@ -177,6 +196,9 @@ impl Default for RequestStats {
             started: Instant::now(),
             response_sizes: ResponseSizes::default(),
             tls_handshakes: AtomicU64::new(0),
+            non_mtls_local: AtomicU64::new(0),
+            non_mtls_remote: AtomicU64::new(0),
+            auth_failed: AtomicU64::new(0),
         }
     }
 }
@@ -225,6 +247,29 @@ impl RequestStats {
         self.tls_handshakes.load(Ordering::Relaxed)
     }
 
+    /// A client connection from `peer` opened without TLS: counted as local (loopback) or
+    /// remote, where Apache 3.8's Netty connection factory counts them (`channelActive`).
+    pub fn connection_without_tls(&self, peer: IpAddr) {
+        let counter = if peer.is_loopback() { &self.non_mtls_local } else { &self.non_mtls_remote };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections opened without TLS: (local, remote).
+    pub fn non_mtls_connections(&self) -> (u64, u64) {
+        (self.non_mtls_local.load(Ordering::Relaxed), self.non_mtls_remote.load(Ordering::Relaxed))
+    }
+
+    /// A client's TLS handshake failed or its certificate was refused (Apache 3.8 counts
+    /// both in `NettyServerCnxnFactory.CertificateVerifier`).
+    pub fn authentication_failed(&self) {
+        self.auth_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed authentications so far (`zk_auth_failed_count`).
+    pub fn auth_failed_count(&self) -> u64 {
+        self.auth_failed.load(Ordering::Relaxed)
+    }
+
     /// `crst`: every connection's latency starts over.
     pub fn reset_connection_latency(&self) {
         for c in self.connections.lock().expect("connection stats lock").values() {
@@ -247,6 +292,8 @@ impl RequestStats {
             latency: c.latency.latency(),
             last_latency_ms: c.last_latency_us.load(Ordering::Relaxed) / 1000,
             last_response_ms: c.last_response_ms.load(Ordering::Relaxed) as i64,
+            interest_ops: if c.throttled.load(Ordering::Relaxed) { 0 } else { OP_READ }
+                | if c.output_pending.load(Ordering::Relaxed) { OP_WRITE } else { 0 },
         }
     }
 }
@@ -275,6 +322,16 @@ impl PendingReplies {
         self.arrived.push_back(Instant::now());
         self.server.outstanding.fetch_add(1, Ordering::Relaxed);
         self.own.outstanding.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The reader stops (`true`) or resumes taking requests.
+    pub fn set_throttled(&self, throttled: bool) {
+        self.own.throttled.store(throttled, Ordering::Relaxed);
+    }
+
+    /// Output is queued for the writer (`true`), or all of it was written.
+    pub fn set_output_pending(&self, pending: bool) {
+        self.own.output_pending.store(pending, Ordering::Relaxed);
     }
 
     /// Requests of this connection without a reply yet.

@@ -13,7 +13,7 @@
 //! `ringkeeper.pin=true`, floating otherwise so that several servers can share cores). Blocks
 //! until the roles end.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, Context};
@@ -346,11 +346,22 @@ fn log_link(
 }
 
 /// `address:port` as a socket address; `key` names the address in the error.
+/// The address to bind for `address` (an IP, bracketed or not, or a host name resolved now,
+/// IPv4 first as Java's `InetAddress.getByName`) and `port`.
 fn socket_address(key: &str, address: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    format!("{address}:{port}")
-        .parse()
-        .or_else(|_| format!("[{address}]:{port}").parse())
-        .map_err(|_| anyhow!("{key}: {address:?} is not an IP address"))
+    let host = address.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(address);
+    let resolved: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| {
+            format!("{key}: {address:?} is neither an IP address nor a host name that resolves")
+        })?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| anyhow!("{key}: host name {address:?} resolves to no address"))
 }
 
 /// The client ports and what every network role shares.

@@ -48,6 +48,9 @@ pub struct StatusSource {
     admin_queries: AdminQueries,
     /// Histograms `mntr` summarises as `zk_ringkeeper_<name>_count` and `_sum`.
     monitor_histograms: Vec<(&'static str, Histogram)>,
+    /// The processor's packet counters (received, sent) at the last `srst`: the figures
+    /// reported count from there, as Apache's `ServerStats.resetRequestCounters`.
+    packets_at_reset: Cell<(u64, u64)>,
 }
 
 /// A question from the AdminServer thread: everything the four-letter word `word` prints.
@@ -89,14 +92,13 @@ pub struct LeaderFigures {
 }
 
 /// A leader's `mntr` lines after the common ones, in Apache 3.8's order
-/// (`LeaderZooKeeperServer`). There is no reconfiguration here, so no follower is ever
-/// non-voting (Apache's `synced_non_voting_followers` counts those being promoted).
+/// (`LeaderZooKeeperServer`).
 pub fn leader_monitor_lines(leader: &LeaderFigures) -> Vec<(&'static str, u64)> {
     let learners = &leader.learners;
     vec![
         ("learners", learners.learners as u64),
         ("synced_followers", learners.synced_followers as u64),
-        ("synced_non_voting_followers", 0),
+        ("synced_non_voting_followers", learners.synced_non_voting_followers as u64),
         ("synced_observers", learners.synced_observers as u64),
         ("pending_syncs", leader.pending_syncs as u64),
     ]
@@ -158,6 +160,7 @@ impl StatusSource {
             publishing: config.metrics_endpoint.is_some(),
             admin_queries: Arc::default(),
             monitor_histograms: Vec::new(),
+            packets_at_reset: Cell::new((0, 0)),
         }
     }
 
@@ -197,11 +200,13 @@ impl StatusSource {
         }
     }
 
-    /// `srst` starts the server's latency figures over, `crst` every connection's (on a
-    /// serving server, as Apache).
+    /// `srst` starts the server's latency, response size and packet figures over
+    /// (`ServerStats.reset`), `crst` every connection's (on a serving server, as Apache).
     fn reset_stats_if_asked(&self, word: &[u8; 4], status: &ServerStatus) {
         match word {
             b"srst" if status.serving => {
+                let (received, sent) = self.packets_at_reset.get();
+                self.packets_at_reset.set((received + status.packets_received, sent + status.packets_sent));
                 self.requests.reset_latency();
                 crate::hops::recorder().reset();
             }
@@ -223,8 +228,8 @@ impl StatusSource {
             num_alive_connections: p.connections().count() as u64,
             global_sessions: (p.sessions.len() - p.local_session_count()) as u64,
             local_sessions: p.local_session_count() as u64,
-            packets_received: p.stats.packets_received,
-            packets_sent: p.stats.packets_sent,
+            packets_received: p.stats.packets_received.saturating_sub(self.packets_at_reset.get().0),
+            packets_sent: p.stats.packets_sent.saturating_sub(self.packets_at_reset.get().1),
             last_zxid: p.tree.last_processed_zxid,
             uptime_ms: self.started.elapsed().as_millis() as u64,
             leader: self.leader.get(),
@@ -285,6 +290,8 @@ impl StatusSource {
         (s.last_client_response_size, s.min_client_response_size, s.max_client_response_size) =
             (sizes.last, sizes.min, sizes.max);
         s.outstanding_tls_handshakes = self.requests.outstanding_tls_handshakes();
+        s.auth_failed_count = self.requests.auth_failed_count();
+        (s.non_mtls_local_conn_count, s.non_mtls_remote_conn_count) = self.requests.non_mtls_connections();
         let mut conns: Vec<_> = p.connections().collect();
         conns.sort_by_key(|(id, _)| **id);
         s.connections = conns
@@ -292,7 +299,7 @@ impl StatusSource {
             .map(|(id, c)| (self.requests.connection(**id), c))
             .map(|(figures, c)| ConnectionStatus {
                 remote: c.remote.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                interest_ops: 1,
+                interest_ops: figures.interest_ops,
                 outstanding: figures.outstanding,
                 received: c.received,
                 sent: c.sent,

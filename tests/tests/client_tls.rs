@@ -82,11 +82,23 @@ fn kazoo_mutual_tls_with_x509_acls_and_refusals() {
         &pki,
         "server.p12",
         trust_store,
-        &format!("secureClientPort={secure_port}\n"),
+        &format!("secureClientPort={secure_port}\n4lw.commands.whitelist=*\n"),
     ));
+    let counted = |key: &str| -> u64 {
+        let mntr = server.four_letter("mntr");
+        let line = mntr.lines().find_map(|l| l.strip_prefix(&format!("{key}\t")));
+        line.unwrap_or_else(|| panic!("no {key} in mntr:\n{mntr}")).parse().unwrap()
+    };
+    assert_eq!(counted("zk_auth_failed_count"), 0);
     let hosts = format!("127.0.0.1:{secure_port}");
     let out = run_script_at(&server, &hosts, "python3", "kazoo_tls.py", &[&pki.dir(), &dn, "need"]);
     assert!(out.trim_end().ends_with("OK"), "kazoo_tls.py did not finish:\n{out}");
+    // Every refused handshake counts (kazoo retries, so at least one per refusal), as
+    // Apache's NettyServerCnxnFactory counts them; plain connections (the four-letter words
+    // on the plain port) count as non-mTLS, local since they come from 127.0.0.1.
+    assert!(counted("zk_auth_failed_count") >= 3, "{}", server.four_letter("mntr"));
+    assert!(counted("zk_non_mtls_local_conn_count") >= 2, "{}", server.four_letter("mntr"));
+    assert_eq!(counted("zk_non_mtls_remote_conn_count"), 0);
     // Each refusal was the server's, for the reason the script meant to provoke.
     let log = server.log();
     let reasons = if server.target == Target::Ringkeeper { &REFUSALS[..] } else { &[] };

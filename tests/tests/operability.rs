@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::PathWatchRequest;
+use ringkeeper_server::logging::LogFormat;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
@@ -288,6 +289,25 @@ fn leader_mntr_counts_learners_as_apache() {
     }
 }
 
+/// A server started with a configuration naming it a participant, joining an ensemble whose
+/// configuration does not have it yet (before `reconfig -add`), follows without a vote: the
+/// leader counts it among `zk_synced_followers` and in `zk_synced_non_voting_followers`, as
+/// Apache's `forwardingFollowers` and `getNonVotingFollowers`.
+#[test]
+fn leader_mntr_counts_a_joining_server_as_a_non_voting_follower() {
+    let mut ensemble = Ensemble::start_with_spares(3, 1, "reconfigEnabled=true");
+    let leader = ensemble.wait_leader(Duration::from_secs(30));
+    ensemble.start_member(3);
+    let counts = |ensemble: &Ensemble| {
+        let mntr = monitor_values(&ensemble.four_letter(leader, "mntr"));
+        ["zk_learners", "zk_synced_followers", "zk_synced_non_voting_followers", "zk_synced_observers"]
+            .map(|k| mntr.get(k).cloned().unwrap_or_default())
+    };
+    eventually("the leader counts the joining server", Duration::from_secs(20), || {
+        counts(&ensemble) == ["3", "3", "1", "0"]
+    });
+}
+
 /// `zk_pending_syncs` on a leader counts learners' syncs waiting for a commit, as Apache's
 /// `Leader.pendingSyncs`: five members, three of them stopped (SIGSTOP), so a write relayed by
 /// the one follower left cannot commit, and that client's sync waits behind it until one
@@ -348,50 +368,197 @@ fn sigterm_of_the_leader_lets_the_others_elect_at_once() {
     }
 }
 
-#[test]
-fn session_lifecycle_and_ignored_keys_are_logged() {
-    if !ringkeeper_only("session_lifecycle_is_logged") {
-        return;
-    }
-    let server = TestServer::start_with("zookeeper.snapshot.compression.method=gz\nzookeeper.flushDelay=0");
+/// Whether `log` holds an event at `level` with `message` and every `(field, value)`: in JSON
+/// lines the fields are keys of the object (numbers compared as text); in text lines they
+/// follow the message as `field=value`.
+fn logged(log: &str, format: LogFormat, level: &str, message: &str, fields: &[(&str, &str)]) -> bool {
+    log.lines().any(|line| match format {
+        LogFormat::Json => serde_json::from_str::<serde_json::Value>(line).is_ok_and(|r| {
+            r["level"] == level
+                && r["message"] == message
+                && fields.iter().all(|(name, value)| match &r[*name] {
+                    serde_json::Value::String(s) => s == value,
+                    other => serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| &v == other),
+                })
+        }),
+        LogFormat::Text => {
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            tokens.contains(&level)
+                && line.contains(&format!(": {message}"))
+                && fields.iter().all(|(name, value)| tokens.contains(&format!("{name}={value}").as_str()))
+        }
+    })
+}
+
+/// A session closed by its client, one left to expire and one renewed on a new connection, on
+/// a server logging in `format`: each step is one info event with the session's id, timeout
+/// and client address as fields; the Apache keys ringkeeper does not act on are named once.
+fn session_lifecycle_and_ignored_keys_are_logged_in(format: LogFormat) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+         zookeeper.snapshot.compression.method=gz\nzookeeper.flushDelay=0\n",
+        dir.path().join("data").display()
+    );
+    let env = match format {
+        LogFormat::Json => vec![("RINGKEEPER_LOG_FORMAT", "json")],
+        LogFormat::Text => vec![],
+    };
+    let server = SpawnedServer::start_with_env(dir.path().to_path_buf(), &cfg, port, &env);
+    eventually("the server serves", Duration::from_secs(30), || server.srvr().contains("Mode: standalone"));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log = server.log();
     for key in ["zookeeper.snapshot.compression.method", "zookeeper.flushDelay"] {
-        assert!(
-            log.contains(&format!("{key}: a ZooKeeper setting ringkeeper does not act on")),
-            "{key}:\n{log}"
-        );
+        let warning = format!("{key}: a ZooKeeper setting ringkeeper does not act on; ignored");
+        assert!(logged(&log, format, "WARN", &warning, &[]), "{key}:\n{log}");
     }
-    assert!(
-        log.contains("accepted but not acted on by ringkeeper: zookeeper.snapshot.compression.method"),
-        "{log}"
-    );
+    let ignored = [("ignored_keys", "zookeeper.snapshot.compression.method,zookeeper.flushDelay")];
+    let ignored_message = "Apache keys accepted but not acted on by ringkeeper";
+    assert!(logged(&log, format, "INFO", ignored_message, &ignored), "{log}");
 
-    let mut closing = RawSession::connect(&server, 30_000);
-    let closing_id = closing.session_id();
+    let hex = |id: i64| format!("0x{id:x}");
+    let mut closing = RawSession::connect_to(addr, 30_000);
+    let (closing_id, closing_client) =
+        (closing.session_id(), closing.stream.local_addr().unwrap().to_string());
     let xid = closing.send_raw_op(OpCode::CloseSession as i32, &[]);
     assert_eq!(closing.reply_to(xid).expect("closeSession reply").header.err, 0);
-    // The shortest timeout tickTime=2000 allows (4 s): left to expire.
-    let expiring = RawSession::connect(&server, 4_000);
-    let expiring_id = expiring.session_id();
-    let client = expiring.stream.local_addr().unwrap();
-    eventually("the idle session expires", Duration::from_secs(15), || {
-        server.log().contains(&format!("Expiring session 0x{expiring_id:x}, timeout of 4000ms exceeded"))
-    });
+    // The shortest timeout tickTime=2000 allows (4 s): renewed on a second connection, then
+    // left to expire.
+    let first = RawSession::connect_to(addr, 4_000);
+    let (expiring_id, first_client) = (first.session_id(), first.stream.local_addr().unwrap().to_string());
+    let renewed = RawSession::connect_with_to(addr, &first.resume_request());
+    let renewed_client = renewed.stream.local_addr().unwrap().to_string();
+    drop((first, renewed));
+    let expiring_hex = hex(expiring_id);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fields = [("session_id", expiring_hex.as_str()), ("timeout_ms", "4000")];
+    while !logged(&server.log(), format, "INFO", "Expiring session, timeout exceeded", &fields) {
+        assert!(Instant::now() < deadline, "the idle session did not expire within 15 s:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let log = server.log();
-    assert!(
-        log.contains(&format!(
-            "Established session 0x{expiring_id:x} with negotiated timeout 4000 for client {client}"
-        )),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!("Established session 0x{closing_id:x} with negotiated timeout 30000")),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!("Closing session 0x{closing_id:x} at the request of client 127.0.0.1:")),
-        "{log}"
-    );
+    let expected: [(&str, i64, &str, &str); 5] = [
+        ("Established session", closing_id, "30000", &closing_client),
+        ("Closing session at the request of the client", closing_id, "30000", &closing_client),
+        ("Established session", expiring_id, "4000", &first_client),
+        ("Re-established session", expiring_id, "4000", &renewed_client),
+        ("Expiring session, timeout exceeded", expiring_id, "4000", &renewed_client),
+    ];
+    for (message, id, timeout, client) in expected {
+        let fields =
+            [("session_id", hex(id)), ("timeout_ms", timeout.to_owned()), ("client", client.to_owned())];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert!(logged(&log, format, "INFO", message, &fields), "{message} {fields:?}:\n{log}");
+    }
+}
+
+#[test]
+fn session_lifecycle_and_ignored_keys_are_logged() {
+    if ringkeeper_only("session_lifecycle_and_ignored_keys_are_logged") {
+        session_lifecycle_and_ignored_keys_are_logged_in(LogFormat::Text);
+    }
+}
+
+#[test]
+fn session_lifecycle_and_ignored_keys_are_logged_as_json() {
+    if ringkeeper_only("session_lifecycle_and_ignored_keys_are_logged_as_json") {
+        session_lifecycle_and_ignored_keys_are_logged_in(LogFormat::Json);
+    }
+}
+
+/// `srst` starts the packet counters over, as Apache's `ServerStats.reset`
+/// (`resetRequestCounters`): `Received`/`Sent` in `srvr` and `zk_packets_*` in `mntr` count
+/// from the reset (four-letter words are no packets).
+#[test]
+fn srst_resets_packet_counters_as_apache() {
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    let mut session = RawSession::connect(&server, 30_000);
+    for _ in 0..5 {
+        session.ping();
+    }
+    let packets = |server: &TestServer| {
+        let mntr = monitor_values(&server.four_letter("mntr"));
+        let count = |k: &str| mntr[k].parse::<u64>().unwrap_or_else(|e| panic!("{k}: {e}"));
+        (count("zk_packets_received"), count("zk_packets_sent"))
+    };
+    let (received, sent) = packets(&server);
+    assert!(received >= 6 && sent >= 6, "the connect and 5 pings: {received}/{sent}");
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    assert_eq!(packets(&server), (0, 0));
+    session.ping();
+    assert_eq!(packets(&server), (1, 1));
+    let srvr = server.four_letter("srvr");
+    assert!(srvr.contains("Received: 1\nSent: 1\n"), "{srvr}");
+}
+
+/// `cons` prints each connection's interest ops as Apache does (Java's `SelectionKey` bits):
+/// an idle connection is read-only (1); a client that sends requests without reading the
+/// replies leaves output queued, so its connection shows the write bit (4).
+#[test]
+fn cons_interest_ops_show_queued_output() {
+    let server = TestServer::start_with("4lw.commands.whitelist=*");
+    let idle = RawSession::connect(&server, 30_000);
+    let mut flooding = RawSession::connect(&server, 30_000);
+    let data = vec![b'x'; 256 * 1024];
+    let create = ringkeeper_engine::proto::records::CreateRequest {
+        path: "/large".into(),
+        data: Some(data),
+        acl: common::open_acl(),
+        flags: 0,
+    };
+    assert_eq!(flooding.code(OpCode::Create, &create), 0);
+    for _ in 0..100 {
+        flooding.send(OpCode::GetData, &PathWatchRequest { path: "/large".into(), watch: false });
+    }
+    let ops_of = |cons: &str, stream: &TcpStream| -> Option<u32> {
+        let me = format!("/{}[", stream.local_addr().unwrap());
+        let rest = cons.lines().find_map(|l| l.trim().strip_prefix(&me))?;
+        u32::from_str_radix(rest.split(']').next()?, 16).ok()
+    };
+    eventually("the flooding connection shows queued output", Duration::from_secs(10), || {
+        ops_of(&server.four_letter("cons"), &flooding.stream).is_some_and(|ops| ops & 4 != 0)
+    });
+    let cons = server.four_letter("cons");
+    assert_eq!(ops_of(&cons, &idle.stream), Some(1), "{cons}");
+}
+
+/// A `server.N` line's client address may be a host name, as in Apache
+/// (`server.1=host:2888:3888;host:2181`): a three-member ensemble written with `localhost`
+/// everywhere serves clients on the addresses the names resolve to.
+#[test]
+fn host_names_in_server_lines_client_addresses() {
+    if !ringkeeper_only("host_names_in_server_lines_client_addresses") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let lines: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (peer, election, client))| {
+            format!("server.{}=localhost:{peer}:{election};localhost:{client}\n", i + 1)
+        })
+        .collect();
+    let servers: Vec<SpawnedServer> = (0..3)
+        .map(|i| {
+            let dir = root.path().join(format!("member{}", i + 1));
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = format!(
+                "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{lines}",
+                dir.join("data").display()
+            );
+            SpawnedServer::start(dir, &cfg, ports[i].2)
+        })
+        .collect();
+    eventually("the ensemble serves on 127.0.0.1", Duration::from_secs(60), || {
+        let modes: Vec<String> = servers.iter().map(SpawnedServer::srvr).collect();
+        modes.iter().filter(|m| m.contains("Mode: leader")).count() == 1
+            && modes.iter().filter(|m| m.contains("Mode: follower")).count() == 2
+    });
+    let mut session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], ports[2].2)), 30_000);
+    assert_eq!(session.code(OpCode::Create, &create_request("/by-host-name", 0)), 0);
 }
 
 /// `GET path` over plain HTTP/1.1; the status line and the body.
@@ -775,6 +942,9 @@ fn readme_zoo_cfgs_start_as_written() {
     }
 }
 
+/// Every line of a JSON log is one object with the time, level, target and message; a
+/// `log`-macro record (the unknown key's warning) and a `tracing` event with fields (the
+/// session) land in the same stream; RUST_LOG filters both.
 #[test]
 fn json_logs_on_request() {
     if !ringkeeper_only("json_logs_on_request") {
@@ -786,29 +956,43 @@ fn json_logs_on_request() {
         "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nfooBar=1\n",
         dir.path().join("data").display()
     );
-    let server = SpawnedServer::start_with_env(
-        dir.path().to_path_buf(),
-        &cfg,
-        port,
-        &[("RINGKEEPER_LOG_FORMAT", "json")],
-    );
+    let env = [("RINGKEEPER_LOG_FORMAT", "json"), ("RUST_LOG", "info,ringkeeper_server::runtime=warn")];
+    let server = SpawnedServer::start_with_env(dir.path().to_path_buf(), &cfg, port, &env);
     eventually("the server serves", Duration::from_secs(30), || server.srvr().contains("Mode: standalone"));
-    let _session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], port)), 30_000);
+    let session = RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], port)), 30_000);
     eventually("the session is logged", Duration::from_secs(5), || {
         server.log().contains("Established session")
     });
     let log = server.log();
+    // Every line but the banner on stdout is JSON.
     let records: Vec<serde_json::Value> = log
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|l| !l.starts_with("ringkeeper listening on "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
-    assert!(records.iter().all(|r| r["ts"].is_string() && r["level"].is_string() && r["target"].is_string()));
+    assert!(
+        records.iter().all(|r| ["timestamp", "level", "target", "message"].iter().all(|k| r[k].is_string())),
+        "{log}"
+    );
     let has = |level: &str, text: &str| {
         records.iter().any(|r| r["level"] == level && r["message"].as_str().is_some_and(|m| m.contains(text)))
     };
     assert!(has("WARN", "unknown key fooBar"), "{log}");
-    assert!(has("INFO", "Established session 0x"), "{log}");
+    assert!(has("INFO", "ringkeeper 0."), "the start line:\n{log}");
+    // A `log` record keeps its own target and shows none of the bridge's fields.
+    let start =
+        records.iter().find(|r| r["message"].as_str().is_some_and(|m| m.starts_with("ringkeeper 0.")));
+    assert_eq!(start.expect("the start line")["target"], "ringkeeper", "{log}");
+    assert!(records.iter().all(|r| r.as_object().unwrap().keys().all(|k| !k.starts_with("log."))), "{log}");
+    let established = records.iter().find(|r| r["message"] == "Established session").expect("the session");
+    assert_eq!(established["session_id"], format!("0x{:x}", session.session_id()));
+    assert_eq!(established["timeout_ms"], 30_000);
+    assert_eq!(established["target"], "ringkeeper_engine::request");
+    // RUST_LOG=...runtime=warn left out the runtime's info lines.
+    assert!(
+        records.iter().all(|r| r["target"] != "ringkeeper_server::runtime" || r["level"] != "INFO"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -424,9 +424,12 @@ impl Processor {
                 zxid
             };
             self.bind(conn, session_id, &mut out);
-            let kind = if self.read_only { "read-only session" } else { "session" };
-            log::info!(
-                "Established {kind} 0x{session_id:x} with negotiated timeout {timeout_ms} for client {remote}"
+            tracing::info!(
+                session_id = %format_args!("0x{session_id:x}"),
+                timeout_ms,
+                client = %remote,
+                read_only = self.read_only,
+                "Established session"
             );
             let resp = ConnectResponse {
                 protocol_version: 0,
@@ -449,16 +452,22 @@ impl Processor {
                 passwd: session.passwd.to_vec(),
                 read_only,
             };
-            log::info!(
-                "Re-established session 0x{:x} with negotiated timeout {} for client {remote}",
-                req.session_id,
-                resp.timeout_ms
+            // The client renews a session it had on this or another server.
+            tracing::info!(
+                session_id = %format_args!("0x{:x}", req.session_id),
+                timeout_ms = resp.timeout_ms,
+                client = %remote,
+                "Re-established session"
             );
             self.bind(conn, req.session_id, &mut out);
             let zxid = self.last_zxid();
             self.send(&mut out, conn, record_frame(&resp), zxid);
         } else {
-            log::info!("Invalid session 0x{:x} for client {remote}, probably expired", req.session_id);
+            tracing::info!(
+                session_id = %format_args!("0x{:x}", req.session_id),
+                client = %remote,
+                "Invalid session, probably expired"
+            );
             let resp = ConnectResponse {
                 protocol_version: 0,
                 timeout_ms: 0,
@@ -477,11 +486,20 @@ impl Processor {
     fn bind(&mut self, conn: ConnId, session_id: i64, out: &mut Vec<Output>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session_id = session_id;
+            self.sessions.set_last_client(session_id, &c.remote);
         }
         if let Some(old) = self.session_conn.insert(session_id, conn) {
             if old != conn {
                 self.close_conn(old, out);
             }
+        }
+    }
+
+    /// The client address a session was last held from here, for log lines.
+    fn last_client_of(&self, session_id: i64) -> &str {
+        match self.sessions.get(session_id) {
+            Some(s) if !s.last_client.is_empty() => &s.last_client,
+            _ => "unknown",
         }
     }
 
@@ -527,7 +545,12 @@ impl Processor {
         }
         for session_id in self.sessions.expired(now_ms, self.txns_allowed()) {
             let timeout_ms = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
-            log::info!("Expiring session 0x{session_id:x}, timeout of {timeout_ms}ms exceeded");
+            tracing::info!(
+                session_id = %format_args!("0x{session_id:x}"),
+                timeout_ms,
+                client = %self.last_client_of(session_id),
+                "Expiring session, timeout exceeded"
+            );
             self.close_session(session_id, 0, now_ms, &mut out);
             if let Some(conn) = self.session_conn.get(&session_id).copied() {
                 self.close_conn(conn, &mut out);
@@ -550,7 +573,13 @@ impl Processor {
             .partition(|&&id| sessions.get(id).is_none_or(|s| s.expires_at_ms <= now_ms));
         self.local_sessions = live;
         for session_id in expired {
-            log::info!("Expiring read-only session 0x{session_id:x}");
+            tracing::info!(
+                session_id = %format_args!("0x{session_id:x}"),
+                timeout_ms = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms),
+                client = %self.last_client_of(session_id),
+                read_only = true,
+                "Expiring session, timeout exceeded"
+            );
             self.sessions.remove(session_id);
             if let Some(conn) = self.session_conn.get(&session_id).copied() {
                 self.close_conn(conn, out);
@@ -663,8 +692,12 @@ impl Processor {
                 self.set_watches(conn, op, &header, &mut r, &mut out)?
             }
             OpCode::CloseSession => {
-                let client = self.conns.get(&conn).map_or("", |c| c.remote.as_str());
-                log::info!("Closing session 0x{session_id:x} at the request of client {client}");
+                tracing::info!(
+                    session_id = %format_args!("0x{session_id:x}"),
+                    timeout_ms = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms),
+                    client = %self.conns.get(&conn).map_or("", |c| c.remote.as_str()),
+                    "Closing session at the request of the client"
+                );
                 let zxid = self.close_session(session_id, header.xid, now_ms, &mut out);
                 self.refuse(&mut out, conn, header.xid, zxid, ErrorCode::Ok);
             }

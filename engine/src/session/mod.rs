@@ -32,6 +32,9 @@ pub struct Session {
     pub expires_at_ms: i64,
     /// A CloseSession txn for it has been issued; requests now get SessionExpired.
     pub closing: bool,
+    /// The address of the client connection that last held it on this server (empty when
+    /// none has here), for the log lines of its expiry and close.
+    pub last_client: String,
 }
 
 /// All live sessions.
@@ -121,7 +124,14 @@ impl SessionTable {
         let expires_at_ms = self.deadline(now_ms, timeout_ms);
         if let Some(old) = self.sessions.insert(
             id,
-            Session { id, timeout_ms, passwd: self.password_for(id), expires_at_ms, closing: false },
+            Session {
+                id,
+                timeout_ms,
+                passwd: self.password_for(id),
+                expires_at_ms,
+                closing: false,
+                last_client: String::new(),
+            },
         ) {
             self.deadlines.remove(&(old.expires_at_ms, id));
         }
@@ -136,6 +146,13 @@ impl SessionTable {
     /// session is not in the table.
     pub fn adopt_password(&mut self, id: i64, passwd: [u8; PASSWORD_LEN]) -> bool {
         self.sessions.get_mut(&id).map(|s| s.passwd = passwd).is_some()
+    }
+
+    /// Notes the client connection that now holds session `id`.
+    pub fn set_last_client(&mut self, id: i64, client: &str) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            client.clone_into(&mut s.last_client);
+        }
     }
 
     pub fn get(&self, id: i64) -> Option<&Session> {

@@ -131,8 +131,12 @@ pub struct RoleView {
 pub struct LearnerCounts {
     /// Learners connected, in any stage of joining (Apache: its LearnerHandlers).
     pub learners: usize,
-    /// Voting followers synced and receiving proposals.
+    /// Followers synced and receiving updates, non-voting ones included (Apache's
+    /// `forwardingFollowers`).
     pub synced_followers: usize,
+    /// Of those, the ones the configuration gives no vote: a server joining before the
+    /// reconfig that adds it, or one a reconfig removed (Apache's `getNonVotingFollowers`).
+    pub synced_non_voting_followers: usize,
     /// Observers synced and receiving commits.
     pub synced_observers: usize,
 }
@@ -211,7 +215,10 @@ enum LearnerStage {
 }
 
 struct LearnerLink {
+    /// Served as an observer: it said it observes, or it has no vote.
     observer: bool,
+    /// It said it follows (FOLLOWERINFO, not OBSERVERINFO), vote or not.
+    declared_follower: bool,
     stage: LearnerStage,
     acked: i64,
     last_heard: i64,
@@ -400,13 +407,14 @@ impl Peer {
     /// Leader only: its learners by stage; `None` on a server that is not leading.
     pub fn learner_counts(&self) -> Option<LearnerCounts> {
         let Phase::Leading(l) = &self.phase else { return None };
-        let synced = |observer: bool| {
-            l.learners.values().filter(|k| k.observer == observer && k.stage == LearnerStage::Synced).count()
-        };
+        let synced = || l.learners.iter().filter(|(_, k)| k.stage == LearnerStage::Synced);
         Some(LearnerCounts {
             learners: l.learners.len(),
-            synced_followers: synced(false),
-            synced_observers: synced(true),
+            synced_followers: synced().filter(|(_, k)| k.declared_follower).count(),
+            synced_non_voting_followers: synced()
+                .filter(|(id, k)| k.declared_follower && !self.cfg.is_voter(**id))
+                .count(),
+            synced_observers: synced().filter(|(_, k)| !k.declared_follower).count(),
         })
     }
 
@@ -842,6 +850,7 @@ impl Peer {
             from,
             LearnerLink {
                 observer: observer || !is_voter,
+                declared_follower: !observer,
                 stage: LearnerStage::Info,
                 acked: 0,
                 last_heard: now,
