@@ -127,7 +127,9 @@ impl Ensemble {
     }
 
     /// Sets up `targets.len()` members: the first `voters` vote, the rest up to `started`
-    /// observe, and those after `started` are spares (set up, not started).
+    /// observe, and those after `started` are spares (set up, not started). A member that
+    /// stops at start because one of its ports is taken (by a process outside the port claims
+    /// of [`free_port`], seen a few times in CI) makes the whole start again on new ports.
     fn start_inner_with(
         targets: &[Target],
         voters: usize,
@@ -136,6 +138,28 @@ impl Ensemble {
         proxied: bool,
         data_dirs: Option<&[PathBuf]>,
     ) -> Ensemble {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            match Self::try_start(targets, voters, started, extra, proxied, data_dirs) {
+                Ok(ensemble) => return ensemble,
+                Err(failure) if attempt < ATTEMPTS && failure.contains("Address already in use") => {
+                    eprintln!("a port was taken at start (attempt {attempt}), starting again on new ports:\n{failure}");
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// One attempt of [`Ensemble::start_inner_with`]: Err says which member did not serve and why.
+    fn try_start(
+        targets: &[Target],
+        voters: usize,
+        started: usize,
+        extra: &str,
+        proxied: bool,
+        data_dirs: Option<&[PathBuf]>,
+    ) -> Result<Ensemble, String> {
         let root = tempfile::tempdir().unwrap();
         let total = targets.len();
         let mixed = targets.iter().any(|t| *t != targets[0]);
@@ -206,9 +230,9 @@ impl Ensemble {
             ensemble.launch(i);
         }
         for i in 0..started {
-            ensemble.wait_serving(i, Duration::from_secs(60));
+            ensemble.try_wait_serving(i, Duration::from_secs(60))?;
         }
-        ensemble
+        Ok(ensemble)
     }
 
     /// Starts member `i` (a spare of [`Ensemble::start_with_spares`]) and waits until it serves.
@@ -291,17 +315,24 @@ impl Ensemble {
 
     /// Waits until member `i` serves (leader, follower or observer).
     pub fn wait_serving(&mut self, i: usize, limit: Duration) {
+        if let Err(failure) = self.try_wait_serving(i, limit) {
+            panic!("{failure}");
+        }
+    }
+
+    /// [`Ensemble::wait_serving`] that says why it did not (exit or time-out, with the log).
+    fn try_wait_serving(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.members[i].child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("server {} exited ({status}); log:\n{}", i + 1, self.log(i));
+                return Err(format!("server {} exited ({status}); log:\n{}", i + 1, self.log(i)));
             }
             if self.mode(i).is_some() {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("server {} not serving within {limit:?}; log:\n{}", i + 1, self.log(i));
+        Err(format!("server {} not serving within {limit:?}; log:\n{}", i + 1, self.log(i)))
     }
 
     /// The index of the member that reports `Mode: leader`, waiting up to `limit`.
