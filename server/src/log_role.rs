@@ -515,7 +515,10 @@ impl LogWriter {
         // Timed from the write: with `O_DSYNC` the write is where the disk is waited for.
         let started = Instant::now();
         crate::hops::recorder().log_append(batch.last().map_or(0, |r| r.zxid));
-        let issue = if batch.len() <= self.settings.inline_max_records { Issue::Inline } else { Issue::Ring };
+        // O_DIRECT segments only take io_uring writes: no reactor turn for them.
+        let inline =
+            self.write_mode != LogWriteMode::Direct && batch.len() <= self.settings.inline_max_records;
+        let issue = if inline { Issue::Inline } else { Issue::Ring };
         if issue == Issue::Inline && self.settings.executor_shared {
             let_queued_io_go().await;
         }

@@ -64,6 +64,20 @@ impl Link {
     }
 }
 
+/// The members an [`Ensemble`] start sets up: `targets.len()` of them; the first `voters` vote,
+/// the rest up to `started` observe, and those after `started` are spares (set up, not
+/// started). `extra` lines go to every zoo.cfg; `proxied` puts test-controlled proxies between
+/// members; `data_dirs` replaces the members' own dataDirs.
+#[derive(Clone, Copy)]
+struct Layout<'a> {
+    targets: &'a [Target],
+    voters: usize,
+    started: usize,
+    extra: &'a str,
+    proxied: bool,
+    data_dirs: Option<&'a [PathBuf]>,
+}
+
 impl Ensemble {
     /// Starts `voters` participants and `observers` observers; `extra` lines go to every
     /// zoo.cfg. Returns once every member serves.
@@ -95,7 +109,14 @@ impl Ensemble {
     /// observe. ringkeeper members get `ringkeeper.quorum.protocol=apache` (they join the
     /// Apache members with Apache's protocol). Returns once every member serves.
     pub fn start_mixed(targets: &[Target], voters: usize, extra: &str) -> Ensemble {
-        Self::start_inner_with(targets, voters, targets.len(), extra, false, None)
+        Self::start_inner_with(Layout {
+            targets,
+            voters,
+            started: targets.len(),
+            extra,
+            proxied: false,
+            data_dirs: None,
+        })
     }
 
     /// Like [`Ensemble::start`], but every member reaches every other member's peer and
@@ -123,24 +144,17 @@ impl Ensemble {
         spares: usize,
     ) -> Ensemble {
         let started = voters + observers;
-        Self::start_inner_with(&vec![target; started + spares], voters, started, extra, proxied, data_dirs)
+        let targets = vec![target; started + spares];
+        Self::start_inner_with(Layout { targets: &targets, voters, started, extra, proxied, data_dirs })
     }
 
-    /// Sets up `targets.len()` members: the first `voters` vote, the rest up to `started`
-    /// observe, and those after `started` are spares (set up, not started). A member that
+    /// Sets up the members `layout` describes and starts those it says to. A member that
     /// stops at start because one of its ports is taken (by a process outside the port claims
     /// of [`free_port`], seen a few times in CI) makes the whole start again on new ports.
-    fn start_inner_with(
-        targets: &[Target],
-        voters: usize,
-        started: usize,
-        extra: &str,
-        proxied: bool,
-        data_dirs: Option<&[PathBuf]>,
-    ) -> Ensemble {
+    fn start_inner_with(layout: Layout) -> Ensemble {
         const ATTEMPTS: usize = 3;
         for attempt in 1..=ATTEMPTS {
-            match Self::try_start(targets, voters, started, extra, proxied, data_dirs) {
+            match Self::try_start(layout) {
                 Ok(ensemble) => return ensemble,
                 Err(failure) if attempt < ATTEMPTS && failure.contains("Address already in use") => {
                     eprintln!("a port was taken at start (attempt {attempt}), starting again on new ports:\n{failure}");
@@ -152,14 +166,8 @@ impl Ensemble {
     }
 
     /// One attempt of [`Ensemble::start_inner_with`]: Err says which member did not serve and why.
-    fn try_start(
-        targets: &[Target],
-        voters: usize,
-        started: usize,
-        extra: &str,
-        proxied: bool,
-        data_dirs: Option<&[PathBuf]>,
-    ) -> Result<Ensemble, String> {
+    fn try_start(layout: Layout) -> Result<Ensemble, String> {
+        let Layout { targets, voters, started, extra, proxied, data_dirs } = layout;
         let root = tempfile::tempdir().unwrap();
         let total = targets.len();
         let mixed = targets.iter().any(|t| *t != targets[0]);
