@@ -98,7 +98,7 @@ fn claim_port(port: u16) -> bool {
 
 /// A free TCP port on 127.0.0.1 for a server to listen on: each call tries the next port of
 /// [`TEST_PORTS`] (from a per-process random start, so parallel test processes rarely meet)
-/// and returns the first one that binds and that no other test process has claimed.
+/// and returns the first one that no other test process has claimed and that binds.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
@@ -115,7 +115,9 @@ pub fn free_port() -> u16 {
     }
     for _ in 0..span {
         let port = TEST_PORTS.start + (NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim_port(port) {
+        // Claim first: a bind check of a port another test process has claimed would hold
+        // it for a moment, and its server, binding just then, would find it taken.
+        if claim_port(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
