@@ -6,8 +6,8 @@
 //! [`link`] from the data role, in zxid order. Out: "durable up to zxid Z" over a bounded
 //! link back to the data role, which holds every reply until then. The write and sync are
 //! io_uring requests, so on a shared executor the other roles keep running while it waits,
-//! except for small commits (`ringkeeper.log.inlineMaxRecords`, default 1 record: a lone
-//! writer): io_uring runs a blocking write or sync on a kernel worker thread and then wakes
+//! except for small commits when `ringkeeper.log.inlineMaxRecords` is set (`1`: a lone
+//! writer's; default 0, off): io_uring runs a blocking write or sync on a kernel worker thread and then wakes
 //! the executor, two thread wake-ups a lone writer waits for on top of the disk, so those are
 //! plain blocking syscalls on the role's own thread ([`Issue::Inline`]). On a shared executor
 //! the role first lets the reactor submit what the other roles queued (a leader's proposal

@@ -530,9 +530,10 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
-/// Default `ringkeeper.log.inlineMaxRecords`: a lone writer's commit (one record) is written
-/// inline; anything larger overlaps the disk with other work through io_uring.
-pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 1;
+/// Default `ringkeeper.log.inlineMaxRecords`: off. An inline write holds the executor, and a
+/// slow fsync then silences the leader's heartbeats (a FUSE-backed test saw an 800 ms stall
+/// replace the leader); `1` writes a lone writer's commit inline (README, Storage).
+pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 0;
 /// Default `ringkeeper.log.segmentBytes`: 64 MiB, as Apache's `zookeeper.preAllocSize`.
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
