@@ -321,7 +321,7 @@ fn never_waiting<T: Send + 'static>(sender: link::Sender<T>) -> link::Sender<T> 
         return sender;
     }
     let (local_tx, local_rx) = link::local_unbounded::<T>();
-    glommio::spawn_local(async move {
+    role_stats::spawn(Role::Data, async move {
         while let Some(item) = local_rx.recv().await {
             if sender.send(item).await.is_err() {
                 break;
@@ -369,12 +369,15 @@ pub async fn run(
     }
     {
         let role = role.clone();
-        glommio::spawn_local(async move { crate::snapshotter::run(&role.snapshots, &role.node).await })
-            .detach();
+        role_stats::spawn(
+            Role::Data,
+            async move { crate::snapshotter::run(&role.snapshots, &role.node).await },
+        )
+        .detach();
     }
     {
         let role = role.clone();
-        glommio::spawn_local(async move {
+        role_stats::spawn(Role::Data, async move {
             let from_log = log.from_log;
             while let Some(mut zxid) = from_log.recv().await {
                 // Durable zxids only grow: the newest of those already queued covers the rest.
@@ -388,7 +391,7 @@ pub async fn run(
     }
     for receiver in from_cores {
         let role = role.clone();
-        glommio::spawn_local(async move {
+        role_stats::spawn(Role::Data, async move {
             loop {
                 role.wait_for_room().await;
                 let Some(message) = receiver.recv().await else { break };
@@ -481,7 +484,7 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         let quorum = ApacheQuorum::start(setup.peer_config.my_id, apache, listener, connect_timeout, inputs);
         let _ = role.ensemble().transport.set(PeerTransport::Apache(quorum));
         let stepping = role.clone();
-        glommio::spawn_local(async move {
+        role_stats::spawn(Role::Data, async move {
             while let Some(input) = from_quorum.recv().await {
                 stepping.step(match input {
                     QuorumInput::Msg { from, msg } => Input::PeerMessage { from, msg },

@@ -124,7 +124,7 @@ impl LogSettings {
                 LogWriteMode::Dsync if !config.force_sync => LogWriteMode::Fdatasync,
                 mode => mode,
             },
-            inline_max_records: config.log_inline_max_records as usize,
+            inline_max_records: config.log_inline_max_records_for(true) as usize,
             executor_shared: true,
         }
     }
@@ -432,7 +432,7 @@ impl LogWriter {
             LogWriteMode::Dsync => LogWriteMode::Fdatasync,
             other => other,
         };
-        glommio::spawn_local(async move {
+        crate::role_stats::spawn(crate::role_stats::Role::Log, async move {
             let _ = std::fs::remove_file(&path);
             let filled = async {
                 let file = SegmentFile::open(&path, true, &mut fill_mode).await?;

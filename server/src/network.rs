@@ -157,10 +157,12 @@ pub async fn run(
         stats,
         next_local: Cell::new(1),
     });
-    glommio::spawn_local(dispatch(core.clone(), from_data)).detach();
+    role_stats::spawn(Role::Network, dispatch(core.clone(), from_data)).detach();
     let accepting: Vec<_> = listeners
         .into_iter()
-        .map(|(listener, transport)| glommio::spawn_local(accept_loop(core.clone(), listener, transport)))
+        .map(|(listener, transport)| {
+            role_stats::spawn(Role::Network, accept_loop(core.clone(), listener, transport))
+        })
         .collect();
     for task in accepting {
         task.await;
@@ -186,7 +188,7 @@ async fn accept_loop(core: Rc<NetworkCore>, listener: TcpListener, transport: Tr
         let conn = ClientConn { core: core.index as u32, local: core.next_local.get() };
         core.next_local.set(conn.local + 1);
         let _ = stream.set_nodelay(true);
-        glommio::spawn_local(serve(core.clone(), stream, transport.clone(), conn, peer)).detach();
+        role_stats::spawn(Role::Network, serve(core.clone(), stream, transport.clone(), conn, peer)).detach();
     }
 }
 
@@ -371,7 +373,7 @@ async fn serve(
     core.outboxes.borrow_mut().insert(conn, outbox.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let reader = futures_lite::io::BufReader::with_capacity(CLIENT_READ_BUFFER_BYTES, reader);
-    let writer_task = glommio::spawn_local(write_loop(outbox.clone(), writer, conn));
+    let writer_task = role_stats::spawn(Role::Network, write_loop(outbox.clone(), writer, conn));
     let reason = futures_lite::future::or(
         read_loop(&core, &outbox, reader, conn, peer, authenticated),
         writer_finished(outbox.clone()),

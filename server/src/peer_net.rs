@@ -51,6 +51,7 @@ use ringkeeper_engine::zab;
 use crate::config::QuorumSasl;
 use crate::quorum_sasl;
 use crate::quorum_tls::QuorumTls;
+use crate::role_stats::{self, Role};
 
 /// First bytes of every peer connection ("RKZB").
 const HANDSHAKE_MAGIC: u32 = 0x524b_5a42;
@@ -192,7 +193,7 @@ impl PeerNet {
         for (id, address) in setup.peers {
             net.add_peer(id, address);
         }
-        glommio::spawn_local(accept_loop(listener, net.clone())).detach();
+        role_stats::spawn(Role::Data, accept_loop(listener, net.clone())).detach();
         net
     }
 
@@ -217,7 +218,7 @@ impl PeerNet {
             tls: inner.tls.clone(),
             sasl: inner.sasl.clone(),
         };
-        glommio::spawn_local(dial_loop(link, outbox, inner.deliver.clone())).detach();
+        role_stats::spawn(Role::Data, dial_loop(link, outbox, inner.deliver.clone())).detach();
     }
 
     fn knows(&self, id: u64) -> bool {
@@ -406,7 +407,7 @@ async fn write_link(
 async fn accept_loop(listener: TcpListener, net: PeerNet) {
     loop {
         let Ok(stream) = listener.accept().await else { continue };
-        glommio::spawn_local(accept_link(stream, net.clone())).detach();
+        role_stats::spawn(Role::Data, accept_link(stream, net.clone())).detach();
     }
 }
 

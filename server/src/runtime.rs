@@ -307,6 +307,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     log::info!("executor layout: {layout} (ringkeeper.executors={}, {cpus} CPUs)", config.executors);
 
     roles.log_settings.executor_shared = layout == Executors::One;
+    roles.log_settings.inline_max_records =
+        config.log_inline_max_records_for(roles.log_settings.executor_shared) as usize;
+    log::info!(
+        "log: group commits of at most {} record(s) written inline (ringkeeper.log.inlineMaxRecords)",
+        roles.log_settings.inline_max_records
+    );
     match layout {
         Executors::PerRole | Executors::Auto => run_per_role(&config, roles),
         Executors::One => run_on_one_executor(&config, roles),

@@ -3,7 +3,7 @@
 //!
 //! Set `RINGKEEPER_TEST_TARGET=apache` to run the same tests against Apache ZooKeeper 3.8 from
 //! the Debian package; by default they run against the `ringkeeper` binary of this workspace,
-//! which the harness builds once per test process (`cargo build -p ringkeeper-server`).
+//! which the harness builds once per test process ([`ringkeeper_binary`]).
 //! Every server is killed when its [`TestServer`] drops.
 
 pub mod compat;
@@ -43,15 +43,35 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Path of the `ringkeeper` binary, built on first use in this process.
+/// Variables cargo sets for a test process that build scripts (`ring`'s, `cc`'s) watch with
+/// `rerun-if-env-changed`: passed on to the harness's own `cargo build`, they would rebuild
+/// `ring`, `rustls` and everything above them, and the next `cargo nextest run` would rebuild
+/// them back.
+fn set_by_cargo_for_this_test(name: &str) -> bool {
+    const PREFIXES: [&str; 5] =
+        ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CFG_", "CARGO_BIN_EXE_", "CARGO_CRATE_"];
+    const NAMES: [&str; 4] =
+        ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR", "OUT_DIR"];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
+/// Path of the `ringkeeper` binary, built on first use in this process with the feature set
+/// `cargo nextest run --workspace` builds (all bins and tests of the workspace), so the build
+/// is a no-op after nextest's own and nothing is compiled twice.
 pub fn ringkeeper_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut build = Command::new(cargo);
+            for (name, _) in std::env::vars_os() {
+                if name.to_str().is_some_and(set_by_cargo_for_this_test) {
+                    build.env_remove(name);
+                }
+            }
+            let status = build
                 .current_dir(workspace_root())
-                .args(["build", "-q", "-p", "ringkeeper-server", "--bin", "ringkeeper"])
+                .args(["build", "-q", "--workspace", "--bins", "--tests"])
                 .status()
                 .expect("run cargo build for the ringkeeper binary");
             assert!(status.success(), "building ringkeeper failed");

@@ -268,8 +268,9 @@ pub struct Config {
     /// `ringkeeper.log.inlineMaxRecords`: a group commit of at most this many records is
     /// written (and synced) with a plain blocking syscall on the log role's thread instead of
     /// through io_uring, which would run it on a kernel worker thread and wake the executor
-    /// after; 0 never does. Page-cache modes (`dsync`, `fdatasync`) only.
-    pub log_inline_max_records: u32,
+    /// after; 0 never does. Page-cache modes (`dsync`, `fdatasync`) only. Unset: see
+    /// [`Config::log_inline_max_records_for`].
+    pub log_inline_max_records: Option<u32>,
     /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
     /// at least [`LOG_SEGMENT_BYTES_MIN`]).
     pub log_segment_bytes: u64,
@@ -530,10 +531,9 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
-/// Default `ringkeeper.log.inlineMaxRecords`: off. An inline write holds the executor, and a
-/// slow fsync then silences the leader's heartbeats (a FUSE-backed test saw an 800 ms stall
-/// replace the leader); `1` writes a lone writer's commit inline (README, Storage).
-pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 0;
+/// `ringkeeper.log.inlineMaxRecords` when unset and nothing else shares the log role's
+/// thread with heartbeats: a lone writer's commit is written inline (README, Storage).
+pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 1;
 /// Default `ringkeeper.log.segmentBytes`: 64 MiB, as Apache's `zookeeper.preAllocSize`.
 pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 << 20;
 /// Smallest `ringkeeper.log.segmentBytes`: room for the header and a few records.
@@ -668,7 +668,7 @@ impl Config {
             log_batch_bytes_max: DEFAULT_LOG_BATCH_BYTES_MAX,
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
-            log_inline_max_records: DEFAULT_LOG_INLINE_MAX_RECORDS,
+            log_inline_max_records: None,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
@@ -886,7 +886,7 @@ impl Config {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
                 }
                 "ringkeeper.log.inlineMaxRecords" => {
-                    cfg.log_inline_max_records = parse_int(key, value, 0, u32::MAX as i64, "an integer >= 0 (records)")? as u32;
+                    cfg.log_inline_max_records = Some(parse_int(key, value, 0, u32::MAX as i64, "an integer >= 0 (records)")? as u32);
                 }
                 "ringkeeper.zab.heartbeatMs" => heartbeat_ms = Some(parse_millis(key, value)?),
                 "ringkeeper.zab.peerTimeoutMs" => peer_timeout_ms = Some(parse_millis(key, value)?),
@@ -1335,6 +1335,19 @@ impl Config {
     pub fn is_distributed(&self) -> bool {
         let participants = self.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
         participants > 1 || (participants == 1 && !self.standalone_enabled)
+    }
+
+    /// `ringkeeper.log.inlineMaxRecords` for a log role that shares its executor with the other
+    /// roles or not. Unset, a standalone server or an own log executor gets
+    /// [`DEFAULT_LOG_INLINE_MAX_RECORDS`]; an ensemble member on a shared executor gets 0: an
+    /// inline write holds that thread, and a disk stalling past `ringkeeper.zab.peerTimeoutMs`
+    /// would silence its heartbeats and lose it its followers (seen in CI on a FUSE disk).
+    pub fn log_inline_max_records_for(&self, executor_shared: bool) -> u32 {
+        match self.log_inline_max_records {
+            Some(records) => records,
+            None if executor_shared && self.is_distributed() => 0,
+            None => DEFAULT_LOG_INLINE_MAX_RECORDS,
+        }
     }
 
     /// The directory the transaction log goes to (`dataLogDir`, else `dataDir`).

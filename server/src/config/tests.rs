@@ -22,6 +22,19 @@ fn peer_timeout_is_tick_time_times_sync_limit_unless_set() {
 }
 
 #[test]
+fn inline_log_writes_unless_an_ensemble_member_shares_its_executor_or_it_is_set() {
+    let standalone = parse(MINIMAL);
+    assert_eq!(standalone.log_inline_max_records_for(true), DEFAULT_LOG_INLINE_MAX_RECORDS);
+    let ensemble = parse("dataDir=/d\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.2=b:1:2\n");
+    assert_eq!(ensemble.log_inline_max_records_for(true), 0, "heartbeats share that thread");
+    assert_eq!(ensemble.log_inline_max_records_for(false), DEFAULT_LOG_INLINE_MAX_RECORDS);
+    let set = parse("dataDir=/d\ninitLimit=5\nsyncLimit=2\nserver.1=a:1:2\nserver.2=b:1:2\nringkeeper.log.inlineMaxRecords=3\n");
+    assert_eq!(set.log_inline_max_records_for(true), 3);
+    let off = parse("dataDir=/d\nringkeeper.log.inlineMaxRecords=0\n");
+    assert_eq!(off.log_inline_max_records_for(false), 0);
+}
+
+#[test]
 fn heartbeat_is_derived_from_the_peer_timeout_unless_set() {
     let ensemble = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2\n";
     // 10 s peer timeout: pings every half tick, as Apache's leader.
