@@ -106,9 +106,10 @@ pub struct LogSettings {
     /// Group commits of at most this many records are [`Issue::Inline`]
     /// (`ringkeeper.log.inlineMaxRecords`).
     pub inline_max_records: usize,
-    /// The log role shares its executor with other roles (`ringkeeper.executors=one`): an
-    /// inline write first lets the reactor submit what they queued.
-    pub executor_shared: bool,
+    /// The log role shares its executor with a replica's peer links (an ensemble member under
+    /// `ringkeeper.executors=one`): an inline write first lets the reactor submit what the
+    /// other roles queued, so a leader's proposal leaves before the write holds the thread.
+    pub executor_shared_with_peers: bool,
 }
 
 impl LogSettings {
@@ -125,7 +126,7 @@ impl LogSettings {
                 mode => mode,
             },
             inline_max_records: config.log_inline_max_records_for(true) as usize,
-            executor_shared: true,
+            executor_shared_with_peers: config.is_distributed(),
         }
     }
 }
@@ -519,7 +520,7 @@ impl LogWriter {
         let inline =
             self.write_mode != LogWriteMode::Direct && batch.len() <= self.settings.inline_max_records;
         let issue = if inline { Issue::Inline } else { Issue::Ring };
-        if issue == Issue::Inline && self.settings.executor_shared {
+        if issue == Issue::Inline && self.settings.executor_shared_with_peers {
             let_queued_io_go().await;
         }
         let mut start = 0;

@@ -306,9 +306,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let layout = config.executors.resolve(config.pin, cpus);
     log::info!("executor layout: {layout} (ringkeeper.executors={}, {cpus} CPUs)", config.executors);
 
-    roles.log_settings.executor_shared = layout == Executors::One;
-    roles.log_settings.inline_max_records =
-        config.log_inline_max_records_for(roles.log_settings.executor_shared) as usize;
+    let shared_executor = layout == Executors::One;
+    roles.log_settings.executor_shared_with_peers = shared_executor && config.is_distributed();
+    roles.log_settings.inline_max_records = config.log_inline_max_records_for(shared_executor) as usize;
     log::info!(
         "log: group commits of at most {} record(s) written inline (ringkeeper.log.inlineMaxRecords)",
         roles.log_settings.inline_max_records
