@@ -38,6 +38,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{ConnectRequest, Id, Jute};
+use ringkeeper_engine::FastMap;
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
@@ -129,7 +130,7 @@ impl Outbox {
 struct NetworkCore {
     index: usize,
     to_data: link::Sender<ToData>,
-    outboxes: RefCell<HashMap<ClientConn, SharedOutbox>>,
+    outboxes: RefCell<FastMap<ClientConn, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
@@ -151,7 +152,7 @@ pub async fn run(
     let core = Rc::new(NetworkCore {
         index,
         to_data,
-        outboxes: RefCell::new(HashMap::new()),
+        outboxes: RefCell::new(FastMap::default()),
         limits,
         counts,
         stats,

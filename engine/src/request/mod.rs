@@ -16,7 +16,7 @@ pub mod reply;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use crate::acl;
 use crate::auth;
@@ -127,8 +127,8 @@ pub struct Processor {
     pub watches: WatchManager,
     pub config: ProcessorConfig,
     pub stats: ProcessorStats,
-    pub(crate) conns: HashMap<ConnId, Connection>,
-    pub(crate) session_conn: HashMap<i64, ConnId>,
+    pub(crate) conns: FastMap<ConnId, Connection>,
+    pub(crate) session_conn: FastMap<i64, ConnId>,
     next_reap_ms: i64,
     /// Only the leader (or a standalone server) expires sessions and reaps containers.
     pub(crate) owns_expiry: bool,
@@ -206,8 +206,8 @@ impl Processor {
             next_reap_ms: now_ms + config.container_check_interval_ms,
             config,
             stats: ProcessorStats::default(),
-            conns: HashMap::new(),
-            session_conn: HashMap::new(),
+            conns: FastMap::default(),
+            session_conn: FastMap::default(),
             owns_expiry: true,
             zxid_limit: i64::MAX,
             read_only: false,
