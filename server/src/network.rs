@@ -42,7 +42,7 @@ use ringkeeper_engine::FastMap;
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
-use crate::messages::{ToData, ToNet};
+use crate::messages::{NewConnection, ToData, ToNet};
 use crate::request_stats::{PendingReplies, RequestStats};
 use crate::role_stats::{self, Role};
 use crate::tls::{ClientStream, Transport};
@@ -505,10 +505,12 @@ async fn read_loop(
                 ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
             ToData::Connect {
                 conn,
-                client_ip: peer.ip().to_string(),
-                remote: peer.to_string(),
-                authenticated: authenticated.take().unwrap_or_default(),
-                request,
+                connect: Box::new(NewConnection {
+                    client_ip: peer.ip().to_string(),
+                    remote: peer.to_string(),
+                    authenticated: authenticated.take().unwrap_or_default(),
+                    request,
+                }),
             }
         } else {
             ToData::Request { conn, frame, sampled: crate::hops::sample(&mut requests_read) }
