@@ -33,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -218,13 +219,15 @@ impl NetworkCore {
         }
     }
 
-    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>) {
+    /// Queues `bytes` (or the close, `None`) for `conn`'s writer; `now` is when the batch
+    /// holding it reached this core (a reply's latency ends there).
+    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>, now: Instant) {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             if let Some(b) = &bytes {
                 o.traced_reply |= crate::hops::recorder().reply_out(conn, b);
-                if o.pending.sending(b) {
+                if o.pending.sending(b, now) {
                     o.reply_estimate = b.len().max(o.reply_estimate / 2);
                     o.wake_reader();
                 } else if o.waiting_bytes() > NOTIFICATION_OVERFLOW_FACTOR * self.limits.outbox_bytes_max {
@@ -254,15 +257,21 @@ impl NetworkCore {
     }
 }
 
-/// Routes data-role output to connection writers, in arrival order.
+/// Routes data-role output to connection writers, in arrival order. The batches queued when
+/// it wakes are routed together, with one clock reading.
 async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) {
-    while let Some(batch) = from_data.recv().await {
-        role_stats::taken(Role::Network, batch.len() as u64);
-        for item in batch {
-            match item {
-                ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes)),
-                ToNet::Close { conn } => core.outbox_push(conn, None),
+    while let Some(first) = from_data.recv().await {
+        let now = Instant::now();
+        let mut next = Some(first);
+        while let Some(batch) = next {
+            role_stats::taken(Role::Network, batch.len() as u64);
+            for item in batch {
+                match item {
+                    ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes), now),
+                    ToNet::Close { conn } => core.outbox_push(conn, None, now),
+                }
             }
+            next = from_data.recv_ready().await;
         }
     }
 }
