@@ -33,3 +33,9 @@ pub mod tree;
 pub mod txn;
 pub mod watch;
 pub mod zab;
+
+/// The hash map of the per-request path (connections, sessions, znodes, watches): std's map
+/// with ahash's hasher, keyed at random per process as std's SipHash is (paths come from
+/// clients), and several times cheaper for short keys. Iteration order is as arbitrary as
+/// std's: nothing that reaches an effect iterates it.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;

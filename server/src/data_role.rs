@@ -32,7 +32,7 @@ use crate::four_letter::ServerMode;
 use crate::hops;
 use crate::link;
 use crate::log_role::LogRecord;
-use crate::messages::{ToData, ToNet};
+use crate::messages::{NewConnection, ToData, ToNet};
 use crate::peer_net::{FrameKind, PeerAddress, PeerInput, PeerNet, PeerNetSetup};
 use crate::replica::{self, ReplicaSetup};
 use crate::role_stats::{self, Role};
@@ -271,7 +271,8 @@ impl DataRole {
     fn handle(&self, message: ToData) {
         role_stats::taken(Role::Data, 1);
         let input = match message {
-            ToData::Connect { conn, client_ip, remote, authenticated, request } => {
+            ToData::Connect { conn, connect } => {
+                let NewConnection { client_ip, remote, authenticated, request } = *connect;
                 Input::Connect { conn, client_ip, remote, authenticated, request }
             }
             ToData::Request { conn, frame, sampled } => {

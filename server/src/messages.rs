@@ -11,15 +11,9 @@ use ringkeeper_engine::replica::Delivery;
 /// Network role → data role.
 #[derive(Debug)]
 pub enum ToData {
-    /// A decoded ConnectRequest on a new connection; `authenticated`: the ids its TLS
-    /// handshake established (`x509`), empty on a plain connection.
-    Connect {
-        conn: ClientConn,
-        client_ip: String,
-        remote: String,
-        authenticated: Vec<Id>,
-        request: ConnectRequest,
-    },
+    /// A decoded ConnectRequest on a new connection (boxed: once per connection, while every
+    /// request frame is moved through the link in a `ToData` as large as its largest variant).
+    Connect { conn: ClientConn, connect: Box<NewConnection> },
     /// One request frame (payload after the length prefix); `sampled`: when it was read, if
     /// it is traced hop by hop ([`crate::hops`]).
     Request { conn: ClientConn, frame: Vec<u8>, sampled: Option<Instant> },
@@ -27,6 +21,16 @@ pub enum ToData {
     Disconnected { conn: ClientConn },
     /// A four-letter word on a fresh connection.
     FourLetter { conn: ClientConn, word: [u8; 4] },
+}
+
+/// What a new connection's first frame said, and who it is.
+#[derive(Debug)]
+pub struct NewConnection {
+    pub client_ip: String,
+    pub remote: String,
+    /// The ids its TLS handshake established (`x509`), empty on a plain connection.
+    pub authenticated: Vec<Id>,
+    pub request: ConnectRequest,
 }
 
 /// Data role → network role.

@@ -33,15 +33,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{ConnectRequest, Id, Jute};
+use ringkeeper_engine::FastMap;
 
 use crate::four_letter::FOUR_LETTER_WORDS;
 use crate::link;
-use crate::messages::{ToData, ToNet};
+use crate::messages::{NewConnection, ToData, ToNet};
 use crate::request_stats::{PendingReplies, RequestStats};
 use crate::role_stats::{self, Role};
 use crate::tls::{ClientStream, Transport};
@@ -129,7 +131,7 @@ impl Outbox {
 struct NetworkCore {
     index: usize,
     to_data: link::Sender<ToData>,
-    outboxes: RefCell<HashMap<ClientConn, SharedOutbox>>,
+    outboxes: RefCell<FastMap<ClientConn, SharedOutbox>>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
@@ -151,7 +153,7 @@ pub async fn run(
     let core = Rc::new(NetworkCore {
         index,
         to_data,
-        outboxes: RefCell::new(HashMap::new()),
+        outboxes: RefCell::new(FastMap::default()),
         limits,
         counts,
         stats,
@@ -219,13 +221,15 @@ impl NetworkCore {
         }
     }
 
-    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>) {
+    /// Queues `bytes` (or the close, `None`) for `conn`'s writer; `now` is when the batch
+    /// holding it reached this core (a reply's latency ends there).
+    fn outbox_push(&self, conn: ClientConn, bytes: Option<Vec<u8>>, now: Instant) {
         let outbox = self.outboxes.borrow().get(&conn).cloned();
         if let Some(outbox) = outbox {
             let mut o = outbox.borrow_mut();
             if let Some(b) = &bytes {
                 o.traced_reply |= crate::hops::recorder().reply_out(conn, b);
-                if o.pending.sending(b) {
+                if o.pending.sending(b, now) {
                     o.reply_estimate = b.len().max(o.reply_estimate / 2);
                     o.wake_reader();
                 } else if o.waiting_bytes() > NOTIFICATION_OVERFLOW_FACTOR * self.limits.outbox_bytes_max {
@@ -255,15 +259,21 @@ impl NetworkCore {
     }
 }
 
-/// Routes data-role output to connection writers, in arrival order.
+/// Routes data-role output to connection writers, in arrival order. The batches queued when
+/// it wakes are routed together, with one clock reading.
 async fn dispatch(core: Rc<NetworkCore>, from_data: link::Receiver<Vec<ToNet>>) {
-    while let Some(batch) = from_data.recv().await {
-        role_stats::taken(Role::Network, batch.len() as u64);
-        for item in batch {
-            match item {
-                ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes)),
-                ToNet::Close { conn } => core.outbox_push(conn, None),
+    while let Some(first) = from_data.recv().await {
+        let now = Instant::now();
+        let mut next = Some(first);
+        while let Some(batch) = next {
+            role_stats::taken(Role::Network, batch.len() as u64);
+            for item in batch {
+                match item {
+                    ToNet::Send { conn, bytes } => core.outbox_push(conn, Some(bytes), now),
+                    ToNet::Close { conn } => core.outbox_push(conn, None, now),
+                }
             }
+            next = from_data.recv_ready().await;
         }
     }
 }
@@ -506,10 +516,12 @@ async fn read_loop(
                 ConnectRequest::from_bytes(&frame).map_err(|e| format!("bad connect request: {e}"))?;
             ToData::Connect {
                 conn,
-                client_ip: peer.ip().to_string(),
-                remote: peer.to_string(),
-                authenticated: authenticated.take().unwrap_or_default(),
-                request,
+                connect: Box::new(NewConnection {
+                    client_ip: peer.ip().to_string(),
+                    remote: peer.to_string(),
+                    authenticated: authenticated.take().unwrap_or_default(),
+                    request,
+                }),
             }
         } else {
             ToData::Request { conn, frame, sampled: crate::hops::sample(&mut requests_read) }

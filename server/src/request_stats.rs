@@ -339,10 +339,10 @@ impl PendingReplies {
         self.arrived.len()
     }
 
-    /// `frame` (length prefix included) is being handed to the writer: when it is a reply,
-    /// the oldest pending request is answered. Returns whether it was a reply (false for a
-    /// watch notification).
-    pub fn sending(&mut self, frame: &[u8]) -> bool {
+    /// `frame` (length prefix included) is being handed to the writer at `now`: when it is a
+    /// reply, the oldest pending request is answered. Returns whether it was a reply (false
+    /// for a watch notification). The caller reads the clock once for a batch of frames.
+    pub fn sending(&mut self, frame: &[u8], now: Instant) -> bool {
         let is_reply = if self.connect_answered {
             self.server.response_sizes.record(frame.len().saturating_sub(4) as i64);
             frame
@@ -353,7 +353,7 @@ impl PendingReplies {
             true
         };
         let Some(arrived) = is_reply.then(|| self.arrived.pop_front()).flatten() else { return is_reply };
-        let us = duration_us(arrived.elapsed());
+        let us = duration_us(now.saturating_duration_since(arrived));
         let server = &self.server;
         server.outstanding.fetch_sub(1, Ordering::Relaxed);
         server.latency.record(us);
@@ -361,7 +361,9 @@ impl PendingReplies {
         self.own.outstanding.fetch_sub(1, Ordering::Relaxed);
         self.own.latency.record(us);
         self.own.last_latency_us.store(us, Ordering::Relaxed);
-        self.own.last_response_ms.store(server.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.own
+            .last_response_ms
+            .store(now.saturating_duration_since(server.started).as_millis() as u64, Ordering::Relaxed);
         true
     }
 }
@@ -400,17 +402,17 @@ mod tests {
         assert_eq!(stats.outstanding(), 3);
         assert_eq!(stats.connection(ConnId::Client(conn)).outstanding, 3);
         // The ConnectResponse starts with the protocol version 0, whatever it holds.
-        assert!(pending.sending(&reply(0)));
-        assert!(!pending.sending(&reply(xid::NOTIFICATION)));
+        assert!(pending.sending(&reply(0), Instant::now()));
+        assert!(!pending.sending(&reply(xid::NOTIFICATION), Instant::now()));
         assert_eq!((stats.outstanding(), pending.waiting()), (2, 2));
-        assert!(pending.sending(&reply(1)));
+        assert!(pending.sending(&reply(1), Instant::now()));
         assert_eq!((stats.outstanding(), stats.latency().count), (1, 2));
         assert_eq!(stats.connection(ConnId::Client(conn)).latency.count, 2);
         assert_eq!(stats.histogram.get_sample_count(), 2);
         // Every frame after the ConnectResponse counts its size (the notification too).
         let mut larger = reply(2);
         larger.extend_from_slice(&[0; 8]);
-        pending.sending(&larger);
+        pending.sending(&larger, Instant::now());
         assert_eq!(stats.response_sizes(), ResponseSizeFigures { last: 24, min: 16, max: 24 });
         stats.reset_connection_latency();
         assert_eq!(stats.connection(ConnId::Client(conn)).latency, Latency::default());

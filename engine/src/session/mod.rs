@@ -12,7 +12,9 @@
 //! [`PASSWORD_CONTEXT`] followed by the session id as 8 bytes big-endian). An ensemble's
 //! members derive the secret with [`ensemble_secret`] from what they all configure alike.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::FastMap;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -39,7 +41,7 @@ pub struct Session {
 
 /// All live sessions.
 pub struct SessionTable {
-    sessions: HashMap<i64, Session>,
+    sessions: FastMap<i64, Session>,
     deadlines: BTreeSet<(i64, i64)>,
     next_id: i64,
     /// HMAC-SHA256 keyed with the password secret, cloned for each password.
@@ -88,7 +90,7 @@ impl SessionTable {
     pub fn new(server_id: i64, now_ms: i64, secret: &[u8], tick_ms: i64) -> Self {
         let base = ((now_ms as u64) << 24 >> 8) as i64 | (server_id << 56);
         SessionTable {
-            sessions: HashMap::new(),
+            sessions: FastMap::default(),
             deadlines: BTreeSet::new(),
             next_id: base,
             password_mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length"),

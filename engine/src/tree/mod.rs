@@ -13,7 +13,9 @@ mod digest;
 pub mod path;
 pub mod quota;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::FastMap;
 use std::sync::Arc;
 
 use crate::proto::{Acl, Stat};
@@ -149,7 +151,7 @@ pub enum TreeError {
 /// The znode tree.
 #[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<Box<str>, Node>,
+    nodes: FastMap<Box<str>, Node>,
     acls: AclCache,
     ephemerals: BTreeMap<i64, BTreeSet<Box<str>>>,
     containers: BTreeSet<Box<str>>,
@@ -172,7 +174,7 @@ impl DataTree {
     /// A tree holding `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> Self {
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            nodes: FastMap::default(),
             acls: AclCache::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),

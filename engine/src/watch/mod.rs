@@ -15,7 +15,9 @@
 //! the node had; for `NodeChildrenChanged` the parent's): the request processor filters
 //! [`Notification`]s with the ACLs each [`crate::tree::TreeChange`] carries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::FastMap;
 use std::sync::Arc;
 
 use crate::conn::ConnId;
@@ -66,9 +68,9 @@ const RECURSIVE: u8 = 4;
 #[derive(Debug, Default)]
 pub struct WatchTable {
     /// path -> (watcher, mode bits), sorted by watcher, bits never 0.
-    by_path: HashMap<Arc<str>, Vec<(WatcherId, u8)>>,
+    by_path: FastMap<Arc<str>, Vec<(WatcherId, u8)>>,
     /// watcher -> paths it has a registration on (keys shared with `by_path`).
-    by_watcher: HashMap<WatcherId, HashSet<Arc<str>>>,
+    by_watcher: FastMap<WatcherId, HashSet<Arc<str>>>,
     /// Registrations holding the recursive mode; 0 means triggers skip the ancestor walk.
     recursive: usize,
     /// Number of (path, watcher) registrations.
