@@ -126,7 +126,7 @@ mod tests {
             time_ms: 1_000 + zxid,
             body: TxnBody::Op(TxnOp::Create {
                 path: path.into(),
-                data: Some(b"v".to_vec()),
+                data: b"v".to_vec(),
                 acl: crate::acl::open_acl_unsafe().iter().map(TxnAcl::from).collect(),
                 ephemeral_owner: owner,
                 parent_cversion: -1,
