@@ -137,7 +137,12 @@ mod tests {
     #[test]
     fn snapshot_round_trips_through_apache_bytes_and_close_session_drops_ephemerals() {
         let empty = ApacheSnapshot {
-            nodes: vec![ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() }],
+            nodes: vec![ApacheNode {
+                path: "/".into(),
+                data: Some(vec![]),
+                acl: -1,
+                stat: Default::default(),
+            }],
             ..Default::default()
         };
         let mut replay = ApacheReplay::from_snapshot(&empty, 0).unwrap();

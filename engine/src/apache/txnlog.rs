@@ -276,7 +276,8 @@ mod tests {
 
     fn create_body(path: &str, ephemeral: bool) -> Vec<u8> {
         let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-        CreateTxn { path: path.into(), data: Some(b"d".to_vec()), acl, ephemeral, parent_cversion: -1 }.to_bytes()
+        CreateTxn { path: path.into(), data: Some(b"d".to_vec()), acl, ephemeral, parent_cversion: -1 }
+            .to_bytes()
     }
 
     fn file(records: &[Vec<u8>], zeros: usize) -> Vec<u8> {

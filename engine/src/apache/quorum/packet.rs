@@ -240,7 +240,12 @@ mod tests {
             nodes: vec![
                 ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
                 // A node whose data holds the signature itself.
-                ApacheNode { path: "/a".into(), data: Some(signature_bytes()), acl: -1, stat: Default::default() },
+                ApacheNode {
+                    path: "/a".into(),
+                    data: Some(signature_bytes()),
+                    acl: -1,
+                    stat: Default::default(),
+                },
             ],
             ..Default::default()
         };
