@@ -212,7 +212,7 @@ pub fn import(from: &Path, from_log_dir: Option<&Path>, to: &Path) -> Result<Imp
             let empty = apache::snapshot::ApacheSnapshot {
                 nodes: vec![apache::snapshot::ApacheNode {
                     path: "/".into(),
-                    data: Vec::new(),
+                    data: Some(Vec::new()),
                     acl: apache::snapshot::OPEN_ACL_UNSAFE_ID,
                     stat: Default::default(),
                 }],

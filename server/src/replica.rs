@@ -22,7 +22,9 @@
 //!   `dynamicConfigFile`) and the one its recovered tree holds in `/zookeeper/config` (a
 //!   committed reconfig replayed from the log or a snapshot); each committed reconfig is
 //!   written as `<dynamic file or zoo.cfg>.dynamic.<hex version>` (Apache's naming; zoo.cfg
-//!   itself is not edited: the log carries the configuration across restarts).
+//!   itself is not edited: the log carries the configuration across restarts). The version
+//!   the first leader gives a configuration no reconfig made (no txn, as Apache) is found
+//!   again at start in the file written for it.
 //!
 //! Invariants: no client sees a write before a quorum has it durably; a learner applies only
 //! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
@@ -86,11 +88,40 @@ pub fn configured_membership(config: &Config) -> Membership {
     Membership { members, version: config.config_version }
 }
 
+/// The version a leader gave the configuration the files list at version 0 (Apache's first
+/// leader versions it with its epoch's first zxid, and rewrites zoo.cfg to name the dynamic
+/// file; ringkeeper leaves zoo.cfg alone and finds the file it wrote for the same members,
+/// `<dynamic base>.<hex version>`, at the next start). `configured` itself if there is none.
+fn versioned_configuration(base: &Path, configured: Membership) -> Membership {
+    if configured.version != 0 {
+        return configured;
+    }
+    let (Some(dir), Some(prefix)) = (base.parent(), base.file_name().and_then(|n| n.to_str())) else {
+        return configured;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Ok(entries) = std::fs::read_dir(dir) else { return configured };
+    let newest = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let version = i64::from_str_radix(name.strip_prefix(prefix)?.strip_prefix('.')?, 16).ok()?;
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let members = Membership::parse(&text).ok()?.members;
+            (version > 0 && members == configured.members).then_some(version)
+        })
+        .max();
+    match newest {
+        Some(version) => Membership { version, ..configured },
+        None => configured,
+    }
+}
+
 /// Picks the configuration to start with (the tree's if a reconfig made it newer than the
-/// files'), puts it in `/zookeeper/config` and gives the peer its voters, observers and
-/// addresses.
+/// files'), puts it in `/zookeeper/config` and gives the peer its voters, observers,
+/// addresses and configuration version.
 pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &mut Processor) {
-    let configured = configured_membership(config);
+    let configured = versioned_configuration(&setup.dynamic_config_base, configured_membership(config));
     let membership = match processor.config_node_membership() {
         Some(tree) if tree.version > configured.version => {
             log::info!(
@@ -102,10 +133,11 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
         }
         _ => configured,
     };
-    processor.set_config_node(&membership);
+    processor.set_config_node(&membership, crate::data_role::now_ms());
     let my_id = setup.peer_config.my_id;
     setup.peer_config.voters = membership.voters();
     setup.peer_config.observers = membership.observers();
+    setup.peer_config.config_version = membership.version;
     setup.peers = membership
         .members
         .values()
@@ -361,6 +393,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     peer_config.election_retry_ms = config.zab_election_retry_ms as i64;
     peer_config.sync_timeout_ms = config.init_limit as i64 * config.tick_time_ms as i64;
     peer_config.history_max = config.zab_history_max;
+    peer_config.versions_initial_config =
+        config.reconfig_enabled && config.quorum_protocol == QuorumProtocol::Ringkeeper;
     let LoggedHistory { txns: history, base: mut history_base, mut epoch_ends } =
         read_history(config.log_dir(), config.zab_history_max)?;
     let (snapshot_zxid, snapshot_ends) = snapshot_epoch_ends(&config.data_dir)?;

@@ -3,8 +3,9 @@
 
 Usage:
   kazoo_reconfig.py HOSTS config
-      prints the data of /zookeeper/config, then "mzxid=<hex>" and "watch=<event>" lines:
-      a data watch is left on the node, and the event it gets within 1 s (or "none").
+      prints the data of /zookeeper/config, then its Stat's "mzxid=<hex>", "czxid=<hex>",
+      "dataVersion=<n>" and "aclVersion=<n>" lines and a "watch=<event>" line: a data watch
+      is left on the node, and the event it gets within 1 s (or "none").
   kazoo_reconfig.py HOSTS reconfig AUTH JOINING LEAVING NEW_MEMBERS FROM_CONFIG
       runs client.reconfig(...) ("-" for an argument not given; AUTH is a digest
       user:password or "-"); prints "ok" and the new configuration, or "error <kazoo
@@ -65,6 +66,9 @@ def main(hosts, command, *args):
         data, stat = client.get("/zookeeper/config", watch=watcher)
         print(data.decode())
         print(f"mzxid={stat.mzxid:x}")
+        print(f"czxid={stat.czxid:x}")
+        print(f"dataVersion={stat.version}")
+        print(f"aclVersion={stat.aversion}")
         fired.wait(float(args[0]) if args else 0.0)
         print(f"watch={events[0] if events else 'none'}")
         close(client)

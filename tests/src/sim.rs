@@ -32,9 +32,16 @@
 //!
 //! After the faulty phase everything heals and the run must converge: one leader, every
 //! server serving, equal applied zxids and digests, every committed txn everywhere.
+//!
+//! With [`SimOptions::reconfig`], dynamic reconfig runs through the faults: an admin session
+//! (skipACL) sends `reconfig` requests to a serving server, removing a voter (the leader
+//! too) or adding the one removed back; each server keeps the configuration files it wrote
+//! (`zoo.cfg.dynamic.<version>`, durable) and starts, as the server does, with the newest of
+//! zoo.cfg's, those files' and its tree's `/zookeeper/config`. Convergence then asks it of
+//! the members of the final configuration (a removed server may have stopped taking part).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -42,15 +49,16 @@ use crate::linearizability::{self, Call, Op, Return};
 use ringkeeper_engine::conn::ClientConn;
 use ringkeeper_engine::proto::{
     xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, GetDataResponse, Id, Jute,
-    JuteReader, OpCode, PathRequest, PathWatchRequest, ReplyHeader, RequestHeader, SetDataRequest,
-    StatResponse,
+    JuteReader, OpCode, PathRequest, PathWatchRequest, ReconfigRequest, ReplyHeader, RequestHeader,
+    SetDataRequest, StatResponse,
 };
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
 use ringkeeper_engine::request::{framed, Jute2, Processor, ProcessorConfig};
 use ringkeeper_engine::txn::{self, TxnBytes};
 use ringkeeper_engine::zab::{
-    counter_of, epoch_of, Msg, Peer, PeerConfig, Recovered, Relay, ServerId, ServerState, SharedTxn,
+    counter_of, epoch_of, Membership, Msg, Peer, PeerConfig, Recovered, Relay, ServerId, ServerState,
+    SharedTxn,
 };
 
 /// The shape of one simulated run.
@@ -73,6 +81,8 @@ pub struct SimOptions {
     /// Adds one stale synced read of client 0's key to the client history before it is
     /// checked. Only for proving the history check can fail; never a valid run.
     pub stale_read_added: bool,
+    /// `reconfigEnabled` and `skipACL`, with an admin reconfiguring the voters throughout.
+    pub reconfig: bool,
 }
 
 impl Default for SimOptions {
@@ -87,6 +97,7 @@ impl Default for SimOptions {
             history_max: 100_000,
             lying_disk: false,
             stale_read_added: false,
+            reconfig: false,
         }
     }
 }
@@ -103,6 +114,9 @@ pub struct SimStats {
     pub partitions: u64,
     pub snapshots_sent: u64,
     pub truncations: u64,
+    /// Reconfigs sent, and those answered Ok.
+    pub reconfigs_sent: u64,
+    pub reconfigs_done: u64,
 }
 
 /// A broken invariant.
@@ -164,6 +178,7 @@ enum What {
     Tick(ServerId),
     Fsync { node: ServerId, incarnation: u32 },
     ClientStep,
+    Reconfig,
     Fault,
     Restart(ServerId),
     Heal,
@@ -190,6 +205,8 @@ struct Server {
     accepted_epoch: u32,
     current_epoch: u32,
     next_conn: u64,
+    /// The configuration files written (durably) for each configuration that became active.
+    config_files: Vec<Membership>,
 }
 
 impl Server {
@@ -261,6 +278,14 @@ struct Client {
     next_xid: i32,
 }
 
+/// The reconfiguring admin's connection and the reconfig it waits for (its xid).
+#[derive(Debug, Clone, Copy)]
+struct Admin {
+    link: Link,
+    pending: Option<i32>,
+    next_xid: i32,
+}
+
 struct Scheduled {
     at: i64,
     seq: u64,
@@ -298,9 +323,12 @@ struct World {
     faults_on: bool,
     writes_on: bool,
     clients: Vec<Client>,
+    admin: Option<Admin>,
     committed: BTreeMap<i64, u64>,
     digests: HashMap<i64, u64>,
     leaders: HashMap<u32, ServerId>,
+    /// Servers whose last role change made them a serving leader.
+    serving_leaders: BTreeSet<ServerId>,
     /// Latest delivery time scheduled per (from, to) link, to keep links FIFO.
     link_clock: HashMap<(ServerId, ServerId), i64>,
     stats: SimStats,
@@ -340,6 +368,20 @@ fn peer_config(opts: &SimOptions, id: ServerId) -> PeerConfig {
     cfg
 }
 
+/// The `server.N` line of server `id` (the simulated network needs no addresses).
+fn server_line(id: ServerId, observer: bool) -> String {
+    let role = if observer { "observer" } else { "participant" };
+    format!("server.{id}=10.0.1.{id}:2888:3888:{role};0.0.0.0:2181")
+}
+
+/// The configuration zoo.cfg gives every server (version 0).
+fn initial_membership(opts: &SimOptions) -> Membership {
+    let lines: Vec<String> = (1..=(opts.voters + opts.observers) as u64)
+        .map(|id| server_line(id, id > opts.voters as u64))
+        .collect();
+    Membership::parse(&lines.join("\n")).expect("the simulated configuration parses")
+}
+
 /// Per epoch, the last zxid of `log`.
 fn epoch_ends<'a>(log: impl Iterator<Item = &'a (i64, SharedTxn)>) -> Vec<i64> {
     let mut ends: BTreeMap<u32, i64> = BTreeMap::new();
@@ -364,7 +406,12 @@ fn value_of(data: &[u8]) -> Option<u64> {
 
 /// The process of server `id` started from its disk: snapshot, then log replayed.
 fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<Node, String> {
-    let cfg = ProcessorConfig { server_id: id as i64, ..ProcessorConfig::default() };
+    let cfg = ProcessorConfig {
+        server_id: id as i64,
+        reconfig_enabled: opts.reconfig,
+        skip_acl: opts.reconfig,
+        ..ProcessorConfig::default()
+    };
     let mut processor = Processor::new(cfg, now, SECRET);
     let mut history_base = 0;
     let mut ends = Vec::new();
@@ -396,7 +443,30 @@ fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<N
         epoch_ends: ends,
     };
     let durable = s.log.last().map(|(z, _)| *z).unwrap_or(history_base);
-    let peer = Peer::new(peer_config(opts, id), recovered, now);
+    let mut cfg = peer_config(opts, id);
+    if opts.reconfig {
+        // As `server/src/replica.rs::adopt_membership`: the newest of zoo.cfg's configuration
+        // (or a file written for the same members), and the tree's.
+        let configured = initial_membership(opts);
+        let file_version = s
+            .config_files
+            .iter()
+            .filter(|m| m.members == configured.members)
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let configured = Membership { version: file_version, ..configured };
+        let membership = match processor.config_node_membership() {
+            Some(tree) if tree.version > configured.version => tree,
+            _ => configured,
+        };
+        processor.set_config_node(&membership, now);
+        cfg.voters = membership.voters();
+        cfg.observers = membership.observers();
+        cfg.config_version = membership.version;
+        cfg.versions_initial_config = true;
+    }
+    let peer = Peer::new(cfg, recovered, now);
     Ok(Node::ensemble(processor, peer, durable, Limits::default()))
 }
 
@@ -405,6 +475,7 @@ struct DiskView<'a> {
     snapshot: Option<&'a StoredSnapshot>,
     log: &'a [(i64, SharedTxn)],
     epochs: (u32, u32),
+    config_files: &'a [Membership],
 }
 
 type Check = Result<(), String>;
@@ -414,7 +485,7 @@ impl World {
         let n = opts.voters + opts.observers;
         let servers = (1..=n as u64)
             .map(|id| {
-                let disk = DiskView { snapshot: None, log: &[], epochs: (0, 0) };
+                let disk = DiskView { snapshot: None, log: &[], epochs: (0, 0), config_files: &[] };
                 Server {
                     id,
                     alive: true,
@@ -427,6 +498,7 @@ impl World {
                     accepted_epoch: 0,
                     current_epoch: 0,
                     next_conn: 1,
+                    config_files: Vec::new(),
                 }
             })
             .collect();
@@ -455,9 +527,11 @@ impl World {
             faults_on: true,
             writes_on: true,
             clients,
+            admin: None,
             committed: BTreeMap::new(),
             digests: HashMap::new(),
             leaders: HashMap::new(),
+            serving_leaders: BTreeSet::new(),
             link_clock: HashMap::new(),
             stats: SimStats::default(),
             trace: VecDeque::new(),
@@ -503,6 +577,10 @@ impl World {
             self.start(id).map_err(|e| self.fail(e))?;
         }
         self.at(1, What::ClientStep);
+        if self.opts.reconfig {
+            let first = self.rng.range(200, 500);
+            self.at(first, What::Reconfig);
+        }
         let first_fault = self.rng.range(100, 600);
         self.at(first_fault, What::Fault);
         let end_faults = self.opts.faulty_ms;
@@ -602,6 +680,13 @@ impl World {
                 let next = self.rng.range(1, 3);
                 self.at(next, What::ClientStep);
             }
+            What::Reconfig => {
+                if self.faults_on {
+                    self.admin_step()?;
+                    let next = self.rng.range(20, 200);
+                    self.at(next, What::Reconfig);
+                }
+            }
             What::Fault => {
                 if self.faults_on {
                     self.inject_fault();
@@ -674,6 +759,7 @@ impl World {
     /// The process of `id` ends: its unsynced writes are lost (a restart from disk moves
     /// them to the durable log first); with `reset_links`, peers see their links go down.
     fn stop(&mut self, id: ServerId, reset_links: bool) {
+        self.serving_leaders.remove(&id);
         let s = self.server(id);
         s.alive = false;
         s.incarnation += 1;
@@ -716,6 +802,7 @@ impl World {
             snapshot: s.snapshot.as_ref(),
             log: &s.durable_log,
             epochs: (s.accepted_epoch, s.current_epoch),
+            config_files: &s.config_files,
         };
         s.node = boot(&opts, id, &disk, now)?;
         s.alive = true;
@@ -857,18 +944,29 @@ impl World {
                         self.stats.elections += 1;
                     }
                     if view.state == ServerState::Leading && view.serving {
+                        self.serving_leaders.insert(id);
                         self.leader_established(id, view.epoch)?;
+                    } else {
+                        self.serving_leaders.remove(&id);
                     }
                 }
                 // The simulated servers run without read-only mode.
                 Effect::ReadOnly(on) => self.note(format!("{id}: read-only {on}")),
-                // Commits are checked from the servers' state after the step (`record_commits`).
-                Effect::Committed { .. } => {}
-                Effect::ConfigChanged(membership) => self.note(format!(
-                    "{id}: configuration {:x} {:?}",
-                    membership.version,
-                    membership.voters()
-                )),
+                // Commits are checked from the servers' state after the step (`record_commits`),
+                // and here for a leader that steps down in the step that committed.
+                Effect::Committed { zxid } => {
+                    if self.serving_leaders.contains(&id) {
+                        self.record_commits_to(id, zxid)?;
+                    }
+                }
+                Effect::ConfigChanged(membership) => {
+                    self.note(format!(
+                        "{id}: configuration {:x} {:?}",
+                        membership.version,
+                        membership.voters()
+                    ));
+                    self.server(id).config_files.push(membership);
+                }
             }
         }
         if self.server(id).alive {
@@ -928,6 +1026,13 @@ impl World {
             return Ok(());
         }
         let Some(zxid) = s.node.peer().map(Peer::committed) else { return Ok(()) };
+        self.record_commits_to(id, zxid)
+    }
+
+    /// Every txn of `id`'s log up to `zxid` is committed (`id` leads, or led until this step:
+    /// a leader a reconfig removed commits it, then steps down).
+    fn record_commits_to(&mut self, id: ServerId, zxid: i64) -> Check {
+        let s = self.server(id);
         let entries: Vec<(i64, u64)> =
             s.log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
         for (z, h) in entries.into_iter().rev() {
@@ -1024,29 +1129,41 @@ impl World {
 
     /// Connects client `ci` to a random serving server, resuming its session if it has one.
     fn client_connect(&mut self, ci: usize) -> Check {
+        let Some(link) = self.new_link() else { return Ok(()) };
+        let c = &mut self.clients[ci];
+        c.link = Some(link);
+        let (session, last_seen) = (c.session.clone(), c.last_seen);
+        self.connect(link, format!("10.0.0.{ci}"), session, last_seen)
+    }
+
+    /// A new connection to a random serving server (none while no server serves).
+    fn new_link(&mut self) -> Option<Link> {
         let serving: Vec<ServerId> = self.servers.iter().filter(|s| s.serving()).map(|s| s.id).collect();
         if serving.is_empty() {
-            return Ok(());
+            return None;
         }
         let id = serving[self.rng.below(serving.len() as u64) as usize];
+        let now = self.now;
         let s = self.server(id);
         let conn = ClientConn { core: 0, local: s.next_conn };
         s.next_conn += 1;
-        let incarnation = s.incarnation;
-        let c = &mut self.clients[ci];
-        let (session_id, passwd) = c.session.clone().unwrap_or((0, vec![0; 16]));
+        Some(Link { server: id, incarnation: s.incarnation, conn, established: false, since: now })
+    }
+
+    /// Sends the ConnectRequest of `link` from `ip`: a new session, or the resumption of one.
+    fn connect(&mut self, link: Link, ip: String, session: Option<(i64, Vec<u8>)>, last_seen: i64) -> Check {
+        let (session_id, passwd) = session.unwrap_or((0, vec![0; 16]));
         let request = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: c.last_seen,
+            last_zxid_seen: last_seen,
             timeout_ms: 30_000,
             session_id,
             passwd,
             read_only: Some(false),
         };
-        c.link = Some(Link { server: id, incarnation, conn, established: false, since: self.now });
-        let ip = format!("10.0.0.{ci}");
+        let conn = link.conn;
         self.step(
-            id,
+            link.server,
             Input::Connect { conn, client_ip: ip.clone(), remote: ip, authenticated: Vec::new(), request },
         )
     }
@@ -1072,7 +1189,7 @@ impl World {
         let conn = match &delivery {
             Delivery::Send { conn, .. } | Delivery::Close { conn } => *conn,
         };
-        let Some(ci) = self.client_of(server, conn) else { return Ok(()) };
+        let Some(ci) = self.client_of(server, conn) else { return self.admin_receives(server, delivery) };
         let frame = match delivery {
             Delivery::Close { .. } => {
                 self.client_lost(ci);
@@ -1171,6 +1288,121 @@ impl World {
         Ok(())
     }
 
+    // ---------------------------------------------------------------- the admin
+
+    /// The admin's next step: connect to a serving server, give up on a stuck reconfig, or
+    /// send one (skipACL, from any config version): while every server votes, remove one
+    /// (the leader too), else add the removed one back; incrementally or, half the time, as
+    /// the whole new membership (`newMembers`).
+    fn admin_step(&mut self) -> Check {
+        if let Some(admin) = self.admin {
+            let s = &self.servers[(admin.link.server - 1) as usize];
+            let gone = !s.alive || s.incarnation != admin.link.incarnation;
+            if gone || self.now - admin.link.since > CLIENT_TIMEOUT_MS {
+                self.note(format!("admin gives up on server {}", admin.link.server));
+                self.admin = None;
+                if !gone {
+                    self.step(admin.link.server, Input::Disconnected { conn: admin.link.conn })?;
+                }
+                return Ok(());
+            }
+        }
+        let Some(mut admin) = self.admin else { return self.admin_connect() };
+        if !admin.link.established || admin.pending.is_some() {
+            return Ok(());
+        }
+        let server = admin.link.server;
+        let current = self.server(server).node.processor().config_node_membership().unwrap_or_default();
+        let voters = current.voters();
+        let everyone = initial_membership(&self.opts).voters();
+        let missing = everyone.iter().copied().find(|id| !voters.contains(id));
+        let next: Vec<ServerId> = match missing {
+            Some(id) => voters.iter().copied().chain([id]).collect(),
+            None => {
+                let leaving = voters[self.rng.below(voters.len() as u64) as usize];
+                voters.iter().copied().filter(|id| *id != leaving).collect()
+            }
+        };
+        let request = if self.rng.chance(0.5) {
+            let lines: Vec<String> = next.iter().map(|id| server_line(*id, false)).collect();
+            ReconfigRequest { new_members: Some(lines.join(",")), cur_config_id: -1, ..Default::default() }
+        } else if let Some(id) = missing {
+            ReconfigRequest {
+                joining_servers: Some(server_line(id, false)),
+                cur_config_id: -1,
+                ..Default::default()
+            }
+        } else {
+            let leaving = voters.iter().find(|id| !next.contains(id)).expect("one leaves");
+            ReconfigRequest {
+                leaving_servers: Some(leaving.to_string()),
+                cur_config_id: -1,
+                ..Default::default()
+            }
+        };
+        let xid = admin.next_xid;
+        admin.next_xid += 1;
+        admin.pending = Some(xid);
+        admin.link.since = self.now;
+        self.admin = Some(admin);
+        self.stats.reconfigs_sent += 1;
+        self.note(format!("admin: reconfig {xid} to voters {next:?} via {server}"));
+        let frame = request_frame(xid, OpCode::Reconfig, &request);
+        self.step(server, Input::Request { conn: admin.link.conn, frame })
+    }
+
+    /// Opens the admin's session on a random serving server.
+    fn admin_connect(&mut self) -> Check {
+        let Some(link) = self.new_link() else { return Ok(()) };
+        self.admin = Some(Admin { link, pending: None, next_xid: 1 });
+        self.connect(link, "10.0.0.250".into(), None, 0)
+    }
+
+    /// A frame or a close for a connection no client owns: the admin's, or a stale one.
+    /// A reconfig may be refused only as a busy or changing ensemble refuses it.
+    fn admin_receives(&mut self, server: ServerId, delivery: Delivery) -> Check {
+        let incarnation = self.servers[(server - 1) as usize].incarnation;
+        let Some(mut admin) = self.admin else { return Ok(()) };
+        let (conn, frame) = match delivery {
+            Delivery::Send { conn, frame } => (conn, Some(frame)),
+            Delivery::Close { conn } => (conn, None),
+        };
+        let link = admin.link;
+        if link.server != server || link.conn != conn || link.incarnation != incarnation {
+            return Ok(());
+        }
+        let Some(frame) = frame else {
+            self.admin = None;
+            return Ok(());
+        };
+        if !link.established {
+            let resp = ConnectResponse::from_bytes(&frame[4..])
+                .map_err(|e| format!("admin connect response: {e}"))?;
+            admin.link.established = resp.session_id != 0;
+            admin.link.since = self.now;
+            self.admin = admin.link.established.then_some(admin);
+            return Ok(());
+        }
+        let mut r = JuteReader::new(&frame[4..]);
+        let header = ReplyHeader::decode(&mut r).map_err(|e| format!("admin reply header: {e}"))?;
+        if admin.pending != Some(header.xid) {
+            return Ok(());
+        }
+        admin.pending = None;
+        admin.link.since = self.now;
+        self.admin = Some(admin);
+        let err = ErrorCode::from_i32(header.err);
+        self.note(format!("admin: reconfig {} answered {err:?} at {:#x}", header.xid, header.zxid));
+        match err {
+            Some(ErrorCode::Ok) => self.stats.reconfigs_done += 1,
+            // Another in flight, the new voters not synced (crashed, cut off), a stale view
+            // of the configuration (the admin's server is behind).
+            Some(ErrorCode::ReconfigInProgress | ErrorCode::NewConfigNoQuorum | ErrorCode::BadArguments) => {}
+            other => return Err(format!("reconfig {} answered {other:?}", header.xid)),
+        }
+        Ok(())
+    }
+
     fn converged(&mut self) -> Check {
         let leaders: Vec<ServerId> = self
             .servers
@@ -1183,7 +1415,12 @@ impl World {
         }
         let leader = leaders[0];
         let target = self.server(leader).applied();
-        let ids: Vec<ServerId> = self.servers.iter().map(|s| s.id).collect();
+        let mut ids: Vec<ServerId> = self.servers.iter().map(|s| s.id).collect();
+        if self.opts.reconfig {
+            // The final configuration's members; a removed server may have stopped.
+            let members = self.server(leader).node.processor().config_node_membership().unwrap_or_default();
+            ids.retain(|id| members.members.contains_key(id));
+        }
         for id in ids {
             let s = self.server(id);
             if !s.alive || !s.serving() || s.applied() != target {

@@ -14,6 +14,15 @@
 //! Without reconfigEnabled the request is ReconfigDisabled; standalone it is Unimplemented.
 //! With `skipACL=yes` no super user is needed.
 //!
+//! The configuration no reconfig made: with reconfigEnabled the first leader gives it its
+//! epoch's first zxid as version (`version=100000000`, mzxid the same, dataVersion and
+//! aclVersion -1, no txn), kept through a new epoch and a restart of every member; without
+//! reconfigEnabled it stays at version 0. Apache 3.8 does exactly this.
+//!
+//! Bulk reconfig under writes: kazoo's `reconfig(new_members=...)` replaces server 1 by
+//! server 4, then zkCli's `reconfig -members` makes all four voters; every acknowledged
+//! write is on every member.
+//!
 //! Apache's zkCli.sh (`reconfig`, `config`) while kazoo writes without pause: the leader is
 //! removed (a new one is elected among the two left, writes go on), an observer is added
 //! (it serves the committed data and says `peerType=1` in `conf`) and removed again; every
@@ -146,6 +155,15 @@ fn reconfig_is_disabled_without_reconfig_enabled_and_unimplemented_standalone() 
     let (servers, _) = config_of(&ensemble, 0);
     assert_eq!(ids(&servers), [1, 2, 3], "the configuration is readable either way");
     assert_eq!(reconfig(&hosts, SUPER_AUTH, "-", "3", "-", "-"), "error ReconfigDisabledError");
+    ensemble.wait_leader(SETTLE);
+    for i in 0..3 {
+        assert_eq!(
+            config_version_and_stat(&ensemble, i),
+            ["0", "0", "0", "-1", "-1"].map(String::from),
+            "member {}: as Apache, only reconfigEnabled versions the configuration",
+            i + 1
+        );
+    }
     drop(ensemble);
 
     let standalone = TestServer::start_with(&reconfig_extra());
@@ -316,6 +334,112 @@ fn zkcli_removes_the_leader_and_adds_and_removes_an_observer_under_writes_losing
 
     let acked = writer.stop();
     for &i in &stay {
+        let present: BTreeSet<String> =
+            kazoo(&ensemble.address(i), &["children", "/writes"]).lines().map(str::to_string).collect();
+        let lost: Vec<&String> = acked.difference(&present).collect();
+        assert!(lost.is_empty(), "member {}: acknowledged writes lost: {lost:?}", i + 1);
+    }
+}
+
+/// The `key=` line of kazoo's `config` output (the Stat of `/zookeeper/config`).
+fn config_field(output: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key}:\n{output}"))
+        .into()
+}
+
+/// Member `i`'s configuration version and the Stat fields Apache sets on `/zookeeper/config`
+/// when a configuration is versioned without a txn (`initConfigInZKDatabase`).
+fn config_version_and_stat(ensemble: &Ensemble, i: usize) -> [String; 5] {
+    let out = kazoo(&ensemble.connect_string_of(&[i]), &["config"]);
+    ["version", "mzxid", "czxid", "dataVersion", "aclVersion"].map(|key| config_field(&out, key))
+}
+
+#[test]
+fn the_first_leader_versions_the_configuration_with_its_epochs_first_zxid() {
+    let mut ensemble = Ensemble::start(3, 0, &reconfig_extra());
+    let leader = ensemble.wait_leader(SETTLE);
+    let epoch_start = ensemble.zxid(leader).expect("the leader's zxid") & !0xffff_ffff;
+    assert!(epoch_start > 0, "an established epoch");
+    let version = format!("{epoch_start:x}");
+    // As Apache 3.8: `version=<epoch>00000000` with no txn for it: mzxid is that version,
+    // czxid 0, dataVersion and aclVersion -1.
+    let expected = [version.clone(), version.clone(), "0".into(), "-1".into(), "-1".into()];
+    for i in 0..3 {
+        poll_until(SETTLE, &format!("member {} to hold version {version}", i + 1), || {
+            config_version_and_stat(&ensemble, i)[0] == version
+        });
+        assert_eq!(config_version_and_stat(&ensemble, i), expected, "member {}", i + 1);
+    }
+    let (servers, _) = config_of(&ensemble, 0);
+    let hosts = ensemble.connect_string();
+    assert_eq!(reconfig(&hosts, SUPER_AUTH, "-", "-", &servers.join(","), "0"), "error BadVersionError");
+    write_and_agree(&ensemble, leader, &[0, 1, 2], "/first", "1");
+
+    // A later leader (a new epoch) keeps the version, and so does a restart of every member.
+    ensemble.kill(leader);
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    poll_until(SETTLE, "a new leader", || others.iter().any(|&i| ensemble.mode(i) == Some(Mode::Leader)));
+    ensemble.restart(leader);
+    for i in 0..3 {
+        assert_eq!(config_version_and_stat(&ensemble, i), expected, "member {} after a new epoch", i + 1);
+    }
+    for i in 0..3 {
+        ensemble.relaunch(i);
+    }
+    for i in 0..3 {
+        ensemble.wait_serving(i, SETTLE);
+    }
+    ensemble.wait_leader(SETTLE);
+    for i in 0..3 {
+        assert_eq!(config_version_and_stat(&ensemble, i), expected, "member {} after a full restart", i + 1);
+    }
+    // The version a reconfig needs is that one.
+    let removed = reconfig(&hosts, SUPER_AUTH, "-", "3", "-", &version);
+    assert!(removed.starts_with("ok\n"), "reconfig from version {version}: {removed}");
+}
+
+#[test]
+fn bulk_new_members_with_kazoo_and_zkcli_under_writes_losing_none() {
+    let mut ensemble = Ensemble::start_with_spares(3, 1, &reconfig_extra());
+    let work = tempfile::tempdir().unwrap();
+    ensemble.wait_leader(SETTLE);
+    let (servers, version) = config_of(&ensemble, 1);
+    assert_eq!(ids(&servers), [1, 2, 3], "{servers:?}");
+    let spare = ensemble.server_line(3);
+    ensemble.start_member(3);
+    let all = ensemble.connect_string_of(&[0, 1, 2, 3]);
+    assert_eq!(kazoo(&all, &["write", "/writes", "-"]), "ok");
+    let writer = Writer::start(&all, work.path());
+    writer.wait_acked(0, 20, "before any reconfig");
+
+    // kazoo: the whole membership replaced at once, server 1 out and server 4 in.
+    let replaced: Vec<String> = servers[1..].iter().cloned().chain([spare.clone()]).collect();
+    let out = reconfig(&all, SUPER_AUTH, "-", "-", &replaced.join(","), &version);
+    let out = out.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig new_members: {out}"));
+    let two_three_four = parse_config(out);
+    assert_eq!(ids(&two_three_four.0), [2, 3, 4], "{out}");
+    wait_config(&ensemble, &[0, 1, 2, 3], &two_three_four);
+    let acked = writer.acked().len();
+    writer.wait_acked(acked, 20, "after new_members replaced server 1");
+
+    // zkCli: `reconfig -members` takes server 1 back, four voters.
+    let auth = format!("addauth digest {SUPER_AUTH}");
+    let four: Vec<String> =
+        [servers[0].clone()].into_iter().chain(two_three_four.0.iter().cloned()).collect();
+    let out = zkcli(&ensemble.address(1), &format!("{auth}\nreconfig -members {}", four.join(",")));
+    let back = committed_by_zkcli(&out);
+    assert_eq!(ids(&back.0), [1, 2, 3, 4], "{out}");
+    wait_config(&ensemble, &[0, 1, 2, 3], &back);
+    let acked = writer.acked().len();
+    writer.wait_acked(acked, 20, "after zkCli -members made four voters");
+
+    let acked = writer.stop();
+    assert!(acked.len() >= 60, "writes went on: {}", acked.len());
+    for i in 0..4 {
         let present: BTreeSet<String> =
             kazoo(&ensemble.address(i), &["children", "/writes"]).lines().map(str::to_string).collect();
         let lost: Vec<&String> = acked.difference(&present).collect();

@@ -33,6 +33,8 @@ fn run_seeds(name: &str, opts: SimOptions, default_count: u64) -> SimStats {
                 total.partitions += s.partitions;
                 total.snapshots_sent += s.snapshots_sent;
                 total.truncations += s.truncations;
+                total.reconfigs_sent += s.reconfigs_sent;
+                total.reconfigs_done += s.reconfigs_done;
             }
             Err(failure) => panic!("{name}: {failure}"),
         }
@@ -68,6 +70,33 @@ fn short_history_forces_snapshots_and_a_small_counter_forces_new_epochs() {
 fn seven_voters() {
     let opts = SimOptions { voters: 7, ..SimOptions::default() };
     run_seeds("7 voters", opts, 100);
+}
+
+/// Safety held in every seed tried (0..60: no lost commit, no two leaders in an epoch,
+/// linearizable histories), but seeds 6 and 21 (3 voters) end with no leader after healing: a
+/// voter removed, then added back while it was cut off, never learns that it votes again
+/// (its own configuration says it does not), and the configuration that counts on it
+/// (2 voters) waits for its vote for ever. Apache's election notifications carry the
+/// sender's configuration and a looking server takes up a newer one
+/// (`FastLeaderElection.Messenger.WorkerReceiver`); ours carry none. Ignored until they do
+/// (replay: `RINGKEEPER_SIM_SEED=6 cargo nextest run --workspace --run-ignored all -E
+/// 'test(voters_removed_and_added)'`).
+#[test]
+#[ignore = "finds a liveness gap: a voter re-added while cut off never learns it votes (see the comment)"]
+fn voters_removed_and_added_by_reconfig_through_crashes_and_partitions() {
+    for voters in [3, 5] {
+        let opts = SimOptions { voters, reconfig: true, ..SimOptions::default() };
+        let total = run_seeds(&format!("{voters} voters, reconfig"), opts, 150);
+        assert!(total.reconfigs_done > 0 && total.crashes > 0 && total.acked_writes > 0, "{total:?}");
+    }
+}
+
+#[test]
+fn the_checker_catches_lost_commits_on_a_lying_disk_while_reconfiguring() {
+    let opts = SimOptions { lying_disk: true, reconfig: true, ..SimOptions::default() };
+    let caught = (0..50).find_map(|seed| sim::run(seed, &opts).err());
+    let failure = caught.expect("a disk that forgets acknowledged writes must break an invariant");
+    eprintln!("caught as expected: {}", failure.what);
 }
 
 #[test]

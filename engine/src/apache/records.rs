@@ -34,17 +34,17 @@ jute_record!(
 
 jute_record!(
     /// `CreateTxn` (create, create2): `ephemeral` means owned by the header's session.
-    CreateTxn { path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral: bool, parent_cversion: i32 }
+    CreateTxn { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, ephemeral: bool, parent_cversion: i32 }
 );
 
 jute_record!(
     /// `CreateTTLTxn` (createTTL).
-    CreateTtlTxn { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32, ttl: i64 }
+    CreateTtlTxn { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, parent_cversion: i32, ttl: i64 }
 );
 
 jute_record!(
     /// `CreateContainerTxn` (createContainer).
-    CreateContainerTxn { path: String, data: Vec<u8>, acl: Vec<Acl>, parent_cversion: i32 }
+    CreateContainerTxn { path: String, data: Option<Vec<u8>>, acl: Vec<Acl>, parent_cversion: i32 }
 );
 
 jute_record!(
@@ -54,7 +54,7 @@ jute_record!(
 
 jute_record!(
     /// `SetDataTxn` (setData, reconfig): `version` is the node's version after the write.
-    SetDataTxn { path: String, data: Vec<u8>, version: i32 }
+    SetDataTxn { path: String, data: Option<Vec<u8>>, version: i32 }
 );
 
 jute_record!(

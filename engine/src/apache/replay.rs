@@ -36,7 +36,7 @@ impl ApacheReplay {
                     FormatError::at(0, format!("node {} names unknown ACL id {}", node.path, node.acl))
                 })?,
             };
-            tree.restore_node(&node.path, snap.data_of(node), &acl, node.stat)
+            tree.restore_node(&node.path, node.data.as_deref(), &acl, node.stat)
                 .map_err(|e| FormatError::at(0, format!("node {} cannot be restored: {e}", node.path)))?;
         }
         tree.last_processed_zxid = zxid;
@@ -94,7 +94,7 @@ pub fn apache_snapshot_of(image: &SnapshotImage, dbid: i64) -> ApacheSnapshot {
         .iter()
         .map(|node| ApacheNode {
             path: node.path.clone(),
-            data: node.data.clone().unwrap_or_default(),
+            data: node.data.clone(),
             acl: node.acl as i64 + 1,
             stat: node.stat,
         })
@@ -104,12 +104,6 @@ pub fn apache_snapshot_of(image: &SnapshotImage, dbid: i64) -> ApacheSnapshot {
         sessions: image.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect(),
         acls,
         nodes,
-        null_data: image
-            .nodes
-            .iter()
-            .filter(|node| node.data.is_none())
-            .map(|node| node.path.clone())
-            .collect(),
         digest: None,
     }
 }
@@ -143,7 +137,12 @@ mod tests {
     #[test]
     fn snapshot_round_trips_through_apache_bytes_and_close_session_drops_ephemerals() {
         let empty = ApacheSnapshot {
-            nodes: vec![ApacheNode { path: "/".into(), data: vec![], acl: -1, stat: Default::default() }],
+            nodes: vec![ApacheNode {
+                path: "/".into(),
+                data: Some(vec![]),
+                acl: -1,
+                stat: Default::default(),
+            }],
             ..Default::default()
         };
         let mut replay = ApacheReplay::from_snapshot(&empty, 0).unwrap();

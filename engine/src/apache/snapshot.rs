@@ -2,8 +2,6 @@
 //! (magic, version, parents before children, known ACL ids, Adler32 seals), and encode a file
 //! Apache 3.8 loads. Layout in `FORMAT.md`.
 
-use std::collections::BTreeSet;
-
 use super::records::{FileHeader, StatPersisted};
 use super::{adler32, FormatError, FILE_FORMAT_VERSION};
 use crate::proto::{Acl, Jute, JuteReader, JuteWriter};
@@ -18,8 +16,9 @@ pub const OPEN_ACL_UNSAFE_ID: i64 = -1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApacheNode {
     pub path: String,
-    /// Empty when the data is null: see [`ApacheSnapshot::null_data`].
-    pub data: Vec<u8>,
+    /// `None` when the data is null (jute length -1: Apache keeps a znode created or set with
+    /// null data as null, apart from empty data).
+    pub data: Option<Vec<u8>>,
     /// A key of [`ApacheSnapshot::acls`], or [`OPEN_ACL_UNSAFE_ID`].
     pub acl: i64,
     pub stat: NodeStat,
@@ -43,9 +42,6 @@ pub struct ApacheSnapshot {
     pub acls: Vec<(i64, Vec<Acl>)>,
     /// Parents before children, the root first.
     pub nodes: Vec<ApacheNode>,
-    /// Paths of the nodes whose data is null (jute length -1: Apache keeps a znode created or
-    /// set with null data as null, apart from empty data).
-    pub null_data: BTreeSet<String>,
     pub digest: Option<ZxidDigest>,
 }
 
@@ -56,11 +52,6 @@ impl ApacheSnapshot {
             return Some(crate::acl::open_acl_unsafe());
         }
         self.acls.iter().find(|(key, _)| *key == id).map(|(_, list)| list.clone())
-    }
-
-    /// A node's data, `None` when it is null.
-    pub fn data_of<'a>(&self, node: &'a ApacheNode) -> Option<&'a [u8]> {
-        (!self.null_data.contains(&node.path)).then_some(node.data.as_slice())
     }
 }
 
@@ -193,10 +184,7 @@ fn read_state(r: &mut JuteReader<'_>, snap: &mut ApacheSnapshot) -> Result<(), F
             path
         };
         paths.insert(path.clone());
-        if data.is_none() {
-            snap.null_data.insert(path.clone());
-        }
-        snap.nodes.push(ApacheNode { path, data: data.unwrap_or_default(), acl, stat: stat_from(&stat) });
+        snap.nodes.push(ApacheNode { path, data, acl, stat: stat_from(&stat) });
     }
     if !paths.contains("/") {
         return Err(FormatError::at(r.offset(), "the snapshot holds no root node"));
@@ -240,7 +228,7 @@ fn write_state(w: &mut JuteWriter<'_>, snap: &ApacheSnapshot) {
     }
     for node in &snap.nodes {
         w.write_string(if node.path == "/" { "" } else { &node.path });
-        w.write_nullable_buffer(snap.data_of(node));
+        w.write_nullable_buffer(node.data.as_deref());
         w.write_i64(node.acl);
         stat_to(&node.stat).encode(w);
     }

@@ -213,40 +213,27 @@ fn decode_txn(payload: &[u8]) -> Result<Txn, TxnError> {
     Ok(Txn { session_id: header.client_id, cxid: header.cxid, zxid: header.zxid, time_ms: header.time, body })
 }
 
-/// Whether the txn record at `r` holds null data (jute length -1) right after its path, as
-/// the create and setData records do when a client wrote null: those records read null as
-/// empty, and Apache keeps null apart from empty, so the length is looked at ahead of them.
-fn data_is_null(r: &JuteReader<'_>) -> bool {
-    let mut ahead = r.clone();
-    ahead.read_string().is_ok() && ahead.read_i32() == Ok(-1)
-}
-
 /// One tree operation of type `txn_type` (alone or inside a multi).
 fn decode_op(txn_type: i32, client_id: i64, r: &mut JuteReader<'_>) -> Result<TxnOp, TxnError> {
     use OpCode::*;
-    let null_data = data_is_null(r);
-    let data = |bytes: Vec<u8>| (!null_data).then_some(bytes);
-    let create = |path, bytes, acl, ephemeral_owner, parent_cversion| {
-        TxnOp::create(path, data(bytes), acl, ephemeral_owner, parent_cversion)
-    };
     Ok(match OpCode::from_i32(txn_type) {
         Some(Create | Create2) => {
             let t: CreateTxn = record("create txn", r)?;
             let owner = if t.ephemeral { client_id } else { 0 };
-            create(t.path, t.data, acl(&t.acl), owner, t.parent_cversion)
+            TxnOp::create(t.path, t.data, acl(&t.acl), owner, t.parent_cversion)
         }
         Some(CreateContainer) => {
             let t: CreateContainerTxn = record("createContainer txn", r)?;
-            create(t.path, t.data, acl(&t.acl), CONTAINER_EPHEMERAL_OWNER, t.parent_cversion)
+            TxnOp::create(t.path, t.data, acl(&t.acl), CONTAINER_EPHEMERAL_OWNER, t.parent_cversion)
         }
         Some(CreateTtl) => {
             let t: CreateTtlTxn = record("createTTL txn", r)?;
-            create(t.path, t.data, acl(&t.acl), ttl_owner(t.ttl), t.parent_cversion)
+            TxnOp::create(t.path, t.data, acl(&t.acl), ttl_owner(t.ttl), t.parent_cversion)
         }
         Some(Delete | DeleteContainer) => TxnOp::Delete { path: record::<DeleteTxn>("delete txn", r)?.path },
         Some(SetData | Reconfig) => {
             let t: SetDataTxn = record("setData txn", r)?;
-            TxnOp::set_data(t.path, data(t.data), t.version)
+            TxnOp::set_data(t.path, t.data, t.version)
         }
         Some(SetAcl) => {
             let t: SetAclTxn = record("setACL txn", r)?;
@@ -289,7 +276,8 @@ mod tests {
 
     fn create_body(path: &str, ephemeral: bool) -> Vec<u8> {
         let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-        CreateTxn { path: path.into(), data: b"d".to_vec(), acl, ephemeral, parent_cversion: -1 }.to_bytes()
+        CreateTxn { path: path.into(), data: Some(b"d".to_vec()), acl, ephemeral, parent_cversion: -1 }
+            .to_bytes()
     }
 
     fn file(records: &[Vec<u8>], zeros: usize) -> Vec<u8> {
@@ -343,21 +331,13 @@ mod tests {
     #[test]
     fn null_data_stays_null_and_empty_data_stays_empty() {
         // A CreateTxn and a SetDataTxn as Apache logs a client's null data: length -1.
-        let mut null_create = Vec::new();
-        let mut w = JuteWriter::new(&mut null_create);
-        w.write_string("/null");
-        w.write_null();
-        w.write_vec(&[Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }], |w, a| {
-            a.encode(w)
-        });
-        w.write_bool(false);
-        w.write_i32(-1);
-        let mut null_set = Vec::new();
-        let mut w = JuteWriter::new(&mut null_set);
-        w.write_string("/e");
-        w.write_null();
-        w.write_i32(1);
-        let empty_set = SetDataTxn { path: "/e".into(), data: vec![], version: 2 }.to_bytes();
+        let world = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+        let null_create =
+            CreateTxn { path: "/null".into(), data: None, acl: world, ephemeral: false, parent_cversion: -1 }
+                .to_bytes();
+        let null_set = SetDataTxn { path: "/e".into(), data: None, version: 1 }.to_bytes();
+        assert_eq!(&null_set[6..10], &(-1i32).to_be_bytes(), "null data is jute length -1 after the path");
+        let empty_set = SetDataTxn { path: "/e".into(), data: Some(vec![]), version: 2 }.to_bytes();
         let multi =
             MultiTxn { txns: vec![SubTxn { txn_type: OpCode::SetData as i32, data: null_set.clone() }] };
         let records = [

@@ -130,8 +130,9 @@ pub enum Effect {
     RoleChanged(RoleView),
     /// Read-only serving started (true) or ended (false).
     ReadOnly(bool),
-    /// A reconfig committed: the ensemble's members from now on (reach new members, write
-    /// the dynamic config file). This server may no longer be one of them.
+    /// A reconfig committed, or the first leader versioned a configuration no reconfig made:
+    /// the ensemble's members from now on (reach new members, write the dynamic config
+    /// file). This server may no longer be one of them.
     ConfigChanged(Membership),
     /// Everything up to `zxid` is committed (standalone: durable); outputs held for it are
     /// released in this step. Nothing to carry out: the server times it ([`Input`]s carry no
@@ -495,6 +496,14 @@ impl Node {
                 Action::ConfigChanged(membership) => {
                     log::info!("configuration {:x} active: {}", membership.version, membership.render());
                     out.push(Effect::ConfigChanged(membership));
+                }
+                Action::ConfigVersion(version) => {
+                    if let Some(mut membership) = self.processor.config_node_membership() {
+                        membership.version = version;
+                        log::info!("configuration {version:x} (the same members) active");
+                        self.processor.set_config_node(&membership, self.now);
+                        out.push(Effect::ConfigChanged(membership));
+                    }
                 }
             }
         }

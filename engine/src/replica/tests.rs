@@ -663,7 +663,7 @@ fn joining_cluster() -> Cluster {
                 ..Default::default()
             };
             let mut processor = Processor::new(cfg, NOW, b"7");
-            processor.set_config_node(&members);
+            processor.set_config_node(&members, 0);
             let peer = Peer::new(PeerConfig::new(id, members.voters(), vec![]), Recovered::default(), NOW);
             Node::ensemble(processor, peer, 0, Limits::default())
         })

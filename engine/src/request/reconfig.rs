@@ -33,10 +33,10 @@ pub struct EnsembleView {
 impl Processor {
     /// Sets `/zookeeper/config` to `membership` locally, without a txn, as every Apache
     /// member does when its configuration is loaded or changes (`initConfigInZKDatabase`):
-    /// version -1 and mzxid the config's version.
-    pub fn set_config_node(&mut self, membership: &Membership) {
+    /// version -1, mzxid the config's version, mtime `now_ms` (wall clock).
+    pub fn set_config_node(&mut self, membership: &Membership, now_ms: i64) {
         let text = membership.render();
-        let _ = self.tree.set_data(CONFIG_NODE, Some(text.as_bytes()), -1, membership.version, 0);
+        let _ = self.tree.set_data(CONFIG_NODE, Some(text.as_bytes()), -1, membership.version, now_ms);
     }
 
     /// The configuration `/zookeeper/config` holds (none if it holds none).

@@ -196,6 +196,9 @@ impl DataTree {
         for path in ["/", "/zookeeper"] {
             tree.nodes.get_mut(path).expect("just made").stat.cversion = 0;
         }
+        // Apache sets the config node's ACL with version -1 (`DataTree.addConfigNode`), so its
+        // aclVersion reads -1.
+        tree.nodes.get_mut("/zookeeper/config").expect("just made").stat.aversion = -1;
         tree
     }
 

@@ -58,7 +58,11 @@ pub enum Msg {
     /// Leader -> learner: one txn, following `prev_zxid` (PROPOSAL, also DIFF entries).
     Proposal { epoch: u32, prev_zxid: i64, zxid: i64, txn: SharedTxn },
     /// Leader -> learner: history up to `zxid` sent; ack once it is durable (NEWLEADER).
-    NewLeader { epoch: u32, zxid: i64 },
+    /// `config_version`: the version of the leader's configuration, which the learner takes
+    /// up at UPTODATE if it is newer than its own (Apache's NEWLEADER carries the leader's
+    /// last seen configuration: this is how the first leader's version of a configuration no
+    /// reconfig made reaches every member); 0 names none.
+    NewLeader { epoch: u32, zxid: i64, config_version: i64 },
     /// Learner -> leader: synced and durable up to `zxid`.
     AckNewLeader { epoch: u32, zxid: i64 },
     /// Leader -> learner: start serving clients; committed up to `committed` (UPTODATE).
@@ -227,8 +231,8 @@ impl Msg {
             Msg::Proposal { epoch, prev_zxid, zxid, txn } => {
                 w.u8(TAG_PROPOSAL).u32(*epoch).i64(*prev_zxid).i64(*zxid).bytes(txn);
             }
-            Msg::NewLeader { epoch, zxid } => {
-                w.u8(TAG_NEW_LEADER).u32(*epoch).i64(*zxid);
+            Msg::NewLeader { epoch, zxid, config_version } => {
+                w.u8(TAG_NEW_LEADER).u32(*epoch).i64(*zxid).i64(*config_version);
             }
             Msg::AckNewLeader { epoch, zxid } => {
                 w.u8(TAG_ACK_NEW_LEADER).u32(*epoch).i64(*zxid);
@@ -287,7 +291,7 @@ impl Msg {
                 }
                 Msg::Proposal { epoch, prev_zxid, zxid, txn: Arc::new(bytes) }
             }
-            TAG_NEW_LEADER => Msg::NewLeader { epoch: r.u32()?, zxid: r.i64()? },
+            TAG_NEW_LEADER => Msg::NewLeader { epoch: r.u32()?, zxid: r.i64()?, config_version: r.i64()? },
             TAG_ACK_NEW_LEADER => Msg::AckNewLeader { epoch: r.u32()?, zxid: r.i64()? },
             TAG_UP_TO_DATE => Msg::UpToDate { epoch: r.u32()?, committed: r.i64()? },
             TAG_COMMIT => Msg::Commit { epoch: r.u32()?, zxid: r.i64()? },
@@ -329,7 +333,7 @@ mod tests {
             Msg::Trunc { epoch: 5, zxid: 12 },
             Msg::Snapshot { epoch: 5, zxid: 12, epoch_ends: vec![12], image: Arc::new(vec![1, 2, 3]) },
             proposal(0x5_0000_0001),
-            Msg::NewLeader { epoch: 5, zxid: 12 },
+            Msg::NewLeader { epoch: 5, zxid: 12, config_version: 0x1_0000_0000 },
             Msg::AckNewLeader { epoch: 5, zxid: 12 },
             Msg::UpToDate { epoch: 5, committed: 12 },
             Msg::Commit { epoch: 5, zxid: 13 },

@@ -61,6 +61,14 @@ pub struct PeerConfig {
     /// followers): its vote for itself loses to every other vote, so it adopts and passes on
     /// the best other voter's, and no other server adopts its own.
     pub never_leads: bool,
+    /// Version of the configuration `voters` and `observers` come from (the zxid of the
+    /// reconfig that made it; 0 for one no reconfig made and no leader versioned yet).
+    pub config_version: i64,
+    /// The first leader gives a configuration still at version 0 its epoch's first zxid as
+    /// version, with no txn (Apache with `reconfigEnabled`: `Leader.lead` sets the
+    /// `lastSeenQuorumVerifier`'s version to the NEWLEADER zxid; it is committed at
+    /// UPTODATE), so `/zookeeper/config` says `version=100000000` once an ensemble formed.
+    pub versions_initial_config: bool,
 }
 
 impl PeerConfig {
@@ -78,6 +86,8 @@ impl PeerConfig {
             history_max: 100_000,
             counter_limit: u32::MAX - 1,
             never_leads: false,
+            config_version: 0,
+            versions_initial_config: false,
         }
     }
 
@@ -192,6 +202,9 @@ pub enum Action {
     /// reaches new members, writes the dynamic config file). A server no longer listed
     /// keeps following as a non-voting follower, as Apache's does, until it is shut down.
     ConfigChanged(Membership),
+    /// The configuration's members stay, its version becomes this (the first leader's
+    /// version of a configuration no reconfig made, see [`PeerConfig::versions_initial_config`]).
+    ConfigVersion(i64),
 }
 
 struct Election {
@@ -272,6 +285,8 @@ struct Followership {
     /// NEWLEADER matched our log: it is now a prefix of the leader's history, so the
     /// leader's commit points apply to it (never before: it may hold a deposed leader's txns).
     synced: bool,
+    /// The configuration version NEWLEADER announced, taken up at UPTODATE.
+    leader_config_version: i64,
 }
 
 enum Phase {
@@ -708,6 +723,7 @@ impl Peer {
                 new_leader: None,
                 next_info_at: self.now + self.cfg.election_retry_ms,
                 synced: false,
+                leader_config_version: 0,
             });
             out.push(Action::Role(self.role()));
             let observer = !self.cfg.is_voter(self.cfg.my_id);
@@ -933,7 +949,8 @@ impl Peer {
             }
         }
         let zxid = self.last_logged;
-        out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid } });
+        let config_version = self.announced_config_version(epoch);
+        out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid, config_version } });
         if let Some(link) = self.leadership().and_then(|l| l.learners.get_mut(&to)) {
             link.stage = LearnerStage::Syncing;
             link.sync_zxid = zxid;
@@ -989,6 +1006,27 @@ impl Peer {
         self.applied = self.applied.max(self.committed);
         out.push(Action::Role(self.role()));
         self.activate_committed_config(out);
+        let version = self.announced_config_version(epoch);
+        self.take_up_config_version(version, out);
+    }
+
+    /// The configuration version a leader of `epoch` announces in NEWLEADER: its own, or, for
+    /// a configuration still at version 0 with no reconfig pending, the epoch's first zxid.
+    fn announced_config_version(&self, epoch: u32) -> i64 {
+        if self.cfg.config_version == 0 && self.cfg.versions_initial_config && self.pending_config.is_none() {
+            make_zxid(epoch, 0)
+        } else {
+            self.cfg.config_version
+        }
+    }
+
+    /// Takes up a newer version of the same members (the leader's, at establishment or at
+    /// UPTODATE).
+    fn take_up_config_version(&mut self, version: i64, out: &mut Vec<Action>) {
+        if version > self.cfg.config_version {
+            self.cfg.config_version = version;
+            out.push(Action::ConfigVersion(version));
+        }
     }
 
     fn on_ack(&mut self, from: ServerId, epoch: u32, zxid: i64, out: &mut Vec<Action>) {
@@ -1085,6 +1123,7 @@ impl Peer {
         let role_before = self.role();
         self.cfg.voters = next.voters();
         self.cfg.observers = next.observers();
+        self.cfg.config_version = next.version;
         let now = self.now;
         for id in next.members.keys() {
             self.heard.entry(*id).or_insert(now);
@@ -1256,7 +1295,7 @@ impl Peer {
                 self.pending.push_back((zxid, txn.clone()));
                 out.push(Action::Append { zxid, txn });
             }
-            Msg::NewLeader { zxid, .. } => {
+            Msg::NewLeader { zxid, config_version, .. } => {
                 if zxid != self.last_logged {
                     self.look(out);
                     return;
@@ -1264,19 +1303,23 @@ impl Peer {
                 if let Phase::Following(f) = &mut self.phase {
                     f.new_leader = Some(zxid);
                     f.synced = true;
+                    f.leader_config_version = config_version;
                 }
                 // Acks at once if already durable.
                 let durable = std::mem::replace(&mut self.durable, i64::MIN);
                 self.durable_to(durable, out);
             }
             Msg::UpToDate { committed, .. } => {
+                let mut leader_config_version = 0;
                 if let Phase::Following(f) = &mut self.phase {
                     if f.stage == FollowStage::UpToDate || f.new_leader.is_some() {
                         return;
                     }
                     f.stage = FollowStage::UpToDate;
+                    leader_config_version = f.leader_config_version;
                 }
                 self.commit_to(committed, out);
+                self.take_up_config_version(leader_config_version, out);
                 out.push(Action::Role(self.role()));
             }
             Msg::Commit { zxid, .. } if synced => self.commit_to(zxid, out),

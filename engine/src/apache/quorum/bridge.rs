@@ -357,7 +357,7 @@ impl Bridge {
             }
             kind::NEWLEADER => {
                 link.new_leader_seen = true;
-                to_peer(Msg::NewLeader { epoch, zxid: link.last_passed })
+                to_peer(Msg::NewLeader { epoch, zxid: link.last_passed, config_version: 0 })
             }
             kind::UPTODATE => {
                 to_peer(Msg::UpToDate { epoch, committed: link.committed });
@@ -411,8 +411,14 @@ mod tests {
         let acl = crate::acl::open_acl_unsafe().to_vec();
         let acl: Vec<Acl> = acl;
         entry.extend(
-            CreateTxn { path: path.into(), data: b"x".to_vec(), acl, ephemeral: false, parent_cversion: -1 }
-                .to_bytes(),
+            CreateTxn {
+                path: path.into(),
+                data: Some(b"x".to_vec()),
+                acl,
+                ephemeral: false,
+                parent_cversion: -1,
+            }
+            .to_bytes(),
         );
         entry
     }
@@ -532,8 +538,13 @@ mod tests {
         let state = ApacheSnapshot {
             sessions: vec![(77, 10_000)],
             nodes: vec![
-                ApacheNode { path: "/".into(), data: vec![], acl: -1, stat: Default::default() },
-                ApacheNode { path: "/x".into(), data: b"1".to_vec(), acl: -1, stat: Default::default() },
+                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
+                ApacheNode {
+                    path: "/x".into(),
+                    data: Some(b"1".to_vec()),
+                    acl: -1,
+                    stat: Default::default(),
+                },
             ],
             ..Default::default()
         };

@@ -238,9 +238,14 @@ mod tests {
         let state = ApacheSnapshot {
             sessions: vec![(9, 30_000)],
             nodes: vec![
-                ApacheNode { path: "/".into(), data: vec![], acl: -1, stat: Default::default() },
+                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
                 // A node whose data holds the signature itself.
-                ApacheNode { path: "/a".into(), data: signature_bytes(), acl: -1, stat: Default::default() },
+                ApacheNode {
+                    path: "/a".into(),
+                    data: Some(signature_bytes()),
+                    acl: -1,
+                    stat: Default::default(),
+                },
             ],
             ..Default::default()
         };
