@@ -98,7 +98,8 @@ fn a_ringkeeper_observer_follows_apache_leaders_through_a_leader_kill() {
     assert_eq!(read(&mut session, "/mixed").as_deref(), Some(b"apache".as_slice()));
     assert_eq!(read(&mut session, "/mixed/child").as_deref(), Some(b"1".as_slice()));
     // A write of the observer's session goes through the Apache leader.
-    let create = CreateRequest { path: "/rk-write".into(), data: Some(b"rk".to_vec()), acl: open_acl(), flags: 0 };
+    let create =
+        CreateRequest { path: "/rk-write".into(), data: Some(b"rk".to_vec()), acl: open_acl(), flags: 0 };
     assert_eq!(session.code(OpCode::Create, &create), 0);
     assert_eq!(session.code(OpCode::Create, &create), ErrorCode::NodeExists.code());
     assert_eq!(read(&mut session_on(&ensemble, leader), "/rk-write").as_deref(), Some(b"rk".as_slice()));
@@ -201,10 +202,9 @@ fn kazoo_through_a_ringkeeper_follower_writes_keeps_its_session_and_closes_it_ev
     let started = Instant::now();
     let apache_hosts = ensemble.connect_string_of(&[0, 1]);
     let args = [&ensemble.address(RINGKEEPER_VOTER), &apache_hosts, &moved_id, &moved_password];
-    let out = python_script("kazoo_apache_quorum.py", &args.map(String::as_str))
-        .unwrap_or_else(|out| {
-            panic!("{out}\n===== ringkeeper member log =====\n{}", ensemble.log(RINGKEEPER_VOTER))
-        });
+    let out = python_script("kazoo_apache_quorum.py", &args.map(String::as_str)).unwrap_or_else(|out| {
+        panic!("{out}\n===== ringkeeper member log =====\n{}", ensemble.log(RINGKEEPER_VOTER))
+    });
     println!("{out}kazoo script {:.1?} (noisy: shared machine)", started.elapsed());
     let on_ringkeeper = dump(&ensemble, RINGKEEPER_VOTER);
     assert!(on_ringkeeper.iter().any(|l| l.contains("\"/mixed-rk/tx\"")), "{on_ringkeeper:?}");

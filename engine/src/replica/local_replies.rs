@@ -45,7 +45,13 @@ impl LocalReplies {
     }
 
     /// `conn` asked for session `session_id` (created with cxid 0, as Apache's learner does).
-    pub fn expect_session(&mut self, conn: ClientConn, session_id: i64, passwd: Vec<u8>, sent_read_only: bool) {
+    pub fn expect_session(
+        &mut self,
+        conn: ClientConn,
+        session_id: i64,
+        passwd: Vec<u8>,
+        sent_read_only: bool,
+    ) {
         self.awaited.insert((session_id, 0), Awaited::Session { conn, passwd, sent_read_only });
     }
 
@@ -54,7 +60,10 @@ impl LocalReplies {
         let zxid = txn.zxid.to_native();
         let awaited = self.awaited.remove(&(txn.session_id.to_native(), txn.cxid.to_native()))?;
         Some(match (awaited, &txn.body) {
-            (Awaited::Session { conn, passwd, sent_read_only }, ArchivedTxnBody::CreateSession { timeout_ms }) => {
+            (
+                Awaited::Session { conn, passwd, sent_read_only },
+                ArchivedTxnBody::CreateSession { timeout_ms },
+            ) => {
                 let response = ConnectResponse {
                     protocol_version: 0,
                     timeout_ms: timeout_ms.to_native(),

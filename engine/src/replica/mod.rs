@@ -697,14 +697,19 @@ impl Node {
         out: &mut Vec<Effect>,
     ) -> bool {
         let session_id = request.session_id;
-        let known = self.processor.sessions.get(session_id).is_some_and(|s| s.passwd[..] == request.passwd[..]);
+        let known =
+            self.processor.sessions.get(session_id).is_some_and(|s| s.passwd[..] == request.passwd[..]);
         if !known || request.last_zxid_seen > self.processor.last_zxid() {
             return false;
         }
         let timeout_ms = self.processor.negotiated_timeout(request.timeout_ms);
         self.learner.connecting(conn, client_ip.to_string(), authenticated.to_vec());
-        let relay =
-            Relay::Revalidate { token: conn, session_id, timeout_ms, read_only_byte: request.read_only.is_some() };
+        let relay = Relay::Revalidate {
+            token: conn,
+            session_id,
+            timeout_ms,
+            read_only_byte: request.read_only.is_some(),
+        };
         out.push(Effect::RelaySend { to: leader, relay });
         true
     }

@@ -750,7 +750,10 @@ impl ApacheFollowerHarness {
         let txn = crate::txn::Txn { session_id, cxid, zxid, time_ms: NOW, body };
         let txn = Arc::new(crate::txn::encode(&txn));
         let mut reached = Vec::new();
-        let fx = self.c.step(FOLLOWER, Input::PeerMessage { from: LEADER, msg: Msg::Proposal { epoch, prev_zxid, zxid, txn } });
+        let fx = self.c.step(
+            FOLLOWER,
+            Input::PeerMessage { from: LEADER, msg: Msg::Proposal { epoch, prev_zxid, zxid, txn } },
+        );
         reached.extend(deliveries(&fx));
         for e in fx {
             if let Effect::Append { zxid, .. } = e {
@@ -770,7 +773,9 @@ fn a_follower_of_an_apache_leader_answers_its_clients_from_the_committed_txns() 
     // learner) and timeout, and answers once the createSession txn is applied.
     let (relays, reached) = h.step(connect(C1));
     assert!(reached.is_empty());
-    let [Relay::CreateSession { token: C1, request: connect_bytes, .. }] = &relays[..] else { panic!("{relays:?}") };
+    let [Relay::CreateSession { token: C1, request: connect_bytes, .. }] = &relays[..] else {
+        panic!("{relays:?}")
+    };
     let asked = ConnectRequest::from_bytes(connect_bytes).unwrap();
     let session = asked.session_id;
     assert_eq!(session >> 56, FOLLOWER as i64, "the follower's own session id");
@@ -792,7 +797,8 @@ fn a_follower_of_an_apache_leader_answers_its_clients_from_the_committed_txns() 
     assert!(h.commit(session + 1, 1, other).is_empty());
     let created = TxnBody::Op(TxnOp::create("/k".into(), Some(b"old".to_vec()), vec![], 0, 1));
     let reached = h.commit(session, 1, created);
-    let [(0, Delivery::Send { frame: reply, .. }), (0, Delivery::Send { frame: read, .. })] = &reached[..] else {
+    let [(0, Delivery::Send { frame: reply, .. }), (0, Delivery::Send { frame: read, .. })] = &reached[..]
+    else {
         panic!("{reached:?}")
     };
     assert_eq!((header(reply).xid, header(reply).err), (1, 0));
@@ -803,7 +809,8 @@ fn a_follower_of_an_apache_leader_answers_its_clients_from_the_committed_txns() 
 
     // A request the leader refused comes back as an error txn: the client gets the error.
     h.step(Input::Request { conn: C1, frame: create(3, "/k") });
-    let reached = h.commit(session, 3, TxnBody::Op(TxnOp::Error { code: crate::proto::ErrorCode::NodeExists.code() }));
+    let reached =
+        h.commit(session, 3, TxnBody::Op(TxnOp::Error { code: crate::proto::ErrorCode::NodeExists.code() }));
     let [(0, Delivery::Send { frame, .. })] = &reached[..] else { panic!("{reached:?}") };
     assert_eq!((header(frame).xid, header(frame).err), (3, crate::proto::ErrorCode::NodeExists.code()));
 
@@ -840,7 +847,9 @@ fn a_client_bringing_its_session_to_a_follower_of_an_apache_leader_is_revalidate
     // A wrong password is refused here, without asking the leader.
     let (relays, reached) = h.step(reconnect(vec![7; 16]));
     assert!(relays.is_empty());
-    let [(1, Delivery::Send { frame, .. }), (1, Delivery::Close { .. })] = &reached[..] else { panic!("{reached:?}") };
+    let [(1, Delivery::Send { frame, .. }), (1, Delivery::Close { .. })] = &reached[..] else {
+        panic!("{reached:?}")
+    };
     assert_eq!(ConnectResponse::from_bytes(&frame[4..]).unwrap().session_id, 0);
     // Apache's password: the leader is asked; its answer (through the transport) binds it.
     let passwd = crate::apache::apache_session_password(session).to_vec();
@@ -850,10 +859,18 @@ fn a_client_bringing_its_session_to_a_follower_of_an_apache_leader_is_revalidate
         relays,
         vec![Relay::Revalidate { token: C2, session_id: session, timeout_ms: 4_000, read_only_byte: false }]
     );
-    let response = ConnectResponse { protocol_version: 0, timeout_ms: 4_000, session_id: session, passwd, read_only: None };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: 4_000,
+        session_id: session,
+        passwd,
+        read_only: None,
+    };
     let frame = crate::request::record_frame(&response);
-    let (_, reached) =
-        h.step(Input::RelayMessage { from: LEADER, relay: Relay::Reply { token: C2, zxid: 0, frame: frame.clone() } });
+    let (_, reached) = h.step(Input::RelayMessage {
+        from: LEADER,
+        relay: Relay::Reply { token: C2, zxid: 0, frame: frame.clone() },
+    });
     assert_eq!(reached, vec![(1, Delivery::Send { conn: C2, frame })]);
     // Its writes now go to the leader under that session.
     let (relays, _) = h.step(Input::Request { conn: C2, frame: create(1, "/moved") });

@@ -93,7 +93,11 @@ impl Relay {
                 w.u8(TAG_GONE).client(*token);
             }
             Relay::Revalidate { token, session_id, timeout_ms, read_only_byte } => {
-                w.u8(TAG_REVALIDATE).client(*token).i64(*session_id).u32(*timeout_ms as u32).u8(*read_only_byte as u8);
+                w.u8(TAG_REVALIDATE)
+                    .client(*token)
+                    .i64(*session_id)
+                    .u32(*timeout_ms as u32)
+                    .u8(*read_only_byte as u8);
             }
             Relay::Touch { sessions } => {
                 w.u8(TAG_TOUCH).u32(sessions.len() as u32);

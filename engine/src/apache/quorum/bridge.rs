@@ -48,15 +48,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use super::be_i64;
 use super::election::{encode_frame, Notification};
 use super::packet::PROTOCOL_VERSION;
 use super::packet::{encode_touches, find_streamed_state, kind, LearnerInfo, QuorumPacket, SnapSearch};
 use super::WireError;
+use crate::apache::apache_session_password;
 use crate::apache::replay::ApacheReplay;
 use crate::apache::txnlog::decode_entry;
 use crate::conn::ClientConn;
-use super::be_i64;
-use crate::apache::apache_session_password;
 use crate::proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, JuteReader, OpCode, PathRequest, RequestHeader,
 };
@@ -402,11 +402,7 @@ impl Bridge {
         }
     }
 
-    fn leader_packet(
-        &mut self,
-        packet: QuorumPacket,
-        out: &mut Vec<Out>,
-    ) -> Result<(), WireError> {
+    fn leader_packet(&mut self, packet: QuorumPacket, out: &mut Vec<Out>) -> Result<(), WireError> {
         let link = self.link.as_mut().expect("called with a link");
         let (from, epoch) = (link.leader, link.epoch);
         let mut to_peer = |msg| out.push(Out::ToPeer { from, msg });
@@ -763,8 +759,13 @@ mod tests {
         bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 1, observer: false }, &mut out);
         out.clear();
         // createSession with the id and timeout the node chose; a write; a sync.
-        let connect = ConnectRequest { session_id: 0x0300_0000_0000_0001, timeout_ms: 6_000, ..Default::default() };
-        bridge.relay_from_node(1, Relay::CreateSession { token, client_ip: "::1".into(), request: connect.to_bytes() }, &mut out);
+        let connect =
+            ConnectRequest { session_id: 0x0300_0000_0000_0001, timeout_ms: 6_000, ..Default::default() };
+        bridge.relay_from_node(
+            1,
+            Relay::CreateSession { token, client_ip: "::1".into(), request: connect.to_bytes() },
+            &mut out,
+        );
         let mut delete = Vec::new();
         let mut w = crate::proto::JuteWriter::new(&mut delete);
         RequestHeader { xid: 4, op: OpCode::Delete as i32 }.encode(&mut w);
@@ -801,7 +802,9 @@ mod tests {
             .collect();
         assert_eq!(pings, [12, 0], "touches go out once");
         let reply = out.iter().find_map(|o| match o {
-            Out::ToNode { relay: Relay::Reply { token: t, frame, .. }, .. } if *t == token => Some(frame.clone()),
+            Out::ToNode { relay: Relay::Reply { token: t, frame, .. }, .. } if *t == token => {
+                Some(frame.clone())
+            }
             _ => None,
         });
         let reply = reply.expect("the sync's reply");
@@ -826,7 +829,10 @@ mod tests {
         let asked = packets(&out);
         assert_eq!((asked[0].kind, asked[0].zxid), (kind::REVALIDATE, -1));
         let data = asked[0].data.as_deref().unwrap();
-        assert_eq!((be_i64(data, 0), crate::apache::quorum::be_i32(data, 8), data.len()), (Some(kept_id), Some(4_000), 12));
+        assert_eq!(
+            (be_i64(data, 0), crate::apache::quorum::be_i32(data, 8), data.len()),
+            (Some(kept_id), Some(4_000), 12)
+        );
         out.clear();
         // LearnerHandler answers `long sessionId, boolean valid`, in any order.
         let mut stream = Vec::new();
@@ -838,8 +844,10 @@ mod tests {
             QuorumPacket::with_data(kind::REVALIDATE, -1, data).encode(&mut stream);
         }
         bridge.leader_bytes(&stream, &mut out);
-        let to_node: Vec<&Relay> =
-            out.iter().filter_map(|o| if let Out::ToNode { relay, .. } = o { Some(relay) } else { None }).collect();
+        let to_node: Vec<&Relay> = out
+            .iter()
+            .filter_map(|o| if let Out::ToNode { relay, .. } = o { Some(relay) } else { None })
+            .collect();
         let [Relay::Reply { token: t1, frame: f1, .. }, Relay::Close { token: t2 }, Relay::Reply { token: t3, frame: f3, .. }] =
             &to_node[..]
         else {
