@@ -364,7 +364,7 @@ impl ApacheQuorum {
                             return;
                         }
                         let mut outs = Vec::new();
-                        self.bridge.borrow_mut().leader_bytes(&chunk[..n], &[], &mut outs);
+                        self.bridge.borrow_mut().leader_bytes(&chunk[..n], &mut outs);
                         self.carry_out(outs);
                     }
                 }

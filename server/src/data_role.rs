@@ -498,7 +498,7 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         let mut effects = Vec::new();
         {
             let mut node = role.node.borrow_mut();
-            node.serve_read_only_only(&mut effects);
+            node.follow_apache_leaders();
             node.start(now_ms(), &mut effects);
         }
         role.carry_out(effects);

@@ -21,17 +21,31 @@ pub fn compat_dir() -> PathBuf {
 /// reconfig on any member of an ensemble); its output without the final "OK". Panics unless
 /// it exits 0.
 pub fn kazoo_reconfig(hosts: &str, args: &[&str]) -> String {
+    let mut all = vec![hosts];
+    all.extend_from_slice(args);
+    let stdout = python_script("kazoo_reconfig.py", &all)
+        .unwrap_or_else(|stdout| panic!("kazoo_reconfig.py {args:?} failed:\n{stdout}"));
+    stdout.trim_end().strip_suffix("OK").unwrap_or(&stdout).trim_end().to_string()
+}
+
+/// Runs `python3 script args...` from `tests/compat` (the scripts bound their own run time):
+/// its standard output, as `Err` unless it exited 0.
+pub fn python_script(script: &str, args: &[&str]) -> Result<String, String> {
     let output = Command::new("python3")
-        .arg(compat_dir().join("kazoo_reconfig.py"))
-        .arg(hosts)
+        .arg(compat_dir().join(script))
         .args(args)
         .current_dir(compat_dir())
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
         .output()
         .expect("run python3 (see .ci/run for kazoo)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "kazoo_reconfig.py {args:?} failed:\n{stdout}");
-    stdout.trim_end().strip_suffix("OK").unwrap_or(&stdout).trim_end().to_string()
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+    }
 }
 
 /// Runs `program script args...` against `server`, with `tests/compat` as working

@@ -2,11 +2,16 @@
 //! (`ringkeeper.quorum.protocol=apache`, issue #16), speaking Apache's election and learner
 //! protocols with real Apache QuorumPeerMain processes:
 //! - as an observer (member 4 of three Apache voters): writes made through Apache members
-//!   reach it (its `srvr` zxid, and reads of a read-only session on it); `kill -9` of the
-//!   Apache leader elects another Apache leader, and it follows that one;
+//!   reach it (its `srvr` zxid, and reads of a session on it), a write of a session on it
+//!   goes through the Apache leader; `kill -9` of the Apache leader elects another Apache
+//!   leader, and it follows that one;
 //! - as a voting follower (member 3 of two Apache voters and itself): its ACKs count (with
 //!   the other Apache member killed, the leader and ringkeeper commit writes alone) and so
-//!   does its vote (with the leader killed, the restarted member and ringkeeper elect).
+//!   does its vote (with the leader killed, the restarted member and ringkeeper elect);
+//! - serving clients as a follower: kazoo connected only to it writes (forwarded to the
+//!   Apache leader as REQUESTs, answered by ringkeeper from the committed txns), its session
+//!   outlives its timeout (PING touches), closing it removes its ephemeral everywhere, and
+//!   every member's tree is the same through the client API.
 
 mod common;
 
@@ -14,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ringkeeper_engine::proto::codes::{ErrorCode, OpCode};
-use ringkeeper_engine::proto::records::{ConnectResponse, CreateRequest, GetDataResponse, PathRequest};
-use ringkeeper_engine::proto::Jute;
+use ringkeeper_engine::proto::records::{CreateRequest, GetDataResponse, PathRequest};
+use ringkeeper_tests::compat::python_script;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::four_letter::Mode;
 use ringkeeper_tests::Target;
@@ -34,19 +39,9 @@ fn write_through(ensemble: &Ensemble, i: usize, path: &str, data: &[u8]) -> i64 
     writer.call(OpCode::Sync, &PathRequest { path: "/".into() }).header.zxid
 }
 
-/// A read-only session on the ringkeeper member (the only kind it serves as an observer of
-/// an Apache leader: a read-write client is refused, as Apache's read-only server does).
-fn read_only_session(ensemble: &Ensemble) -> RawSession {
-    let mut request = new_session_request(30_000);
-    request.read_only = Some(false);
-    let (_stream, answer) = raw_handshake_to(addr(ensemble, RINGKEEPER), &request);
-    assert!(matches!(answer, Frame::Closed), "a read-write client must be refused: {answer:?}");
-    request.read_only = Some(true);
-    let (stream, answer) = raw_handshake_to(addr(ensemble, RINGKEEPER), &request);
-    let Frame::Data(bytes) = answer else { panic!("read-only client refused") };
-    let response = ConnectResponse::from_bytes(&bytes).unwrap();
-    assert_eq!(response.read_only, Some(true));
-    RawSession::from_handshake(stream, response)
+/// A session on member `i` (on the ringkeeper member: created through the Apache leader).
+fn session_on(ensemble: &Ensemble, i: usize) -> RawSession {
+    RawSession::connect_to(addr(ensemble, i), 30_000)
 }
 
 fn read(session: &mut RawSession, path: &str) -> Option<Vec<u8>> {
@@ -99,11 +94,16 @@ fn a_ringkeeper_observer_follows_apache_leaders_through_a_leader_kill() {
     poll_until(Duration::from_secs(10), "the write at the ringkeeper member", || {
         ensemble.zxid(RINGKEEPER).is_some_and(|z| z >= zxid)
     });
-    let mut session = read_only_session(&ensemble);
+    let mut session = session_on(&ensemble, RINGKEEPER);
     assert_eq!(read(&mut session, "/mixed").as_deref(), Some(b"apache".as_slice()));
     assert_eq!(read(&mut session, "/mixed/child").as_deref(), Some(b"1".as_slice()));
-    let create = CreateRequest { path: "/rk-write".into(), data: None, acl: open_acl(), flags: 0 };
-    assert_eq!(session.code(OpCode::Create, &create), ErrorCode::NotReadOnly.code());
+    // A write of the observer's session goes through the Apache leader.
+    let create =
+        CreateRequest { path: "/rk-write".into(), data: Some(b"rk".to_vec()), acl: open_acl(), flags: 0 };
+    assert_eq!(session.code(OpCode::Create, &create), 0);
+    assert_eq!(session.code(OpCode::Create, &create), ErrorCode::NodeExists.code());
+    assert_eq!(read(&mut session_on(&ensemble, leader), "/rk-write").as_deref(), Some(b"rk".as_slice()));
+    drop(session);
 
     // kill -9 of the Apache leader: the two others elect a leader, ringkeeper follows it.
     ensemble.kill(leader);
@@ -117,7 +117,7 @@ fn a_ringkeeper_observer_follows_apache_leaders_through_a_leader_kill() {
         observing(&ensemble) && ensemble.zxid(RINGKEEPER).is_some_and(|z| z >= zxid)
     });
     println!("ringkeeper observing the new leader {:.1?} after the kill (noisy)", killed_at.elapsed());
-    let mut session = read_only_session(&ensemble);
+    let mut session = session_on(&ensemble, RINGKEEPER);
     assert_eq!(read(&mut session, "/after-kill").as_deref(), Some(b"2".as_slice()));
     assert_eq!(read(&mut session, "/mixed/child").as_deref(), Some(b"1".as_slice()));
     assert!(ensemble.log(RINGKEEPER).contains("connected to Apache leader"), "{}", ensemble.log(RINGKEEPER));
@@ -128,14 +128,6 @@ const RINGKEEPER_VOTER: usize = 2;
 
 fn following(ensemble: &Ensemble) -> bool {
     ensemble.mode(RINGKEEPER_VOTER) == Some(Mode::Follower)
-}
-
-fn read_only_session_on(ensemble: &Ensemble, i: usize) -> RawSession {
-    let mut request = new_session_request(30_000);
-    request.read_only = Some(true);
-    let (stream, answer) = raw_handshake_to(addr(ensemble, i), &request);
-    let Frame::Data(bytes) = answer else { panic!("read-only client refused") };
-    RawSession::from_handshake(stream, ConnectResponse::from_bytes(&bytes).unwrap())
 }
 
 #[test]
@@ -161,7 +153,7 @@ fn a_ringkeeper_follower_votes_and_acks_in_an_apache_quorum() {
     poll_until(Duration::from_secs(10), "the writes at the ringkeeper follower", || {
         ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
     });
-    let mut session = read_only_session_on(&ensemble, RINGKEEPER_VOTER);
+    let mut session = session_on(&ensemble, RINGKEEPER_VOTER);
     assert_eq!(read(&mut session, "/acked/49").as_deref(), Some([49u8].as_slice()));
     drop(session);
 
@@ -177,7 +169,46 @@ fn a_ringkeeper_follower_votes_and_acks_in_an_apache_quorum() {
     poll_until(JOIN_WITHIN, "the ringkeeper member to follow the new leader", || {
         following(&ensemble) && ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
     });
-    let mut session = read_only_session_on(&ensemble, RINGKEEPER_VOTER);
+    let mut session = session_on(&ensemble, RINGKEEPER_VOTER);
     assert_eq!(read(&mut session, "/after-leader-kill").as_deref(), Some(b"2".as_slice()));
     assert_eq!(read(&mut session, "/acked/0").as_deref(), Some([0u8].as_slice()));
+}
+
+/// Every znode member `i` serves, one JSON line each (`apache_migration.py dump`, through the
+/// client API, after a sync), but `/zookeeper/config`: each Apache server stamps that node's
+/// mtime with the moment it loaded its own config, so it differs between Apache members too.
+fn dump(ensemble: &Ensemble, i: usize) -> Vec<String> {
+    let out = python_script("apache_migration.py", &[&ensemble.address(i), "dump"])
+        .unwrap_or_else(|out| panic!("dump of member {}: {out}", i + 1));
+    out.lines().filter(|l| !l.contains("\"path\": \"/zookeeper/config\"")).map(str::to_owned).collect()
+}
+
+#[test]
+fn kazoo_through_a_ringkeeper_follower_writes_keeps_its_session_and_closes_it_everywhere() {
+    // Also: a session moves here from an Apache member (REVALIDATE) and writes.
+    let targets = [Target::Apache, Target::Apache, Target::Ringkeeper];
+    let ensemble = Ensemble::start_mixed(&targets, 3, "");
+    let leader = ensemble.wait_leader(JOIN_WITHIN);
+    assert!(leader < RINGKEEPER_VOTER, "an Apache member leads");
+    poll_until(JOIN_WITHIN, "the ringkeeper member to follow", || following(&ensemble));
+    // A session of an Apache member with an ephemeral; its client goes away without closing
+    // it (the script resumes it on the ringkeeper member).
+    let mut apache_session = session_on(&ensemble, 1 - leader);
+    let ephemeral = CreateRequest { path: "/moved-eph".into(), data: None, acl: open_acl(), flags: 1 };
+    assert_eq!(apache_session.code(OpCode::Create, &ephemeral), 0);
+    let moved_id = format!("{:#x}", apache_session.session_id());
+    let moved_password: String = apache_session.response.passwd.iter().map(|b| format!("{b:02x}")).collect();
+    drop(apache_session);
+    let started = Instant::now();
+    let apache_hosts = ensemble.connect_string_of(&[0, 1]);
+    let args = [&ensemble.address(RINGKEEPER_VOTER), &apache_hosts, &moved_id, &moved_password];
+    let out = python_script("kazoo_apache_quorum.py", &args.map(String::as_str)).unwrap_or_else(|out| {
+        panic!("{out}\n===== ringkeeper member log =====\n{}", ensemble.log(RINGKEEPER_VOTER))
+    });
+    println!("{out}kazoo script {:.1?} (noisy: shared machine)", started.elapsed());
+    let on_ringkeeper = dump(&ensemble, RINGKEEPER_VOTER);
+    assert!(on_ringkeeper.iter().any(|l| l.contains("\"/mixed-rk/tx\"")), "{on_ringkeeper:?}");
+    for i in 0..RINGKEEPER_VOTER {
+        assert_eq!(dump(&ensemble, i), on_ringkeeper, "member {}'s tree vs the ringkeeper member's", i + 1);
+    }
 }

@@ -14,7 +14,7 @@ use super::records::{
     DeleteTxn, ErrorTxn, FileHeader, MultiTxn, SetAclTxn, SetDataTxn, TxnHeader,
 };
 use super::{adler32, FormatError, FILE_FORMAT_VERSION};
-use crate::proto::{Acl, DecodeError, Jute, JuteReader, OpCode};
+use crate::proto::{Acl, DecodeError, ErrorCode, Jute, JuteReader, OpCode};
 use crate::tree::{ttl_owner, CONTAINER_EPHEMERAL_OWNER};
 use crate::txn::{Txn, TxnAcl, TxnBody, TxnOp};
 
@@ -201,16 +201,32 @@ fn decode_txn(payload: &[u8]) -> Result<Txn, TxnError> {
         }
         Some(OpCode::Multi) => {
             let multi: MultiTxn = record("multi txn", &mut r)?;
-            let ops = multi
+            let mut ops = multi
                 .txns
                 .iter()
                 .map(|sub| decode_op(sub.txn_type, header.client_id, &mut JuteReader::new(&sub.data)))
                 .collect::<Result<Vec<_>, _>>()?;
+            failed_multi_applies_nothing(&mut ops);
             TxnBody::Multi(ops)
         }
         _ => TxnBody::Op(decode_op(header.txn_type, header.client_id, &mut r)?),
     };
     Ok(Txn { session_id: header.client_id, cxid: header.cxid, zxid: header.zxid, time_ms: header.time, body })
+}
+
+/// A failed multi as Apache logs it keeps the real txns of the ops before the one that failed
+/// (`PrepRequestProcessor`), and `DataTree.processTxn` applies none of them: every op of a
+/// multi holding an error becomes an error, Ok before the first error and
+/// RuntimeInconsistency after it, as the leader's reply and ringkeeper's own failed multis
+/// ([`crate::txn::multi_failure`]) have them.
+fn failed_multi_applies_nothing(ops: &mut [TxnOp]) {
+    let Some(first_error) = ops.iter().position(|op| matches!(op, TxnOp::Error { .. })) else { return };
+    for (i, op) in ops.iter_mut().enumerate() {
+        if !matches!(op, TxnOp::Error { .. }) {
+            let code = if i < first_error { ErrorCode::Ok } else { ErrorCode::RuntimeInconsistency };
+            *op = TxnOp::Error { code: code.code() };
+        }
+    }
 }
 
 /// One tree operation of type `txn_type` (alone or inside a multi).
@@ -318,8 +334,11 @@ mod tests {
             "{:?}",
             bodies[1]
         );
-        assert!(
-            matches!(bodies[2], TxnBody::Multi(ops) if matches!(ops[1], TxnOp::Error { code: -101 })),
+        // A failed multi applies nothing: the create before the failed op becomes an Ok error
+        // (as DataTree.processTxn turns it).
+        assert_eq!(
+            bodies[2],
+            &TxnBody::Multi(vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -101 }]),
             "{:?}",
             bodies[2]
         );

@@ -38,6 +38,7 @@
 
 pub mod gate;
 pub mod learner;
+pub mod local_replies;
 #[cfg(test)]
 mod tests;
 
@@ -55,6 +56,7 @@ use crate::zab::{
 };
 use gate::{HoldGate, Limits};
 use learner::{LearnerQueues, Queued};
+use local_replies::LocalReplies;
 
 /// The opcode of a request frame (xid, then type), if it names one.
 fn request_op(frame: &[u8]) -> Option<OpCode> {
@@ -159,8 +161,9 @@ pub struct Node {
     /// Leader: the zxids that learners' `sync` replies wait for, not yet committed, ascending
     /// (Apache's `Leader.pendingSyncs`, `mntr zk_pending_syncs`).
     pending_syncs: VecDeque<i64>,
-    /// Serves read-only sessions only, in every role ([`Node::serve_read_only_only`]).
-    read_only_only: bool,
+    /// A learner of Apache leaders: builds its clients' replies from the committed txns
+    /// ([`Node::follow_apache_leaders`]).
+    local_replies: Option<LocalReplies>,
 }
 
 impl Node {
@@ -188,7 +191,7 @@ impl Node {
             now: 0,
             not_serving_since: 0,
             pending_syncs: VecDeque::new(),
-            read_only_only: false,
+            local_replies: None,
         }
     }
 
@@ -204,14 +207,15 @@ impl Node {
         self.gate.release(out);
     }
 
-    /// From now on clients get read-only sessions only, served from this member's tree in
-    /// every role (Apache's `ReadOnlyZooKeeperServer` rules: other clients are refused, writes
-    /// answer NotReadOnly): a member of an Apache ensemble whose leader it cannot forward
-    /// client requests to yet.
-    pub fn serve_read_only_only(&mut self, out: &mut Vec<Effect>) {
-        self.read_only_only = true;
-        self.processor.set_read_only(true);
-        out.push(Effect::ReadOnly(true));
+    /// From now on this member learns from Apache 3.8 leaders: it forwards its clients'
+    /// writes, session creations and closes, and `sync`s as Apache's learner does (the
+    /// session id and timeout chosen here, see [`Relay::CreateSession`]), and answers them
+    /// itself when it applies the committed txn with the client's session id and cxid
+    /// ([`local_replies`]); an Apache leader sends no reply frames. Sessions get Apache's
+    /// passwords, so a client moves between this member and Apache members.
+    pub fn follow_apache_leaders(&mut self) {
+        self.local_replies = Some(LocalReplies::default());
+        self.processor.sessions.use_apache_passwords();
     }
 
     pub fn processor(&self) -> &Processor {
@@ -254,7 +258,7 @@ impl Node {
                 self.connect(conn, client_ip, remote, authenticated, request, out)
             }
             Input::Request { conn, frame } => {
-                if self.learner_of().is_some() && !self.read_only_only {
+                if self.learner_of().is_some() {
                     self.learner_request(conn, frame, out);
                 } else {
                     self.refresh_ensemble_view(&frame);
@@ -265,6 +269,9 @@ impl Node {
             Input::Disconnected { conn } => {
                 self.processor.disconnected(ConnId::Client(conn));
                 self.learner.forget(conn);
+                if let Some(replies) = &mut self.local_replies {
+                    replies.forget(conn);
+                }
                 if let Some(leader) = self.learner_of() {
                     out.push(Effect::RelaySend { to: leader, relay: Relay::Gone { token: conn } });
                 }
@@ -384,6 +391,12 @@ impl Node {
                 self.relay_new_session(leader, conn, client_ip, authenticated, &request, out);
                 return;
             }
+            let apache_learner = self.learner_of().filter(|_| self.local_replies.is_some());
+            if let Some(leader) = apache_learner {
+                if self.revalidate(leader, conn, &client_ip, &authenticated, &request, out) {
+                    return;
+                }
+            }
         }
         let outputs = self.processor.connect(id, &client_ip, &remote, &request, self.now);
         self.processor.add_auth_ids(id, authenticated);
@@ -442,9 +455,16 @@ impl Node {
                     self.gate.logged(zxid);
                     out.push(Effect::Append { zxid, txn });
                 }
-                Action::Apply { txn, .. } => {
+                Action::Apply { zxid, txn } => {
                     // Validated when the proposal was decoded from the wire (or made here).
-                    let outputs = self.processor.apply_committed(txn::access_trusted(&txn), self.now);
+                    let txn = txn::access_trusted(&txn);
+                    let (outputs, results) = self.processor.apply_committed(txn, self.now);
+                    if let Some((conn, frame)) =
+                        self.local_replies.as_mut().and_then(|replies| replies.reply_to(txn, &results))
+                    {
+                        // Released by the drains below (a close) or at the commit point.
+                        self.learner.reply(conn, zxid, frame);
+                    }
                     // Watch events, then the replies this txn releases (a closeSession's
                     // reply among them), then the closes of sessions it ended.
                     let (mut closes, events): (Vec<Output>, Vec<Output>) =
@@ -521,6 +541,9 @@ impl Node {
             }
         }
         self.learner = LearnerQueues::default();
+        if let Some(replies) = &mut self.local_replies {
+            replies.clear();
+        }
         self.pending_syncs.clear();
         // What the gate already lets through goes first; replies still waiting for a
         // commit belong to connections being closed: drop them, or the closes would queue
@@ -540,7 +563,7 @@ impl Node {
         if was.serving && !view.serving {
             self.not_serving_since = self.now;
         }
-        if view.serving && self.processor.is_read_only() && !self.read_only_only {
+        if view.serving && self.processor.is_read_only() {
             self.stop_read_only(out);
         }
         if view.serving {
@@ -604,7 +627,7 @@ impl Node {
                 Vec::new()
             }
             Relay::Touch { sessions } => {
-                for id in sessions {
+                for (id, _) in sessions {
                     self.processor.sessions.touch(id, now);
                 }
                 Vec::new()
@@ -620,8 +643,9 @@ impl Node {
                 Vec::new()
             }
             // Relayed traffic reaching a server that is not the serving leader: the learner
-            // will see the leader change and its clients reconnect.
-            Relay::Forward { .. } | Relay::CreateSession { .. } => Vec::new(),
+            // will see the leader change and its clients reconnect. (Revalidate is for an
+            // Apache leader's transport only.)
+            Relay::Forward { .. } | Relay::CreateSession { .. } | Relay::Revalidate { .. } => Vec::new(),
         };
         self.route(outputs, out);
     }
@@ -654,8 +678,49 @@ impl Node {
             return;
         }
         self.learner.connecting(conn, client_ip.clone(), authenticated);
+        let mut request = request.clone();
+        if let Some(replies) = &mut self.local_replies {
+            // Apache's learner picks the id and timeout; its leader logs them as sent.
+            let (session_id, timeout_ms) = self.processor.new_session_terms(request.timeout_ms);
+            let passwd = self.processor.sessions.password_for(session_id).to_vec();
+            replies.expect_session(conn, session_id, passwd, request.read_only.is_some());
+            request.session_id = session_id;
+            request.timeout_ms = timeout_ms;
+        }
         let relay = Relay::CreateSession { token: conn, client_ip, request: request.to_bytes() };
         out.push(Effect::RelaySend { to: leader, relay });
+    }
+
+    /// A learner of an Apache leader: a client brings session `request.session_id` back
+    /// (`LearnerZooKeeperServer.revalidateSession`). With the right password for a session
+    /// this member knows, the leader is asked to revalidate it (it then takes this member's
+    /// requests for the session); false: answered here as the processor answers (an invalid
+    /// session, or a client that saw newer state).
+    fn revalidate(
+        &mut self,
+        leader: ServerId,
+        conn: ClientConn,
+        client_ip: &str,
+        authenticated: &[Id],
+        request: &ConnectRequest,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let session_id = request.session_id;
+        let known =
+            self.processor.sessions.get(session_id).is_some_and(|s| s.passwd[..] == request.passwd[..]);
+        if !known || request.last_zxid_seen > self.processor.last_zxid() {
+            return false;
+        }
+        let timeout_ms = self.processor.negotiated_timeout(request.timeout_ms);
+        self.learner.connecting(conn, client_ip.to_string(), authenticated.to_vec());
+        let relay = Relay::Revalidate {
+            token: conn,
+            session_id,
+            timeout_ms,
+            read_only_byte: request.read_only.is_some(),
+        };
+        out.push(Effect::RelaySend { to: leader, relay });
+        true
     }
 
     /// A learner's client request: reads run here unless an earlier relayed request of the
@@ -669,6 +734,13 @@ impl Node {
             self.learner.touch(session_id);
         }
         if op.and_then(OpCode::from_i32).is_some_and(is_forwarded) && session_id != 0 {
+            let built_here = op != Some(OpCode::Sync as i32);
+            if let (Some(replies), true) = (&mut self.local_replies, built_here) {
+                if !replies.expect_write(conn, session_id, &frame) {
+                    self.route(vec![Output::Close { conn: id, zxid: 0 }], out);
+                    return;
+                }
+            }
             self.learner.awaiting(conn);
             let ids = self.processor.ids_of(id).into_iter().map(|id| (id.scheme, id.id)).collect();
             let client_ip = self.processor.connection(id).map(|c| c.client_ip.clone()).unwrap_or_default();
@@ -730,7 +802,12 @@ impl Node {
     /// Learner: tells the leader which sessions were active since the last tick.
     fn relay_touches(&mut self, out: &mut Vec<Effect>) {
         let Some(leader) = self.learner_of() else { return };
-        let sessions = self.learner.take_touched();
+        let sessions: Vec<(i64, i32)> = self
+            .learner
+            .take_touched()
+            .into_iter()
+            .map(|id| (id, self.processor.sessions.get(id).map_or(0, |s| s.timeout_ms)))
+            .collect();
         if !sessions.is_empty() {
             out.push(Effect::RelaySend { to: leader, relay: Relay::Touch { sessions } });
         }

@@ -470,7 +470,7 @@ fn learner_touches_its_sessions_on_the_leader_at_each_tick() {
     let [Effect::RelaySend { to: LEADER, relay: Relay::Touch { sessions } }] = &fx[..] else {
         panic!("{fx:?}")
     };
-    assert_eq!(sessions, &vec![session]);
+    assert_eq!(sessions, &vec![(session, 30_000)]);
     assert!(c.step(FOLLOWER, Input::Tick).is_empty(), "nothing used since");
 }
 
@@ -712,4 +712,168 @@ fn reconfig_adds_a_joining_server_then_removes_a_member_which_stops_serving() {
     let reached = c.run(LEADER, C2, create(5, "/after"));
     assert_eq!(header(&sent(C2, &(reached[0].1, reached[0].2.clone()))).err, 0, "{reached:?}");
     assert!(c.node(3).processor().tree.contains("/after"));
+}
+
+/// A follower of an Apache leader (`follow_apache_leaders`), driven by hand: the txns the
+/// Apache leader would propose for its forwarded requests are made here, since an Apache
+/// leader sends no reply frames.
+struct ApacheFollowerHarness {
+    c: Cluster,
+}
+
+impl ApacheFollowerHarness {
+    fn new() -> ApacheFollowerHarness {
+        let mut c = Cluster::two();
+        c.node(FOLLOWER).follow_apache_leaders();
+        ApacheFollowerHarness { c }
+    }
+
+    /// Steps the follower; what it relays to its leader is returned, nothing is delivered.
+    fn step(&mut self, input: Input) -> (Vec<Relay>, Vec<(u32, Delivery)>) {
+        let fx = self.c.step(FOLLOWER, input);
+        let relays = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RelaySend { to: LEADER, relay } => Some(relay.clone()),
+                _ => None,
+            })
+            .collect();
+        (relays, deliveries(&fx))
+    }
+
+    /// The leader proposes and commits `body` for (`session_id`, `cxid`); returns what reached
+    /// the follower's clients.
+    fn commit(&mut self, session_id: i64, cxid: i32, body: crate::txn::TxnBody) -> Vec<(u32, Delivery)> {
+        let peer = self.c.node(FOLLOWER).peer().expect("a peer");
+        let (epoch, prev_zxid) = (peer.current_epoch(), peer.last_logged());
+        let zxid = prev_zxid.max(make_zxid(epoch, 0)) + 1;
+        let txn = crate::txn::Txn { session_id, cxid, zxid, time_ms: NOW, body };
+        let txn = Arc::new(crate::txn::encode(&txn));
+        let mut reached = Vec::new();
+        let fx = self.c.step(
+            FOLLOWER,
+            Input::PeerMessage { from: LEADER, msg: Msg::Proposal { epoch, prev_zxid, zxid, txn } },
+        );
+        reached.extend(deliveries(&fx));
+        for e in fx {
+            if let Effect::Append { zxid, .. } = e {
+                reached.extend(self.step(Input::Durable { zxid }).1);
+            }
+        }
+        reached.extend(self.step(Input::PeerMessage { from: LEADER, msg: Msg::Commit { epoch, zxid } }).1);
+        reached
+    }
+}
+
+#[test]
+fn a_follower_of_an_apache_leader_answers_its_clients_from_the_committed_txns() {
+    use crate::txn::{TxnBody, TxnOp};
+    let mut h = ApacheFollowerHarness::new();
+    // A new session: the follower picks its id (its server id in the top byte, as Apache's
+    // learner) and timeout, and answers once the createSession txn is applied.
+    let (relays, reached) = h.step(connect(C1));
+    assert!(reached.is_empty());
+    let [Relay::CreateSession { token: C1, request: connect_bytes, .. }] = &relays[..] else {
+        panic!("{relays:?}")
+    };
+    let asked = ConnectRequest::from_bytes(connect_bytes).unwrap();
+    let session = asked.session_id;
+    assert_eq!(session >> 56, FOLLOWER as i64, "the follower's own session id");
+    let reached = h.commit(session, 0, TxnBody::CreateSession { timeout_ms: asked.timeout_ms });
+    let [(0, Delivery::Send { conn: C1, frame })] = &reached[..] else { panic!("{reached:?}") };
+    let response = ConnectResponse::from_bytes(&frame[4..]).unwrap();
+    assert_eq!((response.session_id, response.timeout_ms), (session, asked.timeout_ms));
+    assert_eq!(response.passwd, crate::apache::apache_session_password(session), "Apache's password");
+
+    // A create is forwarded with the session and xid; its reply is built from the txn.
+    let (relays, _) = h.step(Input::Request { conn: C1, frame: create(1, "/k") });
+    let [Relay::Forward { token: C1, session_id, .. }] = &relays[..] else { panic!("{relays:?}") };
+    assert_eq!(*session_id, session);
+    // A read behind it waits for it.
+    let (relays, reached) = h.step(Input::Request { conn: C1, frame: get_data(2, "/k") });
+    assert!(relays.is_empty() && reached.is_empty());
+    // A txn of another session answers nobody here.
+    let other = TxnBody::Op(TxnOp::create("/other".into(), Some(vec![]), vec![], 0, 0));
+    assert!(h.commit(session + 1, 1, other).is_empty());
+    let created = TxnBody::Op(TxnOp::create("/k".into(), Some(b"old".to_vec()), vec![], 0, 1));
+    let reached = h.commit(session, 1, created);
+    let [(0, Delivery::Send { frame: reply, .. }), (0, Delivery::Send { frame: read, .. })] = &reached[..]
+    else {
+        panic!("{reached:?}")
+    };
+    assert_eq!((header(reply).xid, header(reply).err), (1, 0));
+    let mut r = JuteReader::new(&reply[4..]);
+    ReplyHeader::decode(&mut r).unwrap();
+    assert_eq!(crate::proto::CreateResponse::decode(&mut r).unwrap().path, "/k");
+    assert_eq!((header(read).xid, get_data_reply(read)), (2, b"old".to_vec()));
+
+    // A request the leader refused comes back as an error txn: the client gets the error.
+    h.step(Input::Request { conn: C1, frame: create(3, "/k") });
+    let reached =
+        h.commit(session, 3, TxnBody::Op(TxnOp::Error { code: crate::proto::ErrorCode::NodeExists.code() }));
+    let [(0, Delivery::Send { frame, .. })] = &reached[..] else { panic!("{reached:?}") };
+    assert_eq!((header(frame).xid, header(frame).err), (3, crate::proto::ErrorCode::NodeExists.code()));
+
+    // Its activity is relayed with the session's timeout (for the PING reply).
+    let (relays, _) = h.step(Input::Tick);
+    assert_eq!(relays, vec![Relay::Touch { sessions: vec![(session, asked.timeout_ms)] }]);
+
+    // closeSession: the reply, then the connection closes.
+    h.step(Input::Request { conn: C1, frame: request(4, OpCode::CloseSession, None) });
+    let reached = h.commit(session, 4, TxnBody::CloseSession { ephemerals: vec![] });
+    let [(0, Delivery::Send { frame, .. }), (0, Delivery::Close { conn: C1 })] = &reached[..] else {
+        panic!("{reached:?}")
+    };
+    assert_eq!((header(frame).xid, header(frame).err), (4, 0));
+}
+
+#[test]
+fn a_client_bringing_its_session_to_a_follower_of_an_apache_leader_is_revalidated_by_the_leader() {
+    use crate::txn::TxnBody;
+    let mut h = ApacheFollowerHarness::new();
+    // A session the Apache leader created for a client of another member.
+    let session = 0x0300_0000_0000_0001;
+    assert!(h.commit(session, 0, TxnBody::CreateSession { timeout_ms: 4_000 }).is_empty());
+    let reconnect = |passwd: Vec<u8>| {
+        let request = ConnectRequest { timeout_ms: 4_000, session_id: session, passwd, ..Default::default() };
+        Input::Connect {
+            conn: C2,
+            client_ip: "10.0.0.2".into(),
+            remote: "10.0.0.2:5000".into(),
+            authenticated: Vec::new(),
+            request,
+        }
+    };
+    // A wrong password is refused here, without asking the leader.
+    let (relays, reached) = h.step(reconnect(vec![7; 16]));
+    assert!(relays.is_empty());
+    let [(1, Delivery::Send { frame, .. }), (1, Delivery::Close { .. })] = &reached[..] else {
+        panic!("{reached:?}")
+    };
+    assert_eq!(ConnectResponse::from_bytes(&frame[4..]).unwrap().session_id, 0);
+    // Apache's password: the leader is asked; its answer (through the transport) binds it.
+    let passwd = crate::apache::apache_session_password(session).to_vec();
+    let (relays, reached) = h.step(reconnect(passwd.clone()));
+    assert!(reached.is_empty());
+    assert_eq!(
+        relays,
+        vec![Relay::Revalidate { token: C2, session_id: session, timeout_ms: 4_000, read_only_byte: false }]
+    );
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms: 4_000,
+        session_id: session,
+        passwd,
+        read_only: None,
+    };
+    let frame = crate::request::record_frame(&response);
+    let (_, reached) = h.step(Input::RelayMessage {
+        from: LEADER,
+        relay: Relay::Reply { token: C2, zxid: 0, frame: frame.clone() },
+    });
+    assert_eq!(reached, vec![(1, Delivery::Send { conn: C2, frame })]);
+    // Its writes now go to the leader under that session.
+    let (relays, _) = h.step(Input::Request { conn: C2, frame: create(1, "/moved") });
+    let [Relay::Forward { token: C2, session_id, .. }] = &relays[..] else { panic!("{relays:?}") };
+    assert_eq!(*session_id, session);
 }

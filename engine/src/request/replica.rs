@@ -15,10 +15,10 @@
 //!
 //! Invariant: a learner's tree only ever holds committed txns, applied in zxid order.
 
-use super::{ConnId, Connection, Output, Processor};
+use super::{decode_request, ConnId, Connection, Output, Processor, Request};
 use crate::acl;
-use crate::proto::{Id, OpCode};
-use crate::txn::{ArchivedTxn, ArchivedTxnBody};
+use crate::proto::{Id, Jute, JuteReader, OpCode, RequestHeader};
+use crate::txn::{ArchivedTxn, ArchivedTxnBody, OpResult};
 use crate::zab::make_zxid;
 
 /// Requests a learner sends to its leader: every op that becomes a txn
@@ -26,6 +26,37 @@ use crate::zab::make_zxid;
 /// had when it saw the sync).
 pub fn is_forwarded(op: OpCode) -> bool {
     op.is_write() || op == OpCode::Sync
+}
+
+/// What a write reply is built from besides the apply results ([`super::reply::write_reply`]):
+/// the request's xid and opcode, and for a multi the opcodes of its ops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteShape {
+    pub xid: i32,
+    pub op: OpCode,
+    pub sub_ops: Vec<OpCode>,
+    pub is_multi: bool,
+}
+
+impl WriteShape {
+    /// The shape of a request frame (payload after the length prefix); `None` when its header
+    /// does not decode or names no opcode. A body that does not decode gives no sub-ops (the
+    /// leader answers such a request with an error txn, whose reply needs none).
+    pub fn of(frame: &[u8]) -> Option<WriteShape> {
+        let mut r = JuteReader::new(frame);
+        let header = RequestHeader::decode(&mut r).ok()?;
+        let op = OpCode::from_i32(header.op)?;
+        let (sub_ops, is_multi) = match decode_request(op, &mut r) {
+            Ok(Request::Write { ops, is_multi: true }) => (ops.iter().map(|w| w.opcode()).collect(), true),
+            _ => (Vec::new(), op == OpCode::Multi),
+        };
+        Some(WriteShape { xid: header.xid, op, sub_ops, is_multi })
+    }
+
+    /// The reply frame to this request once its txn `zxid` applied with `results`.
+    pub fn reply(&self, zxid: i64, results: &[OpResult]) -> Vec<u8> {
+        super::reply::write_reply(self.xid, zxid, self.op, &self.sub_ops, results, self.is_multi)
+    }
 }
 
 impl Processor {
@@ -62,8 +93,9 @@ impl Processor {
     }
 
     /// Applies a txn the leader committed (learners, in zxid order): watch events for this
-    /// server's clients, and closes of connections whose session the txn closed.
-    pub fn apply_committed(&mut self, txn: &ArchivedTxn, now_ms: i64) -> Vec<Output> {
+    /// server's clients, and closes of connections whose session the txn closed; also gives
+    /// the txn's results (a learner of an Apache leader builds its client's reply from them).
+    pub fn apply_committed(&mut self, txn: &ArchivedTxn, now_ms: i64) -> (Vec<Output>, Vec<OpResult>) {
         let mut out = Vec::new();
         let zxid = txn.zxid.to_native();
         let applied = self.apply_archived(txn, now_ms);
@@ -73,7 +105,19 @@ impl Processor {
                 self.close_conn(conn, &mut out);
             }
         }
-        out
+        (out, applied.results)
+    }
+
+    /// A learner of an Apache leader starts a session for a client itself (Apache's learner
+    /// picks the id, its leader only logs it): a new id and the timeout negotiated within
+    /// the configured bounds.
+    pub fn new_session_terms(&mut self, requested_timeout_ms: i32) -> (i64, i32) {
+        (self.sessions.allocate_id(), self.negotiated_timeout(requested_timeout_ms))
+    }
+
+    /// The session timeout granted for `requested_timeout_ms` (within the configured bounds).
+    pub fn negotiated_timeout(&self, requested_timeout_ms: i32) -> i32 {
+        requested_timeout_ms.clamp(self.config.min_session_timeout_ms, self.config.max_session_timeout_ms)
     }
 
     /// Enters `epoch` (leader established, or learner up to date): the last zxid becomes

@@ -46,6 +46,8 @@ pub struct SessionTable {
     next_id: i64,
     /// HMAC-SHA256 keyed with the password secret, cloned for each password.
     password_mac: Hmac<Sha256>,
+    /// Passwords are Apache's ([`SessionTable::use_apache_passwords`]).
+    apache_passwords: bool,
     tick_ms: i64,
 }
 
@@ -94,6 +96,7 @@ impl SessionTable {
             deadlines: BTreeSet::new(),
             next_id: base,
             password_mac: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length"),
+            apache_passwords: false,
             tick_ms: tick_ms.max(1),
         }
     }
@@ -105,8 +108,21 @@ impl SessionTable {
         id
     }
 
+    /// From now on every session has the password Apache ZooKeeper gives it
+    /// ([`crate::apache::apache_session_password`]), the live ones included: a member of an
+    /// Apache ensemble, whose clients move between it and Apache members.
+    pub fn use_apache_passwords(&mut self) {
+        self.apache_passwords = true;
+        for session in self.sessions.values_mut() {
+            session.passwd = crate::apache::apache_session_password(session.id);
+        }
+    }
+
     /// The password of a session id.
     pub fn password_for(&self, id: i64) -> [u8; PASSWORD_LEN] {
+        if self.apache_passwords {
+            return crate::apache::apache_session_password(id);
+        }
         let mut mac = self.password_mac.clone();
         mac.update(PASSWORD_CONTEXT);
         mac.update(&id.to_be_bytes());

@@ -22,7 +22,9 @@ pub enum Relay {
         client_ip: String,
         frame: Vec<u8>,
     },
-    /// Learner -> leader: a ConnectRequest (jute bytes) asking for a new session.
+    /// Learner -> leader: a ConnectRequest (jute bytes) asking for a new session. A learner
+    /// of an Apache leader ([`crate::replica::Node::follow_apache_leaders`]) fills in the
+    /// session id and the negotiated timeout it chose (Apache's learner picks them).
     CreateSession { token: ClientConn, client_ip: String, request: Vec<u8> },
     /// Leader -> learner: the reply frame for `token`, to release once `zxid` is applied.
     Reply { token: ClientConn, zxid: i64, frame: Vec<u8> },
@@ -30,8 +32,16 @@ pub enum Relay {
     Close { token: ClientConn },
     /// Learner -> leader: `token`'s client went away.
     Gone { token: ClientConn },
-    /// Learner -> leader: sessions active since the last touch (keeps them alive).
-    Touch { sessions: Vec<i64> },
+    /// Learner of an Apache leader -> its transport: a client reconnects with session
+    /// `session_id` (its password checked here), asking `timeout_ms`; `read_only_byte`: its
+    /// ConnectRequest carried the readOnly byte. Apache's leader answers REVALIDATE (the
+    /// session is alive, and its requests now come through this learner); the transport
+    /// gives the node the ConnectResponse as a [`Relay::Reply`] (and a [`Relay::Close`] when
+    /// the session is not valid).
+    Revalidate { token: ClientConn, session_id: i64, timeout_ms: i32, read_only_byte: bool },
+    /// Learner -> leader: sessions active since the last touch (keeps them alive), each with
+    /// its timeout (an Apache leader renews a session's deadline by the timeout it is sent).
+    Touch { sessions: Vec<(i64, i32)> },
 }
 
 const TAG_FORWARD: u8 = 1;
@@ -40,6 +50,7 @@ const TAG_REPLY: u8 = 3;
 const TAG_CLOSE: u8 = 4;
 const TAG_GONE: u8 = 5;
 const TAG_TOUCH: u8 = 6;
+const TAG_REVALIDATE: u8 = 7;
 
 impl Writer<'_> {
     fn client(&mut self, c: ClientConn) -> &mut Self {
@@ -81,8 +92,18 @@ impl Relay {
             Relay::Gone { token } => {
                 w.u8(TAG_GONE).client(*token);
             }
+            Relay::Revalidate { token, session_id, timeout_ms, read_only_byte } => {
+                w.u8(TAG_REVALIDATE)
+                    .client(*token)
+                    .i64(*session_id)
+                    .u32(*timeout_ms as u32)
+                    .u8(*read_only_byte as u8);
+            }
             Relay::Touch { sessions } => {
-                w.u8(TAG_TOUCH).zxids(sessions);
+                w.u8(TAG_TOUCH).u32(sessions.len() as u32);
+                for (id, timeout_ms) in sessions {
+                    w.i64(*id).u32(*timeout_ms as u32);
+                }
             }
         }
     }
@@ -113,7 +134,24 @@ impl Relay {
             TAG_REPLY => Relay::Reply { token: r.client()?, zxid: r.i64()?, frame: r.bytes()?.to_vec() },
             TAG_CLOSE => Relay::Close { token: r.client()? },
             TAG_GONE => Relay::Gone { token: r.client()? },
-            TAG_TOUCH => Relay::Touch { sessions: r.zxids()? },
+            TAG_REVALIDATE => Relay::Revalidate {
+                token: r.client()?,
+                session_id: r.i64()?,
+                timeout_ms: r.u32()? as i32,
+                read_only_byte: r.u8()? != 0,
+            },
+            TAG_TOUCH => {
+                let count = r.u32()? as usize;
+                // Each touch takes 12 bytes: a larger count is a truncated message.
+                if count > (buf.len() - r.at) / 12 {
+                    return Err(MsgError::Truncated(r.at));
+                }
+                let mut sessions = Vec::with_capacity(count);
+                for _ in 0..count {
+                    sessions.push((r.i64()?, r.u32()? as i32));
+                }
+                Relay::Touch { sessions }
+            }
             other => return Err(MsgError::UnknownTag(other)),
         };
         match buf.len() - r.at {
@@ -145,7 +183,13 @@ mod tests {
             Relay::Reply { token: ClientConn { core: 1, local: 9 }, zxid: 0x5_0000_0001, frame: vec![4, 5] },
             Relay::Close { token: ClientConn { core: 1, local: 9 } },
             Relay::Gone { token: ClientConn { core: 1, local: 1 } },
-            Relay::Touch { sessions: vec![1, 2, 3] },
+            Relay::Touch { sessions: vec![(1, 30_000), (2, 4_000), (3, -1)] },
+            Relay::Revalidate {
+                token: ClientConn { core: 0, local: 3 },
+                session_id: 0x0100_0000_0000_0002,
+                timeout_ms: 4_000,
+                read_only_byte: true,
+            },
         ];
         for m in all {
             let mut buf = Vec::new();

@@ -17,6 +17,18 @@
 //! | NEWLEADER                            | `NewLeader { zxid: last passed }`                    |
 //! | UPTODATE (zxid -1)                   | `UpToDate { committed: last commit seen }`           |
 //! | PING z                               | `Ping`; answered here: PING z with session touches   |
+//! | SYNC                                 | `Relay::Reply` of the oldest forwarded `sync`        |
+//!
+//! | the node's relayed traffic (learner -> leader) | Apache                                |
+//! |----------------------------------------|---------------------------------------------------|
+//! | `Relay::Forward` (write, closeSession, sync) | REQUEST `sessionId, cxid, type, body`, auth ids |
+//! | `Relay::CreateSession` (id, timeout chosen by the node) | REQUEST createSession, body `int timeout` |
+//! | `Relay::Revalidate` (password checked by the node) | REVALIDATE `long sessionId, int timeout` |
+//! | `Relay::Touch`                         | kept for the next PING reply                      |
+//!
+//! The leader's REVALIDATE answer (`long sessionId, boolean valid`) becomes the client's
+//! ConnectResponse (`Relay::Reply`, then `Relay::Close` when not valid), as
+//! `Learner.revalidate` / `finishSessionInit` build it.
 //!
 //! The peer's FOLLOWERINFO (resent on a timer) opens one connection per leader and is sent
 //! once on it; its ACKEPOCH becomes Apache's (data -1 when the epoch was accepted before);
@@ -26,23 +38,29 @@
 //! follower its votes are the peer's (which never proposes itself, `PeerConfig::never_leads`)
 //! and the peer's cumulative ack of a durable prefix becomes one `ACK zxid` per proposal
 //! received after NEWLEADER, in order (Apache's leader counts each zxid's acks separately).
-//! Clients it serves get read-only sessions (see `Node::serve_read_only_only`); relayed
-//! client traffic is refused here ([`Bridge::relay_from_node`]).
+//! The replies of forwarded requests are built by the node when it applies their txns
+//! (`Node::follow_apache_leaders`), except a `sync`'s, which the leader's SYNC releases.
 //!
 //! Invariants: every packet from the leader is either translated or logged and dropped, never
 //! half-applied; a connection that sends bytes that do not decode is closed (the peer then
 //! looks for a leader again, as on any lost link).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use super::be_i64;
 use super::election::{encode_frame, Notification};
 use super::packet::PROTOCOL_VERSION;
 use super::packet::{encode_touches, find_streamed_state, kind, LearnerInfo, QuorumPacket, SnapSearch};
 use super::WireError;
+use crate::apache::apache_session_password;
 use crate::apache::replay::ApacheReplay;
 use crate::apache::txnlog::decode_entry;
-use crate::proto::Jute;
+use crate::conn::ClientConn;
+use crate::proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, JuteReader, OpCode, PathRequest, RequestHeader,
+};
+use crate::request::{record_frame, reply_frame};
 use crate::txn;
 use crate::zab::{epoch_of, make_zxid, Membership, Msg, Relay, ServerId, ServerState, Vote};
 
@@ -85,6 +103,12 @@ struct LeaderLink {
     inbox: Vec<u8>,
     /// A SNAP packet's zxid while its state is still arriving, and where to search on.
     snap: Option<(i64, usize)>,
+    /// Revalidations asked and not answered yet, by session id: the client connection, the
+    /// negotiated timeout, and whether its ConnectRequest had the readOnly byte.
+    revalidations: BTreeMap<i64, (ClientConn, i32, bool)>,
+    /// Forwarded `sync`s not answered yet, oldest first (the leader answers each with a SYNC,
+    /// in order): the client connection, the request's xid and path.
+    syncs: VecDeque<(ClientConn, i32, String)>,
 }
 
 /// The translator of one ringkeeper member of an Apache ensemble.
@@ -95,6 +119,9 @@ pub struct Bridge {
     /// This member observes (votes only ask who leads; acks are not sent).
     observer: bool,
     link: Option<LeaderLink>,
+    /// Sessions of this member's clients active since the last PING reply, with their
+    /// timeouts (the next reply carries them: Apache's `LearnerSessionTracker` touch table).
+    touched: BTreeMap<i64, i32>,
 }
 
 impl Bridge {
@@ -102,7 +129,13 @@ impl Bridge {
     /// `QuorumVerifier.toString()` prints it ([`Membership::render`]).
     pub fn new(my_id: ServerId, membership: &Membership) -> Bridge {
         let observer = membership.members.get(&my_id).is_some_and(|m| m.observer);
-        Bridge { my_id, config_text: membership.render().into_bytes(), observer, link: None }
+        Bridge {
+            my_id,
+            config_text: membership.render().into_bytes(),
+            observer,
+            link: None,
+            touched: BTreeMap::new(),
+        }
     }
 
     /// The leader connection's leader, if one is open.
@@ -148,6 +181,8 @@ impl Bridge {
                     new_leader_seen: false,
                     inbox: Vec::new(),
                     snap: None,
+                    syncs: VecDeque::new(),
+                    revalidations: BTreeMap::new(),
                 });
                 let info = LearnerInfo {
                     server_id: self.my_id as i64,
@@ -189,15 +224,76 @@ impl Bridge {
         }
     }
 
-    /// Relayed client traffic the node sends its leader: refused until forwarding to an Apache
-    /// leader exists (the node serves read-only sessions locally instead).
+    /// Relayed client traffic the node sends its leader `to`: client requests become REQUEST
+    /// packets (`Learner.request`: `long sessionId, int cxid, int type`, the request body, the
+    /// connection's auth ids); touches wait for the next PING. A request with no connection
+    /// to `to`, or that does not decode, closes its client's connection.
     pub fn relay_from_node(&mut self, to: ServerId, relay: Relay, out: &mut Vec<Out>) {
-        match relay {
-            Relay::Forward { token, .. } | Relay::CreateSession { token, .. } => {
-                out.push(Out::ToNode { from: to, relay: Relay::Close { token } })
+        let (token, request) = match relay {
+            Relay::Forward { token, session_id, ids, frame, .. } => {
+                (token, self.forwarded_request(to, token, session_id, ids, &frame))
             }
-            Relay::Gone { .. } | Relay::Touch { .. } | Relay::Reply { .. } | Relay::Close { .. } => {}
+            Relay::CreateSession { token, request, .. } => {
+                // The node chose the id and timeout (`Node::follow_apache_leaders`).
+                let packet = ConnectRequest::from_bytes(&request).ok().map(|connect| {
+                    let mut data = Vec::with_capacity(20);
+                    data.extend_from_slice(&connect.session_id.to_be_bytes());
+                    data.extend_from_slice(&0i32.to_be_bytes());
+                    data.extend_from_slice(&(OpCode::CreateSession as i32).to_be_bytes());
+                    data.extend_from_slice(&connect.timeout_ms.to_be_bytes());
+                    QuorumPacket::with_data(kind::REQUEST, -1, data)
+                });
+                (token, packet.filter(|_| self.link_to(to).is_some()))
+            }
+            Relay::Revalidate { token, session_id, timeout_ms, read_only_byte } => {
+                let packet = self.link_to(to).map(|link| {
+                    link.revalidations.insert(session_id, (token, timeout_ms, read_only_byte));
+                    let mut data = session_id.to_be_bytes().to_vec();
+                    data.extend_from_slice(&timeout_ms.to_be_bytes());
+                    QuorumPacket::with_data(kind::REVALIDATE, -1, data)
+                });
+                (token, packet)
+            }
+            Relay::Touch { sessions } => {
+                self.touched.extend(sessions);
+                return;
+            }
+            // Apache's leader hears nothing of a client that went away (its session lives on
+            // until closed or expired); replies and closes only ever go to the node.
+            Relay::Gone { .. } | Relay::Reply { .. } | Relay::Close { .. } => return,
+        };
+        match request {
+            Some(packet) => self.send_leader(&packet, out),
+            None => out.push(Out::ToNode { from: to, relay: Relay::Close { token } }),
         }
+    }
+
+    /// The REQUEST packet of a client request forwarded to leader `to` (a `sync` is also
+    /// remembered for the leader's SYNC); `None` when there is no connection to `to` or the
+    /// request header does not decode.
+    fn forwarded_request(
+        &mut self,
+        to: ServerId,
+        token: ClientConn,
+        session_id: i64,
+        ids: Vec<(String, String)>,
+        frame: &[u8],
+    ) -> Option<QuorumPacket> {
+        let mut r = JuteReader::new(frame);
+        let header = RequestHeader::decode(&mut r).ok()?;
+        let body = r.rest();
+        let link = self.link_to(to)?;
+        if header.op == OpCode::Sync as i32 {
+            let path = PathRequest::from_bytes(body).ok()?.path;
+            link.syncs.push_back((token, header.xid, path));
+        }
+        let mut data = Vec::with_capacity(16 + body.len());
+        data.extend_from_slice(&session_id.to_be_bytes());
+        data.extend_from_slice(&header.xid.to_be_bytes());
+        data.extend_from_slice(&header.op.to_be_bytes());
+        data.extend_from_slice(body);
+        let auth = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
+        Some(QuorumPacket { kind: kind::REQUEST, zxid: -1, data: Some(data), auth })
     }
 
     /// One frame received on the election connection from `from`.
@@ -250,10 +346,10 @@ impl Bridge {
     }
 
     /// Bytes received on the leader connection.
-    pub fn leader_bytes(&mut self, bytes: &[u8], touches: &[(i64, i32)], out: &mut Vec<Out>) {
+    pub fn leader_bytes(&mut self, bytes: &[u8], out: &mut Vec<Out>) {
         let Some(link) = self.link.as_mut() else { return };
         link.inbox.extend_from_slice(bytes);
-        if let Err(e) = self.drain_leader(touches, out) {
+        if let Err(e) = self.drain_leader(out) {
             let leader = self.link.take().map(|l| l.leader).unwrap_or_default();
             out.push(Out::CloseLeader { leader, reason: e.to_string() });
         }
@@ -270,7 +366,7 @@ impl Bridge {
     }
 
     /// Translates every complete packet (and a complete SNAP state) in the inbox.
-    fn drain_leader(&mut self, touches: &[(i64, i32)], out: &mut Vec<Out>) -> Result<(), WireError> {
+    fn drain_leader(&mut self, out: &mut Vec<Out>) -> Result<(), WireError> {
         loop {
             let Some(link) = self.link.as_mut() else { return Ok(()) };
             if let Some((zxid, search_from)) = link.snap {
@@ -302,16 +398,11 @@ impl Bridge {
             }
             let Some((packet, used)) = QuorumPacket::decode(&link.inbox)? else { return Ok(()) };
             link.inbox.drain(..used);
-            self.leader_packet(packet, touches, out)?;
+            self.leader_packet(packet, out)?;
         }
     }
 
-    fn leader_packet(
-        &mut self,
-        packet: QuorumPacket,
-        touches: &[(i64, i32)],
-        out: &mut Vec<Out>,
-    ) -> Result<(), WireError> {
+    fn leader_packet(&mut self, packet: QuorumPacket, out: &mut Vec<Out>) -> Result<(), WireError> {
         let link = self.link.as_mut().expect("called with a link");
         let (from, epoch) = (link.leader, link.epoch);
         let mut to_peer = |msg| out.push(Out::ToPeer { from, msg });
@@ -366,8 +457,44 @@ impl Bridge {
             }
             kind::PING => {
                 to_peer(Msg::Ping { epoch, committed: link.committed, last_zxid: link.last_passed });
-                let reply = QuorumPacket { data: Some(encode_touches(touches)), ..packet };
+                let touches: Vec<(i64, i32)> = std::mem::take(&mut self.touched).into_iter().collect();
+                let reply = QuorumPacket { data: Some(encode_touches(&touches)), ..packet };
                 self.send_leader(&reply, out);
+            }
+            kind::REVALIDATE => {
+                let data = packet.data.as_deref().unwrap_or_default();
+                let (Some(session_id), Some(&valid)) = (be_i64(data, 0), data.get(8)) else {
+                    return Err(WireError::new("REVALIDATE without a session id and answer"));
+                };
+                let Some((token, timeout_ms, read_only_byte)) = link.revalidations.remove(&session_id) else {
+                    log::warn!("Apache leader {from}: REVALIDATE of session {session_id:#x}, not asked");
+                    return Ok(());
+                };
+                let valid = valid != 0;
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms: if valid { timeout_ms } else { 0 },
+                    session_id: if valid { session_id } else { 0 },
+                    passwd: if valid { apache_session_password(session_id).to_vec() } else { vec![0; 16] },
+                    read_only: read_only_byte.then_some(false),
+                };
+                let frame = record_frame(&response);
+                out.push(Out::ToNode { from, relay: Relay::Reply { token, zxid: 0, frame } });
+                if !valid {
+                    out.push(Out::ToNode { from, relay: Relay::Close { token } });
+                }
+            }
+            kind::SYNC => {
+                // `FollowerZooKeeperServer.sync`: the oldest pending sync is answered, as of
+                // what this learner has applied when it sees the SYNC.
+                let committed = link.committed;
+                match link.syncs.pop_front() {
+                    Some((token, xid, path)) => {
+                        let frame = reply_frame(xid, committed, ErrorCode::Ok, Some(&PathRequest { path }));
+                        out.push(Out::ToNode { from, relay: Relay::Reply { token, zxid: committed, frame } });
+                    }
+                    None => log::warn!("Apache leader {from}: a SYNC with no sync pending"),
+                }
             }
             other => {
                 log::debug!("Apache leader {from}: packet type {other} at {:#x} not handled", packet.zxid)
@@ -472,7 +599,7 @@ mod tests {
         let mut stream = Vec::new();
         QuorumPacket::with_data(kind::LEADERINFO, 0x2_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
             .encode(&mut stream);
-        bridge.leader_bytes(&stream, &[], &mut out);
+        bridge.leader_bytes(&stream, &mut out);
         assert!(matches!(&to_peer(&out)[..], [Msg::LeaderInfo { epoch: 2 }]));
         out.clear();
         bridge.from_peer(
@@ -498,8 +625,9 @@ mod tests {
         QuorumPacket::with_data(kind::INFORM, 0x2_0000_0001, create_entry(0x2_0000_0001, "/b"))
             .encode(&mut stream);
         QuorumPacket::control(kind::PING, 0x2_0000_0001).encode(&mut stream);
+        bridge.relay_from_node(1, Relay::Touch { sessions: vec![(5, 30_000)] }, &mut out);
         for byte in &stream {
-            bridge.leader_bytes(std::slice::from_ref(byte), &[(5, 30_000)], &mut out);
+            bridge.leader_bytes(std::slice::from_ref(byte), &mut out);
         }
         let msgs = to_peer(&out);
         assert!(
@@ -551,7 +679,7 @@ mod tests {
         stream.extend(encode_streamed_state(&state));
         stream.extend(&[0, 0, 0, 10]);
         stream.extend(b"BenWasHere");
-        bridge.leader_bytes(&stream, &[], &mut out);
+        bridge.leader_bytes(&stream, &mut out);
         let msgs = to_peer(&out);
         let Msg::Snapshot { epoch: 3, zxid: 0x2_0000_0009, image, .. } = &msgs[1] else { panic!("{msgs:?}") };
         let mut aligned = crate::txn::TxnBytes::new();
@@ -560,7 +688,7 @@ mod tests {
         assert!(decoded.nodes().any(|n| n.path == "/x"));
         assert_eq!(decoded.sessions().len(), 1);
         out.clear();
-        bridge.leader_bytes(&[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0], &[], &mut out);
+        bridge.leader_bytes(&[0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0], &mut out);
         assert!(matches!(out[..], [Out::CloseLeader { leader: 1, .. }]));
         assert_eq!(bridge.leader(), None);
     }
@@ -602,7 +730,7 @@ mod tests {
             QuorumPacket::with_data(kind::PROPOSAL, zxid, create_entry(zxid, &format!("/p{zxid}")))
                 .encode(&mut stream);
         }
-        bridge.leader_bytes(&stream, &[], &mut out);
+        bridge.leader_bytes(&stream, &mut out);
         out.clear();
         // NEWLEADER's ACK first; the sync's proposal is not acked on its own.
         bridge.from_peer(2, &Msg::AckNewLeader { epoch: 2, zxid: 0x1_0000_0001 }, &mut out);
@@ -612,5 +740,135 @@ mod tests {
         bridge.from_peer(2, &Msg::Ack { epoch: 2, zxid: 0x2_0000_0003 }, &mut out);
         let acks: Vec<i64> = packets(&out).iter().filter(|p| p.kind == kind::ACK).map(|p| p.zxid).collect();
         assert_eq!(acks, [0x2_0000_0000, 0x2_0000_0001, 0x2_0000_0002, 0x2_0000_0003]);
+    }
+
+    #[test]
+    fn client_requests_become_requests_and_a_sync_is_answered_by_the_leaders_sync() {
+        use crate::apache::quorum::be_i32;
+        let mut bridge = Bridge::new(3, &Membership::default());
+        let mut out = Vec::new();
+        let token = ClientConn { core: 0, local: 7 };
+        // No leader connection: the client's connection closes.
+        let sync_frame = |xid: i32| {
+            let mut frame = Vec::new();
+            let mut w = crate::proto::JuteWriter::new(&mut frame);
+            RequestHeader { xid, op: OpCode::Sync as i32 }.encode(&mut w);
+            PathRequest { path: "/s".into() }.encode(&mut w);
+            frame
+        };
+        let forward = |frame: Vec<u8>| Relay::Forward {
+            token,
+            session_id: 0x0300_0000_0000_0001,
+            ids: vec![("ip".into(), "127.0.0.1".into())],
+            client_ip: "127.0.0.1".into(),
+            frame,
+        };
+        bridge.relay_from_node(1, forward(sync_frame(5)), &mut out);
+        assert!(matches!(&out[..], [Out::ToNode { relay: Relay::Close { token: t }, .. }] if *t == token));
+        out.clear();
+
+        bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 1, observer: false }, &mut out);
+        out.clear();
+        // createSession with the id and timeout the node chose; a write; a sync.
+        let connect =
+            ConnectRequest { session_id: 0x0300_0000_0000_0001, timeout_ms: 6_000, ..Default::default() };
+        bridge.relay_from_node(
+            1,
+            Relay::CreateSession { token, client_ip: "::1".into(), request: connect.to_bytes() },
+            &mut out,
+        );
+        let mut delete = Vec::new();
+        let mut w = crate::proto::JuteWriter::new(&mut delete);
+        RequestHeader { xid: 4, op: OpCode::Delete as i32 }.encode(&mut w);
+        crate::proto::DeleteRequest { path: "/d".into(), version: -1 }.encode(&mut w);
+        bridge.relay_from_node(1, forward(delete.clone()), &mut out);
+        bridge.relay_from_node(1, forward(sync_frame(5)), &mut out);
+        let sent = packets(&out);
+        assert!(sent.iter().all(|p| (p.kind, p.zxid) == (kind::REQUEST, -1)));
+        let data = sent[0].data.as_deref().unwrap();
+        assert_eq!(
+            (be_i64(data, 0), be_i32(data, 8), be_i32(data, 12), be_i32(data, 16), data.len()),
+            (Some(0x0300_0000_0000_0001), Some(0), Some(-10), Some(6_000), 20)
+        );
+        let data = sent[1].data.as_deref().unwrap();
+        assert_eq!((be_i32(data, 8), be_i32(data, 12)), (Some(4), Some(OpCode::Delete as i32)));
+        assert_eq!(&data[16..], &delete[8..], "the request body after the header");
+        assert_eq!(sent[1].auth, vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }]);
+        out.clear();
+
+        // Touches wait for the PING; the leader's SYNC answers the sync.
+        bridge.relay_from_node(1, Relay::Touch { sessions: vec![(0x0300_0000_0000_0001, 6_000)] }, &mut out);
+        assert!(out.is_empty());
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x2_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        QuorumPacket::control(kind::PING, 0x2_0000_0000).encode(&mut stream);
+        QuorumPacket::control(kind::SYNC, 0).encode(&mut stream);
+        QuorumPacket::control(kind::PING, 0x2_0000_0000).encode(&mut stream);
+        bridge.leader_bytes(&stream, &mut out);
+        let pings: Vec<usize> = packets(&out)
+            .iter()
+            .filter(|p| p.kind == kind::PING)
+            .map(|p| p.data.as_ref().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(pings, [12, 0], "touches go out once");
+        let reply = out.iter().find_map(|o| match o {
+            Out::ToNode { relay: Relay::Reply { token: t, frame, .. }, .. } if *t == token => {
+                Some(frame.clone())
+            }
+            _ => None,
+        });
+        let reply = reply.expect("the sync's reply");
+        let mut r = JuteReader::new(&reply[4..]);
+        let header = crate::proto::ReplyHeader::decode(&mut r).unwrap();
+        assert_eq!((header.xid, header.err), (5, 0));
+        assert_eq!(PathRequest::decode(&mut r).unwrap().path, "/s");
+    }
+
+    #[test]
+    fn a_revalidation_is_asked_of_the_leader_and_its_answer_becomes_the_connect_response() {
+        let mut bridge = Bridge::new(3, &Membership::default());
+        let mut out = Vec::new();
+        bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 1, observer: false }, &mut out);
+        out.clear();
+        let (kept, refused) = (ClientConn { core: 0, local: 1 }, ClientConn { core: 1, local: 2 });
+        let (kept_id, refused_id) = (0x0100_0000_0000_0005, 0x0200_0000_0000_0009);
+        for (token, session_id) in [(kept, kept_id), (refused, refused_id)] {
+            let relay = Relay::Revalidate { token, session_id, timeout_ms: 4_000, read_only_byte: true };
+            bridge.relay_from_node(1, relay, &mut out);
+        }
+        let asked = packets(&out);
+        assert_eq!((asked[0].kind, asked[0].zxid), (kind::REVALIDATE, -1));
+        let data = asked[0].data.as_deref().unwrap();
+        assert_eq!(
+            (be_i64(data, 0), crate::apache::quorum::be_i32(data, 8), data.len()),
+            (Some(kept_id), Some(4_000), 12)
+        );
+        out.clear();
+        // LearnerHandler answers `long sessionId, boolean valid`, in any order.
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x2_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        for (session_id, valid) in [(refused_id, 0u8), (kept_id, 1)] {
+            let mut data = i64::to_be_bytes(session_id).to_vec();
+            data.push(valid);
+            QuorumPacket::with_data(kind::REVALIDATE, -1, data).encode(&mut stream);
+        }
+        bridge.leader_bytes(&stream, &mut out);
+        let to_node: Vec<&Relay> = out
+            .iter()
+            .filter_map(|o| if let Out::ToNode { relay, .. } = o { Some(relay) } else { None })
+            .collect();
+        let [Relay::Reply { token: t1, frame: f1, .. }, Relay::Close { token: t2 }, Relay::Reply { token: t3, frame: f3, .. }] =
+            &to_node[..]
+        else {
+            panic!("{to_node:?}")
+        };
+        assert_eq!((*t1, *t2, *t3), (refused, refused, kept));
+        let no = ConnectResponse::from_bytes(&f1[4..]).unwrap();
+        assert_eq!((no.session_id, no.timeout_ms, no.read_only), (0, 0, Some(false)));
+        let yes = ConnectResponse::from_bytes(&f3[4..]).unwrap();
+        assert_eq!((yes.session_id, yes.timeout_ms), (kept_id, 4_000));
+        assert_eq!(yes.passwd, apache_session_password(kept_id));
     }
 }
