@@ -104,11 +104,11 @@ impl Kdc {
         }
     }
 
-    /// Writes the current keys of `principal` into the key table `file` (made if missing);
-    /// its path.
+    /// Writes the current keys of `principal` into the key table `file` (made if missing;
+    /// the keys stay as they are, `-norandkey`); its path.
     pub fn key_table(&self, principal: &str, file: &str) -> PathBuf {
         let path = self.path(file);
-        self.kadmin(&format!("ktadd -k {} {principal}", path.display()));
+        self.kadmin(&format!("ktadd -norandkey -k {} {principal}", path.display()));
         path
     }
 
