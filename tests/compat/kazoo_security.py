@@ -228,6 +228,20 @@ def sasl_options_refused(hosts, sasl_options, what):
         client.close()
 
 
+def owns_sasl_znode(client, hosts, path, sasl_id):
+    """The SASL-authenticated `client` creates `path` under ACL sasl:`sasl_id` and reads it;
+    an unauthenticated client (returned, still open) cannot."""
+    client.create(path, b"for " + sasl_id.encode(), acl=[make_acl("sasl", sasl_id, all=True)])
+    check_eq(client.get(path)[0], b"for " + sasl_id.encode(), "data under sasl ACL")
+    acl, _ = client.get_acls(path)
+    check_eq([(a.id.scheme, a.id.id) for a in acl], [("sasl", sasl_id)], "the znode's ACL")
+
+    step("an unauthenticated client cannot read the sasl znode")
+    bare = connect(hosts)
+    check_raises_noauth(lambda: bare.get(path), f"reading {path} without SASL")
+    return bare
+
+
 def sasl(hosts, user, password):
     step("DIGEST-MD5 with the right password")
     client = sasl_client(hosts, user, password)
@@ -236,14 +250,7 @@ def sasl(hosts, user, password):
         client, "client_info") else None
     if who is not None:
         check(("sasl", user) in who, f"whoami lists sasl:{user}: {who}")
-    client.create("/sasl-only", b"for " + user.encode(), acl=[make_acl("sasl", user, all=True)])
-    check_eq(client.get("/sasl-only")[0], b"for " + user.encode(), "data under sasl ACL")
-    acl, _ = client.get_acls("/sasl-only")
-    check_eq([(a.id.scheme, a.id.id) for a in acl], [("sasl", user)], "the znode's ACL")
-
-    step("an unauthenticated client cannot read the sasl znode")
-    bare = connect(hosts)
-    check_raises_noauth(lambda: bare.get("/sasl-only"), "reading /sasl-only without SASL")
+    bare = owns_sasl_znode(client, hosts, "/sasl-only", user)
 
     step("a wrong password and an unknown user are refused")
     sasl_refused(hosts, user, password + "-wrong", "a wrong password")
@@ -261,15 +268,7 @@ def gssapi(hosts, sasl_id):
     step(f"GSSAPI with a Kerberos ticket, expecting sasl:{sasl_id}")
     client = sasl_options_client(hosts, dict(GSSAPI_OPTIONS))
     client.start(timeout=CALL_TIMEOUT_S)
-    client.create("/kerberos-only", b"for " + sasl_id.encode(),
-                  acl=[make_acl("sasl", sasl_id, all=True)])
-    check_eq(client.get("/kerberos-only")[0], b"for " + sasl_id.encode(), "data under sasl ACL")
-    acl, _ = client.get_acls("/kerberos-only")
-    check_eq([(a.id.scheme, a.id.id) for a in acl], [("sasl", sasl_id)], "the znode's ACL")
-
-    step("an unauthenticated client cannot read the Kerberos znode")
-    bare = connect(hosts)
-    check_raises_noauth(lambda: bare.get("/kerberos-only"), "reading /kerberos-only without SASL")
+    bare = owns_sasl_znode(client, hosts, "/kerberos-only", sasl_id)
     close(client, bare)
 
 
