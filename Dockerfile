@@ -19,6 +19,9 @@ ARG BINARY=build
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY . .
+# SASL GSSAPI links the system's MIT Kerberos library; its bindings are made with libclang.
+RUN apt-get update && apt-get install -y --no-install-recommends libkrb5-dev libclang-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo build --release -p ringkeeper-server --bin ringkeeper \
     && cp target/release/ringkeeper /ringkeeper
 
@@ -28,6 +31,8 @@ COPY target/release/ringkeeper /ringkeeper
 FROM ${BINARY} AS binary
 
 FROM ${RUNTIME_IMAGE}
+RUN apt-get update && apt-get install -y --no-install-recommends libgssapi-krb5-2 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system ringkeeper \
     && useradd --system --gid ringkeeper --home-dir /var/lib/ringkeeper --no-create-home \
         --shell /usr/sbin/nologin ringkeeper \

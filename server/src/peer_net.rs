@@ -34,6 +34,13 @@
 //! With `quorum.auth.enableSasl` the dialler authenticates after its handshake
 //! ([`crate::quorum_sasl`]); a link whose authentication fails as required is logged and
 //! closed.
+//!
+//! Before any authentication the accepting side reads at most a handshake (an address of at
+//! most [`HANDSHAKE_ADDRESS_BYTES_MAX`] bytes, as Apache's `QuorumCnxManager.maxBuffer`)
+//! within `connect_timeout`, and refuses an unknown id before allocating anything for it. A
+//! refused dialler redials several times a second: the accepting member logs a refusal for
+//! one address and reason once per [`REFUSAL_LOG_INTERVAL`], with the count of the refusals
+//! it did not log.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -42,7 +49,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -73,6 +80,15 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 const REDIAL_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait between connection attempts (and name lookups) to a peer that is down.
 const REDIAL_INTERVAL_MAX: Duration = Duration::from_millis(200);
+/// Longest peer address a handshake may carry (Apache's `QuorumCnxManager.maxBuffer`, the
+/// limit of its initial message; a host name is at most 253 bytes).
+const HANDSHAKE_ADDRESS_BYTES_MAX: usize = 2048;
+/// A peer connection refused for the same reason from the same address is logged at most
+/// once per this period (a refused member redials several times a second).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Refusals remembered for [`REFUSAL_LOG_INTERVAL`]; past this many, the expired ones are
+/// forgotten (a flood from many addresses cannot grow the table without bound).
+const REFUSALS_REMEMBERED_MAX: usize = 1024;
 
 /// A peer's address as `server.N` gives it: a host name or IP literal, and the peer port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +172,45 @@ struct Inner {
     /// `quorum.auth.enableSasl`: links authenticate.
     sasl: Option<Arc<QuorumSasl>>,
     outboxes: RefCell<HashMap<u64, Rc<RefCell<Outbox>>>>,
+    refusals: RefCell<RefusalLog>,
+}
+
+/// The refused peer connections logged lately, by dialling address and reason.
+#[derive(Default)]
+struct RefusalLog {
+    logged: HashMap<(IpAddr, String), LoggedRefusal>,
+}
+
+struct LoggedRefusal {
+    at: Instant,
+    /// Refusals for the same address and reason since, not logged.
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// Logs that a connection from `from` was refused for `reason`, unless the same refusal
+    /// was logged less than [`REFUSAL_LOG_INTERVAL`] ago (then it is only counted).
+    fn refused(&mut self, from: SocketAddr, reason: String) {
+        let now = Instant::now();
+        let key = (from.ip(), reason);
+        if let Some(last) = self.logged.get_mut(&key) {
+            if now.duration_since(last.at) < REFUSAL_LOG_INTERVAL {
+                last.unlogged += 1;
+                return;
+            }
+        }
+        if self.logged.len() >= REFUSALS_REMEMBERED_MAX {
+            self.logged.retain(|_, r| now.duration_since(r.at) < REFUSAL_LOG_INTERVAL);
+        }
+        let unlogged = self.logged.get(&key).map_or(0, |r| r.unlogged);
+        let also = if unlogged > 0 {
+            format!(" ({unlogged} more from {} for this reason since the last such line)", from.ip())
+        } else {
+            String::new()
+        };
+        log::warn!("refused a peer connection from {from}: {}{also}", key.1);
+        self.logged.insert(key, LoggedRefusal { at: now, unlogged: 0 });
+    }
 }
 
 type Deliver = Rc<dyn Fn(PeerInput)>;
@@ -188,6 +243,7 @@ impl PeerNet {
                 tls: setup.tls,
                 sasl: setup.sasl,
                 outboxes: RefCell::new(HashMap::new()),
+                refusals: RefCell::new(RefusalLog::default()),
             }),
         };
         for (id, address) in setup.peers {
@@ -223,6 +279,10 @@ impl PeerNet {
 
     fn knows(&self, id: u64) -> bool {
         self.inner.outboxes.borrow().contains_key(&id)
+    }
+
+    fn refused(&self, from: SocketAddr, reason: String) {
+        self.inner.refusals.borrow_mut().refused(from, reason);
     }
 
     /// Queues one frame to `to` (dropped while the link is down).
@@ -414,39 +474,60 @@ async fn accept_loop(listener: TcpListener, net: PeerNet) {
 /// Serves one accepted connection: with `sslQuorum`, only once the TLS handshake verified the
 /// dialler's certificate.
 async fn accept_link(stream: TcpStream, net: PeerNet) {
+    let Ok(from) = stream.peer_addr() else { return };
     let Some(tls) = net.inner.tls.clone() else {
-        return read_loop(stream, net).await;
+        return read_loop(stream, from, net).await;
     };
-    let from = stream.peer_addr().map_or_else(|_| "an unknown address".to_owned(), |a| a.to_string());
-    match tls.accept(stream).await {
-        Ok(stream) => read_loop(stream, net).await,
-        Err(e) => log::warn!("refused a peer connection from {from} (sslQuorum): {e}"),
+    match tls.accept(stream, from.ip()).await {
+        Ok(stream) => read_loop(stream, from, net).await,
+        Err(e) => net.refused(from, format!("(sslQuorum) {e}")),
     }
 }
 
-/// Reads frames from one accepted connection until it fails.
-async fn read_loop(stream: impl AsyncRead + AsyncWrite + Unpin, net: PeerNet) {
-    let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
+/// What a dialler says first, as read by the accepting side.
+struct ReadHello {
+    magic: u32,
+    from: u64,
+    address: Option<PeerAddress>,
+}
+
+/// Reads a dialler's [`Hello`]; Err names what was wrong with it.
+async fn read_hello(stream: &mut (impl AsyncRead + Unpin)) -> Result<ReadHello, String> {
     let mut hello = [0u8; 14];
-    if stream.read_exact(&mut hello).await.is_err() {
-        return;
-    }
+    stream.read_exact(&mut hello).await.map_err(|e| format!("no handshake: {e}"))?;
     let magic = u32::from_le_bytes(hello[..4].try_into().expect("4 bytes"));
     let from = u64::from_le_bytes(hello[4..12].try_into().expect("8 bytes"));
-    let mut address = vec![0u8; u16::from_le_bytes([hello[12], hello[13]]) as usize];
-    if stream.read_exact(&mut address).await.is_err() {
-        return;
+    let address_len = u16::from_le_bytes([hello[12], hello[13]]) as usize;
+    if address_len > HANDSHAKE_ADDRESS_BYTES_MAX {
+        return Err(format!(
+            "bad handshake: an address of {address_len} bytes (at most {HANDSHAKE_ADDRESS_BYTES_MAX})"
+        ));
     }
+    let mut address = vec![0u8; address_len];
+    stream.read_exact(&mut address).await.map_err(|e| format!("no handshake: {e}"))?;
     let address = std::str::from_utf8(&address).ok().and_then(parse_address);
+    Ok(ReadHello { magic, from, address })
+}
+
+/// Reads frames from one accepted connection (from `peer`) until it fails.
+async fn read_loop(stream: impl AsyncRead + AsyncWrite + Unpin, peer: SocketAddr, net: PeerNet) {
+    let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
+    let hello = futures_lite::future::or(read_hello(&mut stream), async {
+        glommio::timer::sleep(net.inner.connect_timeout).await;
+        Err(format!("no handshake within {:?}", net.inner.connect_timeout))
+    })
+    .await;
+    let ReadHello { magic, from, address } = match hello {
+        Ok(hello) => hello,
+        Err(reason) => return net.refused(peer, reason),
+    };
     let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
     let offers_sasl = magic == HANDSHAKE_MAGIC_SASL;
     if !(magic == HANDSHAKE_MAGIC || offers_sasl) || !acceptable || from == net.inner.my_id {
-        log::warn!("closing a peer connection: bad handshake (magic {magic:#x}, server id {from})");
-        return;
+        return net.refused(peer, format!("bad handshake (magic {magic:#x}, server id {from})"));
     }
     if let Err(reason) = quorum_sasl::admit(&mut stream, from, offers_sasl, net.inner.sasl.as_deref()).await {
-        log::warn!("refused the peer link from server {from} (quorum SASL): {reason}");
-        return;
+        return net.refused(peer, format!("server {from} (quorum SASL): {reason}"));
     }
     if let Some(address) = address.filter(|_| !net.knows(from)) {
         log::info!("server {from} at {address} connected (not in the configuration yet): dialling it back");

@@ -14,19 +14,20 @@
 //! the peer protocol is read. Stores, protocols and cipher suites are read as for the client
 //! ports ([`crate::tls`]). With `ssl.quorum.hostnameVerification` (default true) the dialling
 //! member checks that the certificate it is shown names the host of the `server.N` line it
-//! dialled (an IP SAN for an IP literal, a DNS SAN for a name).
+//! dialled (an IP SAN for an IP literal, a DNS SAN for a name), and the accepting member, as
+//! Apache's `ZKTrustManager.checkClientTrusted`, that the dialler's certificate names the
+//! address it dialled from or, failing that, the name a reverse lookup of that address gives.
 //!
 //! With `sslQuorumReloadCertFiles` the stores are loaded again when their files change
 //! ([`crate::cert_reload`]); links already up keep their session.
 //!
-//! Differences: the accepting member does not check the dialler's certificate against the
-//! dialler's host name (Apache does with hostname verification on, through a reverse lookup);
-//! no revocation checks; `ssl.quorum.clientAuth` does not apply (a certificate is always
+//! Differences: no revocation checks; `ssl.quorum.clientAuth` does not apply (a certificate is always
 //! required).
 //!
 //! When `sslQuorum` is off none of this is built and the peer links write to the socket
 //! directly: no TLS code in the path of a replicated write.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ const QUORUM_KEYS: &str = "ssl.quorum";
 pub struct QuorumTls {
     contexts: Reloadable<Contexts>,
     handshake_timeout: Duration,
+    /// `ssl.quorum.hostnameVerification`.
+    hostname_verification: bool,
 }
 
 /// The rustls settings of both ends of a link, from the stores as last loaded.
@@ -85,13 +88,25 @@ impl QuorumTls {
         Ok(Some(Arc::new(QuorumTls {
             contexts,
             handshake_timeout: Duration::from_millis(ssl.handshake_timeout_ms),
+            hostname_verification: ssl.hostname_verification,
         })))
     }
 
-    /// Secures a connection this member accepted on its peer port. Err says why it is refused.
-    pub async fn accept(&self, stream: TcpStream) -> Result<server::TlsStream<TcpStream>, String> {
+    /// Secures a connection this member accepted on its peer port from `dialler`. Err says
+    /// why it is refused.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        dialler: IpAddr,
+    ) -> Result<server::TlsStream<TcpStream>, String> {
         let handshake = self.contexts.current().acceptor.accept(stream);
-        with_timeout(self.handshake_timeout, "TLS handshake", handshake).await
+        let stream = with_timeout(self.handshake_timeout, "TLS handshake", handshake).await?;
+        if self.hostname_verification {
+            let leaf = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
+            let leaf = leaf.ok_or("the dialler presented no certificate")?;
+            verify_dialler_host(leaf, dialler).await?;
+        }
+        Ok(stream)
     }
 
     /// Secures a connection this member dialled to `host` (the host of the peer's `server.N`
@@ -105,6 +120,38 @@ impl QuorumTls {
             .map_err(|e| format!("{host} is not a name a certificate can carry: {e}"))?;
         let handshake = self.contexts.current().connector.connect(name, stream);
         with_timeout(self.handshake_timeout, "TLS handshake", handshake).await
+    }
+}
+
+/// Apache's `ZKTrustManager.performHostVerification` on the accepting side: the dialler's
+/// certificate `leaf` names its address `dialler` (an IP SAN), or else the name a reverse
+/// lookup of that address gives (a DNS SAN). Err says which names were tried.
+async fn verify_dialler_host(leaf: &CertificateDer<'_>, dialler: IpAddr) -> Result<(), String> {
+    let cert = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|e| format!("the dialler's certificate cannot be parsed: {e:?}"))?;
+    if cert.verify_is_valid_for_subject_name(&ServerName::IpAddress(dialler.into())).is_ok() {
+        return Ok(());
+    }
+    // getnameinfo blocks: glommio's blocking pool.
+    let name = glommio::executor().spawn_blocking(move || dns_lookup::lookup_addr(&dialler)).await;
+    let name = match name {
+        Ok(name) => name,
+        Err(e) => {
+            return Err(format!(
+                "hostname verification: the dialler's certificate does not name {dialler}, \
+                 and {dialler} has no name ({e})"
+            ))
+        }
+    };
+    let valid = ServerName::try_from(name.as_str())
+        .is_ok_and(|server_name| cert.verify_is_valid_for_subject_name(&server_name).is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "hostname verification: the dialler's certificate names neither its address {dialler} \
+             nor {name}, the name of that address"
+        ))
     }
 }
 

@@ -82,6 +82,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
             default_realm: kerberos_default_realm(),
             super_user: config.sasl_super_user.clone(),
         }),
+        sasl_mechanism: None,
         enforcement: config.enforcement(),
         sasl_nonce_key: Vec::new(),
     }
@@ -217,6 +218,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut processor_cfg = processor_config(&config);
     processor_cfg.server_id = config.my_id.unwrap_or(0) as i64;
     processor_cfg.sasl_nonce_key = random_bytes(SESSION_SECRET_BYTES)?;
+    processor_cfg.sasl_mechanism = crate::sasl_gssapi::from_config(&config)?;
     let mut processor = Processor::new(processor_cfg, now, &secret);
     let mut log_settings = LogSettings::from_config(&config);
     std::fs::create_dir_all(&log_settings.dir)

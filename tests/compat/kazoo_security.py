@@ -19,6 +19,12 @@ sasl USER PASSWORD: the server has the SASL provider and a JAAS Server section w
   succeeds, whoami shows sasl:USER, a znode with ACL sasl:USER is readable by this session
   and not by an unauthenticated one; a wrong password and an unknown user are refused
   (the client ends in AUTH_FAILED) and the server keeps serving others.
+gssapi ID: the server's JAAS Server section logs in with Kerberos; this client holds a
+  ticket (KRB5CCNAME, from the test's KDC) and connects to HOST `localhost`: the GSSAPI
+  exchange succeeds, the session is sasl:ID, a znode with ACL sasl:ID is readable by this
+  session and not by an unauthenticated one.
+gssapi-refused: the GSSAPI exchange of this client is refused by the server (AUTH_FAILED)
+  and the server keeps serving others.
 """
 
 import struct
@@ -169,18 +175,32 @@ def enforce(hosts, scheme):
 
 
 def sasl_client(hosts, user, password):
+    return sasl_options_client(hosts, {"mechanism": "DIGEST-MD5", "username": user,
+                                       "password": password})
+
+
+def sasl_options_client(hosts, sasl_options):
     return KazooClient(hosts=hosts, timeout=CALL_TIMEOUT_S,
                        connection_retry={"max_tries": 0},
                        command_retry={"max_tries": 0},
-                       sasl_options={"mechanism": "DIGEST-MD5", "username": user,
-                                     "password": password})
+                       sasl_options=sasl_options)
+
+
+# What kazoo passes for Kerberos: the service of the server's principal (the host part is
+# the host of the connect string).
+GSSAPI_OPTIONS = {"mechanism": "GSSAPI", "service": "zookeeper"}
 
 
 def sasl_refused(hosts, user, password, what):
+    sasl_options_refused(hosts, {"mechanism": "DIGEST-MD5", "username": user,
+                                 "password": password}, what)
+
+
+def sasl_options_refused(hosts, sasl_options, what):
     """kazoo reports CONNECTED before its SASL exchange, so start() may return: the refusal
     shows as the AUTH_FAILED state (the server's AuthFailed reply, or the dropped
     connection), after which every call fails."""
-    client = sasl_client(hosts, user, password)
+    client = sasl_options_client(hosts, sasl_options)
     states = []
     session_callback = client._session_callback
 
@@ -208,6 +228,20 @@ def sasl_refused(hosts, user, password, what):
         client.close()
 
 
+def owns_sasl_znode(client, hosts, path, sasl_id):
+    """The SASL-authenticated `client` creates `path` under ACL sasl:`sasl_id` and reads it;
+    an unauthenticated client (returned, still open) cannot."""
+    client.create(path, b"for " + sasl_id.encode(), acl=[make_acl("sasl", sasl_id, all=True)])
+    check_eq(client.get(path)[0], b"for " + sasl_id.encode(), "data under sasl ACL")
+    acl, _ = client.get_acls(path)
+    check_eq([(a.id.scheme, a.id.id) for a in acl], [("sasl", sasl_id)], "the znode's ACL")
+
+    step("an unauthenticated client cannot read the sasl znode")
+    bare = connect(hosts)
+    check_raises_noauth(lambda: bare.get(path), f"reading {path} without SASL")
+    return bare
+
+
 def sasl(hosts, user, password):
     step("DIGEST-MD5 with the right password")
     client = sasl_client(hosts, user, password)
@@ -216,14 +250,7 @@ def sasl(hosts, user, password):
         client, "client_info") else None
     if who is not None:
         check(("sasl", user) in who, f"whoami lists sasl:{user}: {who}")
-    client.create("/sasl-only", b"for " + user.encode(), acl=[make_acl("sasl", user, all=True)])
-    check_eq(client.get("/sasl-only")[0], b"for " + user.encode(), "data under sasl ACL")
-    acl, _ = client.get_acls("/sasl-only")
-    check_eq([(a.id.scheme, a.id.id) for a in acl], [("sasl", user)], "the znode's ACL")
-
-    step("an unauthenticated client cannot read the sasl znode")
-    bare = connect(hosts)
-    check_raises_noauth(lambda: bare.get("/sasl-only"), "reading /sasl-only without SASL")
+    bare = owns_sasl_znode(client, hosts, "/sasl-only", user)
 
     step("a wrong password and an unknown user are refused")
     sasl_refused(hosts, user, password + "-wrong", "a wrong password")
@@ -237,8 +264,26 @@ def sasl(hosts, user, password):
     close(client, bare)
 
 
+def gssapi(hosts, sasl_id):
+    step(f"GSSAPI with a Kerberos ticket, expecting sasl:{sasl_id}")
+    client = sasl_options_client(hosts, dict(GSSAPI_OPTIONS))
+    client.start(timeout=CALL_TIMEOUT_S)
+    bare = owns_sasl_znode(client, hosts, "/kerberos-only", sasl_id)
+    close(client, bare)
+
+
+def gssapi_refused(hosts):
+    step("a GSSAPI exchange the server refuses")
+    sasl_options_refused(hosts, dict(GSSAPI_OPTIONS), "a ticket the server cannot accept")
+    step("the server keeps serving the others")
+    bare = connect(hosts)
+    check(bare.exists("/") is not None, "a bare client is served")
+    close(bare)
+
+
 def main(hosts, mode, *args):
-    {"watch-acl": watch_acl, "enforce": enforce, "sasl": sasl}[mode](hosts, *args)
+    {"watch-acl": watch_acl, "enforce": enforce, "sasl": sasl, "gssapi": gssapi,
+     "gssapi-refused": gssapi_refused}[mode](hosts, *args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 pub mod compat;
 pub mod ensemble;
 pub mod four_letter;
+pub mod kdc;
 pub mod lazyfs;
 pub mod linearizability;
 pub mod pki;

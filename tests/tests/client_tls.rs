@@ -200,26 +200,61 @@ fn bad_tls_stores_are_refused_at_start_naming_the_key() {
     assert!(text.contains("ssl.trustStore.location is not set"), "{text}");
 }
 
-/// The common name of the certificate the TLS port `port` serves to a new connection (a
-/// handshake by Python's `ssl` with the `client` certificate, verifying the server's).
-fn served_certificate(pki: &Pki, port: u16) -> String {
+/// Over a new TLS connection to port `port` (a handshake by Python's `ssl` with the `client`
+/// certificate, verifying the server's): the common name of the certificate the server
+/// served, and then, when `word` is given, the server's answer to that four-letter word.
+fn tls_session(pki: &Pki, port: u16, word: Option<&str>) -> (String, String) {
     const SCRIPT: &str = r#"
 import socket, ssl, sys
-ca, cert, key, port = sys.argv[1:5]
+ca, cert, key, port, word = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.load_cert_chain(cert, key)
 with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as raw:
     with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         subject = dict(rdn[0] for rdn in tls.getpeercert()["subject"])
         print(subject["commonName"])
+        if word != "-":
+            tls.sendall(word.encode())
+            answer = b""
+            try:
+                while chunk := tls.recv(4096):
+                    answer += chunk
+            except ssl.SSLEOFError:
+                pass  # closed without a TLS close_notify: the answer is what came before
+            sys.stdout.write(answer.decode())
 "#;
     let out = run(Command::new("python3").args(["-c", SCRIPT]).args([
         pki.path("ca.pem").to_str().unwrap(),
         pki.path("client.crt").to_str().unwrap(),
         pki.path("client.key").to_str().unwrap(),
         &port.to_string(),
+        word.unwrap_or("-"),
     ]));
-    out.trim_end().to_owned()
+    let (name, answer) = out.split_once('\n').unwrap_or((&out, ""));
+    (name.to_owned(), answer.to_owned())
+}
+
+/// The common name of the certificate the TLS port `port` serves to a new connection.
+fn served_certificate(pki: &Pki, port: u16) -> String {
+    tls_session(pki, port, None).0
+}
+
+#[test]
+fn four_letter_words_are_answered_over_tls_on_the_secure_port() {
+    // Apache's NettyServerCnxn reads a four-letter word from a connection's first decrypted
+    // bytes, as on the plain port (FourLetterWordMain has a `secure` flag for it).
+    let pki = client_pki();
+    let secure_port = free_port();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.pem",
+        "ca.pem",
+        &format!("secureClientPort={secure_port}\n4lw.commands.whitelist=*\n"),
+    ));
+    let (_, ruok) = tls_session(&pki, secure_port, Some("ruok"));
+    assert_eq!(ruok, "imok", "{}", server.log());
+    let (_, srvr) = tls_session(&pki, secure_port, Some("srvr"));
+    assert!(srvr.contains("Mode: standalone"), "srvr over TLS answered {srvr:?}\n{}", server.log());
 }
 
 #[test]

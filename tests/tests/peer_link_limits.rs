@@ -2,7 +2,9 @@
 //! constant handshake (magic "RKZB", a known server id and optionally its address), so what such a connection can
 //! cost is bounded: a frame header claiming a large frame costs memory only as its bytes
 //! arrive, and a ZAB control message (anything but a state image or a proposal) longer than
-//! 1 MiB closes the link. The member keeps serving throughout.
+//! 1 MiB closes the link. The member keeps serving throughout. Before the handshake is
+//! through, a connection claiming a long address, or sending nothing within the peer timeout,
+//! is closed; a dialler refused over and over is logged once.
 //!
 //! ringkeeper only (Apache's quorum protocol is another one; skipped with a message).
 
@@ -31,12 +33,28 @@ const VIRTUAL_GROWTH_BOUND: u64 = 512 << 20;
 fn peer_connection(ensemble: &Ensemble, i: usize, as_id: u64) -> TcpStream {
     let mut stream =
         TcpStream::connect(("127.0.0.1", ensemble.members[i].peer_port)).expect("connect to peer port");
-    let mut hello = HANDSHAKE_MAGIC.to_le_bytes().to_vec();
-    hello.extend_from_slice(&as_id.to_le_bytes());
     // The sender's own address (`u16` length, then `host:port`): none, as a known member may.
-    hello.extend_from_slice(&0u16.to_le_bytes());
-    stream.write_all(&hello).unwrap();
+    stream.write_all(&hello(HANDSHAKE_MAGIC, as_id, 0)).unwrap();
     stream
+}
+
+/// A handshake: `magic`, the sender's id, and the length of the address that follows.
+fn hello(magic: u32, as_id: u64, address_len: u16) -> Vec<u8> {
+    let mut hello = magic.to_le_bytes().to_vec();
+    hello.extend_from_slice(&as_id.to_le_bytes());
+    hello.extend_from_slice(&address_len.to_le_bytes());
+    hello
+}
+
+/// Whether the server closed `stream` (end of stream or reset) within `limit`.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Result<(), String> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1];
+    match stream.read(&mut buf) {
+        Ok(0) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+        other => Err(format!("still open after {limit:?}: {other:?}")),
+    }
 }
 
 /// A frame header (`u32` little-endian length counting the kind byte, kind) and the first
@@ -101,16 +119,45 @@ fn claimed_frame_lengths_cost_nothing_until_sent_and_long_control_frames_close_t
     };
     let mut stream = peer_connection(&ensemble, 0, 2);
     stream.write_all(&claim(2 << 20, &vote)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 1];
-    let read = stream.read(&mut buf);
-    assert!(
-        matches!(read, Ok(0))
-            || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
-        "a 2 MiB vote did not close the link: {read:?}"
-    );
+    if let Err(e) = closed_within(&mut stream, Duration::from_secs(10)) {
+        panic!("a 2 MiB vote did not close the link: {e}");
+    }
 
     drop(hostile);
     ensemble.wait_serving(0, Duration::from_secs(30));
     assert!(std::fs::metadata(format!("/proc/{pid}")).is_ok(), "member 1 exited");
+}
+
+#[test]
+fn handshakes_are_bounded_in_size_and_time_and_refusals_are_logged_once() {
+    if Target::from_env() == Target::Apache {
+        eprintln!("skipped: ringkeeper's own peer protocol");
+        return;
+    }
+    let mut ensemble = Ensemble::start(3, 0, "");
+    let connect =
+        || TcpStream::connect(("127.0.0.1", ensemble.members[0].peer_port)).expect("connect to peer port");
+
+    // An address of 60,000 bytes announced (and never sent): closed at once, not read.
+    let mut stream = connect();
+    stream.write_all(&hello(HANDSHAKE_MAGIC, 2, 60_000)).unwrap();
+    closed_within(&mut stream, Duration::from_secs(5)).expect("a 60,000-byte address");
+    // Nothing at all: closed once the peer timeout passes.
+    let mut silent = connect();
+    closed_within(&mut silent, Duration::from_secs(15)).expect("a silent connection");
+
+    // A process that knows no member id, redialling 20 times: one line in the log.
+    for _ in 0..20 {
+        let mut stream = connect();
+        stream.write_all(&hello(HANDSHAKE_MAGIC, 77, 0)).unwrap();
+        closed_within(&mut stream, Duration::from_secs(5)).expect("an unknown server id");
+    }
+    let log = ensemble.log(0);
+    for reason in ["an address of 60000 bytes (at most 2048)", "no handshake within"] {
+        assert!(log.contains(reason), "no refusal '{reason}' in member 1's log:\n{log}");
+    }
+    let unknown =
+        log.lines().filter(|l| l.contains("bad handshake (magic 0x524b5a42, server id 77)")).count();
+    assert_eq!(unknown, 1, "20 refusals of server id 77 logged {unknown} times:\n{log}");
+    ensemble.wait_serving(0, Duration::from_secs(30));
 }

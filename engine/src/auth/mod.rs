@@ -3,13 +3,38 @@
 //! run it, and auth enforcement (`AuthenticationHelper`).
 //!
 //! Pure logic: the JAAS file's text comes in (the server reads the file), per-connection
-//! exchanges are [`digest_md5::DigestMd5Server`]s, and the authenticated name comes out as
-//! the `sasl` ACL id after the Kerberos-name rules Apache applies
-//! (`kerberos.removeHostFromPrincipal` / `removeRealmFromPrincipal`).
+//! exchanges are [`digest_md5::DigestMd5Server`]s, or the exchanges of a [`SaslMechanism`]
+//! the server provides (GSSAPI/Kerberos, which needs the system's Kerberos library), and the
+//! authenticated name comes out as the `sasl` ACL id after the Kerberos-name rules Apache
+//! applies (`kerberos.removeHostFromPrincipal` / `removeRealmFromPrincipal`).
 
 pub mod digest_md5;
 
 use std::collections::BTreeMap;
+
+/// A SASL mechanism other than DIGEST-MD5 that the server provides (GSSAPI, as Apache's
+/// server uses when its JAAS `Server` section logs in with Kerberos): the processor starts
+/// one [`SaslExchange`] per connection and feeds it the client's tokens.
+pub trait SaslMechanism: Send + Sync + std::fmt::Debug {
+    /// A new exchange for one connection. Err says why none can start.
+    fn start(&self) -> Result<Box<dyn SaslExchange>, String>;
+}
+
+/// One connection's exchange of a [`SaslMechanism`].
+pub trait SaslExchange: Send + std::fmt::Debug {
+    /// Answers the client's `token`. Err: authentication failed (the reason, for the log).
+    fn step(&mut self, token: &[u8]) -> Result<SaslStep, String>;
+}
+
+/// What one step of a SASL exchange answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    /// Send this token; the exchange goes on.
+    Continue(Vec<u8>),
+    /// `user` is authenticated (`authzid`: the authorization id it asked for, if any); send
+    /// `token` (`None`: Java's null, as a GSSAPI server's last answer).
+    Complete { token: Option<Vec<u8>>, user: String, authzid: Option<String> },
+}
 
 /// The ACL scheme of SASL-authenticated ids.
 pub const SCHEME_SASL: &str = "sasl";
@@ -80,6 +105,39 @@ pub struct LoginModule {
     /// `required`, `requisite`, `sufficient` or `optional`.
     pub flag: String,
     pub options: BTreeMap<String, String>,
+}
+
+/// The login module of a JAAS section that logs in with Kerberos (Apache's server then
+/// speaks GSSAPI).
+pub const KERBEROS_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
+
+/// What a JAAS section's Kerberos login module says: the principal and where its key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    /// `principal` (`zookeeper/host@REALM`).
+    pub principal: String,
+    /// `keyTab` (with `useKeyTab=true`); `None`: the Kerberos library's default keytab.
+    pub key_tab: Option<String>,
+}
+
+/// The Kerberos login of a JAAS section (`Server`): its `Krb5LoginModule`'s `principal` and
+/// `keyTab`. `None` when the section has no such module; Err when it has one without a
+/// principal.
+pub fn kerberos_login(
+    sections: &BTreeMap<String, Vec<LoginModule>>,
+    section: &str,
+) -> Result<Option<KerberosLogin>, JaasError> {
+    let Some(module) =
+        sections.get(section).and_then(|m| m.iter().find(|m| m.class == KERBEROS_LOGIN_MODULE))
+    else {
+        return Ok(None);
+    };
+    let principal = module.options.get("principal").cloned().ok_or_else(|| {
+        JaasError(format!("section {section}: {KERBEROS_LOGIN_MODULE} has no principal=\"...\""))
+    })?;
+    let uses_key_tab = module.options.get("useKeyTab").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let key_tab = module.options.get("keyTab").filter(|_| uses_key_tab).cloned();
+    Ok(Some(KerberosLogin { principal, key_tab }))
 }
 
 /// Parses a JAAS login configuration (`Name { class flag key="value" ...; ... };`, with
@@ -307,6 +365,25 @@ mod tests {
         assert!(digest_users(&parse_jaas("Other { a required; };").unwrap(), JAAS_SERVER_SECTION).is_none());
         assert!(parse_jaas("Server { a required x=\"1\" ").is_err());
         assert!(parse_jaas("Server a").is_err());
+    }
+
+    #[test]
+    fn kerberos_login_from_a_krb5_login_module() {
+        let jaas = r#"Server {
+            com.sun.security.auth.module.Krb5LoginModule required
+            useKeyTab=true keyTab="/etc/zk.keytab" storeKey=true useTicketCache=false
+            principal="zookeeper/zk1.example.com@EXAMPLE.COM";
+        };
+        NoKeyTab { com.sun.security.auth.module.Krb5LoginModule required principal="zk@R"; };
+        NoPrincipal { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };"#;
+        let sections = parse_jaas(jaas).unwrap();
+        let login = kerberos_login(&sections, JAAS_SERVER_SECTION).unwrap().unwrap();
+        assert_eq!(login.principal, "zookeeper/zk1.example.com@EXAMPLE.COM");
+        assert_eq!(login.key_tab.as_deref(), Some("/etc/zk.keytab"));
+        let no_key_tab = kerberos_login(&sections, "NoKeyTab").unwrap().unwrap();
+        assert_eq!(no_key_tab.key_tab, None);
+        assert!(kerberos_login(&sections, "NoPrincipal").is_err());
+        assert_eq!(kerberos_login(&parse_jaas(JAAS).unwrap(), JAAS_SERVER_SECTION), Ok(None));
     }
 
     #[test]

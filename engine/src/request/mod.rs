@@ -66,6 +66,9 @@ pub struct ProcessorConfig {
     pub skip_acl: bool,
     /// SASL (opcode 102) when the SASL provider is on and a JAAS `Server` section was found.
     pub sasl: Option<auth::SaslConfig>,
+    /// The mechanism SASL exchanges use instead of DIGEST-MD5 (GSSAPI, when the JAAS
+    /// `Server` section logs in with Kerberos; provided by the server).
+    pub sasl_mechanism: Option<std::sync::Arc<dyn auth::SaslMechanism>>,
     /// `enforce.auth.*`, `sessionRequireClientSASLAuth`, `allowSaslFailedClients`.
     pub enforcement: auth::Enforcement,
     /// Key of the DIGEST-MD5 nonces (random, from the server at start-up): each nonce is
@@ -89,6 +92,7 @@ impl Default for ProcessorConfig {
             reconfig_enabled: false,
             skip_acl: false,
             sasl: None,
+            sasl_mechanism: None,
             enforcement: auth::Enforcement::default(),
             sasl_nonce_key: Vec::new(),
         }
@@ -96,7 +100,7 @@ impl Default for ProcessorConfig {
 }
 
 /// Per-connection state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Connection {
     pub session_id: i64,
     pub ids: Vec<Id>,
@@ -110,7 +114,17 @@ pub struct Connection {
     pub last_op: Option<OpCode>,
     pub connected_at_ms: i64,
     /// The connection's SASL exchange, once it sent a SASL request.
-    pub sasl: Option<auth::digest_md5::DigestMd5Server>,
+    pub sasl: Option<SaslExchange>,
+}
+
+/// A connection's SASL exchange.
+#[derive(Debug)]
+pub enum SaslExchange {
+    DigestMd5(auth::digest_md5::DigestMd5Server),
+    /// An exchange of [`ProcessorConfig::sasl_mechanism`].
+    Mechanism(Box<dyn auth::SaslExchange>),
+    /// The mechanism could not start an exchange (why).
+    NotStarted(String),
 }
 
 /// Counters for the four-letter words.
@@ -796,24 +810,44 @@ impl Processor {
             return Ok(());
         };
         let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
-        let exchange = c.sasl.get_or_insert_with(|| {
-            self.sasl_exchanges += 1;
-            auth::digest_md5::DigestMd5Server::new(sasl_nonce(
-                &self.config.sasl_nonce_key,
-                self.sasl_exchanges,
-            ))
+        let exchange = c.sasl.get_or_insert_with(|| match &self.config.sasl_mechanism {
+            Some(mechanism) => match mechanism.start() {
+                Ok(exchange) => SaslExchange::Mechanism(exchange),
+                Err(e) => SaslExchange::NotStarted(e),
+            },
+            None => {
+                self.sasl_exchanges += 1;
+                SaslExchange::DigestMd5(auth::digest_md5::DigestMd5Server::new(sasl_nonce(
+                    &self.config.sasl_nonce_key,
+                    self.sasl_exchanges,
+                )))
+            }
         });
         let token = request.token.unwrap_or_default();
-        let users = &config.digest_users;
-        let step = exchange.step(&token, |user| users.get(user).map(String::as_str));
+        let step = match exchange {
+            SaslExchange::DigestMd5(digest) => {
+                let users = &config.digest_users;
+                digest
+                    .step(&token, |user| users.get(user).map(String::as_str))
+                    .map_err(|e| e.to_string())
+                    .map(|step| match step {
+                        auth::digest_md5::Step::Continue(token) => auth::SaslStep::Continue(token),
+                        auth::digest_md5::Step::Complete { token, user, authzid } => {
+                            auth::SaslStep::Complete { token: Some(token), user, authzid }
+                        }
+                    })
+            }
+            SaslExchange::Mechanism(exchange) => exchange.step(&token),
+            SaslExchange::NotStarted(why) => Err(why.clone()),
+        };
         let remote = c.remote.clone();
         let zxid = self.last_zxid();
         match step {
-            Ok(auth::digest_md5::Step::Continue(token)) => {
+            Ok(auth::SaslStep::Continue(token)) => {
                 let body = SaslToken { token: Some(token) };
                 self.send(out, conn, reply_frame(xid, 0, ErrorCode::Ok, Some(&body)), zxid);
             }
-            Ok(auth::digest_md5::Step::Complete { token, user, authzid }) => {
+            Ok(auth::SaslStep::Complete { token, user, authzid }) => {
                 let id = auth::sasl_id(config, &user, authzid.as_deref());
                 log::info!("Successfully authenticated client {remote}: authenticationID={user}; authorizationID={id}");
                 let mut ids = vec![Id { scheme: auth::SCHEME_SASL.to_owned(), id: id.clone() }];
@@ -821,7 +855,7 @@ impl Processor {
                     ids.push(Id { scheme: acl::SCHEME_SUPER.to_owned(), id: String::new() });
                 }
                 self.add_auth_ids(conn, ids);
-                let body = SaslToken { token: Some(token) };
+                let body = SaslToken { token };
                 self.send(out, conn, reply_frame(xid, 0, ErrorCode::Ok, Some(&body)), zxid);
             }
             Err(e) => {

@@ -342,6 +342,9 @@ pub struct Config {
     /// DIGEST-MD5 users of the JAAS `Server` section, read by [`Config::load`] (never by
     /// `parse`): `None` when SASL is off or no section was found.
     pub sasl_digest_users: Option<BTreeMap<String, String>>,
+    /// The Kerberos login of the JAAS `Server` section (its `Krb5LoginModule`), read by
+    /// [`Config::load`]: SASL clients then authenticate with GSSAPI, as Apache's do.
+    pub sasl_kerberos: Option<ringkeeper_engine::auth::KerberosLogin>,
     /// `kerberos.removeHostFromPrincipal`.
     pub kerberos_remove_host_from_principal: bool,
     /// `kerberos.removeRealmFromPrincipal`.
@@ -695,6 +698,7 @@ impl Config {
             allow_sasl_failed_clients: false,
             jaas_config: None,
             sasl_digest_users: None,
+            sasl_kerberos: None,
             kerberos_remove_host_from_principal: false,
             kerberos_remove_realm_from_principal: false,
             sasl_super_user: None,
@@ -1283,8 +1287,8 @@ impl Config {
     }
 
     /// With the SASL provider on, reads the JAAS file's `Server` section (its DIGEST-MD5
-    /// users). No file configured, or no `Server` section: SASL clients are refused, with a
-    /// warning. A file that cannot be read or parsed is an error.
+    /// users, or its Kerberos login). No file configured, or no `Server` section: SASL
+    /// clients are refused, with a warning. A file that cannot be read or parsed is an error.
     fn load_jaas(&mut self, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
         self.load_quorum_jaas()?;
         if !self.has_auth_provider(SASL_AUTH_PROVIDER) {
@@ -1292,7 +1296,8 @@ impl Config {
         }
         let Some(path) = self.jaas_config.clone() else {
             warnings.push(format!(
-                "{SASL_AUTH_PROVIDER} is on but no JAAS file is configured ({JAAS_CONFIG_KEY} in zoo.cfg or                  -D{JAAS_CONFIG_KEY}= in SERVER_JVMFLAGS): SASL clients are refused"
+                "{SASL_AUTH_PROVIDER} is on but no JAAS file is configured ({JAAS_CONFIG_KEY} in zoo.cfg or \
+                 -D{JAAS_CONFIG_KEY}= in SERVER_JVMFLAGS): SASL clients are refused"
             ));
             return Ok(());
         };
@@ -1302,6 +1307,9 @@ impl Config {
             .map_err(|e| bad(JAAS_CONFIG_KEY, &path.display().to_string(), e.to_string()))?;
         self.sasl_digest_users =
             ringkeeper_engine::auth::digest_users(&sections, ringkeeper_engine::auth::JAAS_SERVER_SECTION);
+        self.sasl_kerberos =
+            ringkeeper_engine::auth::kerberos_login(&sections, ringkeeper_engine::auth::JAAS_SERVER_SECTION)
+                .map_err(|e| bad(JAAS_CONFIG_KEY, &path.display().to_string(), e.to_string()))?;
         if self.sasl_digest_users.is_none() {
             warnings.push(format!(
                 "{}: no {} section: SASL clients are refused",
