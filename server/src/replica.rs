@@ -261,7 +261,7 @@ fn carry_out_installation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()>
         log::warn!("installing {name} from the leader: other snapshots and the whole log go");
         for (_, path) in crate::snapshot_store::snapshot_paths(data_dir)? {
             if path != installed {
-                std::fs::remove_file(&path)?;
+                crate::snapshot_store::remove_snapshot(&path)?;
             }
         }
         for (_, path) in segment_paths(log_dir)? {
