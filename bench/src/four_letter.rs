@@ -6,16 +6,13 @@
 //! within [`SRVR_TIMEOUT`] or is not serving (Apache answers "This ZooKeeper instance is not
 //! currently serving requests" while it elects).
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use crate::BenchError;
 
 /// How long one four-letter word may take (connect, and the whole answer).
 pub const SRVR_TIMEOUT: Duration = Duration::from_millis(500);
-/// Largest answer read.
-const ANSWER_BYTES_MAX: u64 = 64 * 1024;
 
 pub use ringkeeper_tests::four_letter::{settled_leader, Mode};
 
@@ -24,22 +21,16 @@ pub fn srvr(address: &str) -> Result<String, BenchError> {
     ask(address, "srvr")
 }
 
-/// Sends the four-letter `word` to `address` and returns the whole answer.
+/// Sends the four-letter `word` to `address` and returns the whole answer
+/// ([`ringkeeper_tests::four_letter::ask`] within [`SRVR_TIMEOUT`]).
 pub fn ask(address: &str, word: &str) -> Result<String, BenchError> {
     let socket = address
         .to_socket_addrs()
         .map_err(BenchError::io_at(format!("resolving {address}")))?
         .next()
         .ok_or_else(|| BenchError::Config(format!("{address} resolves to nothing")))?;
-    let context = || format!("{word} to {address}");
-    let mut stream =
-        TcpStream::connect_timeout(&socket, SRVR_TIMEOUT).map_err(BenchError::io_at(context()))?;
-    stream.set_read_timeout(Some(SRVR_TIMEOUT))?;
-    stream.set_write_timeout(Some(SRVR_TIMEOUT))?;
-    stream.write_all(word.as_bytes()).map_err(BenchError::io_at(context()))?;
-    let mut answer = String::new();
-    stream.take(ANSWER_BYTES_MAX).read_to_string(&mut answer).map_err(BenchError::io_at(context()))?;
-    Ok(answer)
+    ringkeeper_tests::four_letter::ask(socket, word, SRVR_TIMEOUT)
+        .map_err(BenchError::io_at(format!("{word} to {address}")))
 }
 
 /// The role `address` reports now; an error when it answers with no `Mode:` line.

@@ -613,7 +613,7 @@ async fn write_loop(
         Err(_) => return Err(BenchError::Timeout("requests still in flight at the drain deadline".into())),
     };
     buf.clear();
-    push_request(&mut buf, xid, OpCode::CloseSession, &[]);
+    push_request(&mut buf, xid, OpCode::CloseSession as i32, &[]);
     permit.send(Pending { xid, intended: Instant::now(), op: None });
     writer.write_all(&buf).await?;
     Ok(())
@@ -632,7 +632,7 @@ async fn wait_until_due(
         tokio::time::sleep_until(due.min(ping_due).into()).await;
         if Instant::now() >= ping_due {
             let mut ping = Vec::new();
-            push_request(&mut ping, proto::xid::PING, OpCode::Ping, &[]);
+            push_request(&mut ping, proto::xid::PING, OpCode::Ping as i32, &[]);
             writer.write_all(&ping).await?;
             *last_write = Instant::now();
         }

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,8 @@ use crate::four_letter::{modes_of, settled_leader, Mode};
 use crate::partition::Routes;
 use crate::wire::Session;
 use crate::BenchError;
-use ringkeeper_tests::{apache_java_command, APACHE_QUORUM_MAIN, APACHE_STANDALONE_MAIN};
+use ringkeeper_tests::process::ServerChild;
+use ringkeeper_tests::{apache_java_command, server_line, APACHE_QUORUM_MAIN, APACHE_STANDALONE_MAIN};
 
 /// How long a server may take to open a session after start.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -242,10 +243,7 @@ impl EnsembleSpec {
                     Some(routes) => routes.ports[from][to],
                     None => (m.peer_port, m.election_port),
                 };
-                cfg += &format!(
-                    "server.{}=127.0.0.1:{}:{};127.0.0.1:{}\n",
-                    m.id, peer_port, election_port, m.client_port
-                );
+                cfg += &server_line(m.id.into(), peer_port, election_port, "", m.client_port);
             }
         }
         cfg
@@ -282,8 +280,8 @@ fn parse_server_line(id: &str, value: &str) -> Result<MemberSpec, BenchError> {
 pub struct Member {
     pub spec: MemberSpec,
     dir: PathBuf,
-    child: Option<Child>,
-    /// The member's own cgroup under [`Isolation::Equal`]; declared after `child`, and
+    process: ServerChild,
+    /// The member's own cgroup under [`Isolation::Equal`]; declared after `process`, and
     /// dropped after [`Ensemble`]'s drop has killed the process, so it is empty by then.
     cpu_limit: Option<CpuLimit>,
 }
@@ -294,17 +292,9 @@ impl Member {
         format!("127.0.0.1:{}", self.spec.client_port)
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("server.log")
-    }
-
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.process.pid()
     }
 }
 
@@ -341,7 +331,8 @@ impl Ensemble {
                     period,
                 )?),
             };
-            members.push(Member { spec: *member, dir: member_dir, child: None, cpu_limit });
+            let process = ServerChild::new(member_dir.join("server.log"));
+            members.push(Member { spec: *member, dir: member_dir, process, cpu_limit });
         }
         live(&LIVE_DIRS, dir.path().to_path_buf(), true);
         let mut ensemble = Ensemble { kind: spec.kind.clone(), members, spec, dir };
@@ -355,18 +346,10 @@ impl Ensemble {
     fn launch(&mut self, index: usize) -> Result<(), BenchError> {
         let ensemble = self.spec.is_ensemble();
         let member = &mut self.members[index];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(member.log_path())?;
-        let child = self
-            .kind
-            .command(&member.dir.join("zoo.cfg"), &member.dir, ensemble)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(BenchError::io_at(format!("starting {}", self.kind.name())))?;
-        live(&LIVE_PIDS, child.id(), true);
-        let pid = child.id();
-        member.child = Some(child);
+        let command = self.kind.command(&member.dir.join("zoo.cfg"), &member.dir, ensemble);
+        member.process.spawn(command).map_err(BenchError::io_at(format!("starting {}", self.kind.name())))?;
+        let pid = member.process.pid().expect("a process just spawned");
+        live(&LIVE_PIDS, pid, true);
         if let Some(limit) = &member.cpu_limit {
             limit.add(pid)?;
         }
@@ -404,10 +387,10 @@ impl Ensemble {
 
     /// SIGKILL to member `index` (kill -9), reaped at once.
     pub fn kill(&mut self, index: usize) {
-        if let Some(mut child) = self.members[index].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            live(&LIVE_PIDS, child.id(), false);
+        let process = &mut self.members[index].process;
+        if let Some(pid) = process.pid() {
+            process.kill();
+            live(&LIVE_PIDS, pid, false);
         }
     }
 
@@ -415,21 +398,15 @@ impl Ensemble {
     /// tens of milliseconds to be torn down after it has stopped running); [`Ensemble::restart`]
     /// and drop reap it.
     pub fn send_kill(&mut self, index: usize) {
-        if let Some(child) = self.members[index].child.as_mut() {
-            let _ = child.kill();
-        }
+        self.members[index].process.send_kill();
     }
 
     /// Sends `signal` (e.g. `STOP`, `CONT`) to member `index`'s process.
     pub fn signal(&mut self, index: usize, signal: &str) -> Result<(), BenchError> {
-        let pid = self.members[index]
-            .pid()
-            .ok_or_else(|| BenchError::Server(format!("member {index} does not run")))?;
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status()?;
-        if !status.success() {
-            return Err(BenchError::Server(format!("kill -{signal} {pid} failed: {status}")));
-        }
-        Ok(())
+        self.members[index]
+            .process
+            .signal(signal)
+            .map_err(|e| BenchError::Server(format!("member {index}: {e}")))
     }
 
     /// Starts a killed member again with its data.
@@ -441,7 +418,7 @@ impl Ensemble {
     /// Fails with the member's log if one has exited.
     pub fn check_running(&mut self) -> Result<(), BenchError> {
         for index in 0..self.members.len() {
-            if !self.members[index].is_running() {
+            if !self.members[index].process.is_running() {
                 return Err(BenchError::Server(format!(
                     "{} server {} is not running; log:\n{}",
                     self.kind.name(),
@@ -497,10 +474,7 @@ impl Ensemble {
 
     /// The last 4 KiB of member `index`'s log.
     pub fn log_tail(&self, index: usize) -> String {
-        let log = std::fs::read_to_string(self.members[index].log_path()).unwrap_or_default();
-        let cut = log.len().saturating_sub(4096);
-        let cut = (cut..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(log.len());
-        log[cut..].to_string()
+        self.members[index].process.log_tail(4096)
     }
 }
 

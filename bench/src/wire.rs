@@ -1,5 +1,7 @@
-//! Framing (4-byte big-endian length + payload), the session handshake, and [`Session`]: a
-//! small pipelined client used to set up and clean up before and after the load.
+//! Async framing over tokio (reading a 4-byte big-endian length + payload), the session
+//! handshake, and [`Session`]: a small pipelined client used to set up and clean up before
+//! and after the load. Building request frames and splitting replies is the test harness's
+//! [`ringkeeper_tests::wire`], shared with the tests' raw client.
 //!
 //! In: a `host:port`. Out: a connected session whose read and write halves the load
 //! generator takes over ([`Session::into_parts`]). Requests and replies are encoded with the
@@ -8,10 +10,10 @@
 
 use std::time::Duration;
 
-use ringkeeper_engine::proto::{
-    self, ConnectRequest, ConnectResponse, Jute, JuteReader, JuteWriter, OpCode, ReplyHeader, RequestHeader,
-};
+use ringkeeper_engine::proto::{self, ConnectRequest, ConnectResponse, Jute, OpCode, ReplyHeader};
 use ringkeeper_engine::request::record_frame;
+use ringkeeper_tests::wire;
+pub use ringkeeper_tests::wire::{is_unsolicited, next_xid, push_request, push_request_with};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -26,28 +28,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests a setup [`Session::pipeline`] keeps in flight at once.
 const PIPELINE_DEPTH_MAX: usize = 256;
-
-/// Appends one request frame: length, `RequestHeader`, then the encoded body.
-pub fn push_request(out: &mut Vec<u8>, xid: i32, op: OpCode, body: &[u8]) {
-    push_request_with(out, xid, op, |w| w.out.extend_from_slice(body));
-}
-
-/// Appends one request frame whose body `encode_body` writes in place (no intermediate
-/// buffer); the length is filled in afterwards.
-pub fn push_request_with(
-    out: &mut Vec<u8>,
-    xid: i32,
-    op: OpCode,
-    encode_body: impl FnOnce(&mut JuteWriter<'_>),
-) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    let mut writer = JuteWriter::new(out);
-    RequestHeader { xid, op: op as i32 }.encode(&mut writer);
-    encode_body(&mut writer);
-    let length = (out.len() - start - 4) as u32;
-    out[start..start + 4].copy_from_slice(&length.to_be_bytes());
-}
 
 /// Reads one frame's payload into `buf` (replacing its contents).
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> Result<(), BenchError> {
@@ -64,24 +44,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>)
 
 /// Splits a reply payload into its header and body.
 pub fn split_reply(frame: &[u8]) -> Result<(ReplyHeader, &[u8]), BenchError> {
-    let mut reader = JuteReader::new(frame);
-    let header =
-        ReplyHeader::decode(&mut reader).map_err(|e| BenchError::Protocol(format!("reply header: {e}")))?;
-    Ok((header, reader.rest()))
-}
-
-/// Whether a reply xid belongs to no request of ours (ping reply or watch notification).
-pub fn is_unsolicited(xid: i32) -> bool {
-    xid == proto::xid::PING || xid == proto::xid::NOTIFICATION
-}
-
-/// The next client xid after `xid` (positive, wrapping past `i32::MAX` back to 1).
-pub fn next_xid(xid: i32) -> i32 {
-    if xid == i32::MAX {
-        1
-    } else {
-        xid + 1
-    }
+    wire::split_reply(frame).map_err(|e| BenchError::Protocol(format!("reply header: {e}")))
 }
 
 /// A connected ZooKeeper session.
@@ -149,7 +112,7 @@ impl Session {
             out.clear();
             let first_xid = self.next_xid;
             for (op, body) in chunk {
-                push_request(&mut out, self.next_xid, *op, body);
+                push_request(&mut out, self.next_xid, *op as i32, body);
                 self.next_xid = next_xid(self.next_xid);
             }
             self.writer.write_all(&out).await?;
@@ -187,18 +150,5 @@ impl Session {
     /// Hands the connection to the load generator: read half, write half, next xid.
     pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf, i32) {
         (self.reader, self.writer, self.next_xid)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_frame_is_length_header_body() {
-        let mut out = Vec::new();
-        push_request(&mut out, 7, OpCode::Ping, &[1, 2]);
-        assert_eq!(out, [0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 11, 1, 2]);
-        assert_eq!(next_xid(i32::MAX), 1);
     }
 }

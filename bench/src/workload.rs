@@ -329,7 +329,7 @@ impl Templates {
                 (OpCode::Create, &created, &self.create_after_path)
             }
             Op::Multi => {
-                push_request_with(out, xid, OpCode::Multi, |w| {
+                push_request_with(out, xid, OpCode::Multi as i32, |w| {
                     for _ in 0..self.mix.multi_ops {
                         w.out.extend_from_slice(&self.multi_set_header);
                         w.write_string(self.random_key(rng));
@@ -340,7 +340,7 @@ impl Templates {
                 return op;
             }
         };
-        push_request_with(out, xid, opcode, |w| {
+        push_request_with(out, xid, opcode as i32, |w| {
             w.write_string(path);
             w.out.extend_from_slice(after_path);
         });
@@ -387,7 +387,7 @@ mod tests {
 
     fn frame(op: OpCode, body: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::wire::push_request(&mut out, 9, op, &body);
+        crate::wire::push_request(&mut out, 9, op as i32, &body);
         out
     }
 

@@ -133,17 +133,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecoveryError + '_ {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use ringkeeper_engine::txn::{self, Txn, TxnBody, TxnOp};
-
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rk-logsync-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn set(zxid: i64) -> TxnBytes {
         txn::encode(&Txn {
@@ -184,7 +175,8 @@ mod tests {
 
     #[test]
     fn records_after_a_zxid_come_from_every_segment_after_it() {
-        let dir = scratch_dir("diff");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         write_log(&dir, &[1..=5, 6..=9, 10..=12]);
         assert_eq!(zxids(&records_after(&dir, 7).unwrap().unwrap()), [8, 9, 10, 11, 12]);
         assert_eq!(zxids(&records_after(&dir, 0).unwrap().unwrap()).len(), 12);
@@ -195,12 +187,12 @@ mod tests {
         std::fs::remove_file(dir.join(txlog::segment_file_name(1))).unwrap();
         assert!(records_after(&dir, 3).unwrap().is_none(), "needs a snapshot");
         assert_eq!(zxids(&records_after(&dir, 5).unwrap().unwrap())[0], 6);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn truncate_after_leaves_a_log_ending_at_the_zxid() {
-        let dir = scratch_dir("trunc");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         write_log(&dir, &[1..=5, 6..=9, 10..=12]);
         snapshot_store::write_snapshot(
             &dir,
@@ -221,14 +213,14 @@ mod tests {
         let snapshots: Vec<i64> =
             snapshot_store::snapshot_paths(&dir).unwrap().into_iter().map(|(z, _)| z).collect();
         assert_eq!(snapshots, [4], "the snapshot fuzzy up to 8 holds txns past 7");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn truncate_before_a_log_that_follows_a_snapshot_removes_both() {
         // An installed SNAP at 10 (its log follows it), cut to 7: the snapshot holds txns
         // past the cut, so it goes with the whole log.
-        let dir = scratch_dir("trunc-snap");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         write_log_after(&dir, 10, &[11..=12]);
         snapshot_store::write_snapshot(
             &dir,
@@ -242,6 +234,5 @@ mod tests {
         assert!(truncate_after(&dir, &dir, 7).unwrap().is_none(), "no segment left");
         assert!(segment_paths(&dir).unwrap().is_empty());
         assert!(snapshot_store::snapshot_paths(&dir).unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

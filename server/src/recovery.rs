@@ -141,6 +141,14 @@ pub fn scan_segment(
     Ok(Scanned { header: scanner.header(), end, records, first_zxid, last_zxid })
 }
 
+/// Whether a segment's bytes are those of a file created (or a zero-filled spare renamed
+/// into place) but never written: no valid header and nothing but zeros. As the last segment
+/// that is what a crash between creating a segment and writing its first records leaves;
+/// nothing in it was acknowledged.
+pub fn never_written(bytes: &[u8]) -> bool {
+    txlog::decode_segment_header(bytes).is_err() && bytes.iter().all(|&b| b == 0)
+}
+
 /// Reads and scans one segment file.
 pub fn verify_segment(path: &Path, on_record: impl FnMut(&Record<'_>)) -> Result<Scanned, RecoveryError> {
     scan_segment(path, &read_aligned(path)?, on_record)
@@ -356,7 +364,7 @@ fn replay_log(
     for (index, (name_zxid, path)) in segments.into_iter().enumerate().skip(start) {
         let is_last = index + 1 == count;
         let bytes = read_aligned(&path)?;
-        if is_last && txlog::decode_segment_header(&bytes).is_err() && bytes.iter().all(|&b| b == 0) {
+        if is_last && never_written(&bytes) {
             // Created but never written (crash during creation): nothing in it was acknowledged.
             log::warn!(
                 "{}: removing an empty log segment left by a crash (no header written)",

@@ -43,7 +43,7 @@ use ringkeeper_engine::zab::{epoch_of, Member, Membership, PeerConfig, Recovered
 use crate::config::{Config, PeerRole, QuorumProtocol};
 use crate::data_files;
 use crate::peer_net::PeerAddress;
-use crate::recovery::{read_aligned, scan_segment, segment_paths};
+use crate::recovery::{never_written, read_aligned, scan_segment, segment_paths};
 
 /// Everything the data role needs to run as an ensemble member.
 pub struct ReplicaSetup {
@@ -293,7 +293,7 @@ fn carry_out_installation(data_dir: &Path, log_dir: &Path) -> anyhow::Result<()>
         log::warn!("installing {name} from the leader: other snapshots and the whole log go");
         for (_, path) in crate::snapshot_store::snapshot_paths(data_dir)? {
             if path != installed {
-                std::fs::remove_file(&path)?;
+                crate::snapshot_store::remove_snapshot(&path)?;
             }
         }
         for (_, path) in segment_paths(log_dir)? {
@@ -340,8 +340,14 @@ fn read_history(log_dir: &Path, history_max: usize) -> anyhow::Result<LoggedHist
     let mut history: VecDeque<(i64, SharedTxn)> = VecDeque::new();
     let mut base = 0;
     let mut ends: Vec<i64> = Vec::new();
-    for (index, (_, path)) in segment_paths(log_dir)?.into_iter().enumerate() {
+    let segments = segment_paths(log_dir)?;
+    let count = segments.len();
+    for (index, (_, path)) in segments.into_iter().enumerate() {
         let bytes = read_aligned(&path)?;
+        if index + 1 == count && never_written(&bytes) {
+            // Left by a crash right after the segment was created; recovery removes it.
+            continue;
+        }
         let scanned = scan_segment(&path, &bytes, |record| {
             match ends.last_mut() {
                 Some(last) if epoch_of(*last) == epoch_of(record.zxid) => *last = record.zxid,
@@ -484,4 +490,35 @@ pub fn restart_from_disk(why: &str) -> ! {
     let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
     log::error!("FATAL: could not restart ({err}); exiting");
     std::process::exit(71)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringkeeper_engine::log as txlog;
+    use ringkeeper_engine::txn::{self, Txn, TxnBody, TxnOp};
+
+    #[test]
+    fn a_last_segment_left_unwritten_by_a_crash_adds_nothing_to_the_history() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        let mut segment =
+            txlog::encode_segment_header(&txlog::SegmentHeader { first_zxid: 1, prev_zxid: 0 }).to_vec();
+        for zxid in 1..=3 {
+            let txn = txn::encode(&Txn {
+                session_id: 1,
+                cxid: 1,
+                zxid,
+                time_ms: 0,
+                body: TxnBody::Op(TxnOp::SetData { path: "/".into(), data: Vec::new(), version: 0 }),
+            });
+            txlog::append_record(&mut segment, zxid, &txn);
+        }
+        std::fs::write(dir.join(txlog::segment_file_name(1)), segment).unwrap();
+        // Killed between renaming the zero-filled spare into place and writing its header.
+        std::fs::write(dir.join(txlog::segment_file_name(0x1_0000_0001)), vec![0u8; 8192]).unwrap();
+        let history = read_history(dir, 10).unwrap();
+        assert_eq!(history.txns.iter().map(|(zxid, _)| *zxid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(history.epoch_ends, [3]);
+    }
 }

@@ -112,6 +112,17 @@ pub fn fuzzy_end_zxid(path: &Path) -> Option<i64> {
     checked_header(path).map(|h| h.fuzzy_end_zxid)
 }
 
+/// Removes the snapshot at `path` and the leader's epoch ends stored beside it for a SNAP
+/// (`epochs.<its name>`), if there are any. The caller syncs the directory.
+pub fn remove_snapshot(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Ok(()) };
+    match std::fs::remove_file(dir.join(data_files::epoch_ends_name(&name.to_string_lossy()))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// What a purge removed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -140,7 +151,7 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<Purged, R
     let Some((oldest_index, oldest_zxid)) = oldest_kept else { return Ok(Purged::default()) };
     let mut purged = Purged::default();
     for (_, path) in &snapshots[..oldest_index] {
-        std::fs::remove_file(path).map_err(io_error(path))?;
+        remove_snapshot(path).map_err(io_error(path))?;
         purged.snapshots.push(path.clone());
     }
     let segments = segment_paths(log_dir)?;
@@ -236,13 +247,6 @@ pub fn verify_snapshots(path: &Path) -> Result<Vec<String>, RecoveryError> {
 mod tests {
     use super::*;
 
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rk-snapstore-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn image(zxid: i64) -> SnapshotImage {
         SnapshotImage { zxid, fuzzy_end_zxid: zxid, ..Default::default() }
     }
@@ -253,11 +257,15 @@ mod tests {
 
     #[test]
     fn purge_keeps_the_newest_valid_snapshots_and_the_log_after_the_oldest_kept() {
-        let dir = scratch_dir("purge");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         for zxid in [10, 20, 30, 40, 50, 60] {
             write_snapshot(&dir, &image(zxid)).unwrap();
         }
         // The newest one is damaged: it does not count as kept.
+        // The oldest was installed from a leader: its epoch ends go with it.
+        let oldest_ends = dir.join(data_files::epoch_ends_name(&snapshot::snapshot_file_name(10)));
+        std::fs::write(&oldest_ends, b"0xa\n").unwrap();
         let newest = dir.join(snapshot::snapshot_file_name(60));
         std::fs::write(&newest, b"garbage").unwrap();
         for first in [1, 15, 25, 35, 45, 55] {
@@ -265,6 +273,7 @@ mod tests {
         }
         let purged = purge(&dir, &dir, 3).unwrap();
         assert_eq!(names(&purged.snapshots), ["snapshot.000000000000000a", "snapshot.0000000000000014"]);
+        assert!(!oldest_ends.exists(), "the purged snapshot's epoch ends are left behind");
         // Kept: 30, 40, 50 (+ the damaged 60). log.15 holds 15..24 only; log.25 holds 31.
         assert_eq!(names(&purged.segments), ["log.0000000000000001", "log.000000000000000f"]);
         let left: Vec<i64> = snapshot_paths(&dir).unwrap().into_iter().map(|(z, _)| z).collect();
@@ -272,18 +281,17 @@ mod tests {
         assert_eq!(purge(&dir, &dir, 3).unwrap(), Purged::default(), "nothing more to remove");
         // Fewer valid snapshots than the retain count: nothing is removed.
         assert_eq!(purge(&dir, &dir, 5).unwrap(), Purged::default());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn written_snapshots_map_validate_and_leave_no_temp_file() {
-        let dir = scratch_dir("write");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let (path, bytes) = write_snapshot(&dir, &image(7)).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
         let mapped = MappedSnapshot::open(&path).unwrap();
         assert_eq!((mapped.header.zxid, mapped.image().zxid()), (7, 7));
         let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(entries.len(), 1, "{entries:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,12 +10,16 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::four_letter::{settled_leader, Mode};
-use crate::proxy::Proxy;
-use crate::{apache_command_with, four_letter_at, free_port, ringkeeper_binary, Target, APACHE_QUORUM_MAIN};
+use crate::process::ServerChild;
+use crate::proxy::ProxyMesh;
+use crate::{
+    apache_command_with, four_letter_at, free_port, ringkeeper_binary, server_line, Target,
+    APACHE_QUORUM_MAIN,
+};
 
 /// ringkeeper's fast failover, set explicitly: without it an ensemble detects a silent peer
 /// after tickTime x syncLimit (10 s here), as Apache does; Apache ignores the key.
@@ -28,7 +32,7 @@ pub struct Member {
     /// The port it accepts peer (quorum) connections on (its own, never a proxy's).
     pub peer_port: u16,
     pub dir: PathBuf,
-    child: Option<Child>,
+    process: ServerChild,
 }
 
 /// A running ensemble.
@@ -37,31 +41,11 @@ pub struct Ensemble {
     /// What each member runs (all `target`, except in [`Ensemble::start_mixed`]).
     targets: Vec<Target>,
     pub members: Vec<Member>,
-    /// With [`Ensemble::start_partitionable`]: `links[i][j]` carries the connections i
-    /// opens to j.
-    links: Vec<Vec<Option<Link>>>,
+    /// With [`Ensemble::start_partitionable`]: the proxies between every two members.
+    mesh: Option<ProxyMesh>,
     /// Every member's directory (config, dataDir, `server.log`); removed on drop unless the
     /// test is failing or `RINGKEEPER_KEEP_ENSEMBLE=1` (the path is printed then).
     root: Option<tempfile::TempDir>,
-}
-
-/// The proxies member `from` reaches member `to` through: its peer (quorum) port and its
-/// election port (ringkeeper uses only the first; Apache both).
-struct Link {
-    peer: Proxy,
-    election: Proxy,
-}
-
-impl Link {
-    fn set_forward_blocked(&self, blocked: bool) {
-        self.peer.set_forward_blocked(blocked);
-        self.election.set_forward_blocked(blocked);
-    }
-
-    fn set_backward_blocked(&self, blocked: bool) {
-        self.peer.set_backward_blocked(blocked);
-        self.election.set_backward_blocked(blocked);
-    }
 }
 
 /// The members an [`Ensemble`] start sets up: `targets.len()` of them; the first `voters` vote,
@@ -173,27 +157,8 @@ impl Ensemble {
         let mixed = targets.iter().any(|t| *t != targets[0]);
         let ports: Vec<(u16, u16, u16)> =
             (0..total).map(|_| (free_port(), free_port(), free_port())).collect();
-        let mut links: Vec<Vec<Option<Link>>> = (0..total)
-            .map(|i| {
-                (0..total)
-                    .map(|j| {
-                        (proxied && i != j).then(|| Link { peer: Proxy::bind(), election: Proxy::bind() })
-                    })
-                    .collect()
-            })
-            .collect();
-        let back_ports: Vec<Vec<Option<u16>>> = (0..total)
-            .map(|i| (0..total).map(|j| links[j][i].as_ref().map(|back| back.election.port)).collect())
-            .collect();
-        for (i, row) in links.iter_mut().enumerate() {
-            for (j, link) in row.iter_mut().enumerate() {
-                if let Some(link) = link {
-                    let (_, peer, election) = ports[j];
-                    link.peer.forward_to(SocketAddr::from(([127, 0, 0, 1], peer)), None);
-                    link.election.forward_to(SocketAddr::from(([127, 0, 0, 1], election)), back_ports[i][j]);
-                }
-            }
-        }
+        let mesh =
+            proxied.then(|| ProxyMesh::start(&ports.iter().map(|&(_, p, e)| (p, e)).collect::<Vec<_>>()));
         let servers_seen_by = |me: usize| {
             let mut servers = String::new();
             for (j, (client, peer, election)) in ports.iter().enumerate() {
@@ -202,11 +167,8 @@ impl Ensemble {
                 }
                 let role = if (voters..started).contains(&j) { ":observer" } else { "" };
                 let (peer, election) =
-                    links[me][j].as_ref().map_or((*peer, *election), |l| (l.peer.port, l.election.port));
-                servers.push_str(&format!(
-                    "server.{}=127.0.0.1:{peer}:{election}{role};127.0.0.1:{client}\n",
-                    j + 1
-                ));
+                    mesh.as_ref().and_then(|mesh| mesh.route(me, j)).unwrap_or((*peer, *election));
+                servers.push_str(&server_line(j as u64 + 1, peer, election, role, *client));
             }
             servers
         };
@@ -230,10 +192,11 @@ impl Ensemble {
                 data_dir.display()
             );
             std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
-            members.push(Member { id, client_port: client, peer_port, dir, child: None });
+            let process = ServerChild::new(dir.join("server.log"));
+            members.push(Member { id, client_port: client, peer_port, dir, process });
         }
         let target = targets[0];
-        let mut ensemble = Ensemble { target, targets: targets.to_vec(), members, links, root: Some(root) };
+        let mut ensemble = Ensemble { target, targets: targets.to_vec(), members, mesh, root: Some(root) };
         for i in 0..started {
             ensemble.launch(i);
         }
@@ -274,10 +237,8 @@ impl Ensemble {
 
     fn launch(&mut self, i: usize) {
         let m = &mut self.members[i];
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
         let config = m.dir.join("zoo.cfg");
-        let mut command = match self.targets[i] {
+        let command = match self.targets[i] {
             Target::Ringkeeper => {
                 let mut c = Command::new(ringkeeper_binary());
                 c.arg(&config);
@@ -285,13 +246,7 @@ impl Ensemble {
             }
             Target::Apache => apache_command_with(APACHE_QUORUM_MAIN, &config, &m.dir),
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn server");
-        m.child = Some(child);
+        m.process.spawn(command).expect("spawn server");
     }
 
     /// Client connect string naming every member.
@@ -332,7 +287,7 @@ impl Ensemble {
     fn try_wait_serving(&mut self, i: usize, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Some(status) = self.members[i].child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+            if let Some(status) = self.members[i].process.exit_status() {
                 return Err(format!("server {} exited ({status}); log:\n{}", i + 1, self.log(i)));
             }
             if self.mode(i).is_some() {
@@ -359,21 +314,24 @@ impl Ensemble {
 
     /// Member `i`'s process id, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.members[i].child.as_ref().map(Child::id)
+        self.members[i].process.pid()
     }
 
     fn is_running_quick(&self, i: usize) -> bool {
-        self.members[i].child.is_some()
+        self.members[i].process.is_started()
     }
 
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default()
+        self.members[i].process.log()
+    }
+
+    fn mesh(&self) -> &ProxyMesh {
+        self.mesh.as_ref().expect("a partitionable ensemble")
     }
 
     /// Cuts member `i` off from every other member (silently: no connection reset).
     pub fn isolate(&self, i: usize) {
-        let others: Vec<usize> = (0..self.members.len()).filter(|&j| j != i).collect();
-        self.partition(&[&[i], &others]);
+        self.mesh().isolate(i);
     }
 
     /// Undoes [`Ensemble::isolate`] (and every other cut).
@@ -384,32 +342,18 @@ impl Ensemble {
     /// Cuts every pair of members in different `groups`, both ways; members in no group
     /// keep their links.
     pub fn partition(&self, groups: &[&[usize]]) {
-        for (g, group) in groups.iter().enumerate() {
-            for other in groups.iter().skip(g + 1) {
-                for &a in group.iter() {
-                    for &b in other.iter() {
-                        self.cut(a, b);
-                        self.cut(b, a);
-                    }
-                }
-            }
-        }
+        self.mesh().partition(groups);
     }
 
     /// Cuts what member `from` sends to member `to` (one way: `to` still reaches `from`).
-    /// On a connection `from` opened that is its forward direction, on one `to` opened
-    /// the backward one.
     pub fn cut(&self, from: usize, to: usize) {
-        let link = |a: usize, b: usize| self.links[a][b].as_ref().expect("a partitionable ensemble");
-        link(from, to).set_forward_blocked(true);
-        link(to, from).set_backward_blocked(true);
+        self.mesh().cut(from, to);
     }
 
-    /// Restores every link.
+    /// Restores every link (nothing to do without proxies).
     pub fn heal_all(&self) {
-        for link in self.links.iter().flatten().flatten() {
-            link.set_forward_blocked(false);
-            link.set_backward_blocked(false);
+        if let Some(mesh) = &self.mesh {
+            mesh.heal_all();
         }
     }
 
@@ -424,9 +368,7 @@ impl Ensemble {
     }
 
     fn signal(&self, i: usize, signal: &str) {
-        let child = self.members[i].child.as_ref().expect("a running member");
-        let sent = Command::new("kill").args(["-s", signal, &child.id().to_string()]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
+        self.members[i].process.signal(signal).unwrap_or_else(|e| panic!("member {}: {e}", i + 1));
     }
 
     /// Waits until every running member serves under one leader (exactly one reports
@@ -447,10 +389,7 @@ impl Ensemble {
 
     /// `kill -9` member `i`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.members[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.members[i].process.kill();
     }
 
     /// Sends member `i` `signal` (`TERM`, `INT`) and waits up to `limit` for it to exit.
@@ -460,17 +399,13 @@ impl Ensemble {
         signal: &str,
         limit: Duration,
     ) -> Option<std::process::ExitStatus> {
-        crate::stop_with_signal(&mut self.members[i].child, signal, limit)
+        self.members[i].process.stop_with_signal(signal, limit)
     }
 
     /// Waits up to `limit` for member `i` to exit on its own; its exit status, or `None` if
     /// it still runs (or is not running at all).
     pub fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<std::process::ExitStatus> {
-        let status = crate::wait_exit(self.members[i].child.as_mut()?, limit);
-        if status.is_some() {
-            self.members[i].child = None;
-        }
-        status
+        self.members[i].process.wait_exit(limit)
     }
 
     /// Starts member `i` again (same config and dataDir) and waits until it serves.

@@ -1,7 +1,28 @@
-//! The `srvr` four-letter word's `Mode:` line, shared by the tests and the bench: which role a
-//! server reports ([`Mode`]) and whether an ensemble has settled on one leader
-//! ([`settled_leader`]). Pure parsing; asking a server is [`crate::four_letter_at`] (tests)
-//! or `ringkeeper_bench::four_letter::srvr` (bench).
+//! Four-letter words, shared by the tests and the bench: asking one over a fresh TCP
+//! connection to a server's client port ([`ask`]; the tests' [`crate::four_letter_at`] and
+//! the bench's `ringkeeper_bench::four_letter::ask` are thin wrappers), and the `srvr`
+//! answer's `Mode:` line: which role a server reports ([`Mode`]) and whether an ensemble has
+//! settled on one leader ([`settled_leader`]).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Largest answer read (a `cons` of 10,000 connections is about 1 MiB).
+const ANSWER_BYTES_MAX: u64 = 16 << 20;
+
+/// Sends the four-letter `word` to the server at `address` and returns everything it wrote
+/// before closing. `timeout` bounds the connect, the write and each read; an error when the
+/// server cannot be reached or does not close in time.
+pub fn ask(address: SocketAddr, word: &str, timeout: Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(word.as_bytes())?;
+    let mut answer = String::new();
+    stream.take(ANSWER_BYTES_MAX).read_to_string(&mut answer)?;
+    Ok(answer)
+}
 
 /// A server's role as `srvr` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]

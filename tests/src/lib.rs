@@ -13,13 +13,16 @@ pub mod kdc;
 pub mod lazyfs;
 pub mod linearizability;
 pub mod pki;
+pub mod process;
 pub mod proxy;
 pub mod sim;
+pub mod wire;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
+
+use crate::process::ServerChild;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -145,19 +148,19 @@ pub fn free_port() -> u16 {
     panic!("no free port in {TEST_PORTS:?}");
 }
 
+/// How long the tests' four-letter words may take (connect, write, each read).
+const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sends a four-letter word to the server at `addr` and returns everything it wrote before
-/// closing. Empty on connection failure.
+/// closing ([`four_letter::ask`]). Empty on connection failure or time-out.
 pub fn four_letter_at(addr: SocketAddr, word: &str) -> String {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return String::new();
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    if stream.write_all(word.as_bytes()).is_err() {
-        return String::new();
-    }
-    let mut out = String::new();
-    let _ = stream.read_to_string(&mut out);
-    out
+    four_letter::ask(addr, word, FOUR_LETTER_TIMEOUT).unwrap_or_default()
+}
+
+/// A zoo.cfg `server.N` line for a member on 127.0.0.1: `role` is `""`, `":observer"` or
+/// `":participant"`.
+pub fn server_line(id: u64, peer_port: u16, election_port: u16, role: &str, client_port: u16) -> String {
+    format!("server.{id}=127.0.0.1:{peer_port}:{election_port}{role};127.0.0.1:{client_port}\n")
 }
 
 /// Polls `child` until it exits, for at most `limit`; `None` if it is still running then
@@ -175,19 +178,6 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Sends `signal` (a name for kill(1)) to the process in `child` and waits up to `limit` for
-/// it to exit; its exit status (and `child` emptied), or `None` if it is still running then.
-pub fn stop_with_signal(child: &mut Option<Child>, signal: &str, limit: Duration) -> Option<ExitStatus> {
-    let process = child.as_mut().expect("a running server");
-    let sent = Command::new("kill").args(["-s", signal, &process.id().to_string()]).status();
-    assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} failed");
-    let status = wait_exit(process, limit);
-    if status.is_some() {
-        *child = None;
-    }
-    status
-}
-
 /// A server process under test, with its own data directory.
 pub struct TestServer {
     pub target: Target,
@@ -196,7 +186,7 @@ pub struct TestServer {
     extra_config: String,
     /// `dataDir` when it is not `dir/data` (e.g. on a [`lazyfs::LazyFs`] mount).
     data_dir_override: Option<PathBuf>,
-    child: Option<Child>,
+    process: ServerChild,
 }
 
 impl TestServer {
@@ -230,13 +220,15 @@ impl TestServer {
     /// e.g. moving data from Apache to ringkeeper), with `dataDir` at `data_dir_override`
     /// when given.
     pub fn start_as(target: Target, extra_config: &str, data_dir_override: Option<PathBuf>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let process = ServerChild::new(dir.path().join("server.log"));
         let mut server = TestServer {
             target,
             port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             extra_config: extra_config.to_string(),
             data_dir_override,
-            child: None,
+            process,
         };
         server.launch().unwrap_or_else(|e| panic!("{e}"));
         server
@@ -266,8 +258,8 @@ impl TestServer {
 
     fn launch(&mut self) -> Result<(), String> {
         self.write_config();
-        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
-        let mut command = match self.target {
+        std::fs::File::create(self.process.log_path()).unwrap();
+        let command = match self.target {
             Target::Ringkeeper => {
                 let mut c = Command::new(ringkeeper_binary());
                 c.arg(self.config_path());
@@ -275,20 +267,14 @@ impl TestServer {
             }
             Target::Apache => apache_command(&self.config_path(), self.dir.path()),
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn server");
-        self.child = Some(child);
+        self.process.spawn(command).expect("spawn server");
         self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.process.exit_status() {
                 return Err(format!("server exited during start-up ({status}); log:\n{}", self.log()));
             }
             if self.four_letter("srvr").contains("Mode:") {
@@ -317,15 +303,12 @@ impl TestServer {
 
     /// The server's combined stdout/stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.process.log()
     }
 
     /// `kill -9` the server process.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Kills (if running) and starts again on the same port and data directory.
@@ -343,27 +326,23 @@ impl TestServer {
     /// Sends `signal` (a name for kill(1): `TERM`, `INT`) and waits up to `limit` for the
     /// process to exit; its exit status, or `None` if it is still running then.
     pub fn stop_with_signal(&mut self, signal: &str, limit: Duration) -> Option<ExitStatus> {
-        stop_with_signal(&mut self.child, signal, limit)
+        self.process.stop_with_signal(signal, limit)
     }
 
     /// The server process's id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.pid()
     }
 
     /// Waits up to `limit` for the process to exit on its own; its exit status, or `None` if
     /// it is still running (or was never started or already reaped).
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let status = wait_exit(self.child.as_mut()?, limit);
-        if status.is_some() {
-            self.child = None;
-        }
-        status
+        self.process.wait_exit(limit)
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.process.is_running()
     }
 }
 

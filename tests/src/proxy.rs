@@ -16,6 +16,9 @@
 //! [`Proxy::forward_to`]`(upstream, Some(back_port))` rewrites that address (protocol versions
 //! -65536 and -65535: `long version, long sid, int length, "host:port"`) to
 //! `127.0.0.1:back_port`, the proxy leading back; other first bytes pass unchanged.
+//!
+//! [`ProxyMesh`] puts such proxies between every ordered pair of an ensemble's members and
+//! partitions them (shared by the tests' ensemble and the bench's election trials).
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -134,6 +137,120 @@ impl Drop for Proxy {
     }
 }
 
+/// The two proxies member `from` reaches member `to` through: its peer (quorum) port and its
+/// election port (ringkeeper uses only the first; Apache both).
+struct MeshLink {
+    peer: Proxy,
+    election: Proxy,
+}
+
+impl MeshLink {
+    fn proxies(&self) -> [&Proxy; 2] {
+        [&self.peer, &self.election]
+    }
+}
+
+/// Proxies between every ordered pair of an ensemble's members, for partitions (the tests'
+/// [`crate::ensemble::Ensemble::start_partitionable`] and the bench's election trials): member
+/// `from` names [`ProxyMesh::route`]`(from, to)` as member `to`'s peer and election ports in
+/// its zoo.cfg, so cutting links cuts members apart while their clients still reach them.
+/// Each election proxy rewrites Apache's initial message to name the proxy leading back.
+pub struct ProxyMesh {
+    /// `links[from][to]`, `None` on the diagonal.
+    links: Vec<Vec<Option<MeshLink>>>,
+}
+
+impl ProxyMesh {
+    /// Binds and starts the proxies between members whose own (peer, election) ports are
+    /// `member_ports`, by index.
+    pub fn start(member_ports: &[(u16, u16)]) -> ProxyMesh {
+        let n = member_ports.len();
+        let mut links: Vec<Vec<Option<MeshLink>>> = (0..n)
+            .map(|from| {
+                (0..n)
+                    .map(|to| (from != to).then(|| MeshLink { peer: Proxy::bind(), election: Proxy::bind() }))
+                    .collect()
+            })
+            .collect();
+        // The election port of the link leading back, for the initial-message rewrite.
+        let back_ports: Vec<Vec<Option<u16>>> = (0..n)
+            .map(|from| (0..n).map(|to| links[to][from].as_ref().map(|back| back.election.port)).collect())
+            .collect();
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        for (from, row) in links.iter_mut().enumerate() {
+            for (to, link) in row.iter_mut().enumerate() {
+                if let Some(link) = link {
+                    let (peer, election) = member_ports[to];
+                    link.peer.forward_to(local(peer), None);
+                    link.election.forward_to(local(election), back_ports[from][to]);
+                }
+            }
+        }
+        ProxyMesh { links }
+    }
+
+    /// The (peer, election) ports member `from` must name for member `to`: the proxies'
+    /// (`None` for a member itself).
+    pub fn route(&self, from: usize, to: usize) -> Option<(u16, u16)> {
+        self.links[from][to].as_ref().map(|link| (link.peer.port, link.election.port))
+    }
+
+    fn link(&self, from: usize, to: usize) -> &MeshLink {
+        self.links[from][to].as_ref().expect("no link from a member to itself")
+    }
+
+    /// Cuts what member `from` sends to member `to` (one way: `to` still reaches `from`).
+    /// On a connection `from` opened that is its forward direction, on one `to` opened
+    /// the backward one.
+    pub fn cut(&self, from: usize, to: usize) {
+        for proxy in self.link(from, to).proxies() {
+            proxy.set_forward_blocked(true);
+        }
+        for proxy in self.link(to, from).proxies() {
+            proxy.set_backward_blocked(true);
+        }
+    }
+
+    /// Cuts every pair of members in different `groups`, both ways; members in no group
+    /// keep their links.
+    pub fn partition(&self, groups: &[&[usize]]) {
+        for (g, group) in groups.iter().enumerate() {
+            for other in groups.iter().skip(g + 1) {
+                for &a in group.iter() {
+                    for &b in other.iter() {
+                        self.cut(a, b);
+                        self.cut(b, a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts member `i` off from every other member, both ways.
+    pub fn isolate(&self, i: usize) {
+        let others: Vec<usize> = (0..self.links.len()).filter(|&j| j != i).collect();
+        self.partition(&[&[i], &others]);
+    }
+
+    /// Restores every link; connections held while cut carry on with what was held.
+    pub fn heal_all(&self) {
+        for proxy in self.links.iter().flatten().flatten().flat_map(MeshLink::proxies) {
+            proxy.set_blocked(false);
+        }
+    }
+
+    /// Restores every link and closes the connections of those that were cut, so the peers
+    /// reconnect afresh.
+    pub fn heal_and_reconnect(&self) {
+        for proxy in self.links.iter().flatten().flatten().flat_map(MeshLink::proxies) {
+            if proxy.is_blocked() {
+                proxy.set_blocked(false);
+                proxy.close_connections();
+            }
+        }
+    }
+}
+
 /// One accepted connection (number `number`): connects upstream once the forward direction
 /// is open, rewrites an election initial message if asked, then pumps both directions (the
 /// backward one on a thread of its own) until the connection ends.
@@ -239,6 +356,22 @@ mod tests {
         assert_eq!(&out[8..16], &3i64.to_be_bytes());
         assert_eq!(&out[16..20], &14i32.to_be_bytes());
         assert_eq!(&out[20..], b"127.0.0.1:4242");
+    }
+
+    #[test]
+    fn a_mesh_routes_each_ordered_pair_through_its_own_proxies() {
+        let mesh = ProxyMesh::start(&[(101, 201), (102, 202), (103, 203)]);
+        assert_eq!(mesh.route(1, 1), None, "a member reaches itself directly");
+        let mut proxied = Vec::new();
+        for (from, to) in (0..3).flat_map(|from| (0..3).map(move |to| (from, to))) {
+            if let Some((peer, election)) = mesh.route(from, to) {
+                proxied.extend([peer, election]);
+            }
+        }
+        proxied.sort();
+        proxied.dedup();
+        assert_eq!(proxied.len(), 12, "six links of two proxies each");
+        assert!(proxied.iter().all(|p| *p > 1024));
     }
 
     /// An echo server behind a proxy; a one-way block stops only its direction.

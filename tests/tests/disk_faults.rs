@@ -53,8 +53,8 @@
 //!   a follower too far behind for DIFF cannot sync the SNAP marker (`install.after-restart`):
 //!   it stops (exit 71); restarted without the fault it is sent the SNAP again.
 //! - `an_old_leader_that_cannot_record_its_trunc_stops_and_rejoins_once_the_disk_works`: a
-//!   leader isolated with writes in flight logs proposals no one else has; on the heal it
-//!   cannot sync the TRUNC marker (`truncate.after`): it stops (exit 71); restarted without
+//!   leader is isolated, then asked to write: it logs a proposal no one else has (checked in
+//!   its log segment, and absent on the new leader); on the heal it cannot sync the TRUNC marker (`truncate.after`): it stops (exit 71); restarted without
 //!   the fault it cuts its log and every member holds every acknowledged write.
 //!
 //! Skipped, with a message, where FUSE cannot be mounted (no `/dev/fuse` or not root) and with
@@ -523,34 +523,61 @@ async fn a_follower_that_cannot_record_a_snap_stops_and_is_sent_it_again_once_th
     assert_every_member_holds(&ensemble, &acked).await;
 }
 
-// Ignored in CI: passed 2 of 3 runs; in the third the old leader kept running for 30 s after
-// the heal (no TRUNC: it had perhaps logged nothing the others lacked). Run with `--ignored`.
-#[ignore = "flaky: the isolated leader does not always hold txns the majority lacks"]
+/// Whether a log segment in `data_dir` holds `bytes` (a LazyFs mount reads back what was
+/// written, synced or not).
+fn logged(data_dir: &Path, bytes: &[u8]) -> bool {
+    std::fs::read_dir(data_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(SEGMENT_PREFIX))
+        .any(|entry| std::fs::read(entry.path()).is_ok_and(|c| c.windows(bytes.len()).any(|w| w == bytes)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_leader_that_cannot_record_its_trunc_stops_and_rejoins_once_the_disk_works() {
     let mut rng = seeded_rng();
     let Some((mut disks, mut ensemble)) = Disk::partitionable_ensemble(3, "") else { return };
     let leader = ensemble.wait_leader(ENSEMBLE_WAIT);
+    let acked = write_for_a_moment(&ensemble, leader, &mut rng).await;
+    // Cut off first, then asked to write: the old leader logs a proposal that no other member
+    // ever sees, so on its return the new leader must tell it to cut it (a TRUNC).
     let client = connect_member(&ensemble, leader).await;
-    mk(&client, "/round", b"").await;
-    let (writes, acked) = start_writes(&client, "/round");
-    tokio::time::sleep(Duration::from_millis(100 + rng.below(FAULT_DELAY_MAX_MS))).await;
-    // Cut off with writes in flight: the old leader logs proposals no one else has, so on
-    // its return the new leader tells it to cut them (a TRUNC).
     ensemble.isolate(leader);
-    within_for(STOP_WAIT, "writers to stop", writes).await.unwrap();
-    drop(client);
-    let acked = take_acked(&acked, "leader isolated", Duration::ZERO, false);
+    const ORPHAN: &str = "/round/orphan";
+    let orphan_write = tokio::spawn(async move {
+        let create = client.create(ORPHAN, b"", &open(zk::CreateMode::Persistent));
+        tokio::time::timeout(STOP_WAIT, create).await
+    });
+    let leader_data = disks[leader].path("data");
+    poll_until(STOP_WAIT, "the isolated leader to log its last proposal", || {
+        logged(&leader_data, ORPHAN.as_bytes())
+    });
     poll_until(ENSEMBLE_WAIT, "the majority to elect a new leader", || {
         (0..3).any(|i| i != leader && ensemble.mode(i) == Some(Mode::Leader))
     });
+    let new_leader = (0..3).find(|&i| i != leader && ensemble.mode(i) == Some(Mode::Leader)).unwrap();
+    let majority = connect_member(&ensemble, new_leader).await;
+    within("sync", majority.sync("/round")).await.unwrap();
+    assert_eq!(
+        stat_of(&majority, ORPHAN).await,
+        None,
+        "the majority has the isolated leader's last proposal"
+    );
     disks[leader].fs.set_faults(failing(FaultOp::Fsync, TRUNCATE_MARKER, libc::EIO));
     ensemble.heal(leader);
     expect_member_stop_naming(&mut ensemble, leader, TRUNCATE_MARKER);
+    if orphan_write.is_finished() {
+        let answer = orphan_write.await.unwrap();
+        assert!(!matches!(answer, Ok(Ok(_))), "the isolated leader acknowledged a write: {answer:?}");
+    } else {
+        orphan_write.abort();
+    }
     disks[leader].fs.set_faults(Faults::default());
     disks[leader].cut_power(false, &mut rng);
     ensemble.restart(leader);
     let log = ensemble.log(leader);
     assert!(log.contains("cutting the transaction log after zxid"), "no TRUNC after the restart:\n{log}");
+    assert!(!logged(&leader_data, ORPHAN.as_bytes()), "the old leader's log still holds the cut proposal");
     assert_every_member_holds(&ensemble, &acked).await;
 }

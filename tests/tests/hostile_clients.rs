@@ -13,7 +13,8 @@
 //! - `ten_thousand_idle_sessions_keep_memory_bounded_and_others_served`: with
 //!   `maxClientCnxns=0` (no per-IP limit; the default 60 refuses the 61st connection from one
 //!   address, checked first) 10,000 connections from 127.0.0.1 each open a session and then
-//!   sit idle; the server holds them all with RSS growth under
+//!   sit idle (sessions of [`IDLE_SESSION_TIMEOUT_MS`], so none expires meanwhile); the server
+//!   holds them all (none is closed at the end) with RSS growth under
 //!   [`IDLE_SESSION_RSS_BYTES_MAX`] per session, and answers a bystander within [`PROMPT`].
 //!
 //! - `random_garbage_never_harms_the_server_or_other_sessions`: seeded rounds of garbage on
@@ -24,9 +25,10 @@
 //!   `RINGKEEPER_TEST_SEED` replays it, `RINGKEEPER_FUZZ_CASES` sets the rounds.
 //!
 //! They run against Apache 3.8 too (`RINGKEEPER_TEST_TARGET=apache`): the slow-loris and
-//! garbage tests pass there; the 10,000-session one lost its bystander (whose session then
-//! expired while Apache opened the 10,000) and has not been run on Apache since the
-//! bystander connects after them.
+//! garbage tests pass there, and so does the 10,000-session one (Apache 3.8 took 52 s to open
+//! them, ~10-11 KB of RSS each, bystander pings under 16 ms, on the shared 2-core machine),
+//! except that a ping sent while the 10,000 connections close at once took 1.6 s there
+//! (bounded by [`CLOSING_PROMPT_APACHE`] for Apache; ringkeeper must answer within [`PROMPT`]).
 
 mod common;
 
@@ -51,17 +53,30 @@ const SLOW_CONNECTIONS_PER_KIND: usize = 50;
 const SLOW_LORIS_RSS_GROWTH_MAX: u64 = 32 << 20;
 /// Longest a bystander's request may wait while the hostile clients are connected.
 const PROMPT: Duration = Duration::from_secs(1);
+/// Apache's bound on a bystander's ping while 10,000 connections close at once.
+const CLOSING_PROMPT_APACHE: Duration = Duration::from_secs(10);
 /// Idle sessions of the many-connections test.
 const IDLE_SESSIONS: usize = 10_000;
 /// Bound on the server's RSS growth per idle session (connection, session and buffers).
 const IDLE_SESSION_RSS_BYTES_MAX: u64 = 48 << 10;
+/// Session timeout of the idle sessions, ms: longer than opening 10,000 of them takes
+/// (Apache 3.8 took 52 s here), so none expires before they are counted. Allowed by
+/// `maxSessionTimeout` in [`IDLE_SERVER_CONFIG`].
+const IDLE_SESSION_TIMEOUT_MS: i32 = 180_000;
+/// zoo.cfg of the many-connections server: no per-IP limit, long sessions allowed.
+const IDLE_SERVER_CONFIG: &str = "maxClientCnxns=0\nmaxSessionTimeout=180000\n";
 
 /// Pings `bystander` and asserts the answer came within [`PROMPT`].
 fn assert_prompt(bystander: &mut RawSession, while_what: &str) -> Duration {
+    assert_answered_within(bystander, PROMPT, while_what)
+}
+
+/// Pings `bystander` and asserts the answer came within `bound`.
+fn assert_answered_within(bystander: &mut RawSession, bound: Duration, while_what: &str) -> Duration {
     let started = Instant::now();
     bystander.ping();
     let took = started.elapsed();
-    assert!(took < PROMPT, "a bystander's ping took {took:?} while {while_what}");
+    assert!(took < bound, "a bystander's ping took {took:?} while {while_what}");
     took
 }
 
@@ -233,7 +248,7 @@ fn raise_open_file_limit() -> u64 {
 /// Opens `count` connections to `server` and a session on each, pipelined: every connect
 /// request is sent before the answers are read.
 fn open_idle_sessions(server: &TestServer, count: usize) -> Vec<TcpStream> {
-    let request = new_session_request(30_000);
+    let request = new_session_request(IDLE_SESSION_TIMEOUT_MS);
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
         let mut stream = raw_stream(server);
@@ -268,7 +283,7 @@ fn ten_thousand_idle_sessions_keep_memory_bounded_and_others_served() {
         );
         drop(held);
     }
-    let server = TestServer::start_with("maxClientCnxns=0\n");
+    let server = TestServer::start_with(IDLE_SERVER_CONFIG);
     let pid = server.pid().expect("a server process");
     let baseline = resident_bytes(pid);
     let started = Instant::now();
@@ -293,6 +308,12 @@ fn ten_thousand_idle_sessions_keep_memory_bounded_and_others_served() {
         per_session < IDLE_SESSION_RSS_BYTES_MAX,
         "RSS grew by {per_session} bytes per idle session (bound {IDLE_SESSION_RSS_BYTES_MAX})"
     );
+    let closed = idle.iter().filter(|stream| closed_now(stream)).count();
+    assert_eq!(closed, 0, "the server closed {closed} of the {IDLE_SESSIONS} idle sessions");
     drop(idle);
-    assert_prompt(&mut bystander, "10,000 connections close");
+    // Apache 3.8 stalls while 10,000 live sessions' connections close at once (a ping took
+    // 1.6 s here); ringkeeper must stay prompt.
+    let closing_bound = if Target::from_env() == Target::Apache { CLOSING_PROMPT_APACHE } else { PROMPT };
+    let closing = assert_answered_within(&mut bystander, closing_bound, "10,000 connections close");
+    println!("a bystander's ping while the {IDLE_SESSIONS} connections closed: {closing:?}");
 }

@@ -21,8 +21,9 @@ use ringkeeper_engine::proto::records::{
     Acl, ConnectRequest, ConnectResponse, CreateRequest, Id, PathWatchRequest, ReplyHeader, RequestHeader,
     WatcherEvent,
 };
-use ringkeeper_engine::proto::{Jute, JuteReader};
+use ringkeeper_engine::proto::Jute;
 use ringkeeper_tests::sim::Rng;
+use ringkeeper_tests::wire;
 use ringkeeper_tests::TestServer;
 use zookeeper_client as zk;
 
@@ -231,7 +232,8 @@ pub fn raw_stream_to(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// One request frame's payload: the RequestHeader, then the encoded `body`.
+/// One request frame's payload: the RequestHeader, then the encoded `body` (a whole frame,
+/// with its length, is [`wire::push_request`]; payloads are for tests that mangle them).
 pub fn request_payload(xid: i32, op: i32, body: &[u8]) -> Vec<u8> {
     let mut payload = RequestHeader { xid, op }.to_bytes();
     payload.extend_from_slice(body);
@@ -266,9 +268,8 @@ pub fn read_frame(stream: &mut TcpStream) -> Frame {
 /// `None` once the server closed.
 pub fn read_reply_frame(stream: &mut TcpStream) -> Option<Reply> {
     let Frame::Data(bytes) = read_frame(stream) else { return None };
-    let mut reader = JuteReader::new(&bytes);
-    let header = ReplyHeader::decode(&mut reader).expect("decode ReplyHeader");
-    Some(Reply { header, body: reader.rest().to_vec() })
+    let (header, body) = wire::split_reply(&bytes).expect("decode ReplyHeader");
+    Some(Reply { header, body: body.to_vec() })
 }
 
 /// Whether the server closes `stream` within [`STEP`] (discarding any frames before that).
@@ -359,7 +360,9 @@ impl RawSession {
 
     /// Sends a request under a fixed xid (the special ones: -2 ping, -4 auth, ...).
     pub fn send_with_xid(&mut self, xid: i32, op: i32, body: &[u8]) {
-        write_frame(&mut self.stream, &request_payload(xid, op, body)).expect("send request");
+        let mut frame = Vec::new();
+        wire::push_request(&mut frame, xid, op, body);
+        self.stream.write_all(&frame).expect("send request");
     }
 
     /// Reads frames until the reply to `xid`, collecting watch events on the way; `None` if
