@@ -22,7 +22,7 @@ COPY . .
 # SASL GSSAPI links the system's MIT Kerberos library; its bindings are made with libclang.
 RUN apt-get update && apt-get install -y --no-install-recommends libkrb5-dev libclang-dev \
     && rm -rf /var/lib/apt/lists/*
-RUN cargo build --release -p ringkeeper-server --bin ringkeeper \
+RUN cargo build --release -p ringkeeper-server --features gssapi --bin ringkeeper \
     && cp target/release/ringkeeper /ringkeeper
 
 FROM scratch AS prebuilt

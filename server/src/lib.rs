@@ -51,6 +51,7 @@ pub mod replica;
 pub mod request_stats;
 pub mod role_stats;
 pub mod runtime;
+#[cfg(feature = "gssapi")]
 pub mod sasl_gssapi;
 pub mod snapshot_store;
 pub mod snapshotter;

@@ -218,7 +218,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut processor_cfg = processor_config(&config);
     processor_cfg.server_id = config.my_id.unwrap_or(0) as i64;
     processor_cfg.sasl_nonce_key = random_bytes(SESSION_SECRET_BYTES)?;
-    processor_cfg.sasl_mechanism = crate::sasl_gssapi::from_config(&config)?;
+    processor_cfg.sasl_mechanism = gssapi_mechanism(&config)?;
     let mut processor = Processor::new(processor_cfg, now, &secret);
     let mut log_settings = LogSettings::from_config(&config);
     std::fs::create_dir_all(&log_settings.dir)
@@ -571,4 +571,25 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
     data_handle.join().map_err(|e| anyhow!("data role failed: {e}"))?;
     log_handle.join().map_err(|e| anyhow!("log role failed: {e}"))?;
     Ok(())
+}
+
+/// The SASL GSSAPI mechanism the config asks for ([`crate::sasl_gssapi`]).
+#[cfg(feature = "gssapi")]
+fn gssapi_mechanism(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<dyn ringkeeper_engine::auth::SaslMechanism>>> {
+    crate::sasl_gssapi::from_config(config)
+}
+
+/// Without the `gssapi` feature, a config asking for Kerberos is refused, naming the fix.
+#[cfg(not(feature = "gssapi"))]
+fn gssapi_mechanism(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<dyn ringkeeper_engine::auth::SaslMechanism>>> {
+    if config.has_auth_provider(crate::config::SASL_AUTH_PROVIDER) && config.sasl_kerberos.is_some() {
+        anyhow::bail!(
+            "the JAAS Server section logs in with Kerberos (Krb5LoginModule), but this ringkeeper was built without SASL GSSAPI: build it with `--features gssapi` (needs libkrb5-dev and libclang-dev)"
+        );
+    }
+    Ok(None)
 }

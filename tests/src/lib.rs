@@ -59,6 +59,11 @@ fn set_by_cargo_for_this_test(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
 
+/// The `--features` this test build was made with (`.ci/run` passes them to nextest), handed
+/// to the harness's own build so that it is the same build.
+pub const CARGO_FEATURES: Option<&str> =
+    if cfg!(feature = "gssapi") { Some("ringkeeper-server/gssapi,ringkeeper-tests/gssapi") } else { None };
+
 /// Path of the `ringkeeper` binary, built on first use in this process with the feature set
 /// `cargo nextest run --workspace` builds (all bins and tests of the workspace), so the build
 /// is a no-op after nextest's own and nothing is compiled twice.
@@ -68,16 +73,16 @@ pub fn ringkeeper_binary() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut build = Command::new(cargo);
+            build.current_dir(workspace_root()).args(["build", "-q", "--workspace", "--bins", "--tests"]);
+            if let Some(features) = CARGO_FEATURES {
+                build.args(["--features", features]);
+            }
             for (name, _) in std::env::vars_os() {
                 if name.to_str().is_some_and(set_by_cargo_for_this_test) {
                     build.env_remove(name);
                 }
             }
-            let status = build
-                .current_dir(workspace_root())
-                .args(["build", "-q", "--workspace", "--bins", "--tests"])
-                .status()
-                .expect("run cargo build for the ringkeeper binary");
+            let status = build.status().expect("run cargo build for the ringkeeper binary");
             assert!(status.success(), "building ringkeeper failed");
             let target_dir = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
