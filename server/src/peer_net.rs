@@ -60,11 +60,15 @@ use crate::quorum_sasl;
 use crate::quorum_tls::QuorumTls;
 use crate::role_stats::{self, Role};
 
-/// First bytes of every peer connection ("RKZB").
-const HANDSHAKE_MAGIC: u32 = 0x524b_5a42;
-/// First bytes of a peer connection whose dialler authenticates with quorum SASL ("RKZS"):
+/// First bytes of every peer connection ("RKZC"); the letter after "RKZ" is the peer
+/// protocol's version, so members of builds that cannot talk refuse each other at once.
+const HANDSHAKE_MAGIC: u32 = 0x524b_5a43;
+/// First bytes of a peer connection whose dialler authenticates with quorum SASL ("RKZT"):
 /// the acceptor answers the handshake ([`crate::quorum_sasl`]).
-const HANDSHAKE_MAGIC_SASL: u32 = 0x524b_5a53;
+const HANDSHAKE_MAGIC_SASL: u32 = 0x524b_5a54;
+/// The magics of the previous peer protocol ("RKZB", "RKZS": before a relayed session touch
+/// carried its timeout), refused by name.
+const OLDER_HANDSHAKE_MAGICS: [u32; 2] = [0x524b_5a42, 0x524b_5a53];
 /// Largest frame accepted from a peer (a state image of a large tree is the biggest).
 const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Largest ZAB frame other than a state image or a proposal ([`zab::msg::may_be_large`]):
@@ -523,6 +527,14 @@ async fn read_loop(stream: impl AsyncRead + AsyncWrite + Unpin, peer: SocketAddr
     };
     let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
     let offers_sasl = magic == HANDSHAKE_MAGIC_SASL;
+    if OLDER_HANDSHAKE_MAGICS.contains(&magic) {
+        return net.refused(
+            peer,
+            format!(
+                "server {from} speaks an older ringkeeper peer protocol (magic {magic:#x}; this build speaks {HANDSHAKE_MAGIC:#x}): every member of an ensemble must run a build with the same peer protocol"
+            ),
+        );
+    }
     if !(magic == HANDSHAKE_MAGIC || offers_sasl) || !acceptable || from == net.inner.my_id {
         return net.refused(peer, format!("bad handshake (magic {magic:#x}, server id {from})"));
     }
