@@ -6,12 +6,14 @@
 //! [`link`] from the data role, in zxid order. Out: "durable up to zxid Z" over a bounded
 //! link back to the data role, which holds every reply until then. The write and sync are
 //! io_uring requests, so on a shared executor the other roles keep running while it waits,
-//! except for small commits when `ringkeeper.log.inlineMaxRecords` is set (`1`: a lone
-//! writer's; default 0, off): io_uring runs a blocking write or sync on a kernel worker thread and then wakes
-//! the executor, two thread wake-ups a lone writer waits for on top of the disk, so those are
-//! plain blocking syscalls on the role's own thread ([`Issue::Inline`]). On a shared executor
-//! the role first lets the reactor submit what the other roles queued (a leader's proposal
-//! leaves before its own log write blocks the thread, so the followers' disks work meanwhile).
+//! except for small commits (`ringkeeper.log.inlineMaxRecords`; unset, a lone writer's one
+//! record, unless an ensemble member's roles share this executor:
+//! [`Config::log_inline_max_records_for`]): io_uring runs a blocking write or sync on a kernel
+//! worker thread and then wakes the executor, two thread wake-ups a lone writer waits for on
+//! top of the disk, so those are plain blocking syscalls on the role's own thread
+//! ([`Issue::Inline`]). On an executor shared with peer links the role first lets the reactor
+//! submit what the other roles queued (a leader's proposal leaves before its own log write
+//! blocks the thread, so the followers' disks work meanwhile).
 //!
 //! Group commit: take every record queued since the last flush (at most
 //! `ringkeeper.log.batchCountMax` records / `batchBytesMax` bytes, optionally waiting
@@ -113,7 +115,9 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
-    pub fn from_config(config: &Config) -> LogSettings {
+    /// The settings of `config` for a log role that shares its executor with the other roles
+    /// (`ringkeeper.executors=one`) or not.
+    pub fn from_config(config: &Config, executor_shared: bool) -> LogSettings {
         LogSettings {
             dir: config.log_dir().to_path_buf(),
             force_sync: config.force_sync,
@@ -125,8 +129,8 @@ impl LogSettings {
                 LogWriteMode::Dsync if !config.force_sync => LogWriteMode::Fdatasync,
                 mode => mode,
             },
-            inline_max_records: config.log_inline_max_records_for(true) as usize,
-            executor_shared_with_peers: config.is_distributed(),
+            inline_max_records: config.log_inline_max_records_for(executor_shared) as usize,
+            executor_shared_with_peers: executor_shared && config.is_distributed(),
         }
     }
 }

@@ -104,8 +104,7 @@ fn versioned_configuration(base: &Path, configured: Membership) -> Membership {
     let newest = entries
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let version = i64::from_str_radix(name.strip_prefix(prefix)?.strip_prefix('.')?, 16).ok()?;
+            let version = dynamic_config_version(prefix, entry.file_name().to_str()?)?;
             let text = std::fs::read_to_string(entry.path()).ok()?;
             let members = Membership::parse(&text).ok()?.members;
             (version > 0 && members == configured.members).then_some(version)
@@ -155,12 +154,23 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
 /// Writes a committed configuration as Apache does (`server.N` lines, the version in the
 /// file name), durably; returns the file written.
 pub fn write_dynamic_config(base: &Path, membership: &Membership) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(format!("{}.{:x}", base.display(), membership.version));
+    let path = dynamic_config_path(base, membership.version);
     let text = membership.render();
     let lines: String =
         text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
     data_files::replace_path_durably(&path, lines.as_bytes())?;
     Ok(path)
+}
+
+/// The file a configuration of `version` is written to and found again in at start:
+/// `<base>.<hex version>` (Apache's naming).
+fn dynamic_config_path(base: &Path, version: i64) -> PathBuf {
+    PathBuf::from(format!("{}.{version:x}", base.display()))
+}
+
+/// The version in `file_name` if it is a [`dynamic_config_path`] of a base named `base_name`.
+fn dynamic_config_version(base_name: &str, file_name: &str) -> Option<i64> {
+    i64::from_str_radix(file_name.strip_prefix(base_name)?.strip_prefix('.')?, 16).ok()
 }
 
 /// The name dynamic config files are derived from: the `dynamicConfigFile` without its

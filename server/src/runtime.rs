@@ -220,7 +220,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     processor_cfg.sasl_nonce_key = random_bytes(SESSION_SECRET_BYTES)?;
     processor_cfg.sasl_mechanism = gssapi_mechanism(&config)?;
     let mut processor = Processor::new(processor_cfg, now, &secret);
-    let mut log_settings = LogSettings::from_config(&config);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = config.executors.resolve(config.pin, cpus);
+    let mut log_settings = LogSettings::from_config(&config, layout == Executors::One);
     std::fs::create_dir_all(&log_settings.dir)
         .with_context(|| format!("creating dataLogDir {}", log_settings.dir.display()))?;
     // glommio opens files with openat(-1, ...): paths must be absolute.
@@ -277,7 +279,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let queue_depth = config.queue_depth.max(1);
-    let mut roles = Roles {
+    let roles = Roles {
         processor,
         status,
         snapshots,
@@ -304,13 +306,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             stats: request_stats,
         },
     };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let layout = config.executors.resolve(config.pin, cpus);
     log::info!("executor layout: {layout} (ringkeeper.executors={}, {cpus} CPUs)", config.executors);
-
-    let shared_executor = layout == Executors::One;
-    roles.log_settings.executor_shared_with_peers = shared_executor && config.is_distributed();
-    roles.log_settings.inline_max_records = config.log_inline_max_records_for(shared_executor) as usize;
     log::info!(
         "log: group commits of at most {} record(s) written inline (ringkeeper.log.inlineMaxRecords)",
         roles.log_settings.inline_max_records
