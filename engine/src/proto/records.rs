@@ -254,6 +254,14 @@ pub struct ConnectResponse {
     pub read_only: Option<bool>,
 }
 
+impl ConnectResponse {
+    /// The answer to a session that is not (or no longer) valid: session id 0, timeout 0, a
+    /// zero password, as Apache sends before closing the connection.
+    pub fn invalid_session(read_only: Option<bool>) -> ConnectResponse {
+        ConnectResponse { protocol_version: 0, timeout_ms: 0, session_id: 0, passwd: vec![0; 16], read_only }
+    }
+}
+
 impl Jute for ConnectResponse {
     fn decode(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(ConnectResponse {

@@ -76,14 +76,7 @@ impl LocalReplies {
             (Awaited::Session { conn, sent_read_only, .. }, _) => {
                 // The leader refused the session (an error txn): Apache answers an invalid
                 // session (id 0), and the connection closes.
-                let response = ConnectResponse {
-                    protocol_version: 0,
-                    timeout_ms: 0,
-                    session_id: 0,
-                    passwd: vec![0; 16],
-                    read_only: sent_read_only.then_some(false),
-                };
-                (conn, record_frame(&response))
+                (conn, record_frame(&ConnectResponse::invalid_session(sent_read_only.then_some(false))))
             }
             (Awaited::Write { conn, shape }, _) => (conn, shape.reply(zxid, results)),
         })

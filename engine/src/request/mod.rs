@@ -488,13 +488,7 @@ impl Processor {
                 client = %remote,
                 "Invalid session, probably expired"
             );
-            let resp = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only,
-            };
+            let resp = ConnectResponse::invalid_session(read_only);
             let zxid = self.last_zxid();
             self.send(&mut out, conn, record_frame(&resp), zxid);
             self.close_conn(conn, &mut out);
