@@ -9,9 +9,10 @@
 //! (several network cores may count arrivals for the data role at once).
 //!
 //! Busy time: each role's futures, and the tasks they start through [`spawn`], are wrapped in
-//! [`Charged`], which times one poll in [`POLLS_PER_SAMPLE`] on each thread and adds that
-//! many times its wall time to the role's process-wide counter (an unbiased estimate: a
-//! counter per poll, two clock reads and one relaxed atomic add per sampled poll). Busy time includes the time the OS took the thread away
+//! [`Charged`], which adds the wall time of each of their polls to the role's process-wide
+//! counter (two clock reads and one relaxed atomic add per poll, not per request: a poll
+//! drains every ready message). Every poll is timed: sampling one in N left a role that
+//! polls rarely (a log role on its own thread, few writes) at zero busy time. Busy time includes the time the OS took the thread away
 //! meanwhile. Every role runs in the executor's one default task queue: under
 //! `ringkeeper.executors=one`, a glommio task queue per role made a lone writer ~7% slower
 //! (scheduling between queues on every hand-over), so timing is ours rather than glommio's
@@ -179,18 +180,7 @@ pub fn spawn<T: 'static>(role: Role, work: impl Future<Output = T> + 'static) ->
     glommio::spawn_local(Charged { role, work: Box::pin(work) })
 }
 
-/// One poll in this many is timed, and counts for this many: busy time is an unbiased
-/// estimate, without two clock reads on every poll of a saturated server (where
-/// `clock_gettime` was already ~3% of a read's CPU, `bench/results/cpu-per-read.md`).
-const POLLS_PER_SAMPLE: u32 = 8;
-
-thread_local! {
-    /// Polls of charged futures on this thread since the last timed one.
-    static POLLS_SINCE_SAMPLE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// A future whose polls are timed (one in [`POLLS_PER_SAMPLE`]) and added to its role's busy
-/// time.
+/// A future whose polls are timed and added to its role's busy time.
 struct Charged<F> {
     role: Role,
     work: Pin<Box<F>>,
@@ -200,17 +190,9 @@ impl<F: Future> Future for Charged<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let sampled = POLLS_SINCE_SAMPLE.with(|polls| {
-            let next = polls.get() + 1;
-            polls.set(next % POLLS_PER_SAMPLE);
-            next == POLLS_PER_SAMPLE
-        });
-        if !sampled {
-            return self.work.as_mut().poll(cx);
-        }
         let started = Instant::now();
         let polled = self.work.as_mut().poll(cx);
-        let ns = started.elapsed().as_nanos() as u64 * u64::from(POLLS_PER_SAMPLE);
+        let ns = started.elapsed().as_nanos() as u64;
         counters(self.role).busy_ns.0.fetch_add(ns, Ordering::Relaxed);
         polled
     }
@@ -260,7 +242,7 @@ mod tests {
             run_roles(vec![(Role::Network, work)]).await;
         });
         let busy = figures()[Role::Network as usize].busy - before;
-        // About 60 ms (a sampled estimate), not the 300 ms asleep.
+        // About 60 ms, not the 300 ms asleep.
         assert!(busy >= Duration::from_millis(40) && busy < Duration::from_millis(150), "{busy:?}");
         let lines = monitor_lines();
         assert!(lines.iter().any(|(k, _)| k == "ringkeeper_network_busy_ms"), "{lines:?}");
