@@ -22,14 +22,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cgroup::Isolation;
 use crate::cpu::CpuWatch;
 use crate::floor::{run_floor, FloorConfig, FloorReport};
 use crate::load::{run_load, LoadConfig, Shape};
 use crate::report::{LoadReport, Spread};
-use crate::servers::{Ensemble, EnsembleSpec, ServerKind};
+use crate::servers::{self, server_processes, Ensemble};
 use crate::workload::{Op, OpMix};
 use crate::BenchError;
+use crate::Isolation;
+use ringkeeper_tests::command::ServerKind;
+use ringkeeper_tests::ensemble::EnsemblePlan;
 
 /// One workload at one concurrency: `WORKLOAD:CLIENTSxINFLIGHT[@RATE]`, where WORKLOAD is
 /// `write` (setData), `read` (getData), an op name (`exists`, `create`, `multi`, ...; creates
@@ -420,8 +422,8 @@ fn ratio(ours: f64, theirs: f64) -> f64 {
 }
 
 /// Starts one side; `Ok(None)` with the reason when that kind cannot run this spec.
-fn start_side(spec: EnsembleSpec) -> Result<Result<Ensemble, String>, BenchError> {
-    match Ensemble::start(spec) {
+fn start_side(plan: EnsemblePlan) -> Result<Result<Ensemble, String>, BenchError> {
+    match servers::start(&plan) {
         Ok(ensemble) => Ok(Ok(ensemble)),
         Err(BenchError::NotSupported(why)) => Ok(Err(why)),
         Err(e) => Err(e),
@@ -442,13 +444,12 @@ pub fn run_compare(
         round_trips: config.floor_round_trips,
         time_limit: FLOOR_TIME_LIMIT,
     })?;
-    let spec = |kind| -> Result<EnsembleSpec, BenchError> {
-        let mut spec = EnsembleSpec::with_free_ports(kind, config.servers, &config.data_root)?;
-        spec.isolation = config.isolation;
-        Ok(spec)
+    let plan = |kind| -> Result<EnsemblePlan, BenchError> {
+        let plan = servers::plan(kind, config.servers, &config.data_root)?;
+        Ok(EnsemblePlan { isolation: config.isolation, ..plan })
     };
-    let ringkeeper = start_side(spec(config.ringkeeper.clone())?)?;
-    let apache = Ensemble::start(spec(config.apache.clone())?)?;
+    let ringkeeper = start_side(plan(config.ringkeeper.clone())?)?;
+    let apache = servers::start(&plan(config.apache.clone())?)?;
     let ringkeeper_not_supported = ringkeeper.as_ref().err().cloned();
     // Side 0 is ringkeeper, side 1 Apache, here and in `runs`.
     let mut servers = [ringkeeper.ok(), Some(apache)];
@@ -468,11 +469,11 @@ pub fn run_compare(
                         rate_ops_per_s: case.rate.or(config.shape.rate_ops_per_s),
                         ..config.shape.clone()
                     },
-                    server_processes: server.server_processes(),
+                    server_processes: server_processes(server),
                 };
                 let report = run_load(&load)?;
                 on_run(
-                    &format!("{} {} run {}/{}", case.name, server.kind.name(), repeat + 1, config.repeat),
+                    &format!("{} {} run {}/{}", case.name, server.target.name(), repeat + 1, config.repeat),
                     &report,
                 );
                 runs[case_index][side].push(report);
@@ -528,7 +529,7 @@ pub fn run_compare(
 /// Leaves both sides idle for `window` and returns each side's CPU, members summed, as % of
 /// one core (both measured over the same window).
 fn measure_idle(servers: &[Option<Ensemble>; 2], window: Duration) -> Result<IdleCpu, BenchError> {
-    let watch = |side: &Option<Ensemble>| side.as_ref().map(|e| CpuWatch::new(e.server_processes()));
+    let watch = |side: &Option<Ensemble>| side.as_ref().map(|e| CpuWatch::new(server_processes(e)));
     let watches: Vec<Option<CpuWatch>> = servers.iter().map(watch).collect();
     let starts: Vec<_> = watches.iter().map(|w| w.as_ref().map(CpuWatch::sample)).collect();
     std::thread::sleep(window);

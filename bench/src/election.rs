@@ -11,7 +11,7 @@
 //! 3. after `before`, fail the leader: SIGKILL ([`Fault::Kill`]), SIGSTOP ([`Fault::Freeze`]:
 //!    the peers see silence; the frozen leader cannot step down itself), a partition
 //!    ([`Fault::Partition`]: its peer and election links cut at the harness's proxies, see
-//!    [`crate::partition`]; clients still reach it), or the user's kill command;
+//!    [`ringkeeper_tests::proxy::ProxyMesh`]; clients still reach it), or the user's kill command;
 //! 4. from the moment the fault is in effect (signal delivered, command finished), poll
 //!    `srvr` on the other members every `poll_every` until one says `Mode: leader`, and
 //!    wait for the first acknowledged write that was *sent* after that; then `after`
@@ -30,12 +30,12 @@ use ringkeeper_engine::proto::{DeleteRequest, Jute, OpCode, SetDataRequest};
 use serde::Serialize;
 
 use crate::four_letter::{modes_of, settled_leader, srvr_mode, Mode};
-use crate::partition::Partitioner;
 use crate::report::Spread;
-use crate::servers::{Ensemble, EnsembleSpec};
+use crate::servers::{self, Ensemble};
 use crate::wire::Session;
 use crate::workload::Templates;
 use crate::BenchError;
+use ringkeeper_tests::ensemble::EnsemblePlan;
 
 /// How long one connection attempt of a writer may take.
 const WRITER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -60,7 +60,7 @@ pub enum Fault {
 /// What the trials run against.
 pub enum Target {
     /// An ensemble started (and removed) by the harness.
-    Start(EnsembleSpec),
+    Start(EnsemblePlan),
     /// A running ensemble. `{host}` (host:port), `{port}` and `{index}` (1-based position
     /// in `addresses`) in the commands are replaced by the leader's.
     Running { addresses: Vec<String>, kill_command: String, restart_command: Option<String> },
@@ -181,7 +181,7 @@ impl ElectionReport {
 /// The ensemble under test.
 enum Cluster {
     /// With the proxies between its members for a partition trial.
-    Started(Box<Ensemble>, Option<Partitioner>),
+    Started(Box<Ensemble>),
     Running {
         addresses: Vec<String>,
         kill_command: String,
@@ -192,16 +192,16 @@ enum Cluster {
 impl Cluster {
     fn addresses(&self) -> Vec<String> {
         match self {
-            Cluster::Started(ensemble, _) => ensemble.client_addresses(),
+            Cluster::Started(ensemble) => ensemble.client_addresses(),
             Cluster::Running { addresses, .. } => addresses.clone(),
         }
     }
 
     fn name(&self) -> String {
         match self {
-            Cluster::Started(ensemble, _) => format!(
+            Cluster::Started(ensemble) => format!(
                 "{} started here, isolation {}",
-                ensemble.kind.name(),
+                ensemble.target.name(),
                 ensemble.isolation().describe()
             ),
             Cluster::Running { addresses, .. } => addresses.join(","),
@@ -211,7 +211,7 @@ impl Cluster {
     /// Waits until one member leads and the rest follow; returns the leader's index.
     fn wait_settled(&mut self, timeout: Duration, poll_every: Duration) -> Result<usize, BenchError> {
         match self {
-            Cluster::Started(ensemble, _) => ensemble.wait_ready(timeout),
+            Cluster::Started(ensemble) => servers::wait_ready(ensemble, timeout),
             Cluster::Running { addresses, .. } => {
                 let deadline = Instant::now() + timeout;
                 loop {
@@ -230,13 +230,13 @@ impl Cluster {
 
     fn fail(&mut self, index: usize, fault: Fault) -> Result<(), BenchError> {
         match (self, fault) {
-            (Cluster::Started(ensemble, _), Fault::Kill) => {
+            (Cluster::Started(ensemble), Fault::Kill) => {
                 ensemble.send_kill(index);
                 Ok(())
             }
-            (Cluster::Started(ensemble, _), Fault::Freeze) => ensemble.signal(index, "STOP"),
-            (Cluster::Started(_, partitioner), Fault::Partition) => {
-                partitioner.as_ref().ok_or_else(no_proxies)?.isolate(index);
+            (Cluster::Started(ensemble), Fault::Freeze) => Ok(ensemble.try_signal(index, "STOP")?),
+            (Cluster::Started(ensemble), Fault::Partition) => {
+                partitionable(ensemble)?.isolate(index);
                 Ok(())
             }
             (Cluster::Running { addresses, kill_command, .. }, _) => {
@@ -247,10 +247,10 @@ impl Cluster {
 
     fn restore(&mut self, index: usize, fault: Fault) -> Result<(), BenchError> {
         match (self, fault) {
-            (Cluster::Started(ensemble, _), Fault::Kill) => ensemble.restart(index),
-            (Cluster::Started(ensemble, _), Fault::Freeze) => ensemble.signal(index, "CONT"),
-            (Cluster::Started(_, partitioner), Fault::Partition) => {
-                partitioner.as_ref().ok_or_else(no_proxies)?.heal();
+            (Cluster::Started(ensemble), Fault::Kill) => Ok(ensemble.try_launch(index)?),
+            (Cluster::Started(ensemble), Fault::Freeze) => Ok(ensemble.try_signal(index, "CONT")?),
+            (Cluster::Started(ensemble), Fault::Partition) => {
+                partitionable(ensemble)?.heal_and_reconnect();
                 Ok(())
             }
             (Cluster::Running { addresses, restart_command: Some(command), .. }, _) => {
@@ -261,8 +261,13 @@ impl Cluster {
     }
 }
 
-fn no_proxies() -> BenchError {
-    BenchError::Config("a partition trial needs an ensemble started with proxies".into())
+/// `ensemble`, if its members reach each other through the harness's proxies.
+fn partitionable(ensemble: &Ensemble) -> Result<&Ensemble, BenchError> {
+    if ensemble.is_partitionable() {
+        Ok(ensemble)
+    } else {
+        Err(BenchError::Config("a partition trial needs an ensemble started with proxies".into()))
+    }
 }
 
 /// Runs a user's command through `sh -c` with the member's placeholders filled in.
@@ -297,7 +302,7 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
         return Err(BenchError::Config("--trials and --writers must be >= 1".into()));
     }
     let servers = match &config.target {
-        Target::Start(spec) => spec.members.len(),
+        Target::Start(plan) => plan.members.len(),
         Target::Running { addresses, .. } => addresses.len(),
     };
     if servers < 3 {
@@ -305,16 +310,9 @@ pub fn run_election(config: &ElectionConfig) -> Result<ElectionReport, BenchErro
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut cluster = match &config.target {
-        Target::Start(spec) => {
-            let mut spec = spec.clone();
-            let partitioner = if config.fault == Fault::Partition {
-                let (partitioner, routes) = Partitioner::start(&spec.members)?;
-                spec.routes = Some(routes);
-                Some(partitioner)
-            } else {
-                None
-            };
-            Cluster::Started(Box::new(Ensemble::start(spec)?), partitioner)
+        Target::Start(plan) => {
+            let plan = EnsemblePlan { proxied: config.fault == Fault::Partition, ..plan.clone() };
+            Cluster::Started(Box::new(servers::start(&plan)?))
         }
         Target::Running { addresses, kill_command, restart_command } => {
             if config.trials > 1 && restart_command.is_none() {

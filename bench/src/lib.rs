@@ -19,19 +19,18 @@
 //! - [`report`]: results, percentiles, the plain table and medians.
 //! - [`plot`]: the SVG of a run (latency per second, latency CDF).
 //! - [`cpu`]: CPU time of the servers and of the bench over a measured window, per op.
-//! - [`cgroup`]: server isolation, `shared` or `equal` (a cgroup with the same CPU quota each).
-//! - [`servers`]: starting ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1.
+//! - [`servers`]: ringkeeper or Apache ZooKeeper ensembles (1 or N) on 127.0.0.1, started by the
+//!   test harness's one launcher ([`ringkeeper_tests::ensemble`]: zoo.cfg, `myid`, command
+//!   lines, proxies for partitions, CPU isolation `shared` or `equal`), with the bench's settings.
 //! - [`four_letter`]: `srvr` and the `Mode:` it reports.
 //! - [`hops`]: ringkeeper's per-hop breakdown of sampled writes, read from `mntr`.
 //! - [`election`]: time to a new leader and to the first write after the leader fails.
-//! - [`partition`]: TCP proxies between members, to isolate one (a black hole).
 //! - [`compare`]: the same workloads on both, alternating, with medians, spreads and ratios.
 //! - [`floor`]: the physical floor of the machine.
 //!
 //! Invariant: every loop that sends load is bounded in time (warm-up + measure + drain) and
 //! every queue in count (`inflight` per session).
 
-pub mod cgroup;
 pub mod compare;
 pub mod cpu;
 pub mod election;
@@ -40,19 +39,18 @@ pub mod four_letter;
 pub mod hops;
 pub mod hosts;
 pub mod load;
-pub mod partition;
 pub mod plot;
 pub mod report;
 pub mod servers;
 pub mod wire;
 pub mod workload;
 
-pub use cgroup::Isolation;
 pub use compare::{run_compare, Case, CompareConfig, CompareReport};
 pub use cpu::{CpuReport, ServerProcess};
 pub use floor::{run_floor, FloorConfig, FloorReport};
 pub use load::{run_load, LoadConfig, Shape};
 pub use report::LoadReport;
+pub use ringkeeper_tests::cgroup::Isolation;
 pub use workload::{CreateKind, Op, OpMix};
 
 /// Everything that can stop a benchmark. Server error codes in replies are not errors here:

@@ -14,12 +14,14 @@ use clap::{Args, Parser, Subcommand};
 use ringkeeper_bench::compare::STANDARD_CASES;
 use ringkeeper_bench::election::{run_election, ElectionConfig, Fault, Target};
 use ringkeeper_bench::hosts::ConnectString;
-use ringkeeper_bench::servers::{default_ringkeeper_binary, EnsembleSpec, ServerKind};
+use ringkeeper_bench::servers::default_ringkeeper_binary;
 use ringkeeper_bench::{plot, servers};
 use ringkeeper_bench::{
     run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, Isolation,
     LoadConfig, Op, OpMix, ServerProcess, Shape,
 };
+use ringkeeper_tests::command::ServerKind;
+use ringkeeper_tests::ensemble::EnsemblePlan;
 
 #[derive(Parser)]
 #[command(
@@ -309,13 +311,11 @@ struct ServerArgs {
 
 impl ServerArgs {
     fn ringkeeper(&self) -> ServerKind {
-        ServerKind::Ringkeeper {
-            binary: self.ringkeeper_bin.clone().unwrap_or_else(default_ringkeeper_binary),
-        }
+        servers::ringkeeper(self.ringkeeper_bin.clone().unwrap_or_else(default_ringkeeper_binary))
     }
 
     fn apache(&self) -> ServerKind {
-        ServerKind::Apache { java: self.java.clone() }
+        servers::apache(self.java.clone())
     }
 
     fn data_root(&self) -> PathBuf {
@@ -353,16 +353,16 @@ impl ElectionArgs {
             None => bail!("election needs --start ringkeeper|apache or --hosts with --kill-command"),
         };
         let root = self.servers_at.data_root();
-        let mut spec = match &self.zoo_cfg {
+        let plan = match &self.zoo_cfg {
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                EnsembleSpec::from_zoo_cfg(kind, &text, &root)?
+                servers::plan_from_zoo_cfg(kind, &text, &root)?
             }
-            None => EnsembleSpec::with_free_ports(kind, self.servers, &root)?,
+            None => servers::plan(kind, self.servers, &root)?,
         };
-        spec.isolation = self.servers_at.isolation(spec.members.len());
-        Ok(Target::Start(spec))
+        let isolation = self.servers_at.isolation(plan.members.len());
+        Ok(Target::Start(EnsemblePlan { isolation, ..plan }))
     }
 
     fn config(&self) -> anyhow::Result<ElectionConfig> {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ringkeeper_bench::election::{run_election, ElectionConfig, Fault, Target};
-use ringkeeper_bench::servers::{EnsembleSpec, ServerKind};
+use ringkeeper_bench::servers;
 use ringkeeper_bench::BenchError;
 use ringkeeper_tests::ringkeeper_binary;
 
@@ -26,10 +26,9 @@ fn an_isolated_leader_is_replaced_and_the_harness_heals_the_partition() {
 /// acknowledged after the fault, and nothing left behind.
 fn one_trial_recovers(fault: Fault) {
     let root = tempfile::tempdir().unwrap();
-    let kind = ServerKind::Ringkeeper { binary: ringkeeper_binary() };
-    let spec = EnsembleSpec::with_free_ports(kind, 3, root.path()).unwrap();
+    let plan = servers::plan(servers::ringkeeper(ringkeeper_binary()), 3, root.path()).unwrap();
     let config = ElectionConfig {
-        target: Target::Start(spec),
+        target: Target::Start(plan),
         fault,
         trials: 1,
         writers: 3,

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ringkeeper_bench::servers::{Ensemble, EnsembleSpec, ServerKind};
+use ringkeeper_bench::servers::{self, server_processes};
 use ringkeeper_bench::{run_load, BenchError, Isolation, LoadConfig, Op, OpMix, Shape};
+use ringkeeper_tests::ensemble::EnsemblePlan;
 use ringkeeper_tests::ringkeeper_binary;
 
 /// The cgroup directory of `pid` in the hierarchy holding `file` (v1 `cpu` or v2).
@@ -26,7 +27,7 @@ fn cgroup_dir_of(pid: u32) -> Option<PathBuf> {
                 && controllers.split(',').any(|c| c == "cpu")
                 && fields.get(3)?.split(',').any(|o| o == "cpu");
             let v2 = fields.get(2) == Some(&"cgroup2") && controllers.is_empty();
-            ((v1_cpu || v2) && group.contains("rk-bench-") && dir.is_dir()).then_some(dir)
+            ((v1_cpu || v2) && group.contains("rk-harness-") && dir.is_dir()).then_some(dir)
         })
     })
 }
@@ -34,10 +35,9 @@ fn cgroup_dir_of(pid: u32) -> Option<PathBuf> {
 #[test]
 fn equal_isolation_puts_each_member_in_its_own_quota_and_reports_its_cpu() {
     let root = tempfile::tempdir().unwrap();
-    let kind = ServerKind::Ringkeeper { binary: ringkeeper_binary() };
-    let mut spec = EnsembleSpec::with_free_ports(kind, 3, root.path()).unwrap();
-    spec.isolation = Isolation::Equal { cpus: 0.3, period: Duration::from_millis(10) };
-    let ensemble = match Ensemble::start(spec) {
+    let plan = servers::plan(servers::ringkeeper(ringkeeper_binary()), 3, root.path()).unwrap();
+    let isolation = Isolation::Equal { cpus: 0.3, period: Duration::from_millis(10) };
+    let ensemble = match servers::start(&EnsemblePlan { isolation, ..plan }) {
         Err(BenchError::NotSupported(why)) => {
             assert!(why.contains("cgroup"), "{why}");
             eprintln!("skipped: {why}");
@@ -45,12 +45,12 @@ fn equal_isolation_puts_each_member_in_its_own_quota_and_reports_its_cpu() {
         }
         other => other.expect("ensemble with equal isolation"),
     };
-    let processes = ensemble.server_processes();
+    let processes = server_processes(&ensemble);
     assert_eq!(processes.len(), 3);
     let mut groups = Vec::new();
     for process in &processes {
         let dir =
-            cgroup_dir_of(process.pid).unwrap_or_else(|| panic!("{process:?} is in no rk-bench cgroup"));
+            cgroup_dir_of(process.pid).unwrap_or_else(|| panic!("{process:?} is in no rk-harness cgroup"));
         let quota = std::fs::read_to_string(dir.join("cpu.max"))
             .or_else(|_| std::fs::read_to_string(dir.join("cpu.cfs_quota_us")))
             .unwrap();

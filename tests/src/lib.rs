@@ -6,6 +6,8 @@
 //! which the harness builds once per test process ([`ringkeeper_binary`]).
 //! Every server is killed when its [`TestServer`] drops.
 
+pub mod cgroup;
+pub mod command;
 pub mod compat;
 pub mod ensemble;
 pub mod four_letter;
@@ -22,9 +24,42 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 
+use crate::command::LogLevel;
 use crate::process::ServerChild;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// Why the harness could not do what it was asked (start an ensemble, make a cgroup, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HarnessError {
+    /// A setting that cannot work (e.g. a CPU quota of 0, a zoo.cfg the harness cannot lay out).
+    Config(String),
+    /// What this machine or build cannot do (no cgroup with a CPU quota can be made here).
+    NotSupported(String),
+    /// A server that did not start or serve (with its log), or a file that could not be
+    /// written: what and why.
+    Failed(String),
+}
+
+impl HarnessError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io_at(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+        let context = context.into();
+        move |source| HarnessError::Failed(format!("{context}: {source}"))
+    }
+}
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HarnessError::Config(why) => write!(f, "invalid option: {why}"),
+            HarnessError::NotSupported(why) => write!(f, "not supported: {why}"),
+            HarnessError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for HarnessError {}
 
 /// Which server implementation a test run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +203,11 @@ pub fn server_line(id: u64, peer_port: u16, election_port: u16, role: &str, clie
     format!("server.{id}=127.0.0.1:{peer_port}:{election_port}{role};127.0.0.1:{client_port}\n")
 }
 
+/// The zoo.cfg lines a server on 127.0.0.1 has to itself: its `dataDir` and client port.
+pub fn own_lines(data_dir: &Path, client_port: u16) -> String {
+    format!("dataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n", data_dir.display())
+}
+
 /// Polls `child` until it exits, for at most `limit`; `None` if it is still running then
 /// (the caller decides how to stop it).
 pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -253,9 +293,8 @@ impl TestServer {
         let data = self.data_dir();
         std::fs::create_dir_all(&data).unwrap();
         let cfg = format!(
-            "tickTime=2000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n{}\n",
-            data.display(),
-            self.port,
+            "tickTime=2000\n{}admin.enableServer=false\n{}\n",
+            own_lines(&data, self.port),
             self.extra_config
         );
         std::fs::write(self.config_path(), cfg).unwrap();
@@ -264,14 +303,8 @@ impl TestServer {
     fn launch(&mut self) -> Result<(), String> {
         self.write_config();
         std::fs::File::create(self.process.log_path()).unwrap();
-        let command = match self.target {
-            Target::Ringkeeper => {
-                let mut c = Command::new(ringkeeper_binary());
-                c.arg(self.config_path());
-                c
-            }
-            Target::Apache => apache_command(&self.config_path(), self.dir.path()),
-        };
+        let command =
+            self.target.kind().command(&self.config_path(), self.dir.path(), true, LogLevel::Default);
         self.process.spawn(command).expect("spawn server");
         self.wait_ready()
     }
@@ -355,71 +388,4 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Jars for Apache ZooKeeper's standalone server from the Debian package. `zookeeper.jar`
-/// names its own dependencies (netty, commons-*, jute, slf4j-api, ...) in its manifest
-/// `Class-Path`; only an slf4j binding is added (slf4j-simple: logs go to stderr, which the
-/// harness captures in `server.log`). Putting every jar of `/usr/share/java` on the class path
-/// instead makes slf4j pick an arbitrary binding and slows start-up.
-/// netty-resolver and netty-codec are missing from that `Class-Path` and needed by the
-/// Netty server factory (TLS tests set `serverCnxnFactory` to it).
-const APACHE_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
-/usr/share/java/netty-resolver.jar:/usr/share/java/netty-codec.jar";
-
-/// `zoo.cfg` keys that Apache reads only as JVM system properties (under exactly this name;
-/// unknown zoo.cfg keys become `zookeeper.<key>` properties, which these are not). ringkeeper
-/// reads them from zoo.cfg; for Apache the harness passes them on as `-D` flags as well.
-const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] = &[
-    "znode.container.checkIntervalMs",
-    "znode.container.maxNeverUsedIntervalMs",
-    "readonlymode.enabled",
-    "zookeeper.nio.sessionlessCnxnTimeout",
-    "java.security.auth.login.config",
-];
-
-/// Apache ZooKeeper's standalone server.
-pub const APACHE_STANDALONE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
-/// Apache ZooKeeper's ensemble member.
-pub const APACHE_QUORUM_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
-/// JVM flags of the tests: a quick start on a small shared machine (serial GC, C1 only,
-/// small heap).
-const APACHE_QUICK_START_JVM: &[&str] =
-    &["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m"];
-
-/// The command that runs Apache ZooKeeper's standalone server from the Debian package.
-fn apache_command(config: &Path, dir: &Path) -> Command {
-    apache_command_with(APACHE_STANDALONE_MAIN, config, dir)
-}
-
-/// The tests' command for `main_class` of Apache ZooKeeper (standalone or QuorumPeerMain).
-pub(crate) fn apache_command_with(main_class: &str, config: &Path, dir: &Path) -> Command {
-    apache_java_command("java".as_ref(), APACHE_QUICK_START_JVM, main_class, config, dir)
-}
-
-/// The command that runs `main_class` of Apache ZooKeeper 3.8 from the Debian package with
-/// `java`, these JVM flags, logs (slf4j-simple, to stderr, with times) under `log_dir`, and
-/// the `zoo.cfg` keys Apache reads only as system properties passed on as `-D` flags. Shared
-/// by the tests and the bench (which runs the full JIT).
-pub fn apache_java_command(
-    java: &std::ffi::OsStr,
-    jvm_flags: &[&str],
-    main_class: &str,
-    config: &Path,
-    log_dir: &Path,
-) -> Command {
-    let cfg = std::fs::read_to_string(config).unwrap_or_default();
-    let mut c = Command::new(java);
-    c.args(jvm_flags)
-        .arg(format!("-Dzookeeper.log.dir={}", log_dir.display()))
-        .arg("-Dorg.slf4j.simpleLogger.showDateTime=true");
-    for line in cfg.lines() {
-        if let Some((key, value)) = line.split_once('=') {
-            if APACHE_SYSTEM_PROPERTY_KEYS.contains(&key.trim()) {
-                c.arg(format!("-D{}={}", key.trim(), value.trim()));
-            }
-        }
-    }
-    c.arg("-cp").arg(APACHE_CLASSPATH).arg(main_class).arg(config);
-    c
 }

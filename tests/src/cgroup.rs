@@ -1,6 +1,7 @@
-//! Server isolation: `shared` (every server process a plain child of the bench, all of them
-//! competing thread by thread for the machine's cores) or `equal` (each server process in its
-//! own cgroup with the same CPU quota — the stand-in for separate, equal hosts).
+//! CPU isolation of an ensemble's server processes ([`crate::ensemble::EnsemblePlan::isolation`]):
+//! `shared` (every server process a plain child of the harness, all of them competing thread
+//! by thread for the machine's cores) or `equal` (each server process in its own cgroup with
+//! the same CPU quota — the stand-in for separate, equal hosts).
 //!
 //! `equal` works with plain files, on either cgroup version (whichever offers the `cpu`
 //! controller; v2 preferred):
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::BenchError;
+use crate::HarnessError;
 
 /// How server processes share the machine's CPUs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,20 +138,20 @@ pub struct CpuLimit {
 impl CpuLimit {
     /// Creates the cgroup `name` (made unique with this process's id) limited to `cpus`
     /// cores over `period`.
-    pub fn create(name: &str, cpus: f64, period: Duration) -> Result<CpuLimit, BenchError> {
+    pub fn create(name: &str, cpus: f64, period: Duration) -> Result<CpuLimit, HarnessError> {
         if !(cpus.is_finite() && cpus > 0.0) {
-            return Err(BenchError::Config(format!("--cpu-per-server {cpus}: must be > 0")));
+            return Err(HarnessError::Config(format!("--cpu-per-server {cpus}: must be > 0")));
         }
         let period_us = period.as_micros() as u64;
         if !(1_000..=1_000_000).contains(&period_us) {
-            return Err(BenchError::Config("the cgroup quota period must be 1 ms ..= 1 s".into()));
+            return Err(HarnessError::Config("the cgroup quota period must be 1 ms ..= 1 s".into()));
         }
         let quota_us = ((cpus * period_us as f64).round() as u64).max(1_000);
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
         let hierarchy =
             find_hierarchy(&mounts, Path::exists, |p| std::fs::read_to_string(p).unwrap_or_default())
                 .map_err(|why| {
-                    BenchError::NotSupported(format!(
+                    HarnessError::NotSupported(format!(
                     "--isolation equal needs a cgroup with a CPU quota, and none can be made here: {why} \
                      (use --isolation shared, or mount the cpu controller)"
                 ))
@@ -158,9 +159,9 @@ impl CpuLimit {
         let root = match &hierarchy {
             Hierarchy::V2(root) | Hierarchy::V1(root) => root,
         };
-        let dir = root.join(format!("rk-bench-{}-{name}", std::process::id()));
+        let dir = root.join(format!("rk-harness-{}-{name}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| {
-            BenchError::NotSupported(format!(
+            HarnessError::NotSupported(format!(
                 "--isolation equal: cannot create cgroup {} ({e}; creating cgroups needs root or a delegated subtree)",
                 dir.display()
             ))
@@ -170,7 +171,7 @@ impl CpuLimit {
         let write = |file: &str, value: String| {
             let path = limit.dir.join(file);
             std::fs::write(&path, &value)
-                .map_err(BenchError::io_at(format!("writing {value:?} to {}", path.display())))
+                .map_err(HarnessError::io_at(format!("writing {value:?} to {}", path.display())))
         };
         match hierarchy {
             Hierarchy::V2(_) => write("cpu.max", format!("{quota_us} {period_us}"))?,
@@ -183,10 +184,10 @@ impl CpuLimit {
     }
 
     /// Moves process `pid` (all its threads) into this cgroup.
-    pub fn add(&self, pid: u32) -> Result<(), BenchError> {
+    pub fn add(&self, pid: u32) -> Result<(), HarnessError> {
         let path = self.dir.join("cgroup.procs");
         std::fs::write(&path, pid.to_string())
-            .map_err(BenchError::io_at(format!("moving pid {pid} into {}", path.display())))
+            .map_err(HarnessError::io_at(format!("moving pid {pid} into {}", path.display())))
     }
 
     pub fn dir(&self) -> &Path {
