@@ -38,7 +38,7 @@ use crate::command::{LogLevel, ServerKind};
 use crate::four_letter::{settled_leader, Mode};
 use crate::process::ServerChild;
 use crate::proxy::ProxyMesh;
-use crate::{four_letter_at, free_port, own_lines, server_line, HarnessError, Target};
+use crate::{four_letter_at, free_port, own_lines, HarnessError, Target};
 
 /// The zoo.cfg lines every member of a generated plan shares (a user's zoo.cfg replaces
 /// them). ringkeeper's fast failover is set explicitly: without it an ensemble detects a
@@ -263,6 +263,11 @@ impl EnsemblePlan {
         }
         cfg + &self.extra_config + "\n"
     }
+}
+
+/// A zoo.cfg `server.N` line for a member on 127.0.0.1: `role` is `""` or `":observer"`.
+fn server_line(id: u64, peer_port: u16, election_port: u16, role: &str, client_port: u16) -> String {
+    format!("server.{id}=127.0.0.1:{peer_port}:{election_port}{role};127.0.0.1:{client_port}\n")
 }
 
 fn bad_server_line(line: &str) -> HarnessError {

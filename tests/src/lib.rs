@@ -197,12 +197,6 @@ pub fn four_letter_at(addr: SocketAddr, word: &str) -> String {
     four_letter::ask(addr, word, FOUR_LETTER_TIMEOUT).unwrap_or_default()
 }
 
-/// A zoo.cfg `server.N` line for a member on 127.0.0.1: `role` is `""`, `":observer"` or
-/// `":participant"`.
-pub fn server_line(id: u64, peer_port: u16, election_port: u16, role: &str, client_port: u16) -> String {
-    format!("server.{id}=127.0.0.1:{peer_port}:{election_port}{role};127.0.0.1:{client_port}\n")
-}
-
 /// The zoo.cfg lines a server on 127.0.0.1 has to itself: its `dataDir` and client port.
 pub fn own_lines(data_dir: &Path, client_port: u16) -> String {
     format!("dataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n", data_dir.display())
