@@ -456,12 +456,7 @@ impl Ensemble {
             .then(|| ProxyMesh::start(&ports.iter().map(|p| (p.peer, p.election)).collect::<Vec<_>>()));
         let mut members = Vec::new();
         for (i, member) in plan.members.iter().enumerate() {
-            let dir = root.path().join(format!("server{}", member.id));
-            let data_dir = member.data_dir.clone().unwrap_or_else(|| dir.join("data"));
-            std::fs::create_dir_all(&dir)
-                .map_err(HarnessError::io_at(format!("creating {}", dir.display())))?;
-            write_durably(&data_dir, "myid", format!("{}\n", member.id).as_bytes())
-                .map_err(HarnessError::io_at(format!("writing myid in {}", data_dir.display())))?;
+            let (dir, data_dir) = lay_out_member(root.path(), member.id, member.data_dir.as_deref())?;
             let config = plan.member_config(i, &ports, mesh.as_ref(), &data_dir);
             std::fs::write(dir.join("zoo.cfg"), config).map_err(HarnessError::io_at("writing zoo.cfg"))?;
             let cpu_limit = match plan.isolation {
@@ -808,6 +803,23 @@ impl Drop for Ensemble {
 fn random_suffix(dir: &Path) -> String {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     name.rsplit('-').next().unwrap_or_default().to_string()
+}
+
+/// Lays out member `id` as an Apache ensemble member is: its own directory `server<id>` under
+/// `root` (for its zoo.cfg and log), its dataDir (`data` in that directory unless `data_dir`
+/// is given) with `myid` written durably. Returns (directory, dataDir). The one owner of this
+/// layout: the launcher's members, and tests that write a member's zoo.cfg by hand.
+pub fn lay_out_member(
+    root: &Path,
+    id: u64,
+    data_dir: Option<&Path>,
+) -> Result<(PathBuf, PathBuf), HarnessError> {
+    let dir = root.join(format!("server{id}"));
+    let data_dir = data_dir.map_or_else(|| dir.join("data"), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).map_err(HarnessError::io_at(format!("creating {}", dir.display())))?;
+    write_durably(&data_dir, "myid", format!("{id}\n").as_bytes())
+        .map_err(HarnessError::io_at(format!("writing myid in {}", data_dir.display())))?;
+    Ok((dir, data_dir))
 }
 
 /// Writes `dir/name` (creating `dir`) and fsyncs the file and the directory, so that it

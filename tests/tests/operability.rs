@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::PathWatchRequest;
 use ringkeeper_server::logging::LogFormat;
-use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::ensemble::{lay_out_member, Ensemble};
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 mod common;
@@ -542,12 +542,10 @@ fn host_names_in_server_lines_client_addresses() {
         .collect();
     let servers: Vec<SpawnedServer> = (0..3)
         .map(|i| {
-            let dir = root.path().join(format!("member{}", i + 1));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+            let (dir, data) = lay_out_member(root.path(), i as u64 + 1, None).unwrap();
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{lines}",
-                dir.join("data").display()
+                data.display()
             );
             SpawnedServer::start(dir, &cfg, ports[i].2)
         })
@@ -917,10 +915,8 @@ fn readme_zoo_cfgs_start_as_written() {
     let ports: Vec<(u16, u16, u16)> = (0..members).map(|_| (free_port(), free_port(), free_port())).collect();
     let servers: Vec<SpawnedServer> = (0..members)
         .map(|i| {
-            let dir = root.path().join(format!("member{}", i + 1));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
-            let cfg = localized(&blocks[1], &dir.join("data"), ports[i].2, &ports);
+            let (dir, data) = lay_out_member(root.path(), i as u64 + 1, None).unwrap();
+            let cfg = localized(&blocks[1], &data, ports[i].2, &ports);
             SpawnedServer::start(dir, &cfg, ports[i].2)
         })
         .collect();
@@ -1016,12 +1012,10 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
         })
         .collect();
     let start = |i: usize, extra: &str| {
-        let dir = root.path().join(format!("member{}", i + 1));
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+        let (dir, data) = lay_out_member(root.path(), i as u64 + 1, None).unwrap();
         let cfg = format!(
             "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n{server_lines}{extra}",
-            dir.join("data").display()
+            data.display()
         );
         SpawnedServer::start(dir, &cfg, ports[i].2)
     };
