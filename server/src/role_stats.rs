@@ -224,7 +224,7 @@ mod tests {
         };
         ex.run(async move {
             // 600 polls of 100 µs each (60 ms), two thirds in the role's own future and one
-            // third in a task it spawns, then 300 ms asleep.
+            // third in a task it spawns, then 1 s asleep.
             let work: Pin<Box<dyn Future<Output = ()>>> = Box::pin(async move {
                 let spawned = spawn(Role::Network, async move {
                     for _ in 0..200 {
@@ -237,13 +237,14 @@ mod tests {
                     futures_lite::future::yield_now().await;
                 }
                 spawned.await;
-                glommio::timer::sleep(Duration::from_millis(300)).await;
+                glommio::timer::sleep(Duration::from_millis(1000)).await;
             });
             run_roles(vec![(Role::Network, work)]).await;
         });
         let busy = figures()[Role::Network as usize].busy - before;
-        // About 60 ms, not the 300 ms asleep.
-        assert!(busy >= Duration::from_millis(40) && busy < Duration::from_millis(150), "{busy:?}");
+        // About 60 ms, not the 1 s asleep (a loaded machine preempts the spinning, so the
+        // upper bound leaves room for that).
+        assert!(busy >= Duration::from_millis(40) && busy < Duration::from_millis(500), "{busy:?}");
         let lines = monitor_lines();
         assert!(lines.iter().any(|(k, _)| k == "ringkeeper_network_busy_ms"), "{lines:?}");
         let registry = Registry::new();
