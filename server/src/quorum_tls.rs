@@ -92,15 +92,21 @@ impl QuorumTls {
         })))
     }
 
+    /// `ssl.quorum.handshakeDetectionTimeoutMillis`: how long a TLS handshake may take.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// Secures a connection this member accepted on its peer port from `dialler`. Err says
-    /// why it is refused.
+    /// why it is refused. Not bounded in time here: the peer links put one deadline around
+    /// everything before a link is admitted, this included.
     pub async fn accept(
         &self,
         stream: TcpStream,
         dialler: IpAddr,
     ) -> Result<server::TlsStream<TcpStream>, String> {
         let handshake = self.contexts.current().acceptor.accept(stream);
-        let stream = with_timeout(self.handshake_timeout, "TLS handshake", handshake).await?;
+        let stream = handshake.await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         if self.hostname_verification {
             let leaf = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
             let leaf = leaf.ok_or("the dialler presented no certificate")?;

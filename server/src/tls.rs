@@ -106,28 +106,43 @@ pub fn transports(config: &Config) -> anyhow::Result<(Transport, Option<Transpor
 
 impl Transport {
     /// Secures a freshly accepted connection: the stream to serve, and the ACL ids its TLS
-    /// handshake authenticated. Err says why the connection is to be closed.
+    /// handshake authenticated. Err says why the connection is to be closed. Waiting for the
+    /// first byte and the TLS handshake share one deadline, `ssl.handshakeDetectionTimeoutMillis`:
+    /// a client that stalls anywhere before its handshake completes is closed then.
     pub async fn accept(&self, stream: TcpStream) -> Result<(ClientStream, Vec<Id>), String> {
         let (tls, plain_allowed) = match self {
             Transport::Plain => return Ok((ClientStream::Plain(stream), Vec::new())),
             Transport::Tls(tls) => (tls, false),
             Transport::Unified(tls) => (tls, true),
         };
-        let mut first = [0u8; 1];
-        let peek = async { stream.peek(&mut first).await.map_err(io::Error::from) };
-        let peeked = with_timeout(tls.handshake_timeout, "first byte", peek).await?;
-        if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
-            if plain_allowed {
-                return Ok((ClientStream::Plain(stream), Vec::new()));
+        let detect_and_handshake = async {
+            let mut first = [0u8; 1];
+            let peeked = stream.peek(&mut first).await.map_err(|e| format!("first byte failed: {e}"))?;
+            if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
+                if plain_allowed {
+                    return Ok((ClientStream::Plain(stream), Vec::new()));
+                }
+                return Err(
+                    "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
+                );
             }
-            return Err(
-                "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
-            );
-        }
-        let handshake = tls.acceptor.current().accept(stream);
-        let stream = with_timeout(tls.handshake_timeout, "TLS handshake", handshake).await?;
-        let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;
-        Ok((ClientStream::Tls(Box::new(stream)), ids))
+            let stream = tls
+                .acceptor
+                .current()
+                .accept(stream)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;
+            Ok((ClientStream::Tls(Box::new(stream)), ids))
+        };
+        let limit = tls.handshake_timeout;
+        futures_lite::future::or(detect_and_handshake, async {
+            glommio::timer::sleep(limit).await;
+            Err(format!(
+                "TLS handshake failed: not completed within {limit:?} (ssl.handshakeDetectionTimeoutMillis)"
+            ))
+        })
+        .await
     }
 }
 

@@ -13,6 +13,8 @@ use crate::compat::compat_dir;
 
 /// `openssl req` arguments for a new unencrypted P-256 key.
 const NEW_EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+/// The extended key usage of a quorum member's certificate: it both dials and accepts.
+pub const QUORUM_MEMBER_USAGE: &str = "serverAuth,clientAuth";
 /// The password of the PKCS12 stores.
 pub const STORE_PASSWORD: &str = "store-pw";
 
@@ -133,6 +135,38 @@ impl Pki {
             STORE_PASSWORD,
         ]));
         "trust.p12"
+    }
+
+    /// The PKI of an ensemble with quorum TLS: a CA `ca` and the members' certificate
+    /// `member` (server and client use, SAN 127.0.0.1 and localhost), also as the PKCS12 key
+    /// store `member.p12`.
+    pub fn quorum() -> Pki {
+        let pki = Pki::empty();
+        pki.ca("ca", "/CN=ringkeeper quorum CA");
+        pki.leaf(
+            "member",
+            "ca",
+            "/CN=ringkeeper member",
+            QUORUM_MEMBER_USAGE,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        );
+        pki.pkcs12_key_store("member", "ca");
+        pki
+    }
+
+    /// The zoo.cfg lines of quorum TLS with member certificate `key_store` (`.p12` or `.pem`)
+    /// and the trust store `ca.pem`.
+    pub fn quorum_tls_config(&self, key_store: &str) -> String {
+        let password = if key_store.ends_with(".p12") {
+            format!("ssl.quorum.keyStore.password={STORE_PASSWORD}\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n{password}ssl.quorum.trustStore.location={}\n",
+            self.path(key_store).display(),
+            self.path("ca.pem").display()
+        )
     }
 
     pub fn path(&self, file: &str) -> PathBuf {

@@ -288,3 +288,63 @@ fn a_renewed_certificate_is_served_to_new_connections_without_a_restart() {
     // The server kept serving throughout.
     assert!(server.four_letter("srvr").contains("Mode:"));
 }
+
+/// `ssl.handshakeDetectionTimeoutMillis` of the stalled-client test.
+const CLIENT_TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Whether the server closed `stream` within `limit`; how long that took.
+fn closed_after(
+    stream: &mut std::net::TcpStream,
+    limit: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(started.elapsed()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(started.elapsed()),
+            // An alert the server sends before closing.
+            Ok(_) if started.elapsed() < limit => continue,
+            other => return Err(format!("still open after {:?}: {other:?}", started.elapsed())),
+        }
+    }
+}
+
+#[test]
+fn a_client_stalling_before_its_tls_handshake_completes_is_closed_at_the_deadline() {
+    if Target::from_env() == Target::Apache {
+        // Apache's Netty port closes it on Netty's own handshake timeout, not this key's.
+        eprintln!("skipped: ssl.handshakeDetectionTimeoutMillis on the secure client port is ringkeeper's");
+        return;
+    }
+    use std::io::Write;
+    let pki = client_pki();
+    let secure_port = free_port();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.pem",
+        "ca.pem",
+        &format!(
+            "secureClientPort={secure_port}\n4lw.commands.whitelist=*\nssl.handshakeDetectionTimeoutMillis={}\n",
+            CLIENT_TLS_HANDSHAKE_TIMEOUT.as_millis()
+        ),
+    ));
+    let bound = CLIENT_TLS_HANDSHAKE_TIMEOUT + std::time::Duration::from_secs(3);
+    let connect =
+        || std::net::TcpStream::connect(("127.0.0.1", secure_port)).expect("connect to the secure port");
+    // TCP only, not a byte sent.
+    let silent = closed_after(&mut connect(), bound).expect("a client that never starts TLS");
+    // A TLS record header announcing a ClientHello of 512 bytes, and 3 of them.
+    let mut partial = connect();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]).unwrap();
+    let partial = closed_after(&mut partial, bound).expect("a client stalled inside its TLS handshake");
+    eprintln!("closed after {silent:?} (silent) and {partial:?} (partial ClientHello)");
+    let log = server.log();
+    let reason = format!("not completed within {CLIENT_TLS_HANDSHAKE_TIMEOUT:?}");
+    assert_eq!(log.matches(&reason).count(), 2, "no two closings '{reason}' in the log:\n{log}");
+    // Others are served throughout.
+    let (_, ruok) = tls_session(&pki, secure_port, Some("ruok"));
+    assert_eq!(ruok, "imok", "{log}");
+}
