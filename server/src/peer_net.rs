@@ -537,48 +537,50 @@ async fn accept_loop(listener: TcpListener, net: PeerNet) {
 /// Serves one accepted connection: with `sslQuorum`, only once the TLS handshake verified the
 /// dialler's certificate. The whole pre-authentication phase (TLS handshake, host name check,
 /// handshake, quorum SASL) runs under one deadline ([`PeerNet::pre_authentication_limit`]):
-/// a connection that stalls anywhere before it is admitted is refused and closed then.
+/// a connection that stalls anywhere before it is admitted is refused and closed then. A
+/// refusal is logged before the connection is closed.
 async fn accept_link(stream: TcpStream, net: PeerNet) {
     let Ok(from) = stream.peer_addr() else { return };
     let limit = net.pre_authentication_limit();
     match net.inner.tls.clone() {
         None => {
-            let admitted = within_deadline(limit, admit_link(stream, from, &net)).await;
-            serve_admitted(admitted, from, net).await
+            if let Some((stream, id)) =
+                within_deadline(limit, from, &net, admit_link(stream, from, &net)).await
+            {
+                read_frames(stream, id, net).await
+            }
         }
         Some(tls) => {
             let secured_and_admitted = async {
-                let stream = tls.accept(stream, from.ip()).await.map_err(|e| format!("(sslQuorum) {e}"))?;
-                admit_link(stream, from, &net).await
+                match tls.accept(stream, from.ip()).await {
+                    Ok(stream) => admit_link(stream, from, &net).await,
+                    Err(e) => {
+                        net.refused(from, format!("(sslQuorum) {e}"));
+                        None
+                    }
+                }
             };
-            let admitted = within_deadline(limit, secured_and_admitted).await;
-            serve_admitted(admitted, from, net).await
+            if let Some((stream, id)) = within_deadline(limit, from, &net, secured_and_admitted).await {
+                read_frames(stream, id, net).await
+            }
         }
     }
 }
 
-/// `phase`, or Err once `limit` passed without it completing.
+/// `phase`, or `None` once `limit` passed without it completing (the refusal of `peer` is
+/// logged, then the phase and its connection are dropped).
 async fn within_deadline<T>(
     limit: Duration,
-    phase: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    peer: SocketAddr,
+    net: &PeerNet,
+    phase: impl std::future::Future<Output = Option<T>>,
+) -> Option<T> {
     futures_lite::future::or(phase, async {
         glommio::timer::sleep(limit).await;
-        Err(format!("not admitted within {limit:?} (TLS, handshake and SASL together)"))
+        net.refused(peer, format!("not admitted within {limit:?} (TLS, handshake and SASL together)"));
+        None
     })
     .await
-}
-
-/// Reads frames from an admitted link, or logs why the connection from `peer` was refused.
-async fn serve_admitted<S: AsyncRead + AsyncWrite + Unpin>(
-    admitted: Result<(AdmittedLink<S>, u64), String>,
-    peer: SocketAddr,
-    net: PeerNet,
-) {
-    match admitted {
-        Ok((stream, from)) => read_frames(stream, from, net).await,
-        Err(reason) => net.refused(peer, reason),
-    }
 }
 
 /// What a dialler says first, as read by the accepting side.
@@ -610,15 +612,30 @@ async fn read_hello(stream: &mut (impl AsyncRead + Unpin)) -> Result<ReadHello, 
 type AdmittedLink<S> = futures_lite::io::BufReader<S>;
 
 /// Reads the dialler's handshake from a connection accepted from `peer` and authenticates it
-/// (quorum SASL); the link and the dialler's server id, or why it is refused. Unbounded in
-/// time: [`accept_link`] puts the deadline around it.
+/// (quorum SASL): the link and the dialler's server id, or `None` once the refusal is logged.
+/// Unbounded in time: [`accept_link`] puts the deadline around it.
 async fn admit_link<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
     net: &PeerNet,
-) -> Result<(AdmittedLink<S>, u64), String> {
+) -> Option<(AdmittedLink<S>, u64)> {
     let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
-    let ReadHello { magic, from, address } = read_hello(&mut stream).await?;
+    match admission(&mut stream, net).await {
+        Ok(from) => {
+            log::debug!("peer link from server {from} at {peer} admitted");
+            Some((stream, from))
+        }
+        Err(reason) => {
+            net.refused(peer, reason);
+            None
+        }
+    }
+}
+
+/// The handshake and quorum SASL of [`admit_link`]: the dialler's server id, or why it is
+/// refused.
+async fn admission(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), net: &PeerNet) -> Result<u64, String> {
+    let ReadHello { magic, from, address } = read_hello(stream).await?;
     let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
     let offers_sasl = magic == HANDSHAKE_MAGIC_SASL;
     if OLDER_HANDSHAKE_MAGICS.contains(&magic) {
@@ -629,15 +646,14 @@ async fn admit_link<S: AsyncRead + AsyncWrite + Unpin>(
     if !(magic == HANDSHAKE_MAGIC || offers_sasl) || !acceptable || from == net.inner.my_id {
         return Err(format!("bad handshake (magic {magic:#x}, server id {from})"));
     }
-    quorum_sasl::admit(&mut stream, from, offers_sasl, net.inner.sasl.as_deref())
+    quorum_sasl::admit(stream, from, offers_sasl, net.inner.sasl.as_deref())
         .await
         .map_err(|reason| format!("server {from} (quorum SASL): {reason}"))?;
     if let Some(address) = address.filter(|_| !net.knows(from)) {
         log::info!("server {from} at {address} connected (not in the configuration yet): dialling it back");
         net.add_peer(from, address);
     }
-    log::debug!("peer link from server {from} at {peer} admitted");
-    Ok((stream, from))
+    Ok(from)
 }
 
 /// Reads frames from an admitted link (from server `from`) until it fails.

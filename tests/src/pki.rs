@@ -4,7 +4,8 @@
 //!
 //! Files are named after what they hold: `NAME.key` (the key), `NAME.crt` (a leaf
 //! certificate), `NAME.pem` (a CA's certificate, or a leaf's certificate and key in one file,
-//! the PEM key store Apache reads), `NAME.p12` (a PKCS12 key store with the chain).
+//! the PEM key store Apache reads), `NAME.p12` (a PKCS12 key store with the chain), `NAME.crl`
+//! (a CA's certificate revocation list).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -135,6 +136,38 @@ impl Pki {
             STORE_PASSWORD,
         ]));
         "trust.p12"
+    }
+
+    /// `CA.crl`: a certificate revocation list of CA `ca` (PEM, valid two days) revoking the
+    /// leaf certificates `revoked` (`NAME.crt`), made with `openssl ca`.
+    pub fn revocation_list(&self, ca: &str, revoked: &[&str]) {
+        let dir = self.dir.path();
+        let (database, number) = (format!("{ca}.index"), format!("{ca}.crlnumber"));
+        std::fs::write(dir.join(&database), "").unwrap();
+        std::fs::write(dir.join(&number), "01\n").unwrap();
+        let config = format!("{ca}.ca.cnf");
+        std::fs::write(
+            dir.join(&config),
+            format!(
+                "[ca]\ndefault_ca = this_ca\n[this_ca]\ndatabase = {database}\ncrlnumber = {number}\n\
+                 default_md = sha256\ndefault_crl_days = 2\n"
+            ),
+        )
+        .unwrap();
+        let (cert, key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        let signed_by = ["-config", &config, "-cert", &cert, "-keyfile", &key];
+        for name in revoked {
+            let revoked_cert = format!("{name}.crt");
+            let mut args = vec!["ca"];
+            args.extend(signed_by);
+            args.extend(["-revoke", &revoked_cert]);
+            self.openssl(&args);
+        }
+        let crl = format!("{ca}.crl");
+        let mut args = vec!["ca"];
+        args.extend(signed_by);
+        args.extend(["-gencrl", "-out", &crl]);
+        self.openssl(&args);
     }
 
     /// The PKI of an ensemble with quorum TLS: a CA `ca` and the members' certificate

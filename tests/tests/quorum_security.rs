@@ -135,6 +135,40 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     rejoins(&mut ensemble, 2, &good_config, "v3");
 }
 
+#[test]
+fn with_quorum_crl_a_member_whose_certificate_was_revoked_is_refused() {
+    if Target::from_env() == Target::Apache {
+        // Apache fetches CRLs from the certificates' distribution points (these have none).
+        eprintln!("skipped: ringkeeper reads the CRLs from the PEM trust store");
+        return;
+    }
+    let pki = quorum_pki();
+    pki.leaf(
+        "revoked",
+        "ca",
+        "/CN=ringkeeper member revoked",
+        QUORUM_MEMBER_USAGE,
+        "subjectAltName=IP:127.0.0.1",
+    );
+    pki.revocation_list("ca", &["revoked"]);
+    let with_crl = std::fs::read_to_string(pki.path("ca.pem")).unwrap()
+        + &std::fs::read_to_string(pki.path("ca.crl")).unwrap();
+    std::fs::write(pki.path("ca-with-crl.pem"), with_crl).unwrap();
+    let config = |key_store: &str| {
+        pki.quorum_tls_config(key_store).replace("ca.pem", "ca-with-crl.pem") + "ssl.quorum.crl=true\n"
+    };
+    let mut ensemble = Ensemble::start(3, 0, &config("member.p12"));
+    writes_replicate(&ensemble);
+
+    // Member 3 comes back with a certificate of the trusted CA that the CA revoked.
+    let good_config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
+    let revoked = good_config.replace(&config("member.p12"), &config("revoked.pem"));
+    assert_ne!(revoked, good_config);
+    let refusal = ["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "Revoked"];
+    refused_member(&mut ensemble, 2, &revoked, &refusal, "v2");
+    rejoins(&mut ensemble, 2, &good_config, "v2");
+}
+
 /// Restarts member `i` with `config` and checks it serves the last `value` written.
 fn rejoins(ensemble: &mut Ensemble, i: usize, config: &str, value: &str) {
     std::fs::write(ensemble.members[i].dir.join("zoo.cfg"), config).unwrap();
