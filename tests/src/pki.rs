@@ -139,8 +139,9 @@ impl Pki {
     }
 
     /// `CA.crl`: a certificate revocation list of CA `ca` (PEM, valid two days) revoking the
-    /// leaf certificates `revoked` (`NAME.crt`), made with `openssl ca`.
-    pub fn revocation_list(&self, ca: &str, revoked: &[&str]) {
+    /// leaf certificates `revoked` (`NAME.crt`), made with `openssl ca`; and the PEM trust
+    /// store `CA-with-crl.pem` holding the CA's certificate and that list, whose name it returns.
+    pub fn revocation_list(&self, ca: &str, revoked: &[&str]) -> String {
         let dir = self.dir.path();
         let (database, number) = (format!("{ca}.index"), format!("{ca}.crlnumber"));
         std::fs::write(dir.join(&database), "").unwrap();
@@ -168,6 +169,11 @@ impl Pki {
         args.extend(signed_by);
         args.extend(["-gencrl", "-out", &crl]);
         self.openssl(&args);
+        let trust_store = format!("{ca}-with-crl.pem");
+        let with_crl = std::fs::read_to_string(dir.join(&cert)).unwrap()
+            + &std::fs::read_to_string(dir.join(&crl)).unwrap();
+        std::fs::write(dir.join(&trust_store), with_crl).unwrap();
+        trust_store
     }
 
     /// The PKI of an ensemble with quorum TLS: a CA `ca` and the members' certificate
