@@ -143,18 +143,7 @@ impl Pki {
     /// store `CA-with-crl.pem` holding the CA's certificate and that list, whose name it returns.
     pub fn revocation_list(&self, ca: &str, revoked: &[&str]) -> String {
         let dir = self.dir.path();
-        let (database, number) = (format!("{ca}.index"), format!("{ca}.crlnumber"));
-        std::fs::write(dir.join(&database), "").unwrap();
-        std::fs::write(dir.join(&number), "01\n").unwrap();
-        let config = format!("{ca}.ca.cnf");
-        std::fs::write(
-            dir.join(&config),
-            format!(
-                "[ca]\ndefault_ca = this_ca\n[this_ca]\ndatabase = {database}\ncrlnumber = {number}\n\
-                 default_md = sha256\ndefault_crl_days = 2\n"
-            ),
-        )
-        .unwrap();
+        let config = self.openssl_ca_config(ca);
         let (cert, key) = (format!("{ca}.pem"), format!("{ca}.key"));
         let signed_by = ["-config", &config, "-cert", &cert, "-keyfile", &key];
         for name in revoked {
@@ -174,6 +163,69 @@ impl Pki {
             + &std::fs::read_to_string(dir.join(&crl)).unwrap();
         std::fs::write(dir.join(&trust_store), with_crl).unwrap();
         trust_store
+    }
+
+    /// An `openssl ca` configuration for CA `ca` (its database, serial and CRL number files
+    /// made once, next to it); its file name.
+    fn openssl_ca_config(&self, ca: &str) -> String {
+        let dir = self.dir.path();
+        let config = format!("{ca}.ca.cnf");
+        if dir.join(&config).exists() {
+            return config;
+        }
+        let (database, serial, number) =
+            (format!("{ca}.index"), format!("{ca}.serial"), format!("{ca}.crlnumber"));
+        std::fs::write(dir.join(&database), "").unwrap();
+        std::fs::write(dir.join(&serial), "1000\n").unwrap();
+        std::fs::write(dir.join(&number), "01\n").unwrap();
+        std::fs::write(
+            dir.join(&config),
+            format!(
+                "[ca]\ndefault_ca = this_ca\n[this_ca]\ndatabase = {database}\nserial = {serial}\n\
+                 crlnumber = {number}\nnew_certs_dir = .\ndefault_md = sha256\ndefault_crl_days = 2\n\
+                 policy = any_subject\n[any_subject]\ncommonName = supplied\n"
+            ),
+        )
+        .unwrap();
+        config
+    }
+
+    /// A leaf certificate of CA `ca` as [`Pki::leaf`] makes, but valid only on 1 January 2020
+    /// (expired): `NAME.key`, `NAME.crt`.
+    pub fn expired_leaf(&self, name: &str, ca: &str, subject: &str, usage: &str) {
+        let config = self.openssl_ca_config(ca);
+        let (key, csr, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
+        let mut args = vec!["req", "-new"];
+        args.extend(NEW_EC_KEY);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+        self.openssl(&args);
+        std::fs::write(
+            self.dir.path().join(&ext),
+            format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        let (cert, ca_key, out) = (format!("{ca}.pem"), format!("{ca}.key"), format!("{name}.crt"));
+        self.openssl(&[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            &config,
+            "-cert",
+            &cert,
+            "-keyfile",
+            &ca_key,
+            "-in",
+            &csr,
+            "-out",
+            &out,
+            "-extfile",
+            &ext,
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+        ]);
     }
 
     /// The PKI of an ensemble with quorum TLS: a CA `ca` and the members' certificate

@@ -362,6 +362,23 @@ fn a_client_stalling_before_its_tls_handshake_completes_is_closed_at_the_deadlin
 }
 
 #[test]
+fn an_expired_client_certificate_is_refused_and_others_are_served() {
+    let pki = client_pki();
+    pki.expired_leaf("expired", "ca", "/CN=expired client", "clientAuth");
+    let (server, secure_port) = secure_port_server(&pki, "");
+    let refusal = tls_session_as(&pki, "expired", secure_port, Some("ruok"))
+        .expect_err("an expired client certificate was served");
+    let (_, ruok) = tls_session_as(&pki, "other", secure_port, Some("ruok")).expect("a valid certificate");
+    assert_eq!(ruok, "imok", "{}", server.log());
+    if server.target == Target::Ringkeeper {
+        // The alert names the expiry (Java's says only certificate_unknown).
+        assert!(refusal.to_lowercase().contains("expired"), "the client was told: {refusal}");
+        let log = server.log();
+        assert!(log.contains("invalid peer certificate: certificate expired"), "no expiry in the log:\n{log}");
+    }
+}
+
+#[test]
 fn with_ssl_crl_a_revoked_client_certificate_is_refused_and_others_are_served() {
     if Target::from_env() == Target::Apache {
         return; // Apache fetches CRLs from the certificates' distribution points (these have none)
