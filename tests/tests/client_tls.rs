@@ -374,7 +374,10 @@ fn an_expired_client_certificate_is_refused_and_others_are_served() {
         // The alert names the expiry (Java's says only certificate_unknown).
         assert!(refusal.to_lowercase().contains("expired"), "the client was told: {refusal}");
         let log = server.log();
-        assert!(log.contains("invalid peer certificate: certificate expired"), "no expiry in the log:\n{log}");
+        assert!(
+            log.contains("invalid peer certificate: certificate expired"),
+            "no expiry in the log:\n{log}"
+        );
     }
 }
 
