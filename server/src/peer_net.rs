@@ -18,7 +18,10 @@
 //! on glommio's blocking pool), so a member whose name is not in DNS yet, or whose address
 //! changed (a rescheduled Kubernetes pod), is reached once the name resolves; until then the
 //! failure is logged (a warning when it starts, an info line when the name resolves) and
-//! retried. Failed attempts back off from [`REDIAL_INTERVAL`] to [`REDIAL_INTERVAL_MAX`].
+//! retried. Failed attempts back off from [`REDIAL_INTERVAL`] to [`REDIAL_INTERVAL_MAX`]; a
+//! peer that is up but refuses the link (TLS, SASL) is redialled from
+//! [`REFUSED_REDIAL_INTERVAL`] up to [`REFUSED_REDIAL_INTERVAL_MAX`] apart, and the short
+//! waits start again once a link comes up or the peer goes down.
 //!
 //! Invariants: frames to one peer are written in `send` order (one writer task per peer);
 //! frames sent while a link is down are dropped (the protocol resends what matters: votes
@@ -37,10 +40,13 @@
 //!
 //! Before any authentication the accepting side reads at most a handshake (an address of at
 //! most [`HANDSHAKE_ADDRESS_BYTES_MAX`] bytes, as Apache's `QuorumCnxManager.maxBuffer`)
-//! within `connect_timeout`, and refuses an unknown id before allocating anything for it. A
-//! refused dialler redials several times a second: the accepting member logs a refusal for
-//! one address and reason once per [`REFUSAL_LOG_INTERVAL`], with the count of the refusals
-//! it did not log.
+//! and refuses an unknown id before allocating anything for it. Everything before a link is
+//! admitted (TLS handshake, host name check, handshake, SASL) has one deadline, the peer
+//! timeout (with `sslQuorum` at least the TLS handshake timeout): a connection that stalls
+//! anywhere in it is refused and closed. A
+//! refused dialler may redial often (a ringkeeper member backs off, see above; anything else
+//! need not): the accepting member logs a refusal for one address and reason once per
+//! [`REFUSAL_LOG_INTERVAL`], with the count of the refusals it did not log.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -84,11 +90,23 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 const REDIAL_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait between connection attempts (and name lookups) to a peer that is down.
 const REDIAL_INTERVAL_MAX: Duration = Duration::from_millis(200);
+/// Wait after a first connection refused by TLS or SASL (the peer is up but the link is not
+/// admitted: a certificate or password to be fixed); doubled after each further refusal.
+const REFUSED_REDIAL_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest wait between connection attempts to a peer that keeps refusing the link (Apache's
+/// election backs off its reconnections similarly, from 200 ms up to
+/// `zookeeper.fastleader.maxNotificationInterval`); a link that comes up, or a peer that
+/// goes down, starts the waits again from the short ones.
+const REFUSED_REDIAL_INTERVAL_MAX: Duration = Duration::from_secs(5);
+/// A link lost this soon after it was dialled counts as refused: the peer closed it before it
+/// carried anything (a TLS 1.3 acceptor refuses the dialler's certificate only after the
+/// dialler's side of the handshake completed; a refused handshake is closed without a word).
+const LINK_LOST_AS_REFUSED: Duration = Duration::from_secs(1);
 /// Longest peer address a handshake may carry (Apache's `QuorumCnxManager.maxBuffer`, the
 /// limit of its initial message; a host name is at most 253 bytes).
 const HANDSHAKE_ADDRESS_BYTES_MAX: usize = 2048;
 /// A peer connection refused for the same reason from the same address is logged at most
-/// once per this period (a refused member redials several times a second).
+/// once per this period (a refused dialler may redial several times a second).
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(30);
 /// Refusals remembered for [`REFUSAL_LOG_INTERVAL`]; past this many, the expired ones are
 /// forgotten (a flood from many addresses cannot grow the table without bound).
@@ -131,7 +149,18 @@ impl PeerAddress {
 
 /// The wait before the next connection attempt after `failures` failed ones in a row.
 pub(crate) fn redial_wait(failures: u32) -> Duration {
-    REDIAL_INTERVAL.saturating_mul(1 << failures.saturating_sub(1).min(8)).min(REDIAL_INTERVAL_MAX)
+    doubling_wait(REDIAL_INTERVAL, REDIAL_INTERVAL_MAX, failures)
+}
+
+/// The wait before the next connection attempt after the peer refused `refusals` links in a
+/// row (TLS or SASL).
+fn refused_redial_wait(refusals: u32) -> Duration {
+    doubling_wait(REFUSED_REDIAL_INTERVAL, REFUSED_REDIAL_INTERVAL_MAX, refusals)
+}
+
+/// `first` after one failure, doubled after each further one, `max` at most.
+fn doubling_wait(first: Duration, max: Duration, failures: u32) -> Duration {
+    first.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(max)
 }
 
 /// What a frame carries.
@@ -281,6 +310,14 @@ impl PeerNet {
         role_stats::spawn(Role::Data, dial_loop(link, outbox, inner.deliver.clone())).detach();
     }
 
+    /// How long an accepted connection has to be admitted (TLS handshake, handshake, quorum
+    /// SASL): the peer timeout, and with `sslQuorum` at least
+    /// `ssl.quorum.handshakeDetectionTimeoutMillis`.
+    fn pre_authentication_limit(&self) -> Duration {
+        let tls_handshake = self.inner.tls.as_ref().map_or(Duration::ZERO, |tls| tls.handshake_timeout());
+        self.inner.connect_timeout.max(tls_handshake)
+    }
+
     fn knows(&self, id: u64) -> bool {
         self.inner.outboxes.borrow().contains_key(&id)
     }
@@ -366,10 +403,13 @@ async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deli
     let DialledLink { hello, peer, address, connect_timeout, tls, sasl } = link;
     let sasl = sasl.as_deref();
     let mut failures = 0u32;
+    // Links refused in a row by a peer that is up (TLS or SASL); 0 once it is down or linked.
+    let mut refusals = 0u32;
     let mut unresolvable = false;
-    let mut refused = false;
     loop {
-        if failures > 0 {
+        if refusals > 0 {
+            glommio::timer::sleep(refused_redial_wait(refusals)).await;
+        } else if failures > 0 {
             glommio::timer::sleep(redial_wait(failures)).await;
         }
         let addr = match address.resolve().await {
@@ -393,9 +433,11 @@ async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deli
         let stream = glommio::timer::timeout(connect_timeout, TcpStream::connect(addr)).await;
         let Ok(stream) = stream else {
             failures += 1;
+            refusals = 0;
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let dialled_at = Instant::now();
         let dialled = match &tls {
             None => write_link(stream, &hello, sasl, &outbox).await,
             Some(tls) => match tls.connect(&address.host, stream).await {
@@ -404,32 +446,49 @@ async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deli
             },
         };
         match dialled {
+            Dialled::Lost if dialled_at.elapsed() < LINK_LOST_AS_REFUSED => {
+                if refusals == 0 {
+                    log::warn!(
+                        "server {peer}: the peer link to {addr} was closed by the peer at once (refused?); retrying (every {REFUSED_REDIAL_INTERVAL_MAX:?} at most)"
+                    );
+                }
+                refusals += 1;
+                outbox_down(&outbox, &deliver, peer);
+                continue;
+            }
             Dialled::Lost => {}
             Dialled::Unreachable => {
                 failures += 1;
+                refusals = 0;
                 continue;
             }
             Dialled::Refused(reason) => {
-                if !refused {
-                    log::warn!("server {peer}: no peer link to {addr}: {reason}; retrying");
-                    refused = true;
+                if refusals == 0 {
+                    log::warn!(
+                        "server {peer}: no peer link to {addr}: {reason}; retrying (every {REFUSED_REDIAL_INTERVAL_MAX:?} at most)"
+                    );
                 }
-                failures += 1;
+                refusals += 1;
                 continue;
             }
         }
-        if std::mem::take(&mut refused) {
+        if std::mem::take(&mut refusals) > 0 {
             log::info!("server {peer}: the peer link to {addr} was up again");
         }
-        {
-            let mut o = outbox.borrow_mut();
-            o.connected = false;
-            o.bytes.clear();
-        }
         log::info!("peer link to server {peer} at {addr} lost");
-        deliver(PeerInput::LinkDown { peer });
+        outbox_down(&outbox, &deliver, peer);
         failures = 1;
     }
+}
+
+/// Marks the link to `peer` down: what was queued for it is dropped, and the node is told.
+fn outbox_down(outbox: &RefCell<Outbox>, deliver: &Deliver, peer: u64) {
+    {
+        let mut o = outbox.borrow_mut();
+        o.connected = false;
+        o.bytes.clear();
+    }
+    deliver(PeerInput::LinkDown { peer });
 }
 
 /// Writes the hello on a freshly dialled connection (and authenticates with `sasl`), then
@@ -476,16 +535,52 @@ async fn accept_loop(listener: TcpListener, net: PeerNet) {
 }
 
 /// Serves one accepted connection: with `sslQuorum`, only once the TLS handshake verified the
-/// dialler's certificate.
+/// dialler's certificate. The whole pre-authentication phase (TLS handshake, host name check,
+/// handshake, quorum SASL) runs under one deadline ([`PeerNet::pre_authentication_limit`]):
+/// a connection that stalls anywhere before it is admitted is refused and closed then. A
+/// refusal is logged before the connection is closed.
 async fn accept_link(stream: TcpStream, net: PeerNet) {
     let Ok(from) = stream.peer_addr() else { return };
-    let Some(tls) = net.inner.tls.clone() else {
-        return read_loop(stream, from, net).await;
-    };
-    match tls.accept(stream, from.ip()).await {
-        Ok(stream) => read_loop(stream, from, net).await,
-        Err(e) => net.refused(from, format!("(sslQuorum) {e}")),
+    let limit = net.pre_authentication_limit();
+    match net.inner.tls.clone() {
+        None => {
+            if let Some((stream, id)) =
+                within_deadline(limit, from, &net, admit_link(stream, from, &net)).await
+            {
+                read_frames(stream, id, net).await
+            }
+        }
+        Some(tls) => {
+            let secured_and_admitted = async {
+                match tls.accept(stream, from.ip()).await {
+                    Ok(stream) => admit_link(stream, from, &net).await,
+                    Err(e) => {
+                        net.refused(from, format!("(sslQuorum) {e}"));
+                        None
+                    }
+                }
+            };
+            if let Some((stream, id)) = within_deadline(limit, from, &net, secured_and_admitted).await {
+                read_frames(stream, id, net).await
+            }
+        }
     }
+}
+
+/// `phase`, or `None` once `limit` passed without it completing (the refusal of `peer` is
+/// logged, then the phase and its connection are dropped).
+async fn within_deadline<T>(
+    limit: Duration,
+    peer: SocketAddr,
+    net: &PeerNet,
+    phase: impl std::future::Future<Output = Option<T>>,
+) -> Option<T> {
+    futures_lite::future::or(phase, async {
+        glommio::timer::sleep(limit).await;
+        net.refused(peer, format!("not admitted within {limit:?} (TLS, handshake and SASL together)"));
+        None
+    })
+    .await
 }
 
 /// What a dialler says first, as read by the accepting side.
@@ -513,38 +608,56 @@ async fn read_hello(stream: &mut (impl AsyncRead + Unpin)) -> Result<ReadHello, 
     Ok(ReadHello { magic, from, address })
 }
 
-/// Reads frames from one accepted connection (from `peer`) until it fails.
-async fn read_loop(stream: impl AsyncRead + AsyncWrite + Unpin, peer: SocketAddr, net: PeerNet) {
+/// An accepted connection, buffered for reading frames.
+type AdmittedLink<S> = futures_lite::io::BufReader<S>;
+
+/// Reads the dialler's handshake from a connection accepted from `peer` and authenticates it
+/// (quorum SASL): the link and the dialler's server id, or `None` once the refusal is logged.
+/// Unbounded in time: [`accept_link`] puts the deadline around it.
+async fn admit_link<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    net: &PeerNet,
+) -> Option<(AdmittedLink<S>, u64)> {
     let mut stream = futures_lite::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream);
-    let hello = futures_lite::future::or(read_hello(&mut stream), async {
-        glommio::timer::sleep(net.inner.connect_timeout).await;
-        Err(format!("no handshake within {:?}", net.inner.connect_timeout))
-    })
-    .await;
-    let ReadHello { magic, from, address } = match hello {
-        Ok(hello) => hello,
-        Err(reason) => return net.refused(peer, reason),
-    };
+    match admission(&mut stream, net).await {
+        Ok(from) => {
+            log::debug!("peer link from server {from} at {peer} admitted");
+            Some((stream, from))
+        }
+        Err(reason) => {
+            net.refused(peer, reason);
+            None
+        }
+    }
+}
+
+/// The handshake and quorum SASL of [`admit_link`]: the dialler's server id, or why it is
+/// refused.
+async fn admission(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), net: &PeerNet) -> Result<u64, String> {
+    let ReadHello { magic, from, address } = read_hello(stream).await?;
     let acceptable = net.knows(from) || (net.inner.accept_unknown && address.is_some());
     let offers_sasl = magic == HANDSHAKE_MAGIC_SASL;
     if OLDER_HANDSHAKE_MAGICS.contains(&magic) {
-        return net.refused(
-            peer,
-            format!(
-                "server {from} speaks an older ringkeeper peer protocol (magic {magic:#x}; this build speaks {HANDSHAKE_MAGIC:#x}): every member of an ensemble must run a build with the same peer protocol"
-            ),
-        );
+        return Err(format!(
+            "server {from} speaks an older ringkeeper peer protocol (magic {magic:#x}; this build speaks {HANDSHAKE_MAGIC:#x}): every member of an ensemble must run a build with the same peer protocol"
+        ));
     }
     if !(magic == HANDSHAKE_MAGIC || offers_sasl) || !acceptable || from == net.inner.my_id {
-        return net.refused(peer, format!("bad handshake (magic {magic:#x}, server id {from})"));
+        return Err(format!("bad handshake (magic {magic:#x}, server id {from})"));
     }
-    if let Err(reason) = quorum_sasl::admit(&mut stream, from, offers_sasl, net.inner.sasl.as_deref()).await {
-        return net.refused(peer, format!("server {from} (quorum SASL): {reason}"));
-    }
+    quorum_sasl::admit(stream, from, offers_sasl, net.inner.sasl.as_deref())
+        .await
+        .map_err(|reason| format!("server {from} (quorum SASL): {reason}"))?;
     if let Some(address) = address.filter(|_| !net.knows(from)) {
         log::info!("server {from} at {address} connected (not in the configuration yet): dialling it back");
         net.add_peer(from, address);
     }
+    Ok(from)
+}
+
+/// Reads frames from an admitted link (from server `from`) until it fails.
+async fn read_frames(mut stream: AdmittedLink<impl AsyncRead + Unpin>, from: u64, net: PeerNet) {
     let deliver = net.inner.deliver.clone();
     loop {
         let mut head = [0u8; 5];
@@ -607,6 +720,14 @@ mod tests {
         let ms = |m| Duration::from_millis(m);
         assert_eq!(waits, [ms(20), ms(40), ms(80), ms(160), ms(200), ms(200)]);
         assert_eq!(redial_wait(1000), REDIAL_INTERVAL_MAX);
+    }
+
+    #[test]
+    fn refused_links_back_off_from_200_ms_to_5_s() {
+        let waits: Vec<_> = (1..=7).map(refused_redial_wait).collect();
+        let ms = |m| Duration::from_millis(m);
+        assert_eq!(waits, [ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)]);
+        assert_eq!(refused_redial_wait(u32::MAX), REFUSED_REDIAL_INTERVAL_MAX);
     }
 
     #[test]

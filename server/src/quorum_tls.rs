@@ -21,7 +21,10 @@
 //! With `sslQuorumReloadCertFiles` the stores are loaded again when their files change
 //! ([`crate::cert_reload`]); links already up keep their session.
 //!
-//! Differences: no revocation checks; `ssl.quorum.clientAuth` does not apply (a certificate is always
+//! With `ssl.quorum.crl=true` both ends check the other's certificate chain against the CRLs
+//! of the PEM trust store ([`crate::tls`] says how).
+//!
+//! Differences: CRLs are read from the trust store, not fetched; no OCSP; `ssl.quorum.clientAuth` does not apply (a certificate is always
 //! required).
 //!
 //! When `sslQuorum` is off none of this is built and the peer links write to the socket
@@ -43,7 +46,8 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, ServerConfig
 use crate::cert_reload::Reloadable;
 use crate::config::{Config, SslConfig};
 use crate::tls::{
-    crypto_provider, load_key_store, load_trust_store, protocol_versions, store_files, with_timeout,
+    crypto_provider, load_key_store, load_revocation_lists, load_trust_store, protocol_versions, store_files,
+    with_timeout,
 };
 
 /// The prefix of the quorum TLS keys.
@@ -92,15 +96,21 @@ impl QuorumTls {
         })))
     }
 
+    /// `ssl.quorum.handshakeDetectionTimeoutMillis`: how long a TLS handshake may take.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// Secures a connection this member accepted on its peer port from `dialler`. Err says
-    /// why it is refused.
+    /// why it is refused. Not bounded in time here: the peer links put one deadline around
+    /// everything before a link is admitted, this included.
     pub async fn accept(
         &self,
         stream: TcpStream,
         dialler: IpAddr,
     ) -> Result<server::TlsStream<TcpStream>, String> {
         let handshake = self.contexts.current().acceptor.accept(stream);
-        let stream = with_timeout(self.handshake_timeout, "TLS handshake", handshake).await?;
+        let stream = handshake.await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         if self.hostname_verification {
             let leaf = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first());
             let leaf = leaf.ok_or("the dialler presented no certificate")?;
@@ -167,10 +177,12 @@ impl Contexts {
         )?;
         let (chain, key) = load_key_store(QUORUM_KEYS, &ssl.key_store)?;
         let roots = Arc::new(load_trust_store(QUORUM_KEYS, &ssl.trust_store)?);
+        let crls = load_revocation_lists(QUORUM_KEYS, ssl)?;
         let no_usable_version =
             "ssl.quorum.enabledProtocols / ssl.quorum.ciphersuites: no protocol version has a usable cipher suite";
 
         let client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls(crls.clone())
             .build()
             .context("ssl.quorum.trustStore.location: cannot verify the members' certificates")?;
         let server_config = ServerConfig::builder_with_provider(provider.clone())
@@ -181,6 +193,7 @@ impl Contexts {
             .context("ssl.quorum.keyStore.location: the private key does not fit the certificate")?;
 
         let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .with_crls(crls)
             .build()
             .context("ssl.quorum.trustStore.location: cannot verify the members' certificates")?;
         let builder = ClientConfig::builder_with_provider(provider)

@@ -27,11 +27,19 @@
 //! - `ssl.ciphersuites` takes Java's (IANA) names; the ones rustls does not implement (CBC,
 //!   static RSA key exchange, ...) are named in a warning and skipped.
 //!
+//! - `ssl.crl=true` checks every certificate of a chain against the certificate revocation
+//!   lists (`X509 CRL` PEM blocks) in the PEM trust store: a revoked certificate is refused,
+//!   and so is one whose issuer has no CRL there (Java's revocation checking fails the same
+//!   way when it cannot tell). Apache fetches CRLs from the certificates' distribution points
+//!   instead; ringkeeper fetches nothing, so `ssl.crl=true` without a CRL in the trust store
+//!   is refused at start. `ssl.ocsp=true` is warned about and not checked (rustls asks no
+//!   responder).
+//!
 //! With `client.certReload` the stores are loaded again when their files change
 //! ([`crate::cert_reload`]): new connections get the new certificate and trust store.
 //!
-//! Differences: no certificate revocation (CRL/OCSP) checks; `ssl.context.supplier.class`
-//! does not apply.
+//! Differences: CRLs are read from the trust store, not fetched; no OCSP;
+//! `ssl.context.supplier.class` does not apply.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,7 +54,7 @@ use glommio::net::TcpStream;
 use ringkeeper_engine::proto::Id;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 
@@ -106,28 +114,43 @@ pub fn transports(config: &Config) -> anyhow::Result<(Transport, Option<Transpor
 
 impl Transport {
     /// Secures a freshly accepted connection: the stream to serve, and the ACL ids its TLS
-    /// handshake authenticated. Err says why the connection is to be closed.
+    /// handshake authenticated. Err says why the connection is to be closed. Waiting for the
+    /// first byte and the TLS handshake share one deadline, `ssl.handshakeDetectionTimeoutMillis`:
+    /// a client that stalls anywhere before its handshake completes is closed then.
     pub async fn accept(&self, stream: TcpStream) -> Result<(ClientStream, Vec<Id>), String> {
         let (tls, plain_allowed) = match self {
             Transport::Plain => return Ok((ClientStream::Plain(stream), Vec::new())),
             Transport::Tls(tls) => (tls, false),
             Transport::Unified(tls) => (tls, true),
         };
-        let mut first = [0u8; 1];
-        let peek = async { stream.peek(&mut first).await.map_err(io::Error::from) };
-        let peeked = with_timeout(tls.handshake_timeout, "first byte", peek).await?;
-        if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
-            if plain_allowed {
-                return Ok((ClientStream::Plain(stream), Vec::new()));
+        let detect_and_handshake = async {
+            let mut first = [0u8; 1];
+            let peeked = stream.peek(&mut first).await.map_err(|e| format!("first byte failed: {e}"))?;
+            if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
+                if plain_allowed {
+                    return Ok((ClientStream::Plain(stream), Vec::new()));
+                }
+                return Err(
+                    "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
+                );
             }
-            return Err(
-                "the client did not start a TLS handshake (a plain client on secureClientPort?)".into()
-            );
-        }
-        let handshake = tls.acceptor.current().accept(stream);
-        let stream = with_timeout(tls.handshake_timeout, "TLS handshake", handshake).await?;
-        let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;
-        Ok((ClientStream::Tls(Box::new(stream)), ids))
+            let stream = tls
+                .acceptor
+                .current()
+                .accept(stream)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            let ids = tls.authenticate(stream.get_ref().1.peer_certificates())?;
+            Ok((ClientStream::Tls(Box::new(stream)), ids))
+        };
+        let limit = tls.handshake_timeout;
+        futures_lite::future::or(detect_and_handshake, async {
+            glommio::timer::sleep(limit).await;
+            Err(format!(
+                "TLS handshake failed: not completed within {limit:?} (ssl.handshakeDetectionTimeoutMillis)"
+            ))
+        })
+        .await
     }
 }
 
@@ -210,7 +233,9 @@ fn client_acceptor(ssl: &SslConfig) -> anyhow::Result<futures_rustls::TlsAccepto
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
             let roots = load_trust_store(CLIENT_KEYS, &ssl.trust_store)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let crls = load_revocation_lists(CLIENT_KEYS, ssl)?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .with_crls(crls);
             let verifier = if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(
                 verifier.build().context("ssl.trustStore.location: cannot verify client certificates")?,
@@ -501,6 +526,37 @@ pub(crate) fn load_trust_store(prefix: &str, store: &StoreConfig) -> anyhow::Res
         bail!("{key_name}.location: {shown} holds no usable certificate");
     }
     Ok(roots)
+}
+
+/// With `PREFIX.crl=true`, the certificate revocation lists of the PEM trust store (`X509 CRL`
+/// blocks); none without it. Errors name the key: a trust store that is not PEM, or holds no
+/// CRL, cannot check revocation.
+pub(crate) fn load_revocation_lists(
+    prefix: &str,
+    ssl: &SslConfig,
+) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    if !ssl.crl {
+        return Ok(Vec::new());
+    }
+    let key_name = format!("{prefix}.trustStore");
+    let (location, kind, bytes) = read_store(&key_name, &ssl.trust_store)?;
+    let shown = location.display();
+    if kind != StoreType::Pem {
+        bail!(
+            "{prefix}.crl=true: the CRLs are read from a PEM trust store ({key_name}.location), and {shown} is not PEM \
+             (ringkeeper does not fetch CRLs from distribution points)"
+        );
+    }
+    let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{key_name}.location: {shown} is not valid PEM"))?;
+    if crls.is_empty() {
+        bail!(
+            "{prefix}.crl=true: {shown} ({key_name}.location) holds no CRL (an X509 CRL PEM block); \
+             ringkeeper does not fetch CRLs from distribution points: append the CAs' CRLs to the trust store"
+        );
+    }
+    Ok(crls)
 }
 
 // ---------------------------------------------------------------------------------------

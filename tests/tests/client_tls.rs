@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ringkeeper_tests::compat::run_script_at;
-use ringkeeper_tests::pki::{run, Pki, STORE_PASSWORD};
+use ringkeeper_tests::pki::{Pki, STORE_PASSWORD};
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 /// The client certificate's subject, in `openssl -subj` form (`+` joins a multi-valued RDN).
@@ -204,6 +204,12 @@ fn bad_tls_stores_are_refused_at_start_naming_the_key() {
 /// certificate, verifying the server's): the common name of the certificate the server
 /// served, and then, when `word` is given, the server's answer to that four-letter word.
 fn tls_session(pki: &Pki, port: u16, word: Option<&str>) -> (String, String) {
+    tls_session_as(pki, "client", port, word).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`tls_session`] with the client certificate `cert` (`NAME.crt`, `NAME.key`); Err is what
+/// the client printed when it failed (a refused certificate).
+fn tls_session_as(pki: &Pki, cert: &str, port: u16, word: Option<&str>) -> Result<(String, String), String> {
     const SCRIPT: &str = r#"
 import socket, ssl, sys
 ca, cert, key, port, word = sys.argv[1:6]
@@ -223,15 +229,23 @@ with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as raw:
                 pass  # closed without a TLS close_notify: the answer is what came before
             sys.stdout.write(answer.decode())
 "#;
-    let out = run(Command::new("python3").args(["-c", SCRIPT]).args([
-        pki.path("ca.pem").to_str().unwrap(),
-        pki.path("client.crt").to_str().unwrap(),
-        pki.path("client.key").to_str().unwrap(),
-        &port.to_string(),
-        word.unwrap_or("-"),
-    ]));
-    let (name, answer) = out.split_once('\n').unwrap_or((&out, ""));
-    (name.to_owned(), answer.to_owned())
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .args([
+            pki.path("ca.pem").to_str().unwrap(),
+            pki.path(&format!("{cert}.crt")).to_str().unwrap(),
+            pki.path(&format!("{cert}.key")).to_str().unwrap(),
+            &port.to_string(),
+            word.unwrap_or("-"),
+        ])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let (name, answer) = stdout.split_once('\n').unwrap_or((&stdout, ""));
+    Ok((name.to_owned(), answer.to_owned()))
 }
 
 /// The common name of the certificate the TLS port `port` serves to a new connection.
@@ -239,18 +253,25 @@ fn served_certificate(pki: &Pki, port: u16) -> String {
     tls_session(pki, port, None).0
 }
 
+/// A server with the `server.pem` key store and the `ca.pem` trust store on a `secureClientPort`
+/// (every four-letter word allowed), and more zoo.cfg lines `extra`; that port.
+fn secure_port_server(pki: &Pki, extra: &str) -> (TestServer, u16) {
+    let secure_port = free_port();
+    let server = TestServer::start_with(&tls_config(
+        pki,
+        "server.pem",
+        "ca.pem",
+        &format!("secureClientPort={secure_port}\n4lw.commands.whitelist=*\n{extra}"),
+    ));
+    (server, secure_port)
+}
+
 #[test]
 fn four_letter_words_are_answered_over_tls_on_the_secure_port() {
     // Apache's NettyServerCnxn reads a four-letter word from a connection's first decrypted
     // bytes, as on the plain port (FourLetterWordMain has a `secure` flag for it).
     let pki = client_pki();
-    let secure_port = free_port();
-    let server = TestServer::start_with(&tls_config(
-        &pki,
-        "server.pem",
-        "ca.pem",
-        &format!("secureClientPort={secure_port}\n4lw.commands.whitelist=*\n"),
-    ));
+    let (server, secure_port) = secure_port_server(&pki, "");
     let (_, ruok) = tls_session(&pki, secure_port, Some("ruok"));
     assert_eq!(ruok, "imok", "{}", server.log());
     let (_, srvr) = tls_session(&pki, secure_port, Some("srvr"));
@@ -287,4 +308,108 @@ fn a_renewed_certificate_is_served_to_new_connections_without_a_restart() {
     assert!(server.log().contains("client TLS (client.certReload): reloaded"), "{}", server.log());
     // The server kept serving throughout.
     assert!(server.four_letter("srvr").contains("Mode:"));
+}
+
+/// `ssl.handshakeDetectionTimeoutMillis` of the stalled-client test.
+const CLIENT_TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Whether the server closed `stream` within `limit`; how long that took.
+fn closed_after(
+    stream: &mut std::net::TcpStream,
+    limit: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(started.elapsed()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(started.elapsed()),
+            // An alert the server sends before closing.
+            Ok(_) if started.elapsed() < limit => continue,
+            other => return Err(format!("still open after {:?}: {other:?}", started.elapsed())),
+        }
+    }
+}
+
+#[test]
+fn a_client_stalling_before_its_tls_handshake_completes_is_closed_at_the_deadline() {
+    if Target::from_env() == Target::Apache {
+        return; // Apache's Netty port closes it on Netty's own handshake timeout, not this key's
+    }
+    use std::io::Write;
+    let pki = client_pki();
+    let timeout =
+        format!("ssl.handshakeDetectionTimeoutMillis={}\n", CLIENT_TLS_HANDSHAKE_TIMEOUT.as_millis());
+    let (server, secure_port) = secure_port_server(&pki, &timeout);
+    let bound = CLIENT_TLS_HANDSHAKE_TIMEOUT + std::time::Duration::from_secs(3);
+    let connect =
+        || std::net::TcpStream::connect(("127.0.0.1", secure_port)).expect("connect to the secure port");
+    // TCP only, not a byte sent.
+    let silent = closed_after(&mut connect(), bound).expect("a client that never starts TLS");
+    // A TLS record header announcing a ClientHello of 512 bytes, and 3 of them.
+    let mut partial = connect();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]).unwrap();
+    let partial = closed_after(&mut partial, bound).expect("a client stalled inside its TLS handshake");
+    eprintln!("closed after {silent:?} (silent) and {partial:?} (partial ClientHello)");
+    let log = server.log();
+    let reason = format!("not completed within {CLIENT_TLS_HANDSHAKE_TIMEOUT:?}");
+    assert_eq!(log.matches(&reason).count(), 2, "no two closings '{reason}' in the log:\n{log}");
+    // Others are served throughout.
+    let (_, ruok) = tls_session(&pki, secure_port, Some("ruok"));
+    assert_eq!(ruok, "imok", "{log}");
+}
+
+#[test]
+fn an_expired_client_certificate_is_refused_and_others_are_served() {
+    let pki = client_pki();
+    pki.expired_leaf("expired", "ca", "/CN=expired client", "clientAuth");
+    let (server, secure_port) = secure_port_server(&pki, "");
+    let refusal = tls_session_as(&pki, "expired", secure_port, Some("ruok"))
+        .expect_err("an expired client certificate was served");
+    let (_, ruok) = tls_session_as(&pki, "other", secure_port, Some("ruok")).expect("a valid certificate");
+    assert_eq!(ruok, "imok", "{}", server.log());
+    if server.target == Target::Ringkeeper {
+        // The alert names the expiry (Java's says only certificate_unknown).
+        assert!(refusal.to_lowercase().contains("expired"), "the client was told: {refusal}");
+        let log = server.log();
+        assert!(
+            log.contains("invalid peer certificate: certificate expired"),
+            "no expiry in the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn with_ssl_crl_a_revoked_client_certificate_is_refused_and_others_are_served() {
+    if Target::from_env() == Target::Apache {
+        return; // Apache fetches CRLs from the certificates' distribution points (these have none)
+    }
+    let pki = client_pki();
+    let trust_store = pki.revocation_list("ca", &["client"]);
+    let secure_port = free_port();
+    let server = TestServer::start_with(&tls_config(
+        &pki,
+        "server.pem",
+        &trust_store,
+        &format!("secureClientPort={secure_port}\n4lw.commands.whitelist=*\nssl.crl=true\n"),
+    ));
+    let refused = tls_session_as(&pki, "client", secure_port, Some("ruok"));
+    let refusal = refused.expect_err("a revoked client certificate was served");
+    assert!(refusal.to_lowercase().contains("revoked"), "the client was told: {refusal}");
+    let (_, ruok) = tls_session_as(&pki, "other", secure_port, Some("ruok")).expect("a valid certificate");
+    assert_eq!(ruok, "imok", "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("invalid peer certificate: Revoked"), "no revocation in the log:\n{log}");
+
+    // ssl.crl=true and a trust store without a CRL: refused at start, naming the key.
+    let no_crl = tls_config(
+        &pki,
+        "server.pem",
+        "ca.pem",
+        &format!("secureClientPort={}\nssl.crl=true\n", free_port()),
+    );
+    let text = refused_start(pki.root(), &no_crl);
+    assert!(text.contains("ssl.crl=true") && text.contains("holds no CRL"), "{text}");
 }

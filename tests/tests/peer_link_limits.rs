@@ -4,17 +4,24 @@
 //! arrive, and a ZAB control message (anything but a state image or a proposal) longer than
 //! 1 MiB closes the link. The member keeps serving throughout. Before the handshake is
 //! through, a connection claiming a long address, or sending nothing within the peer timeout,
-//! is closed; a dialler refused over and over is logged once.
+//! is closed; a dialler refused over and over is logged once. With `sslQuorum` one deadline
+//! covers everything before a link is admitted: a connection that never starts TLS, one that
+//! stops inside its TLS handshake, and one that completes TLS with a trusted certificate but
+//! sends no handshake are each closed within it. A member refused by a peer that is up (here
+//! a process on that peer's port that closes every TLS connection) redials less and less
+//! often, and links as soon as the real peer is back.
 //!
 //! ringkeeper only (Apache's quorum protocol is another one; skipped with a message).
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringkeeper_engine::zab::{Msg, Vote};
 use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::pki::Pki;
 use ringkeeper_tests::Target;
 
 /// The handshake magic of ringkeeper's peer links ("RKZC").
@@ -30,6 +37,16 @@ const CLAIMED_FRAME_BYTES: u32 = 1 << 30;
 /// What the claims may add to the member's address space, all together (today: a few MiB;
 /// a buffer allocated at the claimed size would add 1 GiB per connection).
 const VIRTUAL_GROWTH_BOUND: u64 = 512 << 20;
+
+/// Whether the tests run against Apache (whose quorum protocol is another one): then they
+/// are skipped, saying so.
+fn apache_target() -> bool {
+    let apache = Target::from_env() == Target::Apache;
+    if apache {
+        eprintln!("skipped: ringkeeper's own peer protocol");
+    }
+    apache
+}
 
 /// A connection to member `i`'s peer port that passed the handshake as server `as_id`.
 fn peer_connection(ensemble: &Ensemble, i: usize, as_id: u64) -> TcpStream {
@@ -83,8 +100,7 @@ fn virtual_size(pid: u32) -> u64 {
 
 #[test]
 fn claimed_frame_lengths_cost_nothing_until_sent_and_long_control_frames_close_the_link() {
-    if Target::from_env() == Target::Apache {
-        eprintln!("skipped: ringkeeper's own peer protocol");
+    if apache_target() {
         return;
     }
     let mut ensemble = Ensemble::start(3, 0, "");
@@ -132,8 +148,7 @@ fn claimed_frame_lengths_cost_nothing_until_sent_and_long_control_frames_close_t
 
 #[test]
 fn handshakes_are_bounded_in_size_and_time_and_refusals_are_logged_once() {
-    if Target::from_env() == Target::Apache {
-        eprintln!("skipped: ringkeeper's own peer protocol");
+    if apache_target() {
         return;
     }
     let mut ensemble = Ensemble::start(3, 0, "");
@@ -161,7 +176,7 @@ fn handshakes_are_bounded_in_size_and_time_and_refusals_are_logged_once() {
     let log = ensemble.log(0);
     for reason in [
         "an address of 60000 bytes (at most 2048)",
-        "no handshake within",
+        "not admitted within",
         "speaks an older ringkeeper peer protocol",
     ] {
         assert!(log.contains(reason), "no refusal '{reason}' in member 1's log:\n{log}");
@@ -170,4 +185,143 @@ fn handshakes_are_bounded_in_size_and_time_and_refusals_are_logged_once() {
         log.lines().filter(|l| l.contains("bad handshake (magic 0x524b5a43, server id 77)")).count();
     assert_eq!(unknown, 1, "20 refusals of server id 77 logged {unknown} times:\n{log}");
     ensemble.wait_serving(0, Duration::from_secs(30));
+}
+
+/// `ssl.quorum.handshakeDetectionTimeoutMillis` of the TLS test: the deadline of a peer
+/// connection before it is admitted (the test ensemble's peer timeout is shorter).
+const QUORUM_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(2000);
+/// What a stalled connection may take beyond the deadline to be closed (a loaded machine).
+const CLOSE_SLACK: Duration = Duration::from_secs(3);
+
+#[test]
+fn with_quorum_tls_a_connection_stalling_before_admission_is_closed_at_the_deadline() {
+    if apache_target() {
+        return;
+    }
+    let pki = Pki::quorum();
+    let config = format!(
+        "{}ssl.quorum.handshakeDetectionTimeoutMillis={}\n",
+        pki.quorum_tls_config("member.p12"),
+        QUORUM_TLS_HANDSHAKE_TIMEOUT.as_millis()
+    );
+    let mut ensemble = Ensemble::start(3, 0, &config);
+    let port = ensemble.members[0].peer_port;
+    let connect = || TcpStream::connect(("127.0.0.1", port)).expect("connect to peer port");
+    let bound = QUORUM_TLS_HANDSHAKE_TIMEOUT + CLOSE_SLACK;
+
+    // TCP only, no TLS at all.
+    let mut silent = connect();
+    closed_within(&mut silent, bound).expect("a connection that never starts TLS");
+    // A TLS record header announcing a ClientHello of 512 bytes, and 3 of them.
+    let mut partial = connect();
+    partial.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]).unwrap();
+    closed_within(&mut partial, bound).expect("a connection stalled inside its TLS handshake");
+
+    // TLS completed with the members' own certificate, then nothing: `openssl s_client` holds
+    // the connection open (its standard input stays open) until the member closes it.
+    let started = Instant::now();
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(pki.path("member.crt"))
+        .arg("-key")
+        .arg(pki.path("member.key"))
+        .arg("-CAfile")
+        .arg(pki.path("ca.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl s_client");
+    let closed = loop {
+        if client.try_wait().unwrap().is_some() {
+            break Some(started.elapsed());
+        }
+        if started.elapsed() > bound + CLOSE_SLACK {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = client.kill();
+    let mut stderr = String::new();
+    let _ = client.stderr.take().unwrap().read_to_string(&mut stderr);
+    let _ = client.wait();
+    let closed = closed.unwrap_or_else(|| {
+        panic!("a TLS client that sent no handshake was still connected after {bound:?}: {stderr}")
+    });
+    eprintln!("a TLS client without a handshake was closed after {closed:?}");
+
+    let log = ensemble.log(0);
+    let deadline = format!("not admitted within {QUORUM_TLS_HANDSHAKE_TIMEOUT:?}");
+    let refusals = log.lines().filter(|l| l.contains("refused a peer connection") && l.contains(&deadline));
+    assert!(refusals.count() >= 1, "no refusal '{deadline}' in member 1's log:\n{log}");
+    // The ensemble formed over TLS and kept serving throughout.
+    ensemble.wait_serving(0, Duration::from_secs(30));
+}
+
+/// How long the refusing stand-in listens.
+const REFUSING_FOR: Duration = Duration::from_secs(12);
+/// Connections members 1 and 2 may make to it in [`REFUSING_FOR`] (member 1 alone redialling
+/// every 200 ms, as before the back-off, made about 60; backing off from 200 ms to 5 s, each
+/// makes about 7).
+const REDIALS_WHILE_REFUSED_MAX: usize = 30;
+
+#[test]
+fn a_member_refused_by_a_peer_redials_less_and_less_often_and_links_once_it_is_back() {
+    if apache_target() {
+        return;
+    }
+    let pki = Pki::quorum();
+    let mut ensemble = Ensemble::start(3, 0, &pki.quorum_tls_config("member.p12"));
+    // Member 3 gives way to a process on its peer port that takes every connection and closes
+    // it at once: to members 1 and 2 a peer that is up and refuses their TLS.
+    ensemble.kill(2);
+    let peer_port = ensemble.members[2].peer_port;
+    let bind_deadline = Instant::now() + Duration::from_secs(10);
+    let refuser = loop {
+        // Until the killed member's socket is gone.
+        match TcpListener::bind(("127.0.0.1", peer_port)) {
+            Ok(listener) => break listener,
+            Err(e) if Instant::now() < bind_deadline => {
+                eprintln!("member 3's peer port not free yet: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("bind member 3's peer port: {e}"),
+        }
+    };
+    refuser.set_nonblocking(true).unwrap();
+    // A dialler notices a lost link only when it writes to it; member 1 restarted dials
+    // every peer afresh.
+    ensemble.relaunch(0);
+    let started = Instant::now();
+    let mut redials = 0;
+    while started.elapsed() < REFUSING_FOR {
+        match refuser.accept() {
+            Ok((stream, _)) => {
+                redials += 1;
+                drop(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("accept on member 3's peer port: {e}"),
+        }
+    }
+    drop(refuser);
+    eprintln!("members 1 and 2 dialled a refusing peer {redials} times in {REFUSING_FOR:?}");
+    assert!(redials >= 2, "members 1 and 2 stopped dialling a refusing peer ({redials} dials)");
+    assert!(
+        redials <= REDIALS_WHILE_REFUSED_MAX,
+        "members 1 and 2 dialled a refusing peer {redials} times in {REFUSING_FOR:?} (at most {REDIALS_WHILE_REFUSED_MAX})"
+    );
+    let dialler_logs = ensemble.log(0) + &ensemble.log(1);
+    assert!(
+        dialler_logs.contains("retrying (every 5s at most)"),
+        "no refused-link line in members 1 and 2's logs:\n{dialler_logs}"
+    );
+
+    // The real member 3 back: it links (and serves) at once, whatever the waits reached.
+    let back = Instant::now();
+    ensemble.start_member(2);
+    eprintln!("member 3 served {:?} after its restart", back.elapsed());
 }

@@ -6,8 +6,8 @@
 //!   never serve while the other two keep serving; with its certificate back the member
 //!   rejoins and catches up. A member whose certificate the others trust but that names
 //!   another host is refused by the accepting members too (hostname verification, as Apache's
-//!   `ZKTrustManager`). A refused member redials several times a second; each accepting
-//!   member logs the refusal once. The PKI is made per test with `openssl`
+//!   `ZKTrustManager`). A refused member keeps redialling; each accepting member logs the
+//!   refusal once. The PKI is made per test with `openssl`
 //!   ([`ringkeeper_tests::pki`]): one CA, the members' certificate (server and client use,
 //!   SAN 127.0.0.1) in a PKCS12 key store, the CA as a PEM trust store, a certificate of the
 //!   same CA for another host, and an impostor's certificate of a CA nobody trusts.
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ringkeeper_tests::compat::kazoo_reconfig as kazoo;
 use ringkeeper_tests::ensemble::Ensemble;
-use ringkeeper_tests::pki::{Pki, STORE_PASSWORD};
+use ringkeeper_tests::pki::{Pki, QUORUM_MEMBER_USAGE, STORE_PASSWORD};
 use ringkeeper_tests::Target;
 
 /// The znode the tests write.
@@ -28,11 +28,9 @@ const PATH: &str = "/quorum-security";
 const REFUSAL_WAIT: Duration = Duration::from_secs(30);
 
 fn quorum_pki() -> Pki {
-    let pki = Pki::empty();
-    pki.ca("ca", "/CN=ringkeeper quorum CA");
+    let pki = Pki::quorum();
     pki.ca("stranger-ca", "/CN=a CA nobody trusts");
-    let both = "serverAuth,clientAuth";
-    pki.leaf("member", "ca", "/CN=ringkeeper member", both, "subjectAltName=IP:127.0.0.1,DNS:localhost");
+    let both = QUORUM_MEMBER_USAGE;
     pki.leaf("impostor", "stranger-ca", "/CN=ringkeeper member", both, "subjectAltName=IP:127.0.0.1");
     pki.leaf(
         "elsewhere",
@@ -41,22 +39,7 @@ fn quorum_pki() -> Pki {
         both,
         "subjectAltName=DNS:elsewhere.invalid",
     );
-    pki.pkcs12_key_store("member", "ca");
     pki
-}
-
-/// The zoo.cfg lines of quorum TLS with member certificate `key_store` (`.p12` or `.pem`).
-fn quorum_tls_config(pki: &Pki, key_store: &str) -> String {
-    let password = if key_store.ends_with(".p12") {
-        format!("ssl.quorum.keyStore.password={STORE_PASSWORD}\n")
-    } else {
-        String::new()
-    };
-    format!(
-        "sslQuorum=true\nssl.quorum.keyStore.location={}\n{password}ssl.quorum.trustStore.location={}\n",
-        pki.path(key_store).display(),
-        pki.path("ca.pem").display()
-    )
 }
 
 /// Waits until some member's log other than `skip`'s has a line with all of `needles`; that
@@ -99,7 +82,7 @@ fn refused_member(ensemble: &mut Ensemble, i: usize, config: &str, log_needles: 
 #[test]
 fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     let pki = quorum_pki();
-    let mut ensemble = Ensemble::start(3, 0, &quorum_tls_config(&pki, "member.p12"));
+    let mut ensemble = Ensemble::start(3, 0, &pki.quorum_tls_config("member.p12"));
     // Writes through one member are read from the others: the TLS links carry ZAB.
     writes_replicate(&ensemble);
     if ensemble.target == Target::Ringkeeper {
@@ -116,7 +99,7 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     // Member 3 comes back with a certificate of a CA the others do not trust.
     let good_config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
     let impostor =
-        good_config.replace(&quorum_tls_config(&pki, "member.p12"), &quorum_tls_config(&pki, "impostor.pem"));
+        good_config.replace(&pki.quorum_tls_config("member.p12"), &pki.quorum_tls_config("impostor.pem"));
     assert_ne!(impostor, good_config);
     let untrusted = ["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "UnknownIssuer"];
     refused_member(&mut ensemble, 2, &impostor, &untrusted, "v2");
@@ -133,8 +116,8 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     // Then with a certificate the others trust, for another host: the members it dials
     // refuse it as well, having checked the name of the address it dialled from.
     ensemble.kill(2);
-    let elsewhere = good_config
-        .replace(&quorum_tls_config(&pki, "member.p12"), &quorum_tls_config(&pki, "elsewhere.pem"));
+    let elsewhere =
+        good_config.replace(&pki.quorum_tls_config("member.p12"), &pki.quorum_tls_config("elsewhere.pem"));
     let wrong_host = [
         "refused a peer connection from 127.0.0.1:",
         "(sslQuorum) hostname verification",
@@ -150,6 +133,35 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
 
     // With its own certificate back it rejoins and has every write.
     rejoins(&mut ensemble, 2, &good_config, "v3");
+}
+
+#[test]
+fn with_quorum_crl_a_member_whose_certificate_was_revoked_is_refused() {
+    if Target::from_env() == Target::Apache {
+        return; // Apache fetches CRLs from the certificates' distribution points (these have none)
+    }
+    let pki = quorum_pki();
+    pki.leaf(
+        "revoked",
+        "ca",
+        "/CN=ringkeeper member revoked",
+        QUORUM_MEMBER_USAGE,
+        "subjectAltName=IP:127.0.0.1",
+    );
+    let trust_store = pki.revocation_list("ca", &["revoked"]);
+    let config = |key_store: &str| {
+        pki.quorum_tls_config(key_store).replace("ca.pem", &trust_store) + "ssl.quorum.crl=true\n"
+    };
+    let mut ensemble = Ensemble::start(3, 0, &config("member.p12"));
+    writes_replicate(&ensemble);
+
+    // Member 3 comes back with a certificate of the trusted CA that the CA revoked.
+    let good_config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
+    let revoked = good_config.replace(&config("member.p12"), &config("revoked.pem"));
+    assert_ne!(revoked, good_config);
+    let refusal = ["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "Revoked"];
+    refused_member(&mut ensemble, 2, &revoked, &refusal, "v2");
+    rejoins(&mut ensemble, 2, &good_config, "v2");
 }
 
 /// Restarts member `i` with `config` and checks it serves the last `value` written.
@@ -230,8 +242,8 @@ fn a_member_with_an_unreadable_quorum_key_store_refuses_to_start() {
     let pki = quorum_pki();
     let mut ensemble = Ensemble::start(3, 0, "");
     let config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
-    let wrong_password = quorum_tls_config(&pki, "member.p12")
-        .replace(&format!("password={STORE_PASSWORD}"), "password=wrong");
+    let wrong_password =
+        pki.quorum_tls_config("member.p12").replace(&format!("password={STORE_PASSWORD}"), "password=wrong");
     std::fs::write(ensemble.members[2].dir.join("zoo.cfg"), config + &wrong_password).unwrap();
     ensemble.relaunch(2);
     let status = ensemble.wait_exit(2, Duration::from_secs(30));

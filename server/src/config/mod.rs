@@ -436,6 +436,9 @@ pub struct SslConfig {
     /// `ssl.quorum.hostnameVerification` (default true): a peer's certificate must name the
     /// host its `server.N` line gives. Only the peer links use it.
     pub hostname_verification: bool,
+    /// `ssl.crl` / `ssl.quorum.crl`: certificates are checked against the CRLs of the (PEM)
+    /// trust store.
+    pub crl: bool,
 }
 
 impl SslConfig {
@@ -490,10 +493,13 @@ fn apply_ssl_field(
                 parse_int(key, value, 1, i32::MAX as i64, "a positive integer (milliseconds)")? as u64;
         }
         "hostnameVerification" if quorum => ssl.hostname_verification = parse_bool(key, value)?,
-        "crl" | "ocsp" => {
+        "crl" => ssl.crl = parse_bool(key, value)?,
+        "ocsp" => {
             if parse_bool(key, value)? {
                 warnings.push(format!(
-                    "{key}=true: certificate revocation checks are not supported; certificates are not checked for revocation"
+                    "{key}=true: OCSP is not supported (no responder is asked); certificates are checked for revocation only \
+                     with {}crl=true and the CRLs in the PEM trust store",
+                    key.trim_end_matches("ocsp")
                 ));
             }
         }
