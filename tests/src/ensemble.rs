@@ -25,6 +25,9 @@ use crate::{
 /// after tickTime x syncLimit (10 s here), as Apache does; Apache ignores the key.
 const FAST_FAILOVER: &str = "ringkeeper.zab.peerTimeoutMs=800\n";
 
+/// The zoo.cfg line of a ringkeeper member that joins Apache members (issue #16).
+const APACHE_PROTOCOL: &str = "ringkeeper.quorum.protocol=apache\n";
+
 /// One member of an ensemble.
 pub struct Member {
     pub id: u64,
@@ -182,7 +185,7 @@ impl Ensemble {
             write_durably(&data_dir, "myid", format!("{id}\n").as_bytes());
             let observer = if (voters..started).contains(&i) { "peerType=observer\n" } else { "" };
             let protocol = if mixed && targets[i] == Target::Ringkeeper {
-                "ringkeeper.quorum.protocol=apache\n"
+                APACHE_PROTOCOL
             } else {
                 ""
             };
@@ -413,6 +416,35 @@ impl Ensemble {
         self.kill(i);
         self.launch(i);
         self.wait_serving(i, Duration::from_secs(60));
+    }
+
+    /// Member `i`'s dataDir (its zoo.cfg's `dataDir`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        let config = std::fs::read_to_string(self.members[i].dir.join("zoo.cfg")).unwrap();
+        let dir = config.lines().find_map(|l| l.strip_prefix("dataDir=")).expect("the harness writes a dataDir");
+        PathBuf::from(dir)
+    }
+
+    /// One step of a rolling replacement: stops member `i` as an operator would (SIGTERM, then
+    /// SIGKILL after 30 s), lets `move_data` convert its dataDir for the new server (an
+    /// import, an export, or nothing), and starts `target` on the same myid, dataDir and
+    /// zoo.cfg; a ringkeeper member among Apache members gets `ringkeeper.quorum.protocol=apache`
+    /// in it, an Apache member loses the key. Does not wait for it to serve.
+    pub fn replace(&mut self, i: usize, target: Target, move_data: impl FnOnce(&Path)) {
+        if self.members[i].process.stop_with_signal("TERM", Duration::from_secs(30)).is_none() {
+            self.kill(i);
+        }
+        move_data(&self.data_dir(i));
+        self.targets[i] = target;
+        let apache_peers = self.targets.iter().enumerate().any(|(j, t)| j != i && *t == Target::Apache);
+        let config_path = self.members[i].dir.join("zoo.cfg");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let mut lines: Vec<&str> = config.lines().filter(|l| *l != APACHE_PROTOCOL.trim_end()).collect();
+        if target == Target::Ringkeeper && apache_peers {
+            lines.push(APACHE_PROTOCOL.trim_end());
+        }
+        std::fs::write(&config_path, lines.join("\n") + "\n").unwrap();
+        self.launch(i);
     }
 
     /// Starts member `i` again without waiting (for restarting several at once).
