@@ -10,7 +10,9 @@
 //!    `ringkeeper.quorum.protocol=apache`); it follows the Apache leader;
 //! 3. `kill -9` of the Apache leader: the other Apache member and ringkeeper elect that Apache
 //!    member, writes continue; the killed member is started again;
-//! 4. member 2 replaced the same way (two ringkeeper members follow the one Apache leader);
+//! 4. member 2 replaced the same way (two ringkeeper members follow the one Apache leader,
+//!    wherever it was), then `kill -9` of ringkeeper member 1: the Apache leader commits
+//!    with ringkeeper member 2's acknowledgements alone; member 1 is started again;
 //! 5. rollback: member 2, then member 1, stopped, exported (`ringkeeper export-zk`) and
 //!    started as Apache again; `kill -9` of the leader of the all-Apache ensemble at the end.
 //!
@@ -243,6 +245,27 @@ impl Rolling {
         });
     }
 
+    /// `kill -9` of member `i`, a follower: the leader and the member left are a quorum, so
+    /// writes go on through their acknowledgements; then it is started again.
+    fn kill_follower(&mut self, i: usize) {
+        assert_eq!(self.ensemble.mode(i), Some(Mode::Follower), "member {} follows", i + 1);
+        let name = format!("kill -9 of a follower (member {})", i + 1);
+        let started = now();
+        self.ensemble.kill(i);
+        self.workload.wait_write_after(now(), &format!("after {name}"));
+        self.record(name, started);
+        self.ensemble.restart(i);
+        poll_until(STEP_WITHIN, "the killed follower to follow again", || {
+            self.ensemble.mode(i) == Some(Mode::Follower)
+        });
+    }
+
+    /// A member that follows now.
+    fn a_follower(&self) -> usize {
+        let leader = self.ensemble.wait_leader(STEP_WITHIN);
+        (0..self.ensemble.members.len()).find(|&i| i != leader).unwrap()
+    }
+
     fn record(&mut self, name: String, started: f64) {
         self.steps.push(Step { name, started, ended: now() });
     }
@@ -288,6 +311,7 @@ fn apache_members_replaced_by_ringkeeper_one_by_one_and_back_under_writes() {
     rolling.replace(0, BY_RINGKEEPER);
     rolling.kill_leader();
     rolling.replace(1, BY_RINGKEEPER);
+    rolling.kill_follower(0);
     rolling.replace(1, BACK_TO_APACHE);
     rolling.replace(0, BACK_TO_APACHE);
     rolling.kill_leader();
@@ -300,6 +324,8 @@ fn an_all_apache_rolling_restart_under_writes_for_reference() {
     rolling.replace(0, BY_APACHE);
     rolling.kill_leader();
     rolling.replace(1, BY_APACHE);
+    let follower = rolling.a_follower();
+    rolling.kill_follower(follower);
     rolling.replace(1, BY_APACHE);
     rolling.replace(0, BY_APACHE);
     rolling.kill_leader();
