@@ -221,9 +221,11 @@ impl ApacheQuorum {
     /// An election connection to member `id` on which this server's initial message went out.
     async fn dial_with_initial_message(&self, id: ServerId) -> Option<TcpStream> {
         let addr = self.members[&id].election.resolve().await.ok()?;
-        let mut stream = glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok()?;
+        let mut stream =
+            glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok()?;
         let mut hello = Vec::new();
-        InitialMessage { sid: self.my_id, election_address: self.my_election_address.clone() }.encode(&mut hello);
+        InitialMessage { sid: self.my_id, election_address: self.my_election_address.clone() }
+            .encode(&mut hello);
         stream.write_all(&hello).await.ok()?;
         if !self.started.replace(true) {
             log::info!("Apache election: connected to server {id} at {addr}");

@@ -184,11 +184,7 @@ impl Ensemble {
             std::fs::create_dir_all(&dir).unwrap();
             write_durably(&data_dir, "myid", format!("{id}\n").as_bytes());
             let observer = if (voters..started).contains(&i) { "peerType=observer\n" } else { "" };
-            let protocol = if mixed && targets[i] == Target::Ringkeeper {
-                APACHE_PROTOCOL
-            } else {
-                ""
-            };
+            let protocol = if mixed && targets[i] == Target::Ringkeeper { APACHE_PROTOCOL } else { "" };
             let cfg = format!(
                 "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\n\
                  admin.enableServer=false\n4lw.commands.whitelist=*\n{FAST_FAILOVER}{observer}{protocol}{servers}{extra}\n",
@@ -421,7 +417,8 @@ impl Ensemble {
     /// Member `i`'s dataDir (its zoo.cfg's `dataDir`).
     pub fn data_dir(&self, i: usize) -> PathBuf {
         let config = std::fs::read_to_string(self.members[i].dir.join("zoo.cfg")).unwrap();
-        let dir = config.lines().find_map(|l| l.strip_prefix("dataDir=")).expect("the harness writes a dataDir");
+        let dir =
+            config.lines().find_map(|l| l.strip_prefix("dataDir=")).expect("the harness writes a dataDir");
         PathBuf::from(dir)
     }
 

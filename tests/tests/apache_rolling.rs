@@ -73,7 +73,11 @@ impl Workload {
         let ready = workload.dir.path().join("ready");
         let started = Instant::now();
         while !ready.exists() {
-            assert!(workload.child.try_wait().unwrap().is_none(), "the workload stopped: {}", workload.output());
+            assert!(
+                workload.child.try_wait().unwrap().is_none(),
+                "the workload stopped: {}",
+                workload.output()
+            );
             assert!(started.elapsed() < STEP_WITHIN, "the workload not ready: {}", workload.output());
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -87,10 +91,7 @@ impl Workload {
     /// The wall-clock time of every acknowledged write, in order.
     fn acknowledgements(&self) -> Vec<f64> {
         let acks = std::fs::read_to_string(self.dir.path().join("acks")).unwrap_or_default();
-        acks.lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter_map(|(_, time)| time.parse().ok())
-            .collect()
+        acks.lines().filter_map(|l| l.split_once(' ')).filter_map(|(_, time)| time.parse().ok()).collect()
     }
 
     /// Waits until a write is acknowledged after `since`.
