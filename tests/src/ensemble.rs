@@ -414,6 +414,15 @@ impl Ensemble {
         self.wait_serving(i, Duration::from_secs(60));
     }
 
+    /// Every znode member `i` serves, one JSON line each (`tests/compat/apache_migration.py
+    /// dump`: kazoo, after a sync), but `/zookeeper/config`: each Apache server stamps that
+    /// node's mtime with the moment it loaded its own config, so it differs between members.
+    pub fn tree_through_client(&self, i: usize) -> Vec<String> {
+        let out = crate::compat::python_script("apache_migration.py", &[&self.address(i), "dump"])
+            .unwrap_or_else(|out| panic!("dump of member {}: {out}", i + 1));
+        out.lines().filter(|l| !l.contains("\"path\": \"/zookeeper/config\"")).map(str::to_owned).collect()
+    }
+
     /// Member `i`'s dataDir (its zoo.cfg's `dataDir`).
     pub fn data_dir(&self, i: usize) -> PathBuf {
         let config = std::fs::read_to_string(self.members[i].dir.join("zoo.cfg")).unwrap();

@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::poll_until;
-use ringkeeper_tests::compat::{compat_dir, python_script};
+use ringkeeper_tests::compat::compat_dir;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::four_letter::Mode;
 use ringkeeper_tests::{ringkeeper_binary, wait_exit, Target};
@@ -261,7 +261,7 @@ impl Rolling {
         });
     }
 
-    /// A member that follows now.
+    /// The first member that follows now.
     fn a_follower(&self) -> usize {
         let leader = self.ensemble.wait_leader(STEP_WITHIN);
         (0..self.ensemble.members.len()).find(|&i| i != leader).unwrap()
@@ -277,14 +277,14 @@ impl Rolling {
         let Rolling { ensemble, workload, steps } = self;
         let (acked, acknowledgements) = workload.finish();
         let expected: Vec<String> = (0..acked).map(|n| format!("\"w{n:08}\"")).collect();
-        let reference = dump(&ensemble, 0);
+        let reference = ensemble.tree_through_client(0);
         let rolling = reference.iter().find(|l| l.contains("\"path\": \"/rolling\"")).expect("/rolling");
         assert!(
             rolling.contains(&format!("\"children\": [{}]", expected.join(", "))),
             "/rolling's children are not exactly the {acked} acknowledged writes: {rolling}"
         );
         for i in 1..ensemble.members.len() {
-            assert_eq!(dump(&ensemble, i), reference, "member {}'s tree vs member 1's", i + 1);
+            assert_eq!(ensemble.tree_through_client(i), reference, "member {}'s tree vs member 1's", i + 1);
         }
         println!("{title}: {acked} writes acknowledged, none lost, sessions kept (noisy: shared machine)");
         for step in &steps {
@@ -298,37 +298,29 @@ impl Rolling {
     }
 }
 
-/// Every znode member `i` serves, one JSON line each (through the client API, after a sync),
-/// but `/zookeeper/config` (each Apache server stamps its mtime when it loads its config).
-fn dump(ensemble: &Ensemble, i: usize) -> Vec<String> {
-    let out = python_script("apache_migration.py", &[&ensemble.address(i), "dump"])
-        .unwrap_or_else(|out| panic!("dump of member {}: {out}", i + 1));
-    out.lines().filter(|l| !l.contains("\"path\": \"/zookeeper/config\"")).map(str::to_owned).collect()
+/// The steps of both tests: member 1, then member 2 replaced `forward` (with a `kill -9` of
+/// the leader after the first and of a follower after the second: member 1, as a member that
+/// never leads, or whichever follows), then member 2 and member 1 `back`, and the leader
+/// killed again.
+fn replace_two_members_and_back(forward: Replacement, back: Replacement, title: &str) {
+    let mut rolling = Rolling::start();
+    rolling.replace(0, forward);
+    rolling.kill_leader();
+    rolling.replace(1, forward);
+    let follower = rolling.a_follower();
+    rolling.kill_follower(follower);
+    rolling.replace(1, back);
+    rolling.replace(0, back);
+    rolling.kill_leader();
+    rolling.finish(title);
 }
 
 #[test]
 fn apache_members_replaced_by_ringkeeper_one_by_one_and_back_under_writes() {
-    let mut rolling = Rolling::start();
-    rolling.replace(0, BY_RINGKEEPER);
-    rolling.kill_leader();
-    rolling.replace(1, BY_RINGKEEPER);
-    rolling.kill_follower(0);
-    rolling.replace(1, BACK_TO_APACHE);
-    rolling.replace(0, BACK_TO_APACHE);
-    rolling.kill_leader();
-    rolling.finish("Apache -> ringkeeper -> Apache");
+    replace_two_members_and_back(BY_RINGKEEPER, BACK_TO_APACHE, "Apache -> ringkeeper -> Apache");
 }
 
 #[test]
 fn an_all_apache_rolling_restart_under_writes_for_reference() {
-    let mut rolling = Rolling::start();
-    rolling.replace(0, BY_APACHE);
-    rolling.kill_leader();
-    rolling.replace(1, BY_APACHE);
-    let follower = rolling.a_follower();
-    rolling.kill_follower(follower);
-    rolling.replace(1, BY_APACHE);
-    rolling.replace(0, BY_APACHE);
-    rolling.kill_leader();
-    rolling.finish("all-Apache rolling restart");
+    replace_two_members_and_back(BY_APACHE, BY_APACHE, "all-Apache rolling restart");
 }
