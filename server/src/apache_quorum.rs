@@ -9,8 +9,10 @@
 //! - Election port (`QuorumCnxManager`): one connection per other member, carrying frames both
 //!   ways. Only a connection opened by the higher id survives, so this server dials every
 //!   member with a lower id (initial message, then frames) and keeps accepted connections from
-//!   members with a higher id; one from a lower id is closed (the dial covers it). A newer
-//!   connection of a member replaces the older.
+//!   members with a higher id; one from a lower id is closed (the dial covers it). While a
+//!   member with a higher id has no connection, it is asked for one (dialled with the
+//!   initial message, which it closes and answers by dialling back). A newer connection of a
+//!   member replaces the older.
 //! - Peer port: one connection to the leader the peer follows, opened when the bridge asks
 //!   (the peer's FOLLOWERINFO/OBSERVERINFO), closed when the bridge finds garbage or another
 //!   leader is followed. Its loss is reported to the peer as a link down (it looks again).
@@ -43,6 +45,8 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 const LEADER_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 /// Pause between those attempts.
 const LEADER_CONNECT_RETRY: Duration = Duration::from_millis(100);
+/// How often a member with a higher id and no election connection is asked to dial.
+const ASK_TO_BE_DIALLED_EVERY: Duration = Duration::from_millis(500);
 
 /// What the transport hands the data role.
 #[derive(Debug)]
@@ -158,8 +162,12 @@ impl ApacheQuorum {
             inputs,
             started: Cell::new(false),
         });
-        for &id in quorum.members.keys().filter(|&&id| id < my_id) {
-            glommio::spawn_local(quorum.clone().dial_election(id)).detach();
+        for &id in quorum.members.keys() {
+            if id < my_id {
+                glommio::spawn_local(quorum.clone().dial_election(id)).detach();
+            } else {
+                glommio::spawn_local(quorum.clone().ask_to_be_dialled(id)).detach();
+            }
         }
         glommio::spawn_local(quorum.clone().accept_election(listener)).detach();
         quorum
@@ -210,36 +218,48 @@ impl ApacheQuorum {
         }
     }
 
+    /// An election connection to member `id` on which this server's initial message went out.
+    async fn dial_with_initial_message(&self, id: ServerId) -> Option<TcpStream> {
+        let addr = self.members[&id].election.resolve().await.ok()?;
+        let mut stream =
+            glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await.ok()?;
+        let mut hello = Vec::new();
+        InitialMessage { sid: self.my_id, election_address: self.my_election_address.clone() }
+            .encode(&mut hello);
+        stream.write_all(&hello).await.ok()?;
+        if !self.started.replace(true) {
+            log::info!("Apache election: connected to server {id} at {addr}");
+        }
+        Some(stream)
+    }
+
     /// Keeps an election connection to member `id` (a lower id) open.
     async fn dial_election(self: Rc<Self>, id: ServerId) {
-        let member = &self.members[&id];
         let mut failures = 0u32;
         loop {
             if failures > 0 {
                 glommio::timer::sleep(redial_wait(failures).max(Duration::from_millis(100))).await;
             }
-            let Ok(addr) = member.election.resolve().await else {
+            let Some(stream) = self.dial_with_initial_message(id).await else {
                 failures += 1;
                 continue;
             };
-            let Ok(mut stream) =
-                glommio::timer::timeout(self.connect_timeout, TcpStream::connect(addr)).await
-            else {
-                failures += 1;
-                continue;
-            };
-            let mut hello = Vec::new();
-            InitialMessage { sid: self.my_id, election_address: self.my_election_address.clone() }
-                .encode(&mut hello);
-            if stream.write_all(&hello).await.is_err() {
-                failures += 1;
-                continue;
-            }
-            if !self.started.replace(true) {
-                log::info!("Apache election: connected to server {id} at {addr}");
-            }
             self.run_election_connection(id, stream, Vec::new()).await;
             failures = 1;
+        }
+    }
+
+    /// While member `id` (a higher id) has no election connection to this server, asks it for
+    /// one: dials it with the initial message, which it answers by closing that connection
+    /// and dialling back (`QuorumCnxManager.handleConnection`), as an Apache server with a
+    /// lower id does before sending. Without it a member with the lowest id that joins a
+    /// settled ensemble (its members send no notification unless asked) is never connected.
+    async fn ask_to_be_dialled(self: Rc<Self>, id: ServerId) {
+        loop {
+            if !self.election[&id].borrow().connected {
+                drop(self.dial_with_initial_message(id).await);
+            }
+            glommio::timer::sleep(ASK_TO_BE_DIALLED_EVERY).await;
         }
     }
 

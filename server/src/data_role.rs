@@ -461,7 +461,7 @@ async fn run_timers(role: &DataRole) -> ! {
 async fn bind_retrying(addr: std::net::SocketAddr, what: &str) -> glommio::net::TcpListener {
     let mut attempts = 0;
     loop {
-        match glommio::net::TcpListener::bind(addr) {
+        match crate::listen::bind(addr) {
             Ok(listener) => return listener,
             Err(e) if attempts < 200 => {
                 attempts += 1;

@@ -37,6 +37,7 @@ pub mod four_letter;
 pub mod hops;
 pub mod http;
 pub mod link;
+pub mod listen;
 pub mod log_role;
 pub mod log_sync;
 pub mod logging;

@@ -395,7 +395,7 @@ impl ClientListener {
         let secure = self.secure.into_iter().map(|(addr, transport)| (addr, transport, "secureClientPort"));
         for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure)
         {
-            match glommio::net::TcpListener::bind(addr) {
+            match crate::listen::bind(addr) {
                 Ok(l) => {
                     if key == "secureClientPort" && index == 0 {
                         log::info!("serving TLS clients on {addr} (secureClientPort)");

@@ -248,7 +248,7 @@ impl EnsemblePlan {
         }
         let mixed = self.members.iter().any(|m| m.kind.target() != member.kind.target());
         if mixed && member.kind.target() == Target::Ringkeeper {
-            cfg += "ringkeeper.quorum.protocol=apache\n";
+            cfg += APACHE_PROTOCOL;
         }
         if !self.is_standalone() {
             for (j, (other, own)) in self.members.iter().zip(ports).enumerate() {
@@ -297,6 +297,9 @@ fn parse_server_line(id: &str, value: &str) -> Result<(u64, MemberPorts), Harnes
     let id = id.parse().map_err(|_| bad_server_line(&line))?;
     Ok((id, MemberPorts { client, peer, election }))
 }
+
+/// The zoo.cfg line of a ringkeeper member that joins Apache members (issue #16).
+const APACHE_PROTOCOL: &str = "ringkeeper.quorum.protocol=apache\n";
 
 /// One member of an ensemble.
 pub struct Member {
@@ -775,6 +778,46 @@ impl Ensemble {
     pub fn restart(&mut self, i: usize) {
         self.launch(i);
         self.wait_serving(i, DEFAULT_START_TIMEOUT);
+    }
+
+    /// Every znode member `i` serves, one JSON line each (`tests/compat/apache_migration.py
+    /// dump`: kazoo, after a sync), but `/zookeeper/config`: each Apache server stamps that
+    /// node's mtime with the moment it loaded its own config, so it differs between members.
+    pub fn tree_through_client(&self, i: usize) -> Vec<String> {
+        let out = crate::compat::python_script("apache_migration.py", &[&self.address(i), "dump"])
+            .unwrap_or_else(|out| panic!("dump of member {}: {out}", i + 1));
+        out.lines().filter(|l| !l.contains("\"path\": \"/zookeeper/config\"")).map(str::to_owned).collect()
+    }
+
+    /// Member `i`'s dataDir (its zoo.cfg's `dataDir`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        let config = std::fs::read_to_string(self.members[i].dir.join("zoo.cfg")).unwrap();
+        let dir =
+            config.lines().find_map(|l| l.strip_prefix("dataDir=")).expect("the harness writes a dataDir");
+        PathBuf::from(dir)
+    }
+
+    /// One step of a rolling replacement: stops member `i` as an operator would (SIGTERM, then
+    /// SIGKILL after 30 s), lets `move_data` convert its dataDir for the new server (an
+    /// import, an export, or nothing), and starts `target` on the same myid, dataDir and
+    /// zoo.cfg; a ringkeeper member among Apache members gets `ringkeeper.quorum.protocol=apache`
+    /// in it, an Apache member loses the key. Does not wait for it to serve.
+    pub fn replace(&mut self, i: usize, target: Target, move_data: impl FnOnce(&Path)) {
+        if self.members[i].process.stop_with_signal("TERM", Duration::from_secs(30)).is_none() {
+            self.kill(i);
+        }
+        move_data(&self.data_dir(i));
+        self.members[i].kind = target.kind();
+        let apache_peers =
+            self.members.iter().enumerate().any(|(j, m)| j != i && m.kind.target() == Target::Apache);
+        let config_path = self.members[i].dir.join("zoo.cfg");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let mut lines: Vec<&str> = config.lines().filter(|l| *l != APACHE_PROTOCOL.trim_end()).collect();
+        if target == Target::Ringkeeper && apache_peers {
+            lines.push(APACHE_PROTOCOL.trim_end());
+        }
+        std::fs::write(&config_path, lines.join("\n") + "\n").unwrap();
+        self.launch(i);
     }
 
     /// Starts member `i` again without waiting (for restarting several at once).

@@ -174,15 +174,6 @@ fn a_ringkeeper_follower_votes_and_acks_in_an_apache_quorum() {
     assert_eq!(read(&mut session, "/acked/0").as_deref(), Some([0u8].as_slice()));
 }
 
-/// Every znode member `i` serves, one JSON line each (`apache_migration.py dump`, through the
-/// client API, after a sync), but `/zookeeper/config`: each Apache server stamps that node's
-/// mtime with the moment it loaded its own config, so it differs between Apache members too.
-fn dump(ensemble: &Ensemble, i: usize) -> Vec<String> {
-    let out = python_script("apache_migration.py", &[&ensemble.address(i), "dump"])
-        .unwrap_or_else(|out| panic!("dump of member {}: {out}", i + 1));
-    out.lines().filter(|l| !l.contains("\"path\": \"/zookeeper/config\"")).map(str::to_owned).collect()
-}
-
 #[test]
 fn kazoo_through_a_ringkeeper_follower_writes_keeps_its_session_and_closes_it_everywhere() {
     // Also: a session moves here from an Apache member (REVALIDATE) and writes.
@@ -206,9 +197,14 @@ fn kazoo_through_a_ringkeeper_follower_writes_keeps_its_session_and_closes_it_ev
         panic!("{out}\n===== ringkeeper member log =====\n{}", ensemble.log(RINGKEEPER_VOTER))
     });
     println!("{out}kazoo script {:.1?} (noisy: shared machine)", started.elapsed());
-    let on_ringkeeper = dump(&ensemble, RINGKEEPER_VOTER);
+    let on_ringkeeper = ensemble.tree_through_client(RINGKEEPER_VOTER);
     assert!(on_ringkeeper.iter().any(|l| l.contains("\"/mixed-rk/tx\"")), "{on_ringkeeper:?}");
     for i in 0..RINGKEEPER_VOTER {
-        assert_eq!(dump(&ensemble, i), on_ringkeeper, "member {}'s tree vs the ringkeeper member's", i + 1);
+        assert_eq!(
+            ensemble.tree_through_client(i),
+            on_ringkeeper,
+            "member {}'s tree vs the ringkeeper member's",
+            i + 1
+        );
     }
 }

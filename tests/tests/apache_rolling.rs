@@ -1,0 +1,326 @@
+//! The rolling replacement of a running Apache ZooKeeper 3.8 ensemble by ringkeeper, and back
+//! (issue #16's proof, as far as it goes while ringkeeper never leads Apache members), with
+//! real Apache QuorumPeerMain processes and real clients (kazoo,
+//! `tests/compat/kazoo_rolling_writes.py`: a writer acknowledging one create at a time and a
+//! keeper session that only stays connected, both on every member's address):
+//!
+//! 1. three Apache members serve the workload;
+//! 2. member 1 is stopped (SIGTERM), its dataDir imported (`ringkeeper import-zk`), and
+//!    ringkeeper started with the same myid, dataDir and zoo.cfg (plus
+//!    `ringkeeper.quorum.protocol=apache`); it follows the Apache leader;
+//! 3. `kill -9` of the Apache leader: the other Apache member and ringkeeper elect that Apache
+//!    member, writes continue; the killed member is started again;
+//! 4. member 2 replaced the same way (two ringkeeper members follow the one Apache leader,
+//!    wherever it was), then `kill -9` of ringkeeper member 1: the Apache leader commits
+//!    with ringkeeper member 2's acknowledgements alone; member 1 is started again;
+//! 5. rollback: member 2, then member 1, stopped, exported (`ringkeeper export-zk`) and
+//!    started as Apache again; `kill -9` of the leader of the all-Apache ensemble at the end.
+//!
+//! Checked at the end: every acknowledged write is on every member and nothing else is
+//! (`/rolling`'s children, through the client API), neither session expired (the keeper's
+//! ephemeral is still its own), and every member's tree is the same through the client API.
+//!
+//! The same steps with Apache replacing Apache (a plain rolling restart) give the reference:
+//! each step's longest pause between two acknowledged writes is printed for both, and kept
+//! in `bench/results/apache-rolling-replacement.md`.
+//!
+//! Requirements (installed by `.ci/run`): Java and Debian's `zookeeper`, `python3` with kazoo.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::poll_until;
+use ringkeeper_tests::compat::compat_dir;
+use ringkeeper_tests::ensemble::Ensemble;
+use ringkeeper_tests::four_letter::Mode;
+use ringkeeper_tests::{ringkeeper_binary, wait_exit, Target};
+
+/// Bound on a member serving again, an election, or the writer's first write after a step.
+const STEP_WITHIN: Duration = Duration::from_secs(60);
+
+/// Wall-clock seconds (the workload stamps its acknowledgements with the same clock).
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// `kazoo_rolling_writes.py` running against the whole ensemble.
+struct Workload {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Workload {
+    /// Starts the workload on `hosts` and waits until both its sessions are up.
+    fn start(hosts: &str) -> Workload {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::fs::File::create(dir.path().join("output")).unwrap();
+        let child = Command::new("python3")
+            .arg(compat_dir().join("kazoo_rolling_writes.py"))
+            .arg(hosts)
+            .arg(dir.path())
+            .current_dir(compat_dir())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("run python3 (see .ci/run for kazoo)");
+        let mut workload = Workload { child, dir };
+        let ready = workload.dir.path().join("ready");
+        let started = Instant::now();
+        while !ready.exists() {
+            assert!(
+                workload.child.try_wait().unwrap().is_none(),
+                "the workload stopped: {}",
+                workload.output()
+            );
+            assert!(started.elapsed() < STEP_WITHIN, "the workload not ready: {}", workload.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        workload
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default()
+    }
+
+    /// The wall-clock time of every acknowledged write, in order.
+    fn acknowledgements(&self) -> Vec<f64> {
+        let acks = std::fs::read_to_string(self.dir.path().join("acks")).unwrap_or_default();
+        acks.lines().filter_map(|l| l.split_once(' ')).filter_map(|(_, time)| time.parse().ok()).collect()
+    }
+
+    /// Waits until a write is acknowledged after `since`.
+    fn wait_write_after(&mut self, since: f64, what: &str) {
+        let started = Instant::now();
+        while !self.acknowledgements().last().is_some_and(|&t| t > since) {
+            assert!(self.child.try_wait().unwrap().is_none(), "the workload stopped: {}", self.output());
+            assert!(started.elapsed() < STEP_WITHIN, "no write acknowledged {what}: {}", self.output());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the workload, which checks that its sessions were kept; the number of
+    /// acknowledged writes and their times.
+    fn finish(mut self) -> (usize, Vec<f64>) {
+        std::fs::write(self.dir.path().join("stop"), b"").unwrap();
+        let status = wait_exit(&mut self.child, STEP_WITHIN).expect("the workload to stop");
+        let output = self.output();
+        assert!(status.success(), "the workload failed: {output}");
+        let acked = output
+            .lines()
+            .find_map(|l| l.strip_prefix("acked ")?.strip_suffix(" writes")?.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {output}"));
+        (acked, self.acknowledgements())
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One step of the procedure and when it ran: from just before its first action to the
+/// first write acknowledged after the ensemble served again.
+struct Step {
+    name: String,
+    started: f64,
+    ended: f64,
+}
+
+impl Step {
+    /// The longest time between two consecutive acknowledged writes within the step (the
+    /// pauses across its start and its end count).
+    fn longest_pause(&self, acknowledgements: &[f64]) -> f64 {
+        acknowledgements
+            .windows(2)
+            .filter(|pair| pair[1] > self.started && pair[0] < self.ended)
+            .map(|pair| pair[1] - pair[0])
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Runs `ringkeeper ARGS...` to completion; panics with its output unless it succeeds.
+fn ringkeeper_tool(args: &[&str]) {
+    let out = Command::new(ringkeeper_binary()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ringkeeper {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Apache's dataDir becomes ringkeeper's in place: `import-zk` writes ringkeeper's files
+/// beside Apache's `version-2/` (which ringkeeper then ignores).
+fn import_in_place(data_dir: &Path) {
+    let dir = data_dir.to_str().unwrap();
+    ringkeeper_tool(&["import-zk", "--from", dir, "--to", dir]);
+}
+
+/// ringkeeper's dataDir becomes Apache's in place: the `version-2/` Apache left when it was
+/// replaced is stale, so it is moved aside and `export-zk` writes a new one.
+fn export_in_place(data_dir: &Path) {
+    let stale = data_dir.join("version-2");
+    if stale.exists() {
+        std::fs::rename(&stale, data_dir.join(format!("version-2.stale-{}", now() as u64))).unwrap();
+    }
+    let dir = data_dir.to_str().unwrap();
+    ringkeeper_tool(&["export-zk", "--from", dir, "--to", dir]);
+}
+
+/// What the steps replace a member's server with, and how its dataDir is carried over.
+#[derive(Clone, Copy)]
+struct Replacement {
+    target: Target,
+    move_data: fn(&Path),
+}
+
+const BY_RINGKEEPER: Replacement = Replacement { target: Target::Ringkeeper, move_data: import_in_place };
+const BACK_TO_APACHE: Replacement = Replacement { target: Target::Apache, move_data: export_in_place };
+/// A plain rolling restart: Apache again on the same dataDir.
+const BY_APACHE: Replacement = Replacement { target: Target::Apache, move_data: |_| {} };
+
+/// The ensemble under the workload and the steps taken so far.
+struct Rolling {
+    ensemble: Ensemble,
+    workload: Workload,
+    steps: Vec<Step>,
+}
+
+impl Rolling {
+    fn start() -> Rolling {
+        let ensemble = Ensemble::start_mixed(&[Target::Apache; 3], 3, "");
+        ensemble.wait_leader(STEP_WITHIN);
+        let workload = Workload::start(&ensemble.connect_string());
+        let mut rolling = Rolling { ensemble, workload, steps: Vec::new() };
+        rolling.workload.wait_write_after(now(), "at the start");
+        rolling
+    }
+
+    /// Member `i`'s server replaced as `with` says; the step ends when it follows the leader
+    /// with everything the leader had when it started following, and a write was
+    /// acknowledged after that.
+    fn replace(&mut self, i: usize, with: Replacement) {
+        let name = format!(
+            "member {} ({}) replaced by {}",
+            i + 1,
+            self.ensemble.four_letter(i, "srvr").lines().find(|l| l.starts_with("Mode:")).unwrap_or("?"),
+            if with.target == Target::Apache { "Apache" } else { "ringkeeper" }
+        );
+        let started = now();
+        self.ensemble.replace(i, with.target, with.move_data);
+        self.ensemble.wait_serving(i, STEP_WITHIN);
+        let leader = self.ensemble.wait_leader(STEP_WITHIN);
+        poll_until(STEP_WITHIN, "the replaced member to follow", || {
+            self.ensemble.mode(i) == Some(Mode::Follower)
+        });
+        let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
+        poll_until(STEP_WITHIN, "the replaced member to catch up", || {
+            self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid)
+        });
+        self.workload.wait_write_after(now(), &format!("after {name}"));
+        self.record(name, started);
+    }
+
+    /// `kill -9` of the leader: another member leads (an Apache member: ringkeeper never
+    /// leads Apache members) and writes continue; then the killed member is started again.
+    fn kill_leader(&mut self) {
+        let leader = self.ensemble.wait_leader(STEP_WITHIN);
+        let name = format!("kill -9 of the leader (member {})", leader + 1);
+        let started = now();
+        self.ensemble.kill(leader);
+        let new_leader = self.ensemble.wait_leader(STEP_WITHIN);
+        assert_ne!(new_leader, leader);
+        self.workload.wait_write_after(now(), &format!("after {name}"));
+        self.record(name, started);
+        self.ensemble.restart(leader);
+        poll_until(STEP_WITHIN, "the killed leader to follow", || {
+            self.ensemble.mode(leader) == Some(Mode::Follower)
+        });
+    }
+
+    /// `kill -9` of member `i`, a follower: the leader and the member left are a quorum, so
+    /// writes go on through their acknowledgements; then it is started again.
+    fn kill_follower(&mut self, i: usize) {
+        assert_eq!(self.ensemble.mode(i), Some(Mode::Follower), "member {} follows", i + 1);
+        let name = format!("kill -9 of a follower (member {})", i + 1);
+        let started = now();
+        self.ensemble.kill(i);
+        self.workload.wait_write_after(now(), &format!("after {name}"));
+        self.record(name, started);
+        self.ensemble.restart(i);
+        poll_until(STEP_WITHIN, "the killed follower to follow again", || {
+            self.ensemble.mode(i) == Some(Mode::Follower)
+        });
+    }
+
+    /// The first member that follows now.
+    fn a_follower(&self) -> usize {
+        let leader = self.ensemble.wait_leader(STEP_WITHIN);
+        (0..self.ensemble.members.len()).find(|&i| i != leader).unwrap()
+    }
+
+    fn record(&mut self, name: String, started: f64) {
+        self.steps.push(Step { name, started, ended: now() });
+    }
+
+    /// Stops the workload and checks what it wrote and kept on every member; prints the
+    /// longest pause in writes of each step under `title`.
+    fn finish(self, title: &str) {
+        let Rolling { ensemble, workload, steps } = self;
+        let (acked, acknowledgements) = workload.finish();
+        let expected: Vec<String> = (0..acked).map(|n| format!("\"w{n:08}\"")).collect();
+        let reference = ensemble.tree_through_client(0);
+        let rolling = reference.iter().find(|l| l.contains("\"path\": \"/rolling\"")).expect("/rolling");
+        assert!(
+            rolling.contains(&format!("\"children\": [{}]", expected.join(", "))),
+            "/rolling's children are not exactly the {acked} acknowledged writes: {rolling}"
+        );
+        for i in 1..ensemble.members.len() {
+            assert_eq!(ensemble.tree_through_client(i), reference, "member {}'s tree vs member 1's", i + 1);
+        }
+        println!("{title}: {acked} writes acknowledged, none lost, sessions kept (noisy: shared machine)");
+        for step in &steps {
+            println!(
+                "  {:<55} longest write pause {:6.2} s (step {:5.1} s)",
+                step.name,
+                step.longest_pause(&acknowledgements),
+                step.ended - step.started
+            );
+        }
+    }
+}
+
+/// The steps of both tests: member 1, then member 2 replaced `forward` (with a `kill -9` of
+/// the leader after the first and of a follower after the second: member 1, as a member that
+/// never leads, or whichever follows), then member 2 and member 1 `back`, and the leader
+/// killed again.
+fn replace_two_members_and_back(forward: Replacement, back: Replacement, title: &str) {
+    let mut rolling = Rolling::start();
+    rolling.replace(0, forward);
+    rolling.kill_leader();
+    rolling.replace(1, forward);
+    let follower = rolling.a_follower();
+    rolling.kill_follower(follower);
+    rolling.replace(1, back);
+    rolling.replace(0, back);
+    rolling.kill_leader();
+    rolling.finish(title);
+}
+
+#[test]
+fn apache_members_replaced_by_ringkeeper_one_by_one_and_back_under_writes() {
+    replace_two_members_and_back(BY_RINGKEEPER, BACK_TO_APACHE, "Apache -> ringkeeper -> Apache");
+}
+
+#[test]
+fn an_all_apache_rolling_restart_under_writes_for_reference() {
+    replace_two_members_and_back(BY_APACHE, BY_APACHE, "all-Apache rolling restart");
+}
