@@ -1,6 +1,8 @@
 #!/bin/bash
-# ens.sh BIN SECONDS [HOSTPORT] [EXTRA_CFG]: 3 members of BIN, each in its own cgroup v1 (0.5 CPU, period 10 ms),
-# 1x1 setData through member HOSTPORT (default 39401 = member 1), prints bench line + hop lines of member 1 and 3.
+# ab-ensemble.sh BIN SECONDS [HOSTPORT|leader] [EXTRA_CFG]: 3 members of BIN (each in a cgroup v1 with 0.5 CPU, period 10 ms;
+# RT=1: no quota, servers and bench under chrt -f 20), CL=N: NxN setData (default 1x1) through HOSTPORT (default member 1),
+# prints the bench line (ops/s p50 p90 p99 p99.9 max ops errors) with server CPU per op, and every member's mntr hop p50s.
+# Expects ringkeeper-bench at /tmp/perfab/bench; kills only the servers it started (pids in /tmp/perfab/pids).
 BIN=$1; SECS=${2:-4}; HP=${3:-39401}; EXTRA=$4
 trap '' PIPE
 [ -f /tmp/perfab/pids ] && kill $(cat /tmp/perfab/pids) 2>/dev/null; sleep 0.3
