@@ -57,8 +57,8 @@ use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
 use ringkeeper_engine::request::{framed, Jute2, Processor, ProcessorConfig};
 use ringkeeper_engine::txn::{self, TxnBytes};
 use ringkeeper_engine::zab::{
-    counter_of, epoch_of, Membership, Msg, Peer, PeerConfig, Recovered, Relay, ServerId, ServerState,
-    SharedTxn,
+    counter_of, epoch_of, quorum_size, Membership, Msg, Peer, PeerConfig, Recovered, Relay, ServerId,
+    ServerState, SharedTxn,
 };
 
 /// The shape of one simulated run.
@@ -977,7 +977,8 @@ impl World {
     }
 
     /// Digest agreement at the server's applied zxid; a serving learner holds only committed
-    /// txns.
+    /// txns: committed by a leader, or (a follower told `CommitOnceDurable` commits before its
+    /// leader hears its ack) held durably by a quorum of its voters, which commits them.
     fn check_state(&mut self, id: ServerId) -> Check {
         let s = self.server(id);
         let zxid = s.applied();
@@ -985,9 +986,9 @@ impl World {
             return Ok(()); // an epoch's start: no txn of its own
         }
         let learner = matches!(s.role(), ServerState::Following | ServerState::Observing) && s.serving();
-        let digest = s.node.processor().tree.digest();
+        let digest = self.server(id).node.processor().tree.digest();
         if learner && !self.committed.contains_key(&zxid) {
-            return Err(format!("serving learner {id} holds {zxid:#x}, never committed"));
+            self.record_quorum_durable(id, zxid)?;
         }
         match self.digests.insert(zxid, digest) {
             Some(d) if d != digest => {
@@ -995,6 +996,41 @@ impl World {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Learner `id` applied up to `zxid` before its leader committed it: every txn of its log
+    /// up to there not committed yet must be held durably (same txn) by a quorum of the
+    /// voters `id` knows; it is recorded as committed (so every later leader must hold it).
+    fn record_quorum_durable(&mut self, id: ServerId, zxid: i64) -> Check {
+        let s = self.server(id);
+        let voters = s.node.peer().map(|p| p.config().voters.clone()).unwrap_or_default();
+        let entries: Vec<(i64, u64)> =
+            s.log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
+        for (z, h) in entries.into_iter().rev() {
+            match self.committed.get(&z) {
+                Some(old) if *old != h => {
+                    return Err(format!("zxid {z:#x} committed with two different txns"))
+                }
+                Some(_) => break,
+                None => {}
+            }
+            let holders = self
+                .servers
+                .iter()
+                .filter(|x| voters.contains(&x.id))
+                .filter(|x| {
+                    x.snapshot.as_ref().is_some_and(|snap| snap.zxid >= z)
+                        || x.durable_log.iter().any(|(dz, t)| *dz == z && txn_hash(t) == h)
+                })
+                .count();
+            if holders < quorum_size(voters.len()) {
+                return Err(format!(
+                    "serving learner {id} holds {z:#x}, never committed (durable on {holders} of voters {voters:?})"
+                ));
+            }
+            self.committed.insert(z, h);
+        }
+        Ok(())
     }
 
     fn leader_established(&mut self, id: ServerId, epoch: u32) -> Check {

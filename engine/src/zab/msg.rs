@@ -69,6 +69,10 @@ pub enum Msg {
     UpToDate { epoch: u32, committed: i64 },
     /// Leader -> learner: everything up to `zxid` is committed (cumulative COMMIT).
     Commit { epoch: u32, zxid: i64 },
+    /// Leader -> synced voting follower: a quorum holds everything up to `zxid` durably if
+    /// the receiver does: commit up to the lower of `zxid` and the receiver's own durable
+    /// point, now and as its log reports more (cumulative; no Apache counterpart).
+    CommitOnceDurable { epoch: u32, zxid: i64 },
     /// Learner -> leader: durable up to `zxid` (cumulative ACK; also the answer to a ping).
     Ack { epoch: u32, zxid: i64 },
     /// Leader -> learner heartbeat, carrying the commit point and the last zxid proposed (a
@@ -114,6 +118,7 @@ const TAG_UP_TO_DATE: u8 = 10;
 const TAG_COMMIT: u8 = 11;
 const TAG_ACK: u8 = 12;
 const TAG_PING: u8 = 13;
+const TAG_COMMIT_ONCE_DURABLE: u8 = 14;
 
 /// Whether an encoded message starting with `first_byte` (its tag) may be large: a state
 /// image grows with the tree, a proposal with its txn (a session's close lists every
@@ -246,6 +251,9 @@ impl Msg {
             Msg::Ack { epoch, zxid } => {
                 w.u8(TAG_ACK).u32(*epoch).i64(*zxid);
             }
+            Msg::CommitOnceDurable { epoch, zxid } => {
+                w.u8(TAG_COMMIT_ONCE_DURABLE).u32(*epoch).i64(*zxid);
+            }
             Msg::Ping { epoch, committed, last_zxid } => {
                 w.u8(TAG_PING).u32(*epoch).i64(*committed).i64(*last_zxid);
             }
@@ -296,6 +304,7 @@ impl Msg {
             TAG_UP_TO_DATE => Msg::UpToDate { epoch: r.u32()?, committed: r.i64()? },
             TAG_COMMIT => Msg::Commit { epoch: r.u32()?, zxid: r.i64()? },
             TAG_ACK => Msg::Ack { epoch: r.u32()?, zxid: r.i64()? },
+            TAG_COMMIT_ONCE_DURABLE => Msg::CommitOnceDurable { epoch: r.u32()?, zxid: r.i64()? },
             TAG_PING => Msg::Ping { epoch: r.u32()?, committed: r.i64()?, last_zxid: r.i64()? },
             other => return Err(MsgError::UnknownTag(other)),
         };
@@ -338,6 +347,7 @@ mod tests {
             Msg::UpToDate { epoch: 5, committed: 12 },
             Msg::Commit { epoch: 5, zxid: 13 },
             Msg::Ack { epoch: 5, zxid: 13 },
+            Msg::CommitOnceDurable { epoch: 5, zxid: 13 },
             Msg::Ping { epoch: 5, committed: 13, last_zxid: 14 },
         ];
         for m in all {
