@@ -134,9 +134,12 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
     };
     processor.set_config_node(&membership, crate::data_role::now_ms());
     let my_id = setup.peer_config.my_id;
-    setup.peer_config.voters = membership.voters();
-    setup.peer_config.observers = membership.observers();
-    setup.peer_config.config_version = membership.version;
+    setup.peer_config.adopt(&membership);
+    if !setup.reconfig_enabled {
+        // Without reconfigEnabled no configuration is passed to peers or taken from them
+        // (Apache's `processReconfig` does nothing then).
+        setup.peer_config.members.clear();
+    }
     setup.peers = membership
         .members
         .values()

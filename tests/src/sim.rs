@@ -461,9 +461,7 @@ fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<N
             _ => configured,
         };
         processor.set_config_node(&membership, now);
-        cfg.voters = membership.voters();
-        cfg.observers = membership.observers();
-        cfg.config_version = membership.version;
+        cfg.adopt(&membership);
         cfg.versions_initial_config = true;
     }
     let peer = Peer::new(cfg, recovered, now);
