@@ -446,3 +446,76 @@ fn bulk_new_members_with_kazoo_and_zkcli_under_writes_losing_none() {
         assert!(lost.is_empty(), "member {}: acknowledged writes lost: {lost:?}", i + 1);
     }
 }
+
+/// The files a member's configuration lives in, as Apache 3.8 leaves them once the first
+/// leader versioned it: zoo.cfg without its `server.N` lines (nor `clientPort*`: the member's
+/// line names its client address) naming `zoo.cfg.dynamic.<hex version>` in
+/// `dynamicConfigFile`, that file holding the sorted `server.N` lines and no version, the
+/// original as `zoo.cfg.bak`. Returns the dynamic file's lines.
+fn check_config_files(ensemble: &Ensemble, i: usize, version: &str) -> Vec<String> {
+    let cfg_path = ensemble.config_path(i);
+    let dynamic = std::fs::canonicalize(cfg_path.with_file_name(format!("zoo.cfg.dynamic.{version}")))
+        .unwrap_or_else(|e| panic!("member {}: no zoo.cfg.dynamic.{version}: {e}", i + 1));
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let who = format!("member {}: zoo.cfg\n{cfg}", i + 1);
+    assert!(cfg.ends_with(&format!("dynamicConfigFile={}\n", dynamic.display())), "{who}");
+    assert!(!cfg.lines().any(|l| l.starts_with("server.") || l.starts_with("clientPort")), "{who}");
+    assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("tickTime=2000\n"), "{who}");
+    let backup = std::fs::read_to_string(cfg_path.with_file_name("zoo.cfg.bak")).unwrap();
+    assert!(backup.contains("clientPortAddress=127.0.0.1\n") && backup.contains("server.1="), "{backup}");
+    let text = std::fs::read_to_string(&dynamic).unwrap();
+    let lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "member {}: sorted lines, no trailing newline: {text:?}", i + 1);
+    assert!(lines.iter().all(|l| l.starts_with("server.")), "no version line: {text:?}");
+    lines
+}
+
+#[test]
+fn zoo_cfg_is_rewritten_to_a_dynamic_config_file_and_the_ensemble_starts_from_it() {
+    let mut ensemble = Ensemble::start(3, 0, &reconfig_extra());
+    let version = "100000000";
+    let first = (config_of(&ensemble, 0).0, version.to_string());
+    wait_config(&ensemble, &[0, 1, 2], &first);
+    for i in 0..3 {
+        let mut lines = check_config_files(&ensemble, i, version);
+        lines.sort();
+        let mut expected = first.0.clone();
+        expected.sort();
+        assert_eq!(lines, expected, "member {}: the dynamic file holds /zookeeper/config's members", i + 1);
+    }
+    write_and_agree(&ensemble, 0, &[0, 1, 2], "/before-restart", "kept");
+
+    // Every member restarts from zoo.cfg naming the dynamic file: same members and version.
+    for i in 0..3 {
+        ensemble.relaunch(i);
+    }
+    for i in 0..3 {
+        ensemble.wait_serving(i, SETTLE);
+    }
+    ensemble.wait_leader(SETTLE);
+    wait_config(&ensemble, &[0, 1, 2], &first);
+    for i in 0..3 {
+        assert_eq!(kazoo(&ensemble.connect_string_of(&[i]), &["read", "/before-restart"]), "kept");
+    }
+
+    // A reconfig moves zoo.cfg on to the new file; a restart starts from it.
+    let hosts = ensemble.connect_string();
+    let removed = reconfig(&hosts, SUPER_AUTH, "-", "3", "-", version);
+    let removed =
+        removed.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig removing server 3: {removed}"));
+    let two = parse_config(removed);
+    assert_eq!(ids(&two.0), [1, 2]);
+    wait_config(&ensemble, &[0, 1], &two);
+    for i in 0..2 {
+        check_config_files(&ensemble, i, &two.1);
+    }
+    ensemble.kill(2);
+    ensemble.relaunch(0);
+    ensemble.relaunch(1);
+    ensemble.wait_serving(0, SETTLE);
+    ensemble.wait_serving(1, SETTLE);
+    wait_config(&ensemble, &[0, 1], &two);
+    write_and_agree(&ensemble, 1, &[0, 1], "/after-restart", "two voters");
+}
