@@ -17,7 +17,7 @@
 //!   ends beside it), restart; the start-up then drops every other snapshot and the whole log
 //!   (a crash before the image is complete leaves the old state intact).
 //!
-//! - Dynamic reconfig ([`adopt_membership`], [`write_dynamic_config`]): a member starts with
+//! - Dynamic reconfig ([`adopt_membership`], [`ConfigFiles::record`]): a member starts with
 //!   the newer of the configuration its files give (zoo.cfg's `server.N` lines or its
 //!   `dynamicConfigFile`) and the one its recovered tree holds in `/zookeeper/config` (a
 //!   committed reconfig replayed from the log or a snapshot); each configuration committed

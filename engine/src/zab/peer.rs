@@ -7,7 +7,11 @@
 //!   adopts any better vote, and decides once a quorum of its round agrees. Unlike Apache's
 //!   fixed 200 ms finalize wait, it decides at once when every reachable voter agrees, and
 //!   waits `finalize_wait_ms` only while some reachable voter has not voted yet. A server
-//!   that hears a quorum following an established leader joins it.
+//!   that hears a quorum following an established leader joins it. Notifications also carry
+//!   the sender's committed configuration (whole to a peer that reported an older one); a
+//!   looking server takes up a newer one and elects again under it (Apache's
+//!   `processReconfig` from the election), so a member a reconfig added or removed while it
+//!   was cut off learns whether it votes.
 //! - **Discovery**: learners send their accepted epoch; with a quorum the leader picks
 //!   `max + 1`, each learner accepts it and answers with its history summary.
 //! - **Synchronisation**: from the learner's per-epoch last zxids the leader finds the longest
