@@ -117,6 +117,13 @@ impl PeerConfig {
     fn is_voter(&self, id: ServerId) -> bool {
         self.voters.contains(&id)
     }
+
+    /// Whether this server joins a leader as an observer (OBSERVERINFO): only if the
+    /// configuration lists it as one. One it does not list (joining, or removed) follows
+    /// without a vote, as Apache's "non-voting participant".
+    fn declares_observer(&self) -> bool {
+        self.observers.contains(&self.my_id)
+    }
 }
 
 /// What a server recovered from disk at start-up.
@@ -781,7 +788,7 @@ impl Peer {
                 leader_config: CarriedConfig::Version(0),
             });
             out.push(Action::Role(self.role()));
-            let observer = !self.cfg.is_voter(self.cfg.my_id);
+            let observer = self.cfg.declares_observer();
             out.push(Action::Send {
                 to: leader,
                 msg: Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer },
@@ -816,7 +823,7 @@ impl Peer {
                     // The leader may have decided after our first FOLLOWERINFO reached it.
                     // Resent at the election's retry pace, not the (maybe much slower) ping's.
                     f.next_info_at = now + self.cfg.election_retry_ms;
-                    let (to, observer) = (f.leader, !self.cfg.is_voter(self.cfg.my_id));
+                    let (to, observer) = (f.leader, self.cfg.declares_observer());
                     let msg = Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer };
                     out.push(Action::Send { to, msg });
                 }
