@@ -104,8 +104,8 @@ struct EnsembleIo {
     data_dir: std::path::PathBuf,
     /// The epochs on disk (accepted, current).
     epochs: Cell<(u32, u32)>,
-    /// Committed configurations are written as `<this>.<hex version>`.
-    dynamic_config_base: std::path::PathBuf,
+    /// Where committed configurations are written.
+    config_files: replica::ConfigFiles,
 }
 
 impl DataRole {
@@ -214,12 +214,12 @@ impl DataRole {
                             net.add_peer(m.id, PeerAddress { host: m.host.clone(), port: m.peer_port });
                         }
                     }
-                    match replica::write_dynamic_config(&io.dynamic_config_base, &membership) {
+                    match io.config_files.record(&membership) {
                         Ok(path) => {
                             log::info!("configuration {:x} written to {}", membership.version, path.display())
                         }
                         // The log holds the configuration; the file is for operators.
-                        Err(e) => log::warn!("could not write the dynamic config file: {e:#}"),
+                        Err(e) => log::warn!("could not write the configuration files: {e:#}"),
                     }
                 }
                 Effect::ReadOnly(on) => {
@@ -361,7 +361,7 @@ pub async fn run(
             transport: OnceCell::new(),
             data_dir: setup.data_dir.clone(),
             epochs: Cell::new((setup.recovered.accepted_epoch, setup.recovered.current_epoch)),
-            dynamic_config_base: setup.dynamic_config_base.clone(),
+            config_files: setup.config_files.clone(),
         }),
         snapshots: RefCell::new(log.snapshots),
     });

@@ -66,16 +66,18 @@ use crate::quorum_sasl;
 use crate::quorum_tls::QuorumTls;
 use crate::role_stats::{self, Role};
 
-/// First bytes of every peer connection ("RKZD"); the letter after "RKZ" is the peer
+/// First bytes of every peer connection ("RKZE"); the letter after "RKZ" is the peer
 /// protocol's version, so members of builds that cannot talk refuse each other at once.
-const HANDSHAKE_MAGIC: u32 = 0x524b_5a44;
-/// First bytes of a peer connection whose dialler authenticates with quorum SASL ("RKZU"):
+const HANDSHAKE_MAGIC: u32 = 0x524b_5a45;
+/// First bytes of a peer connection whose dialler authenticates with quorum SASL ("RKZV"):
 /// the acceptor answers the handshake ([`crate::quorum_sasl`]).
-const HANDSHAKE_MAGIC_SASL: u32 = 0x524b_5a55;
-/// The magics of earlier peer protocols, refused by name: "RKZB", "RKZS" (before a relayed
-/// session touch carried its timeout), "RKZC", "RKZT" (before `CommitOnceDurable`, without
-/// which a follower would wait for commits the leader no longer sends it).
-const OLDER_HANDSHAKE_MAGICS: [u32; 4] = [0x524b_5a42, 0x524b_5a53, 0x524b_5a43, 0x524b_5a54];
+const HANDSHAKE_MAGIC_SASL: u32 = 0x524b_5a56;
+/// The magics of earlier peer protocols, refused by name: "RKZD"/"RKZU" (before election
+/// notifications and NEWLEADER carried the configuration), "RKZC"/"RKZT" (before
+/// `CommitOnceDurable`, without which a follower would wait for commits the leader no longer
+/// sends it), "RKZB"/"RKZS" (before a relayed session touch carried its timeout).
+const OLDER_HANDSHAKE_MAGICS: [u32; 6] =
+    [0x524b_5a44, 0x524b_5a55, 0x524b_5a43, 0x524b_5a54, 0x524b_5a42, 0x524b_5a53];
 /// Largest frame accepted from a peer (a state image of a large tree is the biggest).
 const FRAME_BYTES_MAX: usize = 1 << 30;
 /// Largest ZAB frame other than a state image or a proposal ([`zab::msg::may_be_large`]):

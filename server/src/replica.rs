@@ -17,14 +17,16 @@
 //!   ends beside it), restart; the start-up then drops every other snapshot and the whole log
 //!   (a crash before the image is complete leaves the old state intact).
 //!
-//! - Dynamic reconfig ([`adopt_membership`], [`write_dynamic_config`]): a member starts with
+//! - Dynamic reconfig ([`adopt_membership`], [`ConfigFiles::record`]): a member starts with
 //!   the newer of the configuration its files give (zoo.cfg's `server.N` lines or its
 //!   `dynamicConfigFile`) and the one its recovered tree holds in `/zookeeper/config` (a
-//!   committed reconfig replayed from the log or a snapshot); each committed reconfig is
-//!   written as `<dynamic file or zoo.cfg>.dynamic.<hex version>` (Apache's naming; zoo.cfg
-//!   itself is not edited: the log carries the configuration across restarts). The version
-//!   the first leader gives a configuration no reconfig made (no txn, as Apache) is found
-//!   again at start in the file written for it.
+//!   committed reconfig replayed from the log or a snapshot); each configuration committed
+//!   or learned ([`ConfigFiles::record`]) is written as Apache 3.8 writes it: `<zoo.cfg>.dynamic.<hex
+//!   version>`, and zoo.cfg rewritten without its `server.N` lines, naming that file in
+//!   `dynamicConfigFile` (the original kept as `zoo.cfg.bak`, [`back_up_static_config`]). The
+//!   version the first leader gives a configuration no reconfig made (no txn, as Apache) is
+//!   found again at start in the file zoo.cfg names (or, if zoo.cfg was replaced, in the file
+//!   written for the same members).
 //!
 //! Invariants: no client sees a write before a quorum has it durably; a learner applies only
 //! committed txns, in zxid order; a server that is not serving (looking, syncing) has no
@@ -56,8 +58,8 @@ pub struct ReplicaSetup {
     pub data_dir: PathBuf,
     /// `reconfigEnabled`: peers not yet in the configuration may connect (a server joining).
     pub reconfig_enabled: bool,
-    /// Committed configurations are written as `<this>.<hex version>`.
-    pub dynamic_config_base: PathBuf,
+    /// Where committed configurations are written.
+    pub config_files: ConfigFiles,
     /// Set with `ringkeeper.quorum.protocol=apache`: the member speaks Apache's protocol.
     pub apache: Option<ApacheSetup>,
     /// `sslQuorum`: the mutual TLS of the peer links.
@@ -120,7 +122,7 @@ fn versioned_configuration(base: &Path, configured: Membership) -> Membership {
 /// files'), puts it in `/zookeeper/config` and gives the peer its voters, observers,
 /// addresses and configuration version.
 pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &mut Processor) {
-    let configured = versioned_configuration(&setup.dynamic_config_base, configured_membership(config));
+    let configured = versioned_configuration(&setup.config_files.dynamic_base, configured_membership(config));
     let membership = match processor.config_node_membership() {
         Some(tree) if tree.version > configured.version => {
             log::info!(
@@ -134,9 +136,12 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
     };
     processor.set_config_node(&membership, crate::data_role::now_ms());
     let my_id = setup.peer_config.my_id;
-    setup.peer_config.voters = membership.voters();
-    setup.peer_config.observers = membership.observers();
-    setup.peer_config.config_version = membership.version;
+    setup.peer_config.adopt(&membership);
+    if !setup.reconfig_enabled {
+        // Without reconfigEnabled no configuration is passed to peers or taken from them
+        // (Apache's `processReconfig` does nothing then).
+        setup.peer_config.members.clear();
+    }
     setup.peers = membership
         .members
         .values()
@@ -151,15 +156,57 @@ pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &m
     }
 }
 
-/// Writes a committed configuration as Apache does (`server.N` lines, the version in the
-/// file name), durably; returns the file written.
-pub fn write_dynamic_config(base: &Path, membership: &Membership) -> anyhow::Result<PathBuf> {
-    let path = dynamic_config_path(base, membership.version);
-    let text = membership.render();
-    let lines: String =
-        text.lines().filter(|l| !l.starts_with("version=")).map(|l| format!("{l}\n")).collect();
-    data_files::replace_path_durably(&path, lines.as_bytes())?;
-    Ok(path)
+/// The files a member's committed configurations go to, as Apache 3.8's
+/// (`QuorumPeer.setQuorumVerifier` with `writeToDisk`).
+#[derive(Debug, Clone)]
+pub struct ConfigFiles {
+    /// zoo.cfg (none when the configuration came from elsewhere).
+    pub static_file: Option<PathBuf>,
+    /// Configurations are written as `<this>.<hex version>`: `<zoo.cfg>.dynamic`.
+    pub dynamic_base: PathBuf,
+    pub my_id: ServerId,
+}
+
+impl ConfigFiles {
+    /// Writes a committed configuration as Apache does, durably: the dynamic file
+    /// `<zoo.cfg>.dynamic.<hex version>` (its `server.N` lines sorted, no version line), then
+    /// zoo.cfg rewritten to name it ([`crate::config::static_config_text`]: the `server.N`
+    /// lines, and `clientPort` if this member's line names its client address, leave it).
+    /// Returns the dynamic file.
+    pub fn record(&self, membership: &Membership) -> anyhow::Result<PathBuf> {
+        let path = dynamic_config_path(&self.dynamic_base, membership.version);
+        let text = membership.render();
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("version=")).collect();
+        lines.sort_unstable();
+        data_files::replace_path_durably(&path, lines.join("\n").as_bytes())?;
+        if let Some(static_file) = &self.static_file {
+            let dynamic = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let current = std::fs::read_to_string(static_file)
+                .with_context(|| format!("reading {}", static_file.display()))?;
+            let erase_client_port = membership.members.get(&self.my_id).is_some_and(|m| m.client.is_some());
+            let edited = crate::config::static_config_text(
+                &current,
+                &dynamic.display().to_string(),
+                erase_client_port,
+            );
+            data_files::replace_path_durably(static_file, edited.as_bytes())?;
+        }
+        Ok(path)
+    }
+}
+
+/// With reconfigEnabled, a member whose zoo.cfg still lists the servers itself (no
+/// `dynamicConfigFile`) keeps a copy as `<zoo.cfg>.bak` before the file is ever rewritten
+/// (Apache's `QuorumPeerConfig.backupOldConfig`, at every such start).
+pub fn back_up_static_config(config: &Config) -> anyhow::Result<()> {
+    let Some(static_file) = &config.config_file else { return Ok(()) };
+    if !config.reconfig_enabled || config.dynamic_config_file.is_some() || config.servers.len() < 2 {
+        return Ok(());
+    }
+    let text = std::fs::read(static_file).with_context(|| format!("reading {}", static_file.display()))?;
+    let backup = PathBuf::from(format!("{}.bak", static_file.display()));
+    data_files::replace_path_durably(&backup, &text)?;
+    Ok(())
 }
 
 /// The file a configuration of `version` is written to and found again in at start:
@@ -173,22 +220,12 @@ fn dynamic_config_version(base_name: &str, file_name: &str) -> Option<i64> {
     i64::from_str_radix(file_name.strip_prefix(base_name)?.strip_prefix('.')?, 16).ok()
 }
 
-/// The name dynamic config files are derived from: the `dynamicConfigFile` without its
-/// version suffix, else `<zoo.cfg>.dynamic` (as Apache names the file it makes from a static
-/// config).
+/// The name dynamic config files are derived from: `<zoo.cfg>.dynamic`, whatever the
+/// `dynamicConfigFile` is called (Apache's `makeDynamicConfigFilename`).
 fn dynamic_config_base(config: &Config) -> PathBuf {
-    match (&config.dynamic_config_file, &config.config_file) {
-        (Some(file), _) => {
-            let name = file.display().to_string();
-            match name.rsplit_once('.') {
-                Some((stem, hex)) if i64::from_str_radix(hex, 16).is_ok() && stem.ends_with(".dynamic") => {
-                    PathBuf::from(stem)
-                }
-                _ => file.clone(),
-            }
-        }
-        (None, Some(cfg)) => PathBuf::from(format!("{}.dynamic", cfg.display())),
-        (None, None) => config.data_dir.join("zoo.cfg.dynamic"),
+    match &config.config_file {
+        Some(cfg) => PathBuf::from(format!("{}.dynamic", cfg.display())),
+        None => config.data_dir.join("zoo.cfg.dynamic"),
     }
 }
 
@@ -386,6 +423,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         return Ok(None);
     }
     let my_id = config.my_id.ok_or_else(|| anyhow!("an ensemble member needs dataDir/myid"))?;
+    back_up_static_config(config)?;
     carry_out_truncation(&config.data_dir, config.log_dir())?;
     carry_out_installation(&config.data_dir, config.log_dir())?;
     let me =
@@ -459,7 +497,11 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
         peers,
         data_dir: config.data_dir.clone(),
         reconfig_enabled: config.reconfig_enabled,
-        dynamic_config_base: dynamic_config_base(config),
+        config_files: ConfigFiles {
+            static_file: config.config_file.clone(),
+            dynamic_base: dynamic_config_base(config),
+            my_id,
+        },
         apache,
         quorum_tls: crate::quorum_tls::QuorumTls::from_config(config)?,
         quorum_sasl: config.quorum_sasl.clone().map(std::sync::Arc::new),

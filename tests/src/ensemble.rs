@@ -507,10 +507,20 @@ impl Ensemble {
         self.wait_serving(i, DEFAULT_START_TIMEOUT);
     }
 
-    /// Member `i`'s `server.N=127.0.0.1:peer:election:participant;127.0.0.1:client` line.
+    /// Member `i`'s `server.N=127.0.0.1:peer:election:participant;127.0.0.1:client` line: from
+    /// its zoo.cfg, or once the server rewrote it (reconfigEnabled), from the dynamic file it
+    /// names or the original kept as zoo.cfg.bak (a joiner's own line is in neither of the
+    /// first two until the reconfig adding it commits).
     pub fn server_line(&self, i: usize) -> String {
         let m = &self.members[i];
-        let config = std::fs::read_to_string(m.dir.join("zoo.cfg")).unwrap_or_default();
+        let mut config = std::fs::read_to_string(m.dir.join("zoo.cfg")).unwrap_or_default();
+        let dynamic = config.lines().find_map(|l| l.strip_prefix("dynamicConfigFile=")).map(str::to_string);
+        if let Some(dynamic) = dynamic {
+            config.push('\n');
+            config.push_str(&std::fs::read_to_string(dynamic.trim()).unwrap_or_default());
+        }
+        config.push('\n');
+        config.push_str(&std::fs::read_to_string(m.dir.join("zoo.cfg.bak")).unwrap_or_default());
         let prefix = format!("server.{}=", m.id);
         let value = config
             .lines()
@@ -519,6 +529,11 @@ impl Ensemble {
         let (server, client) = value.split_once(';').expect("the harness writes a client port");
         let server = server.trim_end_matches(":observer").trim_end_matches(":participant");
         format!("{prefix}{server}:participant;{client}")
+    }
+
+    /// Member `i`'s zoo.cfg (the server may rewrite it: reconfigEnabled).
+    pub fn config_path(&self, i: usize) -> PathBuf {
+        self.members[i].dir.join("zoo.cfg")
     }
 
     /// Client connect string naming members `indexes`.

@@ -445,25 +445,21 @@ fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<N
     let durable = s.log.last().map(|(z, _)| *z).unwrap_or(history_base);
     let mut cfg = peer_config(opts, id);
     if opts.reconfig {
-        // As `server/src/replica.rs::adopt_membership`: the newest of zoo.cfg's configuration
-        // (or a file written for the same members), and the tree's.
-        let configured = initial_membership(opts);
-        let file_version = s
+        // As `server/src/replica.rs::adopt_membership`: the newer of the configuration zoo.cfg
+        // names (the newest dynamic file written, `ConfigFiles::record`; the initial one before
+        // any) and the tree's.
+        let configured = s
             .config_files
             .iter()
-            .filter(|m| m.members == configured.members)
-            .map(|m| m.version)
-            .max()
-            .unwrap_or(0);
-        let configured = Membership { version: file_version, ..configured };
+            .max_by_key(|m| m.version)
+            .cloned()
+            .unwrap_or_else(|| initial_membership(opts));
         let membership = match processor.config_node_membership() {
             Some(tree) if tree.version > configured.version => tree,
             _ => configured,
         };
         processor.set_config_node(&membership, now);
-        cfg.voters = membership.voters();
-        cfg.observers = membership.observers();
-        cfg.config_version = membership.version;
+        cfg.adopt(&membership);
         cfg.versions_initial_config = true;
     }
     let peer = Peer::new(cfg, recovered, now);

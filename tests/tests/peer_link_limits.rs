@@ -1,5 +1,5 @@
 //! Peer links under a hostile connection. The peer port accepts anyone who sends the
-//! constant handshake (magic "RKZD", a known server id and optionally its address), so what such a connection can
+//! constant handshake (magic "RKZE", a known server id and optionally its address), so what such a connection can
 //! cost is bounded: a frame header claiming a large frame costs memory only as its bytes
 //! arrive, and a ZAB control message (anything but a state image or a proposal) longer than
 //! 1 MiB closes the link. The member keeps serving throughout. Before the handshake is
@@ -24,10 +24,10 @@ use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::pki::Pki;
 use ringkeeper_tests::Target;
 
-/// The handshake magic of ringkeeper's peer links ("RKZD").
-const HANDSHAKE_MAGIC: u32 = 0x524b_5a44;
-/// The magic of the previous peer protocol ("RKZC"), refused by name.
-const OLDER_HANDSHAKE_MAGIC: u32 = 0x524b_5a43;
+/// The handshake magic of ringkeeper's peer links ("RKZE").
+const HANDSHAKE_MAGIC: u32 = 0x524b_5a45;
+/// The magic of the previous peer protocol ("RKZD"), refused by name.
+const OLDER_HANDSHAKE_MAGIC: u32 = 0x524b_5a44;
 /// Frame kind byte of a ZAB message.
 const FRAME_KIND_ZAB: u8 = 0;
 /// Connections claiming a frame of [`CLAIMED_FRAME_BYTES`] each.
@@ -134,6 +134,7 @@ fn claimed_frame_lengths_cost_nothing_until_sent_and_long_control_frames_close_t
         round: 1,
         state: ringkeeper_engine::zab::ServerState::Looking,
         vote: Vote { leader: 2, zxid: 0, epoch: 0 },
+        config: ringkeeper_engine::zab::CarriedConfig::Version(0),
     };
     let mut stream = peer_connection(&ensemble, 0, 2);
     stream.write_all(&claim(2 << 20, &vote)).unwrap();

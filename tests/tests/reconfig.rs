@@ -23,6 +23,13 @@
 //! server 4, then zkCli's `reconfig -members` makes all four voters; every acknowledged
 //! write is on every member.
 //!
+//! The files, as Apache 3.8 leaves them: once the first leader versioned the configuration,
+//! every member's zoo.cfg has lost its `server.N` and `clientPort*` lines and names
+//! `zoo.cfg.dynamic.100000000` (sorted `server.N` lines, no version) in `dynamicConfigFile`,
+//! the original kept as `zoo.cfg.bak`; every member restarts from that zoo.cfg with the same
+//! configuration and data; a reconfig moves zoo.cfg on to the new file, and a restart starts
+//! from it.
+//!
 //! Apache's zkCli.sh (`reconfig`, `config`) while kazoo writes without pause: the leader is
 //! removed (a new one is elected among the two left, writes go on), an observer is added
 //! (it serves the committed data and says `peerType=1` in `conf`) and removed again; every
@@ -445,4 +452,85 @@ fn bulk_new_members_with_kazoo_and_zkcli_under_writes_losing_none() {
         let lost: Vec<&String> = acked.difference(&present).collect();
         assert!(lost.is_empty(), "member {}: acknowledged writes lost: {lost:?}", i + 1);
     }
+}
+
+/// The files a member's configuration lives in, as Apache 3.8 leaves them once the first
+/// leader versioned it: zoo.cfg without its `server.N` lines (nor `clientPort*`: the member's
+/// line names its client address) naming `zoo.cfg.dynamic.<hex version>` in
+/// `dynamicConfigFile`, that file holding the sorted `server.N` lines and no version, the
+/// original as `zoo.cfg.bak`. Returns the dynamic file's lines.
+fn check_config_files(ensemble: &Ensemble, i: usize, version: &str) -> Vec<String> {
+    let cfg_path = ensemble.config_path(i);
+    let dynamic = std::fs::canonicalize(cfg_path.with_file_name(format!("zoo.cfg.dynamic.{version}")))
+        .unwrap_or_else(|e| panic!("member {}: no zoo.cfg.dynamic.{version}: {e}", i + 1));
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let who = format!("member {}: zoo.cfg\n{cfg}", i + 1);
+    assert!(cfg.ends_with(&format!("dynamicConfigFile={}\n", dynamic.display())), "{who}");
+    assert!(!cfg.lines().any(|l| l.starts_with("server.") || l.starts_with("clientPort")), "{who}");
+    assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("tickTime=2000\n"), "{who}");
+    let backup = std::fs::read_to_string(cfg_path.with_file_name("zoo.cfg.bak")).unwrap();
+    assert!(backup.contains("clientPortAddress=127.0.0.1\n") && backup.contains("server.1="), "{backup}");
+    let text = std::fs::read_to_string(&dynamic).unwrap();
+    let lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "member {}: sorted lines, no trailing newline: {text:?}", i + 1);
+    assert!(lines.iter().all(|l| l.starts_with("server.")), "no version line: {text:?}");
+    lines
+}
+
+#[test]
+fn zoo_cfg_is_rewritten_to_a_dynamic_config_file_and_the_ensemble_starts_from_it() {
+    let mut ensemble = Ensemble::start(3, 0, &reconfig_extra());
+    let version = "100000000";
+    let first = (config_of(&ensemble, 0).0, version.to_string());
+    wait_config(&ensemble, &[0, 1, 2], &first);
+    for i in 0..3 {
+        let mut lines = check_config_files(&ensemble, i, version);
+        lines.sort();
+        let mut expected = first.0.clone();
+        expected.sort();
+        assert_eq!(lines, expected, "member {}: the dynamic file holds /zookeeper/config's members", i + 1);
+    }
+    write_and_agree(&ensemble, 0, &[0, 1, 2], "/before-restart", "kept");
+
+    // Every member restarts from zoo.cfg naming the dynamic file: same members and version.
+    for i in 0..3 {
+        ensemble.relaunch(i);
+    }
+    for i in 0..3 {
+        ensemble.wait_serving(i, SETTLE);
+    }
+    ensemble.wait_leader(SETTLE);
+    wait_config(&ensemble, &[0, 1, 2], &first);
+    for i in 0..3 {
+        assert_eq!(kazoo(&ensemble.connect_string_of(&[i]), &["read", "/before-restart"]), "kept");
+    }
+
+    // A reconfig moves zoo.cfg on to the new file; a restart starts from it. A follower
+    // leaves, asked of the leader (removing the leader, or the member the client is on, ends
+    // the client's connection before the answer).
+    let leader = ensemble.wait_leader(SETTLE);
+    let leaving = (0..3).rev().find(|&i| i != leader).expect("two followers");
+    let stay: Vec<usize> = (0..3).filter(|&i| i != leaving).collect();
+    let leaving_id = (leaving + 1).to_string();
+    let removed =
+        reconfig(&ensemble.connect_string_of(&[leader]), SUPER_AUTH, "-", &leaving_id, "-", version);
+    let removed =
+        removed.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig removing a follower: {removed}"));
+    let two = parse_config(removed);
+    assert_eq!(ids(&two.0), stay.iter().map(|&i| i as u64 + 1).collect::<Vec<_>>());
+    wait_config(&ensemble, &stay, &two);
+    for &i in &stay {
+        check_config_files(&ensemble, i, &two.1);
+    }
+    ensemble.kill(leaving);
+    for &i in &stay {
+        ensemble.relaunch(i);
+    }
+    for &i in &stay {
+        ensemble.wait_serving(i, SETTLE);
+    }
+    wait_config(&ensemble, &stay, &two);
+    write_and_agree(&ensemble, stay[1], &stay, "/after-restart", "two voters");
 }

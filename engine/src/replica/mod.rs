@@ -515,15 +515,13 @@ impl Node {
                 }
                 Action::ConfigChanged(membership) => {
                     log::info!("configuration {:x} active: {}", membership.version, membership.render());
-                    out.push(Effect::ConfigChanged(membership));
-                }
-                Action::ConfigVersion(version) => {
-                    if let Some(mut membership) = self.processor.config_node_membership() {
-                        membership.version = version;
-                        log::info!("configuration {version:x} (the same members) active");
+                    // A committed reconfig txn put it there already; one learned from a peer
+                    // or versioned by the first leader has no txn (Apache's
+                    // `initConfigInZKDatabase`).
+                    if self.processor.config_node_membership().as_ref() != Some(&membership) {
                         self.processor.set_config_node(&membership, self.now);
-                        out.push(Effect::ConfigChanged(membership));
                     }
+                    out.push(Effect::ConfigChanged(membership));
                 }
             }
         }

@@ -650,12 +650,15 @@ fn reconfig_reply(reached: &[(ServerId, u32, Delivery)]) -> (ReplyHeader, Option
 }
 
 /// Voters 1 and 2 configured as such (2 leads), and server 3 started with the 3-member
-/// configuration (joining: the others hold it as a non-voting learner); reconfig on, the
-/// super user `super:test`.
+/// configuration (joining: the others hold it as a non-voting learner); reconfig on (the first
+/// leader versions the configuration), the super user `super:test`.
 fn joining_cluster() -> Cluster {
     let nodes = (1..=3)
         .map(|id| {
             let members = if id == 3 { membership(&[1, 2, 3]) } else { membership(&[1, 2]) };
+            let mut peer_config = PeerConfig::new(id, vec![], vec![]);
+            peer_config.adopt(&members);
+            peer_config.versions_initial_config = true;
             let cfg = ProcessorConfig {
                 server_id: id as i64,
                 reconfig_enabled: true,
@@ -664,12 +667,18 @@ fn joining_cluster() -> Cluster {
             };
             let mut processor = Processor::new(cfg, NOW, b"7");
             processor.set_config_node(&members, 0);
-            let peer = Peer::new(PeerConfig::new(id, members.voters(), vec![]), Recovered::default(), NOW);
+            let peer = Peer::new(peer_config, Recovered::default(), NOW);
             Node::ensemble(processor, peer, 0, Limits::default())
         })
         .collect();
-    let c = Cluster::started(nodes);
+    let mut c = Cluster::started(nodes);
     assert_eq!(c.nodes[2].role().leader, Some(LEADER), "the joining server follows the leader");
+    // Until the reconfig adding it commits, the joiner holds the leader's configuration (its
+    // members at its version), as Apache's learner takes up NEWLEADER's at UPTODATE.
+    let leaders = c.node(LEADER).processor().config_node_membership().expect("a configuration");
+    assert_eq!((leaders.voters(), leaders.version), (vec![1, 2], make_zxid(1, 0)));
+    assert_eq!(c.node(3).processor().config_node_membership(), Some(leaders));
+    assert_eq!(c.node(3).role().state, ServerState::Following, "a non-voting follower");
     c
 }
 
@@ -692,7 +701,8 @@ fn reconfig_adds_a_joining_server_then_removes_a_member_which_stops_serving() {
     assert_eq!(h.err, crate::proto::ErrorCode::BadVersion.code());
 
     // Added: every node (the joiner included) now counts voters 1, 2 and 3.
-    let (h, text) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(3, Some(joining), None, 0)));
+    let from = make_zxid(1, 0);
+    let (h, text) = reconfig_reply(&c.run(LEADER, C2, reconfig_request(3, Some(joining), None, from)));
     let added = Membership::parse(&text.expect("the new configuration")).unwrap();
     assert_eq!((added.voters(), added.version), (vec![1, 2, 3], h.zxid));
     for id in 1..=3 {

@@ -22,7 +22,7 @@ pub mod peer;
 pub mod relay;
 
 pub use membership::{Member, Membership};
-pub use msg::{Msg, ServerState, Vote};
+pub use msg::{CarriedConfig, Msg, ServerState, Vote};
 pub use peer::{Action, Event, LearnerCounts, Peer, PeerConfig, Recovered, RoleView};
 pub use relay::Relay;
 

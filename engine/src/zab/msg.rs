@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::membership::Membership;
 use super::{ServerId, SharedTxn};
 use crate::txn::{self, TxnBytes};
 
@@ -39,11 +40,35 @@ impl Vote {
     }
 }
 
+/// The sender's committed configuration, as election notifications and NEWLEADER carry it
+/// (Apache's carry the whole configuration text every time; ours the version, and the members
+/// where the receiver needs them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarriedConfig {
+    /// Only the version: the receiver is not known to hold an older configuration, or the
+    /// sender knows no addresses (reconfig off). 0 names a configuration no leader versioned.
+    Version(i64),
+    /// The whole configuration (members with addresses, and its version).
+    Whole(Membership),
+}
+
+impl CarriedConfig {
+    pub fn version(&self) -> i64 {
+        match self {
+            CarriedConfig::Version(version) => *version,
+            CarriedConfig::Whole(membership) => membership.version,
+        }
+    }
+}
+
 /// One peer message.
 #[derive(Debug, Clone)]
 pub enum Msg {
-    /// Election: the sender's round, state and current vote.
-    Notification { round: u64, state: ServerState, vote: Vote },
+    /// Election: the sender's round, state, current vote and committed configuration. A
+    /// looking server takes up a newer configuration it is sent (Apache's
+    /// `FastLeaderElection` receiver calls `processReconfig`): a voter removed and added back
+    /// while cut off learns that it votes again, and a removed one that it no longer does.
+    Notification { round: u64, state: ServerState, vote: Vote, config: CarriedConfig },
     /// Learner -> leader: first message to a leader (Apache FOLLOWERINFO/OBSERVERINFO).
     FollowerInfo { accepted_epoch: u32, observer: bool },
     /// Leader -> learner: the new epoch (LEADERINFO).
@@ -58,11 +83,13 @@ pub enum Msg {
     /// Leader -> learner: one txn, following `prev_zxid` (PROPOSAL, also DIFF entries).
     Proposal { epoch: u32, prev_zxid: i64, zxid: i64, txn: SharedTxn },
     /// Leader -> learner: history up to `zxid` sent; ack once it is durable (NEWLEADER).
-    /// `config_version`: the version of the leader's configuration, which the learner takes
-    /// up at UPTODATE if it is newer than its own (Apache's NEWLEADER carries the leader's
-    /// last seen configuration: this is how the first leader's version of a configuration no
-    /// reconfig made reaches every member); 0 names none.
-    NewLeader { epoch: u32, zxid: i64, config_version: i64 },
+    /// `config`: the leader's configuration, which the learner takes up at UPTODATE if it is
+    /// newer than its own (Apache's NEWLEADER carries the leader's configuration and its
+    /// learner calls `processReconfig` with it at UPTODATE): this is how the first leader's
+    /// version of a configuration no reconfig made reaches every member, and how a joining
+    /// server learns the members it joins (its own files list it, the ensemble's does not
+    /// until its reconfig commits).
+    NewLeader { epoch: u32, zxid: i64, config: CarriedConfig },
     /// Learner -> leader: synced and durable up to `zxid`.
     AckNewLeader { epoch: u32, zxid: i64 },
     /// Leader -> learner: start serving clients; committed up to `committed` (UPTODATE).
@@ -103,6 +130,10 @@ pub enum MsgError {
     Trailing(usize),
     #[error("proposal {zxid:#x} carries an invalid txn: {detail}")]
     InvalidTxn { zxid: i64, detail: String },
+    #[error("unknown configuration form {0}")]
+    UnknownConfigForm(u8),
+    #[error("the configuration a peer sent does not parse: {0}")]
+    InvalidConfig(String),
 }
 
 const TAG_NOTIFICATION: u8 = 1;
@@ -158,6 +189,13 @@ impl Writer<'_> {
         }
         self
     }
+    /// A form byte, then the version (0) or the configuration's text (1).
+    pub(super) fn config(&mut self, config: &CarriedConfig) -> &mut Self {
+        match config {
+            CarriedConfig::Version(version) => self.u8(0).i64(*version),
+            CarriedConfig::Whole(membership) => self.u8(1).bytes(membership.render().as_bytes()),
+        }
+    }
 }
 
 /// Bounds-checked field reader shared by the peer codecs.
@@ -198,6 +236,17 @@ impl<'a> Reader<'a> {
         }
         (0..n).map(|_| self.i64()).collect()
     }
+    pub(super) fn config(&mut self) -> Result<CarriedConfig, MsgError> {
+        match self.u8()? {
+            0 => Ok(CarriedConfig::Version(self.i64()?)),
+            1 => {
+                let text =
+                    std::str::from_utf8(self.bytes()?).map_err(|e| MsgError::InvalidConfig(e.to_string()))?;
+                Ok(CarriedConfig::Whole(Membership::parse(text).map_err(MsgError::InvalidConfig)?))
+            }
+            other => Err(MsgError::UnknownConfigForm(other)),
+        }
+    }
     pub(super) fn state(&mut self) -> Result<ServerState, MsgError> {
         Ok(match self.u8()? {
             0 => ServerState::Looking,
@@ -214,9 +263,9 @@ impl Msg {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer(out);
         match self {
-            Msg::Notification { round, state, vote } => {
+            Msg::Notification { round, state, vote, config } => {
                 w.u8(TAG_NOTIFICATION).u64(*round).u8(*state as u8);
-                w.u64(vote.leader).i64(vote.zxid).u32(vote.epoch);
+                w.u64(vote.leader).i64(vote.zxid).u32(vote.epoch).config(config);
             }
             Msg::FollowerInfo { accepted_epoch, observer } => {
                 w.u8(TAG_FOLLOWER_INFO).u32(*accepted_epoch).u8(*observer as u8);
@@ -236,8 +285,8 @@ impl Msg {
             Msg::Proposal { epoch, prev_zxid, zxid, txn } => {
                 w.u8(TAG_PROPOSAL).u32(*epoch).i64(*prev_zxid).i64(*zxid).bytes(txn);
             }
-            Msg::NewLeader { epoch, zxid, config_version } => {
-                w.u8(TAG_NEW_LEADER).u32(*epoch).i64(*zxid).i64(*config_version);
+            Msg::NewLeader { epoch, zxid, config } => {
+                w.u8(TAG_NEW_LEADER).u32(*epoch).i64(*zxid).config(config);
             }
             Msg::AckNewLeader { epoch, zxid } => {
                 w.u8(TAG_ACK_NEW_LEADER).u32(*epoch).i64(*zxid);
@@ -268,7 +317,7 @@ impl Msg {
                 let round = r.u64()?;
                 let state = r.state()?;
                 let vote = Vote { leader: r.u64()?, zxid: r.i64()?, epoch: r.u32()? };
-                Msg::Notification { round, state, vote }
+                Msg::Notification { round, state, vote, config: r.config()? }
             }
             TAG_FOLLOWER_INFO => Msg::FollowerInfo { accepted_epoch: r.u32()?, observer: r.u8()? != 0 },
             TAG_LEADER_INFO => Msg::LeaderInfo { epoch: r.u32()? },
@@ -299,7 +348,7 @@ impl Msg {
                 }
                 Msg::Proposal { epoch, prev_zxid, zxid, txn: Arc::new(bytes) }
             }
-            TAG_NEW_LEADER => Msg::NewLeader { epoch: r.u32()?, zxid: r.i64()?, config_version: r.i64()? },
+            TAG_NEW_LEADER => Msg::NewLeader { epoch: r.u32()?, zxid: r.i64()?, config: r.config()? },
             TAG_ACK_NEW_LEADER => Msg::AckNewLeader { epoch: r.u32()?, zxid: r.i64()? },
             TAG_UP_TO_DATE => Msg::UpToDate { epoch: r.u32()?, committed: r.i64()? },
             TAG_COMMIT => Msg::Commit { epoch: r.u32()?, zxid: r.i64()? },
@@ -334,15 +383,31 @@ mod tests {
     #[test]
     fn every_message_round_trips_and_every_prefix_is_rejected() {
         let vote = Vote { leader: 3, zxid: 0x1_0000_0005, epoch: 1 };
+        let members = Membership::parse(
+            "server.1=127.0.0.1:2888:3888;2181\nserver.2=[::1]:2889:3889:observer\nversion=200000003",
+        )
+        .unwrap();
         let all = vec![
-            Msg::Notification { round: 9, state: ServerState::Following, vote },
+            Msg::Notification {
+                round: 9,
+                state: ServerState::Following,
+                vote,
+                config: CarriedConfig::Version(7),
+            },
+            Msg::Notification {
+                round: 9,
+                state: ServerState::Looking,
+                vote,
+                config: CarriedConfig::Whole(members.clone()),
+            },
             Msg::FollowerInfo { accepted_epoch: 4, observer: true },
             Msg::LeaderInfo { epoch: 5 },
             Msg::AckEpoch { epoch: 5, current_epoch: 4, last_zxid: 77, epoch_ends: vec![3, 0x1_0000_0002] },
             Msg::Trunc { epoch: 5, zxid: 12 },
             Msg::Snapshot { epoch: 5, zxid: 12, epoch_ends: vec![12], image: Arc::new(vec![1, 2, 3]) },
             proposal(0x5_0000_0001),
-            Msg::NewLeader { epoch: 5, zxid: 12, config_version: 0x1_0000_0000 },
+            Msg::NewLeader { epoch: 5, zxid: 12, config: CarriedConfig::Version(0x1_0000_0000) },
+            Msg::NewLeader { epoch: 5, zxid: 12, config: CarriedConfig::Whole(members) },
             Msg::AckNewLeader { epoch: 5, zxid: 12 },
             Msg::UpToDate { epoch: 5, committed: 12 },
             Msg::Commit { epoch: 5, zxid: 13 },

@@ -7,7 +7,11 @@
 //!   adopts any better vote, and decides once a quorum of its round agrees. Unlike Apache's
 //!   fixed 200 ms finalize wait, it decides at once when every reachable voter agrees, and
 //!   waits `finalize_wait_ms` only while some reachable voter has not voted yet. A server
-//!   that hears a quorum following an established leader joins it.
+//!   that hears a quorum following an established leader joins it. Notifications also carry
+//!   the sender's committed configuration (whole to a peer that reported an older one); a
+//!   looking server takes up a newer one and elects again under it (Apache's
+//!   `processReconfig` from the election), so a member a reconfig added or removed while it
+//!   was cut off learns whether it votes.
 //! - **Discovery**: learners send their accepted epoch; with a quorum the leader picks
 //!   `max + 1`, each learner accepts it and answers with its history summary.
 //! - **Synchronisation**: from the learner's per-epoch last zxids the leader finds the longest
@@ -37,8 +41,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::membership::{reconfig_in_txn, Membership};
-use super::msg::{Msg, ServerState, Vote};
+use super::membership::{reconfig_in_txn, Member, Membership};
+use super::msg::{CarriedConfig, Msg, ServerState, Vote};
 use super::{counter_of, epoch_of, make_zxid, quorum_size, ServerId, SharedTxn};
 
 /// Timing and membership (zoo.cfg `server.N` lines and ringkeeper's election keys).
@@ -75,6 +79,10 @@ pub struct PeerConfig {
     /// `lastSeenQuorumVerifier`'s version to the NEWLEADER zxid; it is committed at
     /// UPTODATE), so `/zookeeper/config` says `version=100000000` once an ensemble formed.
     pub versions_initial_config: bool,
+    /// The members with their addresses (reconfigEnabled: the configuration `voters`,
+    /// `observers` and `config_version` come from, set with [`PeerConfig::adopt`]). Empty when
+    /// only the ids are known: then no configuration is passed to peers or taken from them.
+    pub members: BTreeMap<ServerId, Member>,
 }
 
 impl PeerConfig {
@@ -94,11 +102,33 @@ impl PeerConfig {
             never_leads: false,
             config_version: 0,
             versions_initial_config: false,
+            members: BTreeMap::new(),
         }
+    }
+
+    /// Takes `membership` as the configuration: its voters, observers, version and addresses.
+    pub fn adopt(&mut self, membership: &Membership) {
+        self.voters = membership.voters();
+        self.observers = membership.observers();
+        self.config_version = membership.version;
+        self.members = membership.members.clone();
+    }
+
+    /// The whole configuration, if its addresses are known.
+    fn membership(&self) -> Option<Membership> {
+        (!self.members.is_empty())
+            .then(|| Membership { members: self.members.clone(), version: self.config_version })
     }
 
     fn is_voter(&self, id: ServerId) -> bool {
         self.voters.contains(&id)
+    }
+
+    /// Whether this server joins a leader as an observer (OBSERVERINFO): only if the
+    /// configuration lists it as one. One it does not list (joining, or removed) follows
+    /// without a vote, as Apache's "non-voting participant".
+    fn declares_observer(&self) -> bool {
+        self.observers.contains(&self.my_id)
     }
 }
 
@@ -204,13 +234,14 @@ pub enum Action {
     },
     /// The role changed.
     Role(RoleView),
-    /// A reconfig committed: this is the ensemble's membership from now on (the server
-    /// reaches new members, writes the dynamic config file). A server no longer listed
-    /// keeps following as a non-voting follower, as Apache's does, until it is shut down.
+    /// This is the ensemble's committed configuration from now on (the server puts it in
+    /// `/zookeeper/config` unless a committed reconfig txn already did, reaches new members,
+    /// writes the dynamic config file): a reconfig committed, a leader's NEWLEADER or a peer's
+    /// election notification brought a newer one, or the first leader versioned the
+    /// configuration no reconfig made ([`PeerConfig::versions_initial_config`]). A server no
+    /// longer listed keeps following as a non-voting follower, as Apache's does, until it is
+    /// shut down.
     ConfigChanged(Membership),
-    /// The configuration's members stay, its version becomes this (the first leader's
-    /// version of a configuration no reconfig made, see [`PeerConfig::versions_initial_config`]).
-    ConfigVersion(i64),
 }
 
 struct Election {
@@ -294,8 +325,8 @@ struct Followership {
     /// NEWLEADER matched our log: it is now a prefix of the leader's history, so the
     /// leader's commit points apply to it (never before: it may hold a deposed leader's txns).
     synced: bool,
-    /// The configuration version NEWLEADER announced, taken up at UPTODATE.
-    leader_config_version: i64,
+    /// The configuration NEWLEADER announced, taken up at UPTODATE.
+    leader_config: CarriedConfig,
     /// The leader's last [`Msg::CommitOnceDurable`]: committed up to it as soon as this
     /// server's own log is durable that far.
     commit_once_durable: i64,
@@ -332,6 +363,9 @@ pub struct Peer {
     /// it commits the old voters decide; a leader commits it only with a quorum of the old
     /// AND of the new voters (Apache's two ack sets).
     pending_config: Option<(i64, Membership)>,
+    /// The configuration version each peer's last election notification reported: a peer
+    /// behind this server's is sent the whole configuration.
+    peer_config_versions: BTreeMap<ServerId, i64>,
 }
 
 impl Peer {
@@ -373,6 +407,7 @@ impl Peer {
             epoch_ends,
             heard,
             pending_config: None,
+            peer_config_versions: BTreeMap::new(),
         }
     }
 
@@ -555,20 +590,45 @@ impl Peer {
         self.check_decision(out);
     }
 
-    fn notification(&self) -> Msg {
+    /// This server's notification to `to`: its vote, and its configuration, whole if `to`
+    /// last reported an older one.
+    fn notification_to(&self, to: ServerId) -> Msg {
         let vote = match &self.phase {
             Phase::Looking(e) => e.vote,
             Phase::Leading(l) => Vote { leader: self.cfg.my_id, zxid: self.last_logged, epoch: l.epoch },
             Phase::Following(f) => Vote { leader: f.leader, zxid: self.last_logged, epoch: f.epoch },
         };
-        Msg::Notification { round: self.round, state: self.state_name(), vote }
+        let behind = self.peer_config_versions.get(&to).is_some_and(|v| *v < self.cfg.config_version);
+        let config = match self.cfg.membership() {
+            Some(membership) if behind => CarriedConfig::Whole(membership),
+            _ => CarriedConfig::Version(self.cfg.config_version),
+        };
+        Msg::Notification { round: self.round, state: self.state_name(), vote, config }
     }
 
     fn broadcast_vote(&mut self, out: &mut Vec<Action>) {
-        let msg = self.notification();
         for to in self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.my_id) {
-            out.push(Action::Send { to, msg: msg.clone() });
+            out.push(Action::Send { to, msg: self.notification_to(to) });
         }
+    }
+
+    /// A looking server sent a newer committed configuration takes it up and elects again
+    /// under it (Apache: `processReconfig` from the election's receiver, then a restarted
+    /// election). Only a server that knows addresses (reconfig on) does.
+    fn learn_config(&mut self, from: ServerId, config: CarriedConfig, out: &mut Vec<Action>) {
+        self.peer_config_versions.insert(from, config.version());
+        let CarriedConfig::Whole(membership) = config else { return };
+        let newer = membership.version > self.cfg.config_version;
+        if !newer || self.cfg.members.is_empty() || !matches!(self.phase, Phase::Looking(_)) {
+            return;
+        }
+        log::info!(
+            "configuration {:x} learned from server {from} while electing (this server had {:x})",
+            membership.version,
+            self.cfg.config_version
+        );
+        self.install_config(membership, out);
+        self.look(out);
     }
 
     fn on_notification(
@@ -577,14 +637,16 @@ impl Peer {
         round: u64,
         state: ServerState,
         vote: Vote,
+        config: CarriedConfig,
         out: &mut Vec<Action>,
     ) {
+        self.learn_config(from, config, out);
         let from_voter = self.cfg.is_voter(from);
         let i_vote = self.cfg.is_voter(self.cfg.my_id);
         let Phase::Looking(_) = &self.phase else {
             // Settled: tell a looking server who leads.
             if state == ServerState::Looking {
-                out.push(Action::Send { to: from, msg: self.notification() });
+                out.push(Action::Send { to: from, msg: self.notification_to(from) });
             }
             // A learner of this leader's unestablished epoch that now follows or leads under
             // another leader has left it.
@@ -601,7 +663,7 @@ impl Peer {
         };
         if !from_voter {
             // A looking observer asks who leads; a looking voter has no answer yet beyond its vote.
-            out.push(Action::Send { to: from, msg: self.notification() });
+            out.push(Action::Send { to: from, msg: self.notification_to(from) });
             return;
         }
         if state == ServerState::Looking {
@@ -617,7 +679,7 @@ impl Peer {
                 e.vote = if vote.beats(&own) { vote } else { own };
                 self.broadcast_vote(out);
             } else if round < self.round {
-                out.push(Action::Send { to: from, msg: self.notification() });
+                out.push(Action::Send { to: from, msg: self.notification_to(from) });
                 return;
             } else if vote.beats(&self.election().vote) {
                 let e = self.election_mut();
@@ -735,11 +797,11 @@ impl Peer {
                 new_leader: None,
                 next_info_at: self.now + self.cfg.election_retry_ms,
                 synced: false,
-                leader_config_version: 0,
+                leader_config: CarriedConfig::Version(0),
                 commit_once_durable: i64::MIN,
             });
             out.push(Action::Role(self.role()));
-            let observer = !self.cfg.is_voter(self.cfg.my_id);
+            let observer = self.cfg.declares_observer();
             out.push(Action::Send {
                 to: leader,
                 msg: Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer },
@@ -774,7 +836,7 @@ impl Peer {
                     // The leader may have decided after our first FOLLOWERINFO reached it.
                     // Resent at the election's retry pace, not the (maybe much slower) ping's.
                     f.next_info_at = now + self.cfg.election_retry_ms;
-                    let (to, observer) = (f.leader, !self.cfg.is_voter(self.cfg.my_id));
+                    let (to, observer) = (f.leader, self.cfg.declares_observer());
                     let msg = Msg::FollowerInfo { accepted_epoch: self.accepted_epoch, observer };
                     out.push(Action::Send { to, msg });
                 }
@@ -843,7 +905,9 @@ impl Peer {
 
     fn message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Action>) {
         match msg {
-            Msg::Notification { round, state, vote } => self.on_notification(from, round, state, vote, out),
+            Msg::Notification { round, state, vote, config } => {
+                self.on_notification(from, round, state, vote, config, out)
+            }
             Msg::FollowerInfo { accepted_epoch, observer } => {
                 self.on_follower_info(from, accepted_epoch, observer, out)
             }
@@ -963,8 +1027,8 @@ impl Peer {
             }
         }
         let zxid = self.last_logged;
-        let config_version = self.announced_config_version(epoch);
-        out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid, config_version } });
+        let config = self.announced_config(epoch);
+        out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid, config } });
         if let Some(link) = self.leadership().and_then(|l| l.learners.get_mut(&to)) {
             link.stage = LearnerStage::Syncing;
             link.sync_zxid = zxid;
@@ -1020,27 +1084,58 @@ impl Peer {
         self.applied = self.applied.max(self.committed);
         out.push(Action::Role(self.role()));
         self.activate_committed_config(out);
-        let version = self.announced_config_version(epoch);
-        self.take_up_config_version(version, out);
+        let config = self.announced_config(epoch);
+        self.take_up_config(config, out);
     }
 
-    /// The configuration version a leader of `epoch` announces in NEWLEADER: its own, or, for
-    /// a configuration still at version 0 with no reconfig pending, the epoch's first zxid.
-    fn announced_config_version(&self, epoch: u32) -> i64 {
-        if self.cfg.config_version == 0 && self.cfg.versions_initial_config && self.pending_config.is_none() {
+    /// The configuration a leader of `epoch` announces in NEWLEADER: its own, or, for a
+    /// configuration still at version 0 with no reconfig pending, the same members versioned
+    /// with the epoch's first zxid. Whole when its addresses are known.
+    fn announced_config(&self, epoch: u32) -> CarriedConfig {
+        let version = if self.cfg.config_version == 0
+            && self.cfg.versions_initial_config
+            && self.pending_config.is_none()
+        {
             make_zxid(epoch, 0)
         } else {
             self.cfg.config_version
+        };
+        match self.cfg.membership() {
+            Some(membership) => CarriedConfig::Whole(Membership { version, ..membership }),
+            None => CarriedConfig::Version(version),
         }
     }
 
-    /// Takes up a newer version of the same members (the leader's, at establishment or at
-    /// UPTODATE).
-    fn take_up_config_version(&mut self, version: i64, out: &mut Vec<Action>) {
-        if version > self.cfg.config_version {
-            self.cfg.config_version = version;
-            out.push(Action::ConfigVersion(version));
+    /// Takes up the leader's configuration if it is newer (the leader its own at
+    /// establishment, a learner NEWLEADER's at UPTODATE, which then announces its role).
+    fn take_up_config(&mut self, config: CarriedConfig, out: &mut Vec<Action>) {
+        if config.version() <= self.cfg.config_version {
+            return;
         }
+        match config {
+            CarriedConfig::Whole(membership) => self.install_config(membership, out),
+            CarriedConfig::Version(version) => {
+                self.cfg.config_version = version;
+                if let Some(membership) = self.cfg.membership() {
+                    out.push(Action::ConfigChanged(membership));
+                }
+            }
+        }
+    }
+
+    /// Makes `next` the configuration: voters, observers, version and addresses; peers it
+    /// adds count as heard from now; a reconfig logged at or before its version is settled by
+    /// it (committed, or superseded).
+    fn install_config(&mut self, next: Membership, out: &mut Vec<Action>) {
+        if self.pending_config.as_ref().is_some_and(|(zxid, _)| *zxid <= next.version) {
+            self.pending_config = None;
+        }
+        self.cfg.adopt(&next);
+        let now = self.now;
+        for id in next.members.keys() {
+            self.heard.entry(*id).or_insert(now);
+        }
+        out.push(Action::ConfigChanged(next));
     }
 
     fn on_ack(&mut self, from: ServerId, epoch: u32, zxid: i64, out: &mut Vec<Action>) {
@@ -1181,14 +1276,7 @@ impl Peer {
         }
         let (_, next) = self.pending_config.take().expect("checked");
         let role_before = self.role();
-        self.cfg.voters = next.voters();
-        self.cfg.observers = next.observers();
-        self.cfg.config_version = next.version;
-        let now = self.now;
-        for id in next.members.keys() {
-            self.heard.entry(*id).or_insert(now);
-        }
-        out.push(Action::ConfigChanged(next));
+        self.install_config(next, out);
         let my_id = self.cfg.my_id;
         let cfg = &self.cfg;
         if let Phase::Leading(l) = &mut self.phase {
@@ -1358,7 +1446,7 @@ impl Peer {
                 self.pending.push_back((zxid, txn.clone()));
                 out.push(Action::Append { zxid, txn });
             }
-            Msg::NewLeader { zxid, config_version, .. } => {
+            Msg::NewLeader { zxid, config, .. } => {
                 if zxid != self.last_logged {
                     self.look(out);
                     return;
@@ -1366,23 +1454,23 @@ impl Peer {
                 if let Phase::Following(f) = &mut self.phase {
                     f.new_leader = Some(zxid);
                     f.synced = true;
-                    f.leader_config_version = config_version;
+                    f.leader_config = config;
                 }
                 // Acks at once if already durable.
                 let durable = std::mem::replace(&mut self.durable, i64::MIN);
                 self.durable_to(durable, out);
             }
             Msg::UpToDate { committed, .. } => {
-                let mut leader_config_version = 0;
+                let mut leader_config = CarriedConfig::Version(0);
                 if let Phase::Following(f) = &mut self.phase {
                     if f.stage == FollowStage::UpToDate || f.new_leader.is_some() {
                         return;
                     }
                     f.stage = FollowStage::UpToDate;
-                    leader_config_version = f.leader_config_version;
+                    leader_config = std::mem::replace(&mut f.leader_config, CarriedConfig::Version(0));
                 }
                 self.commit_to(committed, out);
-                self.take_up_config_version(leader_config_version, out);
+                self.take_up_config(leader_config, out);
                 out.push(Action::Role(self.role()));
             }
             Msg::Commit { zxid, .. } if synced => self.commit_to(zxid, out),
@@ -1563,7 +1651,12 @@ mod tests {
         leader.start(&mut out);
         leader.step(1, Event::LinkDown { peer: 2 }, &mut out);
         let vote = Vote { leader: 3, zxid: 0, epoch: 0 };
-        let notification = Msg::Notification { round: 1, state: ServerState::Looking, vote };
+        let notification = Msg::Notification {
+            round: 1,
+            state: ServerState::Looking,
+            vote,
+            config: CarriedConfig::Version(0),
+        };
         leader.step(2, Event::Message { from: 1, msg: notification }, &mut out);
         assert_eq!(leader.role().state, ServerState::Leading, "1 and 3 agree, 2 is unreachable");
         let info = Msg::FollowerInfo { accepted_epoch: 0, observer: false };
@@ -1596,7 +1689,12 @@ mod tests {
         let (mut leader, at) = leader_of_an_unestablished_epoch();
         let mut out = Vec::new();
         let vote = Vote { leader: 2, zxid: 0, epoch: 1 };
-        let notification = Msg::Notification { round: 2, state: ServerState::Following, vote };
+        let notification = Msg::Notification {
+            round: 2,
+            state: ServerState::Following,
+            vote,
+            config: CarriedConfig::Version(0),
+        };
         leader.step(at + 1, Event::Message { from: 1, msg: notification }, &mut out);
         assert_eq!(leader.role().state, ServerState::Looking);
     }
@@ -1685,6 +1783,77 @@ mod tests {
         peers[0].step(follower_at, Event::Tick, &mut out);
         assert_eq!(peers[0].role().state, ServerState::Looking, "a silent leader is lost at the deadline");
         assert_eq!(peers[0].next_timer_at(), None, "electing: tick often");
+    }
+
+    /// Servers 1 and 3 of a configuration (version 0x500000001) that re-added server 3 while
+    /// it was cut off; server 3 still holds the one that removed it (0x300000001), server 2
+    /// is down. Every message between 1 and 3 is delivered, ticking for 1.5 s; returns them
+    /// and 3's actions.
+    fn re_added_voter_and_a_peer(now: i64) -> (Vec<Peer>, Vec<Action>) {
+        let line = |id: ServerId| format!("server.{id}=10.0.0.{id}:2888:3888;2181");
+        let config = |ids: &[ServerId], version: &str| {
+            let lines: Vec<String> = ids.iter().map(|&id| line(id)).collect();
+            Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
+        };
+        let peer = |id: ServerId, membership: &Membership| {
+            let mut cfg = PeerConfig::new(id, vec![], vec![]);
+            cfg.adopt(membership);
+            Peer::new(cfg, Recovered::default(), 0)
+        };
+        let mut peers =
+            vec![peer(1, &config(&[1, 2, 3], "500000001")), peer(3, &config(&[1, 2], "300000001"))];
+        let index = |id: ServerId| if id == 1 { 0 } else { 1 };
+        let mut of_3 = Vec::new();
+        let mut pending: Vec<(ServerId, Action)> = Vec::new();
+        for p in peers.iter_mut() {
+            let mut out = Vec::new();
+            p.start(&mut out);
+            p.step(now, Event::LinkDown { peer: 2 }, &mut out);
+            pending.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+        }
+        // Server 1 may first follow server 3 while 3 does not vote yet, and look again when no
+        // epoch comes: a couple of peer timeouts.
+        for at in (now..now + 1_500).step_by(10) {
+            if at > now {
+                for p in peers.iter_mut() {
+                    let mut out = Vec::new();
+                    p.step(at, Event::Tick, &mut out);
+                    pending.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+                }
+            }
+            while !pending.is_empty() {
+                for (from, action) in std::mem::take(&mut pending) {
+                    match action {
+                        Action::Send { to, msg } if to != 2 => {
+                            let mut out = Vec::new();
+                            peers[index(to)].step(at, Event::Message { from, msg }, &mut out);
+                            pending.extend(out.into_iter().map(|a| (to, a)));
+                        }
+                        Action::Send { .. } => {}
+                        other if from == 3 => of_3.push(other),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        (peers, of_3)
+    }
+
+    #[test]
+    fn a_looking_voter_takes_up_a_newer_configuration_from_a_notification_and_votes_again() {
+        let (peers, of_3) = re_added_voter_and_a_peer(1);
+        let learned = of_3.iter().find_map(|a| match a {
+            Action::ConfigChanged(m) => Some(m.clone()),
+            _ => None,
+        });
+        let learned = learned.expect("server 3 takes up the newer configuration");
+        assert_eq!((learned.version, learned.voters()), (0x5_0000_0001, vec![1, 2, 3]));
+        assert_eq!(peers[1].config().voters, vec![1, 2, 3]);
+        assert_eq!(peers[1].config().config_version, 0x5_0000_0001);
+        // Fresh logs: the highest id wins; 1 and 3 are a quorum of 1, 2, 3.
+        assert_eq!(peers[1].role().state, ServerState::Leading, "server 3 votes, and leads");
+        assert!(peers[1].role().serving);
+        assert_eq!(peers[0].role().leader, Some(3));
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod tests;
 mod values;
 
 use apache_keys::*;
+pub use properties::static_config_text;
 use properties::*;
 use servers::*;
 use values::*;

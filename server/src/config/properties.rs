@@ -109,3 +109,28 @@ pub(super) fn unescape(s: &str) -> String {
     }
     out
 }
+
+/// The static `zoo.cfg` text Apache 3.8 writes once a configuration is versioned
+/// (`QuorumPeerConfig.editStaticConfig`): every `key=value` of `text` (last value of a
+/// repeated key) except the keys starting `server.`, `group`, `weight`, `dynamicConfigFile`,
+/// `peerType` and, with `erase_client_port` (this member's `server.N` line names its client
+/// address), `clientPort`; then `dynamicConfigFile=<dynamic_file>`. Comments and blank lines
+/// go, as Apache's; keys keep the file's order (Apache's is a hash table's).
+pub fn static_config_text(text: &str, dynamic_file: &str, erase_client_port: bool) -> String {
+    let dropped = ["server.", "group", "weight", "dynamicConfigFile", "peerType"];
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for e in parse_properties(text) {
+        if dropped.iter().any(|p| e.key.starts_with(p))
+            || (erase_client_port && e.key.starts_with("clientPort"))
+        {
+            continue;
+        }
+        match kept.iter_mut().find(|(k, _)| *k == e.key) {
+            Some((_, value)) => *value = e.value,
+            None => kept.push((e.key, e.value)),
+        }
+    }
+    let mut out: String = kept.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    out.push_str(&format!("dynamicConfigFile={dynamic_file}\n"));
+    out
+}

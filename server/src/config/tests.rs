@@ -547,3 +547,26 @@ fn auto_executors_split_roles_only_when_pinned_on_a_larger_host() {
     assert_eq!(Executors::PerRole.resolve(false, 2), Executors::PerRole);
     assert_eq!(Executors::One.resolve(true, 16), Executors::One);
 }
+
+/// What Apache 3.8 wrote for a 3-member ensemble with reconfigEnabled (seen on a real one:
+/// comments and `server.N` lines gone, `clientPort` gone since the member's line names its
+/// client port, `dynamicConfigFile` appended).
+#[test]
+fn the_static_file_is_rewritten_as_apache_rewrites_it() {
+    let original = "# a comment\ntickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir=/d1\nclientPort=22901\n\
+                    reconfigEnabled=true\n4lw.commands.whitelist=*\nserver.1=127.0.0.1:2380:2390;22901\n\
+                    server.2=127.0.0.1:2381:2391;22902\ndynamicConfigFile=/old\npeerType=participant\n\
+                    clientPortAddress=0.0.0.0\ntickTime=300\n";
+    assert_eq!(
+        static_config_text(original, "/d1/zoo.cfg.dynamic.100000000", true),
+        "tickTime=300\ninitLimit=10\nsyncLimit=5\ndataDir=/d1\nreconfigEnabled=true\n\
+         4lw.commands.whitelist=*\ndynamicConfigFile=/d1/zoo.cfg.dynamic.100000000\n"
+    );
+    let kept = static_config_text(original, "/x", false);
+    assert!(kept.contains("clientPort=22901\n") && kept.contains("clientPortAddress=0.0.0.0\n"), "{kept}");
+    let (again, _) = Config::parse(&format!(
+        "{kept}server.1=127.0.0.1:2380:2390;22901\nserver.2=127.0.0.1:2381:2391;22902\n"
+    ))
+    .unwrap();
+    assert_eq!(again.tick_time_ms, 300);
+}

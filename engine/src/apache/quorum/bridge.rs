@@ -62,7 +62,7 @@ use crate::proto::{
 };
 use crate::request::{record_frame, reply_frame};
 use crate::txn;
-use crate::zab::{epoch_of, make_zxid, Membership, Msg, Relay, ServerId, ServerState, Vote};
+use crate::zab::{epoch_of, make_zxid, CarriedConfig, Membership, Msg, Relay, ServerId, ServerState, Vote};
 
 /// What the socket side must do.
 #[derive(Debug)]
@@ -146,7 +146,7 @@ impl Bridge {
     /// A message the peer sends `to`.
     pub fn from_peer(&mut self, to: ServerId, msg: &Msg, out: &mut Vec<Out>) {
         match msg {
-            Msg::Notification { round, state, vote } => {
+            Msg::Notification { round, state, vote, .. } => {
                 // An observer's vote only asks who leads (Apache's observers send MIN_VALUE);
                 // a follower's is its vote (its own loses to any other: `never_leads`).
                 let (leader, zxid, peer_epoch) = if self.observer {
@@ -333,7 +333,12 @@ impl Bridge {
         };
         out.push(Out::ToPeer {
             from,
-            msg: Msg::Notification { round: n.election_epoch.max(0) as u64, state, vote },
+            msg: Msg::Notification {
+                round: n.election_epoch.max(0) as u64,
+                state,
+                vote,
+                config: CarriedConfig::Version(0),
+            },
         });
         Ok(())
     }
@@ -448,7 +453,7 @@ impl Bridge {
             }
             kind::NEWLEADER => {
                 link.new_leader_seen = true;
-                to_peer(Msg::NewLeader { epoch, zxid: link.last_passed, config_version: 0 })
+                to_peer(Msg::NewLeader { epoch, zxid: link.last_passed, config: CarriedConfig::Version(0) })
             }
             kind::UPTODATE => {
                 to_peer(Msg::UpToDate { epoch, committed: link.committed });
@@ -563,6 +568,7 @@ mod tests {
                 round: 1,
                 state: ServerState::Looking,
                 vote: Vote { leader: 4, zxid: 0, epoch: 0 },
+                config: CarriedConfig::Version(0),
             },
             &mut out,
         );
@@ -701,7 +707,13 @@ mod tests {
         let mut out = Vec::new();
         // The peer's vote goes out as it is, with the config rendered as Apache prints it.
         let vote = Vote { leader: 2, zxid: 0x1_0000_0004, epoch: 1 };
-        bridge.from_peer(1, &Msg::Notification { round: 5, state: ServerState::Looking, vote }, &mut out);
+        let notification = Msg::Notification {
+            round: 5,
+            state: ServerState::Looking,
+            vote,
+            config: CarriedConfig::Version(0),
+        };
+        bridge.from_peer(1, &notification, &mut out);
         let Some(Out::Election { to: 1, bytes }) = out.pop() else { panic!("a notification frame") };
         let n = Notification::decode(&bytes[4..]).unwrap();
         assert_eq!((n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch), (0, 2, 0x1_0000_0004, 5, 1));
