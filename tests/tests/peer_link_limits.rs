@@ -182,8 +182,8 @@ fn handshakes_are_bounded_in_size_and_time_and_refusals_are_logged_once() {
     ] {
         assert!(log.contains(reason), "no refusal '{reason}' in member 1's log:\n{log}");
     }
-    let unknown =
-        log.lines().filter(|l| l.contains("bad handshake (magic 0x524b5a44, server id 77)")).count();
+    let unknown_refusal = format!("bad handshake (magic {HANDSHAKE_MAGIC:#x}, server id 77)");
+    let unknown = log.lines().filter(|l| l.contains(&unknown_refusal)).count();
     assert_eq!(unknown, 1, "20 refusals of server id 77 logged {unknown} times:\n{log}");
     ensemble.wait_serving(0, Duration::from_secs(30));
 }

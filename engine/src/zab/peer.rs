@@ -1210,8 +1210,8 @@ impl Peer {
     }
 
     /// Leader: the highest zxid a quorum of voters holds durably (the leader's own durable log
-    /// and synced voting learners' acks; with a reconfig pending, up to just before it until
-    /// a quorum of the new voters holds it too), counting `durable_everywhere` (a learner) as
+    /// and synced voting learners' acks; with a reconfig pending, the reconfig and what follows
+    /// it only as far as a quorum of the new voters holds them too), counting `durable_everywhere` (a learner) as
     /// durable up to the leader's last logged zxid; `None` without a quorum.
     fn commit_point(&self, durable_everywhere: Option<ServerId>) -> Option<i64> {
         let quorum = quorum_size(self.cfg.voters.len());
@@ -1229,11 +1229,16 @@ impl Peer {
         points.sort_unstable_by(|a, b| b.cmp(a));
         let mut point = points[quorum - 1];
         if let Some((reconfig_zxid, next)) = &self.pending_config {
-            if point >= *reconfig_zxid
-                && self.durable_point_of(&next.voters(), durable_everywhere) < *reconfig_zxid
-            {
-                // The new voters do not hold the reconfig yet: commit up to just before it.
-                point = reconfig_zxid - 1;
+            if point >= *reconfig_zxid {
+                let new_point = self.durable_point_of(&next.voters(), durable_everywhere);
+                point = if new_point < *reconfig_zxid {
+                    // The new voters do not hold the reconfig yet: commit up to just before it.
+                    reconfig_zxid - 1
+                } else {
+                    // The reconfig and what follows it need a quorum of the new voters as
+                    // well as of the old (as Apache's leader while a reconfig is pending).
+                    point.min(new_point)
+                };
             }
         }
         Some(point)
