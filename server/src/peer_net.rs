@@ -539,20 +539,13 @@ async fn accept_loop(listener: TcpListener, net: PeerNet) {
 
 /// Serves one accepted connection: with `sslQuorum`, only once the TLS handshake verified the
 /// dialler's certificate. The whole pre-authentication phase (TLS handshake, host name check,
-/// handshake, quorum SASL) runs under one deadline ([`PeerNet::pre_authentication_limit`]):
+/// handshake, quorum SASL) runs under one deadline ([`serve_once_admitted`]):
 /// a connection that stalls anywhere before it is admitted is refused and closed then. A
 /// refusal is logged before the connection is closed.
 async fn accept_link(stream: TcpStream, net: PeerNet) {
     let Ok(from) = stream.peer_addr() else { return };
-    let limit = net.pre_authentication_limit();
     match net.inner.tls.clone() {
-        None => {
-            if let Some((stream, id)) =
-                within_deadline(limit, from, &net, admit_link(stream, from, &net)).await
-            {
-                read_frames(stream, id, net).await
-            }
-        }
+        None => serve_once_admitted(from, &net, admit_link(stream, from, &net)).await,
         Some(tls) => {
             let secured_and_admitted = async {
                 match tls.accept(stream, from.ip()).await {
@@ -563,27 +556,29 @@ async fn accept_link(stream: TcpStream, net: PeerNet) {
                     }
                 }
             };
-            if let Some((stream, id)) = within_deadline(limit, from, &net, secured_and_admitted).await {
-                read_frames(stream, id, net).await
-            }
+            serve_once_admitted(from, &net, secured_and_admitted).await
         }
     }
 }
 
-/// `phase`, or `None` once `limit` passed without it completing (the refusal of `peer` is
-/// logged, then the phase and its connection are dropped).
-async fn within_deadline<T>(
-    limit: Duration,
+/// Runs `admission` (everything before a link from `peer` is admitted) under the
+/// pre-authentication deadline, then reads the admitted link's frames; once the deadline
+/// passes first, the refusal is logged and the connection dropped.
+async fn serve_once_admitted<S: AsyncRead + Unpin>(
     peer: SocketAddr,
     net: &PeerNet,
-    phase: impl std::future::Future<Output = Option<T>>,
-) -> Option<T> {
-    futures_lite::future::or(phase, async {
+    admission: impl std::future::Future<Output = Option<(AdmittedLink<S>, u64)>>,
+) {
+    let limit = net.pre_authentication_limit();
+    let admitted = futures_lite::future::or(admission, async {
         glommio::timer::sleep(limit).await;
         net.refused(peer, format!("not admitted within {limit:?} (TLS, handshake and SASL together)"));
         None
     })
-    .await
+    .await;
+    if let Some((stream, id)) = admitted {
+        read_frames(stream, id, net.clone()).await
+    }
 }
 
 /// What a dialler says first, as read by the accepting side.
