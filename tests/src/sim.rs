@@ -998,19 +998,9 @@ impl World {
     /// up to there not committed yet must be held durably (same txn) by a quorum of the
     /// voters `id` knows; it is recorded as committed (so every later leader must hold it).
     fn record_quorum_durable(&mut self, id: ServerId, zxid: i64) -> Check {
-        let s = self.server(id);
-        let voters = s.node.peer().map(|p| p.config().voters.clone()).unwrap_or_default();
-        let entries: Vec<(i64, u64)> =
-            s.log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
-        for (z, h) in entries.into_iter().rev() {
-            match self.committed.get(&z) {
-                Some(old) if *old != h => {
-                    return Err(format!("zxid {z:#x} committed with two different txns"))
-                }
-                Some(_) => break,
-                None => {}
-            }
-            let holders = self
+        let voters = self.server(id).node.peer().map(|p| p.config().voters.clone()).unwrap_or_default();
+        self.record_log_prefix(id, zxid, |sim, z, h| {
+            let holders = sim
                 .servers
                 .iter()
                 .filter(|x| voters.contains(&x.id))
@@ -1024,9 +1014,8 @@ impl World {
                     "serving learner {id} holds {z:#x}, never committed (durable on {holders} of voters {voters:?})"
                 ));
             }
-            self.committed.insert(z, h);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn leader_established(&mut self, id: ServerId, epoch: u32) -> Check {
@@ -1064,17 +1053,31 @@ impl World {
     /// Every txn of `id`'s log up to `zxid` is committed (`id` leads, or led until this step:
     /// a leader a reconfig removed commits it, then steps down).
     fn record_commits_to(&mut self, id: ServerId, zxid: i64) -> Check {
+        self.record_log_prefix(id, zxid, |_, _, _| Ok(()))
+    }
+
+    /// Records as committed every txn of server `id`'s log up to `zxid` not recorded yet,
+    /// newest first, each once `admit` accepts it (zxid and txn hash); stops at the first one
+    /// recorded already, which must be the same txn.
+    fn record_log_prefix(
+        &mut self,
+        id: ServerId,
+        zxid: i64,
+        admit: impl Fn(&Self, i64, u64) -> Check,
+    ) -> Check {
         let s = self.server(id);
         let entries: Vec<(i64, u64)> =
             s.log().filter(|(z, _)| *z <= zxid).map(|(z, t)| (*z, txn_hash(t))).collect();
         for (z, h) in entries.into_iter().rev() {
-            match self.committed.insert(z, h) {
-                Some(old) if old != h => {
+            match self.committed.get(&z) {
+                Some(old) if *old != h => {
                     return Err(format!("zxid {z:#x} committed with two different txns"))
                 }
                 Some(_) => break,
                 None => {}
             }
+            admit(self, z, h)?;
+            self.committed.insert(z, h);
         }
         Ok(())
     }
