@@ -387,7 +387,13 @@ impl Node {
                 self.route(vec![Output::Close { conn: id, zxid: 0 }], out);
                 return;
             }
-            if let (Some(leader), 0) = (self.learner_of(), request.session_id) {
+            // A new session, or (between ringkeeper members) one this learner has not applied
+            // yet, e.g. made on the leader a moment ago: the leader answers it, as Apache's
+            // learner has its leader revalidate every session a client brings.
+            let unknown_here = self.local_replies.is_none()
+                && request.session_id != 0
+                && self.processor.sessions.get(request.session_id).is_none();
+            if let (Some(leader), true) = (self.learner_of(), request.session_id == 0 || unknown_here) {
                 self.relay_new_session(leader, conn, client_ip, authenticated, &request, out);
                 return;
             }
@@ -660,7 +666,8 @@ impl Node {
         }
     }
 
-    /// A learner asks its leader for a new session on behalf of `conn`.
+    /// A learner asks its leader for a new session on behalf of `conn` (or to reopen one it
+    /// does not know yet: the leader's processor answers either, see [`Processor::connect`]).
     fn relay_new_session(
         &mut self,
         leader: ServerId,

@@ -170,6 +170,16 @@ impl Cluster {
     /// Carries out `effects` of node `id` and everything they cause (messages delivered at
     /// once, appends durable at once); returns what reached clients, per node, in order.
     fn settle(&mut self, id: ServerId, effects: Vec<Effect>) -> Vec<(ServerId, u32, Delivery)> {
+        self.settle_dropping(id, effects, |_, _| false)
+    }
+
+    /// As [`Cluster::settle`], losing the peer messages `lost(to, msg)` picks.
+    fn settle_dropping(
+        &mut self,
+        id: ServerId,
+        effects: Vec<Effect>,
+        lost: impl Fn(ServerId, &Msg) -> bool,
+    ) -> Vec<(ServerId, u32, Delivery)> {
         let mut queue: VecDeque<(ServerId, Effect)> = effects.into_iter().map(|e| (id, e)).collect();
         let mut reached = Vec::new();
         let mut steps = 0;
@@ -177,6 +187,7 @@ impl Cluster {
             steps += 1;
             assert!(steps < 10_000, "no quiescence");
             let (at, input) = match effect {
+                Effect::PeerSend { to, msg } if lost(to, &msg) => continue,
                 Effect::PeerSend { to, msg } => (to, Input::PeerMessage { from, msg }),
                 Effect::RelaySend { to, relay } => (to, Input::RelayMessage { from, relay }),
                 Effect::Append { zxid, .. } => (from, Input::Durable { zxid }),
@@ -294,6 +305,55 @@ fn learner_relays_session_creation_and_attaches_the_connection_on_the_reply() {
         panic!("{fx:?}")
     };
     assert_eq!(*session_id, session);
+}
+
+#[test]
+fn learner_asks_the_leader_about_a_session_it_has_not_applied_yet() {
+    let mut c = Cluster::two();
+    // A session made on the leader whose commit has not reached the follower yet.
+    let fx = c.step(LEADER, connect(C1));
+    let reached = c.settle_dropping(LEADER, fx, |to, msg| {
+        to == FOLLOWER && matches!(msg, Msg::Commit { .. } | Msg::CommitOnceDurable { .. })
+    });
+    let [(LEADER, _, Delivery::Send { frame, .. })] = &reached[..] else { panic!("{reached:?}") };
+    let made = ConnectResponse::from_bytes(&frame[4..]).expect("connect response");
+    assert!(c.node(FOLLOWER).processor().sessions.get(made.session_id).is_none());
+
+    // The client brings it to the follower, which asks the leader instead of refusing it.
+    let request = ConnectRequest {
+        timeout_ms: 30_000,
+        session_id: made.session_id,
+        passwd: made.passwd.clone(),
+        ..Default::default()
+    };
+    let bring = Input::Connect {
+        conn: C2,
+        client_ip: "10.0.0.2".into(),
+        remote: "10.0.0.2:5000".into(),
+        authenticated: Vec::new(),
+        request,
+    };
+    let fx = c.step(FOLLOWER, bring);
+    let [Effect::RelaySend { to: LEADER, relay: Relay::CreateSession { token: C2, .. } }] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    let mut reached = c.settle(FOLLOWER, fx);
+    // The session moved: the leader closes its old connection.
+    assert_eq!(reached, vec![(LEADER, 0, Delivery::Close { conn: C1 })]);
+    reached.clear();
+    // The answer waits for the session's commit, which the next heartbeat carries.
+    for _ in 0..1_000 {
+        if !reached.is_empty() {
+            break;
+        }
+        c.now += 5;
+        let fx = c.step(LEADER, Input::PeerTick);
+        reached.extend(c.settle(LEADER, fx));
+    }
+    let [(FOLLOWER, _, Delivery::Send { conn: C2, frame })] = &reached[..] else { panic!("{reached:?}") };
+    let resumed = ConnectResponse::from_bytes(&frame[4..]).expect("connect response");
+    assert_eq!((resumed.session_id, resumed.passwd), (made.session_id, made.passwd));
+    assert_eq!(c.node(FOLLOWER).processor().session_of(ConnId::Client(C2)), made.session_id);
 }
 
 #[test]
