@@ -50,11 +50,25 @@ pub fn log_io_memory_bytes(batch_bytes_max: usize) -> usize {
     (2 * batch_bytes_max).clamp(LOG_IO_MEMORY_BYTES_MIN, LOG_IO_MEMORY_BYTES_MAX)
 }
 
-fn placement(config: &Config, core: Option<usize>) -> Placement {
-    match core {
+/// How long a task queue may run before glommio makes it yield to I/O: far longer than any
+/// stretch of our roles' work (they yield at every await), so that the preemption timer in
+/// practice never fires. glommio 0.9's run loop has a lost wake-up when it does: if the
+/// timer fires between the loop's I/O poll and its run of the task queues (a thread
+/// descheduled for longer than the timer, on a loaded or CPU-quota-throttled host), the run
+/// ends before any task is polled, the poll that follows consumes the timer's completion, and
+/// the executor parks with tasks ready, until the next I/O or timer event. At start-up there
+/// is none: with glommio's default of 100 ms a `per-role` server under load sometimes never
+/// got to listening (about 1 start in 100 with the machine's load average at 12).
+const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// An executor named `name` on `core` (fixed when `ringkeeper.pin=true`, floating otherwise)
+/// with `io_memory` bytes of registered io_uring buffers.
+fn executor(config: &Config, core: Option<usize>, name: &str, io_memory: usize) -> LocalExecutorBuilder {
+    let placement = match core {
         Some(c) if config.pin => Placement::Fixed(c),
         _ => Placement::Unbound,
-    }
+    };
+    LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory).preempt_timer(PREEMPT_TIMER)
 }
 
 /// The processor settings a config implies.
@@ -434,9 +448,7 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
     let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
     let io_memory = EXECUTOR_IO_MEMORY_BYTES + log_io_memory_bytes(roles.log_settings.batch_bytes_max);
     let core = config.data_core.or(config.network_cores.first().copied());
-    let handle = LocalExecutorBuilder::new(placement(config, core))
-        .name("rk-server")
-        .io_memory(io_memory)
+    let handle = executor(config, core, "rk-server", io_memory)
         .spawn(move || async move {
             let depth = roles.queue_depth;
             let (to_data, from_network) = link::local_bounded::<ToData>(depth);
@@ -511,9 +523,7 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
         ..
     } = roles;
     let log_io_memory = log_io_memory_bytes(log_settings.batch_bytes_max);
-    let log_handle = LocalExecutorBuilder::new(placement(config, config.log_core))
-        .name("rk-log")
-        .io_memory(log_io_memory)
+    let log_handle = executor(config, config.log_core, "rk-log", log_io_memory)
         .spawn(move || async move {
             let from_data = link::connect_receiver(from_data).await;
             let to_data = link::connect_sender(to_data_durable).await;
@@ -522,9 +532,7 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow!("starting the log role executor: {e}"))?;
 
-    let data_handle = LocalExecutorBuilder::new(placement(config, config.data_core))
-        .name("rk-data")
-        .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+    let data_handle = executor(config, config.data_core, "rk-data", EXECUTOR_IO_MEMORY_BYTES)
         .spawn(move || async move {
             let to_log = link::connect_sender(to_log).await;
             let from_log = link::connect_receiver(from_log).await;
@@ -548,9 +556,7 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
     {
         let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
         let clients = clients.clone();
-        let handle = LocalExecutorBuilder::new(placement(config, core))
-            .name(&format!("rk-net-{index}"))
-            .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+        let handle = executor(config, core, &format!("rk-net-{index}"), EXECUTOR_IO_MEMORY_BYTES)
             .spawn(move || async move {
                 let to_data = link::connect_sender(to_data).await;
                 let from_data = link::connect_receiver(from_data).await;
