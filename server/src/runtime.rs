@@ -68,6 +68,12 @@ fn executor(config: &Config, core: Option<usize>, name: &str, io_memory: usize) 
         Some(c) if config.pin => Placement::Fixed(c),
         _ => Placement::Unbound,
     };
+    executor_builder(placement, name, io_memory)
+}
+
+/// Every glommio executor of ours (the roles', the tuning tool's) is built here, with
+/// [`PREEMPT_TIMER`].
+pub fn executor_builder(placement: Placement, name: &str, io_memory: usize) -> LocalExecutorBuilder {
     LocalExecutorBuilder::new(placement).name(name).io_memory(io_memory).preempt_timer(PREEMPT_TIMER)
 }
 

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::Placement;
 use ringkeeper_server::config::LogWriteMode;
 use ringkeeper_server::log_role::{Issue, SegmentFile};
 use serde::{Deserialize, Serialize};
@@ -92,11 +92,13 @@ pub fn measurement_file(dir: &Path) -> PathBuf {
 pub fn measure_disk(dir: &Path, bounds: DiskBounds) -> Result<DiskMeasurement, TuneError> {
     // glommio opens with openat(-1, ...): the path must be absolute.
     let dir = std::fs::canonicalize(dir).map_err(|e| TuneError::io(dir, "resolving the log directory", e))?;
-    let handle = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("tune-disk")
-        .io_memory(MEASURE_IO_MEMORY_BYTES)
-        .spawn(move || async move { run(dir, bounds).await })
-        .map_err(|e| TuneError::Measure(format!("starting the disk measurement executor: {e}")))?;
+    let handle = ringkeeper_server::runtime::executor_builder(
+        Placement::Unbound,
+        "tune-disk",
+        MEASURE_IO_MEMORY_BYTES,
+    )
+    .spawn(move || async move { run(dir, bounds).await })
+    .map_err(|e| TuneError::Measure(format!("starting the disk measurement executor: {e}")))?;
     handle.join().map_err(|e| TuneError::Measure(format!("disk measurement executor: {e}")))?
 }
 
