@@ -638,16 +638,18 @@ async fn jepsen_of(test: &'static str, members: &[Target], faults: &[Fault]) {
     }
 }
 
+/// The faults of a 3-member ensemble's test (one of each that 3 members survive).
+const THREE_MEMBER_FAULTS: [Fault; 5] = [
+    Fault::PauseLeader,
+    Fault::IsolateLeader,
+    Fault::LeaderCannotSend,
+    Fault::KillLeader,
+    Fault::KillFollower,
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_under_kills_pauses_and_partitions() {
-    let faults = [
-        Fault::PauseLeader,
-        Fault::IsolateLeader,
-        Fault::LeaderCannotSend,
-        Fault::KillLeader,
-        Fault::KillFollower,
-    ];
-    jepsen("three_members_under_kills_pauses_and_partitions", 3, &faults).await;
+    jepsen("three_members_under_kills_pauses_and_partitions", 3, &THREE_MEMBER_FAULTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,14 +663,11 @@ async fn five_members_under_split_halves_one_way_cuts_and_a_majority_kill() {
 /// the 3-member test; judged by Apache's model.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_apache_and_ringkeeper_ensemble_under_kills_pauses_and_partitions() {
-    let faults = [
-        Fault::PauseLeader,
-        Fault::IsolateLeader,
-        Fault::LeaderCannotSend,
-        Fault::KillLeader,
-        Fault::KillFollower,
-    ];
     let members = [Target::Apache, Target::Apache, Target::Ringkeeper];
-    jepsen_of("a_mixed_apache_and_ringkeeper_ensemble_under_kills_pauses_and_partitions", &members, &faults)
-        .await;
+    jepsen_of(
+        "a_mixed_apache_and_ringkeeper_ensemble_under_kills_pauses_and_partitions",
+        &members,
+        &THREE_MEMBER_FAULTS,
+    )
+    .await;
 }
