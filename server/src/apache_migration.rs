@@ -297,10 +297,15 @@ pub fn adopt_apache_sessions(
     Ok(adopted)
 }
 
+/// Copies Apache's epoch files to ringkeeper's place for them (`to`, the dataDir root). Apache
+/// keeps them beside its snapshots, in `version-2/` (`QuorumPeer` reads and writes
+/// `FileTxnSnapLog.getSnapDir()`); a dataDir an older `export-zk` wrote holds them at its root,
+/// which is read when `version-2/` has none.
 fn copy_epoch_files(from: &Path, to: &Path) -> Result<(), MigrationError> {
+    let version_dir = apache_version_dir(from);
     for name in data_files::EPOCH_FILES {
-        let source = from.join(name);
-        if let Ok(bytes) = std::fs::read(&source) {
+        let bytes = std::fs::read(version_dir.join(name)).or_else(|_| std::fs::read(from.join(name)));
+        if let Ok(bytes) = bytes {
             data_files::replace_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
         }
     }
@@ -317,7 +322,7 @@ pub struct Exported {
 }
 
 /// `ringkeeper export-zk`: a stopped ringkeeper dataDir (`from`, its log in `log_dir`) as an
-/// Apache dataDir `to` (`version-2/snapshot.<zxid>` plus the epoch files). Reads the data the
+/// Apache dataDir `to` (`version-2/snapshot.<zxid>` and, beside it, the epoch files). Reads the data the
 /// way start-up does ([`recovery::recover`], which also cuts a torn log tail).
 pub fn export(from: &Path, log_dir: &Path, to: &Path) -> Result<Exported, MigrationError> {
     let version_dir = to.join(apache::VERSION_DIR);
@@ -338,10 +343,12 @@ pub fn export(from: &Path, log_dir: &Path, to: &Path) -> Result<Exported, Migrat
     let bytes = apache::snapshot::encode(&apache_snapshot_of(&image, 0));
     let name = apache::file_name(apache::SNAPSHOT_PREFIX, recovered.last_zxid);
     data_files::replace_durably(&version_dir, &name, &bytes).map_err(io_error(&version_dir.join(&name)))?;
+    // Apache reads its epoch files from `version-2/`, beside the snapshot (`QuorumPeer`
+    // with `FileTxnSnapLog.getSnapDir()`).
     let epoch = (recovered.last_zxid >> 32) as u32;
     for name in data_files::EPOCH_FILES {
         let bytes = std::fs::read(from.join(name)).unwrap_or_else(|_| format!("{epoch}\n").into_bytes());
-        data_files::replace_durably(to, name, &bytes).map_err(io_error(&to.join(name)))?;
+        data_files::replace_durably(&version_dir, name, &bytes).map_err(io_error(&version_dir.join(name)))?;
     }
     Ok(Exported {
         snapshot: version_dir.join(name),

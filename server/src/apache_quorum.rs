@@ -14,8 +14,8 @@
 //!   initial message, which it closes and answers by dialling back). A newer connection of a
 //!   member replaces the older.
 //! - Peer port: one connection to the leader the peer follows, opened when the bridge asks
-//!   (the peer's FOLLOWERINFO/OBSERVERINFO), closed when the bridge finds garbage or another
-//!   leader is followed. Its loss is reported to the peer as a link down (it looks again).
+//!   (the peer's FOLLOWERINFO/OBSERVERINFO, and again when one closes before the leader said
+//!   anything), closed when the bridge finds garbage or another leader is followed. Its loss is reported to the peer as a link down (it looks again).
 //!   This server does not listen on its own peer port: it never leads an Apache ensemble.
 //!
 //! Invariants: bytes to one connection go out in the order the bridge produced them; bytes
@@ -341,13 +341,15 @@ impl ApacheQuorum {
     }
 
     /// The connection to the leader's peer port, while `generation` is the current one.
+    ///
+    /// A leader opens its peer port only after its own election finished (its finalize wait
+    /// may outlast ours), so connecting is retried for a while, as Apache's
+    /// `Learner.connectToLeader` does within initLimit; a connection closed before the leader
+    /// sent anything is opened again by the bridge ([`Bridge::reopen_leader`]).
     async fn leader_connection(self: Rc<Self>, leader: ServerId, generation: u64) {
         let current = |q: &ApacheQuorum| q.leader.borrow().generation == generation;
         let Some(member) = self.members.get(&leader) else { return };
         let address = member.peer.clone();
-        // A leader opens its peer port only after its own election finished (its finalize
-        // wait may outlast ours), so connecting is retried for a while, as Apache's
-        // `Learner.connectToLeader` does within initLimit.
         let give_up_at = std::time::Instant::now() + LEADER_CONNECT_PATIENCE;
         let stream = loop {
             let attempt = match address.resolve().await {
@@ -373,6 +375,7 @@ impl ApacheQuorum {
         }
         let _ = stream.set_nodelay(true);
         log::info!("connected to Apache leader {leader} at {address}");
+        let heard_from_leader = Cell::new(false);
         let (mut reader, mut writer) = futures_lite::io::split(stream);
         let read = async {
             let mut chunk = vec![0u8; READ_CHUNK_BYTES];
@@ -383,6 +386,7 @@ impl ApacheQuorum {
                         if !current(&self) {
                             return;
                         }
+                        heard_from_leader.set(true);
                         let mut outs = Vec::new();
                         self.bridge.borrow_mut().leader_bytes(&chunk[..n], &mut outs);
                         self.carry_out(outs);
@@ -391,6 +395,18 @@ impl ApacheQuorum {
             }
         };
         futures_lite::future::or(read, write_outbox(&self.leader, generation, &mut writer)).await;
+        if !current(&self) {
+            return;
+        }
+        if !heard_from_leader.get() {
+            glommio::timer::sleep(LEADER_CONNECT_RETRY).await;
+            let mut outs = Vec::new();
+            if current(&self) && self.bridge.borrow_mut().reopen_leader(leader, &mut outs) {
+                log::info!("Apache leader {leader} at {address} closed the connection before LEADERINFO; connecting again");
+                self.carry_out(outs);
+                return;
+            }
+        }
         if current(&self) {
             log::info!("connection to Apache leader {leader} lost");
             self.leader_lost(leader);

@@ -10,7 +10,7 @@
 //! | `segment.spare`              | dataLogDir | the log role (next segment, zero-filled)     |
 //! | `snapshot.<zxid hex>`        | dataDir    | `crate::snapshot_store`, a SNAP (`replica`)  |
 //! | `epochs.snapshot.<zxid hex>` | dataDir    | a SNAP: the leader's epoch ends beside it    |
-//! | `acceptedEpoch`, `currentEpoch` | dataDir | an ensemble member (Apache's files)          |
+//! | `acceptedEpoch`, `currentEpoch` | dataDir | an ensemble member (Apache's names; Apache's own are in `version-2/`) |
 //! | `truncate.after`             | dataDir    | a TRUNC, carried out at the next start       |
 //! | `install.after-restart`      | dataDir    | a SNAP, carried out at the next start        |
 //! | `session.secret`             | dataDir    | a standalone server, once                    |

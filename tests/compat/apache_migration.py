@@ -206,12 +206,24 @@ def dump(hosts):
         print(json.dumps(line, sort_keys=True))
 
 
+def create(hosts, path):
+    """Creates `path` and prints its czxid (hex): the epoch it was written in."""
+    zk = client(hosts)
+    zk.create(path, b"")
+    _, stat = zk.get(path)
+    zk.stop()
+    zk.close()
+    print(f"{stat.czxid:#x}", flush=True)
+
+
 if __name__ == "__main__":
     hosts, command = sys.argv[1], sys.argv[2]
     if command == "workload":
         workload(hosts, sys.argv[3])
     elif command == "dump":
         dump(hosts)
+    elif command == "create":
+        create(hosts, sys.argv[3])
     elif command == "resume":
         resume(hosts, sys.argv[3], sys.argv[4])
     else:

@@ -391,7 +391,13 @@ impl Ensemble {
     /// its election initial message is rewritten to name the proxy leading back (see
     /// [`crate::proxy`]).
     pub fn start_partitionable(voters: usize, extra: &str) -> Ensemble {
-        let plan = EnsemblePlan::of(Target::from_env().kind(), voters);
+        Self::start_partitionable_as(&vec![Target::from_env(); voters], extra)
+    }
+
+    /// [`Ensemble::start_partitionable`] with one voter per target, of that target's kind
+    /// (a ringkeeper member among Apache members speaks Apache's quorum protocol).
+    pub fn start_partitionable_as(targets: &[Target], extra: &str) -> Ensemble {
+        let plan = EnsemblePlan::new(targets.iter().map(|t| t.kind()));
         Self::start_plan(EnsemblePlan { extra_config: extra.into(), proxied: true, ..plan })
     }
 

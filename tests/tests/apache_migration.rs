@@ -9,7 +9,9 @@
 //!   Then `ringkeeper export-zk` writes it back, Apache starts from that, serves it again and
 //!   the session resumes there too.
 //! - The same for a 3-member Apache ensemble moved member by member to a 3-member ringkeeper
-//!   ensemble and back, compared on every member.
+//!   ensemble and back, compared on every member; the epoch files go with the data (Apache's
+//!   `version-2/acceptedEpoch` and `currentEpoch` imported, ringkeeper's exported there), and
+//!   Apache's next epoch is past every epoch ringkeeper accepted.
 //! - Damaged Apache files are refused naming the file and byte offset; a damaged newest
 //!   snapshot is skipped (with a warning naming it) when the logs cover it.
 //! - ringkeeper refuses to start on a dataDir (or dataLogDir) holding only Apache's files, and `snap-verify` /
@@ -405,6 +407,9 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
     }
     stop_workload(workload);
     assert_workload_shape(&apache_dirs[0], &tree);
+    // Apache keeps its epoch files beside its snapshots, in version-2/.
+    let apache_epochs: Vec<[u32; 2]> =
+        apache_dirs.iter().map(|dir| epoch_files(&dir.join("version-2"), "Apache's version-2/")).collect();
 
     // Each member's own files, imported: a member that missed the last commits catches up
     // from the new leader as usual.
@@ -412,6 +417,9 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
     for (from, to) in apache_dirs.iter().zip(&ours) {
         let out = import(from, to);
         assert!(out.status.success(), "import of {from:?} failed: {}", stderr(&out));
+    }
+    for (i, dir) in ours.iter().enumerate() {
+        assert_eq!(epoch_files(dir, "the import"), apache_epochs[i], "member {}: the imported epochs", i + 1);
     }
     let mut rk = Ensemble::start_as_with_data_dirs(Target::Ringkeeper, &ours, RINGKEEPER_CONFIG);
     for i in 0..3 {
@@ -432,10 +440,14 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
         assert_eq!(rk.stop_with_signal(i, "TERM", Duration::from_secs(20)).map(|s| s.success()), Some(true));
     }
 
+    let ours_epochs: Vec<[u32; 2]> =
+        ours.iter().map(|dir| epoch_files(dir, "ringkeeper's dataDir")).collect();
     let back = dirs("apache-again");
-    for (from, to) in ours.iter().zip(&back) {
+    for (i, (from, to)) in ours.iter().zip(&back).enumerate() {
         let out = export(from, to);
         assert!(out.status.success(), "export of {from:?} failed: {}", stderr(&out));
+        let exported = epoch_files(&to.join("version-2"), "the export's version-2/");
+        assert_eq!(exported, ours_epochs[i], "member {}: the exported epochs", i + 1);
     }
     let again = Ensemble::start_as_with_data_dirs(Target::Apache, &back, APACHE_CONFIG);
     for i in 0..3 {
@@ -445,4 +457,28 @@ fn apache_ensemble_moves_to_a_ringkeeper_ensemble_and_back() {
             &format!("Apache member {} after export", i + 1),
         );
     }
+    // Apache read the exported epochs: its new epoch is past the epochs ringkeeper accepted
+    // (without them it would start from the epoch of the snapshot's last zxid, which
+    // ringkeeper's elections moved past without writing).
+    let out = python(&again.connect_string(), &["create", "/after-export"]).output().expect("run create");
+    assert!(out.status.success(), "create failed: {}", String::from_utf8_lossy(&out.stderr));
+    let czxid = String::from_utf8(out.stdout).unwrap();
+    let czxid = i64::from_str_radix(czxid.trim().trim_start_matches("0x"), 16).expect("a hex czxid");
+    // (A quorum's largest accepted epoch + 1; each member accepted at least the smallest.)
+    let accepted = ours_epochs.iter().map(|[accepted, _]| *accepted).min().unwrap();
+    assert!(
+        (czxid >> 32) as u32 > accepted,
+        "Apache wrote {czxid:#x} in an epoch not past ringkeeper's accepted epoch {accepted}"
+    );
+}
+
+/// The `acceptedEpoch` and `currentEpoch` files in `dir`, read as Apache writes them (a
+/// decimal number, maybe a newline).
+fn epoch_files(dir: &Path, what: &str) -> [u32; 2] {
+    ["acceptedEpoch", "currentEpoch"].map(|name| {
+        let path = dir.join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{what}: {}: {e}", path.display()));
+        text.trim().parse().unwrap_or_else(|e| panic!("{what}: {}: {text:?}: {e}", path.display()))
+    })
 }

@@ -21,6 +21,10 @@
 //!   restarted) every member must serve again (`srvr` reports a mode) within
 //!   [`LIVENESS_BOUND`]; the time is printed per fault.
 //!
+//! Besides the 3- and 5-member ensembles of one kind, a mixed one (issue #16): two Apache 3.8
+//! members and a ringkeeper member speaking Apache's quorum protocol, under the 3-member
+//! faults, judged by Apache's model.
+//!
 //! A failing run prints its seed and the command that replays its op choices and fault order
 //! (the processes' timing is not replayable).
 //!
@@ -426,8 +430,18 @@ async fn check_sequential_creates(ensemble: &Ensemble, acked: &[AckedCreate]) {
     }
 }
 
-/// Runs the whole test: `voters` members, `faults` (shuffled by the seed) per round.
+/// Runs the whole test: `voters` members of the target's kind, `faults` (shuffled by the
+/// seed) per round.
 async fn jepsen(test: &'static str, voters: usize, faults: &[Fault]) {
+    jepsen_of(test, &vec![Target::from_env(); voters], faults).await
+}
+
+/// Runs the whole test on members of these kinds (member i is `members[i]`; a ringkeeper
+/// member among Apache members speaks Apache's quorum protocol). With any Apache member the
+/// history is judged by Apache's model (its members serve reads as Apache does) and Apache's
+/// timing and liveness bound apply.
+async fn jepsen_of(test: &'static str, members: &[Target], faults: &[Fault]) {
+    let voters = members.len();
     let rounds = env_number("RINGKEEPER_JEPSEN_ROUNDS", 1);
     let seed = env_number(
         "RINGKEEPER_JEPSEN_SEED",
@@ -435,12 +449,13 @@ async fn jepsen(test: &'static str, voters: usize, faults: &[Fault]) {
     );
     let _hint = ReplayHint { test, seed, rounds };
     let test_started = Instant::now();
-    let target = Target::from_env();
+    let target = if members.contains(&Target::Apache) { Target::Apache } else { Target::Ringkeeper };
     eprintln!(
-        "jepsen {test}: {voters} members, {rounds} round(s), seed {seed} (RINGKEEPER_JEPSEN_SEED to reuse)"
+        "jepsen {test}: {voters} members ({members:?}), {rounds} round(s), seed {seed} (RINGKEEPER_JEPSEN_SEED to \
+         reuse)"
     );
     let extra = if target == Target::Apache { APACHE_TIMING } else { "" };
-    let mut ensemble = tokio::task::block_in_place(|| Ensemble::start_partitionable(voters, extra));
+    let mut ensemble = tokio::task::block_in_place(|| Ensemble::start_partitionable_as(members, extra));
     eprintln!("ensemble serving after {:?}", test_started.elapsed());
     let recorder = Arc::new(Recorder { origin: Instant::now(), ops: Mutex::new(Vec::new()) });
     // The keys are created by a setup session, as part of the history.
@@ -623,20 +638,36 @@ async fn jepsen(test: &'static str, voters: usize, faults: &[Fault]) {
     }
 }
 
+/// The faults of a 3-member ensemble's test (one of each that 3 members survive).
+const THREE_MEMBER_FAULTS: [Fault; 5] = [
+    Fault::PauseLeader,
+    Fault::IsolateLeader,
+    Fault::LeaderCannotSend,
+    Fault::KillLeader,
+    Fault::KillFollower,
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_under_kills_pauses_and_partitions() {
-    let faults = [
-        Fault::PauseLeader,
-        Fault::IsolateLeader,
-        Fault::LeaderCannotSend,
-        Fault::KillLeader,
-        Fault::KillFollower,
-    ];
-    jepsen("three_members_under_kills_pauses_and_partitions", 3, &faults).await;
+    jepsen("three_members_under_kills_pauses_and_partitions", 3, &THREE_MEMBER_FAULTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_under_split_halves_one_way_cuts_and_a_majority_kill() {
     let faults = [Fault::SplitHalves, Fault::LeaderCannotHear, Fault::KillMajority, Fault::PauseLeader];
     jepsen("five_members_under_split_halves_one_way_cuts_and_a_majority_kill", 5, &faults).await;
+}
+
+/// A mixed ensemble (issue #16): two Apache 3.8 members and a ringkeeper member speaking
+/// Apache's quorum protocol (it follows; an Apache member always leads), under the faults of
+/// the 3-member test; judged by Apache's model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_apache_and_ringkeeper_ensemble_under_kills_pauses_and_partitions() {
+    let members = [Target::Apache, Target::Apache, Target::Ringkeeper];
+    jepsen_of(
+        "a_mixed_apache_and_ringkeeper_ensemble_under_kills_pauses_and_partitions",
+        &members,
+        &THREE_MEMBER_FAULTS,
+    )
+    .await;
 }

@@ -64,6 +64,11 @@ use crate::request::{record_frame, reply_frame};
 use crate::txn;
 use crate::zab::{epoch_of, make_zxid, CarriedConfig, Membership, Msg, Relay, ServerId, ServerState, Vote};
 
+/// How many times one leader link's connection is opened again after closing before the
+/// leader sent anything ([`Bridge::reopen_leader`]; with the transport's pause between
+/// attempts, some seconds).
+pub const LEADER_REOPENS_MAX: u32 = 50;
+
 /// What the socket side must do.
 #[derive(Debug)]
 pub enum Out {
@@ -86,6 +91,10 @@ struct LeaderLink {
     leader: ServerId,
     /// Accepted epoch announced in FOLLOWERINFO (ACKEPOCH says -1 when LEADERINFO repeats it).
     announced_accepted: u32,
+    /// OBSERVERINFO rather than FOLLOWERINFO.
+    observer: bool,
+    /// Connections opened again after one closed before the leader said anything.
+    reopened: u32,
     epoch: u32,
     /// zxid of the last txn handed to the peer (the next proposal's `prev_zxid`).
     last_passed: i64,
@@ -174,6 +183,8 @@ impl Bridge {
                 self.link = Some(LeaderLink {
                     leader: to,
                     announced_accepted: *accepted_epoch,
+                    observer: *observer,
+                    reopened: 0,
                     epoch: 0,
                     last_passed: 0,
                     committed: 0,
@@ -184,15 +195,7 @@ impl Bridge {
                     syncs: VecDeque::new(),
                     revalidations: BTreeMap::new(),
                 });
-                let info = LearnerInfo {
-                    server_id: self.my_id as i64,
-                    protocol_version: PROTOCOL_VERSION,
-                    config_version: 0,
-                };
-                let kind = if *observer { kind::OBSERVERINFO } else { kind::FOLLOWERINFO };
-                let packet = QuorumPacket::with_data(kind, make_zxid(*accepted_epoch, 0), info.to_bytes());
-                out.push(Out::ConnectLeader { leader: to });
-                self.send_leader(&packet, out);
+                self.open_leader_connection(out);
             }
             Msg::AckEpoch { epoch, current_epoch, last_zxid, .. } => {
                 let Some(link) = self.link_to(to) else { return };
@@ -341,6 +344,37 @@ impl Bridge {
             },
         });
         Ok(())
+    }
+
+    /// Opens the connection to the link's leader: the connect, then FOLLOWERINFO or
+    /// OBSERVERINFO (`LearnerInfo`, zxid `makeZxid(acceptedEpoch, 0)`).
+    fn open_leader_connection(&self, out: &mut Vec<Out>) {
+        let Some(link) = self.link.as_ref() else { return };
+        let info = LearnerInfo {
+            server_id: self.my_id as i64,
+            protocol_version: PROTOCOL_VERSION,
+            config_version: 0,
+        };
+        let kind = if link.observer { kind::OBSERVERINFO } else { kind::FOLLOWERINFO };
+        let packet = QuorumPacket::with_data(kind, make_zxid(link.announced_accepted, 0), info.to_bytes());
+        out.push(Out::ConnectLeader { leader: link.leader });
+        self.send_leader(&packet, out);
+    }
+
+    /// The connection to `leader` closed before the leader sent anything (its LEADERINFO
+    /// comes first): something in between (a proxy, a load balancer) may accept before the
+    /// leader listens and close once it finds it does not. Opens a new connection that starts
+    /// again with FOLLOWERINFO/OBSERVERINFO, as Apache's `Learner.connectToLeader` retries,
+    /// at most [`LEADER_REOPENS_MAX`] times per link; false (nothing done) past that, or when
+    /// the link is not to `leader` or has heard from it.
+    pub fn reopen_leader(&mut self, leader: ServerId, out: &mut Vec<Out>) -> bool {
+        let Some(link) = self.link.as_mut().filter(|l| l.leader == leader) else { return false };
+        if link.epoch != 0 || !link.inbox.is_empty() || link.reopened >= LEADER_REOPENS_MAX {
+            return false;
+        }
+        link.reopened += 1;
+        self.open_leader_connection(out);
+        true
     }
 
     /// The leader connection is gone (closed, failed, or never opened).
@@ -658,6 +692,35 @@ mod tests {
         out.clear();
         bridge.from_peer(1, &Msg::AckNewLeader { epoch: 2, zxid: 0x1_0000_0003 }, &mut out);
         assert_eq!(packets(&out)[0].zxid, 0x2_0000_0000, "NEWLEADER is acked with makeZxid(epoch, 0)");
+    }
+
+    #[test]
+    fn a_connection_closed_before_leaderinfo_is_opened_again_with_followerinfo_a_bounded_number_of_times() {
+        let mut bridge = Bridge::new(3, &Membership::default());
+        let mut out = Vec::new();
+        bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 2, observer: false }, &mut out);
+        let first = packets(&out);
+        out.clear();
+        assert!(!bridge.reopen_leader(2, &mut out), "not the link's leader");
+        assert!(bridge.reopen_leader(1, &mut out));
+        assert!(matches!(out[0], Out::ConnectLeader { leader: 1 }));
+        assert_eq!(packets(&out), first, "the same FOLLOWERINFO again");
+        assert_eq!((first[0].kind, first[0].zxid), (kind::FOLLOWERINFO, 0x2_0000_0000));
+        for _ in 1..LEADER_REOPENS_MAX {
+            assert!(bridge.reopen_leader(1, &mut out));
+        }
+        assert!(!bridge.reopen_leader(1, &mut out), "bounded");
+
+        // Once the leader has said something, a closed connection is a lost leader.
+        bridge.leader_closed(1);
+        bridge.from_peer(1, &Msg::FollowerInfo { accepted_epoch: 2, observer: true }, &mut out);
+        let mut stream = Vec::new();
+        QuorumPacket::with_data(kind::LEADERINFO, 0x3_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
+            .encode(&mut stream);
+        bridge.leader_bytes(&stream, &mut out);
+        out.clear();
+        assert!(!bridge.reopen_leader(1, &mut out));
+        assert!(out.is_empty());
     }
 
     #[test]
