@@ -57,11 +57,15 @@ fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cfg.enforcement().schemes, ["sasl", "digest"]);
     cfg.apply_jvm_flags(&format!(
-        "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -Dzookeeper.sessionRequireClientSASLAuth=true \
+        "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -D{KRB5_CONFIG_KEY}=/etc/realm.conf \
+         -Dzookeeper.sessionRequireClientSASLAuth=true \
          -Dzookeeper.allowSaslFailedClients=true -Dzookeeper.kerberos.removeRealmFromPrincipal=true"
     ))
     .unwrap();
     assert_eq!(cfg.jaas_config.as_deref(), Some(Path::new("/etc/jaas.conf")));
+    assert_eq!(cfg.krb5_config_path(), Path::new("/etc/realm.conf"));
+    let (from_file, _) = Config::parse(&format!("dataDir=/a\n{KRB5_CONFIG_KEY}=/etc/other.conf\n")).unwrap();
+    assert_eq!(from_file.krb5_config_path(), Path::new("/etc/other.conf"));
     let enforcement = cfg.enforcement();
     assert_eq!(enforcement.schemes, ["sasl"], "sessionRequireClientSASLAuth wins");
     assert!(enforcement.allow_sasl_failed_clients && cfg.kerberos_remove_realm_from_principal);
