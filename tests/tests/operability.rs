@@ -1063,14 +1063,17 @@ fn a_second_server_on_a_members_quorum_ports_exits_and_the_ensemble_serves() {
     let member = ensemble.config_path(0);
     let root = tempfile::tempdir().unwrap();
     let (dir, data) = lay_out_member(root.path(), 1, None).unwrap();
-    let client_port = free_port();
+    // Its own client port, in clientPort and in its server.1 line (Apache checks they agree).
+    let (own_client, client_port) = (ensemble.members[0].client_port, free_port());
     let config: String = std::fs::read_to_string(&member)
         .unwrap()
         .lines()
         .map(|line| match line.split_once('=') {
             Some(("dataDir", _)) => format!("dataDir={}\n", data.display()),
             Some(("clientPort", _)) => format!("clientPort={client_port}\n"),
-            _ => format!("{line}\n"),
+            _ => {
+                line.replace(&format!(";127.0.0.1:{own_client}"), &format!(";127.0.0.1:{client_port}")) + "\n"
+            }
         })
         .collect();
     std::fs::write(dir.join("zoo.cfg"), &config).unwrap();
