@@ -79,7 +79,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
             digest_users: users.clone(),
             remove_host_from_principal: config.kerberos_remove_host_from_principal,
             remove_realm_from_principal: config.kerberos_remove_realm_from_principal,
-            default_realm: kerberos_default_realm(&config),
+            default_realm: kerberos_default_realm(config),
             super_user: config.sasl_super_user.clone(),
         }),
         sasl_mechanism: None,
