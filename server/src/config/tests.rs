@@ -574,3 +574,11 @@ fn the_static_file_is_rewritten_as_apache_rewrites_it() {
     .unwrap();
     assert_eq!(again.tick_time_ms, 300);
 }
+
+#[test]
+fn ocsp_is_warned_about_as_not_supported_for_clients_and_members() {
+    let (_, warnings) = Config::parse("dataDir=/a\nssl.ocsp=true\nzookeeper.ssl.quorum.ocsp=true\n").unwrap();
+    let ocsp: Vec<&String> = warnings.iter().filter(|w| w.contains("OCSP is not supported")).collect();
+    assert_eq!(ocsp.len(), 2, "{warnings:?}");
+    assert!(ocsp[0].contains("ssl.crl=true") && ocsp[1].contains("ssl.quorum.crl=true"), "{warnings:?}");
+}
