@@ -14,6 +14,12 @@
 //! substituted. Servers stay up for the whole comparison (the JVM keeps its JIT warm); after
 //! the cases, with `idle` set, both ensembles are left idle together and their CPU use is
 //! reported as % of a core. They are killed at the end or on the first error.
+//!
+//! With `tls`, both sides serve TLS as Apache users turn it on (Apache on Netty, both with
+//! `client.portUnification` on the client port, a PEM key store and trust store of a PKI made
+//! here with `openssl`, [`ClientTlsSetup`]) and every session of the load connects over TLS
+//! with a client certificate (the data path after the handshake is that of
+//! `secureClientPort`; the setup probes stay plain).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -27,6 +33,7 @@ use crate::floor::{run_floor, FloorConfig, FloorReport};
 use crate::load::{run_load, LoadConfig, Shape};
 use crate::report::{LoadReport, Spread};
 use crate::servers::{self, server_processes, Ensemble};
+use crate::wire::ClientTls;
 use crate::workload::{Op, OpMix};
 use crate::BenchError;
 use crate::Isolation;
@@ -118,6 +125,44 @@ pub struct CompareConfig {
     pub isolation: Isolation,
     /// After the cases: both ensembles left idle this long, their CPU measured (zero: not).
     pub idle: Duration,
+    /// Clients connect over TLS ([`ClientTlsSetup`]).
+    pub tls: bool,
+}
+
+/// Client TLS on both sides: a throw-away PKI (a CA, the servers' certificate for
+/// 127.0.0.1, a client certificate), the zoo.cfg lines that turn TLS on in ringkeeper and
+/// Apache alike, and the bench's client side of it. The PKI's directory lives as long as this.
+pub struct ClientTlsSetup {
+    pki: ringkeeper_tests::pki::Pki,
+    pub client: ClientTls,
+}
+
+impl ClientTlsSetup {
+    /// Makes the PKI (`openssl`) and the client's TLS configuration.
+    pub fn new() -> Result<ClientTlsSetup, BenchError> {
+        let pki = ringkeeper_tests::pki::Pki::empty();
+        pki.ca("ca", "/CN=ringkeeper-bench CA");
+        pki.leaf("server", "ca", "/CN=ringkeeper-bench server", "serverAuth", "subjectAltName=IP:127.0.0.1");
+        pki.leaf("client", "ca", "/CN=ringkeeper-bench client", "clientAuth", "");
+        let client = ClientTls::from_pem_files(
+            &pki.path("ca.pem"),
+            Some((&pki.path("client.crt"), &pki.path("client.key"))),
+        )?;
+        Ok(ClientTlsSetup { pki, client })
+    }
+
+    /// zoo.cfg lines: Apache serves TLS only on Netty (ringkeeper ignores the factory), TLS
+    /// and plain clients on the client port, client certificates needed (Apache's default)
+    /// and taken as `x509` ids (both close a connection with a certificate otherwise).
+    pub fn zoo_cfg(&self) -> String {
+        format!(
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\nclient.portUnification=true\n\
+             ssl.keyStore.location={}\nssl.trustStore.location={}\nssl.clientAuth=need\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+            self.pki.path("server.pem").display(),
+            self.pki.path("ca.pem").display()
+        )
+    }
 }
 
 /// Median and spread of one server's runs of one case.
@@ -238,6 +283,8 @@ pub struct IdleCpu {
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareReport {
     pub servers: usize,
+    /// Clients connected over TLS.
+    pub tls: bool,
     /// How the server processes shared the CPUs (same for both sides).
     pub isolation: String,
     pub repeat: usize,
@@ -289,8 +336,9 @@ impl CompareReport {
     /// The heading both tables start with: shape, isolation, floor, idle CPU.
     fn heading(&self) -> String {
         let mut out = format!(
-            "{} server(s), {} B values, {} run(s) each, {:.0} s measured after {:.0} s warm-up; isolation {}\n{}\n",
+            "{} server(s){}, {} B values, {} run(s) each, {:.0} s measured after {:.0} s warm-up; isolation {}\n{}\n",
             self.servers,
+            if self.tls { ", clients over TLS" } else { "" },
             self.size_bytes,
             self.repeat,
             self.measure_s,
@@ -444,9 +492,11 @@ pub fn run_compare(
         round_trips: config.floor_round_trips,
         time_limit: FLOOR_TIME_LIMIT,
     })?;
+    let tls = config.tls.then(ClientTlsSetup::new).transpose()?;
     let plan = |kind| -> Result<EnsemblePlan, BenchError> {
         let plan = servers::plan(kind, config.servers, &config.data_root)?;
-        Ok(EnsemblePlan { isolation: config.isolation, ..plan })
+        let extra_config = tls.as_ref().map(ClientTlsSetup::zoo_cfg).unwrap_or_default();
+        Ok(EnsemblePlan { isolation: config.isolation, extra_config, ..plan })
     };
     let ringkeeper = start_side(plan(config.ringkeeper.clone())?)?;
     let apache = servers::start(&plan(config.apache.clone())?)?;
@@ -470,6 +520,7 @@ pub fn run_compare(
                         ..config.shape.clone()
                     },
                     server_processes: server_processes(server),
+                    tls: tls.as_ref().map(|tls| tls.client.clone()),
                 };
                 let report = run_load(&load)?;
                 on_run(
@@ -514,6 +565,7 @@ pub fn run_compare(
         .collect();
     Ok(CompareReport {
         servers: config.servers,
+        tls: config.tls,
         isolation: config.isolation.describe(),
         repeat: config.repeat,
         size_bytes: config.shape.size_bytes,

@@ -21,15 +21,17 @@ use hdrhistogram::Histogram;
 use ringkeeper_engine::proto::{
     self, DeleteRequest, ErrorCode, GetChildrenResponse, Jute, OpCode, PathWatchRequest,
 };
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
 use crate::cpu::{CpuReport, CpuWatch, ServerProcess};
 use crate::hosts::ConnectString;
 use crate::report::{cdf_of, new_histogram, LatencySummary, LoadReport, Second};
-use crate::wire::{is_unsolicited, next_xid, push_request, read_frame, split_reply, Session};
+use crate::wire::{
+    is_unsolicited, next_xid, push_request, read_frame, split_reply, ClientTls, Session, SessionReader,
+    SessionWriter,
+};
 use crate::workload::{Op, OpMix, SplitMix64, Templates};
 use crate::BenchError;
 
@@ -90,6 +92,8 @@ pub struct LoadConfig {
     pub shape: Shape,
     /// Server processes whose CPU time the report gives per op (empty: client CPU only).
     pub server_processes: Vec<ServerProcess>,
+    /// Connect over TLS (to `secureClientPort` or a `client.portUnification` port).
+    pub tls: Option<ClientTls>,
 }
 
 impl LoadConfig {
@@ -242,11 +246,14 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
     );
     let root = format!("{}/rk-bench", hosts.chroot);
     let templates = Templates::new(&format!("{root}/{run_id}"), shape.keys, shape.size_bytes, config.mix);
-    setup(&hosts, &root, &templates, shape.session_timeout_ms).await?;
+    setup(&hosts, config.tls.as_ref(), &root, &templates, shape.session_timeout_ms).await?;
 
     let mut sessions = Vec::with_capacity(config.clients);
     for index in 0..config.clients {
-        sessions.push(Session::connect(hosts.host_for(index), shape.session_timeout_ms).await?);
+        sessions.push(
+            Session::connect_with(hosts.host_for(index), shape.session_timeout_ms, config.tls.as_ref())
+                .await?,
+        );
     }
     let ping_every = Duration::from_millis(
         sessions.iter().map(|s| s.timeout_ms).min().unwrap_or(30_000).max(300) as u64 / 3,
@@ -314,7 +321,7 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
         Err(_) => (CpuReport::default(), Vec::new()),
     };
 
-    if let Err(e) = cleanup(&hosts, &context.templates, shape.session_timeout_ms).await {
+    if let Err(e) = cleanup(&hosts, config.tls.as_ref(), &context.templates, shape.session_timeout_ms).await {
         notes.push(format!("cleanup incomplete: {e}"));
     }
     let measure_s = shape.measure.as_secs_f64();
@@ -346,11 +353,12 @@ async fn run_async(config: &LoadConfig) -> Result<LoadReport, BenchError> {
 /// Creates `<root>`, the run's base, its create directory and the keys.
 async fn setup(
     hosts: &ConnectString,
+    tls: Option<&ClientTls>,
     root: &str,
     templates: &Templates,
     timeout_ms: i32,
 ) -> Result<(), BenchError> {
-    let mut session = Session::connect(hosts.host_for(0), timeout_ms).await?;
+    let mut session = Session::connect_with(hosts.host_for(0), timeout_ms, tls).await?;
     let create =
         |path: &str, data: Vec<u8>| (OpCode::Create, Templates::create_body(path.to_string(), data, 0));
     for path in [root, &templates.base, &templates.create_dir] {
@@ -370,8 +378,13 @@ async fn setup(
 }
 
 /// Deletes what the run created (children of the create directory, keys, base).
-async fn cleanup(hosts: &ConnectString, templates: &Templates, timeout_ms: i32) -> Result<(), BenchError> {
-    let mut session = Session::connect(hosts.host_for(0), timeout_ms).await?;
+async fn cleanup(
+    hosts: &ConnectString,
+    tls: Option<&ClientTls>,
+    templates: &Templates,
+    timeout_ms: i32,
+) -> Result<(), BenchError> {
+    let mut session = Session::connect_with(hosts.host_for(0), timeout_ms, tls).await?;
     let delete =
         |path: &str| (OpCode::Delete, DeleteRequest { path: path.to_string(), version: -1 }.to_bytes());
     let list = PathWatchRequest { path: templates.create_dir.clone(), watch: false }.to_bytes();
@@ -472,7 +485,7 @@ async fn run_session(context: Arc<RunContext>, index: usize, session: Session) -
 async fn read_loop(
     context: &RunContext,
     session: usize,
-    mut reader: BufReader<OwnedReadHalf>,
+    mut reader: SessionReader,
     mut rx: mpsc::Receiver<Pending>,
 ) -> SessionResult {
     let clock = &context.clock;
@@ -549,7 +562,7 @@ async fn read_loop(
 async fn write_loop(
     context: &RunContext,
     index: usize,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut SessionWriter,
     tx: mpsc::Sender<Pending>,
     first_xid: i32,
 ) -> Result<(), BenchError> {
@@ -623,7 +636,7 @@ async fn write_loop(
 /// `ping_every`, so a slow schedule cannot let the session expire.
 async fn wait_until_due(
     context: &RunContext,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut SessionWriter,
     due: Instant,
     last_write: &mut Instant,
 ) -> Result<(), BenchError> {

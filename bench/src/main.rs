@@ -15,6 +15,7 @@ use ringkeeper_bench::compare::STANDARD_CASES;
 use ringkeeper_bench::election::{run_election, ElectionConfig, Fault, Target};
 use ringkeeper_bench::hosts::ConnectString;
 use ringkeeper_bench::servers::default_ringkeeper_binary;
+use ringkeeper_bench::wire::ClientTls;
 use ringkeeper_bench::{plot, servers};
 use ringkeeper_bench::{
     run_compare, run_floor, run_load, write_json, Case, CompareConfig, CreateKind, FloorConfig, Isolation,
@@ -154,6 +155,16 @@ struct LoadArgs {
     /// A server process (on this machine) whose CPU µs per op to report; repeatable.
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
+    /// Connect over TLS, trusting the CAs of this PEM file (--hosts names a secureClientPort
+    /// or a client.portUnification port).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca: the client certificate (PEM) to present.
+    #[arg(long, requires = "tls_ca", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// With --tls-cert: its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Parameters of the ops a mix uses.
@@ -218,6 +229,10 @@ struct CompareArgs {
     /// (0: skip).
     #[arg(long, default_value_t = 0.0)]
     idle_seconds: f64,
+    /// Clients connect over TLS: both sides serve TLS on the client port (port unification;
+    /// Apache on Netty) with a PKI made here, and sessions present a client certificate.
+    #[arg(long)]
+    tls: bool,
     /// Also print the summary as a Markdown table.
     #[arg(long)]
     markdown: bool,
@@ -419,6 +434,13 @@ fn load(args: &LoadArgs, mix: OpMix) -> anyhow::Result<()> {
             .iter()
             .map(|&pid| ServerProcess { name: format!("pid {pid}"), pid, quota_stat: None })
             .collect(),
+        tls: match &args.tls_ca {
+            Some(ca) => {
+                let client = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+                Some(ClientTls::from_pem_files(ca, client)?)
+            }
+            None => None,
+        },
     };
     let report = run_load(&config)?;
     print!("{}", report.table());
@@ -494,6 +516,7 @@ fn main() -> anyhow::Result<()> {
                 isolation: args.servers_at.isolation(args.servers),
                 idle: Duration::try_from_secs_f64(args.idle_seconds)
                     .with_context(|| format!("--idle-seconds {} is not a duration", args.idle_seconds))?,
+                tls: args.tls,
             };
             let report = run_compare(&config, |what, run| eprint!("== {what}\n{}", run.table()))?;
             print!("{}", report.table());

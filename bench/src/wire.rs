@@ -3,20 +3,27 @@
 //! and after the load. Building request frames and splitting replies is the test harness's
 //! [`ringkeeper_tests::wire`], shared with the tests' raw client.
 //!
-//! In: a `host:port`. Out: a connected session whose read and write halves the load
+//! In: a `host:port`, and optionally [`ClientTls`] (rustls, as a client of `secureClientPort`
+//! or of a `client.portUnification` port; the server's name or IP address is checked against
+//! its certificate). Out: a connected session whose read and write halves the load
 //! generator takes over ([`Session::into_parts`]). Requests and replies are encoded with the
 //! engine's jute records (`ringkeeper_engine::proto`); replies come back in request order,
 //! except pings (xid -2) and watch notifications (xid -1), which are skipped here.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringkeeper_engine::proto::{self, ConnectRequest, ConnectResponse, Jute, OpCode, ReplyHeader};
 use ringkeeper_engine::request::record_frame;
 use ringkeeper_tests::wire;
 pub use ringkeeper_tests::wire::{is_unsolicited, next_xid, push_request, push_request_with};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 
 use crate::BenchError;
 
@@ -28,6 +35,72 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests a setup [`Session::pipeline`] keeps in flight at once.
 const PIPELINE_DEPTH_MAX: usize = 256;
+
+/// The read half of a session's connection (plain TCP or TLS), buffered.
+pub type SessionReader = BufReader<Box<dyn AsyncRead + Unpin + Send>>;
+/// The write half of a session's connection (plain TCP or TLS).
+pub type SessionWriter = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// TLS for client connections: the CAs the server's certificate must chain to, and the
+/// client's own certificate (Apache's default `ssl.clientAuth=need` asks for one).
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTls")
+    }
+}
+
+impl ClientTls {
+    /// From PEM files: `ca` (one or more CA certificates), and the client's certificate
+    /// chain and key, if it presents one.
+    pub fn from_pem_files(ca: &Path, client: Option<(&Path, &Path)>) -> Result<ClientTls, BenchError> {
+        let pem_error = |path: &Path, e: &dyn std::fmt::Display| {
+            BenchError::Config(format!("{}: not usable as PEM: {e}", path.display()))
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| pem_error(ca, &e))? {
+            roots.add(cert.map_err(|e| pem_error(ca, &e))?).map_err(|e| pem_error(ca, &e))?;
+        }
+        let builder = ClientConfig::builder().with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| pem_error(cert, &e))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| pem_error(cert, &e))?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, &e))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| BenchError::Config(format!("client certificate: {e}")))?
+            }
+        };
+        Ok(ClientTls { connector: TlsConnector::from(Arc::new(config)) })
+    }
+
+    /// The TLS session over `stream` to `host` (`name:port`; the name is checked against the
+    /// server's certificate), split into halves.
+    async fn handshake(
+        &self,
+        host: &str,
+        stream: TcpStream,
+    ) -> Result<(SessionReader, SessionWriter), BenchError> {
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name).trim_matches(['[', ']']);
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|e| BenchError::Config(format!("{host}: not a TLS server name: {e}")))?;
+        let tls = self
+            .connector
+            .connect(server_name, stream)
+            .await
+            .map_err(BenchError::io_at(format!("TLS handshake with {host}")))?;
+        let (read_half, write_half) = tokio::io::split(tls);
+        Ok((BufReader::with_capacity(64 * 1024, Box::new(read_half)), Box::new(write_half)))
+    }
+}
 
 /// Reads one frame's payload into `buf` (replacing its contents).
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> Result<(), BenchError> {
@@ -49,8 +122,8 @@ pub fn split_reply(frame: &[u8]) -> Result<(ReplyHeader, &[u8]), BenchError> {
 
 /// A connected ZooKeeper session.
 pub struct Session {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: SessionReader,
+    writer: SessionWriter,
     pub session_id: i64,
     pub timeout_ms: i32,
     next_xid: i32,
@@ -60,17 +133,35 @@ pub struct Session {
 impl Session {
     /// Connects to `host` and opens a new session asking for `timeout_ms`.
     pub async fn connect(host: &str, timeout_ms: i32) -> Result<Session, BenchError> {
-        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(host, timeout_ms))
+        Self::connect_with(host, timeout_ms, None).await
+    }
+
+    /// [`Session::connect`] over TLS when `tls` is given.
+    pub async fn connect_with(
+        host: &str,
+        timeout_ms: i32,
+        tls: Option<&ClientTls>,
+    ) -> Result<Session, BenchError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(host, timeout_ms, tls))
             .await
             .map_err(|_| BenchError::Timeout(format!("connecting to {host}")))?
     }
 
-    async fn connect_inner(host: &str, timeout_ms: i32) -> Result<Session, BenchError> {
+    async fn connect_inner(
+        host: &str,
+        timeout_ms: i32,
+        tls: Option<&ClientTls>,
+    ) -> Result<Session, BenchError> {
         let stream =
             TcpStream::connect(host).await.map_err(BenchError::io_at(format!("connecting to {host}")))?;
         stream.set_nodelay(true)?;
-        let (read_half, mut writer) = stream.into_split();
-        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+        let (mut reader, mut writer): (SessionReader, SessionWriter) = match tls {
+            Some(tls) => tls.handshake(host, stream).await?,
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                (BufReader::with_capacity(64 * 1024, Box::new(read_half)), Box::new(write_half))
+            }
+        };
         let request =
             ConnectRequest { timeout_ms, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
         writer.write_all(&record_frame(&request)).await?;
@@ -148,7 +239,7 @@ impl Session {
     }
 
     /// Hands the connection to the load generator: read half, write half, next xid.
-    pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf, i32) {
+    pub fn into_parts(self) -> (SessionReader, SessionWriter, i32) {
         (self.reader, self.writer, self.next_xid)
     }
 }

@@ -74,6 +74,7 @@ fn equal_isolation_puts_each_member_in_its_own_quota_and_reports_its_cpu() {
             ..Shape::default()
         },
         server_processes: processes,
+        tls: None,
     };
     let report = run_load(&config).expect("load run");
     let table = report.table();

@@ -3,16 +3,24 @@
 //! watches, runs for 1.2 s (so the per-second timeline has a point) from 2 sessions with 4 requests in flight each:
 //! every run must complete operations of exactly the ops it was given, see no error, and the
 //! watch run must receive watch events, and every run reports the client's own CPU per op.
-//! Nothing here measures speed.
+//! A load over TLS to a `secureClientPort` (the PKI and zoo.cfg lines of `compare --tls`)
+//! runs as well: only TLS sessions are served there. Nothing here measures speed.
 
 use std::time::Duration;
 
+use ringkeeper_bench::compare::ClientTlsSetup;
+use ringkeeper_bench::wire::ClientTls;
 use ringkeeper_bench::{run_load, CreateKind, LoadConfig, LoadReport, Op, OpMix, Shape};
-use ringkeeper_tests::TestServer;
+use ringkeeper_tests::{free_port, TestServer};
 
 fn run(server: &TestServer, mix: OpMix) -> LoadReport {
+    run_at(server, server.connect_string(), None, mix)
+}
+
+/// A short load on `hosts` of `server` (over `tls` if given), checked for errors.
+fn run_at(server: &TestServer, hosts: String, tls: Option<ClientTls>, mix: OpMix) -> LoadReport {
     let config = LoadConfig {
-        hosts: server.connect_string(),
+        hosts,
         clients: 2,
         inflight: 4,
         mix,
@@ -24,6 +32,7 @@ fn run(server: &TestServer, mix: OpMix) -> LoadReport {
             ..Shape::default()
         },
         server_processes: Vec::new(),
+        tls,
     };
     let report = run_load(&config).expect("load run");
     let context = format!("{}\nserver log:\n{}", report.table(), server.log());
@@ -59,4 +68,18 @@ fn each_op_and_a_mix_with_watches_run_against_a_real_server_without_errors() {
     let report = run(&server, mix);
     assert_eq!(report.ops_by_op.len(), Op::ALL.len(), "{}", report.table());
     assert!(report.watch_events > 0, "setData on watched keys fired no watch:\n{}", report.table());
+}
+
+#[test]
+fn a_load_over_tls_runs_against_a_secure_client_port() {
+    let tls = ClientTlsSetup::new().unwrap();
+    let secure_port = free_port();
+    let server = TestServer::start_with(&format!("{}secureClientPort={secure_port}\n", tls.zoo_cfg()));
+    let report = run_at(
+        &server,
+        format!("127.0.0.1:{secure_port}"),
+        Some(tls.client.clone()),
+        OpMix::only(Op::SetData),
+    );
+    assert_eq!(report.ops_by_op.keys().collect::<Vec<_>>(), ["setData"], "{}", report.table());
 }

@@ -456,20 +456,23 @@ async fn run_timers(role: &DataRole) -> ! {
     }
 }
 
-/// Binds a peer or election port; a previous incarnation of this server (restarted from disk)
-/// may still hold it for a moment: the bind is retried for a while before giving up.
-async fn bind_retrying(addr: std::net::SocketAddr, what: &str) -> glommio::net::TcpListener {
+/// Binds a quorum or election port (`key` names it: `server.3 quorum port`) for this process
+/// alone ([`crate::listen::Sharing::Exclusive`]); a previous incarnation of this server
+/// (restarted from disk) may still hold it for a moment: the bind is retried for a while
+/// before giving up. Another live process on it (a second server on the same zoo.cfg) ends
+/// this one, as Apache's "Address already in use".
+async fn bind_retrying(addr: std::net::SocketAddr, key: &str) -> glommio::net::TcpListener {
     let mut attempts = 0;
     loop {
-        match crate::listen::bind(addr) {
+        match crate::listen::bind(addr, crate::listen::Sharing::Exclusive) {
             Ok(listener) => return listener,
             Err(e) if attempts < 200 => {
                 attempts += 1;
-                log::debug!("{what} port {addr} not free yet: {e}");
+                log::debug!("{key} {addr} not free yet: {e}");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => {
-                log::error!("FATAL: cannot listen on {what} port {addr}: {e}");
+                log::error!("FATAL: {key}: cannot listen on {addr}: {e}; is another server running on it?");
                 std::process::exit(71);
             }
         }
@@ -480,7 +483,11 @@ async fn bind_retrying(addr: std::net::SocketAddr, what: &str) -> glommio::net::
 async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
     let connect_timeout = Duration::from_millis(setup.peer_config.peer_timeout_ms.max(1) as u64);
     if let Some(apache) = &setup.apache {
-        let listener = bind_retrying(apache.election_listen, "election").await;
+        let listener = bind_retrying(
+            apache.election_listen,
+            &format!("server.{} election port", setup.peer_config.my_id),
+        )
+        .await;
         let (inputs, from_quorum) = link::local_unbounded();
         let quorum = ApacheQuorum::start(setup.peer_config.my_id, apache, listener, connect_timeout, inputs);
         let _ = role.ensemble().transport.set(PeerTransport::Apache(quorum));
@@ -504,7 +511,8 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
         role.carry_out(effects);
         return;
     }
-    let listener = bind_retrying(setup.listen, "peer").await;
+    let listener =
+        bind_retrying(setup.listen, &format!("server.{} quorum port", setup.peer_config.my_id)).await;
     let deliver_to = role.clone();
     let my_address = PeerAddress { host: setup.listen.ip().to_string(), port: setup.listen.port() };
     let net_setup = PeerNetSetup {

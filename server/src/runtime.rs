@@ -99,7 +99,7 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
             digest_users: users.clone(),
             remove_host_from_principal: config.kerberos_remove_host_from_principal,
             remove_realm_from_principal: config.kerberos_remove_realm_from_principal,
-            default_realm: kerberos_default_realm(),
+            default_realm: kerberos_default_realm(config),
             super_user: config.sasl_super_user.clone(),
         }),
         sasl_mechanism: None,
@@ -108,11 +108,10 @@ pub fn processor_config(config: &Config) -> ProcessorConfig {
     }
 }
 
-/// The Kerberos default realm (`default_realm` of `$KRB5_CONFIG`, else `/etc/krb5.conf`),
-/// which decides which principals have a short name (Apache's `KerberosName`).
-fn kerberos_default_realm() -> Option<String> {
-    let path = std::env::var_os("KRB5_CONFIG").unwrap_or_else(|| "/etc/krb5.conf".into());
-    let text = std::fs::read_to_string(path).ok()?;
+/// The Kerberos default realm (`default_realm` of [`Config::krb5_config_path`]), which
+/// decides which principals have a short name (Apache's `KerberosName`).
+fn kerberos_default_realm(config: &Config) -> Option<String> {
+    let text = std::fs::read_to_string(config.krb5_config_path()).ok()?;
     ringkeeper_engine::auth::krb5_default_realm(&text)
 }
 
@@ -415,7 +414,7 @@ impl ClientListener {
         let secure = self.secure.into_iter().map(|(addr, transport)| (addr, transport, "secureClientPort"));
         for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure)
         {
-            match crate::listen::bind(addr) {
+            match crate::listen::bind(addr, crate::listen::Sharing::Executors) {
                 Ok(l) => {
                     if key == "secureClientPort" && index == 0 {
                         log::info!("serving TLS clients on {addr} (secureClientPort)");

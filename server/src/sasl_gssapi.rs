@@ -10,8 +10,9 @@
 //!
 //! The Kerberos work is the system's MIT Kerberos library through `libgssapi`: the key table
 //! is the JAAS `keyTab` (registered as the acceptor identity at start), the accepted
-//! principal the JAAS `principal`, the realm configuration `$KRB5_CONFIG` or
-//! `/etc/krb5.conf` (Apache reads `java.security.krb5.conf`). Start-up fails when the
+//! principal the JAAS `principal`, the realm configuration Apache's `java.security.krb5.conf`
+//! (zoo.cfg or `-D` in `SERVER_JVMFLAGS`; handed to the library as `$KRB5_CONFIG` at start),
+//! else `$KRB5_CONFIG`, else `/etc/krb5.conf`. Start-up fails when the
 //! principal's key cannot be had from the key table.
 //!
 //! An exchange, as Java's `GssKrb5Server`: the client's tokens go to `gss_accept_sec_context`
@@ -53,6 +54,11 @@ pub fn from_config(config: &Config) -> anyhow::Result<Option<Arc<dyn SaslMechani
         return Ok(None);
     }
     let Some(login) = &config.sasl_kerberos else { return Ok(None) };
+    if let Some(path) = &config.krb5_config {
+        // Read by MIT Kerberos when it makes its first context (below); start-up runs this
+        // before any thread that could read the environment concurrently.
+        std::env::set_var(crate::config::KRB5_CONFIG_ENV, path);
+    }
     let mechanism = Gssapi::new(login)?;
     log::info!("SASL clients authenticate with GSSAPI (Kerberos) as {}", login.principal);
     Ok(Some(Arc::new(mechanism)))

@@ -70,6 +70,7 @@ const APACHE_SYSTEM_PROPERTY_KEYS: &[&str] = &[
     "readonlymode.enabled",
     "zookeeper.nio.sessionlessCnxnTimeout",
     "java.security.auth.login.config",
+    "java.security.krb5.conf",
 ];
 
 impl Target {

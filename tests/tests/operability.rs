@@ -2,7 +2,8 @@
 //! a clean stop on SIGTERM under write load with no acknowledged write lost, true
 //! `srvr`/`mntr` numbers (request latency, outstanding requests, a leader's followers),
 //! session lifecycle lines in the log, unknown `zookeeper.*` keys named at start-up, the
-//! Prometheus endpoint scraped over HTTP and the AdminServer's JSON commands.
+//! Prometheus endpoint scraped over HTTP and the AdminServer's JSON commands, a second server
+//! on a member's quorum ports refused.
 //!
 //! These check ringkeeper's own operability surface; with `RINGKEEPER_TEST_TARGET=apache`
 //! the tests that exercise only what Apache does the same way still run (the others say
@@ -19,7 +20,9 @@ use std::time::{Duration, Instant};
 use ringkeeper_engine::proto::codes::OpCode;
 use ringkeeper_engine::proto::records::PathWatchRequest;
 use ringkeeper_server::logging::LogFormat;
+use ringkeeper_tests::command::LogLevel;
 use ringkeeper_tests::ensemble::{lay_out_member, Ensemble};
+use ringkeeper_tests::process::ServerChild;
 use ringkeeper_tests::{free_port, ringkeeper_binary, Target, TestServer};
 
 mod common;
@@ -1047,4 +1050,48 @@ fn an_unresolvable_peer_name_is_retried_and_the_others_form_a_quorum() {
     });
     assert!(third.child.try_wait().unwrap().is_none(), "{}", third.log());
     assert!(!third.log().contains("cannot resolve its own address"), "{}", third.log());
+}
+
+/// A second server started by mistake on a running member's zoo.cfg (another client port and
+/// dataDir, the same `server.N` ports) cannot take over the member's quorum ports: it fails
+/// to bind them ("Address already in use", as Apache's) and exits, and the ensemble keeps
+/// serving. ringkeeper names the `server.N` port; Apache exits from its election listener.
+#[test]
+fn a_second_server_on_a_members_quorum_ports_exits_and_the_ensemble_serves() {
+    let ensemble = Ensemble::start(3, 0, "");
+    let target = ensemble.target;
+    let member = ensemble.config_path(0);
+    let root = tempfile::tempdir().unwrap();
+    let (dir, data) = lay_out_member(root.path(), 1, None).unwrap();
+    // Its own client port, in clientPort and in its server.1 line (Apache checks they agree).
+    let (own_client, client_port) = (ensemble.members[0].client_port, free_port());
+    let config: String = std::fs::read_to_string(&member)
+        .unwrap()
+        .lines()
+        .map(|line| match line.split_once('=') {
+            Some(("dataDir", _)) => format!("dataDir={}\n", data.display()),
+            Some(("clientPort", _)) => format!("clientPort={client_port}\n"),
+            _ => {
+                line.replace(&format!(";127.0.0.1:{own_client}"), &format!(";127.0.0.1:{client_port}")) + "\n"
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("zoo.cfg"), &config).unwrap();
+    let mut second = ServerChild::new(dir.join("server.log"));
+    second.spawn(target.kind().command(&dir.join("zoo.cfg"), &dir, false, LogLevel::Default)).unwrap();
+    let status = second.wait_exit(Duration::from_secs(60));
+    let log = second.log();
+    assert!(matches!(status, Some(s) if !s.success()), "the second server runs on ({status:?}):\n{log}");
+    assert!(log.contains("Address already in use"), "{log}");
+    if target == Target::Ringkeeper {
+        let peer_port = ensemble.members[0].peer_port;
+        let named = format!("server.1 quorum port: cannot listen on 127.0.0.1:{peer_port}");
+        assert!(log.contains(&named), "{log}");
+    }
+    for i in 0..3 {
+        assert!(ensemble.mode(i).is_some(), "member {} stopped serving:\n{}", i + 1, ensemble.log(i));
+    }
+    let mut session =
+        RawSession::connect_to(SocketAddr::from(([127, 0, 0, 1], ensemble.members[0].client_port)), 10_000);
+    assert_eq!(session.call(OpCode::Create, &create_request("/after-the-second-server", 0)).header.err, 0);
 }

@@ -14,6 +14,10 @@
 //! - quorum SASL (`quorum.auth.enableSasl`, `learnerRequireSasl`, `serverRequireSasl`, the
 //!   JAAS `QuorumServer`/`QuorumLearner` sections): the same story with a member whose
 //!   `QuorumLearner` password is wrong.
+//!
+//! Both stories pass against an Apache 3.8 ensemble too (`RINGKEEPER_TEST_TARGET=apache`), so
+//! the tests are known to judge right: there each refusal is also waited for in the members'
+//! logs, by the lines Apache writes for it ([`Refusal::apache`]).
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +46,14 @@ fn quorum_pki() -> Pki {
     pki
 }
 
+/// How each implementation logs one refusal: lines with all of `ringkeeper`'s needles in a
+/// member other than the refused one; with all of `apache`'s in any member's log (Apache logs
+/// an untrusted certificate only on the refused member's side, as the alert it received).
+struct Refusal<'a> {
+    ringkeeper: &'a [&'a str],
+    apache: &'a [&'a str],
+}
+
 /// Waits until some member's log other than `skip`'s has a line with all of `needles`; that
 /// line.
 fn wait_log_line(ensemble: &Ensemble, skip: usize, needles: &[&str]) -> String {
@@ -62,17 +74,17 @@ fn wait_log_line(ensemble: &Ensemble, skip: usize, needles: &[&str]) -> String {
     }
 }
 
-/// Restarts member `i` with `config` as its zoo.cfg and checks it does not join: it never
-/// serves while the others keep taking writes (the value `write` is written through them).
-fn refused_member(ensemble: &mut Ensemble, i: usize, config: &str, log_needles: &[&str], write: &str) {
+/// Restarts member `i` with `config` as its zoo.cfg and checks it does not join: the refusal
+/// is logged, it never serves while the others keep taking writes (the value `write` is
+/// written through them).
+fn refused_member(ensemble: &mut Ensemble, i: usize, config: &str, refusal: &Refusal, write: &str) {
     std::fs::write(ensemble.members[i].dir.join("zoo.cfg"), config).unwrap();
     ensemble.relaunch(i);
-    if ensemble.target == Target::Ringkeeper {
-        let line = wait_log_line(ensemble, i, log_needles);
-        eprintln!("refusal: {line}");
-    } else {
-        std::thread::sleep(Duration::from_secs(5));
-    }
+    let line = match ensemble.target {
+        Target::Ringkeeper => wait_log_line(ensemble, i, refusal.ringkeeper),
+        Target::Apache => wait_log_line(ensemble, usize::MAX, refusal.apache),
+    };
+    eprintln!("refusal: {line}");
     assert_eq!(ensemble.mode(i), None, "member {} joined without a trusted certificate", i + 1);
     let others = ensemble.connect_string_of(&[(i + 1) % 3, (i + 2) % 3]);
     assert_eq!(kazoo(&others, &["write", PATH, write]), "ok");
@@ -94,6 +106,8 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
                 ensemble.log(i)
             );
         }
+    } else {
+        wait_log_line(&ensemble, usize::MAX, &["QuorumCnxManager", "SSL handshake complete with"]);
     }
 
     // Member 3 comes back with a certificate of a CA the others do not trust.
@@ -101,14 +115,19 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     let impostor =
         good_config.replace(&pki.quorum_tls_config("member.p12"), &pki.quorum_tls_config("impostor.pem"));
     assert_ne!(impostor, good_config);
-    let untrusted = ["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "UnknownIssuer"];
+    let untrusted = Refusal {
+        ringkeeper: &["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "UnknownIssuer"],
+        // The alert the others answer its certificate with (certificate_unknown or
+        // bad_certificate, by TLS version).
+        apache: &["SSLHandshakeException: Received fatal alert:"],
+    };
     refused_member(&mut ensemble, 2, &impostor, &untrusted, "v2");
     if ensemble.target == Target::Ringkeeper {
         // It redialled every 200 ms meanwhile; each member logged the refusal once (twice if
         // the phase outlasted the 30 s between two such lines).
         for i in 0..2 {
             let log = ensemble.log(i);
-            let lines = log.lines().filter(|l| untrusted.iter().all(|n| l.contains(n))).count();
+            let lines = log.lines().filter(|l| untrusted.ringkeeper.iter().all(|n| l.contains(n))).count();
             assert!((1..=2).contains(&lines), "member {} logged {lines} refusals:\n{log}", i + 1);
         }
     }
@@ -118,17 +137,23 @@ fn an_ensemble_with_quorum_tls_serves_and_refuses_untrusted_members() {
     ensemble.kill(2);
     let elsewhere =
         good_config.replace(&pki.quorum_tls_config("member.p12"), &pki.quorum_tls_config("elsewhere.pem"));
-    let wrong_host = [
-        "refused a peer connection from 127.0.0.1:",
-        "(sslQuorum) hostname verification",
-        "names neither its address 127.0.0.1 nor",
-    ];
+    let wrong_host = Refusal {
+        ringkeeper: &[
+            "refused a peer connection from 127.0.0.1:",
+            "(sslQuorum) hostname verification",
+            "names neither its address 127.0.0.1 nor",
+        ],
+        apache: &["ZKTrustManager", "Failed to verify host address: 127.0.0.1"],
+    };
     refused_member(&mut ensemble, 2, &elsewhere, &wrong_host, "v2b");
 
     // Then without TLS at all: its plain handshake is no TLS handshake.
     ensemble.kill(2);
     let plain = good_config.replace("sslQuorum=true", "sslQuorum=false");
-    let no_tls = ["refused a peer connection from 127.0.0.1:", "TLS handshake failed", "corrupt message"];
+    let no_tls = Refusal {
+        ringkeeper: &["refused a peer connection from 127.0.0.1:", "TLS handshake failed", "corrupt message"],
+        apache: &["Blocked insecure connection attempt"],
+    };
     refused_member(&mut ensemble, 2, &plain, &no_tls, "v3");
 
     // With its own certificate back it rejoins and has every write.
@@ -159,7 +184,10 @@ fn with_quorum_crl_a_member_whose_certificate_was_revoked_is_refused() {
     let good_config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
     let revoked = good_config.replace(&config("member.p12"), &config("revoked.pem"));
     assert_ne!(revoked, good_config);
-    let refusal = ["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "Revoked"];
+    let refusal = Refusal {
+        ringkeeper: &["refused a peer connection from 127.0.0.1:", "(sslQuorum)", "Revoked"],
+        apache: &[],
+    };
     refused_member(&mut ensemble, 2, &revoked, &refusal, "v2");
     rejoins(&mut ensemble, 2, &good_config, "v2");
 }
@@ -206,16 +234,23 @@ fn an_ensemble_with_quorum_sasl_serves_and_refuses_a_wrong_password() {
     );
     let mut ensemble = Ensemble::start(3, 0, &sasl);
     writes_replicate(&ensemble);
-    if ensemble.target == Target::Ringkeeper {
-        let line = wait_log_line(&ensemble, usize::MAX, &["authenticated to this member as learner"]);
-        eprintln!("{line}");
-    }
+    let admitted = match ensemble.target {
+        Target::Ringkeeper => "authenticated to this member as learner",
+        Target::Apache => "Successfully authenticated learner: authenticationID=learner;",
+    };
+    eprintln!("{}", wait_log_line(&ensemble, usize::MAX, &[admitted]));
 
     let good_config = std::fs::read_to_string(ensemble.members[2].dir.join("zoo.cfg")).unwrap();
     let wrong_password = good_config.replace(&right.display().to_string(), &wrong.display().to_string());
     assert_ne!(wrong_password, good_config);
-    let refused =
-        ["refused a peer connection from", "server 3 (quorum SASL)", "wrong password for user \"learner\""];
+    let refused = Refusal {
+        ringkeeper: &[
+            "refused a peer connection from",
+            "server 3 (quorum SASL)",
+            "wrong password for user \"learner\"",
+        ],
+        apache: &["DIGEST-MD5: digest response format violation. Mismatched response."],
+    };
     refused_member(&mut ensemble, 2, &wrong_password, &refused, "v2");
     if ensemble.target == Target::Ringkeeper {
         let log = ensemble.log(2);
@@ -228,7 +263,10 @@ fn an_ensemble_with_quorum_sasl_serves_and_refuses_a_wrong_password() {
         .replace("quorum.auth.enableSasl=true", "quorum.auth.enableSasl=false")
         .replace("quorum.auth.learnerRequireSasl=true\n", "")
         .replace("quorum.auth.serverRequireSasl=true\n", "");
-    let unauthenticated = ["server 3 (quorum SASL)", "did not authenticate"];
+    let unauthenticated = Refusal {
+        ringkeeper: &["server 3 (quorum SASL)", "did not authenticate"],
+        apache: &["Learner not trying to authenticate and authentication is required"],
+    };
     refused_member(&mut ensemble, 2, &no_sasl, &unauthenticated, "v3");
 
     rejoins(&mut ensemble, 2, &good_config, "v3");

@@ -340,6 +340,10 @@ pub struct Config {
     /// `java.security.auth.login.config`: the JAAS file whose `Server` section holds the SASL
     /// credentials (Apache reads the JVM property, set by `-D` in `SERVER_JVMFLAGS`).
     pub jaas_config: Option<PathBuf>,
+    /// `java.security.krb5.conf`: the Kerberos realm configuration (Apache reads the JVM
+    /// property; ringkeeper's Kerberos library reads it as `$KRB5_CONFIG`, see
+    /// [`Config::krb5_config_path`]).
+    pub krb5_config: Option<PathBuf>,
     /// DIGEST-MD5 users of the JAAS `Server` section, read by [`Config::load`] (never by
     /// `parse`): `None` when SASL is off or no section was found.
     pub sasl_digest_users: Option<BTreeMap<String, String>>,
@@ -518,6 +522,10 @@ pub const X509_AUTH_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509Authe
 pub const SASL_AUTH_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 /// The JVM property (and zoo.cfg key) naming the JAAS file.
 pub const JAAS_CONFIG_KEY: &str = "java.security.auth.login.config";
+/// The JVM property (and zoo.cfg key) naming the Kerberos realm configuration.
+pub const KRB5_CONFIG_KEY: &str = "java.security.krb5.conf";
+/// The environment variable MIT Kerberos reads its configuration's path from.
+pub const KRB5_CONFIG_ENV: &str = "KRB5_CONFIG";
 
 /// Where an HTTP endpoint listens (`host` as written: a name or an IP literal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -704,6 +712,7 @@ impl Config {
             session_require_client_sasl_auth: false,
             allow_sasl_failed_clients: false,
             jaas_config: None,
+            krb5_config: None,
             sasl_digest_users: None,
             sasl_kerberos: None,
             kerberos_remove_host_from_principal: false,
@@ -950,6 +959,7 @@ impl Config {
                 "sessionRequireClientSASLAuth" => cfg.session_require_client_sasl_auth = parse_bool(key, value)?,
                 "allowSaslFailedClients" => cfg.allow_sasl_failed_clients = parse_bool(key, value)?,
                 JAAS_CONFIG_KEY => cfg.jaas_config = Some(PathBuf::from(value)),
+                KRB5_CONFIG_KEY => cfg.krb5_config = Some(PathBuf::from(value)),
                 "kerberos.removeHostFromPrincipal" => {
                     cfg.kerberos_remove_host_from_principal = parse_bool(key, value)?
                 }
@@ -1142,8 +1152,18 @@ impl Config {
         Ok((cfg, warnings))
     }
 
+    /// The Kerberos realm configuration: `java.security.krb5.conf`, else `$KRB5_CONFIG`, else
+    /// `/etc/krb5.conf` (where Java and MIT Kerberos look, in that order).
+    pub fn krb5_config_path(&self) -> PathBuf {
+        self.krb5_config
+            .clone()
+            .or_else(|| std::env::var_os(KRB5_CONFIG_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/etc/krb5.conf"))
+    }
+
     /// Applies the JVM system properties Apache users pass in `SERVER_JVMFLAGS` that
     /// ringkeeper knows (`-Dreadonlymode.enabled=true`, `-Djava.security.auth.login.config=`,
+    /// `-Djava.security.krb5.conf=`,
     /// and the `-Dzookeeper.` properties of auth enforcement and SASL); other flags are left
     /// alone.
     pub fn apply_jvm_flags(&mut self, flags: &str) -> Result<(), ConfigError> {
@@ -1155,6 +1175,7 @@ impl Config {
             match property {
                 "readonlymode.enabled" => self.read_only_mode_enabled = parse_bool(&key, value)?,
                 JAAS_CONFIG_KEY => self.jaas_config = Some(PathBuf::from(value)),
+                KRB5_CONFIG_KEY => self.krb5_config = Some(PathBuf::from(value)),
                 "zookeeper.enforce.auth.enabled" => self.enforce_auth_enabled = parse_bool(&key, value)?,
                 "zookeeper.enforce.auth.schemes" => self.enforce_auth_schemes = parse_list(value),
                 "zookeeper.sessionRequireClientSASLAuth" => {

@@ -57,11 +57,15 @@ fn auth_enforcement_and_sasl_keys_from_zoo_cfg_and_server_jvmflags() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cfg.enforcement().schemes, ["sasl", "digest"]);
     cfg.apply_jvm_flags(&format!(
-        "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -Dzookeeper.sessionRequireClientSASLAuth=true \
+        "-D{JAAS_CONFIG_KEY}=/etc/jaas.conf -D{KRB5_CONFIG_KEY}=/etc/realm.conf \
+         -Dzookeeper.sessionRequireClientSASLAuth=true \
          -Dzookeeper.allowSaslFailedClients=true -Dzookeeper.kerberos.removeRealmFromPrincipal=true"
     ))
     .unwrap();
     assert_eq!(cfg.jaas_config.as_deref(), Some(Path::new("/etc/jaas.conf")));
+    assert_eq!(cfg.krb5_config_path(), Path::new("/etc/realm.conf"));
+    let (from_file, _) = Config::parse(&format!("dataDir=/a\n{KRB5_CONFIG_KEY}=/etc/other.conf\n")).unwrap();
+    assert_eq!(from_file.krb5_config_path(), Path::new("/etc/other.conf"));
     let enforcement = cfg.enforcement();
     assert_eq!(enforcement.schemes, ["sasl"], "sessionRequireClientSASLAuth wins");
     assert!(enforcement.allow_sasl_failed_clients && cfg.kerberos_remove_realm_from_principal);
@@ -569,4 +573,12 @@ fn the_static_file_is_rewritten_as_apache_rewrites_it() {
     ))
     .unwrap();
     assert_eq!(again.tick_time_ms, 300);
+}
+
+#[test]
+fn ocsp_is_warned_about_as_not_supported_for_clients_and_members() {
+    let (_, warnings) = Config::parse("dataDir=/a\nssl.ocsp=true\nzookeeper.ssl.quorum.ocsp=true\n").unwrap();
+    let ocsp: Vec<&String> = warnings.iter().filter(|w| w.contains("OCSP is not supported")).collect();
+    assert_eq!(ocsp.len(), 2, "{warnings:?}");
+    assert!(ocsp[0].contains("ssl.crl=true") && ocsp[1].contains("ssl.quorum.crl=true"), "{warnings:?}");
 }
