@@ -139,6 +139,7 @@ ringkeeper.log.batchCountMax=256
 ringkeeper.log.batchDelayMicros=200
 ringkeeper.queue.depth=4096
 ringkeeper.client.outboxBytesMax=8388608
+ringkeeper.coalesceMicros=500
 ";
     let (cfg, warnings) = Config::parse(text).unwrap();
     assert_eq!(cfg.tick_time_ms, 2000);
@@ -187,7 +188,8 @@ ringkeeper.client.outboxBytesMax=8388608
     assert_eq!(cfg.queue_depth, 4096);
     assert_eq!(cfg.client_outbox_bytes_max, 8 << 20);
     assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
-    assert_eq!(cfg.raw.len(), 32);
+    assert_eq!(cfg.coalesce_micros, 500);
+    assert_eq!(cfg.raw.len(), 33);
     assert_eq!(cfg.admin_endpoint, None);
     assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
     // 3 participants + an observer: no warnings at all.
@@ -569,4 +571,12 @@ fn the_static_file_is_rewritten_as_apache_rewrites_it() {
     ))
     .unwrap();
     assert_eq!(again.tick_time_ms, 300);
+}
+
+#[test]
+fn coalesce_micros_is_off_unless_set_and_bounded() {
+    assert_eq!(parse(MINIMAL).coalesce_micros, DEFAULT_COALESCE_MICROS);
+    assert_eq!(parse(&format!("{MINIMAL}ringkeeper.coalesceMicros=10000\n")).coalesce_micros, COALESCE_MICROS_MAX);
+    let too_long = err(&format!("{MINIMAL}ringkeeper.coalesceMicros=10001\n"));
+    assert!(too_long.contains("ringkeeper.coalesceMicros") && too_long.contains("10001"), "{too_long}");
 }
