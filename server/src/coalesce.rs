@@ -52,7 +52,8 @@ pub struct Coalescer {
 impl Coalescer {
     /// A coalescer napping `nap` per reactor turn while writes are concurrent; `None` for a zero nap.
     pub fn new(nap: Duration) -> Option<Rc<Coalescer>> {
-        (!nap.is_zero()).then(|| Rc::new(Coalescer { nap, napping: Cell::new(false), waker: Cell::new(None) }))
+        (!nap.is_zero())
+            .then(|| Rc::new(Coalescer { nap, napping: Cell::new(false), waker: Cell::new(None) }))
     }
 
     /// Tells how many writes are in flight on this member now; naps start or stop.
@@ -68,12 +69,15 @@ impl Coalescer {
     /// Starts the napping task in a task queue of its own, which glommio runs only when the
     /// roles' queue has nothing ready: a nap never delays work that is already in.
     pub fn spawn(self: Rc<Self>) {
-        let queue = glommio::executor().create_task_queue(Shares::Static(1), Latency::NotImportant, "coalesce");
+        let queue =
+            glommio::executor().create_task_queue(Shares::Static(1), Latency::NotImportant, "coalesce");
         match glommio::spawn_local_into(self.run(), queue) {
             Ok(task) => {
                 task.detach();
             }
-            Err(e) => log::warn!("ringkeeper.coalesceMicros: no napping task ({e}); every message wakes the executor"),
+            Err(e) => log::warn!(
+                "ringkeeper.coalesceMicros: no napping task ({e}); every message wakes the executor"
+            ),
         }
     }
 
@@ -109,7 +113,9 @@ mod tests {
     fn naps_only_between_the_bounds_of_concurrent_writes() {
         assert!(Coalescer::new(Duration::ZERO).is_none(), "0 turns coalescing off");
         let coalescer = Coalescer::new(Duration::from_micros(500)).expect("a nap");
-        for (writes, napping) in [(0, false), (1, false), (7, false), (8, true), (63, true), (64, false), (1, false)] {
+        for (writes, napping) in
+            [(0, false), (1, false), (7, false), (8, true), (63, true), (64, false), (1, false)]
+        {
             coalescer.writes_in_flight(writes);
             assert_eq!(coalescer.napping.get(), napping, "{writes} writes in flight");
         }

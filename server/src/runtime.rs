@@ -545,7 +545,8 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
             for sender in to_net_senders {
                 to_cores.push(link::connect_sender(sender).await);
             }
-            let data = crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica, None);
+            let data =
+                crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica, None);
             role_stats::run_roles(vec![(Role::Data, Box::pin(data))]).await
         })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;

@@ -576,7 +576,10 @@ fn the_static_file_is_rewritten_as_apache_rewrites_it() {
 #[test]
 fn coalesce_micros_is_off_unless_set_and_bounded() {
     assert_eq!(parse(MINIMAL).coalesce_micros, DEFAULT_COALESCE_MICROS);
-    assert_eq!(parse(&format!("{MINIMAL}ringkeeper.coalesceMicros=10000\n")).coalesce_micros, COALESCE_MICROS_MAX);
+    assert_eq!(
+        parse(&format!("{MINIMAL}ringkeeper.coalesceMicros=10000\n")).coalesce_micros,
+        COALESCE_MICROS_MAX
+    );
     let too_long = err(&format!("{MINIMAL}ringkeeper.coalesceMicros=10001\n"));
     assert!(too_long.contains("ringkeeper.coalesceMicros") && too_long.contains("10001"), "{too_long}");
 }
