@@ -6,10 +6,10 @@
 //! than the work it brings: glommio's park and wake (a `membarrier`, timer cancels and
 //! re-arms, about ten `io_uring_enter` calls) plus the VM's own sleep/wake. While at least
 //! [`CONCURRENT_WRITES_MIN`] writes are in flight on this member (logged or proposed and not
-//! yet applied), a napping task blocks the executor's thread for the configured time before
-//! each reactor turn (below [`CONCURRENT_WRITES_MAX`] in flight), so the messages and completions that arrive meanwhile are taken in one
-//! wake-up and written out in fewer, larger frames: CPU per write falls, latency grows by up
-//! to a nap per hop. A lone writer, or a few sequential clients, never naps.
+//! yet applied) and fewer than [`CONCURRENT_WRITES_MAX`], a napping task blocks the
+//! executor's thread for the configured time before each reactor turn, so the messages and
+//! completions that arrive meanwhile are taken in one wake-up: CPU per write falls, latency
+//! grows by up to a nap per hop. A lone writer, or a few sequential clients, never naps.
 //!
 //! In: [`Coalescer::writes_in_flight`] from the data role after each step. Out: the napping
 //! task ([`Coalescer::spawn`]), one per executor, idle (not polled) while writes are few or
