@@ -28,6 +28,7 @@ use ringkeeper_engine::request::Processor;
 use ringkeeper_engine::zab::{Msg, Peer, Relay, RoleView, ServerState};
 
 use crate::apache_quorum::{ApacheQuorum, QuorumInput};
+use crate::coalesce::Coalescer;
 use crate::four_letter::ServerMode;
 use crate::hops;
 use crate::link;
@@ -68,6 +69,15 @@ pub struct LogLink {
     pub snapshots: Snapshotter,
 }
 
+/// Txns logged and not yet applied (a new epoch's counter when the two epochs differ).
+fn writes_in_flight(last_logged: i64, applied: i64) -> i64 {
+    if last_logged >> 32 == applied >> 32 {
+        last_logged - applied
+    } else {
+        last_logged & 0xffff_ffff
+    }
+}
+
 /// What `srvr` says for an ensemble role.
 fn role_mode(view: RoleView) -> ServerMode {
     match view.state {
@@ -90,6 +100,8 @@ struct DataRole {
     status: StatusSource,
     snapshots: RefCell<Snapshotter>,
     ensemble: Option<EnsembleIo>,
+    /// Told the writes in flight after each step (`ringkeeper.coalesceMicros`).
+    coalescer: Option<Rc<Coalescer>>,
 }
 
 /// The server-to-server protocol of an ensemble member (`ringkeeper.quorum.protocol`).
@@ -115,6 +127,11 @@ impl DataRole {
         hops::recorder().input(&input);
         self.node.borrow_mut().step(now_ms(), input, &mut effects);
         hops::recorder().effects(&effects);
+        if let Some(coalescer) = &self.coalescer {
+            if let Some(peer) = self.node.borrow().peer() {
+                coalescer.writes_in_flight(writes_in_flight(peer.last_logged(), peer.applied()));
+            }
+        }
         self.carry_out(effects);
     }
 
@@ -341,6 +358,7 @@ pub async fn run(
     to_cores: Vec<link::Sender<Vec<ToNet>>>,
     log: LogLink,
     replica: Option<ReplicaSetup>,
+    coalescer: Option<Rc<Coalescer>>,
 ) {
     let limits = Limits { in_flight_max: log.in_flight_max, held_max: log.held_max };
     let node = match &replica {
@@ -364,6 +382,7 @@ pub async fn run(
             config_files: setup.config_files.clone(),
         }),
         snapshots: RefCell::new(log.snapshots),
+        coalescer,
     });
     if let Some(setup) = replica {
         start_replica(&role, setup).await;

@@ -30,6 +30,7 @@ pub mod admin;
 pub mod apache_migration;
 pub mod apache_quorum;
 pub mod cert_reload;
+pub mod coalesce;
 pub mod config;
 pub mod data_files;
 pub mod data_role;

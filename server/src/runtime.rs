@@ -21,6 +21,7 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 use ringkeeper_engine::request::{Processor, ProcessorConfig};
 
+use crate::coalesce::Coalescer;
 use crate::config::{Config, Executors};
 use crate::data_files;
 use crate::data_role::LogLink;
@@ -453,6 +454,7 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
     let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
     let io_memory = EXECUTOR_IO_MEMORY_BYTES + log_io_memory_bytes(roles.log_settings.batch_bytes_max);
     let core = config.data_core.or(config.network_cores.first().copied());
+    let coalesce_nap = std::time::Duration::from_micros(config.coalesce_micros);
     let handle = executor(config, core, "rk-server", io_memory)
         .spawn(move || async move {
             let depth = roles.queue_depth;
@@ -470,6 +472,11 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
                 roles.log_stats,
             );
             let network = roles.clients.serve(0, bound_tx, to_data, from_data);
+            // Only an ensemble member naps: a standalone server has no peer hops to share a wake-up.
+            let coalescer = roles.replica.as_ref().and(Coalescer::new(coalesce_nap));
+            if let Some(coalescer) = &coalescer {
+                coalescer.clone().spawn();
+            }
             let data = crate::data_role::run(
                 roles.processor,
                 roles.status,
@@ -477,6 +484,7 @@ fn run_on_one_executor(config: &Config, roles: Roles) -> anyhow::Result<()> {
                 vec![to_network],
                 log_link,
                 roles.replica,
+                coalescer,
             );
             role_stats::run_roles(vec![
                 (Role::Log, Box::pin(log)),
@@ -550,7 +558,8 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
             for sender in to_net_senders {
                 to_cores.push(link::connect_sender(sender).await);
             }
-            let data = crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica);
+            let data =
+                crate::data_role::run(processor, status, from_cores, to_cores, log_link, replica, None);
             role_stats::run_roles(vec![(Role::Data, Box::pin(data))]).await
         })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;

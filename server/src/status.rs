@@ -350,6 +350,7 @@ impl StatusSource {
                     .collect();
             }
             s.extra_monitor.extend(crate::role_stats::monitor_lines());
+            s.extra_monitor.extend(crate::coalesce::monitor_lines());
             for (name, histogram) in &self.monitor_histograms {
                 s.extra_monitor.extend(histogram_monitor_lines(name, histogram));
             }

@@ -272,6 +272,11 @@ pub struct Config {
     /// after; 0 never does. Page-cache modes (`dsync`, `fdatasync`) only. Unset: see
     /// [`Config::log_inline_max_records_for`].
     pub log_inline_max_records: Option<u32>,
+    /// `ringkeeper.coalesceMicros`: on an ensemble member whose roles share one executor, how
+    /// long the executor's thread sleeps before each reactor turn while two or more writes
+    /// are in flight, so that the messages arriving meanwhile share one wake-up
+    /// ([`crate::coalesce`]); 0 never does.
+    pub coalesce_micros: u64,
     /// `ringkeeper.log.segmentBytes`: preallocated size of a log segment (a multiple of 4 KiB,
     /// at least [`LOG_SEGMENT_BYTES_MIN`]).
     pub log_segment_bytes: u64,
@@ -549,6 +554,10 @@ pub const DEFAULT_LOG_BATCH_BYTES_MAX: u64 = 1 << 20;
 pub const DEFAULT_LOG_BATCH_COUNT_MAX: u32 = 1024;
 /// Default `ringkeeper.log.batchDelayMicros`: do not wait; batch whatever is queued.
 pub const DEFAULT_LOG_BATCH_DELAY_MICROS: u64 = 0;
+/// `ringkeeper.coalesceMicros` when unset: no naps.
+pub const DEFAULT_COALESCE_MICROS: u64 = 0;
+/// Longest `ringkeeper.coalesceMicros` (a nap holds every timer of the member, heartbeats included).
+pub const COALESCE_MICROS_MAX: u64 = 10_000;
 /// `ringkeeper.log.inlineMaxRecords` when unset and nothing else shares the log role's
 /// thread with heartbeats: a lone writer's commit is written inline (README, Storage).
 pub const DEFAULT_LOG_INLINE_MAX_RECORDS: u32 = 1;
@@ -687,6 +696,7 @@ impl Config {
             log_batch_count_max: DEFAULT_LOG_BATCH_COUNT_MAX,
             log_batch_delay_micros: DEFAULT_LOG_BATCH_DELAY_MICROS,
             log_inline_max_records: None,
+            coalesce_micros: DEFAULT_COALESCE_MICROS,
             log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
             client_outbox_bytes_max: DEFAULT_CLIENT_OUTBOX_BYTES_MAX,
@@ -904,6 +914,10 @@ impl Config {
                 }
                 "ringkeeper.log.batchDelayMicros" => {
                     cfg.log_batch_delay_micros = parse_int(key, value, 0, i64::MAX, "an integer >= 0 (microseconds)")? as u64;
+                }
+                "ringkeeper.coalesceMicros" => {
+                    cfg.coalesce_micros =
+                        parse_int(key, value, 0, COALESCE_MICROS_MAX as i64, "an integer from 0 to 10000 (microseconds)")? as u64;
                 }
                 "ringkeeper.log.inlineMaxRecords" => {
                     cfg.log_inline_max_records = Some(parse_int(key, value, 0, u32::MAX as i64, "an integer >= 0 (records)")? as u32);

@@ -143,6 +143,7 @@ ringkeeper.log.batchCountMax=256
 ringkeeper.log.batchDelayMicros=200
 ringkeeper.queue.depth=4096
 ringkeeper.client.outboxBytesMax=8388608
+ringkeeper.coalesceMicros=500
 ";
     let (cfg, warnings) = Config::parse(text).unwrap();
     assert_eq!(cfg.tick_time_ms, 2000);
@@ -191,7 +192,8 @@ ringkeeper.client.outboxBytesMax=8388608
     assert_eq!(cfg.queue_depth, 4096);
     assert_eq!(cfg.client_outbox_bytes_max, 8 << 20);
     assert_eq!(cfg.raw[0], ("tickTime".to_owned(), "2000".to_owned()));
-    assert_eq!(cfg.raw.len(), 32);
+    assert_eq!(cfg.coalesce_micros, 500);
+    assert_eq!(cfg.raw.len(), 33);
     assert_eq!(cfg.admin_endpoint, None);
     assert_eq!(cfg.metrics_endpoint, Some(HttpEndpoint { host: "0.0.0.0".into(), port: 7000 }));
     // 3 participants + an observer: no warnings at all.
@@ -581,4 +583,15 @@ fn ocsp_is_warned_about_as_not_supported_for_clients_and_members() {
     let ocsp: Vec<&String> = warnings.iter().filter(|w| w.contains("OCSP is not supported")).collect();
     assert_eq!(ocsp.len(), 2, "{warnings:?}");
     assert!(ocsp[0].contains("ssl.crl=true") && ocsp[1].contains("ssl.quorum.crl=true"), "{warnings:?}");
+}
+
+#[test]
+fn coalesce_micros_is_off_unless_set_and_bounded() {
+    assert_eq!(parse(MINIMAL).coalesce_micros, DEFAULT_COALESCE_MICROS);
+    assert_eq!(
+        parse(&format!("{MINIMAL}ringkeeper.coalesceMicros=10000\n")).coalesce_micros,
+        COALESCE_MICROS_MAX
+    );
+    let too_long = err(&format!("{MINIMAL}ringkeeper.coalesceMicros=10001\n"));
+    assert!(too_long.contains("ringkeeper.coalesceMicros") && too_long.contains("10001"), "{too_long}");
 }
