@@ -42,7 +42,7 @@ fn members_nap_only_while_many_writes_are_in_flight_and_apply_every_write() {
     kazoo("kazoo_sequential_writes.py", &[&follower, "50"]);
     assert_eq!(naps(&ensemble), vec![0, 0, 0], "a lone writer (one write in flight) napped");
 
-    kazoo("kazoo_concurrent_writes.py", &[&follower, "2000", "32"]);
+    kazoo("kazoo_concurrent_writes.py", &[&follower, "1000", "32"]);
     let after_load = naps(&ensemble);
     assert!(after_load[leader] > 0, "the leader never napped with 32 writes in flight: {after_load:?}");
 
