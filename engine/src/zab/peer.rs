@@ -384,6 +384,7 @@ impl Peer {
         // out by a restart) holds that leader's history without having moved currentEpoch, and
         // must not rank below a server holding less, in elections or in discovery.
         let current_epoch = recovered.current_epoch.max(epoch_of(last_logged));
+        let pending_config = last_seen_reconfig(&recovered.history, cfg.config_version);
         Peer {
             phase: Phase::Looking(Election {
                 vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: current_epoch },
@@ -406,7 +407,7 @@ impl Peer {
             pending: VecDeque::new(),
             epoch_ends,
             heard,
-            pending_config: None,
+            pending_config,
             peer_config_versions: BTreeMap::new(),
         }
     }
@@ -1069,6 +1070,15 @@ impl Peer {
         if 1 + synced < quorum {
             return;
         }
+        if let Some((_, next)) = &self.pending_config {
+            // A reconfig this leader logged but never saw committed is committed with the
+            // epoch's history, so a quorum of its voters must hold that history too (Apache's
+            // NEWLEADER waits for acks from both the committed and the last seen verifier).
+            if self.durable_point_of(&next.voters(), None) < last {
+                return;
+            }
+        }
+        let Some(l) = self.leadership() else { return };
         l.established = true;
         l.start_zxid = last;
         let epoch = l.epoch;
@@ -1544,6 +1554,26 @@ impl Peer {
             out.push(Action::Committed { zxid: self.applied });
         }
         self.activate_committed_config(out);
+    }
+}
+
+/// The newest reconfig in a recovered log that is newer than the configuration the server
+/// starts with (`committed_version`, from its files): proposed, perhaps committed, but not
+/// known to be (Apache's `lastSeenQuorumVerifier`). It counts as pending: it is gossiped to
+/// no one, and it becomes the configuration only once committed (by a leader holding it,
+/// with a quorum of its voters too, or at a learner's sync); a TRUNC past it drops it.
+fn last_seen_reconfig(history: &[(i64, SharedTxn)], committed_version: i64) -> Option<(i64, Membership)> {
+    let (zxid, text) = history
+        .iter()
+        .rev()
+        .take_while(|(zxid, _)| *zxid > committed_version)
+        .find_map(|(zxid, txn)| reconfig_in_txn(txn).map(|text| (*zxid, text)))?;
+    match std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(Membership::parse) {
+        Ok(next) => Some((zxid, next)),
+        Err(e) => {
+            log::error!("reconfig txn {zxid:#x} holds no configuration: {e}");
+            None
+        }
     }
 }
 
