@@ -35,6 +35,10 @@
 //! (it serves the committed data and says `peerType=1` in `conf`) and removed again; every
 //! write the ensemble acknowledged is on every remaining member. The `conf` four-letter word
 //! ends with the member's current configuration after `membership: `, as Apache's.
+//!
+//! A member's ports changed in place (an incremental reconfig naming its id with new peer
+//! and election ports): the others dial it at the new ones, so restarted there it syncs and
+//! serves.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -44,7 +48,7 @@ use std::time::{Duration, Instant};
 use ringkeeper_tests::compat::kazoo_reconfig as kazoo;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::four_letter::Mode;
-use ringkeeper_tests::{workspace_root, TestServer};
+use ringkeeper_tests::{free_port, workspace_root, TestServer};
 
 /// The super user's password (`super:test`) and its digest for zoo.cfg.
 const SUPER_AUTH: &str = "super:test";
@@ -533,4 +537,51 @@ fn zoo_cfg_is_rewritten_to_a_dynamic_config_file_and_the_ensemble_starts_from_it
     }
     wait_config(&ensemble, &stay, &two);
     write_and_agree(&ensemble, stay[1], &stay, "/after-restart", "two voters");
+}
+
+/// A member given new ports by a reconfig (its `server.N` line changed in place, same id) is
+/// reached at them: the others dial the new peer port from then on, so once it restarts
+/// there (its zoo.cfg naming the new configuration) it syncs, serves and votes.
+#[test]
+fn a_member_given_new_ports_by_reconfig_is_reached_at_them() {
+    let mut ensemble = Ensemble::start(3, 0, &reconfig_extra());
+    let first = (config_of(&ensemble, 0).0, "100000000".to_string());
+    wait_config(&ensemble, &[0, 1, 2], &first);
+    let leader = ensemble.wait_leader(SETTLE);
+    let moving = (0..3).rev().find(|&i| i != leader).expect("two followers");
+    let stay: Vec<usize> = (0..3).filter(|&i| i != moving).collect();
+    let old_line = ensemble.server_line(moving);
+    let (server, rest) = old_line.split_once('=').expect("server.N=...");
+    let client = rest.split_once(';').expect("a client address").1;
+    let moved_to = format!("{server}=127.0.0.1:{}:{}:participant", free_port(), free_port());
+    ensemble.kill(moving);
+    let out = reconfig(
+        &ensemble.connect_string_of(&[leader]),
+        SUPER_AUTH,
+        &format!("{moved_to};{client}"),
+        "-",
+        "-",
+        &first.1,
+    );
+    let moved = parse_config(out.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig moving: {out}")));
+    assert!(moved.0.iter().any(|l| l.starts_with(&moved_to)), "{moved:?}");
+    wait_config(&ensemble, &stay, &moved);
+
+    // The moved member starts at its new ports, from a dynamic file holding the new
+    // configuration (as an operator gives it one).
+    let cfg_path = ensemble.config_path(moving);
+    let dynamic = cfg_path.with_file_name(format!("zoo.cfg.dynamic.{}", moved.1));
+    std::fs::write(&dynamic, moved.0.join("\n")).unwrap();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("dynamicConfigFile=") && !l.starts_with("server."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    cfg.push_str(&format!("dynamicConfigFile={}\n", dynamic.display()));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    ensemble.relaunch(moving);
+    ensemble.wait_serving(moving, SETTLE);
+    wait_config(&ensemble, &[0, 1, 2], &moved);
+    write_and_agree(&ensemble, stay[0], &[0, 1, 2], "/after-move", "reached at its new ports");
 }
