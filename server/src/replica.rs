@@ -410,22 +410,6 @@ fn read_history(log_dir: &Path, history_max: usize) -> anyhow::Result<LoggedHist
     Ok(LoggedHistory { txns: history.into(), base, epoch_ends: ends })
 }
 
-/// Why a server its configuration does not list does not start, as Apache 3.8's
-/// `QuorumPeer.start` ("My id N not in the peer list"): it was removed by a reconfig, or it
-/// was joining and restarted before the reconfig adding it committed (the leader's
-/// configuration it took up at its sync, written to its files, does not list it yet).
-fn not_listed(config: &Config, my_id: ServerId) -> anyhow::Error {
-    match &config.dynamic_config_file {
-        Some(file) => anyhow!(
-            "myid {my_id} is not listed in {} (My id {my_id} not in the peer list): a reconfig removed it, or it \
-             was joining and restarted before the reconfig adding it committed; to join, give it a \
-             configuration listing the ensemble and itself again (as when it first joined)",
-            file.display()
-        ),
-        None => anyhow!("myid {my_id} is not listed (My id {my_id} not in the peer list)"),
-    }
-}
-
 /// The ensemble setup for `config`, or None for a standalone server. Carries out a pending
 /// truncation first (before the log is replayed).
 pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
@@ -436,7 +420,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     back_up_static_config(config)?;
     carry_out_truncation(&config.data_dir, config.log_dir())?;
     carry_out_installation(&config.data_dir, config.log_dir())?;
-    let me = config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| not_listed(config, my_id))?;
+    let me =
+        config.servers.iter().find(|s| s.id == my_id).ok_or_else(|| anyhow!("myid {my_id} is not listed"))?;
     let listen = if config.quorum_listen_on_all_ips {
         log::info!("quorumListenOnAllIPs=true: listening for peers on every address, port {}", me.peer_port);
         SocketAddr::from(([0, 0, 0, 0], me.peer_port))

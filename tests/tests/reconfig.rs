@@ -39,6 +39,10 @@
 //! A member's ports changed in place (an incremental reconfig naming its id with new peer
 //! and election ports): the others dial it at the new ones, so restarted there it syncs and
 //! serves.
+//!
+//! A joiner restarted before the reconfig adding it commits does not start ("My id 4 not in
+//! the peer list", as Apache 3.8: it wrote the leader's configuration, which does not list it
+//! yet); given its joining zoo.cfg again it joins.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -584,4 +588,33 @@ fn a_member_given_new_ports_by_reconfig_is_reached_at_them() {
     ensemble.wait_serving(moving, SETTLE);
     wait_config(&ensemble, &[0, 1, 2], &moved);
     write_and_agree(&ensemble, stay[0], &[0, 1, 2], "/after-move", "reached at its new ports");
+}
+
+/// A joiner restarted before the reconfig adding it commits does not start, as Apache 3.8's
+/// (`QuorumPeer.start`: "My id 4 not in the peer list"): at its sync it took up the leader's
+/// configuration, which does not list it yet, and wrote it to its files. Given its joining
+/// configuration again (the zoo.cfg.bak kept at its first start) it joins, and the reconfig
+/// adds it.
+#[test]
+fn a_joiner_restarted_before_its_reconfig_commits_does_not_start_as_apache() {
+    let mut ensemble = Ensemble::start_with_spares(3, 1, &reconfig_extra());
+    let current = config_of(&ensemble, 0);
+    ensemble.start_member(3);
+    let joining = ensemble.server_line(3);
+    wait_config(&ensemble, &[3], &current);
+    ensemble.kill(3);
+    ensemble.relaunch(3);
+    let status = ensemble.wait_exit(3, SETTLE).expect("a server its configuration does not list stops");
+    assert!(!status.success(), "{status}");
+    let log = ensemble.log(3);
+    assert!(log.contains("My id 4 not in the peer list"), "{log}");
+
+    let cfg_path = ensemble.config_path(3);
+    std::fs::copy(cfg_path.with_file_name("zoo.cfg.bak"), &cfg_path).unwrap();
+    ensemble.restart(3);
+    let added = reconfig(&ensemble.connect_string_of(&[0, 1, 2]), SUPER_AUTH, &joining, "-", "-", &current.1);
+    let four = parse_config(added.strip_prefix("ok\n").unwrap_or_else(|| panic!("reconfig adding 4: {added}")));
+    assert_eq!(ids(&four.0), [1, 2, 3, 4]);
+    wait_config(&ensemble, &[0, 1, 2, 3], &four);
+    write_and_agree(&ensemble, 3, &[0, 1, 2, 3], "/joined", "after a restart");
 }
