@@ -305,17 +305,16 @@ impl PeerNet {
         if let Some(outbox) = inner.outboxes.borrow().get(&id) {
             let mut outbox = outbox.borrow_mut();
             if outbox.address != address {
-                log::info!("server {id}: peer address {} -> {address}; dialled there from now on", outbox.address);
+                log::info!(
+                    "server {id}: peer address {} -> {address}; dialled there from now on",
+                    outbox.address
+                );
                 outbox.address = address;
             }
             return;
         }
-        let outbox = Rc::new(RefCell::new(Outbox {
-            bytes: Vec::new(),
-            connected: false,
-            waker: None,
-            address,
-        }));
+        let outbox =
+            Rc::new(RefCell::new(Outbox { bytes: Vec::new(), connected: false, waker: None, address }));
         inner.outboxes.borrow_mut().insert(id, outbox.clone());
         let link = DialledLink {
             hello: Hello {
