@@ -1891,6 +1891,100 @@ mod tests {
         assert_eq!(peers[0].role().leader, Some(3));
     }
 
+    /// Server 3 restarted with a reconfig in its log (0x100000001: voters 3, 4, 5) that was
+    /// never committed; its files give the committed configuration 0x100000000 (voters 1, 2,
+    /// 3). It gossips only the committed one (as Apache, whose notifications carry the
+    /// committed quorum verifier), and though its log makes it the leader of 1 and 2, it does
+    /// not establish: the reconfig would commit with the epoch's history, and no quorum of its
+    /// voters (4 and 5 are not there) holds it.
+    #[test]
+    fn a_logged_reconfig_never_committed_is_not_gossiped_and_a_leader_holding_it_needs_its_voters() {
+        let line = |id: ServerId| format!("server.{id}=10.0.0.{id}:2888:3888;2181");
+        let config = |ids: &[ServerId], version: &str| {
+            let lines: Vec<String> = ids.iter().map(|&id| line(id)).collect();
+            Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
+        };
+        let committed = config(&[1, 2, 3], "100000000");
+        let proposed = config(&[3, 4, 5], "100000001");
+        let reconfig = crate::txn::Txn {
+            session_id: 0,
+            cxid: 0,
+            zxid: 0x1_0000_0001,
+            time_ms: 0,
+            body: crate::txn::TxnBody::Op(crate::txn::TxnOp::SetData {
+                path: super::super::membership::CONFIG_NODE.into(),
+                data: proposed.render().into_bytes(),
+                version: -1,
+            }),
+        };
+        let peer = |id: ServerId, history: Vec<(i64, SharedTxn)>| {
+            let mut cfg = PeerConfig::new(id, vec![], vec![]);
+            cfg.adopt(&committed);
+            let recovered = Recovered {
+                accepted_epoch: 1,
+                current_epoch: 1,
+                epoch_ends: history.iter().map(|(z, _)| *z).collect(),
+                history,
+                ..Recovered::default()
+            };
+            Peer::new(cfg, recovered, 0)
+        };
+        let mut peers = vec![
+            peer(1, vec![]),
+            peer(2, vec![]),
+            peer(3, vec![(0x1_0000_0001, Arc::new(crate::txn::encode(&reconfig)))]),
+        ];
+        assert!(peers[2].reconfig_pending(), "the logged reconfig is the last seen one");
+        assert_eq!(peers[2].config().config_version, 0x1_0000_0000);
+        let mut queue = Vec::new();
+        for p in peers.iter_mut() {
+            let mut out = Vec::new();
+            p.start(&mut out);
+            queue.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+        }
+        for at in (0..1_000).step_by(10) {
+            if at > 0 {
+                for p in peers.iter_mut() {
+                    let mut out = Vec::new();
+                    p.step(at, Event::Tick, &mut out);
+                    queue.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+                }
+            }
+            while !queue.is_empty() {
+                for (from, action) in std::mem::take(&mut queue) {
+                    let (to, msg) = match action {
+                        Action::Send { to, msg } => (to, msg),
+                        // The log makes what a follower appends durable at once.
+                        Action::Append { zxid, .. } => {
+                            let mut out = Vec::new();
+                            peers[(from - 1) as usize].step(at, Event::Durable { zxid }, &mut out);
+                            queue.extend(out.into_iter().map(|a| (from, a)));
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    if let Msg::Notification { config, .. } = &msg {
+                        assert_eq!(
+                            config.version(),
+                            0x1_0000_0000,
+                            "server {from} gossips only what is committed"
+                        );
+                    }
+                    if to > 3 {
+                        continue;
+                    }
+                    let mut out = Vec::new();
+                    peers[(to - 1) as usize].step(at, Event::Message { from, msg }, &mut out);
+                    queue.extend(out.into_iter().map(|a| (to, a)));
+                }
+            }
+            assert!(!peers[2].role().serving, "established at {at} ms without a quorum of 3, 4, 5");
+        }
+        assert_eq!(peers[2].role().state, ServerState::Leading, "its log is the longest");
+        assert_eq!(peers[2].config().voters, vec![1, 2, 3]);
+        assert!(peers.iter().all(|p| p.config().config_version == 0x1_0000_0000));
+    }
+
     #[test]
     fn a_voter_that_never_leads_passes_on_the_best_other_vote() {
         // Three fresh servers elect 3 (the highest id); with 3 never leading they elect 2.
