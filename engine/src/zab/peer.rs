@@ -1929,7 +1929,7 @@ mod tests {
             };
             Peer::new(cfg, recovered, 0)
         };
-        let mut peers = vec![
+        let mut peers = [
             peer(1, vec![]),
             peer(2, vec![]),
             peer(3, vec![(0x1_0000_0001, Arc::new(crate::txn::encode(&reconfig)))]),
