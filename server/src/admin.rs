@@ -11,7 +11,7 @@
 //! [`AdminQueries`] and the data role answers it with a [`ServerStatus`] at its next tick
 //! (at most 50 ms later); the JSON is built here from that status.
 //!
-//! `voting_view` (Apache 3.8 has no `reconfig` admin command; this is the one an operator
+//! `voting_view` (Apache has no `reconfig` admin command; this is the one an operator
 //! reads after a reconfig) shows the voting members of the configuration the server holds
 //! now, from `/zookeeper/config`, with Apache's keys (`current_config`, per id
 //! `server_addresses`, `election_addresses`, `client_address`, `learner_type`).
