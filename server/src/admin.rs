@@ -11,15 +11,23 @@
 //! [`AdminQueries`] and the data role answers it with a [`ServerStatus`] at its next tick
 //! (at most 50 ms later); the JSON is built here from that status.
 //!
+//! `voting_view` (Apache has no `reconfig` admin command; this is the one an operator
+//! reads after a reconfig) shows the voting members of the configuration the server holds
+//! now, from `/zookeeper/config`, with Apache's keys (`current_config`, per id
+//! `server_addresses`, `election_addresses`, `client_address`, `learner_type`).
+//!
 //! Differences from Apache: the commands ringkeeper has no data for (`dump`, `hash`,
-//! `last_snapshot`, `leader`, `observers`, `voting_view`, `zabstate`, trace masks, system
-//! properties) answer "Unknown command"; JSON is laid out by serde_json, not Jackson.
+//! `last_snapshot`, `leader`, `observers`, `zabstate`, trace masks, system properties)
+//! answer "Unknown command"; JSON is laid out by serde_json, not Jackson.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+
+use ringkeeper_engine::zab::membership::host_text;
+use ringkeeper_engine::zab::Membership;
 
 use crate::config::HttpEndpoint;
 use crate::four_letter::{monitor_values, ConnectionStatus, ServerStatus, NOT_SERVING, RINGKEEPER_VERSION};
@@ -42,14 +50,44 @@ const COMMANDS: &[(&str, &str)] = &[
     ("watch_summary", "wchs"),
     ("watches", "wchc"),
     ("watches_by_path", "wchp"),
+    ("voting_view", "conf"),
 ];
+
+/// Apache's other names for a command: (alias, Apache's name).
+const ALIASES: &[(&str, &str)] = &[("config", "configuration")];
 
 /// The longest an HTTP request waits for the data role's answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 /// Apache's name for a command given by name or by four-letter word, and that word.
 fn command(name: &str) -> Option<(&'static str, &'static str)> {
+    let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, full)| *full);
+    // The first command a four-letter word shows is the one it names (`conf`: configuration).
     COMMANDS.iter().copied().find(|(full, word)| *full == name || *word == name)
+}
+
+/// Apache's `voting_view`: the voting members of the configuration `membership` (the text of
+/// `/zookeeper/config`; none standalone), by id.
+fn voting_view(membership: Option<&str>) -> Map<String, Value> {
+    let members = membership.and_then(|text| Membership::parse(text).ok()).unwrap_or_default();
+    let address = |host: &str, port: u16| format!("{}:{port}", host_text(host));
+    let view: Map<String, Value> = members
+        .members
+        .values()
+        .filter(|m| !m.observer)
+        .map(|m| {
+            let view = json!({
+                "server_addresses": [address(&m.host, m.peer_port)],
+                "election_addresses": [address(&m.host, m.election_port)],
+                "client_address": m.client.as_ref().map_or(String::new(), |(host, port)| address(host, *port)),
+                "learner_type": "participant",
+            });
+            (m.id.to_string(), view)
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("current_config".into(), Value::Object(view));
+    out
 }
 
 /// A number when the text is one (as Apache's JSON has them), else the text.
@@ -184,6 +222,7 @@ fn fields(name: &str, s: &ServerStatus) -> Map<String, Value> {
                 s.watches_by_path.iter().map(|(path, ids)| (path.clone(), json!(ids))).collect();
             object(json!({ "path_to_session_ids": map }))
         }
+        "voting_view" => voting_view(s.conf.membership.as_deref()),
         // ruok, stat_reset, connection_stat_reset: nothing but the command and no error.
         _ => Map::new(),
     }
@@ -228,4 +267,42 @@ pub fn start(endpoint: &HttpEndpoint, queries: AdminQueries) -> anyhow::Result<S
             _ => response(404, "text/plain", "Not found: the commands are at /commands\n".into()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voting_view_lists_the_voters_of_the_configuration_with_apaches_keys() {
+        let config = "server.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+                      server.2=[::1]:2889:3889:participant\n\
+                      server.3=10.0.0.3:2890:3890:observer;2183\nversion=100000004";
+        let view = Value::Object(voting_view(Some(config)));
+        assert_eq!(
+            view,
+            json!({"current_config": {
+                "1": {
+                    "server_addresses": ["10.0.0.1:2888"],
+                    "election_addresses": ["10.0.0.1:3888"],
+                    "client_address": "0.0.0.0:2181",
+                    "learner_type": "participant",
+                },
+                "2": {
+                    "server_addresses": ["[::1]:2889"],
+                    "election_addresses": ["[::1]:3889"],
+                    "client_address": "",
+                    "learner_type": "participant",
+                },
+            }})
+        );
+        assert_eq!(Value::Object(voting_view(None)), json!({"current_config": {}}));
+    }
+
+    #[test]
+    fn config_names_the_configuration_command_and_conf_still_does() {
+        assert_eq!(command("config"), Some(("configuration", "conf")));
+        assert_eq!(command("conf"), Some(("configuration", "conf")));
+        assert_eq!(command("voting_view"), Some(("voting_view", "conf")));
+    }
 }

@@ -10,7 +10,9 @@
 //! starts with a handshake (magic, sender id, the sender's own peer address); with
 //! `reconfigEnabled` a server not (yet) in the configuration may connect, and is dialled
 //! back at the address it gave (a server joining before the reconfig that adds it), and
-//! [`PeerNet::add_peer`] adds the members a committed reconfig brings. Frames are `u32` little-endian length, one kind
+//! [`PeerNet::add_peer`] adds the members a committed reconfig brings (and moves a member
+//! whose `server.N` line it changed in place: the next connection attempt goes to its new
+//! address). Frames are `u32` little-endian length, one kind
 //! byte ([`FrameKind`]), payload. The election port of the `server.N` line is not used: ZAB
 //! and election share the link.
 //!
@@ -182,11 +184,13 @@ pub enum PeerInput {
     LinkDown { peer: u64 },
 }
 
-#[derive(Default)]
 struct Outbox {
     bytes: Vec<u8>,
     connected: bool,
     waker: Option<Waker>,
+    /// Where the peer is dialled: read again before every connection attempt, so a reconfig
+    /// that gives a member new ports in place ([`PeerNet::add_peer`]) is followed.
+    address: PeerAddress,
 }
 
 /// The links of one server to its peers (cheap to clone: one shared state).
@@ -289,13 +293,28 @@ impl PeerNet {
         net
     }
 
-    /// Starts dialling server `id` at `address` unless it is dialled already.
+    /// Starts dialling server `id` at `address`; if it is dialled already at another address
+    /// (a reconfig changed its `server.N` line in place), the next connection attempt goes
+    /// to the new one (a live link is kept until it fails: the old address may still be the
+    /// member's until it restarts).
     pub fn add_peer(&self, id: u64, address: PeerAddress) {
         let inner = &self.inner;
-        if id == inner.my_id || inner.outboxes.borrow().contains_key(&id) {
+        if id == inner.my_id {
             return;
         }
-        let outbox = Rc::new(RefCell::new(Outbox::default()));
+        if let Some(outbox) = inner.outboxes.borrow().get(&id) {
+            let mut outbox = outbox.borrow_mut();
+            if outbox.address != address {
+                log::info!(
+                    "server {id}: peer address {} -> {address}; dialled there from now on",
+                    outbox.address
+                );
+                outbox.address = address;
+            }
+            return;
+        }
+        let outbox =
+            Rc::new(RefCell::new(Outbox { bytes: Vec::new(), connected: false, waker: None, address }));
         inner.outboxes.borrow_mut().insert(id, outbox.clone());
         let link = DialledLink {
             hello: Hello {
@@ -305,7 +324,6 @@ impl PeerNet {
             }
             .encode(),
             peer: id,
-            address,
             connect_timeout: inner.connect_timeout,
             tls: inner.tls.clone(),
             sasl: inner.sasl.clone(),
@@ -385,7 +403,6 @@ struct DialledLink {
     /// The encoded [`Hello`].
     hello: Vec<u8>,
     peer: u64,
-    address: PeerAddress,
     connect_timeout: Duration,
     tls: Option<Arc<QuorumTls>>,
     sasl: Option<Arc<QuorumSasl>>,
@@ -403,7 +420,7 @@ enum Dialled {
 
 /// Keeps a connection to one peer open and writes its outbox to it.
 async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deliver) {
-    let DialledLink { hello, peer, address, connect_timeout, tls, sasl } = link;
+    let DialledLink { hello, peer, connect_timeout, tls, sasl } = link;
     let sasl = sasl.as_deref();
     let mut failures = 0u32;
     // Links refused in a row by a peer that is up (TLS or SASL); 0 once it is down or linked.
@@ -415,6 +432,7 @@ async fn dial_loop(link: DialledLink, outbox: Rc<RefCell<Outbox>>, deliver: Deli
         } else if failures > 0 {
             glommio::timer::sleep(redial_wait(failures)).await;
         }
+        let address = outbox.borrow().address.clone();
         let addr = match address.resolve().await {
             Ok(addr) => {
                 if std::mem::take(&mut unresolvable) {

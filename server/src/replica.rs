@@ -18,9 +18,9 @@
 //!   (a crash before the image is complete leaves the old state intact).
 //!
 //! - Dynamic reconfig ([`adopt_membership`], [`ConfigFiles::record`]): a member starts with
-//!   the newer of the configuration its files give (zoo.cfg's `server.N` lines or its
-//!   `dynamicConfigFile`) and the one its recovered tree holds in `/zookeeper/config` (a
-//!   committed reconfig replayed from the log or a snapshot); each configuration committed
+//!   the configuration its files give (zoo.cfg's `server.N` lines or its `dynamicConfigFile`),
+//!   as Apache does, not the one its recovered tree holds in `/zookeeper/config` (which may
+//!   come from a reconfig logged but never committed); each configuration committed
 //!   or learned ([`ConfigFiles::record`]) is written as Apache 3.8 writes it: `<zoo.cfg>.dynamic.<hex
 //!   version>`, and zoo.cfg rewritten without its `server.N` lines, naming that file in
 //!   `dynamicConfigFile` (the original kept as `zoo.cfg.bak`, [`back_up_static_config`]). The
@@ -118,25 +118,19 @@ fn versioned_configuration(base: &Path, configured: Membership) -> Membership {
     }
 }
 
-/// Picks the configuration to start with (the tree's if a reconfig made it newer than the
-/// files'), puts it in `/zookeeper/config` and gives the peer its voters, observers,
-/// addresses and configuration version.
+/// Starts with the configuration the files give (zoo.cfg or its dynamic file: the newest
+/// committed or learned, [`ringkeeper_engine::replica::start_with_committed_configuration`]),
+/// puts it in `/zookeeper/config` and gives the peer its voters, observers, addresses and
+/// configuration version.
 pub fn adopt_membership(config: &Config, setup: &mut ReplicaSetup, processor: &mut Processor) {
-    let configured = versioned_configuration(&setup.config_files.dynamic_base, configured_membership(config));
-    let membership = match processor.config_node_membership() {
-        Some(tree) if tree.version > configured.version => {
-            log::info!(
-                "starting with configuration {:x} from the log (the files give {:x})",
-                tree.version,
-                configured.version
-            );
-            tree
-        }
-        _ => configured,
-    };
-    processor.set_config_node(&membership, crate::data_role::now_ms());
+    let membership = versioned_configuration(&setup.config_files.dynamic_base, configured_membership(config));
+    ringkeeper_engine::replica::start_with_committed_configuration(
+        processor,
+        &mut setup.peer_config,
+        &membership,
+        crate::data_role::now_ms(),
+    );
     let my_id = setup.peer_config.my_id;
-    setup.peer_config.adopt(&membership);
     if !setup.reconfig_enabled {
         // Without reconfigEnabled no configuration is passed to peers or taken from them
         // (Apache's `processReconfig` does nothing then).

@@ -53,7 +53,7 @@ use ringkeeper_engine::proto::{
     SetDataRequest, StatResponse,
 };
 use ringkeeper_engine::replica::gate::Limits;
-use ringkeeper_engine::replica::{Delivery, Effect, Input, Node};
+use ringkeeper_engine::replica::{start_with_committed_configuration, Delivery, Effect, Input, Node};
 use ringkeeper_engine::request::{framed, Jute2, Processor, ProcessorConfig};
 use ringkeeper_engine::txn::{self, TxnBytes};
 use ringkeeper_engine::zab::{
@@ -445,21 +445,15 @@ fn boot(opts: &SimOptions, id: ServerId, s: &DiskView<'_>, now: i64) -> Result<N
     let durable = s.log.last().map(|(z, _)| *z).unwrap_or(history_base);
     let mut cfg = peer_config(opts, id);
     if opts.reconfig {
-        // As `server/src/replica.rs::adopt_membership`: the newer of the configuration zoo.cfg
-        // names (the newest dynamic file written, `ConfigFiles::record`; the initial one before
-        // any) and the tree's.
-        let configured = s
+        // As `server/src/replica.rs::adopt_membership`: the configuration zoo.cfg names (the
+        // newest dynamic file written, `ConfigFiles::record`; the initial one before any).
+        let committed = s
             .config_files
             .iter()
             .max_by_key(|m| m.version)
             .cloned()
             .unwrap_or_else(|| initial_membership(opts));
-        let membership = match processor.config_node_membership() {
-            Some(tree) if tree.version > configured.version => tree,
-            _ => configured,
-        };
-        processor.set_config_node(&membership, now);
-        cfg.adopt(&membership);
+        start_with_committed_configuration(&mut processor, &mut cfg, &committed, now);
         cfg.versions_initial_config = true;
     }
     let peer = Peer::new(cfg, recovered, now);

@@ -793,6 +793,12 @@ fn admin_server_answers_apache_commands_in_json() {
     assert_eq!(cons["connections"][0]["remote_socket_address"], client.as_str());
     assert_eq!(cons["connections"][0]["session_id"], session.session_id());
     assert_eq!(admin_command(port, "configuration")["client_port"], server.port);
+    // Apache's third name for it; a standalone server has no voting view.
+    assert_eq!(admin_command(port, "config")["command"], "configuration");
+    assert_eq!(
+        admin_command(port, "voting_view"),
+        serde_json::json!({"command": "voting_view", "error": null, "current_config": {}})
+    );
     let watches = admin_command(port, "watch_summary");
     assert_eq!(
         (watches["num_connections"].as_u64(), watches["num_total_watches"].as_u64()),

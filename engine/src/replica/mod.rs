@@ -52,7 +52,8 @@ use crate::request::EnsembleView;
 use crate::request::{Output, Processor};
 use crate::txn;
 use crate::zab::{
-    make_zxid, Action, Event, Membership, Msg, Peer, Relay, RoleView, ServerId, ServerState, SharedTxn,
+    make_zxid, Action, Event, Membership, Msg, Peer, PeerConfig, Relay, RoleView, ServerId, ServerState,
+    SharedTxn,
 };
 use gate::{HoldGate, Limits};
 use learner::{LearnerQueues, Queued};
@@ -146,6 +147,33 @@ pub enum Effect {
 /// `QuorumPeer` starts its `ReadOnlyZooKeeperServer` after `max(2000, tickTime)` ms of looking.
 pub fn read_only_delay_ms(tick_ms: i64) -> i64 {
     tick_ms.max(2000)
+}
+
+/// The configuration an ensemble member starts with, as Apache 3.8's `QuorumPeerMain`
+/// (`setQuorumVerifier` from the configuration files, then `initConfigInZKDatabase`): the one
+/// its files give (written only once a configuration is committed or learned from a leader or
+/// a peer) is its committed configuration, and `/zookeeper/config` is set to it whatever the
+/// recovered tree holds there. The tree's may come from a reconfig proposed and logged but
+/// never committed (recovery replays the whole log): taking it up would make the server count
+/// votes and gossip a configuration the ensemble never agreed on. Such a reconfig is the
+/// peer's last seen one ([`Peer::new`] finds it in the log), settled once committed or cut.
+/// Used by the server and by the simulator alike.
+pub fn start_with_committed_configuration(
+    processor: &mut Processor,
+    peer_config: &mut PeerConfig,
+    committed: &Membership,
+    now_ms: i64,
+) {
+    if let Some(logged) = processor.config_node_membership().filter(|m| m.version > committed.version) {
+        log::info!(
+            "starting with committed configuration {:x} from the files; configuration {:x} in the log \
+             counts only once committed",
+            committed.version,
+            logged.version
+        );
+    }
+    processor.set_config_node(committed, now_ms);
+    peer_config.adopt(committed);
 }
 
 /// One server: processor, peer (in an ensemble), hold gate and learner relay.

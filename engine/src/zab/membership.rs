@@ -42,7 +42,8 @@ pub struct Membership {
     pub version: i64,
 }
 
-fn host_text(host: &str) -> String {
+/// A host as written in a `host:port` pair: an IPv6 literal in brackets.
+pub fn host_text(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
     } else {

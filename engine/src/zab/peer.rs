@@ -384,6 +384,7 @@ impl Peer {
         // out by a restart) holds that leader's history without having moved currentEpoch, and
         // must not rank below a server holding less, in elections or in discovery.
         let current_epoch = recovered.current_epoch.max(epoch_of(last_logged));
+        let pending_config = last_seen_reconfig(&recovered.history, cfg.config_version);
         Peer {
             phase: Phase::Looking(Election {
                 vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: current_epoch },
@@ -406,7 +407,7 @@ impl Peer {
             pending: VecDeque::new(),
             epoch_ends,
             heard,
-            pending_config: None,
+            pending_config,
             peer_config_versions: BTreeMap::new(),
         }
     }
@@ -1069,6 +1070,15 @@ impl Peer {
         if 1 + synced < quorum {
             return;
         }
+        if let Some((_, next)) = &self.pending_config {
+            // A reconfig this leader logged but never saw committed is committed with the
+            // epoch's history, so a quorum of its voters must hold that history too (Apache's
+            // NEWLEADER waits for acks from both the committed and the last seen verifier).
+            if self.durable_point_of(&next.voters(), None) < last {
+                return;
+            }
+        }
+        let Some(l) = self.leadership() else { return };
         l.established = true;
         l.start_zxid = last;
         let epoch = l.epoch;
@@ -1547,6 +1557,26 @@ impl Peer {
     }
 }
 
+/// The newest reconfig in a recovered log that is newer than the configuration the server
+/// starts with (`committed_version`, from its files): proposed, perhaps committed, but not
+/// known to be (Apache's `lastSeenQuorumVerifier`). It counts as pending: it is gossiped to
+/// no one, and it becomes the configuration only once committed (by a leader holding it,
+/// with a quorum of its voters too, or at a learner's sync); a TRUNC past it drops it.
+fn last_seen_reconfig(history: &[(i64, SharedTxn)], committed_version: i64) -> Option<(i64, Membership)> {
+    let (zxid, text) = history
+        .iter()
+        .rev()
+        .take_while(|(zxid, _)| *zxid > committed_version)
+        .find_map(|(zxid, txn)| reconfig_in_txn(txn).map(|text| (*zxid, text)))?;
+    match std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(Membership::parse) {
+        Ok(next) => Some((zxid, next)),
+        Err(e) => {
+            log::error!("reconfig txn {zxid:#x} holds no configuration: {e}");
+            None
+        }
+    }
+}
+
 /// The epoch a leader-to-learner message belongs to.
 fn message_epoch(msg: &Msg) -> Option<u32> {
     match msg {
@@ -1859,6 +1889,100 @@ mod tests {
         assert_eq!(peers[1].role().state, ServerState::Leading, "server 3 votes, and leads");
         assert!(peers[1].role().serving);
         assert_eq!(peers[0].role().leader, Some(3));
+    }
+
+    /// Server 3 restarted with a reconfig in its log (0x100000001: voters 3, 4, 5) that was
+    /// never committed; its files give the committed configuration 0x100000000 (voters 1, 2,
+    /// 3). It gossips only the committed one (as Apache, whose notifications carry the
+    /// committed quorum verifier), and though its log makes it the leader of 1 and 2, it does
+    /// not establish: the reconfig would commit with the epoch's history, and no quorum of its
+    /// voters (4 and 5 are not there) holds it.
+    #[test]
+    fn a_logged_reconfig_never_committed_is_not_gossiped_and_a_leader_holding_it_needs_its_voters() {
+        let line = |id: ServerId| format!("server.{id}=10.0.0.{id}:2888:3888;2181");
+        let config = |ids: &[ServerId], version: &str| {
+            let lines: Vec<String> = ids.iter().map(|&id| line(id)).collect();
+            Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
+        };
+        let committed = config(&[1, 2, 3], "100000000");
+        let proposed = config(&[3, 4, 5], "100000001");
+        let reconfig = crate::txn::Txn {
+            session_id: 0,
+            cxid: 0,
+            zxid: 0x1_0000_0001,
+            time_ms: 0,
+            body: crate::txn::TxnBody::Op(crate::txn::TxnOp::SetData {
+                path: super::super::membership::CONFIG_NODE.into(),
+                data: proposed.render().into_bytes(),
+                version: -1,
+            }),
+        };
+        let peer = |id: ServerId, history: Vec<(i64, SharedTxn)>| {
+            let mut cfg = PeerConfig::new(id, vec![], vec![]);
+            cfg.adopt(&committed);
+            let recovered = Recovered {
+                accepted_epoch: 1,
+                current_epoch: 1,
+                epoch_ends: history.iter().map(|(z, _)| *z).collect(),
+                history,
+                ..Recovered::default()
+            };
+            Peer::new(cfg, recovered, 0)
+        };
+        let mut peers = [
+            peer(1, vec![]),
+            peer(2, vec![]),
+            peer(3, vec![(0x1_0000_0001, Arc::new(crate::txn::encode(&reconfig)))]),
+        ];
+        assert!(peers[2].reconfig_pending(), "the logged reconfig is the last seen one");
+        assert_eq!(peers[2].config().config_version, 0x1_0000_0000);
+        let mut queue = Vec::new();
+        for p in peers.iter_mut() {
+            let mut out = Vec::new();
+            p.start(&mut out);
+            queue.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+        }
+        for at in (0..1_000).step_by(10) {
+            if at > 0 {
+                for p in peers.iter_mut() {
+                    let mut out = Vec::new();
+                    p.step(at, Event::Tick, &mut out);
+                    queue.extend(out.into_iter().map(|a| (p.config().my_id, a)));
+                }
+            }
+            while !queue.is_empty() {
+                for (from, action) in std::mem::take(&mut queue) {
+                    let (to, msg) = match action {
+                        Action::Send { to, msg } => (to, msg),
+                        // The log makes what a follower appends durable at once.
+                        Action::Append { zxid, .. } => {
+                            let mut out = Vec::new();
+                            peers[(from - 1) as usize].step(at, Event::Durable { zxid }, &mut out);
+                            queue.extend(out.into_iter().map(|a| (from, a)));
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    if let Msg::Notification { config, .. } = &msg {
+                        assert_eq!(
+                            config.version(),
+                            0x1_0000_0000,
+                            "server {from} gossips only what is committed"
+                        );
+                    }
+                    if to > 3 {
+                        continue;
+                    }
+                    let mut out = Vec::new();
+                    peers[(to - 1) as usize].step(at, Event::Message { from, msg }, &mut out);
+                    queue.extend(out.into_iter().map(|a| (to, a)));
+                }
+            }
+            assert!(!peers[2].role().serving, "established at {at} ms without a quorum of 3, 4, 5");
+        }
+        assert_eq!(peers[2].role().state, ServerState::Leading, "its log is the longest");
+        assert_eq!(peers[2].config().voters, vec![1, 2, 3]);
+        assert!(peers.iter().all(|p| p.config().config_version == 0x1_0000_0000));
     }
 
     #[test]

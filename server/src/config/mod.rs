@@ -1372,8 +1372,13 @@ impl Config {
                 "myid file is missing (expected {} containing this server's id)",
                 self.data_dir.join("myid").display()
             ))),
+            // Apache 3.8 does not start either (`QuorumPeer.start`).
             Some(id) if !self.servers.iter().any(|s| s.id == id) => Err(ConfigError::Inconsistent(format!(
-                "myid {id} is not one of the configured servers ({})",
+                "myid {id} is not one of the configured servers ({}); My id {id} not in the peer list: a \
+                 reconfig removed this server, or it was joining and restarted before the reconfig adding \
+                 it committed (it took up the ensemble's configuration, which does not list it yet); to \
+                 join, start it from a zoo.cfg listing the ensemble and itself (zoo.cfg.bak keeps the one \
+                 it first started with)",
                 self.servers.iter().map(|s| format!("server.{}", s.id)).collect::<Vec<_>>().join(", ")
             ))),
             Some(_) => Ok(()),
