@@ -15,7 +15,8 @@
 //!   member replaces the older.
 //! - Peer port: one connection to the leader the peer follows, opened when the bridge asks
 //!   (the peer's FOLLOWERINFO/OBSERVERINFO, and again when one closes before the leader said
-//!   anything), closed when the bridge finds garbage or another leader is followed. Its loss is reported to the peer as a link down (it looks again).
+//!   anything), closed when the bridge finds garbage or another leader is followed. Its loss
+//!   is reported to the peer as a link down (it looks again).
 //!   This server does not listen on its own peer port: it never leads an Apache ensemble.
 //!
 //! Invariants: bytes to one connection go out in the order the bridge produced them; bytes

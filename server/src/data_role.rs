@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ringkeeper_engine::replica::gate::Limits;
 use ringkeeper_engine::replica::{Effect, Input, Node};
 use ringkeeper_engine::request::Processor;
-use ringkeeper_engine::zab::{Msg, Peer, Relay, RoleView, ServerState};
+use ringkeeper_engine::zab::{counter_of, epoch_of, Msg, Peer, Relay, RoleView, ServerState};
 
 use crate::apache_quorum::{ApacheQuorum, QuorumInput};
 use crate::coalesce::Coalescer;
@@ -71,10 +71,10 @@ pub struct LogLink {
 
 /// Txns logged and not yet applied (a new epoch's counter when the two epochs differ).
 fn writes_in_flight(last_logged: i64, applied: i64) -> i64 {
-    if last_logged >> 32 == applied >> 32 {
+    if epoch_of(last_logged) == epoch_of(applied) {
         last_logged - applied
     } else {
-        last_logged & 0xffff_ffff
+        i64::from(counter_of(last_logged))
     }
 }
 

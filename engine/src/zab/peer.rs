@@ -1820,16 +1820,18 @@ mod tests {
         assert_eq!(peers[0].next_timer_at(), None, "electing: tick often");
     }
 
+    /// The configuration of voters `ids` (at 10.0.0.<id>) with version `version` (hex).
+    fn config(ids: &[ServerId], version: &str) -> Membership {
+        let lines: Vec<String> =
+            ids.iter().map(|id| format!("server.{id}=10.0.0.{id}:2888:3888;2181")).collect();
+        Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
+    }
+
     /// Servers 1 and 3 of a configuration (version 0x500000001) that re-added server 3 while
     /// it was cut off; server 3 still holds the one that removed it (0x300000001), server 2
     /// is down. Every message between 1 and 3 is delivered, ticking for 1.5 s; returns them
     /// and 3's actions.
     fn re_added_voter_and_a_peer(now: i64) -> (Vec<Peer>, Vec<Action>) {
-        let line = |id: ServerId| format!("server.{id}=10.0.0.{id}:2888:3888;2181");
-        let config = |ids: &[ServerId], version: &str| {
-            let lines: Vec<String> = ids.iter().map(|&id| line(id)).collect();
-            Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
-        };
         let peer = |id: ServerId, membership: &Membership| {
             let mut cfg = PeerConfig::new(id, vec![], vec![]);
             cfg.adopt(membership);
@@ -1899,11 +1901,6 @@ mod tests {
     /// voters (4 and 5 are not there) holds it.
     #[test]
     fn a_logged_reconfig_never_committed_is_not_gossiped_and_a_leader_holding_it_needs_its_voters() {
-        let line = |id: ServerId| format!("server.{id}=10.0.0.{id}:2888:3888;2181");
-        let config = |ids: &[ServerId], version: &str| {
-            let lines: Vec<String> = ids.iter().map(|&id| line(id)).collect();
-            Membership::parse(&format!("{}\nversion={version}", lines.join("\n"))).unwrap()
-        };
         let committed = config(&[1, 2, 3], "100000000");
         let proposed = config(&[3, 4, 5], "100000001");
         let reconfig = crate::txn::Txn {
