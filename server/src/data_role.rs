@@ -476,14 +476,14 @@ async fn run_timers(role: &DataRole) -> ! {
 }
 
 /// Binds a quorum or election port (`key` names it: `server.3 quorum port`) for this process
-/// alone ([`crate::listen::Sharing::Exclusive`]); a previous incarnation of this server
+/// alone ([`crate::listen::bind`]); a previous incarnation of this server
 /// (restarted from disk) may still hold it for a moment: the bind is retried for a while
 /// before giving up. Another live process on it (a second server on the same zoo.cfg) ends
 /// this one, as Apache's "Address already in use".
 async fn bind_retrying(addr: std::net::SocketAddr, key: &str) -> glommio::net::TcpListener {
     let mut attempts = 0;
     loop {
-        match crate::listen::bind(addr, crate::listen::Sharing::Exclusive) {
+        match crate::listen::bind(addr) {
             Ok(listener) => return listener,
             Err(e) if attempts < 200 => {
                 attempts += 1;

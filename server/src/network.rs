@@ -4,7 +4,7 @@
 //! by [`crate::tls`] before their first read; the ids their certificate authenticated go with
 //! the ConnectRequest.
 //!
-//! In: TCP connections (one listener per network core, SO_REUSEPORT), and `Vec<ToNet>` batches
+//! In: TCP connections (each network core accepts on its duplicate of the one client-port socket), and `Vec<ToNet>` batches
 //! from the data role. Out: `ToData` messages. Each connection has a reader task (framing
 //! through a read buffer, size limit, connect decode, four-letter words) and a writer task that coalesces every
 //! queued frame into one socket write. Invariants: a frame longer than `jute.maxbuffer` or

@@ -156,51 +156,25 @@ fn session_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 /// killed a moment ago).
 const PORT_FREE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Refuses to share the client port. The network executors bind with SO_REUSEPORT (one
-/// listener per core), which the kernel would let any other process doing the same share
-/// silently (clients then land on two different servers). A plain test bind cannot tell a
-/// live listener from the TIME_WAIT connections a killed server leaves (they also refuse a
-/// bind for a minute), so this looks for a socket in LISTEN state on the same address and
-/// port in `/proc/net/tcp{,6}`.
-fn ensure_port_free(key: &str, addr: SocketAddr) -> anyhow::Result<()> {
+/// The client port's listening socket, bound here once for every network executor and shared
+/// with none: another live server on it makes this start fail (after [`PORT_FREE_WAIT`], in
+/// case it is one killed a moment ago) instead of silently splitting the clients with it.
+fn listen_on_client_port(key: &str, addr: SocketAddr) -> anyhow::Result<socket2::Socket> {
     let started = std::time::Instant::now();
-    while let Some(holder) = listener_on(addr) {
-        if started.elapsed() >= PORT_FREE_WAIT {
-            return Err(anyhow!(
-                "{key}: {addr} is already taken by another listener ({holder}); is another server running?"
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// A listening socket that would share `addr` (same port; same address or a wildcard).
-fn listener_on(addr: SocketAddr) -> Option<String> {
-    const LISTEN: &str = "0A";
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { continue };
-            let Some((ip_hex, port_hex)) = local.split_once(':') else { continue };
-            if *state != LISTEN || u16::from_str_radix(port_hex, 16).ok() != Some(addr.port()) {
-                continue;
+    loop {
+        match crate::listen::listen(addr) {
+            Ok(socket) => return Ok(socket),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < PORT_FREE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            let wildcard = ip_hex.chars().all(|c| c == '0');
-            let same = match addr.ip() {
-                std::net::IpAddr::V4(v4) => {
-                    ip_hex.len() == 8
-                        && u32::from_str_radix(ip_hex, 16).ok() == Some(u32::from_ne_bytes(v4.octets()))
-                }
-                std::net::IpAddr::V6(_) => false,
-            };
-            if wildcard || same || addr.ip().is_unspecified() {
-                return Some(format!("{table}: {local}"));
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(anyhow!(
+                    "{key}: {addr} is already taken by another listener ({e}); is another server running?"
+                ))
             }
+            Err(e) => return Err(anyhow!("{key}: cannot listen on {addr}: {e}")),
         }
     }
-    None
 }
 
 /// Runs the server until a role fails. Prints `ringkeeper listening on ADDR` once clients can connect.
@@ -210,16 +184,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let address = config.effective_client_address();
     let port = config.effective_client_port();
     let bind_addr = socket_address("clientPortAddress", &address, port)?;
-    ensure_port_free("clientPort", bind_addr)?;
-    let secure_addr = match config.secure_client_port {
+    let client_socket = listen_on_client_port("clientPort", bind_addr)?;
+    let secure_listener = match config.secure_client_port {
         Some(secure_port) => {
             let (key, address) = match &config.secure_client_port_address {
                 Some(a) => ("secureClientPortAddress", a.clone()),
                 None => ("clientPortAddress", address.clone()),
             };
             let addr = socket_address(key, &address, secure_port)?;
-            ensure_port_free("secureClientPort", addr)?;
-            Some(addr)
+            Some(listen_on_client_port("secureClientPort", addr)?)
         }
         None => None,
     };
@@ -310,9 +283,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         last_zxid: recovered.last_zxid,
         queue_depth,
         clients: ClientListener {
-            addr: bind_addr,
-            transport,
-            secure: secure_addr.zip(secure_transport),
+            plain: (Arc::new(client_socket), transport),
+            secure: secure_listener
+                .zip(secure_transport)
+                .map(|(socket, transport)| (Arc::new(socket), transport)),
             limits: NetworkLimits {
                 jute_max_buffer: config.jute_max_buffer as usize,
                 max_client_cnxns: config.max_client_cnxns,
@@ -391,19 +365,19 @@ fn socket_address(key: &str, address: &str, port: u16) -> anyhow::Result<SocketA
 /// The client ports and what every network role shares.
 #[derive(Clone)]
 struct ClientListener {
-    addr: SocketAddr,
-    /// How `addr` is served (plain, or either with `client.portUnification`).
-    transport: crate::tls::Transport,
-    /// `secureClientPort`: its address and TLS transport.
-    secure: Option<(SocketAddr, crate::tls::Transport)>,
+    /// The `clientPort` socket (bound on the main thread, shared by every network role) and
+    /// how it is served (plain, or either with `client.portUnification`).
+    plain: (Arc<socket2::Socket>, crate::tls::Transport),
+    /// `secureClientPort`: its socket and TLS transport.
+    secure: Option<(Arc<socket2::Socket>, crate::tls::Transport)>,
     limits: NetworkLimits,
     counts: ConnectionCounts,
     stats: Arc<RequestStats>,
 }
 
 impl ClientListener {
-    /// Binds the client ports on this executor, reports the bound plain address (or why
-    /// not) on `bound`, then serves clients as network role `index`.
+    /// Listens on the client ports' sockets on this executor, reports the plain port's
+    /// address (or why not) on `bound`, then serves clients as network role `index`.
     async fn serve(
         self,
         index: usize,
@@ -412,18 +386,21 @@ impl ClientListener {
         from_data: link::Receiver<Vec<ToNet>>,
     ) {
         let mut listeners = Vec::new();
-        let secure = self.secure.into_iter().map(|(addr, transport)| (addr, transport, "secureClientPort"));
-        for (addr, transport, key) in std::iter::once((self.addr, self.transport, "clientPort")).chain(secure)
+        let secure =
+            self.secure.into_iter().map(|(socket, transport)| (socket, transport, "secureClientPort"));
+        for (socket, transport, key) in
+            std::iter::once((self.plain.0, self.plain.1, "clientPort")).chain(secure)
         {
-            match crate::listen::bind(addr, crate::listen::Sharing::Executors) {
+            match crate::listen::listener_on(&socket) {
                 Ok(l) => {
                     if key == "secureClientPort" && index == 0 {
+                        let addr = l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string());
                         log::info!("serving TLS clients on {addr} (secureClientPort)");
                     }
                     listeners.push((l, transport));
                 }
                 Err(e) => {
-                    let _ = bound.send(Err(format!("{key}: cannot listen on {addr}: {e}")));
+                    let _ = bound.send(Err(format!("{key}: cannot accept on its socket: {e}")));
                     return;
                 }
             }
