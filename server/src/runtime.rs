@@ -541,11 +541,15 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow!("starting the data role executor: {e}"))?;
 
+    // Every network executor is started before any is waited for: the data role connects its
+    // links to all of them in turn, so none listens until all are running.
     let mut handles = Vec::new();
+    let mut bound = Vec::new();
     for (index, ((core, to_data), from_data)) in
         network_cores.into_iter().zip(to_data_senders).zip(to_net_receivers).enumerate()
     {
         let (bound_tx, bound_rx) = mpsc::channel::<Result<SocketAddr, String>>();
+        bound.push(bound_rx);
         let clients = clients.clone();
         let handle = executor(config, core, &format!("rk-net-{index}"), EXECUTOR_IO_MEMORY_BYTES)
             .spawn(move || async move {
@@ -555,8 +559,10 @@ fn run_per_role(config: &Config, roles: Roles) -> anyhow::Result<()> {
                 role_stats::run_roles(vec![(Role::Network, Box::pin(network))]).await
             })
             .map_err(|e| anyhow!("starting network executor {index}: {e}"))?;
-        await_listening(index, &bound_rx)?;
         handles.push(handle);
+    }
+    for (index, bound_rx) in bound.iter().enumerate() {
+        await_listening(index, bound_rx)?;
     }
     for handle in handles {
         handle.join().map_err(|e| anyhow!("network role failed: {e}"))?;

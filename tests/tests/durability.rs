@@ -7,7 +7,8 @@
 //!   when nothing later survived), and new zxids continue after every acknowledged one. Many
 //!   rounds on one data directory; the seed is printed (`RINGKEEPER_TEST_SEED` replays it).
 //! - `acknowledged_writes_survive_kill_9_with_an_executor_per_role`: the same with
-//!   `ringkeeper.executors=per-role` (roles on threads of their own, shared channels).
+//!   `ringkeeper.executors=per-role` (roles on threads of their own, shared channels) and two
+//!   network executors accepting on the one client-port socket.
 //! - `acknowledged_writes_survive_kill_9_with_snapshots_and_segment_rollover`: the same with a
 //!   small `snapCount` (fuzzy snapshots under load), retention on, and 64 KiB segments.
 //! - `torn_tail_is_cut_and_reported`: the last segment cut mid-record starts with a warning
@@ -176,8 +177,16 @@ fn acknowledged_writes_survive_kill_9_with_an_executor_per_role() {
     if Target::from_env() == Target::Apache {
         return;
     }
-    let server = kill_9_rounds("ringkeeper.executors=per-role");
+    let server = kill_9_rounds("ringkeeper.executors=per-role\nringkeeper.network.cores=0,1");
     assert!(server.log().contains("executor layout: per-role"), "{}", server.log());
+    let network_threads = std::fs::read_dir(format!("/proc/{}/task", server.pid().expect("running")))
+        .unwrap()
+        .filter(|t| {
+            let comm = std::fs::read_to_string(t.as_ref().unwrap().path().join("comm")).unwrap_or_default();
+            comm.starts_with("rk-net-1")
+        })
+        .count();
+    assert!(network_threads > 0, "a second network executor runs");
 }
 
 /// The same with snapshots taken all the time (fuzzy, under load), retention removing old
