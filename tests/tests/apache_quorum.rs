@@ -208,3 +208,64 @@ fn kazoo_through_a_ringkeeper_follower_writes_keeps_its_session_and_closes_it_ev
         );
     }
 }
+
+#[test]
+fn a_ringkeeper_leader_serves_two_apache_followers_and_follows_one_after_its_kill() {
+    // Member 3 (the highest id, all logs empty) wins Apache's election: ringkeeper leads two
+    // Apache followers (LEADERINFO, ACKEPOCH, DIFF, NEWLEADER, UPTODATE, PROPOSAL/ACK/COMMIT,
+    // PING), and their clients' sessions and writes go through it (REQUEST).
+    let targets = [Target::Apache, Target::Apache, Target::Ringkeeper];
+    let mut ensemble = Ensemble::start_mixed(&targets, 3, "");
+    let leader = ensemble.wait_leader(JOIN_WITHIN);
+    assert_eq!(leader, RINGKEEPER_VOTER, "ringkeeper leads");
+    poll_until(JOIN_WITHIN, "both Apache members to follow", || {
+        (0..RINGKEEPER_VOTER).all(|i| ensemble.mode(i) == Some(Mode::Follower))
+    });
+    write_through(&ensemble, RINGKEEPER_VOTER, "/led", b"rk");
+    for i in 0..RINGKEEPER_VOTER {
+        write_through(&ensemble, i, &format!("/led/via-{}", i + 1), b"apache");
+    }
+    let zxid = write_many_through(&ensemble, 0, "/led/many", 30);
+    for i in 0..=RINGKEEPER_VOTER {
+        poll_until(Duration::from_secs(10), "every member to apply the writes", || {
+            ensemble.zxid(i).is_some_and(|z| z >= zxid)
+        });
+        let mut session = session_on(&ensemble, i);
+        assert_eq!(read(&mut session, "/led").as_deref(), Some(b"rk".as_slice()), "member {}", i + 1);
+        assert_eq!(read(&mut session, "/led/via-1").as_deref(), Some(b"apache".as_slice()));
+        assert_eq!(read(&mut session, "/led/via-2").as_deref(), Some(b"apache".as_slice()));
+        assert_eq!(read(&mut session, "/led/many/29").as_deref(), Some([29u8].as_slice()));
+    }
+    // An ephemeral of a session on an Apache follower, and a refused write (NodeExists comes
+    // back as an error txn the follower answers from).
+    let mut apache_session = session_on(&ensemble, 0);
+    let ephemeral = CreateRequest { path: "/led/eph".into(), data: None, acl: open_acl(), flags: 1 };
+    assert_eq!(apache_session.code(OpCode::Create, &ephemeral), 0);
+    assert_eq!(apache_session.code(OpCode::Create, &ephemeral), ErrorCode::NodeExists.code());
+    let on_leader = ensemble.tree_through_client(RINGKEEPER_VOTER);
+    for i in 0..RINGKEEPER_VOTER {
+        assert_eq!(ensemble.tree_through_client(i), on_leader, "member {}'s tree vs the leader's", i + 1);
+    }
+
+    // kill -9 of the ringkeeper leader: the Apache members elect one of themselves; the
+    // session on an Apache member lives on; ringkeeper restarted follows the new leader.
+    ensemble.kill(RINGKEEPER_VOTER);
+    let killed_at = Instant::now();
+    let new_leader = ensemble.wait_leader(JOIN_WITHIN);
+    assert!(new_leader < RINGKEEPER_VOTER, "an Apache member leads");
+    let zxid = write_through(&ensemble, new_leader, "/led/after-kill", b"2");
+    println!(
+        "a write through the new Apache leader {:.1?} after ringkeeper's kill (noisy)",
+        killed_at.elapsed()
+    );
+    assert_eq!(read(&mut apache_session, "/led/after-kill").as_deref(), Some(b"2".as_slice()));
+    ensemble.restart(RINGKEEPER_VOTER);
+    poll_until(JOIN_WITHIN, "ringkeeper to follow the Apache leader", || {
+        following(&ensemble) && ensemble.zxid(RINGKEEPER_VOTER).is_some_and(|z| z >= zxid)
+    });
+    let on_leader = ensemble.tree_through_client(new_leader);
+    for i in 0..=RINGKEEPER_VOTER {
+        assert_eq!(ensemble.tree_through_client(i), on_leader, "member {}'s tree vs the leader's", i + 1);
+    }
+    drop(apache_session);
+}
