@@ -67,9 +67,10 @@ pub struct PeerConfig {
     pub history_max: usize,
     /// Highest zxid counter a leader uses before forcing a new epoch.
     pub counter_limit: u32,
-    /// A voter that never leads (a member of an Apache ensemble, which cannot lead Apache
-    /// followers): its vote for itself loses to every other vote, so it adopts and passes on
-    /// the best other voter's, and no other server adopts its own.
+    /// A voter that never leads: its vote for itself loses to every other vote, so it adopts
+    /// and passes on the best other voter's, and no other server adopts its own. (Members of
+    /// an Apache ensemble used it before they could lead Apache followers; only tests set it
+    /// now.)
     pub never_leads: bool,
     /// Learners speak Apache's learner protocol (`ringkeeper.quorum.protocol=apache`): a sync
     /// tells the commit point with a [`Msg::Commit`] before NEWLEADER (Apache's learner

@@ -35,11 +35,15 @@
 //! its NEWLEADER ack becomes `ACK makeZxid(e, 0)`, and after UPTODATE the bridge sends the
 //! second ACK Apache's learner sends. As an observer its votes ask who leads (`leader = zxid =
 //! peerEpoch = Long.MIN_VALUE`, as Apache's observers vote) and its acks are not sent. As a
-//! follower its votes are the peer's (which never proposes itself, `PeerConfig::never_leads`)
+//! follower its votes are the peer's (its real zxid and epoch: it may be elected)
 //! and the peer's cumulative ack of a durable prefix becomes one `ACK zxid` per proposal
 //! received after NEWLEADER, in order (Apache's leader counts each zxid's acks separately).
 //! The replies of forwarded requests are built by the node when it applies their txns
 //! (`Node::follow_apache_leaders`), except a `sync`'s, which the leader's SYNC releases.
+//!
+//! While the peer leads, Apache learners connect to this member's peer port: each gets a
+//! [`LearnerHandler`] (the leader's side, `learner_handler.rs`), to which the peer's messages
+//! for that learner and the node's replies to it go ([`Bridge::learner_bytes`]).
 //!
 //! Invariants: every packet from the leader is either translated or logged and dropped, never
 //! half-applied; a connection that sends bytes that do not decode is closed (the peer then
@@ -189,7 +193,7 @@ impl Bridge {
         match msg {
             Msg::Notification { round, state, vote, .. } => {
                 // An observer's vote only asks who leads (Apache's observers send MIN_VALUE);
-                // a follower's is its vote (its own loses to any other: `never_leads`).
+                // a follower's is its own vote.
                 let (leader, zxid, peer_epoch) = if self.observer {
                     (i64::MIN, i64::MIN, i64::MIN)
                 } else {

@@ -418,3 +418,115 @@ fn streamed_state_of(image: &[u8]) -> Result<Vec<u8>, String> {
     state.extend_from_slice(SNAP_SIGNATURE);
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::txn::{Txn, TxnBody, TxnOp};
+
+    fn proposal(zxid: i64) -> Msg {
+        let body = TxnBody::Op(TxnOp::Delete { path: format!("/{zxid:x}") });
+        let txn = Txn { session_id: 9, cxid: 1, zxid, time_ms: 5, body };
+        Msg::Proposal { epoch: 2, prev_zxid: zxid - 1, zxid, txn: Arc::new(crate::txn::encode(&txn)) }
+    }
+
+    /// The packets (kind, zxid) among `out`, in order.
+    fn packets(out: &[HandlerOut]) -> Vec<(i32, i64)> {
+        out.iter()
+            .filter_map(|o| if let HandlerOut::Packet(p) = o { Some((p.kind, p.zxid)) } else { None })
+            .collect()
+    }
+
+    fn synced_handler(observer: bool, committed: i64, last: i64, out: &mut Vec<HandlerOut>) -> LearnerHandler {
+        let mut h = LearnerHandler::new(7, observer);
+        h.from_peer(&Msg::LeaderInfo { epoch: 2 }, out);
+        let ack_epoch = QuorumPacket::with_data(kind::ACKEPOCH, 0x1_0000_0001, (-1i32).to_be_bytes().to_vec());
+        h.learner_packet(ack_epoch, out).unwrap();
+        for zxid in 0x1_0000_0002..=last {
+            h.from_peer(&proposal(zxid), out);
+        }
+        h.from_peer(&Msg::Commit { epoch: 2, zxid: committed }, out);
+        h.from_peer(&Msg::NewLeader { epoch: 2, zxid: last, config: CarriedConfig::Version(0) }, out);
+        h
+    }
+
+    #[test]
+    fn a_diff_sends_committed_pairs_before_newleader_and_holds_other_commits_until_uptodate() {
+        let mut out = Vec::new();
+        let mut h = synced_handler(false, 0x1_0000_0003, 0x1_0000_0004, &mut out);
+        let to_peer: Vec<&Msg> =
+            out.iter().filter_map(|o| if let HandlerOut::ToPeer(m) = o { Some(m) } else { None }).collect();
+        assert!(matches!(
+            to_peer[..],
+            [Msg::AckEpoch { epoch: 2, current_epoch: 0, last_zxid: 0x1_0000_0001, .. }]
+        ));
+        assert_eq!(
+            packets(&out),
+            [
+                (kind::LEADERINFO, 0x2_0000_0000),
+                (kind::DIFF, 0x1_0000_0004),
+                (kind::PROPOSAL, 0x1_0000_0002),
+                (kind::COMMIT, 0x1_0000_0002),
+                (kind::PROPOSAL, 0x1_0000_0003),
+                (kind::COMMIT, 0x1_0000_0003),
+                (kind::PROPOSAL, 0x1_0000_0004),
+                (kind::NEWLEADER, 0x2_0000_0000),
+            ]
+        );
+        out.clear();
+        // Nothing is committed between NEWLEADER and UPTODATE; a proposal still goes out.
+        h.from_peer(&Msg::Commit { epoch: 2, zxid: 0x1_0000_0004 }, &mut out);
+        h.from_peer(&proposal(0x2_0000_0001), &mut out);
+        h.from_peer(&Msg::Ping { epoch: 2, committed: 0x1_0000_0004, last_zxid: 0x2_0000_0001 }, &mut out);
+        assert_eq!(packets(&out), [(kind::PROPOSAL, 0x2_0000_0001)]);
+        out.clear();
+        // NEWLEADER's ACK is makeZxid(epoch, 0); the peer hears the NEWLEADER zxid.
+        h.learner_packet(QuorumPacket::control(kind::ACK, 0x2_0000_0000), &mut out).unwrap();
+        assert!(matches!(out[0], HandlerOut::ToPeer(Msg::AckNewLeader { epoch: 2, zxid: 0x1_0000_0004 })));
+        out.clear();
+        h.from_peer(&Msg::UpToDate { epoch: 2, committed: 0x1_0000_0004 }, &mut out);
+        assert_eq!(packets(&out), [(kind::UPTODATE, -1), (kind::COMMIT, 0x1_0000_0004)]);
+        out.clear();
+        // Commit once durable: up to the lower of the point and the learner's ACK.
+        h.from_peer(&proposal(0x2_0000_0002), &mut out);
+        h.from_peer(&Msg::CommitOnceDurable { epoch: 2, zxid: 0x2_0000_0002 }, &mut out);
+        h.learner_packet(QuorumPacket::control(kind::ACK, 0x2_0000_0001), &mut out).unwrap();
+        assert_eq!(packets(&out), [(kind::PROPOSAL, 0x2_0000_0002), (kind::COMMIT, 0x2_0000_0001)]);
+        out.clear();
+        h.from_peer(&Msg::Commit { epoch: 2, zxid: 0x2_0000_0002 }, &mut out);
+        h.from_peer(&Msg::Commit { epoch: 2, zxid: 0x2_0000_0002 }, &mut out);
+        assert_eq!(packets(&out), [(kind::COMMIT, 0x2_0000_0002)], "each zxid committed once");
+    }
+
+    #[test]
+    fn an_observer_gets_informs_and_a_forwarded_sync_waits_for_its_commits() {
+        let mut out = Vec::new();
+        let mut h = synced_handler(true, 0x1_0000_0002, 0x1_0000_0003, &mut out);
+        assert!(!packets(&out).contains(&(kind::PROPOSAL, 0x1_0000_0003)), "not committed: held");
+        h.learner_packet(QuorumPacket::control(kind::ACK, 0x2_0000_0000), &mut out).unwrap();
+        out.clear();
+        h.from_peer(&Msg::UpToDate { epoch: 2, committed: 0x1_0000_0002 }, &mut out);
+        h.from_peer(&proposal(0x2_0000_0001), &mut out);
+        assert_eq!(packets(&out), [(kind::UPTODATE, -1)]);
+        out.clear();
+        // A sync forwarded, answered by the node at a zxid not committed yet.
+        let mut data = 0x55i64.to_be_bytes().to_vec();
+        data.extend_from_slice(&3i32.to_be_bytes());
+        data.extend_from_slice(&(OpCode::Sync as i32).to_be_bytes());
+        data.extend_from_slice(&[0, 0, 0, 1, b'/']);
+        h.learner_packet(QuorumPacket::with_data(kind::REQUEST, -1, data), &mut out).unwrap();
+        assert!(matches!(&out[..], [HandlerOut::ToNode(Relay::Forward { session_id: 0x55, .. })]));
+        out.clear();
+        let frame = crate::request::reply_frame(3, 0x2_0000_0001, crate::proto::ErrorCode::Ok, None);
+        let token = ClientConn { core: FORWARDED_CORE, local: 0x55 };
+        h.from_node(Relay::Reply { token, zxid: 0x2_0000_0001, frame }, &mut out);
+        assert!(packets(&out).is_empty(), "the sync waits for its zxid's commit");
+        h.from_peer(&Msg::Commit { epoch: 2, zxid: 0x2_0000_0001 }, &mut out);
+        assert_eq!(
+            packets(&out),
+            [(kind::INFORM, 0x1_0000_0003), (kind::INFORM, 0x2_0000_0001), (kind::SYNC, 0)]
+        );
+    }
+}
