@@ -49,6 +49,8 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 const LEADER_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 /// Pause between those attempts.
 const LEADER_CONNECT_RETRY: Duration = Duration::from_millis(100);
+/// How often a learner's FOLLOWERINFO the peer has not answered is handed to it again.
+const LEARNER_INFO_REPEAT: Duration = Duration::from_millis(100);
 /// How often a member with a higher id and no election connection is asked to dial.
 const ASK_TO_BE_DIALLED_EVERY: Duration = Duration::from_millis(500);
 
@@ -181,6 +183,7 @@ impl ApacheQuorum {
         }
         glommio::spawn_local(quorum.clone().accept_election(listener)).detach();
         glommio::spawn_local(quorum.clone().accept_learners(learner_listener)).detach();
+        glommio::spawn_local(quorum.clone().repeat_unanswered_learner_infos()).detach();
         quorum
     }
 
@@ -330,6 +333,17 @@ impl ApacheQuorum {
             let conn = self.next_learner_conn.get();
             self.next_learner_conn.set(conn + 1);
             glommio::spawn_local(self.clone().run_learner_connection(conn, stream)).detach();
+        }
+    }
+
+    /// Hands the peer unanswered learners' FOLLOWERINFO again every
+    /// [`LEARNER_INFO_REPEAT`] ([`Bridge::repeat_unanswered_learner_infos`]).
+    async fn repeat_unanswered_learner_infos(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(LEARNER_INFO_REPEAT).await;
+            let mut outs = Vec::new();
+            self.bridge.borrow().repeat_unanswered_learner_infos(&mut outs);
+            self.carry_out(outs);
         }
     }
 

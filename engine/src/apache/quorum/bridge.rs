@@ -354,6 +354,17 @@ impl Bridge {
         }
     }
 
+    /// The FOLLOWERINFO/OBSERVERINFO of every learner the peer has not answered yet, for the
+    /// peer again (the transport calls this on a timer; see
+    /// [`LearnerHandler::awaiting_leader_info`]).
+    pub fn repeat_unanswered_learner_infos(&self, out: &mut Vec<Out>) {
+        for (&from, handler) in &self.learners {
+            if handler.awaiting_leader_info() {
+                out.push(Out::ToPeer { from, msg: handler.info.clone() });
+            }
+        }
+    }
+
     /// Learner connection `conn` is gone: forgets it; the learner it belonged to (if it is
     /// still that learner's connection), whose loss the peer must hear of.
     pub fn learner_closed(&mut self, conn: u64) -> Option<ServerId> {
@@ -376,7 +387,7 @@ impl Bridge {
                     let (id, observer, msg) = LearnerHandler::learner_info(&packet)?;
                     *learner = Some(id);
                     log::info!("Apache learner {id} connected (observer: {observer})");
-                    let handler = LearnerHandler::new(conn, observer);
+                    let handler = LearnerHandler::new(conn, observer, msg.clone());
                     if let Some(old) = self.learners.insert(id, handler) {
                         if old.conn != conn {
                             self.learner_conns.remove(&old.conn);

@@ -65,6 +65,9 @@ pub struct LearnerHandler {
     /// The transport's number of the connection.
     pub conn: u64,
     pub observer: bool,
+    /// The learner's FOLLOWERINFO/OBSERVERINFO as the peer's message: handed to the peer
+    /// again until a LEADERINFO comes back ([`LearnerHandler::awaiting_leader_info`]).
+    pub info: Msg,
     stage: Stage,
     epoch: u32,
     /// Held sync: a TRUNC point, a SNAP (zxid, streamed state), the proposals' entries.
@@ -102,10 +105,11 @@ pub enum HandlerOut {
 
 impl LearnerHandler {
     /// A learner that sent FOLLOWERINFO/OBSERVERINFO on connection `conn`.
-    pub fn new(conn: u64, observer: bool) -> LearnerHandler {
+    pub fn new(conn: u64, observer: bool, info: Msg) -> LearnerHandler {
         LearnerHandler {
             conn,
             observer,
+            info,
             stage: Stage::Discovery,
             epoch: 0,
             trunc: None,
@@ -139,9 +143,21 @@ impl LearnerHandler {
         Ok((info.server_id as ServerId, observer, Msg::FollowerInfo { accepted_epoch, observer }))
     }
 
+    /// True until the peer answered the learner's FOLLOWERINFO with LEADERINFO. A learner
+    /// may connect while this member is still deciding to lead (its listener is always
+    /// open; Apache's leader opens its own only once leading): the peer drops a FOLLOWERINFO
+    /// that comes before it leads, and Apache's learner sends it once per connection, so the
+    /// transport hands it to the peer again while this holds (the peer treats a repeated one
+    /// from a learner it has not answered as the same).
+    pub fn awaiting_leader_info(&self) -> bool {
+        self.stage == Stage::Discovery && self.epoch == 0
+    }
+
     /// A message the peer sends this learner.
     pub fn from_peer(&mut self, msg: &Msg, out: &mut Vec<HandlerOut>) {
         match msg {
+            // A repeat (its FOLLOWERINFO was handed to the peer again): sent once.
+            Msg::LeaderInfo { epoch } if *epoch == self.epoch => {}
             Msg::LeaderInfo { epoch } => {
                 self.epoch = *epoch;
                 self.stage = Stage::Discovery;
@@ -439,10 +455,16 @@ mod tests {
             .collect()
     }
 
-    fn synced_handler(observer: bool, committed: i64, last: i64, out: &mut Vec<HandlerOut>) -> LearnerHandler {
-        let mut h = LearnerHandler::new(7, observer);
+    fn synced_handler(
+        observer: bool,
+        committed: i64,
+        last: i64,
+        out: &mut Vec<HandlerOut>,
+    ) -> LearnerHandler {
+        let mut h = LearnerHandler::new(7, observer, Msg::FollowerInfo { accepted_epoch: 1, observer });
         h.from_peer(&Msg::LeaderInfo { epoch: 2 }, out);
-        let ack_epoch = QuorumPacket::with_data(kind::ACKEPOCH, 0x1_0000_0001, (-1i32).to_be_bytes().to_vec());
+        let ack_epoch =
+            QuorumPacket::with_data(kind::ACKEPOCH, 0x1_0000_0001, (-1i32).to_be_bytes().to_vec());
         h.learner_packet(ack_epoch, out).unwrap();
         for zxid in 0x1_0000_0002..=last {
             h.from_peer(&proposal(zxid), out);
