@@ -250,6 +250,11 @@ fn a_ringkeeper_leader_serves_two_apache_followers_and_follows_one_after_its_kil
     let ephemeral = CreateRequest { path: "/led/eph".into(), data: None, acl: open_acl(), flags: 1 };
     assert_eq!(apache_session.code(OpCode::Create, &ephemeral), 0);
     assert_eq!(apache_session.code(OpCode::Create, &ephemeral), ErrorCode::NodeExists.code());
+    // create2: the follower's reply carries the Stat its apply of the txn gives (the txn goes
+    // to it as create2, or Apache's follower fails to answer).
+    let create2 =
+        CreateRequest { path: "/led/create2".into(), data: Some(b"c2".to_vec()), acl: open_acl(), flags: 0 };
+    assert_eq!(apache_session.code(OpCode::Create2, &create2), 0);
     let on_leader = ensemble.tree_through_client(RINGKEEPER_VOTER);
     for i in 0..RINGKEEPER_VOTER {
         assert_eq!(ensemble.tree_through_client(i), on_leader, "member {}'s tree vs the leader's", i + 1);

@@ -218,7 +218,8 @@ fn decode_txn(payload: &[u8]) -> Result<Txn, TxnError> {
 /// txn record of its type; no `TxnDigest`, which Apache's learner treats as absent): what a
 /// ringkeeper leader sends its Apache followers in PROPOSAL and INFORM. The inverse of
 /// [`decode_entry`] up to the forms ringkeeper does not keep apart (create vs create2, both
-/// `CreateTxn`; a failed multi's ops, all error txns, as `DataTree.processTxn` applies them).
+/// `CreateTxn`: a lone create goes as create2, one inside a multi as create; a failed
+/// multi's ops, all error txns, as `DataTree.processTxn` applies them).
 pub fn encode_entry(txn: &Txn) -> Vec<u8> {
     let (txn_type, record) = match &txn.body {
         TxnBody::CreateSession { timeout_ms } => {
@@ -227,6 +228,13 @@ pub fn encode_entry(txn: &Txn) -> Vec<u8> {
         TxnBody::CloseSession { ephemerals } => {
             (OpCode::CloseSession, CloseSessionTxn { paths_to_delete: ephemerals.clone() }.to_bytes())
         }
+        // A create alone goes as create2: Apache's `DataTree.processTxn` fills the result's
+        // Stat only for create2 (and container/TTL), and its learner builds a create2 reply
+        // from that Stat (a create reply, built from the request's own type, needs none).
+        TxnBody::Op(op @ (TxnOp::Create { .. } | TxnOp::CreateNullData { .. })) => match encode_op(op) {
+            (OpCode::Create, record) => (OpCode::Create2, record),
+            other => other,
+        },
         TxnBody::Op(op) => encode_op(op),
         TxnBody::Multi(ops) => {
             let txns = ops

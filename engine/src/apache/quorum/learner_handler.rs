@@ -551,4 +551,51 @@ mod tests {
             [(kind::INFORM, 0x1_0000_0003), (kind::INFORM, 0x2_0000_0001), (kind::SYNC, 0)]
         );
     }
+
+    #[test]
+    fn a_snap_streams_the_image_as_apaches_state_and_signature() {
+        use crate::apache::quorum::packet::{find_streamed_state, SnapSearch};
+        use crate::apache::replay::ApacheReplay;
+        use crate::apache::snapshot::{ApacheNode, ApacheSnapshot};
+        let state = ApacheSnapshot {
+            sessions: vec![(77, 10_000)],
+            nodes: vec![
+                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
+                ApacheNode {
+                    path: "/x".into(),
+                    data: Some(b"1".to_vec()),
+                    acl: -1,
+                    stat: Default::default(),
+                },
+            ],
+            ..Default::default()
+        };
+        let encoded = crate::snapshot::encode(
+            &ApacheReplay::from_snapshot(&state, 0x1_0000_0009).unwrap().into_image(),
+        );
+        let mut image = encoded.header.to_vec();
+        image.extend_from_slice(&encoded.payload);
+        let mut out = Vec::new();
+        let mut h = LearnerHandler::new(7, false, Msg::FollowerInfo { accepted_epoch: 1, observer: false });
+        h.from_peer(&Msg::LeaderInfo { epoch: 2 }, &mut out);
+        h.learner_packet(QuorumPacket::with_data(kind::ACKEPOCH, 0, 0i32.to_be_bytes().to_vec()), &mut out)
+            .unwrap();
+        let snapshot =
+            Msg::Snapshot { epoch: 2, zxid: 0x1_0000_0009, epoch_ends: vec![], image: Arc::new(image) };
+        h.from_peer(&snapshot, &mut out);
+        h.from_peer(
+            &Msg::NewLeader { epoch: 2, zxid: 0x1_0000_0009, config: CarriedConfig::Version(0) },
+            &mut out,
+        );
+        let kinds = packets(&out);
+        assert_eq!(kinds[1..], [(kind::SNAP, 0x1_0000_0009), (kind::NEWLEADER, 0x2_0000_0000)]);
+        let raw = out.iter().find_map(|o| if let HandlerOut::Raw(r) = o { Some(r.clone()) } else { None });
+        let raw = raw.expect("the streamed state");
+        let SnapSearch::Found { state: streamed, used } = find_streamed_state(&raw, 0).unwrap() else {
+            panic!("the state and signature are complete")
+        };
+        assert_eq!(used, raw.len(), "the signature ends it");
+        assert_eq!(streamed.sessions, vec![(77, 10_000)]);
+        assert!(streamed.nodes.iter().any(|n| n.path == "/x" && n.data.as_deref() == Some(b"1".as_slice())));
+    }
 }
