@@ -115,6 +115,23 @@ async fn write_outbox(outbox: &RefCell<Outbox>, generation: u64, writer: &mut (i
     }
 }
 
+/// Reads `reader` until it ends or fails, or a chunk arrives when `still_current` says the
+/// connection was replaced; hands every other chunk to `feed`.
+async fn read_chunks(
+    reader: &mut (impl AsyncReadExt + Unpin),
+    still_current: impl Fn() -> bool,
+    mut feed: impl FnMut(&[u8]),
+) {
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if still_current() => feed(&chunk[..n]),
+            Ok(_) => return,
+        }
+    }
+}
+
 /// One member's addresses.
 struct Member {
     peer: PeerAddress,
@@ -355,22 +372,15 @@ impl ApacheQuorum {
         let generation = outbox.borrow_mut().replace(true);
         self.learners.borrow_mut().insert(conn, outbox.clone());
         let (mut reader, mut writer) = futures_lite::io::split(stream);
-        let read = async {
-            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-            loop {
-                match reader.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if outbox.borrow().generation != generation {
-                            return;
-                        }
-                        let mut outs = Vec::new();
-                        self.bridge.borrow_mut().learner_bytes(conn, &chunk[..n], &mut outs);
-                        self.carry_out(outs);
-                    }
-                }
-            }
-        };
+        let read = read_chunks(
+            &mut reader,
+            || outbox.borrow().generation == generation,
+            |bytes| {
+                let mut outs = Vec::new();
+                self.bridge.borrow_mut().learner_bytes(conn, bytes, &mut outs);
+                self.carry_out(outs);
+            },
+        );
         futures_lite::future::or(read, write_outbox(&outbox, generation, &mut writer)).await;
         if self.learners.borrow_mut().remove(&conn).is_some() {
             if let Some(peer) = self.bridge.borrow_mut().learner_closed(conn) {
@@ -460,23 +470,16 @@ impl ApacheQuorum {
         log::info!("connected to Apache leader {leader} at {address}");
         let heard_from_leader = Cell::new(false);
         let (mut reader, mut writer) = futures_lite::io::split(stream);
-        let read = async {
-            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-            loop {
-                match reader.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if !current(&self) {
-                            return;
-                        }
-                        heard_from_leader.set(true);
-                        let mut outs = Vec::new();
-                        self.bridge.borrow_mut().leader_bytes(&chunk[..n], &mut outs);
-                        self.carry_out(outs);
-                    }
-                }
-            }
-        };
+        let read = read_chunks(
+            &mut reader,
+            || current(&self),
+            |bytes| {
+                heard_from_leader.set(true);
+                let mut outs = Vec::new();
+                self.bridge.borrow_mut().leader_bytes(bytes, &mut outs);
+                self.carry_out(outs);
+            },
+        );
         futures_lite::future::or(read, write_outbox(&self.leader, generation, &mut writer)).await;
         if !current(&self) {
             return;

@@ -681,7 +681,7 @@ impl Bridge {
 mod tests {
     use super::*;
     use crate::apache::records::{CreateTxn, TxnHeader};
-    use crate::apache::snapshot::{encode_streamed_state, ApacheNode, ApacheSnapshot};
+    use crate::apache::snapshot::{encode_streamed_state, one_node_state};
     use crate::proto::Acl;
 
     fn packets(out: &[Out]) -> Vec<QuorumPacket> {
@@ -866,19 +866,7 @@ mod tests {
         QuorumPacket::with_data(kind::LEADERINFO, 0x3_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
             .encode(&mut stream);
         QuorumPacket::control(kind::SNAP, 0x2_0000_0009).encode(&mut stream);
-        let state = ApacheSnapshot {
-            sessions: vec![(77, 10_000)],
-            nodes: vec![
-                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
-                ApacheNode {
-                    path: "/x".into(),
-                    data: Some(b"1".to_vec()),
-                    acl: -1,
-                    stat: Default::default(),
-                },
-            ],
-            ..Default::default()
-        };
+        let state = one_node_state((77, 10_000), "/x", b"1".to_vec());
         stream.extend(encode_streamed_state(&state));
         stream.extend(&[0, 0, 0, 10]);
         stream.extend(b"BenWasHere");

@@ -556,20 +556,8 @@ mod tests {
     fn a_snap_streams_the_image_as_apaches_state_and_signature() {
         use crate::apache::quorum::packet::{find_streamed_state, SnapSearch};
         use crate::apache::replay::ApacheReplay;
-        use crate::apache::snapshot::{ApacheNode, ApacheSnapshot};
-        let state = ApacheSnapshot {
-            sessions: vec![(77, 10_000)],
-            nodes: vec![
-                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
-                ApacheNode {
-                    path: "/x".into(),
-                    data: Some(b"1".to_vec()),
-                    acl: -1,
-                    stat: Default::default(),
-                },
-            ],
-            ..Default::default()
-        };
+        use crate::apache::snapshot::one_node_state;
+        let state = one_node_state((77, 10_000), "/x", b"1".to_vec());
         let encoded = crate::snapshot::encode(
             &ApacheReplay::from_snapshot(&state, 0x1_0000_0009).unwrap().into_image(),
         );
