@@ -146,6 +146,18 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheLog, FormatError> {
                 let txn = decode_entry(&bytes[payload.clone()], payload.start)?;
                 if let Some(last) = records.last().map(|r: &LogRecord| r.txn.zxid) {
                     if txn.zxid <= last {
+                        // Apache 3.8.0's learner can log a diff it already logged again (its
+                        // sync dies on a COMMIT between NEWLEADER and UPTODATE, and the next
+                        // sync starts from its last *applied* zxid); Apache's replay applies
+                        // the repeats again, idempotently, logging "(highestZxid) > (next
+                        // log)". A repeat of the same txn is skipped here; a different txn
+                        // under an earlier zxid is damage.
+                        let earlier = records.binary_search_by_key(&txn.zxid, |r: &LogRecord| r.txn.zxid);
+                        if earlier.is_ok_and(|at| records[at].txn == txn) {
+                            log::warn!("Apache log: zxid {:#x} at offset {offset} repeats an earlier record; skipped", txn.zxid);
+                            offset = next;
+                            continue;
+                        }
                         return Err(FormatError::at(
                             offset,
                             format!("zxid {:#x} does not follow {last:#x}", txn.zxid),
@@ -413,6 +425,18 @@ mod tests {
             // A closeSession as servers before 3.6 logged it: no body.
             framed(&entry(&header(OpCode::CloseSession as i32, 4), &[])),
         ]
+    }
+
+    #[test]
+    fn a_repeated_run_of_records_is_skipped_and_a_different_txn_under_an_old_zxid_refused() {
+        let records = sample_records();
+        // Apache 3.8.0's learner logged records 2 and 3 again after a failed sync.
+        let repeated = file(&[records.clone(), records[1..3].to_vec()].concat(), 0);
+        let log = decode(&repeated).unwrap();
+        assert_eq!(log.records.iter().map(|r| r.txn.zxid).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let different = framed(&entry(&header(OpCode::Create2 as i32, 2), &create_body("/other", false)));
+        let damaged = file(&[records, vec![different]].concat(), 0);
+        assert!(decode(&damaged).unwrap_err().detail.contains("does not follow"));
     }
 
     #[test]
