@@ -17,7 +17,10 @@
 //!   (the peer's FOLLOWERINFO/OBSERVERINFO, and again when one closes before the leader said
 //!   anything), closed when the bridge finds garbage or another leader is followed. Its loss
 //!   is reported to the peer as a link down (it looks again).
-//!   This server does not listen on its own peer port: it never leads an Apache ensemble.
+//! - Its own peer port: while its peer leads, Apache learners connect to it; each accepted
+//!   connection gets a number, its bytes go to the bridge's learner handler
+//!   ([`Bridge::learner_bytes`]), and its loss is reported to the peer as that learner's link
+//!   down.
 //!
 //! Invariants: bytes to one connection go out in the order the bridge produced them; bytes
 //! queued while an election connection is down are dropped (the peer resends its vote on a
@@ -46,6 +49,8 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 const LEADER_CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 /// Pause between those attempts.
 const LEADER_CONNECT_RETRY: Duration = Duration::from_millis(100);
+/// How often a learner's FOLLOWERINFO the peer has not answered is handed to it again.
+const LEARNER_INFO_REPEAT: Duration = Duration::from_millis(100);
 /// How often a member with a higher id and no election connection is asked to dial.
 const ASK_TO_BE_DIALLED_EVERY: Duration = Duration::from_millis(500);
 
@@ -110,6 +115,23 @@ async fn write_outbox(outbox: &RefCell<Outbox>, generation: u64, writer: &mut (i
     }
 }
 
+/// Reads `reader` until it ends or fails, or a chunk arrives when `still_current` says the
+/// connection was replaced; hands every other chunk to `feed`.
+async fn read_chunks(
+    reader: &mut (impl AsyncReadExt + Unpin),
+    still_current: impl Fn() -> bool,
+    mut feed: impl FnMut(&[u8]),
+) {
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if still_current() => feed(&chunk[..n]),
+            Ok(_) => return,
+        }
+    }
+}
+
 /// One member's addresses.
 struct Member {
     peer: PeerAddress,
@@ -124,6 +146,9 @@ pub struct ApacheQuorum {
     members: HashMap<ServerId, Member>,
     election: HashMap<ServerId, Rc<RefCell<Outbox>>>,
     leader: Rc<RefCell<Outbox>>,
+    /// Outboxes of the learner connections accepted on the peer port, by connection number.
+    learners: RefCell<HashMap<u64, Rc<RefCell<Outbox>>>>,
+    next_learner_conn: Cell<u64>,
     connect_timeout: Duration,
     inputs: link::Sender<QuorumInput>,
     /// Set once the first election connection to a lower id was logged (less noise).
@@ -137,6 +162,7 @@ impl ApacheQuorum {
         my_id: ServerId,
         setup: &ApacheSetup,
         listener: TcpListener,
+        learner_listener: TcpListener,
         connect_timeout: Duration,
         inputs: link::Sender<QuorumInput>,
     ) -> Rc<ApacheQuorum> {
@@ -159,6 +185,8 @@ impl ApacheQuorum {
             members,
             election,
             leader: Rc::new(RefCell::new(Outbox::default())),
+            learners: RefCell::new(HashMap::new()),
+            next_learner_conn: Cell::new(0),
             connect_timeout,
             inputs,
             started: Cell::new(false),
@@ -171,6 +199,8 @@ impl ApacheQuorum {
             }
         }
         glommio::spawn_local(quorum.clone().accept_election(listener)).detach();
+        glommio::spawn_local(quorum.clone().accept_learners(learner_listener)).detach();
+        glommio::spawn_local(quorum.clone().repeat_unanswered_learner_infos()).detach();
         quorum
     }
 
@@ -214,6 +244,20 @@ impl ApacheQuorum {
                     log::warn!("closing the connection to Apache leader {leader}: {reason}");
                     self.leader.borrow_mut().replace(false);
                     self.deliver(QuorumInput::LinkDown { peer: leader });
+                }
+                Out::ToLearner { conn, bytes } => {
+                    if let Some(outbox) = self.learners.borrow().get(&conn) {
+                        outbox.borrow_mut().push(&bytes);
+                    }
+                }
+                Out::CloseLearner { conn, learner, reason } => {
+                    log::warn!("closing learner connection {conn} ({learner:?}): {reason}");
+                    if let Some(outbox) = self.learners.borrow_mut().remove(&conn) {
+                        outbox.borrow_mut().replace(false);
+                    }
+                    if let Some(peer) = learner {
+                        self.deliver(QuorumInput::LinkDown { peer });
+                    }
                 }
             }
         }
@@ -298,6 +342,54 @@ impl ApacheQuorum {
         }
     }
 
+    /// Takes Apache learners' connections on the peer port (served while this member leads;
+    /// a learner that connects to a member that does not lead gets no LEADERINFO and gives up).
+    async fn accept_learners(self: Rc<Self>, listener: TcpListener) {
+        loop {
+            let Ok(stream) = listener.accept().await else { continue };
+            let conn = self.next_learner_conn.get();
+            self.next_learner_conn.set(conn + 1);
+            glommio::spawn_local(self.clone().run_learner_connection(conn, stream)).detach();
+        }
+    }
+
+    /// Hands the peer unanswered learners' FOLLOWERINFO again every
+    /// [`LEARNER_INFO_REPEAT`] ([`Bridge::repeat_unanswered_learner_infos`]).
+    async fn repeat_unanswered_learner_infos(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(LEARNER_INFO_REPEAT).await;
+            let mut outs = Vec::new();
+            self.bridge.borrow().repeat_unanswered_learner_infos(&mut outs);
+            self.carry_out(outs);
+        }
+    }
+
+    /// Reads a learner's packets into the bridge and writes what the bridge has for it, until
+    /// either side closes.
+    async fn run_learner_connection(self: Rc<Self>, conn: u64, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let outbox = Rc::new(RefCell::new(Outbox::default()));
+        let generation = outbox.borrow_mut().replace(true);
+        self.learners.borrow_mut().insert(conn, outbox.clone());
+        let (mut reader, mut writer) = futures_lite::io::split(stream);
+        let read = read_chunks(
+            &mut reader,
+            || outbox.borrow().generation == generation,
+            |bytes| {
+                let mut outs = Vec::new();
+                self.bridge.borrow_mut().learner_bytes(conn, bytes, &mut outs);
+                self.carry_out(outs);
+            },
+        );
+        futures_lite::future::or(read, write_outbox(&outbox, generation, &mut writer)).await;
+        if self.learners.borrow_mut().remove(&conn).is_some() {
+            if let Some(peer) = self.bridge.borrow_mut().learner_closed(conn) {
+                log::info!("connection of Apache learner {peer} lost");
+                self.deliver(QuorumInput::LinkDown { peer });
+            }
+        }
+    }
+
     /// Reads notification frames from, and writes queued frames to, member `id`'s election
     /// connection until it fails or a newer one replaces it.
     async fn run_election_connection(self: &Rc<Self>, id: ServerId, stream: TcpStream, early: Vec<u8>) {
@@ -378,23 +470,16 @@ impl ApacheQuorum {
         log::info!("connected to Apache leader {leader} at {address}");
         let heard_from_leader = Cell::new(false);
         let (mut reader, mut writer) = futures_lite::io::split(stream);
-        let read = async {
-            let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-            loop {
-                match reader.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if !current(&self) {
-                            return;
-                        }
-                        heard_from_leader.set(true);
-                        let mut outs = Vec::new();
-                        self.bridge.borrow_mut().leader_bytes(&chunk[..n], &mut outs);
-                        self.carry_out(outs);
-                    }
-                }
-            }
-        };
+        let read = read_chunks(
+            &mut reader,
+            || current(&self),
+            |bytes| {
+                heard_from_leader.set(true);
+                let mut outs = Vec::new();
+                self.bridge.borrow_mut().leader_bytes(bytes, &mut outs);
+                self.carry_out(outs);
+            },
+        );
         futures_lite::future::or(read, write_outbox(&self.leader, generation, &mut writer)).await;
         if !current(&self) {
             return;

@@ -507,8 +507,17 @@ async fn start_replica(role: &Rc<DataRole>, setup: ReplicaSetup) {
             &format!("server.{} election port", setup.peer_config.my_id),
         )
         .await;
+        let learner_listener =
+            bind_retrying(setup.listen, &format!("server.{} quorum port", setup.peer_config.my_id)).await;
         let (inputs, from_quorum) = link::local_unbounded();
-        let quorum = ApacheQuorum::start(setup.peer_config.my_id, apache, listener, connect_timeout, inputs);
+        let quorum = ApacheQuorum::start(
+            setup.peer_config.my_id,
+            apache,
+            listener,
+            learner_listener,
+            connect_timeout,
+            inputs,
+        );
         let _ = role.ensemble().transport.set(PeerTransport::Apache(quorum));
         let stepping = role.clone();
         role_stats::spawn(Role::Data, async move {

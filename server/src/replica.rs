@@ -472,9 +472,9 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     let apache = match config.quorum_protocol {
         QuorumProtocol::Ringkeeper => None,
         QuorumProtocol::Apache => {
-            // It follows (or observes) Apache leaders; leading Apache followers is not
-            // implemented, so as a voter it never proposes itself.
-            peer_config.never_leads = true;
+            // It follows (or observes) Apache leaders, and as a voter may lead Apache
+            // learners (`engine/src/apache/quorum/learner_handler.rs`).
+            peer_config.apache_learners = true;
             // Apache's leader pings every tickTime / 2 and drops a learner silent for
             // syncLimit ticks; the same bound tells this member its leader is gone.
             peer_config.peer_timeout_ms = config.tick_time_ms as i64 * config.sync_limit.max(1) as i64;

@@ -821,8 +821,9 @@ impl Ensemble {
     /// One step of a rolling replacement: stops member `i` as an operator would (SIGTERM, then
     /// SIGKILL after 30 s), lets `move_data` convert its dataDir for the new server (an
     /// import, an export, or nothing), and starts `target` on the same myid, dataDir and
-    /// zoo.cfg; a ringkeeper member among Apache members gets `ringkeeper.quorum.protocol=apache`
-    /// in it, an Apache member loses the key. Does not wait for it to serve.
+    /// zoo.cfg; a ringkeeper member among Apache members (or among ringkeeper members still
+    /// on Apache's protocol) gets `ringkeeper.quorum.protocol=apache` in it, an Apache member
+    /// loses the key. Does not wait for it to serve.
     pub fn replace(&mut self, i: usize, target: Target, move_data: impl FnOnce(&Path)) {
         if self.members[i].process.stop_with_signal("TERM", Duration::from_secs(30)).is_none() {
             self.kill(i);
@@ -830,14 +831,40 @@ impl Ensemble {
         move_data(&self.data_dir(i));
         self.members[i].kind = target.kind();
         let apache_peers =
-            self.members.iter().enumerate().any(|(j, m)| j != i && m.kind.target() == Target::Apache);
+            self.members.iter().enumerate().any(|(j, m)| {
+                j != i && (m.kind.target() == Target::Apache || self.speaks_apache_protocol(j))
+            });
+        self.write_protocol_key(i, target == Target::Ringkeeper && apache_peers);
+        self.launch(i);
+    }
+
+    /// Whether ringkeeper member `i`'s zoo.cfg has `ringkeeper.quorum.protocol=apache`.
+    pub fn speaks_apache_protocol(&self, i: usize) -> bool {
+        let config = std::fs::read_to_string(self.members[i].dir.join("zoo.cfg")).unwrap_or_default();
+        config.lines().any(|l| l == APACHE_PROTOCOL.trim_end())
+    }
+
+    /// Adds (`on`) or removes `ringkeeper.quorum.protocol=apache` in member `i`'s zoo.cfg.
+    fn write_protocol_key(&self, i: usize, on: bool) {
         let config_path = self.members[i].dir.join("zoo.cfg");
         let config = std::fs::read_to_string(&config_path).unwrap();
         let mut lines: Vec<&str> = config.lines().filter(|l| *l != APACHE_PROTOCOL.trim_end()).collect();
-        if target == Target::Ringkeeper && apache_peers {
+        if on {
             lines.push(APACHE_PROTOCOL.trim_end());
         }
         std::fs::write(&config_path, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// The protocol switch of an all-ringkeeper ensemble, one member at a time: stops
+    /// ringkeeper member `i` (SIGTERM), puts `ringkeeper.quorum.protocol=apache` in its zoo.cfg
+    /// (`apache_protocol`) or takes it out (ringkeeper's own protocol), and starts it again.
+    /// Does not wait for it to serve.
+    pub fn restart_on_protocol(&mut self, i: usize, apache_protocol: bool) {
+        assert_eq!(self.members[i].kind.target(), Target::Ringkeeper, "member {} runs ringkeeper", i + 1);
+        if self.members[i].process.stop_with_signal("TERM", Duration::from_secs(30)).is_none() {
+            self.kill(i);
+        }
+        self.write_protocol_key(i, apache_protocol);
         self.launch(i);
     }
 

@@ -1,20 +1,23 @@
 //! The rolling replacement of a running Apache ZooKeeper 3.8 ensemble by ringkeeper, and back
-//! (issue #16's proof, as far as it goes while ringkeeper never leads Apache members), with
-//! real Apache QuorumPeerMain processes and real clients (kazoo,
+//! (issue #16's proof), with real Apache QuorumPeerMain processes and real clients (kazoo,
 //! `tests/compat/kazoo_rolling_writes.py`: a writer acknowledging one create at a time and a
 //! keeper session that only stays connected, both on every member's address):
 //!
 //! 1. three Apache members serve the workload;
 //! 2. member 1 is stopped (SIGTERM), its dataDir imported (`ringkeeper import-zk`), and
 //!    ringkeeper started with the same myid, dataDir and zoo.cfg (plus
-//!    `ringkeeper.quorum.protocol=apache`); it follows the Apache leader;
-//! 3. `kill -9` of the Apache leader: the other Apache member and ringkeeper elect that Apache
-//!    member, writes continue; the killed member is started again;
-//! 4. member 2 replaced the same way (two ringkeeper members follow the one Apache leader,
-//!    wherever it was), then `kill -9` of ringkeeper member 1: the Apache leader commits
-//!    with ringkeeper member 2's acknowledgements alone; member 1 is started again;
-//! 5. rollback: member 2, then member 1, stopped, exported (`ringkeeper export-zk`) and
-//!    started as Apache again; `kill -9` of the leader of the all-Apache ensemble at the end.
+//!    `ringkeeper.quorum.protocol=apache`); it follows the Apache leader; `kill -9` of the
+//!    leader (Apache): the two others elect one of themselves (either kind), writes continue;
+//!    the killed member is started again;
+//! 3. member 2 replaced the same way, `kill -9` of the leader (Apache leading ringkeeper or
+//!    ringkeeper leading Apache), and of a follower;
+//! 4. member 3, the last Apache member, replaced the same way (ringkeeper members lead it
+//!    or it leads them until it stops), `kill -9` of the leader (ringkeeper leading ringkeeper
+//!    over Apache's protocol);
+//! 5. the protocol switch: members 1, 2, 3 restarted without the key, onto ringkeeper's own
+//!    protocol (`kill -9` of the leader after), then back onto Apache's (3, 2, 1);
+//! 6. rollback: members 3, 2, 1 stopped, exported (`ringkeeper export-zk`) and started as
+//!    Apache again, each followed by a `kill -9` of the leader.
 //!
 //! Checked at the end: every acknowledged write is on every member and nothing else is
 //! (`/rolling`'s children, through the client API), neither session expired (the keeper's
@@ -229,8 +232,8 @@ impl Rolling {
         self.record(name, started);
     }
 
-    /// `kill -9` of the leader: another member leads (an Apache member: ringkeeper never
-    /// leads Apache members) and writes continue; then the killed member is started again.
+    /// `kill -9` of the leader: another member leads (of either kind) and writes continue;
+    /// then the killed member is started again.
     fn kill_leader(&mut self) {
         let leader = self.ensemble.wait_leader(STEP_WITHIN);
         let name = format!("kill -9 of the leader (member {})", leader + 1);
@@ -258,6 +261,30 @@ impl Rolling {
         self.ensemble.restart(i);
         poll_until(STEP_WITHIN, "the killed follower to follow again", || {
             self.ensemble.mode(i) == Some(Mode::Follower)
+        });
+    }
+
+    /// The protocol switch of an all-ringkeeper ensemble (a rolling restart, one member at a
+    /// time, with `ringkeeper.quorum.protocol=apache` taken out, or put back with
+    /// `apache_protocol`): the first member restarted waits alone while the two others serve;
+    /// the second makes a quorum with it (writes pause for that election); the third joins.
+    fn switch_protocol(&mut self, apache_protocol: bool) {
+        let protocol = if apache_protocol { "Apache's protocol" } else { "ringkeeper's own protocol" };
+        let order: Vec<usize> = if apache_protocol { vec![2, 1, 0] } else { vec![0, 1, 2] };
+        for (n, &i) in order.iter().enumerate() {
+            let name = format!("member {} restarted on {protocol}", i + 1);
+            let started = now();
+            self.ensemble.restart_on_protocol(i, apache_protocol);
+            if n > 0 {
+                self.ensemble.wait_serving(i, STEP_WITHIN);
+                self.ensemble.wait_leader(STEP_WITHIN);
+            }
+            self.workload.wait_write_after(now(), &format!("after {name}"));
+            self.record(name, started);
+        }
+        let leader = self.ensemble.wait_leader(STEP_WITHIN);
+        poll_until(STEP_WITHIN, "every member to follow the leader", || {
+            (0..3).all(|i| i == leader || self.ensemble.mode(i) == Some(Mode::Follower))
         });
     }
 
@@ -298,29 +325,40 @@ impl Rolling {
     }
 }
 
-/// The steps of both tests: member 1, then member 2 replaced `forward` (with a `kill -9` of
-/// the leader after the first and of a follower after the second: member 1, as a member that
-/// never leads, or whichever follows), then member 2 and member 1 `back`, and the leader
-/// killed again.
-fn replace_two_members_and_back(forward: Replacement, back: Replacement, title: &str) {
+/// The steps of both tests: members 1, 2 and 3 replaced `forward` one at a time, each
+/// followed by a `kill -9` of whichever member leads then (with ringkeeper: an Apache leader
+/// with one ringkeeper member, then either kind leading the other, then ringkeeper leading
+/// ringkeeper over Apache's protocol); with `switch`, the all-ringkeeper ensemble's rolling
+/// restart onto ringkeeper's own protocol and back; then members 3, 2 and 1 replaced `back`,
+/// each followed by a `kill -9` of the leader.
+fn replace_every_member_and_back(forward: Replacement, back: Replacement, switch: bool, title: &str) {
     let mut rolling = Rolling::start();
-    rolling.replace(0, forward);
-    rolling.kill_leader();
-    rolling.replace(1, forward);
-    let follower = rolling.a_follower();
-    rolling.kill_follower(follower);
-    rolling.replace(1, back);
-    rolling.replace(0, back);
-    rolling.kill_leader();
+    for i in 0..3 {
+        rolling.replace(i, forward);
+        rolling.kill_leader();
+        if i == 1 {
+            let follower = rolling.a_follower();
+            rolling.kill_follower(follower);
+        }
+    }
+    if switch {
+        rolling.switch_protocol(false);
+        rolling.kill_leader();
+        rolling.switch_protocol(true);
+    }
+    for i in (0..3).rev() {
+        rolling.replace(i, back);
+        rolling.kill_leader();
+    }
     rolling.finish(title);
 }
 
 #[test]
 fn apache_members_replaced_by_ringkeeper_one_by_one_and_back_under_writes() {
-    replace_two_members_and_back(BY_RINGKEEPER, BACK_TO_APACHE, "Apache -> ringkeeper -> Apache");
+    replace_every_member_and_back(BY_RINGKEEPER, BACK_TO_APACHE, true, "Apache -> ringkeeper -> Apache");
 }
 
 #[test]
 fn an_all_apache_rolling_restart_under_writes_for_reference() {
-    replace_two_members_and_back(BY_APACHE, BY_APACHE, "all-Apache rolling restart");
+    replace_every_member_and_back(BY_APACHE, BY_APACHE, false, "all-Apache rolling restart");
 }

@@ -209,6 +209,23 @@ pub fn decode_streamed_state(bytes: &[u8]) -> Result<ApacheSnapshot, FormatError
 
 /// Encodes the state as a leader streams it after SNAP (the inverse of
 /// [`decode_streamed_state`]; tests build leader streams with it).
+/// Test fixture: a state of one session (`session`, `timeout`) and the root with one child
+/// `path` holding `data` (open ACL id -1, zero stats).
+#[cfg(test)]
+pub(crate) fn one_node_state(session: (i64, i32), path: &str, data: Vec<u8>) -> ApacheSnapshot {
+    let node = |path: &str, data: Vec<u8>| ApacheNode {
+        path: path.into(),
+        data: Some(data),
+        acl: -1,
+        stat: Default::default(),
+    };
+    ApacheSnapshot {
+        sessions: vec![session],
+        nodes: vec![node("/", vec![]), node(path, data)],
+        ..Default::default()
+    }
+}
+
 pub fn encode_streamed_state(snap: &ApacheSnapshot) -> Vec<u8> {
     let mut out = Vec::new();
     write_state(&mut JuteWriter::new(&mut out), snap);

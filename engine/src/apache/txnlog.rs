@@ -11,11 +11,11 @@
 
 use super::records::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn, CreateTxn,
-    DeleteTxn, ErrorTxn, FileHeader, MultiTxn, SetAclTxn, SetDataTxn, TxnHeader,
+    DeleteTxn, ErrorTxn, FileHeader, MultiTxn, SetAclTxn, SetDataTxn, SubTxn, TxnHeader,
 };
 use super::{adler32, FormatError, FILE_FORMAT_VERSION};
-use crate::proto::{Acl, DecodeError, ErrorCode, Jute, JuteReader, OpCode};
-use crate::tree::{ttl_owner, CONTAINER_EPHEMERAL_OWNER};
+use crate::proto::{Acl, DecodeError, ErrorCode, Id, Jute, JuteReader, OpCode};
+use crate::tree::{owner_kind, ttl_owner, OwnerKind, CONTAINER_EPHEMERAL_OWNER};
 use crate::txn::{Txn, TxnAcl, TxnBody, TxnOp};
 
 /// `FileTxnLog.TXNLOG_MAGIC`: "ZKLG" as a big-endian int.
@@ -146,6 +146,18 @@ pub fn decode(bytes: &[u8]) -> Result<ApacheLog, FormatError> {
                 let txn = decode_entry(&bytes[payload.clone()], payload.start)?;
                 if let Some(last) = records.last().map(|r: &LogRecord| r.txn.zxid) {
                     if txn.zxid <= last {
+                        // Apache 3.8.0's learner can log a diff it already logged again (its
+                        // sync dies on a COMMIT between NEWLEADER and UPTODATE, and the next
+                        // sync starts from its last *applied* zxid); Apache's replay applies
+                        // the repeats again, idempotently, logging "(highestZxid) > (next
+                        // log)". A repeat of the same txn is skipped here; a different txn
+                        // under an earlier zxid is damage.
+                        let earlier = records.binary_search_by_key(&txn.zxid, |r: &LogRecord| r.txn.zxid);
+                        if earlier.is_ok_and(|at| records[at].txn == txn) {
+                            log::warn!("Apache log: zxid {:#x} at offset {offset} repeats an earlier record; skipped", txn.zxid);
+                            offset = next;
+                            continue;
+                        }
                         return Err(FormatError::at(
                             offset,
                             format!("zxid {:#x} does not follow {last:#x}", txn.zxid),
@@ -214,6 +226,98 @@ fn decode_txn(payload: &[u8]) -> Result<Txn, TxnError> {
     Ok(Txn { session_id: header.client_id, cxid: header.cxid, zxid: header.zxid, time_ms: header.time, body })
 }
 
+/// The txn entry Apache logs and sends for `txn` (`Util.marshallTxnEntry`: `TxnHeader`, the
+/// txn record of its type; no `TxnDigest`, which Apache's learner treats as absent): what a
+/// ringkeeper leader sends its Apache followers in PROPOSAL and INFORM. The inverse of
+/// [`decode_entry`] up to the forms ringkeeper does not keep apart (create vs create2, both
+/// `CreateTxn`: a lone create goes as create2, one inside a multi as create; a failed
+/// multi's ops, all error txns, as `DataTree.processTxn` applies them).
+pub fn encode_entry(txn: &Txn) -> Vec<u8> {
+    let (txn_type, record) = match &txn.body {
+        TxnBody::CreateSession { timeout_ms } => {
+            (OpCode::CreateSession, CreateSessionTxn { time_out: *timeout_ms }.to_bytes())
+        }
+        TxnBody::CloseSession { ephemerals } => {
+            (OpCode::CloseSession, CloseSessionTxn { paths_to_delete: ephemerals.clone() }.to_bytes())
+        }
+        // A create alone goes as create2: Apache's `DataTree.processTxn` fills the result's
+        // Stat only for create2 (and container/TTL), and its learner builds a create2 reply
+        // from that Stat (a create reply, built from the request's own type, needs none).
+        TxnBody::Op(op @ (TxnOp::Create { .. } | TxnOp::CreateNullData { .. })) => match encode_op(op) {
+            (OpCode::Create, record) => (OpCode::Create2, record),
+            other => other,
+        },
+        TxnBody::Op(op) => encode_op(op),
+        TxnBody::Multi(ops) => {
+            let txns = ops
+                .iter()
+                .map(|op| {
+                    let (txn_type, data) = encode_op(op);
+                    SubTxn { txn_type: txn_type as i32, data }
+                })
+                .collect();
+            (OpCode::Multi, MultiTxn { txns }.to_bytes())
+        }
+    };
+    let header = TxnHeader {
+        client_id: txn.session_id,
+        cxid: txn.cxid,
+        zxid: txn.zxid,
+        time: txn.time_ms,
+        txn_type: txn_type as i32,
+    };
+    let mut entry = header.to_bytes();
+    entry.extend_from_slice(&record);
+    entry
+}
+
+/// One tree operation's Apache opcode and txn record.
+fn encode_op(op: &TxnOp) -> (OpCode, Vec<u8>) {
+    let acls = |list: &[TxnAcl]| -> Vec<Acl> {
+        list.iter()
+            .map(|a| Acl { perms: a.perms, id: Id { scheme: a.scheme.clone(), id: a.id.clone() } })
+            .collect()
+    };
+    let create = |path: &str, data: Option<Vec<u8>>, acl: &[TxnAcl], owner: i64, parent_cversion: i32| {
+        let (path, acl) = (path.to_string(), acls(acl));
+        match owner_kind(owner) {
+            OwnerKind::Container => {
+                (OpCode::CreateContainer, CreateContainerTxn { path, data, acl, parent_cversion }.to_bytes())
+            }
+            OwnerKind::Ttl(ttl) => {
+                (OpCode::CreateTtl, CreateTtlTxn { path, data, acl, parent_cversion, ttl }.to_bytes())
+            }
+            kind => {
+                let ephemeral = matches!(kind, OwnerKind::Ephemeral(_));
+                (OpCode::Create, CreateTxn { path, data, acl, ephemeral, parent_cversion }.to_bytes())
+            }
+        }
+    };
+    match op {
+        TxnOp::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
+            create(path, Some(data.clone()), acl, *ephemeral_owner, *parent_cversion)
+        }
+        TxnOp::CreateNullData { path, acl, ephemeral_owner, parent_cversion } => {
+            create(path, None, acl, *ephemeral_owner, *parent_cversion)
+        }
+        TxnOp::Delete { path } => (OpCode::Delete, DeleteTxn { path: path.clone() }.to_bytes()),
+        TxnOp::SetData { path, data, version } => (
+            OpCode::SetData,
+            SetDataTxn { path: path.clone(), data: Some(data.clone()), version: *version }.to_bytes(),
+        ),
+        TxnOp::SetNullData { path, version } => {
+            (OpCode::SetData, SetDataTxn { path: path.clone(), data: None, version: *version }.to_bytes())
+        }
+        TxnOp::SetAcl { path, acl, version } => {
+            (OpCode::SetAcl, SetAclTxn { path: path.clone(), acl: acls(acl), version: *version }.to_bytes())
+        }
+        TxnOp::Check { path, version } => {
+            (OpCode::Check, CheckVersionTxn { path: path.clone(), version: *version }.to_bytes())
+        }
+        TxnOp::Error { code } => (OpCode::Error, ErrorTxn { err: *code }.to_bytes()),
+    }
+}
+
 /// A failed multi as Apache logs it keeps the real txns of the ops before the one that failed
 /// (`PrepRequestProcessor`), and `DataTree.processTxn` applies none of them: every op of a
 /// multi holding an error becomes an error, Ok before the first error and
@@ -267,8 +371,7 @@ fn decode_op(txn_type: i32, client_id: i64, r: &mut JuteReader<'_>) -> Result<Tx
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apache::records::SubTxn;
-    use crate::proto::{Id, JuteWriter};
+    use crate::proto::JuteWriter;
 
     fn header(txn_type: i32, zxid: i64) -> TxnHeader {
         TxnHeader { client_id: 0x42, cxid: 1, zxid, time: 1_000, txn_type }
@@ -322,6 +425,45 @@ mod tests {
             // A closeSession as servers before 3.6 logged it: no body.
             framed(&entry(&header(OpCode::CloseSession as i32, 4), &[])),
         ]
+    }
+
+    #[test]
+    fn a_repeated_run_of_records_is_skipped_and_a_different_txn_under_an_old_zxid_refused() {
+        let records = sample_records();
+        // Apache 3.8.0's learner logged records 2 and 3 again after a failed sync.
+        let repeated = file(&[records.clone(), records[1..3].to_vec()].concat(), 0);
+        let log = decode(&repeated).unwrap();
+        assert_eq!(log.records.iter().map(|r| r.txn.zxid).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let different = framed(&entry(&header(OpCode::Create2 as i32, 2), &create_body("/other", false)));
+        let damaged = file(&[records, vec![different]].concat(), 0);
+        assert!(decode(&damaged).unwrap_err().detail.contains("does not follow"));
+    }
+
+    #[test]
+    fn encoded_entries_decode_to_the_same_txns() {
+        let acl = vec![TxnAcl { perms: 31, scheme: "world".into(), id: "anyone".into() }];
+        let create =
+            |path: &str, owner: i64| TxnOp::create(path.into(), Some(b"d".to_vec()), acl.clone(), owner, 3);
+        let bodies = vec![
+            TxnBody::CreateSession { timeout_ms: 4_000 },
+            TxnBody::CloseSession { ephemerals: vec!["/e".into()] },
+            TxnBody::Op(create("/p", 0)),
+            TxnBody::Op(create("/e", 0x42)),
+            TxnBody::Op(create("/c", CONTAINER_EPHEMERAL_OWNER)),
+            TxnBody::Op(create("/t", ttl_owner(5_000))),
+            TxnBody::Op(TxnOp::create("/n".into(), None, acl.clone(), 0, 1)),
+            TxnBody::Op(TxnOp::Delete { path: "/p".into() }),
+            TxnBody::Op(TxnOp::set_data("/p".into(), Some(b"x".to_vec()), 2)),
+            TxnBody::Op(TxnOp::set_data("/p".into(), None, 3)),
+            TxnBody::Op(TxnOp::SetAcl { path: "/p".into(), acl: acl.clone(), version: 1 }),
+            TxnBody::Op(TxnOp::Error { code: -101 }),
+            TxnBody::Multi(vec![create("/m", 0), TxnOp::Check { path: "/m".into(), version: 0 }]),
+            TxnBody::Multi(vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -101 }]),
+        ];
+        for (i, body) in bodies.into_iter().enumerate() {
+            let txn = Txn { session_id: 0x42, cxid: 7, zxid: 0x1_0000_0000 + i as i64, time_ms: 99, body };
+            assert_eq!(decode_entry(&encode_entry(&txn), 0).unwrap(), txn);
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::conn::{ClientConn, ConnId};
-use crate::proto::{ConnectRequest, ConnectResponse, Id, Jute, OpCode};
+use crate::proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, OpCode};
 use crate::request::replica::is_forwarded;
 use crate::request::EnsembleView;
 use crate::request::{Output, Processor};
@@ -63,6 +63,11 @@ use local_replies::LocalReplies;
 fn request_op(frame: &[u8]) -> Option<OpCode> {
     let op = i32::from_be_bytes(frame.get(4..8)?.try_into().ok()?);
     OpCode::from_i32(op)
+}
+
+/// The error code of a reply frame (length prefix, then `ReplyHeader {xid, zxid, err}`).
+fn reply_error(frame: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(frame.get(16..20)?.try_into().ok()?))
 }
 
 /// The processor's zxid limit while it may assign none (learners, servers not serving).
@@ -642,17 +647,49 @@ impl Node {
                     .processor
                     .request(conn, &frame, now)
                     .unwrap_or_else(|_| vec![Output::Close { conn, zxid: 0 }]);
-                if request_op(&frame) == Some(OpCode::Sync) {
+                let op = request_op(&frame);
+                if op == Some(OpCode::Sync) {
                     self.note_pending_sync(&outputs);
                 }
-                outputs
+                let refused_without_txn = self.local_replies.is_some()
+                    && op.is_some_and(|op| op.is_write())
+                    && !outputs.iter().any(|o| matches!(o, Output::Log { .. }));
+                if refused_without_txn {
+                    // An Apache learner answers its client only from a committed txn.
+                    let err = outputs.iter().find_map(|o| match o {
+                        Output::Send { frame, .. } => reply_error(frame),
+                        _ => None,
+                    });
+                    let cxid =
+                        frame.get(..4).map_or(0, |b| i32::from_be_bytes(b.try_into().expect("4 bytes")));
+                    let err = err.unwrap_or(ErrorCode::SessionExpired.code());
+                    let mut outputs = outputs;
+                    outputs.extend(self.processor.learner_error_txn(session_id, cxid, err, now));
+                    outputs
+                } else {
+                    outputs
+                }
             }
             Relay::CreateSession { token, client_ip, request } if leading => {
                 let conn = ConnId::StandIn { learner: from, client: token };
                 match ConnectRequest::from_bytes(&request) {
+                    // An Apache learner chose the id and timeout of the session it asks for.
+                    Ok(req) if self.local_replies.is_some() && req.session_id != 0 => {
+                        self.processor.create_learner_session(req.session_id, req.timeout_ms, now)
+                    }
                     Ok(req) => self.processor.connect(conn, &client_ip, &client_ip, &req, now),
                     Err(_) => vec![Output::Close { conn, zxid: 0 }],
                 }
+            }
+            Relay::Revalidate { token, session_id, .. } if leading => {
+                // An Apache learner's client brought its session: alive (and renewed) or not,
+                // as `SessionTrackerImpl.touchSession` answers; the learner checked the password.
+                let valid = self.processor.sessions.touch(session_id, now);
+                out.push(Effect::RelaySend {
+                    to: from,
+                    relay: Relay::Reply { token, zxid: 0, frame: vec![u8::from(valid)] },
+                });
+                Vec::new()
             }
             Relay::Gone { token } => {
                 self.processor.disconnected(ConnId::StandIn { learner: from, client: token });

@@ -18,7 +18,7 @@
 use super::{decode_request, ConnId, Connection, Output, Processor, Request};
 use crate::acl;
 use crate::proto::{Id, Jute, JuteReader, OpCode, RequestHeader};
-use crate::txn::{ArchivedTxn, ArchivedTxnBody, OpResult};
+use crate::txn::{ArchivedTxn, ArchivedTxnBody, OpResult, Txn, TxnBody, TxnOp};
 use crate::zab::make_zxid;
 
 /// Requests a learner sends to its leader: every op that becomes a txn
@@ -60,6 +60,36 @@ impl WriteShape {
 }
 
 impl Processor {
+    /// Leader of Apache learners: the createSession an Apache learner forwarded, with the id
+    /// and the (negotiated) timeout it chose (`LearnerSessionTracker`; Apache's leader logs
+    /// them as they come). Nothing without a zxid left.
+    pub fn create_learner_session(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.txns_allowed() == 0 {
+            return out;
+        }
+        let zxid = self.next_zxid();
+        let txn =
+            Txn { session_id, cxid: 0, zxid, time_ms: now_ms, body: TxnBody::CreateSession { timeout_ms } };
+        self.commit(&txn, now_ms, &mut out);
+        tracing::info!(session_id = %format_args!("0x{session_id:x}"), timeout_ms, "Established session of an Apache learner");
+        out
+    }
+
+    /// Leader of Apache learners: an error txn (`ErrorTxn`, the code `err`) for a forwarded
+    /// request it refused without a txn, as Apache's `PrepRequestProcessor` logs one: the
+    /// learner answers its client from the committed txn carrying its session id and cxid.
+    pub fn learner_error_txn(&mut self, session_id: i64, cxid: i32, err: i32, now_ms: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.txns_allowed() == 0 {
+            return out;
+        }
+        let zxid = self.next_zxid();
+        let body = TxnBody::Op(TxnOp::Error { code: err });
+        self.commit(&Txn { session_id, cxid, zxid, time_ms: now_ms, body }, now_ms, &mut out);
+        out
+    }
+
     /// Registers `conn` as a connection of an existing session (a leader's stand-in for a
     /// learner's client, or a learner's client once the leader created its session), with the
     /// ACL ids it authenticated as.

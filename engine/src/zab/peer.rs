@@ -67,10 +67,18 @@ pub struct PeerConfig {
     pub history_max: usize,
     /// Highest zxid counter a leader uses before forcing a new epoch.
     pub counter_limit: u32,
-    /// A voter that never leads (a member of an Apache ensemble, which cannot lead Apache
-    /// followers): its vote for itself loses to every other vote, so it adopts and passes on
-    /// the best other voter's, and no other server adopts its own.
+    /// A voter that never leads: its vote for itself loses to every other vote, so it adopts
+    /// and passes on the best other voter's, and no other server adopts its own. (Members of
+    /// an Apache ensemble used it before they could lead Apache followers; only tests set it
+    /// now.)
     pub never_leads: bool,
+    /// Learners speak Apache's learner protocol (`ringkeeper.quorum.protocol=apache`): a sync
+    /// tells the commit point with a [`Msg::Commit`] before NEWLEADER (Apache's learner
+    /// applies the diff's committed txns before NEWLEADER and the rest only after UPTODATE),
+    /// and an ACKEPOCH without epoch ends (Apache's carries only the last zxid) is read as
+    /// agreeing with the leader's history up to that zxid's epoch (`LearnerHandler.syncFollower`
+    /// assumes the same).
+    pub apache_learners: bool,
     /// Version of the configuration `voters` and `observers` come from (the zxid of the
     /// reconfig that made it; 0 for one no reconfig made and no leader versioned yet).
     pub config_version: i64,
@@ -100,6 +108,7 @@ impl PeerConfig {
             history_max: 100_000,
             counter_limit: u32::MAX - 1,
             never_leads: false,
+            apache_learners: false,
             config_version: 0,
             versions_initial_config: false,
             members: BTreeMap::new(),
@@ -1004,6 +1013,20 @@ impl Peer {
             self.look(out);
             return;
         }
+        let synthesized;
+        let ends = if ends.is_empty() && last_zxid > 0 && self.cfg.apache_learners {
+            let learner_epoch = epoch_of(last_zxid);
+            synthesized = self
+                .epoch_ends
+                .iter()
+                .filter(|(e, _)| **e < learner_epoch)
+                .map(|(_, z)| *z)
+                .chain([last_zxid])
+                .collect::<Vec<i64>>();
+            &synthesized[..]
+        } else {
+            ends
+        };
         self.sync_learner(from, last_zxid, ends, out);
     }
 
@@ -1028,6 +1051,9 @@ impl Peer {
             }
         }
         let zxid = self.last_logged;
+        if self.cfg.apache_learners {
+            out.push(Action::Send { to, msg: Msg::Commit { epoch, zxid: self.committed } });
+        }
         let config = self.announced_config(epoch);
         out.push(Action::Send { to, msg: Msg::NewLeader { epoch, zxid, config } });
         if let Some(link) = self.leadership().and_then(|l| l.learners.get_mut(&to)) {

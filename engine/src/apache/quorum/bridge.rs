@@ -35,11 +35,15 @@
 //! its NEWLEADER ack becomes `ACK makeZxid(e, 0)`, and after UPTODATE the bridge sends the
 //! second ACK Apache's learner sends. As an observer its votes ask who leads (`leader = zxid =
 //! peerEpoch = Long.MIN_VALUE`, as Apache's observers vote) and its acks are not sent. As a
-//! follower its votes are the peer's (which never proposes itself, `PeerConfig::never_leads`)
+//! follower its votes are the peer's (its real zxid and epoch: it may be elected)
 //! and the peer's cumulative ack of a durable prefix becomes one `ACK zxid` per proposal
 //! received after NEWLEADER, in order (Apache's leader counts each zxid's acks separately).
 //! The replies of forwarded requests are built by the node when it applies their txns
 //! (`Node::follow_apache_leaders`), except a `sync`'s, which the leader's SYNC releases.
+//!
+//! While the peer leads, Apache learners connect to this member's peer port: each gets a
+//! [`LearnerHandler`] (the leader's side, `learner_handler.rs`), to which the peer's messages
+//! for that learner and the node's replies to it go ([`Bridge::learner_bytes`]).
 //!
 //! Invariants: every packet from the leader is either translated or logged and dropped, never
 //! half-applied; a connection that sends bytes that do not decode is closed (the peer then
@@ -50,6 +54,7 @@ use std::sync::Arc;
 
 use super::be_i64;
 use super::election::{encode_frame, Notification};
+use super::learner_handler::{HandlerOut, LearnerHandler};
 use super::packet::PROTOCOL_VERSION;
 use super::packet::{encode_touches, find_streamed_state, kind, LearnerInfo, QuorumPacket, SnapSearch};
 use super::WireError;
@@ -84,6 +89,11 @@ pub enum Out {
     ToLeader { bytes: Vec<u8> },
     /// Close the leader connection (report the loss to the peer as a link down).
     CloseLeader { leader: ServerId, reason: String },
+    /// Write these bytes on learner connection `conn` (this member leads).
+    ToLearner { conn: u64, bytes: Vec<u8> },
+    /// Close learner connection `conn`; when it was `learner`'s, report the loss to the peer
+    /// as a link down.
+    CloseLearner { conn: u64, learner: Option<ServerId>, reason: String },
 }
 
 /// The connection to the leader being followed.
@@ -131,6 +141,10 @@ pub struct Bridge {
     /// Sessions of this member's clients active since the last PING reply, with their
     /// timeouts (the next reply carries them: Apache's `LearnerSessionTracker` touch table).
     touched: BTreeMap<i64, i32>,
+    /// Apache learners connected to this member's peer port, by id (this member leads).
+    learners: BTreeMap<ServerId, LearnerHandler>,
+    /// Learner connections: whose (once FOLLOWERINFO named it), and bytes not decoded yet.
+    learner_conns: BTreeMap<u64, (Option<ServerId>, Vec<u8>)>,
 }
 
 impl Bridge {
@@ -144,6 +158,8 @@ impl Bridge {
             observer,
             link: None,
             touched: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            learner_conns: BTreeMap::new(),
         }
     }
 
@@ -154,10 +170,30 @@ impl Bridge {
 
     /// A message the peer sends `to`.
     pub fn from_peer(&mut self, to: ServerId, msg: &Msg, out: &mut Vec<Out>) {
+        let to_learner = matches!(
+            msg,
+            Msg::LeaderInfo { .. }
+                | Msg::Trunc { .. }
+                | Msg::Snapshot { .. }
+                | Msg::Proposal { .. }
+                | Msg::NewLeader { .. }
+                | Msg::UpToDate { .. }
+                | Msg::Commit { .. }
+                | Msg::CommitOnceDurable { .. }
+                | Msg::Ping { .. }
+        );
+        if to_learner {
+            let Some(handler) = self.learners.get_mut(&to) else { return };
+            let mut handled = Vec::new();
+            handler.from_peer(msg, &mut handled);
+            let conn = handler.conn;
+            self.carry_handler_out(to, conn, handled, out);
+            return;
+        }
         match msg {
             Msg::Notification { round, state, vote, .. } => {
                 // An observer's vote only asks who leads (Apache's observers send MIN_VALUE);
-                // a follower's is its vote (its own loses to any other: `never_leads`).
+                // a follower's is its own vote.
                 let (leader, zxid, peer_epoch) = if self.observer {
                     (i64::MIN, i64::MIN, i64::MIN)
                 } else {
@@ -232,6 +268,15 @@ impl Bridge {
     /// connection's auth ids); touches wait for the next PING. A request with no connection
     /// to `to`, or that does not decode, closes its client's connection.
     pub fn relay_from_node(&mut self, to: ServerId, relay: Relay, out: &mut Vec<Out>) {
+        if matches!(relay, Relay::Reply { .. } | Relay::Close { .. }) {
+            if let Some(handler) = self.learners.get_mut(&to) {
+                let mut handled = Vec::new();
+                handler.from_node(relay, &mut handled);
+                let conn = handler.conn;
+                self.carry_handler_out(to, conn, handled, out);
+            }
+            return;
+        }
         let (token, request) = match relay {
             Relay::Forward { token, session_id, ids, frame, .. } => {
                 (token, self.forwarded_request(to, token, session_id, ids, &frame))
@@ -297,6 +342,95 @@ impl Bridge {
         data.extend_from_slice(body);
         let auth = ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect();
         Some(QuorumPacket { kind: kind::REQUEST, zxid: -1, data: Some(data), auth })
+    }
+
+    /// Bytes received on learner connection `conn` (accepted on this member's peer port).
+    pub fn learner_bytes(&mut self, conn: u64, bytes: &[u8], out: &mut Vec<Out>) {
+        let entry = self.learner_conns.entry(conn).or_insert((None, Vec::new()));
+        entry.1.extend_from_slice(bytes);
+        if let Err(e) = self.drain_learner(conn, out) {
+            let learner = self.learner_closed(conn);
+            out.push(Out::CloseLearner { conn, learner, reason: e.to_string() });
+        }
+    }
+
+    /// The FOLLOWERINFO/OBSERVERINFO of every learner the peer has not answered yet, for the
+    /// peer again (the transport calls this on a timer; see
+    /// [`LearnerHandler::awaiting_leader_info`]).
+    pub fn repeat_unanswered_learner_infos(&self, out: &mut Vec<Out>) {
+        for (&from, handler) in &self.learners {
+            if handler.awaiting_leader_info() {
+                out.push(Out::ToPeer { from, msg: handler.info.clone() });
+            }
+        }
+    }
+
+    /// Learner connection `conn` is gone: forgets it; the learner it belonged to (if it is
+    /// still that learner's connection), whose loss the peer must hear of.
+    pub fn learner_closed(&mut self, conn: u64) -> Option<ServerId> {
+        let (learner, _) = self.learner_conns.remove(&conn)?;
+        let learner = learner?;
+        if self.learners.get(&learner).is_some_and(|h| h.conn == conn) {
+            self.learners.remove(&learner);
+            return Some(learner);
+        }
+        None
+    }
+
+    fn drain_learner(&mut self, conn: u64, out: &mut Vec<Out>) -> Result<(), WireError> {
+        loop {
+            let Some((learner, inbox)) = self.learner_conns.get_mut(&conn) else { return Ok(()) };
+            let Some((packet, used)) = QuorumPacket::decode(inbox)? else { return Ok(()) };
+            inbox.drain(..used);
+            match *learner {
+                None => {
+                    let (id, observer, msg) = LearnerHandler::learner_info(&packet)?;
+                    *learner = Some(id);
+                    log::info!("Apache learner {id} connected (observer: {observer})");
+                    let handler = LearnerHandler::new(conn, observer, msg.clone());
+                    if let Some(old) = self.learners.insert(id, handler) {
+                        if old.conn != conn {
+                            self.learner_conns.remove(&old.conn);
+                            out.push(Out::CloseLearner {
+                                conn: old.conn,
+                                learner: None,
+                                reason: "the learner connected again".into(),
+                            });
+                        }
+                    }
+                    out.push(Out::ToPeer { from: id, msg });
+                }
+                Some(id) => {
+                    let Some(handler) = self.learners.get_mut(&id).filter(|h| h.conn == conn) else {
+                        return Ok(());
+                    };
+                    let mut handled = Vec::new();
+                    handler.learner_packet(packet, &mut handled)?;
+                    self.carry_handler_out(id, conn, handled, out);
+                }
+            }
+        }
+    }
+
+    fn carry_handler_out(
+        &mut self,
+        learner: ServerId,
+        conn: u64,
+        handled: Vec<HandlerOut>,
+        out: &mut Vec<Out>,
+    ) {
+        let mut bytes = Vec::new();
+        for h in handled {
+            match h {
+                HandlerOut::Packet(packet) => packet.encode(&mut bytes),
+                HandlerOut::Raw(raw) => bytes.extend_from_slice(&raw),
+                HandlerOut::ToPeer(msg) => out.push(Out::ToPeer { from: learner, msg }),
+                HandlerOut::ToNode(relay) => out.push(Out::ToNode { from: learner, relay }),
+            }
+        }
+        if !bytes.is_empty() {
+            out.push(Out::ToLearner { conn, bytes });
+        }
     }
 
     /// One frame received on the election connection from `from`.
@@ -547,7 +681,7 @@ impl Bridge {
 mod tests {
     use super::*;
     use crate::apache::records::{CreateTxn, TxnHeader};
-    use crate::apache::snapshot::{encode_streamed_state, ApacheNode, ApacheSnapshot};
+    use crate::apache::snapshot::{encode_streamed_state, one_node_state};
     use crate::proto::Acl;
 
     fn packets(out: &[Out]) -> Vec<QuorumPacket> {
@@ -732,19 +866,7 @@ mod tests {
         QuorumPacket::with_data(kind::LEADERINFO, 0x3_0000_0000, PROTOCOL_VERSION.to_be_bytes().to_vec())
             .encode(&mut stream);
         QuorumPacket::control(kind::SNAP, 0x2_0000_0009).encode(&mut stream);
-        let state = ApacheSnapshot {
-            sessions: vec![(77, 10_000)],
-            nodes: vec![
-                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
-                ApacheNode {
-                    path: "/x".into(),
-                    data: Some(b"1".to_vec()),
-                    acl: -1,
-                    stat: Default::default(),
-                },
-            ],
-            ..Default::default()
-        };
+        let state = one_node_state((77, 10_000), "/x", b"1".to_vec());
         stream.extend(encode_streamed_state(&state));
         stream.extend(&[0, 0, 0, 10]);
         stream.extend(b"BenWasHere");

@@ -8,7 +8,9 @@
 //!   stream, LEARNERINFO, the state streamed after SNAP, PING session touches.
 //! - [`bridge`]: translates between Apache's messages and ringkeeper's own [`crate::zab::Msg`],
 //!   so the existing [`crate::zab::Peer`] and [`crate::replica::Node`] run a member of an Apache
-//!   ensemble unchanged (as an observer or a follower).
+//!   ensemble unchanged (as an observer, a follower, or the leader of Apache learners).
+//! - [`learner_handler`]: the leader's side of the learner protocol (`LearnerHandler`), one
+//!   per Apache learner connected while this member leads.
 //!
 //! Who uses it: `server/src/apache_quorum.rs` (sockets). In: byte streams of the election and
 //! peer connections, the peer's messages. Out: typed messages, bytes to write, or a
@@ -16,6 +18,7 @@
 
 pub mod bridge;
 pub mod election;
+pub mod learner_handler;
 pub mod packet;
 
 /// Why bytes from an Apache server are not a usable message.

@@ -188,7 +188,7 @@ pub enum SnapSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apache::snapshot::{encode_streamed_state, ApacheNode};
+    use crate::apache::snapshot::{encode_streamed_state, one_node_state};
 
     #[test]
     fn packets_have_the_jute_layout_and_are_framed_by_their_own_lengths() {
@@ -235,20 +235,8 @@ mod tests {
         assert_eq!(data.len(), 24);
         assert_eq!(decode_touches(&data), touches);
 
-        let state = ApacheSnapshot {
-            sessions: vec![(9, 30_000)],
-            nodes: vec![
-                ApacheNode { path: "/".into(), data: Some(vec![]), acl: -1, stat: Default::default() },
-                // A node whose data holds the signature itself.
-                ApacheNode {
-                    path: "/a".into(),
-                    data: Some(signature_bytes()),
-                    acl: -1,
-                    stat: Default::default(),
-                },
-            ],
-            ..Default::default()
-        };
+        // A node whose data holds the signature itself.
+        let state = one_node_state((9, 30_000), "/a", signature_bytes());
         let mut stream = encode_streamed_state(&state);
         stream.extend_from_slice(&signature_bytes());
         let total = stream.len();
