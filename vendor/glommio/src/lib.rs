@@ -289,6 +289,7 @@ mod free_list;
 mod iou;
 mod parking;
 mod reactor;
+mod ringkeeper_patches;
 mod sys;
 pub mod task;
 

@@ -1325,6 +1325,14 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
+                // ringkeeper (e): preempted before a task queue ran. Report a run so that the
+                // caller polls I/O again (consuming the preemption event) instead of parking
+                // with tasks ready.
+                if crate::ringkeeper_patches::enabled(
+                    crate::ringkeeper_patches::Patch::NoParkAfterPreempt,
+                ) {
+                    return true;
+                }
                 break;
             }
             if !self.run_one_task_queue() {

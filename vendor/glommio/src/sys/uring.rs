@@ -40,6 +40,7 @@ use crate::{
         membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
+    ringkeeper_patches::{self, Patch},
     uring_sys::{self, IoRingOp},
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
 };
@@ -1072,6 +1073,23 @@ impl SleepableRing {
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
 
+            if ringkeeper_patches::enabled(Patch::SubmitAndWait) {
+                // ringkeeper (b): submit the link and wait in one `io_uring_enter` (the kernel
+                // waits only once every SQE is submitted).
+                let submitted = self
+                    .ring
+                    .submit_sqes_and_wait(1)
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)? as usize;
+                self.in_kernel += submitted;
+                return if submitted == 1 {
+                    Ok(1)
+                } else {
+                    unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
+                    Err(io::Error::from_raw_os_error(libc::EBUSY))
+                };
+            }
             if self
                 .submit_sqes()
                 .or_else(Reactor::busy_ok)
@@ -1223,6 +1241,10 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// ringkeeper (a): when the armed latency preemption timer fires.
+    latency_preemption_deadline: Cell<Option<Instant>>,
+    /// ringkeeper (a): the timeout a sleep armed for the next user timer, and when it fires.
+    sleep_timeout_src: Cell<Option<(Source, Instant)>>,
 
     link_fd: RawFd,
 
@@ -1278,6 +1300,12 @@ macro_rules! flush_rings {
         io::Result::Ok(ret)
     }}
 }
+
+/// ringkeeper (a): an armed preemption timer stays across a sleep only if it fires no sooner
+/// than this (glommio's default timer of 100 ms is cancelled before each sleep, as it was).
+const KEEP_PREEMPTION_TIMER_ASLEEP: Duration = Duration::from_secs(1);
+/// ringkeeper (a): how far apart two sleeps' user-timer deadlines may be to share one timeout.
+const SLEEP_TIMEOUT_SLACK: Duration = Duration::from_micros(100);
 
 fn align_up(v: usize, align: usize) -> usize {
     (v + align - 1) & !(align - 1)
@@ -1354,6 +1382,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
+            sleep_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1814,22 +1844,37 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
+        let keep_timers = ringkeeper_patches::enabled(Patch::KeepTimers);
+        let now = Instant::now();
         // Cancel the old timer regardless of whether we can sleep:
         // if we won't sleep, we will register the new timer with its new
         // value.
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // ringkeeper (a): unless it is still good for this turn (`preemption_timer_holds`).
+        if !keep_timers || !self.preemption_timer_holds(preempt_timer(), now) {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_preemption_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        //
+        // ringkeeper (a): one that has not fired yet keeps counting completions.
+        let throughput_timer = self.throughput_preemption_timeout_src.take();
+        let throughput_timer = match throughput_timer {
+            Some(src) if keep_timers && src.result().is_none() => src,
+            _ => {
+                drop(throughput_timer);
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            }
+        };
+        self.throughput_preemption_timeout_src.set(Some(throughput_timer));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1850,7 +1895,25 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            if let (true, Some(dur)) = (keep_timers, user_timer) {
+                // ringkeeper (a): the timeout an earlier sleep armed is kept if it fires when
+                // this one would.
+                let deadline = now + dur;
+                let kept = self.sleep_timeout_src.take().filter(|(src, at)| {
+                    src.result().is_none()
+                        && at.max(&deadline).duration_since(*at.min(&deadline))
+                            <= SLEEP_TIMEOUT_SLACK
+                });
+                let armed = match kept {
+                    Some(kept) => kept,
+                    None => {
+                        let src = lat_ring.prepare_latency_preemption_timer(dur);
+                        assert!(flush_rings!(lat_ring)? > 0);
+                        (src, deadline)
+                    }
+                };
+                self.sleep_timeout_src.set(Some(armed));
+            } else if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);
@@ -1863,7 +1926,14 @@ impl Reactor {
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
             // details. This translates to `sys_membarrier()` /
             // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            //
+            // ringkeeper (c): a `SeqCst` fence here and one in every remote `notify` (the
+            // only way a remote executor wakes us) order the same two accesses.
+            if ringkeeper_patches::enabled(Patch::FenceNotMembarrier) {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            } else {
+                membarrier::heavy();
+            }
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1880,8 +1950,12 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            // ringkeeper (a): unless the armed one was kept.
+            if !keep_timers || self.latency_preemption_deadline.get().is_none() {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_preemption_deadline.set(Some(Instant::now() + preempt));
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1893,6 +1967,20 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// ringkeeper (a): whether the armed latency preemption timer (not fired yet) can stay for
+    /// a turn with `preempt_timer` (`None`: a sleep). A running task queue still gets at least
+    /// half its slice; a sleep is woken by it at most once a [`KEEP_PREEMPTION_TIMER_ASLEEP`].
+    fn preemption_timer_holds(&self, preempt_timer: Option<Duration>, now: Instant) -> bool {
+        let Some(deadline) = self.latency_preemption_deadline.get() else {
+            return false;
+        };
+        let src = self.latency_preemption_timeout_src.take();
+        let pending = src.as_ref().is_some_and(|src| src.result().is_none());
+        self.latency_preemption_timeout_src.set(src);
+        let least_left = preempt_timer.map_or(KEEP_PREEMPTION_TIMER_ASLEEP, |d| d / 2);
+        pending && deadline >= now + least_left
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
