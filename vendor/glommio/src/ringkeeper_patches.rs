@@ -11,16 +11,14 @@ pub(crate) enum Patch {
     KeepTimers = 0,
     /// (b) the ring-linking poll is submitted and waited on in one `io_uring_enter`.
     SubmitAndWait = 1,
-    /// (c) a `SeqCst` fence on both sides of the sleep handshake instead of `membarrier`.
-    FenceNotMembarrier = 2,
     /// (e) a run of the task queues cut short by preemption is never followed by a park.
-    NoParkAfterPreempt = 3,
+    NoParkAfterPreempt = 2,
 }
 
-const LETTERS: [char; 4] = ['a', 'b', 'c', 'e'];
+const LETTERS: [char; 3] = ['a', 'b', 'e'];
 
 lazy_static! {
-    static ref ENABLED: [bool; 4] = {
+    static ref ENABLED: [bool; 3] = {
         let chosen = std::env::var("GLOMMIO_RINGKEEPER_PATCHES").ok();
         LETTERS.map(|letter| chosen.as_ref().map_or(true, |c| c.contains(letter)))
     };

@@ -306,11 +306,6 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
-        if crate::ringkeeper_patches::enabled(crate::ringkeeper_patches::Patch::FenceNotMembarrier) {
-            // ringkeeper (c): pairs with the sleeper's fence between setting `should_notify`
-            // and its last look at the channels (what `membarrier` did for both sides).
-            std::sync::atomic::fence(Ordering::SeqCst);
-        }
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -1926,14 +1926,7 @@ impl Reactor {
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
             // details. This translates to `sys_membarrier()` /
             // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            //
-            // ringkeeper (c): a `SeqCst` fence here and one in every remote `notify` (the
-            // only way a remote executor wakes us) order the same two accesses.
-            if ringkeeper_patches::enabled(Patch::FenceNotMembarrier) {
-                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            } else {
-                membarrier::heavy();
-            }
+            membarrier::heavy();
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1971,7 +1964,9 @@ impl Reactor {
 
     /// ringkeeper (a): whether the armed latency preemption timer (not fired yet) can stay for
     /// a turn with `preempt_timer` (`None`: a sleep). A running task queue still gets at least
-    /// half its slice; a sleep is woken by it at most once a [`KEEP_PREEMPTION_TIMER_ASLEEP`].
+    /// half its slice and is preempted no later than a new timer would do it (a queue that asks
+    /// for a shorter timer gets one); a sleep is woken by it at most once a
+    /// [`KEEP_PREEMPTION_TIMER_ASLEEP`].
     fn preemption_timer_holds(&self, preempt_timer: Option<Duration>, now: Instant) -> bool {
         let Some(deadline) = self.latency_preemption_deadline.get() else {
             return false;
@@ -1979,8 +1974,11 @@ impl Reactor {
         let src = self.latency_preemption_timeout_src.take();
         let pending = src.as_ref().is_some_and(|src| src.result().is_none());
         self.latency_preemption_timeout_src.set(src);
-        let least_left = preempt_timer.map_or(KEEP_PREEMPTION_TIMER_ASLEEP, |d| d / 2);
-        pending && deadline >= now + least_left
+        let fits = match preempt_timer {
+            Some(d) => deadline >= now + d / 2 && deadline <= now + d,
+            None => deadline >= now + KEEP_PREEMPTION_TIMER_ASLEEP,
+        };
+        pending && fits
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
