@@ -53,13 +53,13 @@ pub fn log_io_memory_bytes(batch_bytes_max: usize) -> usize {
 
 /// How long a task queue may run before glommio makes it yield to I/O: far longer than any
 /// stretch of our roles' work (they yield at every await), so that the preemption timer in
-/// practice never fires. glommio 0.9's run loop has a lost wake-up when it does: if the
-/// timer fires between the loop's I/O poll and its run of the task queues (a thread
-/// descheduled for longer than the timer, on a loaded or CPU-quota-throttled host), the run
-/// ends before any task is polled, the poll that follows consumes the timer's completion, and
-/// the executor parks with tasks ready, until the next I/O or timer event. At start-up there
-/// is none: with glommio's default of 100 ms a `per-role` server under load sometimes never
-/// got to listening (about 1 start in 100 with the machine's load average at 12).
+/// practice never fires. glommio 0.9's run loop had a lost wake-up when it did (a thread
+/// descheduled for longer than the timer between the loop's I/O poll and its run of the task
+/// queues parked with tasks ready; a `per-role` server under load sometimes never got to
+/// listening): the vendored glommio fixes it (`vendor/glommio/RINGKEEPER-PATCHES.md` (e)). The
+/// long timer stays for cost: a preemption timer that still has long to run is kept armed
+/// across loop turns and sleeps instead of being cancelled and re-armed on every turn (change
+/// (a)); glommio's default of 100 ms would be cancelled before every sleep.
 const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An executor named `name` on `core` (fixed when `ringkeeper.pin=true`, floating otherwise)

@@ -4,8 +4,8 @@
 # (voluntary+involuntary, all threads), io_uring_enter/membarrier per op (PERF=1: perf stat syscalls on each member,
 # VERB=1 prints them). RT=1: no quota, servers and bench under chrt -f 20 (shields them from compile jobs).
 # LOAD='--clients 4 --inflight 1': another load shape; EXTRA='ringkeeper.coalesceMicros=1000': a zoo.cfg line.
-# KEEP=1 leaves the servers running (pids in /tmp/rkperf/pids). Expects ringkeeper-bench at /tmp/rkperf/bench.
-BIN=$1; SECS=${2:-5}; RATE=${3:-8000}; B=/tmp/rkperf/bench
+# KEEP=1 leaves the servers running (pids in /tmp/rkperf/pids). Expects ringkeeper-bench at /tmp/rkperf/bench (or BENCH).
+BIN=$1; SECS=${2:-5}; RATE=${3:-8000}; B=${BENCH:-/tmp/rkperf/bench}
 trap '' PIPE
 [ -f /tmp/rkperf/pids ] && kill $(cat /tmp/rkperf/pids) 2>/dev/null; sleep 0.3
 D=/tmp/rkperf/run; rm -rf $D; mkdir -p $D
