@@ -168,7 +168,8 @@ fn two_servers_started_at_once_on_one_client_port_one_serves_and_the_other_exits
     for pair in 0..PAIRS {
         let dir = tempfile::tempdir().unwrap();
         let port = ringkeeper_tests::free_port();
-        let mut children: Vec<std::process::Child> = (0..2)
+        // Killed when dropped, also when an assertion below fails.
+        let mut children: Vec<ringkeeper_tests::process::ServerChild> = (0..2)
             .map(|i| {
                 let cfg = dir.path().join(format!("zoo{i}.cfg"));
                 let data = dir.path().join(format!("d{i}"));
@@ -180,35 +181,27 @@ fn two_servers_started_at_once_on_one_client_port_one_serves_and_the_other_exits
                     ),
                 )
                 .unwrap();
-                std::process::Command::new(ringkeeper_tests::ringkeeper_binary())
-                    .arg(&cfg)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                let mut child =
+                    ringkeeper_tests::process::ServerChild::new(dir.path().join(format!("log{i}")));
+                let mut command = std::process::Command::new(ringkeeper_tests::ringkeeper_binary());
+                command.arg(&cfg);
+                child.spawn(command).unwrap();
+                child
             })
             .collect();
         let started = Instant::now();
         let loser = loop {
-            if let Some(i) = (0..2).find(|&i| children[i].try_wait().unwrap().is_some()) {
+            if let Some(i) = (0..2).find(|&i| !children[i].is_running()) {
                 break i;
             }
             assert!(started.elapsed() < Duration::from_secs(10), "pair {pair}: both servers still run");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut err = String::new();
-        std::io::Read::read_to_string(children[loser].stderr.as_mut().unwrap(), &mut err).unwrap();
+        let err = children[loser].log();
         assert!(err.contains(&format!("127.0.0.1:{port} is already taken")), "pair {pair}: {err}");
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         assert!(ringkeeper_tests::four_letter_at(addr, "srvr").contains("Mode: standalone"), "pair {pair}");
-        assert!(
-            children[1 - loser].try_wait().unwrap().is_none(),
-            "pair {pair}: the server that serves exited"
-        );
-        for child in &mut children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        assert!(children[1 - loser].is_running(), "pair {pair}: the server that serves exited");
     }
 }
 
