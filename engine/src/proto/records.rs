@@ -46,6 +46,13 @@ jute_record!(
     ReplyHeader { xid: i32, zxid: i64, err: i32 }
 );
 
+impl ReplyHeader {
+    /// The header of a whole reply frame as a server writes it (length prefix, then the header).
+    pub fn of_frame(frame: &[u8]) -> Option<ReplyHeader> {
+        ReplyHeader::from_bytes(frame.get(4..)?).ok()
+    }
+}
+
 jute_record!(
     /// `WatcherEvent`: a watch notification (sent with xid -1).
     WatcherEvent { event_type: i32, state: i32, path: String }

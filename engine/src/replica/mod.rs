@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::conn::{ClientConn, ConnId};
-use crate::proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, OpCode};
+use crate::proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, OpCode, ReplyHeader};
 use crate::request::replica::is_forwarded;
 use crate::request::EnsembleView;
 use crate::request::{Output, Processor};
@@ -63,11 +63,6 @@ use local_replies::LocalReplies;
 fn request_op(frame: &[u8]) -> Option<OpCode> {
     let op = i32::from_be_bytes(frame.get(4..8)?.try_into().ok()?);
     OpCode::from_i32(op)
-}
-
-/// The error code of a reply frame (length prefix, then `ReplyHeader {xid, zxid, err}`).
-fn reply_error(frame: &[u8]) -> Option<i32> {
-    Some(i32::from_be_bytes(frame.get(16..20)?.try_into().ok()?))
 }
 
 /// The processor's zxid limit while it may assign none (learners, servers not serving).
@@ -657,7 +652,7 @@ impl Node {
                 if refused_without_txn {
                     // An Apache learner answers its client only from a committed txn.
                     let err = outputs.iter().find_map(|o| match o {
-                        Output::Send { frame, .. } => reply_error(frame),
+                        Output::Send { frame, .. } => ReplyHeader::of_frame(frame).map(|h| h.err),
                         _ => None,
                     });
                     let cxid =

@@ -36,7 +36,7 @@ use crate::apache::replay::apache_snapshot_of;
 use crate::apache::snapshot::encode_streamed_state;
 use crate::apache::txnlog::encode_entry;
 use crate::conn::ClientConn;
-use crate::proto::{ConnectRequest, Jute, JuteReader, OpCode, ReplyHeader};
+use crate::proto::{ConnectRequest, Jute, OpCode, ReplyHeader};
 use crate::zab::{make_zxid, CarriedConfig, Msg, Relay, ServerId};
 
 /// `ClientConn::core` of the stand-in connections a leader's node runs an Apache learner's
@@ -395,11 +395,7 @@ impl LearnerHandler {
             }
             FORWARDED_CORE => {
                 let session_id = token.local as i64;
-                let Some(xid) = frame
-                    .get(4..)
-                    .and_then(|b| ReplyHeader::decode(&mut JuteReader::new(b)).ok())
-                    .map(|h| h.xid)
-                else {
+                let Some(xid) = ReplyHeader::of_frame(&frame).map(|h| h.xid) else {
                     return;
                 };
                 if self.forwarded_syncs.remove(&(session_id, xid)) {
