@@ -338,9 +338,20 @@ fn leader_mntr_counts_pending_syncs_as_apache() {
     }
     let write = session.send(OpCode::Create, &create_request("/before-the-sync", 0));
     let sync = session.send(OpCode::Sync, &ringkeeper_engine::proto::PathRequest { path: "/".into() });
-    eventually("the leader counts the sync waiting for the write", Duration::from_secs(5), || {
-        pending_syncs(&ensemble) == "1"
-    });
+    let counted = Instant::now();
+    while pending_syncs(&ensemble) != "1" {
+        if counted.elapsed() > Duration::from_secs(5) {
+            // What the leader and the follower saw, for a failure that does not reproduce.
+            panic!(
+                "not within 5s: the leader counts the sync waiting for the write\nleader mntr:\n{}\nfollower \
+                 log:\n{}\nleader log:\n{}",
+                ensemble.four_letter(leader, "mntr"),
+                ensemble.log(followers[0]),
+                ensemble.log(leader)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     ensemble.resume(followers[1]);
     assert_eq!(session.reply_to(write).expect("the write's reply").header.err, 0);
     assert_eq!(session.reply_to(sync).expect("the sync's reply").header.err, 0);
