@@ -25,6 +25,10 @@
 //! O_DIRECT, then fdatasync. Not `direct` by default: glommio puts O_DIRECT I/O on its polled
 //! ring, and an executor with polled I/O in flight spins instead of sleeping, which cost a
 //! lone writer on a 3-server ensemble over a core of CPU (bench/results/profile-*.md).
+//! A `direct` log's small commits are inline too: a blocking O_DIRECT write from one of the
+//! reactor's aligned buffers on a duplicated descriptor, then a blocking fdatasync (before,
+//! they went through io_uring: a lone writer's p50 was 272-307 µs against 198-238 inline,
+//! `bench/results/cpu-per-write.md`).
 //! Segments are `log.<first zxid hex>` in `dataLogDir`, preallocated
 //! (`ringkeeper.log.segmentBytes`, 64 MiB by default; a record larger than that gets a
 //! segment of its own). Page-cache writes go exactly where the records do; O_DIRECT writes
@@ -154,13 +158,11 @@ const fn align_up(n: u64) -> u64 {
 /// A segment file opened for O_DIRECT, or through the page cache (`O_DSYNC` when `dsync`):
 /// the one recipe for writing the log durably (`ringkeeper-tune` measures the disk with it).
 pub enum SegmentFile {
-    Dma(DmaFile),
+    /// `inline` is the same open file (a duplicated descriptor, also O_DIRECT) for
+    /// [`Issue::Inline`]: a blocking write from an aligned buffer, then `fdatasync`.
+    Dma { file: DmaFile, inline: std::fs::File },
     /// `inline` is the same open file (a duplicated descriptor) for [`Issue::Inline`].
-    Buffered {
-        file: BufferedFile,
-        dsync: bool,
-        inline: std::fs::File,
-    },
+    Buffered { file: BufferedFile, dsync: bool, inline: std::fs::File },
 }
 
 /// How a write or sync reaches the kernel.
@@ -170,8 +172,8 @@ pub enum Issue {
     /// sync runs on a kernel worker thread that wakes the executor when it is done.
     Ring,
     /// As a blocking syscall on the executor's thread: no worker thread and no wake-up, but
-    /// nothing else on this executor runs until the disk answers. Page-cache files only
-    /// (others use [`Issue::Ring`]).
+    /// nothing else on this executor runs until the disk answers (an O_DIRECT segment writes
+    /// from one of the reactor's aligned buffers).
     Inline,
 }
 
@@ -187,7 +189,10 @@ impl SegmentFile {
         options.read(true).write(true).create_new(create);
         if *mode == LogWriteMode::Direct {
             match options.dma_open(path).await {
-                Ok(f) => return Ok(SegmentFile::Dma(f)),
+                Ok(file) => {
+                    let inline = duplicate(&file)?;
+                    return Ok(SegmentFile::Dma { file, inline });
+                }
                 Err(e) => {
                     log::error!(
                         "{}: cannot open with O_DIRECT ({e}); falling back to ringkeeper.log.writeMode=fdatasync \
@@ -207,9 +212,7 @@ impl SegmentFile {
             options.custom_flags(libc::O_DSYNC);
         }
         let file = options.buffered_open(path).await?;
-        // SAFETY: the descriptor is open for as long as `file` is; it is only duplicated here.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&file)) };
-        let inline = std::fs::File::from(fd.try_clone_to_owned()?);
+        let inline = duplicate(&file)?;
         Ok(SegmentFile::Buffered { file, dsync, inline })
     }
 
@@ -217,7 +220,7 @@ impl SegmentFile {
     /// block is written again in front of the next records. Page-cache writes go exactly
     /// where the records do.
     pub fn needs_aligned_writes(&self) -> bool {
-        matches!(self, SegmentFile::Dma(_))
+        matches!(self, SegmentFile::Dma { .. })
     }
 
     /// True when a completed write is already on stable storage (`O_DSYNC`).
@@ -236,17 +239,27 @@ impl SegmentFile {
         issue: Issue,
         mut fill: impl FnMut(&mut [u8]),
     ) -> glommio::Result<usize, ()> {
-        if let (Issue::Inline, SegmentFile::Buffered { inline, .. }) = (issue, self) {
-            let mut buf = vec![0u8; len];
-            fill(&mut buf);
-            std::os::unix::fs::FileExt::write_all_at(inline, &buf, pos)?;
-            return Ok(len);
+        match (issue, self) {
+            (Issue::Inline, SegmentFile::Buffered { inline, .. }) => {
+                let mut buf = vec![0u8; len];
+                fill(&mut buf);
+                std::os::unix::fs::FileExt::write_all_at(inline, &buf, pos)?;
+                return Ok(len);
+            }
+            (Issue::Inline, SegmentFile::Dma { file, inline }) => {
+                // The reactor's DMA buffers are aligned for O_DIRECT.
+                let mut buf = file.alloc_dma_buffer(len);
+                fill(buf.as_bytes_mut());
+                std::os::unix::fs::FileExt::write_all_at(inline, buf.as_bytes(), pos)?;
+                return Ok(len);
+            }
+            (Issue::Ring, _) => {}
         }
         let mut done = 0;
         while done < len {
             let at = pos + done as u64;
             let written = match self {
-                SegmentFile::Dma(f) => {
+                SegmentFile::Dma { file: f, .. } => {
                     let mut buf = f.alloc_dma_buffer(len);
                     fill(buf.as_bytes_mut());
                     if done == 0 {
@@ -274,7 +287,7 @@ impl SegmentFile {
 
     async fn read_at(&self, pos: u64, len: usize) -> glommio::Result<Vec<u8>, ()> {
         let read = match self {
-            SegmentFile::Dma(f) => f.read_at(pos, len).await?,
+            SegmentFile::Dma { file: f, .. } => f.read_at(pos, len).await?,
             SegmentFile::Buffered { file: f, .. } => f.read_at(pos, len).await?,
         };
         Ok(read.to_vec())
@@ -283,18 +296,28 @@ impl SegmentFile {
     /// fdatasync, needed after writes unless [`SegmentFile::writes_are_durable`].
     pub async fn fdatasync(&self, issue: Issue) -> glommio::Result<(), ()> {
         match (self, issue) {
-            (SegmentFile::Buffered { inline, .. }, Issue::Inline) => Ok(inline.sync_data()?),
-            (SegmentFile::Dma(f), _) => f.fdatasync().await,
+            (SegmentFile::Buffered { inline, .. } | SegmentFile::Dma { inline, .. }, Issue::Inline) => {
+                Ok(inline.sync_data()?)
+            }
+            (SegmentFile::Dma { file: f, .. }, Issue::Ring) => f.fdatasync().await,
             (SegmentFile::Buffered { file: f, .. }, Issue::Ring) => f.fdatasync().await,
         }
     }
 
     pub async fn pre_allocate(&self, size: u64) -> glommio::Result<(), ()> {
         match self {
-            SegmentFile::Dma(f) => f.pre_allocate(size, false).await,
+            SegmentFile::Dma { file: f, .. } => f.pre_allocate(size, false).await,
             SegmentFile::Buffered { file: f, .. } => f.pre_allocate(size, false).await,
         }
     }
+}
+
+/// A second descriptor of `file`'s open file (same flags and offset-free use: positioned
+/// writes only), for blocking [`Issue::Inline`] calls beside glommio's own.
+fn duplicate(file: &impl std::os::fd::AsRawFd) -> std::io::Result<std::fs::File> {
+    // SAFETY: the descriptor is open for as long as `file` is; it is only duplicated here.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+    Ok(std::fs::File::from(fd.try_clone_to_owned()?))
 }
 
 /// The segment being appended to.
@@ -520,9 +543,7 @@ impl LogWriter {
         // Timed from the write: with `O_DSYNC` the write is where the disk is waited for.
         let started = Instant::now();
         crate::hops::recorder().log_append(batch.last().map_or(0, |r| r.zxid));
-        // O_DIRECT segments only take io_uring writes: no reactor turn for them.
-        let inline =
-            self.write_mode != LogWriteMode::Direct && batch.len() <= self.settings.inline_max_records;
+        let inline = batch.len() <= self.settings.inline_max_records;
         let issue = if inline { Issue::Inline } else { Issue::Ring };
         if issue == Issue::Inline && self.settings.executor_shared_with_peers {
             let_queued_io_go().await;

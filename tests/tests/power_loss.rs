@@ -12,6 +12,7 @@
 //!   writes reach the disk, the last one torn, so recovery meets a torn log tail.
 //!   Several rounds on one data directory (log segments of 1 MiB roll over, a small
 //!   `snapCount` writes snapshots). The seed is printed; `RINGKEEPER_TEST_SEED` replays it.
+//!   The same with `writeMode=fdatasync` and `writeMode=direct` (O_DIRECT, lone writes inline).
 //! - `force_sync_no_loses_acknowledged_writes`: the self-check: the same scenario with
 //!   `forceSync=no` (and no snapshots) must lose acknowledged writes, which shows the test
 //!   above can fail. It does: thousands of acknowledged creates go missing, or (after a torn
@@ -164,6 +165,11 @@ impl AlignedBlock {
 
 /// Rounds of writes, kill -9 plus power loss at a random moment, restart, check.
 async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
+    run_power_loss_rounds_checking_log(config, rounds, |_| {}).await
+}
+
+/// [`run_power_loss_rounds`], with `check_log` called on the server's log after every start.
+async fn run_power_loss_rounds_checking_log(config: &str, rounds: usize, check_log: impl Fn(&str)) -> Losses {
     let mut rng = seeded_rng();
     let Some(mut disk) = Disk::mount() else { return Losses::default() };
     let mut server = TestServer::start_with_data_dir(config, &disk.path("data"));
@@ -187,6 +193,7 @@ async fn run_power_loss_rounds(config: &str, rounds: usize) -> Losses {
             break;
         }
         let restart_log = server.log();
+        check_log(&restart_log);
         if let Some(cut) = restart_log.lines().find(|line| line.contains("torn record at offset")) {
             println!("round {round}: recovery {}", &cut[cut.find("torn").unwrap_or(0)..]);
         }
@@ -211,6 +218,19 @@ async fn acknowledged_writes_survive_power_loss_with_fdatasync_write_mode() {
     let config = format!("{SERVER_CONFIG}ringkeeper.log.writeMode=fdatasync\n");
     let losses = run_power_loss_rounds(&config, ROUNDS).await;
     assert!(!losses.any(), "acknowledged writes lost after power loss (writeMode=fdatasync): {losses:?}");
+}
+
+/// The same with the log written by O_DIRECT, then fdatasync (group commits through io_uring,
+/// a lone writer's record by a blocking write from an aligned buffer); the log must show that
+/// the segments really were opened O_DIRECT (LazyFS takes O_DIRECT) and not the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_power_loss_with_direct_write_mode() {
+    let config = format!("{SERVER_CONFIG}ringkeeper.log.writeMode=direct\n");
+    let losses = run_power_loss_rounds_checking_log(&config, ROUNDS, |log| {
+        assert!(!log.contains("cannot open with O_DIRECT"), "the log fell back from O_DIRECT:\n{log}");
+    })
+    .await;
+    assert!(!losses.any(), "acknowledged writes lost after power loss (writeMode=direct): {losses:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,7 +159,7 @@ async fn run(dir: PathBuf, bounds: DiskBounds) -> Result<DiskMeasurement, TuneEr
     let path = measurement_file(&dir);
     let mut write_mode = bounds.write_mode;
     let file = open(&path, &mut write_mode).await?;
-    let direct_io = matches!(file, SegmentFile::Dma(_));
+    let direct_io = matches!(file, SegmentFile::Dma { .. });
     let _remove = RemoveOnDrop(path.clone());
     let align = |n: usize| n.div_ceil(WRITE_ALIGN_BYTES).max(1) * WRITE_ALIGN_BYTES;
     let mut sizes: Vec<usize> = bounds.batch_sizes.iter().map(|&s| align(s)).collect();
