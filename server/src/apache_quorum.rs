@@ -311,7 +311,7 @@ impl ApacheQuorum {
     /// Takes election connections; keeps those from higher ids.
     async fn accept_election(self: Rc<Self>, listener: TcpListener) {
         loop {
-            let Ok(stream) = listener.accept().await else { continue };
+            let stream = crate::listen::accept(&listener, "election port").await;
             let quorum = self.clone();
             glommio::spawn_local(async move {
                 let mut stream = stream;
@@ -346,7 +346,7 @@ impl ApacheQuorum {
     /// a learner that connects to a member that does not lead gets no LEADERINFO and gives up).
     async fn accept_learners(self: Rc<Self>, listener: TcpListener) {
         loop {
-            let Ok(stream) = listener.accept().await else { continue };
+            let stream = crate::listen::accept(&listener, "quorum port").await;
             let conn = self.next_learner_conn.get();
             self.next_learner_conn.set(conn + 1);
             glommio::spawn_local(self.clone().run_learner_connection(conn, stream)).detach();

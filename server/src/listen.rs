@@ -11,7 +11,8 @@
 //! its own duplicate of the descriptor ([`listener_on`]); the quorum and election ports are
 //! bound where they are served ([`bind`]).
 //!
-//! In: an address. Out: a listening socket, or a glommio listener of the calling executor.
+//! In: an address. Out: a listening socket, or a glommio listener of the calling executor;
+//! [`accept`] takes its connections without spinning on a failing accept.
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,4 +46,23 @@ pub fn bind(addr: SocketAddr) -> io::Result<glommio::net::TcpListener> {
     let socket = listen(addr)?;
     // SAFETY: as in `listener_on`, for the socket itself.
     Ok(unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// After a failed `accept` (out of descriptors, memory), how long the accepting task waits
+/// before trying again: the error repeats at once, and retrying without a pause would spin
+/// the executor that every other task of this server shares.
+const ACCEPT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The next connection `listener` accepts. A failed accept is logged (`what` names the port)
+/// and retried after [`ACCEPT_RETRY_PAUSE`]: every accept loop of the server goes through here.
+pub async fn accept(listener: &glommio::net::TcpListener, what: &str) -> glommio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => return stream,
+            Err(e) => {
+                log::warn!("accepting on the {what} failed: {e}");
+                glommio::timer::sleep(ACCEPT_RETRY_PAUSE).await;
+            }
+        }
+    }
 }

@@ -173,14 +173,7 @@ pub async fn run(
 
 async fn accept_loop(core: Rc<NetworkCore>, listener: TcpListener, transport: Transport) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("accept failed: {e}");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = crate::listen::accept(&listener, "client port").await;
         let Ok(peer) = stream.peer_addr() else { continue };
         if !core.admit(peer.ip()) {
             log::warn!("too many connections from {} - max is {}", peer.ip(), core.limits.max_client_cnxns);

@@ -550,7 +550,7 @@ async fn write_link(
 
 async fn accept_loop(listener: TcpListener, net: PeerNet) {
     loop {
-        let Ok(stream) = listener.accept().await else { continue };
+        let stream = crate::listen::accept(&listener, "quorum or election port").await;
         role_stats::spawn(Role::Data, accept_link(stream, net.clone())).detach();
     }
 }

@@ -9,6 +9,7 @@
 pub mod cgroup;
 pub mod command;
 pub mod compat;
+pub mod cpu_time;
 pub mod ensemble;
 pub mod four_letter;
 pub mod kdc;

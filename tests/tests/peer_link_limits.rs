@@ -9,7 +9,9 @@
 //! stops inside its TLS handshake, and one that completes TLS with a trusted certificate but
 //! sends no handshake are each closed within it. A member refused by a peer that is up (here
 //! a process on that peer's port that closes every TLS connection) redials less and less
-//! often, and links as soon as the real peer is back.
+//! often, and links as soon as the real peer is back. A member out of file descriptors with
+//! connections waiting on its peer port neither spins on the failing accept (it did: 95% of a
+//! core, where it now uses ~2%) nor stops taking connections once it has descriptors again.
 //!
 //! ringkeeper only (Apache's quorum protocol is another one; skipped with a message).
 
@@ -325,4 +327,57 @@ fn a_member_refused_by_a_peer_redials_less_and_less_often_and_links_once_it_is_b
     let back = Instant::now();
     ensemble.start_member(2);
     eprintln!("member 3 served {:?} after its restart", back.elapsed());
+}
+
+/// A member out of file descriptors while connections wait on its peer port: each accept
+/// fails (EMFILE) until a descriptor is free again. The member must neither spin on the
+/// failing accept (it shares its one thread with every role) nor stop taking connections:
+/// its CPU stays low while the connections wait, the failure is logged, and once it has
+/// descriptors again the waiting connections are taken and it serves.
+#[test]
+fn a_member_out_of_file_descriptors_does_not_spin_on_its_peer_port() {
+    if apache_target() {
+        return;
+    }
+    let mut ensemble = Ensemble::start(3, 0, "");
+    ensemble.wait_serving(0, Duration::from_secs(30));
+    let pid = ensemble.pid(0).expect("member 1 runs");
+    let open_now =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list the member's descriptors").count();
+    let mut saved = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit writes `saved`, a live local; `pid` is our child.
+    assert_eq!(unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, std::ptr::null(), &mut saved) }, 0);
+    // Room for two more descriptors: the connections below exhaust it at once.
+    let tight = libc::rlimit { rlim_cur: open_now as u64 + 2, rlim_max: saved.rlim_max };
+    // SAFETY: prlimit reads `tight`, a live local.
+    assert_eq!(unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &tight, std::ptr::null_mut()) }, 0);
+    let waiting: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            TcpStream::connect(("127.0.0.1", ensemble.members[0].peer_port)).expect("connect to peer port")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = ringkeeper_tests::cpu_time::process_cpu_us(Some(pid)).expect("the member's CPU time");
+    let window = Duration::from_secs(1);
+    std::thread::sleep(window);
+    let used = ringkeeper_tests::cpu_time::process_cpu_us(Some(pid)).expect("the member's CPU time") - before;
+    // SAFETY: as above; restores the member's own limit.
+    assert_eq!(unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &saved, std::ptr::null_mut()) }, 0);
+    let share = used as f64 / window.as_micros() as f64;
+    eprintln!(
+        "out of descriptors with {} connections waiting: {:.0}% of a core",
+        waiting.len(),
+        share * 100.0
+    );
+    assert!(share < 0.3, "the member used {:.0}% of a core while its accepts failed", share * 100.0);
+    let log = ensemble.log(0);
+    assert!(
+        log.contains("accepting on the quorum or election port failed"),
+        "no accept failure logged:\n{log}"
+    );
+    drop(waiting);
+    ensemble.wait_serving(0, Duration::from_secs(30));
+    let mut stream = peer_connection(&ensemble, 0, 77);
+    closed_within(&mut stream, Duration::from_secs(5))
+        .expect("a connection after the limit was lifted is taken");
 }
