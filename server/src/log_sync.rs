@@ -17,7 +17,7 @@ use ringkeeper_engine::log::{self as txlog, SegmentEnd};
 use ringkeeper_engine::txn::TxnBytes;
 
 use crate::data_files;
-use crate::recovery::{read_aligned, scan_segment, segment_paths, LogTail, RecoveryError};
+use crate::recovery::{never_written, read_aligned, scan_segment, segment_paths, LogTail, RecoveryError};
 use crate::snapshot_store;
 
 /// One logged txn: its zxid and its rkyv bytes exactly as logged.
@@ -57,10 +57,19 @@ pub fn records_after(log_dir: &Path, zxid: i64) -> Result<Option<Vec<LoggedTxn>>
 /// Cuts the log after `zxid` for a follower's TRUNC: removes every segment that starts after
 /// it, zeroes the records after it in the segment holding it, and removes every snapshot that
 /// may hold a later txn (its fuzzy end is past `zxid`). Returns where the log role continues
-/// (`None` when no segment is left). Fails, changing nothing, when `zxid` is not a record of
-/// the log (nor before the zxid the log starts after).
+/// (`None` when no segment is left). A log that ends before `zxid` has nothing to cut (the
+/// TRUNC named a txn this member held in memory but had not logged yet when it restarted), and
+/// a last segment created but never written is removed, as at recovery. Fails, changing
+/// nothing, when the log runs past `zxid` without holding it (a gap), or starts after it.
 pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Option<LogTail>, RecoveryError> {
-    let segments = segment_paths(log_dir)?;
+    let mut segments = segment_paths(log_dir)?;
+    if let Some((_, last)) = segments.last() {
+        if never_written(&read_aligned(last)?) {
+            log::warn!("{}: removing an empty log segment (no header written)", last.display());
+            std::fs::remove_file(last).map_err(io_error(last))?;
+            segments.pop();
+        }
+    }
     let keep = segments.iter().rposition(|(first, _)| *first <= zxid);
     // Find the cut point before changing anything.
     let mut cut = None;
@@ -75,7 +84,7 @@ pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Opti
                 after = Some(record.offset);
             }
         })?;
-        if !found {
+        if !found && scanned.last_zxid.is_some_and(|last| last > zxid) {
             return Err(RecoveryError::Inconsistent {
                 path: path.clone(),
                 offset: 0,
@@ -204,7 +213,8 @@ mod tests {
             &ringkeeper_engine::snapshot::SnapshotImage { zxid: 6, fuzzy_end_zxid: 8, ..Default::default() },
         )
         .unwrap();
-        assert!(truncate_after(&dir, &dir, 42).is_err(), "not a record of the log");
+        truncate_after(&dir, &dir, 42).expect("nothing after 42 to cut");
+        assert_eq!(records_after(&dir, 0).unwrap().unwrap().len(), 12, "the log as it was");
         let tail = truncate_after(&dir, &dir, 7).unwrap().expect("a segment is left");
         assert_eq!(tail.path, dir.join(txlog::segment_file_name(6)));
         assert_eq!(zxids(&records_after(&dir, 0).unwrap().unwrap()), [1, 2, 3, 4, 5, 6, 7]);
@@ -234,5 +244,20 @@ mod tests {
         assert!(truncate_after(&dir, &dir, 7).unwrap().is_none(), "no segment left");
         assert!(segment_paths(&dir).unwrap().is_empty());
         assert!(snapshot_store::snapshot_paths(&dir).unwrap().is_empty());
+    }
+
+    /// A follower restarted for a TRUNC while its newest segment was created but not yet
+    /// written (and the txns the TRUNC named were only in memory): the empty segment goes and
+    /// nothing else is cut (it refused to start before: "bad segment header").
+    #[test]
+    fn truncate_after_a_zxid_past_the_logged_end_removes_a_never_written_segment() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
+        write_log(&dir, &[1..=5]);
+        std::fs::write(dir.join(txlog::segment_file_name(6)), vec![0u8; 8192]).unwrap();
+        let tail = truncate_after(&dir, &dir, 9).unwrap().expect("the first segment is kept");
+        assert_eq!(tail.path, dir.join(txlog::segment_file_name(1)));
+        assert_eq!(segment_paths(&dir).unwrap().len(), 1, "the never-written segment is gone");
+        assert_eq!(zxids(&records_after(&dir, 0).unwrap().unwrap()), [1, 2, 3, 4, 5]);
     }
 }

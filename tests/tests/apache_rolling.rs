@@ -19,6 +19,10 @@
 //! 6. rollback: members 3, 2, 1 stopped, exported (`ringkeeper export-zk`) and started as
 //!    Apache again, each followed by a `kill -9` of the leader.
 //!
+//! An Apache member that breaks while syncing with a leader under writes (Apache 3.8's own
+//! ZOOKEEPER-4394, seen with an Apache leader) is restarted, saying so
+//! (`Rolling::restart_after_apache_sync_bug`).
+//!
 //! Checked at the end: every acknowledged write is on every member and nothing else is
 //! (`/rolling`'s children, through the client API), neither session expired (the keeper's
 //! ephemeral is still its own), and every member's tree is the same through the client API.
@@ -36,6 +40,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::poll_until;
+use ringkeeper_tests::command::ServerKind;
 use ringkeeper_tests::compat::compat_dir;
 use ringkeeper_tests::ensemble::Ensemble;
 use ringkeeper_tests::four_letter::Mode;
@@ -85,6 +90,14 @@ impl Workload {
             std::thread::sleep(Duration::from_millis(50));
         }
         workload
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the workload's process: its sessions (15 s
+    /// timeout) outlive a pause of a few seconds.
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill only sends a signal to our own child process.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "signal {signal} to the workload");
     }
 
     fn output(&self) -> String {
@@ -178,6 +191,10 @@ fn export_in_place(data_dir: &Path) {
     ringkeeper_tool(&["export-zk", "--from", dir, "--to", dir]);
 }
 
+/// How many times in a row an Apache member broken by ZOOKEEPER-4394 is restarted on a fresh
+/// `version-2` ([`Rolling::restart_after_apache_sync_bug`]).
+const APACHE_SYNC_RETRIES: usize = 5;
+
 /// What the steps replace a member's server with, and how its dataDir is carried over.
 #[derive(Clone, Copy)]
 struct Replacement {
@@ -218,18 +235,21 @@ impl Rolling {
             if with.target == Target::Apache { "Apache" } else { "ringkeeper" }
         );
         let started = now();
+        let log_from = self.ensemble.log(i).len();
         self.ensemble.replace(i, with.target, with.move_data);
         self.ensemble.wait_serving(i, STEP_WITHIN);
         let leader = self.ensemble.wait_leader(STEP_WITHIN);
         poll_until(STEP_WITHIN, "the replaced member to follow", || {
             self.ensemble.mode(i) == Some(Mode::Follower)
         });
+        let paused = self.restart_after_apache_sync_bug(i, log_from);
         let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
         poll_until(STEP_WITHIN, "the replaced member to catch up", || {
             self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid)
         });
         self.workload.wait_write_after(now(), &format!("after {name}"));
-        self.record(name, started);
+        let note = " (writes paused while this Apache member synced afresh after ZOOKEEPER-4394)";
+        self.record(if paused { name + note } else { name }, started);
     }
 
     /// `kill -9` of the leader: another member leads (of either kind) and writes continue;
@@ -243,10 +263,12 @@ impl Rolling {
         assert_ne!(new_leader, leader);
         self.workload.wait_write_after(now(), &format!("after {name}"));
         self.record(name, started);
+        let log_from = self.ensemble.log(leader).len();
         self.ensemble.restart(leader);
         poll_until(STEP_WITHIN, "the killed leader to follow", || {
             self.ensemble.mode(leader) == Some(Mode::Follower)
         });
+        self.restart_after_apache_sync_bug(leader, log_from);
     }
 
     /// `kill -9` of member `i`, a follower: the leader and the member left are a quorum, so
@@ -258,10 +280,69 @@ impl Rolling {
         self.ensemble.kill(i);
         self.workload.wait_write_after(now(), &format!("after {name}"));
         self.record(name, started);
+        let log_from = self.ensemble.log(i).len();
         self.ensemble.restart(i);
         poll_until(STEP_WITHIN, "the killed follower to follow again", || {
             self.ensemble.mode(i) == Some(Mode::Follower)
         });
+        self.restart_after_apache_sync_bug(i, log_from);
+    }
+
+    /// Apache 3.8's own learner can break while it syncs with a leader that is taking writes
+    /// (ZOOKEEPER-4394, fixed in 3.9.3): a COMMIT between NEWLEADER and UPTODATE whose PROPOSAL
+    /// came before NEWLEADER throws a NullPointerException in `Learner.syncWithLeader`; the
+    /// sync it retries at once then logs txns out of order and kills its SyncThread, so its
+    /// files are damaged and it cannot take part in the next election. An Apache leader sends
+    /// exactly that under writes; ringkeeper's learner handler never does (see its invariant).
+    /// When member `i` is Apache and its log since `log_from` shows it, the member is recovered
+    /// as Apache's operators do: stopped, its `version-2` (snapshots and txn logs) removed, and
+    /// started again to sync afresh from the leader (the two other members hold every
+    /// acknowledged write; the end of the test checks that nothing was lost), with the writes
+    /// paused meanwhile: a write in flight is what the bug needs, and on this host nearly every
+    /// sync under writes met it. Said on stderr (and in a replacement step's name: true when
+    /// the writes were paused); at most
+    /// [`APACHE_SYNC_RETRIES`] times. A ringkeeper member is never touched here.
+    fn restart_after_apache_sync_bug(&mut self, i: usize, mut log_from: usize) -> bool {
+        const SIGNATURES: [&str; 2] =
+            ["because \"pif\" is null", "Severe unrecoverable error, from thread : SyncThread"];
+        if !matches!(self.ensemble.members[i].kind, ServerKind::Apache { .. }) {
+            return false;
+        }
+        let mut paused = false;
+        for attempt in 1.. {
+            let log = self.ensemble.log(i);
+            let new = log.get(log_from..).unwrap_or_default();
+            let Some(line) = new.lines().find(|l| SIGNATURES.iter().any(|s| l.contains(s))) else {
+                return paused;
+            };
+            assert!(
+                attempt <= APACHE_SYNC_RETRIES,
+                "member {} (Apache) hit ZOOKEEPER-4394 again after {APACHE_SYNC_RETRIES} fresh starts: {line}",
+                i + 1
+            );
+            eprintln!(
+                "member {} (Apache) hit ZOOKEEPER-4394 while syncing ({line}); attempt {attempt}: removing its \
+                 version-2 and starting it again",
+                i + 1
+            );
+            self.workload.signal(libc::SIGSTOP);
+            paused = true;
+            self.ensemble.kill(i);
+            let files = self.ensemble.data_dir(i).join("version-2");
+            std::fs::remove_dir_all(&files).unwrap_or_else(|e| panic!("removing {}: {e}", files.display()));
+            log_from = self.ensemble.log(i).len();
+            self.ensemble.restart(i);
+            let leader = self.ensemble.wait_leader(STEP_WITHIN);
+            poll_until(STEP_WITHIN, "the restarted Apache member to follow", || {
+                self.ensemble.mode(i) == Some(Mode::Follower)
+            });
+            let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
+            poll_until(STEP_WITHIN, "the restarted Apache member to catch up", || {
+                self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid)
+            });
+            self.workload.signal(libc::SIGCONT);
+        }
+        unreachable!("the loop returns or fails")
     }
 
     /// The protocol switch of an all-ringkeeper ensemble (a rolling restart, one member at a
