@@ -17,7 +17,9 @@ use ringkeeper_engine::log::{self as txlog, SegmentEnd};
 use ringkeeper_engine::txn::TxnBytes;
 
 use crate::data_files;
-use crate::recovery::{never_written, read_aligned, scan_segment, segment_paths, LogTail, RecoveryError};
+use crate::recovery::{
+    read_aligned, remove_if_never_written, scan_segment, segment_paths, LogTail, RecoveryError,
+};
 use crate::snapshot_store;
 
 /// One logged txn: its zxid and its rkyv bytes exactly as logged.
@@ -64,9 +66,7 @@ pub fn records_after(log_dir: &Path, zxid: i64) -> Result<Option<Vec<LoggedTxn>>
 pub fn truncate_after(data_dir: &Path, log_dir: &Path, zxid: i64) -> Result<Option<LogTail>, RecoveryError> {
     let mut segments = segment_paths(log_dir)?;
     if let Some((_, last)) = segments.last() {
-        if never_written(&read_aligned(last)?) {
-            log::warn!("{}: removing an empty log segment (no header written)", last.display());
-            std::fs::remove_file(last).map_err(io_error(last))?;
+        if remove_if_never_written(log_dir, last, &read_aligned(last)?)? {
             segments.pop();
         }
     }

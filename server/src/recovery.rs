@@ -163,6 +163,18 @@ fn zero_range(path: &Path, from: u64, to: u64) -> Result<(), RecoveryError> {
     file.sync_data().map_err(io_error(path))
 }
 
+/// Removes the last segment of the log in `dir` when `bytes` (its contents) were never
+/// written ([`never_written`]): created, or a zero-filled spare renamed into place, then a
+/// crash or restart before its first records; nothing in it was acknowledged. True if removed.
+pub fn remove_if_never_written(dir: &Path, path: &Path, bytes: &[u8]) -> Result<bool, RecoveryError> {
+    if !never_written(bytes) {
+        return Ok(false);
+    }
+    log::warn!("{}: removing an empty log segment (no header written)", path.display());
+    remove_segment(dir, path)?;
+    Ok(true)
+}
+
 /// Deletes a segment that holds nothing acknowledged, durably (the directory is synced).
 fn remove_segment(dir: &Path, path: &Path) -> Result<(), RecoveryError> {
     std::fs::remove_file(path).map_err(io_error(path))?;
@@ -364,13 +376,7 @@ fn replay_log(
     for (index, (name_zxid, path)) in segments.into_iter().enumerate().skip(start) {
         let is_last = index + 1 == count;
         let bytes = read_aligned(&path)?;
-        if is_last && never_written(&bytes) {
-            // Created but never written (crash during creation): nothing in it was acknowledged.
-            log::warn!(
-                "{}: removing an empty log segment left by a crash (no header written)",
-                path.display()
-            );
-            remove_segment(log_dir, &path)?;
+        if is_last && remove_if_never_written(log_dir, &path, &bytes)? {
             continue;
         }
         let mut replayed = 0;

@@ -243,10 +243,7 @@ impl Rolling {
             self.ensemble.mode(i) == Some(Mode::Follower)
         });
         let paused = self.restart_after_apache_sync_bug(i, log_from);
-        let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
-        poll_until(STEP_WITHIN, "the replaced member to catch up", || {
-            self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid)
-        });
+        self.wait_caught_up(i, leader, "the replaced member to catch up");
         self.workload.wait_write_after(now(), &format!("after {name}"));
         let note = " (writes paused while this Apache member synced afresh after ZOOKEEPER-4394)";
         self.record(if paused { name + note } else { name }, started);
@@ -300,8 +297,8 @@ impl Rolling {
     /// acknowledged write; the end of the test checks that nothing was lost), with the writes
     /// paused meanwhile: a write in flight is what the bug needs, and on this host nearly every
     /// sync under writes met it. Said on stderr (and in a replacement step's name: true when
-    /// the writes were paused); at most
-    /// [`APACHE_SYNC_RETRIES`] times. A ringkeeper member is never touched here.
+    /// the writes were paused); at most [`APACHE_SYNC_RETRIES`] times. A ringkeeper member is
+    /// never touched here.
     fn restart_after_apache_sync_bug(&mut self, i: usize, mut log_from: usize) -> bool {
         const SIGNATURES: [&str; 2] =
             ["because \"pif\" is null", "Severe unrecoverable error, from thread : SyncThread"];
@@ -336,13 +333,16 @@ impl Rolling {
             poll_until(STEP_WITHIN, "the restarted Apache member to follow", || {
                 self.ensemble.mode(i) == Some(Mode::Follower)
             });
-            let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
-            poll_until(STEP_WITHIN, "the restarted Apache member to catch up", || {
-                self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid)
-            });
+            self.wait_caught_up(i, leader, "the restarted Apache member to catch up");
             self.workload.signal(libc::SIGCONT);
         }
         unreachable!("the loop returns or fails")
+    }
+
+    /// Waits until member `i` has everything `leader` had when this was called.
+    fn wait_caught_up(&self, i: usize, leader: usize, what: &str) {
+        let leader_zxid = self.ensemble.zxid(leader).expect("the leader's zxid");
+        poll_until(STEP_WITHIN, what, || self.ensemble.zxid(i).is_some_and(|z| z >= leader_zxid));
     }
 
     /// The protocol switch of an all-ringkeeper ensemble (a rolling restart, one member at a

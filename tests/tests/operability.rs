@@ -42,10 +42,23 @@ fn monitor_values(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Polls `check` every 50 ms for at most `limit`.
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+fn eventually(what: &str, limit: Duration, check: impl FnMut() -> bool) {
+    eventually_explained(what, limit, check, String::new)
+}
+
+/// [`eventually`], whose failure adds what `explain` says then (for a failure that does not
+/// reproduce).
+fn eventually_explained(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
     let deadline = Instant::now() + limit;
     while !check() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        if Instant::now() >= deadline {
+            panic!("not within {limit:?}: {what}{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -338,20 +351,19 @@ fn leader_mntr_counts_pending_syncs_as_apache() {
     }
     let write = session.send(OpCode::Create, &create_request("/before-the-sync", 0));
     let sync = session.send(OpCode::Sync, &ringkeeper_engine::proto::PathRequest { path: "/".into() });
-    let counted = Instant::now();
-    while pending_syncs(&ensemble) != "1" {
-        if counted.elapsed() > Duration::from_secs(5) {
-            // What the leader and the follower saw, for a failure that does not reproduce.
-            panic!(
-                "not within 5s: the leader counts the sync waiting for the write\nleader mntr:\n{}\nfollower \
-                 log:\n{}\nleader log:\n{}",
+    eventually_explained(
+        "the leader counts the sync waiting for the write",
+        Duration::from_secs(5),
+        || pending_syncs(&ensemble) == "1",
+        || {
+            format!(
+                "\nleader mntr:\n{}\nfollower log:\n{}\nleader log:\n{}",
                 ensemble.four_letter(leader, "mntr"),
                 ensemble.log(followers[0]),
                 ensemble.log(leader)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            )
+        },
+    );
     ensemble.resume(followers[1]);
     assert_eq!(session.reply_to(write).expect("the write's reply").header.err, 0);
     assert_eq!(session.reply_to(sync).expect("the sync's reply").header.err, 0);
