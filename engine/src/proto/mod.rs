@@ -143,6 +143,11 @@ impl<'a> JuteReader<'a> {
     }
 }
 
+/// Room [`JuteWriter::write_buffer`] leaves after a buffer it had to grow the output for:
+/// the fields that follow data in a reply or txn (a Stat is 68 bytes) fit without another
+/// reallocation.
+const BUFFER_TRAILER_BYTES: usize = 128;
+
 /// Appends jute-encoded values to a byte buffer.
 pub struct JuteWriter<'a> {
     pub out: &'a mut Vec<u8>,
@@ -162,6 +167,12 @@ impl<'a> JuteWriter<'a> {
         self.out.push(v as u8);
     }
     pub fn write_buffer(&mut self, v: &[u8]) {
+        let needed = 4 + v.len();
+        if self.out.capacity() - self.out.len() < needed {
+            // Exactly what is needed plus room for what usually follows (a Stat): doubling
+            // a frame for a 1 MiB znode reserved 2 MiB and copied through every size below.
+            self.out.reserve_exact(needed + BUFFER_TRAILER_BYTES);
+        }
         self.write_i32(v.len() as i32);
         self.out.extend_from_slice(v);
     }
