@@ -294,19 +294,23 @@ async fn write_loop(
     mut writer: futures_lite::io::WriteHalf<ClientStream>,
     conn: ClientConn,
 ) {
+    // The frames being written: swapped with the outbox's empty queue, so neither queue is
+    // allocated again per batch.
+    let mut taken: VecDeque<Vec<u8>> = VecDeque::new();
     loop {
-        let (buffers, close, traced_reply) = poll_fn(|cx| {
+        let (close, traced_reply) = poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
             if o.queued.is_empty() && !o.close {
                 o.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
             o.writing = std::mem::take(&mut o.queued_bytes);
-            Poll::Ready((std::mem::take(&mut o.queued), o.close, std::mem::take(&mut o.traced_reply)))
+            std::mem::swap(&mut o.queued, &mut taken);
+            Poll::Ready((o.close, std::mem::take(&mut o.traced_reply)))
         })
         .await;
         let mut failed = false;
-        for buffer in buffers {
+        while let Some(buffer) = taken.pop_front() {
             if writer.write_all(&buffer).await.is_err() {
                 failed = true;
                 break;
