@@ -42,6 +42,7 @@ use ringkeeper_engine::zab::{Msg, Relay, ServerId};
 use crate::link;
 use crate::peer_net::{redial_wait, PeerAddress};
 use crate::replica::ApacheSetup;
+use crate::send_queue::SendQueue;
 
 /// Bytes read from a connection at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -65,7 +66,7 @@ pub enum QuorumInput {
 /// Bytes waiting for one connection, and which connection may write them.
 #[derive(Default)]
 struct Outbox {
-    bytes: Vec<u8>,
+    bytes: SendQueue,
     /// Bumped whenever the connection is replaced or closed; a task whose number is not the
     /// current one stops.
     generation: u64,
@@ -75,7 +76,7 @@ struct Outbox {
 
 impl Outbox {
     fn push(&mut self, bytes: &[u8]) {
-        self.bytes.extend_from_slice(bytes);
+        self.bytes.push_slice(bytes);
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -95,21 +96,30 @@ impl Outbox {
 
 /// Writes `outbox` to `writer` until the outbox belongs to a newer connection or a write fails.
 async fn write_outbox(outbox: &RefCell<Outbox>, generation: u64, writer: &mut (impl AsyncWriteExt + Unpin)) {
+    let mut taken = SendQueue::default();
     loop {
-        let bytes = poll_fn(|cx| {
+        let current = poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
             if o.generation != generation {
-                Poll::Ready(None)
+                Poll::Ready(false)
             } else if o.bytes.is_empty() {
                 o.waker = Some(cx.waker().clone());
                 Poll::Pending
             } else {
-                Poll::Ready(Some(std::mem::take(&mut o.bytes)))
+                o.bytes.move_to(&mut taken);
+                Poll::Ready(true)
             }
         })
         .await;
-        let Some(bytes) = bytes else { return };
-        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+        if !current {
+            return;
+        }
+        while let Some(chunk) = taken.pop_chunk() {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
             return;
         }
     }

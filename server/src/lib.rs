@@ -55,6 +55,7 @@ pub mod role_stats;
 pub mod runtime;
 #[cfg(feature = "gssapi")]
 pub mod sasl_gssapi;
+pub mod send_queue;
 pub mod snapshot_store;
 pub mod snapshotter;
 pub mod status;

@@ -27,7 +27,7 @@
 //! client that far behind has stopped reading.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -46,6 +46,7 @@ use crate::link;
 use crate::messages::{NewConnection, ToData, ToNet};
 use crate::request_stats::{PendingReplies, RequestStats};
 use crate::role_stats::{self, Role};
+use crate::send_queue::SendQueue;
 use crate::tls::{ClientStream, Transport};
 
 /// Read buffer of a client connection: the frames a pipelining client sent together (and
@@ -81,18 +82,11 @@ pub struct NetworkLimits {
 /// Open connections per client IP, shared by all network cores.
 pub type ConnectionCounts = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
-/// Frames of at most this many bytes are appended to the queued buffer before them (one
-/// socket write for a pipelining client's small replies); a larger frame is queued as it
-/// is. (Appending every frame to one buffer grew it by doubling: a client not reading
-/// 1 MiB replies left 1+2+4+...+32 MiB of freed buffers with the allocator.)
-const COALESCE_BYTES_MAX: usize = 64 << 10;
-
 /// What a connection's writer has to do.
 struct Outbox {
-    /// Frames waiting for the writer, in order; small ones coalesced ([`COALESCE_BYTES_MAX`]).
-    queued: VecDeque<Vec<u8>>,
-    /// Bytes in `queued`.
-    queued_bytes: usize,
+    /// Frames waiting for the writer, in order (a pipelining client's small replies share
+    /// one socket write).
+    queued: SendQueue,
     /// Bytes the writer took and has not finished writing yet.
     writing: usize,
     close: bool,
@@ -116,16 +110,7 @@ type SharedOutbox = Rc<RefCell<Outbox>>;
 impl Outbox {
     /// Bytes waiting for the client: queued for the writer, or being written.
     fn waiting_bytes(&self) -> usize {
-        self.queued_bytes + self.writing
-    }
-
-    /// Queues `frame` behind the frames already waiting.
-    fn queue(&mut self, frame: Vec<u8>) {
-        self.queued_bytes += frame.len();
-        match self.queued.back_mut() {
-            Some(last) if last.len() + frame.len() <= COALESCE_BYTES_MAX => last.extend_from_slice(&frame),
-            _ => self.queued.push_back(frame),
-        }
+        self.queued.len() + self.writing
     }
 
     /// Whether the reader may take another request: the replies waiting, plus the replies the
@@ -249,7 +234,6 @@ impl NetworkCore {
                         o.waiting_bytes()
                     );
                     o.queued.clear();
-                    o.queued_bytes = 0;
                     o.close = true;
                     if let Some(w) = o.waker.take() {
                         w.wake();
@@ -258,7 +242,7 @@ impl NetworkCore {
                 }
             }
             match bytes {
-                Some(b) => o.queue(b),
+                Some(b) => o.queued.push(b),
                 None => o.close = true,
             }
             o.pending.set_output_pending(o.waiting_bytes() > 0);
@@ -294,9 +278,8 @@ async fn write_loop(
     mut writer: futures_lite::io::WriteHalf<ClientStream>,
     conn: ClientConn,
 ) {
-    // The frames being written: swapped with the outbox's empty queue, so neither queue is
-    // allocated again per batch.
-    let mut taken: VecDeque<Vec<u8>> = VecDeque::new();
+    // The frames being written.
+    let mut taken = SendQueue::default();
     loop {
         let (close, traced_reply) = poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
@@ -304,13 +287,13 @@ async fn write_loop(
                 o.waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            o.writing = std::mem::take(&mut o.queued_bytes);
-            std::mem::swap(&mut o.queued, &mut taken);
+            o.writing = o.queued.len();
+            o.queued.move_to(&mut taken);
             Poll::Ready((o.close, std::mem::take(&mut o.traced_reply)))
         })
         .await;
         let mut failed = false;
-        while let Some(buffer) = taken.pop_front() {
+        while let Some(buffer) = taken.pop_chunk() {
             if writer.write_all(&buffer).await.is_err() {
                 failed = true;
                 break;
@@ -392,8 +375,7 @@ async fn serve(
         }
     };
     let outbox: SharedOutbox = Rc::new(RefCell::new(Outbox {
-        queued: VecDeque::new(),
-        queued_bytes: 0,
+        queued: SendQueue::default(),
         writing: 0,
         close: false,
         waker: None,

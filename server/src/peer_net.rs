@@ -67,6 +67,7 @@ use crate::config::QuorumSasl;
 use crate::quorum_sasl;
 use crate::quorum_tls::QuorumTls;
 use crate::role_stats::{self, Role};
+use crate::send_queue::SendQueue;
 
 /// First bytes of every peer connection ("RKZE"); the letter after "RKZ" is the peer
 /// protocol's version, so members of builds that cannot talk refuse each other at once.
@@ -185,7 +186,7 @@ pub enum PeerInput {
 }
 
 struct Outbox {
-    bytes: Vec<u8>,
+    bytes: SendQueue,
     connected: bool,
     waker: Option<Waker>,
     /// Where the peer is dialled: read again before every connection attempt, so a reconfig
@@ -313,8 +314,12 @@ impl PeerNet {
             }
             return;
         }
-        let outbox =
-            Rc::new(RefCell::new(Outbox { bytes: Vec::new(), connected: false, waker: None, address }));
+        let outbox = Rc::new(RefCell::new(Outbox {
+            bytes: SendQueue::default(),
+            connected: false,
+            waker: None,
+            address,
+        }));
         inner.outboxes.borrow_mut().insert(id, outbox.clone());
         let link = DialledLink {
             hello: Hello {
@@ -355,12 +360,14 @@ impl PeerNet {
         if !o.connected {
             return;
         }
-        let start = o.bytes.len();
-        o.bytes.extend_from_slice(&[0; 4]);
-        o.bytes.push(kind as u8);
-        payload_writer(&mut o.bytes);
-        let len = (o.bytes.len() - start - 4) as u32;
-        o.bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        o.bytes.write(|chunk| {
+            let start = chunk.len();
+            chunk.extend_from_slice(&[0; 4]);
+            chunk.push(kind as u8);
+            payload_writer(chunk);
+            let len = (chunk.len() - start - 4) as u32;
+            chunk[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        });
         if let Some(w) = o.waker.take() {
             w.wake();
         }
@@ -531,18 +538,25 @@ async fn write_link(
     }
     outbox.borrow_mut().connected = true;
     log::debug!("peer link up");
+    let mut taken = SendQueue::default();
     loop {
-        let bytes = poll_fn(|cx| {
+        poll_fn(|cx| {
             let mut o = outbox.borrow_mut();
             if o.bytes.is_empty() {
                 o.waker = Some(cx.waker().clone());
                 Poll::Pending
             } else {
-                Poll::Ready(std::mem::take(&mut o.bytes))
+                o.bytes.move_to(&mut taken);
+                Poll::Ready(())
             }
         })
         .await;
-        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
+        while let Some(chunk) = taken.pop_chunk() {
+            if stream.write_all(&chunk).await.is_err() {
+                return Dialled::Lost;
+            }
+        }
+        if stream.flush().await.is_err() {
             return Dialled::Lost;
         }
     }

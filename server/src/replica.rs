@@ -377,8 +377,9 @@ struct LoggedHistory {
 }
 
 /// Per epoch, the last zxid of the log, and its most recent txns (for DIFF).
-fn read_history(log_dir: &Path, history_max: usize) -> anyhow::Result<LoggedHistory> {
+fn read_history(log_dir: &Path, bounds: &PeerConfig) -> anyhow::Result<LoggedHistory> {
     let mut history: VecDeque<(i64, SharedTxn)> = VecDeque::new();
+    let mut history_bytes = 0;
     let mut base = 0;
     let mut ends: Vec<i64> = Vec::new();
     let segments = segment_paths(log_dir)?;
@@ -396,9 +397,12 @@ fn read_history(log_dir: &Path, history_max: usize) -> anyhow::Result<LoggedHist
             }
             let mut txn = TxnBytes::new();
             txn.extend_from_slice(record.payload);
+            history_bytes += txn.len();
             history.push_back((record.zxid, Arc::new(txn)));
-            if history.len() > history_max {
-                base = history.pop_front().map(|(z, _)| z).unwrap_or(base);
+            while bounds.history_over(history.len(), history_bytes) {
+                let Some((z, oldest)) = history.pop_front() else { break };
+                history_bytes -= oldest.len();
+                base = z;
             }
         })?;
         if index == 0 && history.len() as u64 == scanned.records {
@@ -441,10 +445,11 @@ pub fn prepare(config: &Config) -> anyhow::Result<Option<ReplicaSetup>> {
     peer_config.election_retry_ms = config.zab_election_retry_ms as i64;
     peer_config.sync_timeout_ms = config.init_limit as i64 * config.tick_time_ms as i64;
     peer_config.history_max = config.zab_history_max;
+    peer_config.history_bytes_max = config.zab_history_bytes_max;
     peer_config.versions_initial_config =
         config.reconfig_enabled && config.quorum_protocol == QuorumProtocol::Ringkeeper;
     let LoggedHistory { txns: history, base: mut history_base, mut epoch_ends } =
-        read_history(config.log_dir(), config.zab_history_max)?;
+        read_history(config.log_dir(), &peer_config)?;
     let (snapshot_zxid, snapshot_ends) = snapshot_epoch_ends(&config.data_dir)?;
     if history.is_empty() {
         // Only a snapshot: the state starts there.
@@ -563,8 +568,15 @@ mod tests {
         std::fs::write(dir.join(txlog::segment_file_name(1)), segment).unwrap();
         // Killed between renaming the zero-filled spare into place and writing its header.
         std::fs::write(dir.join(txlog::segment_file_name(0x1_0000_0001)), vec![0u8; 8192]).unwrap();
-        let history = read_history(dir, 10).unwrap();
+        let bounds = PeerConfig { history_max: 10, ..PeerConfig::new(1, vec![1], Vec::new()) };
+        let history = read_history(dir, &bounds).unwrap();
         assert_eq!(history.txns.iter().map(|(zxid, _)| *zxid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(history.epoch_ends, [3]);
+        // Bounded in bytes: the newest txn stays, the history starts after the last one dropped.
+        let one_byte = PeerConfig { history_bytes_max: 1, ..bounds };
+        let history = read_history(dir, &one_byte).unwrap();
+        assert_eq!(history.txns.iter().map(|(zxid, _)| *zxid).collect::<Vec<_>>(), [3]);
+        assert_eq!(history.base, 2);
         assert_eq!(history.epoch_ends, [3]);
     }
 }

@@ -370,6 +370,54 @@ async fn a_follower_too_far_behind_for_diff_is_sent_a_snapshot() {
     blocking(|| wait_same_zxid(&ensemble, STEP));
 }
 
+/// Growth of the leader's RSS allowed while 100 MiB of 512 KiB values pass through it with
+/// `historyBytesMax` at 8 MiB. Before the byte bound the history kept all of them (only
+/// `historyMax`, 100,000 txns, limited it): over 100 MiB.
+const LARGE_VALUES_LEADER_RSS_GROWTH_MAX: u64 = 48 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_keep_the_leaders_diff_history_bounded_in_bytes_and_a_follower_behind_it_gets_a_snapshot(
+) {
+    if ringkeeper_tests::Target::from_env() == ringkeeper_tests::Target::Apache {
+        eprintln!("skipped for Apache: ringkeeper.zab.historyBytesMax is ringkeeper's");
+        return;
+    }
+    const VALUE_BYTES: usize = 512 << 10;
+    const WRITES: usize = 200;
+    let mut ensemble = blocking(|| Ensemble::start(3, 0, "ringkeeper.zab.historyBytesMax=8388608"));
+    let leader = ensemble.wait_leader(STEP);
+    let follower = (leader + 1) % 3;
+    let pid = ensemble.pid(leader).expect("the leader's process");
+    let client = connect(&ensemble.address(leader)).await;
+    within("create", client.create("/big", b"", &open())).await.expect("create /big");
+    blocking(|| ensemble.kill(follower));
+    let baseline = common::resident_bytes(pid);
+    let mut peak = baseline;
+    for n in 0..WRITES {
+        let value = vec![n as u8; VALUE_BYTES];
+        within("set", client.set_data("/big", &value, None)).await.expect("set /big");
+        peak = peak.max(common::resident_bytes(pid));
+    }
+    let growth = peak.saturating_sub(baseline);
+    common::assert_rss_growth_below(
+        growth,
+        LARGE_VALUES_LEADER_RSS_GROWTH_MAX,
+        &format!("(the leader) for {WRITES} values of {VALUE_BYTES} B"),
+    );
+    // The follower is 200 txns behind and the leader kept about 16: it is sent a snapshot.
+    blocking(|| ensemble.restart(follower));
+    blocking(|| wait_same_zxid(&ensemble, STEP));
+    assert!(
+        ensemble.log(follower).contains("installing the leader's snapshot"),
+        "no SNAP:\n{}",
+        ensemble.log(follower)
+    );
+    let on_follower = connect(&ensemble.address(follower)).await;
+    let (data, stat) = within("get", on_follower.get_data("/big")).await.expect("get /big on the follower");
+    assert_eq!(data, vec![(WRITES - 1) as u8; VALUE_BYTES]);
+    assert_eq!(stat.version, WRITES as i32);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_leader_failover_a_dead_sessions_ephemeral_goes_and_its_watch_fires_once() {
     let mut ensemble = blocking(|| Ensemble::start(3, 0, ""));

@@ -23,7 +23,9 @@ pub mod relay;
 
 pub use membership::{Member, Membership};
 pub use msg::{CarriedConfig, Msg, ServerState, Vote};
-pub use peer::{Action, Event, LearnerCounts, Peer, PeerConfig, Recovered, RoleView};
+pub use peer::{
+    Action, Event, LearnerCounts, Peer, PeerConfig, Recovered, RoleView, DEFAULT_HISTORY_BYTES_MAX,
+};
 pub use relay::Relay;
 
 use std::sync::Arc;

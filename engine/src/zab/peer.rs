@@ -65,6 +65,10 @@ pub struct PeerConfig {
     pub sync_timeout_ms: i64,
     /// Recent txns kept in memory for DIFF.
     pub history_max: usize,
+    /// Bytes of txns kept in memory for DIFF: the oldest go first once the history holds more
+    /// (the newest txn always stays), so large znode values cannot make `history_max` txns a
+    /// multi-gigabyte history.
+    pub history_bytes_max: usize,
     /// Highest zxid counter a leader uses before forcing a new epoch.
     pub counter_limit: u32,
     /// A voter that never leads: its vote for itself loses to every other vote, so it adopts
@@ -106,6 +110,7 @@ impl PeerConfig {
             election_retry_ms: 100,
             sync_timeout_ms: 5_000,
             history_max: 100_000,
+            history_bytes_max: DEFAULT_HISTORY_BYTES_MAX,
             counter_limit: u32::MAX - 1,
             never_leads: false,
             apache_learners: false,
@@ -363,6 +368,8 @@ pub struct Peer {
     applied: i64,
     history_base: i64,
     history: VecDeque<(i64, SharedTxn)>,
+    /// Bytes of the txns in `history`.
+    history_bytes: usize,
     /// Learner: logged, not yet applied.
     pending: VecDeque<(i64, SharedTxn)>,
     epoch_ends: BTreeMap<u32, i64>,
@@ -375,6 +382,18 @@ pub struct Peer {
     /// The configuration version each peer's last election notification reported: a peer
     /// behind this server's is sent the whole configuration.
     peer_config_versions: BTreeMap<ServerId, i64>,
+}
+
+/// Default [`PeerConfig::history_bytes_max`]: 64 MiB (100 B values: all of `history_max`;
+/// 1 MiB values: the last 64 txns, where Apache keeps 500 proposals in memory).
+pub const DEFAULT_HISTORY_BYTES_MAX: usize = 64 << 20;
+
+impl PeerConfig {
+    /// Whether a history of `txns` txns holding `bytes` bytes is over `history_max` or
+    /// `history_bytes_max` (its oldest txn goes; the newest always stays).
+    pub fn history_over(&self, txns: usize, bytes: usize) -> bool {
+        txns > self.history_max || (bytes > self.history_bytes_max && txns > 1)
+    }
 }
 
 impl Peer {
@@ -394,7 +413,8 @@ impl Peer {
         // must not rank below a server holding less, in elections or in discovery.
         let current_epoch = recovered.current_epoch.max(epoch_of(last_logged));
         let pending_config = last_seen_reconfig(&recovered.history, cfg.config_version);
-        Peer {
+        let history_bytes = recovered.history.iter().map(|(_, txn)| txn.len()).sum();
+        let mut peer = Peer {
             phase: Phase::Looking(Election {
                 vote: Vote { leader: cfg.my_id, zxid: last_logged, epoch: current_epoch },
                 votes: BTreeMap::new(),
@@ -413,12 +433,15 @@ impl Peer {
             applied: last_logged,
             history_base: recovered.history_base,
             history: recovered.history.into(),
+            history_bytes,
             pending: VecDeque::new(),
             epoch_ends,
             heard,
             pending_config,
             peer_config_versions: BTreeMap::new(),
-        }
+        };
+        peer.trim_history();
+        peer
     }
 
     /// The first actions: announce the start of an election.
@@ -1367,11 +1390,18 @@ impl Peer {
         }
         self.last_logged = zxid;
         self.epoch_ends.insert(epoch_of(zxid), zxid);
+        self.history_bytes += txn.len();
         self.history.push_back((zxid, txn));
-        while self.history.len() > self.cfg.history_max {
-            if let Some((z, _)) = self.history.pop_front() {
-                self.history_base = z;
-            }
+        self.trim_history();
+    }
+
+    /// Drops the oldest txns of the history beyond its bounds ([`PeerConfig::history_over`]);
+    /// a learner behind the oldest left gets a snapshot.
+    fn trim_history(&mut self) {
+        while self.cfg.history_over(self.history.len(), self.history_bytes) {
+            let Some((z, txn)) = self.history.pop_front() else { break };
+            self.history_bytes -= txn.len();
+            self.history_base = z;
         }
     }
 
@@ -1463,6 +1493,7 @@ impl Peer {
             Msg::Snapshot { zxid, epoch_ends, image, .. } => {
                 self.pending_config = None;
                 self.history.clear();
+                self.history_bytes = 0;
                 self.pending.clear();
                 self.history_base = zxid;
                 self.last_logged = zxid;
@@ -1543,7 +1574,9 @@ impl Peer {
             self.pending_config = None;
         }
         while self.history.back().is_some_and(|(z, _)| *z > zxid) {
-            self.history.pop_back();
+            if let Some((_, txn)) = self.history.pop_back() {
+                self.history_bytes -= txn.len();
+            }
         }
         self.pending.clear();
         self.last_logged = zxid;

@@ -301,6 +301,9 @@ pub struct Config {
     /// `ringkeeper.zab.historyMax`: txns a leader keeps in memory to bring a learner up to date
     /// with DIFF; a learner further behind gets a snapshot (SNAP).
     pub zab_history_max: usize,
+    /// `ringkeeper.zab.historyBytesMax`: bytes of txns kept for DIFF (the oldest go first), so
+    /// large znode values do not make `historyMax` txns gigabytes.
+    pub zab_history_bytes_max: usize,
     /// `metricsProvider.className=`[`PROMETHEUS_METRICS_PROVIDER`]: serve `/metrics` on
     /// `metricsProvider.httpHost` (default 0.0.0.0) : `metricsProvider.httpPort` (default 7000).
     pub metrics_endpoint: Option<HttpEndpoint>,
@@ -705,6 +708,7 @@ impl Config {
             zab_finalize_wait_ms: 30,
             zab_election_retry_ms: 100,
             zab_history_max: 100_000,
+            zab_history_bytes_max: ringkeeper_engine::zab::DEFAULT_HISTORY_BYTES_MAX,
             metrics_endpoint: None,
             admin_endpoint: None,
             secure_client_port: None,
@@ -928,6 +932,9 @@ impl Config {
                 "ringkeeper.zab.electionRetryMs" => cfg.zab_election_retry_ms = parse_millis(key, value)?,
                 "ringkeeper.zab.historyMax" => {
                     cfg.zab_history_max = parse_int(key, value, 1, 100_000_000, "a positive integer (txns)")? as usize;
+                }
+                "ringkeeper.zab.historyBytesMax" => {
+                    cfg.zab_history_bytes_max = parse_int(key, value, 1, 1 << 40, "a positive integer (bytes)")? as usize;
                 }
                 "ringkeeper.log.segmentBytes" => {
                     let what = "a multiple of 4096 of at least 65536 (bytes)";

@@ -437,6 +437,12 @@ pub fn resident_bytes(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// Prints a server's RSS `growth` during `what`, and fails the test when it reached `bound`.
+pub fn assert_rss_growth_below(growth: u64, bound: u64, what: &str) {
+    eprintln!("server RSS grew by {} KiB {what}", growth >> 10);
+    assert!(growth < bound, "RSS grew by {} MiB (bound {} MiB) {what}", growth >> 20, bound >> 20);
+}
+
 /// The random source of a randomized test, seeded from `RINGKEEPER_TEST_SEED` or else the
 /// clock; the seed is printed so that a failing run can be replayed.
 pub fn seeded_rng() -> Rng {
