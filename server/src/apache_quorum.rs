@@ -114,12 +114,7 @@ async fn write_outbox(outbox: &RefCell<Outbox>, generation: u64, writer: &mut (i
         if !current {
             return;
         }
-        while let Some(chunk) = taken.pop_chunk() {
-            if writer.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
+        if taken.write_to(writer, |_| {}).await.is_err() || writer.flush().await.is_err() {
             return;
         }
     }

@@ -292,18 +292,13 @@ async fn write_loop(
             Poll::Ready((o.close, std::mem::take(&mut o.traced_reply)))
         })
         .await;
-        let mut failed = false;
-        while let Some(buffer) = taken.pop_chunk() {
-            if writer.write_all(&buffer).await.is_err() {
-                failed = true;
-                break;
-            }
-            // Each buffer written makes room for the reader's next request.
+        // Each chunk written makes room for the reader's next request.
+        let written = taken.write_to(&mut writer, |len| {
             let mut o = outbox.borrow_mut();
-            o.writing -= buffer.len();
+            o.writing -= len;
             o.wake_reader();
-        }
-        if failed {
+        });
+        if written.await.is_err() {
             break;
         }
         if traced_reply {

@@ -551,12 +551,7 @@ async fn write_link(
             }
         })
         .await;
-        while let Some(chunk) = taken.pop_chunk() {
-            if stream.write_all(&chunk).await.is_err() {
-                return Dialled::Lost;
-            }
-        }
-        if stream.flush().await.is_err() {
+        if taken.write_to(&mut stream, |_| {}).await.is_err() || stream.flush().await.is_err() {
             return Dialled::Lost;
         }
     }

@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 
+use futures_lite::{AsyncWrite, AsyncWriteExt};
+
 /// Frames are appended to the last chunk while it stays within this many bytes.
 pub const CHUNK_BYTES: usize = 64 << 10;
 
@@ -76,6 +78,20 @@ impl SendQueue {
         let chunk = self.chunks.pop_front()?;
         self.len -= chunk.len();
         Some(chunk)
+    }
+
+    /// Writes every chunk to `writer` in order (no flush), calling `written` with each chunk's
+    /// length once it is written; stops at the first failed write.
+    pub async fn write_to(
+        &mut self,
+        writer: &mut (impl AsyncWrite + Unpin),
+        mut written: impl FnMut(usize),
+    ) -> std::io::Result<()> {
+        while let Some(chunk) = self.pop_chunk() {
+            writer.write_all(&chunk).await?;
+            written(chunk.len());
+        }
+        Ok(())
     }
 }
 
